@@ -1,0 +1,3 @@
+from moxcli.cli import main
+
+main()

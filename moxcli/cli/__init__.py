@@ -1,0 +1,142 @@
+"""The `moxcli` command: a root group whose subcommands are imported only when used.
+
+`moxcli --help` reads the short help texts below and imports no command module, so it stays
+fast (no dnspython, cryptography or rich at start-up).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from moxcli import __version__
+from moxcli.errors import EXIT_TEMPORARY, MoxcliError
+
+# name -> (module, attribute, short help). Help texts must equal each command's first
+# docstring line (tests/test_cli_frame.py checks it).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("moxcli.cli.setup", "init_cmd", "Create the data directory, config and DKIM keys; print DNS records."),
+    "dns": ("moxcli.cli.setup", "dns_group", "DNS records to publish for the configured domains."),
+    "check": ("moxcli.cli.posture", "check_group", "Check TLSRPT records and a domain's whole TLS posture."),
+    "fetch": ("moxcli.cli.posture", "fetch_group", "Fetch and validate MTA-STS policies."),
+    "verify": ("moxcli.cli.posture", "verify_group", "Verify DANE for SMTP hosts."),
+    "dane": ("moxcli.cli.posture", "dane_group", "DANE helpers: make TLSA records."),
+    "mtasts": ("moxcli.cli.posture", "mtasts_group", "The MTA-STS policy cache: list and refresh."),
+    "queue": ("moxcli.cli.queue", "queue_group", "The outgoing queue: add, list, run deliveries."),
+    "tlsresults": ("moxcli.cli.queue", "tlsresults_group", "TLS results recorded by deliveries."),
+    "send-tlsreports": ("moxcli.cli.tlsreports", "send_tlsreports_cmd", "Send the daily TLS reports (RFC 8460)."),
+    "tlsreports": ("moxcli.cli.tlsreports", "tlsreports_group", "Incoming TLS reports: import, list, show."),
+    "suppress": ("moxcli.cli.suppress", "suppress_group", "Suppression lists for TLS and DMARC report addresses."),
+    "dmarc": ("moxcli.cli.dmarc", "dmarc_group", "DMARC evaluations: record them for aggregate reports."),
+    "send-dmarcreports": ("moxcli.cli.dmarc", "send_dmarcreports_cmd", "Send the DMARC aggregate reports that are due."),
+    "send-reports": ("moxcli.cli.dmarc", "send_reports_cmd", "Run whichever report jobs are due (for an hourly cron line)."),
+    "dmarcreports": ("moxcli.cli.dmarc", "dmarcreports_group", "Incoming DMARC aggregate reports: import, list, show."),
+    "backup": ("moxcli.cli.data", "backup_cmd", "Make a consistent backup of the data directory."),
+    "verifydata": ("moxcli.cli.data", "verifydata_cmd", "Check a data directory for problems."),
+    "gentestdata": ("moxcli.cli.data", "gentestdata_cmd", "Generate a deterministic data directory for tests."),
+    "import": ("moxcli.cli.mail", "import_group", "Import mbox files or maildirs into an account."),
+    "account": ("moxcli.cli.mail", "account_group", "Accounts in the store."),
+    "mailbox": ("moxcli.cli.mail", "mailbox_group", "Mailboxes of an account."),
+    "message": ("moxcli.cli.mail", "message_group", "Messages of a mailbox."),
+}
+
+
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(COMMANDS[name][0]) is not None
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs or asks for its own help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [n for n in COMMANDS if _available(n)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None or not _available(cmd_name):
+            return None
+        module = importlib.import_module(entry[0])
+        return getattr(module, entry[1])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, COMMANDS[n][2]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MoxcliError as exc:
+            click.echo(f"moxcli: {str(exc).translate(_CONTROL)}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("moxcli: interrupted", err=True)
+            ctx.exit(130)
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                ctx.exit(0)
+            if exc.filename is None:
+                raise
+            click.echo(f"moxcli: {exc.filename}: {exc.strerror}", err=True)
+            ctx.exit(EXIT_TEMPORARY if isinstance(exc, (TimeoutError, ConnectionError)) else 1)
+
+
+_CONTROL = {i: f"\\x{i:02x}" for i in list(range(0x20)) + [0x7F]}
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="MOXCLI_DATA",
+    help="Data directory [env MOXCLI_DATA; default $XDG_DATA_HOME/moxcli].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="MOXCLI_CONFIG",
+    help="Config file [env MOXCLI_CONFIG; default <data>/moxcli.toml].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warn", "error"]),
+    default="warn",
+    show_default=True,
+    help="Log lines (logfmt) on stderr at this level and above.",
+)
+@click.version_option(__version__, prog_name="moxcli")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, config_file: Path | None, log_level: str) -> None:
+    """moxcli: TLS posture, delivery with TLS reporting, DMARC and TLS reports, and
+    data tools for mail-server operators.
+
+    Exit codes: 0 ok, 1 what was checked is wrong or failed, 2 usage or configuration
+    error, 3 temporary failure (DNS, network, a lock held by another run).
+
+    \b
+    Examples:
+      moxcli check tlsrpt example.com
+      moxcli check domain --json example.com example.net
+      moxcli --data /var/lib/moxcli send-tlsreports --dry-run
+    """
+    from moxcli import log
+    from moxcli.context import AppContext, default_data_dir
+
+    log.setup(log_level)
+    ctx.obj = AppContext(data_dir=data_dir or default_data_dir(), config_file=config_file)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="moxcli")
+    except KeyboardInterrupt:
+        click.echo("moxcli: interrupted", err=True)
+        sys.exit(130)

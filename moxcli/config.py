@@ -1,0 +1,364 @@
+"""The TOML configuration: read with tomllib, validated into frozen dataclasses.
+
+Key names are a contract (scripts write them). Unknown keys and bad values raise
+ConfigError naming the key and the file. Relative paths are relative to the config file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from moxcli.domain import DomainError, parse_domain
+from moxcli.errors import ConfigError
+
+DKIM_ALGORITHMS = ("ed25519", "rsa")
+DMARC_REPORT_FORMATS = ("rfc7489", "rfc9990")
+
+
+@dataclass(frozen=True)
+class DKIMSelector:
+    name: str
+    private_key_file: Path
+    algorithm: str = "ed25519"
+    hash: str = "sha256"
+    canonicalization: str = "relaxed/relaxed"
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DKIMConfig:
+    selectors: Mapping[str, DKIMSelector] = field(default_factory=dict)
+    sign: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportDestination:
+    """Where reports about a domain arrive: `<localpart>@<domain>`, kept in account/mailbox."""
+
+    localpart: str
+    domain: str
+    account: str
+    mailbox: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.localpart}@{self.domain}"
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    name: str
+    dkim: DKIMConfig = field(default_factory=DKIMConfig)
+    tlsrpt: ReportDestination | None = None
+    dmarc: ReportDestination | None = None
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Postmaster:
+    account: str = "postmaster"
+    mailbox: str = "Postmaster"
+
+
+@dataclass(frozen=True)
+class HostTLSRPT:
+    localpart: str
+    account: str
+    mailbox: str
+
+
+@dataclass(frozen=True)
+class DNSConfig:
+    resolvers: tuple[tuple[str, int], ...] = ()
+    trust_ad: bool = False
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    ca_files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    smtp_port: int = 25
+    https_port: int = 443
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    hostname: str = "localhost"
+    postmaster: Postmaster = field(default_factory=Postmaster)
+    host_tlsrpt: HostTLSRPT | None = None
+    domains: Mapping[str, DomainConfig] = field(default_factory=dict)
+    no_outgoing_tls_reports: bool = False
+    outgoing_tls_reports_for_all_success: bool = False
+    no_outgoing_dmarc_reports: bool = False
+    dmarc_report_format: str = "rfc7489"
+    quota_message_size: int = 0
+    dns: DNSConfig = field(default_factory=DNSConfig)
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    @property
+    def exists(self) -> bool:
+        return self.path is not None
+
+    def domain(self, name: str) -> DomainConfig | None:
+        """The configured domain by ASCII or Unicode name."""
+        try:
+            d = parse_domain(name)
+        except DomainError:
+            return None
+        return self.domains.get(d.ascii)
+
+
+class _Reader:
+    """Walks one TOML table, remembering the dotted key path for error messages."""
+
+    def __init__(self, file: Path, table: Mapping[str, Any], path: str = "") -> None:
+        self.file = file
+        self.table = dict(table)
+        self.path = path
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.key(name)}: {msg}")
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        self.used.add(name)
+        if name not in self.table:
+            if required:
+                raise self.error(name, "required key missing")
+            return default
+        value = self.table[name]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.error(name, f"expected {_toml_type(want)}, got {_toml_type(type(value).__name__)} {value!r}")
+        return value
+
+    def sub(self, name: str, required: bool = False) -> "_Reader | None":
+        table = self.get(name, dict, required=required)
+        return None if table is None else _Reader(self.file, table, self.key(name))
+
+    def str_list(self, name: str) -> tuple[str, ...]:
+        values = self.get(name, list, [])
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                raise self.error(f"{name}[{i}]", f"expected string, got {v!r}")
+        return tuple(values)
+
+    def path_value(self, name: str, required: bool = False) -> Path | None:
+        value = self.get(name, str, required=required)
+        if value is None:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.file.parent / p)
+
+    def done(self) -> None:
+        for name in self.table:
+            if name not in self.used:
+                raise self.error(name, "unknown key")
+
+
+def _toml_type(pyname: str) -> str:
+    return {"str": "string", "int": "integer", "bool": "boolean", "dict": "table", "list": "array"}.get(pyname, pyname)
+
+
+def _domain_name(r: _Reader, name: str, value: str) -> str:
+    try:
+        return parse_domain(value).ascii
+    except DomainError as exc:
+        raise r.error(name, f"invalid domain {value!r}: {exc}") from None
+
+
+def _destination(r: _Reader | None, default_domain: str) -> ReportDestination | None:
+    if r is None:
+        return None
+    dest = ReportDestination(
+        localpart=r.get("localpart", str, required=True),
+        domain=_domain_name(r, "domain", r.get("domain", str, default_domain)),
+        account=r.get("account", str, required=True),
+        mailbox=r.get("mailbox", str, required=True),
+    )
+    r.done()
+    return dest
+
+
+def _dkim(r: _Reader | None) -> DKIMConfig:
+    if r is None:
+        return DKIMConfig()
+    selectors: dict[str, DKIMSelector] = {}
+    sel_table = r.sub("selectors")
+    if sel_table is not None:
+        for sel_name in list(sel_table.table):
+            s = sel_table.sub(sel_name)
+            assert s is not None
+            algorithm = s.get("algorithm", str, "ed25519")
+            if algorithm not in DKIM_ALGORITHMS:
+                raise s.error("algorithm", f"must be one of {', '.join(DKIM_ALGORITHMS)}, got {algorithm!r}")
+            hash_name = s.get("hash", str, "sha256")
+            if hash_name != "sha256":
+                raise s.error("hash", f"only sha256 is supported, got {hash_name!r}")
+            canon = s.get("canonicalization", str, "relaxed/relaxed")
+            if canon not in ("relaxed/relaxed", "relaxed/simple", "simple/simple", "simple/relaxed"):
+                raise s.error("canonicalization", f"invalid value {canon!r}")
+            selectors[sel_name] = DKIMSelector(
+                name=sel_name,
+                private_key_file=s.path_value("private_key_file", required=True),
+                algorithm=algorithm,
+                hash=hash_name,
+                canonicalization=canon,
+                headers=s.str_list("headers"),
+            )
+            s.done()
+        sel_table.done()
+    sign = r.str_list("sign") or tuple(selectors)
+    for s in sign:
+        if s not in selectors:
+            raise r.error("sign", f"selector {s!r} is not defined in selectors")
+    r.done()
+    return DKIMConfig(selectors=selectors, sign=sign)
+
+
+def _resolver(r: _Reader, index: int, text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, "53"
+    host = host.strip("[]")
+
+
+    try:
+        ipaddress.ip_address(host)
+        port_num = int(port)
+        if not 0 < port_num < 65536:
+            raise ValueError
+    except ValueError:
+        raise r.error(f"resolvers[{index}]", f"expected host:port with an IP address, got {text!r}") from None
+    return host, port_num
+
+
+def _port(r: _Reader, name: str, default: int) -> int:
+    value = r.get(name, int, default)
+    if not 0 < value < 65536:
+        raise r.error(name, f"port out of range: {value}")
+    return value
+
+
+def parse_config(text: str, file: Path) -> Config:
+    """Validate TOML text; ``file`` names the file in errors and anchors relative paths."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    r = _Reader(file, data)
+    hostname_text = r.get("hostname", str, "localhost")
+    hostname = _domain_name(r, "hostname", hostname_text) if hostname_text != "localhost" else "localhost"
+
+    pm = r.sub("postmaster")
+    postmaster = Postmaster()
+    if pm is not None:
+        postmaster = Postmaster(account=pm.get("account", str, "postmaster"), mailbox=pm.get("mailbox", str, "Postmaster"))
+        pm.done()
+
+    ht = r.sub("host_tlsrpt")
+    host_tlsrpt = None
+    if ht is not None:
+        host_tlsrpt = HostTLSRPT(
+            localpart=ht.get("localpart", str, "tlsreports"),
+            account=ht.get("account", str, postmaster.account),
+            mailbox=ht.get("mailbox", str, "TLSRPT"),
+        )
+        ht.done()
+
+    domains: dict[str, DomainConfig] = {}
+    dt = r.sub("domains")
+    if dt is not None:
+        for name in list(dt.table):
+            ascii_name = _domain_name(dt, name, name)
+            d = dt.sub(name)
+            assert d is not None
+            domains[ascii_name] = DomainConfig(
+                name=ascii_name,
+                dkim=_dkim(d.sub("dkim")),
+                tlsrpt=_destination(d.sub("tlsrpt"), ascii_name),
+                dmarc=_destination(d.sub("dmarc"), ascii_name),
+                disabled=d.get("disabled", bool, False),
+            )
+            d.done()
+        dt.done()
+
+    dns_cfg = DNSConfig()
+    dn = r.sub("dns")
+    if dn is not None:
+        resolvers = tuple(_resolver(dn, i, t) for i, t in enumerate(dn.str_list("resolvers")))
+        timeout = dn.get("timeout", (int, float), 5.0)
+        if timeout <= 0:
+            raise dn.error("timeout", "must be positive")
+        dns_cfg = DNSConfig(resolvers=resolvers, trust_ad=dn.get("trust_ad", bool, False), timeout=float(timeout))
+        dn.done()
+
+    tls_cfg = TLSConfig()
+    tl = r.sub("tls")
+    if tl is not None:
+        files = []
+        for i, f in enumerate(tl.str_list("ca_files")):
+            p = Path(f).expanduser()
+            p = p if p.is_absolute() else file.parent / p
+            if not p.is_file():
+                raise tl.error(f"ca_files[{i}]", f"no such file: {p}")
+            files.append(p)
+        tls_cfg = TLSConfig(ca_files=tuple(files))
+        tl.done()
+
+    net = NetworkConfig()
+    nt = r.sub("network")
+    if nt is not None:
+        net = NetworkConfig(smtp_port=_port(nt, "smtp_port", 25), https_port=_port(nt, "https_port", 443))
+        nt.done()
+
+    fmt = r.get("dmarc_report_format", str, "rfc7489")
+    if fmt not in DMARC_REPORT_FORMATS:
+        raise r.error("dmarc_report_format", f"must be one of {', '.join(DMARC_REPORT_FORMATS)}, got {fmt!r}")
+    quota = r.get("quota_message_size", int, 0)
+    if quota < 0:
+        raise r.error("quota_message_size", "must not be negative")
+
+    cfg = Config(
+        path=file,
+        hostname=hostname,
+        postmaster=postmaster,
+        host_tlsrpt=host_tlsrpt,
+        domains=domains,
+        no_outgoing_tls_reports=r.get("no_outgoing_tls_reports", bool, False),
+        outgoing_tls_reports_for_all_success=r.get("outgoing_tls_reports_for_all_success", bool, False),
+        no_outgoing_dmarc_reports=r.get("no_outgoing_dmarc_reports", bool, False),
+        dmarc_report_format=fmt,
+        quota_message_size=quota,
+        dns=dns_cfg,
+        tls=tls_cfg,
+        network=net,
+    )
+    r.done()
+    return cfg
+
+
+def load_config(file: Path, required: bool = False) -> Config:
+    """Read ``file``; a missing optional file gives the defaults (commands that need no config)."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{file}: config file not found (create one with `moxcli init DOMAIN --hostname HOST`)") from None
+        return Config()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read config: {exc}") from None
+    return parse_config(text, file)

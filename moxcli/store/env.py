@@ -1,0 +1,343 @@
+"""The LMDB environment: open, transactions, record encoding, map growth.
+
+LMDB gives us what the store promises: one writer at a time across processes, readers that
+never block behind a writer (MVCC), and a file that is consistent after a crash at any point
+(copy-on-write pages, the meta page is switched at commit).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import lmdb
+import msgpack
+
+from moxcli.errors import ConfigError, StoreError
+from moxcli.store import migrate
+from moxcli.store.schema import META, SCHEMA_VERSION, TABLES, TABLES_BY_NAME, Table
+
+T = TypeVar("T")
+
+DEFAULT_MAP_SIZE = 1 << 30
+MAX_MAP_SIZE = 1 << 40
+STORE_DIR = "store"
+
+
+class StoreNeedsMigration(StoreError):
+    """A read-only open found an older schema: the caller decides (migrate a copy, or reopen writable)."""
+
+    def __init__(self, path: Path, version: int) -> None:
+        super().__init__(f"{path}: store has schema version {version}, this moxcli uses {SCHEMA_VERSION}; it needs a migration")
+        self.version = version
+
+
+def encode(table: Table, record: dict[str, Any]) -> bytes:
+    return msgpack.packb({**record, "_v": table.version}, use_bin_type=True)
+
+
+def decode(table: Table, key: bytes, raw: bytes) -> dict[str, Any]:
+    try:
+        record = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise StoreError(f"table {table.name}: record {key!r} does not decode: {exc}") from None
+    if not isinstance(record, dict):
+        raise StoreError(f"table {table.name}: record {key!r} is not a map")
+    version = record.get("_v")
+    if not isinstance(version, int) or version > table.version or version < 1:
+        raise StoreError(f"table {table.name}: record {key!r} has unknown version {version!r}")
+    return record
+
+
+class Txn:
+    """A read or write transaction; records are dicts, keys are bytes from schema key functions."""
+
+    def __init__(self, store: "Store", txn: lmdb.Transaction, write: bool) -> None:
+        self._store = store
+        self._txn = txn
+        self.write = write
+
+    def _db(self, table: Table) -> Any:
+        return self._store._dbs.get(table.name)
+
+    def get(self, table: Table, key: bytes) -> dict[str, Any] | None:
+        db = self._db(table)
+        if db is None:
+            return None
+        raw = self._txn.get(key, db=db)
+        return None if raw is None else decode(table, key, raw)
+
+    def exists(self, table: Table, key: bytes) -> bool:
+        db = self._db(table)
+        return db is not None and self._txn.get(key, db=db) is not None
+
+    def put(self, table: Table, key: bytes, record: dict[str, Any], overwrite: bool = True) -> bool:
+        """Store a record; with overwrite=False, returns False if the key exists."""
+        return self._txn.put(key, encode(table, record), db=self._db(table), overwrite=overwrite)
+
+    def put_raw(self, table: Table, key: bytes, value: bytes) -> None:
+        """Index entries: a key whose value carries no record."""
+        self._txn.put(key, value, db=self._db(table))
+
+    def get_raw(self, table: Table, key: bytes) -> bytes | None:
+        db = self._db(table)
+        return None if db is None else self._txn.get(key, db=db)
+
+    def delete(self, table: Table, key: bytes) -> bool:
+        return self._txn.delete(key, db=self._db(table))
+
+    def scan_raw(self, table: Table, prefix: bytes = b"", start: bytes | None = None, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Keys and raw values with ``prefix``, in key order (from ``start`` if given)."""
+        db = self._db(table)
+        if db is None:
+            return
+        with self._txn.cursor(db=db) as cur:
+            if reverse:
+                upper = _prefix_upper(prefix) if prefix else None
+                ok = cur.prev() if upper is not None and cur.set_range(upper) else cur.last()
+                while ok:
+                    key = cur.key()
+                    if not key.startswith(prefix):
+                        return
+                    yield key, cur.value()
+                    ok = cur.prev()
+                return
+            ok = cur.set_range(max(prefix, start or b"")) if (prefix or start) else cur.first()
+            while ok:
+                key = cur.key()
+                if not key.startswith(prefix):
+                    return
+                yield key, cur.value()
+                ok = cur.next()
+
+    def scan(self, table: Table, prefix: bytes = b"", start: bytes | None = None, reverse: bool = False) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        for key, raw in self.scan_raw(table, prefix, start, reverse):
+            yield key, decode(table, key, raw)
+
+    def count(self, table: Table) -> int:
+        db = self._db(table)
+        return 0 if db is None else self._txn.stat(db)["entries"]
+
+    def delete_prefix(self, table: Table, prefix: bytes) -> int:
+        keys = [k for k, _ in self.scan_raw(table, prefix)]
+        for k in keys:
+            self.delete(table, k)
+        return len(keys)
+
+    def meta(self, name: str, default: Any = None) -> Any:
+        record = self.get(META, name.encode())
+        return default if record is None else record.get("value", default)
+
+    def set_meta(self, name: str, value: Any) -> None:
+        self.put(META, name.encode(), {"value": value})
+
+    def next_id(self, sequence: str) -> int:
+        """Allocate the next id (1, 2, ...) of a named sequence; rolled back with the txn."""
+        n = int(self.meta("seq:" + sequence, 0)) + 1
+        self.set_meta("seq:" + sequence, n)
+        return n
+
+    def peek_id(self, sequence: str) -> int:
+        """The last id handed out by a sequence (0 if none)."""
+        return int(self.meta("seq:" + sequence, 0))
+
+
+def _prefix_upper(prefix: bytes) -> bytes | None:
+    """Smallest key greater than every key starting with prefix (None if there is none)."""
+    b = bytearray(prefix)
+    while b and b[-1] == 0xFF:
+        b.pop()
+    if not b:
+        return None
+    b[-1] += 1
+    return bytes(b)
+
+
+class Store:
+    """One LMDB environment at ``<data>/store``: open with :meth:`open`."""
+
+    def __init__(self, env: lmdb.Environment, path: Path, readonly: bool) -> None:
+        self._env = env
+        self.path = path
+        self.readonly = readonly
+        self._dbs: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, data_dir: Path, readonly: bool = False, map_size: int = DEFAULT_MAP_SIZE, migrate_old: bool = True) -> "Store":
+        """Open (creating when writable) the store of a data directory.
+
+        Read-only opens never create anything and never block behind a writer. A writable open
+        of an older schema migrates it in one write transaction; a newer one is refused.
+        """
+        path = Path(data_dir) / STORE_DIR
+        if readonly:
+            if not (path / "data.mdb").exists():
+                raise StoreError(f"{path}: no store here (is --data right?)")
+        else:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                max_dbs=len(TABLES) + 8,
+                subdir=True,
+                readonly=readonly,
+                lock=True,
+                mode=0o600,
+                max_readers=256,
+                metasync=True,
+                sync=True,
+            )
+        except lmdb.Error as exc:
+            raise StoreError(f"{path}: cannot open store: {exc}") from None
+        store = cls(env, path, readonly)
+        try:
+            store._init_schema(migrate_old)
+        except BaseException:
+            env.close()
+            raise
+        return store
+
+    def _init_schema(self, migrate_old: bool) -> None:
+        if self.readonly:
+            for t in TABLES:
+                try:
+                    self._dbs[t.name] = self._env.open_db(t.name.encode(), create=False)
+                except lmdb.NotFoundError:
+                    pass
+                except lmdb.Error as exc:
+                    raise StoreError(f"{self.path}: table {t.name}: {exc}") from None
+            version = self._read_version()
+            if version is None:
+                raise StoreError(f"{self.path}: store has no schema version record")
+            self._check_version(version)
+            if version < SCHEMA_VERSION:
+                raise StoreNeedsMigration(self.path, version)
+            return
+        with self._env.begin(write=True) as txn:
+            for t in TABLES:
+                self._dbs[t.name] = self._env.open_db(t.name.encode(), txn=txn, create=True)
+        version = self._read_version()
+        if version is None:
+            with self.write() as tx:
+                tx.set_meta("schema_version", SCHEMA_VERSION)
+                tx.set_meta("created", time.time())
+            return
+        self._check_version(version)
+        if version < SCHEMA_VERSION:
+            if not migrate_old:
+                raise StoreNeedsMigration(self.path, version)
+            with self.write() as tx:
+                migrate.upgrade(tx, version, SCHEMA_VERSION)
+                tx.set_meta("schema_version", SCHEMA_VERSION)
+
+    def _read_version(self) -> int | None:
+        with self.read() as tx:
+            v = tx.meta("schema_version")
+        if v is not None and not isinstance(v, int):
+            raise StoreError(f"{self.path}: schema version record is not a number: {v!r}")
+        return v
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{self.path}: store has schema version {version}, newer than this moxcli understands "
+                f"({SCHEMA_VERSION}); upgrade moxcli or use a backup"
+            )
+
+    def _begin(self, write: bool) -> lmdb.Transaction:
+        try:
+            return self._env.begin(write=write)
+        except lmdb.MapResizedError:
+            self._env.set_mapsize(0)
+            return self._env.begin(write=write)
+
+    @contextmanager
+    def read(self) -> Iterator[Txn]:
+        txn = self._begin(False)
+        try:
+            yield Txn(self, txn, False)
+        finally:
+            txn.abort()
+
+    @contextmanager
+    def write(self) -> Iterator[Txn]:
+        """A write transaction: committed when the block ends, aborted on any exception."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: store opened read-only")
+        self._grow_if_needed()
+        txn = self._begin(True)
+        try:
+            yield Txn(self, txn, True)
+        except BaseException:
+            txn.abort()
+            raise
+        try:
+            txn.commit()
+        except lmdb.MapFullError:
+            self._grow()
+            raise StoreError(f"{self.path}: store map was full; it has been grown, retry the operation") from None
+
+    def update(self, fn: Callable[[Txn], T]) -> T:
+        """Run ``fn`` in a write transaction, growing the map and retrying when it is full."""
+        while True:
+            try:
+                with self.write() as tx:
+                    return fn(tx)
+            except lmdb.MapFullError:
+                self._grow()
+
+    def _grow_if_needed(self) -> None:
+        info = self._env.info()
+        used = (info["last_pgno"] + 1) * self._env.stat()["psize"]
+        if used * 2 > info["map_size"]:
+            self._grow()
+
+    def _grow(self) -> None:
+        size = self._env.info()["map_size"]
+        if size >= MAX_MAP_SIZE:
+            raise StoreError(f"{self.path}: store is at its maximum size ({MAX_MAP_SIZE} bytes)")
+        self._env.set_mapsize(min(size * 2, MAX_MAP_SIZE))
+
+    def copy_to(self, dest: Path, compact: bool = True) -> None:
+        """A consistent copy of the whole environment, taken in one read transaction."""
+        dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._env.copy(str(dest), compact=compact)
+
+    def stat(self) -> dict[str, int]:
+        """Entries per table, and the environment's size figures."""
+        out: dict[str, int] = {}
+        with self.read() as tx:
+            for t in TABLES:
+                out[t.name] = tx.count(t)
+        info = self._env.info()
+        out["map_size"] = info["map_size"]
+        out["last_pgno"] = info["last_pgno"]
+        return out
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def table(name: str) -> Table:
+    return TABLES_BY_NAME[name]
+
+
+def data_files(data_dir: Path) -> list[Path]:
+    """The store's own files (what a raw copy of the store would take)."""
+    path = Path(data_dir) / STORE_DIR
+    return [path / n for n in ("data.mdb", "lock.mdb") if (path / n).exists()]
+
+
+def ensure_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)

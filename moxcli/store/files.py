@@ -1,0 +1,117 @@
+"""Message and queue file paths (spec §9.2) and durable file writes.
+
+Files are written to a temporary name in the same directory, synced, then renamed, so a
+reader never sees a half-written file. Bulk writers (import) skip the per-file sync and call
+:func:`sync_files` once before their store commit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+FILES_PER_DIR_SHIFT = 13  # 8192 files per directory
+
+
+class PathError(ValueError):
+    pass
+
+
+def msg_dir(msg_id: int) -> str:
+    """Directory of a message id: base-64 digits of id >> 13, least significant first."""
+    if msg_id < 0:
+        raise PathError(f"negative message id {msg_id}")
+    n = msg_id >> FILES_PER_DIR_SHIFT
+    out = _DIGITS[n & 63]
+    n >>= 6
+    while n:
+        out += _DIGITS[n & 63]
+        n >>= 6
+    return out
+
+
+def msg_path(msg_id: int) -> str:
+    """`<dir>/<id>` relative to the message directory (1 -> a/1, 8192 -> b/8192)."""
+    return f"{msg_dir(msg_id)}/{msg_id}"
+
+
+def parse_msg_path(rel: str) -> int | None:
+    """The id of a relative message path if it is one this layout would produce, else None."""
+    parts = rel.split("/")
+    if len(parts) != 2 or not parts[1].isdigit() or parts[1].startswith("0"):
+        return None
+    msg_id = int(parts[1])
+    return msg_id if msg_dir(msg_id) == parts[0] else None
+
+
+def check_account_name(name: str) -> str:
+    """Account names become directory names: no path tricks, no control characters."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise PathError(f"invalid account name {name!r}")
+    if any(not c.isprintable() for c in name) or len(name.encode()) > 200:
+        raise PathError(f"invalid account name {name!r}")
+    return name
+
+
+def account_dir(data_dir: Path, account: str) -> Path:
+    return Path(data_dir) / "accounts" / check_account_name(account)
+
+
+def message_file(data_dir: Path, account: str, msg_id: int) -> Path:
+    return account_dir(data_dir, account) / "msg" / msg_path(msg_id)
+
+
+def queue_file(data_dir: Path, msg_id: int) -> Path:
+    return Path(data_dir) / "queue" / msg_path(msg_id)
+
+
+def private_dir(path: Path) -> Path:
+    """Create a directory (and parents) readable only by us."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def write_file(path: Path, data: bytes, sync: bool = True) -> None:
+    """Write then rename: the final name appears only with complete content."""
+    private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    if sync:
+        sync_dir(path.parent)
+
+
+def sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_files(paths: Iterable[Path]) -> None:
+    """fsync each file and each distinct parent directory once (one sync before a commit)."""
+    dirs = set()
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dirs.add(p.parent)
+    for d in dirs:
+        sync_dir(d)

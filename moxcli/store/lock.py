@@ -1,0 +1,35 @@
+"""Job locks: jobs that must not overlap (report senders, import into one account, backup).
+
+An flock on `<data>/locks/<name>.lock`; the kernel drops it when the process dies, so a
+killed job never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from moxcli.errors import LockHeld
+
+
+@contextmanager
+def job_lock(data_dir: Path, name: str) -> Iterator[Path]:
+    """Hold the named lock for the block; raise LockHeld at once if another process has it."""
+    locks = Path(data_dir) / "locks"
+    locks.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = locks / f"{name.replace('/', '_')}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise LockHeld(f"{name}: another moxcli process (pid {holder}) holds the lock {path}; try again later") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)

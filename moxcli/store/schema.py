@@ -1,0 +1,113 @@
+"""Every record type in the store: its table, key layout and record version.
+
+One LMDB environment holds one named database ("table") per record type. Values are msgpack
+maps carrying their record version under ``_v``; new optional fields need no version bump
+(readers use defaults), a changed meaning does (and a step in ``migrate.py``).
+
+Keys are built for the range scans the features need. Text parts are UTF-8 and separated by
+NUL (domains and addresses never contain NUL); integers are 8-byte big-endian so they sort.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+# Bump when a record's meaning changes; add the step to migrate.MIGRATIONS.
+SCHEMA_VERSION = 1
+
+SEP = b"\x00"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    version: int
+    key_layout: str
+
+
+META = Table("meta", 1, "name (ascii): schema_version, created, sequence counters seq:<name>, job state")
+TLS_RESULT = Table("tlsresult", 1, "day_utc(YYYYMMDD) NUL policy_domain NUL recipient_domain")
+TLS_SUPPRESS = Table("tlssuppress", 1, "reporting address (lower-case)")
+TLS_REPORT_IN = Table("tlsreportin", 1, "id (u64)")
+TLS_REPORT_IN_BY_DOMAIN = Table("tlsreportin_domain", 1, "policy_domain NUL id (u64) -> empty")
+DMARC_EVAL = Table("dmarceval", 1, "policy_domain NUL id (u64)")
+DMARC_SUPPRESS = Table("dmarcsuppress", 1, "reporting address (lower-case)")
+DMARC_REPORT_IN = Table("dmarcreportin", 1, "id (u64)")
+DMARC_REPORT_IN_BY_DOMAIN = Table("dmarcreportin_domain", 1, "policy_domain NUL id (u64) -> empty")
+MTASTS_POLICY = Table("mtasts", 1, "domain (unicode name)")
+QUEUE = Table("queue", 1, "id (u64)")
+ACCOUNT = Table("account", 1, "account name")
+MAILBOX = Table("mailbox", 1, "account NUL mailbox id (u64)")
+MAILBOX_BY_NAME = Table("mailbox_name", 1, "account NUL mailbox name -> mailbox id (u64)")
+MESSAGE = Table("message", 1, "account NUL mailbox id (u64) NUL uid (u64)")
+
+TABLES: tuple[Table, ...] = (
+    META,
+    TLS_RESULT,
+    TLS_SUPPRESS,
+    TLS_REPORT_IN,
+    TLS_REPORT_IN_BY_DOMAIN,
+    DMARC_EVAL,
+    DMARC_SUPPRESS,
+    DMARC_REPORT_IN,
+    DMARC_REPORT_IN_BY_DOMAIN,
+    MTASTS_POLICY,
+    QUEUE,
+    ACCOUNT,
+    MAILBOX,
+    MAILBOX_BY_NAME,
+    MESSAGE,
+)
+TABLES_BY_NAME = {t.name: t for t in TABLES}
+
+_U64 = struct.Struct(">Q")
+
+
+def u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def from_u64(b: bytes) -> int:
+    return _U64.unpack(b)[0]
+
+
+def text_key(*parts: str | int) -> bytes:
+    """Join parts into a key: str as UTF-8, int as u64, NUL between."""
+    out = []
+    for p in parts:
+        if isinstance(p, int):
+            out.append(u64(p))
+        else:
+            b = p.encode("utf-8")
+            if SEP in b:
+                raise ValueError(f"key part contains NUL: {p!r}")
+            out.append(b)
+    return SEP.join(out)
+
+
+def prefix_key(*parts: str | int) -> bytes:
+    """A key prefix that matches every key starting with these whole parts."""
+    return text_key(*parts) + SEP
+
+
+def split_key(key: bytes, ints: tuple[int, ...] = ()) -> list[str | int]:
+    """Inverse of text_key for keys whose int parts sit at the given positions.
+
+    u64 parts may contain NUL bytes, so they are cut by length rather than by separator.
+    """
+    parts: list[str | int] = []
+    pos = 0
+    index = 0
+    while pos <= len(key):
+        if index in ints:
+            parts.append(from_u64(key[pos : pos + 8]))
+            pos += 9
+        else:
+            end = key.find(SEP, pos)
+            if end < 0:
+                end = len(key)
+            parts.append(key[pos:end].decode("utf-8"))
+            pos = end + 1
+        index += 1
+    return parts

@@ -1,0 +1,102 @@
+from pathlib import Path
+
+import pytest
+
+from moxcli.config import Config, load_config, parse_config
+from moxcli.errors import ConfigError
+
+FILE = Path("/etc/moxcli/moxcli.toml")
+
+GOOD = """
+hostname = "mail.example.org"
+no_outgoing_tls_reports = false
+outgoing_tls_reports_for_all_success = true
+no_outgoing_dmarc_reports = true
+[postmaster]
+account = "admin"
+mailbox = "Reports"
+[host_tlsrpt]
+localpart = "tlsreports"
+account = "admin"
+mailbox = "TLSRPT"
+[dns]
+resolvers = ["127.0.0.1:5353", "[::1]:53", "10.0.0.1"]
+trust_ad = true
+[network]
+smtp_port = 2525
+https_port = 8443
+[domains."Example.ORG".dkim]
+sign = ["s1"]
+[domains."Example.ORG".dkim.selectors.s1]
+algorithm = "rsa"
+private_key_file = "dkim/s1.pem"
+[domains."Example.ORG".tlsrpt]
+localpart = "tls"
+account = "admin"
+mailbox = "TLS"
+[domains."☺.example".dmarc]
+localpart = "dmarc"
+account = "admin"
+mailbox = "DMARC"
+"""
+
+
+def test_good_config():
+    cfg = parse_config(GOOD, FILE)
+    assert cfg.hostname == "mail.example.org"
+    assert cfg.postmaster.account == "admin" and cfg.postmaster.mailbox == "Reports"
+    assert cfg.host_tlsrpt.localpart == "tlsreports"
+    assert cfg.outgoing_tls_reports_for_all_success and cfg.no_outgoing_dmarc_reports
+    assert not cfg.no_outgoing_tls_reports
+    assert cfg.dns.resolvers == (("127.0.0.1", 5353), ("::1", 53), ("10.0.0.1", 53))
+    assert cfg.dns.trust_ad
+    assert cfg.network.smtp_port == 2525 and cfg.network.https_port == 8443
+    d = cfg.domain("example.org")
+    assert d is not None and d.tlsrpt.address == "tls@example.org"
+    assert d.dkim.selectors["s1"].private_key_file == Path("/etc/moxcli/dkim/s1.pem")
+    assert d.dkim.selectors["s1"].algorithm == "rsa"
+    idn = cfg.domain("xn--74h.example")
+    assert idn is not None and idn.dmarc.address == "dmarc@xn--74h.example"
+    assert cfg.domain("☺.example") is idn
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("hostnme = 'x'", "hostnme: unknown key"),
+        ("hostname = 3", "hostname: expected string, got integer 3"),
+        ("hostname = 'bad..name'", "hostname: invalid domain"),
+        ("[dns]\nresolvers = ['localhost:53']", "dns.resolvers[0]: expected host:port with an IP address"),
+        ("[dns]\nresolvers = ['127.0.0.1:99999']", "dns.resolvers[0]"),
+        ("[dns]\ntrust_ad = 'yes'", "dns.trust_ad: expected boolean"),
+        ("[dns]\nbogus = 1", "dns.bogus: unknown key"),
+        ("[network]\nsmtp_port = 0", "network.smtp_port: port out of range"),
+        ("[network]\nsmtp_port = true", "network.smtp_port: expected integer, got boolean"),
+        ("[tls]\nca_files = ['/nonexistent/ca.pem']", "tls.ca_files[0]: no such file"),
+        ("[domains.'a.example'.dkim.selectors.s]\nalgorithm='dsa'\nprivate_key_file='k'", "domains.a.example.dkim.selectors.s.algorithm"),
+        ("[domains.'a.example'.dkim.selectors.s]\nalgorithm='rsa'", "private_key_file: required key missing"),
+        ("[domains.'a.example'.dkim]\nsign = ['nope']", "dkim.sign: selector 'nope' is not defined"),
+        ("[domains.'a.example'.tlsrpt]\nlocalpart='x'\naccount='a'", "tlsrpt.mailbox: required key missing"),
+        ("[domains.'a example']", "domains.a example: invalid domain"),
+        ("dmarc_report_format = 'v3'", "dmarc_report_format: must be one of"),
+        ("quota_message_size = -1", "quota_message_size: must not be negative"),
+        ("hostname = ", "invalid TOML"),
+    ],
+)
+def test_bad_config_names_key_and_file(text, message):
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, FILE)
+    assert str(exc.value).startswith(str(FILE) + ": ")
+    assert message in str(exc.value)
+
+
+def test_missing_file(tmp_path):
+    assert load_config(tmp_path / "none.toml") == Config()
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "none.toml", required=True)
+
+
+def test_ca_file_relative_to_config(tmp_path):
+    (tmp_path / "ca.pem").write_text("x")
+    cfg = parse_config("[tls]\nca_files = ['ca.pem']", tmp_path / "c.toml")
+    assert cfg.tls.ca_files == (tmp_path / "ca.pem",)
