@@ -1,0 +1,290 @@
+"""DNS lookups with DNSSEC status taken from the resolver's AD bit (spec §0.2, mox's model).
+
+moxcli does no DNSSEC validation itself. Queries set DO (and AD), never CD. An answer is
+*secure* only if the resolver is trusted (every server on loopback, or ``trust_ad``) and
+the AD bit is set; *bogus* is SERVFAIL carrying an authentication Extended DNS Error
+(RFC 8914); everything else is *insecure*. CNAME chains are followed as a stub resolver
+does; ``authentic`` covers the whole answer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+from moxcli.errors import EXIT_FAILED, TemporaryError
+
+# RFC 8914 4 and the IANA registry; names as mox uses them in TLSRPT reason codes.
+EDE_NAMES = {
+    0: "other",
+    1: "unsupported-dnskey-algorithm",
+    2: "unsupported-ds-digest-type",
+    3: "stale-answer",
+    4: "forged-answer",
+    5: "dnssec-indeterminate",
+    6: "dnssec-bogus",
+    7: "signature-expired",
+    8: "signature-not-yet-valid",
+    9: "dnskey-missing",
+    10: "rrsigs-missing",
+    11: "no-zone-key-bit-set",
+    12: "nsec-missing",
+    13: "cached-error",
+    14: "not-ready",
+    15: "blocked",
+    16: "censored",
+    17: "filtered",
+    18: "prohibited",
+    19: "stale-nxdomain-answer",
+    20: "not-authoritative",
+    21: "not-supported",
+    22: "no-reachable-authority",
+    23: "network-error",
+    24: "invalid-data",
+}
+AUTHENTICATION_EDE = frozenset({1, 2, 5, 6, 7, 8, 9, 10, 11, 12})
+TEMPORARY_EDE = frozenset({0, 3, 13, 14, 19, 22, 23})
+
+
+@dataclass(frozen=True)
+class ExtendedError:
+    code: int
+    text: str = ""
+
+    @property
+    def name(self) -> str:
+        return EDE_NAMES.get(self.code, "unknown")
+
+    @property
+    def reason(self) -> str:
+        """`<code>-<name>`, the tail of TLSRPT reason codes such as `dns-extended-error-6-dnssec-bogus`."""
+        return f"{self.code}-{self.name}"
+
+    @property
+    def is_authentication(self) -> bool:
+        return self.code in AUTHENTICATION_EDE
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "text": self.text}
+
+
+class DNSError(TemporaryError):
+    """A failed lookup; ``ede`` holds the Extended DNS Errors of the response."""
+
+    def __init__(self, name: str, rdtype: str, msg: str, ede: Sequence[ExtendedError] = ()) -> None:
+        super().__init__(f"{rdtype} lookup for {name}: {msg}")
+        self.name = name
+        self.rdtype = rdtype
+        self.ede = tuple(ede)
+
+    @property
+    def authentication_ede(self) -> ExtendedError | None:
+        return next((e for e in self.ede if e.is_authentication), None)
+
+
+class NotFound(DNSError):
+    """NXDOMAIN or no records of the type; ``authentic`` when the denial was DNSSEC-secure."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, name: str, rdtype: str, nxdomain: bool, authentic: bool, ede: Sequence[ExtendedError] = ()) -> None:
+        super().__init__(name, rdtype, "no such domain" if nxdomain else "no records", ede)
+        self.nxdomain = nxdomain
+        self.authentic = authentic
+
+
+class TemporaryDNSError(DNSError):
+    """SERVFAIL without an authentication EDE, timeout, refused, network error: retry later."""
+
+
+class BogusDNSError(DNSError):
+    """DNSSEC validation failed at the resolver (SERVFAIL with an authentication EDE)."""
+
+    exit_code = EXIT_FAILED
+
+
+@dataclass
+class Answer:
+    name: str
+    rdtype: str
+    records: list[Any]
+    authentic: bool
+    canonical: str
+    cnames: list[str] = field(default_factory=list)
+    ttl: int = 0
+
+    def texts(self) -> list[str]:
+        """TXT records as strings: character-strings of one record concatenated (RFC 7208 3.3)."""
+        return [b"".join(r.strings).decode("utf-8", errors="replace") for r in self.records]
+
+
+def _fqdn(name: str) -> dns.name.Name:
+    return dns.name.from_text(name if name.endswith(".") else name + ".")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Resolver:
+    """A stub resolver over the configured (or system) name servers."""
+
+    def __init__(self, servers: Sequence[tuple[str, int]] = (), trust_ad: bool = False, timeout: float = 5.0) -> None:
+        system_trust = False
+        if not servers:
+            sys_resolver = dns.resolver.Resolver(configure=True)
+            servers = [(s, sys_resolver.port) for s in sys_resolver.nameservers]
+            system_trust = bool(getattr(sys_resolver, "flags", 0) and sys_resolver.flags & dns.flags.AD)
+            system_trust = system_trust or _resolv_conf_trust_ad()
+        self.servers = [(h, p) for h, p in servers]
+        if not self.servers:
+            raise TemporaryError("no DNS servers configured and none in /etc/resolv.conf")
+        self.timeout = timeout
+        all_loopback = all(_is_loopback(h) for h, _ in self.servers)
+        self.trusted = trust_ad or system_trust or all_loopback
+        self.untrusted_reason = (
+            None
+            if self.trusted
+            else "resolver is not on loopback and trust_ad is not set: DNSSEC status cannot be trusted, treated as insecure"
+        )
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "Resolver":
+        """From a :class:`moxcli.config.DNSConfig`."""
+        return cls(cfg.resolvers, cfg.trust_ad, cfg.timeout)
+
+    def _exchange(self, qname: dns.name.Name, rdtype: int) -> dns.message.Message:
+        q = dns.message.make_query(qname, rdtype, want_dnssec=True, use_edns=0, payload=1232)
+        if self.trusted:
+            q.flags |= dns.flags.AD
+        q.flags &= ~dns.flags.CD
+        deadline = time.monotonic() + self.timeout
+        last: Exception | None = None
+        for host, port in self.servers:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                per_server = max(min(remaining, self.timeout / max(1, len(self.servers))), 0.5)
+                r = dns.query.udp(q, host, port=port, timeout=per_server, ignore_unexpected=True)
+                if r.flags & dns.flags.TC:
+                    r = dns.query.tcp(q, host, port=port, timeout=max(deadline - time.monotonic(), 0.5))
+                return r
+            except (dns.exception.Timeout, OSError, dns.exception.FormError, EOFError) as exc:
+                last = exc
+        raise TemporaryDNSError(qname.to_text(omit_final_dot=True), dns.rdatatype.to_text(rdtype), f"no answer from {', '.join(f'{h}:{p}' for h, p in self.servers)} ({type(last).__name__ if last else 'timeout'})")
+
+    def query(self, name: str, rdtype: str) -> Answer:
+        """Look up ``name`` (ASCII) for ``rdtype``; raises NotFound, BogusDNSError, TemporaryDNSError."""
+        qname = _fqdn(name)
+        qtype = dns.rdatatype.from_text(rdtype)
+        display = qname.to_text(omit_final_dot=True)
+        for attempt in (1, 2):
+            r = self._exchange(qname, qtype)
+            ede = tuple(
+                ExtendedError(int(o.code), o.text or "") for o in r.options if isinstance(o, dns.edns.EDEOption)
+            )
+            authentic = self.trusted and bool(r.flags & dns.flags.AD)
+            rcode = r.rcode()
+            if rcode == dns.rcode.SERVFAIL:
+                if any(e.is_authentication for e in ede):
+                    raise BogusDNSError(display, rdtype, "DNSSEC validation failed (bogus)" + _ede_text(ede), ede)
+                if attempt == 1:
+                    continue  # re-ask: a first SERVFAIL can be an outage that has passed
+                raise TemporaryDNSError(display, rdtype, "server failure" + _ede_text(ede), ede)
+            if rcode == dns.rcode.NXDOMAIN:
+                raise NotFound(display, rdtype, True, authentic, ede)
+            if rcode != dns.rcode.NOERROR:
+                raise TemporaryDNSError(display, rdtype, dns.rcode.to_text(rcode) + _ede_text(ede), ede)
+            cnames = _cname_chain(r, qname)
+            target = _fqdn(cnames[-1]) if cnames else qname
+            if qtype == dns.rdatatype.CNAME:
+                rrset = r.get_rrset(r.answer, qname, dns.rdataclass.IN, qtype)
+                if rrset is None:
+                    raise NotFound(display, rdtype, False, authentic, ede)
+                return Answer(display, rdtype, list(rrset), authentic, display, [], rrset.ttl)
+            rrset = r.get_rrset(r.answer, target, dns.rdataclass.IN, qtype)
+            if rrset is None:
+                raise NotFound(display, rdtype, False, authentic, ede)
+            return Answer(display, rdtype, list(rrset), authentic, target.to_text(omit_final_dot=True), cnames, rrset.ttl)
+        raise AssertionError("unreachable")
+
+    def txt(self, name: str) -> Answer:
+        return self.query(name, "TXT")
+
+    def cname(self, name: str) -> tuple[str, bool]:
+        """The CNAME target of ``name`` (NotFound if it has none, even with other records)."""
+        a = self.query(name, "CNAME")
+        return a.records[0].target.to_text(omit_final_dot=True), a.authentic
+
+    def ips(self, name: str) -> tuple[list[str], bool, str]:
+        """A and AAAA addresses: (addresses, authentic for all, canonical name).
+
+        Not found only when neither type has records; a failure of one type is raised.
+        """
+        addrs: list[str] = []
+        authentic = True
+        canonical = name
+        found = False
+        for rdtype in ("A", "AAAA"):
+            try:
+                a = self.query(name, rdtype)
+            except NotFound as exc:
+                authentic = authentic and exc.authentic
+                continue
+            found = True
+            authentic = authentic and a.authentic
+            canonical = a.canonical
+            addrs.extend(r.address for r in a.records)
+        if not found:
+            raise NotFound(name, "A/AAAA", False, authentic)
+        return addrs, authentic, canonical
+
+
+def _cname_chain(r: dns.message.Message, qname: dns.name.Name) -> list[str]:
+    chain: list[str] = []
+    current = qname
+    seen = set()
+    while current not in seen:
+        seen.add(current)
+        rrset = next((s for s in r.answer if s.name == current and s.rdtype == dns.rdatatype.CNAME), None)
+        if rrset is None:
+            break
+        current = rrset[0].target
+        chain.append(current.to_text(omit_final_dot=True))
+    return chain
+
+
+def _ede_text(ede: Sequence[ExtendedError]) -> str:
+    if not ede:
+        return ""
+    return " (" + "; ".join(f"extended error {e.code} {e.name}" + (f": {e.text}" if e.text else "") for e in ede) + ")"
+
+
+def _resolv_conf_trust_ad() -> bool:
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as f:
+            return any(line.split()[:1] == ["options"] and "trust-ad" in line.split() for line in f)
+    except OSError:
+        return False
+
+
+def family_of(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
