@@ -1,0 +1,253 @@
+"""The outgoing queue: enqueue, inspect, hold, drop; due times and mox's retry schedule.
+
+API for other features:
+
+- ``enqueue_in(tx, data_dir, *, mail_from, recipients, data, prefix=b"", require_tls=None,
+  is_tls_report=False, is_dmarc_report=False, max_attempts=None, next_attempt=None,
+  sender_account=None) -> list[int]`` queues a message inside the CALLER's write
+  transaction, so that e.g. "mark TLS results sent" and "queue the report" commit together.
+  It creates **one queue record per recipient** (like mox), all sharing ``base_id`` (the first
+  id). The message file is written, synced and renamed before the records are put; further
+  recipients get hard links to it. If the caller's transaction aborts, the files stay behind
+  without records; the ids are handed out again by the next enqueue, which overwrites them.
+- ``enqueue(store, data_dir, **same) -> list[int]``: the same in a transaction of its own.
+- Delivery is ``moxcli.delivery.deliver.run_queue(store, data_dir, config, ids=None,
+  domain=None, now=None) -> list[AttemptResult]``.
+
+``require_tls``: None follows the recipient's policies, True is REQUIRETLS (RFC 8689 §2),
+False is ``TLS-Required: No`` (RFC 8689 §3; report messages are queued with False).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import time
+from pathlib import Path
+
+from moxcli.domain import DomainError, parse_domain
+from moxcli.errors import UsageError
+from moxcli.store import Store
+from moxcli.store import queue as qstore
+from moxcli.store.env import Txn
+from moxcli.store.files import queue_file, sync_dir, write_file
+from moxcli.store.queue import QueueMsg
+
+# mox's schedule (spec §2.8): first attempt at once, then 7.5 min doubling each time.
+FIRST_BACKOFF = 450.0
+DEFAULT_MAX_ATTEMPTS = 8
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait after the given number of failed attempts (1 -> 7.5 min, 2 -> 15 min, ...)."""
+    return FIRST_BACKOFF * (2 ** max(attempts - 1, 0))
+
+
+def max_attempts_of(msg: QueueMsg) -> int:
+    return msg.max_attempts or DEFAULT_MAX_ATTEMPTS
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """(localpart, domain) of ``local@domain``; the domain as Unicode name or ``[ip]``."""
+    local, sep, dom = address.strip().rpartition("@")
+    if not sep or not local or not dom or any(c in address for c in "<> \t\r\n"):
+        raise UsageError(f"invalid address {address!r}: expected localpart@domain")
+    if dom.startswith("[") and dom.endswith("]"):
+        literal = dom[1:-1]
+        if literal.lower().startswith("ipv6:"):
+            literal = literal[5:]
+        try:
+            ip = ipaddress.ip_address(literal)
+        except ValueError:
+            raise UsageError(f"invalid address {address!r}: bad address literal") from None
+        return local, f"[{ip}]"
+    try:
+        return local, parse_domain(dom).name
+    except DomainError as exc:
+        raise UsageError(f"invalid address {address!r}: {exc}") from None
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def tls_required_no(data: bytes) -> bool:
+    """True if the header has TLS-Required fields and every one says ``No`` (RFC 8689 §3).
+
+    mox quirk, followed when reading what others send: repeated fields are tolerated as long
+    as all say no.
+    """
+    m = _HEADER_END.search(data)
+    head = data[: m.start()] if m else data
+    values: list[str] = []
+    current: list[bytes] | None = None
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current.append(line)
+            continue
+        if current is not None:
+            values.append(b"".join(current).decode("latin-1"))
+            current = None
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"tls-required":
+            current = [value]
+    if current is not None:
+        values.append(b"".join(current).decode("latin-1"))
+    return bool(values) and all(v.strip().lower() == "no" for v in values)
+
+
+def require_tls_for(data: bytes, requiretls: bool) -> bool | None:
+    """The queue's tri-state: REQUIRETLS wins and the header is then ignored (RFC 8689 §4.1)."""
+    if requiretls:
+        return True
+    return False if tls_required_no(data) else None
+
+
+def _subject(data: bytes) -> str:
+    m = _HEADER_END.search(data)
+    head = (data[: m.start()] if m else data).decode("utf-8", errors="replace")
+    found = re.search(r"(?im)^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)", head)
+    return re.sub(r"\r?\n[ \t]+", " ", found.group(1)).strip()[:200] if found else ""
+
+
+def enqueue_in(
+    tx: Txn,
+    data_dir: Path,
+    *,
+    mail_from: str,
+    recipients: list[str],
+    data: bytes,
+    prefix: bytes = b"",
+    require_tls: bool | None = None,
+    is_tls_report: bool = False,
+    is_dmarc_report: bool = False,
+    max_attempts: int | None = None,
+    next_attempt: float | None = None,
+    sender_account: str | None = None,
+) -> list[int]:
+    """Queue ``data`` for each recipient inside ``tx``; returns the new ids (one per recipient)."""
+    if not recipients:
+        raise UsageError("no recipients to queue for")
+    if mail_from:
+        split_address(mail_from)
+    parsed = [(r.strip(), split_address(r)[1]) for r in recipients]
+    if max_attempts is not None and max_attempts < 1:
+        raise UsageError(f"max_attempts must be at least 1, got {max_attempts}")
+    now = time.time()
+    due = now if next_attempt is None else next_attempt
+    subject = _subject(data)
+    ids: list[int] = []
+    first_path: Path | None = None
+    for rcpt, dom in parsed:
+        msg_id = tx.next_id(qstore.SEQUENCE)
+        path = queue_file(data_dir, msg_id)
+        if first_path is None:
+            write_file(path, data)
+            first_path = path
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.unlink(missing_ok=True)
+            os.link(first_path, path)
+            sync_dir(path.parent)
+        ids.append(msg_id)
+        qstore.put(
+            tx,
+            QueueMsg(
+                id=msg_id,
+                base_id=ids[0],
+                mail_from=mail_from,
+                recipient=rcpt,
+                recipient_domain=dom,
+                created=now,
+                size=len(prefix) + len(data),
+                prefix=prefix,
+                require_tls=require_tls,
+                is_tls_report=is_tls_report,
+                is_dmarc_report=is_dmarc_report,
+                sender_account=sender_account,
+                max_attempts=max_attempts or 0,
+                next_attempt=due,
+                subject=subject,
+            ),
+        )
+    return ids
+
+
+def enqueue(store: Store, data_dir: Path, **kwargs: object) -> list[int]:
+    """:func:`enqueue_in` in a write transaction of its own."""
+    return store.update(lambda tx: enqueue_in(tx, data_dir, **kwargs))  # type: ignore[arg-type]
+
+
+def message_bytes(data_dir: Path, msg: QueueMsg) -> bytes:
+    """What goes after DATA: the stored prefix (DKIM signatures) and the file."""
+    return msg.prefix + queue_file(data_dir, msg.id).read_bytes()
+
+
+def list_messages(store: Store) -> list[QueueMsg]:
+    with store.read() as tx:
+        return list(qstore.scan(tx))
+
+
+def get_message(store: Store, msg_id: int) -> QueueMsg:
+    with store.read() as tx:
+        msg = qstore.get(tx, msg_id)
+    if msg is None:
+        raise UsageError(f"queue message {msg_id}: no such message")
+    return msg
+
+
+def remove_in(tx: Txn, data_dir: Path, msg_id: int) -> Path:
+    """Delete the record; returns the file to unlink once the transaction has committed."""
+    qstore.delete(tx, msg_id)
+    return queue_file(data_dir, msg_id)
+
+
+def unlink_files(paths: list[Path]) -> None:
+    for p in paths:
+        p.unlink(missing_ok=True)
+
+
+def drop(store: Store, data_dir: Path, msg_id: int) -> QueueMsg:
+    """Remove a message from the queue without delivering it (and without a DSN)."""
+
+    def fn(tx: Txn) -> tuple[QueueMsg, Path]:
+        msg = qstore.get(tx, msg_id)
+        if msg is None:
+            raise UsageError(f"queue message {msg_id}: no such message")
+        return msg, remove_in(tx, data_dir, msg_id)
+
+    msg, path = store.update(fn)
+    unlink_files([path])
+    return msg
+
+
+def _modify(store: Store, msg_id: int, **changes: object) -> QueueMsg:
+    def fn(tx: Txn) -> QueueMsg:
+        msg = qstore.get(tx, msg_id)
+        if msg is None:
+            raise UsageError(f"queue message {msg_id}: no such message")
+        for k, v in changes.items():
+            setattr(msg, k, v)
+        qstore.put(tx, msg)
+        return msg
+
+    return store.update(fn)
+
+
+def hold(store: Store, msg_id: int) -> QueueMsg:
+    """Keep a message in the queue without attempting it until released."""
+    return _modify(store, msg_id, hold=True)
+
+
+def release(store: Store, msg_id: int) -> QueueMsg:
+    return _modify(store, msg_id, hold=False)
+
+
+def retry(store: Store, msg_id: int, now: float | None = None) -> QueueMsg:
+    """Make a message due now (released from hold too); the attempt count is kept."""
+    return _modify(store, msg_id, hold=False, next_attempt=time.time() if now is None else now)
+
+
+def is_due(msg: QueueMsg, now: float) -> bool:
+    return not msg.hold and msg.next_attempt <= now

@@ -1,0 +1,1 @@
+"""SMTP client: EHLO, STARTTLS, MAIL/RCPT/DATA with per-recipient replies."""

@@ -1,0 +1,76 @@
+"""Queue records: one outgoing message for one recipient (table QUEUE, key u64(id)).
+
+The message body lives in ``files.queue_file(data_dir, id)``; the record keeps the DKIM
+signature headers as ``prefix`` (prepended when sending, spec §0.5), so ``size`` =
+len(prefix) + file size. Times are unix seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+from moxcli.store.env import Txn
+from moxcli.store.schema import QUEUE, from_u64, u64
+
+SEQUENCE = "queue"
+
+
+@dataclass
+class QueueMsg:
+    """One queued message for one recipient; ``base_id`` groups the copies of one submission."""
+
+    id: int
+    base_id: int
+    mail_from: str
+    recipient: str
+    recipient_domain: str  # Unicode name, or "[ip]" for an address literal
+    created: float
+    size: int
+    prefix: bytes = b""
+    require_tls: bool | None = None
+    is_tls_report: bool = False
+    is_dmarc_report: bool = False
+    sender_account: str | None = None
+    max_attempts: int = 0  # 0: the default schedule's limit
+    attempts: int = 0
+    next_attempt: float = 0.0
+    last_attempt: float | None = None
+    last_error: str = ""
+    last_code: int = 0
+    last_enhanced: str = ""
+    hold: bool = False
+    in_progress: float | None = None  # set while an attempt runs; a crash leaves it set
+    dialed_ips: dict[str, list[str]] = field(default_factory=dict)
+    subject: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> "QueueMsg":
+        known = {k: v for k, v in rec.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def put(tx: Txn, msg: QueueMsg) -> None:
+    tx.put(QUEUE, u64(msg.id), msg.to_record())
+
+
+def get(tx: Txn, msg_id: int) -> QueueMsg | None:
+    rec = tx.get(QUEUE, u64(msg_id))
+    return None if rec is None else QueueMsg.from_record(rec)
+
+
+def delete(tx: Txn, msg_id: int) -> bool:
+    return tx.delete(QUEUE, u64(msg_id))
+
+
+def scan(tx: Txn) -> Iterator[QueueMsg]:
+    """All queued messages in id order."""
+    for _key, rec in tx.scan(QUEUE):
+        yield QueueMsg.from_record(rec)
+
+
+def ids(tx: Txn) -> list[int]:
+    return [from_u64(k) for k, _ in tx.scan_raw(QUEUE)]
