@@ -1,0 +1,467 @@
+"""The RFC 8460 report JSON model: results, merging, building and (liberal) parsing.
+
+Pure: no I/O, no moxcli imports. Used by delivery (results per attempt), the TLS results table,
+the daily sender (building reports) and incoming reports (parsing what others send).
+
+- :class:`Policy`, :class:`FailureDetails`, :class:`Result` (one ``policies[]`` entry) and
+  :class:`Report` (the whole document), each with ``to_json()`` / ``from_json()`` using the
+  RFC field names in the RFC 8460 §4.4 key order.
+- :func:`merge` (spec §1.5), :meth:`Result.add`, :func:`make_result`, :func:`tlsa_policy`.
+- :func:`report_json_bytes`: TAB-indented JSON with a final newline, as mox sends it.
+- :func:`parse_report`: JSON bytes -> (Report, warnings); tolerant of real senders' quirks,
+  one warning per quirk; raises :class:`ReportError` for anything it cannot accept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+# RFC 8460 §4.4: the only three policy types.
+POLICY_STS = "sts"
+POLICY_TLSA = "tlsa"
+POLICY_NO_POLICY_FOUND = "no-policy-found"
+POLICY_TYPES = (POLICY_STS, POLICY_TLSA, POLICY_NO_POLICY_FOUND)
+
+# RFC 8460 §4.3 / IANA "STARTTLS Validation Result Types" (§6.6).
+# §4.3.1 negotiation failures
+RESULT_STARTTLS_NOT_SUPPORTED = "starttls-not-supported"
+RESULT_CERTIFICATE_HOST_MISMATCH = "certificate-host-mismatch"
+RESULT_CERTIFICATE_EXPIRED = "certificate-expired"
+RESULT_CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"
+RESULT_VALIDATION_FAILURE = "validation-failure"
+# §4.3.2.1 DANE policy failures
+RESULT_TLSA_INVALID = "tlsa-invalid"
+RESULT_DNSSEC_INVALID = "dnssec-invalid"
+RESULT_DANE_REQUIRED = "dane-required"
+# §4.3.2.2 MTA-STS policy failures
+RESULT_STS_POLICY_FETCH_ERROR = "sts-policy-fetch-error"
+RESULT_STS_POLICY_INVALID = "sts-policy-invalid"
+RESULT_STS_WEBPKI_INVALID = "sts-webpki-invalid"
+
+RESULT_TYPES = (
+    RESULT_STARTTLS_NOT_SUPPORTED,
+    RESULT_CERTIFICATE_HOST_MISMATCH,
+    RESULT_CERTIFICATE_EXPIRED,
+    RESULT_CERTIFICATE_NOT_TRUSTED,
+    RESULT_VALIDATION_FAILURE,
+    RESULT_TLSA_INVALID,
+    RESULT_DNSSEC_INVALID,
+    RESULT_DANE_REQUIRED,
+    RESULT_STS_POLICY_FETCH_ERROR,
+    RESULT_STS_POLICY_INVALID,
+    RESULT_STS_WEBPKI_INVALID,
+)
+
+# Spec §1.3: decompressed report JSON above 20 MiB is refused (mox's limit).
+MAX_JSON_SIZE = 20 * 1024 * 1024
+# Nesting deeper than any valid report could need (a report is 5 levels deep) is hostile.
+MAX_DEPTH = 32
+
+
+class ReportError(ValueError):
+    """The report JSON cannot be accepted; the message says why."""
+
+
+@dataclass
+class Policy:
+    """``policy`` of a result (RFC 8460 §4.4); lists compare in order (spec §1.5)."""
+
+    type: str
+    string: list[str] = field(default_factory=list)
+    domain: str = ""
+    mx_host: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy-type": self.type,
+            "policy-string": list(self.string),
+            "policy-domain": self.domain,
+            "mx-host": list(self.mx_host),
+        }
+
+
+@dataclass
+class FailureDetails:
+    """One ``failure-details`` entry (RFC 8460 §4.4)."""
+
+    result_type: str
+    sending_mta_ip: str = ""
+    receiving_mx_hostname: str = ""
+    receiving_mx_helo: str = ""
+    receiving_ip: str = ""
+    failed_session_count: int = 0
+    additional_information: str = ""
+    failure_reason_code: str = ""
+
+    def same_except_count(self, other: "FailureDetails") -> bool:
+        return (
+            self.result_type,
+            self.sending_mta_ip,
+            self.receiving_mx_hostname,
+            self.receiving_mx_helo,
+            self.receiving_ip,
+            self.additional_information,
+            self.failure_reason_code,
+        ) == (
+            other.result_type,
+            other.sending_mta_ip,
+            other.receiving_mx_hostname,
+            other.receiving_mx_helo,
+            other.receiving_ip,
+            other.additional_information,
+            other.failure_reason_code,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        # mox quirk (spec §1.3), followed when producing so receivers see what mox sends:
+        # every key is emitted, "" when unknown, except receiving-mx-helo which is omitted
+        # when empty.
+        d: dict[str, Any] = {
+            "result-type": self.result_type,
+            "sending-mta-ip": self.sending_mta_ip,
+            "receiving-mx-hostname": self.receiving_mx_hostname,
+        }
+        if self.receiving_mx_helo:
+            d["receiving-mx-helo"] = self.receiving_mx_helo
+        d["receiving-ip"] = self.receiving_ip
+        d["failed-session-count"] = self.failed_session_count
+        d["additional-information"] = self.additional_information
+        d["failure-reason-code"] = self.failure_reason_code
+        return d
+
+
+@dataclass
+class Result:
+    """One entry of ``policies``: a policy, its session counts and failure details."""
+
+    policy: Policy
+    success: int = 0
+    failure: int = 0
+    details: list[FailureDetails] = field(default_factory=list)
+
+    def add(self, success: int, failure: int, *details: FailureDetails) -> None:
+        """Add counts and details (spec §1.5): totals clamped at 0, equal details summed."""
+        # The SMTP client may add -1 success after a TLS alert right after the handshake.
+        self.success = max(0, self.success + success)
+        self.failure = max(0, self.failure + failure)
+        for nd in details:
+            for od in self.details:
+                if od.same_except_count(nd):
+                    od.failed_session_count += nd.failed_session_count
+                    break
+            else:
+                self.details.append(FailureDetails(**vars(nd)))
+
+    def has_failure(self) -> bool:
+        """A reason to send a report (spec §2.5 step 8): a failure count or any detail."""
+        return self.failure > 0 or bool(self.details)
+
+    def copy(self) -> "Result":
+        return Result.from_json(self.to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.to_json(),
+            "summary": {
+                "total-successful-session-count": self.success,
+                "total-failure-session-count": self.failure,
+            },
+            "failure-details": [d.to_json() for d in self.details],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "Result":
+        """From a dict with RFC field names (as stored or built); strict about types."""
+        warnings: list[str] = []
+        return _result(obj, "result", warnings)
+
+
+def make_result(policy_type: str, policy_domain: str, *details: FailureDetails) -> Result:
+    """A result with empty policy-string and mx-host, counts 0 (mox's MakeResult)."""
+    return Result(Policy(policy_type, [], policy_domain, []), 0, 0, [FailureDetails(**vars(d)) for d in details])
+
+
+def tlsa_policy(records: Iterable[tuple[int, int, int, bytes]], base_domain: str) -> Policy:
+    """The ``tlsa`` policy for TLSA records (RFC 8460 §4.5; spec §1.5).
+
+    Each record as ``usage selector matchtype lowercasehex``, sorted ascending (mox); the
+    policy domain is the TLSA base domain (ASCII).
+    """
+    strings = sorted(f"{u} {s} {m} {data.hex()}" for u, s, m, data in records)
+    return Policy(POLICY_TLSA, strings, base_domain, [])
+
+
+def _policy_key(p: Policy) -> tuple[Any, ...]:
+    return (p.type, p.domain, tuple(p.string), tuple(p.mx_host))
+
+
+def merge(results: list[Result], *new: Result) -> None:
+    """Merge ``new`` into ``results`` in place (spec §1.5).
+
+    An equal policy (type, domain, and policy-string and mx-host element-wise in order) gets
+    the counts and details added; otherwise a copy is appended (first appearance order kept).
+    """
+    index = {_policy_key(r.policy): r for r in results}
+    for r in new:
+        key = _policy_key(r.policy)
+        existing = index.get(key)
+        if existing is None:
+            c = r.copy()
+            results.append(c)
+            index[key] = c
+        else:
+            existing.add(r.success, r.failure, *r.details)
+
+
+@dataclass
+class Report:
+    """A whole RFC 8460 aggregate report."""
+
+    organization_name: str
+    start: datetime
+    end: datetime
+    contact_info: str
+    report_id: str
+    policies: list[Result] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "organization-name": self.organization_name,
+            "date-range": {"start-datetime": format_time(self.start), "end-datetime": format_time(self.end)},
+            "contact-info": self.contact_info,
+            "report-id": self.report_id,
+            "policies": [p.to_json() for p in self.policies],
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> "Report":
+        """From an already-decoded dict (e.g. stored); warnings are dropped."""
+        return _report(obj, [])
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 in UTC with ``Z``; fractional seconds only if non-zero (spec §0.3)."""
+    t = t.astimezone(timezone.utc)
+    s = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if t.microsecond:
+        s += ("." + f"{t.microsecond:06d}").rstrip("0")
+    return s + "Z"
+
+
+def report_json_bytes(report: Report) -> bytes:
+    """The report as mox sends it: TAB-indented JSON plus a newline, non-ASCII not escaped."""
+    return (json.dumps(report.to_json(), indent="\t", ensure_ascii=False) + "\n").encode("utf-8")
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$")
+
+
+def parse_time(text: str, where: str, warnings: list[str]) -> datetime:
+    """RFC 3339 date-time (RFC 8460 §4.4); liberal as mox: without a zone it is UTC, with a warning."""
+    m = _RFC3339.match(text)
+    if not m:
+        raise ReportError(f"{where}: invalid date-time {text[:64]!r}")
+    year, mon, day, hh, mm, ss = (int(m.group(i)) for i in range(1, 7))
+    frac = m.group(7) or ""
+    micro = int((frac[1:] + "000000")[:6]) if frac else 0
+    zone = m.group(8)
+    if zone is None:
+        # mox quirk (Microsoft sends this): no timezone, taken as UTC.
+        warnings.append(f"{where}: date-time {text!r} has no timezone, taken as UTC")
+        tz = timezone.utc
+    elif zone in ("Z", "z"):
+        tz = timezone.utc
+    else:
+        sign = 1 if zone[0] == "+" else -1
+        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+    try:
+        return datetime(year, mon, day, hh, mm, min(ss, 59), micro, tzinfo=tz).astimezone(timezone.utc)
+    except ValueError as exc:
+        raise ReportError(f"{where}: invalid date-time {text!r}: {exc}") from None
+
+
+def _lower_keys(obj: dict[str, Any]) -> dict[str, Any]:
+    # Go's JSON decoding (mox) matches keys case-insensitively; the first occurrence wins here.
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        out.setdefault(k.lower(), v)
+    return out
+
+
+def _obj(v: Any, where: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ReportError(f"{where}: expected a JSON object, got {type(v).__name__}")
+    return _lower_keys(v)
+
+
+def _str(obj: dict[str, Any], key: str, where: str, warnings: list[str]) -> str:
+    v = obj.get(key)
+    if v is None:
+        if key in obj:
+            warnings.append(f"{where}: {key} is null, taken as empty")
+        return ""
+    if not isinstance(v, str):
+        raise ReportError(f"{where}: {key}: expected a string, got {type(v).__name__}")
+    return v
+
+
+def _int(obj: dict[str, Any], key: str, where: str) -> int:
+    v = obj.get(key)
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        raise ReportError(f"{where}: {key}: expected an integer, got {v!r}"[:200])
+    return v
+
+
+def _str_list(obj: dict[str, Any], key: str, where: str, warnings: list[str]) -> list[str]:
+    v = obj.get(key)
+    if v is None:
+        return []
+    if isinstance(v, str):
+        # Appendix B's example (erratum 6241) shows mx-host as a bare string; some send that.
+        warnings.append(f"{where}: {key} is a string, not an array")
+        return [v]
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        raise ReportError(f"{where}: {key}: expected an array of strings")
+    return list(v)
+
+
+def _policy_strings(obj: dict[str, Any], ptype: str, where: str, warnings: list[str]) -> list[str]:
+    strings = _str_list(obj, "policy-string", where, warnings)
+    if ptype != POLICY_TLSA:
+        return strings
+    out = []
+    for s in strings:
+        # Some senders put a JSON-encoded string (with quotes) per TLSA record.
+        if len(s) >= 2 and s[0] == '"' and s[-1] == '"':
+            try:
+                decoded = json.loads(s)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, str):
+                warnings.append(f"{where}: TLSA policy-string {s[:40]!r} is JSON-encoded, decoded")
+                out.append(decoded)
+                continue
+        out.append(s)
+    return out
+
+
+def _details(v: Any, where: str, warnings: list[str]) -> FailureDetails:
+    o = _obj(v, where)
+    ip = o.get("sending-mta-ip")
+    if ip == "":
+        warnings.append(f"{where}: sending-mta-ip is empty")
+    return FailureDetails(
+        result_type=_str(o, "result-type", where, warnings),
+        sending_mta_ip=_str(o, "sending-mta-ip", where, warnings),
+        receiving_mx_hostname=_str(o, "receiving-mx-hostname", where, warnings),
+        receiving_mx_helo=_str(o, "receiving-mx-helo", where, warnings),
+        receiving_ip=_str(o, "receiving-ip", where, warnings),
+        failed_session_count=_int(o, "failed-session-count", where),
+        additional_information=_str(o, "additional-information", where, warnings),
+        failure_reason_code=_str(o, "failure-reason-code", where, warnings),
+    )
+
+
+def _result(v: Any, where: str, warnings: list[str]) -> Result:
+    o = _obj(v, where)
+    p = _obj(o.get("policy") or {}, where + ".policy")
+    ptype = _str(p, "policy-type", where + ".policy", warnings)
+    policy = Policy(
+        type=ptype,
+        string=_policy_strings(p, ptype, where + ".policy", warnings),
+        domain=_str(p, "policy-domain", where + ".policy", warnings),
+        mx_host=_str_list(p, "mx-host", where + ".policy", warnings),
+    )
+    s = _obj(o.get("summary") or {}, where + ".summary")
+    fd = o.get("failure-details")
+    if fd is None:
+        fd = []
+    if not isinstance(fd, list):
+        raise ReportError(f"{where}: failure-details: expected an array")
+    return Result(
+        policy=policy,
+        success=_int(s, "total-successful-session-count", where + ".summary"),
+        failure=_int(s, "total-failure-session-count", where + ".summary"),
+        details=[_details(d, f"{where}.failure-details[{i}]", warnings) for i, d in enumerate(fd)],
+    )
+
+
+def _report(v: Any, warnings: list[str]) -> Report:
+    o = _obj(v, "report")
+    dr = o.get("date-range")
+    dro = _obj(dr, "date-range") if dr is not None else {}
+    pol = o.get("policies")
+    if pol is None:
+        pol = []
+    if not isinstance(pol, list):
+        raise ReportError("policies: expected an array")
+    epoch = datetime(1, 1, 1, tzinfo=timezone.utc)
+    start = dro.get("start-datetime")
+    end = dro.get("end-datetime")
+    return Report(
+        organization_name=_str(o, "organization-name", "report", warnings),
+        start=parse_time(start, "date-range.start-datetime", warnings) if isinstance(start, str) else epoch,
+        end=parse_time(end, "date-range.end-datetime", warnings) if isinstance(end, str) else epoch,
+        contact_info=_str(o, "contact-info", "report", warnings),
+        report_id=_str(o, "report-id", "report", warnings),
+        policies=[_result(p, f"policies[{i}]", warnings) for i, p in enumerate(pol)],
+    )
+
+
+def _check_depth(data: str) -> None:
+    depth = 0
+    in_str = False
+    esc = False
+    for c in data:
+        if in_str:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ReportError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        elif c in "]}":
+            depth -= 1
+
+
+def parse_report(data: bytes) -> tuple[Report, list[str]]:
+    """Parse report JSON (RFC 8460 §4.4) as liberally as mox; returns the report and warnings.
+
+    Keys match case-insensitively, unknown keys are ignored, missing keys give empty values,
+    data after the first JSON value is ignored (all as mox). Refused: more than 20 MiB, nesting
+    beyond any valid report, invalid JSON, wrong value types.
+    """
+    if len(data) > MAX_JSON_SIZE:
+        raise ReportError(f"report JSON larger than {MAX_JSON_SIZE} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"report is not UTF-8: {exc}") from None
+    _check_depth(text)
+    try:
+        obj, end = json.JSONDecoder().raw_decode(text.lstrip())
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ReportError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    warnings: list[str] = []
+    if text.lstrip()[end:].strip():
+        # mox ignores data after the first JSON value.
+        warnings.append("data after the report JSON ignored")
+    return _report(obj, warnings), warnings
