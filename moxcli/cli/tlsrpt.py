@@ -1,0 +1,81 @@
+"""`moxcli check tlsrpt`: look up and lint a TLSRPT record."""
+
+from __future__ import annotations
+
+import click
+
+from moxcli.cli import output
+from moxcli.context import AppContext
+from moxcli.errors import EXIT_FAILED, EXIT_TEMPORARY
+
+
+@click.command("tlsrpt")
+@click.argument("domain", required=False)
+@click.option("--record", "record_text", metavar="TEXT", help="Lint this record text instead of looking it up (no DNS).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output JSON: domain, name, cnames, dnssec, records, record, valid, version, rua, extensions, errors, warnings.",
+)
+@click.pass_obj
+def tlsrpt_cmd(app: AppContext, domain: str | None, record_text: str | None, as_json: bool) -> None:
+    """Look up and lint the TLSRPT record of a domain or MX host (RFC 8460).
+
+    Queries the TXT records at _smtp._tls.DOMAIN (CNAMEs are followed), picks the TLSRPT
+    record and shows its reporting addresses, extensions, errors and warnings. An MX host
+    name checks the host's own record (used for DANE results). With --record, checks the
+    given text without DNS, before you publish it.
+
+    Exit status: 0 valid, 1 no record or invalid, 3 temporary DNS failure.
+
+    \b
+    Example:
+      moxcli check tlsrpt example.org
+      moxcli check tlsrpt mx.example.org --json
+      moxcli check tlsrpt --record 'v=TLSRPTv1; rua=mailto:tlsrpt@example.org'
+    """
+    from moxcli.tlsrpt.lookup import check_record_text, check_tlsrpt
+
+    if record_text is not None:
+        check = check_record_text(domain, record_text)
+    elif not domain:
+        raise click.UsageError("give a DOMAIN or --record TEXT")
+    else:
+        from moxcli.dns import Resolver
+
+        check = check_tlsrpt(Resolver.from_config(app.config().dns), domain)
+    if as_json:
+        output.emit_json(check.to_json())
+    else:
+        _render(check)
+    if check.temporary:
+        raise SystemExit(EXIT_TEMPORARY)
+    if not check.valid:
+        raise SystemExit(EXIT_FAILED)
+
+
+def _render(check) -> None:
+    from moxcli.tlsrpt.record import uri_scheme
+
+    pairs = []
+    if check.name:
+        pairs.append(("name", check.name))
+    if check.cnames:
+        pairs.append(("cnames", " -> ".join(check.cnames)))
+    if check.dnssec:
+        pairs.append(("dnssec", check.dnssec))
+    pairs.append(("record", check.record_text or "(none)"))
+    pairs.append(("valid", "yes" if check.valid else "no"))
+    output.kv(f"TLSRPT {check.domain.name}" if check.domain.ascii else "TLSRPT record", pairs)
+    if check.record is not None:
+        output.table(None, ["rua", "scheme"], [(u, uri_scheme(u)) for u in check.record.rua])
+        if check.record.extensions:
+            output.table(None, ["extension", "value"], check.record.extensions)
+    other = [t for t in check.texts if t != check.record_text]
+    for t in other:
+        output.info(f"other TXT record: {output.safe(t)}")
+    for e in check.errors:
+        output.info(f"error: {output.safe(e)}")
+    for w in check.warnings:
+        output.warn(w)

@@ -1,0 +1,256 @@
+"""TLSRPT DNS records (RFC 8460 §3): parse, format, lint. Pure: no I/O.
+
+Parsing follows mox byte by byte (spec §1.2), including its quirks: we are liberal in what
+we accept from DNS (a space before ``;``, keys starting with ``-`` or ``.``) and the lint
+warnings tell the operator where a stricter receiver would disagree. Formatting follows the
+RFC (it is what we publish).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+VERSION = "TLSRPTv1"
+
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class ParseError(ValueError):
+    """The text is not a valid TLSRPT record.
+
+    ``is_tlsrpt`` is False when the text did not even get past ``v=TLSRPTv1`` and a ``;``
+    delimiter: such TXT strings are other records and are skipped by lookups (spec §1.1).
+    """
+
+    def __init__(self, msg: str, is_tlsrpt: bool) -> None:
+        super().__init__(msg)
+        self.is_tlsrpt = is_tlsrpt
+
+
+class NotTLSRPT(ParseError):
+    """The TXT string is not a TLSRPT record at all."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg, False)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A parsed record. ``ruas`` keeps every ``rua=`` field as its own list (RFC 8460 §3
+    allows the field to repeat); ``rua`` is all of them flattened, in order."""
+
+    version: str = VERSION
+    ruas: tuple[tuple[str, ...], ...] = ()
+    extensions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def rua(self) -> list[str]:
+        return [u for lst in self.ruas for u in lst]
+
+    def format(self) -> str:
+        """The record text as we publish it: no trailing ``;`` (spec §1.2)."""
+        parts = [f"v={self.version}"]
+        parts += ["rua=" + ",".join(encode_uri(u) for u in lst) for lst in self.ruas]
+        parts += [f"{k}={v}" for k, v in self.extensions]
+        return "; ".join(parts)
+
+    def to_json(self) -> dict:
+        return {
+            "version": self.version,
+            "ruas": [list(lst) for lst in self.ruas],
+            "extensions": [{"key": k, "value": v} for k, v in self.extensions],
+        }
+
+
+def encode_uri(uri: str) -> str:
+    """RFC 8460 §3: ``,`` ``!`` and ``;`` inside a URI must be percent-encoded in the record."""
+    return uri.replace(",", "%2C").replace("!", "%21").replace(";", "%3B")
+
+
+def uri_scheme(uri: str) -> str:
+    """The lower-cased scheme of a URI that parsed (``mailto``, ``https``, ...)."""
+    return uri.split(":", 1)[0].lower()
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.o = 0
+        self.is_tlsrpt = False
+
+    def error(self, msg: str) -> ParseError:
+        where = f" at position {self.o}" if self.o < len(self.s) else " at end"
+        if not self.is_tlsrpt:
+            return NotTLSRPT(msg + where)
+        return ParseError(msg + where, True)
+
+    def empty(self) -> bool:
+        return self.o >= len(self.s)
+
+    def peek(self, c: str) -> bool:
+        return self.s.startswith(c, self.o)
+
+    def take(self, c: str) -> bool:
+        if self.peek(c):
+            self.o += len(c)
+            return True
+        return False
+
+    def wsp(self) -> None:
+        while self.o < len(self.s) and self.s[self.o] in " \t":
+            self.o += 1
+
+    def delim(self) -> bool:
+        """``*WSP ";" *WSP`` (RFC 8460 §3 field-delim)."""
+        start = self.o
+        self.wsp()
+        if self.take(";"):
+            self.wsp()
+            return True
+        self.o = start
+        return False
+
+    def key(self) -> str:
+        # RFC 8460 §3 wants an alphanumeric first character. mox quirk (accepted when
+        # parsing): "-" and "." may start a key; "_" may not. At most 32 characters.
+        start = self.o
+        while self.o < len(self.s) and self.o - start < 32:
+            c = self.s[self.o]
+            if c in _KEY_CHARS or (c == "_" and self.o > start):
+                self.o += 1
+            else:
+                break
+        if self.o == start:
+            raise self.error("expected a key")
+        return self.s[start : self.o]
+
+    def uri(self) -> str:
+        start = self.o
+        while self.o < len(self.s) and self.s[self.o] not in ",! \t;":
+            self.o += 1
+        text = self.s[start : self.o]
+        if not text:
+            raise self.error("expected a URI")
+        problem = uri_problem(text)
+        if problem:
+            self.o = start
+            raise self.error(f"invalid URI {text!r}: {problem}")
+        return text
+
+    def uri_list(self) -> tuple[str, ...]:
+        # RFC 8460 §3: tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri)
+        uris = [self.uri()]
+        while True:
+            start = self.o
+            self.wsp()
+            if not self.take(","):
+                self.o = start
+                break
+            self.wsp()
+            uris.append(self.uri())
+        self.wsp()
+        return tuple(uris)
+
+    def ext_value(self) -> str:
+        # RFC 8460 §3 tlsrpt-ext-value: 1*(%x21-3A / %x3C / %x3E-7E)
+        start = self.o
+        while self.o < len(self.s) and 0x21 <= ord(self.s[self.o]) <= 0x7E and self.s[self.o] not in "=;":
+            self.o += 1
+        if self.o == start:
+            raise self.error("expected an extension value")
+        return self.s[start : self.o]
+
+
+def uri_problem(uri: str) -> str | None:
+    """Why ``uri`` is not a usable URI (None if it is): like Go's url.Parse, which mox uses,
+    plus the scheme mox requires."""
+    for c in uri:
+        if ord(c) < 0x20 or ord(c) == 0x7F:
+            return "control character"
+    i = uri.find("%")
+    while i >= 0:
+        if len(uri) < i + 3 or uri[i + 1] not in _HEX or uri[i + 2] not in _HEX:
+            return "invalid percent-escape"
+        i = uri.find("%", i + 3)
+    if not _SCHEME.match(uri):
+        if "@" in uri and ":" not in uri:
+            return "no scheme (an e-mail address needs mailto: in front)"
+        return "no scheme"
+    return None
+
+
+def parse_record(text: str) -> Record:
+    """Parse a TLSRPT TXT record (RFC 8460 §3, spec §1.2).
+
+    Raises NotTLSRPT if the text is not a TLSRPT record at all, ParseError (with
+    ``is_tlsrpt`` True) for a TLSRPT record with a syntax error.
+    """
+    p = _Parser(text)
+    # RFC 8460 §3: the version is case-sensitive ("%s" in the ABNF).
+    if not p.take("v=" + VERSION):
+        raise p.error(f"does not start with v={VERSION}")
+    if not p.delim():
+        raise p.error(f"expected ';' after v={VERSION}")
+    p.is_tlsrpt = True
+    ruas: list[tuple[str, ...]] = []
+    extensions: list[tuple[str, str]] = []
+    while True:
+        k = p.key()
+        if not p.take("="):
+            raise p.error(f"expected '=' after key {k!r}")
+        if k == "rua":
+            ruas.append(p.uri_list())
+        else:
+            # RFC 8460 §3: unknown fields SHALL be ignored; we keep them to show them.
+            extensions.append((k, p.ext_value()))
+        if not p.delim() or p.empty():
+            break
+    if not p.empty():
+        raise p.error("leftover characters")
+    if not ruas:
+        raise ParseError("missing rua", True)
+    return Record(VERSION, tuple(ruas), tuple(extensions))
+
+
+def lint(text: str, record: Record) -> tuple[list[str], list[str]]:
+    """Findings about a record that parsed: (errors, warnings).
+
+    Errors mean no sender can deliver a report to it; warnings mean some senders or strict
+    parsers will disagree with it.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    if not text.startswith(f"v={VERSION};"):
+        warnings.append(
+            f"record does not start with exactly 'v={VERSION};': RFC 8460 §3 has receivers discard such "
+            "records when the name has other TXT records (mox accepts it)"
+        )
+    for k, _ in record.extensions:
+        if not k[0].isalnum():
+            warnings.append(f"key {k!r} does not start with a letter or digit (RFC 8460 §3); strict parsers reject the record")
+        else:
+            warnings.append(f"unknown field {k!r} is ignored by senders")
+    if len(record.ruas) > 1:
+        warnings.append("several rua= fields: some senders use only the first; list all addresses in one rua= separated by commas")
+    usable = 0
+    for uri in record.rua:
+        scheme = uri_scheme(uri)
+        if scheme == "mailto":
+            addr = uri[len("mailto:") :].split("?", 1)[0]
+            if "@" not in addr or addr.startswith("@") or addr.endswith("@"):
+                errors.append(f"rua {uri!r}: not an e-mail address")
+                continue
+            usable += 1
+        elif scheme == "https":
+            usable += 1
+            warnings.append(f"rua {uri!r}: many senders (mox among them) only send reports by mailto:, not https:")
+        elif scheme == "http":
+            errors.append(f"rua {uri!r}: RFC 8460 §3 requires https:, senders do not post reports over plain http")
+        else:
+            errors.append(f"rua {uri!r}: scheme {scheme}: is not mailto: or https: (RFC 8460 §3), senders ignore it")
+    if not usable:
+        errors.append("no usable reporting address (mailto: or https:): nobody can send you reports")
+    return errors, warnings
