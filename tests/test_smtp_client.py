@@ -1,0 +1,220 @@
+"""SMTP client: reply parsing, EHLO/HELO, STARTTLS guard, per-recipient transaction results."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from moxcli.smtp.client import Client, Extensions, SMTPError, dot_stuff, enhanced_code, parse_reply_line
+
+
+@pytest.mark.parametrize(
+    "line,expect",
+    [
+        ("250 ok", (250, True, "ok")),
+        ("250-PIPELINING", (250, False, "PIPELINING")),
+        ("220", (220, True, "")),
+        ("554 5.7.1 no", (554, True, "5.7.1 no")),
+    ],
+)
+def test_parse_reply_line(line, expect):
+    assert parse_reply_line(line) == expect
+
+
+@pytest.mark.parametrize("line", ["", "25", "abc ok", "250x", "650 nope", "250_"])
+def test_parse_reply_line_malformed(line):
+    with pytest.raises(ValueError):
+        parse_reply_line(line)
+
+
+@pytest.mark.parametrize(
+    "code,text,expect",
+    [
+        (550, "5.1.1 no such user", "5.1.1"),
+        (451, "4.7.1 greylisted", "4.7.1"),
+        (550, "4.7.1 class mismatch", ""),
+        (250, "2.0.0 Ok: queued", "2.0.0"),
+        (550, "no code here", ""),
+        (550, "5.1.1234 too long", ""),
+    ],
+)
+def test_enhanced_code(code, text, expect):
+    assert enhanced_code(code, text) == expect
+
+
+@pytest.mark.parametrize(
+    "data,expect",
+    [
+        (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+        (b"a\r\nb", b"a\r\nb\r\n"),
+        (b".a\r\n.\r\nb\r\n", b"..a\r\n..\r\nb\r\n"),
+        (b"a\n.b\n", b"a\r\n..b\r\n"),  # bare LF message converted
+    ],
+)
+def test_dot_stuff(data, expect):
+    assert dot_stuff(data) == expect
+
+
+def test_extensions_parse():
+    ext = Extensions.parse(["mx.example", "pipelining", "SIZE 1000", "STARTTLS", "AUTH PLAIN login", "LIMITS RCPTMAX=5 MAILMAX=2", "requiretls"])
+    assert "PIPELINING" in ext and "starttls" in ext and "REQUIRETLS" in ext
+    assert ext.size == 1000 and ext.auth == ["PLAIN", "LOGIN"] and ext.rcpt_max == 5
+    assert "8BITMIME" not in ext
+
+
+class Scripted:
+    """A server on a socketpair answering each command from a script; records what it got."""
+
+    def __init__(self, greeting: bytes, replies: dict[str, list[bytes]]) -> None:
+        self.client_sock, self.server_sock = socket.socketpair()
+        self.replies = {k: list(v) for k, v in replies.items()}
+        self.received: list[str] = []
+        self.data = b""
+        self.server_sock.sendall(greeting)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        f = self.server_sock.makefile("rb")
+        in_data = False
+        try:
+            for raw in f:
+                if in_data:
+                    if raw == b".\r\n":
+                        in_data = False
+                        self.server_sock.sendall(self.replies["."].pop(0))
+                    else:
+                        self.data += raw
+                    continue
+                line = raw.decode().rstrip("\r\n")
+                self.received.append(line)
+                verb = line.split(" ", 1)[0].split(":", 1)[0].upper()
+                if verb == "RCPT":
+                    verb = "RCPT " + line.split("<", 1)[1].rstrip(">")
+                reply = self.replies.get(verb, [b"250 ok\r\n"]).pop(0) if self.replies.get(verb) else b"250 ok\r\n"
+                self.server_sock.sendall(reply)
+                if verb == "DATA" and reply.startswith(b"354"):
+                    in_data = True
+                if verb == "QUIT":
+                    break
+        except OSError:
+            pass
+        finally:
+            self.server_sock.close()
+
+
+def test_transaction_per_recipient_results():
+    srv = Scripted(
+        b"220 mx.example ESMTP\r\n",
+        {
+            "EHLO": [b"250-mx.example\r\n250-SIZE 100000\r\n250 8BITMIME\r\n"],
+            "RCPT bad@example.org": [b"550 5.1.1 no such user\r\n"],
+            "RCPT later@example.org": [b"451 4.2.0 try later\r\n"],
+            "DATA": [b"354 go\r\n"],
+            ".": [b"250 2.0.0 queued as X\r\n"],
+        },
+    )
+    c = Client(srv.client_sock, "client.example")
+    assert c.read_greeting().text == "mx.example ESMTP"
+    c.ehlo()
+    res = c.transaction("a@example.net", ["ok@example.org", "bad@example.org", "later@example.org"], b".dot\r\nbody \xc3\xa9\r\n")
+    c.quit()
+    srv.thread.join(5)
+    assert [(r.recipient, r.ok, r.permanent) for r in res] == [
+        ("ok@example.org", True, False),
+        ("bad@example.org", False, True),
+        ("later@example.org", False, False),
+    ]
+    assert res[0].reply.enhanced == "2.0.0" and res[1].error == "550 5.1.1 no such user"
+    assert srv.received[1] == "MAIL FROM:<a@example.net> SIZE=15 BODY=8BITMIME"
+    assert srv.data == b"..dot\r\nbody \xc3\xa9\r\n"
+
+
+def test_pipelining_and_requiretls_param():
+    srv = Scripted(
+        b"220-mx.example\r\n220 ready\r\n",
+        {"EHLO": [b"250-mx\r\n250-PIPELINING\r\n250 REQUIRETLS\r\n"], "DATA": [b"354 go\r\n"], ".": [b"250 ok\r\n"]},
+    )
+    c = Client(srv.client_sock, "client.example")
+    assert c.read_greeting().lines == ["mx.example", "ready"]
+    c.ehlo()
+    res = c.transaction("", ["r@example.org"], b"x\r\n", requiretls=True)
+    c.quit()
+    srv.thread.join(5)
+    assert res[0].ok
+    assert srv.received[1:4] == ["MAIL FROM:<> REQUIRETLS", "RCPT TO:<r@example.org>", "DATA"]
+
+
+def test_data_rejected_fails_accepted_recipients():
+    srv = Scripted(b"220 x\r\n", {"EHLO": [b"250 x\r\n"], "DATA": [b"354 go\r\n"], ".": [b"554 5.7.1 spam\r\n"]})
+    c = Client(srv.client_sock, "c")
+    c.read_greeting()
+    c.ehlo()
+    (r,) = c.transaction("a@b.example", ["r@example.org"], b"x\r\n")
+    assert (r.ok, r.permanent, r.reply.enhanced) == (False, True, "5.7.1")
+    c.quit()
+
+
+def test_mail_from_refused_raises():
+    srv = Scripted(b"220 x\r\n", {"EHLO": [b"250 x\r\n"], "MAIL": [b"421 4.3.2 shutting down\r\n"]})
+    c = Client(srv.client_sock, "c")
+    c.read_greeting()
+    c.ehlo()
+    with pytest.raises(SMTPError) as ei:
+        c.transaction("a@b.example", ["r@example.org"], b"x\r\n")
+    assert not ei.value.permanent and ei.value.code == 421
+    c.close()
+
+
+def test_helo_fallback_before_tls():
+    srv = Scripted(b"220 old\r\n", {"EHLO": [b"502 what\r\n"], "HELO": [b"250 hi\r\n"]})
+    c = Client(srv.client_sock, "c")
+    c.read_greeting()
+    c.ehlo()
+    assert "STARTTLS" not in c.extensions
+    c.quit()
+    assert srv.received[:2] == ["EHLO c", "HELO c"]
+
+
+def test_greeting_5xx_is_permanent():
+    srv = Scripted(b"554 go away\r\n", {})
+    c = Client(srv.client_sock, "c")
+    with pytest.raises(SMTPError) as ei:
+        c.read_greeting()
+    assert ei.value.permanent and ei.value.code == 554
+    c.close()
+
+
+def test_starttls_refused_and_injection():
+    srv = Scripted(b"220 x\r\n", {"EHLO": [b"250-x\r\n250 STARTTLS\r\n"], "STARTTLS": [b"454 4.7.0 not now\r\n"]})
+    c = Client(srv.client_sock, "c")
+    c.read_greeting()
+    c.ehlo()
+    with pytest.raises(SMTPError) as ei:
+        c.starttls(lambda s: s)
+    assert ei.value.tls and ei.value.code == 454 and not ei.value.permanent
+    c.close()
+    # RFC 3207: data pipelined behind the 220 must not be read as if it came over TLS.
+    srv = Scripted(b"220 x\r\n", {"EHLO": [b"250-x\r\n250 STARTTLS\r\n"], "STARTTLS": [b"220 go\r\n250 injected\r\n"]})
+    c = Client(srv.client_sock, "c")
+    c.read_greeting()
+    c.ehlo()
+    with pytest.raises(SMTPError, match="after its STARTTLS reply"):
+        c.starttls(lambda s: s)
+    c.close()
+
+
+def test_multiline_code_mismatch_and_close():
+    srv = Scripted(b"220-a\r\n250 b\r\n", {})
+    c = Client(srv.client_sock, "c")
+    with pytest.raises(SMTPError, match="inconsistent"):
+        c.read_greeting()
+    c.close()
+    a, b = socket.socketpair()
+    b.close()
+    c = Client(a, "c")
+    with pytest.raises(SMTPError, match="closed"):
+        c.read_greeting()
+    c.close()
