@@ -1,0 +1,620 @@
+"""Deliver queued messages: MX selection, MTA-STS and DANE, STARTTLS, retries, DSNs (spec §3).
+
+``run_queue(store, data_dir, config, ids=None, domain=None, now=None) -> list[AttemptResult]``
+attempts every due message (or the given ids / recipient domain, due or not when named by
+id), synchronously, one SMTP transaction per message (each queue record has one recipient).
+Another process running the queue at the same time is refused (job lock ``queue``).
+
+Crash safety: before the SMTP session the attempt is recorded (attempt count up, next
+attempt set by the backoff schedule, ``in_progress`` set) and committed; after it, one write
+transaction removes the message (delivered or failed) or stores the deferral, together with
+the attempt's TLS results (spec §2.2). A crash in between leaves the message queued with its
+next attempt already scheduled: it is never lost, and it is delivered twice only if the crash
+fell between the server's final 250 and our commit (RFC 5321 §6.1 accepts duplicates over loss).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from moxcli import log
+from moxcli.config import Config
+from moxcli.delivery import queue as dq
+from moxcli.delivery import dsn as dsnmod
+from moxcli.dane import lookup as dane_lookup
+from moxcli.dane import tlsa as dane_tlsa
+from moxcli.dane import verify as dane_verify
+from moxcli.dane.lookup import Destinations
+from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
+from moxcli import tlsconn
+from moxcli.dns import DNSError, Resolver
+from moxcli.domain import Domain, parse_domain
+from moxcli.errors import UsageError
+from moxcli.smtp.client import Client, RcptResult, Reply, SMTPError
+from moxcli.store import Store
+from moxcli.store import queue as qstore
+from moxcli.store import suppress
+from moxcli.store import tlsresults as tlsstore
+from moxcli.store.env import Txn
+from moxcli.store.lock import job_lock
+from moxcli.store.queue import QueueMsg
+from moxcli.tlsrpt.report import (
+    POLICY_NO_POLICY_FOUND,
+    POLICY_STS,
+    POLICY_TLSA,
+    RESULT_DNSSEC_INVALID,
+    RESULT_STARTTLS_NOT_SUPPORTED,
+    RESULT_TLSA_INVALID,
+    RESULT_VALIDATION_FAILURE,
+    Policy,
+    Result,
+    make_result,
+    tlsa_policy,
+)
+
+if TYPE_CHECKING:
+    from moxcli.mtasts.policy import Policy as MTASTSPolicy
+
+_log = log.get("delivery")
+
+DNS_BUDGET = 30.0  # spec §3.4: DNS + TCP connect per host within 30 s
+HANDSHAKE_TIMEOUT = 60.0  # spec §3.5: handshake 1 min
+
+MODE_OPPORTUNISTIC = "opportunistic"
+MODE_REQUIRED = "required"  # STARTTLS required (sent even when not announced)
+MODE_SKIP = "skip"  # plaintext retry after a TLS failure
+
+
+@dataclass
+class AttemptResult:
+    """What one attempt did, for `queue run` output (one line / NDJSON object per attempt)."""
+
+    id: int
+    recipient: str
+    outcome: str  # delivered | deferred | failed
+    attempt: int
+    host: str = ""
+    ip: str = ""
+    tls: str = ""  # "", "unverified", "pkix", "dane" ("" = plaintext or not connected)
+    code: int = 0
+    enhanced: str = ""
+    error: str = ""
+    next_attempt: float | None = None
+    dsn: bool = False
+    duration: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "recipient": self.recipient,
+            "outcome": self.outcome,
+            "attempt": self.attempt,
+            "host": self.host,
+            "ip": self.ip,
+            "tls": self.tls,
+            "code": self.code,
+            "enhanced": self.enhanced,
+            "error": self.error,
+            "next_attempt": self.next_attempt,
+            "dsn": self.dsn,
+            "duration": round(self.duration, 3),
+        }
+
+
+class DeliveryError(Exception):
+    """A failed host or message: ``permanent`` decides bounce vs retry; ``tls`` allows fallback."""
+
+    def __init__(self, msg: str, permanent: bool = False, code: int = 0, enhanced: str = "", tls: bool = False) -> None:
+        super().__init__(msg)
+        self.permanent = permanent
+        self.code = code
+        self.enhanced = enhanced
+        self.tls = tls
+
+
+# ------------------------------------------------------------------------- destinations
+
+
+def order_ips(ips: list[str], dialed: list[str]) -> list[str]:
+    """Spec §3.4: after earlier attempts, try the other address family first; the last dialed
+    IP goes first within its family if that family was dialed exactly once (greylisting)."""
+    if not dialed:
+        return list(ips)
+    last = dialed[-1]
+    last_v6 = ":" in last
+    other = [ip for ip in ips if (":" in ip) != last_v6]
+    same = [ip for ip in ips if (":" in ip) == last_v6]
+    if sum(1 for d in dialed if (":" in d) == last_v6) == 1 and last in same:
+        same.remove(last)
+        same.insert(0, last)
+    return other + same
+
+
+# ------------------------------------------------------------------------- one message
+
+
+@dataclass
+class Engine:
+    """What an attempt needs besides the message: config, DNS, the store, hooks for tests."""
+
+    config: Config
+    resolver: Resolver
+    store: Store
+    data_dir: Path
+    connect: Callable[[str, int, float], socket.socket] = field(default=lambda ip, port, timeout: socket.create_connection((ip, port), timeout=timeout))
+
+    @property
+    def port(self) -> int:
+        return self.config.network.smtp_port
+
+
+@dataclass
+class _Outcome:
+    delivered: bool = False
+    error: DeliveryError | None = None
+    host: str = ""
+    ip: str = ""
+    tls: str = ""
+    reply: Reply | None = None
+    dialed: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class _HostPlan:
+    host: str
+    result: Result
+    mode: str
+    dane_records: list[Any] | None = None
+    dane_names: list[str] = field(default_factory=list)
+    sni: str = ""
+    ips: list[str] = field(default_factory=list)
+
+
+def _ede_reason(exc: DNSError, prefix: str) -> tuple[str, bool]:
+    ede = exc.authentication_ede or (exc.ede[0] if exc.ede else None)
+    if ede is None:
+        return "", False
+    return f"{prefix}-{ede.reason}", ede.is_authentication
+
+
+def deliver_message(engine: Engine, msg: QueueMsg, data: bytes, tls: AttemptTLS) -> _Outcome:
+    """One attempt for one message: destinations, policies, hosts in order (spec §3.2-§3.7)."""
+    out = _Outcome(dialed={k: list(v) for k, v in msg.dialed_ips.items()})
+    tls_required_no = msg.require_tls is False
+    rcpt_dom = msg.recipient_domain
+    if rcpt_dom.startswith("["):
+        # Address literal: no MX, no MTA-STS, no DANE, no TLS results (spec §3.2).
+        ip = rcpt_dom[1:-1]
+        _try_host(engine, msg, data, _HostPlan(ip, Result(Policy("")), MODE_OPPORTUNISTIC, ips=[ip]), tls, out, enforce=False)
+        return out
+    domain = parse_domain(rcpt_dom)
+    dests = dane_lookup.gather_destinations(engine.resolver, domain.ascii)
+    if dests.error is not None:
+        if dests.error.authentication_ede is not None:
+            reason, _ = _ede_reason(dests.error, "dns-extended-error")
+            tls.recipient = make_result(POLICY_NO_POLICY_FOUND, domain.ascii)
+            tls.recipient.add(0, 1, detail(RESULT_VALIDATION_FAILURE, reason))
+        out.error = DeliveryError(f"gathering destinations for {domain.ascii}: {dests.error}", permanent=dests.permanent)
+        return out
+
+    policy, tls.recipient, policy_error = _mtasts(engine, domain, tls_required_no)
+    if policy_error is not None:
+        tls.recipient.add(0, 1)
+        out.error = DeliveryError(f"mta-sts policy for {domain.ascii}: {policy_error}")
+        return out
+    enforce = policy is not None and policy_mode(policy) == "enforce"
+
+    last_error: DeliveryError | None = None
+    hosts_5730 = 0
+    for host, _pref in dests.hosts:
+        if policy is not None and policy_mode(policy) != "none" and not policy_matches(policy, host):
+            tls.recipient.add(0, 0, detail(RESULT_VALIDATION_FAILURE, "mtasts-policy-mx-mismatch", mx_host=host))
+            if policy_mode(policy) == "enforce" and not tls_required_no:
+                tls.recipient.add(0, 1)
+                last_error = DeliveryError(f"mx host {host} does not match enforced mta-sts policy with hosts {', '.join(policy_mx(policy))}")
+                continue
+        plan = _plan_host(engine, msg, domain, dests, host, enforce, tls)
+        if isinstance(plan, DeliveryError):
+            last_error = plan
+            if plan.enhanced == "5.7.30":
+                hosts_5730 += 1
+            continue
+        _try_host(engine, msg, data, plan, tls, out, enforce=enforce)
+        if out.delivered or out.reply is not None:
+            # The transaction ran: a recipient refusal is the server's answer, not a host failure.
+            return out
+        assert out.error is not None
+        last_error = out.error
+        if out.error.enhanced == "5.7.30":
+            hosts_5730 += 1
+        if out.error.permanent:
+            break
+    if hosts_5730 and hosts_5730 == len(dests.hosts):
+        # RFC 8689 §4.2.1: no host meets the requirement, the message must not be sent.
+        out.error = DeliveryError("destination servers do not support requiretls", permanent=True, code=554, enhanced="5.7.30")
+    else:
+        out.error = last_error or DeliveryError("no remaining destinations")
+    return out
+
+
+def _plan_host(engine: Engine, msg: QueueMsg, domain: Domain, dests: Destinations, host: str, enforce: bool, tls: AttemptTLS) -> _HostPlan | DeliveryError:
+    """Spec §3.4: addresses, DANE applicability, TLSA, the REQUIRETLS check; records host results."""
+    tls_required_no = msg.require_tls is False
+    hips = dane_lookup.gather_ips(engine.resolver, host)
+    if hips.error is not None:
+        exc = hips.error
+        if exc.authentication_ede is not None:
+            reason, _ = _ede_reason(exc, "dns-extended-error")
+            hr = make_result(POLICY_TLSA, host)
+            tls.hosts.append(hr)
+            tls.both(hr, 0, 1, detail(RESULT_VALIDATION_FAILURE, reason))
+        return DeliveryError(f"resolving ips of {host}: {exc}")
+    mode = MODE_REQUIRED if enforce else MODE_OPPORTUNISTIC
+    plan = _HostPlan(host, make_result(POLICY_NO_POLICY_FOUND, host), mode, sni=host, ips=hips.ips)
+    if dane_lookup.dane_applies(dests, hips):
+        expanded_authentic = dests.expanded_authentic and hips.expanded_authentic
+        g = dane_lookup.gather_tlsa(engine.resolver, host, expanded_authentic, hips.expanded_host)
+        if g.error is not None:
+            exc = g.error
+            # RFC 7672 §2.1.2: a failed TLSA lookup makes the server unreachable.
+            reason, auth = _ede_reason(exc, "extended-dns-error")
+            plan.result = Result(tlsa_policy([], host))
+            if auth:
+                plan.result.add(0, 0, detail(RESULT_DNSSEC_INVALID, reason, mx_host=host))
+                tls.hosts.append(plan.result)
+                tls.both(plan.result, 0, 1)
+            else:
+                plan.result.add(0, 0, detail(RESULT_TLSA_INVALID, reason, mx_host=host))
+                tls.hosts.append(plan.result)
+            if not tls_required_no:
+                return DeliveryError(f"dialing smtp server {host}: looking up tlsa records: {exc}")
+            return _requiretls_check(msg, plan, enforce)
+        if g.dane_required:
+            usable = g.usable
+            if usable:
+                plan.result = Result(tlsa_policy([(r.usage, r.selector, r.mtype, r.data) for r in usable], g.base))
+                plan.mode = MODE_REQUIRED
+                plan.dane_records = usable
+                # In delivery the original TLSA base is the MX host, the expanded one the base used.
+                plan.dane_names = dane_tlsa.allowed_names(
+                    dests.have_mx, dests.expanded_authentic, expanded_authentic, domain.ascii, dests.expanded_next_hop, host, g.base
+                )
+                plan.sni = plan.dane_names[0]
+            else:
+                # RFC 7672 §2.2: TLS is mandatory but authentication is not.
+                plan.result = Result(Policy(POLICY_TLSA, [], g.base, []))
+                plan.result.add(0, 0, detail(RESULT_TLSA_INVALID, "all-unusable-records+ignored", mx_host=host, count=0))
+                plan.mode = MODE_REQUIRED
+        else:
+            plan.result = make_result(POLICY_NO_POLICY_FOUND, g.base)
+    tls.hosts.append(plan.result)
+    return _requiretls_check(msg, plan, enforce)
+
+
+def _requiretls_check(msg: QueueMsg, plan: _HostPlan, enforce: bool) -> _HostPlan | DeliveryError:
+    # mox quirk (stricter than RFC 8689 §4.2.1): REQUIRETLS needs usable DANE or MTA-STS enforce.
+    if msg.require_tls is True and not plan.dane_records and not enforce:
+        return DeliveryError(f"{plan.host}: missing required tls verification mechanism", code=554, enhanced="5.7.30")
+    return plan
+
+
+def _try_host(
+    engine: Engine,
+    msg: QueueMsg,
+    data: bytes,
+    plan: _HostPlan,
+    tls: AttemptTLS,
+    out: _Outcome,
+    enforce: bool,
+) -> None:
+    """Connect to the host's addresses in order and run the session, with the plaintext
+    fallback of spec §3.7."""
+    tls_required_no = msg.require_tls is False
+    out.error, out.reply = None, None
+    ips = order_ips(plan.ips, out.dialed.get(plan.host, []))
+    sock, ip = None, ""
+    per_ip = DNS_BUDGET / max(len(ips), 1)
+    errors = []
+    for ip in ips:
+        try:
+            sock = engine.connect(ip, engine.port, per_ip)
+            break
+        except OSError as exc:
+            errors.append(f"{ip}: {exc.strerror or exc}")
+    if sock is None:
+        out.error = DeliveryError(f"connecting to {plan.host}: {'; '.join(errors) or 'no addresses'}")
+        return
+    out.dialed.setdefault(plan.host, []).append(ip)
+    out.host, out.ip = plan.host, ip
+    try:
+        _session(engine, msg, data, plan, tls, out, sock, enforce)
+    except DeliveryError as exc:
+        out.error = exc
+    if out.error is None or not out.error.tls:
+        return
+    dmarc = msg.is_dmarc_report
+    if (not enforce and plan.mode == MODE_OPPORTUNISTIC and not plan.dane_records and not dmarc) or tls_required_no:
+        _log.info("tls failed, retrying in plaintext", host=plan.host, err=str(out.error))
+        skip = _HostPlan(plan.host, Result(Policy("")), MODE_SKIP, ips=[ip], sni=plan.sni)
+        try:
+            sock = engine.connect(ip, engine.port, per_ip)
+        except OSError as exc:
+            out.error = DeliveryError(f"reconnecting to {plan.host} for plaintext: {exc.strerror or exc}")
+            return
+        out.error = None
+        try:
+            _session(engine, msg, data, skip, AttemptTLS(), out, sock, enforce)
+        except DeliveryError as exc:
+            out.error = exc
+
+
+def _session(engine: Engine, msg: QueueMsg, data: bytes, plan: _HostPlan, tls: AttemptTLS, out: _Outcome, sock: socket.socket, enforce: bool) -> None:
+    """One SMTP session: greeting, EHLO, STARTTLS per mode with verification, transaction."""
+    tls_required_no = msg.require_tls is False
+    host_result = plan.result if plan.result.policy.type else None
+    client = Client(sock, engine.config.hostname)
+    local_ip = remote_ip = ""
+    try:
+        local_ip, remote_ip = sock.getsockname()[0], sock.getpeername()[0]
+    except OSError:
+        pass
+    out.tls = ""
+    try:
+        greeting = client.read_greeting()
+        helo = greeting.text
+        client.ehlo()
+
+        def fields(result_type: str, reason: str = "") -> Any:
+            return detail(result_type, reason, mx_host=plan.host, helo=helo, local_ip=local_ip, remote_ip=remote_ip)
+
+        announced = "STARTTLS" in client.extensions
+        if plan.mode == MODE_OPPORTUNISTIC and not announced:
+            tls.both(host_result, 0, 0, fields(RESULT_STARTTLS_NOT_SUPPORTED))
+        if (announced and plan.mode == MODE_OPPORTUNISTIC) or plan.mode == MODE_REQUIRED:
+            verified = {"how": "unverified"}
+
+            def wrap(raw: socket.socket) -> socket.socket:
+                try:
+                    tsock, info = tlsconn.handshake(raw, plan.sni, HANDSHAKE_TIMEOUT)
+                except tlsconn.TLSHandshakeError as exc:
+                    tls.both(host_result, 0, 1, fields(exc.result_type, exc.reason))
+                    raise DeliveryError(str(exc), tls=True) from None
+                fatal = ""
+                if plan.dane_records:
+                    v = dane_verify.verify(info.chain, plan.dane_records, plan.dane_names)
+                    if v.verified:
+                        verified["how"] = "dane"
+                    else:
+                        if host_result is not None:
+                            host_result.add(0, 0, fields(v.result_type or RESULT_VALIDATION_FAILURE, v.reason))
+                        if not tls_required_no:
+                            fatal = f"dane verification of {plan.host} failed: {v.reason}"
+                pk = tlsconn.pkix_verify(info.chain, plan.host, engine.config.tls.ca_files)
+                if pk.ok:
+                    if verified["how"] != "dane":
+                        verified["how"] = "pkix"
+                else:
+                    tls.recipient.add(0, 0, fields(pk.result_type, pk.reason))
+                    if enforce and not tls_required_no and not fatal:
+                        fatal = f"pkix verification of {plan.host} failed: {pk.result_type} {pk.message}".strip()
+                if fatal:
+                    tls.both(host_result, 0, 1)
+                    try:
+                        tsock.close()
+                    except OSError:
+                        pass
+                    raise DeliveryError(fatal, tls=True)
+                tls.both(host_result, 1, 0)
+                return tsock
+
+            try:
+                client.starttls(wrap)
+            except SMTPError as exc:
+                if exc.reply is not None:
+                    tls.both(host_result, 0, 1, fields(RESULT_STARTTLS_NOT_SUPPORTED, f"smtp-starttls-reply-code-{exc.reply.code}"))
+                raise DeliveryError(f"starttls with {plan.host}: {exc}", permanent=exc.permanent, code=exc.code, enhanced=exc.enhanced, tls=True) from None
+            out.tls = verified["how"]
+            try:
+                client.ehlo()
+            except SMTPError as exc:
+                cause = exc.__cause__
+                if exc.tls and cause is not None:
+                    rt, reason = tlsconn.classify_handshake_error(cause)
+                    if reason.startswith("tls-remote-alert"):
+                        tls.both(host_result, -1, 1, fields(rt, reason))
+                        raise DeliveryError(f"after tls handshake with {plan.host}: {exc}", tls=True) from None
+                raise
+        if msg.require_tls is True and "REQUIRETLS" not in client.extensions:
+            raise DeliveryError(f"{plan.host} does not announce REQUIRETLS", code=554, enhanced="5.7.30")
+        results = client.transaction(msg.mail_from, [msg.recipient], data, requiretls=msg.require_tls is True)
+        _rcpt_outcome(results[0], out)
+        client.quit()
+    except SMTPError as exc:
+        client.close()
+        raise DeliveryError(f"smtp with {plan.host}: {exc}", permanent=exc.permanent, code=exc.code, enhanced=exc.enhanced) from None
+    except DeliveryError:
+        client.close()
+        raise
+
+
+def _rcpt_outcome(r: RcptResult, out: _Outcome) -> None:
+    out.reply = r.reply
+    if r.ok:
+        out.delivered = True
+        out.error = None
+        return
+    text = str(r.reply) if r.reply else "rejected"
+    out.error = DeliveryError(f"recipient {r.recipient}: {text}", permanent=r.permanent, code=r.reply.code if r.reply else 0, enhanced=r.reply.enhanced if r.reply else "")
+
+
+# ------------------------------------------------------------------------- MTA-STS adapter
+
+
+def _mtasts(engine: Engine, domain: Domain, tls_required_no: bool) -> tuple[MTASTSPolicy | None, Result, str | None]:
+    """The §4.5 policy-cache Get: (policy or None, recipient-domain result, temporary error).
+
+    A temporary error aborts the attempt unless the message has TLS-Required: No (spec §3.3).
+    """
+    try:
+        from moxcli.mtasts import cache as mtasts_cache
+    except ImportError:
+        return None, make_result(POLICY_NO_POLICY_FOUND, domain.ascii), None
+    got = mtasts_cache.get_for_delivery(engine.store, engine.resolver, domain, engine.config)
+    if got.error is not None and not tls_required_no:
+        return None, got.result, str(got.error)
+    return got.policy, got.result, None
+
+
+def policy_mode(policy: MTASTSPolicy) -> str:
+    return policy.mode
+
+
+def policy_mx(policy: MTASTSPolicy) -> list[str]:
+    return [m.ascii for m in policy.mx]
+
+
+def policy_matches(policy: MTASTSPolicy, host: str) -> bool:
+    return policy.matches_mx(host)
+
+
+# ------------------------------------------------------------------------- the queue run
+
+
+def _select(tx: Txn, ids: Iterable[int] | None, domain: str | None, now: float) -> list[QueueMsg]:
+    if ids is not None:
+        out = []
+        for i in ids:
+            m = qstore.get(tx, i)
+            if m is None:
+                raise UsageError(f"queue message {i}: no such message")
+            if not m.hold:
+                out.append(m)
+        return out
+    want = None
+    if domain is not None:
+        want = parse_domain(domain).name if not domain.startswith("[") else domain
+    return [m for m in qstore.scan(tx) if dq.is_due(m, now) and (want is None or m.recipient_domain == want)]
+
+
+def run_queue(
+    store: Store,
+    data_dir: Path,
+    config: Config,
+    ids: list[int] | None = None,
+    domain: str | None = None,
+    now: float | None = None,
+    on_attempt: Callable[[AttemptResult], None] | None = None,
+    engine: Engine | None = None,
+) -> list[AttemptResult]:
+    """Attempt due messages (or those named by id, due or not; held ones are skipped).
+
+    ``on_attempt`` sees each result as soon as it is known (for streaming output).
+    """
+    with job_lock(data_dir, "queue"):
+        eng = engine or Engine(config, Resolver.from_config(config.dns), store, Path(data_dir))
+        with store.read() as tx:
+            todo = _select(tx, ids, domain, time.time() if now is None else now)
+        results = []
+        for m in todo:
+            r = attempt(eng, m.id, now)
+            if r is None:
+                continue
+            results.append(r)
+            if on_attempt is not None:
+                on_attempt(r)
+        return results
+
+
+def attempt(engine: Engine, msg_id: int, now: float | None = None) -> AttemptResult | None:
+    """One attempt for one message, recorded before and after (see module docstring)."""
+    start = time.time() if now is None else now
+    t0 = time.monotonic()
+
+    def begin(tx: Txn) -> QueueMsg | None:
+        m = qstore.get(tx, msg_id)
+        if m is None:
+            return None
+        m.attempts += 1
+        m.last_attempt = start
+        m.next_attempt = start + dq.backoff(m.attempts)
+        m.in_progress = start
+        qstore.put(tx, m)
+        return m
+
+    msg = engine.store.update(begin)
+    if msg is None:
+        return None
+    tls = AttemptTLS()
+    data = b""
+    try:
+        data = dq.message_bytes(engine.data_dir, msg)
+    except OSError as exc:
+        out = _Outcome(error=DeliveryError(f"reading queued message file: {exc.strerror or exc}"))
+    else:
+        try:
+            out = deliver_message(engine, msg, data, tls)
+        except DNSError as exc:
+            out = _Outcome(error=DeliveryError(str(exc)))
+        except OSError as exc:
+            out = _Outcome(error=DeliveryError(f"delivery: {exc.strerror or exc}"))
+    return _finish(engine, msg, out, tls, data, time.monotonic() - t0)
+
+
+def _finish(engine: Engine, msg: QueueMsg, out: _Outcome, tls: AttemptTLS, data: bytes, duration: float) -> AttemptResult:
+    cfg = engine.config
+    err = out.error
+    result = AttemptResult(
+        id=msg.id,
+        recipient=msg.recipient,
+        outcome="delivered",
+        attempt=msg.attempts,
+        host=out.host,
+        ip=out.ip,
+        tls=out.tls,
+        code=out.reply.code if out.reply else (err.code if err else 0),
+        enhanced=out.reply.enhanced if out.reply else (err.enhanced if err else ""),
+        duration=duration,
+    )
+    give_up = False
+    if not out.delivered:
+        result.error = str(err) if err else "not delivered"
+        give_up = bool(err and err.permanent) or msg.attempts >= dq.max_attempts_of(msg)
+        result.outcome = "failed" if give_up else "deferred"
+    files: list[Path] = []
+
+    def fn(tx: Txn) -> None:
+        current = qstore.get(tx, msg.id)
+        if current is None:
+            return  # dropped meanwhile
+        if not cfg.no_outgoing_tls_reports and not msg.recipient_domain.startswith("["):
+            r = rows(tls, msg.recipient_domain, msg.is_tls_report, msg.is_dmarc_report)
+            if r:
+                tlsstore.add_results(tx, tlsstore.day_utc(), msg.recipient_domain, r)
+        if out.delivered or give_up:
+            if give_up:
+                permanent = bool(err and err.permanent)
+                result.dsn = dsnmod.failure_dsn_in(tx, engine.data_dir, cfg, current, data, result.error, out.host, result.code, result.enhanced, permanent)
+                if permanent and (msg.is_tls_report or msg.is_dmarc_report):
+                    # Beyond mox (mox issue #295): stop sending reports to an address that refuses them.
+                    kind = "tls" if msg.is_tls_report else "dmarc"
+                    suppress.suppress_after_failure(tx, kind, msg.recipient, result.error)
+            files.append(dq.remove_in(tx, engine.data_dir, msg.id))
+            return
+        current.in_progress = None
+        current.last_error = result.error
+        current.last_code = result.code
+        current.last_enhanced = result.enhanced
+        current.dialed_ips = out.dialed
+        qstore.put(tx, current)
+        result.next_attempt = current.next_attempt
+
+    engine.store.update(fn)
+    dq.unlink_files(files)
+    _log.info("delivery attempt", id=msg.id, rcpt=msg.recipient, outcome=result.outcome, host=result.host, err=result.error)
+    return result
+

@@ -1,0 +1,228 @@
+"""Delivery engine without the lab: an aiosmtpd server on loopback, address-literal recipients."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+pytest.importorskip("aiosmtpd")
+from aiosmtpd.controller import Controller  # noqa: E402
+
+from moxcli.config import parse_config  # noqa: E402
+from moxcli.delivery import deliver, dsn
+from moxcli.delivery import queue as q
+from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
+from moxcli.errors import LockHeld
+from moxcli.store import Store
+from moxcli.store.files import queue_file
+from moxcli.store.lock import job_lock
+from moxcli.tlsrpt.report import make_result
+
+
+class Handler:
+    """Accepts mail; ``script`` maps a recipient to a list of RCPT replies used in turn."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[str]] = {}
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        replies = self.script.get(address)
+        if replies:
+            r = replies.pop(0)
+            if not r.startswith("250"):
+                return r
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 queued"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtpd():
+    handler = Handler()
+    port = _free_port()
+    ctl = Controller(handler, hostname="127.0.0.1", port=port)
+    ctl.start()
+    handler.port = port
+    yield handler
+    ctl.stop()
+
+
+@pytest.fixture
+def env(tmp_path, smtpd):
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n[dns]\nresolvers = ["127.0.0.1:9"]\ntimeout = 1\n', data / "moxcli.toml")
+    st = Store.open(data)
+    yield st, data, cfg, smtpd
+    st.close()
+
+
+MSG = b"From: <a@moxcli.test>\r\nSubject: test\r\nMessage-Id: <%s@moxcli.test>\r\n\r\nhello\r\n"
+
+
+def test_delivered_to_address_literal(env):
+    st, data, cfg, srv = env
+    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"lit1")
+    res = deliver.run_queue(st, data, cfg)
+    assert [(r.id, r.outcome, r.attempt, r.ip, r.code, r.tls) for r in res] == [(mid, "delivered", 1, "127.0.0.1", 250, "")]
+    assert srv.messages == [("a@moxcli.test", ["r@[127.0.0.1]"], MSG % b"lit1")]
+    assert q.list_messages(st) == []
+    assert not queue_file(data, mid).exists()
+    assert deliver.run_queue(st, data, cfg) == []
+
+
+def test_temporary_then_success(env):
+    st, data, cfg, srv = env
+    srv.script["r@[127.0.0.1]"] = ["451 4.7.1 greylisted"]
+    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"grey")
+    t0 = time.time()
+    (r,) = deliver.run_queue(st, data, cfg, now=t0)
+    assert (r.outcome, r.code, r.enhanced, r.attempt) == ("deferred", 451, "4.7.1", 1)
+    assert r.next_attempt == pytest.approx(t0 + 450)
+    m = q.get_message(st, mid)
+    assert (m.attempts, m.last_code, m.in_progress, m.dialed_ips) == (1, 451, None, {"127.0.0.1": ["127.0.0.1"]})
+    assert "451 4.7.1 greylisted" in m.last_error
+    assert deliver.run_queue(st, data, cfg, now=t0 + 60) == []  # not due yet
+    (r,) = deliver.run_queue(st, data, cfg, now=t0 + 451)
+    assert (r.outcome, r.attempt) == ("delivered", 2)
+    assert len(srv.messages) == 1
+
+
+def test_permanent_failure_gives_up_at_once(env):
+    st, data, cfg, srv = env
+    srv.script["r@[127.0.0.1]"] = ["550 5.1.1 no such user"]
+    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"perm")
+    (r,) = deliver.run_queue(st, data, cfg)
+    assert (r.outcome, r.code, r.enhanced) == ("failed", 550, "5.1.1")
+    assert q.list_messages(st) == [] and not queue_file(data, mid).exists()
+    assert srv.messages == []
+
+
+def test_max_attempts_then_failed(env):
+    st, data, cfg, srv = env
+    srv.script["r@[127.0.0.1]"] = ["451 busy", "452 busy"]
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"max", max_attempts=2)
+    t0 = time.time()
+    assert deliver.run_queue(st, data, cfg, now=t0)[0].outcome == "deferred"
+    (r,) = deliver.run_queue(st, data, cfg, now=t0 + 1000)
+    assert (r.outcome, r.attempt, r.code) == ("failed", 2, 452)
+    assert q.list_messages(st) == []
+
+
+def test_connection_refused_is_deferred(env, tmp_path):
+    st, data, _cfg, _srv = env
+    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {_free_port()}\n', tmp_path / "x.toml")
+    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"refused")
+    (r,) = deliver.run_queue(st, data, cfg)
+    assert r.outcome == "deferred" and "connecting to 127.0.0.1" in r.error
+    assert q.get_message(st, mid).attempts == 1
+
+
+def test_selection_by_id_domain_and_hold(env):
+    st, data, cfg, srv = env
+    a, b = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@[127.0.0.1]", "y@[127.0.0.2]"], data=MSG % b"sel", next_attempt=time.time() + 3600)
+    assert deliver.run_queue(st, data, cfg) == []  # nothing due
+    q.hold(st, a)
+    assert deliver.run_queue(st, data, cfg, ids=[a]) == []  # held: skipped even by id
+    q.release(st, a)
+    assert [r.id for r in deliver.run_queue(st, data, cfg, ids=[a])] == [a]  # by id: due or not
+    q.retry(st, b)
+    assert deliver.run_queue(st, data, cfg, domain="[127.0.0.9]") == []
+    assert [r.id for r in deliver.run_queue(st, data, cfg, domain="[127.0.0.2]")] == [b]
+
+
+def test_crash_during_attempt_keeps_message(env, monkeypatch):
+    st, data, cfg, srv = env
+    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"crash")
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # stands in for the process dying mid-session
+
+    monkeypatch.setattr(deliver, "deliver_message", killed)
+    t0 = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        deliver.run_queue(st, data, cfg, now=t0)
+    m = q.get_message(st, mid)
+    assert m.attempts == 1 and m.in_progress == t0 and m.next_attempt == pytest.approx(t0 + 450)
+    assert queue_file(data, mid).exists()
+    monkeypatch.undo()
+    assert deliver.run_queue(st, data, cfg, now=t0 + 10) == []  # the crashed attempt counts: backoff applies
+    (r,) = deliver.run_queue(st, data, cfg, now=t0 + 451)
+    assert (r.outcome, r.attempt) == ("delivered", 2)
+
+
+def test_concurrent_run_refused(env):
+    st, data, cfg, _ = env
+    with job_lock(data, "queue"):
+        with pytest.raises(LockHeld):
+            deliver.run_queue(st, data, cfg)
+
+
+def test_order_ips():
+    assert deliver.order_ips(["10.0.0.1", "10.0.0.2", "2001:db8::1"], []) == ["10.0.0.1", "10.0.0.2", "2001:db8::1"]
+    # after a v4 attempt: the other family first; the single dialed v4 IP first within v4
+    assert deliver.order_ips(["10.0.0.1", "10.0.0.2", "2001:db8::1"], ["10.0.0.2"]) == ["2001:db8::1", "10.0.0.2", "10.0.0.1"]
+    # family dialed twice: resolver order kept within it
+    assert deliver.order_ips(["10.0.0.1", "10.0.0.2"], ["10.0.0.2", "10.0.0.2"]) == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_rows_send_report_rules():
+    t = AttemptTLS()
+    t.recipient = make_result("no-policy-found", "example.org")
+    h = make_result("tlsa", "mx.example.org")
+    t.hosts.append(h)
+    t.both(h, 1, 0)
+    assert [(r["policy_domain"], r["is_host"], r["send_report"]) for r in rows(t, "example.org", False, False)] == [
+        ("example.org", False, True),
+        ("mx.example.org", True, True),
+    ]
+    assert {r["send_report"] for r in rows(t, "example.org", True, False)} == {False}  # TLS report delivery
+    assert {r["send_report"] for r in rows(t, "example.org", False, True)} == {False}  # DMARC report, no failure
+    t.both(h, 0, 1, detail("validation-failure", "x"))
+    assert {r["send_report"] for r in rows(t, "example.org", False, True)} == {True}  # DMARC report with a failure
+    # no MX, DANE on the domain itself: no second "no policy" result for the same domain (spec §2.2)
+    t2 = AttemptTLS(make_result("no-policy-found", "example.org"), [make_result("tlsa", "example.org")])
+    assert [(r["policy_domain"], r["is_host"]) for r in rows(t2, "example.org", False, False)] == [("example.org", True)]
+    # empty policy types are never recorded
+    assert rows(AttemptTLS(), "example.org", False, False) == []
+
+
+def test_dsn_destination_and_format(env):
+    st, data, cfg, _ = env
+    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@example.org"], data=MSG % b"dsn", sender_account="alice")
+    m = q.get_message(st, mid)
+    assert dsn.destination(cfg, m) == dsn.Destination("alice", "Inbox", False)
+    m.is_tls_report = True
+    assert dsn.destination(cfg, m) == dsn.Destination("postmaster", "Postmaster/tlsrpt", True)
+    m.is_tls_report, m.is_dmarc_report = False, True
+    assert dsn.destination(cfg, m) == dsn.Destination("postmaster", "Postmaster/dmarc", True)
+    m.is_dmarc_report, m.mail_from = False, ""
+    assert dsn.destination(cfg, m) is None  # null sender: no DSN (RFC 5321 4.5.5)
+    m.mail_from = "a@moxcli.test"
+    m.attempts = 3
+    text = dsn.compose(cfg, m, MSG % b"dsn", "recipient r@example.org: 550 5.1.1 no such user", "mx.example.org", 550, "5.1.1", True)
+    import email
+
+    parsed = email.message_from_bytes(text)
+    assert parsed.get_content_type() == "multipart/report" and parsed.get_param("report-type") == "delivery-status"
+    parts = parsed.get_payload()
+    assert [p.get_content_type() for p in parts] == ["text/plain", "message/delivery-status", "text/rfc822-headers"]
+    status = parts[1].get_payload()
+    fields = {k: v for blk in status for k, v in blk.items()}
+    assert fields["Final-Recipient"] == "rfc822; r@example.org"
+    assert (fields["Action"], fields["Status"], fields["Remote-MTA"]) == ("failed", "5.1.1", "dns; mx.example.org")
+    assert fields["Reporting-MTA"] == "dns; mail.moxcli.test"
+    assert b"Message-Id: <dsn@moxcli.test>" in text
+    assert b"\n" not in text.replace(b"\r\n", b"")
