@@ -1,7 +1,8 @@
-"""Accounts and mailboxes in the store (messages are added by moxcli.mail).
+"""Accounts, mailboxes and messages in the store (files and flags are moxcli.mail's).
 
 Account record: {name, created, addresses}. Mailbox record: {id, name, special_use,
-uidvalidity, uidnext, messages, size, created}; a name index maps names to ids.
+uidvalidity, uidnext, messages, size, created, keywords?}; a name index maps names to ids.
+Message record: {id, uid, mailbox_id, size, received, flags, keywords}.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator
 
+from moxcli.errors import StoreError
 from moxcli.store.env import Txn
 from moxcli.store.files import check_account_name
-from moxcli.store.schema import ACCOUNT, MAILBOX, MAILBOX_BY_NAME, from_u64, prefix_key, text_key, u64
+from moxcli.store.schema import ACCOUNT, MAILBOX, MAILBOX_BY_NAME, MESSAGE, META, from_u64, prefix_key, text_key, u64
 
 
 def get_account(tx: Txn, name: str) -> dict[str, Any] | None:
@@ -72,3 +74,91 @@ def put_mailbox(tx: Txn, account: str, mailbox: dict[str, Any]) -> None:
 def list_mailboxes(tx: Txn, account: str) -> Iterator[dict[str, Any]]:
     for _, rec in tx.scan(MAILBOX, prefix_key(account)):
         yield rec
+
+
+# Messages: key text_key(account, mailbox_id, uid); fields id, uid, mailbox_id, size, received,
+# flags, keywords (docs/development.md "Data contracts").
+
+
+def message_prefix(account: str, mailbox_id: int) -> bytes:
+    return prefix_key(account, mailbox_id)
+
+
+def add_message(
+    tx: Txn,
+    account: str,
+    mailbox: dict[str, Any],
+    msg_id: int,
+    size: int,
+    received: float,
+    flags: list[str],
+    keywords: list[str],
+) -> dict[str, Any]:
+    """Store a message record with the mailbox's next UID and count it in the mailbox dict.
+
+    The caller writes the mailbox back with :func:`put_mailbox` once (bulk imports add many).
+    """
+    uid = mailbox["uidnext"]
+    mailbox["uidnext"] = uid + 1
+    mailbox["messages"] += 1
+    mailbox["size"] += size
+    rec = {
+        "id": msg_id,
+        "uid": uid,
+        "mailbox_id": mailbox["id"],
+        "size": size,
+        "received": received,
+        "flags": flags,
+        "keywords": keywords,
+    }
+    tx.put(MESSAGE, text_key(account, mailbox["id"], uid), rec)
+    return rec
+
+
+def list_messages(tx: Txn, account: str, mailbox_id: int) -> Iterator[dict[str, Any]]:
+    """Messages of a mailbox in UID order."""
+    for _, rec in tx.scan(MESSAGE, prefix_key(account, mailbox_id)):
+        yield rec
+
+
+def account_size(tx: Txn, account: str) -> int:
+    """Bytes of all messages of an account (sum of its mailbox counters)."""
+    return sum(mb["size"] for mb in list_mailboxes(tx, account))
+
+
+# An import in progress reserves message ids in committed blocks before it writes files, so
+# a killed import leaves a record naming the files to remove (meta "import:<account>").
+# The import's own commit deletes the record in the same transaction as its messages.
+
+_IMPORT = "import:"
+
+
+def begin_import(tx: Txn, account: str, info: dict[str, Any]) -> None:
+    tx.set_meta(_IMPORT + account, {**info, "ranges": []})
+
+
+def reserve_message_ids(tx: Txn, account: str, count: int) -> int:
+    """Reserve ``count`` ids of the account's message sequence for the running import; returns the first."""
+    seq = "seq:message:" + account
+    first = int(tx.meta(seq, 0)) + 1
+    tx.set_meta(seq, first + count - 1)
+    info = tx.meta(_IMPORT + account)
+    if info is None:
+        raise StoreError(f"account {account}: no import in progress to reserve message ids for")
+    info["ranges"].append([first, first + count - 1])
+    tx.set_meta(_IMPORT + account, info)
+    return first
+
+
+def get_import(tx: Txn, account: str) -> dict[str, Any] | None:
+    return tx.meta(_IMPORT + account)
+
+
+def end_import(tx: Txn, account: str) -> None:
+    tx.delete(META, (_IMPORT + account).encode())
+
+
+def unfinished_imports(tx: Txn) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(account, record) of every import that has not committed or cleaned up (yet)."""
+    for key, rec in tx.scan(META, _IMPORT.encode()):
+        yield key.decode()[len(_IMPORT) :], rec.get("value", {})
