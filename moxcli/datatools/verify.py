@@ -1,0 +1,616 @@
+"""verifydata: check a data directory's store, records and files (spec §7.2).
+
+DIR is never changed, except that ``fix=True`` moves unreferenced message and queue files to
+``DIR/moved/``. A store with an older schema is verified on a migrated copy in a temporary
+directory. Memory stays flat in the number of messages: records are streamed, and referenced
+ids are kept as one bit per id.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from moxcli import __version__
+from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
+from moxcli.errors import MoxcliError, StoreError, UsageError
+from moxcli.store import Store, StoreNeedsMigration
+from moxcli.store import queue as qstore
+from moxcli.store.env import STORE_DIR, Txn, decode
+from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path
+from moxcli.store.schema import (
+    ACCOUNT,
+    DMARC_REPORT_IN,
+    DMARC_REPORT_IN_BY_DOMAIN,
+    MAILBOX,
+    MAILBOX_BY_NAME,
+    MESSAGE,
+    META,
+    QUEUE,
+    SCHEMA_VERSION,
+    TABLES,
+    TLS_REPORT_IN,
+    TLS_REPORT_IN_BY_DOMAIN,
+    Table,
+    from_u64,
+    split_key,
+    text_key,
+    u64,
+)
+
+# Top-level entries of a data directory that verifydata knows; anything else is a warning.
+KNOWN_TOP = {STORE_DIR, "accounts", "queue", "locks", "tmp", MOVED_DIR, "dkim", "moxcli.toml", VERSION_FILE, INCOMPLETE_MARKER}
+
+# Positions of u64 parts in each table's key (schema.py key layouts), for readable paths.
+_INT_PARTS: dict[str, tuple[int, ...]] = {
+    QUEUE.name: (0,),
+    TLS_REPORT_IN.name: (0,),
+    DMARC_REPORT_IN.name: (0,),
+    TLS_REPORT_IN_BY_DOMAIN.name: (1,),
+    DMARC_REPORT_IN_BY_DOMAIN.name: (1,),
+    MAILBOX.name: (1,),
+    MESSAGE.name: (1, 2),
+    "dmarceval": (1,),
+}
+
+# Index tables hold raw values, not records (schema.py writes their layouts as "key -> value").
+INDEX_TABLES = {t.name for t in TABLES if "->" in t.key_layout}
+
+# Index -> the record table its keys point into (key: ... NUL id).
+_INDEX_TARGETS = {TLS_REPORT_IN_BY_DOMAIN.name: TLS_REPORT_IN, DMARC_REPORT_IN_BY_DOMAIN.name: DMARC_REPORT_IN}
+
+MESSAGE_SEQUENCE = "message:{account}"  # docs/development.md, data contracts
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem or warning: where (path relative to DIR) and what."""
+
+    path: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.what}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "what": self.what}
+
+
+@dataclass
+class VerifyResult:
+    data_dir: Path
+    problems: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    schema_version: int | None = None
+    migrated_from: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, path: str, what: str) -> None:
+        self.problems.append(Finding(path, what))
+
+    def warning(self, path: str, what: str) -> None:
+        self.warnings.append(Finding(path, what))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "data_dir": str(self.data_dir),
+            "ok": self.ok,
+            "problems": [p.to_json() for p in self.problems],
+            "warnings": [w.to_json() for w in self.warnings],
+            "moved": [{"from": a, "to": b} for a, b in self.moved],
+            "notes": self.notes,
+            "schema_version": self.schema_version,
+            "migrated_from": self.migrated_from,
+            "counts": self.counts,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class IdSet:
+    """Referenced ids as a bitmap: one bit per id, however many messages there are."""
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+        self.max = 0
+
+    def add(self, n: int) -> bool:
+        """Mark an id; False if it was already marked."""
+        byte = n >> 3
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
+        mask = 1 << (n & 7)
+        if self._bits[byte] & mask:
+            return False
+        self._bits[byte] |= mask
+        self.max = max(self.max, n)
+        return True
+
+    def __contains__(self, n: int) -> bool:
+        byte = n >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] & (1 << (n & 7)))
+
+
+def key_text(table: Table, key: bytes) -> str:
+    """A key as a readable path below store/<table>/."""
+    try:
+        parts = split_key(key, _INT_PARTS.get(table.name, ()))
+        return f"{STORE_DIR}/{table.name}/" + "/".join(str(p) for p in parts)
+    except (UnicodeDecodeError, struct.error, ValueError):
+        return f"{STORE_DIR}/{table.name}/{key.hex()}"
+
+
+# LMDB's meta pages (lmdb.h MDB_meta after the 16-byte page header; 64-bit build): magic,
+# version, address, mapsize, two 48-byte MDB_db (the first's md_pad is the page size),
+# last_pg, txnid.
+_MDB_MAGIC = 0xBEEFC0DE
+_META_HEAD = struct.Struct("<II")
+_META_PSIZE = struct.Struct("<I")
+_META_TAIL = struct.Struct("<QQ")
+
+
+def data_file_problem(path: Path) -> str | None:
+    """Why data.mdb cannot be read safely, or None.
+
+    LMDB maps the file into memory, so a page past the end of a truncated file kills the
+    reading process with SIGBUS; the meta pages say how long the file must be.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(160)
+            if len(head) < 160 or _META_HEAD.unpack_from(head, 16) != (_MDB_MAGIC, 1):
+                return f"not an LMDB data file ({size} bytes)"
+            psize = _META_PSIZE.unpack_from(head, 40)[0]
+            if psize < 512 or psize & (psize - 1):
+                return f"meta page has an invalid page size {psize}"
+            f.seek(psize)
+            second = f.read(160)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    metas = []
+    for page in (head, second):
+        if len(page) == 160 and _META_HEAD.unpack_from(page, 16) == (_MDB_MAGIC, 1):
+            last_pg, txnid = _META_TAIL.unpack_from(page, 136)
+            metas.append((txnid, last_pg))
+    if not metas:
+        return f"truncated: {size} bytes, shorter than its two meta pages"
+    _txnid, last_pg = max(metas)
+    need = (last_pg + 1) * psize
+    if size < need:
+        return f"truncated: {size} bytes, but its last page ends at byte {need}"
+    return None
+
+
+_PROBE = (
+    "import sys\nfrom pathlib import Path\nfrom moxcli.errors import MoxcliError\n"
+    "from moxcli.datatools.verify import walk_pages\n"
+    "try:\n    walk_pages(Path(sys.argv[1]))\nexcept MoxcliError:\n    pass\n"
+)
+
+
+def walk_pages(data_dir: Path) -> int:
+    """Touch every page of every table (run in a child process by :func:`probe_store`).
+
+    Errors the store layer reports (MoxcliError) are left to the in-process checks."""
+    n = 0
+    with Store.open(data_dir, readonly=True) as store, store.read() as tx:
+        for t in TABLES:
+            try:
+                for _ in tx.scan_raw(t):
+                    n += 1
+            except Exception as exc:  # lmdb's errors: the parent reports the table and error
+                raise SystemExit(f"table {t.name}: {type(exc).__name__}: {exc}") from None
+    return n
+
+
+def probe_store(data_dir: Path, timeout: float = 600) -> str | None:
+    """Read the whole store in a child process: damaged pages can crash LMDB readers
+    (SIGSEGV, SIGBUS) or make them raise, and that must become a reported problem, not a
+    dead verifier or a traceback."""
+    env = dict(os.environ)
+    pkg_root = str(Path(__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        r = subprocess.run([sys.executable, "-c", _PROBE, str(data_dir)], env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"reading every page took longer than {timeout:.0f} s"
+    if r.returncode < 0:
+        try:
+            name = signal.Signals(-r.returncode).name
+        except ValueError:
+            name = f"signal {-r.returncode}"
+        return f"reading its pages crashed the reader ({name}): the file is damaged"
+    if r.returncode != 0:
+        lines = r.stderr.decode("utf-8", "replace").strip().splitlines()
+        return f"reading its pages failed: {lines[-1] if lines else f'exit code {r.returncode}'}"
+    return None
+
+
+def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
+    """Check everything under a data directory; never changes it unless ``fix``."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise UsageError(f"{data_dir}: not a directory")
+    start = time.monotonic()
+    res = VerifyResult(data_dir)
+    marker = data_dir / INCOMPLETE_MARKER
+    if marker.exists():
+        first = _first_line(marker)
+        res.problem(INCOMPLETE_MARKER, f"this backup is incomplete ({first})" if first else "this backup is incomplete")
+    tmp: Path | None = None
+    try:
+        store, tmp = _open_store(data_dir, res)
+        if store is not None:
+            with store:
+                _Checker(data_dir, res, fix).run(store)
+        else:
+            res.notes.append("store checks skipped: the store cannot be read; file checks skipped as well (every file would look unreferenced)")
+        _check_top(data_dir, res)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    res.seconds = time.monotonic() - start
+    return res
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().strip()
+    except OSError:
+        return ""
+
+
+def _open_store(data_dir: Path, res: VerifyResult) -> tuple[Store | None, Path | None]:
+    """Open DIR's store read-only, or a migrated copy of it; problems go to ``res``."""
+    data_file = data_dir / STORE_DIR / "data.mdb"
+    rel = f"{STORE_DIR}/data.mdb"
+    if not data_file.exists():
+        res.problem(rel, "missing: no store in this directory")
+        return None, None
+    why = data_file_problem(data_file)
+    if why:
+        res.problem(rel, why)
+        return None, None
+    why = probe_store(data_dir)
+    if why:
+        res.problem(rel, why)
+        return None, None
+    try:
+        return Store.open(data_dir, readonly=True), None
+    except StoreNeedsMigration as exc:
+        old = exc.version
+    except MoxcliError as exc:
+        res.problem(STORE_DIR, str(exc).replace(str(data_dir / STORE_DIR) + ": ", ""))
+        return None, None
+    # No current moxcli writes to a store of an older schema (a writable open migrates it
+    # first), so a file copy is consistent; the migration runs on the copy only.
+    tmp = Path(tempfile.mkdtemp(prefix="moxcli-verify-"))
+    try:
+        (tmp / STORE_DIR).mkdir(mode=0o700)
+        shutil.copyfile(data_file, tmp / STORE_DIR / "data.mdb")
+        Store.open(tmp).close()
+        why = probe_store(tmp)
+        if why:
+            res.problem(rel, f"migrated copy: {why}")
+            return None, tmp
+        store = Store.open(tmp, readonly=True)
+    except MoxcliError as exc:
+        res.problem(STORE_DIR, f"migrating a copy from schema version {old} failed: {exc}")
+        return None, tmp
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"{tmp}: cannot make a copy of the store to migrate: {exc.strerror}") from None
+    res.migrated_from = old
+    res.notes.append(
+        f"the store has schema version {old}; verified a copy migrated to version {SCHEMA_VERSION}. "
+        f"{data_dir} was not changed: the first writable open by this moxcli migrates it (make a backup first)"
+    )
+    return store, tmp
+
+
+class _Checker:
+    """One pass over the records in a single read transaction, then over the files."""
+
+    def __init__(self, data_dir: Path, res: VerifyResult, fix: bool) -> None:
+        self.data_dir = data_dir
+        self.res = res
+        self.fix = fix
+        self.accounts: set[str] = set()
+        self.mailboxes: dict[tuple[str, int], dict[str, Any]] = {}
+        self.sums: dict[tuple[str, int], list[int]] = {}
+        self.message_ids: dict[str, IdSet] = {}
+        self.queue_ids = IdSet()
+        self.sequences: dict[str, int] = {}
+        self.bytes = 0
+
+    def run(self, store: Store) -> None:
+        res = self.res
+        with store.read() as tx:
+            res.schema_version = tx.meta("schema_version")
+            self._accounts(tx)
+            self._mailboxes(tx)
+            self._mailbox_names(tx)
+            self._messages(tx)
+            self._queue(tx)
+            for t in TABLES:
+                if t.name not in res.counts:
+                    self._generic(tx, t)
+            self.sequences["queue"] = tx.peek_id(qstore.SEQUENCE)
+            for acc in self.accounts:
+                self.sequences[acc] = tx.peek_id(MESSAGE_SEQUENCE.format(account=acc))
+        self._check_counters()
+        self._account_files()
+        self._queue_files()
+        res.counts["message_bytes"] = self.bytes
+
+    def _records(self, tx: Txn, table: Table) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        """Every record that decodes under its version; the others become problems."""
+        n = 0
+        for key, raw in tx.scan_raw(table):
+            n += 1
+            try:
+                rec = decode(table, key, raw)
+            except StoreError as exc:
+                what = str(exc).replace(f"table {table.name}: record {key!r} ", "")
+                if what.endswith(": ") and exc.__context__ is not None:
+                    what = f"{what[:-2]} (msgpack: {type(exc.__context__).__name__})"
+                self.res.problem(key_text(table, key), what)
+                continue
+            yield key, rec
+        self._count(tx, table, n)
+
+    def _count(self, tx: Txn, table: Table, n: int) -> None:
+        self.res.counts[table.name] = n
+        stat = tx.count(table)
+        if stat != n:
+            self.res.problem(f"{STORE_DIR}/{table.name}", f"table statistics say {stat} entries but a scan found {n}")
+
+    def _split(self, table: Table, key: bytes, nparts: int) -> list[str | int] | None:
+        try:
+            parts = split_key(key, _INT_PARTS.get(table.name, ()))
+        except (UnicodeDecodeError, struct.error, ValueError):
+            parts = []
+        if len(parts) != nparts:
+            self.res.problem(key_text(table, key), f"key does not match the layout '{table.key_layout}'")
+            return None
+        return parts
+
+    def _accounts(self, tx: Txn) -> None:
+        for key, rec in self._records(tx, ACCOUNT):
+            name = key.decode("utf-8", "replace")
+            if rec.get("name") != name:
+                self.res.problem(key_text(ACCOUNT, key), f"record name {rec.get('name')!r} differs from its key")
+            try:
+                check_account_name(name)
+            except PathError as exc:
+                self.res.problem(key_text(ACCOUNT, key), str(exc))
+                continue
+            self.accounts.add(name)
+
+    def _mailboxes(self, tx: Txn) -> None:
+        for key, rec in self._records(tx, MAILBOX):
+            parts = self._split(MAILBOX, key, 2)
+            if parts is None:
+                continue
+            acc, mb_id = parts
+            where = key_text(MAILBOX, key)
+            if acc not in self.accounts:
+                self.res.problem(where, f"account {acc!r} does not exist")
+            if rec.get("id") != mb_id:
+                self.res.problem(where, f"record id {rec.get('id')!r} differs from its key")
+            for name in ("uidnext", "messages", "size"):
+                if not isinstance(rec.get(name), int):
+                    self.res.problem(where, f"field {name} is {rec.get(name)!r}, not a number")
+                    break
+            else:
+                self.mailboxes[(str(acc), int(mb_id))] = rec
+                self.sums[(str(acc), int(mb_id))] = [0, 0]
+
+    def _mailbox_names(self, tx: Txn) -> None:
+        n = 0
+        named: set[tuple[str, int]] = set()
+        for key, raw in tx.scan_raw(MAILBOX_BY_NAME):
+            n += 1
+            where = key_text(MAILBOX_BY_NAME, key)
+            parts = self._split(MAILBOX_BY_NAME, key, 2)
+            if parts is None:
+                continue
+            if len(raw) != 8:
+                self.res.problem(where, "index value is not a mailbox id")
+                continue
+            acc, name = str(parts[0]), parts[1]
+            mb = self.mailboxes.get((acc, from_u64(raw)))
+            if mb is None:
+                self.res.problem(where, f"points to mailbox id {from_u64(raw)}, which does not exist")
+            elif mb.get("name") != name:
+                self.res.problem(where, f"points to mailbox id {from_u64(raw)}, which is named {mb.get('name')!r}")
+            else:
+                named.add((acc, from_u64(raw)))
+        self._count(tx, MAILBOX_BY_NAME, n)
+        for (acc, mb_id), mb in self.mailboxes.items():
+            if (acc, mb_id) not in named:
+                self.res.problem(key_text(MAILBOX, text_key(acc, mb_id)), f"mailbox {mb.get('name')!r} is missing from the name index")
+
+    def _messages(self, tx: Txn) -> None:
+        res = self.res
+        for key, rec in self._records(tx, MESSAGE):
+            parts = self._split(MESSAGE, key, 3)
+            if parts is None:
+                continue
+            acc, mb_id, uid = str(parts[0]), int(parts[1]), int(parts[2])
+            where = key_text(MESSAGE, key)
+            if acc not in self.accounts:
+                res.problem(where, f"account {acc!r} does not exist")
+            mb = self.mailboxes.get((acc, mb_id))
+            if mb is None:
+                res.problem(where, f"mailbox id {mb_id} of account {acc!r} does not exist")
+            elif uid >= mb["uidnext"]:
+                res.problem(where, f"uid {uid} is not below the mailbox's uidnext {mb['uidnext']}")
+            if rec.get("uid") != uid or rec.get("mailbox_id") != mb_id:
+                res.problem(where, f"record uid {rec.get('uid')!r} / mailbox_id {rec.get('mailbox_id')!r} differ from its key")
+            if not _str_list(rec.get("flags", [])) or not _str_list(rec.get("keywords", [])):
+                res.problem(where, "flags and keywords must be lists of text")
+            msg_id, size = rec.get("id"), rec.get("size")
+            if not isinstance(msg_id, int) or msg_id < 1 or not isinstance(size, int) or size < 0:
+                res.problem(where, f"id {msg_id!r} / size {size!r} are not valid numbers")
+                continue
+            if mb is not None:
+                s = self.sums[(acc, mb_id)]
+                s[0] += 1
+                s[1] += size
+            if not self.message_ids.setdefault(acc, IdSet()).add(msg_id):
+                res.problem(where, f"message id {msg_id} is used by another message of account {acc!r}")
+                continue
+            self._check_file(f"accounts/{acc}/msg/{msg_path(msg_id)}", size, 0, where)
+
+    def _queue(self, tx: Txn) -> None:
+        res = self.res
+        for key, rec in self._records(tx, QUEUE):
+            where = key_text(QUEUE, key)
+            if len(key) != 8:
+                res.problem(where, "key is not a queue id")
+                continue
+            msg_id = from_u64(key)
+            if rec.get("id") != msg_id:
+                res.problem(where, f"record id {rec.get('id')!r} differs from its key")
+            prefix = rec.get("prefix", b"")
+            if isinstance(prefix, str):
+                prefix = prefix.encode("utf-8")
+            size = rec.get("size")
+            if not isinstance(size, int) or not isinstance(prefix, bytes):
+                res.problem(where, f"size {size!r} or prefix are not valid")
+                continue
+            self.queue_ids.add(msg_id)
+            self._check_file(f"queue/{msg_path(msg_id)}", size, len(prefix), where)
+
+    def _check_file(self, rel: str, size: int, prefix: int, record: str) -> None:
+        try:
+            st = os.stat(self.data_dir / rel)
+        except FileNotFoundError:
+            self.res.problem(rel, f"missing (referenced by {record})")
+            return
+        except OSError as exc:
+            self.res.problem(rel, f"cannot read: {exc.strerror} (referenced by {record})")
+            return
+        self.bytes += st.st_size
+        if prefix + st.st_size != size:
+            with_prefix = f" + {prefix} bytes of prefix" if prefix else ""
+            self.res.problem(rel, f"file has {st.st_size} bytes{with_prefix}, but {record} says size {size}")
+
+    def _generic(self, tx: Txn, table: Table) -> None:
+        if table.name not in INDEX_TABLES:
+            for _ in self._records(tx, table):
+                pass
+            return
+        n = 0
+        target = _INDEX_TARGETS.get(table.name)
+        for key, _raw in tx.scan_raw(table):
+            n += 1
+            if target is None:
+                continue
+            parts = self._split(table, key, 2)
+            if parts is not None and not tx.exists(target, u64(int(parts[1]))):
+                self.res.problem(key_text(table, key), f"points to {target.name} record {parts[1]}, which does not exist")
+        self._count(tx, table, n)
+
+    def _check_counters(self) -> None:
+        for (acc, mb_id), mb in self.mailboxes.items():
+            count, size = self.sums[(acc, mb_id)]
+            if mb["messages"] != count or mb["size"] != size:
+                self.res.problem(
+                    key_text(MAILBOX, text_key(acc, mb_id)),
+                    f"mailbox {mb.get('name')!r} counters say {mb['messages']} messages / {mb['size']} bytes, its messages add up to {count} / {size}",
+                )
+
+    def _account_files(self) -> None:
+        accounts_dir = self.data_dir / "accounts"
+        files = 0
+        if accounts_dir.is_dir():
+            for entry in sorted(os.scandir(accounts_dir), key=lambda e: e.name):
+                rel = f"accounts/{entry.name}"
+                if not entry.is_dir(follow_symlinks=False):
+                    self.res.warning(rel, "not a directory, ignoring")
+                elif entry.name not in self.accounts:
+                    self.res.problem(rel, "account directory without an account record")
+                else:
+                    files += self._walk_ids(rel + "/msg", self.message_ids.get(entry.name, IdSet()), self.sequences[entry.name])
+        self.res.counts["message_files"] = files
+
+    def _queue_files(self) -> None:
+        self.res.counts["queue_files"] = self._walk_ids("queue", self.queue_ids, self.sequences["queue"])
+
+    def _walk_ids(self, rel_root: str, referenced: IdSet, sequence: int) -> int:
+        """Compare a message directory with the referenced ids; returns the files seen."""
+        root = self.data_dir / rel_root
+        if not root.is_dir():
+            return 0
+        seen = 0
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            rel_dir = f"{rel_root}/{entry.name}"
+            if not entry.is_dir(follow_symlinks=False):
+                self.res.warning(rel_dir, "unrecognized file, ignoring")
+                continue
+            for f in os.scandir(entry.path):
+                rel = f"{rel_dir}/{f.name}"
+                seen += 1
+                msg_id = parse_msg_path(f"{entry.name}/{f.name}")
+                if msg_id is None or not f.is_file(follow_symlinks=False):
+                    what = "temporary file of an interrupted write" if f.name.startswith(".") else "not a message file name"
+                    self.res.warning(rel, f"{what}, ignoring")
+                elif msg_id in referenced:
+                    continue
+                elif msg_id > sequence:
+                    # Written by a transaction that aborted or has not committed yet: the id
+                    # is handed out again and the file overwritten. Never moved: a running
+                    # writer may be about to commit it.
+                    self.res.warning(rel, f"not referenced, id {msg_id} is beyond the last one handed out ({sequence}): left by an aborted or running write")
+                elif self.fix:
+                    self._move(rel)
+                else:
+                    self.res.problem(rel, "not referenced by any record (--fix moves it away)")
+        return seen
+
+    def _move(self, rel: str) -> None:
+        dest = self.data_dir / MOVED_DIR / rel
+        n = 1
+        while dest.exists():
+            dest = self.data_dir / MOVED_DIR / f"{rel}.{n}"
+            n += 1
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.rename(self.data_dir / rel, dest)
+        self.res.moved.append((rel, str(dest.relative_to(self.data_dir))))
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _check_top(data_dir: Path, res: VerifyResult) -> None:
+    for entry in sorted(os.scandir(data_dir), key=lambda e: e.name):
+        if entry.name not in KNOWN_TOP:
+            res.warning(entry.name, "unrecognized file, ignoring")
+    version_file = data_dir / VERSION_FILE
+    if version_file.exists():
+        made_by = _first_line(version_file)
+        if made_by != __version__:
+            res.notes.append(
+                f"this data was written by moxcli {made_by or '(unknown)'}, verified with moxcli {__version__}: "
+                "once this moxcli opens it for writing its store may be upgraded; make a fresh backup then"
+            )

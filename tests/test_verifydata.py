@@ -1,0 +1,350 @@
+"""verifydata: every class of problem is found with a precise message; DIR is never changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from moxcli.cli import cli
+from moxcli.datatools import INCOMPLETE_MARKER, VERSION_FILE
+from moxcli.errors import StoreError
+from moxcli.datatools.verify import IdSet, data_file_problem, verify_data
+from moxcli.delivery.queue import enqueue
+from moxcli.store import Store, migrate, schema
+from moxcli.store.files import message_file, queue_file, write_file
+from moxcli.store.mail import ensure_account, ensure_mailbox, put_mailbox
+
+
+def add_message(tx, data: Path, account: str, mailbox: str, body: bytes, flags=(), keywords=()) -> int:
+    """A message as the data contract describes it (docs/development.md)."""
+    mb, _ = ensure_mailbox(tx, account, mailbox)
+    msg_id = tx.next_id(f"message:{account}")
+    uid = mb["uidnext"]
+    write_file(message_file(data, account, msg_id), body, sync=False)
+    tx.put(
+        schema.MESSAGE,
+        schema.text_key(account, mb["id"], uid),
+        {"id": msg_id, "uid": uid, "mailbox_id": mb["id"], "size": len(body), "received": 1.0e9 + msg_id, "flags": list(flags), "keywords": list(keywords)},
+    )
+    mb["uidnext"] = uid + 1
+    mb["messages"] += 1
+    mb["size"] += len(body)
+    put_mailbox(tx, account, mb)
+    return msg_id
+
+
+def make_data_dir(data: Path, messages: int = 5) -> Path:
+    """Two accounts with messages, a queue with two recipients (hard-linked files)."""
+    with Store.open(data) as st:
+        def fill(tx):
+            ensure_account(tx, "alice", "alice@example.org")
+            ensure_account(tx, "bob", "bob@example.org")
+            ensure_mailbox(tx, "bob", "Sent", "\\Sent")
+            for i in range(messages):
+                add_message(tx, data, "alice", "Inbox" if i % 2 else "Archive", f"Subject: {i}\r\n\r\nbody {i}\r\n".encode(), flags=["\\Seen"] if i % 3 else [], keywords=["$Forwarded"] if i == 1 else [])
+            add_message(tx, data, "bob", "Inbox", b"Subject: hi\r\n\r\nhello\r\n")
+
+        st.update(fill)
+        enqueue(st, data, mail_from="alice@example.org", recipients=["x@example.net", "y@example.com"], data=b"Subject: q\r\n\r\nqueued\r\n", prefix=b"DKIM-Signature: v=1\r\n")
+    (data / "moxcli.toml").write_text('hostname = "mail.example.org"\n')
+    return data
+
+
+def tree_digest(root: Path) -> str:
+    """Names, modes and contents of everything under root except LMDB's lock file."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.name == "lock.mdb":
+            continue
+        st = p.lstat()
+        h.update(f"{p.relative_to(root)} {st.st_mode}\n".encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def good(data_dir) -> Path:
+    return make_data_dir(data_dir)
+
+
+def test_good_dir_passes_and_is_not_changed(good):
+    before = tree_digest(good)
+    res = verify_data(good)
+    assert res.ok, res.problems
+    assert res.warnings == []
+    assert res.counts["message"] == 6 and res.counts["queue"] == 2
+    assert res.counts["message_files"] == 6 and res.counts["queue_files"] == 2
+    assert res.schema_version == schema.SCHEMA_VERSION and res.migrated_from is None
+    assert tree_digest(good) == before
+
+
+def problems(data: Path, fix: bool = False) -> list[str]:
+    return [str(p) for p in verify_data(data, fix=fix).problems]
+
+
+def _mutate_record(data: Path, table, key_prefix: bytes, change) -> bytes:
+    with Store.open(data) as st, st.write() as tx:
+        key, rec = next(iter(tx.scan(table, key_prefix)))
+        change(rec)
+        rec.pop("_v")
+        tx.put(table, key, rec)
+        return key
+
+
+def _put_raw(data: Path, table, key: bytes, value: bytes) -> None:
+    with Store.open(data) as st, st.write() as tx:
+        tx.put_raw(table, key, value)
+
+
+def _delete(data: Path, table, key: bytes) -> None:
+    with Store.open(data) as st, st.write() as tx:
+        assert tx.delete(table, key)
+
+
+CASES = [
+    # (name, mutation of a good data dir, the exact problem lines)
+    (
+        "truncated message file",
+        lambda d: os.truncate(message_file(d, "alice", 1), 3),
+        ["accounts/alice/msg/a/1: file has 3 bytes, but store/message/alice/1/1 says size 22"],
+    ),
+    (
+        "missing message file",
+        lambda d: message_file(d, "bob", 1).unlink(),
+        ["accounts/bob/msg/a/1: missing (referenced by store/message/bob/2/1)"],
+    ),
+    (
+        "orphan message file",
+        lambda d: _delete(d, schema.MESSAGE, schema.text_key("alice", 1, 3)) or _mutate_record(d, schema.MAILBOX, schema.text_key("alice", 1), lambda r: r.update(messages=r["messages"] - 1, size=r["size"] - 22)),
+        ["accounts/alice/msg/a/5: not referenced by any record (--fix moves it away)"],
+    ),
+    (
+        "queue file size",
+        lambda d: queue_file(d, 2).unlink() or write_file(queue_file(d, 2), b"short"),
+        ["queue/a/2: file has 5 bytes + 21 bytes of prefix, but store/queue/2 says size 43"],
+    ),
+    (
+        "missing queue file",
+        lambda d: queue_file(d, 1).unlink(),
+        ["queue/a/1: missing (referenced by store/queue/1)"],
+    ),
+    (
+        "orphan queue file",
+        lambda d: _delete(d, schema.QUEUE, schema.u64(1)),
+        ["queue/a/1: not referenced by any record (--fix moves it away)"],
+    ),
+    (
+        "mailbox counter",
+        lambda d: _mutate_record(d, schema.MAILBOX, schema.text_key("bob", 2), lambda r: r.update(messages=5)),
+        ["store/mailbox/bob/2: mailbox 'Inbox' counters say 5 messages / 22 bytes, its messages add up to 1 / 22"],
+    ),
+    (
+        "uid beyond uidnext",
+        lambda d: _mutate_record(d, schema.MAILBOX, schema.text_key("bob", 2), lambda r: r.update(uidnext=1)),
+        ["store/message/bob/2/1: uid 1 is not below the mailbox's uidnext 1"],
+    ),
+    (
+        "garbage record",
+        lambda d: _put_raw(d, schema.MTASTS_POLICY, "example.net".encode(), b"\xc1garbage"),
+        ["store/mtasts/example.net: does not decode (msgpack: FormatError)"],
+    ),
+    (
+        "record of a newer version",
+        lambda d: _put_raw(d, schema.TLS_SUPPRESS, b"tlsrpt@example.net", b"\x81\xa2_v\x63"),
+        ["store/tlssuppress/tlsrpt@example.net: has unknown version 99"],
+    ),
+    (
+        "message of a missing account",
+        lambda d: _delete(d, schema.ACCOUNT, b"bob"),
+        [
+            "store/mailbox/bob/1: account 'bob' does not exist",
+            "store/mailbox/bob/2: account 'bob' does not exist",
+            "store/message/bob/2/1: account 'bob' does not exist",
+            "accounts/bob: account directory without an account record",
+        ],
+    ),
+    (
+        "message in a missing mailbox",
+        lambda d: _delete(d, schema.MAILBOX, schema.text_key("bob", 2)),
+        [
+            "store/mailbox_name/bob/Inbox: points to mailbox id 2, which does not exist",
+            "store/message/bob/2/1: mailbox id 2 of account 'bob' does not exist",
+        ],
+    ),
+    (
+        "mailbox missing from the name index",
+        lambda d: _delete(d, schema.MAILBOX_BY_NAME, schema.text_key("bob", "Sent")),
+        ["store/mailbox/bob/1: mailbox 'Sent' is missing from the name index"],
+    ),
+    (
+        "message id used twice",
+        lambda d: _mutate_record(d, schema.MESSAGE, schema.prefix_key("alice", 2), lambda r: r.update(id=1)),
+        [
+            "store/message/alice/2/1: message id 1 is used by another message of account 'alice'",
+            "accounts/alice/msg/a/2: not referenced by any record (--fix moves it away)",
+        ],
+    ),
+    (
+        "index entry without its record",
+        lambda d: _put_raw(d, schema.TLS_REPORT_IN_BY_DOMAIN, schema.text_key("example.net", 7), b""),
+        ["store/tlsreportin_domain/example.net/7: points to tlsreportin record 7, which does not exist"],
+    ),
+    (
+        "incomplete backup",
+        lambda d: (d / INCOMPLETE_MARKER).write_text("backup failed, this directory is incomplete:\nx: gone\n"),
+        ["BACKUP-INCOMPLETE: this backup is incomplete (backup failed, this directory is incomplete:)"],
+    ),
+    (
+        "truncated store",
+        lambda d: os.truncate(d / "store" / "data.mdb", 5 * 4096),
+        [r"re:store/data.mdb: truncated: 20480 bytes, but its last page ends at byte \d+"],
+    ),
+    (
+        "not a store",
+        lambda d: (d / "store" / "data.mdb").write_bytes(b"hello" * 100),
+        ["store/data.mdb: not an LMDB data file (500 bytes)"],
+    ),
+    (
+        "no store",
+        lambda d: shutil.rmtree(d / "store"),
+        ["store/data.mdb: missing: no store in this directory"],
+    ),
+]
+
+
+@pytest.mark.parametrize("name,mutate,expected", CASES, ids=[c[0] for c in CASES])
+def test_problem_detected(good, name, mutate, expected):
+    mutate(good)
+    got = problems(good)
+    assert len(got) == len(expected), got
+    for line, want in zip(got, expected):
+        assert re.fullmatch(want[3:], line) if want.startswith("re:") else line == want, line
+
+
+def test_damaged_pages_reported_not_crashing(good):
+    f = good / "store" / "data.mdb"
+    size = f.stat().st_size
+    with open(f, "r+b") as fh:
+        fh.seek(2 * 4096)
+        fh.write(bytes((i * 151 + 7) % 256 for i in range(size - 2 * 4096)))
+    got = problems(good)
+    assert len(got) == 1, got
+    assert got[0].startswith("store/data.mdb: reading its pages ") or got[0].startswith("store: table meta: "), got
+    assert "MDB_CORRUPTED" in got[0] or "SIG" in got[0] or "MDB_BAD_TXN" in got[0], got
+
+
+def test_fix_moves_orphans_only(good):
+    _delete(good, schema.QUEUE, schema.u64(1))
+    (good / "queue" / "a" / ".3.tmp999").write_bytes(b"partial")
+    write_file(queue_file(good, 9), b"from an aborted enqueue")
+    res = verify_data(good)
+    assert [str(p) for p in res.problems] == ["queue/a/1: not referenced by any record (--fix moves it away)"]
+    assert sorted(str(w) for w in res.warnings) == [
+        "queue/a/.3.tmp999: temporary file of an interrupted write, ignoring",
+        "queue/a/9: not referenced, id 9 is beyond the last one handed out (2): left by an aborted or running write",
+    ]
+    res = verify_data(good, fix=True)
+    assert res.ok and res.moved == [("queue/a/1", "moved/queue/a/1")]
+    assert (good / "moved" / "queue" / "a" / "1").exists() and not queue_file(good, 1).exists()
+    assert queue_file(good, 9).exists()
+    assert verify_data(good).ok
+
+
+def test_unknown_top_level_file_and_version_note(good):
+    (good / "notes.txt").write_text("x")
+    (good / VERSION_FILE).write_text("0.0.1\n")
+    res = verify_data(good)
+    assert res.ok
+    assert [str(w) for w in res.warnings] == ["notes.txt: unrecognized file, ignoring"]
+    assert "written by moxcli 0.0.1" in res.notes[0]
+
+
+def test_older_schema_verified_on_migrated_copy(good, monkeypatch):
+    """A store of schema 1 under a moxcli with schema 2: DIR untouched, the copy migrated."""
+    before = tree_digest(good)
+    calls = []
+
+    def step(tx):
+        calls.append(1)
+        for key, rec in list(tx.scan(schema.QUEUE)):
+            rec.pop("_v")
+            tx.put(schema.QUEUE, key, {**rec, "migrated": True})
+
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
+    monkeypatch.setattr("moxcli.datatools.verify.SCHEMA_VERSION", 2)
+    monkeypatch.setitem(migrate.MIGRATIONS, 1, step)
+    res = verify_data(good)
+    assert res.ok, res.problems
+    assert res.migrated_from == 1 and res.schema_version == 2 and calls == [1]
+    assert "schema version 1; verified a copy migrated to version 2" in res.notes[0]
+    assert tree_digest(good) == before
+
+
+def test_failed_migration_is_a_problem(good, monkeypatch):
+    def step(tx):
+        raise StoreError("step 1 failed")
+
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
+    monkeypatch.setitem(migrate.MIGRATIONS, 1, step)
+    assert problems(good) == ["store: migrating a copy from schema version 1 failed: step 1 failed"]
+
+
+def test_newer_schema_is_a_problem(good):
+    with Store.open(good) as st, st.write() as tx:
+        tx.set_meta("schema_version", schema.SCHEMA_VERSION + 1)
+    got = problems(good)
+    assert len(got) == 1 and "newer than this moxcli understands" in got[0] and got[0].startswith("store: ")
+
+
+def test_idset():
+    ids = IdSet()
+    assert ids.add(5) and ids.add(100000) and not ids.add(5)
+    assert 5 in ids and 100000 in ids and 6 not in ids and 10**9 not in ids
+    assert ids.max == 100000
+
+
+def test_data_file_problem_on_good_file(good):
+    assert data_file_problem(good / "store" / "data.mdb") is None
+
+
+def test_cli_ok_text_and_json(runner, good):
+    r = runner.invoke(cli, ["verifydata", str(good)])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith(f"{good}: OK (")
+    r = runner.invoke(cli, ["--data", str(good), "verifydata", "--json"])
+    assert r.exit_code == 0
+    doc = json.loads(r.output)
+    assert set(doc) == {"data_dir", "ok", "problems", "warnings", "moved", "notes", "schema_version", "migrated_from", "counts", "seconds"}
+    assert doc["ok"] is True and doc["counts"]["message_files"] == 6
+
+
+def test_cli_problems_exit_1(runner, good):
+    message_file(good, "bob", 1).unlink()
+    r = runner.invoke(cli, ["verifydata", str(good)])
+    assert r.exit_code == 1
+    assert "error: accounts/bob/msg/a/1: missing (referenced by store/message/bob/2/1)\n" in r.stdout
+    assert f"moxcli: {good}: 1 problem found" in r.stderr
+    r = runner.invoke(cli, ["verifydata", "--json", str(good)])
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and doc["problems"] == [{"path": "accounts/bob/msg/a/1", "what": "missing (referenced by store/message/bob/2/1)"}]
+
+
+def test_cli_fix(runner, good):
+    _delete(good, schema.QUEUE, schema.u64(2))
+    r = runner.invoke(cli, ["verifydata", "--fix", str(good)])
+    assert r.exit_code == 0, r.output
+    assert "moved: queue/a/2 -> moved/queue/a/2\n" in r.stdout
+
+
+def test_cli_not_a_directory(runner, tmp_path):
+    r = runner.invoke(cli, ["verifydata", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "not a directory" in r.stderr
