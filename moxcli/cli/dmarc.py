@@ -1,0 +1,304 @@
+"""`moxcli dmarc`, `send-dmarcreports`, `send-reports` and `dmarcreports`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from moxcli.cli import output
+from moxcli.context import AppContext
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _parse_time(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not an RFC 3339 time: {value!r}") from None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+@click.group("dmarc")
+def dmarc_group() -> None:
+    """DMARC evaluations: record them for aggregate reports."""
+
+
+@dmarc_group.command("record")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default="-")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON: {stored, ids}.")
+@click.pass_obj
+def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
+    """Store DMARC evaluations (JSON lines) for the next aggregate reports.
+
+    One JSON object per line with the fields of docs/dmarc-reports.md (policy_domain,
+    evaluated, addresses, policy_published, source_ip, disposition, ...). The whole batch is
+    checked first: a bad line is reported with its number and field and nothing is stored
+    (exit 2).
+
+    \b
+    Example:
+      tail -F /var/log/mta/dmarc.jsonl | moxcli dmarc record -
+      moxcli dmarc record evaluations.jsonl
+    """
+    from moxcli.dmarc.db import record_evaluations
+    from moxcli.errors import UsageError
+
+    config = app.config()
+    if str(file) == "-":
+        lines: Any = click.get_binary_stream("stdin")
+        source = "stdin"
+    else:
+        try:
+            lines = file.read_bytes().splitlines()
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+        source = str(file)
+    with app.open_store() as store:
+        ids = record_evaluations(store, config, lines, source)
+    if as_json:
+        output.emit_json({"stored": len(ids), "ids": ids})
+    else:
+        output.info(f"stored {len(ids)} evaluation(s)")
+
+
+@dmarc_group.command("list")
+@click.option("--domain", help="Only evaluations of this policy domain.")
+@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of evaluations (the record fields plus id).")
+@click.pass_obj
+def dmarc_list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
+    """List the evaluations waiting for a report.
+
+    \b
+    Example:
+      moxcli dmarc list --domain example.org
+    """
+    from moxcli.dmarc.db import list_evaluations
+    from moxcli.dmarc.evaluation import format_time
+
+    with app.open_store(readonly=True) as store:
+        evals = list_evaluations(store, domain)
+    if as_json:
+        output.emit_json([{"id": e.id, **e.to_record(), "evaluated": format_time(e.evaluated)} for e in evals])
+        return
+    output.table(
+        None,
+        ["id", "policy domain", "evaluated (UTC)", "interval", "source ip", "disposition", "dkim", "spf", "optional"],
+        [
+            (e.id, e.policy_domain, _utc(e.evaluated), f"{e.interval_hours}h", e.source_ip, e.disposition,
+             "pass" if e.aligned_dkim_pass else "fail", "pass" if e.aligned_spf_pass else "fail", "yes" if e.optional else "")
+            for e in evals
+        ],
+    )
+
+
+def _print_run(run: Any) -> None:
+    if run.dry_run:
+        for d in run.domains:
+            if d.xml:
+                click.echo(f"# {d.domain}: report {d.report_id} to {', '.join(d.queued_to) or '-'}")
+                click.echo(d.xml)
+    output.table(
+        f"DMARC reports for the period ending {_utc(run.end)} UTC (intervals {', '.join(f'{i}h' for i in run.intervals)})",
+        ["domain", "status", "evaluations", "records", "queued to", "error report to", "notes"],
+        [
+            (
+                d.domain,
+                d.status,
+                d.evaluations,
+                d.records,
+                ", ".join(d.queued_to),
+                ", ".join(d.error_report_to),
+                "; ".join(
+                    [f"suppressed {a}" for a in d.suppressed]
+                    + [f"too large for {a}" for a in d.too_large]
+                    + d.errors
+                    + (["evaluations kept for a retry"] if d.kept else [])
+                ),
+            )
+            for d in run.domains
+        ],
+    )
+    if run.stale_removed:
+        output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
+
+
+@click.command("send-dmarcreports")
+@click.option("--dry-run", is_flag=True, help="Print the reports and recipients; queue nothing, change nothing.")
+@click.option("--end", "end", metavar="TIME", help="End of the period (RFC 3339, truncated to the hour) [default: the last whole UTC hour].")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON: end, intervals, dry_run, stale_removed, domains[].")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), help="Write Prometheus text-format metrics here (atomically).")
+@click.pass_obj
+def send_dmarcreports_cmd(app: AppContext, dry_run: bool, end: str | None, as_json: bool, metrics_file: Path | None) -> None:
+    """Send the DMARC aggregate reports that are due.
+
+    Run hourly. For the UTC hour that just ended, every policy domain whose reporting
+    interval (from `ri`, rounded to 1, 2, 3, 4, 6, 8, 12 or 24 hours) ends then gets an
+    aggregate report (RFC 7489 §7.2) of its stored evaluations, queued for delivery with
+    due times spread over 45 minutes. Exit 3 if another run holds the lock.
+
+    \b
+    Example:
+      moxcli send-dmarcreports --dry-run
+      moxcli send-dmarcreports --json --metrics-file /var/lib/node_exporter/moxcli_dmarc.prom
+    """
+    from moxcli.reports.dmarc import send_dmarc_reports
+    from moxcli.reports.schedule import write_dmarc_metrics
+
+    config = app.config()
+    with app.open_store(readonly=False) as store:
+        run = send_dmarc_reports(store, app.data_dir, config, end=_parse_time(end), dry_run=dry_run)
+    if metrics_file is not None:
+        write_dmarc_metrics(metrics_file, run)
+    if as_json:
+        output.emit_json(run)
+    else:
+        _print_run(run)
+
+
+@click.command("send-reports")
+@click.option("--dry-run", is_flag=True, help="Show what is due and the reports; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON: now, jobs[] with name, due, ran, reason, result.")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), help="Write Prometheus text-format metrics here (atomically).")
+@click.pass_obj
+def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file: Path | None) -> None:
+    """Run whichever report jobs are due (for an hourly cron line).
+
+    DMARC aggregate reports run for every hour not yet done (catching up at most 24
+    hours); TLS reports run once per UTC day, for the previous day. What ran is remembered
+    in the store, so running it more often than hourly is harmless.
+
+    \b
+    Example:
+      0 * * * * moxcli --data /var/lib/moxcli send-reports
+      moxcli send-reports --dry-run --json
+    """
+    from moxcli.reports.schedule import run_due, write_metrics
+
+    config = app.config()
+    with app.open_store(readonly=False) as store:
+        result = run_due(store, app.data_dir, config, dry_run=dry_run)
+    if metrics_file is not None:
+        write_metrics(metrics_file, result)
+    if as_json:
+        output.emit_json(result)
+        return
+    for job in result.jobs:
+        if job.ran:
+            output.info(f"{job.name}: ran ({job.due})")
+            if job.name == "dmarc" and job.result is not None:
+                _print_run(job.result)
+        else:
+            output.info(f"{job.name}: not run: {job.reason}")
+
+
+@click.group("dmarcreports")
+def dmarcreports_group() -> None:
+    """Incoming DMARC aggregate reports: import, list, show."""
+
+
+@dmarcreports_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of {file, id, policy_domain, org_name, report_id, duplicate}.")
+@click.pass_obj
+def dmarcreports_import_cmd(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
+    """Import received DMARC reports (.eml, .xml, .xml.gz, .zip; RFC 7489 or RFC 9990).
+
+    Every file is parsed first; if one is not a valid report, nothing is stored (exit 1).
+    A report already stored (same organization, report id and domain) is skipped.
+
+    \b
+    Example:
+      moxcli dmarcreports import ~/Maildir/.DMARC/cur/* google.com!example.org!1700000000!1700086399.zip
+    """
+    from moxcli.dmarc.db import import_reports
+
+    with app.open_store() as store:
+        done = import_reports(store, list(files), warn=output.warn)
+    if as_json:
+        output.emit_json(done)
+        return
+    output.table(
+        None,
+        ["file", "id", "policy domain", "organization", "report id", ""],
+        [(d.file, d.id, d.policy_domain, d.org_name, d.report_id, "duplicate, skipped" if d.duplicate else "stored") for d in done],
+    )
+
+
+@dmarcreports_group.command("list")
+@click.option("--domain", help="Only reports about this policy domain.")
+@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of report summaries (see docs).")
+@click.pass_obj
+def dmarcreports_list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
+    """List received DMARC reports, newest first.
+
+    \b
+    Example:
+      moxcli dmarcreports list --domain example.org
+    """
+    from moxcli.dmarc.db import list_reports
+
+    with app.open_store(readonly=True) as store:
+        reports = list_reports(store, domain)
+    if as_json:
+        output.emit_json(reports)
+        return
+    output.table(
+        None,
+        ["id", "policy domain", "organization", "period (UTC)", "messages", "dmarc pass", "dmarc fail", "report id"],
+        [
+            (r["id"], r["policy_domain"], r["org_name"], f"{_utc(r['begin'])} - {_utc(r['end'])}", r["messages"], r["dmarc_pass"], r["dmarc_fail"], r["report_id"])
+            for r in reports
+        ],
+    )
+
+
+@dmarcreports_group.command("show")
+@click.argument("report_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Output JSON: the summary keys plus report (metadata, policy, records, version, namespace, schema).")
+@click.pass_obj
+def dmarcreports_show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
+    """Show one received DMARC report: metadata, published policy, records.
+
+    \b
+    Example:
+      moxcli dmarcreports show 3
+    """
+    from moxcli.dmarc.db import get_report
+
+    with app.open_store(readonly=True) as store:
+        summary, fb = get_report(store, report_id)
+    if as_json:
+        output.emit_json({**summary, "report": fb})
+        return
+    m, p = fb.metadata, fb.policy
+    output.kv(
+        f"DMARC report {summary['id']} ({fb.schema})",
+        [
+            ("organization", m.org_name),
+            ("email", m.email),
+            ("report id", m.report_id),
+            ("period", f"{_utc(m.begin)} - {_utc(m.end)} UTC"),
+            ("errors", "; ".join(m.errors)),
+            ("policy", f"domain {p.domain}, p={p.p}, sp={p.sp}, pct={p.pct}, adkim={p.adkim}, aspf={p.aspf}, fo={p.fo}"),
+        ],
+    )
+    output.table(
+        None,
+        ["source ip", "count", "disposition", "dkim", "spf", "header from", "envelope from", "auth results", "reasons"],
+        [
+            (
+                r.source_ip, r.count, r.disposition, r.dkim, r.spf, r.header_from, r.envelope_from,
+                "; ".join([f"dkim {d.domain}/{d.selector}: {d.result}" for d in r.dkim_auth] + [f"spf {s.domain} ({s.scope}): {s.result}" for s in r.spf_auth]),
+                "; ".join(f"{x.type}: {x.comment}" if x.comment else x.type for x in r.reasons),
+            )
+            for r in fb.records
+        ],
+    )

@@ -1,0 +1,60 @@
+"""Find the DMARC record of a domain in DNS (RFC 7489 §6.6.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moxcli.dmarc.orgdomain import organizational_domain
+from moxcli.dmarc.record import DMARCRecord, NotDMARCRecord, RecordError, parse_record
+from moxcli.dns import NotFound, Resolver
+from moxcli.domain import Domain
+from moxcli.errors import CheckFailed
+
+
+class NoDMARCRecord(CheckFailed):
+    """Neither the domain nor its organizational domain publishes (exactly one) DMARC record."""
+
+
+@dataclass(frozen=True)
+class Lookup:
+    domain: Domain  # where the record was found
+    record: DMARCRecord
+    text: str
+    authentic: bool
+
+
+def _at(resolver: Resolver, domain: Domain) -> Lookup | None:
+    try:
+        answer = resolver.txt(f"_dmarc.{domain.ascii}")
+    except NotFound:
+        return None
+    found: list[tuple[DMARCRecord, str]] = []
+    for text in answer.texts():
+        try:
+            found.append((parse_record(text), text))
+        except NotDMARCRecord:
+            continue
+        except RecordError as exc:
+            raise CheckFailed(f"_dmarc.{domain.ascii}: {exc}") from None
+    # RFC 7489 §6.6.3 step 5: more than one record means no DMARC processing.
+    if len(found) > 1:
+        raise NoDMARCRecord(f"_dmarc.{domain.ascii}: {len(found)} DMARC records, expected one")
+    if not found:
+        return None
+    return Lookup(domain, found[0][0], found[0][1], answer.authentic)
+
+
+def lookup_record(resolver: Resolver, domain: Domain) -> Lookup:
+    """The record at `_dmarc.<domain>`, else at the organizational domain (RFC 7489 §6.6.3 steps 1-3).
+
+    Raises NoDMARCRecord (or CheckFailed for a broken record), and the resolver's
+    TemporaryDNSError / BogusDNSError.
+    """
+    found = _at(resolver, domain)
+    if found is None:
+        org = organizational_domain(domain)
+        if org.ascii != domain.ascii:
+            found = _at(resolver, org)
+    if found is None:
+        raise NoDMARCRecord(f"no DMARC record for {domain.log_name}")
+    return found
