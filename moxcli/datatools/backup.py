@@ -1,0 +1,331 @@
+"""backup: a consistent copy of a data directory while other moxcli processes keep writing.
+
+The store is copied in ONE LMDB read transaction (compacting), so the copy is the state of
+one moment. Then the copy (not the live store) says which message and queue files belong to
+the backup: those are hard-linked (message files are never changed once written, spec §9.1)
+or copied. Files created after the snapshot are left out; files the snapshot references but
+that are gone are errors. Until the backup has finished, DEST holds a marker file, so a
+killed or failed backup is recognisable (``verifydata`` reports it).
+
+Restoring is pointing ``--data`` at the backup (or moving it in place) and running
+``moxcli verifydata`` on it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from moxcli import __version__
+from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
+from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet
+from moxcli.errors import MoxcliError, UsageError
+from moxcli.store import Store, StoreNeedsMigration, job_lock
+from moxcli.store import queue as qstore
+from moxcli.store.env import STORE_DIR
+from moxcli.store.files import msg_path, parse_msg_path, sync_dir
+from moxcli.store.schema import MESSAGE, QUEUE, from_u64, split_key
+
+# Copied without a warning besides store, accounts and queue; never copied: locks, tmp.
+QUIET_TOP = {"moxcli.toml", "dkim", MOVED_DIR}
+SKIP_TOP = {"locks", "tmp", STORE_DIR, "accounts", "queue", VERSION_FILE, INCOMPLETE_MARKER}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BackupResult:
+    source: Path
+    dest: Path
+    files_linked: int = 0
+    files_copied: int = 0
+    bytes: int = 0
+    store_bytes: int = 0
+    seconds: float = 0.0
+    schema_version: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "dest": str(self.dest),
+            "ok": self.ok,
+            "files_linked": self.files_linked,
+            "files_copied": self.files_copied,
+            "bytes": self.bytes,
+            "store_bytes": self.store_bytes,
+            "seconds": round(self.seconds, 3),
+            "schema_version": self.schema_version,
+            "warnings": self.warnings,
+            "errors": self.errors,
+        }
+
+
+def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: bool = True) -> BackupResult:
+    """Back up ``data_dir`` to the new or empty directory ``dest``.
+
+    Errors on single files do not stop the backup: they are collected, and the result (and
+    the marker file left in ``dest``) lists them. ``link=False`` always copies.
+    """
+    src = Path(data_dir).resolve()
+    dst = Path(dest).resolve()
+    if not (src / STORE_DIR / "data.mdb").exists():
+        raise UsageError(f"{src}: no store here (is --data right?)")
+    if dst == src or dst.is_relative_to(src) or src.is_relative_to(dst):
+        raise UsageError(f"{dest}: the backup must not be inside the data directory {src} or contain it")
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise UsageError(f"{dest}: exists and is not an empty directory")
+    with job_lock(src, "backup"):
+        dst.mkdir(parents=True, exist_ok=True, mode=0o700)
+        marker = dst / INCOMPLETE_MARKER
+        _write(marker, f"backup of {src} started {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} by pid {os.getpid()}, not finished\n")
+        sync_dir(dst)
+        job = _Backup(src, dst, progress, link)
+        start = time.monotonic()
+        try:
+            job.run()
+        except (OSError, MoxcliError) as exc:
+            job.res.errors.append(_describe(exc))
+        job.res.seconds = time.monotonic() - start
+        if job.res.errors:
+            _write(marker, "backup failed, this directory is incomplete:\n" + "".join(f"{e}\n" for e in job.res.errors))
+        else:
+            marker.unlink()
+        _syncfs(dst)
+        sync_dir(dst)
+        return job.res
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def _write(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _syncfs(path: Path) -> None:
+    """One sync of DEST's file system instead of an fsync per copied file."""
+    libc_name = ctypes.util.find_library("c")
+    syncfs = getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None) if libc_name else None
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+class _Backup:
+    def __init__(self, src: Path, dst: Path, progress: Progress | None, link: bool) -> None:
+        self.src = src
+        self.dst = dst
+        self.progress = progress
+        self.link = link
+        self.res = BackupResult(src, dst)
+        self.made_dirs: set[Path] = set()
+        self.done = 0
+        self.total = 0
+
+    def run(self) -> None:
+        old = self._copy_store()
+        _write(self.dst / VERSION_FILE, __version__ + "\n")
+        if old:
+            self._copy_tree("accounts", quiet=True)
+            self._copy_tree("queue", quiet=True)
+        else:
+            self._referenced_files()
+        self._other_files()
+
+    def _copy_store(self) -> bool:
+        """Copy the store; True when it has an older schema (then copied as a file)."""
+        out = self.dst / STORE_DIR
+        try:
+            with Store.open(self.src, readonly=True) as store:
+                store.copy_to(out, compact=True)
+        except StoreNeedsMigration as exc:
+            # No current moxcli writes to an older-schema store (a writable open migrates it
+            # first), so a plain file copy is consistent. The backup keeps the old schema.
+            out.mkdir(mode=0o700)
+            shutil.copyfile(self.src / STORE_DIR / "data.mdb", out / "data.mdb")
+            self.res.schema_version = exc.version
+            self.res.warnings.append(f"the store has the older schema version {exc.version}: copied as it is, with every file under accounts/ and queue/")
+            self.res.store_bytes = (out / "data.mdb").stat().st_size
+            return True
+        self.res.store_bytes = (out / "data.mdb").stat().st_size
+        return False
+
+    def _referenced_files(self) -> None:
+        with Store.open(self.dst, readonly=True) as snap, snap.read() as tx:
+            self.res.schema_version = tx.meta("schema_version")
+            self.total = tx.count(MESSAGE) + tx.count(QUEUE)
+            ids: dict[str, IdSet] = {}
+            for key, rec in tx.scan(MESSAGE):
+                account = str(split_key(key, (1, 2))[0])
+                msg_id = int(rec["id"])
+                ids.setdefault(account, IdSet()).add(msg_id)
+                self._put_ref(f"accounts/{account}/msg/{msg_path(msg_id)}", int(rec.get("size", 0)), key)
+            queue_ids = IdSet()
+            for key, rec in tx.scan(QUEUE):
+                msg_id = from_u64(key)
+                queue_ids.add(msg_id)
+                prefix = rec.get("prefix") or b""
+                self._put_ref(f"queue/{msg_path(msg_id)}", int(rec.get("size", 0)) - len(prefix), key)
+            accounts = sorted(set(ids) | {d.name for d in _dirs(self.src / "accounts")})
+            sequences = {a: tx.peek_id(MESSAGE_SEQUENCE.format(account=a)) for a in accounts}
+            queue_seq = tx.peek_id(qstore.SEQUENCE)
+        if self.progress:
+            self.progress(self.done, self.total)
+        for account in accounts:
+            self._unreferenced(f"accounts/{account}/msg", ids.get(account, IdSet()), sequences[account])
+            self._account_extras(account)
+        self._unreferenced("queue", queue_ids, queue_seq)
+
+    def _put_ref(self, rel: str, size: int, key: bytes) -> None:
+        try:
+            if self._link_or_copy(rel):
+                self.res.bytes += size
+        except FileNotFoundError:
+            self.res.errors.append(f"{rel}: missing in {self.src}, but the store references it")
+        except OSError as exc:
+            self.res.errors.append(_describe(exc))
+        self.done += 1
+        if self.progress and self.done & 255 == 0:
+            self.progress(self.done, self.total)
+
+    def _link_or_copy(self, rel: str) -> bool:
+        """Hard-link (or copy) one file; True if linked (caller counts bytes)."""
+        src, dst = self.src / rel, self.dst / rel
+        parent = dst.parent
+        if parent not in self.made_dirs:
+            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.made_dirs.add(parent)
+        if self.link:
+            try:
+                os.link(src, dst, follow_symlinks=False)
+                self.res.files_linked += 1
+                return True
+            except (FileNotFoundError, FileExistsError):
+                raise
+            except OSError as exc:
+                # EXDEV (another file system, e.g. systemd ReadWritePaths mounts), EPERM
+                # (protected_hardlinks, file systems without links), EMLINK, ...: copy.
+                self.link = False
+                hint = " (DEST is on another file system than the data directory)" if exc.errno == errno.EXDEV else ""
+                self.res.warnings.append(f"hard-linking {rel} failed: {exc.strerror}{hint}; copying files from now on")
+        self.res.bytes += _copy_file(src, dst)
+        self.res.files_copied += 1
+        return False
+
+    def _unreferenced(self, rel_root: str, referenced: IdSet, sequence: int) -> None:
+        """Files the snapshot does not reference: newer ones are skipped, older ones kept."""
+        for d in _dirs(self.src / rel_root):
+            for f in os.scandir(d.path):
+                name = f"{d.name}/{f.name}"
+                msg_id = parse_msg_path(name)
+                if msg_id is not None and msg_id in referenced:
+                    continue
+                if f.name.startswith(".") or (msg_id is not None and msg_id > sequence):
+                    continue  # a write in progress, or a file created after the snapshot
+                rel = f"{rel_root}/{name}"
+                self.res.warnings.append(f"{rel}: not referenced by the store, backed up anyway")
+                try:
+                    self._link_or_copy(rel)
+                except OSError as exc:
+                    self.res.errors.append(_describe(exc))
+
+    def _account_extras(self, account: str) -> None:
+        """Anything in an account directory besides msg/ (copied, with a warning)."""
+        for entry in _entries(self.src / "accounts" / account):
+            if entry.name != "msg":
+                self._copy_entry(f"accounts/{account}/{entry.name}", quiet=False)
+
+    def _other_files(self) -> None:
+        for entry in _entries(self.src):
+            if entry.name in SKIP_TOP:
+                continue
+            self._copy_entry(entry.name, quiet=entry.name in QUIET_TOP)
+
+    def _copy_tree(self, rel: str, quiet: bool) -> None:
+        if (self.src / rel).exists():
+            self._copy_entry(rel, quiet)
+
+    def _copy_entry(self, rel: str, quiet: bool) -> None:
+        """Copy a file, symlink or directory tree (other file types are skipped)."""
+        src = self.src / rel
+        if not quiet:
+            self.res.warnings.append(f"{rel}: unrecognized, backed up anyway")
+        try:
+            if src.is_symlink():
+                (self.dst / rel).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.symlink(os.readlink(src), self.dst / rel)
+            elif src.is_dir():
+                (self.dst / rel).mkdir(parents=True, exist_ok=True, mode=src.stat().st_mode & 0o7777)
+                for entry in _entries(src):
+                    self._copy_entry(f"{rel}/{entry.name}", quiet=True)
+            elif src.is_file():
+                (self.dst / rel).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.res.bytes += _copy_file(src, self.dst / rel, src.stat().st_mode & 0o7777)
+                self.res.files_copied += 1
+            else:
+                self.res.warnings.append(f"{rel}: not a regular file, directory or symlink; skipped")
+        except OSError as exc:
+            self.res.errors.append(_describe(exc))
+
+
+def _entries(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        return sorted(os.scandir(path), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+
+
+def _dirs(path: Path) -> list[os.DirEntry[str]]:
+    return [e for e in _entries(path) if e.is_dir(follow_symlinks=False)]
+
+
+def _copy_file(src: Path, dst: Path, mode: int = 0o600) -> int:
+    """Copy into a new file (never overwriting one); returns the bytes copied."""
+    with open(src, "rb") as fin:
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            offset = 0
+            try:
+                while True:
+                    n = os.sendfile(fd, fin.fileno(), offset, 1 << 24)
+                    if n == 0:
+                        break
+                    offset += n
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS) or offset:
+                    raise
+                with os.fdopen(os.dup(fd), "wb") as fout:
+                    shutil.copyfileobj(fin, fout)
+                    offset = fout.tell()
+        except BaseException:
+            os.close(fd)
+            os.unlink(dst)
+            raise
+        os.close(fd)
+    return offset
+
