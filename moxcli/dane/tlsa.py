@@ -25,7 +25,11 @@ _DIGEST_LEN = {SHA2_256: 32, SHA2_512: 64}
 
 
 class TLSAError(ValueError):
-    """A TLSA record text, parameter or PEM input that cannot be used."""
+    """A TLSA record text, parameter or PEM input that cannot be used; ``notes`` say what was skipped."""
+
+    def __init__(self, msg: str, notes: Sequence[str] = ()) -> None:
+        super().__init__(msg)
+        self.notes = list(notes)
 
 
 @dataclass(frozen=True)
@@ -221,7 +225,7 @@ def make_record(usage: int, selector: int, mtype: int, pem: bytes) -> tuple[TLSA
             break
     if sel is None:
         what = "no certificate found in pem file" if selector == CERT else "no certificate or public or private key found in pem file"
-        raise TLSAError(what + (" (with leftover data from pem file)" if leftover else ""))
+        raise TLSAError(what + (" (with leftover data from pem file)" if leftover else ""), notes)
     assoc = association(sel, mtype)
     if assoc is None:
         raise TLSAError(f"bad matchtype {mtype}")

@@ -1,0 +1,244 @@
+"""`moxcli verify dane` and `moxcli dane record`: DANE checks of SMTP hosts, TLSA records."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import click
+
+from moxcli.cli import output
+from moxcli.context import AppContext
+from moxcli.errors import EXIT_FAILED, EXIT_TEMPORARY, CheckFailed, UsageError
+
+
+@click.group("verify")
+def verify_group() -> None:
+    """Verify DANE for SMTP hosts."""
+
+
+def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, default_port
+    if port.isdigit() and 0 < int(port) < 65536:
+        return host, int(port)
+    try:
+        return host, socket.getservbyname(port, "tcp")
+    except OSError:
+        raise UsageError(f"bad port {port!r} in {text!r}") from None
+
+
+def _domain(text: str) -> str:
+    from moxcli.domain import DomainError, parse_domain
+
+    try:
+        return parse_domain(text).ascii
+    except DomainError as exc:
+        raise UsageError(f'parsing domain "{text}": {exc}') from None
+
+
+def _usages(text: str | None) -> list[int] | None:
+    from moxcli.dane.tlsa import TLSAError, parse_usage
+
+    if not text:
+        return None
+    out = []
+    for part in text.split(","):
+        try:
+            n, warning = parse_usage(part)
+        except TLSAError:
+            raise UsageError(f'unknown dane usage "{part}"') from None
+        if warning:
+            raise UsageError(f'unknown dane usage "{part}"')
+        out.append(n)
+    return out
+
+
+@verify_group.command("dane")
+@click.argument("host", required=False, metavar="HOST[:PORT]")
+@click.option("--mx", "mx_domain", metavar="DOMAIN", help="Check every MX host of DOMAIN as delivery would (mox dane dialmx).")
+@click.option("--usages", metavar="LIST", help="Only TLSA records of these usages, e.g. dane-ee,dane-ta or 3,2 [default: all].")
+@click.option("--tlsa-port", type=click.IntRange(1, 65535), default=25, show_default=True, help="Port in the TLSA name _PORT._tcp.HOST.")
+@click.option("--ehlo", "ehlo_name", metavar="NAME", help="EHLO name [default: config hostname].")
+@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True, help="Seconds per connection.")
+@click.option(
+    "--json", "as_json", is_flag=True,
+    help="Output JSON: target, mode, status, verified, error, mx, hosts (host, ips, dnssec, tlsa_base, tlsa, records, names, status, error, result_type, reason, addresses).",
+)
+@click.pass_obj
+def verify_dane_cmd(
+    app: AppContext,
+    host: str | None,
+    mx_domain: str | None,
+    usages: str | None,
+    tlsa_port: int,
+    ehlo_name: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Verify an SMTP host's certificate with DANE (TLSA) and PKIX, at every address.
+
+    Looks up the TLSA records (DNSSEC required, CNAMEs followed as RFC 7672 says), connects
+    to every address, does STARTTLS, and from that one handshake verifies DANE (DANE-EE
+    ignores name and expiry; DANE-TA checks the chain to the matched anchor and the names)
+    and PKIX (system roots plus config [tls] ca_files). Without :PORT, and for MX hosts,
+    the port is config [network] smtp_port (25); TLSA names use _25._tcp regardless.
+    Failures are shown as RFC 8460 result types.
+
+    Exit status: 0 every address verified, 1 any failed, 3 temporary failure.
+
+    \b
+    Example:
+      moxcli verify dane mx.example.org
+      moxcli verify dane mx.example.org:2525 --usages dane-ee
+      moxcli verify dane --mx example.org --json
+    """
+    from moxcli.dane.check import TEMPORARY, VERIFIED, verify_host, verify_mx
+    from moxcli.dns import Resolver
+
+    if bool(host) == bool(mx_domain):
+        raise UsageError("give either HOST[:PORT] or --mx DOMAIN")
+    cfg = app.config()
+    resolver = Resolver.from_config(cfg.dns)
+    if resolver.untrusted_reason:
+        output.warn(resolver.untrusted_reason)
+    ehlo = ehlo_name or cfg.hostname
+    if mx_domain:
+        report = verify_mx(resolver, _domain(mx_domain), cfg.network.smtp_port, cfg.tls.ca_files, ehlo, timeout)
+    else:
+        name, port = _split_host_port(host or "", cfg.network.smtp_port)
+        report = verify_host(
+            resolver, _domain(name), port, tlsa_port, _usages(usages), cfg.tls.ca_files, ehlo, timeout
+        )
+    if as_json:
+        output.emit_json(report.to_json())
+    else:
+        _render(report)
+    if report.status == TEMPORARY:
+        raise SystemExit(EXIT_TEMPORARY)
+    if report.status != VERIFIED:
+        raise SystemExit(EXIT_FAILED)
+
+
+def _when(dt: Any) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M:%SZ") if dt else ""
+
+
+def _address_pairs(a: Any) -> list[tuple[str, str]]:
+    from moxcli.tlsconn import dns_sans
+
+    tls = a.probe.tls
+    pairs = [("STARTTLS", "offered" if a.probe.starttls_offered else "not offered")]
+    if tls is not None:
+        cert = tls.leaf
+        sans = dns_sans(cert)
+        pairs += [
+            ("TLS", f"{tls.version} {tls.cipher}"),
+            ("subject", cert.subject.rfc4514_string()),
+            ("SANs", ", ".join(sans[:4]) + (f" (+{len(sans) - 4} more)" if len(sans) > 4 else "")),
+            ("issuer", cert.issuer.rfc4514_string()),
+            ("expires", _when(cert.not_valid_after_utc)),
+        ]
+    elif a.probe.error:
+        pairs.append(("error", a.probe.error))
+    if a.pkix is not None:
+        pairs.append(("PKIX", "ok" if a.pkix.ok else f"{a.pkix.result_type} {a.pkix.reason}".strip() + f" ({a.pkix.message})"))
+    if a.dane is not None:
+        if a.dane.verified:
+            pairs.append(("DANE", f"verified with {a.dane.record.descriptive()} at depth {a.dane.depth}"))
+        else:
+            pairs.append(("DANE", f"{a.dane.result_type} {a.dane.reason}"))
+            pairs += [("DANE error", e) for e in a.dane.errors]
+    if a.result_type and a.dane is None:
+        pairs.append(("result type", f"{a.result_type} {a.reason}".strip()))
+    pairs.append(("status", a.status))
+    return pairs
+
+
+def _render(report: Any) -> None:
+    if report.destinations is not None and report.destinations.hosts:
+        d = report.destinations
+        output.kv(
+            f"MX of {report.target}",
+            [
+                ("dnssec", "secure" if d.orig_authentic and d.expanded_authentic else "insecure"),
+                *([("cname-expanded to", d.expanded_next_hop)] if d.expanded_next_hop != report.target else []),
+                ("hosts", ", ".join(f"{h} (pref {p})" if p >= 0 else h for h, p in d.hosts)),
+            ],
+        )
+    for h in report.hosts:
+        pairs = [
+            ("addresses", ", ".join(h.ips) + (" (dnssec)" if h.dnssec else " (no dnssec)") if h.ips else "none"),
+        ]
+        if h.expanded_host and h.expanded_host != h.host:
+            pairs.append(("cname-expanded to", h.expanded_host))
+        if h.tlsa is not None:
+            pairs.append(("tlsa base", h.tlsa.base))
+        if h.names and h.records:
+            pairs.append(("dane-ta names", ", ".join(h.names)))
+        if h.error:
+            pairs.append(("problem", h.error))
+        if h.result_type:
+            pairs.append(("result type", f"{h.result_type} {h.reason}".strip()))
+        pairs.append(("status", h.status))
+        output.kv(f"Host {h.host}", pairs)
+        if h.tlsa is not None and h.tlsa.records:
+            usable = set(h.records)
+            rows = []
+            for r in h.tlsa.records:
+                matched = [f"{a.address} depth {a.dane.depth}" for a in h.addresses if a.dane and a.dane.record == r]
+                rows.append((r.descriptive(), "yes" if r in usable else "no", ", ".join(matched) or "-"))
+            output.table(None, ["TLSA record", "used", "matched"], rows)
+        for a in h.addresses:
+            output.kv(f"Address {a.address} port {a.port} ({h.host})", _address_pairs(a))
+    if report.error:
+        output.info(f"error: {output.safe(report.error)}")
+    output.info(f"{report.target}: {report.status}")
+
+
+@click.group("dane")
+def dane_group() -> None:
+    """DANE helpers: make TLSA records."""
+
+
+@dane_group.command("record")
+@click.argument("usage")
+@click.argument("selector")
+@click.argument("matchtype")
+@click.argument("pemfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="CERT.pem")
+def record_cmd(usage: str, selector: str, matchtype: str, pemfile: Path) -> None:
+    """Print a TLSA record for a certificate or key in a PEM file (mox dane makerecord).
+
+    USAGE is pkix-ta, pkix-ee, dane-ta, dane-ee or 0-3; SELECTOR cert or spki (0, 1);
+    MATCHTYPE full, sha2-256 or sha2-512 (0, 1, 2). The first usable PEM block is used: a
+    CERTIFICATE, or for spki also a public or private key. For SMTP publish
+    "dane-ee spki sha2-256" (3 1 1) at _25._tcp.<mx host> (RFC 7672 §3.1).
+
+    Exit status: 0 ok, 1 nothing usable in the file, 2 bad arguments.
+
+    \b
+    Example:
+      moxcli dane record dane-ee spki sha2-256 /etc/ssl/mx.pem
+      moxcli dane record 2 0 1 ca.pem
+    """
+    from moxcli.dane.tlsa import TLSAError, make_record, parse_mtype, parse_selector, parse_usage
+
+    try:
+        u, warning = parse_usage(usage)
+        s = parse_selector(selector)
+        m = parse_mtype(matchtype)
+    except TLSAError as exc:
+        raise UsageError(str(exc)) from None
+    if warning:
+        output.warn(warning)
+    try:
+        rec, notes = make_record(u, s, m, pemfile.read_bytes())
+    except TLSAError as exc:
+        for n in exc.notes:
+            output.info(n)
+        raise CheckFailed(f"{pemfile}: {exc}") from None
+    for n in notes:
+        output.info(n)
+    click.echo(rec.record())
