@@ -56,11 +56,11 @@ def make_data_dir(data: Path, messages: int = 5) -> Path:
     return data
 
 
-def tree_digest(root: Path) -> str:
+def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> str:
     """Names, modes and contents of everything under root except LMDB's lock file."""
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
-        if p.name == "lock.mdb":
+        if p.name == "lock.mdb" or p.relative_to(root).parts[0] in skip:
             continue
         st = p.lstat()
         h.update(f"{p.relative_to(root)} {st.st_mode}\n".encode())

@@ -1,0 +1,226 @@
+"""backup: a consistent snapshot under concurrent writers; failures leave DEST marked."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from moxcli.cli import cli
+from moxcli.datatools import INCOMPLETE_MARKER, VERSION_FILE
+from moxcli.datatools.backup import backup
+from moxcli.datatools.verify import verify_data
+from moxcli.store import Store, schema
+from moxcli.store.files import message_file, queue_file, write_file
+from test_verifydata import add_message, make_data_dir, tree_digest
+
+
+@pytest.fixture
+def src(data_dir) -> Path:
+    make_data_dir(data_dir)
+    key = data_dir / "dkim" / "example.org" / "2026a.ed25519.pem"
+    key.parent.mkdir(parents=True)
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    return data_dir
+
+
+def test_backup_links_files_and_verifies(src, tmp_path):
+    dest = tmp_path / "backup"
+    res = backup(src, dest)
+    assert res.ok and res.errors == [] and res.warnings == []
+    assert res.files_linked == 8  # 6 messages, 2 queue files
+    assert res.files_copied == 2  # config and DKIM key
+    assert res.schema_version == schema.SCHEMA_VERSION
+    assert not (dest / INCOMPLETE_MARKER).exists()
+    assert (dest / VERSION_FILE).read_text().strip()
+    assert os.stat(dest / "accounts/alice/msg/a/1").st_ino == os.stat(src / "accounts/alice/msg/a/1").st_ino
+    assert (dest / "moxcli.toml").read_text() == (src / "moxcli.toml").read_text()
+    assert (dest / "dkim/example.org/2026a.ed25519.pem").exists()
+    assert not (dest / "locks").exists()
+    v = verify_data(dest)
+    assert v.ok and v.warnings == [], (v.problems, v.warnings)
+    assert v.counts["message_files"] == 6 and v.counts["queue_files"] == 2
+
+
+def test_link_failure_falls_back_to_copy_and_warns_once(src, tmp_path, monkeypatch):
+    calls = []
+
+    def no_link(a, b, **kw):
+        calls.append(a)
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr("moxcli.datatools.backup.os.link", no_link)
+    dest = tmp_path / "backup"
+    res = backup(src, dest)
+    assert res.ok and len(calls) == 1
+    assert res.files_linked == 0 and res.files_copied == 10
+    assert len(res.warnings) == 1 and "another file system" in res.warnings[0]
+    assert os.stat(dest / "accounts/alice/msg/a/1").st_ino != os.stat(src / "accounts/alice/msg/a/1").st_ino
+    assert verify_data(dest).ok
+
+
+def test_missing_file_fails_and_marks_dest(src, tmp_path, runner):
+    message_file(src, "bob", 1).unlink()
+    dest = tmp_path / "backup"
+    r = runner.invoke(cli, ["--data", str(src), "backup", "--json", str(dest)])
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False
+    assert doc["errors"] == [f"accounts/bob/msg/a/1: missing in {src.resolve()}, but the store references it"]
+    marker = (dest / INCOMPLETE_MARKER).read_text()
+    assert marker.startswith("backup failed") and "accounts/bob/msg/a/1: missing" in marker
+    assert "backup incomplete (1 errors)" in r.stderr
+    assert any(p.path == INCOMPLETE_MARKER for p in verify_data(dest).problems)
+
+
+def test_unreferenced_files(src, tmp_path):
+    """Unreferenced older files are kept (with a warning); newer ones belong to later writes."""
+    with Store.open(src) as st, st.write() as tx:
+        tx.delete(schema.QUEUE, schema.u64(1))
+    write_file(queue_file(src, 50), b"enqueued after the snapshot")
+    (src / "queue" / "a" / ".7.tmp1").write_bytes(b"half written")
+    res = backup(src, tmp_path / "backup")
+    assert res.ok
+    assert res.warnings == ["queue/a/1: not referenced by the store, backed up anyway"]
+    assert (tmp_path / "backup/queue/a/1").exists()
+    assert not (tmp_path / "backup/queue/a/50").exists() and not (tmp_path / "backup/queue/a/.7.tmp1").exists()
+
+
+def test_refusals(src, tmp_path, runner):
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    r = runner.invoke(cli, ["--data", str(src), "backup", str(full)])
+    assert r.exit_code == 2 and "exists and is not an empty directory" in r.stderr
+    r = runner.invoke(cli, ["--data", str(src), "backup", str(src / "inner")])
+    assert r.exit_code == 2 and "must not be inside the data directory" in r.stderr
+    r = runner.invoke(cli, ["--data", str(tmp_path / "nodata"), "backup", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "no store here" in r.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = runner.invoke(cli, ["--data", str(src), "backup", str(empty)])
+    assert r.exit_code == 0, r.output
+    assert "files linked: 8" in r.stdout and "files copied: 2" in r.stdout
+
+
+def test_cli_json_keys(src, tmp_path, runner):
+    r = runner.invoke(cli, ["--data", str(src), "backup", "--json", "--copy", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"source", "dest", "ok", "files_linked", "files_copied", "bytes", "store_bytes", "seconds", "schema_version", "warnings", "errors"}
+    assert doc["files_linked"] == 0 and doc["files_copied"] == 10 and doc["ok"] is True
+
+
+def test_lock_held(src, tmp_path, runner):
+    from moxcli.store import job_lock
+
+    code = f"import time\nfrom moxcli.store import job_lock\nwith job_lock({str(src)!r}, 'backup'):\n    print('held', flush=True)\n    time.sleep(30)\n"
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "held"
+        r = runner.invoke(cli, ["--data", str(src), "backup", str(tmp_path / "b")])
+        assert r.exit_code == 3 and "holds the lock" in r.stderr
+    finally:
+        p.kill()
+        p.wait()
+    assert job_lock  # imported for the lock's module path only
+
+
+WRITER = textwrap.dedent(
+    """\
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from moxcli.store import Store
+    from moxcli.store.mail import ensure_account
+    from test_verifydata import add_message
+    data, log = Path(sys.argv[1]), open(sys.argv[2], "a")
+    with Store.open(data) as st:
+        st.update(lambda tx: ensure_account(tx, "writer"))
+        i = 0
+        while True:
+            i += 1
+            body = b"Subject: w%d\\r\\n\\r\\n" % i + b"x" * (i % 500)
+            msg_id = st.update(lambda tx: add_message(tx, data, "writer", "Inbox", body))
+            log.write(f"{{msg_id}}\\n")
+            log.flush()
+    """
+)
+
+
+def _committed(log: Path) -> set[int]:
+    return {int(x) for x in log.read_text().split()}
+
+
+def test_backup_while_another_process_writes(data_dir, tmp_path):
+    make_data_dir(data_dir, messages=1500)
+    log = tmp_path / "committed.log"
+    log.write_text("")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER.format(tests=str(Path(__file__).parent)), str(data_dir), str(log)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while len(_committed(log)) < 50 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        before = _committed(log)
+        assert len(before) >= 50, writer.stderr.read1().decode() if writer.poll() is not None else "writer too slow"
+        res = backup(data_dir, tmp_path / "backup")
+        after = _committed(log)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert res.ok, res.errors
+    assert len(after) > len(before), "the writer did not write during the backup"
+    v = verify_data(tmp_path / "backup")
+    assert v.ok, v.problems[:5]
+    with Store.open(tmp_path / "backup", readonly=True) as st, st.read() as tx:
+        ids = {rec["id"] for _, rec in tx.scan(schema.MESSAGE, schema.prefix_key("writer"))}
+    assert before <= ids, "a record committed before the snapshot is missing"
+    assert ids == set(range(1, max(ids) + 1)), "the snapshot is not one moment"
+    assert ids <= after
+
+
+SLOW_BACKUP = textwrap.dedent(
+    """\
+    import sys, time
+    from pathlib import Path
+    from moxcli.datatools.backup import backup
+
+    def progress(done, total):
+        Path(sys.argv[3]).write_text(str(done))
+        time.sleep(60)
+
+    backup(Path(sys.argv[1]), Path(sys.argv[2]), progress=progress)
+    """
+)
+
+
+def test_sigkill_during_backup(data_dir, tmp_path):
+    make_data_dir(data_dir, messages=600)
+    before = tree_digest(data_dir)
+    flag = tmp_path / "midway"
+    dest = tmp_path / "backup"
+    p = subprocess.Popen([sys.executable, "-c", SLOW_BACKUP, str(data_dir), str(dest), str(flag)])
+    try:
+        deadline = time.monotonic() + 20
+        while not flag.exists() and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.02)
+        assert flag.exists(), "backup did not get midway"
+        os.kill(p.pid, signal.SIGKILL)
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == -signal.SIGKILL
+    assert "not finished" in (dest / INCOMPLETE_MARKER).read_text()
+    assert any(p.path == INCOMPLETE_MARKER for p in verify_data(dest).problems)
+    assert tree_digest(data_dir, skip=("locks",)) == before
+    assert verify_data(data_dir).ok
+    res = backup(data_dir, tmp_path / "second")
+    assert res.ok, "the lock of the killed backup is gone"
