@@ -348,3 +348,15 @@ def test_cli_fix(runner, good):
 def test_cli_not_a_directory(runner, tmp_path):
     r = runner.invoke(cli, ["verifydata", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "not a directory" in r.stderr
+
+
+def test_files_of_an_unfinished_import_are_warnings(good):
+    from moxcli.store import mail as store_mail
+
+    with Store.open(good) as st, st.write() as tx:
+        store_mail.begin_import(tx, "bob", {"source": "x.mbox"})
+        first = store_mail.reserve_message_ids(tx, "bob", 10)
+    write_file(message_file(good, "bob", first + 1), b"imported, not committed")
+    res = verify_data(good, fix=True)
+    assert res.ok and res.moved == []
+    assert [str(w) for w in res.warnings] == [f"accounts/bob/msg/a/{first + 1}: not referenced, id {first + 1} is reserved by an unfinished import"]

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from moxcli import __version__
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
-from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet
+from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet, reserved_ids
 from moxcli.errors import MoxcliError, UsageError
 from moxcli.store import Store, StoreNeedsMigration, job_lock
 from moxcli.store import queue as qstore
@@ -194,10 +194,11 @@ class _Backup:
             accounts = sorted(set(ids) | {d.name for d in _dirs(self.src / "accounts")})
             sequences = {a: tx.peek_id(MESSAGE_SEQUENCE.format(account=a)) for a in accounts}
             queue_seq = tx.peek_id(qstore.SEQUENCE)
+            reserved = reserved_ids(tx)
         if self.progress:
             self.progress(self.done, self.total)
         for account in accounts:
-            self._unreferenced(f"accounts/{account}/msg", ids.get(account, IdSet()), sequences[account])
+            self._unreferenced(f"accounts/{account}/msg", ids.get(account, IdSet()), sequences[account], reserved.get(account, []))
             self._account_extras(account)
         self._unreferenced("queue", queue_ids, queue_seq)
 
@@ -237,15 +238,16 @@ class _Backup:
         self.res.files_copied += 1
         return False
 
-    def _unreferenced(self, rel_root: str, referenced: IdSet, sequence: int) -> None:
-        """Files the snapshot does not reference: newer ones are skipped, older ones kept."""
+    def _unreferenced(self, rel_root: str, referenced: IdSet, sequence: int, reserved: tuple[tuple[int, int], ...] | list[tuple[int, int]] = ()) -> None:
+        """Files the snapshot does not reference: newer ones and those of unfinished imports
+        are skipped, older ones kept."""
         for d in _dirs(self.src / rel_root):
             for f in os.scandir(d.path):
                 name = f"{d.name}/{f.name}"
                 msg_id = parse_msg_path(name)
                 if msg_id is not None and msg_id in referenced:
                     continue
-                if f.name.startswith(".") or (msg_id is not None and msg_id > sequence):
+                if f.name.startswith(".") or (msg_id is not None and (msg_id > sequence or any(lo <= msg_id <= hi for lo, hi in reserved))):
                     continue  # a write in progress, or a file created after the snapshot
                 rel = f"{rel_root}/{name}"
                 self.res.warnings.append(f"{rel}: not referenced by the store, backed up anyway")

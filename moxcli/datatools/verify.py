@@ -24,6 +24,7 @@ from moxcli import __version__
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration
+from moxcli.store import mail as store_mail
 from moxcli.store import queue as qstore
 from moxcli.store.env import STORE_DIR, Txn, decode
 from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path
@@ -338,6 +339,7 @@ class _Checker:
         self.message_ids: dict[str, IdSet] = {}
         self.queue_ids = IdSet()
         self.sequences: dict[str, int] = {}
+        self.reserved: dict[str, list[tuple[int, int]]] = {}
         self.bytes = 0
 
     def run(self, store: Store) -> None:
@@ -355,6 +357,7 @@ class _Checker:
             self.sequences["queue"] = tx.peek_id(qstore.SEQUENCE)
             for acc in self.accounts:
                 self.sequences[acc] = tx.peek_id(MESSAGE_SEQUENCE.format(account=acc))
+            self.reserved = reserved_ids(tx)
         self._check_counters()
         self._account_files()
         self._queue_files()
@@ -550,13 +553,14 @@ class _Checker:
                 elif entry.name not in self.accounts:
                     self.res.problem(rel, "account directory without an account record")
                 else:
-                    files += self._walk_ids(rel + "/msg", self.message_ids.get(entry.name, IdSet()), self.sequences[entry.name])
+                    ids = self.message_ids.get(entry.name, IdSet())
+                    files += self._walk_ids(rel + "/msg", ids, self.sequences[entry.name], self.reserved.get(entry.name, []))
         self.res.counts["message_files"] = files
 
     def _queue_files(self) -> None:
         self.res.counts["queue_files"] = self._walk_ids("queue", self.queue_ids, self.sequences["queue"])
 
-    def _walk_ids(self, rel_root: str, referenced: IdSet, sequence: int) -> int:
+    def _walk_ids(self, rel_root: str, referenced: IdSet, sequence: int, reserved: tuple[tuple[int, int], ...] | list[tuple[int, int]] = ()) -> int:
         """Compare a message directory with the referenced ids; returns the files seen."""
         root = self.data_dir / rel_root
         if not root.is_dir():
@@ -576,6 +580,10 @@ class _Checker:
                     self.res.warning(rel, f"{what}, ignoring")
                 elif msg_id in referenced:
                     continue
+                elif any(lo <= msg_id <= hi for lo, hi in reserved):
+                    # moxcli.mail.importer reserves ids before writing files; the next import
+                    # of the account removes what a killed one left. Never moved: it may run.
+                    self.res.warning(rel, f"not referenced, id {msg_id} is reserved by an unfinished import")
                 elif msg_id > sequence:
                     # Written by a transaction that aborted or has not committed yet: the id
                     # is handed out again and the file overwritten. Never moved: a running
@@ -596,6 +604,15 @@ class _Checker:
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.rename(self.data_dir / rel, dest)
         self.res.moved.append((rel, str(dest.relative_to(self.data_dir))))
+
+
+def reserved_ids(tx: Txn) -> dict[str, list[tuple[int, int]]]:
+    """Message id ranges reserved by imports that have not committed (or were killed)."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for account, info in store_mail.unfinished_imports(tx):
+        ranges = info.get("ranges", []) if isinstance(info, dict) else []
+        out[account] = [(int(r[0]), int(r[1])) for r in ranges if isinstance(r, (list, tuple)) and len(r) == 2]
+    return out
 
 
 def _str_list(value: Any) -> bool:
