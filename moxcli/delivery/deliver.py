@@ -458,15 +458,18 @@ def _rcpt_outcome(r: RcptResult, out: _Outcome) -> None:
 def _mtasts(engine: Engine, domain: Domain, tls_required_no: bool) -> tuple[MTASTSPolicy | None, Result, str | None]:
     """The §4.5 policy-cache Get: (policy or None, recipient-domain result, temporary error).
 
-    A temporary error aborts the attempt unless the message has TLS-Required: No (spec §3.3).
+    Fetched for the original recipient domain, never a CNAME target (RFC 8461 §3.4). A
+    temporary error aborts the attempt unless the message has TLS-Required: No (spec §3.3).
     """
+    from moxcli.mtasts import cache as mtasts_cache
+    from moxcli.mtasts.fetch import FetchOptions
+
     try:
-        from moxcli.mtasts import cache as mtasts_cache
-    except ImportError:
-        return None, make_result(POLICY_NO_POLICY_FOUND, domain.ascii), None
-    got = mtasts_cache.get_for_delivery(engine.store, engine.resolver, domain, engine.config)
-    if got.error is not None and not tls_required_no:
-        return None, got.result, str(got.error)
+        got = mtasts_cache.policy_for_delivery(engine.store, engine.resolver, domain, FetchOptions.from_config(engine.config))
+    except mtasts_cache.STSTemporaryError as exc:
+        if tls_required_no:
+            return None, exc.result, None
+        return None, exc.result, str(exc)
     return got.policy, got.result, None
 
 
