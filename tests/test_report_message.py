@@ -45,6 +45,7 @@ headers = ["From", "To", "Subject", "Date", "Message-Id"]
         else f'\n[domains."{domain}"]\n'
     )
     text = f'hostname = "{hostname}"\n' + extra + dkim_cfg
+    (tmp / "moxcli.toml").write_text(text)
     cfg = parse_config(text, tmp / "moxcli.toml")
     dns = {
         f"s1._domainkey.{domain}.": f"v=DKIM1; k=ed25519; p={ed_pub}".encode(),

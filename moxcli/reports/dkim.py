@@ -6,6 +6,7 @@
   the file). Each selector signs its configured header list (or :data:`DEFAULT_HEADERS`)
   plus ``extra_headers`` (TLS reports pass ``TLS-Report-Domain`` and ``TLS-Report-Submitter``,
   RFC 8460 §5.3). Raises ConfigError when the domain has no selectors or a key is unusable.
+- ``check_keys(domain_config)``: load every signing key (ConfigError naming the file).
 - ``walk_configured_domain(config) -> DomainConfig | None``: the first configured domain
   found walking up from the mail hostname (spec §2.5 step 1, §6.6); the caller decides what
   a missing or unsigned domain means (TLS reports: not sent; DMARC reports: sent unsigned).
@@ -67,6 +68,12 @@ def _private_key(sel: DKIMSelector) -> bytes:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigError(f"{path}: selector {sel.name} is rsa but the key is not")
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+
+
+def check_keys(domain: DomainConfig) -> None:
+    """Load every signing key of the domain now, so a job fails before it changes anything."""
+    for name in domain.dkim.sign:
+        _private_key(domain.dkim.selectors[name])
 
 
 def sign_message(domain: DomainConfig, message: bytes, extra_headers: Sequence[str] = ()) -> bytes:

@@ -1,0 +1,484 @@
+"""The daily TLS report job (RFC 8460; spec §2.3-2.7): `moxcli send-tlsreports`.
+
+For the previous UTC day (or a given one) and any older days left over, every policy domain
+with stored TLS results that ask for a report gets an aggregate report at the ``mailto:``
+addresses of its TLSRPT record: recipient-domain reports first, then MX-host reports (spec
+§2.4). One policy domain at a time, so memory does not grow with the number of results.
+
+Better than mox, on purpose:
+
+- results are marked sent in the same write transaction that queues the report messages, so
+  a crash at any point neither loses a report nor sends one twice (mox marks, then queues);
+  a host report already marked sent is never sent again (mox only checks recipient-domain
+  rows, so its host reports could go out twice after a crash before the cleanup);
+- a job lock keeps overlapping runs out;
+- instead of sleeping between sends, queued reports get staggered due times (mox's 4 h
+  window, at most 5 min apart, spec §2.4 step 2); ``deliver_now`` delivers at once;
+- a report covers the UTC day of its results: rows left over from an older day are reported
+  with that day's date range and report id (mox uses the current run's day for them, §2.4);
+- a missing or unusable DKIM key for the submitter domain stops the run before anything is
+  changed (mox logs an error per report and drops the results).
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from moxcli import log
+from moxcli.config import Config, DomainConfig
+from moxcli.domain import Domain, DomainError, parse_domain
+from moxcli.errors import ConfigError, UsageError
+from moxcli.metrics import Metric, write_textfile
+from moxcli.reports import dkim as rdkim
+from moxcli.reports.message import compose_report_message
+from moxcli.store import Store, job_lock
+from moxcli.store import suppress
+from moxcli.store import tlsresults as tstore
+from moxcli.store.env import Txn
+from moxcli.tlsrpt.report import RESULT_TYPES, Report, Result, merge, report_json_bytes
+
+_log = log.get("tlsrptsend")
+
+KIND_RCPT = "recipient-domain"
+KIND_HOST = "host"
+SEND_WINDOW = 4 * 3600.0  # spec §2.4 step 2: spread sends over 4 h ...
+MAX_BETWEEN = 300.0  # ... at most 5 minutes apart
+MAX_ATTEMPTS = 5  # spec §2.5 step 11
+STALE_HOURS = 60  # spec §2.3 step 2
+LOCK_NAME = "send-tlsreports"
+
+SKIP_REASONS = ("no-report-requested", "no-tlsrpt-record", "no-mailto-rua", "already-sent", "no-policies", "success-only", "no-results")
+ERROR_REASONS = ("dns-temporary", "record-invalid", "local")
+
+TEXT = """Attached is a TLS report with a summary of connection successes and failures
+during attempts to securely deliver messages to your mail server, including
+details about errors encountered. You are receiving this message because your
+address is specified in the "rua" field of the TLSRPT record for your
+domain/host.
+
+Policy Domain: {policy}
+Submitter: {submitter}
+Report-ID: {report_id}
+Period: {start} - {end} UTC
+"""
+
+
+@dataclass
+class ReportOutcome:
+    """One report composed (and queued unless dry-run)."""
+
+    day_utc: str
+    policy_domain: str
+    kind: str
+    report_id: str
+    recipients: list[str]
+    suppressed: list[str]
+    queue_ids: list[int] = field(default_factory=list)
+    next_attempt: float | None = None
+    policies: int = 0
+    report: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "day_utc": self.day_utc,
+            "policy_domain": self.policy_domain,
+            "kind": self.kind,
+            "report_id": self.report_id,
+            "recipients": self.recipients,
+            "suppressed": self.suppressed,
+            "queue_ids": self.queue_ids,
+            "next_attempt": self.next_attempt,
+            "policies": self.policies,
+        }
+        if self.report is not None:
+            d["report"] = self.report
+        return d
+
+
+@dataclass
+class SendSummary:
+    """What a run did; ``reports`` holds no report bodies (they go to ``on_report``)."""
+
+    day_utc: str
+    dry_run: bool
+    disabled: bool = False
+    submitter: str = ""
+    reports: list[ReportOutcome] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    removed_rows: int = 0
+    stale_rows: int = 0
+    delivered: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def local_errors(self) -> int:
+        return sum(1 for e in self.errors if e["reason"] == "local")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "day_utc": self.day_utc,
+            "dry_run": self.dry_run,
+            "disabled": self.disabled,
+            "submitter": self.submitter,
+            "reports": [r.to_json() for r in self.reports],
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "removed_rows": self.removed_rows,
+            "stale_rows": self.stale_rows,
+            "delivered": self.delivered,
+        }
+
+
+def _day_start(day: str) -> datetime:
+    try:
+        return datetime.strptime(day, "%Y%m%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise UsageError(f"invalid day {day!r}: expected YYYYMMDD") from None
+
+
+def submitter_domain(config: Config) -> DomainConfig:
+    """Spec §2.5 step 1: the first configured domain from the hostname up, with DKIM keys."""
+    d = rdkim.walk_configured_domain(config)
+    where = f"{config.path}: " if config.path else ""
+    if d is None:
+        raise ConfigError(f"{where}no configured domain for hostname {config.hostname} or its parents: TLS reports need a DKIM-signing submitter domain")
+    if d.disabled:
+        raise ConfigError(f"{where}domain {d.name} (TLS report submitter for hostname {config.hostname}) is disabled")
+    if not d.dkim.sign:
+        raise ConfigError(f"{where}domain {d.name} (TLS report submitter for hostname {config.hostname}) has no DKIM signing configured; TLS reports must be DKIM-signed (RFC 8460 §3)")
+    rdkim.check_keys(d)
+    return d
+
+
+def mailto_recipients(ruas: tuple[tuple[str, ...], ...]) -> tuple[list[str], list[str]]:
+    """(addresses, exact mailto rua strings) from every rua list in order (spec §2.5 step 3)."""
+    from moxcli.tlsrpt.record import uri_scheme
+
+    addrs: list[str] = []
+    kept: list[str] = []
+    for lst in ruas:
+        for uri in lst:
+            if uri_scheme(uri) != "mailto":
+                continue  # https: and other schemes ignored (mox quirk, spec §2.6)
+            opaque = uri.split(":", 1)[1].split("?", 1)[0]
+            local, sep, dom = opaque.rpartition("@")
+            if not sep or not local or any(c.isspace() or c in "<>,\"" for c in opaque):
+                continue
+            try:
+                d = parse_domain(dom)
+            except DomainError:
+                continue
+            addrs.append(f"{local}@{d.ascii}")
+            kept.append(uri)
+    return addrs, kept
+
+
+def _domain(name: str) -> Domain:
+    try:
+        return parse_domain(name, lax=True)
+    except DomainError:
+        return Domain(name)
+
+
+def _host_policies(rows: list[tstore.ResultRow], ruas: list[str]) -> list[Result]:
+    """Spec §2.5 step 7, host report: one policy per recipient domain, deduped by rua list."""
+    out: list[Result] = []
+    for row in rows:
+        if row.recipient_domain_reporting_addresses == ruas:
+            continue
+        rcpt_ascii = _domain(row.recipient_domain).ascii
+        for r in row.results:
+            c = r.copy()
+            if row.is_host:
+                c.policy.mx_host = [r.policy.domain]
+            c.policy.domain = rcpt_ascii
+            merge(out, c)
+    return out
+
+
+@dataclass
+class _Job:
+    store: Store
+    data_dir: Path
+    config: Config
+    submitter: DomainConfig
+    dry_run: bool
+    now: float
+    between: float
+    summary: SendSummary
+    on_report: Callable[[ReportOutcome], None] | None
+    metrics: dict[str, Metric]
+    sent_index: int = 0
+    cleanup: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _build(job: _Job, tx: Txn, kind: str, day: str, pdom: str, addrs: list[str], ruas: list[str]) -> tuple[Report | None, str, list[tstore.ResultRow]]:
+    """The report for one key, or None and the skip reason."""
+    rows = tstore.rows_for_recipient_domain(tx, day, pdom) if kind == KIND_RCPT else tstore.rows_for_policy_domain(tx, day, pdom)
+    if not rows:
+        return None, "no-results", rows
+    if kind == KIND_RCPT and any(r.sent_to_recipient_domain for r in rows if r.policy_domain == r.recipient_domain):
+        return None, "already-sent", rows
+    if kind == KIND_HOST and any(r.sent_to_policy_domain for r in rows):
+        return None, "already-sent", rows
+    if kind == KIND_RCPT:
+        policies: list[Result] = []
+        for row in rows:
+            merge(policies, *row.results)
+    else:
+        policies = _host_policies(rows, ruas)
+    if not policies:
+        return None, "no-policies", rows
+    if not job.config.outgoing_tls_reports_for_all_success and not any(p.has_failure() for p in policies):
+        return None, "success-only", rows
+    start = _day_start(day)
+    sub = job.submitter.name
+    report = Report(
+        organization_name=sub,
+        start=start,
+        end=start + timedelta(days=1) - timedelta(seconds=1),
+        contact_info=f"postmaster@{sub}",
+        report_id=f"{day}.{_domain(pdom).ascii}@{sub}",
+        policies=policies,
+    )
+    return report, "", rows
+
+
+def compose(config: Config, submitter: DomainConfig, policy_domain: str, report: Report, recipients: list[str], now: float | None = None) -> tuple[bytes, bytes]:
+    """The report message (spec §2.7) and its DKIM signature headers (the queue prefix)."""
+    pd = _domain(policy_domain)
+    sub = parse_domain(submitter.name)
+    start_unix = int(report.start.timestamp())
+    end_unix = int(report.end.timestamp())
+    period_end = report.end + timedelta(seconds=1)
+    text = TEXT.format(
+        policy=pd.log_name,
+        submitter=sub.log_name,
+        report_id=report.report_id,
+        start=report.start.strftime("%Y-%m-%d %H:%M:%S"),
+        end=period_end.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    filename = f"{sub.ascii}!{pd.ascii}!{start_unix}!{end_unix}.json.gz"
+    data = compose_report_message(
+        from_addr=f"postmaster@{sub.ascii}",
+        to_addrs=recipients,
+        subject=f"Report Domain: {pd.ascii} Submitter: {sub.log_name} Report-ID: <{report.report_id}>",
+        extra_headers=[("TLS-Report-Domain", pd.ascii), ("TLS-Report-Submitter", sub.ascii), ("TLS-Required", "No")],
+        hostname=config.hostname,
+        content_type='multipart/report; report-type="tlsrpt"',
+        text=text,
+        attachment=gzip.compress(report_json_bytes(report), mtime=0),
+        attachment_type="application/tlsrpt+gzip",
+        filename=filename,
+        date=now,
+    )
+    # RFC 8460 §5.3: TLS-Report-Domain and TLS-Report-Submitter SHOULD be DKIM-signed.
+    prefix = rdkim.sign_message(submitter, data, ["TLS-Report-Domain", "TLS-Report-Submitter"])
+    return data, prefix
+
+
+def _lookup(job: _Job, resolver: Any, kind: str, day: str, pdom: str) -> tuple[list[str], list[str]] | None:
+    from moxcli.dns import DNSError, NotFound
+    from moxcli.tlsrpt.lookup import InvalidRecord, lookup_tlsrpt
+
+    try:
+        record, _ = lookup_tlsrpt(resolver, _domain(pdom))
+    except NotFound:
+        _skip(job, kind, day, pdom, "no-tlsrpt-record")
+        job.cleanup.append((day, pdom))
+        return None
+    except DNSError as exc:
+        # Spec §2.5 step 2 / §12 item 9 (faithful to mox): a DNS error drops the results.
+        _error(job, kind, day, pdom, "dns-temporary", str(exc))
+        job.cleanup.append((day, pdom))
+        return None
+    except InvalidRecord as exc:
+        # A broken record keeps the results for the next run (until the stale cleanup).
+        _error(job, kind, day, pdom, "record-invalid", str(exc))
+        return None
+    addrs, ruas = mailto_recipients(record.ruas)
+    if not addrs:
+        _skip(job, kind, day, pdom, "no-mailto-rua")
+        job.cleanup.append((day, pdom))
+        return None
+    return addrs, ruas
+
+
+def _skip(job: _Job, kind: str, day: str, pdom: str, reason: str) -> None:
+    job.summary.skipped.append({"day_utc": day, "policy_domain": pdom, "kind": kind, "reason": reason})
+    job.metrics["skipped"].inc(reason)
+    _log.debug("no tls report", policy_domain=pdom, day=day, kind=kind, reason=reason)
+
+
+def _error(job: _Job, kind: str, day: str, pdom: str, reason: str, msg: str) -> None:
+    job.summary.errors.append({"day_utc": day, "policy_domain": pdom, "kind": kind, "reason": reason, "error": msg})
+    job.metrics["errors"].inc(reason)
+    _log.error("tls report", policy_domain=pdom, day=day, kind=kind, err=msg)
+
+
+def _send_key(job: _Job, resolver: Any, kind: str, key: tstore.ReportKey) -> None:
+    day, pdom = key.day_utc, key.policy_domain
+    if not key.send_report:
+        _skip(job, kind, day, pdom, "no-report-requested")
+        job.cleanup.append((day, pdom))
+        return
+    due = job.now + job.sent_index * job.between
+    found = _lookup(job, resolver, kind, day, pdom)
+    if found is None:
+        return
+    addrs, ruas = found
+
+    def fn(tx: Txn) -> tuple[ReportOutcome | None, Report | None, str]:
+        report, reason, _ = _build(job, tx, kind, day, pdom, addrs, ruas)
+        if report is None:
+            return None, None, reason
+        suppressed = [a for a in addrs if suppress.is_suppressed(tx, "tls", a, job.now)]
+        out = ReportOutcome(day, pdom, kind, report.report_id, addrs, suppressed, policies=len(report.policies))
+        if job.dry_run:
+            out.report = report.to_json()
+            return out, report, ""
+        data, prefix = compose(job.config, job.submitter, pdom, report, addrs, job.now)
+        if kind == KIND_RCPT:
+            tstore.mark_sent_recipient_domain(tx, day, pdom, ruas)
+        else:
+            tstore.mark_sent_policy_domain(tx, day, pdom)
+        todo = [a for a in addrs if a not in suppressed]
+        if todo:
+            from moxcli.delivery.queue import enqueue_in
+
+            out.queue_ids = enqueue_in(
+                tx,
+                job.data_dir,
+                mail_from=f"postmaster@{parse_domain(job.submitter.name).ascii}",
+                recipients=todo,
+                data=data,
+                prefix=prefix,
+                require_tls=False,  # RFC 8460 §3/§5.3: deliver despite TLS problems
+                is_tls_report=True,
+                max_attempts=MAX_ATTEMPTS,
+                next_attempt=due,
+                sender_account=job.config.postmaster.account,
+            )
+            out.next_attempt = due
+        return out, report, ""
+
+    try:
+        if job.dry_run:
+            with job.store.read() as tx:
+                out, report, reason = fn(tx)
+        else:
+            out, report, reason = job.store.update(fn)
+    except (ConfigError, UsageError, OSError) as exc:
+        # Composing, signing or queueing failed: the transaction is rolled back, rows kept.
+        _error(job, kind, day, pdom, "local", str(exc))
+        return
+    job.cleanup.append((day, pdom))
+    if out is None or report is None:
+        _skip(job, kind, day, pdom, reason)
+        return
+    if out.queue_ids:
+        job.sent_index += 1
+    for p in report.policies:
+        for d in p.details:
+            job.metrics["failure_sessions"].inc(d.result_type, d.failed_session_count)
+    job.metrics["reports"].inc(kind)
+    job.metrics["messages"].inc(by=len(out.queue_ids))
+    job.metrics["suppressed"].inc(by=len(out.suppressed))
+    _log.info("tls report", policy_domain=pdom, day=day, kind=kind, recipients=len(out.recipients), suppressed=len(out.suppressed), queued=len(out.queue_ids))
+    if job.on_report is not None:
+        job.on_report(out)
+    out.report = None
+    job.summary.reports.append(out)
+
+
+def new_metrics() -> dict[str, Metric]:
+    """The metric families of a run, every label value present at 0."""
+    return {
+        "reports": Metric("moxcli_tlsreports_reports_queued_total", "TLS reports composed and queued in the last run.", label="kind", values=(KIND_RCPT, KIND_HOST)),
+        "messages": Metric("moxcli_tlsreports_messages_queued_total", "Report messages queued (one per reporting address) in the last run."),
+        "suppressed": Metric("moxcli_tlsreports_suppressed_total", "Reporting addresses skipped because they are on the suppression list."),
+        "skipped": Metric("moxcli_tlsreports_skipped_total", "Policy domains without a report, by reason.", label="reason", values=SKIP_REASONS),
+        "errors": Metric("moxcli_tlsreports_errors_total", "Policy domains whose report failed, by reason.", label="reason", values=ERROR_REASONS),
+        "failure_sessions": Metric(
+            "moxcli_tlsreports_failure_sessions_total",
+            "Failed sessions in the queued reports, by RFC 8460 result type.",
+            label="result_type",
+            values=(*RESULT_TYPES, "other"),
+        ),
+        "last_run": Metric("moxcli_tlsreports_last_run_timestamp_seconds", "Unix time the last run finished.", type="gauge"),
+    }
+
+
+def send_tls_reports(
+    store: Store,
+    data_dir: Path,
+    config: Config,
+    *,
+    resolver: Any = None,
+    day: str | None = None,
+    now: float | None = None,
+    dry_run: bool = False,
+    deliver_now: bool = False,
+    metrics_file: Path | None = None,
+    on_report: Callable[[ReportOutcome], None] | None = None,
+) -> SendSummary:
+    """Compose and queue the TLS reports for ``day`` (default: the previous UTC day) and older.
+
+    ``on_report`` sees each report as it is made (with its JSON in dry-run mode). Raises
+    ConfigError (nothing changed) when there is no DKIM-signing submitter domain, LockHeld
+    when another run is busy.
+    """
+    t = time.time() if now is None else now
+    if day is None:
+        end = datetime.fromtimestamp(t, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = (end - timedelta(hours=12)).strftime("%Y%m%d")
+    else:
+        end = _day_start(day) + timedelta(days=1)
+    summary = SendSummary(day_utc=day, dry_run=dry_run)
+    metrics = new_metrics()
+    if config.no_outgoing_tls_reports:
+        summary.disabled = True
+        _finish_metrics(metrics, metrics_file)
+        return summary
+    submitter = submitter_domain(config)
+    summary.submitter = submitter.name
+    if resolver is None:
+        from moxcli.dns import Resolver
+
+        resolver = Resolver.from_config(config.dns)
+    with job_lock(data_dir, LOCK_NAME):
+        stale_day = (end - timedelta(hours=STALE_HOURS)).strftime("%Y%m%d")
+        if not dry_run:
+            summary.stale_rows = store.update(lambda tx: tstore.delete_before(tx, stale_day))
+        with store.read() as tx:
+            rcpt_keys, host_keys = tstore.report_keys(tx, day)
+        nsend = sum(1 for k in rcpt_keys + host_keys if k.send_report)
+        between = 0.0 if deliver_now else min(SEND_WINDOW / nsend if nsend else SEND_WINDOW, MAX_BETWEEN)
+        job = _Job(store, Path(data_dir), config, submitter, dry_run, t, between, summary, on_report, metrics)
+        # Recipient-domain reports first: they store the addresses the host reports dedupe on.
+        for key in rcpt_keys:
+            _send_key(job, resolver, KIND_RCPT, key)
+        for key in host_keys:
+            _send_key(job, resolver, KIND_HOST, key)
+        if not dry_run and job.cleanup:
+            summary.removed_rows = store.update(lambda tx: sum(tstore.delete_policy_domain(tx, d, p) for d, p in job.cleanup))
+    if deliver_now and not dry_run:
+        ids = [i for r in summary.reports for i in r.queue_ids]
+        if ids:
+            from moxcli.delivery.deliver import run_queue
+
+            summary.delivered = [a.to_json() for a in run_queue(store, Path(data_dir), config, ids=ids)]
+    _finish_metrics(metrics, metrics_file)
+    return summary
+
+
+def _finish_metrics(metrics: dict[str, Metric], path: Path | None) -> None:
+    if path is None:
+        return
+    metrics["last_run"].set(time.time())
+    write_textfile(path, metrics.values())
