@@ -14,9 +14,12 @@ from moxcli.config import parse_config  # noqa: E402
 from moxcli.delivery import deliver, dsn
 from moxcli.delivery import queue as q
 from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
+from moxcli.dns import NotFound
 from moxcli.errors import LockHeld
 from moxcli.store import Store
-from moxcli.store.files import queue_file
+from moxcli.store import mail as store_mail
+from moxcli.store import suppress, tlsresults
+from moxcli.store.files import message_file, queue_file
 from moxcli.store.lock import job_lock
 from moxcli.tlsrpt.report import make_result
 
@@ -100,14 +103,62 @@ def test_temporary_then_success(env):
     assert len(srv.messages) == 1
 
 
-def test_permanent_failure_gives_up_at_once(env):
+def _mailbox_messages(st, data, account, mailbox):
+    with st.read() as tx:
+        mb = store_mail.get_mailbox(tx, account, mailbox)
+        if mb is None:
+            return []
+        return [(m, message_file(data, account, m["id"]).read_bytes()) for m in store_mail.list_messages(tx, account, mb["id"])]
+
+
+def test_permanent_failure_gives_up_at_once_with_dsn(env):
     st, data, cfg, srv = env
     srv.script["r@[127.0.0.1]"] = ["550 5.1.1 no such user"]
-    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"perm")
+    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"perm", sender_account="bob")
     (r,) = deliver.run_queue(st, data, cfg)
-    assert (r.outcome, r.code, r.enhanced) == ("failed", 550, "5.1.1")
+    assert (r.outcome, r.code, r.enhanced, r.dsn) == ("failed", 550, "5.1.1", True)
     assert q.list_messages(st) == [] and not queue_file(data, mid).exists()
     assert srv.messages == []
+    ((rec, text),) = _mailbox_messages(st, data, "bob", "Inbox")
+    assert "\\Seen" not in rec.get("flags", [])
+    assert b"Status: 5.1.1" in text and b"Final-Recipient: rfc822; r@[127.0.0.1]" in text
+    assert b"Message-Id: <perm@moxcli.test>" in text
+
+
+class FakeResolver:
+    """Every name is insecure, has no CNAME, no MX, no TXT, and the address 127.0.0.1."""
+
+    def cname(self, name):
+        raise NotFound(name, "CNAME", False, False)
+
+    def query(self, name, rdtype):
+        raise NotFound(name, rdtype, False, False)
+
+    def txt(self, name):
+        raise NotFound(name, "TXT", False, False)
+
+    def ips(self, name):
+        return ["127.0.0.1"], False, name
+
+
+def test_report_failure_dsn_quiet_and_suppressed(env):
+    st, data, cfg, srv = env
+    srv.script["rua@example.org"] = ["550 5.1.1 no such user"]
+    srv.script["dmarc@example.org"] = ["451 later"]
+    q.enqueue(st, data, mail_from="postmaster@moxcli.test", recipients=["rua@example.org"], data=MSG % b"tlsrpt", is_tls_report=True, require_tls=False, max_attempts=5)
+    q.enqueue(st, data, mail_from="postmaster@moxcli.test", recipients=["dmarc@example.org"], data=MSG % b"dmarc", is_dmarc_report=True, max_attempts=1)
+    res = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, FakeResolver(), st, data))
+    assert [(r.outcome, r.dsn) for r in res] == [("failed", True), ("failed", True)]
+    ((rec, text),) = _mailbox_messages(st, data, "postmaster", "Postmaster/tlsrpt")
+    assert "\\Seen" in rec["flags"] and b"Message-Id: <tlsrpt@moxcli.test>" in text
+    ((rec, text),) = _mailbox_messages(st, data, "postmaster", "Postmaster/dmarc")
+    assert "\\Seen" in rec["flags"] and b"Status: 4.0.0" in text
+    with st.read() as tx:
+        # a permanent refusal suppresses the address for 30 days; the temporary one does not
+        assert suppress.is_suppressed(tx, "tls", "rua@example.org")
+        (entry,) = suppress.entries(tx, "tls")
+        assert entry.until == pytest.approx(time.time() + 30 * 86400, abs=60)
+        assert suppress.entries(tx, "dmarc") == []
 
 
 def test_max_attempts_then_failed(env):
@@ -226,3 +277,23 @@ def test_dsn_destination_and_format(env):
     assert fields["Reporting-MTA"] == "dns; mail.moxcli.test"
     assert b"Message-Id: <dsn@moxcli.test>" in text
     assert b"\n" not in text.replace(b"\r\n", b"")
+
+
+def test_results_recorded_per_attempt_and_off_switch(env, tmp_path):
+    st, data, cfg, srv = env
+    eng = deliver.Engine(cfg, FakeResolver(), st, data)
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org", "y@example.org"], data=MSG % b"rec")
+    assert [r.outcome for r in deliver.run_queue(st, data, cfg, engine=eng)] == ["delivered", "delivered"]
+    with st.read() as tx:
+        rows_ = {r.policy_domain: r for r in tlsresults.iter_rows(tx)}
+    assert set(rows_) == {"example.org"}  # the MX host is the domain itself (implicit MX)
+    (res,) = rows_["example.org"].results
+    # no STARTTLS offered is a detail without counts (spec §3.5); two attempts, and the host's
+    # no-policy-found result has the same key as the recipient domain's, so both merge (as in mox)
+    assert (res.policy.type, res.success, res.failure) == ("no-policy-found", 0, 0)
+    assert [(d.result_type, d.failed_session_count, d.receiving_ip) for d in res.details] == [("starttls-not-supported", 4, "127.0.0.1")]
+    off = parse_config(f'hostname = "mail.moxcli.test"\nno_outgoing_tls_reports = true\n[network]\nsmtp_port = {srv.port}\n', tmp_path / "off.toml")
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["z@example.net"], data=MSG % b"off")
+    assert [r.outcome for r in deliver.run_queue(st, data, off, engine=deliver.Engine(off, FakeResolver(), st, data))] == ["delivered"]
+    with st.read() as tx:
+        assert {r.recipient_domain for r in tlsresults.iter_rows(tx)} == {"example.org"}

@@ -602,10 +602,9 @@ def _finish(engine: Engine, msg: QueueMsg, out: _Outcome, tls: AttemptTLS, data:
             if give_up:
                 permanent = bool(err and err.permanent)
                 result.dsn = dsnmod.failure_dsn_in(tx, engine.data_dir, cfg, current, data, result.error, out.host, result.code, result.enhanced, permanent)
-                if permanent and (msg.is_tls_report or msg.is_dmarc_report):
+                if permanent and msg.is_tls_report and not msg.recipient_domain.startswith("["):
                     # Beyond mox (mox issue #295): stop sending reports to an address that refuses them.
-                    kind = "tls" if msg.is_tls_report else "dmarc"
-                    suppress.suppress_after_failure(tx, kind, msg.recipient, result.error)
+                    suppress.suppress_after_failure(tx, "tls", msg.recipient, result.error)
             files.append(dq.remove_in(tx, engine.data_dir, msg.id))
             return
         current.in_progress = None
