@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from moxcli.cli.posture import domain_cmd
 from moxcli.cli.tlsrpt import tlsrpt_cmd
 
 
@@ -13,3 +14,4 @@ def check_group() -> None:
 
 
 check_group.add_command(tlsrpt_cmd)
+check_group.add_command(domain_cmd)
