@@ -1,0 +1,307 @@
+"""`moxcli queue ...` (the outgoing queue and its deliveries) and `moxcli tlsresults list`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from moxcli.cli import output
+from moxcli.context import AppContext
+
+
+def _time(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc)
+
+
+def _short_time(t: float | None) -> str:
+    return "" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _msg_json(m: Any) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "base_id": m.base_id,
+        "mail_from": m.mail_from,
+        "recipient": m.recipient,
+        "recipient_domain": m.recipient_domain,
+        "subject": m.subject,
+        "size": m.size,
+        "created": _time(m.created),
+        "require_tls": m.require_tls,
+        "is_tls_report": m.is_tls_report,
+        "is_dmarc_report": m.is_dmarc_report,
+        "sender_account": m.sender_account,
+        "max_attempts": m.max_attempts,
+        "attempts": m.attempts,
+        "next_attempt": _time(m.next_attempt),
+        "last_attempt": _time(m.last_attempt),
+        "last_error": m.last_error,
+        "last_code": m.last_code,
+        "last_enhanced": m.last_enhanced,
+        "hold": m.hold,
+        "in_progress": _time(m.in_progress),
+        "dialed_ips": m.dialed_ips,
+    }
+
+
+def _require_tls_text(v: bool | None) -> str:
+    return {None: "", True: "requiretls", False: "tls-required-no"}[v]
+
+
+@click.group("queue")
+def queue_group() -> None:
+    """The outgoing queue: add, list, run deliveries."""
+
+
+@queue_group.command("add")
+@click.option("--from", "mail_from", required=True, help="Envelope sender (MAIL FROM); '' for the null sender.")
+@click.option("--to", "recipients", required=True, multiple=True, help="Envelope recipient; repeat for more (one queue entry each).")
+@click.option("--requiretls", is_flag=True, help="Require verified TLS on every hop (RFC 8689 REQUIRETLS).")
+@click.option("--account", "sender_account", help="Local account that gets the DSN if delivery fails [default: the postmaster account].")
+@click.option("--max-attempts", type=click.IntRange(min=1), help="Give up after this many attempts [default 8].")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON: ids, require_tls.")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.pass_obj
+def queue_add_cmd(
+    app: AppContext, mail_from: str, recipients: tuple[str, ...], requiretls: bool, sender_account: str | None, max_attempts: int | None, as_json: bool, file: Any
+) -> None:
+    """Queue a message (RFC 5322 file, or stdin) for delivery.
+
+    A `TLS-Required: No` header (RFC 8689) is honoured unless --requiretls is given. Lines
+    ending in a bare LF are converted to CRLF. Nothing is sent until `queue run`.
+
+    \b
+    Example:
+      moxcli queue add --from me@example.org --to you@example.net message.eml
+    """
+    from moxcli.delivery import queue as dq
+
+    data = file.read()
+    if b"\r\n" not in data:
+        data = data.replace(b"\n", b"\r\n")
+    require_tls = dq.require_tls_for(data, requiretls)
+    with app.open_store() as st:
+        ids = dq.enqueue(
+            st, app.data_dir, mail_from=mail_from, recipients=list(recipients), data=data,
+            require_tls=require_tls, max_attempts=max_attempts, sender_account=sender_account,
+        )
+    if as_json:
+        output.emit_json({"ids": ids, "require_tls": require_tls})
+        return
+    for i, rcpt in zip(ids, recipients):
+        click.echo(f"{i}\t{rcpt}")
+
+
+@queue_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of messages (keys as in `queue show --json`).")
+@click.pass_obj
+def queue_list_cmd(app: AppContext, as_json: bool) -> None:
+    """List queued messages.
+
+    \b
+    Example:
+      moxcli queue list
+    """
+    from moxcli.delivery import queue as dq
+
+    with app.open_store(readonly=True) as st:
+        msgs = dq.list_messages(st)
+    if as_json:
+        output.emit_json([_msg_json(m) for m in msgs])
+        return
+    if not msgs:
+        output.info("queue is empty")
+        return
+    output.table(
+        None,
+        ["id", "recipient", "from", "size", "attempts", "next attempt (UTC)", "flags", "last error"],
+        [
+            (
+                m.id, m.recipient, m.mail_from or "<>", m.size, m.attempts, _short_time(m.next_attempt),
+                " ".join(x for x in ("hold" if m.hold else "", "tlsrpt" if m.is_tls_report else "", "dmarc" if m.is_dmarc_report else "", _require_tls_text(m.require_tls)) if x),
+                m.last_error[:80],
+            )
+            for m in msgs
+        ],
+    )
+
+
+@queue_group.command("show")
+@click.argument("msg_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Output JSON: id, base_id, mail_from, recipient, recipient_domain, subject, size, created, require_tls, is_tls_report, is_dmarc_report, sender_account, max_attempts, attempts, next_attempt, last_attempt, last_error, last_code, last_enhanced, hold, in_progress, dialed_ips.")
+@click.pass_obj
+def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
+    """Show one queued message.
+
+    \b
+    Example:
+      moxcli queue show 12
+    """
+    from moxcli.delivery import queue as dq
+
+    with app.open_store(readonly=True) as st:
+        m = dq.get_message(st, msg_id)
+    d = _msg_json(m)
+    if as_json:
+        output.emit_json(d)
+        return
+    output.kv(f"queue message {m.id}", [(k, output.to_json(v, indent=None) if isinstance(v, (dict, datetime)) else v) for k, v in d.items() if k != "id"])
+
+
+def _each(app: AppContext, ids: tuple[int, ...], action: str) -> None:
+    from moxcli.delivery import queue as dq
+
+    with app.open_store() as st:
+        for i in ids:
+            if action == "drop":
+                dq.drop(st, app.data_dir, i)
+            else:
+                getattr(dq, action)(st, i)
+            click.echo(f"{i}\t{action if action != 'drop' else 'dropped'}")
+
+
+@queue_group.command("drop")
+@click.argument("ids", metavar="ID...", nargs=-1, required=True, type=int)
+@click.pass_obj
+def queue_drop_cmd(app: AppContext, ids: tuple[int, ...]) -> None:
+    """Remove messages from the queue without delivering them (no DSN).
+
+    \b
+    Example:
+      moxcli queue drop 12 13
+    """
+    _each(app, ids, "drop")
+
+
+@queue_group.command("hold")
+@click.argument("ids", metavar="ID...", nargs=-1, required=True, type=int)
+@click.pass_obj
+def queue_hold_cmd(app: AppContext, ids: tuple[int, ...]) -> None:
+    """Keep messages queued without attempting them until released.
+
+    \b
+    Example:
+      moxcli queue hold 12
+    """
+    _each(app, ids, "hold")
+
+
+@queue_group.command("release")
+@click.argument("ids", metavar="ID...", nargs=-1, required=True, type=int)
+@click.pass_obj
+def queue_release_cmd(app: AppContext, ids: tuple[int, ...]) -> None:
+    """Release held messages (their next attempt time is kept).
+
+    \b
+    Example:
+      moxcli queue release 12
+    """
+    _each(app, ids, "release")
+
+
+@queue_group.command("retry")
+@click.argument("ids", metavar="ID...", nargs=-1, required=True, type=int)
+@click.pass_obj
+def queue_retry_cmd(app: AppContext, ids: tuple[int, ...]) -> None:
+    """Make messages due now (and release them); the attempt count is kept.
+
+    \b
+    Example:
+      moxcli queue retry 12 && moxcli queue run --id 12
+    """
+    _each(app, ids, "retry")
+
+
+def _attempt_line(r: Any) -> str:
+    parts = [str(r.id), r.recipient, r.outcome, f"attempt={r.attempt}"]
+    if r.host:
+        parts.append(f"host={r.host}")
+    if r.ip:
+        parts.append(f"ip={r.ip}")
+    parts.append(f"tls={r.tls or 'none'}")
+    if r.code:
+        parts.append(f"code={r.code}" + (f" {r.enhanced}" if r.enhanced else ""))
+    if r.next_attempt:
+        parts.append(f"next={_short_time(r.next_attempt)}")
+    if r.dsn:
+        parts.append("dsn")
+    if r.error:
+        parts.append(f"error={r.error}")
+    return output.safe(" ".join(parts))
+
+
+@queue_group.command("run")
+@click.option("--id", "ids", multiple=True, type=int, help="Attempt this message now, due or not (repeatable).")
+@click.option("--domain", help="Only due messages for this recipient domain.")
+@click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per attempt: id, recipient, outcome, attempt, host, ip, tls, code, enhanced, error, next_attempt, dsn, duration.")
+@click.pass_obj
+def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, as_json: bool) -> None:
+    """Attempt every due message once, then exit (run it from cron or a timer).
+
+    One line per attempt: id, recipient, outcome (delivered, deferred or failed), host,
+    address, TLS (dane, pkix, unverified or none), reply code, next attempt, error. Exit
+    status is 0 whatever the outcomes (they are in the output); 2 for bad arguments or
+    config, 3 when another `queue run` holds the lock.
+
+    \b
+    Example:
+      moxcli queue run
+      moxcli queue run --domain example.net --json
+    """
+    from moxcli.delivery.deliver import run_queue
+
+    cfg = app.config()
+
+    def show(r: Any) -> None:
+        if as_json:
+            output.emit_ndjson(r.to_json())
+        else:
+            click.echo(_attempt_line(r))
+            sys.stdout.flush()
+
+    with app.open_store() as st:
+        res = run_queue(st, Path(app.data_dir), cfg, ids=list(ids) or None, domain=domain, on_attempt=show)
+    if not res and not as_json:
+        output.info("nothing to do")
+
+
+@click.group("tlsresults")
+def tlsresults_group() -> None:
+    """TLS results recorded by deliveries."""
+
+
+@tlsresults_group.command("list")
+@click.option("--day", help="Only this UTC day (YYYYMMDD).")
+@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of rows: id, day_utc, policy_domain, recipient_domain, created, updated, is_host, send_report, sent_to_recipient_domain, recipient_domain_reporting_addresses, sent_to_policy_domain, results (RFC 8460 policy results).")
+@click.pass_obj
+def tlsresults_list_cmd(app: AppContext, day: str | None, as_json: bool) -> None:
+    """List the recorded TLS results (what the daily TLS reports are made of).
+
+    \b
+    Example:
+      moxcli tlsresults list --day 20260301
+    """
+    from moxcli.errors import UsageError
+    from moxcli.store import tlsresults
+
+    if day is not None and (len(day) != 8 or not day.isdigit()):
+        raise UsageError(f"--day {day!r}: expected YYYYMMDD")
+    with app.open_store(readonly=True) as st:
+        with st.read() as tx:
+            rows = list(tlsresults.iter_rows(tx, day=day))
+    if as_json:
+        output.emit_json(rows)
+        return
+    if not rows:
+        output.info("no tls results")
+        return
+    table_rows = []
+    for r in rows:
+        for res in r.results:
+            details = ", ".join(f"{d.result_type}{'/' + d.failure_reason_code if d.failure_reason_code else ''} x{d.failed_session_count}" for d in res.details)
+            table_rows.append((r.day_utc, r.policy_domain, r.recipient_domain, "host" if r.is_host else "domain", "yes" if r.send_report else "no", res.policy.type, res.success, res.failure, details))
+    output.table(None, ["day", "policy domain", "recipient domain", "kind", "report", "policy", "ok", "failed", "failure details"], table_rows)
