@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
 
     config = app.config()
     if str(file) == "-":
-        lines: Any = click.get_binary_stream("stdin")
+        lines: Any = sys.stdin.buffer
         source = "stdin"
     else:
         try:
@@ -189,14 +190,18 @@ def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file
         write_metrics(metrics_file, result)
     if as_json:
         output.emit_json(result)
-        return
-    for job in result.jobs:
-        if job.ran:
-            output.info(f"{job.name}: ran ({job.due})")
-            if job.name == "dmarc" and job.result is not None:
-                _print_run(job.result)
-        else:
-            output.info(f"{job.name}: not run: {job.reason}")
+    else:
+        for job in result.jobs:
+            if job.ran:
+                output.info(f"{job.name}: ran for {job.due}")
+                if job.name == "dmarc":
+                    _print_run(job.result)
+            elif job.error:
+                output.warn(f"{job.name}: failed for {job.due}: {job.error}")
+            else:
+                output.info(f"{job.name}: not run: {job.reason}")
+    if result.exit_code:
+        raise SystemExit(result.exit_code)
 
 
 @click.group("dmarcreports")

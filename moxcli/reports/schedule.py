@@ -16,6 +16,7 @@ from typing import Any
 
 from moxcli import log
 from moxcli.config import Config
+from moxcli.errors import MoxcliError
 from moxcli.metrics import Metric, write_textfile
 from moxcli.reports.dmarc import STATUSES, RunResult, hour_end, send_dmarc_reports
 from moxcli.store import Store
@@ -34,6 +35,8 @@ class Job:
     ran: bool = False
     reason: str = ""
     result: Any = None
+    error: str = ""
+    exit_code: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -44,6 +47,11 @@ class ScheduleResult:
     now: float
     dry_run: bool
     jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """The highest exit code of a failed job (0 if none failed)."""
+        return max((j.exit_code for j in self.jobs), default=0)
 
     def to_json(self) -> dict[str, Any]:
         return {"now": datetime.fromtimestamp(self.now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "dry_run": self.dry_run, "jobs": self.jobs}
@@ -65,7 +73,12 @@ def _dmarc_jobs(store: Store, data_dir: Path, config: Config, now: float, dry_ru
     jobs = []
     t = first
     while t <= end:
-        run = send_dmarc_reports(store, data_dir, config, now=now, end=t, dry_run=dry_run)
+        try:
+            run = send_dmarc_reports(store, data_dir, config, now=now, end=t, dry_run=dry_run)
+        except MoxcliError as exc:
+            # Not marked done: the next invocation tries this hour again.
+            jobs.append(Job("dmarc", _hour_text(t), reason="failed", error=str(exc), exit_code=exc.exit_code))
+            break
         if not dry_run:
             store.update(lambda tx, v=t: tx.set_meta(DMARC_META, v))
         jobs.append(Job("dmarc", _hour_text(t), ran=True, result=run))
@@ -83,7 +96,10 @@ def _tls_job(store: Store, data_dir: Path, config: Config, now: float, dry_run: 
         return Job("tls", day, reason=f"already ran for {last}")
     from moxcli.reports.tls import send_tls_reports
 
-    result = send_tls_reports(store, data_dir, config, day=day, dry_run=dry_run)
+    try:
+        result = send_tls_reports(store, data_dir, config, day=day, now=now, dry_run=dry_run)
+    except MoxcliError as exc:
+        return Job("tls", day, reason="failed", error=str(exc), exit_code=exc.exit_code)
     if not dry_run:
         store.update(lambda tx: tx.set_meta(TLS_META, day))
     return Job("tls", day, ran=True, result=result)
@@ -96,7 +112,7 @@ def run_due(store: Store, data_dir: Path, config: Config, *, now: float | None =
     out.jobs.extend(_dmarc_jobs(store, data_dir, config, now, dry_run))
     out.jobs.append(_tls_job(store, data_dir, config, now, dry_run))
     for job in out.jobs:
-        _log.info("report job", job=job.name, due=job.due, ran=job.ran, reason=job.reason)
+        _log.info("report job", job=job.name, due=job.due, ran=job.ran, reason=job.reason, error=job.error)
     return out
 
 

@@ -1,0 +1,186 @@
+"""CliRunner tests of `moxcli dmarc`, `send-dmarcreports` and `dmarcreports`."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from moxcli.cli import cli
+from test_dmarc_support import SAMPLES, FakeResolver, hour, vector_eval
+
+TYPICAL = "v=DMARC1; rua=mailto:dmarcrpt@sender.example; ri=3600"
+
+
+@pytest.fixture
+def data(data_dir):
+    (data_dir / "moxcli.toml").write_text('hostname = "mail.mox.example"\n')
+    return data_dir
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    import moxcli.reports.dmarc as rd
+
+    r = FakeResolver({"_dmarc.sender.example": [TYPICAL]})
+    monkeypatch.setattr(rd.Resolver, "from_config", classmethod(lambda cls, cfg: r))
+    return r
+
+
+def _invoke(runner, data, *args, input=None):
+    return runner.invoke(cli, ["--data", str(data), *args], input=input, env={"COLUMNS": "250"})
+
+
+def _lines(*evals):
+    return "".join(json.dumps(e) + "\n" for e in evals)
+
+
+def test_record_stdin_and_file(runner, data, tmp_path):
+    end = hour()
+    r = _invoke(runner, data, "dmarc", "record", "--json", input=_lines(vector_eval(end), vector_eval(end)))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"stored": 2, "ids": [1, 2]}
+    f = tmp_path / "e.jsonl"
+    f.write_text(_lines(vector_eval(end)))
+    r = _invoke(runner, data, "dmarc", "record", str(f))
+    assert r.exit_code == 0 and "stored 1 evaluation(s)" in r.stderr
+    r = _invoke(runner, data, "dmarc", "list", "--json")
+    rows = json.loads(r.stdout)
+    assert [x["id"] for x in rows] == [1, 2, 3]
+    assert set(rows[0]) >= {"id", "policy_domain", "evaluated", "optional", "interval_hours", "addresses", "policy_published", "source_ip",
+                            "disposition", "aligned_dkim_pass", "aligned_spf_pass", "override_reasons", "envelope_to", "envelope_from",
+                            "header_from", "dkim_results", "spf_results"}
+    assert rows[0]["evaluated"].endswith("Z")
+    r = _invoke(runner, data, "dmarc", "list", "--domain", "other.example", "--json")
+    assert json.loads(r.stdout) == []
+    r = _invoke(runner, data, "dmarc", "list")
+    assert r.exit_code == 0 and "sender.example" in r.stdout
+
+
+def test_record_bad_line_stores_nothing(runner, data):
+    end = hour()
+    bad = vector_eval(end, source_ip="not-an-ip")
+    r = _invoke(runner, data, "dmarc", "record", "-", input=_lines(vector_eval(end), bad))
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "moxcli: stdin: line 2: source_ip: invalid IP address 'not-an-ip'"
+    r = _invoke(runner, data, "dmarc", "list", "--json")
+    assert json.loads(r.stdout) == []
+
+
+def test_record_refused_when_disabled(runner, data):
+    (data / "moxcli.toml").write_text("no_outgoing_dmarc_reports = true\n")
+    r = _invoke(runner, data, "dmarc", "record", input=_lines(vector_eval(hour())))
+    assert r.exit_code == 2 and "no_outgoing_dmarc_reports" in r.stderr
+    r = _invoke(runner, data, "send-dmarcreports")
+    assert r.exit_code == 2 and "no_outgoing_dmarc_reports" in r.stderr
+
+
+def test_record_missing_file(runner, data, tmp_path):
+    r = _invoke(runner, data, "dmarc", "record", str(tmp_path / "nope.jsonl"))
+    assert r.exit_code == 2 and "nope.jsonl" in r.stderr
+
+
+def test_send_dry_run_then_real(runner, data, fake_dns, tmp_path):
+    end = hour()
+    _invoke(runner, data, "dmarc", "record", input=_lines(vector_eval(end)))
+    r = _invoke(runner, data, "send-dmarcreports", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "# sender.example: report " in r.stdout and "<feedback>" in r.stdout
+    r = _invoke(runner, data, "send-dmarcreports", "--dry-run", "--json")
+    out = json.loads(r.stdout)
+    assert set(out) == {"end", "intervals", "dry_run", "stale_removed", "domains"}
+    assert out["dry_run"] is True and out["domains"][0]["xml"].startswith("<?xml")
+    metrics = tmp_path / "m.prom"
+    r = _invoke(runner, data, "send-dmarcreports", "--json", "--metrics-file", str(metrics))
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    d = out["domains"][0]
+    assert set(d) == {"domain", "status", "evaluations", "records", "report_id", "begin", "end", "queued_to", "error_report_to",
+                      "suppressed", "too_large", "errors", "kept", "size", "due", "queue_ids"}
+    assert d["status"] == "queued" and d["queued_to"] == ["dmarcrpt@sender.example"] and d["queue_ids"]
+    text = metrics.read_text()
+    assert 'moxcli_dmarc_report_domains_total{status="queued"} 1' in text
+    assert 'moxcli_dmarc_report_domains_total{status="no-record"} 0' in text
+    assert "moxcli_dmarc_reports_queued_total 1" in text
+    assert 'moxcli_dmarc_report_recipients_skipped_total{reason="suppressed"} 0' in text
+    r = _invoke(runner, data, "send-dmarcreports")
+    assert r.exit_code == 0 and "sender.example" not in r.stdout
+
+
+def test_send_explicit_end_and_bad_end(runner, data, fake_dns):
+    end = hour() - 5 * 3600
+    _invoke(runner, data, "dmarc", "record", input=_lines(vector_eval(end)))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end + 120))
+    r = _invoke(runner, data, "send-dmarcreports", "--json", "--end", stamp)
+    out = json.loads(r.stdout)
+    assert out["end"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end))
+    assert out["domains"][0]["queued_to"] == ["dmarcrpt@sender.example"]
+    r = _invoke(runner, data, "send-dmarcreports", "--end", "noon")
+    assert r.exit_code == 2
+
+
+def test_send_lock_held_exit_3(runner, data, fake_dns):
+    from moxcli.store import job_lock
+
+    with job_lock(data, "dmarcreports"):
+        r = _invoke(runner, data, "send-dmarcreports")
+    assert r.exit_code == 3 and "lock" in r.stderr
+
+
+def _sample(*parts):
+    p = SAMPLES.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} not present (../shared/samples is not checked out here)")
+    return p
+
+
+def test_import_list_show(runner, data):
+    google = _sample("mox", "dmarc-reports", "google.eml")
+    r9990 = _sample("parsedmarc", "aggregate", "rfc9990-sample.xml")
+    gz = _sample("parsedmarc", "aggregate", "fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz")
+    r = _invoke(runner, data, "dmarcreports", "import", "--json", str(google), str(r9990), str(gz))
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [x["id"] for x in out] == [1, 2, 3] and set(out[0]) == {"file", "id", "policy_domain", "org_name", "report_id", "duplicate"}
+    r = _invoke(runner, data, "dmarcreports", "import", str(google))
+    assert r.exit_code == 0 and "duplicate" in r.stdout
+    r = _invoke(runner, data, "dmarcreports", "list", "--json")
+    rows = json.loads(r.stdout)
+    assert [x["id"] for x in rows] == [3, 2, 1]
+    assert set(rows[0]) == {"id", "added", "policy_domain", "org_name", "report_id", "begin", "end", "schema", "records", "messages", "dmarc_pass", "dmarc_fail"}
+    g = rows[2]
+    assert (g["policy_domain"], g["messages"], g["dmarc_pass"], g["schema"]) == ("ueber.net", 5, 5, "rfc7489")
+    r = _invoke(runner, data, "dmarcreports", "list", "--domain", "example.com", "--json")
+    assert [x["id"] for x in json.loads(r.stdout)] == [2]
+    r = _invoke(runner, data, "dmarcreports", "show", "2", "--json")
+    out = json.loads(r.stdout)
+    assert out["report"]["schema"] == "rfc9990" and out["report"]["records"][0]["count"] == 123
+    r = _invoke(runner, data, "dmarcreports", "show", "1")
+    assert r.exit_code == 0 and "google.com" in r.stdout and "2a02:2770" in r.stdout
+    r = _invoke(runner, data, "dmarcreports", "list")
+    assert r.exit_code == 0 and "ueber.net" in r.stdout
+
+
+def test_import_bad_file_stores_nothing(runner, data, tmp_path):
+    good = tmp_path / "good.xml"
+    from moxcli.dmarc.report import Feedback, Metadata, Published, Record, build_xml
+
+    good.write_bytes(build_xml(Feedback(Metadata("o", "e@o.example", "r1", 1, 2), Published("example.org", "none", "none", "100"),
+                                        [Record("192.0.2.1", 1, "none", "pass", "pass", "example.org")])))
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(b'<!DOCTYPE x [<!ENTITY a "b">]><feedback>&a;</feedback>')
+    r = _invoke(runner, data, "dmarcreports", "import", str(good), str(bad))
+    assert r.exit_code == 1 and "bad.xml" in r.stderr and "Traceback" not in r.output
+    r = _invoke(runner, data, "dmarcreports", "list", "--json")
+    assert json.loads(r.stdout) == []
+    nodomain = tmp_path / "nodomain.xml"
+    nodomain.write_bytes(good.read_bytes().replace(b"<domain>example.org</domain>", b"<domain>not a domain</domain>"))
+    r = _invoke(runner, data, "dmarcreports", "import", str(nodomain))
+    assert r.exit_code == 1 and "could not parse domain in published policy" in r.stderr
+
+
+def test_show_unknown(runner, data):
+    _invoke(runner, data, "dmarc", "record", input="")
+    r = _invoke(runner, data, "dmarcreports", "show", "99")
+    assert r.exit_code in (1, 2) and "99" in r.stderr
