@@ -1,0 +1,164 @@
+"""Fetching the policy over HTTPS (RFC 8461 §3.3, spec §4.3).
+
+``https://mta-sts.<domain>/.well-known/mta-sts.txt`` with PKIX verification (system roots
+plus ``[tls] ca_files``), no redirects, no HTTP caching, a 64 KiB cap enforced while reading
+and one deadline for the whole exchange. The host's address comes from our resolver and the
+port from ``[network] https_port``; SNI, Host and the certificate check use the name.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moxcli.dns import DNSError, NotFound, Resolver
+from moxcli.domain import Domain
+from moxcli.mtasts.errors import NoPolicy, PolicyFetch, PolicySyntax
+from moxcli.mtasts.policy import Policy, PolicyParseError, lint, parse_policy
+
+MAX_POLICY_SIZE = 64 * 1024  # RFC 8461 §3.3 suggests 64 KiB
+PATH = "/.well-known/mta-sts.txt"
+
+# OpenSSL X509_V_ERR_* codes -> RFC 8460 §4.3.1 result types.
+_EXPIRED = {9, 10}  # not yet valid, expired
+_HOST_MISMATCH = {62}
+_NOT_TRUSTED = {2, 18, 19, 20, 21, 27, 28}
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How to reach policy hosts: from config ``[network] https_port`` and ``[tls] ca_files``."""
+
+    https_port: int = 443
+    ca_files: tuple[Path, ...] = ()
+    timeout: float = 60.0
+
+    @classmethod
+    def from_config(cls, cfg, timeout: float = 60.0) -> "FetchOptions":
+        """From a :class:`moxcli.config.Config`."""
+        return cls(cfg.network.https_port, tuple(cfg.tls.ca_files), timeout)
+
+
+@dataclass
+class Fetched:
+    policy: Policy
+    text: str
+    url: str
+    content_type: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def policy_url(domain: Domain) -> str:
+    return f"https://mta-sts.{domain.ascii}{PATH}"
+
+
+def _tls_context(ca_files: tuple[Path, ...]) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    for f in ca_files:
+        try:
+            ctx.load_verify_locations(cafile=str(f))
+        except (OSError, ssl.SSLError) as exc:
+            raise PolicyFetch(f"CA file {f}: {exc}") from None
+    return ctx
+
+
+def _tls_failure(exc: ssl.SSLCertVerificationError) -> tuple[str, str]:
+    code = exc.verify_code
+    if code in _EXPIRED:
+        return "certificate-expired", ""
+    if code in _HOST_MISMATCH:
+        return "certificate-host-mismatch", ""
+    if code in _NOT_TRUSTED:
+        return "certificate-not-trusted", ""
+    return "validation-failure", (exc.verify_message or "").replace(" ", "-")
+
+
+class _Connection(http.client.HTTPSConnection):
+    """Connects to a given address, but speaks TLS and HTTP for the policy host name."""
+
+    def __init__(self, host: str, address: str, port: int, ctx: ssl.SSLContext, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ctx)
+        self.address = address
+        self.ctx = ctx
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.address, self.port), timeout=self.timeout)
+        try:
+            self.sock = self.ctx.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+
+
+def fetch_policy(resolver: Resolver, domain: Domain, options: FetchOptions = FetchOptions()) -> Fetched:
+    """GET and parse the policy of ``domain``.
+
+    Raises NoPolicy (no address, 404), PolicyFetch (TLS, network, timeout, other status),
+    PolicySyntax (over 64 KiB or unparsable; carries the text).
+    """
+    deadline = time.monotonic() + options.timeout
+    host = f"mta-sts.{domain.ascii}"
+    url = policy_url(domain)
+    try:
+        addresses, _, _ = resolver.ips(host)
+    except NotFound:
+        raise NoPolicy(f"{url}: no address for {host}") from None
+    except DNSError as exc:
+        raise PolicyFetch(f"{url}: {exc}") from None
+    ctx = _tls_context(options.ca_files)
+    port_note = "" if options.https_port == 443 else f" (port {options.https_port})"
+    last: Exception | None = None
+    for address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        conn = _Connection(host, address, options.https_port, ctx, remaining)
+        try:
+            return _get(conn, url, deadline)
+        except ssl.SSLCertVerificationError as exc:
+            result, reason = _tls_failure(exc)
+            raise PolicyFetch(f"{url}: TLS certificate verification failed: {exc.verify_message}", result, reason) from None
+        except (OSError, http.client.HTTPException) as exc:
+            last = exc
+            if isinstance(exc, (ssl.SSLError, http.client.HTTPException, TimeoutError)):
+                break  # the server answered badly or too slowly: other addresses won't help in time
+        finally:
+            conn.close()
+    what = "timeout" if isinstance(last, TimeoutError) or last is None else f"{type(last).__name__}: {last}"
+    raise PolicyFetch(f"{url}{port_note}: {what}")
+
+
+def _get(conn: _Connection, url: str, deadline: float) -> Fetched:
+    # RFC 8461 §3.3: no HTTP caching, no redirects; Host is the policy host without a port.
+    conn.request("GET", PATH, headers={"Host": conn.host, "Connection": "close", "Cache-Control": "no-cache", "User-Agent": "moxcli"})
+    resp = conn.getresponse()
+    if resp.status == 404:
+        raise NoPolicy(f"{url}: HTTP 404 not found")
+    if resp.status != 200:
+        location = resp.getheader("Location")
+        extra = f", redirect to {location} not followed (RFC 8461 §3.3)" if 300 <= resp.status < 400 and location else ""
+        raise PolicyFetch(f"{url}: HTTP status {resp.status} while status 200 is required{extra}")
+    body = bytearray()
+    while len(body) <= MAX_POLICY_SIZE:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("reading the policy took too long")
+        if conn.sock is not None:
+            conn.sock.settimeout(remaining)
+        chunk = resp.read1(MAX_POLICY_SIZE + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    content_type = resp.getheader("Content-Type") or ""
+    text = body[:MAX_POLICY_SIZE].decode("utf-8", errors="replace")
+    if len(body) > MAX_POLICY_SIZE:
+        raise PolicySyntax(f"{url}: policy is larger than {MAX_POLICY_SIZE} bytes", text)
+    try:
+        policy = parse_policy(text)
+    except PolicyParseError as exc:
+        raise PolicySyntax(f"{url}: policy syntax error: {exc}", text) from None
+    return Fetched(policy, text, url, content_type, lint(policy, content_type))
