@@ -13,8 +13,6 @@ Restoring is pointing ``--data`` at the backup (or moving it in place) and runni
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import shutil
@@ -24,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from moxcli import __version__
-from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
+from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE, syncfs
 from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet, reserved_ids
 from moxcli.errors import MoxcliError, UsageError
 from moxcli.store import Store, StoreNeedsMigration, job_lock
@@ -103,7 +101,7 @@ def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: b
             _write(marker, "backup failed, this directory is incomplete:\n" + "".join(f"{e}\n" for e in job.res.errors))
         else:
             marker.unlink()
-        _syncfs(dst)
+        syncfs(dst)
         sync_dir(dst)
         return job.res
 
@@ -119,21 +117,6 @@ def _write(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _syncfs(path: Path) -> None:
-    """One sync of DEST's file system instead of an fsync per copied file."""
-    libc_name = ctypes.util.find_library("c")
-    syncfs = getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None) if libc_name else None
-    if syncfs is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
 
 
 class _Backup:

@@ -1,0 +1,122 @@
+"""gentestdata: deterministic, every record type, written through the features' own APIs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from moxcli.cli import cli
+from moxcli.datatools.gentest import generate
+from moxcli.datatools.verify import INDEX_TABLES, verify_data
+from moxcli.store import Store, schema
+from moxcli.store.env import decode
+
+NOW = 1_790_000_000.0  # 2026-09-21T14:13:20Z
+
+
+LEFT_OUT_TABLES = {"incoming TLS reports": ("tlsreportin", "tlsreportin_domain")}
+
+
+@pytest.fixture(scope="module")
+def generated_result(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("gen") / "data", now=NOW)
+
+
+@pytest.fixture
+def generated(generated_result) -> Path:
+    return generated_result.data_dir
+
+
+def dump(data: Path) -> dict:
+    """Every record, without the wall-clock `created` stamps other modules set."""
+    out = {}
+    with Store.open(data, readonly=True) as st, st.read() as tx:
+        for t in schema.TABLES:
+            for k, raw in tx.scan_raw(t):
+                if t.name in INDEX_TABLES:
+                    out[(t.name, k)] = raw
+                    continue
+                rec = decode(t, k, raw)
+                if t is schema.META and k == b"created":
+                    continue
+                rec.pop("created", None)
+                out[(t.name, k)] = rec
+    return out
+
+
+def test_verifydata_passes(generated):
+    res = verify_data(generated)
+    assert res.ok and res.warnings == [], (res.problems, res.warnings)
+    assert res.counts["message_files"] == 8 and res.counts["queue_files"] == 4
+
+
+def test_every_record_type(generated, generated_result):
+    from moxcli.store import mail, mtasts, queue, suppress, tlsresults
+    from moxcli.store import dmarc as dstore
+
+    empty = {t for what, tables in LEFT_OUT_TABLES.items() for t in tables if any(w.startswith(what) for w in generated_result.left_out)}
+    with Store.open(generated, readonly=True) as st, st.read() as tx:
+        for t in schema.TABLES:
+            if t.name not in empty:
+                assert tx.count(t) > 0, t.name
+        accounts = {a["name"]: a for a in mail.list_accounts(tx)}
+        assert accounts["test2"]["addresses"] == ["☹@☺.example"]
+        uses = {m["name"]: m["special_use"] for m in mail.list_mailboxes(tx, "test1")}
+        assert uses["Sent"] == "\\Sent" and uses["Junk"] == "\\Junk" and uses["Trash"] == "\\Trash"
+        sent = mail.get_mailbox(tx, "test2", "Sent")
+        (msg,) = list(mail.list_messages(tx, "test2", sent["id"]))
+        assert msg["flags"] == ["\\Seen", "\\Answered", "$Forwarded"] and msg["keywords"] == ["sent-by-moxcli"]
+        q = list(queue.scan(tx))
+        assert [m.hold for m in q].count(True) == 1
+        assert any(m.attempts == 3 and m.last_error for m in q)
+        assert len({m.base_id for m in q}) == 3 and any(m.prefix for m in q)
+        modes = {r.domain: ("backoff" if r.backoff else r.policy.mode) for r in mtasts.rows(tx)}
+        assert sorted(modes.values()) == ["backoff", "enforce", "testing"]
+        rows = list(tlsresults.iter_rows(tx))
+        assert len({r.day_utc for r in rows}) == 2
+        assert {r.is_host for r in rows} == {True, False}
+        assert any(r.results[0].policy.type == "tlsa" for r in rows) and any(r.results[0].policy.type == "sts" for r in rows)
+        assert len(suppress.entries(tx, "tls")) == 2 and len(suppress.entries(tx, "dmarc")) == 1
+        assert len(list(dstore.evaluations(tx))) == 3
+        assert [r["policy_domain"] for r in dstore.list_reports(tx)] == ["mox.example"]
+
+
+def test_deterministic(tmp_path, generated):
+    other = tmp_path / "again"
+    generate(other, now=NOW)
+    assert dump(other) == dump(generated)
+    r = subprocess.run(["diff", "-r", "--exclude=store", str(generated), str(other)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[:2000]
+
+
+def test_config_loads_with_dkim_keys(generated):
+    from moxcli.config import load_config
+
+    cfg = load_config(generated / "moxcli.toml", required=True)
+    assert set(cfg.domains) == {"mox.example", "xn--74h.example"}
+    for d in cfg.domains.values():
+        (sel,) = d.dkim.selectors.values()
+        assert sel.private_key_file.exists() and d.tlsrpt and d.dmarc
+
+
+def test_more_messages(tmp_path):
+    res = generate(tmp_path / "big", messages=3000, now=NOW)
+    assert res.counts["message"] == 3008
+    v = verify_data(tmp_path / "big")
+    assert v.ok, v.problems[:3]
+    assert v.counts["message_files"] == 3008
+
+
+def test_cli(runner, tmp_path):
+    r = runner.invoke(cli, ["gentestdata", "--json", "--messages", "10", str(tmp_path / "g")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"data_dir", "config_file", "counts", "seconds", "left_out"}
+    assert doc["counts"]["message"] == 18
+    r = runner.invoke(cli, ["gentestdata", str(tmp_path / "g")])
+    assert r.exit_code == 2 and "exists and is not an empty directory" in r.stderr
+    r = runner.invoke(cli, ["gentestdata", str(tmp_path / "h")])
+    assert r.exit_code == 0 and "message: 8" in r.stdout
