@@ -1,0 +1,216 @@
+"""`moxcli send-tlsreports` and `moxcli tlsreports import|list|show`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from moxcli.cli import output
+from moxcli.context import AppContext
+from moxcli.errors import CheckFailed
+
+
+@click.command("send-tlsreports")
+@click.option("--day", metavar="YYYYMMDD", help="Report this UTC day (and older leftovers) instead of yesterday.")
+@click.option("--dry-run", is_flag=True, help="Print the reports and their addresses; change and send nothing.")
+@click.option("--deliver-now", is_flag=True, help="Deliver the queued reports at once instead of at staggered times.")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), help="Write Prometheus metrics (textfile collector format) to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Output NDJSON: one object per report, then a summary object.")
+@click.pass_obj
+def send_tlsreports_cmd(app: AppContext, day: str | None, dry_run: bool, deliver_now: bool, metrics_file: Path | None, as_json: bool) -> None:
+    """Send the daily TLS reports (RFC 8460).
+
+    For every policy domain with TLS results of the previous UTC day that ask for a report
+    and that publishes a TLSRPT record with mailto: addresses, compose a DKIM-signed
+    aggregate report and queue it (recipient-domain reports first, then MX-host reports).
+    Results are marked sent in the same transaction that queues the messages; queued
+    reports get due times spread over 4 hours (at most 5 minutes apart). Run it once a day
+    from cron, a few minutes after 00:00 UTC.
+
+    \b
+    Example:
+      moxcli send-tlsreports --dry-run
+      moxcli send-tlsreports --metrics-file /var/lib/node_exporter/moxcli_tls.prom
+    """
+    from moxcli.reports.tls import ReportOutcome, send_tls_reports
+
+    config = app.config(required=True)
+
+    def on_report(r: ReportOutcome) -> None:
+        if as_json:
+            output.emit_ndjson({"type": "report", **r.to_json()})
+        elif dry_run:
+            sup = f" (suppressed: {', '.join(r.suppressed)})" if r.suppressed else ""
+            click.echo(f"# {r.kind} report for {output.safe(r.policy_domain)} ({r.day_utc}) to {output.safe(', '.join(r.recipients))}{sup}")
+            click.echo(output.to_json(r.report))
+
+    with app.open_store(readonly=dry_run) as store:
+        summary = send_tls_reports(
+            store,
+            app.data_dir,
+            config,
+            day=day,
+            dry_run=dry_run,
+            deliver_now=deliver_now,
+            metrics_file=metrics_file,
+            on_report=on_report,
+        )
+    if as_json:
+        d = summary.to_json()
+        d["reports"] = len(summary.reports)
+        output.emit_ndjson({"type": "summary", **d})
+    else:
+        if summary.disabled:
+            output.info("TLS reports are turned off (no_outgoing_tls_reports in the config)")
+            return
+        if not dry_run and summary.reports:
+            output.table(
+                None,
+                ["day", "kind", "policy domain", "report id", "queued", "suppressed", "due (UTC)"],
+                [
+                    (
+                        r.day_utc,
+                        r.kind,
+                        r.policy_domain,
+                        r.report_id,
+                        ", ".join(a for a in r.recipients if a not in r.suppressed),
+                        ", ".join(r.suppressed),
+                        datetime.fromtimestamp(r.next_attempt, timezone.utc).strftime("%H:%M:%S") if r.next_attempt else "",
+                    )
+                    for r in summary.reports
+                ],
+            )
+        for e in summary.errors:
+            output.warn(f"{e['policy_domain']} ({e['day_utc']}, {e['kind']}): {e['error']}")
+        for a in summary.delivered:
+            output.info(f"delivery of queue message {a['id']} to {a['recipient']}: {a['outcome']}{': ' + a['error'] if a.get('error') else ''}")
+        verb = "would be queued" if dry_run else "queued"
+        output.info(
+            f"{summary.day_utc}: {len(summary.reports)} report(s) {verb}, {len(summary.skipped)} policy domain(s) without report, "
+            f"{len(summary.errors)} error(s), {summary.removed_rows} result row(s) removed, {summary.stale_rows} stale"
+        )
+    if summary.local_errors:
+        raise CheckFailed(f"{summary.local_errors} report(s) could not be composed or queued; their results are kept for the next run")
+
+
+@click.group("tlsreports")
+def tlsreports_group() -> None:
+    """Incoming TLS reports: import, list, show."""
+
+
+@tlsreports_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of {id, path, kind, report_id, organization_name, policy_domains, skipped_domains, warnings}.")
+@click.pass_obj
+def import_cmd(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
+    """Import TLS reports from report messages (.eml), .json or .json.gz files.
+
+    Every file is parsed first; if one is not an acceptable report nothing is imported.
+    Quirks of real senders (dates without timezone, mx-host as a string, ...) are accepted
+    with a warning each. A report is stored for the policy domains that are configured
+    domains or the hostname (all of them when no domains are configured).
+
+    \b
+    Example:
+      moxcli tlsreports import ~/reports/google.eml microsoft!example.org!1673308800!1673395199.json.gz
+    """
+    from moxcli.reports.incoming_tls import import_files
+
+    config = app.config()
+    with app.open_store() as store:
+        done = import_files(store, config, list(files))
+    for imp in done:
+        for w in imp.warnings:
+            output.warn(f"{imp.path}: {w}")
+        if imp.skipped_domains:
+            output.warn(f"{imp.path}: not our domains, skipped: {', '.join(imp.skipped_domains)}")
+    if as_json:
+        output.emit_json([i.to_json() for i in done])
+        return
+    output.table(
+        None,
+        ["id", "file", "organization", "report id", "policy domains"],
+        [(i.id, i.path, i.organization_name, i.report_id, ", ".join(i.policy_domains)) for i in done],
+    )
+
+
+@tlsreports_group.command("list")
+@click.option("--domain", help="Only reports about this policy domain.")
+@click.option("--json", "as_json", is_flag=True, help="Output a JSON list (keys in docs/tls-reports.md).")
+@click.pass_obj
+def list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
+    """List imported TLS reports, newest first.
+
+    \b
+    Example:
+      moxcli tlsreports list --domain example.org
+    """
+    from moxcli.reports.incoming_tls import list_reports
+
+    with app.open_store() as store:
+        rows = list_reports(store, domain)
+    if as_json:
+        output.emit_json(rows)
+        return
+    output.table(
+        None,
+        ["id", "organization", "start", "end", "policy domains", "success", "failure", "report id"],
+        [
+            (r["id"], r["organization_name"], r["start"], r["end"], ", ".join(r["policy_domains"]), r["successful_sessions"], r["failed_sessions"], r["report_id"])
+            for r in rows
+        ],
+    )
+
+
+@tlsreports_group.command("show")
+@click.argument("report_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Output the stored record: id, imported, source, from_domain, policy_domains, host_report, warnings, report.")
+@click.pass_obj
+def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
+    """Show one imported TLS report: per policy counts and the failure details.
+
+    \b
+    Example:
+      moxcli tlsreports show 3
+    """
+    from moxcli.reports.incoming_tls import get_report
+
+    with app.open_store() as store:
+        rec = get_report(store, report_id)
+    if as_json:
+        output.emit_json(rec)
+        return
+    rep = rec["report"]
+    output.kv(
+        f"TLS report {rec['id']}",
+        [
+            ("organization", rep["organization-name"]),
+            ("report id", rep["report-id"]),
+            ("period", f"{rep['date-range']['start-datetime']} - {rep['date-range']['end-datetime']}"),
+            ("contact", rep["contact-info"]),
+            ("from domain", rec.get("from_domain", "")),
+            ("source", rec.get("source", "")),
+        ],
+    )
+    output.table(
+        "Policies",
+        ["#", "type", "policy domain", "mx-host", "success", "failure"],
+        [
+            (i, p["policy"]["policy-type"], p["policy"]["policy-domain"], ", ".join(p["policy"]["mx-host"]), p["summary"]["total-successful-session-count"], p["summary"]["total-failure-session-count"])
+            for i, p in enumerate(rep["policies"], 1)
+        ],
+    )
+    details = [(i, d) for i, p in enumerate(rep["policies"], 1) for d in p["failure-details"]]
+    if details:
+        output.table(
+            "Failure details",
+            ["#", "result type", "sessions", "sending ip", "receiving mx", "receiving ip", "reason code", "additional information"],
+            [
+                (i, d["result-type"], d["failed-session-count"], d["sending-mta-ip"], d["receiving-mx-hostname"], d["receiving-ip"], d["failure-reason-code"], d["additional-information"])
+                for i, d in details
+            ],
+        )
+    for w in rec.get("warnings", []):
+        output.warn(w)

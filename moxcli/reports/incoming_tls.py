@@ -1,0 +1,287 @@
+"""Incoming TLS reports (spec §1.6): parse report messages and JSON files, store, list, show.
+
+Parsing follows mox's MIME rules (a ``application/tlsrpt+json`` or ``+gzip`` leaf, as the
+whole message or directly under ``multipart/report; report-type="tlsrpt"``) and its limits
+(15 MiB message, 20 MiB JSON after decompression), and is as liberal as mox in the JSON.
+Beyond mox, for report files saved from real mailboxes: bare-LF line endings and lines
+longer than 1000 bytes are accepted with a warning (mox refuses them). Every quirk met gives
+one warning. Hostile input (too large, gzip bombs, deep nesting, invalid JSON) is refused
+with a ReportError before anything is stored.
+
+Reports are imported from files by the operator, so no DKIM check is made (mox checks DKIM
+when it receives reports by SMTP).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import time
+import zlib
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from moxcli.config import Config
+from moxcli.domain import DomainError, parse_domain
+from moxcli.errors import CheckFailed, UsageError
+from moxcli.store import Store
+from moxcli.store import tlsreports as rstore
+from moxcli.tlsrpt.report import MAX_JSON_SIZE, Report, ReportError, parse_report
+
+MAX_MESSAGE_SIZE = 15 * 1024 * 1024  # spec §1.6
+REPORT_TYPES = ("application/tlsrpt+json", "application/tlsrpt+gzip")
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_MIME_DEPTH = 20
+
+
+class NoReport(ReportError):
+    """The message holds no TLS report (mox's ErrNoReport)."""
+
+
+def gunzip(data: bytes, where: str = "report") -> bytes:
+    """Decompress gzip, refusing more than 20 MiB of output (gzip bombs) without inflating it all."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, MAX_JSON_SIZE + 1)
+    except zlib.error as exc:
+        raise ReportError(f"{where}: invalid gzip data: {exc}") from None
+    if len(out) > MAX_JSON_SIZE or d.unconsumed_tail:
+        raise ReportError(f"{where}: decompressed report larger than {MAX_JSON_SIZE} bytes")
+    if not d.eof:
+        raise ReportError(f"{where}: truncated gzip data")
+    return out
+
+
+def _check_lines(data: bytes, warnings: list[str]) -> bytes:
+    if b"\n" in data.replace(b"\r\n", b""):
+        warnings.append("message has bare LF line endings (RFC 5322 requires CRLF), taken as CRLF")
+        data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if b"\r" in data.replace(b"\r\n", b""):
+        raise ReportError("message has a bare CR")
+    if any(len(line) > 1000 for line in data.split(b"\r\n")):
+        warnings.append("message has lines longer than 1000 bytes (RFC 5322 §2.1.1)")
+    return data
+
+
+def _leaf_report(part: Message, warnings: list[str]) -> Report | None:
+    ctype = part.get_content_type()
+    if ctype not in REPORT_TYPES:
+        return None
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raise ReportError(f"{ctype} part has no body")
+    if ctype == "application/tlsrpt+gzip":
+        payload = gunzip(payload, ctype)
+    report, w = parse_report(payload)
+    warnings += w
+    return report
+
+
+def _find(part: Message, top: bool, warnings: list[str], depth: int) -> Report | None:
+    if depth > MAX_MIME_DEPTH:
+        raise ReportError(f"MIME structure nested deeper than {MAX_MIME_DEPTH} levels")
+    if not part.is_multipart():
+        return _leaf_report(part, warnings) if top else None
+    subtype = part.get_content_subtype()
+    for child in part.get_payload():
+        if subtype == "report" and part.get_param("report-type") != "tlsrpt":
+            raise ReportError(f'unknown report-type parameter "{part.get_param("report-type")}"')
+        if child.is_multipart():
+            found = _find(child, False, warnings, depth + 1)
+        elif subtype == "report":
+            found = _leaf_report(child, warnings)
+        else:
+            found = None
+        if found is not None:
+            return found
+    return None
+
+
+def parse_report_message(data: bytes) -> tuple[Report, list[str], str]:
+    """The TLS report in a message: (report, warnings, From domain). Raises ReportError/NoReport."""
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise ReportError(f"message larger than {MAX_MESSAGE_SIZE} bytes")
+    warnings: list[str] = []
+    data = _check_lines(data, warnings)
+    try:
+        msg = email.message_from_bytes(data, policy=email.policy.compat32)
+        ct = msg.get("Content-Type")
+        if ct is not None and "/" not in ct.split(";")[0]:
+            raise ReportError(f"malformed Content-Type {ct[:80]!r}")
+        report = _find(msg, True, warnings, 0)
+    except RecursionError:
+        raise ReportError("MIME structure nested too deeply") from None
+    if report is None:
+        raise NoReport("no TLS report found in message")
+    from_domain = ""
+    addr = email.utils.parseaddr(msg.get("From", ""))[1]
+    if "@" in addr:
+        try:
+            from_domain = parse_domain(addr.rpartition("@")[2]).name
+        except DomainError:
+            warnings.append(f"From address {addr[:80]!r} has an invalid domain")
+    return report, warnings, from_domain
+
+
+@dataclass
+class ParsedFile:
+    path: str
+    kind: str  # message | json | json.gz
+    report: Report
+    warnings: list[str] = field(default_factory=list)
+    from_domain: str = ""
+
+
+def parse_report_bytes(data: bytes, name: str = "-") -> ParsedFile:
+    """A report file by content: gzip JSON, JSON, or a message (.eml)."""
+    if data[:2] == GZIP_MAGIC:
+        if len(data) > MAX_MESSAGE_SIZE:
+            raise ReportError(f"compressed report larger than {MAX_MESSAGE_SIZE} bytes")
+        report, w = parse_report(gunzip(data))
+        return ParsedFile(name, "json.gz", report, w)
+    if data.lstrip()[:1] in (b"{", b"["):
+        report, w = parse_report(data)
+        return ParsedFile(name, "json", report, w)
+    report, w, from_domain = parse_report_message(data)
+    return ParsedFile(name, "message", report, w, from_domain)
+
+
+def read_limited(path: Path) -> bytes:
+    """Read a file, refusing one larger than the JSON limit (the largest accepted input)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_SIZE + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    if len(data) > MAX_JSON_SIZE:
+        raise CheckFailed(f"{path}: larger than {MAX_JSON_SIZE} bytes, refused")
+    return data
+
+
+@dataclass
+class Imported:
+    id: int
+    path: str
+    kind: str
+    report_id: str
+    organization_name: str
+    policy_domains: list[str]
+    skipped_domains: list[str]
+    warnings: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def _domains_for(report: Report, config: Config) -> tuple[list[str], list[str], bool]:
+    """(stored, skipped, host_report): policy domains that are ours (spec §1.6 storage).
+
+    Without configured domains (no config), every policy domain is accepted.
+    """
+    ours = {d for d in config.domains}
+    host = config.hostname
+    stored: list[str] = []
+    skipped: list[str] = []
+    host_report = False
+    for p in report.policies:
+        try:
+            d = parse_domain(p.policy.domain, lax=True)
+        except DomainError:
+            skipped.append(p.policy.domain)
+            continue
+        if ours and d.ascii not in ours and d.ascii != host:
+            skipped.append(d.name)
+            continue
+        host_report = host_report or d.ascii == host
+        if d.name not in stored:
+            stored.append(d.name)
+    return stored, skipped, host_report
+
+
+def import_files(store: Store, config: Config, paths: list[Path], now: float | None = None) -> list[Imported]:
+    """Parse every file, then store them all in one transaction (all or nothing).
+
+    CheckFailed names the first file that is not an acceptable report.
+    """
+    parsed = []
+    for path in paths:
+        data = read_limited(path)
+        try:
+            pf = parse_report_bytes(data, str(path))
+        except ReportError as exc:
+            raise CheckFailed(f"{path}: {exc}; nothing imported") from None
+        if not pf.report.policies:
+            raise CheckFailed(f"{path}: no policies in report; nothing imported")
+        stored, skipped, host_report = _domains_for(pf.report, config)
+        if not stored:
+            raise CheckFailed(f"{path}: no domains in report recognized ({', '.join(skipped)}); nothing imported")
+        parsed.append((pf, stored, skipped, host_report))
+    t = time.time() if now is None else now
+
+    def fn(tx: Any) -> list[Imported]:
+        out = []
+        for pf, stored, skipped, host_report in parsed:
+            rid = rstore.add(
+                tx,
+                {
+                    "imported": t,
+                    "source": Path(pf.path).name,
+                    "from_domain": pf.from_domain,
+                    "policy_domains": stored,
+                    "host_report": host_report,
+                    "warnings": pf.warnings,
+                    "report": pf.report.to_json(),
+                },
+            )
+            out.append(Imported(rid, pf.path, pf.kind, pf.report.report_id, pf.report.organization_name, stored, skipped, pf.warnings))
+        return out
+
+    return store.update(fn)
+
+
+def summary(rec: dict[str, Any]) -> dict[str, Any]:
+    """The list view of a stored report."""
+    rep = rec["report"]
+    pols = rep.get("policies", [])
+    return {
+        "id": rec["id"],
+        "organization_name": rep.get("organization-name", ""),
+        "report_id": rep.get("report-id", ""),
+        "start": rep.get("date-range", {}).get("start-datetime", ""),
+        "end": rep.get("date-range", {}).get("end-datetime", ""),
+        "contact_info": rep.get("contact-info", ""),
+        "policy_domains": rec.get("policy_domains", []),
+        "from_domain": rec.get("from_domain", ""),
+        "source": rec.get("source", ""),
+        "imported": rec.get("imported", 0.0),
+        "host_report": rec.get("host_report", False),
+        "successful_sessions": sum(p["summary"]["total-successful-session-count"] for p in pols),
+        "failed_sessions": sum(p["summary"]["total-failure-session-count"] for p in pols),
+    }
+
+
+def list_reports(store: Store, domain: str | None = None) -> list[dict[str, Any]]:
+    """Stored reports, newest first; with ``domain``, those stored for that policy domain."""
+    with store.read() as tx:
+        if domain is None:
+            return [summary(r) for r in rstore.scan(tx)]
+        try:
+            name = parse_domain(domain, lax=True).name
+        except DomainError as exc:
+            raise UsageError(f"invalid domain {domain!r}: {exc}") from None
+        recs = [rstore.get(tx, i) for i in reversed(rstore.ids_for_domain(tx, name))]
+        return [summary(r) for r in recs if r is not None]
+
+
+def get_report(store: Store, rid: int) -> dict[str, Any]:
+    """A stored report record (with the report JSON); UsageError when there is none."""
+    with store.read() as tx:
+        rec = rstore.get(tx, rid)
+    if rec is None:
+        raise UsageError(f"TLS report {rid}: no such report")
+    rec = dict(rec)
+    rec.pop("_v", None)
+    return rec

@@ -1,0 +1,138 @@
+"""`moxcli send-tlsreports` through click: output, --json keys, exit codes, error paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from moxcli.cli import cli
+from moxcli.dns import Resolver
+from moxcli.reports import tls as rtls
+from moxcli.store import Store, job_lock
+
+from test_report_message import make_dkim_config
+from test_send_tlsreports import DAY, SCENARIOS, FakeResolver, _rows, load_rows
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg, _ = make_dkim_config(tmp_path)
+    with Store.open(data) as store:
+        rows = _rows("all 6")
+        load_rows(store, rows)
+    monkeypatch.setattr(Resolver, "from_config", classmethod(lambda cls, c: FakeResolver(SCENARIOS[0]["dns_txt"])))
+    return data, cfg.path
+
+
+def run(runner, data, cfg, *args):
+    return runner.invoke(cli, ["--data", str(data), "--config", str(cfg), "send-tlsreports", "--day", DAY, *args], env={"COLUMNS": "300"})
+
+
+def test_dry_run_text(runner, setup):
+    data, cfg = setup
+    r = run(runner, data, cfg, "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert f"# recipient-domain report for ☺.example ({DAY}) to tlsreports@xn--74h.example\n" in r.stdout
+    assert "# host report for mailhost.☺.example" in r.stdout
+    assert '"report-id": "20240301.mailhost.xn--74h.example@mox.example"' in r.stdout
+    assert "2 report(s) would be queued" in r.stderr
+
+
+def test_json_ndjson_keys_and_second_run(runner, setup):
+    data, cfg = setup
+    r = run(runner, data, cfg, "--json")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [line["type"] for line in lines] == ["report", "report", "summary"]
+    assert set(lines[0]) == {"type", "day_utc", "policy_domain", "kind", "report_id", "recipients", "suppressed", "queue_ids", "next_attempt", "policies"}
+    assert lines[1]["recipients"] == ["tlsreports1@mailhost.xn--74h.example", "tlsreports2@mailhost.xn--74h.example", "tlsreports3@mailhost.xn--74h.example"]
+    assert len(lines[1]["queue_ids"]) == 3
+    s = lines[-1]
+    assert set(s) == {"type", "day_utc", "dry_run", "disabled", "submitter", "reports", "skipped", "errors", "removed_rows", "stale_rows", "delivered"}
+    assert (s["reports"], s["submitter"], s["dry_run"], s["removed_rows"]) == (2, "mox.example", False, 6)
+    assert {k["reason"] for k in s["skipped"]} == {"no-report-requested", "no-tlsrpt-record"}
+    again = run(runner, data, cfg, "--json")
+    assert again.exit_code == 0
+    assert [json.loads(line)["type"] for line in again.stdout.splitlines()] == ["summary"]
+
+
+def test_table_output(runner, setup):
+    data, cfg = setup
+    r = run(runner, data, cfg)
+    assert r.exit_code == 0, r.output
+    assert "tlsreports@xn--74h.example" in r.stdout and "recipient-domain" in r.stdout
+    assert "2 report(s) queued" in r.stderr
+
+
+def test_metrics_file(runner, setup, tmp_path):
+    data, cfg = setup
+    r = run(runner, data, cfg, "--metrics-file", str(tmp_path / "m.prom"))
+    assert r.exit_code == 0
+    assert "moxcli_tlsreports_messages_queued_total 4" in (tmp_path / "m.prom").read_text()
+
+
+def test_lock_held_exit_3(runner, setup):
+    data, cfg = setup
+    with job_lock(data, rtls.LOCK_NAME):
+        r = run(runner, data, cfg)
+    assert r.exit_code == 3
+    assert r.stderr.startswith("moxcli: send-tlsreports: another moxcli process")
+
+
+def test_no_dkim_exit_2_nothing_sent(runner, setup, tmp_path):
+    data, _ = setup
+    d = tmp_path / "nodkim"
+    d.mkdir()
+    cfg, _ = make_dkim_config(d, sign=False)
+    r = run(runner, data, cfg.path)
+    assert r.exit_code == 2
+    assert "no DKIM signing configured" in r.stderr and "Traceback" not in r.output
+    with Store.open(data, readonly=True) as store:
+        with store.read() as tx:
+            from moxcli.store import tlsresults
+
+            assert tlsresults.count(tx) == 6
+
+
+def test_bad_day_exit_2(runner, setup):
+    data, cfg = setup
+    r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg), "send-tlsreports", "--day", "yesterday"])
+    assert r.exit_code == 2
+    assert r.stderr == "moxcli: invalid day 'yesterday': expected YYYYMMDD\n"
+
+
+def test_missing_config_exit_2(runner, tmp_path):
+    r = runner.invoke(cli, ["--data", str(tmp_path / "d"), "send-tlsreports"])
+    assert r.exit_code == 2 and "config file not found" in r.stderr
+
+
+def test_local_error_exit_1(runner, setup, monkeypatch):
+    data, cfg = setup
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("moxcli.delivery.queue.enqueue_in", boom)
+    r = run(runner, data, cfg)
+    assert r.exit_code == 1
+    assert "2 report(s) could not be composed or queued" in r.stderr
+    with Store.open(data, readonly=True) as store:
+        with store.read() as tx:
+            from moxcli.store import tlsresults
+
+            # rows of the failed reports are kept for the next run
+            assert {r.policy_domain for r in tlsresults.iter_rows(tx)} == {"☺.example", "mailhost.☺.example"}
+
+
+def test_disabled_message(runner, tmp_path, setup):
+    data, _ = setup
+    d = tmp_path / "off"
+    d.mkdir()
+    cfg, _ = make_dkim_config(d, extra="no_outgoing_tls_reports = true\n")
+    r = run(runner, data, cfg.path)
+    assert r.exit_code == 0 and "turned off" in r.stderr
+
+
