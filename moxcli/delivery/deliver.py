@@ -32,7 +32,7 @@ from moxcli.dane import verify as dane_verify
 from moxcli.dane.lookup import Destinations
 from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
 from moxcli import tlsconn
-from moxcli.dns import DNSError, Resolver
+from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import UsageError
 from moxcli.smtp.client import Client, RcptResult, Reply, SMTPError
@@ -115,6 +115,41 @@ class DeliveryError(Exception):
         self.code = code
         self.enhanced = enhanced
         self.tls = tls
+
+
+# ------------------------------------------------------------------------- DNS
+
+
+class CachingResolver(Resolver):
+    """The configured resolver with a cache for one queue run: answers (and not-found answers)
+    are kept for their TTL, at most ``max_ttl`` seconds; errors are never cached.
+
+    Messages to the same domain in one run then cost one set of lookups, as they would with a
+    caching system resolver (which is what mox relies on).
+    """
+
+    max_ttl = 60.0
+    negative_ttl = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    def query(self, name: str, rdtype: str) -> Any:
+        key = (name.lower().rstrip("."), rdtype)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            if isinstance(hit[1], NotFound):
+                raise hit[1]
+            return hit[1]
+        try:
+            ans = super().query(name, rdtype)
+        except NotFound as exc:
+            self._cache[key] = (now + self.negative_ttl, exc)
+            raise
+        self._cache[key] = (now + min(float(ans.ttl), self.max_ttl), ans)
+        return ans
 
 
 # ------------------------------------------------------------------------- destinations
@@ -519,7 +554,7 @@ def run_queue(
     ``on_attempt`` sees each result as soon as it is known (for streaming output).
     """
     with job_lock(data_dir, "queue"):
-        eng = engine or Engine(config, Resolver.from_config(config.dns), store, Path(data_dir))
+        eng = engine or Engine(config, CachingResolver.from_config(config.dns), store, Path(data_dir))
         with store.read() as tx:
             todo = _select(tx, ids, domain, time.time() if now is None else now)
         results = []
