@@ -45,6 +45,8 @@ def test_backup_links_files_and_verifies(src, tmp_path):
     assert (dest / "moxcli.toml").read_text() == (src / "moxcli.toml").read_text()
     assert (dest / "dkim/example.org/2026a.ed25519.pem").exists()
     assert not (dest / "locks").exists()
+    for d in (dest, dest / "accounts", dest / "accounts/alice/msg/a", dest / "queue", dest / "store"):
+        assert d.stat().st_mode & 0o777 == 0o700, d
     v = verify_data(dest)
     assert v.ok and v.warnings == [], (v.problems, v.warnings)
     assert v.counts["message_files"] == 6 and v.counts["queue_files"] == 2

@@ -200,10 +200,7 @@ class _Backup:
     def _link_or_copy(self, rel: str) -> bool:
         """Hard-link (or copy) one file; True if linked (caller counts bytes)."""
         src, dst = self.src / rel, self.dst / rel
-        parent = dst.parent
-        if parent not in self.made_dirs:
-            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.made_dirs.add(parent)
+        self._mkdirs(dst.parent)
         if self.link:
             try:
                 os.link(src, dst, follow_symlinks=False)
@@ -220,6 +217,17 @@ class _Backup:
         self.res.bytes += _copy_file(src, dst)
         self.res.files_copied += 1
         return False
+
+    def _mkdirs(self, path: Path) -> None:
+        """Create a directory and missing parents, each readable only by us (mail is private)."""
+        if path in self.made_dirs or path == self.dst:
+            return
+        self._mkdirs(path.parent)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        self.made_dirs.add(path)
 
     def _unreferenced(self, rel_root: str, referenced: IdSet, sequence: int, reserved: tuple[tuple[int, int], ...] | list[tuple[int, int]] = ()) -> None:
         """Files the snapshot does not reference: newer ones and those of unfinished imports
@@ -262,14 +270,15 @@ class _Backup:
             self.res.warnings.append(f"{rel}: unrecognized, backed up anyway")
         try:
             if src.is_symlink():
-                (self.dst / rel).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._mkdirs((self.dst / rel).parent)
                 os.symlink(os.readlink(src), self.dst / rel)
             elif src.is_dir():
-                (self.dst / rel).mkdir(parents=True, exist_ok=True, mode=src.stat().st_mode & 0o7777)
+                self._mkdirs((self.dst / rel).parent)
+                (self.dst / rel).mkdir(exist_ok=True, mode=src.stat().st_mode & 0o7777)
                 for entry in _entries(src):
                     self._copy_entry(f"{rel}/{entry.name}", quiet=True)
             elif src.is_file():
-                (self.dst / rel).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._mkdirs((self.dst / rel).parent)
                 self.res.bytes += _copy_file(src, self.dst / rel, src.stat().st_mode & 0o7777)
                 self.res.files_copied += 1
             else:
