@@ -183,3 +183,19 @@ def test_lookup_idna_domain_uses_a_labels(monkeypatch):
     monkeypatch.setattr(Answer, "texts", lambda self: r.answer_texts(self.name))
     record, _ = lookup_tlsrpt(r, "\u263a.example")
     assert record.rua == ["mailto:a@x.example"]
+
+
+def test_check_shows_cname_chain_and_other_records(monkeypatch):
+    from moxcli.tlsrpt.lookup import check_tlsrpt
+
+    class R(FakeResolver):
+        def txt(self, name):
+            return Answer(name, "TXT", [], True, "_smtp._tls.reports.example", ["_smtp._tls.reports.example"], 60)
+
+    r = R({})
+    monkeypatch.setattr(Answer, "texts", lambda self: ["spf1 junk", "v=TLSRPTv1; rua=mailto:a@reports.example"])
+    c = check_tlsrpt(r, "x.example")
+    j = c.to_json()
+    assert c.valid and j["cnames"] == ["_smtp._tls.reports.example"] and j["dnssec"] == "secure"
+    assert [x["tlsrpt"] for x in j["records"]] == [False, True]
+    assert j["record"] == "v=TLSRPTv1; rua=mailto:a@reports.example"

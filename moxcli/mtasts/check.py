@@ -48,7 +48,7 @@ class MTASTSCheck:
     def to_json(self) -> dict[str, Any]:
         valid_until = None
         if self.valid_until is not None:
-            valid_until = datetime.fromtimestamp(self.valid_until, timezone.utc).isoformat().replace("+00:00", "Z")
+            valid_until = datetime.fromtimestamp(self.valid_until, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         policy = None
         if self.policy is not None:
             p = self.policy.to_json()
@@ -87,7 +87,7 @@ def check_record_text(text: str) -> MTASTSCheck:
     try:
         check.record = parse_record(text)
     except RecordParseError as exc:
-        check.errors.append(str(exc))
+        check.errors.append(f"record syntax error: {exc}")
         return check
     check.warnings += _record_warnings(text, check.record)
     return check

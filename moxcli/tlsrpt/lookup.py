@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from moxcli.dns import Answer, BogusDNSError, DNSError, NotFound, Resolver, TemporaryDNSError
+from moxcli.dns import Answer, BogusDNSError, DNSError, NotFound, Resolver
 from moxcli.domain import Domain, DomainError, parse_domain
 from moxcli.errors import CheckFailed, UsageError
 from moxcli.tlsrpt.record import ParseError, Record, lint, parse_record, uri_scheme
@@ -67,7 +67,7 @@ def select_record(name: str, texts: Sequence[str]) -> tuple[Record, str]:
         except ParseError as exc:
             if not exc.is_tlsrpt:
                 continue
-            raise RecordSyntax(f"TLSRPT record at {name}: {exc}") from None
+            raise RecordSyntax(f"TLSRPT record {text!r} at {name}: {exc}") from None
         if found is not None:
             raise MultipleRecords(f"{name} has more than one TLSRPT record (RFC 8460 §3: treated as none)")
         found = (record, text)
@@ -150,7 +150,7 @@ def _evaluate(check: TLSRPTCheck) -> TLSRPTCheck:
 def check_record_text(domain: str | None, text: str) -> TLSRPTCheck:
     """Lint a record before publishing it (no DNS)."""
     d = to_domain(domain) if domain else Domain("")
-    check = TLSRPTCheck(d, record_name(d) if domain else "", texts=[text])
+    check = TLSRPTCheck(d, record_name(d) if domain else "", texts=[text], record_text=text)
     try:
         parse_record(text)
     except ParseError as exc:
@@ -179,7 +179,7 @@ def check_tlsrpt(resolver: Resolver, domain: str) -> TLSRPTCheck:
         check.dnssec = "bogus"
         check.errors.append(str(exc))
         return check
-    except (TemporaryDNSError, DNSError) as exc:
+    except DNSError as exc:
         check.temporary = True
         check.errors.append(str(exc))
         return check
