@@ -46,8 +46,8 @@ def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
 
     \b
     Example:
-      tail -F /var/log/mta/dmarc.jsonl | moxcli dmarc record -
       moxcli dmarc record evaluations.jsonl
+      my-mta-dmarc-export --since 1h | moxcli dmarc record -
     """
     from moxcli.dmarc.db import record_evaluations
     from moxcli.errors import UsageError
@@ -101,6 +101,11 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
 
 
 def _print_run(run: Any) -> None:
+    if not run.domains:
+        output.info(f"no DMARC reports due for the period ending {_utc(run.end)} UTC")
+        if run.stale_removed:
+            output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
+        return
     if run.dry_run:
         for d in run.domains:
             if d.xml:
@@ -196,6 +201,8 @@ def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file
                 output.info(f"{job.name}: ran for {job.due}")
                 if job.name == "dmarc":
                     _print_run(job.result)
+                else:
+                    output.info(f"tls: {len(job.result.reports)} report(s), {len(job.result.errors)} error(s); details: moxcli send-tlsreports --day {job.due} --dry-run")
             elif job.error:
                 output.warn(f"{job.name}: failed for {job.due}: {job.error}")
             else:
