@@ -1,0 +1,120 @@
+"""STARTTLS outcomes against aiosmtpd with TLS (vectors tls_results_delivery.json): an untrusted
+certificate in opportunistic mode, and a handshake failure with the plaintext fallback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+
+import pytest
+
+pytest.importorskip("aiosmtpd")
+from aiosmtpd.controller import Controller  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+from moxcli.config import parse_config  # noqa: E402
+from moxcli.delivery import deliver  # noqa: E402
+from moxcli.delivery import queue as q  # noqa: E402
+from moxcli.store import Store, tlsresults  # noqa: E402
+from test_delivery import FakeResolver, Handler, _free_port  # noqa: E402
+
+
+def _cert(tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.org")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("example.org")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    c, k = tmp_path / "c.pem", tmp_path / "k.pem"
+    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return c, k
+
+
+def _server(tmp_path, old_tls: bool):
+    c, k = _cert(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(c, k)
+    if old_tls:
+        # only TLS 1.0/1.1: our client (TLS >= 1.2) gets alert 70 from the server
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    handler = Handler()
+    port = _free_port()
+    ctl = Controller(handler, hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=False)
+    ctl.start()
+    return ctl, handler, port
+
+
+@pytest.fixture
+def setup(tmp_path, request):
+    ctl, handler, port = _server(tmp_path, request.param)
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {port}\n', data / "moxcli.toml")
+    st = Store.open(data)
+    yield st, data, cfg, handler
+    st.close()
+    ctl.stop()
+
+
+def _run(st, data, cfg, **kw):
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@example.org"], data=b"Subject: x\r\n\r\nhi\r\n", **kw)
+    (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, FakeResolver(), st, data))
+    with st.read() as tx:
+        ((row,),) = [[r_ for r_ in tlsresults.iter_rows(tx)]]
+    (res,) = row.results
+    return r, res.to_json()
+
+
+@pytest.mark.parametrize("setup", [False], indirect=True)
+def test_untrusted_certificate_opportunistic(setup):
+    st, data, cfg, handler = setup
+    r, res = _run(st, data, cfg)
+    assert (r.outcome, r.tls) == ("delivered", "unverified")
+    assert len(handler.messages) == 1
+    # host and recipient results share the key (implicit MX): success 1 from each, and the
+    # PKIX failure detail only from the recipient-domain result (spec §3.6, §12.1)
+    assert res["summary"] == {"total-successful-session-count": 2, "total-failure-session-count": 0}
+    (d,) = res["failure-details"]
+    assert (d["result-type"], d["failure-reason-code"], d["receiving-mx-hostname"], d["receiving-ip"], d["sending-mta-ip"]) == (
+        "certificate-not-trusted", "", "example.org", "127.0.0.1", "127.0.0.1"
+    )
+
+
+@pytest.mark.parametrize("setup", [True], indirect=True)
+def test_handshake_failure_falls_back_to_plaintext(setup):
+    st, data, cfg, handler = setup
+    r, res = _run(st, data, cfg)
+    assert (r.outcome, r.tls) == ("delivered", "")
+    assert len(handler.messages) == 1
+    assert res["summary"] == {"total-successful-session-count": 0, "total-failure-session-count": 2}
+    (d,) = res["failure-details"]
+    assert (d["result-type"], d["failed-session-count"]) == ("validation-failure", 2)
+    # mox's vector has alert 70; aiosmtpd's asyncio TLS may close without sending the alert
+    assert d["failure-reason-code"] in ("tls-remote-alert-70-protocol-version-not-supported", "connection-closed-during-handshake")
+
+
+@pytest.mark.parametrize("setup", [True], indirect=True)
+def test_dmarc_report_never_falls_back(setup):
+    st, data, cfg, handler = setup
+    r, res = _run(st, data, cfg, is_dmarc_report=True)
+    assert r.outcome == "deferred" and "tls" in r.error.lower()
+    assert handler.messages == []
+    assert res["summary"]["total-failure-session-count"] == 2
+
+
+@pytest.mark.parametrize("setup", [True], indirect=True)
+def test_tls_required_no_falls_back_even_for_dmarc_report(setup):
+    st, data, cfg, handler = setup
+    r, _ = _run(st, data, cfg, is_dmarc_report=True, require_tls=False)
+    assert (r.outcome, r.tls) == ("delivered", "")
+    assert len(handler.messages) == 1
