@@ -39,7 +39,12 @@ class MTASTSCheck:
 
     @property
     def valid(self) -> bool:
-        return not self.errors and (self.policy is not None or (self.record is not None and not self.url))
+        """No errors, and a policy for a domain (or the linted record or policy parsed)."""
+        if self.errors:
+            return False
+        if self.domain is None:
+            return self.record is not None or self.policy is not None
+        return self.policy is not None
 
     @property
     def exit_code(self) -> int:
