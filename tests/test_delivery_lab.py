@@ -288,3 +288,42 @@ def test_requiretls_server_lacks_extension(env):
     res, msgid = send(env, "x@dane-ok.test", require_tls=True)
     assert (res.outcome, res.enhanced) == ("failed", "5.7.30") and "requiretls" in res.error
     assert arrived(env[3], msgid, wait=0.3) is None
+
+
+def _cache_enforce(env, domain: str) -> None:
+    """A cached enforce policy for a domain that publishes none (the cache keeps applying it)."""
+    from moxcli.mtasts.policy import parse_policy
+    from moxcli.store import mtasts as mdb
+    from moxcli.store.mtasts import PolicyRow
+
+    text = f"version: STSv1\nmode: enforce\nmx: mx.{domain}\nmax_age: 86400\n"
+    now = time.time()
+    with env[0].write() as tx:
+        mdb.put(tx, PolicyRow(domain, now, now + 86400, now, now, False, "x1", parse_policy(text), text))
+
+
+def test_mtasts_enforce_pkix_failure_is_fatal(env):
+    _cache_enforce(env, "wrongname.test")
+    res, msgid = send(env, "x@wrongname.test")
+    assert res.outcome == "deferred" and "pkix verification" in res.error and res.tls == ""
+    assert arrived(env[3], msgid, wait=0.5) is None  # no plaintext fallback under enforce
+    r = results(env, "wrongname.test")
+    rd = r["wrongname.test"]
+    assert rd["policy"]["policy-type"] == "sts" and rd["summary"] == summary(0, 1)
+    assert [(d["result-type"], d["failure-reason-code"]) for d in rd["failure-details"]] == [
+        ("sts-policy-fetch-error", "no-mta-sts-dns-txt-record+fallback-to-cached-policy"),
+        ("certificate-host-mismatch", ""),
+    ]
+    assert r["mx.wrongname.test"]["summary"] == summary(0, 1) and r["mx.wrongname.test"]["failure-details"] == []
+
+
+def test_mtasts_enforce_starttls_required_even_if_not_offered(env):
+    _cache_enforce(env, "notls.test")
+    res, msgid = send(env, "x@notls.test")
+    # STARTTLS is sent though not announced; the 5xx reply is permanent (spec §3.5, §12.17)
+    assert (res.outcome, res.dsn) == ("failed", True) and "starttls" in res.error
+    assert arrived(env[3], msgid, wait=0.3) is None
+    host = results(env, "notls.test")["mx.notls.test"]
+    assert host["summary"] == summary(0, 1)
+    (d,) = host["failure-details"]
+    assert d["result-type"] == "starttls-not-supported" and d["failure-reason-code"].startswith("smtp-starttls-reply-code-5")
