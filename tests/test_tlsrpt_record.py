@@ -40,6 +40,10 @@ EXTRA_PARSE = [
      True, True, [["mailto:a@b.example"], ["mailto:c@d.example", "https://e.example/"]], []),
     ("v=TLSRPTv1; rua=mailto:a@b.example; x=1; x=2", True, True, [["mailto:a@b.example"]], [["x", "1"], ["x", "2"]]),
     ("v=TLSRPTv1; rua=mailto:a@b.example; x=\u00e9", False, True, None, None),
+    ("v=TLSRPTv1; rua=https://[::1/x", False, True, None, None),
+    ("v=TLSRPTv1; rua=https://[::1]:443/x", True, True, [["https://[::1]:443/x"]], []),
+    ("v=TLSRPTv1; rua=https://r.example:web/x", False, True, None, None),
+    ("v=TLSRPTv1; rua=https://u@r.example:8443/x?a=b#c", True, True, [["https://u@r.example:8443/x?a=b#c"]], []),
 ]
 
 

@@ -90,6 +90,7 @@ class STSOutcome:
 
 
 def as_domain(domain: str | Domain) -> Domain:
+    """A recipient domain from the command line or the queue; a bad name is a usage error."""
     if isinstance(domain, Domain):
         return domain
     try:
@@ -107,6 +108,7 @@ def policy_lines(row: PolicyRow) -> list[str]:
 
 
 def sts_result(domain: Domain, row: PolicyRow, *details: FailureDetails) -> Result:
+    """The ``sts`` policy result of a stored policy, counts 0 (delivery adds sessions)."""
     policy = ReportPolicy(POLICY_STS, policy_lines(row), domain.ascii, [m.ascii for m in row.policy.mx])
     return Result(policy, 0, 0, list(details))
 

@@ -175,10 +175,23 @@ def uri_problem(uri: str) -> str | None:
         if len(uri) < i + 3 or uri[i + 1] not in _HEX or uri[i + 2] not in _HEX:
             return "invalid percent-escape"
         i = uri.find("%", i + 3)
-    if not _SCHEME.match(uri):
+    m = _SCHEME.match(uri)
+    if not m:
         if "@" in uri and ":" not in uri:
             return "no scheme (an e-mail address needs mailto: in front)"
         return "no scheme"
+    rest = uri[m.end() :]
+    if rest.startswith("//"):
+        host = re.split(r"[/?#]", rest[2:], maxsplit=1)[0].rpartition("@")[2]
+        if host.startswith("["):
+            if "]" not in host:
+                return "missing ']' in host"
+            host = host[host.index("]") + 1 :]
+            if host and not host.startswith(":"):
+                return "invalid host"
+        _, colon, port = host.rpartition(":")
+        if colon and not port.isdigit() and port:
+            return f"invalid port {port!r}"
     return None
 
 
