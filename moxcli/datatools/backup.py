@@ -126,7 +126,9 @@ class _Backup:
         self.progress = progress
         self.link = link
         self.res = BackupResult(src, dst)
-        self.made_dirs: set[Path] = set()
+        self.src_s = str(src) + "/"
+        self.dst_s = str(dst) + "/"
+        self.made_dirs: set[str] = {str(dst)}
         self.done = 0
         self.total = 0
 
@@ -198,9 +200,11 @@ class _Backup:
             self.progress(self.done, self.total)
 
     def _link_or_copy(self, rel: str) -> bool:
-        """Hard-link (or copy) one file; True if linked (caller counts bytes)."""
-        src, dst = self.src / rel, self.dst / rel
-        self._mkdirs(dst.parent)
+        """Hard-link (or copy) one file; True if linked (caller counts bytes).
+
+        Plain strings, not Path objects: this runs once per message."""
+        src, dst = self.src_s + rel, self.dst_s + rel
+        self._mkdirs(dst.rpartition("/")[0])
         if self.link:
             try:
                 os.link(src, dst, follow_symlinks=False)
@@ -214,17 +218,18 @@ class _Backup:
                 self.link = False
                 hint = " (DEST is on another file system than the data directory)" if exc.errno == errno.EXDEV else ""
                 self.res.warnings.append(f"hard-linking {rel} failed: {exc.strerror}{hint}; copying files from now on")
-        self.res.bytes += _copy_file(src, dst)
+        self.res.bytes += _copy_file(Path(src), Path(dst))
         self.res.files_copied += 1
         return False
 
-    def _mkdirs(self, path: Path) -> None:
+    def _mkdirs(self, path: Path | str) -> None:
         """Create a directory and missing parents, each readable only by us (mail is private)."""
-        if path in self.made_dirs or path == self.dst:
+        path = str(path)
+        if path in self.made_dirs:
             return
-        self._mkdirs(path.parent)
+        self._mkdirs(os.path.dirname(path))
         try:
-            path.mkdir(mode=0o700)
+            os.mkdir(path, 0o700)
         except FileExistsError:
             pass
         self.made_dirs.add(path)
