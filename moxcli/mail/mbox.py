@@ -91,8 +91,8 @@ def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[MboxMessage
     that empty line stays in the previous message (mox quirk, spec §8.2: RFC 4155's default
     format treats it as framing; we keep it, as mox does, so imports match mox's).
     """
-    buf = stream.read(chunk_size)
-    eof = not buf
+    buf = bytearray()
+    eof = False
     while len(buf) < 5 and not eof:
         more = stream.read(chunk_size)
         eof = not more
@@ -106,8 +106,9 @@ def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[MboxMessage
     while True:
         nl = buf.find(b"\n", start)
         while nl < 0 and not eof:
-            buf, start, eof = _refill(stream, buf, start, chunk_size)
-            nl = buf.find(b"\n", start)
+            eof = _refill(stream, buf, start, chunk_size)
+            start = 0
+            nl = buf.find(b"\n")
         content = len(buf) if nl < 0 else nl + 1
         search = content
         end = -1
@@ -123,15 +124,15 @@ def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[MboxMessage
             if eof:
                 break
             shift, scanned = start, len(buf)
-            # Read at least as much as the message has so far: big messages cost O(n), not O(n^2).
-            buf, start, eof = _refill(stream, buf, start, max(chunk_size, scanned - shift))
+            eof = _refill(stream, buf, start, chunk_size)
+            start = 0
             content -= shift
             search = max(content, scanned - shift - 5)
         last = end < 0
         if last:
             end = len(buf)
-        from_line = buf[start : content].rstrip(b"\r\n")
-        raw = buf[content:end]
+        from_line = bytes(buf[start:content]).rstrip(b"\r\n")
+        raw = bytes(buf[content:end])
         yield MboxMessage(to_crlf(unquote_from(raw)), line, from_line, end - start)
         line += buf.count(b"\n", start, end)
         if last:
@@ -139,7 +140,14 @@ def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[MboxMessage
         start = end
 
 
-def _refill(stream: BinaryIO, buf: bytes, start: int, size: int) -> tuple[bytes, int, bool]:
-    """Drop what was consumed before ``start`` and append the next read."""
+def _refill(stream: BinaryIO, buf: bytearray, start: int, size: int) -> bool:
+    """Drop what was consumed before ``start``, append the next read; True at end of input.
+
+    A bytearray grows in place (amortized), so a message arriving in many small reads from a
+    pipe costs O(n), not O(n^2).
+    """
     more = stream.read(size)
-    return buf[start:] + more, 0, not more
+    if start:
+        del buf[:start]
+    buf += more
+    return not more

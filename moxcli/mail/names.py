@@ -43,7 +43,7 @@ def check_mailbox_name(name: str, allow_inbox: bool = True, normalize: bool = Tr
         if element == "":
             raise MailboxNameError(f"mailbox name {name!r}: empty mailbox name")
         if element in (".", ".."):
-            raise MailboxNameError(f"mailbox name {name!r}: {element!r} not allowed")
+            raise MailboxNameError(f'mailbox name {name!r}: "{element}" not allowed')
     return name
 
 

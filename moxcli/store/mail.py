@@ -154,11 +154,29 @@ def get_import(tx: Txn, account: str) -> dict[str, Any] | None:
     return tx.meta(_IMPORT + account)
 
 
-def end_import(tx: Txn, account: str) -> None:
-    tx.delete(META, (_IMPORT + account).encode())
-
-
 def unfinished_imports(tx: Txn) -> Iterator[tuple[str, dict[str, Any]]]:
     """(account, record) of every import that has not committed or cleaned up (yet)."""
     for key, rec in tx.scan(META, _IMPORT.encode()):
         yield key.decode()[len(_IMPORT) :], rec.get("value", {})
+
+
+def finish_import(tx: Txn, account: str, last_used: int | None) -> None:
+    """Delete the import record; give back reserved ids past ``last_used`` (None: all of them)
+    when no one has taken ids after them, so an aborted import leaves the sequence as it was."""
+    info = get_import(tx, account)
+    tx.delete(META, (_IMPORT + account).encode())
+    if not info or not info.get("ranges"):
+        return
+    seq = "seq:message:" + account
+    ranges = info["ranges"]
+    if int(tx.meta(seq, 0)) != ranges[-1][1]:
+        return
+    if last_used is not None:
+        tx.set_meta(seq, last_used)
+        return
+    first = ranges[-1][0]
+    for lo, hi in reversed(ranges[:-1]):
+        if hi + 1 != first:
+            break
+        first = lo
+    tx.set_meta(seq, first - 1)

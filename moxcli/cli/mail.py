@@ -1,0 +1,284 @@
+"""`moxcli import mbox|maildir`, `moxcli account list`, `moxcli mailbox list`, `moxcli message list`."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from moxcli.cli import output
+from moxcli.context import AppContext
+
+
+class _Progress:
+    """Import progress: a rich bar on a terminal, else a logfmt line every ``interval`` seconds."""
+
+    def __init__(self, interval: float, account: str) -> None:
+        self.interval = interval
+        self.account = account
+        self.last = 0.0
+        self.bar: Any = None
+        self.task: Any = None
+        if sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn("{task.fields[messages]} messages, mailbox {task.fields[mailboxes]}"),
+                TextColumn("{task.fields[rate]} msg/s"),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=output.console(stderr=True),
+                transient=True,
+            )
+
+    def __enter__(self) -> "_Progress":
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, p: Any) -> None:
+        rate = p.messages / p.elapsed if p.elapsed > 0 else 0.0
+        if self.bar is not None:
+            total = p.bytes_total
+            fields = {"messages": p.messages, "mailboxes": f"{p.mailboxes}/{p.mailboxes_total}", "rate": f"{rate:.0f}"}
+            if self.task is None:
+                self.task = self.bar.add_task(output.safe(p.mailbox), total=total, **fields)
+            done = p.bytes_read
+            if total is None and p.messages_total:
+                # maildirs: bytes are not known up front, messages are; scale to bytes read so far.
+                total = int(p.bytes_read * p.messages_total / p.messages) if p.messages else None
+            self.bar.update(self.task, description=output.safe(p.mailbox), completed=done, total=total, **fields)
+            return
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        fields = [
+            "l=info m=progress pkg=import",
+            f"account={_logfmt(self.account)}",
+            f"mailbox={_logfmt(p.mailbox)}",
+            f"mailboxes={p.mailboxes}/{p.mailboxes_total}",
+            f"messages={p.messages}" + (f"/{p.messages_total}" if p.messages_total is not None else ""),
+            f"bytes={p.bytes_read}" + (f"/{p.bytes_total}" if p.bytes_total is not None else ""),
+            f"rate={rate:.0f}/s",
+        ]
+        eta = _eta(p, rate)
+        if eta is not None:
+            fields.append(f"eta={eta:.0f}s")
+        click.echo(" ".join(fields), err=True)
+
+
+def _eta(p: Any, rate: float) -> float | None:
+    if p.bytes_total and p.bytes_read:
+        return p.elapsed * (p.bytes_total - p.bytes_read) / p.bytes_read
+    if p.messages_total is not None and rate > 0:
+        return (p.messages_total - p.messages) / rate
+    return None
+
+
+def _logfmt(text: str) -> str:
+    if text and all(c.isprintable() and c not in ' "=' for c in text):
+        return text
+    return '"' + output.safe(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _run_import(app: AppContext, as_json: bool, interval: float, account: str, fn: Callable[..., Any], **kwargs: Any) -> None:
+    quota = app.config().quota_message_size
+
+    def interrupted(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        with _Progress(interval, account) as progress:
+            res = fn(app.data_dir, account, quota=quota, progress=progress, **kwargs)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    _render_import(res, as_json)
+
+
+def _render_import(res: Any, as_json: bool) -> None:
+    verb = "would create" if res.dry_run else "created"
+    if res.account_created:
+        output.info(f"{verb} account {output.safe(res.account)}")
+    for mb in res.mailboxes:
+        if mb.created:
+            output.info(f"{verb} mailbox {output.safe(mb.name)}")
+    for w in res.warnings:
+        where = f"message {w.number} at {w.position}" if w.number else w.position
+        output.warn(f"{where}: {w.message}")
+    if res.warnings_total > len(res.warnings):
+        output.warn(f"{res.warnings_total - len(res.warnings)} more warnings not shown")
+    if as_json:
+        output.emit_json(res.to_json())
+        return
+    output.table(
+        None,
+        ["mailbox", "messages", "bytes", "created"],
+        [(m.name, m.messages, m.size, "yes" if m.created else "") for m in res.mailboxes],
+    )
+    what = "parsed (dry run, nothing written)" if res.dry_run else "imported"
+    click.echo(
+        f"{what}: {res.messages} messages, {res.size} bytes into account {output.safe(res.account)} "
+        f"in {res.seconds:.2f}s ({res.messages_per_second:.0f} messages/s), {res.warnings_total} warnings"
+    )
+
+
+_JSON_IMPORT = (
+    "Print a JSON summary: account, account_created, mailboxes [{name, created, messages, bytes}], "
+    "messages, bytes, input_bytes, seconds, messages_per_second, dry_run, warnings [{number, position, message}], "
+    "warnings_total."
+)
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import mbox files or maildirs into an account."""
+
+
+@import_group.command("mbox")
+@click.argument("account")
+@click.argument("mailbox")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--dry-run", is_flag=True, help="Parse and report, write nothing.")
+@click.option("--progress-interval", default=5.0, show_default=True, metavar="SECONDS", help="Seconds between progress lines when stderr is not a terminal.")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT)
+@click.pass_obj
+def import_mbox_cmd(app: AppContext, account: str, mailbox: str, files: tuple[str, ...], dry_run: bool, progress_interval: float, as_json: bool) -> None:
+    """Import mbox files into a mailbox (created if missing), all or nothing.
+
+    Reads mboxo/mboxrd (">From " unquoted), LF or CRLF, ".gz" files and "-" for stdin.
+    Flags come from Status, X-Status, X-Keywords, X-Mozilla-Status and X-Mozilla-Keys.
+    The messages become visible in one commit at the end; an error, Ctrl-C or a kill
+    leaves the account as it was.
+
+    \b
+    Example:
+      moxcli import mbox mjl Archive ~/mail/archive.mbox ~/mail/2023.mbox.gz
+      zcat old.mbox.gz | moxcli import mbox --json mjl Inbox -
+    """
+    from moxcli.mail.importer import import_mbox
+
+    _run_import(app, as_json, progress_interval, account, import_mbox, mailbox=mailbox, sources=list(files), dry_run=dry_run)
+
+
+@import_group.command("maildir")
+@click.argument("account")
+@click.argument("mailbox")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--recursive", is_flag=True, help="Also import the maildir++ folders (.Folder.Sub) into matching mailboxes.")
+@click.option("--dry-run", is_flag=True, help="Parse and report, write nothing.")
+@click.option("--progress-interval", default=5.0, show_default=True, metavar="SECONDS", help="Seconds between progress lines when stderr is not a terminal.")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT)
+@click.pass_obj
+def import_maildir_cmd(app: AppContext, account: str, mailbox: str, directory: Path, recursive: bool, dry_run: bool, progress_interval: float, as_json: bool) -> None:
+    """Import a maildir (new/ and cur/) into a mailbox, all or nothing.
+
+    Flags come from the file names (":2,DFPRST") and the folder's dovecot-keywords.
+    With --recursive, maildir++ folders ".A.B" (modified UTF-7 names) go to MAILBOX/A/B,
+    or to A/B when MAILBOX is Inbox.
+
+    \b
+    Example:
+      moxcli import maildir --recursive mjl Inbox ~/Maildir
+    """
+    from moxcli.mail.importer import import_maildir
+
+    _run_import(app, as_json, progress_interval, account, import_maildir, mailbox=mailbox, directory=directory, recursive=recursive, dry_run=dry_run)
+
+
+@click.group("account")
+def account_group() -> None:
+    """Accounts in the store."""
+
+
+@account_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {name, addresses, created, mailboxes, messages, bytes}.")
+@click.pass_obj
+def account_list_cmd(app: AppContext, as_json: bool) -> None:
+    """List accounts with their mailbox, message and byte counts.
+
+    \b
+    Example:
+      moxcli account list --json
+    """
+    from moxcli.mail.listing import list_accounts
+
+    accounts = list_accounts(app.data_dir)
+    if as_json:
+        output.emit_json(accounts)
+        return
+    output.table(None, ["account", "mailboxes", "messages", "bytes", "created"], [(a["name"], a["mailboxes"], a["messages"], a["bytes"], a["created"]) for a in accounts])
+
+
+@click.group("mailbox")
+def mailbox_group() -> None:
+    """Mailboxes of an account."""
+
+
+@mailbox_group.command("list")
+@click.argument("account")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {name, messages, bytes, uidvalidity, uidnext, keywords, special_use}.")
+@click.pass_obj
+def mailbox_list_cmd(app: AppContext, account: str, as_json: bool) -> None:
+    """List an account's mailboxes with message and byte counts.
+
+    \b
+    Example:
+      moxcli mailbox list mjl
+    """
+    from moxcli.mail.listing import list_mailboxes
+
+    mbs = list_mailboxes(app.data_dir, account)
+    if as_json:
+        output.emit_json(mbs)
+        return
+    output.table(None, ["mailbox", "messages", "bytes"], [(m["name"], m["messages"], m["bytes"]) for m in mbs])
+
+
+@click.group("message")
+def message_group() -> None:
+    """Messages of a mailbox."""
+
+
+@message_group.command("list")
+@click.argument("account")
+@click.argument("mailbox")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {uid, id, size, received, flags, keywords}.")
+@click.pass_obj
+def message_list_cmd(app: AppContext, account: str, mailbox: str, as_json: bool) -> None:
+    """List a mailbox's messages: uid, size, received, flags, keywords.
+
+    \b
+    Example:
+      moxcli message list mjl Inbox
+    """
+    from moxcli.mail.listing import iter_messages
+
+    msgs = iter_messages(app.data_dir, account, mailbox)
+    if as_json:
+        output.emit_json(list(msgs))
+        return
+    output.table(
+        None,
+        ["uid", "size", "received", "flags", "keywords"],
+        [(m["uid"], m["size"], m["received"], " ".join(m["flags"]), " ".join(m["keywords"])) for m in msgs],
+    )
