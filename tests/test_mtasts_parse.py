@@ -251,3 +251,25 @@ def test_bogus_record_lookup():
     with pytest.raises(DNSLookupError) as exc:
         lookup_record(r, parse_domain("b.example"))
     assert failure_reason(exc.value) == "dns-extended-error-6-dnssec-bogus"
+
+
+SAMPLES = VECTORS.parents[2] / "shared" / "samples" / "parsedmarc" / "smtp_tls"
+
+
+def test_policies_from_real_reports_parse():
+    """Policy strings that real senders put in TLS reports are policies we accept."""
+    if not SAMPLES.is_dir():
+        pytest.skip(f"{SAMPLES} not present (CI has it)")
+    found = 0
+    for f in sorted(SAMPLES.glob("*.json")):
+        for p in json.loads(f.read_text()).get("policies", []):
+            pol = p["policy"]
+            if pol.get("policy-type") != "sts" or not pol.get("policy-string"):
+                continue
+            parsed = parse_policy("\r\n".join(pol["policy-string"]) + "\r\n")
+            assert parsed.mode in ("testing", "enforce"), f
+            mx = pol.get("mx-host")
+            for pattern in [mx] if isinstance(mx, str) else mx or []:
+                assert pattern in [str(m) for m in parsed.mx], f
+            found += 1
+    assert found >= 2
