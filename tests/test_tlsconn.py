@@ -108,19 +108,17 @@ def tls_server(tmp_path):
     srv.settimeout(5)
 
     def serve():
-        for _ in range(2):
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            try:
-                if c.recv(1, socket.MSG_PEEK) == b"\x16":
-                    t = ctx.wrap_socket(c, server_side=True)
-                    t.close()
-                else:
-                    c.close()
-            except (OSError, ssl.SSLError):
+        try:
+            c, _ = srv.accept()
+        except OSError:
+            return
+        try:
+            if c.recv(1, socket.MSG_PEEK) == b"\x16":
+                ctx.wrap_socket(c, server_side=True).close()
+            else:
                 c.close()
+        except (OSError, ssl.SSLError):
+            c.close()
 
     th = threading.Thread(target=serve, daemon=True)
     th.start()
@@ -167,3 +165,51 @@ def test_probe_connection_refused():
     s.close()
     p = tc.starttls_probe("127.0.0.1", port, "localhost", timeout=2)
     assert p.error and p.result_type == "" and p.tls is None
+
+
+def _scripted_smtp(replies: list[bytes]):
+    """A one-connection server: sends replies[0] at once, then one reply per received line."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(5)
+
+    def serve():
+        try:
+            c, _ = srv.accept()
+        except OSError:
+            return
+        with c:
+            c.settimeout(5)
+            c.sendall(replies[0])
+            f = c.makefile("rb")
+            for r in replies[1:]:
+                if not f.readline():
+                    return
+                c.sendall(r)
+            f.readline()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    return srv, th
+
+
+@pytest.mark.parametrize(
+    "replies,result_type,reason,error",
+    [
+        ([b"220 hi\r\n", b"250-x\r\n250 STARTTLS\r\n", b"454 4.7.0 TLS not available\r\n"],
+         "starttls-not-supported", "smtp-starttls-reply-code-454", "STARTTLS answered 454"),
+        ([b"220 hi\r\n", b"250-x\r\n250 PIPELINING\r\n", b"221 bye\r\n"], "starttls-not-supported", "", "STARTTLS not offered"),
+        ([b"554 go away\r\n"], "", "", "greeting 554"),
+        ([b"hello\x1b[31m\r\n"], "", "", "malformed reply line"),
+        ([b"220 hi\r\n", b"500 what\r\n"], "", "", "EHLO answered 500"),
+        ([b"220 hi\r\n", b"250-x\r\n250 STARTTLS\r\n", b"220 go ahead\r\n220 injected\r\n"], "validation-failure", "", "after STARTTLS"),
+    ],
+)
+def test_probe_scripted_servers(replies, result_type, reason, error):
+    srv, th = _scripted_smtp(replies)
+    p = tc.starttls_probe("127.0.0.1", srv.getsockname()[1], "mx.example", timeout=3)
+    srv.close()
+    th.join(5)
+    assert (p.result_type, p.reason) == (result_type, reason)
+    assert error in p.error and p.tls is None
