@@ -38,7 +38,6 @@ class GenResult:
     config_file: Path
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    left_out: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,7 +45,6 @@ class GenResult:
             "config_file": str(self.config_file),
             "counts": self.counts,
             "seconds": round(self.seconds, 3),
-            "left_out": self.left_out,
         }
 
 
@@ -82,7 +80,7 @@ def generate(data_dir: Path, messages: int = 0, seed: int = 1, now: float | None
         _mtasts(store, today)
         store.update(lambda tx: _suppressions(tx, today))
         _dmarc(store, config, data_dir, today)
-        res.left_out += _incoming_tls_reports(store, data_dir, today)
+        _incoming_tls_reports(store, config, data_dir, today)
         if messages:
             _bulk_messages(store, data_dir, messages, rng, today)
         res.counts = {k: v for k, v in store.stat().items() if k not in ("map_size", "last_pgno")}
@@ -325,9 +323,65 @@ def _dmarc(store: Store, config: Any, data_dir: Path, today: float) -> None:
         path.unlink()
 
 
-def _incoming_tls_reports(store: Store, data_dir: Path, today: float) -> list[str]:
-    """Incoming TLS reports; returns what was left out (the feature may not exist yet)."""
-    return ["incoming TLS reports (no store module for them yet)"]
+def _tls_report(org: str, report_id: str, day: float, policy: dict[str, Any], success: int, failures: list[dict[str, Any]]) -> dict[str, Any]:
+    """A TLS report as RFC 8460 §4.4 shapes it (the Appendix B example, our domains)."""
+    return {
+        "organization-name": org,
+        "date-range": {
+            "start-datetime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day)),
+            "end-datetime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day + DAY - 1)),
+        },
+        "contact-info": f"tls-reporting@{org}",
+        "report-id": report_id,
+        "policies": [
+            {
+                "policy": policy,
+                "summary": {"total-successful-session-count": success, "total-failure-session-count": sum(f["failed-session-count"] for f in failures)},
+                "failure-details": failures,
+            }
+        ],
+    }
+
+
+def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: float) -> None:
+    """Two received TLS reports: a domain report as a JSON file, a host (DANE) report as a
+    gzipped attachment of a report message (RFC 8460 §5.3), imported as operators do."""
+    import gzip
+    import json
+    from email.message import EmailMessage
+
+    from moxcli.reports.incoming_tls import import_files
+
+    sts_policy = {
+        "policy-type": "sts",
+        "policy-string": ["version: STSv1", "mode: testing", f"mx: mx1.{DOMAIN}", "max_age: 86400"],
+        "policy-domain": DOMAIN,
+        "mx-host": [f"mx1.{DOMAIN}"],
+    }
+    expired = {"result-type": "certificate-expired", "sending-mta-ip": "2001:db8:abcd:12::1", "receiving-mx-hostname": f"mx1.{DOMAIN}", "failed-session-count": 100}
+    domain_report = _tls_report("company-x.example", "5065427c-23d3-47ca-b6e0-946ea0e8c4be", today - DAY, sts_policy, 5326, [expired])
+    tlsa_policy = {"policy-type": "tlsa", "policy-string": ["3 1 1 " + hashlib.sha256(b"gentest host key").hexdigest()], "policy-domain": HOSTNAME, "mx-host": []}
+    host_report = _tls_report("remote.example", "2026-host-report-1", today - DAY, tlsa_policy, 12, [])
+
+    json_path = data_dir / "tmp" / "company-x.example!mox.example.json"
+    json_path.write_text(json.dumps(domain_report, indent=1))
+    msg = EmailMessage()
+    msg["From"] = "<tlsrpt-noreply@remote.example>"
+    msg["To"] = f"<tlsreports@{HOSTNAME}>"
+    msg["Subject"] = f"Report Domain: {HOSTNAME} Submitter: remote.example Report-ID: <2026-host-report-1>"
+    msg["TLS-Report-Domain"] = HOSTNAME
+    msg["TLS-Report-Submitter"] = "remote.example"
+    msg.set_content("A TLS report about the MX host, see the attachment.")
+    msg.add_attachment(gzip.compress(json.dumps(host_report).encode(), mtime=0), maintype="application", subtype="tlsrpt+gzip", filename="remote.example!mail.mox.example.json.gz")
+    msg.set_type("multipart/report")
+    msg.set_param("report-type", "tlsrpt")
+    eml_path = data_dir / "tmp" / "host-report.eml"
+    eml_path.write_bytes(msg.as_bytes().replace(b"\n", b"\r\n"))
+    try:
+        import_files(store, config, [json_path, eml_path], now=today)
+    finally:
+        json_path.unlink()
+        eml_path.unlink()
 
 
 def _bulk_messages(store: Store, data_dir: Path, count: int, rng: random.Random, today: float) -> None:
