@@ -149,7 +149,12 @@ def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
     if as_json:
         output.emit_json(d)
         return
-    output.kv(f"queue message {m.id}", [(k, output.to_json(v, indent=None) if isinstance(v, (dict, datetime)) else v) for k, v in d.items() if k != "id"])
+    def text(v: Any) -> Any:
+        if isinstance(v, datetime):
+            return v.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return output.to_json(v, indent=None) if isinstance(v, (dict, bool)) or v is None else v
+
+    output.kv(f"queue message {m.id}", [(k, text(v)) for k, v in d.items() if k != "id"])
 
 
 def _each(app: AppContext, ids: tuple[int, ...], action: str) -> None:

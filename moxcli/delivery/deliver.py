@@ -19,6 +19,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -100,7 +101,7 @@ class AttemptResult:
             "code": self.code,
             "enhanced": self.enhanced,
             "error": self.error,
-            "next_attempt": self.next_attempt,
+            "next_attempt": None if self.next_attempt is None else datetime.fromtimestamp(self.next_attempt, timezone.utc),
             "dsn": self.dsn,
             "duration": round(self.duration, 3),
         }
