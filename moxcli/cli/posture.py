@@ -89,6 +89,21 @@ def _yn(v: bool | None) -> str:
     return "-" if v is None else "yes" if v else "no"
 
 
+def _tlsa_cell(h: Any) -> str:
+    """TLSA present / usable / matching in one word."""
+    if h.tlsa is None:
+        return "n/a (no DNSSEC)" if h.ips and not h.dane_applies else "-"
+    if h.tlsa.error is not None:
+        return "lookup error"
+    if h.tlsa.insecure:
+        return "ignored (insecure)"
+    if not h.tlsa.records:
+        return "none"
+    if not h.usable:
+        return "unusable"
+    return {True: "matches", False: "NO MATCH", None: "usable"}[h.tlsa_matching]
+
+
 def _render(p: Any) -> None:
     from rich.markup import escape
 
@@ -114,13 +129,7 @@ def _render(p: Any) -> None:
     if p.hosts:
         rows = []
         for h in p.hosts:
-            tlsa = "-"
-            if h.tlsa is not None:
-                tlsa = "error" if h.tlsa.error else "none" if not h.tlsa.records else f"{len(h.tlsa.records)} present, {len(h.usable)} usable, matching {_yn(h.tlsa_matching)}"
-                if h.tlsa.insecure:
-                    tlsa = "insecure (ignored)"
-            elif h.ips and not h.dane_applies:
-                tlsa = "n/a (no DNSSEC)"
+            rows_tlsa = _tlsa_cell(h)
             rows.append(
                 (
                     h.host,
@@ -130,7 +139,7 @@ def _render(p: Any) -> None:
                     _yn(h.sts_match),
                     _yn(h.starttls),
                     _yn(h.pkix_valid),
-                    tlsa,
+                    rows_tlsa,
                     _yn(h.requiretls),
                     "yes" if h.tlsrpt is not None and h.tlsrpt.valid else "no",
                 )

@@ -432,6 +432,8 @@ def check_domain(resolver: Resolver, domain: str, opts: PostureOptions = Posture
         p.add("error", p.domain, "MTA-STS: " + "; ".join(m.errors))
     elif p.sts_mode == "testing":
         p.add("warning", p.domain, "MTA-STS policy is in mode testing: not enforced")
+    for w in m.warnings:
+        p.add("warning", p.domain, f"MTA-STS: {w}")
     t = p.tlsrpt
     if t.dnssec == "bogus":
         p.add("error", p.domain, "TLSRPT: " + "; ".join(t.errors))
@@ -442,6 +444,8 @@ def check_domain(resolver: Resolver, domain: str, opts: PostureOptions = Posture
         p.add("error", p.domain, "TLSRPT: " + "; ".join(t.errors))
     elif not t.valid:
         p.add("warning", p.domain, "no TLSRPT record: you will not get TLS failure reports")
+    for w in t.warnings:
+        p.add("warning", p.domain, f"TLSRPT: {w}")
     for h in p.hosts:
         _host_findings(p, h)
     p.indicators = _indicators(p)
