@@ -179,4 +179,7 @@ def finish_import(tx: Txn, account: str, last_used: int | None) -> None:
         if hi + 1 != first:
             break
         first = lo
-    tx.set_meta(seq, first - 1)
+    if first == 1:
+        tx.delete(META, seq.encode())
+    else:
+        tx.set_meta(seq, first - 1)
