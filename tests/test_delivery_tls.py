@@ -4,7 +4,10 @@ certificate in opportunistic mode, and a handshake failure with the plaintext fa
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ssl
+
+import dns.rdata
 
 import pytest
 
@@ -18,6 +21,7 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 from moxcli.config import parse_config  # noqa: E402
 from moxcli.delivery import deliver  # noqa: E402
 from moxcli.delivery import queue as q  # noqa: E402
+from moxcli.dns import Answer, NotFound  # noqa: E402
 from moxcli.store import Store, tlsresults  # noqa: E402
 from test_delivery import FakeResolver, Handler, _free_port  # noqa: E402
 
@@ -38,7 +42,13 @@ def _cert(tmp_path):
     return c, k
 
 
-def _server(tmp_path, old_tls: bool):
+def _server(tmp_path, old_tls: bool | None):
+    if old_tls is None:  # no STARTTLS at all
+        handler = Handler()
+        port = _free_port()
+        ctl = Controller(handler, hostname="127.0.0.1", port=port)
+        ctl.start()
+        return ctl, handler, port
     c, k = _cert(tmp_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(c, k)
@@ -66,13 +76,74 @@ def setup(tmp_path, request):
     ctl.stop()
 
 
-def _run(st, data, cfg, **kw):
+def _run(st, data, cfg, resolver=None, **kw):
     q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@example.org"], data=b"Subject: x\r\n\r\nhi\r\n", **kw)
-    (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, FakeResolver(), st, data))
+    (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, resolver or FakeResolver(), st, data))
     with st.read() as tx:
         ((row,),) = [[r_ for r_ in tlsresults.iter_rows(tx)]]
     (res,) = row.results
     return r, res.to_json()
+
+
+class SecureResolver(FakeResolver):
+    """Everything DNSSEC-secure: no CNAMEs, no MX (the domain is its own MX), given TLSA records."""
+
+    def __init__(self, tlsa: list[str]) -> None:
+        self.tlsa = [dns.rdata.from_text("IN", "TLSA", t) for t in tlsa]
+
+    def cname(self, name):
+        raise NotFound(name, "CNAME", False, True)
+
+    def query(self, name, rdtype):
+        if rdtype == "TLSA" and self.tlsa:
+            return Answer(name, rdtype, self.tlsa, True, name)
+        raise NotFound(name, rdtype, False, True)
+
+    def ips(self, name):
+        return ["127.0.0.1"], True, name
+
+
+def _spki_sha256(tmp_path) -> str:
+    cert = x509.load_pem_x509_certificate((tmp_path / "c.pem").read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+@pytest.mark.parametrize("setup", [False], indirect=True)
+def test_dane_ee_without_mx_replaces_no_policy_result(setup, tmp_path):
+    st, data, cfg, handler = setup
+    rec = f"3 1 1 {_spki_sha256(tmp_path)}"
+    r, res = _run(st, data, cfg, resolver=SecureResolver([rec]))
+    assert (r.outcome, r.tls) == ("delivered", "dane")
+    # spec §2.2: delivery straight to a host without MX that has DANE keeps only the tlsa row
+    assert res["policy"] == {"policy-type": "tlsa", "policy-string": [rec], "policy-domain": "example.org", "mx-host": []}
+    assert res["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
+    with st.read() as tx:
+        assert [(x.policy_domain, x.is_host) for x in tlsresults.iter_rows(tx)] == [("example.org", True)]
+
+
+@pytest.mark.parametrize("setup", [False], indirect=True)
+def test_dane_all_unusable_requires_starttls_unverified(setup):
+    st, data, cfg, handler = setup
+    r, res = _run(st, data, cfg, resolver=SecureResolver(["0 0 1 " + "00" * 32]))
+    assert (r.outcome, r.tls) == ("delivered", "unverified")
+    assert res["policy"] == {"policy-type": "tlsa", "policy-string": [], "policy-domain": "example.org", "mx-host": []}
+    assert res["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
+    assert res["failure-details"] == [
+        {"result-type": "tlsa-invalid", "sending-mta-ip": "", "receiving-mx-hostname": "example.org", "receiving-ip": "",
+         "failed-session-count": 0, "additional-information": "", "failure-reason-code": "all-unusable-records+ignored"}
+    ]
+
+
+@pytest.mark.parametrize("setup", [None], indirect=True)
+def test_dane_requires_starttls_even_if_not_offered(setup):
+    st, data, cfg, handler = setup
+    r, res = _run(st, data, cfg, resolver=SecureResolver(["3 1 1 " + "ab" * 32]))
+    assert r.outcome in ("failed", "deferred") and "starttls" in r.error
+    assert handler.messages == []  # never in plaintext
+    assert res["summary"]["total-failure-session-count"] == 1
+    (d,) = res["failure-details"]
+    assert d["result-type"] == "starttls-not-supported" and d["failure-reason-code"].startswith("smtp-starttls-reply-code-")
 
 
 @pytest.mark.parametrize("setup", [False], indirect=True)
