@@ -12,6 +12,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Iterable
 
 from moxcli.dmarc.interval import INTERVALS, interval_hours
@@ -152,9 +153,15 @@ def _json_type(name: str) -> str:
     return {"str": "string", "int": "integer", "bool": "boolean", "dict": "object", "list": "array"}.get(name, name)
 
 
+@lru_cache(maxsize=8192)
+def _domain_name(value: str) -> str:
+    """Cached: a batch repeats the same few domains in every line."""
+    return parse_domain(value).name
+
+
 def _domain(f: _Fields, name: str, value: str, label: str | None = None) -> str:
     try:
-        return parse_domain(value).name
+        return _domain_name(value)
     except DomainError as exc:
         raise f.err(label or name, f"invalid domain {value!r}: {exc}") from None
 

@@ -147,16 +147,21 @@ def _to_record(e: Evaluation) -> Record:
 
 
 def aggregate_records(evals: list[Evaluation], fmt: str) -> list[Record]:
-    """Identical rows (by their serialized XML) become one record with a count; sorted by XML."""
-    counted: dict[str, Record] = {}
+    """Identical rows become one record with a count; records sorted by their XML (spec §6.4
+    steps 4 and 8). Rows are compared by the fields that make up a record, which for RFC 7489
+    is the same as comparing their XML, and cheaper."""
+    counted: dict[tuple[Any, ...], Record] = {}
     for e in evals:
-        r = _to_record(e)
-        key = record_xml(r, fmt)
-        if key in counted:
-            counted[key].count += 1
+        key = (e.source_ip, e.disposition, e.aligned_dkim_pass, e.aligned_spf_pass, e.override_reasons,
+               e.envelope_to, e.envelope_from, e.header_from, e.dkim_results, e.spf_results)
+        r = counted.get(key)
+        if r is None:
+            counted[key] = _to_record(e)
         else:
-            counted[key] = r
-    return sorted(counted.values(), key=lambda r: record_xml(r, fmt))
+            r.count += 1
+    keyed = [(record_xml(r, fmt), r) for r in counted.values()]
+    keyed.sort(key=lambda kr: kr[0])
+    return [r for _, r in keyed]
 
 
 def date_range(first: Evaluation, end: float) -> tuple[int, int]:
