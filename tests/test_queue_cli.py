@@ -102,3 +102,38 @@ def test_tlsresults_list(runner, data_dir):
     assert json.loads(run(runner, data_dir, "tlsresults", "list", "--day", "20260302", "--json").output) == []
     r = run(runner, data_dir, "tlsresults", "list", "--day", "2026-03-01")
     assert r.exit_code == 2 and "expected YYYYMMDD" in r.output
+
+
+def test_killed_run_leaves_queue_that_next_run_continues(runner, data_dir, smtpd):  # noqa: F811
+    """kill -9 during the SMTP session: the message stays queued, the next run delivers it."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(1)  # accepts connections but never greets: the client waits for its 220
+    stall.settimeout(30)
+    (data_dir / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {stall.getsockname()[1]}\n')
+    run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "k@[127.0.0.1]", input=MSG)
+    proc = subprocess.Popen([sys.executable, "-m", "moxcli", "--data", str(data_dir), "queue", "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        conn, _ = stall.accept()  # the attempt is under way (recorded before connecting)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+        stall.close()
+    conn.close()
+    (m,) = json.loads(run(runner, data_dir, "queue", "list", "--json").output)
+    assert m["attempts"] == 1 and m["in_progress"] is not None and m["next_attempt"] > m["last_attempt"]
+    (data_dir / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n')
+    assert run(runner, data_dir, "queue", "run").output.strip() == "nothing to do"  # backoff applies
+    run(runner, data_dir, "queue", "retry", "1")
+    r = run(runner, data_dir, "queue", "run", "--json")
+    assert json.loads(r.output)["outcome"] == "delivered" and json.loads(r.output)["attempt"] == 2
+    assert len(smtpd.messages) == 1
+    assert json.loads(run(runner, data_dir, "queue", "list", "--json").output) == []
