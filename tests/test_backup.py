@@ -78,8 +78,8 @@ def test_missing_file_fails_and_marks_dest(src, tmp_path, runner):
     assert doc["ok"] is False
     assert doc["errors"] == [f"accounts/bob/msg/a/1: missing in {src.resolve()}, but the store references it"]
     marker = (dest / INCOMPLETE_MARKER).read_text()
-    assert marker.startswith("backup failed") and "accounts/bob/msg/a/1: missing" in marker
-    assert "backup incomplete (1 errors)" in r.stderr
+    assert marker.startswith(f"backup of {src.resolve()} failed with 1 error:\n") and "accounts/bob/msg/a/1: missing" in marker
+    assert "backup incomplete (1 error)" in r.stderr
     assert any(p.path == INCOMPLETE_MARKER for p in verify_data(dest).problems)
 
 

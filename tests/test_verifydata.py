@@ -198,8 +198,8 @@ CASES = [
     ),
     (
         "incomplete backup",
-        lambda d: (d / INCOMPLETE_MARKER).write_text("backup failed, this directory is incomplete:\nx: gone\n"),
-        ["BACKUP-INCOMPLETE: this backup is incomplete (backup failed, this directory is incomplete:)"],
+        lambda d: (d / INCOMPLETE_MARKER).write_text("backup of /srv/data failed with 1 error:\nx: gone\n"),
+        ["BACKUP-INCOMPLETE: this backup is incomplete (backup of /srv/data failed with 1 error)"],
     ),
     (
         "truncated store",

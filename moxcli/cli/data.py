@@ -82,7 +82,8 @@ def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) ->
             ],
         )
     if not res.ok:
-        raise CheckFailed(f"{res.dest}: backup incomplete ({len(res.errors)} errors); the list is in {res.dest}/BACKUP-INCOMPLETE")
+        n = len(res.errors)
+        raise CheckFailed(f"{res.dest}: backup incomplete ({n} error{'s' if n != 1 else ''}); the list is in {res.dest}/BACKUP-INCOMPLETE")
 
 
 @click.command("verifydata")

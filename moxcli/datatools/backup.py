@@ -96,13 +96,14 @@ def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: b
             job.run()
         except (OSError, MoxcliError) as exc:
             job.res.errors.append(_describe(exc))
-        job.res.seconds = time.monotonic() - start
         if job.res.errors:
-            _write(marker, "backup failed, this directory is incomplete:\n" + "".join(f"{e}\n" for e in job.res.errors))
+            n = len(job.res.errors)
+            _write(marker, f"backup of {src} failed with {n} error{'s' if n != 1 else ''}:\n" + "".join(f"{e}\n" for e in job.res.errors))
         else:
+            syncfs(dst)
             marker.unlink()
-        syncfs(dst)
         sync_dir(dst)
+        job.res.seconds = time.monotonic() - start
         return job.res
 
 

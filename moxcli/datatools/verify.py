@@ -252,7 +252,7 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
     res = VerifyResult(data_dir)
     marker = data_dir / INCOMPLETE_MARKER
     if marker.exists():
-        first = _first_line(marker)
+        first = _first_line(marker).rstrip(":")
         res.problem(INCOMPLETE_MARKER, f"this backup is incomplete ({first})" if first else "this backup is incomplete")
     tmp: Path | None = None
     try:
