@@ -93,3 +93,18 @@ def test_dane_lookup_error_is_error_indicator():
     p = DomainPosture("f", mx_dnssec="secure", mtasts=_sts("enforce"), tlsrpt=_rpt(),
                       hosts=[_host(TLSAResult("mx", [], True, error=Exception("bogus")))])
     assert _indicators(p)["dane"] == "error"
+
+
+def test_batch_survives_a_failing_domain(monkeypatch):
+    from moxcli.posture import check as pc
+
+    def boom(resolver, domain, opts, cache):
+        if domain == "bad.example":
+            raise OSError("network is unreachable")
+        return DomainPosture(domain)
+
+    monkeypatch.setattr(pc, "check_domain", boom)
+    out = list(pc.check_domains(None, ["a.example", "bad.example", "c.example"], concurrency=2))
+    assert [p.domain for p in out] == ["a.example", "bad.example", "c.example"]
+    assert out[1].status == "temporary" and "network is unreachable" in out[1].findings[0].text
+    assert out[1].indicators["dane"] == "unknown"

@@ -9,6 +9,8 @@ import threading
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from moxcli import tlsconn as tc
 from test_dane_pki import NOW, make_cert, make_pki
@@ -213,3 +215,30 @@ def test_probe_scripted_servers(replies, result_type, reason, error):
     th.join(5)
     assert (p.result_type, p.reason) == (result_type, reason)
     assert error in p.error and p.tls is None
+
+
+class _FakeSock:
+    def __init__(self, data: bytes, chunk: int):
+        self.data, self.chunk = data, max(chunk, 1)
+
+    def recv(self, n):
+        out, self.data = self.data[: self.chunk], self.data[self.chunk :]
+        return out
+
+
+@given(st.binary(max_size=300), st.integers(1, 50))
+def test_reply_parser_hostile(data, chunk):
+    lines = tc._Lines(_FakeSock(data, chunk))
+    try:
+        code, text = lines.reply()
+    except tc.SMTPError:
+        return
+    assert 0 <= code <= 999 and isinstance(text, list)
+
+
+@pytest.mark.parametrize(
+    "data,code,text",
+    [(b"250-a\r\n250-b c\r\n250 d\r\n", 250, ["a", "b c", "d"]), (b"220\n", 220, [""]), (b"220 x\xff\r\n", 220, ["x\ufffd"])],
+)
+def test_reply_parser(data, code, text):
+    assert tc._Lines(_FakeSock(data, 3)).reply() == (code, text)

@@ -24,6 +24,7 @@ from moxcli.dane.tlsa import TLSA, allowed_names
 from moxcli.dane.verify import DANEVerdict, verify
 from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import DomainError, parse_domain
+from moxcli.errors import MoxcliError, TemporaryError
 from moxcli.tlsconn import PKIXVerdict, SMTPProbe, cert_summary, load_roots, pkix_verify, starttls_probe
 
 IMPLEMENTED, NOT_IMPLEMENTED, ERROR, UNKNOWN = "implemented", "not-implemented", "error", "unknown"
@@ -452,6 +453,17 @@ def check_domain(resolver: Resolver, domain: str, opts: PostureOptions = Posture
     return p
 
 
+def _check_safely(resolver: Resolver, domain: str, opts: PostureOptions, cache: HostCache) -> DomainPosture:
+    """One domain's failure (network trouble, a broken answer) must not end a batch."""
+    try:
+        return check_domain(resolver, domain, opts, cache)
+    except (MoxcliError, OSError, ValueError) as exc:
+        p = DomainPosture(domain, temporary=isinstance(exc, (OSError, TemporaryError)))
+        p.add("error", domain, f"checking {domain}: {exc}")
+        p.indicators = {k: UNKNOWN for k in INDICATORS}
+        return p
+
+
 def check_domains(
     resolver: Resolver, domains: Iterable[str], opts: PostureOptions = PostureOptions(), concurrency: int = 16, share_hosts: bool = True
 ) -> Iterator[DomainPosture]:
@@ -463,12 +475,12 @@ def check_domains(
     cache = HostCache() if share_hosts else _NoCache()
     if concurrency <= 1:
         for d in domains:
-            yield check_domain(resolver, d, opts, cache)
+            yield _check_safely(resolver, d, opts, cache)
         return
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         pending: list[Any] = []
         for d in domains:
-            pending.append(pool.submit(check_domain, resolver, d, opts, cache))
+            pending.append(pool.submit(_check_safely, resolver, d, opts, cache))
             while len(pending) > concurrency * 4:  # bounded memory for long --file inputs
                 yield pending.pop(0).result()
         for f in pending:
