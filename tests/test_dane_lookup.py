@@ -216,3 +216,45 @@ def test_dane_applies(orig, exp, have_mx, ips_auth, applies):
     dest = lk.Destinations("d.example", have_mx=have_mx, orig_authentic=orig, expanded_authentic=exp)
     ips = lk.HostIPs("mx.d.example", ["10.0.0.1"], ips_auth, ips_auth, "mx.d.example")
     assert lk.dane_applies(dest, ips) is applies
+
+
+def _closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _dial_resolver(cnames, tlsa, inauthentic=()):
+    recs = {("A", "example."): _addr("127.0.0.1"), ("A", "localhost."): _addr("127.0.0.1")}
+    recs.update({("TLSA", k): [SimpleNamespace(usage=3, selector=1, mtype=1, cert=b"\1" * 32)] for k in tlsa})
+    return FakeResolver(recs, cnames, (), inauthentic)
+
+
+@pytest.mark.parametrize(
+    "cnames,tlsa,inauthentic,base,error",
+    [
+        ({}, ["_25._tcp.localhost."], (), "localhost", ""),
+        ({"localhost.": "example."}, ["_25._tcp.example."], (), "example", ""),
+        ({"localhost.": "example."}, ["_25._tcp.localhost."], (), "localhost", ""),  # falls back to the original
+        ({}, ["_25._tcp.localhost."], [("CNAME", "localhost.")], None, "cname lookup for localhost insecure"),
+        ({}, ["_25._tcp.localhost."], [("TLSA", "_25._tcp.localhost.")], "localhost", "not dnssec-signed"),
+        ({}, [], (), "localhost", "no tlsa records"),
+    ],
+)
+def test_verify_host_dns_rules(cnames, tlsa, inauthentic, base, error):
+    """mox dane.Dial's DNS steps (dane_cases.json `dial`); the connection itself is refused here."""
+    from moxcli.dane.check import verify_host
+
+    rep = verify_host(_dial_resolver(cnames, tlsa, inauthentic), "localhost", _closed_port(), timeout=1)
+    h = rep.hosts[0]
+    if base is not None:
+        assert h.tlsa.base == base
+    if error:
+        assert error in h.error and rep.status == "failed"
+    else:
+        assert h.records and h.names[0] == base
+        assert rep.status == "temporary" and h.addresses[0].probe.error  # refused: retry later

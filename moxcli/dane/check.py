@@ -218,6 +218,13 @@ def verify_host(
     if ips.error is not None:
         h.error, h.temporary = f"resolving ips for {host}: {ips.error}", _temporary(ips.error)
         return report
+    roots = load_roots(tuple(Path(p) for p in ca_files))
+    if not ips.cname_authentic:
+        # mox dane.Dial: the first CNAME response must be secure (ErrInsecure).
+        h.error = f"cname lookup for {host} insecure: dane does not apply"
+        h.names = [lookup._ascii(host)]
+        _connect_all(h, port, ehlo_name, timeout, roots, now, h.names[0])
+        return report
     base = ips.expanded_host if ips.expanded_authentic else lookup._ascii(host)
     res = lookup.lookup_tlsa(resolver, base, tlsa_port)
     if base != lookup._ascii(host) and res.error is None and not res.records:
@@ -225,7 +232,6 @@ def verify_host(
         res = lookup.lookup_tlsa(resolver, base, tlsa_port)
     h.tlsa = res
     h.names = [base] + ([lookup._ascii(host)] if base != lookup._ascii(host) else [])
-    roots = load_roots(tuple(Path(p) for p in ca_files))
     if res.error is not None:
         _tlsa_error(h, res.error)
     elif res.insecure:

@@ -156,6 +156,7 @@ class HostIPs:
     expanded_authentic: bool = False
     expanded_host: str = ""
     error: DNSError | None = None
+    cname_authentic: bool = False
 
     @property
     def dualstack(self) -> bool:
@@ -174,7 +175,8 @@ class HostIPs:
 
 def gather_ips(resolver: Resolver, host: str, network: str = "ip") -> HostIPs:
     """``authentic`` = first CNAME response AND the address response; ``expanded_authentic``
-    = all responses (at most 11 CNAME hops). ``network`` `ip4`/`ip6` keeps one family."""
+    = all responses (at most 11 CNAME hops); ``cname_authentic`` = the first CNAME response
+    alone. ``network`` `ip4`/`ip6` keeps one family."""
     if _is_ip(host):
         return HostIPs(host, [host], False, False, host)
     h = HostIPs(host, expanded_authentic=True, expanded_host=_ascii(host))
@@ -189,7 +191,7 @@ def gather_ips(resolver: Resolver, host: str, network: str = "ip") -> HostIPs:
             h.error = exc
             return h
         if i == 0:
-            h.authentic = authentic
+            h.authentic = h.cname_authentic = authentic
         h.expanded_authentic = h.expanded_authentic and authentic
         if not target or _same(target, name):
             break
