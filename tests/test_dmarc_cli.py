@@ -76,6 +76,14 @@ def test_record_refused_when_disabled(runner, data):
     assert r.exit_code == 2 and "no_outgoing_dmarc_reports" in r.stderr
 
 
+def test_send_needs_config_with_hostname(runner, data_dir):
+    r = _invoke(runner, data_dir, "send-dmarcreports")
+    assert r.exit_code == 2 and "config file not found" in r.stderr
+    (data_dir / "moxcli.toml").write_text("")
+    r = _invoke(runner, data_dir, "send-dmarcreports")
+    assert r.exit_code == 2 and "hostname is not set" in r.stderr
+
+
 def test_record_missing_file(runner, data, tmp_path):
     r = _invoke(runner, data, "dmarc", "record", str(tmp_path / "nope.jsonl"))
     assert r.exit_code == 2 and "nope.jsonl" in r.stderr

@@ -107,7 +107,7 @@ def _line(**changes):
 
 
 def test_contract_valid_batch():
-    evals = parse_lines([_line(), "", _line(optional=True, interval_hours=5)], now=0)
+    evals = parse_lines([_line(), "", _line(optional=True, interval_hours=5)], now=1_700_000_000)
     assert len(evals) == 2
     e = evals[1]
     assert e.optional and e.interval_hours == 4  # rounded like ri
@@ -145,11 +145,12 @@ def test_contract_defaults():
         (_line(spf_results=[{"domain": "x.example", "scope": "rcpt", "result": "pass"}]), "line 2: spf_results[0]: scope: must be one of"),
         (_line(override_reasons=[{"type": "because"}]), "line 2: override_reasons[0]: type: must be one of"),
         (_line(extra=1), "line 2: extra: unknown field"),
+        (_line(evaluated="2999-01-01T00:00:00Z"), "line 2: evaluated: 2999-01-01T00:00:00Z is more than an hour in the future"),
     ],
 )
 def test_contract_errors_name_line_and_field(line, where):
     with pytest.raises(EvaluationError) as exc:
-        parse_lines([_line(), line, _line()], now=0, source="in.jsonl")
+        parse_lines([_line(), line, _line()], now=1_700_000_000, source="in.jsonl")
     assert str(exc.value).startswith("in.jsonl: " + where), str(exc.value)
 
 

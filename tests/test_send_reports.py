@@ -64,7 +64,7 @@ def test_hourly_dmarc_daily_tls(env):
 def test_catch_up_is_bounded_and_reports_are_sent(env):
     data, cfg, store = env
     run_due(store, data, cfg, now=DAY + 90)
-    record_evaluations(store, cfg, [json.dumps(vector_eval(DAY + 5 * 3600))], now=DAY)
+    record_evaluations(store, cfg, [json.dumps(vector_eval(DAY + 5 * 3600))], now=DAY + 5 * 3600)
     res = run_due(store, data, cfg, now=DAY + 5 * 3600 + 10)
     dmarc = [j for j in res.jobs if j.name == "dmarc"]
     assert [j.due for j in dmarc] == [f"2026-11-23T0{h}:00Z" for h in (1, 2, 3, 4, 5)]

@@ -158,7 +158,7 @@ def send_dmarcreports_cmd(app: AppContext, dry_run: bool, end: str | None, as_js
     from moxcli.reports.dmarc import send_dmarc_reports
     from moxcli.reports.schedule import write_dmarc_metrics
 
-    config = app.config()
+    config = app.config(required=True)
     with app.open_store(readonly=False) as store:
         run = send_dmarc_reports(store, app.data_dir, config, end=_parse_time(end), dry_run=dry_run)
     if metrics_file is not None:
@@ -188,7 +188,7 @@ def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file
     """
     from moxcli.reports.schedule import run_due, write_metrics
 
-    config = app.config()
+    config = app.config(required=True)
     with app.open_store(readonly=False) as store:
         result = run_due(store, app.data_dir, config, dry_run=dry_run)
     if metrics_file is not None:

@@ -20,6 +20,7 @@ from moxcli.dmarc.record import RecordError, parse_report_uri
 from moxcli.domain import DomainError, parse_domain
 
 MAX_LINE = 64 * 1024
+MAX_FUTURE = 3600
 POLICIES = ("none", "quarantine", "reject")
 DISPOSITIONS = ("none", "quarantine", "reject")
 ALIGNMENTS = ("", "r", "s")
@@ -277,6 +278,9 @@ def parse_evaluation(obj: Any, where: str, now: float) -> Evaluation:
     f.done()
     if not math.isfinite(ev.evaluated):
         raise f.err("evaluated", "not a finite time")
+    # A row from the future would never be reported nor expire (spec §6.4 removes rows by age).
+    if ev.evaluated > now + MAX_FUTURE:
+        raise f.err("evaluated", f"{format_time(ev.evaluated)} is more than an hour in the future")
     return ev
 
 

@@ -428,6 +428,8 @@ def send_dmarc_reports(
     """Send the reports of the period ending at ``end`` (default: the last whole UTC hour)."""
     if config.no_outgoing_dmarc_reports:
         raise UsageError("no_outgoing_dmarc_reports is set in the config: DMARC reports are not sent")
+    if config.hostname == "localhost":
+        raise ConfigError(f"{config.path or 'config'}: hostname is not set; DMARC reports are sent from postmaster@<hostname>")
     now = time.time() if now is None else now
     end = hour_end(now) if end is None else hour_end(end)
     if dry_run:
