@@ -297,3 +297,34 @@ def test_results_recorded_per_attempt_and_off_switch(env, tmp_path):
     assert [r.outcome for r in deliver.run_queue(st, data, off, engine=deliver.Engine(off, FakeResolver(), st, data))] == ["delivered"]
     with st.read() as tx:
         assert {r.recipient_domain for r in tlsresults.iter_rows(tx)} == {"example.org"}
+
+
+def test_delayed_dsn_after_fifth_failure(env):
+    st, data, cfg, srv = env
+    srv.script["slow@[127.0.0.1]"] = ["451 4.3.0 later"] * 6
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["slow@[127.0.0.1]"], data=MSG % b"slow", sender_account="carol")
+    t = time.time()
+    for n in range(1, 7):
+        (r,) = deliver.run_queue(st, data, cfg, now=t)
+        assert (r.outcome, r.attempt, r.dsn) == ("deferred", n, n == 5)
+        t = r.next_attempt + 1
+    ((rec, text),) = _mailbox_messages(st, data, "carol", "Inbox")
+    assert b"Action: delayed" in text and b"Status: 4.3.0" in text and b"Will-Retry-Until:" in text
+    assert b"Diagnostic-Code: smtp; 451 4.3.0 later" in text
+
+
+def test_policy_rejection_on_first_attempt_to_dual_stack_host_is_retried(env):
+    st, data, cfg, srv = env
+
+    class DualStack(FakeResolver):
+        def ips(self, name):
+            return ["127.0.0.1", "::1"], False, name
+
+    srv.script["p@example.org"] = ["550 5.7.1 policy", "550 5.7.1 policy"]
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["p@example.org"], data=MSG % b"dual")
+    eng = deliver.Engine(cfg, DualStack(), st, data)
+    t = time.time()
+    (r,) = deliver.run_queue(st, data, cfg, engine=eng, now=t)
+    assert (r.outcome, r.enhanced) == ("deferred", "5.7.1")
+    (r,) = deliver.run_queue(st, data, cfg, engine=eng, now=t + 1000)
+    assert (r.outcome, r.enhanced) == ("failed", "5.7.1")

@@ -65,6 +65,7 @@ _log = log.get("delivery")
 
 DNS_BUDGET = 30.0  # spec §3.4: DNS + TCP connect per host within 30 s
 HANDSHAKE_TIMEOUT = 60.0  # spec §3.5: handshake 1 min
+DELAYED_DSN_AFTER = 5  # failed attempts of a normal message before a "delayed" DSN (mox)
 
 MODE_OPPORTUNISTIC = "opportunistic"
 MODE_REQUIRED = "required"  # STARTTLS required (sent even when not announced)
@@ -209,6 +210,7 @@ class _HostPlan:
     dane_names: list[str] = field(default_factory=list)
     sni: str = ""
     ips: list[str] = field(default_factory=list)
+    dualstack: bool = False
 
 
 def _ede_reason(exc: DNSError, prefix: str) -> tuple[str, bool]:
@@ -261,6 +263,10 @@ def deliver_message(engine: Engine, msg: QueueMsg, data: bytes, tls: AttemptTLS)
                 hosts_5730 += 1
             continue
         _try_host(engine, msg, data, plan, tls, out, enforce=enforce)
+        if out.error is not None and out.error.permanent and msg.attempts == 1 and plan.dualstack and out.error.enhanced[2:4] == "7.":
+            # mox: a policy rejection on the first attempt to a dual-stack host may be about the
+            # address family; retry later so the other family gets its turn first.
+            out.error.permanent = False
         if out.delivered or out.reply is not None:
             # The transaction ran: a recipient refusal is the server's answer, not a host failure.
             return out
@@ -291,7 +297,7 @@ def _plan_host(engine: Engine, msg: QueueMsg, domain: Domain, dests: Destination
             tls.both(hr, 0, 1, detail(RESULT_VALIDATION_FAILURE, reason))
         return DeliveryError(f"resolving ips of {host}: {exc}")
     mode = MODE_REQUIRED if enforce else MODE_OPPORTUNISTIC
-    plan = _HostPlan(host, make_result(POLICY_NO_POLICY_FOUND, host), mode, sni=host, ips=hips.ips)
+    plan = _HostPlan(host, make_result(POLICY_NO_POLICY_FOUND, host), mode, sni=host, ips=hips.ips, dualstack=hips.dualstack)
     if dane_lookup.dane_applies(dests, hips):
         expanded_authentic = dests.expanded_authentic and hips.expanded_authentic
         g = dane_lookup.gather_tlsa(engine.resolver, host, expanded_authentic, hips.expanded_host)
@@ -643,6 +649,12 @@ def _finish(engine: Engine, msg: QueueMsg, out: _Outcome, tls: AttemptTLS, data:
                     suppress.suppress_after_failure(tx, "tls", msg.recipient, result.error)
             files.append(dq.remove_in(tx, engine.data_dir, msg.id))
             return
+        if current.attempts == DELAYED_DSN_AFTER and not (msg.is_tls_report or msg.is_dmarc_report):
+            # mox: after the 5th failed attempt the sender hears that delivery is delayed.
+            until = current.next_attempt + sum(dq.backoff(n) for n in range(current.attempts + 1, dq.max_attempts_of(current)))
+            result.dsn = dsnmod.failure_dsn_in(
+                tx, engine.data_dir, cfg, current, data, result.error, out.host, result.code, result.enhanced, False, delayed_until=until
+            )
         current.in_progress = None
         current.last_error = result.error
         current.last_code = result.code

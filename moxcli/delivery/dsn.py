@@ -71,9 +71,14 @@ def compose(
     enhanced: str,
     permanent: bool,
     now: float | None = None,
+    delayed_until: float | None = None,
 ) -> bytes:
-    """A failure DSN: multipart/report with text, message/delivery-status and the original
-    header (RFC 3464 §2, RFC 6522). Produced per the RFC: CRLF line ends, 7-bit."""
+    """A DSN: multipart/report with text, message/delivery-status and the original header
+    (RFC 3464 §2, RFC 6522). Produced per the RFC: CRLF line ends, 7-bit.
+
+    With ``delayed_until`` it is a "delayed" DSN (Action: delayed, RFC 3464 §2.3.3): the
+    message stays queued and is tried until then.
+    """
     t = time.time() if now is None else now
     host = config.hostname
     boundary = os.urandom(20).hex()
@@ -81,24 +86,37 @@ def compose(
     status = enhanced or ("5.0.0" if permanent else "4.0.0")
     safe_error = re.sub(r"[\r\n]+", " ", error).encode("ascii", "replace").decode()
     rcpt = msg.recipient
-    text = (
-        f"Delivery has failed permanently for:\r\n\r\n\t{rcpt}\r\n\r\n"
-        f"after {msg.attempts} attempt(s). The last error was:\r\n\r\n\t{safe_error}\r\n\r\n"
-        f"The message has been removed from the queue of {host}.\r\n"
-    )
+    if delayed_until is None:
+        action, subject = "failed", f"mail delivery failed: {rcpt}"
+        text = (
+            f"Delivery has failed permanently for:\r\n\r\n\t{rcpt}\r\n\r\n"
+            f"after {msg.attempts} attempt(s). The last error was:\r\n\r\n\t{safe_error}\r\n\r\n"
+            f"The message has been removed from the queue of {host}.\r\n"
+        )
+    else:
+        action, subject = "delayed", f"mail delivery delayed: {rcpt}"
+        status = enhanced if enhanced.startswith("4.") else "4.0.0"
+        text = (
+            f"Delivery has been delayed for:\r\n\r\n\t{rcpt}\r\n\r\n"
+            f"after {msg.attempts} attempt(s). The last error was:\r\n\r\n\t{safe_error}\r\n\r\n"
+            f"{host} keeps trying until {_dt(delayed_until)}; you need not resend the message.\r\n"
+        )
     per_msg = f"Reporting-MTA: dns; {host}\r\nArrival-Date: {_dt(msg.created)}\r\n"
-    per_rcpt = f"Final-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: {status}\r\n"
+    per_rcpt = f"Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n"
     if remote_host:
         per_rcpt += f"Remote-MTA: dns; {remote_host}\r\n"
-    if code:
-        per_rcpt += f"Diagnostic-Code: smtp; {safe_error[:900]}\r\n"
+    reply_at = safe_error.find(f"{code} ") if code else -1
+    if reply_at >= 0:
+        per_rcpt += f"Diagnostic-Code: smtp; {safe_error[reply_at:][:900]}\r\n"
     if msg.last_attempt:
         per_rcpt += f"Last-Attempt-Date: {_dt(msg.last_attempt)}\r\n"
+    if delayed_until is not None:
+        per_rcpt += f"Will-Retry-Until: {_dt(delayed_until)}\r\n"
     to = msg.mail_from or f"postmaster@{host}"
     parts = [
         f"From: Mail Delivery Subsystem <MAILER-DAEMON@{host}>",
         f"To: <{to}>",
-        f"Subject: mail delivery failed: {rcpt}",
+        f"Subject: {subject}",
         f"Message-Id: <{msgid}@{host}>",
         f"Date: {_dt(t)}",
         "Auto-Submitted: auto-replied",
@@ -133,12 +151,13 @@ def failure_dsn_in(
     code: int,
     enhanced: str,
     permanent: bool,
+    delayed_until: float | None = None,
 ) -> bool:
     """Compose and store the DSN for ``msg`` in ``tx``; False when there is none to store."""
     dest = destination(config, msg)
     if dest is None:
         return False
-    data = compose(config, msg, original, error, remote_host, code, enhanced, permanent)
+    data = compose(config, msg, original, error, remote_host, code, enhanced, permanent, delayed_until=delayed_until)
     try:
         from moxcli.mail import deliver as mail_deliver
     except ImportError:
