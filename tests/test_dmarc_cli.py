@@ -186,6 +186,10 @@ def test_import_bad_file_stores_nothing(runner, data, tmp_path):
     nodomain.write_bytes(good.read_bytes().replace(b"<domain>example.org</domain>", b"<domain>not a domain</domain>"))
     r = _invoke(runner, data, "dmarcreports", "import", str(nodomain))
     assert r.exit_code == 1 and "could not parse domain in published policy" in r.stderr
+    future = tmp_path / "future.xml"
+    future.write_bytes(good.read_bytes().replace(b"<end>2</end>", f"<end>{int(time.time()) + 3600}</end>".encode()))
+    r = _invoke(runner, data, "dmarcreports", "import", str(future))
+    assert r.exit_code == 1 and "end date in the future" in r.stderr
 
 
 def test_show_unknown(runner, data):

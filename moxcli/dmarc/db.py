@@ -70,8 +70,9 @@ def _read(path: Path) -> bytes:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def parse_report_files(paths: list[Path], warn: Callable[[str], None] | None = None) -> list[tuple[Path, Feedback, str]]:
+def parse_report_files(paths: list[Path], warn: Callable[[str], None] | None = None, now: float | None = None) -> list[tuple[Path, Feedback, str]]:
     """Parse every file (all must be reports); (path, report, policy domain name)."""
+    now = time.time() if now is None else now
     out = []
     for path in paths:
         data = _read(path)
@@ -83,6 +84,9 @@ def parse_report_files(paths: list[Path], warn: Callable[[str], None] | None = N
             domain = parse_domain(fb.policy.domain).name
         except DomainError as exc:
             raise CheckFailed(f"{path}: could not parse domain in published policy {fb.policy.domain!r}: {exc}") from None
+        # spec §6.9 (mox): a report about the future is not genuine.
+        if fb.metadata.end > now + 60:
+            raise CheckFailed(f"{path}: report has end date in the future ({fb.metadata.end})")
         out.append((path, fb, domain))
     return out
 
@@ -90,8 +94,8 @@ def parse_report_files(paths: list[Path], warn: Callable[[str], None] | None = N
 def import_reports(store: Store, paths: list[Path], warn: Callable[[str], None] | None = None, now: float | None = None) -> list[Imported]:
     """Parse all files, then store the new reports in one transaction (a report with the same
     organization, report id and domain as a stored one is skipped as a duplicate)."""
-    parsed = parse_report_files(paths, warn)
     added = time.time() if now is None else now
+    parsed = parse_report_files(paths, warn, added)
 
     def store_all(tx: Any) -> list[Imported]:
         out = []
