@@ -97,7 +97,7 @@ def test_send_dry_run_then_real(runner, data, fake_dns, tmp_path):
     assert "# sender.example: report " in r.stdout and "<feedback>" in r.stdout
     r = _invoke(runner, data, "send-dmarcreports", "--dry-run", "--json")
     out = json.loads(r.stdout)
-    assert set(out) == {"end", "intervals", "dry_run", "stale_removed", "domains"}
+    assert set(out) == {"end", "intervals", "dry_run", "stale_removed", "domains", "delivered"}
     assert out["dry_run"] is True and out["domains"][0]["xml"].startswith("<?xml")
     metrics = tmp_path / "m.prom"
     r = _invoke(runner, data, "send-dmarcreports", "--json", "--metrics-file", str(metrics))

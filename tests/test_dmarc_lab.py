@@ -61,11 +61,10 @@ def _setup(lab, tmp_path: Path, policy_domain: str, rua: str):
 def test_report_round_trip_to_lab_postfix(lab, tmp_path):
     data, cfg, store, end, resolver = _setup(lab, tmp_path, "reports.test", "mailto:dmarc-reports@reports.test")
     with store:
-        run = send_dmarc_reports(store, data, cfg, now=end + 60, resolver=resolver)
+        run = send_dmarc_reports(store, data, cfg, now=end + 60, resolver=resolver, deliver_now=True)
         d = run.domains[0]
         assert d.status == "queued" and d.queued_to == ["dmarc-reports@reports.test"]
-        results = run_queue(store, data, cfg, ids=d.queue_ids)
-        assert [(r.outcome, r.tls) for r in results] == [("delivered", "pkix")], [r.to_json() for r in results]
+        assert [(a["outcome"], a["tls"]) for a in run.delivered] == [("delivered", "pkix")], run.delivered
     raw = _wait_for(lab["LAB_MAILDIR"], d.report_id.encode())
     fb = parse_message(raw)
     assert fb.metadata.report_id == d.report_id and fb.policy.domain == "reports.test"

@@ -134,15 +134,18 @@ def _print_run(run: Any) -> None:
     )
     if run.stale_removed:
         output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
+    for a in run.delivered:
+        output.info(f"delivery {a['id']} {a['recipient']}: {a['outcome']} {a['error']}".rstrip())
 
 
 @click.command("send-dmarcreports")
 @click.option("--dry-run", is_flag=True, help="Print the reports and recipients; queue nothing, change nothing.")
+@click.option("--deliver-now", is_flag=True, help="Deliver the queued reports at once (through `queue run`'s engine) instead of at staggered times.")
 @click.option("--end", "end", metavar="TIME", help="End of the period (RFC 3339, truncated to the hour) [default: the last whole UTC hour].")
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: end, intervals, dry_run, stale_removed, domains[].")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON: end, intervals, dry_run, stale_removed, domains[], delivered[].")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), help="Write Prometheus text-format metrics here (atomically).")
 @click.pass_obj
-def send_dmarcreports_cmd(app: AppContext, dry_run: bool, end: str | None, as_json: bool, metrics_file: Path | None) -> None:
+def send_dmarcreports_cmd(app: AppContext, dry_run: bool, deliver_now: bool, end: str | None, as_json: bool, metrics_file: Path | None) -> None:
     """Send the DMARC aggregate reports that are due.
 
     Run hourly. For the UTC hour that just ended, every policy domain whose reporting
@@ -160,7 +163,7 @@ def send_dmarcreports_cmd(app: AppContext, dry_run: bool, end: str | None, as_js
 
     config = app.config(required=True)
     with app.open_store(readonly=False) as store:
-        run = send_dmarc_reports(store, app.data_dir, config, end=_parse_time(end), dry_run=dry_run)
+        run = send_dmarc_reports(store, app.data_dir, config, end=_parse_time(end), dry_run=dry_run, deliver_now=deliver_now)
     if metrics_file is not None:
         write_dmarc_metrics(metrics_file, run)
     if as_json:

@@ -101,6 +101,7 @@ class RunResult:
     dry_run: bool
     stale_removed: int = 0
     domains: list[DomainResult] = field(default_factory=list)
+    delivered: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +110,7 @@ class RunResult:
             "dry_run": self.dry_run,
             "stale_removed": self.stale_removed,
             "domains": [d.to_json() for d in self.domains],
+            "delivered": self.delivered,
         }
 
 
@@ -423,9 +425,13 @@ def send_dmarc_reports(
     now: float | None = None,
     end: float | None = None,
     dry_run: bool = False,
+    deliver_now: bool = False,
     resolver: Resolver | None = None,
 ) -> RunResult:
-    """Send the reports of the period ending at ``end`` (default: the last whole UTC hour)."""
+    """Send the reports of the period ending at ``end`` (default: the last whole UTC hour).
+
+    ``deliver_now``: no staggering; the queued reports are delivered at once through the engine.
+    """
     if config.no_outgoing_dmarc_reports:
         raise UsageError("no_outgoing_dmarc_reports is set in the config: DMARC reports are not sent")
     if config.hostname == "localhost":
@@ -433,12 +439,20 @@ def send_dmarc_reports(
     now = time.time() if now is None else now
     end = hour_end(now) if end is None else hour_end(end)
     if dry_run:
-        return _run(store, data_dir, config, now, end, True, resolver)
+        return _run(store, data_dir, config, now, end, True, False, resolver)
     with job_lock(data_dir, LOCK_NAME):
-        return _run(store, data_dir, config, now, end, False, resolver)
+        run = _run(store, data_dir, config, now, end, False, deliver_now, resolver)
+    ids = [i for d in run.domains for i in d.queue_ids]
+    if deliver_now and ids:
+        from moxcli.delivery.deliver import run_queue
+
+        run.delivered = [a.to_json() for a in run_queue(store, data_dir, config, ids=ids)]
+    return run
 
 
-def _run(store: Store, data_dir: Path, config: Config, now: float, end: float, dry_run: bool, resolver: Resolver | None) -> RunResult:
+def _run(
+    store: Store, data_dir: Path, config: Config, now: float, end: float, dry_run: bool, deliver_now: bool, resolver: Resolver | None
+) -> RunResult:
     resolver = resolver or Resolver.from_config(config.dns)
     intervals = intervals_ending_at(datetime.fromtimestamp(end, timezone.utc).hour)
     run = RunResult(end=end, intervals=intervals, dry_run=dry_run)
@@ -461,7 +475,7 @@ def _run(store: Store, data_dir: Path, config: Config, now: float, end: float, d
         run.domains.append(DomainResult(domain=dom, status="only-optional", evaluations=len(ids)))
         if not dry_run:
             store.update(lambda tx, d=dom, i=ids: dstore.delete_evaluations(tx, d, i))
-    between = min(SPREAD_SECONDS / len(flagged), MAX_BETWEEN) if flagged else 0.0
+    between = min(SPREAD_SECONDS / len(flagged), MAX_BETWEEN) if flagged and not deliver_now else 0.0
     key = load_key(data_dir, create=not dry_run)
     for n, dom in enumerate(flagged):
         plan = _plan_domain(store, config, resolver, key, dom, end, now, dry_run)
