@@ -208,7 +208,8 @@ def verify_host(
     TLSA base = the CNAME-expanded name if the whole CNAME chain was secure, else the host;
     falls back to the host when the expanded name has no secure records. SNI = base;
     DANE-TA names = base and the original host. ``usages`` limits the record usages (mox
-    default: all four, no "usable" filter, malformed records simply do not match).
+    default: all four, no "usable" filter, malformed records simply do not match). PKIX
+    is checked for ``host`` as given (RFC 6125: the source domain, not a CNAME target).
     """
     report = DANEReport(host, "host")
     h = HostResult(host)
@@ -223,7 +224,7 @@ def verify_host(
         # mox dane.Dial: the first CNAME response must be secure (ErrInsecure).
         h.error = f"cname lookup for {host} insecure: dane does not apply"
         h.names = [lookup._ascii(host)]
-        _connect_all(h, port, ehlo_name, timeout, roots, now, h.names[0])
+        _connect_all(h, port, ehlo_name, timeout, roots, now, lookup._ascii(host))
         return report
     base = ips.expanded_host if ips.expanded_authentic else lookup._ascii(host)
     res = lookup.lookup_tlsa(resolver, base, tlsa_port)
@@ -245,7 +246,7 @@ def verify_host(
             h.result_type, h.reason = "validation-failure", "dane-no-match"
     # Connect anyway (not for DNS failures): the PKIX result is useful without DANE too.
     if not h.temporary:
-        _connect_all(h, port, ehlo_name, timeout, roots, now, h.names[0])
+        _connect_all(h, port, ehlo_name, timeout, roots, now, lookup._ascii(host))
     return report
 
 
