@@ -222,3 +222,35 @@ def test_parse_never_crashes_on_json_shapes(obj):
         rp.parse_report(json.dumps(obj).encode())
     except rp.ReportError:
         pass
+
+
+_detail = st.builds(
+    rp.FailureDetails,
+    st.sampled_from(["certificate-expired", "validation-failure"]),
+    st.sampled_from(["", "1.2.3.4"]),
+    st.sampled_from(["mx.a.example"]),
+    st.sampled_from(["", "mx ESMTP"]),
+    st.just("5.6.7.8"),
+    st.integers(0, 3),
+    st.just(""),
+    st.sampled_from(["", "x"]),
+)
+_result = st.builds(
+    rp.Result,
+    st.builds(rp.Policy, st.sampled_from(["sts", "tlsa"]), st.lists(st.sampled_from(["a", "b"]), max_size=2), st.sampled_from(["a.example", "b.example"]), st.lists(st.sampled_from(["m1", "m2"]), max_size=2)),
+    st.integers(0, 5),
+    st.integers(0, 5),
+    st.lists(_detail, max_size=3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_result, max_size=8))
+def test_packed_merger_equals_merge(results):
+    out: list[rp.Result] = []
+    rp.merge(out, *results)
+    m = rp.PackedMerger()
+    for r in results:
+        m.add(rp.pack_result(r))
+    assert [rp.packed_json(v) for v in m.results] == [r.to_json() for r in out]
+    assert [rp.unpack_result(rp.pack_result(r)) for r in out] == out

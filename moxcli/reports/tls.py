@@ -22,6 +22,7 @@ Better than mox, on purpose:
 
 from __future__ import annotations
 
+import functools
 import gzip
 import time
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from moxcli.store import Store, job_lock
 from moxcli.store import suppress
 from moxcli.store import tlsresults as tstore
 from moxcli.store.env import Txn
-from moxcli.tlsrpt.report import RESULT_TYPES, Report, Result, merge, report_json_bytes
+from moxcli.tlsrpt.report import RESULT_TYPES, PackedMerger, Report, packed_json, report_json_bytes
 
 _log = log.get("tlsrptsend")
 
@@ -178,27 +179,44 @@ def mailto_recipients(ruas: tuple[tuple[str, ...], ...]) -> tuple[list[str], lis
     return addrs, kept
 
 
+@functools.lru_cache(maxsize=4096)
 def _domain(name: str) -> Domain:
+    if name.isascii():
+        return Domain(name)  # stored names are normalised: ASCII means no IDNA labels
     try:
         return parse_domain(name, lax=True)
     except DomainError:
         return Domain(name)
 
 
-def _host_policies(rows: list[tstore.ResultRow], ruas: list[str]) -> list[Result]:
+def _host_policies(recs: list[dict[str, Any]], ruas: list[str]) -> list[list[Any]]:
     """Spec §2.5 step 7, host report: one policy per recipient domain, deduped by rua list."""
-    out: list[Result] = []
-    for row in rows:
-        if row.recipient_domain_reporting_addresses == ruas:
+    merger = PackedMerger()
+    for rec in recs:
+        if rec.get("recipient_domain_reporting_addresses", []) == ruas:
             continue
-        rcpt_ascii = _domain(row.recipient_domain).ascii
-        for r in row.results:
-            c = r.copy()
-            if row.is_host:
-                c.policy.mx_host = [r.policy.domain]
-            c.policy.domain = rcpt_ascii
-            merge(out, c)
-    return out
+        rcpt_ascii = _domain(rec["recipient_domain"]).ascii
+        for v in rec["results"]:
+            mx = [v[2]] if rec.get("is_host") else v[3]
+            merger.add([v[0], v[1], rcpt_ascii, mx, v[4], v[5], v[6]])
+    return merger.results
+
+
+@dataclass
+class BuiltReport:
+    """A report ready to send: policies in packed form (see moxcli.tlsrpt.report)."""
+
+    organization_name: str
+    start: datetime
+    end: datetime
+    contact_info: str
+    report_id: str
+    policies: list[list[Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return Report(self.organization_name, self.start, self.end, self.contact_info, self.report_id).to_json() | {
+            "policies": [packed_json(p) for p in self.policies]
+        }
 
 
 @dataclass
@@ -217,28 +235,31 @@ class _Job:
     cleanup: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _build(job: _Job, tx: Txn, kind: str, day: str, pdom: str, addrs: list[str], ruas: list[str]) -> tuple[Report | None, str, list[tstore.ResultRow]]:
-    """The report for one key, or None and the skip reason."""
-    rows = tstore.rows_for_recipient_domain(tx, day, pdom) if kind == KIND_RCPT else tstore.rows_for_policy_domain(tx, day, pdom)
-    if not rows:
-        return None, "no-results", rows
-    if kind == KIND_RCPT and any(r.sent_to_recipient_domain for r in rows if r.policy_domain == r.recipient_domain):
-        return None, "already-sent", rows
-    if kind == KIND_HOST and any(r.sent_to_policy_domain for r in rows):
-        return None, "already-sent", rows
+def _build(job: _Job, tx: Txn, kind: str, day: str, pdom: str, ruas: list[str]) -> tuple[BuiltReport | None, str]:
+    """The report for one key, or None and the skip reason (spec §2.5 steps 4-8)."""
+    recs = tstore.records_for_recipient_domain(tx, day, pdom) if kind == KIND_RCPT else tstore.records_for_policy_domain(tx, day, pdom)
+    if not recs:
+        return None, "no-results"
+    if kind == KIND_RCPT and any(r.get("sent_to_recipient_domain") for r in recs if r["policy_domain"] == r["recipient_domain"]):
+        return None, "already-sent"
+    if kind == KIND_HOST and any(r.get("sent_to_policy_domain") for r in recs):
+        return None, "already-sent"
     if kind == KIND_RCPT:
-        policies: list[Result] = []
-        for row in rows:
-            merge(policies, *row.results)
+        merger = PackedMerger()
+        for rec in recs:
+            for v in rec["results"]:
+                merger.add(v)
+        policies = merger.results
     else:
-        policies = _host_policies(rows, ruas)
+        policies = _host_policies(recs, ruas)
     if not policies:
-        return None, "no-policies", rows
-    if not job.config.outgoing_tls_reports_for_all_success and not any(p.has_failure() for p in policies):
-        return None, "success-only", rows
+        return None, "no-policies"
+    # Spec §2.5 step 8: a failure count or any failure detail makes a report worth sending.
+    if not job.config.outgoing_tls_reports_for_all_success and not any(p[5] > 0 or p[6] for p in policies):
+        return None, "success-only"
     start = _day_start(day)
     sub = job.submitter.name
-    report = Report(
+    report = BuiltReport(
         organization_name=sub,
         start=start,
         end=start + timedelta(days=1) - timedelta(seconds=1),
@@ -246,10 +267,10 @@ def _build(job: _Job, tx: Txn, kind: str, day: str, pdom: str, addrs: list[str],
         report_id=f"{day}.{_domain(pdom).ascii}@{sub}",
         policies=policies,
     )
-    return report, "", rows
+    return report, ""
 
 
-def compose(config: Config, submitter: DomainConfig, policy_domain: str, report: Report, recipients: list[str], now: float | None = None) -> tuple[bytes, bytes]:
+def compose(config: Config, submitter: DomainConfig, policy_domain: str, report: BuiltReport, recipients: list[str], now: float | None = None) -> tuple[bytes, bytes]:
     """The report message (spec §2.7) and its DKIM signature headers (the queue prefix)."""
     pd = _domain(policy_domain)
     sub = parse_domain(submitter.name)
@@ -272,7 +293,7 @@ def compose(config: Config, submitter: DomainConfig, policy_domain: str, report:
         hostname=config.hostname,
         content_type='multipart/report; report-type="tlsrpt"',
         text=text,
-        attachment=gzip.compress(report_json_bytes(report), mtime=0),
+        attachment=gzip.compress(report_json_bytes(report.to_json()), mtime=0),
         attachment_type="application/tlsrpt+gzip",
         filename=filename,
         date=now,
@@ -333,8 +354,8 @@ def _send_key(job: _Job, resolver: Any, kind: str, key: tstore.ReportKey) -> Non
         return
     addrs, ruas = found
 
-    def fn(tx: Txn) -> tuple[ReportOutcome | None, Report | None, str]:
-        report, reason, _ = _build(job, tx, kind, day, pdom, addrs, ruas)
+    def fn(tx: Txn) -> tuple[ReportOutcome | None, BuiltReport | None, str]:
+        report, reason = _build(job, tx, kind, day, pdom, ruas)
         if report is None:
             return None, None, reason
         suppressed = [a for a in addrs if suppress.is_suppressed(tx, "tls", a, job.now)]
@@ -384,8 +405,8 @@ def _send_key(job: _Job, resolver: Any, kind: str, key: tstore.ReportKey) -> Non
     if out.queue_ids:
         job.sent_index += 1
     for p in report.policies:
-        for d in p.details:
-            job.metrics["failure_sessions"].inc(d.result_type, d.failed_session_count)
+        for d in p[6]:
+            job.metrics["failure_sessions"].inc(d[0], d[5])
     job.metrics["reports"].inc(kind)
     job.metrics["messages"].inc(by=len(out.queue_ids))
     job.metrics["suppressed"].inc(by=len(out.suppressed))

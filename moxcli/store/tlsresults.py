@@ -15,7 +15,11 @@ Stored record (table TLS_RESULT, key ``text_key(day_utc, policy_domain, recipien
 ``recipient_domain``, ``created``, ``updated``, ``is_host``, ``send_report``,
 ``sent_to_recipient_domain``, ``recipient_domain_reporting_addresses`` (mailto rua strings at
 the time the recipient-domain report was composed, for the host-report dedupe),
-``sent_to_policy_domain``, ``results`` (list of report JSON dicts, RFC 8460 field names).
+``sent_to_policy_domain``, ``results`` (list of results, each packed as a positional list
+``[policy_type, policy_strings, policy_domain, mx_hosts, success, failure, details]`` with
+each detail ``[result_type, sending_mta_ip, receiving_mx_hostname, receiving_mx_helo,
+receiving_ip, failed_session_count, additional_information, failure_reason_code]``: small
+records that decode fast; :class:`ResultRow` hands out :class:`Result` objects).
 Index TLS_RESULT_BY_RCPT, key ``text_key(day_utc, recipient_domain, policy_domain)``, value
 one byte: the row's send_report flag (so the sender partitions keys without decoding rows).
 """
@@ -28,13 +32,13 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from moxcli.domain import DomainError, parse_domain
 from moxcli.store.env import Txn
-from moxcli.store.schema import TLS_RESULT, TLS_RESULT_BY_RCPT, prefix_key, split_key, text_key
-from moxcli.tlsrpt.report import Result, merge
+from moxcli.store.schema import SEP, TLS_RESULT, TLS_RESULT_BY_RCPT, prefix_key, split_key, text_key
+from moxcli.tlsrpt.report import Result, merge, pack_result, unpack_result
 
 SEQUENCE = "tlsresult"
 
 
-@dataclass
+@dataclass(slots=True)
 class ResultRow:
     """A stored TLS result row (spec §2.1)."""
 
@@ -64,11 +68,13 @@ class ResultRow:
             "sent_to_recipient_domain": self.sent_to_recipient_domain,
             "recipient_domain_reporting_addresses": list(self.recipient_domain_reporting_addresses),
             "sent_to_policy_domain": self.sent_to_policy_domain,
-            "results": [r.to_json() for r in self.results],
+            "results": [pack_result(r) for r in self.results],
         }
 
     def to_json(self) -> dict[str, Any]:
-        return self.to_record()
+        d = self.to_record()
+        d["results"] = [r.to_json() for r in self.results]
+        return d
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> "ResultRow":
@@ -79,7 +85,7 @@ class ResultRow:
             recipient_domain=rec["recipient_domain"],
             is_host=bool(rec.get("is_host")),
             send_report=bool(rec.get("send_report")),
-            results=[Result.from_json(r) for r in rec.get("results", [])],
+            results=[unpack_result(r) for r in rec.get("results", [])],
             created=rec.get("created", 0.0),
             updated=rec.get("updated", 0.0),
             sent_to_recipient_domain=bool(rec.get("sent_to_recipient_domain")),
@@ -162,11 +168,12 @@ def report_keys(tx: Txn, through_day: str) -> tuple[list[ReportKey], list[Report
     others are host keys; each key's flag ORs the send_report of its rows in that partition.
     Reads only the index (no row decoding): memory grows with keys, not with results.
     """
-    rcpt: dict[tuple[str, str], bool] = {}
-    host: dict[tuple[str, str], bool] = {}
+    rcpt: dict[tuple[bytes, bytes], bool] = {}
+    host: dict[tuple[bytes, bytes], bool] = {}
+    limit = through_day.encode()
     for k, v in tx.scan_raw(TLS_RESULT_BY_RCPT):
-        day, rdom, pdom = split_key(k)
-        if day > through_day:
+        day, rdom, pdom = k.split(SEP)
+        if day > limit:
             break
         target = rcpt if rdom == pdom else host
         key = (day, pdom)
@@ -174,45 +181,63 @@ def report_keys(tx: Txn, through_day: str) -> tuple[list[ReportKey], list[Report
     return _keys(rcpt), _keys(host)
 
 
-def _keys(flags: dict[tuple[str, str], bool]) -> list[ReportKey]:
-    return [ReportKey(day, pdom, flag) for (day, pdom), flag in sorted(flags.items())]
+def _keys(flags: dict[tuple[bytes, bytes], bool]) -> list[ReportKey]:
+    return [ReportKey(day.decode(), pdom.decode(), flag) for (day, pdom), flag in sorted(flags.items())]
+
+
+def records_for_recipient_domain(tx: Txn, day: str, recipient_domain: str) -> list[dict[str, Any]]:
+    """Stored records (``results`` packed, see module doc) of a recipient domain on a day, by id.
+
+    The fast path for the report job; :func:`rows_for_recipient_domain` gives objects.
+    """
+    rcpt = _name(recipient_domain)
+    recs = []
+    for k, _ in tx.scan_raw(TLS_RESULT_BY_RCPT, prefix_key(day, rcpt)):
+        pdom = k.split(SEP)[2].decode()
+        rec = tx.get(TLS_RESULT, text_key(day, pdom, rcpt))
+        if rec is not None:
+            recs.append(rec)
+    recs.sort(key=lambda r: r["id"])
+    return recs
+
+
+def records_for_policy_domain(tx: Txn, day: str, policy_domain: str) -> list[dict[str, Any]]:
+    """Stored records of a policy domain on a day, by recipient domain name byte-wise."""
+    return [rec for _, rec in tx.scan(TLS_RESULT, prefix_key(day, _name(policy_domain)))]
 
 
 def rows_for_recipient_domain(tx: Txn, day: str, recipient_domain: str) -> list[ResultRow]:
     """All rows of a recipient domain on a day, in insertion order (recipient-domain report)."""
-    rcpt = _name(recipient_domain)
-    rows = []
-    for k, _ in tx.scan_raw(TLS_RESULT_BY_RCPT, prefix_key(day, rcpt)):
-        _, _, pdom = split_key(k)
-        rec = tx.get(TLS_RESULT, text_key(day, pdom, rcpt))
-        if rec is not None:
-            rows.append(ResultRow.from_record(rec))
-    rows.sort(key=lambda r: r.id)
-    return rows
+    return [ResultRow.from_record(r) for r in records_for_recipient_domain(tx, day, recipient_domain)]
 
 
 def rows_for_policy_domain(tx: Txn, day: str, policy_domain: str) -> list[ResultRow]:
     """All rows of a policy domain on a day, by recipient domain name byte-wise (host report)."""
-    return [ResultRow.from_record(rec) for _, rec in tx.scan(TLS_RESULT, prefix_key(day, _name(policy_domain)))]
+    return [ResultRow.from_record(r) for r in records_for_policy_domain(tx, day, policy_domain)]
+
+
+def _put_record(tx: Txn, rec: dict[str, Any]) -> None:
+    rec.pop("_v", None)
+    tx.put(TLS_RESULT, text_key(rec["day_utc"], rec["policy_domain"], rec["recipient_domain"]), rec)
 
 
 def mark_sent_recipient_domain(tx: Txn, day: str, recipient_domain: str, addresses: list[str]) -> int:
     """Spec §2.5 step 10: the recipient-domain report is composed for these mailto rua strings."""
-    rows = rows_for_recipient_domain(tx, day, recipient_domain)
-    for r in rows:
-        r.sent_to_recipient_domain = True
-        r.recipient_domain_reporting_addresses = list(addresses)
-        tx.put(TLS_RESULT, text_key(r.day_utc, r.policy_domain, r.recipient_domain), r.to_record())
-    return len(rows)
+    recs = records_for_recipient_domain(tx, day, recipient_domain)
+    for rec in recs:
+        rec["sent_to_recipient_domain"] = True
+        rec["recipient_domain_reporting_addresses"] = list(addresses)
+        _put_record(tx, rec)
+    return len(recs)
 
 
 def mark_sent_policy_domain(tx: Txn, day: str, policy_domain: str) -> int:
     """Spec §2.5 step 10: the host report of this policy domain is composed."""
-    rows = rows_for_policy_domain(tx, day, policy_domain)
-    for r in rows:
-        r.sent_to_policy_domain = True
-        tx.put(TLS_RESULT, text_key(r.day_utc, r.policy_domain, r.recipient_domain), r.to_record())
-    return len(rows)
+    recs = records_for_policy_domain(tx, day, policy_domain)
+    for rec in recs:
+        rec["sent_to_policy_domain"] = True
+        _put_record(tx, rec)
+    return len(recs)
 
 
 def delete_policy_domain(tx: Txn, day: str, policy_domain: str) -> int:
