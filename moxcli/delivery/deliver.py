@@ -358,6 +358,7 @@ def _try_host(
     fallback of spec §3.7."""
     tls_required_no = msg.require_tls is False
     out.error, out.reply = None, None
+    out.host, out.ip = plan.host, ""
     ips = order_ips(plan.ips, out.dialed.get(plan.host, []))
     sock, ip = None, ""
     per_ip = DNS_BUDGET / max(len(ips), 1)
@@ -372,7 +373,7 @@ def _try_host(
         out.error = DeliveryError(f"connecting to {plan.host}: {'; '.join(errors) or 'no addresses'}")
         return
     out.dialed.setdefault(plan.host, []).append(ip)
-    out.host, out.ip = plan.host, ip
+    out.ip = ip
     try:
         _session(engine, msg, data, plan, tls, out, sock, enforce)
     except DeliveryError as exc:
