@@ -201,6 +201,33 @@ def test_build_validate_parse_round_trip(fmt):
         assert back == Feedback(fb.metadata, Published(**{**fb.policy.__dict__, "fo": ""}), fb.records, version="1.0")
 
 
+_text = st.text(max_size=30)
+
+
+@settings(max_examples=100, deadline=None)
+@given(org=_text, rid=_text, comment=_text, human=_text, errors=st.lists(_text, max_size=3), count=st.integers(1, 10**9))
+def test_any_text_round_trips_through_xml(org, rid, comment, human, errors, count):
+    """Whatever text ends up in a report (it comes from MTAs and DNS), the document stays
+    well-formed and valid, and reads back the same (surrounding whitespace and characters XML
+    cannot carry aside)."""
+    fb = _feedback()
+    fb.metadata.org_name, fb.metadata.report_id, fb.metadata.errors = org, rid, errors
+    fb.records[0].reasons = [Reason("other", comment)]
+    fb.records[0].dkim_auth[0].human_result = human
+    fb.records[0].count = count
+    xml = build_xml(fb)
+    assert validate(xml, "rfc7489") == []
+    back = parse_report_xml(xml)
+
+    def clean(t: str) -> str:
+        t = "".join("\ufffd" if (ord(c) < 32 and c not in "\t\n\r") or ord(c) in (0xFFFE, 0xFFFF) else c for c in t)
+        return t.replace("\r\n", "\n").replace("\r", "\n").strip()  # XML 1.0 §2.11 line ends; the reader strips
+
+    assert back.metadata.org_name == clean(org) and back.metadata.report_id == clean(rid)
+    assert back.metadata.errors == [clean(e) for e in errors]
+    assert back.records[0].reasons[0].comment == clean(comment) and back.records[0].count == count
+
+
 def test_control_characters_do_not_break_xml():
     fb = _feedback()
     fb.records[0].reasons = [Reason("other", "bad\x00\x1bchars")]
