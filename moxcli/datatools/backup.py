@@ -96,6 +96,8 @@ def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: b
             job.run()
         except (OSError, MoxcliError) as exc:
             job.res.errors.append(_describe(exc))
+        finally:
+            job.close()
         if job.res.errors:
             n = len(job.res.errors)
             _write(marker, f"backup of {src} failed with {n} error{'s' if n != 1 else ''}:\n" + "".join(f"{e}\n" for e in job.res.errors))
@@ -130,6 +132,7 @@ class _Backup:
         self.src_s = str(src) + "/"
         self.dst_s = str(dst) + "/"
         self.made_dirs: set[str] = {str(dst)}
+        self.fds: dict[str, tuple[int, int]] = {}
         self.done = 0
         self.total = 0
 
@@ -203,12 +206,13 @@ class _Backup:
     def _link_or_copy(self, rel: str) -> bool:
         """Hard-link (or copy) one file; True if linked (caller counts bytes).
 
-        Plain strings, not Path objects: this runs once per message."""
-        src, dst = self.src_s + rel, self.dst_s + rel
-        self._mkdirs(dst.rpartition("/")[0])
+        This runs once per message: plain strings instead of Path objects, and links made
+        relative to cached directory descriptors (no full path lookup per file)."""
+        rel_dir, _, name = rel.rpartition("/")
         if self.link:
+            src_fd, dst_fd = self._dir_fds(rel_dir)
             try:
-                os.link(src, dst, follow_symlinks=False)
+                os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
                 self.res.files_linked += 1
                 return True
             except (FileNotFoundError, FileExistsError):
@@ -219,9 +223,34 @@ class _Backup:
                 self.link = False
                 hint = " (DEST is on another file system than the data directory)" if exc.errno == errno.EXDEV else ""
                 self.res.warnings.append(f"hard-linking {rel} failed: {exc.strerror}{hint}; copying files from now on")
-        self.res.bytes += _copy_file(Path(src), Path(dst))
+        self._mkdirs(self.dst_s + rel_dir)
+        self.res.bytes += _copy_file(Path(self.src_s + rel), Path(self.dst_s + rel))
         self.res.files_copied += 1
         return False
+
+    def _dir_fds(self, rel_dir: str) -> tuple[int, int]:
+        """Descriptors of a source directory and its (created) backup twin; a few are kept."""
+        fds = self.fds.get(rel_dir)
+        if fds is not None:
+            return fds
+        self._mkdirs(self.dst_s + rel_dir)
+        src_fd = os.open(self.src_s + rel_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            dst_fd = os.open(self.dst_s + rel_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except BaseException:
+            os.close(src_fd)
+            raise
+        if len(self.fds) >= 32:
+            for fd in self.fds.pop(next(iter(self.fds))):
+                os.close(fd)
+        self.fds[rel_dir] = (src_fd, dst_fd)
+        return src_fd, dst_fd
+
+    def close(self) -> None:
+        for pair in self.fds.values():
+            for fd in pair:
+                os.close(fd)
+        self.fds.clear()
 
     def _mkdirs(self, path: Path | str) -> None:
         """Create a directory and missing parents, each readable only by us (mail is private)."""
