@@ -218,3 +218,35 @@ def test_multiline_code_mismatch_and_close():
     with pytest.raises(SMTPError, match="closed"):
         c.read_greeting()
     c.close()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from moxcli.smtp.client import Reply  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000))
+def test_hostile_server_bytes_never_crash(blob):
+    """Whatever a server sends, reading a reply gives a Reply or an SMTPError."""
+    a, b = socket.socketpair()
+    try:
+        b.sendall(blob)
+        b.close()
+        c = Client(a, "c", timeout=2)
+        while True:
+            try:
+                r = c.read_reply()
+            except SMTPError:
+                break
+            assert isinstance(r, Reply) and 100 <= r.code <= 599
+    finally:
+        a.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=40), max_size=10))
+def test_hostile_ehlo_lines(lines):
+    ext = Extensions.parse(["mx", *lines])
+    assert ext.size >= 0 and ext.rcpt_max >= 0
