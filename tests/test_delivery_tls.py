@@ -189,3 +189,78 @@ def test_tls_required_no_falls_back_even_for_dmarc_report(setup):
     r, _ = _run(st, data, cfg, is_dmarc_report=True, require_tls=False)
     assert (r.outcome, r.tls) == ("delivered", "")
     assert len(handler.messages) == 1
+
+
+class RequireTLSServer:
+    """A minimal SMTP server with STARTTLS that announces REQUIRETLS after TLS (aiosmtpd
+    does not know the MAIL parameter). Records the commands it got."""
+
+    def __init__(self, cert, key) -> None:
+        import socket
+        import threading
+
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(2)
+        self.sock.settimeout(10)
+        self.port = self.sock.getsockname()[1]
+        self.commands: list[str] = []
+        self.data = b""
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        conn.settimeout(10)
+        f = conn.makefile("rb")
+        conn.sendall(b"220 rt.example ESMTP\r\n")
+        tls = False
+        try:
+            while True:
+                line = f.readline().decode().rstrip("\r\n")
+                if not line:
+                    return
+                self.commands.append(line)
+                verb = line.split(" ")[0].split(":")[0].upper()
+                if verb == "EHLO":
+                    conn.sendall(b"250-rt.example\r\n250-PIPELINING\r\n" + (b"250 REQUIRETLS\r\n" if tls else b"250 STARTTLS\r\n"))
+                elif verb == "STARTTLS":
+                    conn.sendall(b"220 go\r\n")
+                    conn = self.ctx.wrap_socket(conn, server_side=True)
+                    f = conn.makefile("rb")
+                    tls = True
+                elif verb == "DATA":
+                    conn.sendall(b"354 go\r\n")
+                    while (chunk := f.readline()) != b".\r\n":
+                        self.data += chunk
+                    conn.sendall(b"250 2.0.0 ok\r\n")
+                elif verb == "QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 ok\r\n")
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            conn.close()
+
+
+def test_requiretls_with_dane_delivered(tmp_path):
+    c, k = _cert(tmp_path)
+    srv = RequireTLSServer(c, k)
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {srv.port}\n', data / "moxcli.toml")
+    with Store.open(data) as st:
+        r, res = _run(st, data, cfg, resolver=SecureResolver([f"3 1 1 {_spki_sha256(tmp_path)}"]), require_tls=True)
+    srv.thread.join(10)
+    srv.sock.close()
+    assert (r.outcome, r.tls) == ("delivered", "dane")
+    assert "MAIL FROM:<a@moxcli.test> REQUIRETLS" in srv.commands
+    assert srv.data == b"Subject: x\r\n\r\nhi\r\n"
+    assert res["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
