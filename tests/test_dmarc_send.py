@@ -293,7 +293,8 @@ def test_queue_error_keeps_evaluations(env, monkeypatch):
 
     monkeypatch.setattr(dq, "enqueue_in", broken)
     run = _run(env, {"_dmarc.sender.example": [TYPICAL]}, end + 60)
-    assert run.domains[0].kept and len(list_evaluations(store)) == 1
+    assert run.domains[0].status == "temporary-error" and run.domains[0].kept and len(list_evaluations(store)) == 1
+    assert "disk full" in run.domains[0].errors[-1]
     assert queued(store, data) == []
 
 

@@ -377,7 +377,6 @@ def _queue_plan(tx: Any, data_dir: Path, config: Config, plan: _Plan, due: float
 
     r = plan.result
     r.suppressed, r.too_large, r.queued_to, r.error_report_to, r.queue_ids = [], [], [], [], []
-    cleanup = plan.cleanup
     if plan.message:
         r.due = due
         send: list[Recipient] = []
@@ -395,11 +394,7 @@ def _queue_plan(tx: Any, data_dir: Path, config: Config, plan: _Plan, due: float
         if send:
             r.queued_to = [s.address for s in send]
             if not dry_run:
-                try:
-                    r.queue_ids = enqueue_in(tx, data_dir, recipients=r.queued_to, data=plan.message, prefix=plan.prefix, **common)
-                except (MoxcliError, OSError) as exc:
-                    r.errors.append(f"queueing report: {exc}")
-                    r.queued_to, cleanup, r.kept = [], False, True
+                r.queue_ids = enqueue_in(tx, data_dir, recipients=r.queued_to, data=plan.message, prefix=plan.prefix, **common)
         if not r.queued_to:
             # RFC 7489 §7.2.2: nothing could take the report: try a short error report to all.
             to = [x for x in plan.recipients if not suppress.is_suppressed(tx, "dmarc", x.address, now)]
@@ -408,12 +403,8 @@ def _queue_plan(tx: Any, data_dir: Path, config: Config, plan: _Plan, due: float
                 r.error_report_to = [x.address for x in to]
                 r.status = "error-report"
                 if not dry_run:
-                    try:
-                        r.queue_ids = enqueue_in(tx, data_dir, recipients=r.error_report_to, data=plan.error_message(to), **common)
-                    except (MoxcliError, OSError) as exc:
-                        r.errors.append(f"queueing error report: {exc}")
-                        r.error_report_to, cleanup, r.kept = [], False, True
-    if cleanup and not dry_run:
+                    r.queue_ids = enqueue_in(tx, data_dir, recipients=r.error_report_to, data=plan.error_message(to), **common)
+    if plan.cleanup and not dry_run:
         dstore.delete_evaluations(tx, r.domain, plan.ids)
 
 
@@ -484,7 +475,14 @@ def _run(
             with store.read() as tx:
                 _queue_plan(tx, data_dir, config, plan, due_at, now, True)
         else:
-            store.update(lambda tx, p=plan, d=due_at: _queue_plan(tx, data_dir, config, p, d, now, False))
+            try:
+                store.update(lambda tx, p=plan, d=due_at: _queue_plan(tx, data_dir, config, p, d, now, False))
+            except (MoxcliError, OSError) as exc:
+                # The transaction was aborted: nothing queued, nothing removed; the evaluations
+                # are reported at the next matching hour (spec §6.4 step 12: any queue error).
+                r = plan.result
+                r.errors.append(f"queueing: {exc}")
+                r.status, r.kept, r.queued_to, r.error_report_to, r.queue_ids = "temporary-error", True, [], [], []
         r = plan.result
         _log.info("dmarc report", domain=dom, status=r.status, queued=len(r.queued_to), evaluations=r.evaluations)
         run.domains.append(r)
