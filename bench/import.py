@@ -13,6 +13,7 @@ see memory stays flat as the input grows. Files are generated under a temporary 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -47,66 +48,75 @@ def _body(rng: random.Random, size: int) -> bytes:
     n = 0
     while n < size:
         line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14)))
-        if rng.random() < 0.002:
+        if rng.random() < 0.01:
             line = "From " + line  # must be quoted in mbox
         lines.append(line)
         n += len(line) + 1
     return ("\n".join(lines) + "\n").encode()
 
 
-def _message(rng: random.Random, i: int, t: int) -> tuple[bytes, str]:
-    flags = rng.choice(["", "R", "RO", "O"])
-    xstatus = rng.choice(["", "A", "F", "AF"])
-    kw = rng.choice(["", "", "$Forwarded", "work, $Junk", "project-x"])
-    hdr = [
-        f"Return-Path: <sender{i % 977}@example.org>",
-        f"Received: from mx{i % 13}.example.org by mail.example.com; {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime(t))}",
-        f"From: Sender {i % 977} <sender{i % 977}@example.org>",
-        "To: mjl@example.com",
-        f"Subject: bench message {i} " + " ".join(rng.choice(WORDS) for _ in range(5)),
-        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime(t))}",
-        f"Message-ID: <{i}.{t}@example.org>",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-    ]
-    if flags:
-        hdr.append(f"Status: {flags}")
-    if xstatus:
-        hdr.append(f"X-Status: {xstatus}")
-    if kw:
-        hdr.append(f"X-Keywords: {kw}")
-    size = int(rng.lognormvariate(8.2, 0.6))  # median ~3.6 KB, mean ~4.5 KB
-    return ("\n".join(hdr) + "\n\n").encode() + _body(rng, size), flags + xstatus
+class _Messages:
+    """Generated messages: varying headers and flags over a pool of bodies (fast to make)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        # Sizes log-normal: median ~3.6 KB, mean ~4.5 KB, a long tail to ~60 KB.
+        self.bodies = [_body(self.rng, int(self.rng.lognormvariate(8.2, 0.6))) for _ in range(512)]
+
+    def message(self, i: int, t: int) -> bytes:
+        rng = self.rng
+        date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(t))
+        hdr = [
+            f"Return-Path: <sender{i % 977}@example.org>",
+            f"Received: from mx{i % 13}.example.org by mail.example.com; {date}",
+            f"From: Sender {i % 977} <sender{i % 977}@example.org>",
+            "To: mjl@example.com",
+            f"Subject: bench message {i}",
+            f"Date: {date}",
+            f"Message-ID: <{i}.{t}@example.org>",
+            "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=utf-8",
+        ]
+        status = rng.choice(["", "R", "RO", "O"])
+        if status:
+            hdr.append(f"Status: {status}")
+        xstatus = rng.choice(["", "", "A", "F"])
+        if xstatus:
+            hdr.append(f"X-Status: {xstatus}")
+        kw = rng.choice(["", "", "", "$Forwarded", "work, $Junk", "project-x"])
+        if kw:
+            hdr.append(f"X-Keywords: {kw}")
+        return ("\n".join(hdr) + "\n\n").encode() + self.bodies[i % len(self.bodies)]
 
 
 def gen_mbox(path: Path, count: int, seed: int = 1) -> int:
-    rng = random.Random(seed)
+    gen = _Messages(seed)
     t0 = 1_600_000_000
     with open(path, "wb", buffering=1 << 20) as f:
         for i in range(count):
             t = t0 + i * 60
-            msg, _ = _message(rng, i, t)
-            msg = msg.replace(b"\nFrom ", b"\n>From ")
             f.write(f"From sender{i % 977}@example.org {time.strftime('%a %b %d %H:%M:%S %Y', time.gmtime(t))}\n".encode())
-            f.write(msg)
+            f.write(gen.message(i, t).replace(b"\nFrom ", b"\n>From "))
             f.write(b"\n")
     return path.stat().st_size
 
 
 def gen_maildir(path: Path, count: int, seed: int = 2) -> int:
-    rng = random.Random(seed)
+    gen = _Messages(seed)
     for sub in ("cur", "new", "tmp"):
         (path / sub).mkdir(parents=True)
     (path / "dovecot-keywords").write_text("0 $Forwarded\n1 work\n2 $Junk\n")
     t0 = 1_600_000_000
     total = 0
+    infos = ["", "S", "RS", "FS", "Sa", "Sb", "c"]
     for i in range(count):
         t = t0 + i * 60
-        msg, _ = _message(rng, i, t)
-        info = "".join(sorted(rng.choice(["", "S", "RS", "FS", "Sa", "Sb", "c"])))
+        msg = gen.message(i, t)
         sub = "new" if i % 10 == 0 else "cur"
-        name = f"{t}.M{i}P1.bench" + ("" if sub == "new" else f":2,{info}")
-        (path / sub / name).write_bytes(msg)
+        name = f"{t}.M{i}P1.bench" + ("" if sub == "new" else f":2,{infos[i % len(infos)]}")
+        fd = os.open(path / sub / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, msg)
+        os.close(fd)
         total += len(msg)
     return total
 
@@ -121,11 +131,9 @@ def run_child(kind: str, src: Path, work: Path) -> dict:
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"{kind} import failed with exit {p.returncode}")
-    import json
-
     res = json.loads(out)
     res["maxrss_mb"] = rusage.ru_maxrss / 1024
-    res["cpu"] = rusage.ru_utime + rusage.ru_stime
+    res["user"], res["sys"] = rusage.ru_utime, rusage.ru_stime
     shutil.rmtree(data, ignore_errors=True)
     return res
 
@@ -135,7 +143,7 @@ def report(kind: str, n: int, res: dict) -> None:
     print(
         f"{kind:8} {n:>8} msgs  {res['input'] / 1e6:8.1f} MB in  {s:7.2f} s  "
         f"{res['messages'] / s:9.0f} msg/s  {res['input'] / 1e6 / s:7.1f} MB/s  "
-        f"peak RSS {res['maxrss_mb']:6.1f} MB  cpu {res['cpu']:.1f} s",
+        f"peak RSS {res['maxrss_mb']:6.1f} MB  cpu user {res['user']:.1f} s sys {res['sys']:.1f} s",
         flush=True,
     )
 
@@ -151,6 +159,7 @@ def main() -> None:
     if args.full:
         args.maildir = 200_000
     work = Path(tempfile.mkdtemp(prefix="moxcli-bench-import-", dir=args.tmp))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus; files in {work}", flush=True)
     try:
         for kind, top in (("mbox", args.mbox), ("maildir", args.maildir)):
             sizes = [top // 4, top] if args.sizes > 1 else [top]

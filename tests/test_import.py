@@ -133,6 +133,7 @@ def test_gz_stdin_crlf_and_several_files_in_one_import(data_dir, tmp_path):
     stdin = io.BytesIO(gen_mbox(1, 7))
     res = import_mbox(data_dir, "acc", "Archive/2006", [str(tmp_path / "a.mbox"), str(tmp_path / "b.mbox.gz"), "-", str(tmp_path / "c.mbox")], stdin=stdin)
     assert res.messages == 8
+    assert [(m.name, m.created, m.messages) for m in res.mailboxes] == [("Archive/2006", True, 8), ("Archive", True, 0)]
     assert res.input_bytes == sum((tmp_path / n).stat().st_size for n in ("a.mbox", "b.mbox.gz", "c.mbox")) + len(gen_mbox(1, 7))
     msgs = messages(data_dir, "acc", "Archive/2006")
     bodies = [message_file(data_dir, "acc", m["id"]).read_bytes() for m in msgs]
@@ -192,7 +193,13 @@ def test_recursive_maildirpp_tree(data_dir, tmp_path):
     (root / ".Sent" / "dovecot-keywords").write_text("0 $Forwarded\nbad line\n")
     (root / "notafolder").mkdir()
     res = import_maildir(data_dir, "acc", "inbox", root, recursive=True)
-    assert [m.name for m in res.mailboxes] == ["Inbox", "A/B", "Entwürfe", "Sent"]
+    assert [(m.name, m.created, m.messages) for m in res.mailboxes] == [
+        ("Inbox", True, 1),
+        ("A/B", True, 1),
+        ("Entwürfe", True, 1),
+        ("Sent", True, 1),
+        ("A", True, 0),  # parent created too
+    ]
     assert res.messages == 4
     assert [w.message for w in res.warnings] == ["line 2: expected '<index> <name>', got 'bad line'"]
     assert messages(data_dir, "acc", "Sent")[0]["flags"] == ["\\Seen", "\\Answered", "$Forwarded"]
@@ -200,7 +207,7 @@ def test_recursive_maildirpp_tree(data_dir, tmp_path):
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
         assert sorted(m["name"] for m in store_mail.list_mailboxes(tx, "acc")) == ["A", "A/B", "Entwürfe", "Inbox", "Sent"]
     res = import_maildir(data_dir, "acc", "Old", root, recursive=True)
-    assert [m.name for m in res.mailboxes] == ["Old", "Old/A/B", "Old/Entwürfe", "Old/Sent"]
+    assert [m.name for m in res.mailboxes] == ["Old", "Old/A/B", "Old/Entwürfe", "Old/Sent", "Old/A"]
     res = import_maildir(data_dir, "acc", "Flat", root)
     assert [m.name for m in res.mailboxes] == ["Flat"] and res.messages == 1
     check_contract(data_dir, "acc")

@@ -20,7 +20,7 @@ class _Progress:
     def __init__(self, interval: float, account: str) -> None:
         self.interval = interval
         self.account = account
-        self.last = 0.0
+        self.last = time.monotonic()
         self.bar: Any = None
         self.task: Any = None
         if sys.stderr.isatty():

@@ -280,7 +280,9 @@ class _Import:
         _, account_created = store_mail.ensure_account(tx, self.account)
         recs = []
         results = []
+        parents = []
         for name in self.mailbox_names:
+            parents += _missing_parents(tx, self.account, name, self.mailbox_index, parents)
             rec, created = store_mail.ensure_mailbox(tx, self.account, name)
             recs.append(rec)
             results.append(MailboxResult(name, created))
@@ -304,7 +306,7 @@ class _Import:
                 rec["keywords"] = sorted(set(rec.get("keywords", ())) | kws)
             store_mail.put_mailbox(tx, self.account, rec)
         store_mail.finish_import(tx, self.account, self.ids[-1] if len(self.ids) else None)
-        return results, account_created
+        return results + [MailboxResult(p, True) for p in parents], account_created
 
     def abort(self) -> None:
         """Remove every file written and the import record: the account is as it was."""
@@ -331,18 +333,20 @@ class _Import:
 
     def _dry_mailboxes(self) -> tuple[list[MailboxResult], bool]:
         out = []
+        parents: list[str] = []
         account_exists = False
         with contextlib.ExitStack() as stack:
             tx = stack.enter_context(self.store.read()) if self.store is not None else None
             if tx is not None:
                 account_exists = store_mail.get_account(tx, self.account) is not None
             for name in self.mailbox_names:
+                parents += _missing_parents(tx, self.account, name, self.mailbox_index, parents)
                 exists = tx is not None and store_mail.get_mailbox(tx, self.account, name) is not None
                 out.append(MailboxResult(name, not exists))
         for i in range(len(self.ids)):
             out[self.mb[i]].messages += 1
             out[self.mb[i]].size += self.sizes[i]
-        return out, not account_exists
+        return out + [MailboxResult(p, True) for p in parents], not account_exists
 
     def _result(self, mailboxes: list[MailboxResult], account_created: bool) -> ImportResult:
         return ImportResult(
@@ -357,6 +361,19 @@ class _Import:
             warnings=self.warnings,
             warnings_total=self.warnings_total,
         )
+
+
+def _missing_parents(tx: Txn | None, account: str, name: str, importing: dict[str, int], seen: list[str]) -> list[str]:
+    """Parent mailboxes of ``name`` that do not exist yet and are not imported into themselves."""
+    out = []
+    parts = name.split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if parent in importing or parent in seen or parent in out:
+            continue
+        if tx is None or store_mail.get_mailbox(tx, account, parent) is None:
+            out.append(parent)
+    return out
 
 
 def _sync(root: Path, paths: Iterator[Path]) -> None:
