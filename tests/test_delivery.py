@@ -14,7 +14,7 @@ from moxcli.config import parse_config  # noqa: E402
 from moxcli.delivery import deliver, dsn
 from moxcli.delivery import queue as q
 from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
-from moxcli.dns import NotFound
+from moxcli.dns import Answer, NotFound
 from moxcli.errors import LockHeld
 from moxcli.store import Store
 from moxcli.store import mail as store_mail
@@ -55,9 +55,10 @@ def _free_port() -> int:
 def smtpd():
     handler = Handler()
     port = _free_port()
-    ctl = Controller(handler, hostname="127.0.0.1", port=port)
+    ctl = Controller(handler, hostname="127.0.0.1", port=port, ident="test-smtpd", server_hostname="mx.example.org")
     ctl.start()
     handler.port = port
+    handler.greeting = "mx.example.org test-smtpd"
     yield handler
     ctl.stop()
 
@@ -328,3 +329,61 @@ def test_policy_rejection_on_first_attempt_to_dual_stack_host_is_retried(env):
     assert (r.outcome, r.enhanced) == ("deferred", "5.7.1")
     (r,) = deliver.run_queue(st, data, cfg, engine=eng, now=t + 1000)
     assert (r.outcome, r.enhanced) == ("failed", "5.7.1")
+
+
+class MXResolver(FakeResolver):
+    """example.org has MX mx.example.org (insecure), which is at 127.0.0.1."""
+
+    def query(self, name, rdtype):
+        if rdtype == "MX" and name == "example.org":
+            import dns.rdata
+
+            return Answer(name, rdtype, [dns.rdata.from_text("IN", "MX", "10 mx.example.org.")], False, name)
+        raise NotFound(name, rdtype, False, False)
+
+
+def _rows(st):
+    with st.read() as tx:
+        return {r.policy_domain: (r.is_host, r.send_report, [x.to_json() for x in r.results]) for r in tlsresults.iter_rows(tx)}
+
+
+def test_greylisted_then_delivered_via_mx_with_tls_results(env):
+    st, data, cfg, srv = env
+    srv.script["g@example.org"] = ["451 4.7.1 greylisted"]
+    body = MSG % b"grey-mx"
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["g@example.org"], data=body)
+    eng = deliver.Engine(cfg, MXResolver(), st, data)
+    t0 = time.time()
+    (r,) = deliver.run_queue(st, data, cfg, engine=eng, now=t0)
+    assert (r.outcome, r.host, r.ip, r.code, r.enhanced) == ("deferred", "mx.example.org", "127.0.0.1", 451, "4.7.1")
+    assert srv.messages == []
+    (r,) = deliver.run_queue(st, data, cfg, engine=eng, now=t0 + 451)
+    assert (r.outcome, r.attempt, r.host) == ("delivered", 2, "mx.example.org")
+    assert srv.messages == [("a@moxcli.test", ["g@example.org"], body)]
+    detail_ = {
+        "result-type": "starttls-not-supported", "sending-mta-ip": "127.0.0.1", "receiving-mx-hostname": "mx.example.org",
+        "receiving-mx-helo": srv.greeting, "receiving-ip": "127.0.0.1", "failed-session-count": 2,
+        "additional-information": "", "failure-reason-code": "",
+    }
+    summary = {"total-successful-session-count": 0, "total-failure-session-count": 0}
+    assert _rows(st) == {
+        "example.org": (False, True, [{"policy": {"policy-type": "no-policy-found", "policy-string": [], "policy-domain": "example.org", "mx-host": []}, "summary": summary, "failure-details": [detail_]}]),
+        "mx.example.org": (True, True, [{"policy": {"policy-type": "no-policy-found", "policy-string": [], "policy-domain": "mx.example.org", "mx-host": []}, "summary": summary, "failure-details": [detail_]}]),
+    }
+
+
+def test_rejected_5xx_via_mx_with_tls_results(env):
+    st, data, cfg, srv = env
+    srv.script["nobody@example.org"] = ["550 5.1.1 no such user"]
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["nobody@example.org"], data=MSG % b"rej-mx", sender_account="dave")
+    (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, MXResolver(), st, data))
+    assert (r.outcome, r.code, r.enhanced, r.dsn, r.host) == ("failed", 550, "5.1.1", True, "mx.example.org")
+    assert srv.messages == []
+    rows_ = _rows(st)
+    assert set(rows_) == {"example.org", "mx.example.org"}
+    # a refused recipient is not a TLS failure: no counts, only the STARTTLS detail
+    for _, _, (res,) in rows_.values():
+        assert res["summary"] == {"total-successful-session-count": 0, "total-failure-session-count": 0}
+        assert [d["result-type"] for d in res["failure-details"]] == ["starttls-not-supported"]
+    ((_, text),) = _mailbox_messages(st, data, "dave", "Inbox")
+    assert b"Remote-MTA: dns; mx.example.org" in text and b"Diagnostic-Code: smtp; 550 5.1.1 no such user" in text
