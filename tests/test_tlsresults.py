@@ -138,3 +138,14 @@ def test_mark_sent_and_delete(data_dir):
 def test_day_utc():
     assert tr.day_utc(0) == "19700101"
     assert tr.day_utc(1709337599) == "20240301"
+
+
+def test_drop_mapped_pages_keeps_reads_working(data_dir):
+    with Store.open(data_dir) as store:
+        _fill(store)
+        with store.read() as tx:
+            before = [r.to_json() for r in tr.iter_rows(tx)]
+            tr.drop_mapped_pages(store)  # inside an open read transaction, too
+            assert [r.to_json() for r in tr.iter_rows(tx)] == before
+            rcpt, host = tr.report_keys(tx, "20240302", store)
+        assert len(rcpt) == 4 and len(host) == 4

@@ -52,6 +52,7 @@ MAX_BETWEEN = 300.0  # ... at most 5 minutes apart
 MAX_ATTEMPTS = 5  # spec §2.5 step 11
 STALE_HOURS = 60  # spec §2.3 step 2
 LOCK_NAME = "send-tlsreports"
+RELEASE_EVERY = 64  # policy domains between drops of the store pages read
 
 SKIP_REASONS = ("no-report-requested", "no-tlsrpt-record", "no-mailto-rua", "already-sent", "no-policies", "success-only", "no-results")
 ERROR_REASONS = ("dns-temporary", "record-invalid", "local")
@@ -477,15 +478,16 @@ def send_tls_reports(
         if not dry_run:
             summary.stale_rows = store.update(lambda tx: tstore.delete_before(tx, stale_day))
         with store.read() as tx:
-            rcpt_keys, host_keys = tstore.report_keys(tx, day)
+            rcpt_keys, host_keys = tstore.report_keys(tx, day, store)
+        tstore.drop_mapped_pages(store)
         nsend = sum(1 for k in rcpt_keys + host_keys if k.send_report)
         between = 0.0 if deliver_now else min(SEND_WINDOW / nsend if nsend else SEND_WINDOW, MAX_BETWEEN)
         job = _Job(store, Path(data_dir), config, submitter, dry_run, t, between, summary, on_report, metrics)
         # Recipient-domain reports first: they store the addresses the host reports dedupe on.
-        for key in rcpt_keys:
-            _send_key(job, resolver, KIND_RCPT, key)
-        for key in host_keys:
-            _send_key(job, resolver, KIND_HOST, key)
+        for i, (kind, key) in enumerate([(KIND_RCPT, k) for k in rcpt_keys] + [(KIND_HOST, k) for k in host_keys]):
+            _send_key(job, resolver, kind, key)
+            if i % RELEASE_EVERY == RELEASE_EVERY - 1:
+                tstore.drop_mapped_pages(store)  # resident memory stays flat on huge tables
         if not dry_run and job.cleanup:
             summary.removed_rows = store.update(lambda tx: sum(tstore.delete_policy_domain(tx, d, p) for d, p in job.cleanup))
     if deliver_now and not dry_run:

@@ -26,16 +26,19 @@ one byte: the row's send_report flag (so the sender partitions keys without deco
 
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from moxcli.domain import DomainError, parse_domain
-from moxcli.store.env import Txn
+from moxcli.store.env import Store, Txn
 from moxcli.store.schema import SEP, TLS_RESULT, TLS_RESULT_BY_RCPT, prefix_key, split_key, text_key
 from moxcli.tlsrpt.report import Result, merge, pack_result, unpack_result
 
 SEQUENCE = "tlsresult"
+_MADV_DONTNEED = 4
 
 
 @dataclass(slots=True)
@@ -161,17 +164,20 @@ class ReportKey:
     send_report: bool
 
 
-def report_keys(tx: Txn, through_day: str) -> tuple[list[ReportKey], list[ReportKey]]:
+def report_keys(tx: Txn, through_day: str, store: Store | None = None) -> tuple[list[ReportKey], list[ReportKey]]:
     """Keys of rows with day_utc <= through_day: (recipient-domain keys, host keys) (spec §2.4).
 
     Recipient-domain keys come from rows whose policy domain equals the recipient domain, all
     others are host keys; each key's flag ORs the send_report of its rows in that partition.
-    Reads only the index (no row decoding): memory grows with keys, not with results.
+    Reads only the index (no row decoding): memory grows with keys, not with results. With
+    ``store``, the store pages read are dropped from memory as the scan goes.
     """
     rcpt: dict[tuple[bytes, bytes], bool] = {}
     host: dict[tuple[bytes, bytes], bool] = {}
     limit = through_day.encode()
-    for k, v in tx.scan_raw(TLS_RESULT_BY_RCPT):
+    for n, (k, v) in enumerate(tx.scan_raw(TLS_RESULT_BY_RCPT)):
+        if store is not None and n % 8192 == 8191:
+            drop_mapped_pages(store)
         day, rdom, pdom = k.split(SEP)
         if day > limit:
             break
@@ -279,6 +285,30 @@ def iter_rows(tx: Txn, day: str | None = None, policy_domain: str | None = None)
     for _, rec in tx.scan(TLS_RESULT, prefix):
         if pdom is None or rec["policy_domain"] == pdom:
             yield ResultRow.from_record(rec)
+
+
+def drop_mapped_pages(store: Store) -> None:
+    """Let go of the store pages this process has read (Linux; elsewhere a no-op).
+
+    LMDB reads through a shared, read-only memory map of the store file: every page read stays
+    in the process's resident set until the map is unmapped, so a job that reads a whole large
+    table looks as big as the table. MADV_DONTNEED drops those pages from the resident set;
+    they stay in the page cache and are mapped again when read (the map is never written
+    through, and pages visible to an open transaction are never reused, so this is safe).
+    """
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        return
+    target = str(Path(store.path) / "data.mdb")
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for line in maps.read_text().splitlines():
+            if not line.endswith(target):
+                continue
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
+    except OSError:
+        return
 
 
 def count(tx: Txn) -> int:
