@@ -272,8 +272,9 @@ def _dkim_prefix(config: Config, message: bytes) -> bytes:
         return b""
 
 
-def resolve_recipients(resolver: Resolver, found_at: Domain, rua: tuple[str, ...], result: DomainResult) -> tuple[list[Recipient], bool]:
-    """Where reports may go (RFC 7489 §7.1); (recipients, temporary error seen)."""
+def resolve_recipients(resolver: Resolver, found_at: Domain, rua: tuple[str, ...], errors: list[str]) -> tuple[list[Recipient], bool]:
+    """Where reports may go (RFC 7489 §7.1); (recipients, temporary error seen). Problems are
+    appended to ``errors`` (they go into the report's `<error>` elements)."""
     out: list[Recipient] = []
     temporary = False
     seen: set[str] = set()
@@ -289,20 +290,20 @@ def resolve_recipients(resolver: Resolver, found_at: Domain, rua: tuple[str, ...
         try:
             uri = parse_report_uri(text)
         except RecordError as exc:
-            result.errors.append(str(exc))
+            errors.append(str(exc))
             continue
         if uri.scheme != "mailto":
             continue  # only mailto destinations are used (https is not a defined rua scheme)
         try:
             _, rua_domain = uri.mailto()
         except RecordError as exc:
-            result.errors.append(str(exc))
+            errors.append(str(exc))
             continue
         if same_organization(rua_domain, found_at):
             add(uri)
             continue
         v = verify_external(resolver, found_at, uri)
-        result.errors.extend(v.errors)
+        errors.extend(v.errors)
         temporary = temporary or v.temporary
         if v.accepted:
             for u in v.uris:
@@ -323,34 +324,50 @@ class _Plan:
     error_message: Callable[[list[Recipient]], bytes] | None = None
 
 
-def _plan_domain(
-    store: Store, config: Config, resolver: Resolver, key: bytes, policy_domain: str, end: float, now: float, dry_run: bool
-) -> _Plan:
-    result = DomainResult(domain=policy_domain, status="queued")
+@dataclass
+class _Destinations:
+    """Outcome of the DNS part for a domain: where its report may go (or why not)."""
+
+    status: str = ""  # "" when there are recipients, else the DomainResult status
+    recipients: list[Recipient] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    temporary: bool = False
+
+
+def _destinations(resolver: Resolver, policy_domain: str) -> _Destinations:
+    """DMARC record lookup and rua checks; no store access, so it can run in a worker thread."""
+    out = _Destinations()
+    try:
+        found = lookup_record(resolver, parse_domain(policy_domain))
+    except TemporaryDNSError as exc:
+        out.status, out.temporary = "temporary-error", True
+        out.errors.append(str(exc))
+        return out
+    except (DNSError, MoxcliError) as exc:
+        out.status = "no-record"
+        out.errors.append(str(exc))
+        return out
+    out.recipients, out.temporary = resolve_recipients(resolver, found.domain, found.record.rua, out.errors)
+    if not out.recipients:
+        out.status = "temporary-error" if out.temporary else "no-recipients"
+    return out
+
+
+def _plan_domain(store: Store, config: Config, key: bytes, policy_domain: str, dest: _Destinations, end: float, now: float, dry_run: bool) -> _Plan:
+    result = DomainResult(domain=policy_domain, status=dest.status or "queued", errors=list(dest.errors), kept=dest.temporary)
     with store.read() as tx:
         rows = [(i, r) for i, r in dstore.evaluations(tx, policy_domain) if _in_period(r, end)]
     evals = sorted((Evaluation.from_record(r, i) for i, r in rows), key=lambda e: (e.evaluated, e.id))
     ids = [e.id for e in evals]
     result.evaluations = len(evals)
+    cleanup = not dest.temporary
+    if dest.status:
+        return _Plan(result, ids, cleanup=cleanup)
     domain = parse_domain(policy_domain)
-    try:
-        found = lookup_record(resolver, domain)
-    except TemporaryDNSError as exc:
-        result.status, result.kept = "temporary-error", True
-        result.errors.append(str(exc))
-        return _Plan(result, ids, cleanup=False)
-    except (DNSError, MoxcliError) as exc:
-        result.status = "no-record"
-        result.errors.append(str(exc))
-        return _Plan(result, ids, cleanup=True)
-    recipients, temporary = resolve_recipients(resolver, found.domain, found.record.rua, result)
-    if not recipients:
-        result.status = "temporary-error" if temporary else "no-recipients"
-        result.kept = temporary
-        return _Plan(result, ids, cleanup=not temporary)
+    recipients = dest.recipients
     if not any(not e.optional for e in evals):
         result.status = "only-optional"
-        return _Plan(result, ids, cleanup=not temporary)
+        return _Plan(result, ids, cleanup=cleanup)
     first = evals[0]
     report_id = datetime.fromtimestamp(end, timezone.utc).strftime("%Y%m%d.%H") + "." + received_id(key, first.id)
     fb = build_feedback(config, domain, evals, report_id, end, result.errors)
@@ -361,11 +378,10 @@ def _plan_domain(
     message = _report_message(config, domain, fb, gzip.compress(xml, mtime=0), end, [r.address for r in recipients], now)
     prefix = _dkim_prefix(config, message)
     result.size = len(prefix) + len(message)
-    result.kept = temporary
     return _Plan(
         result,
         ids,
-        cleanup=not temporary,
+        cleanup=cleanup,
         message=message,
         prefix=prefix,
         recipients=recipients,
@@ -470,11 +486,12 @@ def _run(
             store.update(lambda tx, d=dom, i=ids: dstore.delete_evaluations(tx, d, i))
     between = min(SPREAD_SECONDS / len(flagged), MAX_BETWEEN) if flagged and not deliver_now else 0.0
     key = load_key(data_dir, create=not dry_run)
-    # DNS lookups (record, external authorizations) dominate; like mox, domains are prepared
-    # concurrently. Queueing stays sequential, in order, one transaction per domain.
+    # DNS lookups (record, external authorizations) dominate; like mox, they run concurrently.
+    # The store is only used from this thread: one transaction per domain, in order.
     with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_LOOKUPS, len(flagged)))) as pool:
-        plans = pool.map(lambda dom: _plan_domain(store, config, resolver, key, dom, end, now, dry_run), flagged)
-        for n, (dom, plan) in enumerate(zip(flagged, plans)):
+        dests = pool.map(lambda dom: _destinations(resolver, dom), flagged)
+        for n, (dom, dest) in enumerate(zip(flagged, dests)):
+            plan = _plan_domain(store, config, key, dom, dest, end, now, dry_run)
             _queue_domain(store, data_dir, config, run, dom, plan, now + n * between, now, dry_run)
     return run
 
