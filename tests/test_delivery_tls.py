@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ssl
+import time
 
 import dns.rdata
 
@@ -195,12 +196,13 @@ class RequireTLSServer:
     """A minimal SMTP server with STARTTLS that announces REQUIRETLS after TLS (aiosmtpd
     does not know the MAIL parameter). Records the commands it got."""
 
-    def __init__(self, cert, key) -> None:
+    def __init__(self, cert, key, ctx: ssl.SSLContext | None = None, sessions: int = 1) -> None:
         import socket
         import threading
 
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx = ctx or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
+        self.sessions = sessions
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(2)
@@ -212,10 +214,14 @@ class RequireTLSServer:
         self.thread.start()
 
     def serve(self) -> None:
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
+        for _ in range(self.sessions):
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.session(conn)
+
+    def session(self, conn) -> None:
         conn.settimeout(10)
         f = conn.makefile("rb")
         conn.sendall(b"220 rt.example ESMTP\r\n")
@@ -231,7 +237,12 @@ class RequireTLSServer:
                     conn.sendall(b"250-rt.example\r\n250-PIPELINING\r\n" + (b"250 REQUIRETLS\r\n" if tls else b"250 STARTTLS\r\n"))
                 elif verb == "STARTTLS":
                     conn.sendall(b"220 go\r\n")
-                    conn = self.ctx.wrap_socket(conn, server_side=True)
+                    conn = self.ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+                    try:
+                        conn.do_handshake()
+                    except ssl.SSLError:
+                        time.sleep(0.5)  # the alert is sent; let the client read it before the close
+                        raise
                     f = conn.makefile("rb")
                     tls = True
                 elif verb == "DATA":
@@ -264,3 +275,28 @@ def test_requiretls_with_dane_delivered(tmp_path):
     assert "MAIL FROM:<a@moxcli.test> REQUIRETLS" in srv.commands
     assert srv.data == b"Subject: x\r\n\r\nhi\r\n"
     assert res["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
+
+
+def test_alert_on_first_read_after_handshake(tmp_path):
+    """TLS 1.3 server that wants a client certificate: the client's handshake completes, the
+    server's alert 116 arrives with the first read (spec §3.5: success -1, failure +1), then
+    the plaintext fallback delivers."""
+    c, k = _cert(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(c)
+    srv = RequireTLSServer(c, k, ctx=ctx, sessions=2)
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {srv.port}\n', data / "moxcli.toml")
+    with Store.open(data) as st:
+        r, res = _run(st, data, cfg)
+    srv.thread.join(10)
+    srv.sock.close()
+    assert (r.outcome, r.tls) == ("delivered", "")
+    assert srv.data == b"Subject: x\r\n\r\nhi\r\n"
+    # host and recipient rows share the key here (implicit MX): each had +1 -1 success, +1 failure
+    assert res["summary"] == {"total-successful-session-count": 0, "total-failure-session-count": 2}
+    (d,) = [d for d in res["failure-details"] if d["result-type"] != "certificate-not-trusted"]
+    assert (d["result-type"], d["failure-reason-code"], d["failed-session-count"]) == ("validation-failure", "tls-remote-alert-116-certificate-required", 2)

@@ -467,10 +467,12 @@ def _session(engine: Engine, msg: QueueMsg, data: bytes, plan: _HostPlan, tls: A
             except SMTPError as exc:
                 cause = exc.__cause__
                 if exc.tls and cause is not None:
+                    # A TLS error right after the handshake is a TLS failure (plaintext fallback
+                    # rules apply); an alert from the server also corrects the counts (spec §3.5).
                     rt, reason = tlsconn.classify_handshake_error(cause)
                     if reason.startswith("tls-remote-alert"):
                         tls.both(host_result, -1, 1, fields(rt, reason))
-                        raise DeliveryError(f"after tls handshake with {plan.host}: {exc}", tls=True) from None
+                    raise DeliveryError(f"after tls handshake with {plan.host}: {exc}", tls=True) from None
                 raise
         if msg.require_tls is True and "REQUIRETLS" not in client.extensions:
             raise DeliveryError(f"{plan.host} does not announce REQUIRETLS", code=554, enhanced="5.7.30")

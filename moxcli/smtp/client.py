@@ -199,7 +199,7 @@ class Client:
         except socket.timeout:
             raise SMTPError("timeout writing command") from None
         except OSError as exc:
-            raise SMTPError(f"writing command: {exc}") from exc
+            raise SMTPError(f"writing command: {exc}", tls=self.tls and _is_tls_error(exc)) from exc
 
     def command(self, line: str) -> Reply:
         self.send(line.encode("utf-8") + b"\r\n")
