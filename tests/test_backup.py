@@ -226,3 +226,19 @@ def test_sigkill_during_backup(data_dir, tmp_path):
     assert verify_data(data_dir).ok
     res = backup(data_dir, tmp_path / "second")
     assert res.ok, "the lock of the killed backup is gone"
+
+
+def test_bad_records_are_errors_not_crashes(src, tmp_path):
+    with Store.open(src) as st, st.write() as tx:
+        tx.put_raw(schema.MESSAGE, schema.text_key("alice", 1, 99), b"\xc1")
+        tx.put(schema.MESSAGE, schema.text_key("../evil", 1, 1), {"id": 1, "size": 1})
+        tx.put(schema.QUEUE, schema.u64(77), {"id": 77, "size": "big"})
+    res = backup(src, tmp_path / "backup")
+    assert not res.ok
+    assert sorted(res.errors) == [
+        "store/message/../evil/1/1: cannot back up its file: invalid account name '../evil'",
+        "store/message/alice/1/99: cannot back up its file: does not decode (msgpack: FormatError)",
+        "store/queue/77: cannot back up its file: id 77 / size 'big' are not valid numbers",
+    ]
+    assert res.files_linked == 8
+    assert not (tmp_path / "evil").exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,12 @@ from typing import Any, Callable
 
 from moxcli import __version__
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE, syncfs
-from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet, reserved_ids
-from moxcli.errors import MoxcliError, UsageError
-from moxcli.store import Store, StoreNeedsMigration, job_lock
+from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet, decode_error, key_text, meta_value, reserved_ids
+from moxcli.errors import MoxcliError, StoreError, UsageError
+from moxcli.store import Store, StoreNeedsMigration, Txn, job_lock
 from moxcli.store import queue as qstore
-from moxcli.store.env import STORE_DIR
-from moxcli.store.files import msg_path, parse_msg_path, sync_dir
+from moxcli.store.env import STORE_DIR, decode
+from moxcli.store.files import check_account_name, msg_path, parse_msg_path, sync_dir
 from moxcli.store.schema import MESSAGE, QUEUE, from_u64, split_key
 
 # Copied without a warning besides store, accounts and queue; never copied: locks, tmp.
@@ -151,7 +152,10 @@ class _Backup:
         out = self.dst / STORE_DIR
         try:
             with Store.open(self.src, readonly=True) as store:
-                store.copy_to(out, compact=True)
+                try:
+                    store.copy_to(out, compact=True)
+                except Exception as exc:  # lmdb's errors on a damaged store: this backup failed
+                    raise StoreError(f"{self.src / STORE_DIR}: copying the store failed: {type(exc).__name__}: {exc}") from None
         except StoreNeedsMigration as exc:
             # No current moxcli writes to an older-schema store (a writable open migrates it
             # first), so a plain file copy is consistent. The backup keeps the old schema.
@@ -169,20 +173,38 @@ class _Backup:
             self.res.schema_version = tx.meta("schema_version")
             self.total = tx.count(MESSAGE) + tx.count(QUEUE)
             ids: dict[str, IdSet] = {}
-            for key, rec in tx.scan(MESSAGE):
-                account = str(split_key(key, (1, 2))[0])
-                msg_id = int(rec["id"])
-                ids.setdefault(account, IdSet()).add(msg_id)
-                self._put_ref(f"accounts/{account}/msg/{msg_path(msg_id)}", int(rec.get("size", 0)), key)
+            sequences: dict[str, int] = {}
+            for key, raw in tx.scan_raw(MESSAGE):
+                try:
+                    rec = decode(MESSAGE, key, raw)
+                    account = check_account_name(str(split_key(key, (1, 2))[0]))
+                    msg_id, size = _id_size(rec)
+                except (StoreError, ValueError, struct.error) as exc:
+                    why = decode_error(MESSAGE, key, exc) if isinstance(exc, StoreError) else str(exc)
+                    self.res.errors.append(f"{key_text(MESSAGE, key)}: cannot back up its file: {why}")
+                    continue
+                if account not in sequences:
+                    sequences[account] = _sequence(tx, MESSAGE_SEQUENCE.format(account=account))
+                if msg_id <= sequences[account]:  # beyond it: not a file to keep apart (and no huge bitmap)
+                    ids.setdefault(account, IdSet()).add(msg_id)
+                self._put_ref(f"accounts/{account}/msg/{msg_path(msg_id)}", size, key)
             queue_ids = IdSet()
-            for key, rec in tx.scan(QUEUE):
-                msg_id = from_u64(key)
-                queue_ids.add(msg_id)
-                prefix = rec.get("prefix") or b""
-                self._put_ref(f"queue/{msg_path(msg_id)}", int(rec.get("size", 0)) - len(prefix), key)
+            queue_seq = _sequence(tx, qstore.SEQUENCE)
+            for key, raw in tx.scan_raw(QUEUE):
+                try:
+                    rec = decode(QUEUE, key, raw)
+                    msg_id, size = from_u64(key), _id_size(rec)[1]
+                except (StoreError, ValueError, struct.error) as exc:
+                    why = decode_error(QUEUE, key, exc) if isinstance(exc, StoreError) else str(exc)
+                    self.res.errors.append(f"{key_text(QUEUE, key)}: cannot back up its file: {why}")
+                    continue
+                if msg_id <= queue_seq:
+                    queue_ids.add(msg_id)
+                self._put_ref(f"queue/{msg_path(msg_id)}", size - len(rec.get("prefix") or b""), key)
             accounts = sorted(set(ids) | {d.name for d in _dirs(self.src / "accounts")})
-            sequences = {a: tx.peek_id(MESSAGE_SEQUENCE.format(account=a)) for a in accounts}
-            queue_seq = tx.peek_id(qstore.SEQUENCE)
+            for a in accounts:
+                if a not in sequences:
+                    sequences[a] = _sequence(tx, MESSAGE_SEQUENCE.format(account=a))
             reserved = reserved_ids(tx)
         if self.progress:
             self.progress(self.done, self.total)
@@ -320,6 +342,19 @@ class _Backup:
                 self.res.warnings.append(f"{rel}: not a regular file, directory or symlink; skipped")
         except OSError as exc:
             self.res.errors.append(_describe(exc))
+
+
+def _sequence(tx: Txn, name: str) -> int:
+    """The last id a sequence of the snapshot handed out (0 if its record is broken)."""
+    value = meta_value(tx, "seq:" + name, 0)
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def _id_size(rec: dict[str, Any]) -> tuple[int, int]:
+    msg_id, size = rec.get("id"), rec.get("size")
+    if not isinstance(msg_id, int) or msg_id < 1 or not isinstance(size, int) or size < 0:
+        raise ValueError(f"id {msg_id!r} / size {size!r} are not valid numbers")
+    return msg_id, size
 
 
 def _entries(path: Path) -> list[os.DirEntry[str]]:

@@ -24,7 +24,6 @@ from moxcli import __version__
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration
-from moxcli.store import mail as store_mail
 from moxcli.store import queue as qstore
 from moxcli.store.env import STORE_DIR, Txn, decode
 from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path
@@ -70,6 +69,9 @@ INDEX_TABLES = {t.name for t in TABLES if "->" in t.key_layout}
 _INDEX_TARGETS = {TLS_REPORT_IN_BY_DOMAIN.name: TLS_REPORT_IN, DMARC_REPORT_IN_BY_DOMAIN.name: DMARC_REPORT_IN}
 
 MESSAGE_SEQUENCE = "message:{account}"  # docs/development.md, data contracts
+# Meta key prefix of an unfinished import (moxcli.store.mail.begin_import; read here record by
+# record so that one malformed record is reported instead of stopping the scan).
+IMPORT_PREFIX = "import:"
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,14 @@ def key_text(table: Table, key: bytes) -> str:
         return f"{STORE_DIR}/{table.name}/" + "/".join(str(p) for p in parts)
     except (UnicodeDecodeError, struct.error, ValueError):
         return f"{STORE_DIR}/{table.name}/{key.hex()}"
+
+
+def decode_error(table: Table, key: bytes, exc: StoreError) -> str:
+    """What the store layer said about an undecodable record, without repeating the key."""
+    what = str(exc).replace(f"table {table.name}: record {key!r} ", "")
+    if what.endswith(": ") and exc.__context__ is not None:
+        what = f"{what[:-2]} (msgpack: {type(exc.__context__).__name__})"
+    return what
 
 
 # LMDB's meta pages (lmdb.h MDB_meta after the 16-byte page header; 64-bit build): magic,
@@ -345,8 +355,12 @@ class _Checker:
     def run(self, store: Store) -> None:
         res = self.res
         with store.read() as tx:
-            res.schema_version = tx.meta("schema_version")
+            res.schema_version = meta_value(tx, "schema_version")
             self._accounts(tx)
+            self.sequences["queue"] = self._sequence(tx, qstore.SEQUENCE)
+            for acc in self.accounts:
+                self.sequences[acc] = self._sequence(tx, MESSAGE_SEQUENCE.format(account=acc))
+            self.reserved = reserved_ids(tx, self.res)
             self._mailboxes(tx)
             self._mailbox_names(tx)
             self._messages(tx)
@@ -354,14 +368,19 @@ class _Checker:
             for t in TABLES:
                 if t.name not in res.counts:
                     self._generic(tx, t)
-            self.sequences["queue"] = tx.peek_id(qstore.SEQUENCE)
-            for acc in self.accounts:
-                self.sequences[acc] = tx.peek_id(MESSAGE_SEQUENCE.format(account=acc))
-            self.reserved = reserved_ids(tx)
         self._check_counters()
         self._account_files()
         self._queue_files()
         res.counts["message_bytes"] = self.bytes
+
+    def _sequence(self, tx: Txn, name: str) -> int:
+        """The last id a sequence handed out (a broken record counts as 0, reported here or by
+        the META decode pass)."""
+        value = meta_value(tx, "seq:" + name, 0)
+        if not isinstance(value, int) or value < 0:
+            self.res.problem(f"{STORE_DIR}/meta/seq:{name}", f"sequence value {value!r} is not a number")
+            return 0
+        return value
 
     def _records(self, tx: Txn, table: Table) -> Iterator[tuple[bytes, dict[str, Any]]]:
         """Every record that decodes under its version; the others become problems."""
@@ -371,10 +390,7 @@ class _Checker:
             try:
                 rec = decode(table, key, raw)
             except StoreError as exc:
-                what = str(exc).replace(f"table {table.name}: record {key!r} ", "")
-                if what.endswith(": ") and exc.__context__ is not None:
-                    what = f"{what[:-2]} (msgpack: {type(exc.__context__).__name__})"
-                self.res.problem(key_text(table, key), what)
+                self.res.problem(key_text(table, key), decode_error(table, key, exc))
                 continue
             yield key, rec
         self._count(tx, table, n)
@@ -478,6 +494,12 @@ class _Checker:
                 s = self.sums[(acc, mb_id)]
                 s[0] += 1
                 s[1] += size
+            if acc not in self.accounts:
+                continue  # no sequence to check against; maybe not even a valid directory name
+            if msg_id > self.sequences[acc]:
+                # The sequence would hand this id out again (and overwrite the file).
+                res.problem(where, f"message id {msg_id} is beyond the last id handed out ({self.sequences[acc]})")
+                continue
             if not self.message_ids.setdefault(acc, IdSet()).add(msg_id):
                 res.problem(where, f"message id {msg_id} is used by another message of account {acc!r}")
                 continue
@@ -499,6 +521,9 @@ class _Checker:
             size = rec.get("size")
             if not isinstance(size, int) or not isinstance(prefix, bytes):
                 res.problem(where, f"size {size!r} or prefix are not valid")
+                continue
+            if msg_id > self.sequences["queue"]:
+                res.problem(where, f"queue id {msg_id} is beyond the last id handed out ({self.sequences['queue']})")
                 continue
             self.queue_ids.add(msg_id)
             self._check_file(f"queue/{msg_path(msg_id)}", size, len(prefix), where)
@@ -606,12 +631,30 @@ class _Checker:
         self.res.moved.append((rel, str(dest.relative_to(self.data_dir))))
 
 
-def reserved_ids(tx: Txn) -> dict[str, list[tuple[int, int]]]:
-    """Message id ranges reserved by imports that have not committed (or were killed)."""
+def meta_value(tx: Txn, name: str, default: Any = None) -> Any:
+    """A meta value, or ``default`` when its record does not decode."""
+    try:
+        return tx.meta(name, default)
+    except StoreError:
+        return default
+
+
+def reserved_ids(tx: Txn, res: VerifyResult | None = None) -> dict[str, list[tuple[int, int]]]:
+    """Message id ranges reserved by imports that have not committed (or were killed).
+
+    Read from the records moxcli.store.mail keeps for them (meta ``import:<account>``);
+    a malformed one is reported to ``res`` and ignored."""
     out: dict[str, list[tuple[int, int]]] = {}
-    for account, info in store_mail.unfinished_imports(tx):
-        ranges = info.get("ranges", []) if isinstance(info, dict) else []
-        out[account] = [(int(r[0]), int(r[1])) for r in ranges if isinstance(r, (list, tuple)) and len(r) == 2]
+    for key, raw in tx.scan_raw(META, IMPORT_PREFIX.encode()):
+        account = key.decode("utf-8", "replace")[len(IMPORT_PREFIX) :]
+        try:
+            info = decode(META, key, raw).get("value")
+            ranges = [(int(lo), int(hi)) for lo, hi in info["ranges"]]
+        except (StoreError, TypeError, ValueError, KeyError, AttributeError):
+            if res is not None:
+                res.problem(key_text(META, key), "record of an unfinished import is malformed")
+            continue
+        out[account] = ranges
     return out
 
 
