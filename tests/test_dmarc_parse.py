@@ -55,7 +55,13 @@ def test_not_dmarc(text):
         parse_record(text)
 
 
-@pytest.mark.parametrize("text", ["v=DMARC1; p=maybe", "v=DMARC1; pct=101", "v=DMARC1; ri=soon", "v=DMARC1; p=none; p=reject", "v=DMARC1; bogus"])
+def test_invalid_values_are_ignored():
+    """RFC 7489 §6.6.3: an invalid p with a valid rua is acted on as p=none; reporting goes on."""
+    r = parse_record("v=DMARC1; p=maybe; sp=REJECT; pct=101; ri=soon; adkim=x; rua=mailto:a@x.example")
+    assert (r.p, r.sp, r.pct, r.ri, r.adkim, r.rua) == ("", "reject", 100, 86400, "", ("mailto:a@x.example",))
+
+
+@pytest.mark.parametrize("text", ["v=DMARC1; p=none; p=reject", "v=DMARC1; bogus", "v=DMARC1; a b=c"])
 def test_bad_record(text):
     with pytest.raises(RecordError):
         parse_record(text)

@@ -1,8 +1,9 @@
 """DMARC TXT records and their reporting URIs (RFC 7489 §6.3, §6.4). Pure: no I/O.
 
 Only what reporting needs is interpreted: `v`, `p`, `sp`, `adkim`, `aspf`, `pct`, `ri`, `rua`,
-`ruf`. Unknown tags are ignored (RFC 7489 §6.3). Parsing is liberal like mox (these records
-come from others): tag names are case-insensitive and whitespace around tags is allowed.
+`ruf`. Unknown tags are ignored (RFC 7489 §6.3). Parsing is liberal (these records come from
+others): tag names are case-insensitive, whitespace around tags is allowed, and invalid values
+of the tags above are ignored; only a malformed tag list is an error.
 """
 
 from __future__ import annotations
@@ -105,24 +106,18 @@ def parse_record(text: str) -> DMARCRecord:
         if name in tags:
             raise RecordError(f"DMARC record: duplicate tag {name!r}")
         tags[name] = value.strip()
+    # RFC 7489 §6.6.3: a record with an invalid "p" (or "sp") but a valid rua is acted on as
+    # p=none. Reporting only needs rua and ri, so invalid values are ignored (defaults kept)
+    # rather than failing the whole record.
     values: dict[str, object] = {}
-    for name in ("p", "sp"):
-        if name in tags:
-            v = tags[name].lower()
-            if v not in ("none", "quarantine", "reject"):
-                raise RecordError(f"DMARC record: invalid {name}={tags[name]!r}")
-            values[name] = v
-    for name in ("adkim", "aspf"):
-        if name in tags:
-            v = tags[name].lower()
-            if v not in ("r", "s"):
-                raise RecordError(f"DMARC record: invalid {name}={tags[name]!r}")
+    for name, allowed in (("p", ("none", "quarantine", "reject")), ("sp", ("none", "quarantine", "reject")), ("adkim", ("r", "s")), ("aspf", ("r", "s"))):
+        v = tags.get(name, "").lower()
+        if v in allowed:
             values[name] = v
     for name, high in (("pct", 100), ("ri", 1 << 31)):
-        if name in tags:
-            if not tags[name].isdigit() or int(tags[name]) > high:
-                raise RecordError(f"DMARC record: invalid {name}={tags[name]!r}")
-            values[name] = int(tags[name])
+        v = tags.get(name, "")
+        if v.isdigit() and int(v) <= high:
+            values[name] = int(v)
     for name in ("rua", "ruf"):
         if name in tags:
             values[name] = tuple(u.strip() for u in tags[name].split(",") if u.strip())
