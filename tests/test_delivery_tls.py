@@ -196,6 +196,8 @@ class RequireTLSServer:
     """A minimal SMTP server with STARTTLS that announces REQUIRETLS after TLS (aiosmtpd
     does not know the MAIL parameter). Records the commands it got."""
 
+    greeting = b"220 rt.example ESMTP\r\n"
+
     def __init__(self, cert, key, ctx: ssl.SSLContext | None = None, sessions: int = 1) -> None:
         import socket
         import threading
@@ -224,7 +226,7 @@ class RequireTLSServer:
     def session(self, conn) -> None:
         conn.settimeout(10)
         f = conn.makefile("rb")
-        conn.sendall(b"220 rt.example ESMTP\r\n")
+        conn.sendall(self.greeting)
         tls = False
         try:
             while True:
