@@ -423,3 +423,24 @@ def data_dir_factory(tmp_path, monkeypatch):
         return d
 
     return make
+
+
+SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples" / "mox" / "import"
+
+
+def test_imported_samples_verify_and_back_up(runner, data_dir, tmp_path):
+    """Real mailboxes (mox's import test data) imported by moxcli pass verifydata and backup."""
+    if not SAMPLES.is_dir():
+        pytest.skip(f"{SAMPLES} not present (the shared samples are available in CI)")
+    from moxcli.datatools.backup import backup
+
+    r = runner.invoke(cli, ["--data", str(data_dir), "import", "mbox", "alice", "Archive", str(SAMPLES / "importtest.mbox")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["--data", str(data_dir), "import", "maildir", "alice", "Maildir", str(SAMPLES / "importtest.maildir")])
+    assert r.exit_code == 0, r.output
+    res = verify_data(data_dir)
+    assert res.ok and res.warnings == [], (res.problems, res.warnings)
+    assert res.counts["message"] == res.counts["message_files"] > 0
+    b = backup(data_dir, tmp_path / "backup")
+    assert b.ok and b.files_linked == res.counts["message"]
+    assert verify_data(tmp_path / "backup").ok
