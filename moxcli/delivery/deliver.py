@@ -245,16 +245,17 @@ def deliver_message(engine: Engine, msg: QueueMsg, data: bytes, tls: AttemptTLS)
         tls.recipient.add(0, 1)
         out.error = DeliveryError(f"mta-sts policy for {domain.ascii}: {policy_error}")
         return out
-    enforce = policy is not None and policy_mode(policy) == "enforce"
+    enforce = policy is not None and policy.mode == "enforce"
 
     last_error: DeliveryError | None = None
     hosts_5730 = 0
     for host, _pref in dests.hosts:
-        if policy is not None and policy_mode(policy) != "none" and not policy_matches(policy, host):
+        if policy is not None and policy.mode != "none" and not policy.matches_mx(host):
+            # RFC 8461 §4.1, §5: reported in testing mode too; enforce skips the host.
             tls.recipient.add(0, 0, detail(RESULT_VALIDATION_FAILURE, "mtasts-policy-mx-mismatch", mx_host=host))
-            if policy_mode(policy) == "enforce" and not tls_required_no:
+            if enforce and not tls_required_no:
                 tls.recipient.add(0, 1)
-                last_error = DeliveryError(f"mx host {host} does not match enforced mta-sts policy with hosts {', '.join(policy_mx(policy))}")
+                last_error = DeliveryError(f"mx host {host} does not match enforced mta-sts policy with hosts {', '.join(m.ascii for m in policy.mx)}")
                 continue
         plan = _plan_host(engine, msg, domain, dests, host, enforce, tls)
         if isinstance(plan, DeliveryError):
@@ -516,18 +517,6 @@ def _mtasts(engine: Engine, domain: Domain, tls_required_no: bool) -> tuple[MTAS
             return None, exc.result, None
         return None, exc.result, str(exc)
     return got.policy, got.result, None
-
-
-def policy_mode(policy: MTASTSPolicy) -> str:
-    return policy.mode
-
-
-def policy_mx(policy: MTASTSPolicy) -> list[str]:
-    return [m.ascii for m in policy.mx]
-
-
-def policy_matches(policy: MTASTSPolicy, host: str) -> bool:
-    return policy.matches_mx(host)
 
 
 # ------------------------------------------------------------------------- the queue run
