@@ -196,3 +196,40 @@ def test_show_unknown(runner, data):
     _invoke(runner, data, "dmarc", "record", input="")
     r = _invoke(runner, data, "dmarcreports", "show", "99")
     assert r.exit_code in (1, 2) and "99" in r.stderr
+
+
+def test_lookup(runner, data, fake_dns):
+    fake_dns.txt_records.update({
+        "_dmarc.ext.example": ["v=DMARC1; p=none; rua=mailto:a@ext.example!1m,mailto:b@other.example,mailto:c@temp.example,https://x.example/r,bad"],
+        "ext.example._report._dmarc.other.example": ["v=DMARC1"],
+        "ext.example._report._dmarc.temp.example": "TEMP",
+    })
+    r = _invoke(runner, data, "dmarc", "lookup", "--json", "mail.ext.example")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert set(out) == {"domain", "found_at", "record", "dnssec", "interval_hours", "rua"}
+    assert (out["domain"], out["found_at"], out["dnssec"], out["interval_hours"]) == ("mail.ext.example", "ext.example", False, 24)
+    assert [x["status"] for x in out["rua"]] == ["same-organization", "authorized", "temporary-error", "ignored", "invalid"]
+    assert out["rua"][0]["destinations"] == [{"uri": "mailto:a@ext.example", "address": "a@ext.example", "max_size": 1 << 20}]
+    assert out["rua"][1]["verification_name"] == "ext.example._report._dmarc.other.example"
+    assert set(out["rua"][0]) == {"rua", "status", "destinations", "errors", "verification_name"}
+    r = _invoke(runner, data, "dmarc", "lookup", "ext.example")
+    assert r.exit_code == 0 and "authorized" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "txt,code",
+    [
+        ({}, 1),
+        ({"_dmarc.x.example": ["v=DMARC1; rua=mailto:r@elsewhere.example"]}, 1),
+        ({"_dmarc.x.example": ["v=DMARC1; rua=mailto:r@t.example"], "x.example._report._dmarc.t.example": "TEMP"}, 3),
+        ({"_dmarc.x.example": "TEMP"}, 3),
+    ],
+)
+def test_lookup_exit_codes(runner, data, fake_dns, txt, code):
+    fake_dns.txt_records.clear()
+    fake_dns.txt_records.update(txt)
+    r = _invoke(runner, data, "dmarc", "lookup", "x.example")
+    assert r.exit_code == code, r.output
+    r = _invoke(runner, data, "dmarc", "lookup", "not a domain")
+    assert r.exit_code == 2

@@ -93,3 +93,11 @@ def test_failed_report_dsn_goes_quietly_to_postmaster_dmarc(lab, tmp_path):
     assert len(msgs) == 1
     assert "\\Seen" in msgs[0]["flags"]
     assert inbox is None or inbox.get("messages", 0) == 0
+
+
+def test_lookup_against_lab_dns(lab_data, runner):
+    """The real resolver path: the lab publishes no DMARC records (signed NXDOMAIN)."""
+    from moxcli.cli import cli
+
+    r = runner.invoke(cli, ["--data", str(lab_data), "dmarc", "lookup", "reports.test"])
+    assert r.exit_code == 1 and "no DMARC record for reports.test" in r.stderr

@@ -100,6 +100,54 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
     )
 
 
+@dmarc_group.command("lookup")
+@click.argument("domain")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON: domain, found_at, record, dnssec, interval_hours, rua[] {rua, status, destinations[] {uri, address, max_size}, errors, verification_name}.")
+@click.pass_obj
+def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
+    """Show a domain's DMARC record and where its aggregate reports would go.
+
+    Looks up the record as the report job does (at the domain, else its organizational
+    domain) and checks every rua address: same organization, or an external address that
+    opted in with a `_report._dmarc` record (RFC 7489 §7.1). Exit 1 without a record or a
+    usable address, 3 on temporary DNS errors.
+
+    \b
+    Example:
+      moxcli dmarc lookup example.org
+    """
+    from moxcli.dmarc.verify import check_domain
+    from moxcli.dns import Resolver
+    from moxcli.domain import DomainError, parse_domain
+    from moxcli.errors import EXIT_FAILED, EXIT_TEMPORARY, UsageError
+
+    try:
+        d = parse_domain(domain)
+    except DomainError as exc:
+        raise UsageError(f"invalid domain {domain!r}: {exc}") from None
+    check = check_domain(Resolver.from_config(app.config().dns), d)
+    if as_json:
+        output.emit_json(check)
+    else:
+        output.kv(
+            f"DMARC record for {d.name}",
+            [("found at", f"_dmarc.{check.found_at.ascii}"), ("record", check.record), ("dnssec", "yes" if check.authentic else "no"),
+             ("report interval", f"{check.to_json()['interval_hours']}h")],
+        )
+        output.table(
+            None,
+            ["rua", "status", "reports go to", "notes"],
+            [
+                (r.text, r.status, ", ".join(u.uri + (f" (max {u.max_size} bytes)" if u.max_size else "") for u in r.uris), "; ".join(r.errors))
+                for r in check.rua
+            ],
+        )
+    if any(r.temporary for r in check.rua) and not check.destinations:
+        raise SystemExit(EXIT_TEMPORARY)
+    if not check.destinations:
+        raise SystemExit(EXIT_FAILED)
+
+
 def _print_run(run: Any) -> None:
     if not run.domains:
         output.info(f"no DMARC reports due for the period ending {_utc(run.end)} UTC")

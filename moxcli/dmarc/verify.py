@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from moxcli.dmarc.interval import interval_hours
+from moxcli.dmarc.lookup import lookup_record
+from moxcli.dmarc.orgdomain import same_organization
 from moxcli.dmarc.record import NotDMARCRecord, RecordError, ReportURI, parse_record, parse_report_uri
 from moxcli.dns import BogusDNSError, NotFound, Resolver, TemporaryDNSError
 from moxcli.domain import Domain
@@ -96,3 +99,81 @@ def _overrides(rua: tuple[str, ...], original: ReportURI, rua_domain: Domain, na
             )
         same.append(u)
     return Verification(True, tuple(same) or (original,), name=name)
+
+
+@dataclass(frozen=True)
+class RuaCheck:
+    """One published rua element: ``status`` is `same-organization`, `authorized`, `refused`,
+    `temporary-error`, `ignored` (not mailto) or `invalid`; ``uris`` are where reports go."""
+
+    text: str
+    status: str
+    uris: tuple[ReportURI, ...] = ()
+    errors: tuple[str, ...] = ()
+    name: str = ""
+
+    @property
+    def temporary(self) -> bool:
+        return self.status == "temporary-error"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "rua": self.text,
+            "status": self.status,
+            "destinations": [{"uri": u.uri, "address": "@".join((u.mailto()[0], u.mailto()[1].ascii)), "max_size": u.max_size} for u in self.uris],
+            "errors": list(self.errors),
+            "verification_name": self.name,
+        }
+
+
+def check_rua(resolver: Resolver, found_at: Domain, text: str) -> RuaCheck:
+    """Where reports for one rua element of the record found at ``found_at`` may go (RFC 7489 §7.1)."""
+    try:
+        uri = parse_report_uri(text)
+        if uri.scheme != "mailto":
+            # Only mailto destinations are used (https is not a defined rua scheme).
+            return RuaCheck(text, "ignored")
+        _, rua_domain = uri.mailto()
+    except RecordError as exc:
+        return RuaCheck(text, "invalid", errors=(str(exc),))
+    if same_organization(rua_domain, found_at):
+        return RuaCheck(text, "same-organization", (uri,))
+    v = verify_external(resolver, found_at, uri)
+    status = "authorized" if v.accepted else "temporary-error" if v.temporary else "refused"
+    return RuaCheck(text, status, v.uris if v.accepted else (), v.errors, v.name)
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    """A domain's DMARC record and where aggregate reports about it would go."""
+
+    domain: Domain
+    found_at: Domain
+    record: str
+    authentic: bool
+    ri: int
+    rua: tuple[RuaCheck, ...]
+
+    @property
+    def destinations(self) -> list[ReportURI]:
+        return [u for r in self.rua for u in r.uris]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "domain": self.domain.name,
+            "found_at": self.found_at.name,
+            "record": self.record,
+            "dnssec": self.authentic,
+            "interval_hours": interval_hours(self.ri),
+            "rua": [r.to_json() for r in self.rua],
+        }
+
+
+def check_domain(resolver: Resolver, domain: Domain) -> DomainCheck:
+    """The record (RFC 7489 §6.6.3) and every rua element checked as the report job would.
+
+    Raises NoDMARCRecord / CheckFailed, and the resolver's temporary and bogus DNS errors.
+    """
+    found = lookup_record(resolver, domain)
+    checks = tuple(check_rua(resolver, found.domain, t) for t in found.record.rua)
+    return DomainCheck(domain, found.domain, found.text, found.authentic, found.record.ri, checks)

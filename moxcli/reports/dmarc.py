@@ -24,11 +24,9 @@ from moxcli.config import Config
 from moxcli.dmarc.evaluation import Evaluation
 from moxcli.dmarc.interval import intervals_ending_at
 from moxcli.dmarc.lookup import lookup_record
-from moxcli.dmarc.orgdomain import same_organization
 from moxcli.dmarc.receivedid import load_key, received_id
-from moxcli.dmarc.record import RecordError, ReportURI, parse_report_uri
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth, build_xml, record_xml
-from moxcli.dmarc.verify import verify_external
+from moxcli.dmarc.verify import check_rua
 from moxcli.dns import DNSError, Resolver, TemporaryDNSError
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import ConfigError, MoxcliError, UsageError
@@ -278,36 +276,16 @@ def resolve_recipients(resolver: Resolver, found_at: Domain, rua: tuple[str, ...
     out: list[Recipient] = []
     temporary = False
     seen: set[str] = set()
-
-    def add(u: ReportURI) -> None:
-        local, dom = u.mailto()
-        addr = f"{local}@{dom.ascii}"
-        if addr.lower() not in seen:
-            seen.add(addr.lower())
-            out.append(Recipient(addr, u.uri, u.max_size))
-
     for text in rua:
-        try:
-            uri = parse_report_uri(text)
-        except RecordError as exc:
-            errors.append(str(exc))
-            continue
-        if uri.scheme != "mailto":
-            continue  # only mailto destinations are used (https is not a defined rua scheme)
-        try:
-            _, rua_domain = uri.mailto()
-        except RecordError as exc:
-            errors.append(str(exc))
-            continue
-        if same_organization(rua_domain, found_at):
-            add(uri)
-            continue
-        v = verify_external(resolver, found_at, uri)
-        errors.extend(v.errors)
-        temporary = temporary or v.temporary
-        if v.accepted:
-            for u in v.uris:
-                add(u)
+        check = check_rua(resolver, found_at, text)
+        errors.extend(check.errors)
+        temporary = temporary or check.temporary
+        for u in check.uris:
+            local, dom = u.mailto()
+            addr = f"{local}@{dom.ascii}"
+            if addr.lower() not in seen:
+                seen.add(addr.lower())
+                out.append(Recipient(addr, u.uri, u.max_size))
     return out, temporary
 
 
