@@ -15,7 +15,6 @@ fell between the server's final 250 and our commit (RFC 5321 §6.1 accepts dupli
 
 from __future__ import annotations
 
-import random
 import socket
 import time
 from dataclasses import dataclass, field
@@ -23,16 +22,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from moxcli import log
+from moxcli import log, tlsconn
 from moxcli.config import Config
-from moxcli.delivery import queue as dq
-from moxcli.delivery import dsn as dsnmod
 from moxcli.dane import lookup as dane_lookup
 from moxcli.dane import tlsa as dane_tlsa
 from moxcli.dane import verify as dane_verify
 from moxcli.dane.lookup import Destinations
+from moxcli.delivery import dsn as dsnmod
+from moxcli.delivery import queue as dq
 from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
-from moxcli import tlsconn
 from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import UsageError
@@ -46,7 +44,6 @@ from moxcli.store.lock import job_lock
 from moxcli.store.queue import QueueMsg
 from moxcli.tlsrpt.report import (
     POLICY_NO_POLICY_FOUND,
-    POLICY_STS,
     POLICY_TLSA,
     RESULT_DNSSEC_INVALID,
     RESULT_STARTTLS_NOT_SUPPORTED,
