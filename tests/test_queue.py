@@ -125,3 +125,17 @@ def test_enqueue_rejects_bad_input(data_dir):
         with pytest.raises(UsageError, match="max_attempts"):
             q.enqueue(st, data_dir, mail_from="a@example.org", recipients=["b@example.net"], data=MSG, max_attempts=0)
         assert q.list_messages(st) == []
+
+
+@pytest.mark.parametrize(
+    "addr,wire",
+    [
+        ("x@☺.example", "x@xn--74h.example"),
+        ("x@Example.ORG", "x@example.org"),
+        ("☺@☺.example", "☺@☺.example"),  # needs SMTPUTF8 anyway
+        ("x@[127.0.0.1]", "x@[127.0.0.1]"),
+        ("", ""),
+    ],
+)
+def test_wire_address(addr, wire):
+    assert q.wire_address(addr) == wire

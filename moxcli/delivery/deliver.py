@@ -474,7 +474,7 @@ def _session(engine: Engine, msg: QueueMsg, data: bytes, plan: _HostPlan, tls: A
                 raise
         if msg.require_tls is True and "REQUIRETLS" not in client.extensions:
             raise DeliveryError(f"{plan.host} does not announce REQUIRETLS", code=554, enhanced="5.7.30")
-        results = client.transaction(msg.mail_from, [msg.recipient], data, requiretls=msg.require_tls is True)
+        results = client.transaction(dq.wire_address(msg.mail_from), [dq.wire_address(msg.recipient)], data, requiretls=msg.require_tls is True)
         _rcpt_outcome(results[0], out)
         client.quit()
     except SMTPError as exc:

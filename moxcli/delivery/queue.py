@@ -68,6 +68,20 @@ def split_address(address: str) -> tuple[str, str]:
         raise UsageError(f"invalid address {address!r}: {exc}") from None
 
 
+def wire_address(address: str) -> str:
+    """The address as sent in MAIL/RCPT: an IDN domain in A-labels when the localpart is
+    ASCII, so that SMTPUTF8 is only needed for non-ASCII localparts (RFC 6531 §3.2)."""
+    if not address:
+        return address
+    local, _, dom = address.rpartition("@")
+    if not local.isascii() or dom.startswith("["):
+        return address
+    try:
+        return f"{local}@{parse_domain(dom).ascii}"
+    except DomainError:
+        return address
+
+
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
