@@ -23,10 +23,9 @@ from moxcli import log
 from moxcli.config import Config
 from moxcli.dmarc.evaluation import Evaluation
 from moxcli.dmarc.interval import intervals_ending_at
-from moxcli.dmarc.lookup import lookup_record
 from moxcli.dmarc.receivedid import load_key, received_id
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth, build_xml, record_xml
-from moxcli.dmarc.verify import check_rua
+from moxcli.dmarc.verify import RuaCheck, check_domain
 from moxcli.dns import DNSError, Resolver, TemporaryDNSError
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import ConfigError, MoxcliError, UsageError
@@ -270,23 +269,18 @@ def _dkim_prefix(config: Config, message: bytes) -> bytes:
         return b""
 
 
-def resolve_recipients(resolver: Resolver, found_at: Domain, rua: tuple[str, ...], errors: list[str]) -> tuple[list[Recipient], bool]:
-    """Where reports may go (RFC 7489 §7.1); (recipients, temporary error seen). Problems are
-    appended to ``errors`` (they go into the report's `<error>` elements)."""
+def recipients_of(checks: tuple[RuaCheck, ...]) -> list[Recipient]:
+    """The distinct addresses the checked rua elements allow (RFC 7489 §7.1)."""
     out: list[Recipient] = []
-    temporary = False
     seen: set[str] = set()
-    for text in rua:
-        check = check_rua(resolver, found_at, text)
-        errors.extend(check.errors)
-        temporary = temporary or check.temporary
+    for check in checks:
         for u in check.uris:
             local, dom = u.mailto()
             addr = f"{local}@{dom.ascii}"
             if addr.lower() not in seen:
                 seen.add(addr.lower())
                 out.append(Recipient(addr, u.uri, u.max_size))
-    return out, temporary
+    return out
 
 
 @dataclass
@@ -316,7 +310,7 @@ def _destinations(resolver: Resolver, policy_domain: str) -> _Destinations:
     """DMARC record lookup and rua checks; no store access, so it can run in a worker thread."""
     out = _Destinations()
     try:
-        found = lookup_record(resolver, parse_domain(policy_domain))
+        check = check_domain(resolver, parse_domain(policy_domain))
     except TemporaryDNSError as exc:
         out.status, out.temporary = "temporary-error", True
         out.errors.append(str(exc))
@@ -325,7 +319,10 @@ def _destinations(resolver: Resolver, policy_domain: str) -> _Destinations:
         out.status = "no-record"
         out.errors.append(str(exc))
         return out
-    out.recipients, out.temporary = resolve_recipients(resolver, found.domain, found.record.rua, out.errors)
+    out.recipients = recipients_of(check.rua)
+    out.temporary = any(r.temporary for r in check.rua)
+    # These texts go into the report's <error> elements (RFC 7489 Appendix C).
+    out.errors = [e for r in check.rua for e in r.errors]
     if not out.recipients:
         out.status = "temporary-error" if out.temporary else "no-recipients"
     return out
