@@ -1,7 +1,9 @@
-"""External report destination verification (RFC 7489 §7.1, RFC 9990 §4).
+"""Where a domain's aggregate reports may go: rua checks and external destination
+verification (RFC 7489 §7.1, RFC 9990 §4).
 
 A domain may only send its reports to another organization's address when that
 organization agrees, by publishing `v=DMARC1` at `<policy domain>._report._dmarc.<rua host>`.
+``check_domain`` is what both `moxcli dmarc lookup` and the report job use.
 """
 
 from __future__ import annotations
