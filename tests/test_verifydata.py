@@ -391,7 +391,7 @@ _fields = ["id", "uid", "mailbox_id", "size", "flags", "keywords", "name", "uidn
 _tables = [schema.MESSAGE, schema.MAILBOX, schema.QUEUE, schema.ACCOUNT, schema.META, schema.MAILBOX_BY_NAME, schema.TLS_REPORT_IN_BY_DOMAIN]
 
 
-@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "15")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "50")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     table=st.sampled_from(_tables),
     key=st.binary(min_size=1, max_size=24) | st.sampled_from([schema.text_key("alice", 1, 1), schema.text_key("bob", 2), b"alice", b"import:bob", b"seq:message:alice"]),
