@@ -387,3 +387,20 @@ def test_rejected_5xx_via_mx_with_tls_results(env):
         assert [d["result-type"] for d in res["failure-details"]] == ["starttls-not-supported"]
     ((_, text),) = _mailbox_messages(st, data, "dave", "Inbox")
     assert b"Remote-MTA: dns; mx.example.org" in text and b"Diagnostic-Code: smtp; 550 5.1.1 no such user" in text
+
+
+def test_unexpected_error_defers_and_queue_continues(env, monkeypatch):
+    st, data, cfg, srv = env
+    a, b = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@[127.0.0.1]", "y@[127.0.0.1]"], data=MSG % b"bug")
+    real = deliver.deliver_message
+
+    def buggy(engine, msg, data_, tls):
+        if msg.id == a:
+            raise KeyError("oops")
+        return real(engine, msg, data_, tls)
+
+    monkeypatch.setattr(deliver, "deliver_message", buggy)
+    res = deliver.run_queue(st, data, cfg)
+    assert [(r.id, r.outcome) for r in res] == [(a, "deferred"), (b, "delivered")]
+    assert res[0].error == "internal error: KeyError: 'oops'"
+    assert q.get_message(st, a).in_progress is None

@@ -122,7 +122,7 @@ def queue_list_cmd(app: AppContext, as_json: bool) -> None:
         [
             (
                 m.id, m.recipient, m.mail_from or "<>", m.size, m.attempts, _short_time(m.next_attempt),
-                " ".join(x for x in ("hold" if m.hold else "", "tlsrpt" if m.is_tls_report else "", "dmarc" if m.is_dmarc_report else "", _require_tls_text(m.require_tls)) if x),
+                " ".join(x for x in ("hold" if m.hold else "", "attempting" if m.in_progress else "", "tlsrpt" if m.is_tls_report else "", "dmarc" if m.is_dmarc_report else "", _require_tls_text(m.require_tls)) if x),
                 m.last_error[:80],
             )
             for m in msgs

@@ -596,6 +596,9 @@ def attempt(engine: Engine, msg_id: int, now: float | None = None) -> AttemptRes
             out = _Outcome(error=DeliveryError(str(exc)))
         except OSError as exc:
             out = _Outcome(error=DeliveryError(f"delivery: {exc.strerror or exc}"))
+        except Exception as exc:  # noqa: BLE001 - one broken message must not stop the queue
+            _log.error("unexpected error during delivery attempt", id=msg.id, err=f"{type(exc).__name__}: {exc}")
+            out = _Outcome(error=DeliveryError(f"internal error: {type(exc).__name__}: {exc}"))
     return _finish(engine, msg, out, tls, data, time.monotonic() - t0)
 
 
