@@ -371,3 +371,46 @@ def test_dkim_signed_when_hostname_domain_has_key(tmp_path):
         send_dmarc_reports(store, data, cfg, now=end + 60, resolver=FakeResolver({"_dmarc.sender.example": [TYPICAL]}))
         [(m, raw)] = queued(store, data)
     assert m.prefix.startswith(b"DKIM-Signature:") and b"d=mox.example" in m.prefix.replace(b"\r\n", b"").replace(b" ", b"")
+
+
+def test_message_header_order(env):
+    """Spec §6.6: From, To, Subject, Message-Id, Date, User-Agent, MIME-Version, Content-Type."""
+    data, cfg, store = env
+    end = hour()
+    _record(store, cfg, vector_eval(end))
+    _run(env, {"_dmarc.sender.example": [TYPICAL]}, end + 60)
+    [(_, raw)] = queued(store, data)
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert m.keys() == ["From", "To", "Subject", "Message-Id", "Date", "User-Agent", "MIME-Version", "Content-Type"]
+    assert m["From"] == "<postmaster@mail.mox.example>" and m["To"] == "<dmarcrpt@sender.example>"
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+
+
+def test_error_report_format(env):
+    """RFC 7489 §7.2.2: text/plain with the six fields; Report-Size is the size attempted."""
+    data, cfg, store = env
+    end = hour()
+    _record(store, cfg, vector_eval(end))
+    run = _run(env, {"_dmarc.sender.example": ["v=DMARC1; rua=mailto:dmarcrpt@sender.example!1,mailto:other@sender.example!2"]}, end + 60)
+    d = run.domains[0]
+    assert d.status == "error-report" and d.too_large == ["dmarcrpt@sender.example", "other@sender.example"]
+    msgs = queued(store, data)
+    assert sorted(m.recipient for m, _ in msgs) == ["dmarcrpt@sender.example", "other@sender.example"]
+    assert all(m.is_dmarc_report and m.max_attempts == 5 for m, _ in msgs)
+    m = email.message_from_bytes(msgs[0][1], policy=email.policy.compat32)
+    assert m["Subject"] == "DMARC aggregate reporting error report for sender.example"
+    assert m.get_content_type() == "text/plain" and not m.is_multipart()
+    fields = dict(line.split(": ", 1) for line in m.get_payload(decode=True).decode().splitlines())
+    assert set(fields) == {"Report-Date", "Report-Domain", "Report-ID", "Report-Size", "Submitter", "Submitting-URI"}
+    assert fields["Report-Domain"] == "sender.example" and fields["Report-ID"] == d.report_id
+    assert int(fields["Report-Size"]) == d.size and fields["Submitter"] == "mail.mox.example"
+    assert fields["Submitting-URI"] == "mailto:dmarcrpt@sender.example, mailto:other@sender.example"
+
+
+def test_non_mailto_and_duplicate_rua(env):
+    data, cfg, store = env
+    end = hour()
+    _record(store, cfg, vector_eval(end))
+    txt = "v=DMARC1; rua=https://sender.example/dmarc,mailto:dmarcrpt@sender.example,MAILTO:DMARCRPT@SENDER.EXAMPLE"
+    _run(env, {"_dmarc.sender.example": [txt]}, end + 60)
+    assert _recipients(env) == ["dmarcrpt@sender.example"]
