@@ -414,3 +414,23 @@ def test_non_mailto_and_duplicate_rua(env):
     txt = "v=DMARC1; rua=https://sender.example/dmarc,mailto:dmarcrpt@sender.example,MAILTO:DMARCRPT@SENDER.EXAMPLE"
     _run(env, {"_dmarc.sender.example": [txt]}, end + 60)
     assert _recipients(env) == ["dmarcrpt@sender.example"]
+
+
+def test_idna_policy_domain(env):
+    """Domains are stored as Unicode names (spec §0.1); DNS, subject and file name use A-labels."""
+    data, cfg, store = env
+    end = hour()
+    _record(store, cfg, vector_eval(end, policy_domain="xn--74h.example", header_from="☺.example",
+                                    policy_published={"domain": "☺.example", "p": "none"}))
+    r = FakeResolver({"_dmarc.xn--74h.example": ["v=DMARC1; rua=mailto:r@xn--74h.example"]})
+    run = send_dmarc_reports(store, data, cfg, now=end + 60, resolver=r)
+    assert run.domains[0].domain == "☺.example" and run.domains[0].queued_to == ["r@xn--74h.example"]
+    [(_, raw)] = queued(store, data)
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert "Report Domain: xn--74h.example " in " ".join(m["Subject"].split())
+    att = [p for p in m.walk() if p.get_content_type() == "application/gzip"][0]
+    assert att.get_filename().startswith("mail.mox.example!xn--74h.example!")
+    text = [p for p in m.walk() if p.get_content_type() == "text/plain"][0].get_payload(decode=True).decode()
+    assert "Report domain: ☺.example/xn--74h.example" in text
+    fb = parse_report_xml(report_xml(raw))
+    assert fb.policy.domain == "☺.example" and fb.records[0].header_from == "☺.example"
