@@ -233,3 +233,24 @@ def test_lookup_exit_codes(runner, data, fake_dns, txt, code):
     assert r.exit_code == code, r.output
     r = _invoke(runner, data, "dmarc", "lookup", "not a domain")
     assert r.exit_code == 2
+
+
+def test_list_stats_vector(runner, data):
+    """dmarc_reports.json evaluation_stats_example (mox TestEvaluations)."""
+    from test_dmarc_support import vectors
+
+    v = vectors()["evaluation_stats_example"]
+    end = hour()
+    lines = []
+    for e in v["evaluations"]:
+        changes = {"policy_domain": e["PolicyDomain"], "optional": e["Optional"]}
+        if "SourceIP" in e:
+            changes["source_ip"] = e["SourceIP"]
+        lines.append(vector_eval(end, **changes))
+    assert _invoke(runner, data, "dmarc", "record", input=_lines(*lines)).exit_code == 0
+    r = _invoke(runner, data, "dmarc", "list", "--stats", "--json")
+    got = json.loads(r.stdout)
+    want = {d: {"count": x["Count"], "dispositions": x["Dispositions"], "send_report": x["SendReport"]} for d, x in v["expect"].items()}
+    assert got == want
+    r = _invoke(runner, data, "dmarc", "list", "--stats")
+    assert r.exit_code == 0 and "sender2.example" in r.stdout

@@ -72,18 +72,29 @@ def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
 
 @dmarc_group.command("list")
 @click.option("--domain", help="Only evaluations of this policy domain.")
-@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of evaluations (the record fields plus id).")
+@click.option("--stats", is_flag=True, help="One line per policy domain: evaluations, dispositions, whether a report will be sent.")
+@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of evaluations (the record fields plus id); with --stats an object {domain: {count, dispositions, send_report}}.")
 @click.pass_obj
-def dmarc_list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
+def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bool) -> None:
     """List the evaluations waiting for a report.
 
     \b
     Example:
       moxcli dmarc list --domain example.org
+      moxcli dmarc list --stats
     """
-    from moxcli.dmarc.db import list_evaluations
+    from moxcli.dmarc.db import evaluation_stats, list_evaluations
     from moxcli.dmarc.evaluation import format_time
 
+    if stats:
+        with app.open_store(readonly=True) as store:
+            per_domain = evaluation_stats(store)
+        if as_json:
+            output.emit_json(per_domain)
+        else:
+            output.table(None, ["policy domain", "evaluations", "dispositions", "report"],
+                         [(d, s["count"], ", ".join(s["dispositions"]), "yes" if s["send_report"] else "no (only optional)") for d, s in per_domain.items()])
+        return
     with app.open_store(readonly=True) as store:
         evals = list_evaluations(store, domain)
     if as_json:

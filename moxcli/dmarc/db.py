@@ -48,6 +48,19 @@ def list_evaluations(store: Store, policy_domain: str | None = None) -> list[Eva
         return [Evaluation.from_record(r, i) for i, r in dstore.evaluations(tx, name)]
 
 
+def evaluation_stats(store: Store) -> dict[str, dict[str, Any]]:
+    """Per policy domain: number of evaluations, dispositions seen, and whether a report will be
+    sent (some evaluation is not optional) — mox's EvaluationStats."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in list_evaluations(store):
+        st = out.setdefault(e.policy_domain, {"count": 0, "dispositions": [], "send_report": False})
+        st["count"] += 1
+        if e.disposition not in st["dispositions"]:
+            st["dispositions"].append(e.disposition)
+        st["send_report"] = st["send_report"] or not e.optional
+    return out
+
+
 @dataclass
 class Imported:
     file: str
