@@ -191,16 +191,27 @@ def _domain(name: str) -> Domain:
 
 
 def _host_policies(recs: list[dict[str, Any]], ruas: list[str]) -> list[list[Any]]:
-    """Spec §2.5 step 7, host report: one policy per recipient domain, deduped by rua list."""
-    merger = PackedMerger()
+    """Spec §2.5 step 7, host report: one policy per recipient domain, deduped by rua list.
+
+    After the rewrite every policy carries its row's recipient domain, and each row is a
+    different recipient domain, so results of different rows never merge: only the results
+    within one row are merged (spec §1.5), which keeps the job linear on huge tables.
+    """
+    out: list[list[Any]] = []
     for rec in recs:
         if rec.get("recipient_domain_reporting_addresses", []) == ruas:
             continue
         rcpt_ascii = _domain(rec["recipient_domain"]).ascii
-        for v in rec["results"]:
-            mx = [v[2]] if rec.get("is_host") else v[3]
-            merger.add([v[0], v[1], rcpt_ascii, mx, v[4], v[5], v[6]])
-    return merger.results
+        is_host = rec.get("is_host")
+        rewritten = [[v[0], v[1], rcpt_ascii, [v[2]] if is_host else v[3], v[4], v[5], v[6]] for v in rec["results"]]
+        if len(rewritten) == 1:
+            out.extend(rewritten)
+            continue
+        merger = PackedMerger()
+        for v in rewritten:
+            merger.add(v)
+        out.extend(merger.results)
+    return out
 
 
 @dataclass

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from moxcli.domain import DomainError, parse_domain
-from moxcli.store.env import Store, Txn
+from moxcli.store.env import Store, Txn, decode
 from moxcli.store.schema import SEP, TLS_RESULT, TLS_RESULT_BY_RCPT, prefix_key, split_key, text_key
 from moxcli.tlsrpt.report import Result, merge, pack_result, unpack_result
 
@@ -209,7 +209,7 @@ def records_for_recipient_domain(tx: Txn, day: str, recipient_domain: str) -> li
 
 def records_for_policy_domain(tx: Txn, day: str, policy_domain: str) -> list[dict[str, Any]]:
     """Stored records of a policy domain on a day, by recipient domain name byte-wise."""
-    return [rec for _, rec in tx.scan(TLS_RESULT, prefix_key(day, _name(policy_domain)))]
+    return [decode(TLS_RESULT, k, v) for k, v in tx.scan_raw(TLS_RESULT, prefix_key(day, _name(policy_domain)))]
 
 
 def rows_for_recipient_domain(tx: Txn, day: str, recipient_domain: str) -> list[ResultRow]:
