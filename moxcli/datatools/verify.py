@@ -596,7 +596,7 @@ class _Checker:
             if not entry.is_dir(follow_symlinks=False):
                 self.res.warning(rel_dir, "unrecognized file, ignoring")
                 continue
-            for f in os.scandir(entry.path):
+            for f in sorted(os.scandir(entry.path), key=lambda e: e.name):
                 rel = f"{rel_dir}/{f.name}"
                 seen += 1
                 msg_id = parse_msg_path(f"{entry.name}/{f.name}")
