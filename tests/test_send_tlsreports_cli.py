@@ -136,3 +136,15 @@ def test_disabled_message(runner, tmp_path, setup):
     assert r.exit_code == 0 and "turned off" in r.stderr
 
 
+
+
+def test_deliver_now_with_queue_locked_keeps_reports_queued(runner, setup):
+    data, cfg = setup
+    from moxcli.delivery import queue as dq
+
+    with job_lock(data, "queue"):
+        r = run(runner, data, cfg, "--deliver-now", "--json")
+    assert r.exit_code == 0, r.output
+    assert "reports queued, not delivered now" in r.stderr
+    with Store.open(data, readonly=True) as store:
+        assert len(dq.list_messages(store)) == 4

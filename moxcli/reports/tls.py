@@ -33,7 +33,7 @@ from typing import Any, Callable
 from moxcli import log
 from moxcli.config import Config, DomainConfig
 from moxcli.domain import Domain, DomainError, parse_domain
-from moxcli.errors import ConfigError, UsageError
+from moxcli.errors import ConfigError, LockHeld, UsageError
 from moxcli.metrics import Metric, write_textfile
 from moxcli.reports import dkim as rdkim
 from moxcli.reports.message import compose_report_message
@@ -506,7 +506,11 @@ def send_tls_reports(
         if ids:
             from moxcli.delivery.deliver import run_queue
 
-            summary.delivered = [a.to_json() for a in run_queue(store, Path(data_dir), config, ids=ids)]
+            try:
+                summary.delivered = [a.to_json() for a in run_queue(store, Path(data_dir), config, ids=ids)]
+            except LockHeld as exc:
+                # The reports are queued; the queue runner that holds the lock delivers them.
+                _log.warn("reports queued, not delivered now", err=str(exc))
     _finish_metrics(metrics, metrics_file)
     return summary
 
