@@ -103,7 +103,7 @@ def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: b
             n = len(job.res.errors)
             _write(marker, f"backup of {src} failed with {n} error{'s' if n != 1 else ''}:\n" + "".join(f"{e}\n" for e in job.res.errors))
         else:
-            syncfs(dst)
+            job.sync()
             marker.unlink()
         sync_dir(dst)
         job.res.seconds = time.monotonic() - start
@@ -134,6 +134,7 @@ class _Backup:
         self.dst_s = str(dst) + "/"
         self.made_dirs: set[str] = {str(dst)}
         self.fds: dict[str, tuple[int, int]] = {}
+        self.bulk_copied = False
         self.done = 0
         self.total = 0
 
@@ -248,6 +249,7 @@ class _Backup:
         self._mkdirs(self.dst_s + rel_dir)
         self.res.bytes += _copy_file(Path(self.src_s + rel), Path(self.dst_s + rel))
         self.res.files_copied += 1
+        self.bulk_copied = True
         return False
 
     def _dir_fds(self, rel_dir: str) -> tuple[int, int]:
@@ -267,6 +269,22 @@ class _Backup:
                 os.close(fd)
         self.fds[rel_dir] = (src_fd, dst_fd)
         return src_fd, dst_fd
+
+    def sync(self) -> None:
+        """Make the backup durable before the marker goes. Links are directory entries: an
+        fsync per directory does. Copied bytes need a sync of DEST's file system, which is
+        far cheaper than an fsync per file (but also flushes whatever else is dirty there)."""
+        if self.bulk_copied:
+            syncfs(self.dst)
+            return
+        store_file = self.dst / STORE_DIR / "data.mdb"
+        fd = os.open(store_file, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        for d in sorted(self.made_dirs | {str(self.dst / STORE_DIR)}, reverse=True):
+            sync_dir(Path(d))
 
     def close(self) -> None:
         for pair in self.fds.values():
@@ -332,11 +350,12 @@ class _Backup:
             elif src.is_dir():
                 self._mkdirs((self.dst / rel).parent)
                 (self.dst / rel).mkdir(exist_ok=True, mode=src.stat().st_mode & 0o7777)
+                self.made_dirs.add(str(self.dst / rel))
                 for entry in _entries(src):
                     self._copy_entry(f"{rel}/{entry.name}", quiet=True)
             elif src.is_file():
                 self._mkdirs((self.dst / rel).parent)
-                self.res.bytes += _copy_file(src, self.dst / rel, src.stat().st_mode & 0o7777)
+                self.res.bytes += _copy_file(src, self.dst / rel, src.stat().st_mode & 0o7777, sync=True)
                 self.res.files_copied += 1
             else:
                 self.res.warnings.append(f"{rel}: not a regular file, directory or symlink; skipped")
@@ -368,7 +387,7 @@ def _dirs(path: Path) -> list[os.DirEntry[str]]:
     return [e for e in _entries(path) if e.is_dir(follow_symlinks=False)]
 
 
-def _copy_file(src: Path, dst: Path, mode: int = 0o600) -> int:
+def _copy_file(src: Path, dst: Path, mode: int = 0o600, sync: bool = False) -> int:
     """Copy into a new file (never overwriting one); returns the bytes copied."""
     with open(src, "rb") as fin:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -386,6 +405,8 @@ def _copy_file(src: Path, dst: Path, mode: int = 0o600) -> int:
                 with os.fdopen(os.dup(fd), "wb") as fout:
                     shutil.copyfileobj(fin, fout)
                     offset = fout.tell()
+            if sync:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(dst)
