@@ -254,3 +254,8 @@ def test_list_stats_vector(runner, data):
     assert got == want
     r = _invoke(runner, data, "dmarc", "list", "--stats")
     assert r.exit_code == 0 and "sender2.example" in r.stdout
+
+
+def test_record_endless_line_is_refused(runner, data):
+    r = _invoke(runner, data, "dmarc", "record", input="{" + " " * 200_000)
+    assert r.exit_code == 2 and "line 1: line longer than 65536 bytes" in r.stderr

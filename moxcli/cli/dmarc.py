@@ -50,20 +50,20 @@ def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
       my-mta-dmarc-export --since 1h | moxcli dmarc record -
     """
     from moxcli.dmarc.db import record_evaluations
+    from moxcli.dmarc.evaluation import read_lines
     from moxcli.errors import UsageError
 
     config = app.config()
-    if str(file) == "-":
-        lines: Any = sys.stdin.buffer
-        source = "stdin"
-    else:
-        try:
-            lines = file.read_bytes().splitlines()
-        except OSError as exc:
-            raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
-        source = str(file)
     with app.open_store() as store:
-        ids = record_evaluations(store, config, lines, source)
+        if str(file) == "-":
+            ids = record_evaluations(store, config, read_lines(sys.stdin.buffer), "stdin")
+        else:
+            try:
+                f = file.open("rb")
+            except OSError as exc:
+                raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+            with f:
+                ids = record_evaluations(store, config, read_lines(f), str(file))
     if as_json:
         output.emit_json({"stored": len(ids), "ids": ids})
     else:

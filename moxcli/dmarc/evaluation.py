@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from moxcli.dmarc.interval import INTERVALS, interval_hours
 from moxcli.dmarc.record import RecordError, parse_report_uri
@@ -290,13 +290,13 @@ def parse_lines(lines: Iterable[bytes | str], now: float, source: str = "-") -> 
     for n, raw in enumerate(lines, 1):
         where = f"{source}: line {n}"
         if isinstance(raw, bytes):
-            if len(raw) > MAX_LINE:
+            if len(raw.rstrip(b"\r\n")) > MAX_LINE:
                 raise EvaluationError(f"{where}: line longer than {MAX_LINE} bytes")
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise EvaluationError(f"{where}: not UTF-8") from None
-        if len(raw) > MAX_LINE:
+        if len(raw.rstrip("\r\n")) > MAX_LINE:
             raise EvaluationError(f"{where}: line longer than {MAX_LINE} bytes")
         if not raw.strip():
             continue
@@ -306,6 +306,12 @@ def parse_lines(lines: Iterable[bytes | str], now: float, source: str = "-") -> 
             raise EvaluationError(f"{where}: invalid JSON: {exc.msg} at column {exc.colno}") from None
         out.append(parse_evaluation(obj, where, now))
     return out
+
+
+def read_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """Lines of a stream, never reading more than a line's limit at once (hostile input: a
+    stream without newlines does not fill memory; the over-long piece fails validation)."""
+    return iter(lambda: stream.readline(MAX_LINE + 3), b"")
 
 
 def format_time(t: float) -> str:
