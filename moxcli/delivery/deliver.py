@@ -435,7 +435,8 @@ def _session(engine: Engine, msg: QueueMsg, data: bytes, plan: _HostPlan, tls: A
                             host_result.add(0, 0, fields(v.result_type or RESULT_VALIDATION_FAILURE, v.reason))
                         if not tls_required_no:
                             fatal = f"dane verification of {plan.host} failed: {v.reason}"
-                pk = tlsconn.pkix_verify(info.chain, plan.host, engine.config.tls.ca_files)
+                # spec §3.6: PKIX for the SNI name (the MX host, or the TLSA base domain with DANE)
+                pk = tlsconn.pkix_verify(info.chain, plan.sni, engine.config.tls.ca_files)
                 if pk.ok:
                     if verified["how"] != "dane":
                         verified["how"] = "pkix"
