@@ -33,7 +33,7 @@ from typing import Any, Callable
 from moxcli import log
 from moxcli.config import Config, DomainConfig
 from moxcli.domain import Domain, DomainError, parse_domain
-from moxcli.errors import ConfigError, LockHeld, UsageError
+from moxcli.errors import CheckFailed, ConfigError, LockHeld, UsageError
 from moxcli.metrics import Metric, write_textfile
 from moxcli.reports import dkim as rdkim
 from moxcli.reports.message import compose_report_message
@@ -50,6 +50,7 @@ KIND_HOST = "host"
 SEND_WINDOW = 4 * 3600.0  # spec §2.4 step 2: spread sends over 4 h ...
 MAX_BETWEEN = 300.0  # ... at most 5 minutes apart
 MAX_ATTEMPTS = 5  # spec §2.5 step 11
+MAX_MESSAGE_SIZE = 100 * 1024 * 1024  # spec §2.7: composing limit
 STALE_HOURS = 60  # spec §2.3 step 2
 LOCK_NAME = "send-tlsreports"
 RELEASE_EVERY = 64  # policy domains between drops of the store pages read
@@ -310,6 +311,8 @@ def compose(config: Config, submitter: DomainConfig, policy_domain: str, report:
         filename=filename,
         date=now,
     )
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise CheckFailed(f"report message for {pd.ascii} is {len(data)} bytes, more than {MAX_MESSAGE_SIZE}")
     # RFC 8460 §5.3: TLS-Report-Domain and TLS-Report-Submitter SHOULD be DKIM-signed.
     prefix = rdkim.sign_message(submitter, data, ["TLS-Report-Domain", "TLS-Report-Submitter"])
     return data, prefix
@@ -406,7 +409,7 @@ def _send_key(job: _Job, resolver: Any, kind: str, key: tstore.ReportKey) -> Non
                 out, report, reason = fn(tx)
         else:
             out, report, reason = job.store.update(fn)
-    except (ConfigError, UsageError, OSError) as exc:
+    except (ConfigError, UsageError, CheckFailed, OSError) as exc:
         # Composing, signing or queueing failed: the transaction is rolled back, rows kept.
         _error(job, kind, day, pdom, "local", str(exc))
         return
