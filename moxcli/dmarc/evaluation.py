@@ -124,30 +124,29 @@ class _Fields:
     def err(self, name: str, msg: str) -> EvaluationError:
         return EvaluationError(f"{self.where}: {name}: {msg}")
 
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., label: str | None = None) -> Any:
-        label = label or name
+    def get(self, name: str, kind: type, default: Any = ...) -> Any:
         self.used.add(name)
         if name not in self.obj or self.obj[name] is None:
             if default is ...:
-                raise self.err(label, "required field missing")
+                raise self.err(name, "required field missing")
             return default
         v = self.obj[name]
-        if (kind is int or kind == (int, float)) and isinstance(v, bool) or not isinstance(v, kind):
-            want = kind.__name__ if isinstance(kind, type) else "number"
-            raise self.err(label, f"expected {_json_type(want)}, got {json.dumps(v)[:40]}")
+        # JSON true/false are Python bools, which are ints too.
+        if kind is int and isinstance(v, bool) or not isinstance(v, kind):
+            raise self.err(name, f"expected {_json_type(kind.__name__)}, got {json.dumps(v)[:40]}")
         return v
 
-    def choice(self, name: str, options: tuple[str, ...], default: Any = ..., label: str | None = None) -> str:
-        v = self.get(name, str, default, label).lower()
+    def choice(self, name: str, options: tuple[str, ...], default: Any = ...) -> str:
+        v = self.get(name, str, default).lower()
         if v not in options:
             shown = ", ".join(o or '""' for o in options)
-            raise self.err(label or name, f"must be one of {shown}, got {v!r}")
+            raise self.err(name, f"must be one of {shown}, got {v!r}")
         return v
 
-    def done(self, prefix: str = "") -> None:
+    def done(self) -> None:
         extra = sorted(set(self.obj) - self.used)
         if extra:
-            raise self.err(prefix + extra[0], "unknown field")
+            raise self.err(extra[0], "unknown field")
 
 
 def _json_type(name: str) -> str:
@@ -160,11 +159,11 @@ def _domain_name(value: str) -> str:
     return parse_domain(value).name
 
 
-def _domain(f: _Fields, name: str, value: str, label: str | None = None) -> str:
+def _domain(f: _Fields, name: str, value: str) -> str:
     try:
         return _domain_name(value)
     except DomainError as exc:
-        raise f.err(label or name, f"invalid domain {value!r}: {exc}") from None
+        raise f.err(name, f"invalid domain {value!r}: {exc}") from None
 
 
 def _time(f: _Fields, value: Any, now: float) -> float:
@@ -218,7 +217,7 @@ def parse_evaluation(obj: Any, where: str, now: float) -> Evaluation:
             raise f.err(f"addresses[{i}]", str(exc)) from None
 
     pp = _sub(f, "policy_published", None, f.get("policy_published", dict))
-    p = pp.choice("p", POLICIES, label="p")
+    p = pp.choice("p", POLICIES)
     published = PolicyPublished(
         domain=_domain(pp, "domain", pp.get("domain", str)),
         p=p,
