@@ -404,3 +404,17 @@ def test_unexpected_error_defers_and_queue_continues(env, monkeypatch):
     assert [(r.id, r.outcome) for r in res] == [(a, "deferred"), (b, "delivered")]
     assert res[0].error == "internal error: KeyError: 'oops'"
     assert q.get_message(st, a).in_progress is None
+
+
+def test_unreachable_address_not_dialed_again_in_the_same_run(env, tmp_path):
+    st, data, _cfg, _srv = env
+    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {_free_port()}\n', tmp_path / "x.toml")
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["a@[127.0.0.1]", "b@[127.0.0.1]"], data=MSG % b"dead")
+    dials = []
+    eng = deliver.Engine(cfg, FakeResolver(), st, data)
+    real = eng.connect
+    eng.connect = lambda ip, port, timeout: (dials.append(ip), real(ip, port, timeout))[1]
+    res = deliver.run_queue(st, data, cfg, engine=eng)
+    assert [r.outcome for r in res] == ["deferred", "deferred"]
+    assert dials == ["127.0.0.1"]
+    assert "(earlier in this run)" in res[1].error

@@ -181,10 +181,22 @@ class Engine:
     store: Store
     data_dir: Path
     connect: Callable[[str, int, float], socket.socket] = field(default=lambda ip, port, timeout: socket.create_connection((ip, port), timeout=timeout))
+    # Addresses that could not be connected to in this run: later messages skip them instead of
+    # waiting for the same timeout again (a backlog for a dead host would take hours otherwise).
+    unreachable: dict[str, str] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
         return self.config.network.smtp_port
+
+    def dial(self, ip: str, timeout: float) -> socket.socket:
+        if ip in self.unreachable:
+            raise ConnectionError(f"{self.unreachable[ip]} (earlier in this run)")
+        try:
+            return self.connect(ip, self.port, timeout)
+        except OSError as exc:
+            self.unreachable[ip] = str(exc.strerror or exc)
+            raise
 
 
 @dataclass
@@ -363,7 +375,7 @@ def _try_host(
     errors = []
     for ip in ips:
         try:
-            sock = engine.connect(ip, engine.port, per_ip)
+            sock = engine.dial(ip, per_ip)
             break
         except OSError as exc:
             errors.append(f"{ip}: {exc.strerror or exc}")
@@ -383,7 +395,7 @@ def _try_host(
         _log.info("tls failed, retrying in plaintext", host=plan.host, err=str(out.error))
         skip = _HostPlan(plan.host, Result(Policy("")), MODE_SKIP, ips=[ip], sni=plan.sni)
         try:
-            sock = engine.connect(ip, engine.port, per_ip)
+            sock = engine.dial(ip, per_ip)
         except OSError as exc:
             out.error = DeliveryError(f"reconnecting to {plan.host} for plaintext: {exc.strerror or exc}")
             return
