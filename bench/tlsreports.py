@@ -129,8 +129,10 @@ def main() -> None:
                 err.seek(0)
                 print(err.read().decode(errors="replace"), file=sys.stderr)
                 sys.exit(p.returncode)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"send-tlsreports --dry-run: {wall:.1f} s wall, {args.domains:,} reports")
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak = usage.ru_maxrss / 1024
+        cpu = usage.ru_utime + usage.ru_stime
+        print(f"send-tlsreports --dry-run: {wall:.1f} s wall, {cpu:.1f} s CPU, {args.domains:,} reports")
         print(f"  peak RSS {peak:.0f} MB (includes store pages mapped by LMDB), peak anonymous memory {peak_anon / 1024:.0f} MB")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
