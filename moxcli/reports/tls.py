@@ -204,12 +204,16 @@ def _host_policies(recs: list[dict[str, Any]], ruas: list[str]) -> list[list[Any
             continue
         rcpt_ascii = _domain(rec["recipient_domain"]).ascii
         is_host = rec.get("is_host")
-        rewritten = [[v[0], v[1], rcpt_ascii, [v[2]] if is_host else v[3], v[4], v[5], v[6]] for v in rec["results"]]
-        if len(rewritten) == 1:
-            out.extend(rewritten)
+        results = rec["results"]  # freshly decoded: rewritten in place
+        for v in results:
+            if is_host:
+                v[3] = [v[2]]
+            v[2] = rcpt_ascii
+        if len(results) == 1:
+            out.append(results[0])
             continue
         merger = PackedMerger()
-        for v in rewritten:
+        for v in results:
             merger.add(v)
         out.extend(merger.results)
     return out
