@@ -283,7 +283,8 @@ def test_dsn_destination_and_format(env):
 def test_results_recorded_per_attempt_and_off_switch(env, tmp_path):
     st, data, cfg, srv = env
     eng = deliver.Engine(cfg, FakeResolver(), st, data)
-    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org", "y@example.org"], data=MSG % b"rec")
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=MSG % b"rec")
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["y@example.org"], data=MSG % b"rec2")
     assert [r.outcome for r in deliver.run_queue(st, data, cfg, engine=eng)] == ["delivered", "delivered"]
     with st.read() as tx:
         rows_ = {r.policy_domain: r for r in tlsresults.iter_rows(tx)}
@@ -391,13 +392,14 @@ def test_rejected_5xx_via_mx_with_tls_results(env):
 
 def test_unexpected_error_defers_and_queue_continues(env, monkeypatch):
     st, data, cfg, srv = env
-    a, b = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@[127.0.0.1]", "y@[127.0.0.1]"], data=MSG % b"bug")
+    (a,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@[127.0.0.1]"], data=MSG % b"bug")
+    (b,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["y@[127.0.0.1]"], data=MSG % b"bug2")
     real = deliver.deliver_message
 
-    def buggy(engine, msg, data_, tls):
-        if msg.id == a:
+    def buggy(engine, msgs, data_, tls):
+        if msgs[0].id == a:
             raise KeyError("oops")
-        return real(engine, msg, data_, tls)
+        return real(engine, msgs, data_, tls)
 
     monkeypatch.setattr(deliver, "deliver_message", buggy)
     res = deliver.run_queue(st, data, cfg)
@@ -409,7 +411,8 @@ def test_unexpected_error_defers_and_queue_continues(env, monkeypatch):
 def test_unreachable_address_not_dialed_again_in_the_same_run(env, tmp_path):
     st, data, _cfg, _srv = env
     cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {_free_port()}\n', tmp_path / "x.toml")
-    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["a@[127.0.0.1]", "b@[127.0.0.1]"], data=MSG % b"dead")
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["a@[127.0.0.1]"], data=MSG % b"dead")
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["b@[127.0.0.1]"], data=MSG % b"dead2")
     dials = []
     eng = deliver.Engine(cfg, FakeResolver(), st, data)
     real = eng.connect
@@ -418,3 +421,49 @@ def test_unreachable_address_not_dialed_again_in_the_same_run(env, tmp_path):
     assert [r.outcome for r in res] == ["deferred", "deferred"]
     assert dials == ["127.0.0.1"]
     assert "(earlier in this run)" in res[1].error
+
+
+def test_recipients_of_one_submission_share_a_transaction(env):
+    st, data, cfg, srv = env
+    srv.script["no@example.org"] = ["550 5.1.1 no such user"]
+    srv.script["later@example.org"] = ["451 4.2.1 mailbox busy"]
+    body = MSG % b"batch"
+    ids = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["ok@example.org", "no@example.org", "later@example.org", "x@example.net"], data=body, sender_account="erin")
+    res = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, FakeResolver(), st, data))
+    assert [(r.id, r.outcome, r.code, r.enhanced) for r in res] == [
+        (ids[0], "delivered", 250, "2.0.0"),
+        (ids[1], "failed", 550, "5.1.1"),
+        (ids[2], "deferred", 451, "4.2.1"),
+        (ids[3], "delivered", 250, "2.0.0"),  # other domain: its own transaction
+    ]
+    assert srv.messages == [("a@moxcli.test", ["ok@example.org"], body), ("a@moxcli.test", ["x@example.net"], body)]
+    assert [m.id for m in q.list_messages(st)] == [ids[2]]
+    assert len(_mailbox_messages(st, data, "erin", "Inbox")) == 1  # the DSN for no@
+    with st.read() as tx:
+        (row,) = [r for r in tlsresults.iter_rows(tx) if r.recipient_domain == "example.org"]
+    assert row.results[0].details[0].failed_session_count == 2  # one session (rcpt + host result)
+
+
+def test_rcptmax_chunks_and_452_retried_in_next_transaction(env):
+    from test_smtp_client import Scripted
+
+    st, data, cfg, _ = env
+    srv = Scripted(
+        b"220 mx.example.org\r\n",
+        {
+            "EHLO": [b"250-mx.example.org\r\n250 LIMITS RCPTMAX=2\r\n"],
+            "RCPT r2@example.org": [b"452 4.5.3 too many recipients\r\n", b"250 ok\r\n"],
+            "DATA": [b"354 go\r\n"] * 3,
+            ".": [b"250 2.0.0 ok\r\n"] * 3,
+        },
+    )
+    eng = deliver.Engine(cfg, FakeResolver(), st, data, connect=lambda ip, port, timeout: srv.client_sock)
+    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r1@example.org", "r2@example.org", "r3@example.org"], data=MSG % b"chunks")
+    res = deliver.run_queue(st, data, cfg, engine=eng)
+    srv.thread.join(5)
+    assert [r.outcome for r in res] == ["delivered"] * 3
+    rcpts = [c for c in srv.received if c.startswith(("MAIL", "RCPT"))]
+    assert rcpts == [
+        "MAIL FROM:<a@moxcli.test>", "RCPT TO:<r1@example.org>", "RCPT TO:<r2@example.org>",
+        "MAIL FROM:<a@moxcli.test>", "RCPT TO:<r2@example.org>", "RCPT TO:<r3@example.org>",
+    ]

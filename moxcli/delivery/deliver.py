@@ -2,8 +2,10 @@
 
 ``run_queue(store, data_dir, config, ids=None, domain=None, now=None) -> list[AttemptResult]``
 attempts every due message (or the given ids / recipient domain, due or not when named by
-id), synchronously, one SMTP transaction per message (each queue record has one recipient).
-Another process running the queue at the same time is refused (job lock ``queue``).
+id), synchronously. Queue records have one recipient each; the due records of one submission
+(same ``base_id``) for one recipient domain are delivered together, in one SMTP transaction
+with a RCPT per recipient (as mox batches), and each gets its own outcome. Another process
+running the queue at the same time is refused (job lock ``queue``).
 
 Crash safety: before the SMTP session the attempt is recorded (attempt count up, next
 attempt set by the backoff schedule, ``in_progress`` set) and committed; after it, one write
@@ -34,7 +36,7 @@ from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
 from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import UsageError
-from moxcli.smtp.client import Client, RcptResult, Reply, SMTPError
+from moxcli.smtp.client import Client, RcptResult, SMTPError
 from moxcli.store import Store
 from moxcli.store import queue as qstore
 from moxcli.store import suppress
@@ -201,12 +203,15 @@ class Engine:
 
 @dataclass
 class _Outcome:
-    delivered: bool = False
+    """The attempt for a batch: ``rcpt`` holds the server's answer per recipient once a
+    transaction ran; ``error`` applies to recipients without one."""
+
+    rcpt: dict[str, RcptResult] = field(default_factory=dict)
     error: DeliveryError | None = None
     host: str = ""
     ip: str = ""
     tls: str = ""
-    reply: Reply | None = None
+    dualstack: bool = False
     dialed: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -229,15 +234,17 @@ def _ede_reason(exc: DNSError, prefix: str) -> tuple[str, bool]:
     return f"{prefix}-{ede.reason}", ede.is_authentication
 
 
-def deliver_message(engine: Engine, msg: QueueMsg, data: bytes, tls: AttemptTLS) -> _Outcome:
-    """One attempt for one message: destinations, policies, hosts in order (spec §3.2-§3.7)."""
+def deliver_message(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: AttemptTLS) -> _Outcome:
+    """One attempt for the messages of one submission to one recipient domain: destinations,
+    policies, hosts in order (spec §3.2-§3.7)."""
+    msg = msgs[0]
     out = _Outcome(dialed={k: list(v) for k, v in msg.dialed_ips.items()})
     tls_required_no = msg.require_tls is False
     rcpt_dom = msg.recipient_domain
     if rcpt_dom.startswith("["):
         # Address literal: no MX, no MTA-STS, no DANE, no TLS results (spec §3.2).
         ip = rcpt_dom[1:-1]
-        _try_host(engine, msg, data, _HostPlan(ip, Result(Policy("")), MODE_OPPORTUNISTIC, ips=[ip]), tls, out, enforce=False)
+        _try_host(engine, msgs, data, _HostPlan(ip, Result(Policy("")), MODE_OPPORTUNISTIC, ips=[ip]), tls, out, enforce=False)
         return out
     domain = parse_domain(rcpt_dom)
     dests = dane_lookup.gather_destinations(engine.resolver, domain.ascii)
@@ -272,13 +279,10 @@ def deliver_message(engine: Engine, msg: QueueMsg, data: bytes, tls: AttemptTLS)
             if plan.enhanced == "5.7.30":
                 hosts_5730 += 1
             continue
-        _try_host(engine, msg, data, plan, tls, out, enforce=enforce)
-        if out.error is not None and out.error.permanent and msg.attempts == 1 and plan.dualstack and out.error.enhanced[2:4] == "7.":
-            # mox: a policy rejection on the first attempt to a dual-stack host may be about the
-            # address family; retry later so the other family gets its turn first.
-            out.error.permanent = False
-        if out.delivered or out.reply is not None:
-            # The transaction ran: a recipient refusal is the server's answer, not a host failure.
+        _try_host(engine, msgs, data, plan, tls, out, enforce=enforce)
+        out.dualstack = plan.dualstack
+        if out.rcpt:
+            # A transaction ran: refusals are the server's answer per recipient, not a host failure.
             return out
         assert out.error is not None
         last_error = out.error
@@ -357,7 +361,7 @@ def _requiretls_check(msg: QueueMsg, plan: _HostPlan, enforce: bool) -> _HostPla
 
 def _try_host(
     engine: Engine,
-    msg: QueueMsg,
+    msgs: list[QueueMsg],
     data: bytes,
     plan: _HostPlan,
     tls: AttemptTLS,
@@ -366,8 +370,9 @@ def _try_host(
 ) -> None:
     """Connect to the host's addresses in order and run the session, with the plaintext
     fallback of spec §3.7."""
+    msg = msgs[0]
     tls_required_no = msg.require_tls is False
-    out.error, out.reply = None, None
+    out.error = None
     out.host, out.ip = plan.host, ""
     ips = order_ips(plan.ips, out.dialed.get(plan.host, []))
     sock, ip = None, ""
@@ -385,10 +390,10 @@ def _try_host(
     out.dialed.setdefault(plan.host, []).append(ip)
     out.ip = ip
     try:
-        _session(engine, msg, data, plan, tls, out, sock, enforce)
+        _session(engine, msgs, data, plan, tls, out, sock, enforce)
     except DeliveryError as exc:
         out.error = exc
-    if out.error is None or not out.error.tls:
+    if out.error is None or not out.error.tls or out.rcpt:
         return
     dmarc = msg.is_dmarc_report
     if (not enforce and plan.mode == MODE_OPPORTUNISTIC and not plan.dane_records and not dmarc) or tls_required_no:
@@ -401,21 +406,18 @@ def _try_host(
             return
         out.error = None
         try:
-            _session(engine, msg, data, skip, AttemptTLS(), out, sock, enforce)
+            _session(engine, msgs, data, skip, AttemptTLS(), out, sock, enforce)
         except DeliveryError as exc:
             out.error = exc
 
 
-def _session(engine: Engine, msg: QueueMsg, data: bytes, plan: _HostPlan, tls: AttemptTLS, out: _Outcome, sock: socket.socket, enforce: bool) -> None:
-    """One SMTP session: greeting, EHLO, STARTTLS per mode with verification, transaction."""
+def _session(engine: Engine, msgs: list[QueueMsg], data: bytes, plan: _HostPlan, tls: AttemptTLS, out: _Outcome, sock: socket.socket, enforce: bool) -> None:
+    """One SMTP session: greeting, EHLO, STARTTLS per mode with verification, transactions."""
+    msg = msgs[0]
     tls_required_no = msg.require_tls is False
     host_result = plan.result if plan.result.policy.type else None
     client = Client(sock, engine.config.hostname)
-    local_ip = remote_ip = ""
-    try:
-        local_ip, remote_ip = sock.getsockname()[0], sock.getpeername()[0]
-    except OSError:
-        pass
+    local_ip, remote_ip = _ip_of(sock.getsockname), _ip_of(sock.getpeername)
     out.tls = ""
     try:
         greeting = client.read_greeting()
@@ -487,8 +489,7 @@ def _session(engine: Engine, msg: QueueMsg, data: bytes, plan: _HostPlan, tls: A
                 raise
         if msg.require_tls is True and "REQUIRETLS" not in client.extensions:
             raise DeliveryError(f"{plan.host} does not announce REQUIRETLS", code=554, enhanced="5.7.30")
-        results = client.transaction(dq.wire_address(msg.mail_from), [dq.wire_address(msg.recipient)], data, requiretls=msg.require_tls is True)
-        _rcpt_outcome(results[0], out)
+        _transactions(client, msgs, data, out)
         client.quit()
     except SMTPError as exc:
         client.close()
@@ -498,14 +499,32 @@ def _session(engine: Engine, msg: QueueMsg, data: bytes, plan: _HostPlan, tls: A
         raise
 
 
-def _rcpt_outcome(r: RcptResult, out: _Outcome) -> None:
-    out.reply = r.reply
-    if r.ok:
-        out.delivered = True
-        out.error = None
-        return
-    text = str(r.reply) if r.reply else "rejected"
-    out.error = DeliveryError(f"recipient {r.recipient}: {text}", permanent=r.permanent, code=r.reply.code if r.reply else 0, enhanced=r.reply.enhanced if r.reply else "")
+def _ip_of(get: Callable[[], Any]) -> str:
+    """The IP of a socket address ("" for non-IP sockets or when unknown)."""
+    try:
+        addr = get()
+    except OSError:
+        return ""
+    return addr[0] if isinstance(addr, tuple) else ""
+
+
+def _transactions(client: Client, msgs: list[QueueMsg], data: bytes, out: _Outcome) -> None:
+    """Send the message to all recipients: in chunks of the server's LIMITS RCPTMAX (RFC 9422),
+    and again for recipients refused with 452/552 (too many recipients) behind an accepted one
+    (spec §3.7). Each recipient's reply lands in ``out.rcpt``."""
+    msg = msgs[0]
+    pending = [m.recipient for m in msgs]
+    while pending:
+        limit = client.extensions.rcpt_max or len(pending)
+        batch, pending = pending[:limit], pending[limit:]
+        results = client.transaction(dq.wire_address(msg.mail_from), [dq.wire_address(r) for r in batch], data, requiretls=msg.require_tls is True)
+        again = []
+        for i, (rcpt, res) in enumerate(zip(batch, results)):
+            if i > 0 and not res.ok and res.reply is not None and res.reply.code in (452, 552) and any(x.ok for x in results):
+                again.append(rcpt)
+            else:
+                out.rcpt[rcpt] = res
+        pending = again + pending
 
 
 # ------------------------------------------------------------------------- MTA-STS adapter
@@ -548,6 +567,14 @@ def _select(tx: Txn, ids: Iterable[int] | None, domain: str | None, now: float) 
     return [m for m in qstore.scan(tx) if dq.is_due(m, now) and (want is None or m.recipient_domain == want)]
 
 
+def _batches(todo: list[QueueMsg]) -> list[list[QueueMsg]]:
+    """Group the selected messages of one submission and recipient domain, in queue order."""
+    groups: dict[tuple[int, str], list[QueueMsg]] = {}
+    for m in todo:
+        groups.setdefault((m.base_id, m.recipient_domain), []).append(m)
+    return list(groups.values())
+
+
 def run_queue(
     store: Store,
     data_dir: Path,
@@ -567,109 +594,119 @@ def run_queue(
         with store.read() as tx:
             todo = _select(tx, ids, domain, time.time() if now is None else now)
         results = []
-        for m in todo:
-            r = attempt(eng, m.id, now)
-            if r is None:
-                continue
-            results.append(r)
-            if on_attempt is not None:
-                on_attempt(r)
+        for batch in _batches(todo):
+            for r in attempt(eng, [m.id for m in batch], now):
+                results.append(r)
+                if on_attempt is not None:
+                    on_attempt(r)
         return results
 
 
-def attempt(engine: Engine, msg_id: int, now: float | None = None) -> AttemptResult | None:
-    """One attempt for one message, recorded before and after (see module docstring)."""
+def attempt(engine: Engine, msg_ids: list[int], now: float | None = None) -> list[AttemptResult]:
+    """One attempt for messages of one submission and recipient domain, recorded before and
+    after (see module docstring); messages that disappeared meanwhile are left out."""
     start = time.time() if now is None else now
     t0 = time.monotonic()
 
-    def begin(tx: Txn) -> QueueMsg | None:
-        m = qstore.get(tx, msg_id)
-        if m is None:
-            return None
-        m.attempts += 1
-        m.last_attempt = start
-        m.next_attempt = start + dq.backoff(m.attempts)
-        m.in_progress = start
-        qstore.put(tx, m)
-        return m
+    def begin(tx: Txn) -> list[QueueMsg]:
+        out = []
+        for msg_id in msg_ids:
+            m = qstore.get(tx, msg_id)
+            if m is None:
+                continue
+            m.attempts += 1
+            m.last_attempt = start
+            m.next_attempt = start + dq.backoff(m.attempts)
+            m.in_progress = start
+            qstore.put(tx, m)
+            out.append(m)
+        return out
 
-    msg = engine.store.update(begin)
-    if msg is None:
-        return None
+    msgs = engine.store.update(begin)
+    if not msgs:
+        return []
     tls = AttemptTLS()
     data = b""
     try:
-        data = dq.message_bytes(engine.data_dir, msg)
+        data = dq.message_bytes(engine.data_dir, msgs[0])
     except OSError as exc:
         out = _Outcome(error=DeliveryError(f"reading queued message file: {exc.strerror or exc}"))
     else:
         try:
-            out = deliver_message(engine, msg, data, tls)
+            out = deliver_message(engine, msgs, data, tls)
         except DNSError as exc:
             out = _Outcome(error=DeliveryError(str(exc)))
         except OSError as exc:
             out = _Outcome(error=DeliveryError(f"delivery: {exc.strerror or exc}"))
         except Exception as exc:  # noqa: BLE001 - one broken message must not stop the queue
-            _log.error("unexpected error during delivery attempt", id=msg.id, err=f"{type(exc).__name__}: {exc}")
+            _log.error("unexpected error during delivery attempt", ids=",".join(str(m.id) for m in msgs), err=f"{type(exc).__name__}: {exc}")
             out = _Outcome(error=DeliveryError(f"internal error: {type(exc).__name__}: {exc}"))
-    return _finish(engine, msg, out, tls, data, time.monotonic() - t0)
+    return _finish(engine, msgs, out, tls, data, time.monotonic() - t0)
 
 
-def _finish(engine: Engine, msg: QueueMsg, out: _Outcome, tls: AttemptTLS, data: bytes, duration: float) -> AttemptResult:
+def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptResult, DeliveryError | None]:
+    """The outcome of one message of a batch: its recipient's reply, else the batch's error."""
+    r = AttemptResult(id=msg.id, recipient=msg.recipient, outcome="delivered", attempt=msg.attempts, host=out.host, ip=out.ip, tls=out.tls, duration=duration)
+    rr = out.rcpt.get(msg.recipient)
+    err: DeliveryError | None
+    if rr is not None:
+        r.code, r.enhanced = (rr.reply.code, rr.reply.enhanced) if rr.reply else (0, "")
+        if rr.ok:
+            return r, None
+        err = DeliveryError(f"recipient {msg.recipient}: {rr.error or 'rejected'}", permanent=rr.permanent, code=r.code, enhanced=r.enhanced)
+    else:
+        err = out.error or DeliveryError("not delivered")
+        r.code, r.enhanced = err.code, err.enhanced
+    permanent = err.permanent
+    if permanent and msg.attempts == 1 and out.dualstack and err.enhanced[2:4] == "7.":
+        # mox: a policy rejection on the first attempt to a dual-stack host may be about the
+        # address family; retry later so the other family gets its turn first.
+        permanent = False
+    r.error = str(err)
+    r.outcome = "failed" if permanent or msg.attempts >= dq.max_attempts_of(msg) else "deferred"
+    return r, DeliveryError(str(err), permanent=permanent, code=err.code, enhanced=err.enhanced)
+
+
+def _finish(engine: Engine, msgs: list[QueueMsg], out: _Outcome, tls: AttemptTLS, data: bytes, duration: float) -> list[AttemptResult]:
     cfg = engine.config
-    err = out.error
-    result = AttemptResult(
-        id=msg.id,
-        recipient=msg.recipient,
-        outcome="delivered",
-        attempt=msg.attempts,
-        host=out.host,
-        ip=out.ip,
-        tls=out.tls,
-        code=out.reply.code if out.reply else (err.code if err else 0),
-        enhanced=out.reply.enhanced if out.reply else (err.enhanced if err else ""),
-        duration=duration,
-    )
-    give_up = False
-    if not out.delivered:
-        result.error = str(err) if err else "not delivered"
-        give_up = bool(err and err.permanent) or msg.attempts >= dq.max_attempts_of(msg)
-        result.outcome = "failed" if give_up else "deferred"
+    first = msgs[0]
+    results = [_result_for(m, out, duration) for m in msgs]
     files: list[Path] = []
 
     def fn(tx: Txn) -> None:
-        current = qstore.get(tx, msg.id)
-        if current is None:
-            return  # dropped meanwhile
-        if not cfg.no_outgoing_tls_reports and not msg.recipient_domain.startswith("["):
-            r = rows(tls, msg.recipient_domain, msg.is_tls_report, msg.is_dmarc_report)
+        if not cfg.no_outgoing_tls_reports and not first.recipient_domain.startswith("["):
+            r = rows(tls, first.recipient_domain, first.is_tls_report, first.is_dmarc_report)
             if r:
-                tlsstore.add_results(tx, tlsstore.day_utc(), msg.recipient_domain, r)
-        if out.delivered or give_up:
-            if give_up:
-                permanent = bool(err and err.permanent)
-                result.dsn = dsnmod.failure_dsn_in(tx, engine.data_dir, cfg, current, data, result.error, out.host, result.code, result.enhanced, permanent)
-                if permanent and msg.is_tls_report and not msg.recipient_domain.startswith("["):
-                    # Beyond mox (mox issue #295): stop sending reports to an address that refuses them.
-                    suppress.suppress_after_failure(tx, "tls", msg.recipient, result.error)
-            files.append(dq.remove_in(tx, engine.data_dir, msg.id))
-            return
-        if current.attempts == DELAYED_DSN_AFTER and not (msg.is_tls_report or msg.is_dmarc_report):
-            # mox: after the 5th failed attempt the sender hears that delivery is delayed.
-            until = current.next_attempt + sum(dq.backoff(n) for n in range(current.attempts + 1, dq.max_attempts_of(current)))
-            result.dsn = dsnmod.failure_dsn_in(
-                tx, engine.data_dir, cfg, current, data, result.error, out.host, result.code, result.enhanced, False, delayed_until=until
-            )
-        current.in_progress = None
-        current.last_error = result.error
-        current.last_code = result.code
-        current.last_enhanced = result.enhanced
-        current.dialed_ips = out.dialed
-        qstore.put(tx, current)
-        result.next_attempt = current.next_attempt
+                tlsstore.add_results(tx, tlsstore.day_utc(), first.recipient_domain, r)
+        for msg, (result, err) in zip(msgs, results):
+            current = qstore.get(tx, msg.id)
+            if current is None:
+                continue  # dropped meanwhile
+            if result.outcome != "deferred":
+                if result.outcome == "failed":
+                    permanent = bool(err and err.permanent)
+                    result.dsn = dsnmod.failure_dsn_in(tx, engine.data_dir, cfg, current, data, result.error, out.host, result.code, result.enhanced, permanent)
+                    if permanent and msg.is_tls_report and not msg.recipient_domain.startswith("["):
+                        # Beyond mox (mox issue #295): stop sending reports to an address that refuses them.
+                        suppress.suppress_after_failure(tx, "tls", msg.recipient, result.error)
+                files.append(dq.remove_in(tx, engine.data_dir, msg.id))
+                continue
+            if current.attempts == DELAYED_DSN_AFTER and not (msg.is_tls_report or msg.is_dmarc_report):
+                # mox: after the 5th failed attempt the sender hears that delivery is delayed.
+                until = current.next_attempt + sum(dq.backoff(n) for n in range(current.attempts + 1, dq.max_attempts_of(current)))
+                result.dsn = dsnmod.failure_dsn_in(
+                    tx, engine.data_dir, cfg, current, data, result.error, out.host, result.code, result.enhanced, False, delayed_until=until
+                )
+            current.in_progress = None
+            current.last_error = result.error
+            current.last_code = result.code
+            current.last_enhanced = result.enhanced
+            current.dialed_ips = out.dialed
+            qstore.put(tx, current)
+            result.next_attempt = current.next_attempt
 
     engine.store.update(fn)
     dq.unlink_files(files)
-    _log.info("delivery attempt", id=msg.id, rcpt=msg.recipient, outcome=result.outcome, host=result.host, err=result.error)
-    return result
-
+    for result, _ in results:
+        _log.info("delivery attempt", id=result.id, rcpt=result.recipient, outcome=result.outcome, host=result.host, err=result.error)
+    return [r for r, _ in results]
