@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Delivery benchmark: queue N messages, deliver them to a local SMTP server, time the parts.
 
-    .venv/bin/python bench/delivery.py [--count 1000] [--lab DIR] [--domain reports.test] [--plaintext] [--no-dns-cache]
+    .venv/bin/python bench/delivery.py [--count 1000] [--lab DIR] [--domain reports.test] [--plaintext]
+                                       [--no-dns-cache] [--per-message K]
 
 DNS goes through the lab's validating resolver (a running lab from --lab or $LAB_DIR, else a
 private lab is started and stopped); the recipient domain (default reports.test) has a
@@ -121,6 +122,7 @@ def main() -> None:
     ap.add_argument("--domain", default="reports.test", help="recipient domain in the lab (its MX must be 127.0.0.1)")
     ap.add_argument("--plaintext", action="store_true", help="server without STARTTLS")
     ap.add_argument("--no-dns-cache", action="store_true", help="do every DNS lookup (no per-run cache)")
+    ap.add_argument("--per-message", type=int, default=1, help="recipients per queued submission (delivered in one transaction; default 1)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
@@ -148,8 +150,9 @@ def main() -> None:
         with Store.open(data) as st:
             t = time.perf_counter()
             with st.write() as tx:
-                for i in range(args.count):
-                    dq.enqueue_in(tx, data, mail_from="bench@moxcli.test", recipients=[f"r{i}@{args.domain}"], data=body)
+                for i in range(0, args.count, args.per_message):
+                    rcpts = [f"r{j}@{args.domain}" for j in range(i, min(i + args.per_message, args.count))]
+                    dq.enqueue_in(tx, data, mail_from="bench@moxcli.test", recipients=rcpts, data=body)
             t_enqueue = time.perf_counter() - t
 
             tlsconn.handshake = _timed("tls", tlsconn.handshake)

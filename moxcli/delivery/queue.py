@@ -153,6 +153,7 @@ def enqueue_in(
     subject = _subject(data)
     ids: list[int] = []
     first_path: Path | None = None
+    linked_dirs: set[Path] = set()
     for rcpt, dom in parsed:
         msg_id = tx.next_id(qstore.SEQUENCE)
         path = queue_file(data_dir, msg_id)
@@ -163,7 +164,7 @@ def enqueue_in(
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.unlink(missing_ok=True)
             os.link(first_path, path)
-            sync_dir(path.parent)
+            linked_dirs.add(path.parent)
         ids.append(msg_id)
         qstore.put(
             tx,
@@ -185,6 +186,8 @@ def enqueue_in(
                 subject=subject,
             ),
         )
+    for d in linked_dirs:  # the links are durable before the caller commits the records
+        sync_dir(d)
     return ids
 
 
