@@ -341,6 +341,7 @@ class _Checker:
 
     def __init__(self, data_dir: Path, res: VerifyResult, fix: bool) -> None:
         self.data_dir = data_dir
+        self.data_s = str(data_dir) + "/"
         self.res = res
         self.fix = fix
         self.accounts: set[str] = set()
@@ -467,43 +468,55 @@ class _Checker:
             if (acc, mb_id) not in named:
                 self.res.problem(key_text(MAILBOX, text_key(acc, mb_id)), f"mailbox {mb.get('name')!r} is missing from the name index")
 
+    def _message_key(self, key: bytes) -> tuple[str, int, int] | None:
+        """(account, mailbox id, uid) of a MESSAGE key; the fast path cuts the two u64 off the end."""
+        if len(key) >= 19 and key[-18] == 0 and key[-9] == 0:
+            try:
+                return key[:-18].decode("utf-8"), from_u64(key[-17:-9]), from_u64(key[-8:])
+            except UnicodeDecodeError:
+                pass
+        parts = self._split(MESSAGE, key, 3)
+        return None if parts is None else (str(parts[0]), int(parts[1]), int(parts[2]))
+
     def _messages(self, tx: Txn) -> None:
+        """Per message: key, mailbox, uid, id, file; runs 100,000s of times, so the record's
+        readable name is only made for a problem."""
         res = self.res
         for key, rec in self._records(tx, MESSAGE):
-            parts = self._split(MESSAGE, key, 3)
-            if parts is None:
+            parsed = self._message_key(key)
+            if parsed is None:
                 continue
-            acc, mb_id, uid = str(parts[0]), int(parts[1]), int(parts[2])
-            where = key_text(MESSAGE, key)
-            if acc not in self.accounts:
-                res.problem(where, f"account {acc!r} does not exist")
+            acc, mb_id, uid = parsed
+            known = acc in self.accounts
+            if not known:
+                res.problem(key_text(MESSAGE, key), f"account {acc!r} does not exist")
             mb = self.mailboxes.get((acc, mb_id))
             if mb is None:
-                res.problem(where, f"mailbox id {mb_id} of account {acc!r} does not exist")
+                res.problem(key_text(MESSAGE, key), f"mailbox id {mb_id} of account {acc!r} does not exist")
             elif uid >= mb["uidnext"]:
-                res.problem(where, f"uid {uid} is not below the mailbox's uidnext {mb['uidnext']}")
+                res.problem(key_text(MESSAGE, key), f"uid {uid} is not below the mailbox's uidnext {mb['uidnext']}")
             if rec.get("uid") != uid or rec.get("mailbox_id") != mb_id:
-                res.problem(where, f"record uid {rec.get('uid')!r} / mailbox_id {rec.get('mailbox_id')!r} differ from its key")
+                res.problem(key_text(MESSAGE, key), f"record uid {rec.get('uid')!r} / mailbox_id {rec.get('mailbox_id')!r} differ from its key")
             if not _str_list(rec.get("flags", [])) or not _str_list(rec.get("keywords", [])):
-                res.problem(where, "flags and keywords must be lists of text")
+                res.problem(key_text(MESSAGE, key), "flags and keywords must be lists of text")
             msg_id, size = rec.get("id"), rec.get("size")
             if not isinstance(msg_id, int) or msg_id < 1 or not isinstance(size, int) or size < 0:
-                res.problem(where, f"id {msg_id!r} / size {size!r} are not valid numbers")
+                res.problem(key_text(MESSAGE, key), f"id {msg_id!r} / size {size!r} are not valid numbers")
                 continue
             if mb is not None:
                 s = self.sums[(acc, mb_id)]
                 s[0] += 1
                 s[1] += size
-            if acc not in self.accounts:
+            if not known:
                 continue  # no sequence to check against; maybe not even a valid directory name
             if msg_id > self.sequences[acc]:
                 # The sequence would hand this id out again (and overwrite the file).
-                res.problem(where, f"message id {msg_id} is beyond the last id handed out ({self.sequences[acc]})")
+                res.problem(key_text(MESSAGE, key), f"message id {msg_id} is beyond the last id handed out ({self.sequences[acc]})")
                 continue
             if not self.message_ids.setdefault(acc, IdSet()).add(msg_id):
-                res.problem(where, f"message id {msg_id} is used by another message of account {acc!r}")
+                res.problem(key_text(MESSAGE, key), f"message id {msg_id} is used by another message of account {acc!r}")
                 continue
-            self._check_file(f"accounts/{acc}/msg/{msg_path(msg_id)}", size, 0, where)
+            self._check_file(f"accounts/{acc}/msg/{msg_path(msg_id)}", size, 0, MESSAGE, key)
 
     def _queue(self, tx: Txn) -> None:
         res = self.res
@@ -526,21 +539,21 @@ class _Checker:
                 res.problem(where, f"queue id {msg_id} is beyond the last id handed out ({self.sequences['queue']})")
                 continue
             self.queue_ids.add(msg_id)
-            self._check_file(f"queue/{msg_path(msg_id)}", size, len(prefix), where)
+            self._check_file(f"queue/{msg_path(msg_id)}", size, len(prefix), QUEUE, key)
 
-    def _check_file(self, rel: str, size: int, prefix: int, record: str) -> None:
+    def _check_file(self, rel: str, size: int, prefix: int, table: Table, key: bytes) -> None:
         try:
-            st = os.stat(self.data_dir / rel)
+            st = os.stat(self.data_s + rel)
         except FileNotFoundError:
-            self.res.problem(rel, f"missing (referenced by {record})")
+            self.res.problem(rel, f"missing (referenced by {key_text(table, key)})")
             return
         except OSError as exc:
-            self.res.problem(rel, f"cannot read: {exc.strerror} (referenced by {record})")
+            self.res.problem(rel, f"cannot read: {exc.strerror} (referenced by {key_text(table, key)})")
             return
         self.bytes += st.st_size
         if prefix + st.st_size != size:
             with_prefix = f" + {prefix} bytes of prefix" if prefix else ""
-            self.res.problem(rel, f"file has {st.st_size} bytes{with_prefix}, but {record} says size {size}")
+            self.res.problem(rel, f"file has {st.st_size} bytes{with_prefix}, but {key_text(table, key)} says size {size}")
 
     def _generic(self, tx: Txn, table: Table) -> None:
         if table.name not in INDEX_TABLES:
