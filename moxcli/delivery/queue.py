@@ -12,7 +12,8 @@ API for other features:
   without records; the ids are handed out again by the next enqueue, which overwrites them.
 - ``enqueue(store, data_dir, **same) -> list[int]``: the same in a transaction of its own.
 - Delivery is ``moxcli.delivery.deliver.run_queue(store, data_dir, config, ids=None,
-  domain=None, now=None) -> list[AttemptResult]``.
+  domain=None, now=None) -> list[AttemptResult]`` (one result per queue record; the due
+  records of one ``base_id`` and recipient domain share one SMTP transaction).
 
 ``require_tls``: None follows the recipient's policies, True is REQUIRETLS (RFC 8689 §2),
 False is ``TLS-Required: No`` (RFC 8689 §3; report messages are queued with False).
