@@ -250,3 +250,20 @@ def test_hostile_server_bytes_never_crash(blob):
 def test_hostile_ehlo_lines(lines):
     ext = Extensions.parse(["mx", *lines])
     assert ext.size >= 0 and ext.rcpt_max >= 0
+
+
+def test_refused_transaction_is_reset_before_the_next():
+    srv = Scripted(
+        b"220 x\r\n",
+        {"EHLO": [b"250 x\r\n"], "RCPT a@example.org": [b"550 no\r\n"], "DATA": [b"354 go\r\n"], ".": [b"250 ok\r\n"]},
+    )
+    c = Client(srv.client_sock, "c")
+    c.read_greeting()
+    c.ehlo()
+    (r,) = c.transaction("s@example.net", ["a@example.org"], b"x\r\n")
+    assert not r.ok
+    (r,) = c.transaction("s@example.net", ["b@example.org"], b"x\r\n")
+    assert r.ok
+    c.quit()
+    srv.thread.join(5)
+    assert [x.split(":")[0] for x in srv.received] == ["EHLO c", "MAIL FROM", "RCPT TO", "RSET", "MAIL FROM", "RCPT TO", "DATA", "QUIT"]

@@ -290,15 +290,22 @@ class Client:
         if not accepted:
             if data_reply is not None and data_reply.code == 354:
                 self._abort_data()
+            else:
+                self._reset()
             return results
         assert data_reply is not None
         if data_reply.code != 354:
+            self._reset()
             return [r if not r.ok else RcptResult(r.recipient, False, data_reply, data_reply.permanent) for r in results]
         self.send(dot_stuff(data) + b".\r\n")
         final = self.read_reply()
         if final.code != 250:
             return [r if not r.ok else RcptResult(r.recipient, False, final, final.permanent) for r in results]
         return [r if not r.ok else RcptResult(r.recipient, True, final) for r in results]
+
+    def _reset(self) -> None:
+        # RFC 5321 §4.1.1.5: end the unfinished transaction so another MAIL may follow.
+        self.command("RSET")
 
     def _abort_data(self) -> None:
         # The server accepted DATA though no recipient was accepted: end with an empty message.
