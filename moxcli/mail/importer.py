@@ -20,6 +20,7 @@ import ctypes
 import email.utils
 import gzip
 import os
+import queue
 import signal
 import sys
 import threading
@@ -154,9 +155,7 @@ class _Import:
         self.block = _FIRST_BLOCK
         self.acc_dir = account_dir(self.data_dir, account)
         self.msg_root = self.acc_dir / "msg"
-        self.created_dirs: list[Path] = []
-        self._dir_name = ""
-        self._dir_fd = -1
+        self.files = _Files(self.acc_dir)
 
     # -- bookkeeping
 
@@ -212,7 +211,7 @@ class _Import:
             self.report()
 
     def _write(self, data: bytes) -> int:
-        """Write a message file under the next reserved id (no sync: one sync at the end)."""
+        """Queue a message file under the next reserved id (no sync: one sync at the end)."""
         if self.next_id > self.end_id:
             assert self.store is not None
             count = self.block
@@ -221,30 +220,8 @@ class _Import:
             self.end_id = self.next_id + count - 1
         msg_id = self.next_id
         self.next_id += 1
-        name = msg_dir(msg_id)
-        if name != self._dir_name:
-            self._close_dir()
-            path = self.msg_root / name
-            for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
-                if not p.is_dir():
-                    p.mkdir(mode=0o700)
-                    self.created_dirs.append(p)
-            self._dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-            self._dir_name = name
-        fd = os.open(str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=self._dir_fd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        self.files.put(msg_id, data)
         return msg_id
-
-    def _close_dir(self) -> None:
-        if self._dir_fd >= 0:
-            os.close(self._dir_fd)
-            self._dir_fd = -1
-            self._dir_name = ""
 
     # -- start, commit, abort
 
@@ -265,7 +242,7 @@ class _Import:
             self.store.update(lambda tx: store_mail.begin_import(tx, self.account, info))
 
     def commit(self) -> ImportResult:
-        self._close_dir()
+        self.files.finish()
         if self.dry_run:
             return self._result(*self._dry_mailboxes())
         assert self.store is not None
@@ -310,7 +287,7 @@ class _Import:
 
     def abort(self) -> None:
         """Remove every file written and the import record: the account is as it was."""
-        self._close_dir()
+        self.files.cancel()
         if self.dry_run or self.committed or self.store is None:
             return
         with _signals_deferred():
@@ -320,13 +297,13 @@ class _Import:
                 if msg_id:
                     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                         os.unlink(self.msg_root / msg_dir(msg_id) / str(msg_id))
-            for d in reversed(self.created_dirs):
+            for d in reversed(self.files.created_dirs):
                 with contextlib.suppress(OSError):
                     d.rmdir()
             self.store.update(lambda tx: store_mail.finish_import(tx, self.account, None))
 
     def close(self) -> None:
-        self._close_dir()
+        self.files.cancel()
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -361,6 +338,101 @@ class _Import:
             warnings=self.warnings,
             warnings_total=self.warnings_total,
         )
+
+
+class _Files:
+    """Writes message files on a thread: the kernel's work creating files (most of an import's
+    time on ext4) overlaps with parsing. Batches bound the memory in flight."""
+
+    _BATCH = 64
+    _BATCH_BYTES = 1 << 20
+
+    def __init__(self, acc_dir: Path) -> None:
+        self.acc_dir = acc_dir
+        self.msg_root = acc_dir / "msg"
+        self.created_dirs: list[Path] = []
+        self._dir_name = ""
+        self._dir_fd = -1
+        self._queue: queue.Queue[list[tuple[int, bytes]] | None] = queue.Queue(maxsize=8)
+        self._batch: list[tuple[int, bytes]] = []
+        self._batch_bytes = 0
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._thread: threading.Thread | None = None
+
+    def put(self, msg_id: int, data: bytes) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+            self._thread.start()
+        self._batch.append((msg_id, data))
+        self._batch_bytes += len(data)
+        if len(self._batch) >= self._BATCH or self._batch_bytes >= self._BATCH_BYTES:
+            self._flush()
+
+    def finish(self) -> None:
+        """Wait until every queued file is written; raise the writer's error if it had one."""
+        self._flush()
+        self._stop()
+        if self._error is not None:
+            raise self._error
+
+    def cancel(self) -> None:
+        """Stop writing (files already written stay: the caller removes them)."""
+        self._cancelled = True
+        self._batch = []
+        self._stop()
+
+    def _flush(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
+            self._batch_bytes = 0
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
+            self._dir_name = ""
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is not None or self._cancelled:
+                continue
+            try:
+                for msg_id, data in batch:
+                    self._write(msg_id, data)
+            except BaseException as exc:  # handed to the importing thread
+                self._error = exc
+
+    def _write(self, msg_id: int, data: bytes) -> None:
+        name = msg_dir(msg_id)
+        if name != self._dir_name:
+            if self._dir_fd >= 0:
+                os.close(self._dir_fd)
+                self._dir_fd = -1
+            path = self.msg_root / name
+            for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
+                if not p.is_dir():
+                    p.mkdir(mode=0o700)
+                    self.created_dirs.append(p)
+            self._dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            self._dir_name = name
+        fd = os.open(str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=self._dir_fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
 
 def _missing_parents(tx: Txn | None, account: str, name: str, importing: dict[str, int], seen: list[str]) -> list[str]:
