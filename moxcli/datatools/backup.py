@@ -24,13 +24,13 @@ from typing import Any, Callable
 
 from moxcli import __version__
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE, syncfs
-from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet, decode_error, key_text, meta_value, reserved_ids
+from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet, decode_error, key_text, message_key, meta_value, reserved_ids
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration, Txn, job_lock
 from moxcli.store import queue as qstore
 from moxcli.store.env import STORE_DIR, decode
 from moxcli.store.files import check_account_name, msg_path, parse_msg_path, sync_dir
-from moxcli.store.schema import MESSAGE, QUEUE, from_u64, split_key
+from moxcli.store.schema import MESSAGE, QUEUE, from_u64
 
 # Copied without a warning besides store, accounts and queue; never copied: locks, tmp.
 QUIET_TOP = {"moxcli.toml", "dkim", MOVED_DIR}
@@ -175,10 +175,16 @@ class _Backup:
             self.total = tx.count(MESSAGE) + tx.count(QUEUE)
             ids: dict[str, IdSet] = {}
             sequences: dict[str, int] = {}
+            valid: set[str] = set()
             for key, raw in tx.scan_raw(MESSAGE):
                 try:
                     rec = decode(MESSAGE, key, raw)
-                    account = check_account_name(str(split_key(key, (1, 2))[0]))
+                    parsed = message_key(key)
+                    if parsed is None:
+                        raise ValueError("key does not match the message key layout")
+                    account = parsed[0]
+                    if account not in valid:
+                        valid.add(check_account_name(account))
                     msg_id, size = _id_size(rec)
                 except (StoreError, ValueError, struct.error) as exc:
                     why = decode_error(MESSAGE, key, exc) if isinstance(exc, StoreError) else str(exc)

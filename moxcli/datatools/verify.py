@@ -149,6 +149,17 @@ class IdSet:
         return byte < len(self._bits) and bool(self._bits[byte] & (1 << (n & 7)))
 
 
+def message_key(key: bytes) -> tuple[str, int, int] | None:
+    """(account, mailbox id, uid) of a MESSAGE key (text_key(account, mailbox_id, uid)),
+    cutting the two u64 off the end: the per-message hot path of verifydata and backup."""
+    if len(key) >= 19 and key[-18] == 0 and key[-9] == 0:
+        try:
+            return key[:-18].decode("utf-8"), from_u64(key[-17:-9]), from_u64(key[-8:])
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
 def key_text(table: Table, key: bytes) -> str:
     """A key as a readable path below store/<table>/."""
     try:
@@ -469,12 +480,9 @@ class _Checker:
                 self.res.problem(key_text(MAILBOX, text_key(acc, mb_id)), f"mailbox {mb.get('name')!r} is missing from the name index")
 
     def _message_key(self, key: bytes) -> tuple[str, int, int] | None:
-        """(account, mailbox id, uid) of a MESSAGE key; the fast path cuts the two u64 off the end."""
-        if len(key) >= 19 and key[-18] == 0 and key[-9] == 0:
-            try:
-                return key[:-18].decode("utf-8"), from_u64(key[-17:-9]), from_u64(key[-8:])
-            except UnicodeDecodeError:
-                pass
+        parsed = message_key(key)
+        if parsed is not None:
+            return parsed
         parts = self._split(MESSAGE, key, 3)
         return None if parts is None else (str(parts[0]), int(parts[1]), int(parts[2]))
 
