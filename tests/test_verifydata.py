@@ -300,6 +300,15 @@ def test_failed_migration_is_a_problem(good, monkeypatch):
     assert problems(good) == ["store: migrating a copy from schema version 1 failed: step 1 failed"]
 
 
+def test_crashing_migration_step_is_a_problem(good, monkeypatch):
+    def step(tx):
+        return {}["missing"]
+
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
+    monkeypatch.setitem(migrate.MIGRATIONS, 1, step)
+    assert problems(good) == ["store: migrating a copy from schema version 1 failed: KeyError: 'missing'"]
+
+
 def test_newer_schema_is_a_problem(good):
     with Store.open(good) as st, st.write() as tx:
         tx.set_meta("schema_version", schema.SCHEMA_VERSION + 1)

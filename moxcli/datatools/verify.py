@@ -333,12 +333,13 @@ def _open_store(data_dir: Path, res: VerifyResult) -> tuple[Store | None, Path |
             res.problem(rel, f"migrated copy: {why}")
             return None, tmp
         store = Store.open(tmp, readonly=True)
-    except MoxcliError as exc:
-        res.problem(STORE_DIR, f"migrating a copy from schema version {old} failed: {exc}")
-        return None, tmp
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StoreError(f"{tmp}: cannot make a copy of the store to migrate: {exc.strerror}") from None
+    except Exception as exc:  # whatever a migration step raises: this store does not migrate
+        what = str(exc) if isinstance(exc, MoxcliError) else f"{type(exc).__name__}: {exc}"
+        res.problem(STORE_DIR, f"migrating a copy from schema version {old} failed: {what}")
+        return None, tmp
     res.migrated_from = old
     res.notes.append(
         f"the store has schema version {old}; verified a copy migrated to version {SCHEMA_VERSION}. "
