@@ -302,7 +302,7 @@ def _start_cli_import(data_dir: Path, account: str) -> tuple[subprocess.Popen, P
     msg = data_dir / "accounts" / account / "msg"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if msg.exists() and sum(1 for f in msg.rglob("*") if f.is_file()) >= 290:
+        if msg.exists() and sum(1 for f in msg.rglob("*") if f.is_file()) >= 200:
             return p, msg
         time.sleep(0.05)
     p.kill()
