@@ -359,3 +359,20 @@ def test_cleanup_leaves_running_import_alone(data_dir):
     assert p.returncode == 0
     check_contract(data_dir, "busy")
     assert len(messages(data_dir, "busy", "Inbox")) == 300
+
+
+def test_maildir_file_vanishing_is_a_warning(data_dir, tmp_path, monkeypatch):
+    root = tmp_path / "md"
+    for s in ("cur", "new"):
+        (root / s).mkdir(parents=True)
+    (root / "cur" / "1600000000.1.h:2,S").write_bytes(b"Subject: x\n\nbody\n")
+    real = importer.md.entries
+
+    def entries(path):
+        yield "new", "1600000001.2.h"  # moved to cur/ by a client after the listing
+        yield from real(path)
+
+    monkeypatch.setattr(importer.md, "entries", entries)
+    res = import_maildir(data_dir, "acc", "Inbox", root)
+    assert res.messages == 1
+    assert [(w.number, w.message) for w in res.warnings] == [(1, "file vanished while importing, skipped")]

@@ -650,7 +650,12 @@ def _import_folder(imp: _Import, mb: int, folder: md.Folder) -> None:
         imp.warn(0, str(folder.path / "dovecot-keywords"), err)
     for sub, fname in md.entries(folder.path):
         path = folder.path / sub / fname
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            # A live maildir: the owner's client moved it (new/ -> cur/) or deleted it.
+            imp.warn(len(imp.ids) + 1, str(path), "file vanished while importing, skipped")
+            continue
         try:
             st = os.fstat(fd)
             chunks = []
