@@ -124,7 +124,8 @@ def test_vector_maildir_flags_and_keywords(data_dir, tmp_path):
 # -- formats
 
 
-def test_gz_stdin_crlf_and_several_files_in_one_import(data_dir, tmp_path):
+def test_gz_stdin_crlf_and_several_files_in_one_import(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(importer, "_SYNCFS_FROM", 2)  # the syncfs path of big imports
     plain = gen_mbox(3)
     (tmp_path / "a.mbox").write_bytes(plain)
     with gzip.open(tmp_path / "b.mbox.gz", "wb") as f:

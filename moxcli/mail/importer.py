@@ -47,6 +47,7 @@ MAX_WARNINGS = 1000  # kept for the report; more are only counted
 PROGRESS_EVERY = 1000  # messages between progress callbacks
 _FIRST_BLOCK = 4096  # message ids reserved per store commit, doubling up to _MAX_BLOCK
 _MAX_BLOCK = 65536
+_SYNCFS_FROM = 512  # files: from here on one syncfs instead of an fsync per file
 
 
 @dataclass
@@ -247,7 +248,8 @@ class _Import:
             return self._result(*self._dry_mailboxes())
         assert self.store is not None
         if len(self.ids):
-            _sync(self.msg_root, (self.msg_root / msg_dir(i) / str(i) for i in self.ids))
+            paths = (self.msg_root / msg_dir(i) / str(i) for i in self.ids)
+            _sync(self.msg_root, paths, many=len(self.ids) >= _SYNCFS_FROM)
         with _signals_deferred():
             mailboxes, account_created = self.store.update(self._commit_tx)
             self.committed = True
@@ -448,14 +450,15 @@ def _missing_parents(tx: Txn | None, account: str, name: str, importing: dict[st
     return out
 
 
-def _sync(root: Path, paths: Iterator[Path]) -> None:
+def _sync(root: Path, paths: Iterator[Path], many: bool) -> None:
     """Make the written files durable with one sync before the commit.
 
-    On Linux one syncfs(2) of the filesystem holding the account: for 200,000 files it takes
-    a fraction of a second where an fsync per file (sync_files) takes minutes. Elsewhere,
-    sync_files.
+    Many files: on Linux one syncfs(2) of the filesystem holding the account; for 200,000
+    files it takes a fraction of a second where an fsync per file takes minutes. It also
+    flushes other programs' dirty data, which is why small imports (and other systems) fsync
+    each file instead (sync_files).
     """
-    if sys.platform.startswith("linux"):
+    if many and sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         try:
