@@ -89,13 +89,13 @@ def map_keyword(word: str) -> tuple[int, str | None]:
     return (0, w) if is_keyword(w) else (0, None)
 
 
-def _header_value(header: bytes, name: bytes) -> bytes | None:
-    """The value of the first header line starting with ``name`` (case-sensitive, spec §8.2),
-    with continuation lines joined."""
+def _header_value(header: bytes, name: bytes, needle: bytes) -> bytes | None:
+    """The value of the first header line starting with ``name`` (``needle`` is LF + name;
+    case-sensitive, spec §8.2), with continuation lines joined."""
     if header.startswith(name):
         i = 0
     else:
-        i = header.find(b"\n" + name)
+        i = header.find(needle)
         if i < 0:
             return None
         i += 1
@@ -104,6 +104,9 @@ def _header_value(header: bytes, name: bytes) -> bytes | None:
     while end >= 0 and header[end + 1 : end + 2] in (b" ", b"\t"):
         end = header.find(b"\n", end + 1)
     return header[start : len(header) if end < 0 else end]
+
+
+_H = {n: (n, b"\n" + n) for n in (b"Status:", b"X-Status:", b"X-Mozilla-Status:", b"X-Keywords:", b"X-Mozilla-Keys:")}
 
 
 def mbox_header_flags(header: bytes) -> tuple[int, list[str], list[str]]:
@@ -117,15 +120,15 @@ def mbox_header_flags(header: bytes) -> tuple[int, list[str], list[str]]:
     keywords: set[str] = set()
     bad: list[str] = []
     if b"Status:" in header:
-        v = _header_value(header, b"Status:")
+        v = _header_value(header, *_H[b"Status:"])
         if v is not None:
             for ch in v:
                 mask |= _STATUS.get(ch, 0)
-        v = _header_value(header, b"X-Status:")
+        v = _header_value(header, *_H[b"X-Status:"])
         if v is not None:
             for ch in v:
                 mask |= _X_STATUS.get(ch, 0)
-        v = _header_value(header, b"X-Mozilla-Status:")
+        v = _header_value(header, *_H[b"X-Mozilla-Status:"])
         if v is not None:
             try:
                 moz = int(v.strip(), 16)
@@ -135,7 +138,9 @@ def mbox_header_flags(header: bytes) -> tuple[int, list[str], list[str]]:
                 if moz & mbit:
                     mask |= bit
     for name, sep in ((b"X-Keywords:", ","), (b"X-Mozilla-Keys:", None)):
-        v = _header_value(header, name)
+        if name not in header:
+            continue
+        v = _header_value(header, *_H[name])
         if v is None:
             continue
         for word in v.decode("utf-8", "replace").replace("\r", "").replace("\n", "").split(sep):

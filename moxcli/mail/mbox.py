@@ -15,7 +15,6 @@ CHUNK = 1 << 20
 
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _DAYS = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
-_QUOTED_FROM = re.compile(rb"^>(>*From )", re.M)
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
@@ -43,7 +42,11 @@ def from_line_time(line: bytes) -> float | None:
     if len(parts) < 3:
         return None
     tokens = parts[2].decode("ascii", "replace").split()
-    if len(tokens) not in (5, 6) or tokens[0] not in _DAYS or tokens[1] not in _MONTHS:
+    if len(tokens) not in (5, 6) or tokens[0] not in _DAYS:
+        return None
+    mon = _MONTHS.get(tokens[1])
+    day, hms, year = tokens[2], tokens[3], tokens[-1]
+    if mon is None or len(hms) != 8 or hms[2] != ":" or hms[5] != ":" or len(year) != 4 or len(day) > 2:
         return None
     offset = 0
     if len(tokens) == 6:
@@ -52,18 +55,12 @@ def from_line_time(line: bytes) -> float | None:
             offset = (int(zone[1:3]) * 3600 + int(zone[3:5]) * 60) * (-1 if zone[0] == "-" else 1)
         elif not zone.isalpha():
             return None
-    hms = tokens[3].split(":")
-    day, year = tokens[2], tokens[-1]
-    if len(hms) != 3 or not all(x.isdigit() and len(x) == 2 for x in hms) or not day.isdigit() or len(day) > 2:
+    if not (day.isdigit() and hms[0:2].isdigit() and hms[3:5].isdigit() and hms[6:8].isdigit() and year.isdigit()):
         return None
-    if not (year.isdigit() and len(year) == 4):
+    d, y, h, m, sec = int(day), int(year), int(hms[0:2]), int(hms[3:5]), int(hms[6:8])
+    if not (1 <= d <= calendar.monthrange(y, mon)[1] and h < 24 and m < 60 and sec < 61):
         return None
-    h, m, s = (int(x) for x in hms)
-    d = int(day)
-    mon = _MONTHS[tokens[1]]
-    if not (1 <= d <= calendar.monthrange(int(year), mon)[1] and h < 24 and m < 60 and s < 61):
-        return None
-    return float(calendar.timegm((int(year), mon, d, h, m, s, 0, 0, 0)) - offset)
+    return float(calendar.timegm((y, mon, d, h, m, sec, 0, 0, 0)) - offset)
 
 
 def to_crlf(data: bytes) -> bytes:
@@ -79,9 +76,21 @@ def to_crlf(data: bytes) -> bytes:
 
 def unquote_from(data: bytes) -> bytes:
     """mboxrd: a line of one or more '>' then "From " loses one '>' (mboxo's single level too)."""
-    if b">From " not in data:
+    i = data.find(b">From ")
+    if i < 0:
         return data
-    return _QUOTED_FROM.sub(rb"\1", data)
+    out = []
+    last = 0
+    while i >= 0:
+        j = i
+        while j > 0 and data[j - 1] == 62:  # '>'
+            j -= 1
+        if j == 0 or data[j - 1] == 10:  # only '>'s between line start and "From "
+            out.append(data[last:j])
+            last = j + 1
+        i = data.find(b">From ", i + 6)
+    out.append(data[last:])
+    return b"".join(out)
 
 
 def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[MboxMessage]:
