@@ -242,3 +242,28 @@ def test_bad_records_are_errors_not_crashes(src, tmp_path):
     ]
     assert res.files_linked == 8
     assert not (tmp_path / "evil").exists()
+
+
+def test_queue_message_delivered_during_backup(src, tmp_path, monkeypatch):
+    """Delivery after the snapshot removes record and file: a warning, and the backup's copy
+    of the store drops the record so that the backup verifies."""
+    original = Store.copy_to
+    deliver = "import sys\nfrom moxcli.store import Store\nfrom moxcli.delivery.queue import drop\nwith Store.open(sys.argv[1]) as st:\n    drop(st, sys.argv[1], 2)\n"
+
+    def copy_then_deliver(self, dest, compact=True):
+        original(self, dest, compact)
+        subprocess.run([sys.executable, "-c", deliver, str(src)], check=True)  # another process, as in real life
+
+    monkeypatch.setattr(Store, "copy_to", copy_then_deliver)
+    res = backup(src, tmp_path / "backup")
+    assert res.ok, res.errors
+    assert res.warnings == ["queue/a/2: left the queue during the backup; not in the backup"]
+    v = verify_data(tmp_path / "backup")
+    assert v.ok, v.problems
+    assert v.counts["queue"] == 1
+
+
+def test_missing_queue_file_still_queued_is_an_error(src, tmp_path):
+    queue_file(src, 1).unlink()
+    res = backup(src, tmp_path / "backup")
+    assert res.errors == [f"queue/a/1: missing in {src.resolve()}, but the store references it"]

@@ -30,7 +30,7 @@ from moxcli.store import Store, StoreNeedsMigration, Txn, job_lock
 from moxcli.store import queue as qstore
 from moxcli.store.env import STORE_DIR, decode
 from moxcli.store.files import check_account_name, msg_path, parse_msg_path, sync_dir
-from moxcli.store.schema import MESSAGE, QUEUE, from_u64
+from moxcli.store.schema import MESSAGE, QUEUE, Table, from_u64, u64
 
 # Copied without a warning besides store, accounts and queue; never copied: locks, tmp.
 QUIET_TOP = {"moxcli.toml", "dkim", MOVED_DIR}
@@ -135,6 +135,7 @@ class _Backup:
         self.made_dirs: set[str] = {str(dst)}
         self.fds: dict[str, tuple[int, int]] = {}
         self.bulk_copied = False
+        self.vanished: list[int] = []
         self.done = 0
         self.total = 0
 
@@ -207,7 +208,7 @@ class _Backup:
                     continue
                 if msg_id <= queue_seq:
                     queue_ids.add(msg_id)
-                self._put_ref(f"queue/{msg_path(msg_id)}", size - len(rec.get("prefix") or b""), key)
+                self._put_ref(f"queue/{msg_path(msg_id)}", size - len(rec.get("prefix") or b""), key, QUEUE)
             accounts = sorted(set(ids) | {d.name for d in _dirs(self.src / "accounts")})
             for a in accounts:
                 if a not in sequences:
@@ -215,22 +216,42 @@ class _Backup:
             reserved = reserved_ids(tx)
         if self.progress:
             self.progress(self.done, self.total)
+        if self.vanished:
+            self._drop_delivered()
         for account in accounts:
             self._unreferenced(f"accounts/{account}/msg", ids.get(account, IdSet()), sequences[account], reserved.get(account, []))
             self._account_extras(account)
         self._unreferenced("queue", queue_ids, queue_seq)
 
-    def _put_ref(self, rel: str, size: int, key: bytes) -> None:
+    def _put_ref(self, rel: str, size: int, key: bytes, table: Table = MESSAGE) -> None:
         try:
             if self._link_or_copy(rel):
                 self.res.bytes += size
         except FileNotFoundError:
-            self.res.errors.append(f"{rel}: missing in {self.src}, but the store references it")
+            if table is QUEUE:
+                self.vanished.append(from_u64(key))
+            else:
+                self.res.errors.append(f"{rel}: missing in {self.src}, but the store references it")
         except OSError as exc:
             self.res.errors.append(_describe(exc))
         self.done += 1
         if self.progress and self.done & 255 == 0:
             self.progress(self.done, self.total)
+
+    def _drop_delivered(self) -> None:
+        """Queue files that vanished after the snapshot: delivery (or a drop) removes the
+        record, then the file. If the live store no longer has the record, the message left
+        the queue after the snapshot, and its record is removed from the backup so that the
+        backup stays consistent; if the live store still has it, the file is really missing."""
+        with Store.open(self.src, readonly=True) as live, live.read() as tx:
+            gone = [i for i in self.vanished if not tx.exists(QUEUE, u64(i))]
+        for i in self.vanished:
+            if i not in gone:
+                self.res.errors.append(f"queue/{msg_path(i)}: missing in {self.src}, but the store references it")
+        with Store.open(self.dst) as snap, snap.write() as tx:
+            for i in gone:
+                qstore.delete(tx, i)
+                self.res.warnings.append(f"queue/{msg_path(i)}: left the queue during the backup; not in the backup")
 
     def _link_or_copy(self, rel: str) -> bool:
         """Hard-link (or copy) one file; True if linked (caller counts bytes).
