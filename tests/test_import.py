@@ -4,7 +4,6 @@ on error, Ctrl-C and SIGKILL."""
 import gzip
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -274,6 +273,16 @@ def test_error_midway_leaves_account_as_it_was(data_dir, tmp_path):
     assert sorted(p.name for p in (data_dir / "accounts").iterdir()) == ["acc"]
 
 
+def test_bad_gzip_leaves_account_as_it_was(data_dir, tmp_path):
+    (tmp_path / "a.mbox").write_bytes(gen_mbox(3))
+    (tmp_path / "b.mbox.gz").write_bytes(gzip.compress(gen_mbox(50))[:-30] + b"garbage" * 10)
+    import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
+    before = snapshot(data_dir, "acc")
+    with pytest.raises(CheckFailed, match="b.mbox.gz: bad gzip data"):
+        import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox"), str(tmp_path / "b.mbox.gz")])
+    assert snapshot(data_dir, "acc") == before
+
+
 def test_ctrl_c_in_library_leaves_account_as_it_was(data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "PROGRESS_EVERY", 50)
     (tmp_path / "a.mbox").write_bytes(gen_mbox(300))
@@ -311,12 +320,13 @@ def _start_cli_import(data_dir: Path, account: str) -> tuple[subprocess.Popen, P
     pytest.fail("import child wrote no files")
 
 
-def test_sigint_leaves_account_as_it_was(data_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_leaves_account_as_it_was(data_dir, tmp_path, sig):
     (tmp_path / "a.mbox").write_bytes(gen_mbox(3))
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     before = snapshot(data_dir, "acc")
     p, _ = _start_cli_import(data_dir, "acc")
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130, err
     assert b"moxcli: interrupted" in err and b"Traceback" not in err
