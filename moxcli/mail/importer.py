@@ -289,10 +289,11 @@ class _Import:
 
     def abort(self) -> None:
         """Remove every file written and the import record: the account is as it was."""
-        self.files.cancel()
         if self.dry_run or self.committed or self.store is None:
+            self.files.cancel()
             return
         with _signals_deferred():
+            self.files.cancel()
             # Also the id after the last recorded one: its file may have been half written.
             last = self.next_id - 1 if self.next_id else 0
             for msg_id in list(self.ids) + [last]:
@@ -355,7 +356,8 @@ class _Files:
         self.created_dirs: list[Path] = []
         self._dir_name = ""
         self._dir_fd = -1
-        self._queue: queue.Queue[list[tuple[int, bytes]] | None] = queue.Queue(maxsize=8)
+        # At most two batches wait: memory in flight stays a few MB (or a few huge messages).
+        self._queue: queue.Queue[list[tuple[int, bytes]] | None] = queue.Queue(maxsize=2)
         self._batch: list[tuple[int, bytes]] = []
         self._batch_bytes = 0
         self._error: BaseException | None = None
