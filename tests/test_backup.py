@@ -142,18 +142,24 @@ WRITER = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from moxcli.store import Store
+    from moxcli.delivery.queue import drop, enqueue
     from moxcli.store.mail import ensure_account
     from test_verifydata import add_message
     data, log = Path(sys.argv[1]), open(sys.argv[2], "a")
     with Store.open(data) as st:
         st.update(lambda tx: ensure_account(tx, "writer"))
         i = 0
+        queued = []
         while True:
             i += 1
             body = b"Subject: w%d\\r\\n\\r\\n" % i + b"x" * (i % 500)
             msg_id = st.update(lambda tx: add_message(tx, data, "writer", "Inbox", body))
             log.write(f"{{msg_id}}\\n")
             log.flush()
+            # queue churn: enqueue one, "deliver" (drop) an older one
+            queued += enqueue(st, data, mail_from="writer@example.org", recipients=["r@example.net"], data=body)
+            if len(queued) > 5:
+                drop(st, data, queued.pop(0))
     """
 )
 
