@@ -306,3 +306,12 @@ def test_hostile_mbox_bytes(data, chunk):
         assert b"\n" not in m.data.replace(b"\r\n", b"")
         fl.mbox_header_flags(m.data)
         from_line_time(m.from_line)
+
+
+@given(st.text(max_size=200), st.text(alphabet="abcdefghijklmnopqrstuvwxyzPRSTDF:,2!", max_size=30))
+def test_hostile_dovecot_keywords_and_maildir_info(text, info):
+    names, errors = fl.parse_dovecot_keywords(text)
+    assert len(names) <= 26 and all(n == "" or n == n.lower() for n in names)
+    mask, keywords = fl.maildir_flags(info, names)
+    assert all(fl.is_keyword(k) for k in keywords) and keywords == sorted(set(keywords))
+    assert 0 <= mask < 1024
