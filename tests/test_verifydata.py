@@ -111,6 +111,23 @@ def _delete(data: Path, table, key: bytes) -> None:
         assert tx.delete(table, key)
 
 
+def _tls_result(data: Path, domain: str) -> None:
+    from moxcli.store import tlsresults
+    from moxcli.tlsrpt.report import make_result
+
+    result = make_result("no-policy-found", domain)
+    result.add(0, 1)
+    with Store.open(data) as st, st.write() as tx:
+        tlsresults.add_results(tx, "20260101", domain, [{"policy_domain": domain, "is_host": False, "send_report": True, "results": [result]}])
+
+
+def _dmarc_report(data: Path) -> None:
+    from moxcli.store import dmarc
+
+    with Store.open(data) as st, st.write() as tx:
+        dmarc.add_report(tx, {"policy_domain": "example.org", "org_name": "x", "report_id": "1", "report": {}})
+
+
 CASES = [
     # (name, mutation of a good data dir, the exact problem lines)
     (
@@ -197,7 +214,22 @@ CASES = [
     (
         "index entry without its record",
         lambda d: _put_raw(d, schema.TLS_REPORT_IN_BY_DOMAIN, schema.text_key("example.net", 7), b""),
-        ["store/tlsreportin_domain/example.net/7: points to tlsreportin record 7, which does not exist"],
+        ["store/tlsreportin_domain/example.net/7: points to store/tlsreportin/7, which does not exist"],
+    ),
+    (
+        "TLS result without its index entry",
+        lambda d: _tls_result(d, "example.net") or _delete(d, schema.TLS_RESULT_BY_RCPT, schema.text_key("20260101", "example.net", "example.net")),
+        ["store/tlsresult/20260101/example.net/example.net: index entry store/tlsresult_rcpt/20260101/example.net/example.net is missing"],
+    ),
+    (
+        "TLS result index with the wrong flag",
+        lambda d: _tls_result(d, "example.net") or _put_raw(d, schema.TLS_RESULT_BY_RCPT, schema.text_key("20260101", "example.net", "example.net"), b"\x00"),
+        ["store/tlsresult_rcpt/20260101/example.net/example.net: index value b'\\x00' does not match store/tlsresult/20260101/example.net/example.net (b'\\x01')"],
+    ),
+    (
+        "DMARC report missing from its index",
+        lambda d: _dmarc_report(d) or _delete(d, schema.DMARC_REPORT_IN_BY_DOMAIN, schema.text_key("example.org", 1)),
+        ["store/dmarcreportin/1: index entry store/dmarcreportin_domain/example.org/1 is missing"],
     ),
     (
         "incomplete backup",

@@ -40,6 +40,8 @@ from moxcli.store.schema import (
     TABLES,
     TLS_REPORT_IN,
     TLS_REPORT_IN_BY_DOMAIN,
+    TLS_RESULT,
+    TLS_RESULT_BY_RCPT,
     Table,
     from_u64,
     split_key,
@@ -65,8 +67,6 @@ _INT_PARTS: dict[str, tuple[int, ...]] = {
 # Index tables hold raw values, not records (schema.py writes their layouts as "key -> value").
 INDEX_TABLES = {t.name for t in TABLES if "->" in t.key_layout}
 
-# Index -> the record table its keys point into (key: ... NUL id).
-_INDEX_TARGETS = {TLS_REPORT_IN_BY_DOMAIN.name: TLS_REPORT_IN, DMARC_REPORT_IN_BY_DOMAIN.name: DMARC_REPORT_IN}
 
 MESSAGE_SEQUENCE = "message:{account}"  # docs/development.md, data contracts
 # Meta key prefix of an unfinished import (moxcli.store.mail.begin_import; read here record by
@@ -565,19 +565,23 @@ class _Checker:
             self.res.problem(rel, f"file has {st.st_size} bytes{with_prefix}, but {key_text(table, key)} says size {size}")
 
     def _generic(self, tx: Txn, table: Table) -> None:
+        """Decode every record; index entries must point at their record (both directions
+        for the indexes whose layout the store modules document, see _index_keys)."""
         if table.name not in INDEX_TABLES:
-            for _ in self._records(tx, table):
-                pass
+            for key, rec in self._records(tx, table):
+                for index, ikey, value in _index_keys(table, key, rec):
+                    raw = tx.get_raw(index, ikey)
+                    if raw is None:
+                        self.res.problem(key_text(table, key), f"index entry {key_text(index, ikey)} is missing")
+                    elif value is not None and raw != value:
+                        self.res.problem(key_text(index, ikey), f"index value {raw!r} does not match {key_text(table, key)} ({value!r})")
             return
         n = 0
-        target = _INDEX_TARGETS.get(table.name)
         for key, _raw in tx.scan_raw(table):
             n += 1
-            if target is None:
-                continue
-            parts = self._split(table, key, 2)
-            if parts is not None and not tx.exists(target, u64(int(parts[1]))):
-                self.res.problem(key_text(table, key), f"points to {target.name} record {parts[1]}, which does not exist")
+            target = _index_target(table, key)
+            if target is not None and not tx.exists(*target):
+                self.res.problem(key_text(table, key), f"points to {key_text(*target)}, which does not exist")
         self._count(tx, table, n)
 
     def _check_counters(self) -> None:
@@ -659,6 +663,36 @@ def meta_value(tx: Txn, name: str, default: Any = None) -> Any:
         return tx.meta(name, default)
     except StoreError:
         return default
+
+
+def _index_keys(table: Table, key: bytes, rec: dict[str, Any]) -> list[tuple[Table, bytes, bytes | None]]:
+    """Index entries a record must have: (index table, key, value or None for any), from the
+    layouts moxcli.store.tlsresults, .tlsreports and .dmarc document."""
+    try:
+        if table is TLS_RESULT:
+            day, policy, rcpt = split_key(key)
+            return [(TLS_RESULT_BY_RCPT, text_key(str(day), str(rcpt), str(policy)), b"\x01" if rec.get("send_report") else b"\x00")]
+        if table is TLS_REPORT_IN:
+            return [(TLS_REPORT_IN_BY_DOMAIN, text_key(d, from_u64(key)), None) for d in rec.get("policy_domains", [])]
+        if table is DMARC_REPORT_IN:
+            return [(DMARC_REPORT_IN_BY_DOMAIN, text_key(rec["policy_domain"], from_u64(key)), None)]
+    except (ValueError, TypeError, KeyError, struct.error):
+        return []  # a malformed record: its own checks report it
+    return []
+
+
+def _index_target(index: Table, key: bytes) -> tuple[Table, bytes] | None:
+    """The record an index entry points at."""
+    try:
+        if index is TLS_RESULT_BY_RCPT:
+            day, rcpt, policy = split_key(key)
+            return TLS_RESULT, text_key(str(day), str(policy), str(rcpt))
+        if index in (TLS_REPORT_IN_BY_DOMAIN, DMARC_REPORT_IN_BY_DOMAIN):
+            _domain, rid = split_key(key, (1,))
+            return (TLS_REPORT_IN if index is TLS_REPORT_IN_BY_DOMAIN else DMARC_REPORT_IN), u64(int(rid))
+    except (ValueError, struct.error):
+        return None
+    return None
 
 
 def reserved_ids(tx: Txn, res: VerifyResult | None = None) -> dict[str, list[tuple[int, int]]]:
