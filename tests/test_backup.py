@@ -273,3 +273,17 @@ def test_missing_queue_file_still_queued_is_an_error(src, tmp_path):
     queue_file(src, 1).unlink()
     res = backup(src, tmp_path / "backup")
     assert res.errors == [f"queue/a/1: missing in {src.resolve()}, but the store references it"]
+
+
+def test_backup_to_another_file_system(src):
+    """A real cross-device backup (EXDEV on link) copies instead, when /dev/shm is another fs."""
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK) or shm.stat().st_dev == src.stat().st_dev:
+        pytest.skip("no writable /dev/shm on another file system")
+    with tempfile.TemporaryDirectory(dir=shm) as d:
+        res = backup(src, Path(d) / "backup")
+        assert res.ok and res.files_linked == 0 and res.files_copied == 10
+        assert len(res.warnings) == 1 and "another file system" in res.warnings[0]
+        assert verify_data(Path(d) / "backup").ok
