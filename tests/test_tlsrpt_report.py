@@ -254,3 +254,16 @@ def test_packed_merger_equals_merge(results):
         m.add(rp.pack_result(r))
     assert [rp.packed_json(v) for v in m.results] == [r.to_json() for r in out]
     assert [rp.unpack_result(rp.pack_result(r)) for r in out] == out
+
+
+_text = st.text(st.sampled_from(['a', '"', "\\", "\n", "\t", "\x00", "\x1f", "é", "\u2028", "☺", "/", " "]), max_size=4)
+_text_detail = st.builds(rp.FailureDetails, _text, _text, _text, _text, _text, st.integers(0, 10**12), _text, _text)
+_text_result = st.builds(rp.Result, st.builds(rp.Policy, _text, st.lists(_text, max_size=2), _text, st.lists(_text, max_size=2)), st.integers(0, 5), st.integers(0, 5), st.lists(_text_detail, max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_text_result, max_size=4), st.sampled_from([None, 2, "\t", "  "]), _text)
+def test_report_json_text_equals_json_dumps(results, indent, name):
+    head = {"organization-name": name, "date-range": {"start-datetime": "s", "end-datetime": "e"}, "contact-info": "", "report-id": name}
+    expected = json.dumps(head | {"policies": [r.to_json() for r in results]}, ensure_ascii=False, indent=indent)
+    assert rp.report_json_text(head, [rp.pack_result(r) for r in results], indent) == expected
