@@ -485,3 +485,23 @@ def test_imported_samples_verify_and_back_up(runner, data_dir, tmp_path):
     b = backup(data_dir, tmp_path / "backup")
     assert b.ok and b.files_linked == res.counts["message"]
     assert verify_data(tmp_path / "backup").ok
+
+
+def test_queue_message_delivered_while_verifying(good, monkeypatch):
+    """Delivery removes the record, then the file: a file missing for a record that is gone
+    by the end of the pass is a warning, not a problem."""
+    import subprocess
+    import sys
+
+    deliver = "import sys\nfrom moxcli.store import Store\nfrom moxcli.delivery.queue import drop\nwith Store.open(sys.argv[1]) as st:\n    drop(st, sys.argv[1], 2)\n"
+    real = os.path.lexists
+
+    def lexists(path):
+        if str(path).endswith("/queue/a/2") and real(path):
+            subprocess.run([sys.executable, "-c", deliver, str(good)], check=True)
+        return real(path)
+
+    monkeypatch.setattr("moxcli.datatools.verify.os.path.lexists", lexists)
+    res = verify_data(good)
+    assert res.ok, res.problems
+    assert [str(w) for w in res.warnings] == ["queue/a/2: left the queue while verifying"]
