@@ -20,7 +20,7 @@ from moxcli.datatools.backup import backup
 from moxcli.datatools.verify import verify_data
 from moxcli.store import Store, schema
 from moxcli.store.files import message_file, queue_file, write_file
-from test_verifydata import add_message, make_data_dir, tree_digest
+from test_verifydata import make_data_dir, tree_digest
 
 
 @pytest.fixture
