@@ -505,3 +505,13 @@ def test_queue_message_delivered_while_verifying(good, monkeypatch):
     res = verify_data(good)
     assert res.ok, res.problems
     assert [str(w) for w in res.warnings] == ["queue/a/2: left the queue while verifying"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(head=st.binary(max_size=300), size=st.integers(0, 1 << 16))
+def test_data_file_problem_never_raises(tmp_path, head, size):
+    """Any file as data.mdb: a reason or None, never an exception (it guards the mmap)."""
+    f = tmp_path / "data.mdb"
+    f.write_bytes(head)
+    os.truncate(f, max(size, len(head)))
+    assert data_file_problem(f) is None or isinstance(data_file_problem(f), str)
