@@ -148,6 +148,14 @@ def test_gz_stdin_crlf_and_several_files_in_one_import(data_dir, tmp_path, monke
     check_contract(data_dir, "acc")
 
 
+def test_gzip_recognized_by_magic_bytes(data_dir, tmp_path):
+    (tmp_path / "archive").write_bytes(gzip.compress(gen_mbox(3)))
+    with open(tmp_path / "archive", "rb") as f:
+        res = import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "archive"), "-"], stdin=io.BufferedReader(f))
+    assert res.messages == 6
+    assert res.warnings == []
+
+
 def test_dry_run_writes_nothing(data_dir, tmp_path):
     (tmp_path / "a.mbox").write_bytes(gen_mbox(4))
     res = import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")], dry_run=True)

@@ -562,11 +562,20 @@ class _Counting:
         return data
 
 
+def _is_gzip(f: BinaryIO, name: str) -> bool:
+    """A ".gz" name, or gzip's magic bytes (RFC 1952 2.3.1) at the start (stdin, other names)."""
+    if name.endswith(".gz"):
+        return True
+    peek = getattr(f, "peek", None)
+    return peek is not None and peek(2)[:2] == b"\x1f\x8b"
+
+
 def _import_mbox_source(imp: _Import, mb: int, src: str, stdin: BinaryIO | None) -> None:
     name = "<stdin>" if src == "-" else src
     with contextlib.ExitStack() as stack:
-        raw = _Counting((stdin or sys.stdin.buffer) if src == "-" else stack.enter_context(open(src, "rb")))
-        stream: Any = stack.enter_context(gzip.open(raw, "rb")) if src.endswith(".gz") else raw  # type: ignore[arg-type]
+        f = (stdin or sys.stdin.buffer) if src == "-" else stack.enter_context(open(src, "rb"))
+        raw = _Counting(f)
+        stream: Any = stack.enter_context(gzip.open(raw, "rb")) if _is_gzip(f, src) else raw  # type: ignore[arg-type]
         base = imp.input_bytes
         try:
             for msg in iter_mbox(stream):
