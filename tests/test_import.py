@@ -156,6 +156,17 @@ def test_gzip_recognized_by_magic_bytes(data_dir, tmp_path):
     assert res.warnings == []
 
 
+def test_files_follow_the_message_path_layout(data_dir, tmp_path):
+    with Store.open(data_dir) as st, st.write() as tx:
+        tx.set_meta("seq:message:acc", 8189)  # the next ids cross into directory "b" (spec §9.2)
+    (tmp_path / "a.mbox").write_bytes(gen_mbox(4))
+    import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
+    msg = data_dir / "accounts" / "acc" / "msg"
+    assert sorted(str(p.relative_to(msg)) for p in msg.rglob("*") if p.is_file()) == ["a/8190", "a/8191", "b/8192", "b/8193"]
+    assert [m["id"] for m in messages(data_dir, "acc", "Inbox")] == [8190, 8191, 8192, 8193]
+    check_contract(data_dir, "acc")
+
+
 def test_dry_run_writes_nothing(data_dir, tmp_path):
     (tmp_path / "a.mbox").write_bytes(gen_mbox(4))
     res = import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")], dry_run=True)
