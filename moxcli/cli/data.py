@@ -123,6 +123,9 @@ def verifydata_cmd(app: AppContext, directory: Path | None, fix: bool, as_json: 
             click.echo(f"note: {output.safe(n)}")
         if res.ok:
             click.echo(f"{res.data_dir}: OK ({_counts(res.counts)}; {res.seconds:.2f} s)")
+        else:
+            n = len(res.problems)
+            click.echo(f"{res.data_dir}: {n} problem{'s' if n != 1 else ''} ({_counts(res.counts)}; {res.seconds:.2f} s)")
     if not res.ok:
         raise CheckFailed(f"{res.data_dir}: {len(res.problems)} problem{'s' if len(res.problems) != 1 else ''} found")
 

@@ -82,7 +82,8 @@ class Finding:
     what: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.what}"
+        """One line: names from keys and file names may hold control characters."""
+        return _printable(f"{self.path}: {self.what}")
 
     def to_json(self) -> dict[str, str]:
         return {"path": self.path, "what": self.what}
@@ -123,6 +124,10 @@ class VerifyResult:
             "counts": self.counts,
             "seconds": round(self.seconds, 3),
         }
+
+
+def _printable(text: str) -> str:
+    return text if text.isprintable() else "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class IdSet:
@@ -630,7 +635,7 @@ class _Checker:
         self.res.counts["queue_files"] = self._walk_ids("queue", self.queue_ids, self.sequences["queue"])
 
     def _walk_ids(self, rel_root: str, referenced: IdSet, sequence: int, reserved: tuple[tuple[int, int], ...] | list[tuple[int, int]] = ()) -> int:
-        """Compare a message directory with the referenced ids; returns the files seen."""
+        """Compare a message directory with the referenced ids; returns the referenced files seen."""
         root = self.data_dir / rel_root
         if not root.is_dir():
             return 0
@@ -642,13 +647,12 @@ class _Checker:
                 continue
             for f in sorted(os.scandir(entry.path), key=lambda e: e.name):
                 rel = f"{rel_dir}/{f.name}"
-                seen += 1
                 msg_id = parse_msg_path(f"{entry.name}/{f.name}")
                 if msg_id is None or not f.is_file(follow_symlinks=False):
                     what = "temporary file of an interrupted write" if f.name.startswith(".") else "not a message file name"
                     self.res.warning(rel, f"{what}, ignoring")
                 elif msg_id in referenced:
-                    continue
+                    seen += 1
                 elif any(lo <= msg_id <= hi for lo, hi in reserved):
                     # moxcli.mail.importer reserves ids before writing files; the next import
                     # of the account removes what a killed one left. Never moved: it may run.
