@@ -23,12 +23,14 @@ Better than mox, on purpose:
 from __future__ import annotations
 
 import functools
+import gc
 import gzip
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from moxcli import log
 from moxcli.config import Config, DomainConfig
@@ -149,7 +151,9 @@ class SendSummary:
         }
 
 
+@functools.lru_cache(maxsize=64)
 def _day_start(day: str) -> datetime:
+    """Midnight UTC of ``day``; cached: strptime costs ~0.1 ms and every report needs it."""
     try:
         return datetime.strptime(day, "%Y%m%d").replace(tzinfo=timezone.utc)
     except ValueError:
@@ -214,7 +218,9 @@ def _host_policies(recs: list[dict[str, Any]], ruas: list[str]) -> list[list[Any
     for rec in recs:
         if rec.get("recipient_domain_reporting_addresses", []) == ruas:
             continue
-        rcpt_ascii = _domain(rec["recipient_domain"]).ascii
+        rcpt = rec["recipient_domain"]
+        # A million distinct names would only churn _domain's cache; ASCII names are final.
+        rcpt_ascii = rcpt if rcpt.isascii() else _domain(rcpt).ascii
         is_host = rec.get("is_host")
         results = rec["results"]  # freshly decoded: rewritten in place
         for v in results:
@@ -474,6 +480,25 @@ def new_metrics() -> dict[str, Metric]:
     }
 
 
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Turn Python's cycle collector off for the job, back on (if it was) afterwards.
+
+    The job decodes millions of small containers (rows); those of a policy domain live long
+    enough to be promoted, and the collector then keeps re-scanning every object of the
+    process: a quarter of the run on a million rows. The rows hold no reference cycles, so
+    reference counting frees them all the same; the job collects the young generation every
+    RELEASE_EVERY policy domains in case something else made cyclic garbage.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def send_tls_reports(
     store: Store,
     data_dir: Path,
@@ -511,7 +536,7 @@ def send_tls_reports(
         from moxcli.dns import Resolver
 
         resolver = Resolver.from_config(config.dns)
-    with job_lock(data_dir, LOCK_NAME):
+    with job_lock(data_dir, LOCK_NAME), _without_cyclic_gc():
         stale_day = (end - timedelta(hours=STALE_HOURS)).strftime("%Y%m%d")
         if not dry_run:
             summary.stale_rows = store.update(lambda tx: tstore.delete_before(tx, stale_day))
@@ -526,6 +551,7 @@ def send_tls_reports(
             _send_key(job, resolver, kind, key)
             if i % RELEASE_EVERY == RELEASE_EVERY - 1:
                 tstore.drop_mapped_pages(store)  # resident memory stays flat on huge tables
+                gc.collect(0)
         if not dry_run and job.cleanup:
             summary.removed_rows = store.update(lambda tx: sum(tstore.delete_policy_domain(tx, d, p) for d, p in job.cleanup))
     if deliver_now and not dry_run:
