@@ -285,3 +285,19 @@ def test_backup_to_another_file_system(src):
         assert res.ok and res.files_linked == 0 and res.files_copied == 10
         assert len(res.warnings) == 1 and "another file system" in res.warnings[0]
         assert verify_data(Path(d) / "backup").ok
+
+
+def test_backup_of_an_older_schema_store(src, tmp_path, monkeypatch):
+    """Before an upgrade: the old store is copied as it is, with all its files."""
+    from moxcli.store import migrate
+
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
+    monkeypatch.setattr("moxcli.datatools.verify.SCHEMA_VERSION", 2)
+    monkeypatch.setitem(migrate.MIGRATIONS, 1, lambda tx: None)
+    res = backup(src, tmp_path / "backup")
+    assert res.ok, res.errors
+    assert res.schema_version == 1
+    assert res.warnings == ["the store has the older schema version 1: copied as it is, with every file under accounts/ and queue/"]
+    v = verify_data(tmp_path / "backup")
+    assert v.ok and v.migrated_from == 1, v.problems
+    assert v.counts["message_files"] == 6 and v.counts["queue_files"] == 2
