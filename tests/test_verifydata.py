@@ -237,6 +237,18 @@ CASES = [
         ["BACKUP-INCOMPLETE: this backup is incomplete (backup of /srv/data failed with 1 error)"],
     ),
     (
+        "config that does not parse",
+        lambda d: (d / "moxcli.toml").write_text('hostname = "mail.example.org"\nbogus = 1\n'),
+        ["moxcli.toml: bogus: unknown key"],
+    ),
+    (
+        "config naming a missing DKIM key",
+        lambda d: (d / "moxcli.toml").write_text(
+            '[domains."example.org".dkim.selectors.s1]\nprivate_key_file = "dkim/example.org/s1.pem"\n'
+        ),
+        [r"re:moxcli.toml: domain example.org: DKIM selector s1: key file /.*/dkim/example.org/s1.pem is missing"],
+    ),
+    (
         "truncated store",
         lambda d: os.truncate(d / "store" / "data.mdb", 5 * 4096),
         [r"re:store/data.mdb: truncated: 20480 bytes, but its last page ends at byte \d+"],

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from moxcli import __version__
+from moxcli.context import CONFIG_NAME
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration
@@ -50,7 +51,7 @@ from moxcli.store.schema import (
 )
 
 # Top-level entries of a data directory that verifydata knows; anything else is a warning.
-KNOWN_TOP = {STORE_DIR, "accounts", "queue", "locks", "tmp", MOVED_DIR, "dkim", "moxcli.toml", VERSION_FILE, INCOMPLETE_MARKER}
+KNOWN_TOP = {STORE_DIR, "accounts", "queue", "locks", "tmp", MOVED_DIR, "dkim", CONFIG_NAME, VERSION_FILE, INCOMPLETE_MARKER}
 
 # Positions of u64 parts in each table's key (schema.py key layouts), for readable paths.
 _INT_PARTS: dict[str, tuple[int, ...]] = {
@@ -740,7 +741,26 @@ def _str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _check_config(data_dir: Path, res: VerifyResult) -> None:
+    """The config in DIR parses and its DKIM keys exist: a restored backup must be usable."""
+    from moxcli.config import load_config
+
+    path = data_dir / CONFIG_NAME
+    if not path.exists():
+        return
+    try:
+        cfg = load_config(path, required=True)
+    except MoxcliError as exc:
+        res.problem(CONFIG_NAME, str(exc).replace(f"{path}: ", ""))
+        return
+    for domain in cfg.domains.values():
+        for sel in domain.dkim.selectors.values():
+            if not sel.private_key_file.is_file():
+                res.problem(CONFIG_NAME, f"domain {domain.name}: DKIM selector {sel.name}: key file {sel.private_key_file} is missing")
+
+
 def _check_top(data_dir: Path, res: VerifyResult) -> None:
+    _check_config(data_dir, res)
     for entry in sorted(os.scandir(data_dir), key=lambda e: e.name):
         if entry.name not in KNOWN_TOP:
             res.warning(entry.name, "unrecognized file, ignoring")
