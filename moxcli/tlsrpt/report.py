@@ -14,7 +14,6 @@ the daily sender (building reports) and incoming reports (parsing what others se
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from json.encoder import encode_basestring as _json_string
@@ -255,7 +254,8 @@ class PackedJSONText:
 
     The report job writes a policy per result row (a million on big servers): the json
     module costs several times more (it builds dicts first, and is pure Python when it indents).
-    Counts are ints, as stored.
+    Policies of one report mostly repeat their policy strings and failure details (same MX,
+    same errors), so one writer per report remembers those texts. Counts are ints, as stored.
     """
 
     def __init__(self, indent: str | int | None = None, level: int = 0) -> None:
@@ -274,26 +274,37 @@ class PackedJSONText:
         self._detail = head + tail
         # mox quirk, as in FailureDetails.to_json: receiving-mx-helo omitted when empty.
         self._detail_helo = head + '"receiving-mx-helo": %s' + r[1] + tail
+        self._strings_memo: dict[tuple[str, ...], str] = {}
+        self._details_memo: dict[tuple[Any, ...], str] = {}
 
     def _strings(self, items: list[str]) -> str:
         if not items:
             return "[]"
-        o, sep, c = self._list_seps
-        return "[" + o + sep.join(map(_json_string, items)) + c + "]"
+        key = tuple(items)
+        text = self._strings_memo.get(key)
+        if text is None:
+            o, sep, c = self._list_seps
+            text = self._strings_memo[key] = "[" + o + sep.join(map(_json_string, items)) + c + "]"
+        return text
+
+    def _detail_text(self, d: list[Any]) -> str:
+        key = tuple(d)
+        text = self._details_memo.get(key)
+        if text is None:
+            e = _json_string
+            if d[3]:
+                text = self._detail_helo % (e(d[0]), e(d[1]), e(d[2]), e(d[3]), e(d[4]), d[5], e(d[6]), e(d[7]))
+            else:
+                text = self._detail % (e(d[0]), e(d[1]), e(d[2]), e(d[4]), d[5], e(d[6]), e(d[7]))
+            self._details_memo[key] = text
+        return text
 
     def policy(self, v: list[Any]) -> str:
         """The text of one packed result."""
         details = "[]"
         if v[6]:
-            e = _json_string
-            texts = [
-                self._detail_helo % (e(d[0]), e(d[1]), e(d[2]), e(d[3]), e(d[4]), d[5], e(d[6]), e(d[7]))
-                if d[3]
-                else self._detail % (e(d[0]), e(d[1]), e(d[2]), e(d[4]), d[5], e(d[6]), e(d[7]))
-                for d in v[6]
-            ]
             o, sep, c = self._details_seps
-            details = "[" + o + sep.join(texts) + c + "]"
+            details = "[" + o + sep.join([self._detail_text(d) for d in v[6]]) + c + "]"
         return self._policy % (_json_string(v[0]), self._strings(v[1]), _json_string(v[2]), self._strings(v[3]), v[4], v[5], details)
 
 
@@ -306,14 +317,9 @@ def report_json_text(head: dict[str, Any], policies: list[list[Any]], indent: st
     items = "[]"
     if policies:
         o, sep, c = _separators(ind, 1)
-        writer = _writer(ind)
-        items = "[" + o + sep.join([writer.policy(v) for v in policies]) + c + "]"
+        policy = PackedJSONText(ind, 2).policy
+        items = "[" + o + sep.join([policy(v) for v in policies]) + c + "]"
     return text[: len(text) - len(close) - 1] + item_sep + '"policies": ' + items + close + "}"
-
-
-@functools.lru_cache(maxsize=8)
-def _writer(indent: str | None) -> PackedJSONText:
-    return PackedJSONText(indent, 2)
 
 
 class PackedMerger:
