@@ -302,6 +302,26 @@ def test_bad_gzip_leaves_account_as_it_was(data_dir, tmp_path):
     assert snapshot(data_dir, "acc") == before
 
 
+def test_disk_full_midway_leaves_account_as_it_was(data_dir, tmp_path, monkeypatch):
+    (tmp_path / "a.mbox").write_bytes(gen_mbox(400))
+    import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
+    before = snapshot(data_dir, "acc")
+    real = importer._Files._write
+    written = []
+
+    def write(self, msg_id, data):
+        if len(written) == 250:
+            raise OSError(28, "No space left on device", str(msg_id))
+        written.append(msg_id)
+        real(self, msg_id, data)
+
+    monkeypatch.setattr(importer._Files, "_write", write)
+    with pytest.raises(OSError, match="No space left"):
+        import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
+    assert len(written) == 250
+    assert snapshot(data_dir, "acc") == before
+
+
 def test_ctrl_c_in_library_leaves_account_as_it_was(data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "PROGRESS_EVERY", 50)
     (tmp_path / "a.mbox").write_bytes(gen_mbox(300))
