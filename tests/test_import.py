@@ -311,14 +311,15 @@ def test_disk_full_midway_leaves_account_as_it_was(data_dir, tmp_path, monkeypat
 
     def write(self, msg_id, data):
         if len(written) == 250:
-            raise OSError(28, "No space left on device", str(msg_id))
+            raise OSError(28, "No space left on device")  # os.write names no file
         written.append(msg_id)
         real(self, msg_id, data)
 
     monkeypatch.setattr(importer._Files, "_write", write)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="No space left") as exc:
         import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     assert len(written) == 250
+    assert exc.value.filename.startswith(str(data_dir / "accounts" / "acc" / "msg"))  # one-line CLI error
     assert snapshot(data_dir, "acc") == before
 
 

@@ -411,10 +411,14 @@ class _Files:
                 return
             if self._error is not None or self._cancelled:
                 continue
+            msg_id = 0
             try:
                 for msg_id, data in batch:
                     self._write(msg_id, data)
-            except BaseException as exc:  # handed to the importing thread
+            except OSError as exc:  # handed to the importing thread, naming the file
+                path = self.msg_root / msg_dir(msg_id) / str(msg_id)
+                self._error = exc if exc.filename else OSError(exc.errno, exc.strerror, str(path))
+            except BaseException as exc:
                 self._error = exc
 
     def _write(self, msg_id: int, data: bytes) -> None:
@@ -678,6 +682,8 @@ def _import_folder(imp: _Import, mb: int, folder: md.Folder) -> None:
                 if not chunk:
                     break
                 chunks.append(chunk)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         finally:
             os.close(fd)
         data = to_crlf(b"".join(chunks))
