@@ -449,9 +449,12 @@ def _send_key(job: _Job, resolver: Any, kind: str, key: tstore.ReportKey) -> Non
         return
     if out.queue_ids:
         job.sent_index += 1
+    failed: dict[str, int] = {}  # summed per result type first: one policy per row
     for p in report.policies:
         for d in p[6]:
-            job.metrics["failure_sessions"].inc(d[0], d[5])
+            failed[d[0]] = failed.get(d[0], 0) + d[5]
+    for result_type, n in failed.items():
+        job.metrics["failure_sessions"].inc(result_type, n)
     job.metrics["reports"].inc(kind)
     job.metrics["messages"].inc(by=len(out.queue_ids))
     job.metrics["suppressed"].inc(by=len(out.suppressed))

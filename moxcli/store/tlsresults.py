@@ -27,6 +27,7 @@ one byte: the row's send_report flag (so the sender partitions keys without deco
 from __future__ import annotations
 
 import ctypes
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,15 +176,19 @@ def report_keys(tx: Txn, through_day: str, store: Store | None = None) -> tuple[
     rcpt: dict[tuple[bytes, bytes], bool] = {}
     host: dict[tuple[bytes, bytes], bool] = {}
     limit = through_day.encode()
+    # The map does not move while a read transaction is open: found once, dropped often.
+    ranges = _store_maps(store) if store is not None else []
     for n, (k, v) in enumerate(tx.scan_raw(TLS_RESULT_BY_RCPT)):
-        if store is not None and n % 8192 == 8191:
-            drop_mapped_pages(store)
+        if ranges and n % 8192 == 8191:
+            _drop(ranges)
         day, rdom, pdom = k.split(SEP)
         if day > limit:
             break
         target = rcpt if rdom == pdom else host
-        key = (day, pdom)
-        target[key] = target.get(key, False) or v == b"\x01"
+        if v == b"\x01":
+            target[day, pdom] = True
+        else:
+            target.setdefault((day, pdom), False)
     return _keys(rcpt), _keys(host)
 
 
@@ -296,19 +301,39 @@ def drop_mapped_pages(store: Store) -> None:
     they stay in the page cache and are mapped again when read (the map is never written
     through, and pages visible to an open transaction are never reused, so this is safe).
     """
-    maps = Path("/proc/self/maps")
-    if not maps.exists():
-        return
+    _drop(_store_maps(store))
+
+
+def _store_maps(store: Store) -> list[tuple[int, int]]:
+    """(address, length) of the memory maps of the store file (Linux; elsewhere none)."""
     target = str(Path(store.path) / "data.mdb")
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        for line in maps.read_text().splitlines():
-            if not line.endswith(target):
-                continue
+        text = Path("/proc/self/maps").read_text()
+    except OSError:
+        return []
+    ranges = []
+    for line in text.splitlines():
+        if line.endswith(target):
             start, end = (int(x, 16) for x in line.split()[0].split("-"))
-            libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
+            ranges.append((start, end - start))
+    return ranges
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _drop(ranges: list[tuple[int, int]]) -> None:
+    """MADV_DONTNEED over ``ranges`` (see drop_mapped_pages)."""
+    if not ranges:
+        return
+    try:
+        libc = _libc()
     except OSError:
         return
+    for start, length in ranges:
+        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), _MADV_DONTNEED)
 
 
 def count(tx: Txn) -> int:
