@@ -40,6 +40,7 @@ from moxcli.tlsrpt.report import Result, merge, pack_result, unpack_result
 
 SEQUENCE = "tlsresult"
 _MADV_DONTNEED = 4
+_DROP_EVERY = 8192  # index entries read between drops of the store pages (report_keys)
 
 
 @dataclass(slots=True)
@@ -179,7 +180,7 @@ def report_keys(tx: Txn, through_day: str, store: Store | None = None) -> tuple[
     # The map does not move while a read transaction is open: found once, dropped often.
     ranges = _store_maps(store) if store is not None else []
     for n, (k, v) in enumerate(tx.scan_raw(TLS_RESULT_BY_RCPT)):
-        if ranges and n % 8192 == 8191:
+        if ranges and n % _DROP_EVERY == _DROP_EVERY - 1:
             _drop(ranges)
         day, rdom, pdom = k.split(SEP)
         if day > limit:
