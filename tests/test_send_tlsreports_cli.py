@@ -7,6 +7,7 @@ import json
 import pytest
 
 from moxcli.cli import cli
+from moxcli.config import load_config
 from moxcli.dns import Resolver
 from moxcli.reports import tls as rtls
 from moxcli.store import Store, job_lock
@@ -39,6 +40,20 @@ def test_dry_run_text(runner, setup):
     assert "# host report for mailhost.☺.example" in r.stdout
     assert '"report-id": "20240301.mailhost.xn--74h.example@mox.example"' in r.stdout
     assert "2 report(s) would be queued" in r.stderr
+
+
+def test_dry_run_output_equals_json_module(runner, setup):
+    """The report JSON is written from templates; it must equal json.dumps of the report."""
+    data, cfg = setup
+    seen = []
+    with Store.open(data) as store:
+        rtls.send_tls_reports(store, data, load_config(cfg), resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), day=DAY, dry_run=True, on_report=lambda r: seen.append(r.to_json()))
+    assert len(seen) == 2 and all(o["report"]["policies"] for o in seen)
+    lines = run(runner, data, cfg, "--dry-run", "--json").stdout.splitlines()
+    assert lines[:-1] == [json.dumps({"type": "report", **o}, ensure_ascii=False) for o in seen]
+    text = run(runner, data, cfg, "--dry-run").stdout
+    for o in seen:
+        assert "\n" + json.dumps(o["report"], ensure_ascii=False, indent=2) + "\n" in text
 
 
 def test_json_ndjson_keys_and_second_run(runner, setup):
