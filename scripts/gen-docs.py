@@ -75,7 +75,7 @@ def man_page(path: list[str], cmd: click.Command, ctx: click.Context) -> str:
 
 def generate(out_root: Path) -> dict[Path, str]:
     files: dict[Path, str] = {}
-    root_ctx = click.Context(cli, info_name="moxcli")
+    root_ctx = click.Context(cli, info_name="moxcli", **cli.context_settings)
     for path, cmd, ctx in _walk(cli, ["moxcli"], root_ctx):
         files[out_root / "man" / f"{'-'.join(path)}.1"] = man_page(path, cmd, ctx)
     from click.shell_completion import get_completion_class
