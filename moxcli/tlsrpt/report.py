@@ -7,7 +7,9 @@ the daily sender (building reports) and incoming reports (parsing what others se
   :class:`Report` (the whole document), each with ``to_json()`` / ``from_json()`` using the
   RFC field names in the RFC 8460 §4.4 key order.
 - :func:`merge` (spec §1.5), :meth:`Result.add`, :func:`make_result`, :func:`tlsa_policy`.
-- :func:`report_json_bytes`: TAB-indented JSON with a final newline, as mox sends it.
+- :func:`report_json_bytes`: TAB-indented JSON with a final newline, as mox sends it;
+  :func:`report_json_text` / :class:`PackedJSONText`: the same text from packed results,
+  without the json module (the daily report job on large tables).
 - :func:`parse_report`: JSON bytes -> (Report, warnings); tolerant of real senders' quirks,
   one warning per quirk; raises :class:`ReportError` for anything it cannot accept.
 """
