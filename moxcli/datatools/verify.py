@@ -30,6 +30,7 @@ from moxcli.store.env import STORE_DIR, Txn, decode
 from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path
 from moxcli.store.schema import (
     ACCOUNT,
+    DMARC_EVAL,
     DMARC_REPORT_IN,
     DMARC_REPORT_IN_BY_DOMAIN,
     MAILBOX,
@@ -62,12 +63,11 @@ _INT_PARTS: dict[str, tuple[int, ...]] = {
     DMARC_REPORT_IN_BY_DOMAIN.name: (1,),
     MAILBOX.name: (1,),
     MESSAGE.name: (1, 2),
-    "dmarceval": (1,),
+    DMARC_EVAL.name: (1,),
 }
 
 # Index tables hold raw values, not records (schema.py writes their layouts as "key -> value").
 INDEX_TABLES = {t.name for t in TABLES if "->" in t.key_layout}
-
 
 MESSAGE_SEQUENCE = "message:{account}"  # docs/development.md, data contracts
 # Meta key prefix of an unfinished import (moxcli.store.mail.begin_import; read here record by
