@@ -177,7 +177,8 @@ def test_backup_while_another_process_writes(data_dir, tmp_path):
             time.sleep(0.02)
         before = _committed(log)
         assert len(before) >= 50, writer.stderr.read1().decode() if writer.poll() is not None else "writer too slow"
-        res = backup(data_dir, tmp_path / "backup")
+        # pauses while linking (every 256 files) so that the writer surely commits meanwhile
+        res = backup(data_dir, tmp_path / "backup", progress=lambda done, total: time.sleep(0.05))
         after = _committed(log)
     finally:
         writer.kill()
