@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moxcli.txtscan import TXTScanner
+
 VERSION = "STSv1"
 
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
@@ -37,38 +39,14 @@ class Record:
         return {"version": self.version, "id": self.id, "extensions": [{"key": k, "value": v} for k, v in self.extensions]}
 
 
-class _Parser:
+class _Parser(TXTScanner):
     def __init__(self, text: str) -> None:
-        self.s = text
-        self.o = 0
+        super().__init__(text)
         self.is_mtasts = False
 
     def error(self, msg: str) -> RecordParseError:
-        where = f" at position {self.o}" if self.o < len(self.s) else " at end"
+        where = self.position()
         return RecordParseError(msg + where, self.is_mtasts)
-
-    def empty(self) -> bool:
-        return self.o >= len(self.s)
-
-    def take(self, c: str) -> bool:
-        if self.s.startswith(c, self.o):
-            self.o += len(c)
-            return True
-        return False
-
-    def wsp(self) -> None:
-        while self.o < len(self.s) and self.s[self.o] in " \t":
-            self.o += 1
-
-    def delim(self) -> bool:
-        # RFC 8461 §3.1 sts-field-delim = *WSP ";" *WSP
-        start = self.o
-        self.wsp()
-        if self.take(";"):
-            self.wsp()
-            return True
-        self.o = start
-        return False
 
     def run(self, charset: frozenset, first_underscore: bool, limit: int, what: str) -> str:
         start = self.o

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from moxcli.txtscan import TXTScanner
+
 VERSION = "TLSRPTv1"
 
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
@@ -75,43 +77,16 @@ def uri_scheme(uri: str) -> str:
     return uri.split(":", 1)[0].lower()
 
 
-class _Parser:
+class _Parser(TXTScanner):
     def __init__(self, text: str) -> None:
-        self.s = text
-        self.o = 0
+        super().__init__(text)
         self.is_tlsrpt = False
 
     def error(self, msg: str) -> ParseError:
-        where = f" at position {self.o}" if self.o < len(self.s) else " at end"
+        where = self.position()
         if not self.is_tlsrpt:
             return NotTLSRPT(msg + where)
         return ParseError(msg + where, True)
-
-    def empty(self) -> bool:
-        return self.o >= len(self.s)
-
-    def peek(self, c: str) -> bool:
-        return self.s.startswith(c, self.o)
-
-    def take(self, c: str) -> bool:
-        if self.peek(c):
-            self.o += len(c)
-            return True
-        return False
-
-    def wsp(self) -> None:
-        while self.o < len(self.s) and self.s[self.o] in " \t":
-            self.o += 1
-
-    def delim(self) -> bool:
-        """``*WSP ";" *WSP`` (RFC 8460 §3 field-delim)."""
-        start = self.o
-        self.wsp()
-        if self.take(";"):
-            self.wsp()
-            return True
-        self.o = start
-        return False
 
     def key(self) -> str:
         # RFC 8460 §3 wants an alphanumeric first character. mox quirk (accepted when
