@@ -214,6 +214,8 @@ def test_write_file_atomic_and_private(data_dir):
     assert oct(p.stat().st_mode & 0o777) == "0o600"
     assert oct(p.parent.stat().st_mode & 0o777) == "0o700"
     assert [x.name for x in p.parent.iterdir()] == ["3"]
+    for d in (data_dir / "accounts", data_dir / "accounts" / "acc", data_dir / "accounts" / "acc" / "msg"):
+        assert oct(d.stat().st_mode & 0o777) == "0o700", d
 
 
 @pytest.mark.parametrize("name", ["", "..", "a/b", "x\x00", "bad\nname"])

@@ -32,7 +32,7 @@ from moxcli.errors import UsageError
 from moxcli.store import Store
 from moxcli.store import queue as qstore
 from moxcli.store.env import Txn
-from moxcli.store.files import queue_file, sync_dir, write_file
+from moxcli.store.files import private_dir, queue_file, sync_dir, write_file
 from moxcli.store.queue import QueueMsg
 
 # mox's schedule (spec §2.8): first attempt at once, then 7.5 min doubling each time.
@@ -162,7 +162,7 @@ def enqueue_in(
             write_file(path, data)
             first_path = path
         else:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(path.parent)
             path.unlink(missing_ok=True)
             os.link(first_path, path)
             linked_dirs.add(path.parent)

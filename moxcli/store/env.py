@@ -7,7 +7,6 @@ never block behind a writer (MVCC), and a file that is consistent after a crash 
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ import msgpack
 
 from moxcli.errors import ConfigError, StoreError
 from moxcli.store import migrate
-from moxcli.store.schema import META, SCHEMA_VERSION, TABLES, TABLES_BY_NAME, Table
+from moxcli.store.schema import META, SCHEMA_VERSION, TABLES, Table
 
 T = TypeVar("T")
 
@@ -327,17 +326,3 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def table(name: str) -> Table:
-    return TABLES_BY_NAME[name]
-
-
-def data_files(data_dir: Path) -> list[Path]:
-    """The store's own files (what a raw copy of the store would take)."""
-    path = Path(data_dir) / STORE_DIR
-    return [path / n for n in ("data.mdb", "lock.mdb") if (path / n).exists()]
-
-
-def ensure_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)

@@ -68,8 +68,20 @@ def queue_file(data_dir: Path, msg_id: int) -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create a directory (and parents) readable only by us."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create a directory and its missing parents, each readable only by us (0700).
+
+    ``mkdir(parents=True)`` would give the parents the umask's mode instead.
+    """
+    missing = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
     return path
 
 
