@@ -527,3 +527,20 @@ def test_data_file_problem_never_raises(tmp_path, head, size):
     f.write_bytes(head)
     os.truncate(f, max(size, len(head)))
     assert data_file_problem(f) is None or isinstance(data_file_problem(f), str)
+
+
+def test_received_id_key_is_a_known_file(tmp_path):
+    """The DMARC report id key (spec §9.1) is part of a data dir, not an unknown file."""
+    from moxcli.datatools.verify import verify_data
+    from moxcli.dmarc.receivedid import KEY_FILE, load_key
+
+    data = tmp_path / "data"
+    data.mkdir()
+    from moxcli.store import Store
+
+    Store.open(data).close()
+    load_key(data)
+    assert (data / KEY_FILE).exists()
+    res = verify_data(data)
+    assert not [w for w in res.warnings if KEY_FILE in str(w)], res.warnings
+    assert res.ok

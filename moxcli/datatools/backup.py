@@ -27,13 +27,14 @@ from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE, syncfs
 from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet, decode_error, key_text, message_key, meta_value, reserved_ids
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration, Txn, job_lock
+from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.store import queue as qstore
 from moxcli.store.env import STORE_DIR, decode
 from moxcli.store.files import check_account_name, msg_path, parse_msg_path, sync_dir
 from moxcli.store.schema import MESSAGE, QUEUE, Table, from_u64, u64
 
 # Copied without a warning besides store, accounts and queue; never copied: locks, tmp.
-QUIET_TOP = {"moxcli.toml", "dkim", MOVED_DIR}
+QUIET_TOP = {"moxcli.toml", "dkim", RECEIVED_ID_KEY_FILE, MOVED_DIR}
 SKIP_TOP = {"locks", "tmp", STORE_DIR, "accounts", "queue", VERSION_FILE, INCOMPLETE_MARKER}
 
 Progress = Callable[[int, int], None]

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from moxcli import __version__
 from moxcli.context import CONFIG_NAME
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
+from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration
 from moxcli.store import queue as qstore
@@ -52,7 +53,7 @@ from moxcli.store.schema import (
 )
 
 # Top-level entries of a data directory that verifydata knows; anything else is a warning.
-KNOWN_TOP = {STORE_DIR, "accounts", "queue", "locks", "tmp", MOVED_DIR, "dkim", CONFIG_NAME, VERSION_FILE, INCOMPLETE_MARKER}
+KNOWN_TOP = {STORE_DIR, "accounts", "queue", "locks", "tmp", MOVED_DIR, "dkim", CONFIG_NAME, VERSION_FILE, INCOMPLETE_MARKER, RECEIVED_ID_KEY_FILE}
 
 # Positions of u64 parts in each table's key (schema.py key layouts), for readable paths.
 _INT_PARTS: dict[str, tuple[int, ...]] = {
