@@ -307,7 +307,7 @@ def test_disk_full_midway_leaves_account_as_it_was(data_dir, tmp_path, monkeypat
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     before = snapshot(data_dir, "acc")
     real = importer._Files._write
-    written = []
+    written = []  # in the writer process
 
     def write(self, msg_id, data):
         if len(written) == 250:
@@ -318,7 +318,6 @@ def test_disk_full_midway_leaves_account_as_it_was(data_dir, tmp_path, monkeypat
     monkeypatch.setattr(importer._Files, "_write", write)
     with pytest.raises(OSError, match="No space left") as exc:
         import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
-    assert len(written) == 250
     assert exc.value.filename.startswith(str(data_dir / "accounts" / "acc" / "msg"))  # one-line CLI error
     assert snapshot(data_dir, "acc") == before
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import email.utils
+import fcntl
 import gzip
 import os
-import queue
 import signal
+import struct
 import sys
 import threading
 import time
@@ -344,94 +345,150 @@ class _Import:
 
 
 class _Files:
-    """Writes message files on a thread: the kernel's work creating files (most of an import's
-    time on ext4) overlaps with parsing. Batches bound the memory in flight."""
+    """Writes message files in a forked writer process, fed through a pipe.
+
+    Creating files is most of an import's time on ext4 and is done by the kernel; a writer
+    *thread* needs the GIL after every open/write/close while the parser holds it, so the two
+    ran one after the other. A process runs beside the parser on another core. The parent
+    keeps the list of directories the writer will create (it checks each before sending its
+    first file), so cleanup needs nothing back from the writer but an error.
+    """
 
     _BATCH = 64
     _BATCH_BYTES = 1 << 20
+    _HEADER = struct.Struct("<QQ")  # message id, length; then the message bytes
 
     def __init__(self, acc_dir: Path) -> None:
         self.acc_dir = acc_dir
         self.msg_root = acc_dir / "msg"
         self.created_dirs: list[Path] = []
-        self._dir_name = ""
+        self._sent_dir = ""  # parent: directory of the last file sent
+        self._dir_name = ""  # writer: directory open as _dir_fd
         self._dir_fd = -1
-        # At most two batches wait: memory in flight stays a few MB (or a few huge messages).
-        self._queue: queue.Queue[list[tuple[int, bytes]] | None] = queue.Queue(maxsize=2)
-        self._batch: list[tuple[int, bytes]] = []
+        self._batch: list[bytes] = []
         self._batch_bytes = 0
-        self._error: BaseException | None = None
-        self._cancelled = False
-        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._data_fd = -1  # parent: write end of the message pipe
+        self._error_fd = -1  # parent: read end of the writer's error report
 
     def put(self, msg_id: int, data: bytes) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
-            self._thread.start()
-        self._batch.append((msg_id, data))
+        if not self._pid:
+            self._start()
+        name = msg_dir(msg_id)
+        if name != self._sent_dir:
+            self._sent_dir = name
+            path = self.msg_root / name
+            for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
+                if p not in self.created_dirs and not p.is_dir():
+                    self.created_dirs.append(p)
+        self._batch += (self._HEADER.pack(msg_id, len(data)), data)
         self._batch_bytes += len(data)
-        if len(self._batch) >= self._BATCH or self._batch_bytes >= self._BATCH_BYTES:
+        if len(self._batch) >= 2 * self._BATCH or self._batch_bytes >= self._BATCH_BYTES:
             self._flush()
 
     def finish(self) -> None:
-        """Wait until every queued file is written; raise the writer's error if it had one."""
-        self._flush()
-        self._stop()
-        if self._error is not None:
-            raise self._error
+        """Wait until every file is written; raise the writer's error if it had one."""
+        if self._pid:
+            self._flush()
+            self._stop(kill=False)
 
     def cancel(self) -> None:
-        """Stop writing (files already written stay: the caller removes them)."""
-        self._cancelled = True
+        """Stop the writer at once (files already written stay: the caller removes them)."""
         self._batch = []
-        self._stop()
+        if self._pid:
+            self._stop(kill=True)
+
+    def _start(self) -> None:
+        data_r, self._data_fd = os.pipe()
+        self._error_fd, error_w = os.pipe()
+        with contextlib.suppress(OSError, AttributeError):  # a larger pipe: fewer wake-ups
+            fcntl.fcntl(self._data_fd, fcntl.F_SETPIPE_SZ, self._BATCH_BYTES)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the writer: never returns into the importer's code
+            code = 1
+            try:
+                os.close(self._data_fd)
+                os.close(self._error_fd)
+                code = self._child(data_r, error_w, parent)
+            finally:
+                os._exit(code)
+        self._pid = pid
+        os.close(data_r)
+        os.close(error_w)
 
     def _flush(self) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._batch:
-            self._queue.put(self._batch)
-            self._batch = []
-            self._batch_bytes = 0
+        if not self._batch:
+            return
+        bufs = [memoryview(b) for b in self._batch if b]
+        self._batch = []
+        self._batch_bytes = 0
+        try:
+            while bufs:
+                n = os.writev(self._data_fd, bufs[:1024])  # IOV_MAX
+                while n and n >= len(bufs[0]):
+                    n -= len(bufs[0])
+                    bufs.pop(0)
+                if n:
+                    bufs[0] = bufs[0][n:]
+        except BrokenPipeError:  # the writer stopped: it says why
+            self._stop(kill=False)
+            raise OSError("file writer stopped") from None
 
-    def _stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        if self._dir_fd >= 0:
-            os.close(self._dir_fd)
-            self._dir_fd = -1
-            self._dir_name = ""
+    def _stop(self, kill: bool) -> None:
+        """Close the pipe (or kill), reap the writer, raise the error it reported."""
+        pid, self._pid = self._pid, 0
+        os.close(self._data_fd)
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        chunks = []
+        while chunk := os.read(self._error_fd, 1 << 16):
+            chunks.append(chunk)
+        os.close(self._error_fd)
+        _, status = os.waitpid(pid, 0)
+        report = b"".join(chunks)
+        if report and not kill:
+            errno, strerror, filename = report.decode("utf-8", "replace").split("\0", 2)
+            raise OSError(int(errno), strerror, filename)
+        if not kill and os.waitstatus_to_exitcode(status) != 0:
+            raise OSError(f"file writer exited with status {os.waitstatus_to_exitcode(status)}")
 
-    def _run(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            if self._error is not None or self._cancelled:
-                continue
-            msg_id = 0
+    def _child(self, data_r: int, error_w: int, parent: int) -> int:
+        """The writer's loop: a frame per file until the pipe closes; reports one error."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to handle
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if sys.platform.startswith("linux"):  # die with the importer (kill -9): no late files
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            return 1
+        msg_id = 0
+        with open(data_r, "rb", buffering=self._BATCH_BYTES) as f:
             try:
-                for msg_id, data in batch:
+                while len(header := f.read(self._HEADER.size)) == self._HEADER.size:
+                    msg_id, size = self._HEADER.unpack(header)
+                    data = f.read(size)
+                    if len(data) != size:  # the importer went away mid-file
+                        return 1
                     self._write(msg_id, data)
-            except OSError as exc:  # handed to the importing thread, naming the file
+            except Exception as exc:  # handed to the importer, naming the file
                 path = self.msg_root / msg_dir(msg_id) / str(msg_id)
-                self._error = exc if exc.filename else OSError(exc.errno, exc.strerror, str(path))
-            except BaseException as exc:
-                self._error = exc
+                errno = getattr(exc, "errno", None) or 0
+                strerror = getattr(exc, "strerror", None) or str(exc)
+                filename = getattr(exc, "filename", None) or str(path)
+                os.write(error_w, f"{errno}\0{strerror}\0{filename}".encode())
+                return 1
+        return 0
 
     def _write(self, msg_id: int, data: bytes) -> None:
         name = msg_dir(msg_id)
         if name != self._dir_name:
             if self._dir_fd >= 0:
                 os.close(self._dir_fd)
-                self._dir_fd = -1
             path = self.msg_root / name
             for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
-                if not p.is_dir():
+                with contextlib.suppress(FileExistsError):
                     p.mkdir(mode=0o700)
-                    self.created_dirs.append(p)
             self._dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
             self._dir_name = name
         fd = os.open(str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=self._dir_fd)
