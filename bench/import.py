@@ -7,11 +7,12 @@ a shared machine the wall time says more about the neighbours than about the imp
 are generated under a temporary directory (default: the system's, --tmp to choose) and
 removed at the end; disk needed: about 2.5 times the largest mbox.
 
-ext4 without a journal (this machine's root filesystem) skips inodes deleted in the last 60 s
-(360 s while their inode table block is dirty) when it allocates new ones, one by one: right
-after a big tree was deleted, creating files costs up to ~1 ms each and the bench would
-measure the deletes, not the import (sys time 3-7 times higher). So the bench keeps its files
-until the end, syncs after deleting them, and a run started within a minute of that waits.
+ext4 without a journal (this machine's root filesystem) skips inodes deleted in the last 60 s,
+360 s when their inode table block is dirty, when it allocates new ones, checking them one by
+one (fs/ext4/ialloc.c recently_deleted). New files dirty those blocks again, so for about six
+minutes after a big tree was deleted, creating files costs up to ~1 ms each and the bench
+would measure the deletes, not the import (sys time 2-5 times higher). So the bench keeps its
+files until the end, and a run started within six minutes of that waits (--no-wait to skip).
 
     .venv/bin/python bench/import.py                  # mbox 50k + 200k (~1 GB), maildir 20k
     .venv/bin/python bench/import.py --full           # maildir also 200k
@@ -34,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 _DELETED_MARK = ".moxcli-bench-import-deleted"  # in the temp directory: when the last run deleted its files
-_RECENTLY_DELETED = 65  # seconds ext4 keeps skipping deleted inodes (60) and a margin
+_RECENTLY_DELETED = 365  # seconds ext4 may keep skipping deleted inodes (60 + 300 when dirty), and a margin
 
 WORDS = (
     "the quick brown fox jumps over lazy dog mail server import transport security report "
@@ -174,9 +175,8 @@ def wait_for_old_deletes(tmp: Path) -> None:
 
 
 def remove(work: Path, tmp: Path) -> None:
-    """Delete the run's files; sync so the inode table is clean (ext4 forgets them after 60 s)."""
+    """Delete the run's files and note when, for the next run's wait_for_old_deletes."""
     shutil.rmtree(work, ignore_errors=True)
-    os.sync()
     (tmp / _DELETED_MARK).write_text(f"{time.time():.0f}\n")
 
 
@@ -187,11 +187,13 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="maildir of 200,000 messages too")
     ap.add_argument("--sizes", type=int, default=2, help="run each at this many sizes (N/4, N) to show RSS stays flat")
     ap.add_argument("--tmp", default=None, help="directory for generated files (default: system temp)")
+    ap.add_argument("--no-wait", action="store_true", help="measure even right after a previous run deleted its files")
     args = ap.parse_args()
     if args.full:
         args.maildir = 200_000
     tmp = Path(args.tmp or tempfile.gettempdir())
-    wait_for_old_deletes(tmp)
+    if not args.no_wait:
+        wait_for_old_deletes(tmp)
     work = Path(tempfile.mkdtemp(prefix="moxcli-bench-import-", dir=tmp))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus; files in {work}", flush=True)
     try:
