@@ -354,8 +354,8 @@ class _Files:
     first file), so cleanup needs nothing back from the writer but an error.
     """
 
-    _BATCH = 64
-    _BATCH_BYTES = 1 << 20
+    _BATCH = 64  # messages per writev; with _BATCH_BYTES, bounds the memory in flight
+    _BATCH_BYTES = 1 << 20  # also the pipe's size (when the system allows it)
     _HEADER = struct.Struct("<QQ")  # message id, length; then the message bytes
 
     def __init__(self, acc_dir: Path) -> None:
@@ -365,7 +365,7 @@ class _Files:
         self._sent_dir = ""  # parent: directory of the last file sent
         self._dir_name = ""  # writer: directory open as _dir_fd
         self._dir_fd = -1
-        self._batch: list[bytes] = []
+        self._batch: list[bytes] = []  # header, data, header, data, ...
         self._batch_bytes = 0
         self._pid = 0
         self._data_fd = -1  # parent: write end of the message pipe
