@@ -436,22 +436,27 @@ class _Files:
             raise OSError("file writer stopped") from None
 
     def _stop(self, kill: bool) -> None:
-        """Close the pipe (or kill), reap the writer, raise the error it reported."""
-        pid, self._pid = self._pid, 0
-        os.close(self._data_fd)
+        """Close the pipe (or kill), reap the writer, raise the error it reported.
+
+        The writer is forgotten only once reaped: interrupted here, cancel() still kills it,
+        so no file appears after the caller's cleanup.
+        """
+        if self._data_fd >= 0:
+            os.close(self._data_fd)
+            self._data_fd = -1
         if kill:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        chunks = []
-        while chunk := os.read(self._error_fd, 1 << 16):
-            chunks.append(chunk)
+                os.kill(self._pid, signal.SIGKILL)
+        report = b"".join(iter(lambda: os.read(self._error_fd, 1 << 16), b""))
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = 0
         os.close(self._error_fd)
-        _, status = os.waitpid(pid, 0)
-        report = b"".join(chunks)
-        if report and not kill:
+        if kill:
+            return
+        if report:
             errno, strerror, filename = report.decode("utf-8", "replace").split("\0", 2)
             raise OSError(int(errno), strerror, filename)
-        if not kill and os.waitstatus_to_exitcode(status) != 0:
+        if os.waitstatus_to_exitcode(status) != 0:
             raise OSError(f"file writer exited with status {os.waitstatus_to_exitcode(status)}")
 
     def _child(self, data_r: int, error_w: int, parent: int) -> int:
