@@ -4,6 +4,7 @@ on error, Ctrl-C and SIGKILL."""
 import gzip
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -387,6 +388,27 @@ def test_sigkill_leftovers_are_cleaned_by_next_import(data_dir, tmp_path):
     after = snapshot(data_dir, "acc")
     assert after == before
     check_contract(data_dir, "acc")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(), reason="needs /proc children")
+def test_sigkill_takes_the_writer_process_along(data_dir):
+    """The file writer dies with a killed import: no file can appear after the next cleanup."""
+    p, _ = _start_cli_import(data_dir, "acc")
+    writers = [int(c) for c in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
+    assert writers
+    p.kill()
+    p.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while not all(_gone(w) for w in writers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(w) for w in writers)
 
 
 def test_sigkill_of_first_import_removes_account_dir(data_dir):
