@@ -38,5 +38,19 @@ class TXTScanner:
         self.o = start
         return False
 
+    def ext_value(self) -> str:
+        """An extension value: RFC 8460 §3 tlsrpt-ext-value and RFC 8461 §3.1 sts-ext-value,
+        both ``1*(%x21-3A / %x3C / %x3E-7E)``."""
+        start = self.o
+        while self.o < len(self.s) and 0x21 <= ord(self.s[self.o]) <= 0x7E and self.s[self.o] not in "=;":
+            self.o += 1
+        if self.o == start:
+            raise self.error("expected an extension value")
+        return self.s[start : self.o]
+
+    def error(self, msg: str) -> Exception:
+        """The parser's own exception for ``msg`` at the current position."""
+        raise NotImplementedError
+
     def position(self) -> str:
         return f" at position {self.o}" if self.o < len(self.s) else " at end"

@@ -60,15 +60,6 @@ class _Parser(TXTScanner):
             raise self.error(f"expected {what}")
         return self.s[start : self.o]
 
-    def ext_value(self) -> str:
-        # RFC 8461 §3.1 sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E)
-        start = self.o
-        while self.o < len(self.s) and 0x21 <= ord(self.s[self.o]) <= 0x7E and self.s[self.o] not in "=;":
-            self.o += 1
-        if self.o == start:
-            raise self.error("expected an extension value")
-        return self.s[start : self.o]
-
 
 def parse_record(text: str) -> Record:
     """Parse an ``_mta-sts`` TXT record; raises RecordParseError."""

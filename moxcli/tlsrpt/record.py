@@ -129,15 +129,6 @@ class _Parser(TXTScanner):
         self.wsp()
         return tuple(uris)
 
-    def ext_value(self) -> str:
-        # RFC 8460 §3 tlsrpt-ext-value: 1*(%x21-3A / %x3C / %x3E-7E)
-        start = self.o
-        while self.o < len(self.s) and 0x21 <= ord(self.s[self.o]) <= 0x7E and self.s[self.o] not in "=;":
-            self.o += 1
-        if self.o == start:
-            raise self.error("expected an extension value")
-        return self.s[start : self.o]
-
 
 def uri_problem(uri: str) -> str | None:
     """Why ``uri`` is not a usable URI (None if it is): like Go's url.Parse, which mox uses,
