@@ -75,7 +75,9 @@ def one_size(work: Path, messages: int, with_cp: bool) -> dict:
         out["cp_a"] = run(["cp", "-a", str(data), str(work / f"cp-a-{messages}")])
         out["cp_al"] = run(["cp", "-al", str(data), str(work / f"cp-al-{messages}")])
         # backup ends with one sync of DEST's file system (durable); cp does not sync.
-        out["cp_a_sync"] = run(["sh", "-c", 'cp -a "$0" "$1" && sync -f "$1"', str(data), str(work / f"cp-a-sync-{messages}")])
+        out["cp_a_sync"] = run(
+            ["sh", "-c", 'cp -a "$0" "$1" && sync -f "$1"', str(data), str(work / f"cp-a-sync-{messages}")]
+        )
     for name in ("backup", "backup_copy", "verifydata", "verifydata_backup", "cp_a", "cp_a_sync", "cp_al"):
         if name in out:
             print(f"  {name:18} {out[name]['seconds']:7.2f} s   peak heap (RssAnon) {out[name]['anon_mb']:6.1f} MB")
@@ -98,12 +100,18 @@ def main() -> None:
         big = one_size(work, n, with_cp=True)
         ratio = big["backup"]["seconds"] / big["cp_a"]["seconds"]
         print()
-        print(f"backup {big['backup']['seconds']:.2f} s = {ratio:.3f}x cp -a ({big['cp_a']['seconds']:.2f} s; target <= 0.15x); "
-              f"cp -al {big['cp_al']['seconds']:.2f} s")
-        print(f"backup --copy {big['backup_copy']['seconds']:.2f} s against cp -a + sync -f {big['cp_a_sync']['seconds']:.2f} s")
+        print(
+            f"backup {big['backup']['seconds']:.2f} s = {ratio:.3f}x cp -a ({big['cp_a']['seconds']:.2f} s; target <= 0.15x); "
+            f"cp -al {big['cp_al']['seconds']:.2f} s"
+        )
+        print(
+            f"backup --copy {big['backup_copy']['seconds']:.2f} s against cp -a + sync -f {big['cp_a_sync']['seconds']:.2f} s"
+        )
         print(f"verifydata {big['verifydata']['seconds']:.2f} s for {n} messages (target <= 3 s)")
         for name in ("backup", "verifydata"):
-            print(f"{name} peak heap {small[name]['anon_mb']:.1f} MB at {n // 4} messages, {big[name]['anon_mb']:.1f} MB at {n}")
+            print(
+                f"{name} peak heap {small[name]['anon_mb']:.1f} MB at {n // 4} messages, {big[name]['anon_mb']:.1f} MB at {n}"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -84,17 +84,23 @@ def _self_signed(dirpath: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench.invalid")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("bench.invalid")]), critical=False)
         .sign(key, hashes.SHA256())
     )
     c, k = dirpath / "cert.pem", dirpath / "key.pem"
     c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    k.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return c, k
 
 
@@ -118,11 +124,18 @@ def _wait_port(port: int, timeout: float = 10.0) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=1000, help="messages to deliver (default 1000)")
-    ap.add_argument("--lab", default=os.environ.get("LAB_DIR"), help="running lab directory (default $LAB_DIR; else a private lab)")
+    ap.add_argument(
+        "--lab", default=os.environ.get("LAB_DIR"), help="running lab directory (default $LAB_DIR; else a private lab)"
+    )
     ap.add_argument("--domain", default="reports.test", help="recipient domain in the lab (its MX must be 127.0.0.1)")
     ap.add_argument("--plaintext", action="store_true", help="server without STARTTLS")
     ap.add_argument("--no-dns-cache", action="store_true", help="do every DNS lookup (no per-run cache)")
-    ap.add_argument("--per-message", type=int, default=1, help="recipients per queued submission (delivered in one transaction; default 1)")
+    ap.add_argument(
+        "--per-message",
+        type=int,
+        default=1,
+        help="recipients per queued submission (delivered in one transaction; default 1)",
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
@@ -168,7 +181,9 @@ def main() -> None:
         delivered = sum(1 for r in res if r.outcome == "delivered")
         smtp = total - sum(TIMES.values())
         print(f"queued {args.count} messages in one transaction: {t_enqueue:.2f} s ({args.count / t_enqueue:.0f}/s)")
-        print(f"delivered {delivered}/{len(res)} to {args.domain} (MX 127.0.0.1:{port}, {'plaintext' if args.plaintext else 'STARTTLS'}) in {total:.2f} s")
+        print(
+            f"delivered {delivered}/{len(res)} to {args.domain} (MX 127.0.0.1:{port}, {'plaintext' if args.plaintext else 'STARTTLS'}) in {total:.2f} s"
+        )
         print(f"throughput: {delivered / total:.1f} messages/s, {1000 * total / max(len(res), 1):.1f} ms per message")
         for k, v in (("dns", TIMES["dns"]), ("tls", TIMES["tls"]), ("store", TIMES["store"]), ("smtp+other", smtp)):
             print(f"  {k:<11} {v:7.2f} s  {100 * v / total:5.1f} %")

@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from moxcli.config import parse_config  # noqa: E402
-from moxcli.dmarc.db import record_evaluations  # noqa: E402
-from moxcli.dmarc.parse import parse_report_xml  # noqa: E402
-from moxcli.dmarc.report import Feedback, Metadata, Published, Record, build_xml  # noqa: E402
-from moxcli.dns import Answer, NotFound  # noqa: E402
-from moxcli.reports.dmarc import send_dmarc_reports  # noqa: E402
-from moxcli.store import Store  # noqa: E402
+from moxcli.config import parse_config
+from moxcli.dmarc.db import record_evaluations
+from moxcli.dmarc.parse import parse_report_xml
+from moxcli.dmarc.report import Feedback, Metadata, Published, Record, build_xml
+from moxcli.dns import Answer, NotFound
+from moxcli.reports.dmarc import send_dmarc_reports
+from moxcli.store import Store
 
 
 class TableResolver:
@@ -41,7 +41,7 @@ class TableResolver:
         time.sleep(self.latency)
         if not name.startswith("_dmarc."):
             raise NotFound(name, "TXT", True, False)
-        dom = name[len("_dmarc."):]
+        dom = name[len("_dmarc.") :]
         rec = type("R", (), {"strings": [f"v=DMARC1; p=reject; rua=mailto:dmarc@{dom}; ri=3600".encode()]})()
         return Answer(name, "TXT", [rec], False, name)
 
@@ -53,22 +53,24 @@ def rss_mb() -> float:
 def lines(n: int, domains: int, end: float):
     for i in range(n):
         d = f"sender{i % domains}.example"
-        yield json.dumps({
-            "policy_domain": d,
-            "evaluated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end - 1 - (i % 3500))),
-            "interval_hours": 1,
-            "addresses": [f"mailto:dmarc@{d}"],
-            "policy_published": {"domain": d, "p": "reject", "adkim": "r", "aspf": "r"},
-            "source_ip": f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
-            "disposition": "none" if i % 7 else "reject",
-            "aligned_dkim_pass": bool(i % 7),
-            "aligned_spf_pass": bool(i % 5),
-            "envelope_to": "moxcli.example",
-            "envelope_from": d,
-            "header_from": d,
-            "dkim_results": [{"domain": d, "selector": "s1", "result": "pass" if i % 7 else "fail"}],
-            "spf_results": [{"domain": d, "scope": "mfrom", "result": "pass" if i % 5 else "fail"}],
-        })
+        yield json.dumps(
+            {
+                "policy_domain": d,
+                "evaluated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end - 1 - (i % 3500))),
+                "interval_hours": 1,
+                "addresses": [f"mailto:dmarc@{d}"],
+                "policy_published": {"domain": d, "p": "reject", "adkim": "r", "aspf": "r"},
+                "source_ip": f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
+                "disposition": "none" if i % 7 else "reject",
+                "aligned_dkim_pass": bool(i % 7),
+                "aligned_spf_pass": bool(i % 5),
+                "envelope_to": "moxcli.example",
+                "envelope_from": d,
+                "header_from": d,
+                "dkim_results": [{"domain": d, "selector": "s1", "result": "pass" if i % 7 else "fail"}],
+                "spf_results": [{"domain": d, "scope": "mfrom", "result": "pass" if i % 5 else "fail"}],
+            }
+        )
 
 
 def main() -> None:
@@ -88,22 +90,35 @@ def main() -> None:
             t = time.perf_counter()
             record_evaluations(store, cfg, batch)
             s = time.perf_counter() - t
-            print(f"dmarc record: {args.evaluations} evaluations in {s:.2f} s ({args.evaluations / s:,.0f}/s), one transaction")
+            print(
+                f"dmarc record: {args.evaluations} evaluations in {s:.2f} s ({args.evaluations / s:,.0f}/s), one transaction"
+            )
             del batch
             for dry in (True, False):
                 t = time.perf_counter()
-                run = send_dmarc_reports(store, data, cfg, now=end + 60, dry_run=dry, resolver=TableResolver(args.dns_ms / 1000))
+                run = send_dmarc_reports(
+                    store, data, cfg, now=end + 60, dry_run=dry, resolver=TableResolver(args.dns_ms / 1000)
+                )
                 s = time.perf_counter() - t
                 queued = sum(len(d.queued_to) for d in run.domains)
-                print(f"send-dmarcreports{' --dry-run' if dry else ''}: {len(run.domains)} domains, {queued} reports, "
-                      f"{s:.2f} s ({args.evaluations / s:,.0f} evaluations/s), peak RSS {rss_mb():.0f} MB")
+                print(
+                    f"send-dmarcreports{' --dry-run' if dry else ''}: {len(run.domains)} domains, {queued} reports, "
+                    f"{s:.2f} s ({args.evaluations / s:,.0f} evaluations/s), peak RSS {rss_mb():.0f} MB"
+                )
 
-    recs = [Record(f"10.0.{i >> 8 & 255}.{i & 255}", i % 9 + 1, "none", "pass", "fail", "example.org", "example.org") for i in range(args.records)]
-    xml = build_xml(Feedback(Metadata("bench", "b@bench.example", "1", 0, 1), Published("example.org", "none", "none", "100"), recs))
+    recs = [
+        Record(f"10.0.{i >> 8 & 255}.{i & 255}", i % 9 + 1, "none", "pass", "fail", "example.org", "example.org")
+        for i in range(args.records)
+    ]
+    xml = build_xml(
+        Feedback(Metadata("bench", "b@bench.example", "1", 0, 1), Published("example.org", "none", "none", "100"), recs)
+    )
     t = time.perf_counter()
     fb = parse_report_xml(xml)
     s = time.perf_counter() - t
-    print(f"parse: report of {len(fb.records)} records ({len(xml) / 1e6:.1f} MB XML) in {s:.2f} s ({len(xml) / 1e6 / s:.1f} MB/s), peak RSS {rss_mb():.0f} MB")
+    print(
+        f"parse: report of {len(fb.records)} records ({len(xml) / 1e6:.1f} MB XML) in {s:.2f} s ({len(xml) / 1e6 / s:.1f} MB/s), peak RSS {rss_mb():.0f} MB"
+    )
 
 
 if __name__ == "__main__":

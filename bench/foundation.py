@@ -10,7 +10,6 @@ Start-up: median wall time of `moxcli --help` against bare `python3 -c pass` (ta
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import statistics
@@ -37,7 +36,9 @@ def startup(runs: int) -> None:
     bare = _median_ms([sys.executable, "-c", "pass"], runs)
     helpt = _median_ms([moxcli, "--help"], runs)
     sub = _median_ms([moxcli, "check", "--help"], runs)
-    print(f"startup: python3 -c pass {bare:.1f} ms; moxcli --help {helpt:.1f} ms; moxcli check --help {sub:.1f} ms (median of {runs})")
+    print(
+        f"startup: python3 -c pass {bare:.1f} ms; moxcli --help {helpt:.1f} ms; moxcli check --help {sub:.1f} ms (median of {runs})"
+    )
 
 
 def store(records: int) -> None:
@@ -49,9 +50,15 @@ def store(records: int) -> None:
             batch = 10_000
             t = time.perf_counter()
             for start in range(0, records, batch):
+
                 def fill(tx, start=start):
                     for i in range(start, min(start + batch, records)):
-                        tx.put(schema.TLS_RESULT, schema.text_key("20260101", f"d{i % 10000}.example", f"r{i}.example"), {"n": i, "send": True})
+                        tx.put(
+                            schema.TLS_RESULT,
+                            schema.text_key("20260101", f"d{i % 10000}.example", f"r{i}.example"),
+                            {"n": i, "send": True},
+                        )
+
                 st.update(fill)
             ins = time.perf_counter() - t
             t = time.perf_counter()

@@ -37,10 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _DELETED_MARK = ".moxcli-bench-import-deleted"  # in the temp directory: when the last run deleted its files
 _RECENTLY_DELETED = 365  # seconds ext4 may keep skipping deleted inodes (60 + 300 when dirty), and a margin
 
-WORDS = (
-    "the quick brown fox jumps over lazy dog mail server import transport security report "
-    "delivery queue policy message header body line text from to subject date"
-).split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "mail", "server", "import", "transport", "security", "report", "delivery", "queue", "policy", "message", "header", "body", "line", "text", "from", "to", "subject", "date"]
 
 CHILD = r"""
 import sys, json
@@ -107,7 +104,9 @@ def gen_mbox(path: Path, count: int, seed: int = 1) -> int:
     with open(path, "wb", buffering=1 << 20) as f:
         for i in range(count):
             t = t0 + i * 60
-            f.write(f"From sender{i % 977}@example.org {time.strftime('%a %b %d %H:%M:%S %Y', time.gmtime(t))}\n".encode())
+            f.write(
+                f"From sender{i % 977}@example.org {time.strftime('%a %b %d %H:%M:%S %Y', time.gmtime(t))}\n".encode()
+            )
             f.write(gen.message(i, t).replace(b"\nFrom ", b"\n>From "))
             f.write(b"\n")
     return path.stat().st_size
@@ -170,7 +169,9 @@ def wait_for_old_deletes(tmp: Path) -> None:
     except (OSError, ValueError):
         return
     if wait > 0:
-        print(f"waiting {wait:.0f} s: the previous run deleted its files {_RECENTLY_DELETED - wait:.0f} s ago", flush=True)
+        print(
+            f"waiting {wait:.0f} s: the previous run deleted its files {_RECENTLY_DELETED - wait:.0f} s ago", flush=True
+        )
         time.sleep(wait)
 
 
@@ -205,7 +206,9 @@ def main() -> None:
                 src = work / f"src-{n}.{kind}"
                 t = time.monotonic()
                 size = gen_mbox(src, n) if kind == "mbox" else gen_maildir(src, n)
-                print(f"generated {kind} of {n} messages, {size / 1e6:.0f} MB in {time.monotonic() - t:.1f} s", flush=True)
+                print(
+                    f"generated {kind} of {n} messages, {size / 1e6:.0f} MB in {time.monotonic() - t:.1f} s", flush=True
+                )
                 # Let the generator's writeback (and earlier deletes' discards) finish first:
                 # we measure the import, not the page cache of what came before.
                 os.sync()

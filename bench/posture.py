@@ -65,7 +65,13 @@ def _lab() -> tuple[dict[str, str], str | None]:
 
 
 def _zone(n: int, tlsa_ee: str) -> str:
-    lines = ["$ORIGIN bench.", "$TTL 300", "@ SOA ns1.bench. hostmaster.bench. 1 300 60 86400 60", "@ NS ns1", "ns1 A 127.0.0.1"]
+    lines = [
+        "$ORIGIN bench.",
+        "$TTL 300",
+        "@ SOA ns1.bench. hostmaster.bench. 1 300 60 86400 60",
+        "@ NS ns1",
+        "ns1 A 127.0.0.1",
+    ]
     for i in range(n):
         d = f"d{i:05d}"
         lines += [
@@ -87,9 +93,18 @@ class DNS:
         self.auth_port, self.port = _free_port(), _free_port()
         d = self.dir
         (d / "bench.zone").write_text(_zone(n, tlsa_ee))
-        key = subprocess.run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", "bench."], cwd=d, check=True, capture_output=True, text=True).stdout.strip()
-        subprocess.run(["ldns-signzone", "-o", "bench.", "-f", "bench.zone.signed", "bench.zone", key], cwd=d, check=True, capture_output=True)
-        ds = subprocess.run(["ldns-key2ds", "-n", "-2", f"{key}.key"], cwd=d, check=True, capture_output=True, text=True).stdout
+        key = subprocess.run(
+            ["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", "bench."], cwd=d, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        subprocess.run(
+            ["ldns-signzone", "-o", "bench.", "-f", "bench.zone.signed", "bench.zone", key],
+            cwd=d,
+            check=True,
+            capture_output=True,
+        )
+        ds = subprocess.run(
+            ["ldns-key2ds", "-n", "-2", f"{key}.key"], cwd=d, check=True, capture_output=True, text=True
+        ).stdout
         (d / "anchor.ds").write_text(ds)
         (d / "nsd.conf").write_text(
             f"""server:
@@ -176,7 +191,7 @@ def _delay_proxy(listen: int, upstream: int, delay: float) -> None:
                 answer = await asyncio.wait_for(loop.sock_recv(up, 65535), 10)
                 await asyncio.sleep(delay)
                 await loop.sock_sendto(sock, answer, client)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 pass
             finally:
                 up.close()
@@ -204,7 +219,13 @@ def main() -> None:
     ap.add_argument("--domains", type=int, default=1000, help="domains in the concurrent run")
     ap.add_argument("--sequential", type=int, default=100, help="domains in the one-at-a-time run (rate is per domain)")
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--rtt", type=float, default=20.0, metavar="MS", help="second round with this simulated resolver round-trip time (0: skip)")
+    ap.add_argument(
+        "--rtt",
+        type=float,
+        default=20.0,
+        metavar="MS",
+        help="second round with this simulated resolver round-trip time (0: skip)",
+    )
     ap.add_argument("--proxy", nargs=3, type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.proxy:
@@ -220,13 +241,17 @@ def main() -> None:
     dns = DNS(per_round * len(rounds), lab["LAB_TLSA_EE"])
     proxy = None
     try:
-        opts = PostureOptions(int(lab["LAB_SMTP_PORT"]), int(lab["LAB_HTTPS_PORT"]), (Path(lab["LAB_CA"]),), "bench.moxcli.test", 10)
+        opts = PostureOptions(
+            int(lab["LAB_SMTP_PORT"]), int(lab["LAB_HTTPS_PORT"]), (Path(lab["LAB_CA"]),), "bench.moxcli.test", 10
+        )
         print(f"cpus: {os.cpu_count()}  load: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for k, rtt in enumerate(rounds):
             port = dns.port
             if rtt:
                 port = _free_port()
-                proxy = subprocess.Popen([sys.executable, __file__, "--proxy", str(port), str(dns.port), str(rtt / 1000)])
+                proxy = subprocess.Popen(
+                    [sys.executable, __file__, "--proxy", str(port), str(dns.port), str(rtt / 1000)]
+                )
                 time.sleep(0.5)
             resolver = Resolver([("127.0.0.1", port)], timeout=10)
             names = [f"d{i:05d}.bench" for i in range(k * per_round, (k + 1) * per_round)]
@@ -236,8 +261,12 @@ def main() -> None:
             t_par, c_par = _run(resolver, par_names, opts, args.concurrency, True)
             rate_seq, rate_par = len(seq_names) / t_seq, len(par_names) / t_par
             print(f"resolver RTT {rtt:g} ms:")
-            print(f"  sequential (1 at a time): {len(seq_names)} domains in {t_seq:.2f} s = {rate_seq:.1f} domains/s  {c_seq}")
-            print(f"  concurrent ({args.concurrency}): {len(par_names)} domains in {t_par:.2f} s = {rate_par:.1f} domains/s  {c_par}")
+            print(
+                f"  sequential (1 at a time): {len(seq_names)} domains in {t_seq:.2f} s = {rate_seq:.1f} domains/s  {c_seq}"
+            )
+            print(
+                f"  concurrent ({args.concurrency}): {len(par_names)} domains in {t_par:.2f} s = {rate_par:.1f} domains/s  {c_par}"
+            )
             print(f"  speed-up: {rate_par / rate_seq:.1f}x")
             if proxy is not None:
                 proxy.terminate()

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,9 @@ def build(data: Path, results: int, domains: int, day: str) -> float:
 
     data.mkdir(parents=True)
     key = ed25519.Ed25519PrivateKey.generate()
-    (data / "ed.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (data / "ed.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     (data / "moxcli.toml").write_text(CONFIG)
     per = max(1, results // domains)
     t0 = time.monotonic()
@@ -75,8 +77,23 @@ def build(data: Path, results: int, domains: int, day: str) -> float:
             def fn(tx):
                 for host, rcpt in batch:
                     res = rp.Result(rp.Policy("tlsa", ["3 1 1 " + "ab" * 32], host, []), 10, 1)
-                    res.add(0, 0, rp.FailureDetails("validation-failure", "192.0.2.1", host, f"{host} ESMTP", "198.51.100.7", 1, "", "tls-remote-alert-70-protocol-version-not-supported"))
-                    tstore.add_results(tx, day, rcpt, [{"policy_domain": host, "is_host": True, "send_report": True, "results": [res]}])
+                    res.add(
+                        0,
+                        0,
+                        rp.FailureDetails(
+                            "validation-failure",
+                            "192.0.2.1",
+                            host,
+                            f"{host} ESMTP",
+                            "198.51.100.7",
+                            1,
+                            "",
+                            "tls-remote-alert-70-protocol-version-not-supported",
+                        ),
+                    )
+                    tstore.add_results(
+                        tx, day, rcpt, [{"policy_domain": host, "is_host": True, "send_report": True, "results": [res]}]
+                    )
 
             store.update(fn)
             batch.clear()
@@ -111,7 +128,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.full:
         args.results, args.domains = 1_000_000, 10_000
-    day = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y%m%d")
+    day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y%m%d")
     tmp = Path(tempfile.mkdtemp(prefix="bench-tlsreports-"))
     data = args.keep or tmp / "data"
     try:
@@ -138,8 +155,12 @@ def main() -> None:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak = usage.ru_maxrss / 1024
         cpu = usage.ru_utime + usage.ru_stime
-        print(f"send-tlsreports --dry-run: {wall:.1f} s wall, {cpu:.1f} s CPU, {args.domains:,} reports, load average {os.getloadavg()[0]:.1f}")
-        print(f"  peak RSS {peak:.0f} MB (includes store pages mapped by LMDB), peak anonymous memory {peak_anon / 1024:.0f} MB")
+        print(
+            f"send-tlsreports --dry-run: {wall:.1f} s wall, {cpu:.1f} s CPU, {args.domains:,} reports, load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"  peak RSS {peak:.0f} MB (includes store pages mapped by LMDB), peak anonymous memory {peak_anon / 1024:.0f} MB"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

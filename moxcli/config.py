@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import ConfigError
@@ -140,12 +141,12 @@ class _Reader:
                 raise self.error(name, "required key missing")
             return default
         value = self.table[name]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise self.error(name, f"expected {_toml_type(want)}, got {_toml_type(type(value).__name__)} {value!r}")
         return value
 
-    def sub(self, name: str, required: bool = False) -> "_Reader | None":
+    def sub(self, name: str, required: bool = False) -> _Reader | None:
         table = self.get(name, dict, required=required)
         return None if table is None else _Reader(self.file, table, self.key(name))
 
@@ -235,7 +236,6 @@ def _resolver(r: _Reader, index: int, text: str) -> tuple[str, int]:
         host, port = text, "53"
     host = host.strip("[]")
 
-
     try:
         ipaddress.ip_address(host)
         port_num = int(port)
@@ -266,7 +266,9 @@ def parse_config(text: str, file: Path) -> Config:
     pm = r.sub("postmaster")
     postmaster = Postmaster()
     if pm is not None:
-        postmaster = Postmaster(account=pm.get("account", str, "postmaster"), mailbox=pm.get("mailbox", str, "Postmaster"))
+        postmaster = Postmaster(
+            account=pm.get("account", str, "postmaster"), mailbox=pm.get("mailbox", str, "Postmaster")
+        )
         pm.done()
 
     ht = r.sub("host_tlsrpt")
@@ -357,7 +359,9 @@ def load_config(file: Path, required: bool = False) -> Config:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         if required:
-            raise ConfigError(f"{file}: config file not found (create one with `moxcli init DOMAIN --hostname HOST`)") from None
+            raise ConfigError(
+                f"{file}: config file not found (create one with `moxcli init DOMAIN --hostname HOST`)"
+            ) from None
         return Config()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read config: {exc}") from None

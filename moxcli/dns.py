@@ -12,8 +12,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import dns.edns
 import dns.exception
@@ -101,7 +102,9 @@ class NotFound(DNSError):
 
     exit_code = EXIT_FAILED
 
-    def __init__(self, name: str, rdtype: str, nxdomain: bool, authentic: bool, ede: Sequence[ExtendedError] = ()) -> None:
+    def __init__(
+        self, name: str, rdtype: str, nxdomain: bool, authentic: bool, ede: Sequence[ExtendedError] = ()
+    ) -> None:
         super().__init__(name, rdtype, "no such domain" if nxdomain else "no records", ede)
         self.nxdomain = nxdomain
         self.authentic = authentic
@@ -166,7 +169,7 @@ class Resolver:
         )
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "Resolver":
+    def from_config(cls, cfg: Any) -> Resolver:
         """From a :class:`moxcli.config.DNSConfig`."""
         return cls(cfg.resolvers, cfg.trust_ad, cfg.timeout)
 
@@ -189,7 +192,11 @@ class Resolver:
                 return r
             except (dns.exception.Timeout, OSError, dns.exception.FormError, EOFError) as exc:
                 last = exc
-        raise TemporaryDNSError(qname.to_text(omit_final_dot=True), dns.rdatatype.to_text(rdtype), f"no answer from {', '.join(f'{h}:{p}' for h, p in self.servers)} ({type(last).__name__ if last else 'timeout'})")
+        raise TemporaryDNSError(
+            qname.to_text(omit_final_dot=True),
+            dns.rdatatype.to_text(rdtype),
+            f"no answer from {', '.join(f'{h}:{p}' for h, p in self.servers)} ({type(last).__name__ if last else 'timeout'})",
+        )
 
     def query(self, name: str, rdtype: str) -> Answer:
         """Look up ``name`` (ASCII) for ``rdtype``; raises NotFound, BogusDNSError, TemporaryDNSError."""
@@ -223,7 +230,9 @@ class Resolver:
             rrset = r.get_rrset(r.answer, target, dns.rdataclass.IN, qtype)
             if rrset is None:
                 raise NotFound(display, rdtype, False, authentic, ede)
-            return Answer(display, rdtype, list(rrset), authentic, target.to_text(omit_final_dot=True), cnames, rrset.ttl)
+            return Answer(
+                display, rdtype, list(rrset), authentic, target.to_text(omit_final_dot=True), cnames, rrset.ttl
+            )
         raise AssertionError("unreachable")
 
     def txt(self, name: str) -> Answer:

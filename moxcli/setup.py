@@ -46,14 +46,18 @@ def _generate_key(algorithm: str) -> bytes:
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
     key = ed25519.Ed25519PrivateKey.generate() if algorithm == "ed25519" else rsa.generate_private_key(65537, 2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def init_data_dir(data_dir: Path, config_file: Path, domain: str, hostname: str, now: float | None = None) -> InitResult:
+def init_data_dir(
+    data_dir: Path, config_file: Path, domain: str, hostname: str, now: float | None = None
+) -> InitResult:
     """Create data dir, config and DKIM keys for one domain, and the postmaster account.
 
     Refuses to overwrite an existing config; nothing is left behind when it fails midway
@@ -101,7 +105,7 @@ def init_data_dir(data_dir: Path, config_file: Path, domain: str, hostname: str,
         'mailbox = "TLSRPT"',
         "",
         "[dns]",
-        "# resolvers = [\"127.0.0.1:53\"]   # host:port; empty means /etc/resolv.conf",
+        '# resolvers = ["127.0.0.1:53"]   # host:port; empty means /etc/resolv.conf',
         "trust_ad = false",
         "",
         f"[domains.{_toml_str(dom.ascii)}.dkim]",
@@ -125,11 +129,10 @@ def init_data_dir(data_dir: Path, config_file: Path, domain: str, hostname: str,
     text = "\n".join(lines) + "\n"
     cfg_check = _parse_written(text, config_file)
 
-    with Store.open(data_dir) as store:
-        with store.write() as tx:
-            ensure_account(tx, "postmaster", f"postmaster@{dom.ascii}")
-            for mb in ("Inbox", "Postmaster", "TLSRPT", "DMARC"):
-                ensure_mailbox(tx, "postmaster", mb)
+    with Store.open(data_dir) as store, store.write() as tx:
+        ensure_account(tx, "postmaster", f"postmaster@{dom.ascii}")
+        for mb in ("Inbox", "Postmaster", "TLSRPT", "DMARC"):
+            ensure_mailbox(tx, "postmaster", mb)
     private_dir(config_file.parent)
     write_file(config_file, text.encode())
     return InitResult(data_dir, config_file, dom.name, host.ascii, tuple(keys), tuple(dns_records(cfg_check)))
@@ -186,11 +189,32 @@ def dns_records(cfg: Config, domain: str | None = None) -> list[DNSRecord]:
         out.append(DNSRecord(name, "MX", f"10 {host}."))
         out.append(DNSRecord(name, "TXT", _txt("v=spf1 mx ~all"), "SPF: only the MX hosts send for this domain"))
         for sel in d.dkim.selectors.values():
-            out.append(DNSRecord(f"{sel.name}._domainkey.{name}", "TXT", _txt(_dkim_txt(sel.private_key_file, sel.algorithm)), f"DKIM selector {sel.name} ({sel.algorithm})"))
+            out.append(
+                DNSRecord(
+                    f"{sel.name}._domainkey.{name}",
+                    "TXT",
+                    _txt(_dkim_txt(sel.private_key_file, sel.algorithm)),
+                    f"DKIM selector {sel.name} ({sel.algorithm})",
+                )
+            )
         rua = f" rua=mailto:{d.dmarc.address}!10m;" if d.dmarc else ""
-        out.append(DNSRecord(f"_dmarc.{name}", "TXT", _txt(f"v=DMARC1; p=reject;{rua}".rstrip(";")), "DMARC policy; aggregate reports to the configured address"))
+        out.append(
+            DNSRecord(
+                f"_dmarc.{name}",
+                "TXT",
+                _txt(f"v=DMARC1; p=reject;{rua}".rstrip(";")),
+                "DMARC policy; aggregate reports to the configured address",
+            )
+        )
         if d.tlsrpt:
-            out.append(DNSRecord(f"_smtp._tls.{name}", "TXT", _txt(f"v=TLSRPTv1; rua=mailto:{d.tlsrpt.address}"), "TLSRPT (RFC 8460): TLS reports about delivery to this domain"))
+            out.append(
+                DNSRecord(
+                    f"_smtp._tls.{name}",
+                    "TXT",
+                    _txt(f"v=TLSRPTv1; rua=mailto:{d.tlsrpt.address}"),
+                    "TLSRPT (RFC 8460): TLS reports about delivery to this domain",
+                )
+            )
         out.append(
             DNSRecord(
                 f"_mta-sts.{name}",
@@ -213,7 +237,7 @@ def dns_records(cfg: Config, domain: str | None = None) -> list[DNSRecord]:
                 f"_25._tcp.{host}",
                 "TLSA",
                 "3 1 1 <sha256 of the SMTP certificate's public key>",
-                f"DANE (RFC 7672), only with DNSSEC; make it with `moxcli dane record 3 1 1 cert.pem`",
+                "DANE (RFC 7672), only with DNSSEC; make it with `moxcli dane record 3 1 1 cert.pem`",
             )
         )
     return out

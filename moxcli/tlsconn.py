@@ -23,9 +23,10 @@ import ipaddress
 import socket
 import ssl
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509 import verification as xv
@@ -41,38 +42,77 @@ VALIDATION_FAILURE = "validation-failure"
 
 # TLS alert names as mox (Go) prints them, spaces as dashes (spec §1.4; RFC 8446 §6).
 ALERT_NAMES = {
-    0: "close-notify", 10: "unexpected-message", 20: "bad-record-MAC", 21: "decryption-failed",
-    22: "record-overflow", 30: "decompression-failure", 40: "handshake-failure",
-    42: "bad-certificate", 43: "unsupported-certificate", 44: "revoked-certificate",
-    45: "expired-certificate", 46: "unknown-certificate", 47: "illegal-parameter",
-    48: "unknown-certificate-authority", 49: "access-denied", 50: "error-decoding-message",
-    51: "error-decrypting-message", 60: "export-restriction", 70: "protocol-version-not-supported",
-    71: "insufficient-security-level", 80: "internal-error", 86: "inappropriate-fallback",
-    90: "user-canceled", 100: "no-renegotiation", 109: "missing-extension",
-    110: "unsupported-extension", 111: "certificate-unobtainable", 112: "unrecognized-name",
-    113: "bad-certificate-status-response", 114: "bad-certificate-hash-value",
-    115: "unknown-PSK-identity", 116: "certificate-required", 120: "no-application-protocol",
+    0: "close-notify",
+    10: "unexpected-message",
+    20: "bad-record-MAC",
+    21: "decryption-failed",
+    22: "record-overflow",
+    30: "decompression-failure",
+    40: "handshake-failure",
+    42: "bad-certificate",
+    43: "unsupported-certificate",
+    44: "revoked-certificate",
+    45: "expired-certificate",
+    46: "unknown-certificate",
+    47: "illegal-parameter",
+    48: "unknown-certificate-authority",
+    49: "access-denied",
+    50: "error-decoding-message",
+    51: "error-decrypting-message",
+    60: "export-restriction",
+    70: "protocol-version-not-supported",
+    71: "insufficient-security-level",
+    80: "internal-error",
+    86: "inappropriate-fallback",
+    90: "user-canceled",
+    100: "no-renegotiation",
+    109: "missing-extension",
+    110: "unsupported-extension",
+    111: "certificate-unobtainable",
+    112: "unrecognized-name",
+    113: "bad-certificate-status-response",
+    114: "bad-certificate-hash-value",
+    115: "unknown-PSK-identity",
+    116: "certificate-required",
+    120: "no-application-protocol",
     121: "ECH-required",
 }
 
 # OpenSSL reason strings for alerts *received* from the peer -> alert number.
 _OPENSSL_ALERTS = {
-    "SSLV3_ALERT_CLOSE_NOTIFY": 0, "SSLV3_ALERT_UNEXPECTED_MESSAGE": 10,
-    "SSLV3_ALERT_BAD_RECORD_MAC": 20, "TLSV1_ALERT_DECRYPTION_FAILED": 21,
-    "TLSV1_ALERT_RECORD_OVERFLOW": 22, "SSLV3_ALERT_DECOMPRESSION_FAILURE": 30,
-    "SSLV3_ALERT_HANDSHAKE_FAILURE": 40, "SSLV3_ALERT_NO_CERTIFICATE": 41,
-    "SSLV3_ALERT_BAD_CERTIFICATE": 42, "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": 43,
-    "SSLV3_ALERT_CERTIFICATE_REVOKED": 44, "SSLV3_ALERT_CERTIFICATE_EXPIRED": 45,
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": 46, "SSLV3_ALERT_ILLEGAL_PARAMETER": 47,
-    "TLSV1_ALERT_UNKNOWN_CA": 48, "TLSV1_ALERT_ACCESS_DENIED": 49, "TLSV1_ALERT_DECODE_ERROR": 50,
-    "TLSV1_ALERT_DECRYPT_ERROR": 51, "TLSV1_ALERT_EXPORT_RESTRICTION": 60,
-    "TLSV1_ALERT_PROTOCOL_VERSION": 70, "TLSV1_ALERT_INSUFFICIENT_SECURITY": 71,
-    "TLSV1_ALERT_INTERNAL_ERROR": 80, "TLSV1_ALERT_INAPPROPRIATE_FALLBACK": 86,
-    "TLSV1_ALERT_USER_CANCELLED": 90, "TLSV1_ALERT_NO_RENEGOTIATION": 100,
-    "TLSV13_ALERT_MISSING_EXTENSION": 109, "TLSV1_UNSUPPORTED_EXTENSION": 110,
-    "TLSV1_CERTIFICATE_UNOBTAINABLE": 111, "TLSV1_UNRECOGNIZED_NAME": 112,
-    "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE": 113, "TLSV1_BAD_CERTIFICATE_HASH_VALUE": 114,
-    "TLSV1_ALERT_UNKNOWN_PSK_IDENTITY": 115, "TLSV13_ALERT_CERTIFICATE_REQUIRED": 116,
+    "SSLV3_ALERT_CLOSE_NOTIFY": 0,
+    "SSLV3_ALERT_UNEXPECTED_MESSAGE": 10,
+    "SSLV3_ALERT_BAD_RECORD_MAC": 20,
+    "TLSV1_ALERT_DECRYPTION_FAILED": 21,
+    "TLSV1_ALERT_RECORD_OVERFLOW": 22,
+    "SSLV3_ALERT_DECOMPRESSION_FAILURE": 30,
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": 40,
+    "SSLV3_ALERT_NO_CERTIFICATE": 41,
+    "SSLV3_ALERT_BAD_CERTIFICATE": 42,
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": 43,
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": 44,
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": 45,
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": 46,
+    "SSLV3_ALERT_ILLEGAL_PARAMETER": 47,
+    "TLSV1_ALERT_UNKNOWN_CA": 48,
+    "TLSV1_ALERT_ACCESS_DENIED": 49,
+    "TLSV1_ALERT_DECODE_ERROR": 50,
+    "TLSV1_ALERT_DECRYPT_ERROR": 51,
+    "TLSV1_ALERT_EXPORT_RESTRICTION": 60,
+    "TLSV1_ALERT_PROTOCOL_VERSION": 70,
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY": 71,
+    "TLSV1_ALERT_INTERNAL_ERROR": 80,
+    "TLSV1_ALERT_INAPPROPRIATE_FALLBACK": 86,
+    "TLSV1_ALERT_USER_CANCELLED": 90,
+    "TLSV1_ALERT_NO_RENEGOTIATION": 100,
+    "TLSV13_ALERT_MISSING_EXTENSION": 109,
+    "TLSV1_UNSUPPORTED_EXTENSION": 110,
+    "TLSV1_CERTIFICATE_UNOBTAINABLE": 111,
+    "TLSV1_UNRECOGNIZED_NAME": 112,
+    "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE": 113,
+    "TLSV1_BAD_CERTIFICATE_HASH_VALUE": 114,
+    "TLSV1_ALERT_UNKNOWN_PSK_IDENTITY": 115,
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": 116,
     "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": 120,
 }
 
@@ -202,7 +242,12 @@ class PKIXVerdict:
 
 def _system_ca_file() -> str | None:
     paths = ssl.get_default_verify_paths()
-    for p in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"):
+    for p in (
+        paths.cafile,
+        paths.openssl_cafile,
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ):
         if p and Path(p).is_file():
             return p
     return None
@@ -231,8 +276,8 @@ def _store(roots: tuple[x509.Certificate, ...]) -> xv.Store:
 
 def _utc(now: _dt.datetime | None) -> _dt.datetime:
     if now is None:
-        return _dt.datetime.now(_dt.timezone.utc)
-    return now if now.tzinfo else now.replace(tzinfo=_dt.timezone.utc)
+        return _dt.datetime.now(_dt.UTC)
+    return now if now.tzinfo else now.replace(tzinfo=_dt.UTC)
 
 
 def _subject(name: str) -> xv.DNSName | xv.IPAddress:
@@ -243,7 +288,10 @@ def _subject(name: str) -> xv.DNSName | xv.IPAddress:
 
 
 def verify_chain(
-    chain: Sequence[x509.Certificate], hostname: str, anchors: Sequence[x509.Certificate], now: _dt.datetime | None = None
+    chain: Sequence[x509.Certificate],
+    hostname: str,
+    anchors: Sequence[x509.Certificate],
+    now: _dt.datetime | None = None,
 ) -> list[x509.Certificate]:
     """Validate ``chain[0]`` for ``hostname`` to ``anchors`` (raises VerificationError).
 
@@ -311,7 +359,12 @@ def pkix_verify(
     expired = next((c for c in chain if _expired(c, at)), None)
     if expired is not None or "not valid at validation time" in message:
         which = expired or chain[0]
-        return PKIXVerdict(False, CERTIFICATE_EXPIRED, "", f"certificate {which.subject.rfc4514_string()} valid from {which.not_valid_before_utc:%Y-%m-%d} until {which.not_valid_after_utc:%Y-%m-%d}")
+        return PKIXVerdict(
+            False,
+            CERTIFICATE_EXPIRED,
+            "",
+            f"certificate {which.subject.rfc4514_string()} valid from {which.not_valid_before_utc:%Y-%m-%d} until {which.not_valid_after_utc:%Y-%m-%d}",
+        )
     # Is the chain fine for a name the certificate does carry? Then only the name is wrong;
     # otherwise that second attempt tells what is wrong with the chain (Go builds the chain
     # before it checks the name, so an untrusted chain wins over a wrong name).
@@ -319,7 +372,12 @@ def pkix_verify(
     if own and own[0].rstrip(".").lower() != hostname.rstrip(".").lower():
         try:
             verify_chain(chain, own[0], pool, at)
-            return PKIXVerdict(False, CERTIFICATE_HOST_MISMATCH, "", f"certificate is for {', '.join(dns_sans(chain[0]))}, not {hostname}")
+            return PKIXVerdict(
+                False,
+                CERTIFICATE_HOST_MISMATCH,
+                "",
+                f"certificate is for {', '.join(dns_sans(chain[0]))}, not {hostname}",
+            )
         except xv.VerificationError as exc:
             message = str(exc)
         except ValueError:

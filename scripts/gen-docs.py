@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import sys
-from datetime import date
 from pathlib import Path
 
 import click
@@ -68,8 +67,17 @@ def man_page(path: list[str], cmd: click.Command, ctx: click.Context) -> str:
         for name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, name)
             if sub is not None:
-                lines += [".TP", f".B {_roff(name)}", _roff(sub.get_short_help_str(limit=200)) + f"  See \\fB{title}-{name}\\fR(1)."]
-    lines += [".SH EXIT STATUS", "0 ok, 1 what was checked is wrong or failed, 2 usage or configuration error, 3 temporary failure.", ".SH SEE ALSO", ".BR moxcli (1)"]
+                lines += [
+                    ".TP",
+                    f".B {_roff(name)}",
+                    _roff(sub.get_short_help_str(limit=200)) + f"  See \\fB{title}-{name}\\fR(1).",
+                ]
+    lines += [
+        ".SH EXIT STATUS",
+        "0 ok, 1 what was checked is wrong or failed, 2 usage or configuration error, 3 temporary failure.",
+        ".SH SEE ALSO",
+        ".BR moxcli (1)",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -54,13 +54,13 @@ def lab_config_text(lab: dict[str, str], extra: str = "") -> str:
         f"""\
         hostname = "mail.moxcli.test"
         [dns]
-        resolvers = ["{lab['LAB_DNS']}"]
+        resolvers = ["{lab["LAB_DNS"]}"]
         timeout = 5
         [tls]
-        ca_files = ["{lab['LAB_CA']}"]
+        ca_files = ["{lab["LAB_CA"]}"]
         [network]
-        smtp_port = {lab['LAB_SMTP_PORT']}
-        https_port = {lab['LAB_HTTPS_PORT']}
+        smtp_port = {lab["LAB_SMTP_PORT"]}
+        https_port = {lab["LAB_HTTPS_PORT"]}
         """
     ) + textwrap.dedent(extra)
 

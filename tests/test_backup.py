@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_verifydata import make_data_dir, tree_digest
 
 from moxcli.cli import cli
 from moxcli.datatools import INCOMPLETE_MARKER, VERSION_FILE
@@ -20,7 +21,6 @@ from moxcli.datatools.backup import backup
 from moxcli.datatools.verify import verify_data
 from moxcli.store import Store, schema
 from moxcli.store.files import message_file, queue_file, write_file
-from test_verifydata import make_data_dir, tree_digest
 
 
 @pytest.fixture
@@ -78,7 +78,10 @@ def test_missing_file_fails_and_marks_dest(src, tmp_path, runner):
     assert doc["ok"] is False
     assert doc["errors"] == [f"accounts/bob/msg/a/1: missing in {src.resolve()}, but the store references it"]
     marker = (dest / INCOMPLETE_MARKER).read_text()
-    assert marker.startswith(f"backup of {src.resolve()} failed with 1 error:\n") and "accounts/bob/msg/a/1: missing" in marker
+    assert (
+        marker.startswith(f"backup of {src.resolve()} failed with 1 error:\n")
+        and "accounts/bob/msg/a/1: missing" in marker
+    )
     assert "backup incomplete (1 error)" in r.stderr
     assert any(p.path == INCOMPLETE_MARKER for p in verify_data(dest).problems)
 
@@ -117,7 +120,19 @@ def test_cli_json_keys(src, tmp_path, runner):
     r = runner.invoke(cli, ["--data", str(src), "backup", "--json", "--copy", str(tmp_path / "b")])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert set(doc) == {"source", "dest", "ok", "files_linked", "files_copied", "bytes", "store_bytes", "seconds", "schema_version", "warnings", "errors"}
+    assert set(doc) == {
+        "source",
+        "dest",
+        "ok",
+        "files_linked",
+        "files_copied",
+        "bytes",
+        "store_bytes",
+        "seconds",
+        "schema_version",
+        "warnings",
+        "errors",
+    }
     assert doc["files_linked"] == 0 and doc["files_copied"] == 10 and doc["ok"] is True
 
 
@@ -170,7 +185,10 @@ def test_backup_while_another_process_writes(data_dir, tmp_path):
     make_data_dir(data_dir, messages=1500)
     log = tmp_path / "committed.log"
     log.write_text("")
-    writer = subprocess.Popen([sys.executable, "-c", WRITER.format(tests=str(Path(__file__).parent)), str(data_dir), str(log)], stderr=subprocess.PIPE)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER.format(tests=str(Path(__file__).parent)), str(data_dir), str(log)],
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while len(_committed(log)) < 50 and time.monotonic() < deadline:
@@ -298,7 +316,9 @@ def test_backup_of_an_older_schema_store(src, tmp_path, monkeypatch):
     res = backup(src, tmp_path / "backup")
     assert res.ok, res.errors
     assert res.schema_version == 1
-    assert res.warnings == ["the store has the older schema version 1: copied as it is, with every file under accounts/ and queue/"]
+    assert res.warnings == [
+        "the store has the older schema version 1: copied as it is, with every file under accounts/ and queue/"
+    ]
     v = verify_data(tmp_path / "backup")
     assert v.ok and v.migrated_from == 1, v.problems
     assert v.counts["message_files"] == 6 and v.counts["queue_files"] == 2

@@ -1,12 +1,8 @@
 """The CLI frame: lazy command loading, global options, exit codes, one-line errors."""
 
 import inspect
-import json
-import os
 import subprocess
 import sys
-
-import pytest
 
 from moxcli.cli import COMMANDS, LazyGroup, cli
 
@@ -83,7 +79,9 @@ def test_default_data_dir_follows_xdg(runner, tmp_path):
 
 
 def test_python_dash_m_entry_point(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "moxcli", "--data", str(tmp_path), "dns", "records"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "moxcli", "--data", str(tmp_path), "dns", "records"], capture_output=True, text=True
+    )
     assert r.returncode == 2
     assert r.stderr.startswith("moxcli: ") and r.stderr.count("\n") == 1
     assert "Traceback" not in r.stderr

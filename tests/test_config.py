@@ -73,7 +73,10 @@ def test_good_config():
         ("[network]\nsmtp_port = 0", "network.smtp_port: port out of range"),
         ("[network]\nsmtp_port = true", "network.smtp_port: expected integer, got boolean"),
         ("[tls]\nca_files = ['/nonexistent/ca.pem']", "tls.ca_files[0]: no such file"),
-        ("[domains.'a.example'.dkim.selectors.s]\nalgorithm='dsa'\nprivate_key_file='k'", "domains.a.example.dkim.selectors.s.algorithm"),
+        (
+            "[domains.'a.example'.dkim.selectors.s]\nalgorithm='dsa'\nprivate_key_file='k'",
+            "domains.a.example.dkim.selectors.s.algorithm",
+        ),
         ("[domains.'a.example'.dkim.selectors.s]\nalgorithm='rsa'", "private_key_file: required key missing"),
         ("[domains.'a.example'.dkim]\nsign = ['nope']", "dkim.sign: selector 'nope' is not defined"),
         ("[domains.'a.example'.tlsrpt]\nlocalpart='x'\naccount='a'", "tlsrpt.mailbox: required key missing"),

@@ -6,10 +6,10 @@ import hashlib
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from test_dane_pki import make_pki
 
 from moxcli.cli import cli
 from moxcli.dane.tlsa import spki_der
-from test_dane_pki import make_pki
 
 
 def _pem(tmp_path, data: bytes):

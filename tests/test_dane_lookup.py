@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import dns.name
 import pytest
-
 from conftest import VECTORS
+
 from moxcli.dane import lookup as lk
 from moxcli.dns import Answer, NotFound, TemporaryDNSError
 
@@ -102,7 +102,9 @@ def tlsa_resolver() -> FakeResolver:
     return FakeResolver(recs, d["cname"], _split(d["servfail"]), _split(d["inauthentic"]))
 
 
-@pytest.mark.parametrize("case", VEC["gather_tlsa"]["cases"], ids=lambda c: f"{c['host']}-{c['expanded_host']}-{c['expanded_authentic']}")
+@pytest.mark.parametrize(
+    "case", VEC["gather_tlsa"]["cases"], ids=lambda c: f"{c['host']}-{c['expanded_host']}-{c['expanded_authentic']}"
+)
 def test_gather_tlsa(case):
     r = lk.gather_tlsa(tlsa_resolver(), case["host"], case["expanded_authentic"], case["expanded_host"])
     assert r.dane_required is case["dane_required"]
@@ -113,7 +115,9 @@ def test_gather_tlsa(case):
         return
     assert r.error is None
     want = _tlsa(case["records"]) if case["records"] else []
-    assert [(x.usage, x.selector, x.mtype, x.data) for x in r.records] == [(w.usage, w.selector, w.mtype, w.cert) for w in want]
+    assert [(x.usage, x.selector, x.mtype, x.data) for x in r.records] == [
+        (w.usage, w.selector, w.mtype, w.cert) for w in want
+    ]
     assert r.base == case["base"]
 
 
@@ -209,8 +213,13 @@ def test_gather_ips(case, authentic):
 
 @pytest.mark.parametrize(
     "orig,exp,have_mx,ips_auth,applies",
-    [(True, True, True, True, True), (False, True, True, True, False), (True, False, True, True, False),
-     (True, False, False, True, True), (True, True, True, False, False)],
+    [
+        (True, True, True, True, True),
+        (False, True, True, True, False),
+        (True, False, True, True, False),
+        (True, False, False, True, True),
+        (True, True, True, False, False),
+    ],
 )
 def test_dane_applies(orig, exp, have_mx, ips_auth, applies):
     dest = lk.Destinations("d.example", have_mx=have_mx, orig_authentic=orig, expanded_authentic=exp)

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
 def _name(cn: str) -> x509.Name:
@@ -46,9 +46,7 @@ def make_cert(
     if issuer:
         b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), critical=False)
     if ca:
-        b = b.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
     else:
         b = b.add_extension(
             x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
@@ -84,8 +82,12 @@ def make_pki() -> PKI:
         inter = make_cert("Test Intermediate", k["inter"], (ca, k["ca"]), ca=True)
         leaf = make_cert("localhost", k["leaf"], (inter, k["inter"]), sans=("localhost", "mail.example"))
         expired = make_cert(
-            "localhost", k["leaf"], (inter, k["inter"]), sans=("localhost",),
-            not_before=NOW - dt.timedelta(days=400), not_after=NOW - dt.timedelta(days=35),
+            "localhost",
+            k["leaf"],
+            (inter, k["inter"]),
+            sans=("localhost",),
+            not_before=NOW - dt.timedelta(days=400),
+            not_after=NOW - dt.timedelta(days=35),
         )
         oca = make_cert("Other Root", k["oca"], ca=True)
         oleaf = make_cert("localhost", k["oleaf"], (oca, k["oca"]), sans=("localhost",))

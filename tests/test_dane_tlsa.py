@@ -6,15 +6,15 @@ import hashlib
 import json
 
 import pytest
+from conftest import VECTORS
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given
 from hypothesis import strategies as st
-
-from conftest import VECTORS
-from moxcli.dane import tlsa as t
 from test_dane_pki import make_pki
+
+from moxcli.dane import tlsa as t
 
 VEC = json.loads((VECTORS / "dane_cases.json").read_text())
 

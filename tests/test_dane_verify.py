@@ -10,10 +10,10 @@ import hashlib
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from test_dane_pki import NOW, make_pki
 
 from moxcli.dane.tlsa import TLSA, TLSAError, spki_der
 from moxcli.dane.verify import verify
-from test_dane_pki import NOW, make_pki
 
 P = make_pki()
 LEAF_SPKI = spki_der(P.leaf)
@@ -44,7 +44,16 @@ CASES = [
     ("ta-name-check", [TA_256], CHAIN, ["example"], [], False, None, None),
     ("ta-second-name", [TA_256], CHAIN, ["example", "mail.example"], [], True, TA_256, 2),
     ("ta-expired-leaf", [TA_256], [P.expired, P.inter, P.ca], ["localhost"], [], False, None, None),
-    ("ee-expired-leaf", [TLSA(3, 1, 1, hashlib.sha256(spki_der(P.expired)).digest())], [P.expired, P.inter], ["x"], [], True, None, 0),
+    (
+        "ee-expired-leaf",
+        [TLSA(3, 1, 1, hashlib.sha256(spki_der(P.expired)).digest())],
+        [P.expired, P.inter],
+        ["x"],
+        [],
+        True,
+        None,
+        0,
+    ),
     ("ee-ignores-name", [EE_256], CHAIN, ["wrong.example"], [], True, EE_256, 0),
     ("ee-truncated", [TLSA(3, 1, 1, EE_256.data[:16])], CHAIN, ["localhost"], [], False, None, None),
     ("ee-truncated-then-valid", [TLSA(3, 1, 1, EE_256.data[:16]), EE_256], CHAIN, ["localhost"], [], True, EE_256, 0),
@@ -85,5 +94,10 @@ def test_zero_records_is_an_error():
 
 def test_json_shape():
     assert verify(CHAIN, [EE_256], ["localhost"], now=NOW).to_json() == {
-        "verified": True, "record": EE_256.record(), "depth": 0, "result_type": "", "reason": "", "errors": [],
+        "verified": True,
+        "record": EE_256.record(),
+        "depth": 0,
+        "result_type": "",
+        "reason": "",
+        "errors": [],
     }

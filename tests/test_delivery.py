@@ -8,17 +8,16 @@ import time
 import pytest
 
 pytest.importorskip("aiosmtpd")
-from aiosmtpd.controller import Controller  # noqa: E402
+from aiosmtpd.controller import Controller
 
-from moxcli.config import parse_config  # noqa: E402
+from moxcli.config import parse_config
 from moxcli.delivery import deliver, dsn
 from moxcli.delivery import queue as q
 from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
 from moxcli.dns import Answer, NotFound
 from moxcli.errors import LockHeld
-from moxcli.store import Store
+from moxcli.store import Store, suppress, tlsresults
 from moxcli.store import mail as store_mail
-from moxcli.store import suppress, tlsresults
 from moxcli.store.files import message_file, queue_file
 from moxcli.store.lock import job_lock
 from moxcli.tlsrpt.report import make_result
@@ -67,7 +66,10 @@ def smtpd():
 def env(tmp_path, smtpd):
     data = tmp_path / "data"
     data.mkdir()
-    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n[dns]\nresolvers = ["127.0.0.1:9"]\ntimeout = 1\n', data / "moxcli.toml")
+    cfg = parse_config(
+        f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n[dns]\nresolvers = ["127.0.0.1:9"]\ntimeout = 1\n',
+        data / "moxcli.toml",
+    )
     st = Store.open(data)
     yield st, data, cfg, smtpd
     st.close()
@@ -80,7 +82,9 @@ def test_delivered_to_address_literal(env):
     st, data, cfg, srv = env
     (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"lit1")
     res = deliver.run_queue(st, data, cfg)
-    assert [(r.id, r.outcome, r.attempt, r.ip, r.code, r.tls) for r in res] == [(mid, "delivered", 1, "127.0.0.1", 250, "")]
+    assert [(r.id, r.outcome, r.attempt, r.ip, r.code, r.tls) for r in res] == [
+        (mid, "delivered", 1, "127.0.0.1", 250, "")
+    ]
     assert srv.messages == [("a@moxcli.test", ["r@[127.0.0.1]"], MSG % b"lit1")]
     assert q.list_messages(st) == []
     assert not queue_file(data, mid).exists()
@@ -109,13 +113,18 @@ def _mailbox_messages(st, data, account, mailbox):
         mb = store_mail.get_mailbox(tx, account, mailbox)
         if mb is None:
             return []
-        return [(m, message_file(data, account, m["id"]).read_bytes()) for m in store_mail.list_messages(tx, account, mb["id"])]
+        return [
+            (m, message_file(data, account, m["id"]).read_bytes())
+            for m in store_mail.list_messages(tx, account, mb["id"])
+        ]
 
 
 def test_permanent_failure_gives_up_at_once_with_dsn(env):
     st, data, cfg, srv = env
     srv.script["r@[127.0.0.1]"] = ["550 5.1.1 no such user"]
-    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"perm", sender_account="bob")
+    (mid,) = q.enqueue(
+        st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"perm", sender_account="bob"
+    )
     (r,) = deliver.run_queue(st, data, cfg)
     assert (r.outcome, r.code, r.enhanced, r.dsn) == ("failed", 550, "5.1.1", True)
     assert q.list_messages(st) == [] and not queue_file(data, mid).exists()
@@ -146,8 +155,25 @@ def test_report_failure_dsn_quiet_and_suppressed(env):
     st, data, cfg, srv = env
     srv.script["rua@example.org"] = ["550 5.1.1 no such user"]
     srv.script["dmarc@example.org"] = ["451 later"]
-    q.enqueue(st, data, mail_from="postmaster@moxcli.test", recipients=["rua@example.org"], data=MSG % b"tlsrpt", is_tls_report=True, require_tls=False, max_attempts=5)
-    q.enqueue(st, data, mail_from="postmaster@moxcli.test", recipients=["dmarc@example.org"], data=MSG % b"dmarc", is_dmarc_report=True, max_attempts=1)
+    q.enqueue(
+        st,
+        data,
+        mail_from="postmaster@moxcli.test",
+        recipients=["rua@example.org"],
+        data=MSG % b"tlsrpt",
+        is_tls_report=True,
+        require_tls=False,
+        max_attempts=5,
+    )
+    q.enqueue(
+        st,
+        data,
+        mail_from="postmaster@moxcli.test",
+        recipients=["dmarc@example.org"],
+        data=MSG % b"dmarc",
+        is_dmarc_report=True,
+        max_attempts=1,
+    )
     res = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, FakeResolver(), st, data))
     assert [(r.outcome, r.dsn) for r in res] == [("failed", True), ("failed", True)]
     ((rec, text),) = _mailbox_messages(st, data, "postmaster", "Postmaster/tlsrpt")
@@ -184,7 +210,14 @@ def test_connection_refused_is_deferred(env, tmp_path):
 
 def test_selection_by_id_domain_and_hold(env):
     st, data, cfg, srv = env
-    a, b = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@[127.0.0.1]", "y@[127.0.0.2]"], data=MSG % b"sel", next_attempt=time.time() + 3600)
+    a, b = q.enqueue(
+        st,
+        data,
+        mail_from="a@moxcli.test",
+        recipients=["x@[127.0.0.1]", "y@[127.0.0.2]"],
+        data=MSG % b"sel",
+        next_attempt=time.time() + 3600,
+    )
     assert deliver.run_queue(st, data, cfg) == []  # nothing due
     q.hold(st, a)
     assert deliver.run_queue(st, data, cfg, ids=[a]) == []  # held: skipped even by id
@@ -217,15 +250,18 @@ def test_crash_during_attempt_keeps_message(env, monkeypatch):
 
 def test_concurrent_run_refused(env):
     st, data, cfg, _ = env
-    with job_lock(data, "queue"):
-        with pytest.raises(LockHeld):
-            deliver.run_queue(st, data, cfg)
+    with job_lock(data, "queue"), pytest.raises(LockHeld):
+        deliver.run_queue(st, data, cfg)
 
 
 def test_order_ips():
     assert deliver.order_ips(["10.0.0.1", "10.0.0.2", "2001:db8::1"], []) == ["10.0.0.1", "10.0.0.2", "2001:db8::1"]
     # after a v4 attempt: the other family first; the single dialed v4 IP first within v4
-    assert deliver.order_ips(["10.0.0.1", "10.0.0.2", "2001:db8::1"], ["10.0.0.2"]) == ["2001:db8::1", "10.0.0.2", "10.0.0.1"]
+    assert deliver.order_ips(["10.0.0.1", "10.0.0.2", "2001:db8::1"], ["10.0.0.2"]) == [
+        "2001:db8::1",
+        "10.0.0.2",
+        "10.0.0.1",
+    ]
     # family dialed twice: resolver order kept within it
     assert deliver.order_ips(["10.0.0.1", "10.0.0.2"], ["10.0.0.2", "10.0.0.2"]) == ["10.0.0.1", "10.0.0.2"]
 
@@ -246,14 +282,18 @@ def test_rows_send_report_rules():
     assert {r["send_report"] for r in rows(t, "example.org", False, True)} == {True}  # DMARC report with a failure
     # no MX, DANE on the domain itself: no second "no policy" result for the same domain (spec §2.2)
     t2 = AttemptTLS(make_result("no-policy-found", "example.org"), [make_result("tlsa", "example.org")])
-    assert [(r["policy_domain"], r["is_host"]) for r in rows(t2, "example.org", False, False)] == [("example.org", True)]
+    assert [(r["policy_domain"], r["is_host"]) for r in rows(t2, "example.org", False, False)] == [
+        ("example.org", True)
+    ]
     # empty policy types are never recorded
     assert rows(AttemptTLS(), "example.org", False, False) == []
 
 
 def test_dsn_destination_and_format(env):
     st, data, cfg, _ = env
-    (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@example.org"], data=MSG % b"dsn", sender_account="alice")
+    (mid,) = q.enqueue(
+        st, data, mail_from="a@moxcli.test", recipients=["r@example.org"], data=MSG % b"dsn", sender_account="alice"
+    )
     m = q.get_message(st, mid)
     assert dsn.destination(cfg, m) == dsn.Destination("alice", "Inbox", False)
     m.is_tls_report = True
@@ -264,7 +304,9 @@ def test_dsn_destination_and_format(env):
     assert dsn.destination(cfg, m) is None  # null sender: no DSN (RFC 5321 4.5.5)
     m.mail_from = "a@moxcli.test"
     m.attempts = 3
-    text = dsn.compose(cfg, m, MSG % b"dsn", "recipient r@example.org: 550 5.1.1 no such user", "mx.example.org", 550, "5.1.1", True)
+    text = dsn.compose(
+        cfg, m, MSG % b"dsn", "recipient r@example.org: 550 5.1.1 no such user", "mx.example.org", 550, "5.1.1", True
+    )
     import email
 
     parsed = email.message_from_bytes(text)
@@ -293,10 +335,17 @@ def test_results_recorded_per_attempt_and_off_switch(env, tmp_path):
     # no STARTTLS offered is a detail without counts (spec §3.5); two attempts, and the host's
     # no-policy-found result has the same key as the recipient domain's, so both merge (as in mox)
     assert (res.policy.type, res.success, res.failure) == ("no-policy-found", 0, 0)
-    assert [(d.result_type, d.failed_session_count, d.receiving_ip) for d in res.details] == [("starttls-not-supported", 4, "127.0.0.1")]
-    off = parse_config(f'hostname = "mail.moxcli.test"\nno_outgoing_tls_reports = true\n[network]\nsmtp_port = {srv.port}\n', tmp_path / "off.toml")
+    assert [(d.result_type, d.failed_session_count, d.receiving_ip) for d in res.details] == [
+        ("starttls-not-supported", 4, "127.0.0.1")
+    ]
+    off = parse_config(
+        f'hostname = "mail.moxcli.test"\nno_outgoing_tls_reports = true\n[network]\nsmtp_port = {srv.port}\n',
+        tmp_path / "off.toml",
+    )
     q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["z@example.net"], data=MSG % b"off")
-    assert [r.outcome for r in deliver.run_queue(st, data, off, engine=deliver.Engine(off, FakeResolver(), st, data))] == ["delivered"]
+    assert [
+        r.outcome for r in deliver.run_queue(st, data, off, engine=deliver.Engine(off, FakeResolver(), st, data))
+    ] == ["delivered"]
     with st.read() as tx:
         assert {r.recipient_domain for r in tlsresults.iter_rows(tx)} == {"example.org"}
 
@@ -304,7 +353,9 @@ def test_results_recorded_per_attempt_and_off_switch(env, tmp_path):
 def test_delayed_dsn_after_fifth_failure(env):
     st, data, cfg, srv = env
     srv.script["slow@[127.0.0.1]"] = ["451 4.3.0 later"] * 6
-    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["slow@[127.0.0.1]"], data=MSG % b"slow", sender_account="carol")
+    q.enqueue(
+        st, data, mail_from="a@moxcli.test", recipients=["slow@[127.0.0.1]"], data=MSG % b"slow", sender_account="carol"
+    )
     t = time.time()
     for n in range(1, 7):
         (r,) = deliver.run_queue(st, data, cfg, now=t)
@@ -345,7 +396,10 @@ class MXResolver(FakeResolver):
 
 def _rows(st):
     with st.read() as tx:
-        return {r.policy_domain: (r.is_host, r.send_report, [x.to_json() for x in r.results]) for r in tlsresults.iter_rows(tx)}
+        return {
+            r.policy_domain: (r.is_host, r.send_report, [x.to_json() for x in r.results])
+            for r in tlsresults.iter_rows(tx)
+        }
 
 
 def test_greylisted_then_delivered_via_mx_with_tls_results(env):
@@ -362,21 +416,63 @@ def test_greylisted_then_delivered_via_mx_with_tls_results(env):
     assert (r.outcome, r.attempt, r.host) == ("delivered", 2, "mx.example.org")
     assert srv.messages == [("a@moxcli.test", ["g@example.org"], body)]
     detail_ = {
-        "result-type": "starttls-not-supported", "sending-mta-ip": "127.0.0.1", "receiving-mx-hostname": "mx.example.org",
-        "receiving-mx-helo": srv.greeting, "receiving-ip": "127.0.0.1", "failed-session-count": 2,
-        "additional-information": "", "failure-reason-code": "",
+        "result-type": "starttls-not-supported",
+        "sending-mta-ip": "127.0.0.1",
+        "receiving-mx-hostname": "mx.example.org",
+        "receiving-mx-helo": srv.greeting,
+        "receiving-ip": "127.0.0.1",
+        "failed-session-count": 2,
+        "additional-information": "",
+        "failure-reason-code": "",
     }
     summary = {"total-successful-session-count": 0, "total-failure-session-count": 0}
     assert _rows(st) == {
-        "example.org": (False, True, [{"policy": {"policy-type": "no-policy-found", "policy-string": [], "policy-domain": "example.org", "mx-host": []}, "summary": summary, "failure-details": [detail_]}]),
-        "mx.example.org": (True, True, [{"policy": {"policy-type": "no-policy-found", "policy-string": [], "policy-domain": "mx.example.org", "mx-host": []}, "summary": summary, "failure-details": [detail_]}]),
+        "example.org": (
+            False,
+            True,
+            [
+                {
+                    "policy": {
+                        "policy-type": "no-policy-found",
+                        "policy-string": [],
+                        "policy-domain": "example.org",
+                        "mx-host": [],
+                    },
+                    "summary": summary,
+                    "failure-details": [detail_],
+                }
+            ],
+        ),
+        "mx.example.org": (
+            True,
+            True,
+            [
+                {
+                    "policy": {
+                        "policy-type": "no-policy-found",
+                        "policy-string": [],
+                        "policy-domain": "mx.example.org",
+                        "mx-host": [],
+                    },
+                    "summary": summary,
+                    "failure-details": [detail_],
+                }
+            ],
+        ),
     }
 
 
 def test_rejected_5xx_via_mx_with_tls_results(env):
     st, data, cfg, srv = env
     srv.script["nobody@example.org"] = ["550 5.1.1 no such user"]
-    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["nobody@example.org"], data=MSG % b"rej-mx", sender_account="dave")
+    q.enqueue(
+        st,
+        data,
+        mail_from="a@moxcli.test",
+        recipients=["nobody@example.org"],
+        data=MSG % b"rej-mx",
+        sender_account="dave",
+    )
     (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, MXResolver(), st, data))
     assert (r.outcome, r.code, r.enhanced, r.dsn, r.host) == ("failed", 550, "5.1.1", True, "mx.example.org")
     assert srv.messages == []
@@ -428,7 +524,14 @@ def test_recipients_of_one_submission_share_a_transaction(env):
     srv.script["no@example.org"] = ["550 5.1.1 no such user"]
     srv.script["later@example.org"] = ["451 4.2.1 mailbox busy"]
     body = MSG % b"batch"
-    ids = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["ok@example.org", "no@example.org", "later@example.org", "x@example.net"], data=body, sender_account="erin")
+    ids = q.enqueue(
+        st,
+        data,
+        mail_from="a@moxcli.test",
+        recipients=["ok@example.org", "no@example.org", "later@example.org", "x@example.net"],
+        data=body,
+        sender_account="erin",
+    )
     res = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, FakeResolver(), st, data))
     assert [(r.id, r.outcome, r.code, r.enhanced) for r in res] == [
         (ids[0], "delivered", 250, "2.0.0"),
@@ -458,12 +561,22 @@ def test_rcptmax_chunks_and_452_retried_in_next_transaction(env):
         },
     )
     eng = deliver.Engine(cfg, FakeResolver(), st, data, connect=lambda ip, port, timeout: srv.client_sock)
-    q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r1@example.org", "r2@example.org", "r3@example.org"], data=MSG % b"chunks")
+    q.enqueue(
+        st,
+        data,
+        mail_from="a@moxcli.test",
+        recipients=["r1@example.org", "r2@example.org", "r3@example.org"],
+        data=MSG % b"chunks",
+    )
     res = deliver.run_queue(st, data, cfg, engine=eng)
     srv.thread.join(5)
     assert [r.outcome for r in res] == ["delivered"] * 3
     rcpts = [c for c in srv.received if c.startswith(("MAIL", "RCPT"))]
     assert rcpts == [
-        "MAIL FROM:<a@moxcli.test>", "RCPT TO:<r1@example.org>", "RCPT TO:<r2@example.org>",
-        "MAIL FROM:<a@moxcli.test>", "RCPT TO:<r2@example.org>", "RCPT TO:<r3@example.org>",
+        "MAIL FROM:<a@moxcli.test>",
+        "RCPT TO:<r1@example.org>",
+        "RCPT TO:<r2@example.org>",
+        "MAIL FROM:<a@moxcli.test>",
+        "RCPT TO:<r2@example.org>",
+        "RCPT TO:<r3@example.org>",
     ]

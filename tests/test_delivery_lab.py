@@ -7,19 +7,17 @@ the lab's maildir, and checks the recorded TLS results field by field (spec §3.
 from __future__ import annotations
 
 import mailbox
-import os
 import time
 import uuid
 
 import pytest
-
 from conftest import lab_config_text
+
 from moxcli.config import parse_config
 from moxcli.delivery import deliver
 from moxcli.delivery import queue as q
-from moxcli.store import Store
+from moxcli.store import Store, tlsresults
 from moxcli.store import mail as store_mail
-from moxcli.store import tlsresults
 
 pytestmark = pytest.mark.lab
 
@@ -86,17 +84,31 @@ def summary(ok, failed):
 def fd(rtype, reason, mx, ip, helo_host=None, count=1):
     d = {"result-type": rtype, "sending-mta-ip": "127.0.0.1", "receiving-mx-hostname": mx}
     d["receiving-mx-helo"] = f"{helo_host or mx} ESMTP Postfix (mail lab)"
-    d.update({"receiving-ip": ip, "failed-session-count": count, "additional-information": "", "failure-reason-code": reason})
+    d.update(
+        {"receiving-ip": ip, "failed-session-count": count, "additional-information": "", "failure-reason-code": reason}
+    )
     return d
 
 
 def test_dane_ee_verified(env):
     res, msgid = send(env, "dane@dane-ok.test")
-    assert (res.outcome, res.tls, res.host, res.ip, res.code) == ("delivered", "dane", "mx.dane-ok.test", "127.0.0.1", 250)
+    assert (res.outcome, res.tls, res.host, res.ip, res.code) == (
+        "delivered",
+        "dane",
+        "mx.dane-ok.test",
+        "127.0.0.1",
+        250,
+    )
     m = arrived(env[3], msgid)
     assert m is not None and "TLS" in " ".join(m.get_all("Received", []))
     r = results(env, "dane-ok.test")
-    assert r["dane-ok.test"] == {"is_host": False, "send_report": True, "policy": policy("no-policy-found", "dane-ok.test"), "summary": summary(1, 0), "failure-details": []}
+    assert r["dane-ok.test"] == {
+        "is_host": False,
+        "send_report": True,
+        "policy": policy("no-policy-found", "dane-ok.test"),
+        "summary": summary(1, 0),
+        "failure-details": [],
+    }
     assert r["mx.dane-ok.test"] == {
         "is_host": True,
         "send_report": True,
@@ -137,7 +149,9 @@ def test_dane_mismatch_fails_without_fallback(env):
     host = r["mx.dane-bad.test"]
     assert host["policy"]["policy-type"] == "tlsa" and len(host["policy"]["policy-string"]) == 1
     assert host["summary"] == summary(0, 1)
-    assert host["failure-details"] == [fd("validation-failure", "dane-no-match", "mx.dane-bad.test", "127.0.0.1", helo_host="mx.dane-ok.test")]
+    assert host["failure-details"] == [
+        fd("validation-failure", "dane-no-match", "mx.dane-bad.test", "127.0.0.1", helo_host="mx.dane-ok.test")
+    ]
     assert r["dane-bad.test"]["summary"] == summary(0, 1)
     assert r["dane-bad.test"]["failure-details"] == []
 
@@ -159,7 +173,11 @@ def test_tlsa_bogus_defers(env):
     assert r["mx.dane-bogus.test"]["policy"] == policy("tlsa", "mx.dane-bogus.test")
     assert r["mx.dane-bogus.test"]["summary"] == summary(0, 1)
     (d,) = r["mx.dane-bogus.test"]["failure-details"]
-    assert (d["result-type"], d["failure-reason-code"], d["receiving-mx-hostname"]) == ("dnssec-invalid", "extended-dns-error-6-dnssec-bogus", "mx.dane-bogus.test")
+    assert (d["result-type"], d["failure-reason-code"], d["receiving-mx-hostname"]) == (
+        "dnssec-invalid",
+        "extended-dns-error-6-dnssec-bogus",
+        "mx.dane-bogus.test",
+    )
     assert r["dane-bogus.test"]["summary"] == summary(0, 1)
 
 
@@ -174,7 +192,13 @@ def test_no_starttls_plaintext_with_detail(env):
     assert r["mx.notls.test"]["summary"] == summary(0, 0) and r["mx.notls.test"]["failure-details"] == want
 
 
-@pytest.mark.parametrize("domain,ip,rtype", [("wrongname.test", "127.0.0.3", "certificate-host-mismatch"), ("expired.test", "127.0.0.4", "certificate-expired")])
+@pytest.mark.parametrize(
+    "domain,ip,rtype",
+    [
+        ("wrongname.test", "127.0.0.3", "certificate-host-mismatch"),
+        ("expired.test", "127.0.0.4", "certificate-expired"),
+    ],
+)
 def test_pkix_failure_opportunistic(env, domain, ip, rtype):
     res, msgid = send(env, f"x@{domain}")
     assert (res.outcome, res.tls, res.ip) == ("delivered", "unverified", ip)
@@ -182,7 +206,13 @@ def test_pkix_failure_opportunistic(env, domain, ip, rtype):
     r = results(env, domain)
     assert r[domain]["summary"] == summary(1, 0)
     assert r[domain]["failure-details"] == [fd(rtype, "", f"mx.{domain}", ip)]
-    assert r[f"mx.{domain}"] == {"is_host": True, "send_report": True, "policy": policy("no-policy-found", f"mx.{domain}"), "summary": summary(1, 0), "failure-details": []}
+    assert r[f"mx.{domain}"] == {
+        "is_host": True,
+        "send_report": True,
+        "policy": policy("no-policy-found", f"mx.{domain}"),
+        "summary": summary(1, 0),
+        "failure-details": [],
+    }
 
 
 def test_insecure_domain_ignores_tlsa(env):
@@ -224,11 +254,11 @@ def test_mtasts_enforce_verified(env):
 def _cache_policy(env, mode: str) -> None:
     """A cached sts.test policy (same id as in DNS) whose mx pattern excludes mx.sts.test."""
     from moxcli.dns import Resolver
+    from moxcli.domain import parse_domain
     from moxcli.mtasts.lookup import lookup_record
     from moxcli.mtasts.policy import parse_policy
     from moxcli.store import mtasts as mdb
     from moxcli.store.mtasts import PolicyRow
-    from moxcli.domain import parse_domain
 
     st, _, cfg, _ = env
     record = lookup_record(Resolver.from_config(cfg.dns), parse_domain("sts.test"))[0]
@@ -247,7 +277,15 @@ def test_mtasts_enforce_mx_mismatch_skips_host(env):
     assert set(r) == {"sts.test"}  # the host was never tried
     assert r["sts.test"]["policy"]["mx-host"] == ["*.elsewhere.test"]
     assert r["sts.test"]["summary"] == summary(0, 1)
-    mismatch = {"result-type": "validation-failure", "sending-mta-ip": "", "receiving-mx-hostname": "mx.sts.test", "receiving-ip": "", "failed-session-count": 1, "additional-information": "", "failure-reason-code": "mtasts-policy-mx-mismatch"}
+    mismatch = {
+        "result-type": "validation-failure",
+        "sending-mta-ip": "",
+        "receiving-mx-hostname": "mx.sts.test",
+        "receiving-ip": "",
+        "failed-session-count": 1,
+        "additional-information": "",
+        "failure-reason-code": "mtasts-policy-mx-mismatch",
+    }
     assert r["sts.test"]["failure-details"] == [mismatch]
     # TLS-Required: No: reported, not enforced (RFC 8689 §4.2.2)
     res, msgid = send(env, "mismatch2@sts.test", headers="TLS-Required: No\r\n")
@@ -326,4 +364,6 @@ def test_mtasts_enforce_starttls_required_even_if_not_offered(env):
     host = results(env, "notls.test")["mx.notls.test"]
     assert host["summary"] == summary(0, 1)
     (d,) = host["failure-details"]
-    assert d["result-type"] == "starttls-not-supported" and d["failure-reason-code"].startswith("smtp-starttls-reply-code-5")
+    assert d["result-type"] == "starttls-not-supported" and d["failure-reason-code"].startswith(
+        "smtp-starttls-reply-code-5"
+    )

@@ -9,37 +9,43 @@ import ssl
 import time
 
 import dns.rdata
-
 import pytest
 
 pytest.importorskip("aiosmtpd")
-from aiosmtpd.controller import Controller  # noqa: E402
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from test_delivery import FakeResolver, Handler, _free_port
 
-from moxcli.config import parse_config  # noqa: E402
-from moxcli.delivery import deliver  # noqa: E402
-from moxcli.delivery import queue as q  # noqa: E402
-from moxcli.dns import Answer, NotFound  # noqa: E402
-from moxcli.store import Store, tlsresults  # noqa: E402
-from test_delivery import FakeResolver, Handler, _free_port  # noqa: E402
+from moxcli.config import parse_config
+from moxcli.delivery import deliver
+from moxcli.delivery import queue as q
+from moxcli.dns import Answer, NotFound
+from moxcli.store import Store, tlsresults
 
 
 def _cert(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.org")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("example.org")]), critical=False)
         .sign(key, hashes.SHA256())
     )
     c, k = tmp_path / "c.pem", tmp_path / "k.pem"
     c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    k.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return c, k
 
 
@@ -117,7 +123,12 @@ def test_dane_ee_without_mx_replaces_no_policy_result(setup, tmp_path):
     r, res = _run(st, data, cfg, resolver=SecureResolver([rec]))
     assert (r.outcome, r.tls) == ("delivered", "dane")
     # spec §2.2: delivery straight to a host without MX that has DANE keeps only the tlsa row
-    assert res["policy"] == {"policy-type": "tlsa", "policy-string": [rec], "policy-domain": "example.org", "mx-host": []}
+    assert res["policy"] == {
+        "policy-type": "tlsa",
+        "policy-string": [rec],
+        "policy-domain": "example.org",
+        "mx-host": [],
+    }
     assert res["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
     with st.read() as tx:
         assert [(x.policy_domain, x.is_host) for x in tlsresults.iter_rows(tx)] == [("example.org", True)]
@@ -131,8 +142,15 @@ def test_dane_all_unusable_requires_starttls_unverified(setup):
     assert res["policy"] == {"policy-type": "tlsa", "policy-string": [], "policy-domain": "example.org", "mx-host": []}
     assert res["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
     assert res["failure-details"] == [
-        {"result-type": "tlsa-invalid", "sending-mta-ip": "", "receiving-mx-hostname": "example.org", "receiving-ip": "",
-         "failed-session-count": 0, "additional-information": "", "failure-reason-code": "all-unusable-records+ignored"}
+        {
+            "result-type": "tlsa-invalid",
+            "sending-mta-ip": "",
+            "receiving-mx-hostname": "example.org",
+            "receiving-ip": "",
+            "failed-session-count": 0,
+            "additional-information": "",
+            "failure-reason-code": "all-unusable-records+ignored",
+        }
     ]
 
 
@@ -144,7 +162,9 @@ def test_dane_requires_starttls_even_if_not_offered(setup):
     assert handler.messages == []  # never in plaintext
     assert res["summary"]["total-failure-session-count"] == 1
     (d,) = res["failure-details"]
-    assert d["result-type"] == "starttls-not-supported" and d["failure-reason-code"].startswith("smtp-starttls-reply-code-")
+    assert d["result-type"] == "starttls-not-supported" and d["failure-reason-code"].startswith(
+        "smtp-starttls-reply-code-"
+    )
 
 
 @pytest.mark.parametrize("setup", [False], indirect=True)
@@ -157,9 +177,13 @@ def test_untrusted_certificate_opportunistic(setup):
     # PKIX failure detail only from the recipient-domain result (spec §3.6, §12.1)
     assert res["summary"] == {"total-successful-session-count": 2, "total-failure-session-count": 0}
     (d,) = res["failure-details"]
-    assert (d["result-type"], d["failure-reason-code"], d["receiving-mx-hostname"], d["receiving-ip"], d["sending-mta-ip"]) == (
-        "certificate-not-trusted", "", "example.org", "127.0.0.1", "127.0.0.1"
-    )
+    assert (
+        d["result-type"],
+        d["failure-reason-code"],
+        d["receiving-mx-hostname"],
+        d["receiving-ip"],
+        d["sending-mta-ip"],
+    ) == ("certificate-not-trusted", "", "example.org", "127.0.0.1", "127.0.0.1")
 
 
 @pytest.mark.parametrize("setup", [True], indirect=True)
@@ -172,7 +196,10 @@ def test_handshake_failure_falls_back_to_plaintext(setup):
     (d,) = res["failure-details"]
     assert (d["result-type"], d["failed-session-count"]) == ("validation-failure", 2)
     # mox's vector has alert 70; aiosmtpd's asyncio TLS may close without sending the alert
-    assert d["failure-reason-code"] in ("tls-remote-alert-70-protocol-version-not-supported", "connection-closed-during-handshake")
+    assert d["failure-reason-code"] in (
+        "tls-remote-alert-70-protocol-version-not-supported",
+        "connection-closed-during-handshake",
+    )
 
 
 @pytest.mark.parametrize("setup", [True], indirect=True)
@@ -236,7 +263,10 @@ class RequireTLSServer:
                 self.commands.append(line)
                 verb = line.split(" ")[0].split(":")[0].upper()
                 if verb == "EHLO":
-                    conn.sendall(b"250-rt.example\r\n250-PIPELINING\r\n" + (b"250 REQUIRETLS\r\n" if tls else b"250 STARTTLS\r\n"))
+                    conn.sendall(
+                        b"250-rt.example\r\n250-PIPELINING\r\n"
+                        + (b"250 REQUIRETLS\r\n" if tls else b"250 STARTTLS\r\n")
+                    )
                 elif verb == "STARTTLS":
                     conn.sendall(b"220 go\r\n")
                     conn = self.ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
@@ -301,4 +331,8 @@ def test_alert_on_first_read_after_handshake(tmp_path):
     # host and recipient rows share the key here (implicit MX): each had +1 -1 success, +1 failure
     assert res["summary"] == {"total-successful-session-count": 0, "total-failure-session-count": 2}
     (d,) = [d for d in res["failure-details"] if d["result-type"] != "certificate-not-trusted"]
-    assert (d["result-type"], d["failure-reason-code"], d["failed-session-count"]) == ("validation-failure", "tls-remote-alert-116-certificate-required", 2)
+    assert (d["result-type"], d["failure-reason-code"], d["failed-session-count"]) == (
+        "validation-failure",
+        "tls-remote-alert-116-certificate-required",
+        2,
+    )

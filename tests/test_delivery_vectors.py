@@ -13,20 +13,22 @@ import dns.name
 import dns.rdataclass
 import dns.rdatatype
 import pytest
+from conftest import VECTORS
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from dns.rdtypes.ANY.MX import MX
 from dns.rdtypes.ANY.TLSA import TLSA
+from test_delivery_tls import RequireTLSServer, _cert
 
-from conftest import VECTORS
 from moxcli.config import parse_config
 from moxcli.delivery import deliver
 from moxcli.delivery import queue as q
 from moxcli.dns import Answer, NotFound
 from moxcli.store import Store, tlsresults
-from test_delivery_tls import RequireTLSServer, _cert
 
-SCENARIOS = {s["name"]: s for s in json.loads((VECTORS / "tls_results_delivery.json").read_text())["queue_test_scenarios"]}
+SCENARIOS = {
+    s["name"]: s for s in json.loads((VECTORS / "tls_results_delivery.json").read_text())["queue_test_scenarios"]
+}
 DOMAIN, MXHOST = "mox.example", "mail.mox.example"
 
 
@@ -41,7 +43,13 @@ class Resolver:
 
     def query(self, name, rdtype):
         if rdtype == "MX" and name == DOMAIN:
-            return Answer(name, rdtype, [MX(dns.rdataclass.IN, dns.rdatatype.MX, 10, dns.name.from_text(MXHOST))], self.authentic, name)
+            return Answer(
+                name,
+                rdtype,
+                [MX(dns.rdataclass.IN, dns.rdatatype.MX, 10, dns.name.from_text(MXHOST))],
+                self.authentic,
+                name,
+            )
         if rdtype == "TLSA" and name == f"_25._tcp.{MXHOST}" and self.tlsa:
             return Answer(name, rdtype, self.tlsa, self.tlsa_authentic, name)
         raise NotFound(name, rdtype, False, self.authentic)
@@ -71,8 +79,10 @@ def _run(tmp_path, *, old_tls=False, authentic=False, tlsa=None, tlsa_authentic=
         ctx.minimum_version = ssl.TLSVersion.TLSv1
         ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     srv = GreetingServer(cert, key, ctx=ctx, sessions=2)
-    spki = x509.load_pem_x509_certificate(cert.read_bytes()).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    spki = (
+        x509.load_pem_x509_certificate(cert.read_bytes())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     records = [_tlsa(*r) if isinstance(r, tuple) else _tlsa(3, 1, 0, spki) for r in (tlsa or [])]
     data = tmp_path / "data"
@@ -80,8 +90,17 @@ def _run(tmp_path, *, old_tls=False, authentic=False, tlsa=None, tlsa_authentic=
     cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {srv.port}\n', data / "moxcli.toml")
     body = b"Subject: test\r\n" + header + b"\r\nhi\r\n"
     with Store.open(data) as st:
-        q.enqueue(st, data, mail_from="a@moxcli.test", recipients=[f"r@{DOMAIN}"], data=body, require_tls=q.require_tls_for(body, bool(requiretls)))
-        (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, Resolver(authentic, records, tlsa_authentic), st, data))
+        q.enqueue(
+            st,
+            data,
+            mail_from="a@moxcli.test",
+            recipients=[f"r@{DOMAIN}"],
+            data=body,
+            require_tls=q.require_tls_for(body, bool(requiretls)),
+        )
+        (r,) = deliver.run_queue(
+            st, data, cfg, engine=deliver.Engine(cfg, Resolver(authentic, records, tlsa_authentic), st, data)
+        )
         with st.read() as tx:
             rows = [row.to_json() for row in tlsresults.iter_rows(tx)]
     srv.sock.close()
@@ -92,11 +111,20 @@ def _expected(name: str, spki: bytes) -> list[dict]:
     out = []
     for row in copy.deepcopy(SCENARIOS[name]["tls_results"]):
         for res in row["Results"]:
-            res["policy"]["policy-string"] = [s.replace("<hex of server certificate SPKI DER>", spki.hex()) for s in res["policy"]["policy-string"]]
+            res["policy"]["policy-string"] = [
+                s.replace("<hex of server certificate SPKI DER>", spki.hex()) for s in res["policy"]["policy-string"]
+            ]
             for d in res["failure-details"]:
                 if d.get("receiving-mx-helo"):  # details from a session carry its addresses
                     d["sending-mta-ip"] = d["receiving-ip"] = "127.0.0.1"
-        out.append({"policy_domain": row["PolicyDomain"], "recipient_domain": row["RecipientDomain"], "is_host": row["IsHost"], "results": row["Results"]})
+        out.append(
+            {
+                "policy_domain": row["PolicyDomain"],
+                "recipient_domain": row["RecipientDomain"],
+                "is_host": row["IsHost"],
+                "results": row["Results"],
+            }
+        )
     return sorted(out, key=lambda r: r["policy_domain"])
 
 
@@ -112,7 +140,12 @@ def _got(rows: list[dict]) -> list[dict]:
         ("bad-tls-fallback-to-plaintext", {"old_tls": True}, "delivered", ""),
         ("dane-ee-verified", {"authentic": True, "tlsa": ["spki"]}, "delivered", "dane"),
         ("dane-all-unusable", {"authentic": True, "tlsa": [(0, 0, 0, b"")]}, "delivered", "unverified"),
-        ("dane-insecure-tlsa-ignored", {"authentic": True, "tlsa": ["spki"], "tlsa_authentic": False, "old_tls": True}, "delivered", ""),
+        (
+            "dane-insecure-tlsa-ignored",
+            {"authentic": True, "tlsa": ["spki"], "tlsa_authentic": False, "old_tls": True},
+            "delivered",
+            "",
+        ),
     ],
 )
 def test_scenario_results(tmp_path, name, kw, outcome, tls):

@@ -6,9 +6,9 @@ import json
 import time
 
 import pytest
+from test_dmarc_support import SAMPLES, FakeResolver, hour, vector_eval
 
 from moxcli.cli import cli
-from test_dmarc_support import SAMPLES, FakeResolver, hour, vector_eval
 
 TYPICAL = "v=DMARC1; rua=mailto:dmarcrpt@sender.example; ri=3600"
 
@@ -48,9 +48,25 @@ def test_record_stdin_and_file(runner, data, tmp_path):
     r = _invoke(runner, data, "dmarc", "list", "--json")
     rows = json.loads(r.stdout)
     assert [x["id"] for x in rows] == [1, 2, 3]
-    assert set(rows[0]) >= {"id", "policy_domain", "evaluated", "optional", "interval_hours", "addresses", "policy_published", "source_ip",
-                            "disposition", "aligned_dkim_pass", "aligned_spf_pass", "override_reasons", "envelope_to", "envelope_from",
-                            "header_from", "dkim_results", "spf_results"}
+    assert set(rows[0]) >= {
+        "id",
+        "policy_domain",
+        "evaluated",
+        "optional",
+        "interval_hours",
+        "addresses",
+        "policy_published",
+        "source_ip",
+        "disposition",
+        "aligned_dkim_pass",
+        "aligned_spf_pass",
+        "override_reasons",
+        "envelope_to",
+        "envelope_from",
+        "header_from",
+        "dkim_results",
+        "spf_results",
+    }
     assert rows[0]["evaluated"].endswith("Z")
     r = _invoke(runner, data, "dmarc", "list", "--domain", "other.example", "--json")
     assert json.loads(r.stdout) == []
@@ -104,8 +120,24 @@ def test_send_dry_run_then_real(runner, data, fake_dns, tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     d = out["domains"][0]
-    assert set(d) == {"domain", "status", "evaluations", "records", "report_id", "begin", "end", "queued_to", "error_report_to",
-                      "suppressed", "too_large", "errors", "kept", "size", "due", "queue_ids"}
+    assert set(d) == {
+        "domain",
+        "status",
+        "evaluations",
+        "records",
+        "report_id",
+        "begin",
+        "end",
+        "queued_to",
+        "error_report_to",
+        "suppressed",
+        "too_large",
+        "errors",
+        "kept",
+        "size",
+        "due",
+        "queue_ids",
+    }
     assert d["status"] == "queued" and d["queued_to"] == ["dmarcrpt@sender.example"] and d["queue_ids"]
     text = metrics.read_text()
     assert 'moxcli_dmarc_report_domains_total{status="queued"} 1' in text
@@ -150,13 +182,33 @@ def test_import_list_show(runner, data):
     r = _invoke(runner, data, "dmarcreports", "import", "--json", str(google), str(r9990), str(gz))
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert [x["id"] for x in out] == [1, 2, 3] and set(out[0]) == {"file", "id", "policy_domain", "org_name", "report_id", "duplicate"}
+    assert [x["id"] for x in out] == [1, 2, 3] and set(out[0]) == {
+        "file",
+        "id",
+        "policy_domain",
+        "org_name",
+        "report_id",
+        "duplicate",
+    }
     r = _invoke(runner, data, "dmarcreports", "import", str(google))
     assert r.exit_code == 0 and "duplicate" in r.stdout
     r = _invoke(runner, data, "dmarcreports", "list", "--json")
     rows = json.loads(r.stdout)
     assert [x["id"] for x in rows] == [3, 2, 1]
-    assert set(rows[0]) == {"id", "added", "policy_domain", "org_name", "report_id", "begin", "end", "schema", "records", "messages", "dmarc_pass", "dmarc_fail"}
+    assert set(rows[0]) == {
+        "id",
+        "added",
+        "policy_domain",
+        "org_name",
+        "report_id",
+        "begin",
+        "end",
+        "schema",
+        "records",
+        "messages",
+        "dmarc_pass",
+        "dmarc_fail",
+    }
     g = rows[2]
     assert (g["policy_domain"], g["messages"], g["dmarc_pass"], g["schema"]) == ("ueber.net", 5, 5, "rfc7489")
     r = _invoke(runner, data, "dmarcreports", "list", "--domain", "example.com", "--json")
@@ -174,8 +226,15 @@ def test_import_bad_file_stores_nothing(runner, data, tmp_path):
     good = tmp_path / "good.xml"
     from moxcli.dmarc.report import Feedback, Metadata, Published, Record, build_xml
 
-    good.write_bytes(build_xml(Feedback(Metadata("o", "e@o.example", "r1", 1, 2), Published("example.org", "none", "none", "100"),
-                                        [Record("192.0.2.1", 1, "none", "pass", "pass", "example.org")])))
+    good.write_bytes(
+        build_xml(
+            Feedback(
+                Metadata("o", "e@o.example", "r1", 1, 2),
+                Published("example.org", "none", "none", "100"),
+                [Record("192.0.2.1", 1, "none", "pass", "pass", "example.org")],
+            )
+        )
+    )
     bad = tmp_path / "bad.xml"
     bad.write_bytes(b'<!DOCTYPE x [<!ENTITY a "b">]><feedback>&a;</feedback>')
     r = _invoke(runner, data, "dmarcreports", "import", str(good), str(bad))
@@ -199,18 +258,35 @@ def test_show_unknown(runner, data):
 
 
 def test_lookup(runner, data, fake_dns):
-    fake_dns.txt_records.update({
-        "_dmarc.ext.example": ["v=DMARC1; p=none; rua=mailto:a@ext.example!1m,mailto:b@other.example,mailto:c@temp.example,https://x.example/r,bad"],
-        "ext.example._report._dmarc.other.example": ["v=DMARC1"],
-        "ext.example._report._dmarc.temp.example": "TEMP",
-    })
+    fake_dns.txt_records.update(
+        {
+            "_dmarc.ext.example": [
+                "v=DMARC1; p=none; rua=mailto:a@ext.example!1m,mailto:b@other.example,mailto:c@temp.example,https://x.example/r,bad"
+            ],
+            "ext.example._report._dmarc.other.example": ["v=DMARC1"],
+            "ext.example._report._dmarc.temp.example": "TEMP",
+        }
+    )
     r = _invoke(runner, data, "dmarc", "lookup", "--json", "mail.ext.example")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert set(out) == {"domain", "found_at", "record", "dnssec", "interval_hours", "rua"}
-    assert (out["domain"], out["found_at"], out["dnssec"], out["interval_hours"]) == ("mail.ext.example", "ext.example", False, 24)
-    assert [x["status"] for x in out["rua"]] == ["same-organization", "authorized", "temporary-error", "ignored", "invalid"]
-    assert out["rua"][0]["destinations"] == [{"uri": "mailto:a@ext.example", "address": "a@ext.example", "max_size": 1 << 20}]
+    assert (out["domain"], out["found_at"], out["dnssec"], out["interval_hours"]) == (
+        "mail.ext.example",
+        "ext.example",
+        False,
+        24,
+    )
+    assert [x["status"] for x in out["rua"]] == [
+        "same-organization",
+        "authorized",
+        "temporary-error",
+        "ignored",
+        "invalid",
+    ]
+    assert out["rua"][0]["destinations"] == [
+        {"uri": "mailto:a@ext.example", "address": "a@ext.example", "max_size": 1 << 20}
+    ]
     assert out["rua"][1]["verification_name"] == "ext.example._report._dmarc.other.example"
     assert set(out["rua"][0]) == {"rua", "status", "destinations", "errors", "verification_name"}
     r = _invoke(runner, data, "dmarc", "lookup", "ext.example")
@@ -250,7 +326,10 @@ def test_list_stats_vector(runner, data):
     assert _invoke(runner, data, "dmarc", "record", input=_lines(*lines)).exit_code == 0
     r = _invoke(runner, data, "dmarc", "list", "--stats", "--json")
     got = json.loads(r.stdout)
-    want = {d: {"count": x["Count"], "dispositions": x["Dispositions"], "send_report": x["SendReport"]} for d, x in v["expect"].items()}
+    want = {
+        d: {"count": x["Count"], "dispositions": x["Dispositions"], "send_report": x["SendReport"]}
+        for d, x in v["expect"].items()
+    }
     assert got == want
     r = _invoke(runner, data, "dmarc", "list", "--stats")
     assert r.exit_code == 0 and "sender2.example" in r.stdout

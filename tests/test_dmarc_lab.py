@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import lab_config_text
+from test_dmarc_support import FakeResolver, hour, report_xml, vector_eval
+
 from moxcli.config import parse_config
 from moxcli.delivery.deliver import run_queue
 from moxcli.dmarc.db import record_evaluations
@@ -22,7 +23,6 @@ from moxcli.dmarc.schema import validate
 from moxcli.reports.dmarc import send_dmarc_reports
 from moxcli.store import Store
 from moxcli.store import mail as mstore
-from test_dmarc_support import FakeResolver, hour, report_xml, vector_eval
 
 pytestmark = pytest.mark.lab
 
@@ -49,9 +49,14 @@ def _setup(lab, tmp_path: Path, policy_domain: str, rua: str):
     (data / "moxcli.toml").write_text(text)
     cfg = parse_config(text, data / "moxcli.toml")
     end = hour()
-    ev = vector_eval(end, policy_domain=policy_domain, addresses=[rua],
-                     policy_published={"domain": policy_domain, "p": "reject", "adkim": "r", "aspf": "r"},
-                     header_from=policy_domain, envelope_from=policy_domain)
+    ev = vector_eval(
+        end,
+        policy_domain=policy_domain,
+        addresses=[rua],
+        policy_published={"domain": policy_domain, "p": "reject", "adkim": "r", "aspf": "r"},
+        header_from=policy_domain,
+        envelope_from=policy_domain,
+    )
     store = Store.open(data)
     record_evaluations(store, cfg, [json.dumps(ev)])
     resolver = FakeResolver({f"_dmarc.{policy_domain}": [f"v=DMARC1; p=reject; rua={rua}; ri=3600"]})
@@ -96,8 +101,12 @@ def test_failed_report_dsn_goes_quietly_to_postmaster_dmarc(lab, tmp_path):
 
 
 def test_lookup_against_lab_dns(lab_data, runner):
-    """The real resolver path: the lab publishes no DMARC records (signed NXDOMAIN)."""
+    """The real resolver path: reports.test publishes a DMARC record, notls.test none."""
     from moxcli.cli import cli
 
     r = runner.invoke(cli, ["--data", str(lab_data), "dmarc", "lookup", "reports.test"])
-    assert r.exit_code == 1 and "no DMARC record for reports.test" in r.stderr
+    assert r.exit_code == 0, r.stderr
+    assert "v=DMARC1; p=reject; rua=mailto:dmarc@reports.test" in r.stdout
+    r = runner.invoke(cli, ["--data", str(lab_data), "dmarc", "lookup", "notls.test"])
+    assert r.exit_code == 1
+    assert "no DMARC record for notls.test" in r.stderr

@@ -10,6 +10,7 @@ import zipfile
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_dmarc_support import SAMPLES, vector_eval, vectors
 
 from moxcli.dmarc.evaluation import EvaluationError, parse_lines
 from moxcli.dmarc.interval import interval_hours, intervals_ending_at
@@ -19,7 +20,6 @@ from moxcli.dmarc.record import NotDMARCRecord, RecordError, parse_mailto, parse
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth, build_xml
 from moxcli.dmarc.schema import validate
 from moxcli.domain import parse_domain
-from test_dmarc_support import SAMPLES, vector_eval, vectors
 
 V = vectors()
 
@@ -38,7 +38,11 @@ def test_intervals_ending_at(case):
     "text,rua,ri",
     [
         ("v=DMARC1; p=none; rua=mailto:a@x.example", ("mailto:a@x.example",), 86400),
-        ("v=DMARC1;p=reject;rua=mailto:a@x.example,mailto:b@y.example!10m;ri=3600", ("mailto:a@x.example", "mailto:b@y.example!10m"), 3600),
+        (
+            "v=DMARC1;p=reject;rua=mailto:a@x.example,mailto:b@y.example!10m;ri=3600",
+            ("mailto:a@x.example", "mailto:b@y.example!10m"),
+            3600,
+        ),
         ("v = DMARC1 ; RUA=mailto:a@x.example ; ", ("mailto:a@x.example",), 86400),
         ("v=DMARC1;", (), 86400),
         ("v=DMARC1; p=none; unknown=whatever", (), 86400),
@@ -84,14 +88,19 @@ def test_report_uri(text, uri, size):
     assert (u.uri, u.max_size) == (uri, size)
 
 
-@pytest.mark.parametrize("text", ["a@x.example", "mailto:a@x.example!10x", "mailto:a@x.example!", "mailto:a%zz@x.example"])
+@pytest.mark.parametrize(
+    "text", ["a@x.example", "mailto:a@x.example!10x", "mailto:a@x.example!", "mailto:a%zz@x.example"]
+)
 def test_bad_report_uri(text):
     with pytest.raises(RecordError):
         parse_report_uri(text)
 
 
 def test_mailto():
-    assert parse_mailto("mailto:dmarc%2Breports@EXAMPLE.org?subject=x") == ("dmarc+reports", parse_domain("example.org"))
+    assert parse_mailto("mailto:dmarc%2Breports@EXAMPLE.org?subject=x") == (
+        "dmarc+reports",
+        parse_domain("example.org"),
+    )
     with pytest.raises(RecordError):
         parse_mailto("https://example.org/")
     with pytest.raises(RecordError):
@@ -100,13 +109,19 @@ def test_mailto():
 
 @pytest.mark.parametrize(
     "name,org",
-    [("mail.sender.example", "sender.example"), ("a.b.example.co.uk", "example.co.uk"), ("reports.test", "reports.test"), ("test", "test")],
+    [
+        ("mail.sender.example", "sender.example"),
+        ("a.b.example.co.uk", "example.co.uk"),
+        ("reports.test", "reports.test"),
+        ("test", "test"),
+    ],
 )
 def test_organizational_domain(name, org):
     assert organizational_domain(parse_domain(name)).ascii == org
 
 
 # The JSON-lines contract of `moxcli dmarc record`.
+
 
 def _line(**changes):
     return json.dumps(vector_eval(1_700_000_000, **changes))
@@ -121,8 +136,16 @@ def test_contract_valid_batch():
 
 
 def test_contract_defaults():
-    ev = {"policy_domain": "Example.ORG", "addresses": ["mailto:r@example.org"], "policy_published": {"domain": "example.org", "p": "none"},
-          "source_ip": "2001:db8::1", "disposition": "none", "aligned_dkim_pass": False, "aligned_spf_pass": True, "header_from": "example.org"}
+    ev = {
+        "policy_domain": "Example.ORG",
+        "addresses": ["mailto:r@example.org"],
+        "policy_published": {"domain": "example.org", "p": "none"},
+        "source_ip": "2001:db8::1",
+        "disposition": "none",
+        "aligned_dkim_pass": False,
+        "aligned_spf_pass": True,
+        "header_from": "example.org",
+    }
     [e] = parse_lines([json.dumps(ev)], now=123.0)
     assert e.evaluated == 123.0 and e.interval_hours == 24 and not e.optional
     assert e.policy_domain == "example.org" and e.policy_published.sp == "none" and e.policy_published.pct == 100
@@ -145,13 +168,28 @@ def test_contract_defaults():
         (_line(interval_hours=0), "line 2: interval_hours: must be at least 1"),
         (_line(interval_hours=True), "line 2: interval_hours: expected integer"),
         (_line(policy_published={"domain": "x.example"}), "line 2: policy_published: p: required field missing"),
-        (_line(policy_published={"domain": "x.example", "p": "none", "pct": 200}), "line 2: policy_published: pct: must be 0-100"),
-        (_line(policy_published={"domain": "x.example", "p": "none", "fo": "1"}), "line 2: policy_published: fo: unknown field"),
-        (_line(dkim_results=[{"domain": "x.example", "result": "ok"}]), "line 2: dkim_results[0]: result: must be one of"),
-        (_line(spf_results=[{"domain": "x.example", "scope": "rcpt", "result": "pass"}]), "line 2: spf_results[0]: scope: must be one of"),
+        (
+            _line(policy_published={"domain": "x.example", "p": "none", "pct": 200}),
+            "line 2: policy_published: pct: must be 0-100",
+        ),
+        (
+            _line(policy_published={"domain": "x.example", "p": "none", "fo": "1"}),
+            "line 2: policy_published: fo: unknown field",
+        ),
+        (
+            _line(dkim_results=[{"domain": "x.example", "result": "ok"}]),
+            "line 2: dkim_results[0]: result: must be one of",
+        ),
+        (
+            _line(spf_results=[{"domain": "x.example", "scope": "rcpt", "result": "pass"}]),
+            "line 2: spf_results[0]: scope: must be one of",
+        ),
         (_line(override_reasons=[{"type": "because"}]), "line 2: override_reasons[0]: type: must be one of"),
         (_line(extra=1), "line 2: extra: unknown field"),
-        (_line(evaluated="2999-01-01T00:00:00Z"), "line 2: evaluated: 2999-01-01T00:00:00Z is more than an hour in the future"),
+        (
+            _line(evaluated="2999-01-01T00:00:00Z"),
+            "line 2: evaluated: 2999-01-01T00:00:00Z is more than an hour in the future",
+        ),
     ],
 )
 def test_contract_errors_name_line_and_field(line, where):
@@ -168,8 +206,16 @@ def test_contract_line_limits():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.one_of(st.text(max_size=200), st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                                                      lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=6), max_leaves=20).map(json.dumps)))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=6),
+            max_leaves=20,
+        ).map(json.dumps),
+    )
+)
 def test_contract_hostile_input_only_raises_evaluation_error(text):
     try:
         parse_lines([text], now=0)
@@ -179,14 +225,25 @@ def test_contract_hostile_input_only_raises_evaluation_error(text):
 
 # Report XML out and back in.
 
+
 def _feedback() -> Feedback:
     return Feedback(
         Metadata("mail.example", "postmaster@mail.example", "20240101.00.abc", 100, 199, errors=["a <b> & c"]),
         Published("example.org", "reject", "none", "50", "s", "r"),
         [
-            Record("192.0.2.1", 3, "reject", "fail", "fail", "example.org", "bounce.example", "rcpt.example",
-                   [Reason("local_policy", "x"), Reason("forwarded")],
-                   [DKIMAuth("example.org", "fail", "sel"), DKIMAuth("example.org", "pass")], [SPFAuth("bounce.example", "softfail", "mfrom")]),
+            Record(
+                "192.0.2.1",
+                3,
+                "reject",
+                "fail",
+                "fail",
+                "example.org",
+                "bounce.example",
+                "rcpt.example",
+                [Reason("local_policy", "x"), Reason("forwarded")],
+                [DKIMAuth("example.org", "fail", "sel"), DKIMAuth("example.org", "pass")],
+                [SPFAuth("bounce.example", "softfail", "mfrom")],
+            ),
         ],
     )
 
@@ -201,7 +258,13 @@ def test_build_validate_parse_round_trip(fmt):
     assert back.schema == fmt
     assert back.metadata.errors == ["a <b> & c"] and back.metadata.report_id == fb.metadata.report_id
     r = back.records[0]
-    assert (r.source_ip, r.count, r.disposition, r.envelope_to, r.header_from) == ("192.0.2.1", 3, "reject", "rcpt.example", "example.org")
+    assert (r.source_ip, r.count, r.disposition, r.envelope_to, r.header_from) == (
+        "192.0.2.1",
+        3,
+        "reject",
+        "rcpt.example",
+        "example.org",
+    )
     assert [d.result for d in r.dkim_auth] == ["fail", "pass"]
     if fmt == "rfc7489":
         assert back == Feedback(fb.metadata, Published(**{**fb.policy.__dict__, "fo": ""}), fb.records, version="1.0")
@@ -211,7 +274,9 @@ _text = st.text(max_size=30)
 
 
 @settings(max_examples=100, deadline=None)
-@given(org=_text, rid=_text, comment=_text, human=_text, errors=st.lists(_text, max_size=3), count=st.integers(1, 10**9))
+@given(
+    org=_text, rid=_text, comment=_text, human=_text, errors=st.lists(_text, max_size=3), count=st.integers(1, 10**9)
+)
 def test_any_text_round_trips_through_xml(org, rid, comment, human, errors, count):
     """Whatever text ends up in a report (it comes from MTAs and DNS), the document stays
     well-formed and valid, and reads back the same (surrounding whitespace and characters XML
@@ -260,6 +325,7 @@ def test_validator_catches(mutate, problem):
 
 # Incoming reports.
 
+
 def _sample_cases():
     return V["incoming_report_samples"]["cases"]
 
@@ -271,10 +337,26 @@ def test_mox_samples(case):
         pytest.skip(f"{path} not present (../shared/samples is not checked out here)")
     fb = parse_message(path.read_bytes())
     m = fb.metadata
-    assert (m.org_name, m.email, m.report_id, m.begin, m.end) == (case["org_name"], case["email"], case["report_id"], case["begin"], case["end"])
+    assert (m.org_name, m.email, m.report_id, m.begin, m.end) == (
+        case["org_name"],
+        case["email"],
+        case["report_id"],
+        case["begin"],
+        case["end"],
+    )
     p = fb.policy
-    assert (p.domain, p.p, p.sp or None, p.pct, p.adkim, p.aspf) == (case["policy_domain"], case["p"], case["sp"], case["pct"], case["adkim"], case["aspf"])
-    got = [{k: getattr(r, k) for k in ("source_ip", "count", "disposition", "dkim", "spf", "header_from")} for r in fb.records]
+    assert (p.domain, p.p, p.sp or None, p.pct, p.adkim, p.aspf) == (
+        case["policy_domain"],
+        case["p"],
+        case["sp"],
+        case["pct"],
+        case["adkim"],
+        case["aspf"],
+    )
+    got = [
+        {k: getattr(r, k) for k in ("source_ip", "count", "disposition", "dkim", "spf", "header_from")}
+        for r in fb.records
+    ]
     assert got == case["records"]
 
 
@@ -321,7 +403,11 @@ def test_rfc9990_sample_schema():
     if not path.exists():
         pytest.skip(f"{path} not present (../shared/samples is not checked out here)")
     fb = parse_file(path.read_bytes())
-    assert fb.schema == "rfc9990" and fb.metadata.generator.startswith("Example") and fb.policy.discovery_method == "treewalk"
+    assert (
+        fb.schema == "rfc9990"
+        and fb.metadata.generator.startswith("Example")
+        and fb.policy.discovery_method == "treewalk"
+    )
 
 
 def test_rfc_like_example():
@@ -333,8 +419,10 @@ def test_rfc_like_example():
 def test_negative_messages():
     with pytest.raises(NoReport):
         parse_message(V["incoming_report_samples"]["negative"][0]["message"].encode())
-    alt = (b"From: <a@x.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
-           b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n--b--\r\n")
+    alt = (
+        b"From: <a@x.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n--b--\r\n"
+    )
     with pytest.raises(NoReport):
         parse_message(alt)
 
@@ -342,9 +430,14 @@ def test_negative_messages():
 def _msg(ctype: str, body: bytes) -> bytes:
     import base64
 
-    return (f"From: <a@x.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
-            f"Content-Type: text/plain\r\n\r\nreport\r\n--b\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode() + \
-        base64.encodebytes(body) + b"\r\n--b--\r\n"
+    return (
+        (
+            f"From: <a@x.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            f"Content-Type: text/plain\r\n\r\nreport\r\n--b\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        + base64.encodebytes(body)
+        + b"\r\n--b--\r\n"
+    )
 
 
 def test_octet_stream_is_sniffed_and_zip_must_hold_one_file():

@@ -9,6 +9,7 @@ import re
 import time
 
 import pytest
+from test_dmarc_support import FakeResolver, hour, queued, report_xml, vector_eval, vectors
 
 from moxcli.config import parse_config
 from moxcli.dmarc.db import list_evaluations, record_evaluations
@@ -16,9 +17,7 @@ from moxcli.dmarc.parse import parse_report_xml
 from moxcli.dmarc.schema import validate
 from moxcli.errors import LockHeld, UsageError
 from moxcli.reports.dmarc import send_dmarc_reports
-from moxcli.store import Store, job_lock
-from moxcli.store import suppress
-from test_dmarc_support import FakeResolver, hour, queued, report_xml, vector_eval, vectors
+from moxcli.store import Store, job_lock, suppress
 
 TYPICAL = "v=DMARC1; rua=mailto:dmarcrpt@sender.example; ri=3600"
 
@@ -102,7 +101,11 @@ def test_typical_feedback_matches_vector(env):
     xml = report_xml(raw).decode()
     d = run.domains[0]
     want = vectors()["expected_feedback_xml_typical"]["xml"]
-    want = want.replace("YYYYMMDD.HH.RECEIVEDID", d.report_id).replace("END-3600", str(end - 3600)).replace("END-1", str(end - 1))
+    want = (
+        want.replace("YYYYMMDD.HH.RECEIVEDID", d.report_id)
+        .replace("END-3600", str(end - 3600))
+        .replace("END-1", str(end - 1))
+    )
     assert xml == want
     assert re.fullmatch(time.strftime("%Y%m%d.%H", time.gmtime(end)) + r"\.[A-Za-z0-9_-]{22}", d.report_id)
     assert validate(xml.encode(), "rfc7489") == []
@@ -155,10 +158,12 @@ def test_verification_uses_domain_where_record_was_found(env):
     data, cfg, store = env
     end = hour()
     _record(store, cfg, vector_eval(end, policy_domain="sub.sender.example"))
-    r = FakeResolver({
-        "_dmarc.sub.sender.example": ["v=DMARC1; rua=mailto:x@other.example"],
-        "sub.sender.example._report._dmarc.other.example": ["v=DMARC1"],
-    })
+    r = FakeResolver(
+        {
+            "_dmarc.sub.sender.example": ["v=DMARC1; rua=mailto:x@other.example"],
+            "sub.sender.example._report._dmarc.other.example": ["v=DMARC1"],
+        }
+    )
     send_dmarc_reports(store, data, cfg, now=end + 60, resolver=r)
     assert "sub.sender.example._report._dmarc.other.example" in r.queries
     assert _recipients(env) == ["x@other.example"]
@@ -259,7 +264,10 @@ def test_staggered_due_times(env):
     data, cfg, store = env
     end = hour()
     now = end + 60
-    evals = [vector_eval(end, policy_domain=f"d{i}.example", policy_published={"domain": f"d{i}.example", "p": "none"}) for i in range(3)]
+    evals = [
+        vector_eval(end, policy_domain=f"d{i}.example", policy_published={"domain": f"d{i}.example", "p": "none"})
+        for i in range(3)
+    ]
     _record(store, cfg, *evals)
     txt = {f"_dmarc.d{i}.example": [f"v=DMARC1; rua=mailto:r@d{i}.example"] for i in range(3)}
     run = _run(env, txt, now)
@@ -317,9 +325,8 @@ def test_crash_between_queue_and_delete_is_atomic(env, monkeypatch):
 
 def test_lock_held(env):
     data, cfg, store = env
-    with job_lock(data, "dmarcreports"):
-        with pytest.raises(LockHeld):
-            _run(env, {}, time.time())
+    with job_lock(data, "dmarcreports"), pytest.raises(LockHeld):
+        _run(env, {}, time.time())
 
 
 def test_no_outgoing_dmarc_reports(tmp_path):
@@ -338,8 +345,11 @@ def test_rfc9990_format(tmp_path):
     data.mkdir()
     cfg = parse_config('hostname = "mail.mox.example"\ndmarc_report_format = "rfc9990"\n', data / "moxcli.toml")
     end = hour()
-    ev = vector_eval(end, override_reasons=[{"type": "sampled_out", "comment": "pct"}],
-                     spf_results=[{"domain": "sender.example", "scope": "helo", "result": "pass"}])
+    ev = vector_eval(
+        end,
+        override_reasons=[{"type": "sampled_out", "comment": "pct"}],
+        spf_results=[{"domain": "sender.example", "scope": "helo", "result": "pass"}],
+    )
     with Store.open(data) as store:
         record_evaluations(store, cfg, [json.dumps(ev)])
         send_dmarc_reports(store, data, cfg, now=end + 60, resolver=FakeResolver({"_dmarc.sender.example": [TYPICAL]}))
@@ -361,16 +371,23 @@ def test_dkim_signed_when_hostname_domain_has_key(tmp_path):
     data = tmp_path / "d"
     data.mkdir()
     key = tmp_path / "k.pem"
-    key.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     cfg = parse_config(
-        f'hostname = "mail.mox.example"\n[domains."mox.example".dkim.selectors.s1]\nprivate_key_file = "{key}"\n', data / "moxcli.toml"
+        f'hostname = "mail.mox.example"\n[domains."mox.example".dkim.selectors.s1]\nprivate_key_file = "{key}"\n',
+        data / "moxcli.toml",
     )
     end = hour()
     with Store.open(data) as store:
         record_evaluations(store, cfg, [json.dumps(vector_eval(end))])
         send_dmarc_reports(store, data, cfg, now=end + 60, resolver=FakeResolver({"_dmarc.sender.example": [TYPICAL]}))
         [(m, raw)] = queued(store, data)
-    assert m.prefix.startswith(b"DKIM-Signature:") and b"d=mox.example" in m.prefix.replace(b"\r\n", b"").replace(b" ", b"")
+    assert m.prefix.startswith(b"DKIM-Signature:") and b"d=mox.example" in m.prefix.replace(b"\r\n", b"").replace(
+        b" ", b""
+    )
 
 
 def test_message_header_order(env):
@@ -391,7 +408,11 @@ def test_error_report_format(env):
     data, cfg, store = env
     end = hour()
     _record(store, cfg, vector_eval(end))
-    run = _run(env, {"_dmarc.sender.example": ["v=DMARC1; rua=mailto:dmarcrpt@sender.example!1,mailto:other@sender.example!2"]}, end + 60)
+    run = _run(
+        env,
+        {"_dmarc.sender.example": ["v=DMARC1; rua=mailto:dmarcrpt@sender.example!1,mailto:other@sender.example!2"]},
+        end + 60,
+    )
     d = run.domains[0]
     assert d.status == "error-report" and d.too_large == ["dmarcrpt@sender.example", "other@sender.example"]
     msgs = queued(store, data)
@@ -420,8 +441,16 @@ def test_idna_policy_domain(env):
     """Domains are stored as Unicode names (spec §0.1); DNS, subject and file name use A-labels."""
     data, cfg, store = env
     end = hour()
-    _record(store, cfg, vector_eval(end, policy_domain="xn--74h.example", header_from="☺.example",
-                                    policy_published={"domain": "☺.example", "p": "none"}))
+    _record(
+        store,
+        cfg,
+        vector_eval(
+            end,
+            policy_domain="xn--74h.example",
+            header_from="☺.example",
+            policy_published={"domain": "☺.example", "p": "none"},
+        ),
+    )
     r = FakeResolver({"_dmarc.xn--74h.example": ["v=DMARC1; rua=mailto:r@xn--74h.example"]})
     run = send_dmarc_reports(store, data, cfg, now=end + 60, resolver=r)
     assert run.domains[0].domain == "☺.example" and run.domains[0].queued_to == ["r@xn--74h.example"]

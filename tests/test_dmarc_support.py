@@ -60,7 +60,14 @@ def vector_eval(end: float, **changes: Any) -> dict[str, Any]:
         "optional": v["Optional"],
         "interval_hours": v["IntervalHours"],
         "addresses": v["Addresses"],
-        "policy_published": {"domain": pp["Domain"], "adkim": pp["ADKIM"], "aspf": pp["ASPF"], "p": pp["Policy"], "sp": pp["SubdomainPolicy"], "pct": pp["Percentage"]},
+        "policy_published": {
+            "domain": pp["Domain"],
+            "adkim": pp["ADKIM"],
+            "aspf": pp["ASPF"],
+            "p": pp["Policy"],
+            "sp": pp["SubdomainPolicy"],
+            "pct": pp["Percentage"],
+        },
         "source_ip": v["SourceIP"],
         "disposition": v["Disposition"],
         "aligned_dkim_pass": v["AlignedDKIMPass"],
@@ -68,7 +75,9 @@ def vector_eval(end: float, **changes: Any) -> dict[str, Any]:
         "envelope_to": v["EnvelopeTo"],
         "envelope_from": v["EnvelopeFrom"],
         "header_from": v["HeaderFrom"],
-        "dkim_results": [{"domain": r["Domain"], "selector": r["Selector"], "result": r["Result"]} for r in v["DKIMResults"]],
+        "dkim_results": [
+            {"domain": r["Domain"], "selector": r["Selector"], "result": r["Result"]} for r in v["DKIMResults"]
+        ],
         "spf_results": [{"domain": r["Domain"], "scope": r["Scope"], "result": r["Result"]} for r in v["SPFResults"]],
     }
     ev = copy.deepcopy(ev)

@@ -51,10 +51,8 @@ def test_verifydata_passes(generated):
 
 
 def test_every_record_type(generated):
-    from moxcli.store import mail, mtasts, queue, suppress, tlsresults
     from moxcli.store import dmarc as dstore
-
-    from moxcli.store import tlsreports
+    from moxcli.store import mail, mtasts, queue, suppress, tlsreports, tlsresults
 
     with Store.open(generated, readonly=True) as st, st.read() as tx:
         for t in schema.TABLES:
@@ -75,12 +73,17 @@ def test_every_record_type(generated):
         rows = list(tlsresults.iter_rows(tx))
         assert len({r.day_utc for r in rows}) == 2
         assert {r.is_host for r in rows} == {True, False}
-        assert any(r.results[0].policy.type == "tlsa" for r in rows) and any(r.results[0].policy.type == "sts" for r in rows)
+        assert any(r.results[0].policy.type == "tlsa" for r in rows) and any(
+            r.results[0].policy.type == "sts" for r in rows
+        )
         assert len(suppress.entries(tx, "tls")) == 2 and len(suppress.entries(tx, "dmarc")) == 1
         assert len(list(dstore.evaluations(tx))) == 3
         assert [r["policy_domain"] for r in dstore.list_reports(tx)] == ["mox.example"]
         reports = list(tlsreports.scan(tx, newest_first=False))
-        assert [(r["policy_domains"], r["host_report"]) for r in reports] == [(["mox.example"], False), (["mail.mox.example"], True)]
+        assert [(r["policy_domains"], r["host_report"]) for r in reports] == [
+            (["mox.example"], False),
+            (["mail.mox.example"], True),
+        ]
 
 
 def test_deterministic(tmp_path, generated):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, VECTORS
 
 from moxcli.errors import CheckFailed, LockHeld, UsageError
 from moxcli.mail import importer
@@ -20,8 +21,6 @@ from moxcli.mail.importer import cleanup_interrupted_imports, import_maildir, im
 from moxcli.store import Store, job_lock
 from moxcli.store import mail as store_mail
 from moxcli.store.files import message_file
-
-from conftest import ROOT, VECTORS
 
 SAMPLES = ROOT.parent / "shared" / "samples" / "mox" / "import"
 V = json.loads((VECTORS / "import_cases.json").read_text())
@@ -43,7 +42,9 @@ def snapshot(data_dir: Path, account: str) -> dict:
     out: dict = {"files": {}}
     acc = data_dir / "accounts" / account
     if acc.exists():
-        out["files"] = {str(p.relative_to(acc)): p.read_bytes() if p.is_file() else None for p in sorted(acc.rglob("*"))}
+        out["files"] = {
+            str(p.relative_to(acc)): p.read_bytes() if p.is_file() else None for p in sorted(acc.rglob("*"))
+        }
     if (data_dir / "store" / "data.mdb").exists():
         with Store.open(data_dir, readonly=True) as st, st.read() as tx:
             out["account"] = store_mail.get_account(tx, account)
@@ -132,10 +133,18 @@ def test_gz_stdin_crlf_and_several_files_in_one_import(data_dir, tmp_path, monke
         f.write(gen_mbox(2, 3))
     (tmp_path / "c.mbox").write_bytes(gen_mbox(2, 5).replace(b"\n", b"\r\n"))
     stdin = io.BytesIO(gen_mbox(1, 7))
-    res = import_mbox(data_dir, "acc", "Archive/2006", [str(tmp_path / "a.mbox"), str(tmp_path / "b.mbox.gz"), "-", str(tmp_path / "c.mbox")], stdin=stdin)
+    res = import_mbox(
+        data_dir,
+        "acc",
+        "Archive/2006",
+        [str(tmp_path / "a.mbox"), str(tmp_path / "b.mbox.gz"), "-", str(tmp_path / "c.mbox")],
+        stdin=stdin,
+    )
     assert res.messages == 8
     assert [(m.name, m.created, m.messages) for m in res.mailboxes] == [("Archive/2006", True, 8), ("Archive", True, 0)]
-    assert res.input_bytes == sum((tmp_path / n).stat().st_size for n in ("a.mbox", "b.mbox.gz", "c.mbox")) + len(gen_mbox(1, 7))
+    assert res.input_bytes == sum((tmp_path / n).stat().st_size for n in ("a.mbox", "b.mbox.gz", "c.mbox")) + len(
+        gen_mbox(1, 7)
+    )
     msgs = messages(data_dir, "acc", "Archive/2006")
     bodies = [message_file(data_dir, "acc", m["id"]).read_bytes() for m in msgs]
     subjects = [b.split(b"Subject: ")[1].split(b"\r\n")[0] for b in bodies]
@@ -163,7 +172,12 @@ def test_files_follow_the_message_path_layout(data_dir, tmp_path):
     (tmp_path / "a.mbox").write_bytes(gen_mbox(4))
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     msg = data_dir / "accounts" / "acc" / "msg"
-    assert sorted(str(p.relative_to(msg)) for p in msg.rglob("*") if p.is_file()) == ["a/8190", "a/8191", "b/8192", "b/8193"]
+    assert sorted(str(p.relative_to(msg)) for p in msg.rglob("*") if p.is_file()) == [
+        "a/8190",
+        "a/8191",
+        "b/8192",
+        "b/8193",
+    ]
     assert [m["id"] for m in messages(data_dir, "acc", "Inbox")] == [8190, 8191, 8192, 8193]
     check_contract(data_dir, "acc")
 
@@ -204,7 +218,12 @@ def test_warnings_date_keyword_quota(data_dir, tmp_path):
 
 def test_recursive_maildirpp_tree(data_dir, tmp_path):
     root = tmp_path / "Maildir"
-    folders = {"": "1600000000.1.h:2,S", ".Sent": "1600000001.1.h:2,RSa", ".A.B": "1600000002.1.h", ".Entw&APw-rfe": "1600000003.1.h:2,T"}
+    folders = {
+        "": "1600000000.1.h:2,S",
+        ".Sent": "1600000001.1.h:2,RSa",
+        ".A.B": "1600000002.1.h",
+        ".Entw&APw-rfe": "1600000003.1.h:2,T",
+    }
     for sub, name in folders.items():
         d = root / sub if sub else root
         for s in ("cur", "new", "tmp"):
@@ -225,7 +244,13 @@ def test_recursive_maildirpp_tree(data_dir, tmp_path):
     assert messages(data_dir, "acc", "Sent")[0]["flags"] == ["\\Seen", "\\Answered", "$Forwarded"]
     assert messages(data_dir, "acc", "Entwürfe")[0]["flags"] == ["\\Deleted"]
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
-        assert sorted(m["name"] for m in store_mail.list_mailboxes(tx, "acc")) == ["A", "A/B", "Entwürfe", "Inbox", "Sent"]
+        assert sorted(m["name"] for m in store_mail.list_mailboxes(tx, "acc")) == [
+            "A",
+            "A/B",
+            "Entwürfe",
+            "Inbox",
+            "Sent",
+        ]
     res = import_maildir(data_dir, "acc", "Old", root, recursive=True)
     assert [m.name for m in res.mailboxes] == ["Old", "Old/A/B", "Old/Entwürfe", "Old/Sent", "Old/A"]
     res = import_maildir(data_dir, "acc", "Flat", root)
@@ -270,9 +295,8 @@ def test_ids_continue_without_gaps_and_lock_is_exclusive(data_dir, tmp_path):
     with Store.open(data_dir) as st:
         rec = store_message(st, data_dir, "acc", "Inbox", b"x\r\n")
     assert rec["id"] == 4 and rec["uid"] == 4
-    with job_lock(data_dir, "import-acc"):
-        with pytest.raises(LockHeld):
-            import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
+    with job_lock(data_dir, "import-acc"), pytest.raises(LockHeld):
+        import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     check_contract(data_dir, "acc")
 
 
@@ -289,7 +313,14 @@ def test_error_midway_leaves_account_as_it_was(data_dir, tmp_path):
     assert snapshot(data_dir, "acc") == before
     with pytest.raises(CheckFailed):
         import_mbox(data_dir, "new", "Inbox", [str(tmp_path / "a.mbox"), str(tmp_path / "bad.mbox")])
-    assert snapshot(data_dir, "new") == {"files": {}, "account": None, "mailboxes": [], "messages": [], "seq": None, "imports": []}
+    assert snapshot(data_dir, "new") == {
+        "files": {},
+        "account": None,
+        "mailboxes": [],
+        "messages": [],
+        "seq": None,
+        "imports": [],
+    }
     assert sorted(p.name for p in (data_dir / "accounts").iterdir()) == ["acc"]
 
 
@@ -397,7 +428,9 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(), reason="needs /proc children")
+@pytest.mark.skipif(
+    not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(), reason="needs /proc children"
+)
 def test_sigkill_takes_the_writer_process_along(data_dir):
     """The file writer dies with a killed import: no file can appear after the next cleanup."""
     p, _ = _start_cli_import(data_dir, "acc")

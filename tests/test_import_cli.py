@@ -137,7 +137,12 @@ def test_errors_are_one_line_with_exit_code(runner, data_dir, mbox, tmp_path, ar
     assert run(runner, data_dir, "import", "mbox", "mjl", "Inbox", str(mbox)).exit_code == 0
     (tmp_path / "bad.mbox").write_bytes(b"Subject: x\n\n")
     (tmp_path / "notmaildir").mkdir()
-    subst = {"IN": str(mbox), "BAD": str(tmp_path / "bad.mbox"), "NOTMAILDIR": str(tmp_path / "notmaildir"), "missing.mbox": str(tmp_path / "missing.mbox")}
+    subst = {
+        "IN": str(mbox),
+        "BAD": str(tmp_path / "bad.mbox"),
+        "NOTMAILDIR": str(tmp_path / "notmaildir"),
+        "missing.mbox": str(tmp_path / "missing.mbox"),
+    }
     r = run(runner, data_dir, *[subst.get(a, a) for a in args])
     assert r.exit_code == code, r.output
     lines = [line for line in r.stderr.splitlines() if not line.startswith("l=")]

@@ -17,8 +17,12 @@ def _mailbox(st, account, name):
 
 def test_creates_account_and_mailbox_and_counts(data_dir):
     with Store.open(data_dir) as st:
-        r1 = store_message(st, data_dir, "postmaster", "Postmaster/dmarc", b"Subject: a\r\n\r\nx\r\n", flags=["\\seen"], received=100.5)
-        r2 = store_message(st, data_dir, "postmaster", "Postmaster/dmarc", b"Subject: b\r\n\r\nyy\r\n", keywords=["Report"])
+        r1 = store_message(
+            st, data_dir, "postmaster", "Postmaster/dmarc", b"Subject: a\r\n\r\nx\r\n", flags=["\\seen"], received=100.5
+        )
+        r2 = store_message(
+            st, data_dir, "postmaster", "Postmaster/dmarc", b"Subject: b\r\n\r\nyy\r\n", keywords=["Report"]
+        )
         assert (r1["uid"], r2["uid"]) == (1, 2)
         assert r1["id"] != r2["id"]
         assert r1["flags"] == ["\\Seen"] and r1["received"] == 100.5
@@ -38,10 +42,9 @@ def test_creates_account_and_mailbox_and_counts(data_dir):
 
 def test_inside_callers_transaction_rolls_back_with_it(data_dir):
     with Store.open(data_dir) as st:
-        with pytest.raises(RuntimeError):
-            with st.write() as tx:
-                store_message(tx, data_dir, "acc", "Inbox", b"x\r\n")
-                raise RuntimeError("caller failed")
+        with pytest.raises(RuntimeError), st.write() as tx:
+            store_message(tx, data_dir, "acc", "Inbox", b"x\r\n")
+            raise RuntimeError("caller failed")
         with st.read() as tx:
             assert store_mail.get_account(tx, "acc") is None
         with st.write() as tx:

@@ -1,11 +1,12 @@
 """Pure parsers of moxcli.mail: flags, keywords, mailbox names, modified UTF-7, mbox splitting."""
 
 import calendar
-import re
 import io
 import json
+import re
 
 import pytest
+from conftest import VECTORS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +14,6 @@ from moxcli.mail import flags as fl
 from moxcli.mail.maildir import name_info, name_time
 from moxcli.mail.mbox import MboxError, from_line_time, iter_mbox, to_crlf, unquote_from
 from moxcli.mail.names import MailboxNameError, check_mailbox_name, decode_mutf7, maildirpp_folder
-
-from conftest import VECTORS
 
 V = json.loads((VECTORS / "import_cases.json").read_text())
 
@@ -33,7 +32,12 @@ def test_valid_keywords(word):
 
 @pytest.mark.parametrize("case", V["keyword_validity"]["invalid"])
 def test_invalid_keywords(case):
-    word = {"Custom (upper case)": "Custom", "$junk (well-known flag)": "$junk", "\\seen (well-known flag)": "\\seen", "é (non-ASCII)": "é"}.get(case, case)
+    word = {
+        "Custom (upper case)": "Custom",
+        "$junk (well-known flag)": "$junk",
+        "\\seen (well-known flag)": "\\seen",
+        "é (non-ASCII)": "é",
+    }.get(case, case)
     assert not fl.is_keyword(word)
 
 
@@ -64,7 +68,12 @@ def test_zip_variant_keywords_lowercased_deduplicated():
         (b"Status: O\r\n", [], [], []),
         (b"X-Status: AFTD\r\n", ["\\Answered", "\\Flagged", "\\Deleted", "\\Draft"], [], []),
         (b"status: R\r\n", [], [], []),  # case-sensitive prefix, like mox
-        (b"X-Keywords: junk, nonjunk , phishing,mdnsent,forwarded\r\n", ["$Forwarded", "$Junk", "$NotJunk", "$Phishing", "$MDNSent"], [], []),
+        (
+            b"X-Keywords: junk, nonjunk , phishing,mdnsent,forwarded\r\n",
+            ["$Forwarded", "$Junk", "$NotJunk", "$Phishing", "$MDNSent"],
+            [],
+            [],
+        ),
         (b"X-Keywords: a b, ok,\r\n", [], ["ok"], ["a b"]),
         (b"X-Keywords: one,\r\n two\r\n", [], ["one", "two"], []),
         (b"X-Mozilla-Status: 1005\r\n", ["\\Seen", "\\Flagged", "$Forwarded"], [], []),

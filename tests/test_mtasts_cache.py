@@ -8,7 +8,8 @@ import pytest
 from moxcli.dns import NotFound, TemporaryDNSError
 from moxcli.domain import parse_domain
 from moxcli.errors import TemporaryError
-from moxcli.mtasts import cache, refresh as refresh_mod
+from moxcli.mtasts import cache
+from moxcli.mtasts import refresh as refresh_mod
 from moxcli.mtasts.cache import STSTemporaryError, list_policies, policy_for_delivery, upsert
 from moxcli.mtasts.errors import NoPolicy, PolicyFetch, PolicySyntax
 from moxcli.mtasts.fetch import Fetched
@@ -83,10 +84,22 @@ def test_upsert_and_lookup(store):
     assert cache.valid_row(store, d, NOW).policy.mode == "testing"
     row = upsert(store, d, "124", fetched(POLICY2), NOW)
     assert (row.inserted, row.valid_end, row.last_update, row.last_use, row.backoff, row.record_id) == (
-        NOW - 10, NOW + 360000, NOW, NOW, False, "124")
+        NOW - 10,
+        NOW + 360000,
+        NOW,
+        NOW,
+        False,
+        "124",
+    )
     assert row.policy.mode == "enforce" and row.policy_text == POLICY2
     other = upsert(store, parse_domain("other.example.com"), "", None, NOW + 1)
-    assert (other.valid_end, other.backoff, other.policy.mode, other.policy.max_age, other.policy_text) == (NOW + 301, True, "none", 300, "")
+    assert (other.valid_end, other.backoff, other.policy.mode, other.policy.max_age, other.policy_text) == (
+        NOW + 301,
+        True,
+        "none",
+        300,
+        "",
+    )
     assert [r.domain for r in list_policies(store)] == ["other.example.com", "example.com"]
     # expired rows are not found, but stay in the table
     assert cache.valid_row(store, d, NOW + 360000) is None
@@ -111,10 +124,13 @@ def test_first_contact_no_record(store, fetcher):
     assert fetcher.calls == [] and list_policies(store) == []
 
 
-@pytest.mark.parametrize("txt,reason", [
-    (["v=STSv1; id=1", "v=STSv1; id=2"], "multiple-mta-sts-records"),
-    (["v=STSv1; id=a-b"], "record-syntax-error"),
-])
+@pytest.mark.parametrize(
+    "txt,reason",
+    [
+        (["v=STSv1; id=1", "v=STSv1; id=2"], "multiple-mta-sts-records"),
+        (["v=STSv1; id=a-b"], "record-syntax-error"),
+    ],
+)
 def test_first_contact_bad_record_is_not_cached(store, fetcher, txt, reason):
     out = policy_for_delivery(store, DNS({"_mta-sts.x.example": txt}), "x.example", now=NOW)
     assert out.policy is None and out.fresh and out.result.policy.type == "sts"
@@ -131,19 +147,24 @@ def test_first_contact_temporary_dns(store, fetcher):
     assert list_policies(store) == []
 
 
-@pytest.mark.parametrize("err,rtype,reason", [
-    (NoPolicy("404"), "sts-policy-fetch-error", "no-policy-served"),
-    (PolicyFetch("500"), "sts-policy-fetch-error", "cannot-fetch-policy"),
-    (PolicyFetch("tls", "certificate-expired"), "sts-webpki-invalid", "certificate-expired"),
-    (PolicyFetch("tls", "validation-failure", "x"), "sts-webpki-invalid", "validation-failure+x"),
-    (PolicySyntax("bad"), "sts-policy-invalid", "policy-syntax-error"),
-])
+@pytest.mark.parametrize(
+    "err,rtype,reason",
+    [
+        (NoPolicy("404"), "sts-policy-fetch-error", "no-policy-served"),
+        (PolicyFetch("500"), "sts-policy-fetch-error", "cannot-fetch-policy"),
+        (PolicyFetch("tls", "certificate-expired"), "sts-webpki-invalid", "certificate-expired"),
+        (PolicyFetch("tls", "validation-failure", "x"), "sts-webpki-invalid", "validation-failure+x"),
+        (PolicySyntax("bad"), "sts-policy-invalid", "policy-syntax-error"),
+    ],
+)
 def test_first_contact_fetch_failure_stores_backoff(store, fetcher, err, rtype, reason):
     dns = DNS({"_mta-sts.x.example": ["v=STSv1; id=7"]})
     fetcher.by_domain["x.example"] = err
     out = policy_for_delivery(store, dns, "x.example", now=NOW)
     assert out.policy is None and out.fresh and out.error is err and not out.cached
-    assert [(d.result_type, d.failure_reason_code, d.failed_session_count) for d in out.result.details] == [(rtype, reason, 0)]
+    assert [(d.result_type, d.failure_reason_code, d.failed_session_count) for d in out.result.details] == [
+        (rtype, reason, 0)
+    ]
     assert out.result.policy.string == [] and out.result.policy.mx_host == []
     (row,) = list_policies(store)
     assert (row.backoff, row.record_id, row.valid_end, row.policy.mode) == (True, "7", NOW + 300, "none")
@@ -174,8 +195,10 @@ def test_first_contact_success_and_mode_none(store, fetcher):
 
 def test_cached_cases(store, fetcher):
     """The `get` cases of the mtastsdb vector, in order."""
-    dns = DNS({"_mta-sts.example.com": ["v=STSv1; id=124"], "_mta-sts.other.example.com": ["v=STSv1; id=1"]},
-              fail={"_mta-sts.temperror.example.com"})
+    dns = DNS(
+        {"_mta-sts.example.com": ["v=STSv1; id=124"], "_mta-sts.other.example.com": ["v=STSv1; id=1"]},
+        fail={"_mta-sts.temperror.example.com"},
+    )
     upsert(store, parse_domain("example.com"), "124", fetched(POLICY2), NOW)
     upsert(store, parse_domain("other.example.com"), "", None, NOW)
     t = NOW + 10
@@ -257,8 +280,12 @@ def test_refresh_vector(store, fetcher):
     _row(store, "refresh.mox.example", T - 24 * H, T - 179 * 86400)
     _row(store, "policyok.mox.example", T - 24 * H, T)
     _row(store, "policybad.mox.example", T - 24 * H, T)
-    dns = DNS({f"_mta-sts.{d}.mox.example": ["v=STSv1; id=" + i] for d, i in
-               [("refresh", "1"), ("policyok", "2"), ("policybad", "2")]})
+    dns = DNS(
+        {
+            f"_mta-sts.{d}.mox.example": ["v=STSv1; id=" + i]
+            for d, i in [("refresh", "1"), ("policyok", "2"), ("policybad", "2")]
+        }
+    )
     fetcher.by_domain["policyok.mox.example"] = POLICY1
     fetcher.by_domain["policybad.mox.example"] = PolicyFetch("http status 500")
     sleeps = []
@@ -270,8 +297,12 @@ def test_refresh_vector(store, fetcher):
 
     done = refresh(store, dns, spread=3 * H, now=lambda: clock[0], sleep=sleep, rng=random.Random(1))
     actions = {r.domain: r.action for r in done}
-    assert actions == {"stale.mox.example": "deleted-unused", "refresh.mox.example": "extended",
-                       "policyok.mox.example": "updated", "policybad.mox.example": "error"}
+    assert actions == {
+        "stale.mox.example": "deleted-unused",
+        "refresh.mox.example": "extended",
+        "policyok.mox.example": "updated",
+        "policybad.mox.example": "error",
+    }
     assert len(sleeps) == 2 and all(0 < s <= 2.25 * H for s in sleeps)
     assert sum(sleeps) <= 3 * H + 0.75 * H
     rows = {r.domain: r for r in list_policies(store)}
@@ -296,7 +327,11 @@ def test_refresh_mode_none(store, fetcher):
     fetcher.by_domain["enforced.example"] = POLICY2
     done = refresh(store, dns, spread=0, now=lambda: T)
     actions = {r.domain: r.action for r in done}
-    assert actions == {"gone.example": "deleted-no-record", "dnsdown.example": "unchanged", "enforced.example": "updated"}
+    assert actions == {
+        "gone.example": "deleted-no-record",
+        "dnsdown.example": "unchanged",
+        "enforced.example": "updated",
+    }
     rows = {r.domain: r for r in list_policies(store)}
     assert set(rows) == {"dnsdown.example", "enforced.example"}
     assert rows["enforced.example"].record_id == "1"  # lookup failed: id kept

@@ -91,7 +91,9 @@ def test_usage(runner, tmp_path):
 def test_list(runner, tmp_path):
     data = tmp_path / "data"
     with Store.open(data) as store:
-        upsert(store, parse_domain("a.example"), "1", Fetched(parse_policy(GOOD), GOOD, "", "text/plain"), 1_700_000_000)
+        upsert(
+            store, parse_domain("a.example"), "1", Fetched(parse_policy(GOOD), GOOD, "", "text/plain"), 1_700_000_000
+        )
         upsert(store, parse_domain("b.example"), "", None, 1_700_000_100)
     r = run(runner, data, "mtasts", "list", "--json")
     assert r.exit_code == 0

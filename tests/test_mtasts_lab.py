@@ -111,7 +111,9 @@ def test_cache_backoff_row_after_failed_fetch(tmp_path, resolver, options):
         untrusting = dataclasses.replace(options, ca_files=())
         out = policy_for_delivery(store, resolver, "sts.test", untrusting)
         assert out.policy is None
-        assert [(d.result_type, d.failure_reason_code) for d in out.result.details] == [("sts-webpki-invalid", "certificate-not-trusted")]
+        assert [(d.result_type, d.failure_reason_code) for d in out.result.details] == [
+            ("sts-webpki-invalid", "certificate-not-trusted")
+        ]
         (row,) = list_policies(store)
         assert row.backoff and row.policy.mode == "none" and row.valid_end - row.last_update == 300
         # a working fetcher is not even tried during the back-off
@@ -130,7 +132,13 @@ def test_cli_fetch_cached_then_from_cache(runner, lab_data):
     j = json.loads(r.stdout)
     assert {"domain", "record", "policy", "policy_text", "cached", "valid_until", "errors"} <= set(j)
     assert j["record"]["id"] == "20240101T000000" and j["record"]["extensions"] == []
-    assert j["policy"] == {"version": "STSv1", "mode": "enforce", "mx": ["mx.sts.test"], "max_age": 86400, "extensions": []}
+    assert j["policy"] == {
+        "version": "STSv1",
+        "mode": "enforce",
+        "mx": ["mx.sts.test"],
+        "max_age": 86400,
+        "extensions": [],
+    }
     assert j["cached"] is False and j["valid_until"].endswith("Z") and j["errors"] == []
     assert j["policy_text"].startswith("version: STSv1\n")
     assert j["tlsrpt_result"]["policy"]["policy-type"] == "sts"

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import VECTORS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,8 +22,6 @@ from moxcli.mtasts.errors import (
 from moxcli.mtasts.lookup import lookup_record
 from moxcli.mtasts.policy import MX, Policy, PolicyParseError, lint, parse_mx, parse_policy
 from moxcli.mtasts.record import Record, RecordParseError, parse_record
-
-from conftest import VECTORS
 
 REC = json.loads((VECTORS / "mtasts_records.json").read_text())
 POL = json.loads((VECTORS / "mtasts_policies.json").read_text())
@@ -46,7 +45,9 @@ EXTRA_RECORDS = [
 
 def _record_cases():
     for c in REC["parse"]:
-        yield pytest.param(c["input"], c["ok"], c["is_mtasts"], c.get("expect", {}).get("id"), c.get("expect"), id=c["input"][:40])
+        yield pytest.param(
+            c["input"], c["ok"], c["is_mtasts"], c.get("expect", {}).get("id"), c.get("expect"), id=c["input"][:40]
+        )
     for inp, ok, is_m, rid in EXTRA_RECORDS:
         yield pytest.param(inp, ok, is_m, rid, None, id="extra " + inp[:40])
 
@@ -87,10 +88,22 @@ def _policy_cases():
 
 
 EXTRA_POLICIES = [
-    ("version: STSv1\r\nmode: enforce\r\nmx: A.Example\r\nmax_age: 5\r\n", {"mode": "enforce", "mx": ["a.example"], "max_age": 5}),
-    ("version: STSv1\nmode: none\nmax_age: 5\nnote: hello world  \n", {"mode": "none", "mx": [], "max_age": 5, "extensions": [["note", "hello world"]]}),
-    ("version: STSv1\nmode: none\nmax_age: 5\nnote: caf\u00e9\n", {"mode": "none", "extensions": [["note", "caf\u00e9"]]}),
-    ("version: STSv1\nmode: enforce\nmx: *.example.com\nmx: xn--74h.example\nmax_age: 5", {"mx": ["*.example.com", "\u263a.example"]}),
+    (
+        "version: STSv1\r\nmode: enforce\r\nmx: A.Example\r\nmax_age: 5\r\n",
+        {"mode": "enforce", "mx": ["a.example"], "max_age": 5},
+    ),
+    (
+        "version: STSv1\nmode: none\nmax_age: 5\nnote: hello world  \n",
+        {"mode": "none", "mx": [], "max_age": 5, "extensions": [["note", "hello world"]]},
+    ),
+    (
+        "version: STSv1\nmode: none\nmax_age: 5\nnote: caf\u00e9\n",
+        {"mode": "none", "extensions": [["note", "caf\u00e9"]]},
+    ),
+    (
+        "version: STSv1\nmode: enforce\nmx: *.example.com\nmx: xn--74h.example\nmax_age: 5",
+        {"mx": ["*.example.com", "\u263a.example"]},
+    ),
     ("version: STSv1\nmode: enforce\nmx: \u263a.example\nmax_age: 5", None),
     ("version: STSv1\nmode: enforce\nmx: -a.example\nmax_age: 5", None),
     ("version: STSv1\nmode: enforce\nmx: a..example\nmax_age: 5", None),
@@ -108,7 +121,10 @@ EXTRA_POLICIES = [
 ]
 
 
-@pytest.mark.parametrize("text,ok,expect", list(_policy_cases()) + [pytest.param(t, e is not None, e, id="extra " + repr(t)[:40]) for t, e in EXTRA_POLICIES])
+@pytest.mark.parametrize(
+    "text,ok,expect",
+    list(_policy_cases()) + [pytest.param(t, e is not None, e, id="extra " + repr(t)[:40]) for t, e in EXTRA_POLICIES],
+)
 def test_parse_policy(text, ok, expect):
     if not ok:
         with pytest.raises(PolicyParseError):
@@ -131,8 +147,11 @@ def test_hostile_policy(text):
     assert p.mode in ("enforce", "testing", "none")
 
 
-@given(st.sampled_from(["enforce", "testing", "none"]), st.integers(0, 2**31 - 1),
-       st.lists(st.from_regex(r"\A(\*\.)?[a-z][a-z0-9]{0,9}(\.[a-z][a-z0-9]{0,9}){1,3}\Z"), max_size=4))
+@given(
+    st.sampled_from(["enforce", "testing", "none"]),
+    st.integers(0, 2**31 - 1),
+    st.lists(st.from_regex(r"\A(\*\.)?[a-z][a-z0-9]{0,9}(\.[a-z][a-z0-9]{0,9}){1,3}\Z"), max_size=4),
+)
 @settings(max_examples=150, deadline=None)
 def test_format_parse_roundtrip(mode, max_age, mxs):
     if mode != "none" and not mxs:
@@ -218,7 +237,12 @@ class FakeResolver:
 def test_lookup(case):
     lk = REC["lookup"]
     r = FakeResolver(lk["dns_txt"], lk["dns_cname"], lk["dns_servfail"])
-    errors = {"ErrNoRecord": NoRecord, "ErrMultipleRecords": MultipleRecords, "ErrRecordSyntax": RecordSyntax, "ErrDNS": DNSLookupError}
+    errors = {
+        "ErrNoRecord": NoRecord,
+        "ErrMultipleRecords": MultipleRecords,
+        "ErrRecordSyntax": RecordSyntax,
+        "ErrDNS": DNSLookupError,
+    }
     if case.get("ok"):
         record, text, cnames = lookup_record(r, parse_domain(case["domain"]))
         assert record.id == case["id"] and parse_record(text) == record

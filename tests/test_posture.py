@@ -38,21 +38,32 @@ def test_host_cache_computes_once():
 def _sts(mode=None, errors=(), record=True, temporary=False):
     policy = SimpleNamespace(mode=mode, mx=[], max_age=1) if mode else None
     return SimpleNamespace(
-        policy=policy, record=object() if record else None, record_text="v=STSv1; id=1;" if record else "",
-        errors=list(errors), warnings=[], temporary=temporary,
+        policy=policy,
+        record=object() if record else None,
+        record_text="v=STSv1; id=1;" if record else "",
+        errors=list(errors),
+        warnings=[],
+        temporary=temporary,
     )
 
 
 def _rpt(valid=True, record=True, temporary=False, dnssec="secure", texts=None):
     return SimpleNamespace(
-        valid=valid, record=object() if record and valid else None, temporary=temporary, dnssec=dnssec,
-        texts=texts if texts is not None else (["v=TLSRPTv1; rua=mailto:a@b"] if record else []), errors=[], warnings=[],
+        valid=valid,
+        record=object() if record and valid else None,
+        temporary=temporary,
+        dnssec=dnssec,
+        texts=texts if texts is not None else (["v=TLSRPTv1; rua=mailto:a@b"] if record else []),
+        errors=[],
+        warnings=[],
         record_text="",
     )
 
 
 def _host(tlsa=None, applies=True, matching=None, requiretls=None, sts_match=None):
-    h = HostPosture("mx.example", 10, ips=["192.0.2.1"], ips_dnssec="secure", dane_applies=applies, tlsa=tlsa, sts_match=sts_match)
+    h = HostPosture(
+        "mx.example", 10, ips=["192.0.2.1"], ips_dnssec="secure", dane_applies=applies, tlsa=tlsa, sts_match=sts_match
+    )
     if requiretls is not None or matching is not None:
         probe = SimpleNamespace(tls=object(), requiretls=bool(requiretls), greeting="220", starttls_offered=True)
         dane = SimpleNamespace(verified=matching) if matching is not None else None
@@ -63,20 +74,74 @@ def _host(tlsa=None, applies=True, matching=None, requiretls=None, sts_match=Non
 @pytest.mark.parametrize(
     "posture,want",
     [
-        (DomainPosture("a", mx_dnssec="secure", mtasts=_sts("enforce"), tlsrpt=_rpt(),
-                       hosts=[_host(TLSAResult("mx", [USABLE], True), matching=True, requiretls=True, sts_match=True)]),
-         {"mtasts": "implemented", "mx_dnssec": "implemented", "dane": "implemented", "tlsrpt": "implemented", "requiretls": "implemented"}),
-        (DomainPosture("b", mx_dnssec="insecure", mtasts=_sts(record=False, errors=["no MTA-STS record at _mta-sts.b"]),
-                       tlsrpt=_rpt(valid=False, record=False), hosts=[_host(None, applies=False, requiretls=False)]),
-         {"mtasts": "not-implemented", "mx_dnssec": "not-implemented", "dane": "not-implemented", "tlsrpt": "not-implemented", "requiretls": "not-implemented"}),
-        (DomainPosture("c", mx_dnssec="bogus", mtasts=_sts(errors=["fetch failed"]), tlsrpt=_rpt(valid=False),
-                       hosts=[_host(TLSAResult("mx", [UNUSABLE], True))]),
-         {"mtasts": "error", "mx_dnssec": "error", "dane": "error", "tlsrpt": "error", "requiretls": "unknown"}),
-        (DomainPosture("d", mx_dnssec="secure", mtasts=_sts("testing"), tlsrpt=_rpt(temporary=True, valid=False, record=False),
-                       hosts=[_host(TLSAResult("mx", [USABLE], True), matching=False)]),
-         {"mtasts": "not-implemented", "mx_dnssec": "implemented", "dane": "error", "tlsrpt": "error", "requiretls": "not-implemented"}),
-        (DomainPosture("e", mx_dnssec="", mtasts=None, tlsrpt=None),
-         {"mtasts": "unknown", "mx_dnssec": "unknown", "dane": "unknown", "tlsrpt": "unknown", "requiretls": "unknown"}),
+        (
+            DomainPosture(
+                "a",
+                mx_dnssec="secure",
+                mtasts=_sts("enforce"),
+                tlsrpt=_rpt(),
+                hosts=[_host(TLSAResult("mx", [USABLE], True), matching=True, requiretls=True, sts_match=True)],
+            ),
+            {
+                "mtasts": "implemented",
+                "mx_dnssec": "implemented",
+                "dane": "implemented",
+                "tlsrpt": "implemented",
+                "requiretls": "implemented",
+            },
+        ),
+        (
+            DomainPosture(
+                "b",
+                mx_dnssec="insecure",
+                mtasts=_sts(record=False, errors=["no MTA-STS record at _mta-sts.b"]),
+                tlsrpt=_rpt(valid=False, record=False),
+                hosts=[_host(None, applies=False, requiretls=False)],
+            ),
+            {
+                "mtasts": "not-implemented",
+                "mx_dnssec": "not-implemented",
+                "dane": "not-implemented",
+                "tlsrpt": "not-implemented",
+                "requiretls": "not-implemented",
+            },
+        ),
+        (
+            DomainPosture(
+                "c",
+                mx_dnssec="bogus",
+                mtasts=_sts(errors=["fetch failed"]),
+                tlsrpt=_rpt(valid=False),
+                hosts=[_host(TLSAResult("mx", [UNUSABLE], True))],
+            ),
+            {"mtasts": "error", "mx_dnssec": "error", "dane": "error", "tlsrpt": "error", "requiretls": "unknown"},
+        ),
+        (
+            DomainPosture(
+                "d",
+                mx_dnssec="secure",
+                mtasts=_sts("testing"),
+                tlsrpt=_rpt(temporary=True, valid=False, record=False),
+                hosts=[_host(TLSAResult("mx", [USABLE], True), matching=False)],
+            ),
+            {
+                "mtasts": "not-implemented",
+                "mx_dnssec": "implemented",
+                "dane": "error",
+                "tlsrpt": "error",
+                "requiretls": "not-implemented",
+            },
+        ),
+        (
+            DomainPosture("e", mx_dnssec="", mtasts=None, tlsrpt=None),
+            {
+                "mtasts": "unknown",
+                "mx_dnssec": "unknown",
+                "dane": "unknown",
+                "tlsrpt": "unknown",
+                "requiretls": "unknown",
+            },
+        ),
     ],
     ids=list("abcde"),
 )
@@ -90,8 +155,13 @@ def test_enforced_policy_not_covering_an_mx_is_an_error():
 
 
 def test_dane_lookup_error_is_error_indicator():
-    p = DomainPosture("f", mx_dnssec="secure", mtasts=_sts("enforce"), tlsrpt=_rpt(),
-                      hosts=[_host(TLSAResult("mx", [], True, error=Exception("bogus")))])
+    p = DomainPosture(
+        "f",
+        mx_dnssec="secure",
+        mtasts=_sts("enforce"),
+        tlsrpt=_rpt(),
+        hosts=[_host(TLSAResult("mx", [], True, error=Exception("bogus")))],
+    )
     assert _indicators(p)["dane"] == "error"
 
 

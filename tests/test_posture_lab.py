@@ -16,8 +16,23 @@ pytestmark = pytest.mark.lab
 
 KEYS = {"domain", "mx", "mx_dnssec", "mtasts", "tlsrpt", "hosts", "indicators", "findings", "errors", "status"}
 HOST_KEYS = {
-    "host", "preference", "ips", "ips_dnssec", "sts_match", "dane_applies", "tlsa_present", "tlsa_usable",
-    "tlsa_matching", "tlsa", "names", "starttls", "pkix_valid", "requiretls", "tlsrpt", "addresses", "error",
+    "host",
+    "preference",
+    "ips",
+    "ips_dnssec",
+    "sts_match",
+    "dane_applies",
+    "tlsa_present",
+    "tlsa_usable",
+    "tlsa_matching",
+    "tlsa",
+    "names",
+    "starttls",
+    "pkix_valid",
+    "requiretls",
+    "tlsrpt",
+    "addresses",
+    "error",
 }
 
 
@@ -35,14 +50,23 @@ def test_sts_domain(runner, lab_data):
     (d,) = _ndjson(r)
     assert set(d) == KEYS and d["status"] == "ok" and d["errors"] == 0
     assert d["indicators"] == {
-        "mtasts": "implemented", "mx_dnssec": "implemented", "dane": "not-implemented",
-        "tlsrpt": "implemented", "requiretls": "not-implemented",
+        "mtasts": "implemented",
+        "mx_dnssec": "implemented",
+        "dane": "not-implemented",
+        "tlsrpt": "implemented",
+        "requiretls": "not-implemented",
     }
     assert d["mtasts"]["mode"] == "enforce" and d["mtasts"]["covers_all_mx"] is True
     assert d["tlsrpt"]["record"] == "v=TLSRPTv1; rua=mailto:tlsrpt@reports.test"
     (h,) = d["hosts"]
     assert set(h) == HOST_KEYS
-    assert (h["host"], h["ips_dnssec"], h["sts_match"], h["starttls"], h["pkix_valid"]) == ("mx.sts.test", "secure", True, True, True)
+    assert (h["host"], h["ips_dnssec"], h["sts_match"], h["starttls"], h["pkix_valid"]) == (
+        "mx.sts.test",
+        "secure",
+        True,
+        True,
+        True,
+    )
     assert h["tlsa_present"] is False and h["requiretls"] is False
     assert h["tlsrpt"]["record"] == "v=TLSRPTv1; rua=mailto:mx-tlsrpt@reports.test"
 
@@ -92,7 +116,13 @@ def test_file_order_and_concurrency(runner, lab_data, tmp_path):
     f.write_text("\n".join(names) + "\n")
     r = _check(runner, lab_data, "--file", str(f), "--concurrency", "3", "wrongname.test")
     assert r.exit_code == 0, r.output
-    assert [d["domain"] for d in _ndjson(r)] == ["wrongname.test", "sts.test", "dane-ok.test", "dane-ta.test", "reports.test"]
+    assert [d["domain"] for d in _ndjson(r)] == [
+        "wrongname.test",
+        "sts.test",
+        "dane-ok.test",
+        "dane-ta.test",
+        "reports.test",
+    ]
 
 
 def test_rich_output_has_indicator_bar(runner, lab_data):
@@ -111,12 +141,25 @@ def test_usage_error(runner, lab_data):
 def test_concurrency_is_faster_and_equal(lab):
     host, port = lab["LAB_DNS"].rsplit(":", 1)
     resolver = Resolver([(host, int(port))], timeout=5)
-    opts = PostureOptions(int(lab["LAB_SMTP_PORT"]), int(lab["LAB_HTTPS_PORT"]), (Path(lab["LAB_CA"]),), "mail.moxcli.test", 5)
-    domains = ["sts.test", "dane-ok.test", "dane-ta.test", "dane-bad.test", "notls.test", "wrongname.test", "expired.test", "reports.test"]
+    opts = PostureOptions(
+        int(lab["LAB_SMTP_PORT"]), int(lab["LAB_HTTPS_PORT"]), (Path(lab["LAB_CA"]),), "mail.moxcli.test", 5
+    )
+    domains = [
+        "sts.test",
+        "dane-ok.test",
+        "dane-ta.test",
+        "dane-bad.test",
+        "notls.test",
+        "wrongname.test",
+        "expired.test",
+        "reports.test",
+    ]
     t0 = time.monotonic()
     seq = [p.to_json() for p in check_domains(resolver, domains, opts, concurrency=1, share_hosts=False)]
     t1 = time.monotonic()
     par = [p.to_json() for p in check_domains(resolver, domains, opts, concurrency=8)]
     t2 = time.monotonic()
-    assert [(d["domain"], d["indicators"], d["errors"]) for d in seq] == [(d["domain"], d["indicators"], d["errors"]) for d in par]
+    assert [(d["domain"], d["indicators"], d["errors"]) for d in seq] == [
+        (d["domain"], d["indicators"], d["errors"]) for d in par
+    ]
     assert t2 - t1 < (t1 - t0) * 1.5  # never much slower; the benchmark measures the real gain

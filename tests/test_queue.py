@@ -17,7 +17,14 @@ MSG = b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi there\r\n\r\nbod
 
 def test_enqueue_one_record_per_recipient(data_dir):
     with Store.open(data_dir) as st:
-        ids = q.enqueue(st, data_dir, mail_from="a@example.org", recipients=["b@example.net", "c@Example.COM"], data=MSG, prefix=b"DKIM-Signature: x\r\n")
+        ids = q.enqueue(
+            st,
+            data_dir,
+            mail_from="a@example.org",
+            recipients=["b@example.net", "c@Example.COM"],
+            data=MSG,
+            prefix=b"DKIM-Signature: x\r\n",
+        )
         assert ids == [1, 2]
         msgs = q.list_messages(st)
     assert [(m.id, m.base_id, m.recipient, m.recipient_domain) for m in msgs] == [
@@ -35,15 +42,32 @@ def test_enqueue_one_record_per_recipient(data_dir):
 
 def test_enqueue_in_commits_with_caller_transaction(data_dir):
     with Store.open(data_dir) as st:
-        with pytest.raises(RuntimeError):
-            with st.write() as tx:
-                q.enqueue_in(tx, data_dir, mail_from="postmaster@example.org", recipients=["r@example.net"], data=MSG, is_tls_report=True, max_attempts=5, require_tls=False)
-                tx.set_meta("marker", 1)
-                raise RuntimeError("caller fails after queueing")
+        with pytest.raises(RuntimeError), st.write() as tx:
+            q.enqueue_in(
+                tx,
+                data_dir,
+                mail_from="postmaster@example.org",
+                recipients=["r@example.net"],
+                data=MSG,
+                is_tls_report=True,
+                max_attempts=5,
+                require_tls=False,
+            )
+            tx.set_meta("marker", 1)
+            raise RuntimeError("caller fails after queueing")
         with st.read() as tx:
             assert qstore.ids(tx) == []
             assert tx.meta("marker") is None
-        ids = q.enqueue(st, data_dir, mail_from="postmaster@example.org", recipients=["r@example.net"], data=b"other\r\n", is_tls_report=True, max_attempts=5, require_tls=False)
+        ids = q.enqueue(
+            st,
+            data_dir,
+            mail_from="postmaster@example.org",
+            recipients=["r@example.net"],
+            data=b"other\r\n",
+            is_tls_report=True,
+            max_attempts=5,
+            require_tls=False,
+        )
         assert ids == [1]  # the id of the aborted transaction is handed out again
         assert queue_file(data_dir, 1).read_bytes() == b"other\r\n"
         m = q.get_message(st, 1)

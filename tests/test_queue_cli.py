@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from test_delivery import Handler, _free_port, smtpd  # noqa: F401  (fixture)
 
 from moxcli.cli import cli
 from moxcli.store import Store, tlsresults
 from moxcli.tlsrpt.report import make_result
-
-from test_delivery import smtpd, Handler, _free_port  # noqa: F401  (fixture)
 
 MSG = b"From: <a@moxcli.test>\nSubject: cli test\nTLS-Required: No\n\nhello\n"
 
@@ -20,16 +18,48 @@ def run(runner, data, *args, input=None):
 
 
 def test_add_list_show_hold_release_retry_drop(runner, data_dir):
-    r = run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "b@example.org", "--to", "c@example.net", "--json", input=MSG)
+    r = run(
+        runner,
+        data_dir,
+        "queue",
+        "add",
+        "--from",
+        "a@moxcli.test",
+        "--to",
+        "b@example.org",
+        "--to",
+        "c@example.net",
+        "--json",
+        input=MSG,
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output) == {"ids": [1, 2], "require_tls": False}
     r = run(runner, data_dir, "queue", "list", "--json")
     msgs = json.loads(r.output)
     assert [m["recipient"] for m in msgs] == ["b@example.org", "c@example.net"]
     assert set(msgs[0]) == {
-        "id", "base_id", "mail_from", "recipient", "recipient_domain", "subject", "size", "created", "require_tls", "is_tls_report",
-        "is_dmarc_report", "sender_account", "max_attempts", "attempts", "next_attempt", "last_attempt", "last_error", "last_code",
-        "last_enhanced", "hold", "in_progress", "dialed_ips",
+        "id",
+        "base_id",
+        "mail_from",
+        "recipient",
+        "recipient_domain",
+        "subject",
+        "size",
+        "created",
+        "require_tls",
+        "is_tls_report",
+        "is_dmarc_report",
+        "sender_account",
+        "max_attempts",
+        "attempts",
+        "next_attempt",
+        "last_attempt",
+        "last_error",
+        "last_code",
+        "last_enhanced",
+        "hold",
+        "in_progress",
+        "dialed_ips",
     }
     assert msgs[0]["subject"] == "cli test" and msgs[0]["require_tls"] is False and msgs[0]["created"].endswith("Z")
     r = run(runner, data_dir, "queue", "list")
@@ -51,7 +81,9 @@ def test_add_requiretls_and_errors(runner, data_dir, tmp_path):
     r = run(runner, data_dir, "queue", "add", "--from", "", "--to", "b@example.org", "--requiretls", "--json", str(f))
     assert r.exit_code == 0 and json.loads(r.output)["require_tls"] is True
     r = run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "not-an-address", input=MSG)
-    assert r.exit_code == 2 and r.output.strip() == "moxcli: invalid address 'not-an-address': expected localpart@domain"
+    assert (
+        r.exit_code == 2 and r.output.strip() == "moxcli: invalid address 'not-an-address': expected localpart@domain"
+    )
     r = run(runner, data_dir, "queue", "show", "99")
     assert r.exit_code == 2 and "queue message 99: no such message" in r.output
     r = run(runner, data_dir, "queue", "drop", "99")
@@ -63,17 +95,45 @@ def test_add_requiretls_and_errors(runner, data_dir, tmp_path):
 def test_run_ndjson_and_lines(runner, data_dir, smtpd):  # noqa: F811
     (data_dir / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n')
     smtpd.script["later@[127.0.0.1]"] = ["451 4.7.1 later"]
-    run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "ok@[127.0.0.1]", "--to", "later@[127.0.0.1]", input=MSG)
+    run(
+        runner,
+        data_dir,
+        "queue",
+        "add",
+        "--from",
+        "a@moxcli.test",
+        "--to",
+        "ok@[127.0.0.1]",
+        "--to",
+        "later@[127.0.0.1]",
+        input=MSG,
+    )
     r = run(runner, data_dir, "queue", "run", "--json")
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in r.output.splitlines()]
     assert [(x["id"], x["outcome"], x["code"]) for x in lines] == [(1, "delivered", 250), (2, "deferred", 451)]
-    assert set(lines[0]) == {"id", "recipient", "outcome", "attempt", "host", "ip", "tls", "code", "enhanced", "error", "next_attempt", "dsn", "duration"}
+    assert set(lines[0]) == {
+        "id",
+        "recipient",
+        "outcome",
+        "attempt",
+        "host",
+        "ip",
+        "tls",
+        "code",
+        "enhanced",
+        "error",
+        "next_attempt",
+        "dsn",
+        "duration",
+    }
     r = run(runner, data_dir, "queue", "run")
     assert r.exit_code == 0 and r.output.strip() == "nothing to do"
     r = run(runner, data_dir, "queue", "run", "--id", "2")
     assert r.exit_code == 0
-    assert r.output.startswith("2 later@[127.0.0.1] delivered attempt=2 host=127.0.0.1 ip=127.0.0.1 tls=none code=250 2.0.0")
+    assert r.output.startswith(
+        "2 later@[127.0.0.1] delivered attempt=2 host=127.0.0.1 ip=127.0.0.1 tls=none code=250 2.0.0"
+    )
     r = run(runner, data_dir, "queue", "run", "--id", "7")
     assert r.exit_code == 2 and "queue message 7: no such message" in r.output
 
@@ -87,15 +147,24 @@ def test_run_lock_held_exit_3(runner, data_dir):
 
 
 def test_tlsresults_list(runner, data_dir):
-    with Store.open(data_dir) as st:
-        with st.write() as tx:
-            res = make_result("no-policy-found", "example.org")
-            res.add(1, 0)
-            tlsresults.add_results(tx, "20260301", "example.org", [{"policy_domain": "example.org", "is_host": False, "send_report": True, "results": [res]}])
+    with Store.open(data_dir) as st, st.write() as tx:
+        res = make_result("no-policy-found", "example.org")
+        res.add(1, 0)
+        tlsresults.add_results(
+            tx,
+            "20260301",
+            "example.org",
+            [{"policy_domain": "example.org", "is_host": False, "send_report": True, "results": [res]}],
+        )
     r = run(runner, data_dir, "tlsresults", "list", "--json")
     assert r.exit_code == 0
     (row,) = json.loads(r.output)
-    assert (row["day_utc"], row["policy_domain"], row["is_host"], row["send_report"]) == ("20260301", "example.org", False, True)
+    assert (row["day_utc"], row["policy_domain"], row["is_host"], row["send_report"]) == (
+        "20260301",
+        "example.org",
+        False,
+        True,
+    )
     assert row["results"][0]["summary"]["total-successful-session-count"] == 1
     r = run(runner, data_dir, "tlsresults", "list", "--day", "20260301")
     assert r.exit_code == 0 and "example.org" in r.output and "no-policy-found" in r.output
@@ -111,15 +180,20 @@ def test_killed_run_leaves_queue_that_next_run_continues(runner, data_dir, smtpd
     import socket
     import subprocess
     import sys
-    import time
 
     stall = socket.socket()
     stall.bind(("127.0.0.1", 0))
     stall.listen(1)  # accepts connections but never greets: the client waits for its 220
     stall.settimeout(30)
-    (data_dir / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {stall.getsockname()[1]}\n')
+    (data_dir / "moxcli.toml").write_text(
+        f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {stall.getsockname()[1]}\n'
+    )
     run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "k@[127.0.0.1]", input=MSG)
-    proc = subprocess.Popen([sys.executable, "-m", "moxcli", "--data", str(data_dir), "queue", "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moxcli", "--data", str(data_dir), "queue", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         conn, _ = stall.accept()  # the attempt is under way (recorded before connecting)
         os.kill(proc.pid, signal.SIGKILL)

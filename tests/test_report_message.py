@@ -20,15 +20,23 @@ from moxcli.reports import dkim as rdkim
 from moxcli.reports import message as msg
 
 
-def make_dkim_config(tmp: Path, hostname: str = "mail.mox.example", domain: str = "mox.example", extra: str = "", sign: bool = True) -> tuple:
+def make_dkim_config(
+    tmp: Path, hostname: str = "mail.mox.example", domain: str = "mox.example", extra: str = "", sign: bool = True
+) -> tuple:
     """A config with an ed25519 and an rsa selector for ``domain``; returns (config, dns TXT map)."""
     ed = ed25519.Ed25519PrivateKey.generate()
     rs = rsa.generate_private_key(65537, 2048)
-    pem = lambda k: k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())  # noqa: E731
+    pem = lambda k: k.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     (tmp / "ed.pem").write_bytes(pem(ed))
     (tmp / "rsa.pem").write_bytes(pem(rs))
-    ed_pub = base64.b64encode(ed.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
-    rsa_pub = base64.b64encode(rs.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    ed_pub = base64.b64encode(
+        ed.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ).decode()
+    rsa_pub = base64.b64encode(
+        rs.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ).decode()
     dkim_cfg = (
         f"""
 [domains."{domain}".dkim]
@@ -61,7 +69,9 @@ def verify_all(prefix: bytes, data: bytes, dns: dict) -> list[bytes]:
     d = dkim.DKIM(full)
     signed = []
     for i in range(n):
-        assert d.verify(idx=i, dnsfunc=lambda name, timeout=5: dns[name.decode() if isinstance(name, bytes) else name]), f"signature {i} fails"
+        assert d.verify(
+            idx=i, dnsfunc=lambda name, timeout=5: dns[name.decode() if isinstance(name, bytes) else name]
+        ), f"signature {i} fails"
         signed.append(d.signed_headers)
     return signed
 
@@ -71,7 +81,11 @@ def _compose(**kw) -> bytes:
         from_addr="postmaster@mox.example",
         to_addrs=["tlsreports@xn--74h.example"],
         subject="Report Domain: xn--74h.example Submitter: mox.example Report-ID: <20240301.xn--74h.example@mox.example>",
-        extra_headers=[("TLS-Report-Domain", "xn--74h.example"), ("TLS-Report-Submitter", "mox.example"), ("TLS-Required", "No")],
+        extra_headers=[
+            ("TLS-Report-Domain", "xn--74h.example"),
+            ("TLS-Report-Submitter", "mox.example"),
+            ("TLS-Required", "No"),
+        ],
         hostname="mail.mox.example",
         content_type='multipart/report; report-type="tlsrpt"',
         text="Attached is a TLS report with a summary of connection successes and failures\ndetails about errors encountered. You are receiving this message because your\n\n\nPolicy Domain: ☺.example/xn--74h.example\n",
@@ -89,19 +103,45 @@ def test_message_layout_exact():
     data = _compose()
     head, _, body = data.partition(b"\r\n\r\n")
     names = [line.split(b":")[0].decode() for line in head.split(b"\r\n") if not line.startswith(b"\t")]
-    assert names == ["From", "To", "Subject", "TLS-Report-Domain", "TLS-Report-Submitter", "TLS-Required", "Message-Id", "Date", "User-Agent", "MIME-Version", "Content-Type"]
-    assert head.startswith(b"From: <postmaster@mox.example>\r\nTo: <tlsreports@xn--74h.example>\r\nSubject: Report Domain: xn--74h.example Submitter: mox.example Report-ID: \r\n\t<20240301.xn--74h.example@mox.example>\r\n")
+    assert names == [
+        "From",
+        "To",
+        "Subject",
+        "TLS-Report-Domain",
+        "TLS-Report-Submitter",
+        "TLS-Required",
+        "Message-Id",
+        "Date",
+        "User-Agent",
+        "MIME-Version",
+        "Content-Type",
+    ]
+    assert head.startswith(
+        b"From: <postmaster@mox.example>\r\nTo: <tlsreports@xn--74h.example>\r\nSubject: Report Domain: xn--74h.example Submitter: mox.example Report-ID: \r\n\t<20240301.xn--74h.example@mox.example>\r\n"
+    )
     assert b'Content-Type: multipart/report; report-type="tlsrpt"; boundary="' + b"ab" * 30 + b'"' in head
     assert re.search(rb"\r\nMessage-Id: <[A-Za-z0-9_-]{22}@mail\.mox\.example>\r\n", head)
     assert re.search(rb"\r\nDate: \d{1,2} Mar 2024 \d\d:\d\d:\d\d [+-]\d{4}\r\n", head)
     assert b"\n" not in data.replace(b"\r\n", b"")
     b = b"--" + b"ab" * 30
-    assert body.startswith(b + b"\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
-    assert b"\r\n" + b + b"\r\nContent-Disposition: attachment; filename=mox.example!xn--74h.example!1709251200!1709337599.json.gz\r\nContent-Transfer-Encoding: base64\r\nContent-Type: application/tlsrpt+gzip; name=mox.example!xn--74h.example!1709251200!1709337599.json.gz\r\n\r\n" in body
+    assert body.startswith(
+        b + b"\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    )
+    assert (
+        b"\r\n"
+        + b
+        + b"\r\nContent-Disposition: attachment; filename=mox.example!xn--74h.example!1709251200!1709337599.json.gz\r\nContent-Transfer-Encoding: base64\r\nContent-Type: application/tlsrpt+gzip; name=mox.example!xn--74h.example!1709251200!1709337599.json.gz\r\n\r\n"
+        in body
+    )
     assert body.endswith(b"\r\n" + b + b"--\r\n")
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     parts = list(parsed.iter_parts())
-    assert parts[0].get_content().replace("\r\n", "\n").startswith("Attached is a TLS report with a summary of connection successes and failures\ndetails")
+    assert (
+        parts[0]
+        .get_content()
+        .replace("\r\n", "\n")
+        .startswith("Attached is a TLS report with a summary of connection successes and failures\ndetails")
+    )
     assert "☺.example/xn--74h.example" in parts[0].get_content()
     assert gzip.decompress(parts[1].get_content()) == b'{\n\t"a": 1\n}\n'
     assert parts[1].get_filename() == "mox.example!xn--74h.example!1709251200!1709337599.json.gz"

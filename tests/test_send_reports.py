@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from test_dmarc_support import FakeResolver, vector_eval
 
 from moxcli.cli import cli
 from moxcli.config import parse_config
 from moxcli.dmarc.db import record_evaluations
 from moxcli.reports.schedule import run_due
 from moxcli.store import Store
-from test_dmarc_support import FakeResolver, vector_eval
 
-DAY = int(datetime(2026, 11, 23, tzinfo=timezone.utc).timestamp())
+DAY = int(datetime(2026, 11, 23, tzinfo=UTC).timestamp())
 TYPICAL = "v=DMARC1; rua=mailto:dmarcrpt@sender.example; ri=3600"
 
 
 def _config_text(tmp_path, extra=""):
     key = tmp_path / "dkim.pem"
-    key.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return f'hostname = "mail.mox.example"\n{extra}[domains."mox.example".dkim.selectors.s1]\nprivate_key_file = "{key}"\n'
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return (
+        f'hostname = "mail.mox.example"\n{extra}[domains."mox.example".dkim.selectors.s1]\nprivate_key_file = "{key}"\n'
+    )
 
 
 @pytest.fixture

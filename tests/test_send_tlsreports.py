@@ -15,11 +15,13 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import ROOT, VECTORS
+from test_report_message import make_dkim_config, verify_all
 
 from moxcli.delivery import queue as dq
 from moxcli.dns import Answer, NotFound, TemporaryDNSError
@@ -29,11 +31,8 @@ from moxcli.store import Store, job_lock
 from moxcli.store import suppress as sp
 from moxcli.store import tlsresults as tstore
 
-from conftest import ROOT, VECTORS
-from test_report_message import make_dkim_config, verify_all
-
 V = json.loads((VECTORS / "tlsrptsend_scenarios.json").read_text())
-NOW = datetime(2024, 3, 2, 10, 0, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2024, 3, 2, 10, 0, tzinfo=UTC).timestamp()
 DAY = "20240301"
 
 
@@ -58,7 +57,11 @@ class FakeResolver:
 
 def _subst(obj):
     s = json.dumps(obj, ensure_ascii=False)
-    s = s.replace("<DAY>", DAY).replace("<ENDUTC-24h, RFC3339 Z>", "2024-03-01T00:00:00Z").replace("<ENDUTC-1s, RFC3339 Z>", "2024-03-01T23:59:59Z")
+    s = (
+        s.replace("<DAY>", DAY)
+        .replace("<ENDUTC-24h, RFC3339 Z>", "2024-03-01T00:00:00Z")
+        .replace("<ENDUTC-1s, RFC3339 Z>", "2024-03-01T23:59:59Z")
+    )
     return json.loads(s)
 
 
@@ -81,7 +84,14 @@ def load_rows(store: Store, rows: list[dict]) -> None:
                 tx,
                 r["DayUTC"],
                 r["RecipientDomain"],
-                [{"policy_domain": r["PolicyDomain"], "is_host": r["IsHost"], "send_report": r["SendReport"], "results": r["Results"]}],
+                [
+                    {
+                        "policy_domain": r["PolicyDomain"],
+                        "is_host": r["IsHost"],
+                        "send_report": r["SendReport"],
+                        "results": r["Results"],
+                    }
+                ],
                 now=NOW - 3600,
             )
 
@@ -90,10 +100,15 @@ def queued_reports(store: Store, data_dir: Path, dns: dict | None = None) -> dic
     """Queued report JSON per recipient (queue order); checks flags and DKIM on the way."""
     out: dict[str, list[dict]] = {}
     for m in sorted(dq.list_messages(store), key=lambda m: m.id):
-        assert (m.is_tls_report, m.require_tls, m.max_attempts, m.mail_from) == (True, False, 5, "postmaster@mox.example")
+        assert (m.is_tls_report, m.require_tls, m.max_attempts, m.mail_from) == (
+            True,
+            False,
+            5,
+            "postmaster@mox.example",
+        )
         raw = dq.message_bytes(data_dir, m)
         if dns is not None:
-            verify_all(m.prefix, raw[len(m.prefix):], dns)
+            verify_all(m.prefix, raw[len(m.prefix) :], dns)
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         att = [p for p in msg.iter_attachments()][0]
         out.setdefault(m.recipient, []).append(json.loads(gzip.decompress(att.get_content())))
@@ -137,7 +152,7 @@ def test_scenario(env, scenario):
     _add_suppress(env.store, suppress_entries)
     resolver = FakeResolver(dns_txt)
     summary = rtls.send_tls_reports(env.store, env.data, cfg, resolver=resolver, now=NOW)
-    assert summary.day_utc == DAY and summary.errors == [] or all(e["reason"] != "local" for e in summary.errors)
+    assert (summary.day_utc == DAY and summary.errors == []) or all(e["reason"] != "local" for e in summary.errors)
     got = queued_reports(env.store, env.data, dkim_dns)
     want = _subst(scenario["expect_reports_by_recipient"])
     assert sorted(got) == sorted(want)
@@ -177,15 +192,29 @@ def test_scenario1_details(env):
     raw = dq.message_bytes(env.data, msgs[0])
     head = raw[len(msgs[0].prefix) :].split(b"\r\n\r\n")[0].decode()
     assert head.startswith("From: <postmaster@mox.example>\r\nTo: <tlsreports@xn--74h.example>\r\n")
-    assert f"Subject: Report Domain: xn--74h.example Submitter: mox.example Report-ID: \r\n\t<{DAY}.xn--74h.example@mox.example>\r\n" in head
+    assert (
+        f"Subject: Report Domain: xn--74h.example Submitter: mox.example Report-ID: \r\n\t<{DAY}.xn--74h.example@mox.example>\r\n"
+        in head
+    )
     assert "\r\nTLS-Report-Domain: xn--74h.example\r\nTLS-Report-Submitter: mox.example\r\nTLS-Required: No\r\n" in head
     host_msg = [m for m in msgs if m.recipient == "tlsreports1@mailhost.xn--74h.example"][0]
     hraw = dq.message_bytes(env.data, host_msg).decode()
-    assert "To: <tlsreports1@mailhost.xn--74h.example>,\r\n\t<tlsreports2@mailhost.xn--74h.example>,\r\n\t<tlsreports3@mailhost.xn--74h.example>\r\n" in hraw
+    assert (
+        "To: <tlsreports1@mailhost.xn--74h.example>,\r\n\t<tlsreports2@mailhost.xn--74h.example>,\r\n\t<tlsreports3@mailhost.xn--74h.example>\r\n"
+        in hraw
+    )
     assert "filename=mox.example!mailhost.xn--74h.example!1709251200!1709337599.json.gz" in hraw
-    text = email.message_from_string(hraw, policy=email.policy.default).get_body(("plain",)).get_content().replace("\r\n", "\n")
+    text = (
+        email.message_from_string(hraw, policy=email.policy.default)
+        .get_body(("plain",))
+        .get_content()
+        .replace("\r\n", "\n")
+    )
     assert "Policy Domain: mailhost.☺.example/mailhost.xn--74h.example\nSubmitter: mox.example\n" in text
-    assert f"Report-ID: {DAY}.mailhost.xn--74h.example@mox.example\nPeriod: 2024-03-01 00:00:00 - 2024-03-02 00:00:00 UTC\n" in text
+    assert (
+        f"Report-ID: {DAY}.mailhost.xn--74h.example@mox.example\nPeriod: 2024-03-01 00:00:00 - 2024-03-02 00:00:00 UTC\n"
+        in text
+    )
     with env.store.read() as tx:
         assert tstore.count(tx) == 0
 
@@ -194,7 +223,9 @@ def test_temporary_dns_error_drops_rows_syntax_error_keeps(env):
     rows = [r for r in _rows("all 6") if r["PolicyDomain"] in ("mailhost.notlsrpt.example",)]
     rows.append({**rows[0], "PolicyDomain": "mailhost.broken.example", "RecipientDomain": "broken.example"})
     load_rows(env.store, rows)
-    resolver = FakeResolver({"_smtp._tls.mailhost.broken.example.": ["v=TLSRPTv1;"]}, temporary={"_smtp._tls.mailhost.notlsrpt.example."})
+    resolver = FakeResolver(
+        {"_smtp._tls.mailhost.broken.example.": ["v=TLSRPTv1;"]}, temporary={"_smtp._tls.mailhost.notlsrpt.example."}
+    )
     summary = rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=resolver, now=NOW)
     assert {(e["policy_domain"], e["reason"]) for e in summary.errors} == {
         ("mailhost.notlsrpt.example", "dns-temporary"),
@@ -229,10 +260,22 @@ def test_stale_rows_removed(env):
 def test_dry_run_changes_nothing(env):
     load_rows(env.store, _rows("all 6"))
     seen = []
-    s = rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW, dry_run=True, on_report=lambda r: seen.append(r.to_json()))
+    s = rtls.send_tls_reports(
+        env.store,
+        env.data,
+        env.cfg,
+        resolver=FakeResolver(SCENARIOS[0]["dns_txt"]),
+        now=NOW,
+        dry_run=True,
+        on_report=lambda r: seen.append(r.to_json()),
+    )
     assert [r["policy_domain"] for r in seen] == ["☺.example", "mailhost.☺.example"]
     assert seen[0]["report"]["report-id"] == f"{DAY}.xn--74h.example@mox.example"
-    assert seen[1]["recipients"] == ["tlsreports1@mailhost.xn--74h.example", "tlsreports2@mailhost.xn--74h.example", "tlsreports3@mailhost.xn--74h.example"]
+    assert seen[1]["recipients"] == [
+        "tlsreports1@mailhost.xn--74h.example",
+        "tlsreports2@mailhost.xn--74h.example",
+        "tlsreports3@mailhost.xn--74h.example",
+    ]
     assert s.removed_rows == 0 and dq.list_messages(env.store) == []
     with env.store.read() as tx:
         assert tstore.count(tx) == 6
@@ -268,15 +311,16 @@ def test_disabled(env):
 
 
 def test_lock_held(env):
-    with job_lock(env.data, rtls.LOCK_NAME):
-        with pytest.raises(LockHeld):
-            rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver({}), now=NOW)
+    with job_lock(env.data, rtls.LOCK_NAME), pytest.raises(LockHeld):
+        rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver({}), now=NOW)
 
 
 def test_metrics_file(env):
     load_rows(env.store, _rows("all 6"))
     path = env.tmp / "tls.prom"
-    rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW, metrics_file=path)
+    rtls.send_tls_reports(
+        env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW, metrics_file=path
+    )
     text = path.read_text()
     assert 'moxcli_tlsreports_reports_queued_total{kind="recipient-domain"} 1\n' in text
     assert 'moxcli_tlsreports_reports_queued_total{kind="host"} 1\n' in text
@@ -334,7 +378,13 @@ def test_crash_neither_loses_nor_duplicates(env, point):
     cfg_file = env.cfg.path
     script = env.tmp / "crash.py"
     script.write_text(CRASH.format(tests=str(ROOT / "tests")))
-    r = subprocess.run([sys.executable, str(script), point, str(env.data), str(cfg_file)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, str(script), point, str(env.data), str(cfg_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert r.returncode == 9, r.stderr
     rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW)
     got = queued_reports(env.store, env.data)
@@ -357,15 +407,27 @@ def test_day_option_and_bad_day(env):
     for r in rows:
         r["DayUTC"] = "20240215"
     load_rows(env.store, rows)
-    s = rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW, day="20240215")
-    assert [r.report_id for r in s.reports] == ["20240215.xn--74h.example@mox.example", "20240215.mailhost.xn--74h.example@mox.example"]
+    s = rtls.send_tls_reports(
+        env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW, day="20240215"
+    )
+    assert [r.report_id for r in s.reports] == [
+        "20240215.xn--74h.example@mox.example",
+        "20240215.mailhost.xn--74h.example@mox.example",
+    ]
     got = queued_reports(env.store, env.data)
-    assert got["tlsreports@xn--74h.example"][0]["date-range"] == {"start-datetime": "2024-02-15T00:00:00Z", "end-datetime": "2024-02-15T23:59:59Z"}
+    assert got["tlsreports@xn--74h.example"][0]["date-range"] == {
+        "start-datetime": "2024-02-15T00:00:00Z",
+        "end-datetime": "2024-02-15T23:59:59Z",
+    }
 
 
 def test_mailto_recipients():
     addrs, ruas = rtls.mailto_recipients(
-        (("mailto:a@x.example", "https://h.example/", "MAILTO:b@☺.example?subject=x"), ("mailto:bad", "mailto:c@x.example"), ("ftp://x",))
+        (
+            ("mailto:a@x.example", "https://h.example/", "MAILTO:b@☺.example?subject=x"),
+            ("mailto:bad", "mailto:c@x.example"),
+            ("ftp://x",),
+        )
     )
     assert addrs == ["a@x.example", "b@xn--74h.example", "c@x.example"]
     assert ruas == ["mailto:a@x.example", "MAILTO:b@☺.example?subject=x", "mailto:c@x.example"]

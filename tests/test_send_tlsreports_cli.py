@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_report_message import make_dkim_config
+from test_send_tlsreports import DAY, SCENARIOS, FakeResolver, _rows, load_rows
 
 from moxcli.cli import cli
 from moxcli.config import load_config
 from moxcli.dns import Resolver
 from moxcli.reports import tls as rtls
 from moxcli.store import Store, job_lock
-
-from test_report_message import make_dkim_config
-from test_send_tlsreports import DAY, SCENARIOS, FakeResolver, _rows, load_rows
 
 
 @pytest.fixture
@@ -29,7 +28,9 @@ def setup(tmp_path, monkeypatch):
 
 
 def run(runner, data, cfg, *args):
-    return runner.invoke(cli, ["--data", str(data), "--config", str(cfg), "send-tlsreports", "--day", DAY, *args], env={"COLUMNS": "300"})
+    return runner.invoke(
+        cli, ["--data", str(data), "--config", str(cfg), "send-tlsreports", "--day", DAY, *args], env={"COLUMNS": "300"}
+    )
 
 
 def test_dry_run_text(runner, setup):
@@ -47,7 +48,15 @@ def test_dry_run_output_equals_json_module(runner, setup):
     data, cfg = setup
     seen = []
     with Store.open(data) as store:
-        rtls.send_tls_reports(store, data, load_config(cfg), resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), day=DAY, dry_run=True, on_report=lambda r: seen.append(r.to_json()))
+        rtls.send_tls_reports(
+            store,
+            data,
+            load_config(cfg),
+            resolver=FakeResolver(SCENARIOS[0]["dns_txt"]),
+            day=DAY,
+            dry_run=True,
+            on_report=lambda r: seen.append(r.to_json()),
+        )
     assert len(seen) == 2 and all(o["report"]["policies"] for o in seen)
     lines = run(runner, data, cfg, "--dry-run", "--json").stdout.splitlines()
     assert lines[:-1] == [json.dumps({"type": "report", **o}, ensure_ascii=False) for o in seen]
@@ -62,11 +71,38 @@ def test_json_ndjson_keys_and_second_run(runner, setup):
     assert r.exit_code == 0, r.output
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [line["type"] for line in lines] == ["report", "report", "summary"]
-    assert set(lines[0]) == {"type", "day_utc", "policy_domain", "kind", "report_id", "recipients", "suppressed", "queue_ids", "next_attempt", "policies"}
-    assert lines[1]["recipients"] == ["tlsreports1@mailhost.xn--74h.example", "tlsreports2@mailhost.xn--74h.example", "tlsreports3@mailhost.xn--74h.example"]
+    assert set(lines[0]) == {
+        "type",
+        "day_utc",
+        "policy_domain",
+        "kind",
+        "report_id",
+        "recipients",
+        "suppressed",
+        "queue_ids",
+        "next_attempt",
+        "policies",
+    }
+    assert lines[1]["recipients"] == [
+        "tlsreports1@mailhost.xn--74h.example",
+        "tlsreports2@mailhost.xn--74h.example",
+        "tlsreports3@mailhost.xn--74h.example",
+    ]
     assert len(lines[1]["queue_ids"]) == 3
     s = lines[-1]
-    assert set(s) == {"type", "day_utc", "dry_run", "disabled", "submitter", "reports", "skipped", "errors", "removed_rows", "stale_rows", "delivered"}
+    assert set(s) == {
+        "type",
+        "day_utc",
+        "dry_run",
+        "disabled",
+        "submitter",
+        "reports",
+        "skipped",
+        "errors",
+        "removed_rows",
+        "stale_rows",
+        "delivered",
+    }
     assert (s["reports"], s["submitter"], s["dry_run"], s["removed_rows"]) == (2, "mox.example", False, 6)
     assert {k["reason"] for k in s["skipped"]} == {"no-report-requested", "no-tlsrpt-record"}
     again = run(runner, data, cfg, "--json")
@@ -105,11 +141,10 @@ def test_no_dkim_exit_2_nothing_sent(runner, setup, tmp_path):
     r = run(runner, data, cfg.path)
     assert r.exit_code == 2
     assert "no DKIM signing configured" in r.stderr and "Traceback" not in r.output
-    with Store.open(data, readonly=True) as store:
-        with store.read() as tx:
-            from moxcli.store import tlsresults
+    with Store.open(data, readonly=True) as store, store.read() as tx:
+        from moxcli.store import tlsresults
 
-            assert tlsresults.count(tx) == 6
+        assert tlsresults.count(tx) == 6
 
 
 def test_bad_day_exit_2(runner, setup):
@@ -134,12 +169,11 @@ def test_local_error_exit_1(runner, setup, monkeypatch):
     r = run(runner, data, cfg)
     assert r.exit_code == 1
     assert "2 report(s) could not be composed or queued" in r.stderr
-    with Store.open(data, readonly=True) as store:
-        with store.read() as tx:
-            from moxcli.store import tlsresults
+    with Store.open(data, readonly=True) as store, store.read() as tx:
+        from moxcli.store import tlsresults
 
-            # rows of the failed reports are kept for the next run
-            assert {r.policy_domain for r in tlsresults.iter_rows(tx)} == {"☺.example", "mailhost.☺.example"}
+        # rows of the failed reports are kept for the next run
+        assert {r.policy_domain for r in tlsresults.iter_rows(tx)} == {"☺.example", "mailhost.☺.example"}
 
 
 def test_disabled_message(runner, tmp_path, setup):
@@ -149,8 +183,6 @@ def test_disabled_message(runner, tmp_path, setup):
     cfg, _ = make_dkim_config(d, extra="no_outgoing_tls_reports = true\n")
     r = run(runner, data, cfg.path)
     assert r.exit_code == 0 and "turned off" in r.stderr
-
-
 
 
 def test_deliver_now_with_queue_locked_keeps_reports_queued(runner, setup):

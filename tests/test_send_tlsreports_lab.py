@@ -14,17 +14,16 @@ import json
 import mailbox
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import lab_config_text
+from test_report_message import make_dkim_config, verify_all
 
 from moxcli.cli import cli
 from moxcli.store import Store
 from moxcli.store import tlsresults as tstore
 from moxcli.tlsrpt import report as rp
-
-from conftest import lab_config_text
-from test_report_message import make_dkim_config, verify_all
 
 pytestmark = pytest.mark.lab
 
@@ -49,29 +48,49 @@ def _wait_messages(maildir: str, submitter: str, n: int, timeout: float = 15.0) 
 def test_deliver_now_to_lab(lab, runner, tmp_path):
     tag = "r" + secrets.token_hex(4)
     submitter = f"{tag}.moxcli.test"
-    cfg, dkim_dns = make_dkim_config(tmp_path, hostname=f"mail.{submitter}", domain=submitter, extra=lab_config_text(lab).split("\n", 1)[1])
+    cfg, dkim_dns = make_dkim_config(
+        tmp_path, hostname=f"mail.{submitter}", domain=submitter, extra=lab_config_text(lab).split("\n", 1)[1]
+    )
     data = tmp_path / "data"
     data.mkdir()
-    day = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y%m%d")
-    sts = rp.Result(rp.Policy("sts", ["version: STSv1", "mode: enforce", "mx: mx.sts.test", "max_age: 86400"], "sts.test", ["mx.sts.test"]), 5, 1)
-    sts.add(0, 0, rp.FailureDetails("certificate-expired", "127.0.0.1", "mx.sts.test", "mx.sts.test ESMTP", "127.0.0.1", 1))
+    day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y%m%d")
+    sts = rp.Result(
+        rp.Policy(
+            "sts", ["version: STSv1", "mode: enforce", "mx: mx.sts.test", "max_age: 86400"], "sts.test", ["mx.sts.test"]
+        ),
+        5,
+        1,
+    )
+    sts.add(
+        0, 0, rp.FailureDetails("certificate-expired", "127.0.0.1", "mx.sts.test", "mx.sts.test ESMTP", "127.0.0.1", 1)
+    )
     host = rp.make_result("no-policy-found", "mx.sts.test")
     host.add(5, 0)
-    with Store.open(data) as store:
-        with store.write() as tx:
-            tstore.add_results(
-                tx,
-                day,
-                "sts.test",
-                [
-                    {"policy_domain": "sts.test", "is_host": False, "send_report": True, "results": [sts]},
-                    {"policy_domain": "mx.sts.test", "is_host": True, "send_report": False, "results": [host]},
-                ],
-            )
-            failed = rp.make_result("no-policy-found", "mx.sts.test", rp.FailureDetails("starttls-not-supported", "", "mx.sts.test", "", "127.0.0.1", 1))
-            failed.add(0, 1)
-            tstore.add_results(tx, day, "other.test", [{"policy_domain": "mx.sts.test", "is_host": True, "send_report": True, "results": [failed]}])
-    r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "send-tlsreports", "--deliver-now", "--json"])
+    with Store.open(data) as store, store.write() as tx:
+        tstore.add_results(
+            tx,
+            day,
+            "sts.test",
+            [
+                {"policy_domain": "sts.test", "is_host": False, "send_report": True, "results": [sts]},
+                {"policy_domain": "mx.sts.test", "is_host": True, "send_report": False, "results": [host]},
+            ],
+        )
+        failed = rp.make_result(
+            "no-policy-found",
+            "mx.sts.test",
+            rp.FailureDetails("starttls-not-supported", "", "mx.sts.test", "", "127.0.0.1", 1),
+        )
+        failed.add(0, 1)
+        tstore.add_results(
+            tx,
+            day,
+            "other.test",
+            [{"policy_domain": "mx.sts.test", "is_host": True, "send_report": True, "results": [failed]}],
+        )
+    r = runner.invoke(
+        cli, ["--data", str(data), "--config", str(cfg.path), "send-tlsreports", "--deliver-now", "--json"]
+    )
     assert r.exit_code == 0, r.output
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     summary = lines[-1]
@@ -93,17 +112,24 @@ def test_deliver_now_to_lab(lab, runner, tmp_path):
     m1, rep1 = by_rcpt["sts.test"]
     assert "tlsrpt@reports.test" in m1["To"] and m1["TLS-Report-Submitter"] == submitter
     assert rep1["report-id"] == f"{day}.sts.test@{submitter}" and rep1["contact-info"] == f"postmaster@{submitter}"
-    assert [(p["policy"]["policy-type"], p["policy"]["policy-domain"]) for p in rep1["policies"]] == [("sts", "sts.test"), ("no-policy-found", "mx.sts.test")]
+    assert [(p["policy"]["policy-type"], p["policy"]["policy-domain"]) for p in rep1["policies"]] == [
+        ("sts", "sts.test"),
+        ("no-policy-found", "mx.sts.test"),
+    ]
     assert rep1["policies"][0]["failure-details"][0]["receiving-mx-helo"] == "mx.sts.test ESMTP"
     m2, rep2 = by_rcpt["mx.sts.test"]
     assert "mx-tlsrpt@reports.test" in m2["To"]
-    assert [(p["policy"]["policy-domain"], p["policy"]["mx-host"]) for p in rep2["policies"]] == [("other.test", ["mx.sts.test"]), ("sts.test", ["mx.sts.test"])]
+    assert [(p["policy"]["policy-domain"], p["policy"]["mx-host"]) for p in rep2["policies"]] == [
+        ("other.test", ["mx.sts.test"]),
+        ("sts.test", ["mx.sts.test"]),
+    ]
 
     # a second run for the same day sends nothing; the rows are gone
-    r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "send-tlsreports", "--deliver-now", "--json"])
+    r = runner.invoke(
+        cli, ["--data", str(data), "--config", str(cfg.path), "send-tlsreports", "--deliver-now", "--json"]
+    )
     assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[-1])["reports"] == 0
-    with Store.open(data, readonly=True) as store:
-        with store.read() as tx:
-            # only the results of delivering the reports themselves (today, send_report false)
-            rows = list(tstore.iter_rows(tx))
+    with Store.open(data, readonly=True) as store, store.read() as tx:
+        # only the results of delivering the reports themselves (today, send_report false)
+        rows = list(tstore.iter_rows(tx))
     assert rows and all(not row.send_report and row.day_utc != day for row in rows)

@@ -5,7 +5,7 @@ import pytest
 from moxcli.cli import cli
 from moxcli.config import load_config
 from moxcli.errors import ConfigError, UsageError
-from moxcli.setup import dns_records, init_data_dir
+from moxcli.setup import init_data_dir
 from moxcli.store import Store
 from moxcli.store.mail import list_accounts, list_mailboxes
 
@@ -28,7 +28,9 @@ def test_init_creates_config_keys_account(tmp_path):
     types = {(r.name, r.type) for r in res.records}
     assert ("_smtp._tls.mail.example.org", "TXT") in types
     assert ("_smtp._tls.example.org", "TXT") in types
-    assert ("2026a._domainkey.example.org", "TXT") in types or any(n.endswith("._domainkey.example.org") for n, _ in types)
+    assert ("2026a._domainkey.example.org", "TXT") in types or any(
+        n.endswith("._domainkey.example.org") for n, _ in types
+    )
 
 
 def test_init_refuses_existing_config(tmp_path):
@@ -39,7 +41,10 @@ def test_init_refuses_existing_config(tmp_path):
     assert cfg.read_text() == "# mine\n"
 
 
-@pytest.mark.parametrize("domain, host", [("bad..example", "mail.example.org"), ("example.org", "1.2.3.4"), ("example.org.", "m.example.org")])
+@pytest.mark.parametrize(
+    "domain, host",
+    [("bad..example", "mail.example.org"), ("example.org", "1.2.3.4"), ("example.org.", "m.example.org")],
+)
 def test_init_rejects_bad_names(tmp_path, domain, host):
     with pytest.raises(UsageError):
         init_data_dir(tmp_path, tmp_path / "c.toml", domain, host)

@@ -58,7 +58,17 @@ def test_dot_stuff(data, expect):
 
 
 def test_extensions_parse():
-    ext = Extensions.parse(["mx.example", "pipelining", "SIZE 1000", "STARTTLS", "AUTH PLAIN login", "LIMITS RCPTMAX=5 MAILMAX=2", "requiretls"])
+    ext = Extensions.parse(
+        [
+            "mx.example",
+            "pipelining",
+            "SIZE 1000",
+            "STARTTLS",
+            "AUTH PLAIN login",
+            "LIMITS RCPTMAX=5 MAILMAX=2",
+            "requiretls",
+        ]
+    )
     assert "PIPELINING" in ext and "starttls" in ext and "REQUIRETLS" in ext
     assert ext.size == 1000 and ext.auth == ["PLAIN", "LOGIN"] and ext.rcpt_max == 5
     assert "8BITMIME" not in ext
@@ -119,7 +129,9 @@ def test_transaction_per_recipient_results():
     c = Client(srv.client_sock, "client.example")
     assert c.read_greeting().text == "mx.example ESMTP"
     c.ehlo()
-    res = c.transaction("a@example.net", ["ok@example.org", "bad@example.org", "later@example.org"], b".dot\r\nbody \xc3\xa9\r\n")
+    res = c.transaction(
+        "a@example.net", ["ok@example.org", "bad@example.org", "later@example.org"], b".dot\r\nbody \xc3\xa9\r\n"
+    )
     c.quit()
     srv.thread.join(5)
     assert [(r.recipient, r.ok, r.permanent) for r in res] == [
@@ -266,4 +278,13 @@ def test_refused_transaction_is_reset_before_the_next():
     assert r.ok
     c.quit()
     srv.thread.join(5)
-    assert [x.split(":")[0] for x in srv.received] == ["EHLO c", "MAIL FROM", "RCPT TO", "RSET", "MAIL FROM", "RCPT TO", "DATA", "QUIT"]
+    assert [x.split(":")[0] for x in srv.received] == [
+        "EHLO c",
+        "MAIL FROM",
+        "RCPT TO",
+        "RSET",
+        "MAIL FROM",
+        "RCPT TO",
+        "DATA",
+        "QUIT",
+    ]

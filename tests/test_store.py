@@ -8,10 +8,8 @@ import time
 import pytest
 
 from moxcli.errors import ConfigError, StoreError
-from moxcli.store import Store, StoreNeedsMigration, job_lock
-from moxcli.store import migrate, schema
+from moxcli.store import Store, StoreNeedsMigration, job_lock, migrate, schema
 from moxcli.store.files import message_file, msg_path, parse_msg_path, write_file
-from moxcli.errors import LockHeld
 
 
 def test_put_get_scan_delete(data_dir):
@@ -26,7 +24,9 @@ def test_put_get_scan_delete(data_dir):
             rec = tx.get(schema.TLS_RESULT, schema.text_key("20260101", "a.example", "a.example"))
             assert rec == {"day": "20260101", "dom": "a.example", "_v": 1}
             assert tx.count(schema.TLS_RESULT) == 4
-            rev = [r["day"] + r["dom"] for _, r in tx.scan(schema.TLS_RESULT, schema.prefix_key("20260101"), reverse=True)]
+            rev = [
+                r["day"] + r["dom"] for _, r in tx.scan(schema.TLS_RESULT, schema.prefix_key("20260101"), reverse=True)
+            ]
             assert rev == ["20260101b.example", "20260101a.example"]
         with st.write() as tx:
             assert tx.delete_prefix(schema.TLS_RESULT, schema.prefix_key("20260101")) == 2
@@ -46,11 +46,10 @@ def test_int_keys_sort_and_split(data_dir):
 
 def test_write_aborts_on_exception(data_dir):
     with Store.open(data_dir) as st:
-        with pytest.raises(RuntimeError):
-            with st.write() as tx:
-                tx.put(schema.QUEUE, schema.u64(1), {"x": 1})
-                assert tx.next_id("queue") == 1
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError), st.write() as tx:
+            tx.put(schema.QUEUE, schema.u64(1), {"x": 1})
+            assert tx.next_id("queue") == 1
+            raise RuntimeError("boom")
         with st.read() as tx:
             assert tx.get(schema.QUEUE, schema.u64(1)) is None
             assert tx.peek_id("queue") == 0
@@ -60,10 +59,8 @@ def test_readonly_open_requires_store_and_refuses_writes(data_dir):
     with pytest.raises(StoreError, match="no store here"):
         Store.open(data_dir, readonly=True)
     Store.open(data_dir).close()
-    with Store.open(data_dir, readonly=True) as st:
-        with pytest.raises(StoreError, match="read-only"):
-            with st.write():
-                pass
+    with Store.open(data_dir, readonly=True) as st, pytest.raises(StoreError, match="read-only"), st.write():
+        pass
 
 
 READER = (
@@ -79,25 +76,25 @@ def test_reader_not_blocked_by_writer(data_dir):
             tx.put(schema.QUEUE, schema.u64(1), {"v": "old"})
         with st.write() as wtx:
             wtx.put(schema.QUEUE, schema.u64(1), {"v": "new"})
-            r = subprocess.run([sys.executable, "-c", READER, str(data_dir)], capture_output=True, text=True, timeout=10)
+            r = subprocess.run(
+                [sys.executable, "-c", READER, str(data_dir)], capture_output=True, text=True, timeout=10
+            )
             assert r.stdout.strip() == "old", r.stderr
     r = subprocess.run([sys.executable, "-c", READER, str(data_dir)], capture_output=True, text=True, timeout=10)
     assert r.stdout.strip() == "new"
 
 
 def test_newer_schema_refused(data_dir):
-    with Store.open(data_dir) as st:
-        with st.write() as tx:
-            tx.set_meta("schema_version", schema.SCHEMA_VERSION + 1)
+    with Store.open(data_dir) as st, st.write() as tx:
+        tx.set_meta("schema_version", schema.SCHEMA_VERSION + 1)
     for readonly in (False, True):
         with pytest.raises(ConfigError, match="newer than this moxcli understands"):
             Store.open(data_dir, readonly=readonly)
 
 
 def test_older_schema_migrated_in_one_transaction(data_dir, monkeypatch):
-    with Store.open(data_dir) as st:
-        with st.write() as tx:
-            tx.put(schema.QUEUE, schema.u64(7), {"old_field": "x"})
+    with Store.open(data_dir) as st, st.write() as tx:
+        tx.put(schema.QUEUE, schema.u64(7), {"old_field": "x"})
     calls = []
 
     def step(tx):
@@ -110,10 +107,9 @@ def test_older_schema_migrated_in_one_transaction(data_dir, monkeypatch):
     monkeypatch.setitem(migrate.MIGRATIONS, 1, step)
     with pytest.raises(StoreNeedsMigration):
         Store.open(data_dir, readonly=True)
-    with Store.open(data_dir) as st:
-        with st.read() as tx:
-            assert tx.meta("schema_version") == 2
-            assert tx.get(schema.QUEUE, schema.u64(7))["new_field"] == "x"
+    with Store.open(data_dir) as st, st.read() as tx:
+        assert tx.meta("schema_version") == 2
+        assert tx.get(schema.QUEUE, schema.u64(7))["new_field"] == "x"
     assert calls == [1]
 
 
@@ -196,7 +192,9 @@ def test_killed_writer_leaves_consistent_store(data_dir):
         tx.put(schema.QUEUE, schema.u64(10**9), {"after": True})
 
 
-@pytest.mark.parametrize("msg_id, path", [(1, "a/1"), (8191, "a/8191"), (8192, "b/8192"), (524288, "ab/524288"), (1000000, "Wb/1000000")])
+@pytest.mark.parametrize(
+    "msg_id, path", [(1, "a/1"), (8191, "a/8191"), (8192, "b/8192"), (524288, "ab/524288"), (1000000, "Wb/1000000")]
+)
 def test_message_paths(msg_id, path):
     assert msg_path(msg_id) == path
     assert parse_msg_path(path) == msg_id
@@ -225,10 +223,12 @@ def test_account_names_validated(data_dir, name):
 
 
 def test_job_lock_excludes_other_process(data_dir):
-    code = "import sys;from pathlib import Path;from moxcli.store import job_lock\n" \
-           "from moxcli.errors import LockHeld\n" \
-           "try:\n  with job_lock(Path(sys.argv[1]), 'send-tlsreports'): pass\n" \
-           "except LockHeld as e: print(e); sys.exit(3)\n"
+    code = (
+        "import sys;from pathlib import Path;from moxcli.store import job_lock\n"
+        "from moxcli.errors import LockHeld\n"
+        "try:\n  with job_lock(Path(sys.argv[1]), 'send-tlsreports'): pass\n"
+        "except LockHeld as e: print(e); sys.exit(3)\n"
+    )
     with job_lock(data_dir, "send-tlsreports"):
         r = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True)
         assert r.returncode == 3

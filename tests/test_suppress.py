@@ -35,7 +35,11 @@ def test_add_list_remove_expiry(data_dir, kind):
             sp.add(tx, kind, "future@x.example", until=2000.0, comment="asked", now=200.0)
             sp.add(tx, kind, "forever@x.example", now=300.0)
         with store.read() as tx:
-            assert [e.address for e in sp.entries(tx, kind)] == ["forever@x.example", "future@x.example", "expired@x.example"]
+            assert [e.address for e in sp.entries(tx, kind)] == [
+                "forever@x.example",
+                "future@x.example",
+                "expired@x.example",
+            ]
             assert not sp.is_suppressed(tx, kind, "expired@x.example", now=1000.0)
             assert sp.is_suppressed(tx, kind, "FUTURE@x.example", now=1000.0)
             assert not sp.is_suppressed(tx, kind, "future@x.example", now=2000.0)
@@ -63,7 +67,6 @@ def test_suppress_after_failure(data_dir):
 
 
 def test_unknown_kind(data_dir):
-    with Store.open(data_dir) as store:
-        with store.read() as tx:
-            with pytest.raises(UsageError, match="unknown suppression list"):
-                sp.entries(tx, "spam")
+    with Store.open(data_dir) as store, store.read() as tx:
+        with pytest.raises(UsageError, match="unknown suppression list"):
+            sp.entries(tx, "spam")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,13 +24,17 @@ def test_add_list_remove(runner, data_dir, kind):
     e = json.loads(r.stdout)
     assert set(e) == {"address", "inserted", "until", "comment"}
     assert e["address"] == "rep@example.org" and e["comment"] == "asked"
-    assert e["until"] == datetime(2999, 2, 1, tzinfo=timezone.utc).timestamp()  # end of 2999-01-31 UTC
+    assert e["until"] == datetime(2999, 2, 1, tzinfo=UTC).timestamp()  # end of 2999-01-31 UTC
     assert run(runner, data_dir, kind, "add", "old@example.org", "--until", "2000-01-01").exit_code == 0
     r = run(runner, data_dir, kind, "add", "forever@example.org")
     assert r.exit_code == 0 and "until never" in r.stderr
     r = run(runner, data_dir, kind, "list", "--json")
     rows = json.loads(r.stdout)
-    assert [(x["address"], x["active"]) for x in rows] == [("forever@example.org", True), ("old@example.org", False), ("rep@example.org", True)]
+    assert [(x["address"], x["active"]) for x in rows] == [
+        ("forever@example.org", True),
+        ("old@example.org", False),
+        ("rep@example.org", True),
+    ]
     assert set(rows[0]) == {"address", "inserted", "until", "comment", "active"}
     r = run(runner, data_dir, kind, "list")
     assert "expired" in r.stdout and "rep@example.org" in r.stdout and "asked" in r.stdout

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
+from test_dane_pki import NOW, make_cert, make_pki
 
 from moxcli import tlsconn as tc
-from test_dane_pki import NOW, make_cert, make_pki
 
 P = make_pki()
 
@@ -59,10 +59,12 @@ def test_load_roots_with_ca_file(tmp_path):
 
 @pytest.mark.parametrize(
     "number,prefix,want",
-    [(70, "tls-remote-alert", "tls-remote-alert-70-protocol-version-not-supported"),
-     (48, "tls-local-alert", "tls-local-alert-48-unknown-certificate-authority"),
-     (115, "tls-remote-alert", "tls-remote-alert-115-unknown-PSK-identity"),
-     (200, "tls-remote-alert", "tls-remote-alert-200")],
+    [
+        (70, "tls-remote-alert", "tls-remote-alert-70-protocol-version-not-supported"),
+        (48, "tls-local-alert", "tls-local-alert-48-unknown-certificate-authority"),
+        (115, "tls-remote-alert", "tls-remote-alert-115-unknown-PSK-identity"),
+        (200, "tls-remote-alert", "tls-remote-alert-200"),
+    ],
 )
 def test_alert_reason(number, prefix, want):
     assert tc.alert_reason(prefix, number) == want
@@ -77,8 +79,11 @@ def _ssl_error(cls, reason):
 @pytest.mark.parametrize(
     "exc,reason",
     [
-        (socket.timeout("timed out"), "io-timeout-during-handshake"),
-        (_ssl_error(ssl.SSLError, "TLSV1_ALERT_PROTOCOL_VERSION"), "tls-remote-alert-70-protocol-version-not-supported"),
+        (TimeoutError("timed out"), "io-timeout-during-handshake"),
+        (
+            _ssl_error(ssl.SSLError, "TLSV1_ALERT_PROTOCOL_VERSION"),
+            "tls-remote-alert-70-protocol-version-not-supported",
+        ),
         (_ssl_error(ssl.SSLError, "SSLV3_ALERT_HANDSHAKE_FAILURE"), "tls-remote-alert-40-handshake-failure"),
         (_ssl_error(ssl.SSLError, "TLSV1_ALERT_SOMETHING_NEW"), "tls-remote-error"),
         (_ssl_error(ssl.SSLError, "WRONG_VERSION_NUMBER"), "tls-record-header-error"),
@@ -100,7 +105,11 @@ def tls_server(tmp_path):
     ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = make_cert("Server CA", ca_key, ca=True)
     leaf = make_cert("localhost", leaf_key, (ca, ca_key), sans=("localhost",))
-    key.write_bytes(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key.write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(chain, key)
@@ -199,13 +208,27 @@ def _scripted_smtp(replies: list[bytes]):
 @pytest.mark.parametrize(
     "replies,result_type,reason,error",
     [
-        ([b"220 hi\r\n", b"250-x\r\n250 STARTTLS\r\n", b"454 4.7.0 TLS not available\r\n"],
-         "starttls-not-supported", "smtp-starttls-reply-code-454", "STARTTLS answered 454"),
-        ([b"220 hi\r\n", b"250-x\r\n250 PIPELINING\r\n", b"221 bye\r\n"], "starttls-not-supported", "", "STARTTLS not offered"),
+        (
+            [b"220 hi\r\n", b"250-x\r\n250 STARTTLS\r\n", b"454 4.7.0 TLS not available\r\n"],
+            "starttls-not-supported",
+            "smtp-starttls-reply-code-454",
+            "STARTTLS answered 454",
+        ),
+        (
+            [b"220 hi\r\n", b"250-x\r\n250 PIPELINING\r\n", b"221 bye\r\n"],
+            "starttls-not-supported",
+            "",
+            "STARTTLS not offered",
+        ),
         ([b"554 go away\r\n"], "", "", "greeting 554"),
         ([b"hello\x1b[31m\r\n"], "", "", "malformed reply line"),
         ([b"220 hi\r\n", b"500 what\r\n"], "", "", "EHLO answered 500"),
-        ([b"220 hi\r\n", b"250-x\r\n250 STARTTLS\r\n", b"220 go ahead\r\n220 injected\r\n"], "validation-failure", "", "after STARTTLS"),
+        (
+            [b"220 hi\r\n", b"250-x\r\n250 STARTTLS\r\n", b"220 go ahead\r\n220 injected\r\n"],
+            "validation-failure",
+            "",
+            "after STARTTLS",
+        ),
     ],
 )
 def test_probe_scripted_servers(replies, result_type, reason, error):
@@ -238,7 +261,11 @@ def test_reply_parser_hostile(data, chunk):
 
 @pytest.mark.parametrize(
     "data,code,text",
-    [(b"250-a\r\n250-b c\r\n250 d\r\n", 250, ["a", "b c", "d"]), (b"220\n", 220, [""]), (b"220 x\xff\r\n", 220, ["x\ufffd"])],
+    [
+        (b"250-a\r\n250-b c\r\n250 d\r\n", 250, ["a", "b c", "d"]),
+        (b"220\n", 220, [""]),
+        (b"220 x\xff\r\n", 220, ["x\ufffd"]),
+    ],
 )
 def test_reply_parser(data, code, text):
     assert tc._Lines(_FakeSock(data, 3)).reply() == (code, text)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, VECTORS
 
 from moxcli.cli import cli
 from moxcli.config import Config, parse_config
@@ -14,8 +15,6 @@ from moxcli.errors import CheckFailed
 from moxcli.reports import incoming_tls as inc
 from moxcli.store import Store
 from moxcli.tlsrpt.report import MAX_JSON_SIZE, ReportError
-
-from conftest import ROOT, VECTORS
 
 V = json.loads((VECTORS / "tlsrpt_reports.json").read_text())
 SAMPLES = ROOT.parent / "shared" / "samples"
@@ -36,7 +35,9 @@ def test_message_parse_vectors(case):
             inc.parse_report_message(data)
 
 
-def _msg(body_type: str, body: bytes, cte: str = "base64", outer: str = 'multipart/report; report-type="tlsrpt"') -> bytes:
+def _msg(
+    body_type: str, body: bytes, cte: str = "base64", outer: str = 'multipart/report; report-type="tlsrpt"'
+) -> bytes:
     import base64
 
     enc = base64.encodebytes(body).replace(b"\n", b"\r\n") if cte == "base64" else body
@@ -53,7 +54,9 @@ REPORT = json.loads(V["report_json_samples"][0]["json"])
 
 
 def test_gzip_part_and_from_domain():
-    rep, warnings, from_domain = inc.parse_report_message(_msg("application/tlsrpt+gzip", gzip.compress(json.dumps(REPORT).encode())))
+    rep, warnings, from_domain = inc.parse_report_message(
+        _msg("application/tlsrpt+gzip", gzip.compress(json.dumps(REPORT).encode()))
+    )
     assert rep.organization_name == "Company-X" and warnings == [] and from_domain == "sender.example"
 
 
@@ -90,8 +93,12 @@ def test_gzip_bomb_inside_message():
 
 
 def test_deep_mime_refused():
-    open_parts = b"".join(f'--b{i}\r\nContent-Type: multipart/mixed; boundary="b{i + 1}"\r\n\r\n'.encode() for i in range(30))
-    data = b'From: a@b.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b0"\r\n\r\n' + open_parts
+    open_parts = b"".join(
+        f'--b{i}\r\nContent-Type: multipart/mixed; boundary="b{i + 1}"\r\n\r\n'.encode() for i in range(30)
+    )
+    data = (
+        b'From: a@b.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b0"\r\n\r\n' + open_parts
+    )
     with pytest.raises(ReportError, match="nested"):
         inc.parse_report_message(data)
 
@@ -114,7 +121,9 @@ def _report_with(domains: list[str]) -> dict:
     return rep
 
 
-@pytest.mark.parametrize("case", V["incoming_storage_cases"]["cases"], ids=lambda c: ",".join(c["report_policy_domains"]) or "none")
+@pytest.mark.parametrize(
+    "case", V["incoming_storage_cases"]["cases"], ids=lambda c: ",".join(c["report_policy_domains"]) or "none"
+)
 def test_storage_cases(tmp_path, data_dir, case):
     cfg = _cfg(tmp_path)
     f = tmp_path / "r.json"
@@ -190,14 +199,34 @@ def test_cli_import_list_show(runner, data_dir, tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert [o["kind"] for o in out] == ["json.gz", "message", "json"]
-    assert set(out[0]) == {"id", "path", "kind", "report_id", "organization_name", "policy_domains", "skipped_domains", "warnings"}
+    assert set(out[0]) == {
+        "id",
+        "path",
+        "kind",
+        "report_id",
+        "organization_name",
+        "policy_domains",
+        "skipped_domains",
+        "warnings",
+    }
     assert r.stderr.count("warning: ") == 2 and "no timezone" in r.stderr and "mx-host is a string" in r.stderr
     r = cli_run(runner, data_dir, "list", "--json")
     rows = json.loads(r.stdout)
     assert [x["id"] for x in rows] == [3, 2, 1]
     assert set(rows[0]) == {
-        "id", "organization_name", "report_id", "start", "end", "contact_info", "policy_domains", "from_domain",
-        "source", "imported", "host_report", "successful_sessions", "failed_sessions",
+        "id",
+        "organization_name",
+        "report_id",
+        "start",
+        "end",
+        "contact_info",
+        "policy_domains",
+        "from_domain",
+        "source",
+        "imported",
+        "host_report",
+        "successful_sessions",
+        "failed_sessions",
     }
     assert rows[1]["from_domain"] == "mail.sender.example.com" and rows[2]["successful_sessions"] == 5326
     r = cli_run(runner, data_dir, "list", "--domain", "other.example", "--json")
@@ -206,12 +235,23 @@ def test_cli_import_list_show(runner, data_dir, tmp_path):
     assert "Company-X" in r.stdout and "company-y.example" in r.stdout
     r = cli_run(runner, data_dir, "show", "1")
     assert r.exit_code == 0
-    assert "certificate-expired" in r.stdout and "X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED" in r.stdout and "5326" in r.stdout
+    assert (
+        "certificate-expired" in r.stdout and "X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED" in r.stdout and "5326" in r.stdout
+    )
     r = cli_run(runner, data_dir, "show", "3")
     assert "no timezone" in r.stderr
     r = cli_run(runner, data_dir, "show", "1", "--json")
     rec = json.loads(r.stdout)
-    assert set(rec) == {"id", "imported", "source", "from_domain", "policy_domains", "host_report", "warnings", "report"}
+    assert set(rec) == {
+        "id",
+        "imported",
+        "source",
+        "from_domain",
+        "policy_domains",
+        "host_report",
+        "warnings",
+        "report",
+    }
     assert rec["report"]["policies"][0]["failure-details"][0]["result-type"] == "certificate-expired"
 
 

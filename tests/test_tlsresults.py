@@ -10,7 +10,9 @@ from moxcli.tlsrpt import report as rp
 
 
 def _sts(success: int, failure: int, *details: rp.FailureDetails) -> rp.Result:
-    return rp.Result(rp.Policy("sts", ["version: STSv1"], "xn--74h.example", ["*.xn--74h.example"]), success, failure, list(details))
+    return rp.Result(
+        rp.Policy("sts", ["version: STSv1"], "xn--74h.example", ["*.xn--74h.example"]), success, failure, list(details)
+    )
 
 
 def _tlsa(success: int, failure: int) -> rp.Result:
@@ -28,8 +30,18 @@ def test_insert_then_merge(data_dir):
                 "20240301",
                 "xn--74h.example",
                 [
-                    {"policy_domain": "xn--74h.example", "is_host": False, "send_report": False, "results": [_sts(1, 0)]},
-                    {"policy_domain": "mailhost.xn--74h.example", "is_host": True, "send_report": False, "results": [_tlsa(1, 0)]},
+                    {
+                        "policy_domain": "xn--74h.example",
+                        "is_host": False,
+                        "send_report": False,
+                        "results": [_sts(1, 0)],
+                    },
+                    {
+                        "policy_domain": "mailhost.xn--74h.example",
+                        "is_host": True,
+                        "send_report": False,
+                        "results": [_tlsa(1, 0)],
+                    },
                 ],
                 now=100.0,
             )
@@ -38,19 +50,36 @@ def test_insert_then_merge(data_dir):
                 tx,
                 "20240301",
                 "☺.example",
-                [{"policy_domain": "☺.example", "is_host": False, "send_report": True, "results": [_sts(0, 1, EXPIRED).to_json()]}],
+                [
+                    {
+                        "policy_domain": "☺.example",
+                        "is_host": False,
+                        "send_report": True,
+                        "results": [_sts(0, 1, EXPIRED).to_json()],
+                    }
+                ],
                 now=200.0,
             )
             tr.add_results(
                 tx,
                 "20240301",
                 "☺.example",
-                [{"policy_domain": "☺.example", "is_host": False, "send_report": False, "results": [_sts(2, 1, EXPIRED)]}],
+                [
+                    {
+                        "policy_domain": "☺.example",
+                        "is_host": False,
+                        "send_report": False,
+                        "results": [_sts(2, 1, EXPIRED)],
+                    }
+                ],
                 now=300.0,
             )
         with store.read() as tx:
             rows = tr.rows_for_recipient_domain(tx, "20240301", "☺.example")
-            assert [(r.policy_domain, r.recipient_domain) for r in rows] == [("☺.example", "☺.example"), ("mailhost.☺.example", "☺.example")]
+            assert [(r.policy_domain, r.recipient_domain) for r in rows] == [
+                ("☺.example", "☺.example"),
+                ("mailhost.☺.example", "☺.example"),
+            ]
             sts = rows[0]
             assert sts.send_report is True  # OR-ed
             assert (sts.created, sts.updated) == (100.0, 300.0)
@@ -62,10 +91,21 @@ def test_insert_then_merge(data_dir):
 
 
 def test_empty_policy_type_skipped(data_dir):
-    with Store.open(data_dir) as store:
-        with store.write() as tx:
-            tr.add_results(tx, "20240301", "a.example", [{"policy_domain": "a.example", "is_host": False, "send_report": True, "results": [rp.make_result("", "a.example")]}])
-            assert tr.count(tx) == 0
+    with Store.open(data_dir) as store, store.write() as tx:
+        tr.add_results(
+            tx,
+            "20240301",
+            "a.example",
+            [
+                {
+                    "policy_domain": "a.example",
+                    "is_host": False,
+                    "send_report": True,
+                    "results": [rp.make_result("", "a.example")],
+                }
+            ],
+        )
+        assert tr.count(tx) == 0
 
 
 def _fill(store: Store) -> None:
@@ -76,15 +116,32 @@ def _fill(store: Store) -> None:
                 day,
                 "☺.example",
                 [
-                    {"policy_domain": "☺.example", "is_host": False, "send_report": day == "20240301", "results": [_sts(1, 0)]},
-                    {"policy_domain": "mailhost.☺.example", "is_host": True, "send_report": False, "results": [_tlsa(1, 0)]},
+                    {
+                        "policy_domain": "☺.example",
+                        "is_host": False,
+                        "send_report": day == "20240301",
+                        "results": [_sts(1, 0)],
+                    },
+                    {
+                        "policy_domain": "mailhost.☺.example",
+                        "is_host": True,
+                        "send_report": False,
+                        "results": [_tlsa(1, 0)],
+                    },
                 ],
             )
             tr.add_results(
                 tx,
                 day,
                 "sharedsender.example",
-                [{"policy_domain": "mailhost.☺.example", "is_host": True, "send_report": True, "results": [_tlsa(1, 1)]}],
+                [
+                    {
+                        "policy_domain": "mailhost.☺.example",
+                        "is_host": True,
+                        "send_report": True,
+                        "results": [_tlsa(1, 1)],
+                    }
+                ],
             )
 
 

@@ -37,7 +37,7 @@ def test_table_output(runner, lab_data):
 
 
 def test_no_record_exit_1(runner, lab_data):
-    r = run(runner, lab_data, "--json", "notls.test")
+    r = run(runner, lab_data, "--json", "insecure.test")
     assert r.exit_code == 1
     j = json.loads(r.stdout)
     assert j["valid"] is False and j["rua"] == [] and "no TLSRPT record" in j["errors"][0]

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import VECTORS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,8 +11,6 @@ from moxcli.dns import Answer, NotFound, TemporaryDNSError
 from moxcli.errors import CheckFailed
 from moxcli.tlsrpt.lookup import MultipleRecords, RecordSyntax, check_record_text, lookup_tlsrpt
 from moxcli.tlsrpt.record import VERSION, NotTLSRPT, ParseError, Record, encode_uri, lint, parse_record
-
-from conftest import VECTORS
 
 V = json.loads((VECTORS / "tlsrpt_records.json").read_text())
 
@@ -36,8 +35,13 @@ EXTRA_PARSE = [
     ("v=TLSRPTv1; rua=1mailto:a@b.example", False, True, None, None),
     ("v=TLSRPTv1; rua=mailto:a@b.example,", False, True, None, None),
     ("v=TLSRPTv1; rua=a:1 ,b:2,  c:3", True, True, [["a:1", "b:2", "c:3"]], []),
-    ("v=TLSRPTv1; rua=mailto:a@b.example; rua=mailto:c@d.example, https://e.example/",
-     True, True, [["mailto:a@b.example"], ["mailto:c@d.example", "https://e.example/"]], []),
+    (
+        "v=TLSRPTv1; rua=mailto:a@b.example; rua=mailto:c@d.example, https://e.example/",
+        True,
+        True,
+        [["mailto:a@b.example"], ["mailto:c@d.example", "https://e.example/"]],
+        [],
+    ),
     ("v=TLSRPTv1; rua=mailto:a@b.example; x=1; x=2", True, True, [["mailto:a@b.example"]], [["x", "1"], ["x", "2"]]),
     ("v=TLSRPTv1; rua=mailto:a@b.example; x=\u00e9", False, True, None, None),
     ("v=TLSRPTv1; rua=https://[::1/x", False, True, None, None),
@@ -96,8 +100,12 @@ def test_hostile_text_never_crashes(text):
 _uri = st.from_regex(r"\A(mailto:[a-z0-9.]{1,8}@[a-z0-9.]{1,8}|https://[a-z0-9.]{1,8}/[a-z0-9]{0,6}(%2C)?)\Z")
 
 
-@given(st.lists(st.lists(_uri, min_size=1, max_size=3), min_size=1, max_size=3),
-       st.lists(st.tuples(st.from_regex(r"\A[a-z][a-z0-9_.-]{0,31}\Z"), st.from_regex(r"\A[!-:<>-~]{1,10}\Z")), max_size=3))
+@given(
+    st.lists(st.lists(_uri, min_size=1, max_size=3), min_size=1, max_size=3),
+    st.lists(
+        st.tuples(st.from_regex(r"\A[a-z][a-z0-9_.-]{0,31}\Z"), st.from_regex(r"\A[!-:<>-~]{1,10}\Z")), max_size=3
+    ),
+)
 @settings(max_examples=100, deadline=None)
 def test_format_parse_roundtrip(ruas, exts):
     exts = [(k, v) for k, v in exts if k != "rua"]
@@ -162,7 +170,12 @@ def fake(monkeypatch):
 
 @pytest.mark.parametrize("case", V["lookup"]["cases"], ids=lambda c: c["domain"])
 def test_lookup(fake, case):
-    errors = {"ErrNoRecord": NotFound, "ErrMultipleRecords": MultipleRecords, "ErrRecordSyntax": RecordSyntax, "ErrDNS": TemporaryDNSError}
+    errors = {
+        "ErrNoRecord": NotFound,
+        "ErrMultipleRecords": MultipleRecords,
+        "ErrRecordSyntax": RecordSyntax,
+        "ErrDNS": TemporaryDNSError,
+    }
     if case["ok"]:
         record, text = lookup_tlsrpt(fake, case["domain"])
         assert [list(x) for x in record.ruas] == case["expect"]["ruas"]

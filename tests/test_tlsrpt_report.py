@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from conftest import VECTORS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moxcli.tlsrpt import report as rp
-
-from conftest import VECTORS
 
 V = json.loads((VECTORS / "tlsrpt_reports.json").read_text())
 
@@ -105,9 +104,16 @@ def test_failure_details_json_shape():
 
 
 def test_report_json_bytes_shape():
-    start = datetime(2024, 3, 1, tzinfo=timezone.utc)
-    end = datetime(2024, 3, 1, 23, 59, 59, tzinfo=timezone.utc)
-    rep = rp.Report("mox.example", start, end, "postmaster@mox.example", "20240301.x.example@mox.example", [rp.make_result("no-policy-found", "x.example")])
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    end = datetime(2024, 3, 1, 23, 59, 59, tzinfo=UTC)
+    rep = rp.Report(
+        "mox.example",
+        start,
+        end,
+        "postmaster@mox.example",
+        "20240301.x.example@mox.example",
+        [rp.make_result("no-policy-found", "x.example")],
+    )
     data = rp.report_json_bytes(rep)
     assert data.endswith(b"}\n")
     assert b'\n\t"organization-name": "mox.example"' in data
@@ -124,10 +130,25 @@ def test_report_json_bytes_shape():
 
 
 QUIRKS = [
-    ("mx-host string", {"mx-host": "mx.example"}, "is a string", lambda r: r.policies[0].policy.mx_host == ["mx.example"]),
-    ("empty sending-mta-ip", {"fd": {"sending-mta-ip": ""}}, "sending-mta-ip is empty", lambda r: r.policies[0].details[0].sending_mta_ip == ""),
+    (
+        "mx-host string",
+        {"mx-host": "mx.example"},
+        "is a string",
+        lambda r: r.policies[0].policy.mx_host == ["mx.example"],
+    ),
+    (
+        "empty sending-mta-ip",
+        {"fd": {"sending-mta-ip": ""}},
+        "sending-mta-ip is empty",
+        lambda r: r.policies[0].details[0].sending_mta_ip == "",
+    ),
     ("contact-info null", {"contact-info": None}, "contact-info is null", lambda r: r.contact_info == ""),
-    ("no timezone", {"start": "2023-01-10T00:00:00"}, "no timezone", lambda r: rp.format_time(r.start) == "2023-01-10T00:00:00Z"),
+    (
+        "no timezone",
+        {"start": "2023-01-10T00:00:00"},
+        "no timezone",
+        lambda r: rp.format_time(r.start) == "2023-01-10T00:00:00Z",
+    ),
     (
         "JSON-encoded TLSA string",
         {"tlsa": ['"3 1 1 aabb"']},
@@ -138,19 +159,38 @@ QUIRKS = [
 
 
 def _doc(mod: dict) -> bytes:
-    policy = {"policy-type": "sts", "policy-string": ["version: STSv1"], "policy-domain": "a.example", "mx-host": ["mx.a.example"]}
+    policy = {
+        "policy-type": "sts",
+        "policy-string": ["version: STSv1"],
+        "policy-domain": "a.example",
+        "mx-host": ["mx.a.example"],
+    }
     if "mx-host" in mod:
         policy["mx-host"] = mod["mx-host"]
     if "tlsa" in mod:
         policy.update({"policy-type": "tlsa", "policy-string": mod["tlsa"]})
-    fd = {"result-type": "certificate-expired", "sending-mta-ip": "1.2.3.4", "receiving-mx-hostname": "mx.a.example", "failed-session-count": 1}
+    fd = {
+        "result-type": "certificate-expired",
+        "sending-mta-ip": "1.2.3.4",
+        "receiving-mx-hostname": "mx.a.example",
+        "failed-session-count": 1,
+    }
     fd.update(mod.get("fd", {}))
     doc = {
         "organization-name": "X",
-        "date-range": {"start-datetime": mod.get("start", "2023-01-10T00:00:00Z"), "end-datetime": "2023-01-10T23:59:59Z"},
+        "date-range": {
+            "start-datetime": mod.get("start", "2023-01-10T00:00:00Z"),
+            "end-datetime": "2023-01-10T23:59:59Z",
+        },
         "contact-info": mod.get("contact-info", "x@x.example"),
         "report-id": "r1",
-        "policies": [{"policy": policy, "summary": {"total-successful-session-count": 1, "total-failure-session-count": 1}, "failure-details": [fd]}],
+        "policies": [
+            {
+                "policy": policy,
+                "summary": {"total-successful-session-count": 1, "total-failure-session-count": 1},
+                "failure-details": [fd],
+            }
+        ],
     }
     return json.dumps(doc).encode()
 
@@ -210,7 +250,14 @@ def test_parse_never_crashes_on_bytes(data):
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(["policies", "policy", "summary", "failure-details", "mx-host", "date-range", "x"]), c, max_size=4),
+    lambda c: (
+        st.lists(c, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["policies", "policy", "summary", "failure-details", "mx-host", "date-range", "x"]),
+            c,
+            max_size=4,
+        )
+    ),
     max_leaves=30,
 )
 
@@ -237,7 +284,13 @@ _detail = st.builds(
 )
 _result = st.builds(
     rp.Result,
-    st.builds(rp.Policy, st.sampled_from(["sts", "tlsa"]), st.lists(st.sampled_from(["a", "b"]), max_size=2), st.sampled_from(["a.example", "b.example"]), st.lists(st.sampled_from(["m1", "m2"]), max_size=2)),
+    st.builds(
+        rp.Policy,
+        st.sampled_from(["sts", "tlsa"]),
+        st.lists(st.sampled_from(["a", "b"]), max_size=2),
+        st.sampled_from(["a.example", "b.example"]),
+        st.lists(st.sampled_from(["m1", "m2"]), max_size=2),
+    ),
     st.integers(0, 5),
     st.integers(0, 5),
     st.lists(_detail, max_size=3),
@@ -256,15 +309,26 @@ def test_packed_merger_equals_merge(results):
     assert [rp.unpack_result(rp.pack_result(r)) for r in out] == out
 
 
-_text = st.text(st.sampled_from(['a', '"', "\\", "\n", "\t", "\x00", "\x1f", "é", "\u2028", "☺", "/", " "]), max_size=4)
+_text = st.text(st.sampled_from(["a", '"', "\\", "\n", "\t", "\x00", "\x1f", "é", "\u2028", "☺", "/", " "]), max_size=4)
 _text_detail = st.builds(rp.FailureDetails, _text, _text, _text, _text, _text, st.integers(0, 10**12), _text, _text)
-_text_result = st.builds(rp.Result, st.builds(rp.Policy, _text, st.lists(_text, max_size=2), _text, st.lists(_text, max_size=2)), st.integers(0, 5), st.integers(0, 5), st.lists(_text_detail, max_size=3))
+_text_result = st.builds(
+    rp.Result,
+    st.builds(rp.Policy, _text, st.lists(_text, max_size=2), _text, st.lists(_text, max_size=2)),
+    st.integers(0, 5),
+    st.integers(0, 5),
+    st.lists(_text_detail, max_size=3),
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_text_result, max_size=4), st.sampled_from([None, 2, "\t", "  "]), _text)
 def test_report_json_text_equals_json_dumps(results, indent, name):
-    head = {"organization-name": name, "date-range": {"start-datetime": "s", "end-datetime": "e"}, "contact-info": "", "report-id": name}
+    head = {
+        "organization-name": name,
+        "date-range": {"start-datetime": "s", "end-datetime": "e"},
+        "contact-info": "",
+        "report-id": name,
+    }
     results = results + results[:2]  # repeated policy strings and details: texts remembered
     expected = json.dumps(head | {"policies": [r.to_json() for r in results]}, ensure_ascii=False, indent=indent)
     assert rp.report_json_text(head, [rp.pack_result(r) for r in results], indent) == expected

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from moxcli.cli import cli
 from moxcli.datatools import INCOMPLETE_MARKER, VERSION_FILE
-from moxcli.errors import StoreError
 from moxcli.datatools.verify import IdSet, data_file_problem, verify_data
 from moxcli.delivery.queue import enqueue
+from moxcli.errors import StoreError
 from moxcli.store import Store, migrate, schema
 from moxcli.store.files import message_file, queue_file, write_file
 from moxcli.store.mail import ensure_account, ensure_mailbox, put_mailbox
@@ -33,7 +33,15 @@ def add_message(tx, data: Path, account: str, mailbox: str, body: bytes, flags=(
     tx.put(
         schema.MESSAGE,
         schema.text_key(account, mb["id"], uid),
-        {"id": msg_id, "uid": uid, "mailbox_id": mb["id"], "size": len(body), "received": 1.0e9 + msg_id, "flags": list(flags), "keywords": list(keywords)},
+        {
+            "id": msg_id,
+            "uid": uid,
+            "mailbox_id": mb["id"],
+            "size": len(body),
+            "received": 1.0e9 + msg_id,
+            "flags": list(flags),
+            "keywords": list(keywords),
+        },
     )
     mb["uidnext"] = uid + 1
     mb["messages"] += 1
@@ -45,16 +53,32 @@ def add_message(tx, data: Path, account: str, mailbox: str, body: bytes, flags=(
 def make_data_dir(data: Path, messages: int = 5) -> Path:
     """Two accounts with messages, a queue with two recipients (hard-linked files)."""
     with Store.open(data) as st:
+
         def fill(tx):
             ensure_account(tx, "alice", "alice@example.org")
             ensure_account(tx, "bob", "bob@example.org")
             ensure_mailbox(tx, "bob", "Sent", "\\Sent")
             for i in range(messages):
-                add_message(tx, data, "alice", "Inbox" if i % 2 else "Archive", f"Subject: {i}\r\n\r\nbody {i}\r\n".encode(), flags=["\\Seen"] if i % 3 else [], keywords=["$Forwarded"] if i == 1 else [])
+                add_message(
+                    tx,
+                    data,
+                    "alice",
+                    "Inbox" if i % 2 else "Archive",
+                    f"Subject: {i}\r\n\r\nbody {i}\r\n".encode(),
+                    flags=["\\Seen"] if i % 3 else [],
+                    keywords=["$Forwarded"] if i == 1 else [],
+                )
             add_message(tx, data, "bob", "Inbox", b"Subject: hi\r\n\r\nhello\r\n")
 
         st.update(fill)
-        enqueue(st, data, mail_from="alice@example.org", recipients=["x@example.net", "y@example.com"], data=b"Subject: q\r\n\r\nqueued\r\n", prefix=b"DKIM-Signature: v=1\r\n")
+        enqueue(
+            st,
+            data,
+            mail_from="alice@example.org",
+            recipients=["x@example.net", "y@example.com"],
+            data=b"Subject: q\r\n\r\nqueued\r\n",
+            prefix=b"DKIM-Signature: v=1\r\n",
+        )
     (data / "moxcli.toml").write_text('hostname = "mail.example.org"\n')
     return data
 
@@ -118,7 +142,12 @@ def _tls_result(data: Path, domain: str) -> None:
     result = make_result("no-policy-found", domain)
     result.add(0, 1)
     with Store.open(data) as st, st.write() as tx:
-        tlsresults.add_results(tx, "20260101", domain, [{"policy_domain": domain, "is_host": False, "send_report": True, "results": [result]}])
+        tlsresults.add_results(
+            tx,
+            "20260101",
+            domain,
+            [{"policy_domain": domain, "is_host": False, "send_report": True, "results": [result]}],
+        )
 
 
 def _dmarc_report(data: Path) -> None:
@@ -142,7 +171,15 @@ CASES = [
     ),
     (
         "orphan message file",
-        lambda d: _delete(d, schema.MESSAGE, schema.text_key("alice", 1, 3)) or _mutate_record(d, schema.MAILBOX, schema.text_key("alice", 1), lambda r: r.update(messages=r["messages"] - 1, size=r["size"] - 22)),
+        lambda d: (
+            _delete(d, schema.MESSAGE, schema.text_key("alice", 1, 3))
+            or _mutate_record(
+                d,
+                schema.MAILBOX,
+                schema.text_key("alice", 1),
+                lambda r: r.update(messages=r["messages"] - 1, size=r["size"] - 22),
+            )
+        ),
         ["accounts/alice/msg/a/5: not referenced by any record (--fix moves it away)"],
     ),
     (
@@ -172,7 +209,7 @@ CASES = [
     ),
     (
         "garbage record",
-        lambda d: _put_raw(d, schema.MTASTS_POLICY, "example.net".encode(), b"\xc1garbage"),
+        lambda d: _put_raw(d, schema.MTASTS_POLICY, b"example.net", b"\xc1garbage"),
         ["store/mtasts/example.net: does not decode (msgpack: FormatError)"],
     ),
     (
@@ -218,13 +255,25 @@ CASES = [
     ),
     (
         "TLS result without its index entry",
-        lambda d: _tls_result(d, "example.net") or _delete(d, schema.TLS_RESULT_BY_RCPT, schema.text_key("20260101", "example.net", "example.net")),
-        ["store/tlsresult/20260101/example.net/example.net: index entry store/tlsresult_rcpt/20260101/example.net/example.net is missing"],
+        lambda d: (
+            _tls_result(d, "example.net")
+            or _delete(d, schema.TLS_RESULT_BY_RCPT, schema.text_key("20260101", "example.net", "example.net"))
+        ),
+        [
+            "store/tlsresult/20260101/example.net/example.net: index entry store/tlsresult_rcpt/20260101/example.net/example.net is missing"
+        ],
     ),
     (
         "TLS result index with the wrong flag",
-        lambda d: _tls_result(d, "example.net") or _put_raw(d, schema.TLS_RESULT_BY_RCPT, schema.text_key("20260101", "example.net", "example.net"), b"\x00"),
-        ["store/tlsresult_rcpt/20260101/example.net/example.net: index value b'\\x00' does not match store/tlsresult/20260101/example.net/example.net (b'\\x01')"],
+        lambda d: (
+            _tls_result(d, "example.net")
+            or _put_raw(
+                d, schema.TLS_RESULT_BY_RCPT, schema.text_key("20260101", "example.net", "example.net"), b"\x00"
+            )
+        ),
+        [
+            "store/tlsresult_rcpt/20260101/example.net/example.net: index value b'\\x00' does not match store/tlsresult/20260101/example.net/example.net (b'\\x01')"
+        ],
     ),
     (
         "DMARC report missing from its index",
@@ -378,7 +427,18 @@ def test_cli_ok_text_and_json(runner, good):
     r = runner.invoke(cli, ["--data", str(good), "verifydata", "--json"])
     assert r.exit_code == 0
     doc = json.loads(r.output)
-    assert set(doc) == {"data_dir", "ok", "problems", "warnings", "moved", "notes", "schema_version", "migrated_from", "counts", "seconds"}
+    assert set(doc) == {
+        "data_dir",
+        "ok",
+        "problems",
+        "warnings",
+        "moved",
+        "notes",
+        "schema_version",
+        "migrated_from",
+        "counts",
+        "seconds",
+    }
     assert doc["ok"] is True and doc["counts"]["message_files"] == 6
 
 
@@ -391,7 +451,9 @@ def test_cli_problems_exit_1(runner, good):
     r = runner.invoke(cli, ["verifydata", "--json", str(good)])
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
-    assert doc["ok"] is False and doc["problems"] == [{"path": "accounts/bob/msg/a/1", "what": "missing (referenced by store/message/bob/2/1)"}]
+    assert doc["ok"] is False and doc["problems"] == [
+        {"path": "accounts/bob/msg/a/1", "what": "missing (referenced by store/message/bob/2/1)"}
+    ]
 
 
 def test_cli_fix(runner, good):
@@ -415,7 +477,9 @@ def test_files_of_an_unfinished_import_are_warnings(good):
     write_file(message_file(good, "bob", first + 1), b"imported, not committed")
     res = verify_data(good, fix=True)
     assert res.ok and res.moved == []
-    assert [str(w) for w in res.warnings] == [f"accounts/bob/msg/a/{first + 1}: not referenced, id {first + 1} is reserved by an unfinished import"]
+    assert [str(w) for w in res.warnings] == [
+        f"accounts/bob/msg/a/{first + 1}: not referenced, id {first + 1} is reserved by an unfinished import"
+    ]
 
 
 UPGRADE = Path(__file__).resolve().parent.parent / "testdata" / "upgrade"
@@ -436,18 +500,52 @@ def test_upgrade_fixture_passes(fixture, tmp_path):
 
 
 _values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=True) | st.text(max_size=8) | st.binary(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8)
+    | st.binary(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
-_fields = ["id", "uid", "mailbox_id", "size", "flags", "keywords", "name", "uidnext", "messages", "prefix", "ranges", "value", "_v"]
-_tables = [schema.MESSAGE, schema.MAILBOX, schema.QUEUE, schema.ACCOUNT, schema.META, schema.MAILBOX_BY_NAME, schema.TLS_REPORT_IN_BY_DOMAIN]
+_fields = [
+    "id",
+    "uid",
+    "mailbox_id",
+    "size",
+    "flags",
+    "keywords",
+    "name",
+    "uidnext",
+    "messages",
+    "prefix",
+    "ranges",
+    "value",
+    "_v",
+]
+_tables = [
+    schema.MESSAGE,
+    schema.MAILBOX,
+    schema.QUEUE,
+    schema.ACCOUNT,
+    schema.META,
+    schema.MAILBOX_BY_NAME,
+    schema.TLS_REPORT_IN_BY_DOMAIN,
+]
 
 
-@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "50")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "50")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     table=st.sampled_from(_tables),
-    key=st.binary(min_size=1, max_size=24) | st.sampled_from([schema.text_key("alice", 1, 1), schema.text_key("bob", 2), b"alice", b"import:bob", b"seq:message:alice"]),
+    key=st.binary(min_size=1, max_size=24)
+    | st.sampled_from(
+        [schema.text_key("alice", 1, 1), schema.text_key("bob", 2), b"alice", b"import:bob", b"seq:message:alice"]
+    ),
     record=st.dictionaries(st.sampled_from(_fields), _values, max_size=5) | st.binary(max_size=12),
 )
 def test_hostile_records_never_crash(data_dir_factory, table, key, record):
@@ -487,9 +585,13 @@ def test_imported_samples_verify_and_back_up(runner, data_dir, tmp_path):
         pytest.skip(f"{SAMPLES} not present (the shared samples are available in CI)")
     from moxcli.datatools.backup import backup
 
-    r = runner.invoke(cli, ["--data", str(data_dir), "import", "mbox", "alice", "Archive", str(SAMPLES / "importtest.mbox")])
+    r = runner.invoke(
+        cli, ["--data", str(data_dir), "import", "mbox", "alice", "Archive", str(SAMPLES / "importtest.mbox")]
+    )
     assert r.exit_code == 0, r.output
-    r = runner.invoke(cli, ["--data", str(data_dir), "import", "maildir", "alice", "Maildir", str(SAMPLES / "importtest.maildir")])
+    r = runner.invoke(
+        cli, ["--data", str(data_dir), "import", "maildir", "alice", "Maildir", str(SAMPLES / "importtest.maildir")]
+    )
     assert r.exit_code == 0, r.output
     res = verify_data(data_dir)
     assert res.ok and res.warnings == [], (res.problems, res.warnings)

@@ -33,8 +33,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tlsreports": ("moxcli.cli.tlsreports", "tlsreports_group", "Incoming TLS reports: import, list, show."),
     "suppress": ("moxcli.cli.suppress", "suppress_group", "Suppression lists for TLS and DMARC report addresses."),
     "dmarc": ("moxcli.cli.dmarc", "dmarc_group", "DMARC evaluations: record them for aggregate reports."),
-    "send-dmarcreports": ("moxcli.cli.dmarc", "send_dmarcreports_cmd", "Send the DMARC aggregate reports that are due."),
-    "send-reports": ("moxcli.cli.dmarc", "send_reports_cmd", "Run whichever report jobs are due (for an hourly cron line)."),
+    "send-dmarcreports": (
+        "moxcli.cli.dmarc",
+        "send_dmarcreports_cmd",
+        "Send the DMARC aggregate reports that are due.",
+    ),
+    "send-reports": (
+        "moxcli.cli.dmarc",
+        "send_reports_cmd",
+        "Run whichever report jobs are due (for an hourly cron line).",
+    ),
     "dmarcreports": ("moxcli.cli.dmarc", "dmarcreports_group", "Incoming DMARC aggregate reports: import, list, show."),
     "backup": ("moxcli.cli.data", "backup_cmd", "Make a consistent backup of the data directory."),
     "verifydata": ("moxcli.cli.data", "verifydata_cmd", "Check a data directory for problems."),

@@ -58,13 +58,27 @@ def _usages(text: str | None) -> list[int] | None:
 
 @verify_group.command("dane")
 @click.argument("host", required=False, metavar="HOST[:PORT]")
-@click.option("--mx", "mx_domain", metavar="DOMAIN", help="Check every MX host of DOMAIN as delivery would (mox dane dialmx).")
-@click.option("--usages", metavar="LIST", help="Only TLSA records of these usages, e.g. dane-ee,dane-ta or 3,2 [default: all].")
-@click.option("--tlsa-port", type=click.IntRange(1, 65535), default=25, show_default=True, help="Port in the TLSA name _PORT._tcp.HOST.")
-@click.option("--ehlo", "ehlo_name", metavar="NAME", help="EHLO name [default: config hostname].")
-@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True, help="Seconds per connection.")
 @click.option(
-    "--json", "as_json", is_flag=True,
+    "--mx", "mx_domain", metavar="DOMAIN", help="Check every MX host of DOMAIN as delivery would (mox dane dialmx)."
+)
+@click.option(
+    "--usages", metavar="LIST", help="Only TLSA records of these usages, e.g. dane-ee,dane-ta or 3,2 [default: all]."
+)
+@click.option(
+    "--tlsa-port",
+    type=click.IntRange(1, 65535),
+    default=25,
+    show_default=True,
+    help="Port in the TLSA name _PORT._tcp.HOST.",
+)
+@click.option("--ehlo", "ehlo_name", metavar="NAME", help="EHLO name [default: config hostname].")
+@click.option(
+    "--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True, help="Seconds per connection."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
     help="Output JSON: target, mode, status, verified, error, mx, hosts (host, ips, dnssec, tlsa_base, tlsa, records, names, status, error, result_type, reason, addresses).",
 )
 @click.pass_obj
@@ -109,9 +123,7 @@ def verify_dane_cmd(
         report = verify_mx(resolver, _domain(mx_domain), cfg.network.smtp_port, cfg.tls.ca_files, ehlo, timeout)
     else:
         name, port = _split_host_port(host or "", cfg.network.smtp_port)
-        report = verify_host(
-            resolver, _domain(name), port, tlsa_port, _usages(usages), cfg.tls.ca_files, ehlo, timeout
-        )
+        report = verify_host(resolver, _domain(name), port, tlsa_port, _usages(usages), cfg.tls.ca_files, ehlo, timeout)
     if as_json:
         output.emit_json(report.to_json())
     else:
@@ -144,7 +156,9 @@ def _address_pairs(a: Any) -> list[tuple[str, str]]:
     elif a.probe.error:
         pairs.append(("error", a.probe.error))
     if a.pkix is not None:
-        pairs.append(("PKIX", "ok" if a.pkix.ok else f"{a.pkix.result_type} {a.pkix.reason}".strip() + f" ({a.pkix.message})"))
+        pairs.append(
+            ("PKIX", "ok" if a.pkix.ok else f"{a.pkix.result_type} {a.pkix.reason}".strip() + f" ({a.pkix.message})")
+        )
     if a.dane is not None:
         if a.dane.verified:
             pairs.append(("DANE", f"verified with {a.dane.record.descriptive()} at depth {a.dane.depth}"))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 
@@ -33,7 +34,14 @@ def _progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] |
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=output.console(stderr=True), transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=output.console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(what, total=None)
 
         def update(done: int, total: int) -> None:
@@ -45,7 +53,12 @@ def _progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] |
 @click.command("backup")
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--copy", "always_copy", is_flag=True, help="Copy message files instead of hard-linking them.")
-@click.option("--json", "as_json", is_flag=True, help="Output a JSON summary: source, dest, ok, files_linked, files_copied, bytes, store_bytes, seconds, schema_version, warnings, errors.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output a JSON summary: source, dest, ok, files_linked, files_copied, bytes, store_bytes, seconds, schema_version, warnings, errors.",
+)
 @click.pass_obj
 def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) -> None:
     """Make a consistent backup of the data directory.
@@ -86,13 +99,20 @@ def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) ->
         )
     if not res.ok:
         n = len(res.errors)
-        raise CheckFailed(f"{res.dest}: backup incomplete ({n} error{'s' if n != 1 else ''}); the list is in {res.dest}/BACKUP-INCOMPLETE")
+        raise CheckFailed(
+            f"{res.dest}: backup incomplete ({n} error{'s' if n != 1 else ''}); the list is in {res.dest}/BACKUP-INCOMPLETE"
+        )
 
 
 @click.command("verifydata")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--fix", is_flag=True, help="Move unreferenced message and queue files to DIR/moved/.")
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: data_dir, ok, problems, warnings (lists of {path, what}), moved ({from, to}), notes, schema_version, migrated_from, counts, seconds.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output JSON: data_dir, ok, problems, warnings (lists of {path, what}), moved ({from, to}), notes, schema_version, migrated_from, counts, seconds.",
+)
 @click.pass_obj
 def verifydata_cmd(app: AppContext, directory: Path | None, fix: bool, as_json: bool) -> None:
     """Check a data directory for problems.
@@ -125,19 +145,29 @@ def verifydata_cmd(app: AppContext, directory: Path | None, fix: bool, as_json: 
             click.echo(f"{res.data_dir}: OK ({_counts(res.counts)}; {res.seconds:.2f} s)")
         else:
             n = len(res.problems)
-            click.echo(f"{res.data_dir}: {n} problem{'s' if n != 1 else ''} ({_counts(res.counts)}; {res.seconds:.2f} s)")
+            click.echo(
+                f"{res.data_dir}: {n} problem{'s' if n != 1 else ''} ({_counts(res.counts)}; {res.seconds:.2f} s)"
+            )
     if not res.ok:
         raise CheckFailed(f"{res.data_dir}: {len(res.problems)} problem{'s' if len(res.problems) != 1 else ''} found")
 
 
 def _counts(counts: dict[str, Any]) -> str:
     records = sum(v for k, v in counts.items() if k not in ("message_files", "queue_files", "message_bytes"))
-    return f"{records} records, {counts.get('message_files', 0)} message files, {counts.get('queue_files', 0)} queue files"
+    return (
+        f"{records} records, {counts.get('message_files', 0)} message files, {counts.get('queue_files', 0)} queue files"
+    )
 
 
 @click.command("gentestdata")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--messages", type=click.IntRange(min=0), default=0, show_default=True, help="Extra messages to add (for benchmarks), spread over the accounts.")
+@click.option(
+    "--messages",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Extra messages to add (for benchmarks), spread over the accounts.",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed for the generated data.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON: data_dir, config_file, counts, seconds.")
 def gentestdata_cmd(directory: Path, messages: int, seed: int, as_json: bool) -> None:
@@ -157,4 +187,6 @@ def gentestdata_cmd(directory: Path, messages: int, seed: int, as_json: bool) ->
     if as_json:
         output.emit_json(res.to_json())
     else:
-        output.kv(f"generated {res.data_dir}", [(k, v) for k, v in res.counts.items()] + [("seconds", f"{res.seconds:.2f}")])
+        output.kv(
+            f"generated {res.data_dir}", [(k, v) for k, v in res.counts.items()] + [("seconds", f"{res.seconds:.2f}")]
+        )

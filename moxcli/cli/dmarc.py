@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from moxcli.context import AppContext
 
 
 def _utc(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _parse_time(value: str | None) -> float | None:
@@ -24,7 +24,7 @@ def _parse_time(value: str | None) -> float | None:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(f"not an RFC 3339 time: {value!r}") from None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
 @click.group("dmarc")
@@ -72,8 +72,17 @@ def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
 
 @dmarc_group.command("list")
 @click.option("--domain", help="Only evaluations of this policy domain.")
-@click.option("--stats", is_flag=True, help="One line per policy domain: evaluations, dispositions, whether a report will be sent.")
-@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of evaluations (the record fields plus id); with --stats an object {domain: {count, dispositions, send_report}}.")
+@click.option(
+    "--stats",
+    is_flag=True,
+    help="One line per policy domain: evaluations, dispositions, whether a report will be sent.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output a JSON list of evaluations (the record fields plus id); with --stats an object {domain: {count, dispositions, send_report}}.",
+)
 @click.pass_obj
 def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bool) -> None:
     """List the evaluations waiting for a report.
@@ -92,8 +101,14 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bo
         if as_json:
             output.emit_json(per_domain)
         else:
-            output.table(None, ["policy domain", "evaluations", "dispositions", "report"],
-                         [(d, s["count"], ", ".join(s["dispositions"]), "yes" if s["send_report"] else "no (only optional)") for d, s in per_domain.items()])
+            output.table(
+                None,
+                ["policy domain", "evaluations", "dispositions", "report"],
+                [
+                    (d, s["count"], ", ".join(s["dispositions"]), "yes" if s["send_report"] else "no (only optional)")
+                    for d, s in per_domain.items()
+                ],
+            )
         return
     with app.open_store(readonly=True) as store:
         evals = list_evaluations(store, domain)
@@ -104,8 +119,17 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bo
         None,
         ["id", "policy domain", "evaluated (UTC)", "interval", "source ip", "disposition", "dkim", "spf", "optional"],
         [
-            (e.id, e.policy_domain, _utc(e.evaluated), f"{e.interval_hours}h", e.source_ip, e.disposition,
-             "pass" if e.aligned_dkim_pass else "fail", "pass" if e.aligned_spf_pass else "fail", "yes" if e.optional else "")
+            (
+                e.id,
+                e.policy_domain,
+                _utc(e.evaluated),
+                f"{e.interval_hours}h",
+                e.source_ip,
+                e.disposition,
+                "pass" if e.aligned_dkim_pass else "fail",
+                "pass" if e.aligned_spf_pass else "fail",
+                "yes" if e.optional else "",
+            )
             for e in evals
         ],
     )
@@ -113,7 +137,12 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bo
 
 @dmarc_group.command("lookup")
 @click.argument("domain")
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: domain, found_at, record, dnssec, interval_hours, rua[] {rua, status, destinations[] {uri, address, max_size}, errors, verification_name}.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output JSON: domain, found_at, record, dnssec, interval_hours, rua[] {rua, status, destinations[] {uri, address, max_size}, errors, verification_name}.",
+)
 @click.pass_obj
 def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
     """Show a domain's DMARC record and where its aggregate reports would go.
@@ -142,14 +171,23 @@ def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
     else:
         output.kv(
             f"DMARC record for {d.name}",
-            [("found at", f"_dmarc.{check.found_at.ascii}"), ("record", check.record), ("dnssec", "yes" if check.authentic else "no"),
-             ("report interval", f"{check.to_json()['interval_hours']}h")],
+            [
+                ("found at", f"_dmarc.{check.found_at.ascii}"),
+                ("record", check.record),
+                ("dnssec", "yes" if check.authentic else "no"),
+                ("report interval", f"{check.to_json()['interval_hours']}h"),
+            ],
         )
         output.table(
             None,
             ["rua", "status", "reports go to", "notes"],
             [
-                (r.text, r.status, ", ".join(u.uri + (f" (max {u.max_size} bytes)" if u.max_size else "") for u in r.uris), "; ".join(r.errors))
+                (
+                    r.text,
+                    r.status,
+                    ", ".join(u.uri + (f" (max {u.max_size} bytes)" if u.max_size else "") for u in r.uris),
+                    "; ".join(r.errors),
+                )
                 for r in check.rua
             ],
         )
@@ -199,12 +237,32 @@ def _print_run(run: Any) -> None:
 
 @click.command("send-dmarcreports")
 @click.option("--dry-run", is_flag=True, help="Print the reports and recipients; queue nothing, change nothing.")
-@click.option("--deliver-now", is_flag=True, help="Deliver the queued reports at once (through `queue run`'s engine) instead of at staggered times.")
-@click.option("--end", "end", metavar="TIME", help="End of the period (RFC 3339, truncated to the hour) [default: the last whole UTC hour].")
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: end, intervals, dry_run, stale_removed, domains[], delivered[].")
-@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), help="Write Prometheus text-format metrics here (atomically).")
+@click.option(
+    "--deliver-now",
+    is_flag=True,
+    help="Deliver the queued reports at once (through `queue run`'s engine) instead of at staggered times.",
+)
+@click.option(
+    "--end",
+    "end",
+    metavar="TIME",
+    help="End of the period (RFC 3339, truncated to the hour) [default: the last whole UTC hour].",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output JSON: end, intervals, dry_run, stale_removed, domains[], delivered[].",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write Prometheus text-format metrics here (atomically).",
+)
 @click.pass_obj
-def send_dmarcreports_cmd(app: AppContext, dry_run: bool, deliver_now: bool, end: str | None, as_json: bool, metrics_file: Path | None) -> None:
+def send_dmarcreports_cmd(
+    app: AppContext, dry_run: bool, deliver_now: bool, end: str | None, as_json: bool, metrics_file: Path | None
+) -> None:
     """Send the DMARC aggregate reports that are due.
 
     Run hourly. For the UTC hour that just ended, every policy domain whose reporting
@@ -222,7 +280,9 @@ def send_dmarcreports_cmd(app: AppContext, dry_run: bool, deliver_now: bool, end
 
     config = app.config(required=True)
     with app.open_store(readonly=False) as store:
-        run = send_dmarc_reports(store, app.data_dir, config, end=_parse_time(end), dry_run=dry_run, deliver_now=deliver_now)
+        run = send_dmarc_reports(
+            store, app.data_dir, config, end=_parse_time(end), dry_run=dry_run, deliver_now=deliver_now
+        )
     if metrics_file is not None:
         write_dmarc_metrics(metrics_file, run)
     if as_json:
@@ -234,7 +294,11 @@ def send_dmarcreports_cmd(app: AppContext, dry_run: bool, deliver_now: bool, end
 @click.command("send-reports")
 @click.option("--dry-run", is_flag=True, help="Show what is due and the reports; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON: now, jobs[] with name, due, ran, reason, result.")
-@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), help="Write Prometheus text-format metrics here (atomically).")
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write Prometheus text-format metrics here (atomically).",
+)
 @click.pass_obj
 def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file: Path | None) -> None:
     """Run whichever report jobs are due (for an hourly cron line).
@@ -264,7 +328,9 @@ def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file
                 if job.name == "dmarc":
                     _print_run(job.result)
                 else:
-                    output.info(f"tls: {len(job.result.reports)} report(s), {len(job.result.errors)} error(s); details: moxcli send-tlsreports --day {job.due} --dry-run")
+                    output.info(
+                        f"tls: {len(job.result.reports)} report(s), {len(job.result.errors)} error(s); details: moxcli send-tlsreports --day {job.due} --dry-run"
+                    )
             elif job.error:
                 output.warn(f"{job.name}: failed for {job.due}: {job.error}")
             else:
@@ -280,7 +346,12 @@ def dmarcreports_group() -> None:
 
 @dmarcreports_group.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of {file, id, policy_domain, org_name, report_id, duplicate}.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output a JSON list of {file, id, policy_domain, org_name, report_id, duplicate}.",
+)
 @click.pass_obj
 def dmarcreports_import_cmd(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
     """Import received DMARC reports (.eml, .xml, .xml.gz, .zip; RFC 7489 or RFC 9990).
@@ -302,7 +373,10 @@ def dmarcreports_import_cmd(app: AppContext, files: tuple[Path, ...], as_json: b
     output.table(
         None,
         ["file", "id", "policy domain", "organization", "report id", ""],
-        [(d.file, d.id, d.policy_domain, d.org_name, d.report_id, "duplicate, skipped" if d.duplicate else "stored") for d in done],
+        [
+            (d.file, d.id, d.policy_domain, d.org_name, d.report_id, "duplicate, skipped" if d.duplicate else "stored")
+            for d in done
+        ],
     )
 
 
@@ -328,7 +402,16 @@ def dmarcreports_list_cmd(app: AppContext, domain: str | None, as_json: bool) ->
         None,
         ["id", "policy domain", "organization", "period (UTC)", "messages", "dmarc pass", "dmarc fail", "report id"],
         [
-            (r["id"], r["policy_domain"], r["org_name"], f"{_utc(r['begin'])} - {_utc(r['end'])}", r["messages"], r["dmarc_pass"], r["dmarc_fail"], r["report_id"])
+            (
+                r["id"],
+                r["policy_domain"],
+                r["org_name"],
+                f"{_utc(r['begin'])} - {_utc(r['end'])}",
+                r["messages"],
+                r["dmarc_pass"],
+                r["dmarc_fail"],
+                r["report_id"],
+            )
             for r in reports
         ],
     )
@@ -336,7 +419,12 @@ def dmarcreports_list_cmd(app: AppContext, domain: str | None, as_json: bool) ->
 
 @dmarcreports_group.command("show")
 @click.argument("report_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: the summary keys plus report (metadata, policy, records, version, namespace, schema).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output JSON: the summary keys plus report (metadata, policy, records, version, namespace, schema).",
+)
 @click.pass_obj
 def dmarcreports_show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
     """Show one received DMARC report: metadata, published policy, records.
@@ -361,7 +449,10 @@ def dmarcreports_show_cmd(app: AppContext, report_id: int, as_json: bool) -> Non
             ("report id", m.report_id),
             ("period", f"{_utc(m.begin)} - {_utc(m.end)} UTC"),
             ("errors", "; ".join(m.errors)),
-            ("policy", f"domain {p.domain}, p={p.p}, sp={p.sp}, pct={p.pct}, adkim={p.adkim}, aspf={p.aspf}, fo={p.fo}"),
+            (
+                "policy",
+                f"domain {p.domain}, p={p.p}, sp={p.sp}, pct={p.pct}, adkim={p.adkim}, aspf={p.aspf}, fo={p.fo}",
+            ),
         ],
     )
     output.table(
@@ -369,8 +460,17 @@ def dmarcreports_show_cmd(app: AppContext, report_id: int, as_json: bool) -> Non
         ["source ip", "count", "disposition", "dkim", "spf", "header from", "envelope from", "auth results", "reasons"],
         [
             (
-                r.source_ip, r.count, r.disposition, r.dkim, r.spf, r.header_from, r.envelope_from,
-                "; ".join([f"dkim {d.domain}/{d.selector}: {d.result}" for d in r.dkim_auth] + [f"spf {s.domain} ({s.scope}): {s.result}" for s in r.spf_auth]),
+                r.source_ip,
+                r.count,
+                r.disposition,
+                r.dkim,
+                r.spf,
+                r.header_from,
+                r.envelope_from,
+                "; ".join(
+                    [f"dkim {d.domain}/{d.selector}: {d.result}" for d in r.dkim_auth]
+                    + [f"spf {s.domain} ({s.scope}): {s.result}" for s in r.spf_auth]
+                ),
                 "; ".join(f"{x.type}: {x.comment}" if x.comment else x.type for x in r.reasons),
             )
             for r in fb.records

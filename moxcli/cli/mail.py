@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -45,7 +46,7 @@ class _Progress:
                 transient=True,
             )
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.bar is not None:
             self.bar.start()
         return self
@@ -100,7 +101,9 @@ def _logfmt(text: str) -> str:
     return '"' + output.safe(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _run_import(app: AppContext, as_json: bool, interval: float, account: str, fn: Callable[..., Any], **kwargs: Any) -> None:
+def _run_import(
+    app: AppContext, as_json: bool, interval: float, account: str, fn: Callable[..., Any], **kwargs: Any
+) -> None:
     quota = app.config().quota_message_size
 
     def interrupted(signum: int, frame: Any) -> None:
@@ -159,10 +162,24 @@ def import_group() -> None:
 @click.argument("mailbox")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--dry-run", is_flag=True, help="Parse and report, write nothing.")
-@click.option("--progress-interval", default=5.0, show_default=True, metavar="SECONDS", help="Seconds between progress lines when stderr is not a terminal.")
+@click.option(
+    "--progress-interval",
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between progress lines when stderr is not a terminal.",
+)
 @click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT)
 @click.pass_obj
-def import_mbox_cmd(app: AppContext, account: str, mailbox: str, files: tuple[str, ...], dry_run: bool, progress_interval: float, as_json: bool) -> None:
+def import_mbox_cmd(
+    app: AppContext,
+    account: str,
+    mailbox: str,
+    files: tuple[str, ...],
+    dry_run: bool,
+    progress_interval: float,
+    as_json: bool,
+) -> None:
     """Import mbox files into a mailbox (created if missing), all or nothing.
 
     Reads mboxo/mboxrd (">From " unquoted), LF or CRLF, ".gz" files and "-" for stdin.
@@ -177,19 +194,38 @@ def import_mbox_cmd(app: AppContext, account: str, mailbox: str, files: tuple[st
     """
     from moxcli.mail.importer import import_mbox
 
-    _run_import(app, as_json, progress_interval, account, import_mbox, mailbox=mailbox, sources=list(files), dry_run=dry_run)
+    _run_import(
+        app, as_json, progress_interval, account, import_mbox, mailbox=mailbox, sources=list(files), dry_run=dry_run
+    )
 
 
 @import_group.command("maildir")
 @click.argument("account")
 @click.argument("mailbox")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--recursive", is_flag=True, help="Also import the maildir++ folders (.Folder.Sub) into matching mailboxes.")
+@click.option(
+    "--recursive", is_flag=True, help="Also import the maildir++ folders (.Folder.Sub) into matching mailboxes."
+)
 @click.option("--dry-run", is_flag=True, help="Parse and report, write nothing.")
-@click.option("--progress-interval", default=5.0, show_default=True, metavar="SECONDS", help="Seconds between progress lines when stderr is not a terminal.")
+@click.option(
+    "--progress-interval",
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between progress lines when stderr is not a terminal.",
+)
 @click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT)
 @click.pass_obj
-def import_maildir_cmd(app: AppContext, account: str, mailbox: str, directory: Path, recursive: bool, dry_run: bool, progress_interval: float, as_json: bool) -> None:
+def import_maildir_cmd(
+    app: AppContext,
+    account: str,
+    mailbox: str,
+    directory: Path,
+    recursive: bool,
+    dry_run: bool,
+    progress_interval: float,
+    as_json: bool,
+) -> None:
     """Import a maildir (new/ and cur/) into a mailbox, all or nothing.
 
     Flags come from the file names (":2,DFPRST") and the folder's dovecot-keywords.
@@ -202,7 +238,17 @@ def import_maildir_cmd(app: AppContext, account: str, mailbox: str, directory: P
     """
     from moxcli.mail.importer import import_maildir
 
-    _run_import(app, as_json, progress_interval, account, import_maildir, mailbox=mailbox, directory=directory, recursive=recursive, dry_run=dry_run)
+    _run_import(
+        app,
+        as_json,
+        progress_interval,
+        account,
+        import_maildir,
+        mailbox=mailbox,
+        directory=directory,
+        recursive=recursive,
+        dry_run=dry_run,
+    )
 
 
 @click.group("account")
@@ -211,7 +257,12 @@ def account_group() -> None:
 
 
 @account_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {name, addresses, created, mailboxes, messages, bytes}.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON list of {name, addresses, created, mailboxes, messages, bytes}.",
+)
 @click.pass_obj
 def account_list_cmd(app: AppContext, as_json: bool) -> None:
     """List accounts with their mailbox, message and byte counts.
@@ -226,7 +277,11 @@ def account_list_cmd(app: AppContext, as_json: bool) -> None:
     if as_json:
         output.emit_json(accounts)
         return
-    output.table(None, ["account", "mailboxes", "messages", "bytes", "created"], [(a["name"], a["mailboxes"], a["messages"], a["bytes"], a["created"]) for a in accounts])
+    output.table(
+        None,
+        ["account", "mailboxes", "messages", "bytes", "created"],
+        [(a["name"], a["mailboxes"], a["messages"], a["bytes"], a["created"]) for a in accounts],
+    )
 
 
 @click.group("mailbox")
@@ -236,7 +291,12 @@ def mailbox_group() -> None:
 
 @mailbox_group.command("list")
 @click.argument("account")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {name, messages, bytes, uidvalidity, uidnext, keywords, special_use}.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON list of {name, messages, bytes, uidvalidity, uidnext, keywords, special_use}.",
+)
 @click.pass_obj
 def mailbox_list_cmd(app: AppContext, account: str, as_json: bool) -> None:
     """List an account's mailboxes with message and byte counts.
@@ -262,7 +322,9 @@ def message_group() -> None:
 @message_group.command("list")
 @click.argument("account")
 @click.argument("mailbox")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {uid, id, size, received, flags, keywords}.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON list of {uid, id, size, received, flags, keywords}."
+)
 @click.pass_obj
 def message_list_cmd(app: AppContext, account: str, mailbox: str, as_json: bool) -> None:
     """List a mailbox's messages: uid, size, received, flags, keywords.

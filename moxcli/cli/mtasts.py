@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -14,7 +14,7 @@ from moxcli.context import AppContext
 def _time(t: float | None) -> str:
     if t is None:
         return ""
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 @click.group("fetch")
@@ -24,7 +24,11 @@ def fetch_group() -> None:
 
 @fetch_group.command("mtasts")
 @click.argument("domain", required=False)
-@click.option("--policy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Lint this policy file (no network).")
+@click.option(
+    "--policy-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Lint this policy file (no network).",
+)
 @click.option("--record", "record_text", metavar="TEXT", help="Lint this _mta-sts TXT record text (no network).")
 @click.option("--no-cache", is_flag=True, help="Look up and fetch now; neither read nor write the policy cache.")
 @click.option(
@@ -34,7 +38,14 @@ def fetch_group() -> None:
     help="Output JSON: domain, record_name, cnames, record, url, policy, policy_text, cached, valid_until, valid, tlsrpt_result, errors, warnings.",
 )
 @click.pass_obj
-def fetch_mtasts_cmd(app: AppContext, domain: str | None, policy_file: Path | None, record_text: str | None, no_cache: bool, as_json: bool) -> None:
+def fetch_mtasts_cmd(
+    app: AppContext,
+    domain: str | None,
+    policy_file: Path | None,
+    record_text: str | None,
+    no_cache: bool,
+    as_json: bool,
+) -> None:
     """Look up the MTA-STS record and fetch the policy of a domain (RFC 8461).
 
     Without options this goes through the policy cache exactly as delivery does: a cached
@@ -151,16 +162,32 @@ def mtasts_list_cmd(app: AppContext, as_json: bool) -> None:
         None,
         ["domain", "mode", "mx", "max_age", "id", "valid until", "last use", "back-off"],
         [
-            (r.domain, r.policy.mode, ", ".join(str(m) for m in r.policy.mx), r.policy.max_age, r.record_id,
-             _time(r.valid_end), _time(r.last_use), "yes" if r.backoff else "")
+            (
+                r.domain,
+                r.policy.mode,
+                ", ".join(str(m) for m in r.policy.mx),
+                r.policy.max_age,
+                r.record_id,
+                _time(r.valid_end),
+                _time(r.last_use),
+                "yes" if r.backoff else "",
+            )
             for r in rows
         ],
     )
 
 
 @mtasts_group.command("refresh")
-@click.option("--spread", type=click.FloatRange(min=0), default=10800, show_default=True, help="Spread the refreshes over this many seconds.")
-@click.option("--json", "as_json", is_flag=True, help="Output NDJSON, one {domain, action, message, valid_end} per domain.")
+@click.option(
+    "--spread",
+    type=click.FloatRange(min=0),
+    default=10800,
+    show_default=True,
+    help="Spread the refreshes over this many seconds.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Output NDJSON, one {domain, action, message, valid_end} per domain."
+)
 @click.pass_obj
 def mtasts_refresh_cmd(app: AppContext, spread: float, as_json: bool) -> None:
     """Refresh cached MTA-STS policies before they expire (run daily from cron).
@@ -190,6 +217,8 @@ def mtasts_refresh_cmd(app: AppContext, spread: float, as_json: bool) -> None:
             click.echo(f"{output.safe(r.domain)}: {r.action}: {output.safe(r.message)}{extra}")
 
     with job_lock(app.data_dir, "mtasts-refresh"), app.open_store() as store:
-        done = refresh(store, Resolver.from_config(cfg.dns), FetchOptions.from_config(cfg), spread=spread, on_result=show)
+        done = refresh(
+            store, Resolver.from_config(cfg.dns), FetchOptions.from_config(cfg), spread=spread, on_result=show
+        )
     if not as_json:
         output.info(f"{len(done)} domain(s) handled")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime, timezone
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import click
 
@@ -22,8 +23,8 @@ def safe(text: Any) -> str:
 def _default(obj: Any) -> Any:
     if isinstance(obj, datetime):
         if obj.tzinfo is None:
-            obj = obj.replace(tzinfo=timezone.utc)
-        return obj.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+            obj = obj.replace(tzinfo=UTC)
+        return obj.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(obj, date):
         return obj.isoformat()
     if isinstance(obj, (Path,)):

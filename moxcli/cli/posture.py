@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
@@ -33,17 +34,42 @@ def _domains(args: tuple[str, ...], file: Path | None) -> Iterator[str]:
 
 @click.command("domain")
 @click.argument("domains", nargs=-1, metavar="DOMAIN...")
-@click.option("--file", "file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), help="Read domains from FILE, one a line (- for stdin).")
-@click.option("--concurrency", type=click.IntRange(1, 512), default=16, show_default=True, help="Domains checked at the same time.")
-@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True, help="Seconds per SMTP/HTTPS connection.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Read domains from FILE, one a line (- for stdin).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=16,
+    show_default=True,
+    help="Domains checked at the same time.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 300),
+    default=10.0,
+    show_default=True,
+    help="Seconds per SMTP/HTTPS connection.",
+)
 @click.option("--no-connect", is_flag=True, help="DNS and MTA-STS only: do not connect to the MX hosts.")
 @click.option(
-    "--json", "as_json", is_flag=True,
+    "--json",
+    "as_json",
+    is_flag=True,
     help="NDJSON, one object per domain: domain, mx, mx_dnssec, mtasts, tlsrpt, hosts, indicators, findings, errors, status.",
 )
 @click.pass_obj
 def domain_cmd(
-    app: AppContext, domains: tuple[str, ...], file: Path | None, concurrency: int, timeout: float, no_connect: bool, as_json: bool
+    app: AppContext,
+    domains: tuple[str, ...],
+    file: Path | None,
+    concurrency: int,
+    timeout: float,
+    no_connect: bool,
+    as_json: bool,
 ) -> None:
     """Show a domain's TLS posture: MX and DNSSEC, MTA-STS, DANE, TLSRPT, REQUIRETLS.
 
@@ -116,8 +142,15 @@ def _render(p: Any) -> None:
     m = p.mtasts
     if m is not None:
         if m.policy is not None:
-            cover = {True: "covers every MX", False: "does NOT cover every MX", None: ""}[p.to_json()["mtasts"]["covers_all_mx"]]
-            pairs.append(("MTA-STS", f"mode {m.policy.mode}, mx {', '.join(str(x) for x in m.policy.mx)}, max_age {m.policy.max_age}; {cover}"))
+            cover = {True: "covers every MX", False: "does NOT cover every MX", None: ""}[
+                p.to_json()["mtasts"]["covers_all_mx"]
+            ]
+            pairs.append(
+                (
+                    "MTA-STS",
+                    f"mode {m.policy.mode}, mx {', '.join(str(x) for x in m.policy.mx)}, max_age {m.policy.max_age}; {cover}",
+                )
+            )
         elif m.record is None and not m.record_text and (not m.errors or m.errors[0].startswith("no MTA-STS record")):
             pairs.append(("MTA-STS", "none (no _mta-sts record)"))
         else:
@@ -144,7 +177,11 @@ def _render(p: Any) -> None:
                     "yes" if h.tlsrpt is not None and h.tlsrpt.valid else "no",
                 )
             )
-        output.table(None, ["MX host", "pref", "addresses", "DNSSEC", "in STS", "STARTTLS", "PKIX", "TLSA", "REQUIRETLS", "TLSRPT"], rows)
+        output.table(
+            None,
+            ["MX host", "pref", "addresses", "DNSSEC", "in STS", "STARTTLS", "PKIX", "TLSA", "REQUIRETLS", "TLSRPT"],
+            rows,
+        )
     for f in p.findings:
         colour = {"error": "red", "warning": "yellow"}.get(f.level, "default")
         c.print(f"  [{colour}]{f.level}[/{colour}] {escape(output.safe(f.subject))}: {escape(output.safe(f.text))}")

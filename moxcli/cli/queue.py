@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,11 @@ from moxcli.context import AppContext
 
 
 def _time(t: float | None) -> datetime | None:
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc)
+    return None if t is None else datetime.fromtimestamp(t, UTC)
 
 
 def _short_time(t: float | None) -> str:
-    return "" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _msg_json(m: Any) -> dict[str, Any]:
@@ -59,15 +59,32 @@ def queue_group() -> None:
 
 @queue_group.command("add")
 @click.option("--from", "mail_from", required=True, help="Envelope sender (MAIL FROM); '' for the null sender.")
-@click.option("--to", "recipients", required=True, multiple=True, help="Envelope recipient; repeat for more (one queue entry each).")
+@click.option(
+    "--to",
+    "recipients",
+    required=True,
+    multiple=True,
+    help="Envelope recipient; repeat for more (one queue entry each).",
+)
 @click.option("--requiretls", is_flag=True, help="Require verified TLS on every hop (RFC 8689 REQUIRETLS).")
-@click.option("--account", "sender_account", help="Local account that gets the DSN if delivery fails [default: the postmaster account].")
+@click.option(
+    "--account",
+    "sender_account",
+    help="Local account that gets the DSN if delivery fails [default: the postmaster account].",
+)
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Give up after this many attempts [default 8].")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON: ids, require_tls.")
 @click.argument("file", type=click.File("rb"), default="-")
 @click.pass_obj
 def queue_add_cmd(
-    app: AppContext, mail_from: str, recipients: tuple[str, ...], requiretls: bool, sender_account: str | None, max_attempts: int | None, as_json: bool, file: Any
+    app: AppContext,
+    mail_from: str,
+    recipients: tuple[str, ...],
+    requiretls: bool,
+    sender_account: str | None,
+    max_attempts: int | None,
+    as_json: bool,
+    file: Any,
 ) -> None:
     """Queue a message (RFC 5322 file, or stdin) for delivery.
 
@@ -86,8 +103,14 @@ def queue_add_cmd(
     require_tls = dq.require_tls_for(data, requiretls)
     with app.open_store() as st:
         ids = dq.enqueue(
-            st, app.data_dir, mail_from=mail_from, recipients=list(recipients), data=data,
-            require_tls=require_tls, max_attempts=max_attempts, sender_account=sender_account,
+            st,
+            app.data_dir,
+            mail_from=mail_from,
+            recipients=list(recipients),
+            data=data,
+            require_tls=require_tls,
+            max_attempts=max_attempts,
+            sender_account=sender_account,
         )
     if as_json:
         output.emit_json({"ids": ids, "require_tls": require_tls})
@@ -97,7 +120,9 @@ def queue_add_cmd(
 
 
 @queue_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of messages (keys as in `queue show --json`).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Output a JSON list of messages (keys as in `queue show --json`)."
+)
 @click.pass_obj
 def queue_list_cmd(app: AppContext, as_json: bool) -> None:
     """List queued messages.
@@ -121,8 +146,23 @@ def queue_list_cmd(app: AppContext, as_json: bool) -> None:
         ["id", "recipient", "from", "size", "attempts", "next attempt (UTC)", "flags", "last error"],
         [
             (
-                m.id, m.recipient, m.mail_from or "<>", m.size, m.attempts, _short_time(m.next_attempt),
-                " ".join(x for x in ("hold" if m.hold else "", "attempting" if m.in_progress else "", "tlsrpt" if m.is_tls_report else "", "dmarc" if m.is_dmarc_report else "", _require_tls_text(m.require_tls)) if x),
+                m.id,
+                m.recipient,
+                m.mail_from or "<>",
+                m.size,
+                m.attempts,
+                _short_time(m.next_attempt),
+                " ".join(
+                    x
+                    for x in (
+                        "hold" if m.hold else "",
+                        "attempting" if m.in_progress else "",
+                        "tlsrpt" if m.is_tls_report else "",
+                        "dmarc" if m.is_dmarc_report else "",
+                        _require_tls_text(m.require_tls),
+                    )
+                    if x
+                ),
                 m.last_error[:80],
             )
             for m in msgs
@@ -132,7 +172,12 @@ def queue_list_cmd(app: AppContext, as_json: bool) -> None:
 
 @queue_group.command("show")
 @click.argument("msg_id", metavar="ID", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: id, base_id, mail_from, recipient, recipient_domain, subject, size, created, require_tls, is_tls_report, is_dmarc_report, sender_account, max_attempts, attempts, next_attempt, last_attempt, last_error, last_code, last_enhanced, hold, in_progress, dialed_ips.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output JSON: id, base_id, mail_from, recipient, recipient_domain, subject, size, created, require_tls, is_tls_report, is_dmarc_report, sender_account, max_attempts, attempts, next_attempt, last_attempt, last_error, last_code, last_enhanced, hold, in_progress, dialed_ips.",
+)
 @click.pass_obj
 def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
     """Show one queued message.
@@ -149,6 +194,7 @@ def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
     if as_json:
         output.emit_json(d)
         return
+
     def text(v: Any) -> Any:
         if isinstance(v, datetime):
             return v.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -242,7 +288,12 @@ def _attempt_line(r: Any) -> str:
 @queue_group.command("run")
 @click.option("--id", "ids", multiple=True, type=int, help="Attempt this message now, due or not (repeatable).")
 @click.option("--domain", help="Only due messages for this recipient domain.")
-@click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per attempt: id, recipient, outcome, attempt, host, ip, tls, code, enhanced, error, next_attempt, dsn, duration.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="NDJSON, one object per attempt: id, recipient, outcome, attempt, host, ip, tls, code, enhanced, error, next_attempt, dsn, duration.",
+)
 @click.pass_obj
 def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, as_json: bool) -> None:
     """Attempt every due message once, then exit (run it from cron or a timer).
@@ -281,7 +332,12 @@ def tlsresults_group() -> None:
 
 @tlsresults_group.command("list")
 @click.option("--day", help="Only this UTC day (YYYYMMDD).")
-@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of rows: id, day_utc, policy_domain, recipient_domain, created, updated, is_host, send_report, sent_to_recipient_domain, recipient_domain_reporting_addresses, sent_to_policy_domain, results (RFC 8460 policy results).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output a JSON list of rows: id, day_utc, policy_domain, recipient_domain, created, updated, is_host, send_report, sent_to_recipient_domain, recipient_domain_reporting_addresses, sent_to_policy_domain, results (RFC 8460 policy results).",
+)
 @click.pass_obj
 def tlsresults_list_cmd(app: AppContext, day: str | None, as_json: bool) -> None:
     """List the recorded TLS results (what the daily TLS reports are made of).
@@ -295,9 +351,8 @@ def tlsresults_list_cmd(app: AppContext, day: str | None, as_json: bool) -> None
 
     if day is not None and (len(day) != 8 or not day.isdigit()):
         raise UsageError(f"--day {day!r}: expected YYYYMMDD")
-    with app.open_store(readonly=True) as st:
-        with st.read() as tx:
-            rows = list(tlsresults.iter_rows(tx, day=day))
+    with app.open_store(readonly=True) as st, st.read() as tx:
+        rows = list(tlsresults.iter_rows(tx, day=day))
     if as_json:
         output.emit_json(rows)
         return
@@ -307,6 +362,25 @@ def tlsresults_list_cmd(app: AppContext, day: str | None, as_json: bool) -> None
     table_rows = []
     for r in rows:
         for res in r.results:
-            details = ", ".join(f"{d.result_type}{'/' + d.failure_reason_code if d.failure_reason_code else ''} x{d.failed_session_count}" for d in res.details)
-            table_rows.append((r.day_utc, r.policy_domain, r.recipient_domain, "host" if r.is_host else "domain", "yes" if r.send_report else "no", res.policy.type, res.success, res.failure, details))
-    output.table(None, ["day", "policy domain", "recipient domain", "kind", "report", "policy", "ok", "failed", "failure details"], table_rows)
+            details = ", ".join(
+                f"{d.result_type}{'/' + d.failure_reason_code if d.failure_reason_code else ''} x{d.failed_session_count}"
+                for d in res.details
+            )
+            table_rows.append(
+                (
+                    r.day_utc,
+                    r.policy_domain,
+                    r.recipient_domain,
+                    "host" if r.is_host else "domain",
+                    "yes" if r.send_report else "no",
+                    res.policy.type,
+                    res.success,
+                    res.failure,
+                    details,
+                )
+            )
+    output.table(
+        None,
+        ["day", "policy domain", "recipient domain", "kind", "report", "policy", "ok", "failed", "failure details"],
+        table_rows,
+    )

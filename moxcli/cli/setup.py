@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from moxcli.cli import output
@@ -22,7 +20,9 @@ def _print_records(records: list, as_json: bool) -> None:
 @click.command("init")
 @click.argument("domain")
 @click.option("--hostname", required=True, help="This mail host's name (EHLO name, MX target).")
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: data_dir, config_file, domain, hostname, dkim_keys, records.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Output JSON: data_dir, config_file, domain, hostname, dkim_keys, records."
+)
 @click.pass_obj
 def init_cmd(app: AppContext, domain: str, hostname: str, as_json: bool) -> None:
     """Create the data directory, config and DKIM keys; print DNS records.

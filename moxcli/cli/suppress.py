@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -20,9 +20,14 @@ def _parse_until(text: str | None) -> float | None:
     units = {"d": 86400, "h": 3600, "m": 60}
     if t[:-1].isdigit() and t[-1:] in units:
         return time.time() + int(t[:-1]) * units[t[-1]]
-    for fmt, end_of_day in (("%Y-%m-%d", True), ("%Y-%m-%dT%H:%M:%S", False), ("%Y-%m-%dT%H:%M", False), ("%Y-%m-%d %H:%M", False)):
+    for fmt, end_of_day in (
+        ("%Y-%m-%d", True),
+        ("%Y-%m-%dT%H:%M:%S", False),
+        ("%Y-%m-%dT%H:%M", False),
+        ("%Y-%m-%d %H:%M", False),
+    ):
         try:
-            dt = datetime.strptime(t, fmt).replace(tzinfo=timezone.utc)
+            dt = datetime.strptime(t, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
         return dt.timestamp() + (86400 if end_of_day else 0)
@@ -30,7 +35,7 @@ def _parse_until(text: str | None) -> float | None:
 
 
 def _fmt(t: float | None) -> str:
-    return "never" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return "never" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _make_group(kind: str, what: str) -> click.Group:
@@ -38,7 +43,9 @@ def _make_group(kind: str, what: str) -> click.Group:
     def group() -> None:
         pass
 
-    @group.command("add", help=f"""Stop sending {what} reports to ADDRESS.
+    @group.command(
+        "add",
+        help=f"""Stop sending {what} reports to ADDRESS.
 
     Without --until the entry holds until removed. Expired entries are kept for the
     listing and ignored.
@@ -46,9 +53,15 @@ def _make_group(kind: str, what: str) -> click.Group:
     \b
     Example:
       moxcli suppress {kind} add tlsrpt@example.org --until 2026-12-31 --comment "asked us to stop"
-    """)
+    """,
+    )
     @click.argument("address")
-    @click.option("--until", "until", metavar="DATE", help="YYYY-MM-DD (through that UTC day), YYYY-MM-DDTHH:MM (UTC) or a duration: 30d, 12h.")
+    @click.option(
+        "--until",
+        "until",
+        metavar="DATE",
+        help="YYYY-MM-DD (through that UTC day), YYYY-MM-DDTHH:MM (UTC) or a duration: 30d, 12h.",
+    )
     @click.option("--comment", default="", help="Why (shown in list).")
     @click.option("--json", "as_json", is_flag=True, help="Output the entry: address, inserted, until, comment.")
     @click.pass_obj
@@ -63,20 +76,24 @@ def _make_group(kind: str, what: str) -> click.Group:
         else:
             output.info(f"suppressed {entry.address} until {_fmt(entry.until)}")
 
-    @group.command("list", help=f"""List the {what} suppression list, newest first.
+    @group.command(
+        "list",
+        help=f"""List the {what} suppression list, newest first.
 
     \b
     Example:
       moxcli suppress {kind} list --json
-    """)
-    @click.option("--json", "as_json", is_flag=True, help="Output a JSON list of {address, inserted, until, comment, active}.")
+    """,
+    )
+    @click.option(
+        "--json", "as_json", is_flag=True, help="Output a JSON list of {address, inserted, until, comment, active}."
+    )
     @click.pass_obj
     def list_cmd(app: AppContext, as_json: bool) -> None:
         from moxcli.store import suppress
 
-        with app.open_store() as store:
-            with store.read() as tx:
-                entries = suppress.entries(tx, kind)
+        with app.open_store() as store, store.read() as tx:
+            entries = suppress.entries(tx, kind)
         now = time.time()
         if as_json:
             output.emit_json([{**e.to_json(), "active": e.active(now)} for e in entries])
@@ -84,15 +101,21 @@ def _make_group(kind: str, what: str) -> click.Group:
         output.table(
             None,
             ["address", "until (UTC)", "active", "inserted (UTC)", "comment"],
-            [(e.address, _fmt(e.until), "yes" if e.active(now) else "expired", _fmt(e.inserted), e.comment) for e in entries],
+            [
+                (e.address, _fmt(e.until), "yes" if e.active(now) else "expired", _fmt(e.inserted), e.comment)
+                for e in entries
+            ],
         )
 
-    @group.command("remove", help=f"""Remove ADDRESS from the {what} suppression list.
+    @group.command(
+        "remove",
+        help=f"""Remove ADDRESS from the {what} suppression list.
 
     \b
     Example:
       moxcli suppress {kind} remove tlsrpt@example.org
-    """)
+    """,
+    )
     @click.argument("address")
     @click.pass_obj
     def remove_cmd(app: AppContext, address: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -17,10 +17,16 @@ from moxcli.errors import CheckFailed
 @click.option("--day", metavar="YYYYMMDD", help="Report this UTC day (and older leftovers) instead of yesterday.")
 @click.option("--dry-run", is_flag=True, help="Print the reports and their addresses; change and send nothing.")
 @click.option("--deliver-now", is_flag=True, help="Deliver the queued reports at once instead of at staggered times.")
-@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), help="Write Prometheus metrics (textfile collector format) to this file.")
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write Prometheus metrics (textfile collector format) to this file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Output NDJSON: one object per report, then a summary object.")
 @click.pass_obj
-def send_tlsreports_cmd(app: AppContext, day: str | None, dry_run: bool, deliver_now: bool, metrics_file: Path | None, as_json: bool) -> None:
+def send_tlsreports_cmd(
+    app: AppContext, day: str | None, dry_run: bool, deliver_now: bool, metrics_file: Path | None, as_json: bool
+) -> None:
     """Send the daily TLS reports (RFC 8460).
 
     For every policy domain with TLS results of the previous UTC day that ask for a report
@@ -51,7 +57,9 @@ def send_tlsreports_cmd(app: AppContext, day: str | None, dry_run: bool, deliver
             sys.stdout.flush()
         elif dry_run:
             sup = f" (suppressed: {', '.join(r.suppressed)})" if r.suppressed else ""
-            click.echo(f"# {r.kind} report for {output.safe(r.policy_domain)} ({r.day_utc}) to {output.safe(', '.join(r.recipients))}{sup}")
+            click.echo(
+                f"# {r.kind} report for {output.safe(r.policy_domain)} ({r.day_utc}) to {output.safe(', '.join(r.recipients))}{sup}"
+            )
             click.echo(r.report_text(indent=2))
 
     with app.open_store(readonly=dry_run) as store:
@@ -85,7 +93,9 @@ def send_tlsreports_cmd(app: AppContext, day: str | None, dry_run: bool, deliver
                         r.report_id,
                         ", ".join(a for a in r.recipients if a not in r.suppressed),
                         ", ".join(r.suppressed),
-                        datetime.fromtimestamp(r.next_attempt, timezone.utc).strftime("%H:%M:%S") if r.next_attempt else "",
+                        datetime.fromtimestamp(r.next_attempt, UTC).strftime("%H:%M:%S")
+                        if r.next_attempt
+                        else "",
                     )
                     for r in summary.reports
                 ],
@@ -93,14 +103,18 @@ def send_tlsreports_cmd(app: AppContext, day: str | None, dry_run: bool, deliver
         for e in summary.errors:
             output.warn(f"{e['policy_domain']} ({e['day_utc']}, {e['kind']}): {e['error']}")
         for a in summary.delivered:
-            output.info(f"delivery of queue message {a['id']} to {a['recipient']}: {a['outcome']}{': ' + a['error'] if a.get('error') else ''}")
+            output.info(
+                f"delivery of queue message {a['id']} to {a['recipient']}: {a['outcome']}{': ' + a['error'] if a.get('error') else ''}"
+            )
         verb = "would be queued" if dry_run else "queued"
         output.info(
             f"{summary.day_utc}: {len(summary.reports)} report(s) {verb}, {len(summary.skipped)} policy domain(s) without report, "
             f"{len(summary.errors)} error(s), {summary.removed_rows} result row(s) removed, {summary.stale_rows} stale"
         )
     if summary.local_errors:
-        raise CheckFailed(f"{summary.local_errors} report(s) could not be composed or queued; their results are kept for the next run")
+        raise CheckFailed(
+            f"{summary.local_errors} report(s) could not be composed or queued; their results are kept for the next run"
+        )
 
 
 @click.group("tlsreports")
@@ -110,7 +124,12 @@ def tlsreports_group() -> None:
 
 @tlsreports_group.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of {id, path, kind, report_id, organization_name, policy_domains, skipped_domains, warnings}.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output a JSON list of {id, path, kind, report_id, organization_name, policy_domains, skipped_domains, warnings}.",
+)
 @click.pass_obj
 def import_cmd(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
     """Import TLS reports from report messages (.eml), .json or .json.gz files.
@@ -166,7 +185,16 @@ def list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
         None,
         ["id", "organization", "start", "end", "policy domains", "success", "failure", "report id"],
         [
-            (r["id"], r["organization_name"], r["start"], r["end"], ", ".join(r["policy_domains"]), r["successful_sessions"], r["failed_sessions"], r["report_id"])
+            (
+                r["id"],
+                r["organization_name"],
+                r["start"],
+                r["end"],
+                ", ".join(r["policy_domains"]),
+                r["successful_sessions"],
+                r["failed_sessions"],
+                r["report_id"],
+            )
             for r in rows
         ],
     )
@@ -174,7 +202,12 @@ def list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
 
 @tlsreports_group.command("show")
 @click.argument("report_id", metavar="ID", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Output the stored record: id, imported, source, from_domain, policy_domains, host_report, warnings, report.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output the stored record: id, imported, source, from_domain, policy_domains, host_report, warnings, report.",
+)
 @click.pass_obj
 def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
     """Show one imported TLS report: per policy counts and the failure details.
@@ -206,7 +239,14 @@ def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
         "Policies",
         ["#", "type", "policy domain", "mx-host", "success", "failure"],
         [
-            (i, p["policy"]["policy-type"], p["policy"]["policy-domain"], ", ".join(p["policy"]["mx-host"]), p["summary"]["total-successful-session-count"], p["summary"]["total-failure-session-count"])
+            (
+                i,
+                p["policy"]["policy-type"],
+                p["policy"]["policy-domain"],
+                ", ".join(p["policy"]["mx-host"]),
+                p["summary"]["total-successful-session-count"],
+                p["summary"]["total-failure-session-count"],
+            )
             for i, p in enumerate(rep["policies"], 1)
         ],
     )
@@ -214,9 +254,27 @@ def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
     if details:
         output.table(
             "Failure details",
-            ["#", "result type", "sessions", "sending ip", "receiving mx", "receiving ip", "reason code", "additional information"],
             [
-                (i, d["result-type"], d["failed-session-count"], d["sending-mta-ip"], d["receiving-mx-hostname"], d["receiving-ip"], d["failure-reason-code"], d["additional-information"])
+                "#",
+                "result type",
+                "sessions",
+                "sending ip",
+                "receiving mx",
+                "receiving ip",
+                "reason code",
+                "additional information",
+            ],
+            [
+                (
+                    i,
+                    d["result-type"],
+                    d["failed-session-count"],
+                    d["sending-mta-ip"],
+                    d["receiving-mx-hostname"],
+                    d["receiving-ip"],
+                    d["failure-reason-code"],
+                    d["additional-information"],
+                )
                 for i, d in details
             ],
         )

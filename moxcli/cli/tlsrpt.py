@@ -11,7 +11,9 @@ from moxcli.errors import EXIT_FAILED, EXIT_TEMPORARY
 
 @click.command("tlsrpt")
 @click.argument("domain", required=False)
-@click.option("--record", "record_text", metavar="TEXT", help="Lint this record text instead of looking it up (no DNS).")
+@click.option(
+    "--record", "record_text", metavar="TEXT", help="Lint this record text instead of looking it up (no DNS)."
+)
 @click.option(
     "--json",
     "as_json",

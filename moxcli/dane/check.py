@@ -9,9 +9,10 @@ Unlike mox, every address is tried (an operator wants to know about each one).
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from moxcli.dane import lookup
 from moxcli.dane.tlsa import TLSA, allowed_names
@@ -178,7 +179,9 @@ def _connect_all(
     pkix_name: str,
 ) -> None:
     for ip in host.ips:
-        probe = starttls_probe(ip, port, host.names[0] if host.names else pkix_name, ehlo_name, timeout, force_starttls=bool(host.records))
+        probe = starttls_probe(
+            ip, port, host.names[0] if host.names else pkix_name, ehlo_name, timeout, force_starttls=bool(host.records)
+        )
         res = AddressResult(ip, port, probe)
         if probe.tls is not None:
             chain = probe.tls.chain
@@ -307,8 +310,13 @@ def verify_mx(
             _connect_all(h, port, ehlo_name, timeout, roots, now, name)
             continue
         h.names = allowed_names(
-            dest.have_mx, dest.expanded_authentic, dest.expanded_authentic and ips.expanded_authentic,
-            lookup._ascii(domain), dest.expanded_next_hop, name, res.base,
+            dest.have_mx,
+            dest.expanded_authentic,
+            dest.expanded_authentic and ips.expanded_authentic,
+            lookup._ascii(domain),
+            dest.expanded_next_hop,
+            name,
+            res.base,
         )
         h.records = res.usable
         if not h.records:

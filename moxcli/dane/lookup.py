@@ -308,7 +308,9 @@ def lookup_tlsa(resolver: Resolver, host: str, port: int = 25) -> TLSAResult:
     return res
 
 
-def gather_tlsa(resolver: Resolver, host: str, expanded_authentic: bool, expanded_host: str, port: int = 25) -> TLSAResult:
+def gather_tlsa(
+    resolver: Resolver, host: str, expanded_authentic: bool, expanded_host: str, port: int = 25
+) -> TLSAResult:
     """mox GatherTLSA: the secure CNAME target first, then the original host (spec §5.2)."""
     if not expanded_authentic or _same(host, expanded_host):
         return lookup_tlsa(resolver, host, port)

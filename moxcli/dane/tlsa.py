@@ -7,8 +7,9 @@ Pure: no I/O and nothing of moxcli beyond this package. Also the allowed DANE-TA
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -54,7 +55,13 @@ class TLSA:
         return self.record()
 
     def to_json(self) -> dict[str, Any]:
-        return {"usage": self.usage, "selector": self.selector, "mtype": self.mtype, "data": self.data.hex(), "record": self.record()}
+        return {
+            "usage": self.usage,
+            "selector": self.selector,
+            "mtype": self.mtype,
+            "data": self.data.hex(),
+            "record": self.record(),
+        }
 
 
 def parse_record(text: str) -> TLSA:
@@ -224,7 +231,11 @@ def make_record(usage: int, selector: int, mtype: int, pem: bytes) -> tuple[TLSA
         if sel is not None:
             break
     if sel is None:
-        what = "no certificate found in pem file" if selector == CERT else "no certificate or public or private key found in pem file"
+        what = (
+            "no certificate found in pem file"
+            if selector == CERT
+            else "no certificate or public or private key found in pem file"
+        )
         raise TLSAError(what + (" (with leftover data from pem file)" if leftover else ""), notes)
     assoc = association(sel, mtype)
     if assoc is None:

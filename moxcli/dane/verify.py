@@ -9,8 +9,9 @@ Records are tried in order; the first success wins.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509 import verification as xv
@@ -48,7 +49,10 @@ class DANEVerdict:
 
 
 def _valid_for_any(
-    chain: Sequence[x509.Certificate], names: Sequence[str], anchors: Sequence[x509.Certificate], now: _dt.datetime | None
+    chain: Sequence[x509.Certificate],
+    names: Sequence[str],
+    anchors: Sequence[x509.Certificate],
+    now: _dt.datetime | None,
 ) -> tuple[list[x509.Certificate] | None, list[str]]:
     """The validated path for the first allowed name that works, else the errors."""
     errs = []
@@ -127,4 +131,6 @@ def verify(
         if depth is not None:
             return DANEVerdict(True, r, depth)
         errors.extend(f"{r.descriptive()}: {e}" for e in errs)
-    return DANEVerdict(False, None, None, VALIDATION_FAILURE, "dane-no-match+errors" if errors else "dane-no-match", errors)
+    return DANEVerdict(
+        False, None, None, VALIDATION_FAILURE, "dane-no-match+errors" if errors else "dane-no-match", errors
+    )

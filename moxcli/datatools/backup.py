@@ -18,16 +18,25 @@ import os
 import shutil
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from moxcli import __version__
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE, syncfs
-from moxcli.datatools.verify import MESSAGE_SEQUENCE, IdSet, decode_error, key_text, message_key, meta_value, reserved_ids
+from moxcli.datatools.verify import (
+    MESSAGE_SEQUENCE,
+    IdSet,
+    decode_error,
+    key_text,
+    message_key,
+    meta_value,
+    reserved_ids,
+)
+from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration, Txn, job_lock
-from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.store import queue as qstore
 from moxcli.store.env import STORE_DIR, decode
 from moxcli.store.files import check_account_name, msg_path, parse_msg_path, sync_dir
@@ -90,7 +99,10 @@ def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: b
     with job_lock(src, "backup"):
         dst.mkdir(parents=True, exist_ok=True, mode=0o700)
         marker = dst / INCOMPLETE_MARKER
-        _write(marker, f"backup of {src} started {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} by pid {os.getpid()}, not finished\n")
+        _write(
+            marker,
+            f"backup of {src} started {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} by pid {os.getpid()}, not finished\n",
+        )
         sync_dir(dst)
         job = _Backup(src, dst, progress, link)
         start = time.monotonic()
@@ -102,7 +114,11 @@ def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: b
             job.close()
         if job.res.errors:
             n = len(job.res.errors)
-            _write(marker, f"backup of {src} failed with {n} error{'s' if n != 1 else ''}:\n" + "".join(f"{e}\n" for e in job.res.errors))
+            _write(
+                marker,
+                f"backup of {src} failed with {n} error{'s' if n != 1 else ''}:\n"
+                + "".join(f"{e}\n" for e in job.res.errors),
+            )
         else:
             job.sync()
             marker.unlink()
@@ -158,14 +174,18 @@ class _Backup:
                 try:
                     store.copy_to(out, compact=True)
                 except Exception as exc:  # lmdb's errors on a damaged store: this backup failed
-                    raise StoreError(f"{self.src / STORE_DIR}: copying the store failed: {type(exc).__name__}: {exc}") from None
+                    raise StoreError(
+                        f"{self.src / STORE_DIR}: copying the store failed: {type(exc).__name__}: {exc}"
+                    ) from None
         except StoreNeedsMigration as exc:
             # No current moxcli writes to an older-schema store (a writable open migrates it
             # first), so a plain file copy is consistent. The backup keeps the old schema.
             out.mkdir(mode=0o700)
             shutil.copyfile(self.src / STORE_DIR / "data.mdb", out / "data.mdb")
             self.res.schema_version = exc.version
-            self.res.warnings.append(f"the store has the older schema version {exc.version}: copied as it is, with every file under accounts/ and queue/")
+            self.res.warnings.append(
+                f"the store has the older schema version {exc.version}: copied as it is, with every file under accounts/ and queue/"
+            )
             self.res.store_bytes = (out / "data.mdb").stat().st_size
             return True
         self.res.store_bytes = (out / "data.mdb").stat().st_size
@@ -220,7 +240,9 @@ class _Backup:
         if self.vanished:
             self._drop_delivered()
         for account in accounts:
-            self._unreferenced(f"accounts/{account}/msg", ids.get(account, IdSet()), sequences[account], reserved.get(account, []))
+            self._unreferenced(
+                f"accounts/{account}/msg", ids.get(account, IdSet()), sequences[account], reserved.get(account, [])
+            )
             self._account_extras(account)
         self._unreferenced("queue", queue_ids, queue_seq)
 
@@ -332,7 +354,13 @@ class _Backup:
             pass
         self.made_dirs.add(path)
 
-    def _unreferenced(self, rel_root: str, referenced: IdSet, sequence: int, reserved: tuple[tuple[int, int], ...] | list[tuple[int, int]] = ()) -> None:
+    def _unreferenced(
+        self,
+        rel_root: str,
+        referenced: IdSet,
+        sequence: int,
+        reserved: tuple[tuple[int, int], ...] | list[tuple[int, int]] = (),
+    ) -> None:
         """Files the snapshot does not reference: newer ones and those of unfinished imports
         are skipped, older ones kept."""
         for d in _dirs(self.src / rel_root):
@@ -341,7 +369,9 @@ class _Backup:
                 msg_id = parse_msg_path(name)
                 if msg_id is not None and msg_id in referenced:
                     continue
-                if f.name.startswith(".") or (msg_id is not None and (msg_id > sequence or any(lo <= msg_id <= hi for lo, hi in reserved))):
+                if f.name.startswith(".") or (
+                    msg_id is not None and (msg_id > sequence or any(lo <= msg_id <= hi for lo, hi in reserved))
+                ):
                     continue  # a write in progress, or a file created after the snapshot
                 rel = f"{rel_root}/{name}"
                 self.res.warnings.append(f"{rel}: not referenced by the store, backed up anyway")
@@ -441,4 +471,3 @@ def _copy_file(src: Path, dst: Path, mode: int = 0o600, sync: bool = False) -> i
             raise
         os.close(fd)
     return offset
-

@@ -48,7 +48,9 @@ class GenResult:
         }
 
 
-def generate(data_dir: Path, messages: int = 0, seed: int = 1, now: float | None = None, extra_config: str = "") -> GenResult:
+def generate(
+    data_dir: Path, messages: int = 0, seed: int = 1, now: float | None = None, extra_config: str = ""
+) -> GenResult:
     """Create ``data_dir`` (new or empty) with test data; ``messages`` extra for benchmarks.
 
     ``extra_config`` is TOML appended to the config (e.g. a ``[dns]`` table pointing at a
@@ -95,7 +97,9 @@ def _dkim_key(seed: int, domain: str) -> bytes:
 
     raw = hashlib.sha256(f"moxcli gentestdata {seed} {domain} {SELECTOR}".encode()).digest()
     key = ed25519.Ed25519PrivateKey.from_private_bytes(raw)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _write_config(data_dir: Path, config_file: Path, seed: int, extra: str) -> None:
@@ -128,7 +132,13 @@ def _write_config(data_dir: Path, config_file: Path, seed: int, extra: str) -> N
             f'private_key_file = "dkim/{ascii_name}/{SELECTOR}.ed25519.pem"',
         ]
         for kind, localpart, mailbox in (("tlsrpt", "tlsreports", "TLSRPT"), ("dmarc", "dmarcreports", "DMARC")):
-            lines += ["", f'[domains."{ascii_name}".{kind}]', f'localpart = "{localpart}"', 'account = "postmaster"', f'mailbox = "{mailbox}"']
+            lines += [
+                "",
+                f'[domains."{ascii_name}".{kind}]',
+                f'localpart = "{localpart}"',
+                'account = "postmaster"',
+                f'mailbox = "{mailbox}"',
+            ]
     text = "\n".join(lines) + "\n" + (("\n" + extra.strip() + "\n") if extra.strip() else "")
     write_file(config_file, text.encode())
 
@@ -138,7 +148,7 @@ def _message(sender: str, rcpt: str, subject: str, body: str) -> bytes:
         f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n"
         f"Message-ID: <{hashlib.sha256((sender + rcpt + subject).encode()).hexdigest()[:16]}@{DOMAIN}>\r\n"
         f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
-    ).encode("utf-8")
+    ).encode()
 
 
 def _mail(tx: Txn, data_dir: Path, today: float) -> None:
@@ -159,15 +169,79 @@ def _mail(tx: Txn, data_dir: Path, today: float) -> None:
             ensure_mailbox(tx, account, name, use)
     ensure_mailbox(tx, "test1", "Lists/moxcli")
     t = today - DAY
-    store_message(tx, data_dir, "test1", "Inbox", _message("other@remote.example", f"test1@{DOMAIN}", "test", "the message..."), received=t)
-    store_message(tx, data_dir, "test1", "Inbox", _message("other@remote.example", f"test1@{DOMAIN}", "flagged", "important"), flags=["\\Seen", "\\Flagged"], keywords=["todo"], received=t + 60)
-    store_message(tx, data_dir, "test1", "Lists/moxcli", _message("list@lists.example", f"test1@{DOMAIN}", "[moxcli] release", "notes"), flags=["\\Seen"], received=t + 120)
-    store_message(tx, data_dir, "test1", "Trash", _message("other@remote.example", f"test1@{DOMAIN}", "old", "gone soon"), flags=["\\Seen", "\\Deleted"], received=t + 180)
+    store_message(
+        tx,
+        data_dir,
+        "test1",
+        "Inbox",
+        _message("other@remote.example", f"test1@{DOMAIN}", "test", "the message..."),
+        received=t,
+    )
+    store_message(
+        tx,
+        data_dir,
+        "test1",
+        "Inbox",
+        _message("other@remote.example", f"test1@{DOMAIN}", "flagged", "important"),
+        flags=["\\Seen", "\\Flagged"],
+        keywords=["todo"],
+        received=t + 60,
+    )
+    store_message(
+        tx,
+        data_dir,
+        "test1",
+        "Lists/moxcli",
+        _message("list@lists.example", f"test1@{DOMAIN}", "[moxcli] release", "notes"),
+        flags=["\\Seen"],
+        received=t + 120,
+    )
+    store_message(
+        tx,
+        data_dir,
+        "test1",
+        "Trash",
+        _message("other@remote.example", f"test1@{DOMAIN}", "old", "gone soon"),
+        flags=["\\Seen", "\\Deleted"],
+        received=t + 180,
+    )
     rcpt = f"☹@{IDNA_DOMAIN}"
-    store_message(tx, data_dir, "test2", "Inbox", _message("other@remote.example", rcpt, "test", "the message... ☺"), received=t + 240)
-    store_message(tx, data_dir, "test2", "Sent", _message(rcpt, "other@remote.example", "re: test", "reply"), flags=["\\Seen", "\\Answered", "$Forwarded"], keywords=["sent-by-moxcli"], received=t + 300)
-    store_message(tx, data_dir, "test2", "Junk", _message("spam@spam.example", rcpt, "offer", "buy"), flags=["$Junk"], received=t + 360)
-    store_message(tx, data_dir, "test2", "Drafts", _message(rcpt, "friend@remote.example", "draft", "unfinished"), flags=["\\Draft"], received=t + 420)
+    store_message(
+        tx,
+        data_dir,
+        "test2",
+        "Inbox",
+        _message("other@remote.example", rcpt, "test", "the message... ☺"),
+        received=t + 240,
+    )
+    store_message(
+        tx,
+        data_dir,
+        "test2",
+        "Sent",
+        _message(rcpt, "other@remote.example", "re: test", "reply"),
+        flags=["\\Seen", "\\Answered", "$Forwarded"],
+        keywords=["sent-by-moxcli"],
+        received=t + 300,
+    )
+    store_message(
+        tx,
+        data_dir,
+        "test2",
+        "Junk",
+        _message("spam@spam.example", rcpt, "offer", "buy"),
+        flags=["$Junk"],
+        received=t + 360,
+    )
+    store_message(
+        tx,
+        data_dir,
+        "test2",
+        "Drafts",
+        _message(rcpt, "friend@remote.example", "draft", "unfinished"),
+        flags=["\\Draft"],
+        received=t + 420,
+    )
 
 
 def _queue(store: Store, data_dir: Path, today: float) -> None:
@@ -176,10 +250,36 @@ def _queue(store: Store, data_dir: Path, today: float) -> None:
     from moxcli.store import queue as qstore
 
     prefix = f"DKIM-Signature: v=1; a=ed25519-sha256; d={DOMAIN}; s={SELECTOR}; h=from:to:subject; bh=; b=\r\n".encode()
-    dq.enqueue(store, data_dir, mail_from=f"test0@{DOMAIN}", recipients=["other@remote.example", "second@remote.example"], data=_message(f"test0@{DOMAIN}", "other@remote.example", "test", "the message..."), prefix=prefix, sender_account="test0", next_attempt=today + DAY)
-    held = dq.enqueue(store, data_dir, mail_from=f"test1@{DOMAIN}", recipients=[f"☹@{IDNA_DOMAIN}"], data=_message(f"test1@{DOMAIN}", f"☹@{IDNA_DOMAIN}", "held", "on hold"), sender_account="test1", next_attempt=today + DAY)
+    dq.enqueue(
+        store,
+        data_dir,
+        mail_from=f"test0@{DOMAIN}",
+        recipients=["other@remote.example", "second@remote.example"],
+        data=_message(f"test0@{DOMAIN}", "other@remote.example", "test", "the message..."),
+        prefix=prefix,
+        sender_account="test0",
+        next_attempt=today + DAY,
+    )
+    held = dq.enqueue(
+        store,
+        data_dir,
+        mail_from=f"test1@{DOMAIN}",
+        recipients=[f"☹@{IDNA_DOMAIN}"],
+        data=_message(f"test1@{DOMAIN}", f"☹@{IDNA_DOMAIN}", "held", "on hold"),
+        sender_account="test1",
+        next_attempt=today + DAY,
+    )
     dq.hold(store, held[0])
-    retried = dq.enqueue(store, data_dir, mail_from=f"test1@{DOMAIN}", recipients=["someone@sts.test"], data=_message(f"test1@{DOMAIN}", "someone@sts.test", "retried", "again"), prefix=prefix, sender_account="test1", next_attempt=today)
+    retried = dq.enqueue(
+        store,
+        data_dir,
+        mail_from=f"test1@{DOMAIN}",
+        recipients=["someone@sts.test"],
+        data=_message(f"test1@{DOMAIN}", "someone@sts.test", "retried", "again"),
+        prefix=prefix,
+        sender_account="test1",
+        next_attempt=today,
+    )
 
     def fail(tx: Txn) -> None:
         msg = qstore.get(tx, retried[0])
@@ -210,7 +310,12 @@ def _tls_results(tx: Txn, today: float) -> None:
         sts.recipient.policy.string = ["version: STSv1", "mode: enforce", "mx: mx.sts.test", "max_age: 86400"]
         sts.recipient.policy.mx_host = ["mx.sts.test"]
         sts.both(sts.hosts[0], 5 + n, 0)
-        sts.both(sts.hosts[0], 0, 1, detail("certificate-expired", mx_host="mx.sts.test", remote_ip="127.0.0.1", local_ip="127.0.0.2"))
+        sts.both(
+            sts.hosts[0],
+            0,
+            1,
+            detail("certificate-expired", mx_host="mx.sts.test", remote_ip="127.0.0.1", local_ip="127.0.0.2"),
+        )
         tstore.add_results(tx, day, "sts.test", rows(sts, "sts.test", False, False), now=when)
         # DANE host: a tlsa result for the MX host, no-policy-found for the recipient domain.
         dane = AttemptTLS(make_result("no-policy-found", "dane-ok.test"), [])
@@ -220,11 +325,17 @@ def _tls_results(tx: Txn, today: float) -> None:
         dane.both(host, 3, 0)
         tstore.add_results(tx, day, "dane-ok.test", rows(dane, "dane-ok.test", False, False), now=when)
         # Opportunistic TLS with an untrusted certificate: success with a failure detail.
-        plain = AttemptTLS(make_result("no-policy-found", IDNA_DOMAIN), [make_result("no-policy-found", f"mx.{IDNA_DOMAIN}")])
-        plain.both(plain.hosts[0], 2, 0, detail("certificate-not-trusted", mx_host=f"mx.{IDNA_DOMAIN}", remote_ip="127.0.0.3"))
+        plain = AttemptTLS(
+            make_result("no-policy-found", IDNA_DOMAIN), [make_result("no-policy-found", f"mx.{IDNA_DOMAIN}")]
+        )
+        plain.both(
+            plain.hosts[0], 2, 0, detail("certificate-not-trusted", mx_host=f"mx.{IDNA_DOMAIN}", remote_ip="127.0.0.3")
+        )
         tstore.add_results(tx, day, IDNA_DOMAIN, rows(plain, IDNA_DOMAIN, False, False), now=when)
         # A TLS report's own delivery: recorded, but never a reason to report.
-        rep = AttemptTLS(make_result("no-policy-found", "reports.test"), [make_result("no-policy-found", "mx.reports.test")])
+        rep = AttemptTLS(
+            make_result("no-policy-found", "reports.test"), [make_result("no-policy-found", "mx.reports.test")]
+        )
         rep.both(rep.hosts[0], 1, 0)
         tstore.add_results(tx, day, "reports.test", rows(rep, "reports.test", True, False), now=when)
 
@@ -241,7 +352,9 @@ def _mtasts(store: Store, today: float) -> None:
     ):
         text = "version: STSv1\r\nmode: {}\r\n{}max_age: 1296000\r\n".format(mode, "".join(f"mx: {m}\r\n" for m in mx))
         url = f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
-        cache.upsert(store, cache.as_domain(domain), record_id, Fetched(parse_policy(text), text, url, "text/plain"), today - DAY)
+        cache.upsert(
+            store, cache.as_domain(domain), record_id, Fetched(parse_policy(text), text, url, "text/plain"), today - DAY
+        )
     cache.upsert(store, cache.as_domain("sts-404.test"), "20240101T000000", None, today - 60)
 
 
@@ -294,14 +407,25 @@ def _dmarc(store: Store, config: Any, data_dir: Path, today: float) -> None:
     from moxcli.dmarc.db import import_reports, record_evaluations
 
     lines = []
-    for i, (domain, ip, aligned) in enumerate((("remote.example", "192.0.2.10", True), ("remote.example", "192.0.2.11", False), ("☺.example", "2001:db8::25", True))):
+    for i, (domain, ip, aligned) in enumerate(
+        (
+            ("remote.example", "192.0.2.10", True),
+            ("remote.example", "192.0.2.11", False),
+            ("☺.example", "2001:db8::25", True),
+        )
+    ):
         lines.append(
             json.dumps(
                 {
                     "policy_domain": domain,
                     "evaluated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(today - 3600 * (i + 1))),
                     "addresses": [f"mailto:dmarc-reports@{'reports.test' if i < 2 else domain}"],
-                    "policy_published": {"domain": domain, "p": "reject" if aligned else "quarantine", "sp": "reject", "pct": 100},
+                    "policy_published": {
+                        "domain": domain,
+                        "p": "reject" if aligned else "quarantine",
+                        "sp": "reject",
+                        "pct": 100,
+                    },
                     "source_ip": ip,
                     "disposition": "none" if aligned else "quarantine",
                     "aligned_dkim_pass": aligned,
@@ -316,14 +440,18 @@ def _dmarc(store: Store, config: Any, data_dir: Path, today: float) -> None:
         )
     record_evaluations(store, config, lines, source="gentestdata", now=today)
     path = data_dir / "tmp" / "dmarc-report.xml"
-    path.write_text(DMARC_REPORT.format(seed=1, begin=int(today - DAY), end=int(today - 1), domain=DOMAIN, selector=SELECTOR))
+    path.write_text(
+        DMARC_REPORT.format(seed=1, begin=int(today - DAY), end=int(today - 1), domain=DOMAIN, selector=SELECTOR)
+    )
     try:
         import_reports(store, [path], now=today)
     finally:
         path.unlink()
 
 
-def _tls_report(org: str, report_id: str, day: float, policy: dict[str, Any], success: int, failures: list[dict[str, Any]]) -> dict[str, Any]:
+def _tls_report(
+    org: str, report_id: str, day: float, policy: dict[str, Any], success: int, failures: list[dict[str, Any]]
+) -> dict[str, Any]:
     """A TLS report as RFC 8460 §4.4 shapes it (the Appendix B example, our domains)."""
     return {
         "organization-name": org,
@@ -336,7 +464,10 @@ def _tls_report(org: str, report_id: str, day: float, policy: dict[str, Any], su
         "policies": [
             {
                 "policy": policy,
-                "summary": {"total-successful-session-count": success, "total-failure-session-count": sum(f["failed-session-count"] for f in failures)},
+                "summary": {
+                    "total-successful-session-count": success,
+                    "total-failure-session-count": sum(f["failed-session-count"] for f in failures),
+                },
                 "failure-details": failures,
             }
         ],
@@ -358,9 +489,21 @@ def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: floa
         "policy-domain": DOMAIN,
         "mx-host": [f"mx1.{DOMAIN}"],
     }
-    expired = {"result-type": "certificate-expired", "sending-mta-ip": "2001:db8:abcd:12::1", "receiving-mx-hostname": f"mx1.{DOMAIN}", "failed-session-count": 100}
-    domain_report = _tls_report("company-x.example", "5065427c-23d3-47ca-b6e0-946ea0e8c4be", today - DAY, sts_policy, 5326, [expired])
-    tlsa_policy = {"policy-type": "tlsa", "policy-string": ["3 1 1 " + hashlib.sha256(b"gentest host key").hexdigest()], "policy-domain": HOSTNAME, "mx-host": []}
+    expired = {
+        "result-type": "certificate-expired",
+        "sending-mta-ip": "2001:db8:abcd:12::1",
+        "receiving-mx-hostname": f"mx1.{DOMAIN}",
+        "failed-session-count": 100,
+    }
+    domain_report = _tls_report(
+        "company-x.example", "5065427c-23d3-47ca-b6e0-946ea0e8c4be", today - DAY, sts_policy, 5326, [expired]
+    )
+    tlsa_policy = {
+        "policy-type": "tlsa",
+        "policy-string": ["3 1 1 " + hashlib.sha256(b"gentest host key").hexdigest()],
+        "policy-domain": HOSTNAME,
+        "mx-host": [],
+    }
     host_report = _tls_report("remote.example", "2026-host-report-1", today - DAY, tlsa_policy, 12, [])
 
     json_path = data_dir / "tmp" / "company-x.example!mox.example.json"
@@ -372,7 +515,12 @@ def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: floa
     msg["TLS-Report-Domain"] = HOSTNAME
     msg["TLS-Report-Submitter"] = "remote.example"
     msg.set_content("A TLS report about the MX host, see the attachment.")
-    msg.add_attachment(gzip.compress(json.dumps(host_report).encode(), mtime=0), maintype="application", subtype="tlsrpt+gzip", filename="remote.example!mail.mox.example.json.gz")
+    msg.add_attachment(
+        gzip.compress(json.dumps(host_report).encode(), mtime=0),
+        maintype="application",
+        subtype="tlsrpt+gzip",
+        filename="remote.example!mail.mox.example.json.gz",
+    )
     msg.set_type("multipart/report")
     msg.set_param("report-type", "tlsrpt")
     eml_path = data_dir / "tmp" / "host-report.eml"
@@ -407,14 +555,26 @@ def _bulk_messages(store: Store, data_dir: Path, count: int, rng: random.Random,
     syncfs(data_dir)
 
     for start in range(0, count, BATCH):
-        def batch(tx: Txn, part: list[tuple[str, str, int, int, bool]] = plan[start : start + BATCH], first: int = start) -> None:
+
+        def batch(
+            tx: Txn, part: list[tuple[str, str, int, int, bool]] = plan[start : start + BATCH], first: int = start
+        ) -> None:
             mailboxes: dict[tuple[str, str], dict[str, Any]] = {}
             for j, (account, box, msg_id, size, seen) in enumerate(part):
                 if (account, box) not in mailboxes:
                     mailboxes[(account, box)] = store_mail.ensure_mailbox(tx, account, box)[0]
                 if tx.next_id(f"message:{account}") != msg_id:
                     raise UsageError(f"{data_dir}: another process added messages while generating")
-                store_mail.add_message(tx, account, mailboxes[(account, box)], msg_id, size, today - DAY + first + j, ["\\Seen"] if seen else [], [])
+                store_mail.add_message(
+                    tx,
+                    account,
+                    mailboxes[(account, box)],
+                    msg_id,
+                    size,
+                    today - DAY + first + j,
+                    ["\\Seen"] if seen else [],
+                    [],
+                )
             for (account, _box), mb in mailboxes.items():
                 store_mail.put_mailbox(tx, account, mb)
 

@@ -16,9 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from moxcli import __version__
 from moxcli.context import CONFIG_NAME
@@ -53,7 +54,19 @@ from moxcli.store.schema import (
 )
 
 # Top-level entries of a data directory that verifydata knows; anything else is a warning.
-KNOWN_TOP = {STORE_DIR, "accounts", "queue", "locks", "tmp", MOVED_DIR, "dkim", CONFIG_NAME, VERSION_FILE, INCOMPLETE_MARKER, RECEIVED_ID_KEY_FILE}
+KNOWN_TOP = {
+    STORE_DIR,
+    "accounts",
+    "queue",
+    "locks",
+    "tmp",
+    MOVED_DIR,
+    "dkim",
+    CONFIG_NAME,
+    VERSION_FILE,
+    INCOMPLETE_MARKER,
+    RECEIVED_ID_KEY_FILE,
+}
 
 # Positions of u64 parts in each table's key (schema.py key layouts), for readable paths.
 _INT_PARTS: dict[str, tuple[int, ...]] = {
@@ -129,7 +142,11 @@ class VerifyResult:
 
 
 def _printable(text: str) -> str:
-    return text if text.isprintable() else "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return (
+        text
+        if text.isprintable()
+        else "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    )
 
 
 class IdSet:
@@ -289,7 +306,9 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
             with store:
                 _Checker(data_dir, res, fix).run(store)
         else:
-            res.notes.append("store checks skipped: the store cannot be read; file checks skipped as well (every file would look unreferenced)")
+            res.notes.append(
+                "store checks skipped: the store cannot be read; file checks skipped as well (every file would look unreferenced)"
+            )
         _check_top(data_dir, res)
     finally:
         if tmp is not None:
@@ -499,7 +518,10 @@ class _Checker:
         self._count(tx, MAILBOX_BY_NAME, n)
         for (acc, mb_id), mb in self.mailboxes.items():
             if (acc, mb_id) not in named:
-                self.res.problem(key_text(MAILBOX, text_key(acc, mb_id)), f"mailbox {mb.get('name')!r} is missing from the name index")
+                self.res.problem(
+                    key_text(MAILBOX, text_key(acc, mb_id)),
+                    f"mailbox {mb.get('name')!r} is missing from the name index",
+                )
 
     def _message_key(self, key: bytes) -> tuple[str, int, int] | None:
         parsed = message_key(key)
@@ -526,7 +548,10 @@ class _Checker:
             elif uid >= mb["uidnext"]:
                 res.problem(key_text(MESSAGE, key), f"uid {uid} is not below the mailbox's uidnext {mb['uidnext']}")
             if rec.get("uid") != uid or rec.get("mailbox_id") != mb_id:
-                res.problem(key_text(MESSAGE, key), f"record uid {rec.get('uid')!r} / mailbox_id {rec.get('mailbox_id')!r} differ from its key")
+                res.problem(
+                    key_text(MESSAGE, key),
+                    f"record uid {rec.get('uid')!r} / mailbox_id {rec.get('mailbox_id')!r} differ from its key",
+                )
             if not _str_list(rec.get("flags", [])) or not _str_list(rec.get("keywords", [])):
                 res.problem(key_text(MESSAGE, key), "flags and keywords must be lists of text")
             msg_id, size = rec.get("id"), rec.get("size")
@@ -541,10 +566,15 @@ class _Checker:
                 continue  # no sequence to check against; maybe not even a valid directory name
             if msg_id > self.sequences[acc]:
                 # The sequence would hand this id out again (and overwrite the file).
-                res.problem(key_text(MESSAGE, key), f"message id {msg_id} is beyond the last id handed out ({self.sequences[acc]})")
+                res.problem(
+                    key_text(MESSAGE, key),
+                    f"message id {msg_id} is beyond the last id handed out ({self.sequences[acc]})",
+                )
                 continue
             if not self.message_ids.setdefault(acc, IdSet()).add(msg_id):
-                res.problem(key_text(MESSAGE, key), f"message id {msg_id} is used by another message of account {acc!r}")
+                res.problem(
+                    key_text(MESSAGE, key), f"message id {msg_id} is used by another message of account {acc!r}"
+                )
                 continue
             self._check_file(f"accounts/{acc}/msg/{msg_path(msg_id)}", size, 0, MESSAGE, key)
 
@@ -587,7 +617,9 @@ class _Checker:
         self.bytes += st.st_size
         if prefix + st.st_size != size:
             with_prefix = f" + {prefix} bytes of prefix" if prefix else ""
-            self.res.problem(rel, f"file has {st.st_size} bytes{with_prefix}, but {key_text(table, key)} says size {size}")
+            self.res.problem(
+                rel, f"file has {st.st_size} bytes{with_prefix}, but {key_text(table, key)} says size {size}"
+            )
 
     def _generic(self, tx: Txn, table: Table) -> None:
         """Decode every record; index entries must point at their record (both directions
@@ -599,7 +631,10 @@ class _Checker:
                     if raw is None:
                         self.res.problem(key_text(table, key), f"index entry {key_text(index, ikey)} is missing")
                     elif value is not None and raw != value:
-                        self.res.problem(key_text(index, ikey), f"index value {raw!r} does not match {key_text(table, key)} ({value!r})")
+                        self.res.problem(
+                            key_text(index, ikey),
+                            f"index value {raw!r} does not match {key_text(table, key)} ({value!r})",
+                        )
             return
         n = 0
         for key, _raw in tx.scan_raw(table):
@@ -630,13 +665,21 @@ class _Checker:
                     self.res.problem(rel, "account directory without an account record")
                 else:
                     ids = self.message_ids.get(entry.name, IdSet())
-                    files += self._walk_ids(rel + "/msg", ids, self.sequences[entry.name], self.reserved.get(entry.name, []))
+                    files += self._walk_ids(
+                        rel + "/msg", ids, self.sequences[entry.name], self.reserved.get(entry.name, [])
+                    )
         self.res.counts["message_files"] = files
 
     def _queue_files(self) -> None:
         self.res.counts["queue_files"] = self._walk_ids("queue", self.queue_ids, self.sequences["queue"])
 
-    def _walk_ids(self, rel_root: str, referenced: IdSet, sequence: int, reserved: tuple[tuple[int, int], ...] | list[tuple[int, int]] = ()) -> int:
+    def _walk_ids(
+        self,
+        rel_root: str,
+        referenced: IdSet,
+        sequence: int,
+        reserved: tuple[tuple[int, int], ...] | list[tuple[int, int]] = (),
+    ) -> int:
         """Compare a message directory with the referenced ids; returns the referenced files seen."""
         root = self.data_dir / rel_root
         if not root.is_dir():
@@ -651,7 +694,11 @@ class _Checker:
                 rel = f"{rel_dir}/{f.name}"
                 msg_id = parse_msg_path(f"{entry.name}/{f.name}")
                 if msg_id is None or not f.is_file(follow_symlinks=False):
-                    what = "temporary file of an interrupted write" if f.name.startswith(".") else "not a message file name"
+                    what = (
+                        "temporary file of an interrupted write"
+                        if f.name.startswith(".")
+                        else "not a message file name"
+                    )
                     self.res.warning(rel, f"{what}, ignoring")
                 elif msg_id in referenced:
                     seen += 1
@@ -663,7 +710,10 @@ class _Checker:
                     # Written by a transaction that aborted or has not committed yet: the id
                     # is handed out again and the file overwritten. Never moved: a running
                     # writer may be about to commit it.
-                    self.res.warning(rel, f"not referenced, id {msg_id} is beyond the last one handed out ({sequence}): left by an aborted or running write")
+                    self.res.warning(
+                        rel,
+                        f"not referenced, id {msg_id} is beyond the last one handed out ({sequence}): left by an aborted or running write",
+                    )
                 elif self.fix:
                     self._move(rel)
                 else:
@@ -695,7 +745,13 @@ def _index_keys(table: Table, key: bytes, rec: dict[str, Any]) -> list[tuple[Tab
     try:
         if table is TLS_RESULT:
             day, policy, rcpt = split_key(key)
-            return [(TLS_RESULT_BY_RCPT, text_key(str(day), str(rcpt), str(policy)), b"\x01" if rec.get("send_report") else b"\x00")]
+            return [
+                (
+                    TLS_RESULT_BY_RCPT,
+                    text_key(str(day), str(rcpt), str(policy)),
+                    b"\x01" if rec.get("send_report") else b"\x00",
+                )
+            ]
         if table is TLS_REPORT_IN:
             return [(TLS_REPORT_IN_BY_DOMAIN, text_key(d, from_u64(key)), None) for d in rec.get("policy_domains", [])]
         if table is DMARC_REPORT_IN:
@@ -757,7 +813,10 @@ def _check_config(data_dir: Path, res: VerifyResult) -> None:
     for domain in cfg.domains.values():
         for sel in domain.dkim.selectors.values():
             if not sel.private_key_file.is_file():
-                res.problem(CONFIG_NAME, f"domain {domain.name}: DKIM selector {sel.name}: key file {sel.private_key_file} is missing")
+                res.problem(
+                    CONFIG_NAME,
+                    f"domain {domain.name}: DKIM selector {sel.name}: key file {sel.private_key_file} is missing",
+                )
 
 
 def _check_top(data_dir: Path, res: VerifyResult) -> None:

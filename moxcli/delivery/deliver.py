@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from moxcli import log, tlsconn
 from moxcli.config import Config
@@ -37,9 +38,8 @@ from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import UsageError
 from moxcli.smtp.client import Client, RcptResult, SMTPError
-from moxcli.store import Store
+from moxcli.store import Store, suppress
 from moxcli.store import queue as qstore
-from moxcli.store import suppress
 from moxcli.store import tlsresults as tlsstore
 from moxcli.store.env import Txn
 from moxcli.store.lock import job_lock
@@ -101,7 +101,9 @@ class AttemptResult:
             "code": self.code,
             "enhanced": self.enhanced,
             "error": self.error,
-            "next_attempt": None if self.next_attempt is None else datetime.fromtimestamp(self.next_attempt, timezone.utc),
+            "next_attempt": None
+            if self.next_attempt is None
+            else datetime.fromtimestamp(self.next_attempt, UTC),
             "dsn": self.dsn,
             "duration": round(self.duration, 3),
         }
@@ -182,7 +184,9 @@ class Engine:
     resolver: Resolver
     store: Store
     data_dir: Path
-    connect: Callable[[str, int, float], socket.socket] = field(default=lambda ip, port, timeout: socket.create_connection((ip, port), timeout=timeout))
+    connect: Callable[[str, int, float], socket.socket] = field(
+        default=lambda ip, port, timeout: socket.create_connection((ip, port), timeout=timeout)
+    )
     # Addresses that could not be connected to in this run: later messages skip them instead of
     # waiting for the same timeout again (a backlog for a dead host would take hours otherwise).
     unreachable: dict[str, str] = field(default_factory=dict)
@@ -244,7 +248,9 @@ def deliver_message(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: Atte
     if rcpt_dom.startswith("["):
         # Address literal: no MX, no MTA-STS, no DANE, no TLS results (spec §3.2).
         ip = rcpt_dom[1:-1]
-        _try_host(engine, msgs, data, _HostPlan(ip, Result(Policy("")), MODE_OPPORTUNISTIC, ips=[ip]), tls, out, enforce=False)
+        _try_host(
+            engine, msgs, data, _HostPlan(ip, Result(Policy("")), MODE_OPPORTUNISTIC, ips=[ip]), tls, out, enforce=False
+        )
         return out
     domain = parse_domain(rcpt_dom)
     dests = dane_lookup.gather_destinations(engine.resolver, domain.ascii)
@@ -253,7 +259,9 @@ def deliver_message(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: Atte
             reason, _ = _ede_reason(dests.error, "dns-extended-error")
             tls.recipient = make_result(POLICY_NO_POLICY_FOUND, domain.ascii)
             tls.recipient.add(0, 1, detail(RESULT_VALIDATION_FAILURE, reason))
-        out.error = DeliveryError(f"gathering destinations for {domain.ascii}: {dests.error}", permanent=dests.permanent)
+        out.error = DeliveryError(
+            f"gathering destinations for {domain.ascii}: {dests.error}", permanent=dests.permanent
+        )
         return out
 
     policy, tls.recipient, policy_error = _mtasts(engine, domain, tls_required_no)
@@ -271,7 +279,9 @@ def deliver_message(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: Atte
             tls.recipient.add(0, 0, detail(RESULT_VALIDATION_FAILURE, "mtasts-policy-mx-mismatch", mx_host=host))
             if enforce and not tls_required_no:
                 tls.recipient.add(0, 1)
-                last_error = DeliveryError(f"mx host {host} does not match enforced mta-sts policy with hosts {', '.join(m.ascii for m in policy.mx)}")
+                last_error = DeliveryError(
+                    f"mx host {host} does not match enforced mta-sts policy with hosts {', '.join(m.ascii for m in policy.mx)}"
+                )
                 continue
         plan = _plan_host(engine, msg, domain, dests, host, enforce, tls)
         if isinstance(plan, DeliveryError):
@@ -292,13 +302,17 @@ def deliver_message(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: Atte
             break
     if hosts_5730 and hosts_5730 == len(dests.hosts):
         # RFC 8689 §4.2.1: no host meets the requirement, the message must not be sent.
-        out.error = DeliveryError("destination servers do not support requiretls", permanent=True, code=554, enhanced="5.7.30")
+        out.error = DeliveryError(
+            "destination servers do not support requiretls", permanent=True, code=554, enhanced="5.7.30"
+        )
     else:
         out.error = last_error or DeliveryError("no remaining destinations")
     return out
 
 
-def _plan_host(engine: Engine, msg: QueueMsg, domain: Domain, dests: Destinations, host: str, enforce: bool, tls: AttemptTLS) -> _HostPlan | DeliveryError:
+def _plan_host(
+    engine: Engine, msg: QueueMsg, domain: Domain, dests: Destinations, host: str, enforce: bool, tls: AttemptTLS
+) -> _HostPlan | DeliveryError:
     """Spec §3.4: addresses, DANE applicability, TLSA, the REQUIRETLS check; records host results."""
     tls_required_no = msg.require_tls is False
     hips = dane_lookup.gather_ips(engine.resolver, host)
@@ -311,7 +325,9 @@ def _plan_host(engine: Engine, msg: QueueMsg, domain: Domain, dests: Destination
             tls.both(hr, 0, 1, detail(RESULT_VALIDATION_FAILURE, reason))
         return DeliveryError(f"resolving ips of {host}: {exc}")
     mode = MODE_REQUIRED if enforce else MODE_OPPORTUNISTIC
-    plan = _HostPlan(host, make_result(POLICY_NO_POLICY_FOUND, host), mode, sni=host, ips=hips.ips, dualstack=hips.dualstack)
+    plan = _HostPlan(
+        host, make_result(POLICY_NO_POLICY_FOUND, host), mode, sni=host, ips=hips.ips, dualstack=hips.dualstack
+    )
     if dane_lookup.dane_applies(dests, hips):
         expanded_authentic = dests.expanded_authentic and hips.expanded_authentic
         g = dane_lookup.gather_tlsa(engine.resolver, host, expanded_authentic, hips.expanded_host)
@@ -338,13 +354,21 @@ def _plan_host(engine: Engine, msg: QueueMsg, domain: Domain, dests: Destination
                 plan.dane_records = usable
                 # In delivery the original TLSA base is the MX host, the expanded one the base used.
                 plan.dane_names = dane_tlsa.allowed_names(
-                    dests.have_mx, dests.expanded_authentic, expanded_authentic, domain.ascii, dests.expanded_next_hop, host, g.base
+                    dests.have_mx,
+                    dests.expanded_authentic,
+                    expanded_authentic,
+                    domain.ascii,
+                    dests.expanded_next_hop,
+                    host,
+                    g.base,
                 )
                 plan.sni = plan.dane_names[0]
             else:
                 # RFC 7672 §2.2: TLS is mandatory but authentication is not.
                 plan.result = Result(Policy(POLICY_TLSA, [], g.base, []))
-                plan.result.add(0, 0, detail(RESULT_TLSA_INVALID, "all-unusable-records+ignored", mx_host=host, count=0))
+                plan.result.add(
+                    0, 0, detail(RESULT_TLSA_INVALID, "all-unusable-records+ignored", mx_host=host, count=0)
+                )
                 plan.mode = MODE_REQUIRED
         else:
             plan.result = make_result(POLICY_NO_POLICY_FOUND, g.base)
@@ -411,7 +435,16 @@ def _try_host(
             out.error = exc
 
 
-def _session(engine: Engine, msgs: list[QueueMsg], data: bytes, plan: _HostPlan, tls: AttemptTLS, out: _Outcome, sock: socket.socket, enforce: bool) -> None:
+def _session(
+    engine: Engine,
+    msgs: list[QueueMsg],
+    data: bytes,
+    plan: _HostPlan,
+    tls: AttemptTLS,
+    out: _Outcome,
+    sock: socket.socket,
+    enforce: bool,
+) -> None:
     """One SMTP session: greeting, EHLO, STARTTLS per mode with verification, transactions."""
     msg = msgs[0]
     tls_required_no = msg.require_tls is False
@@ -472,8 +505,19 @@ def _session(engine: Engine, msgs: list[QueueMsg], data: bytes, plan: _HostPlan,
                 client.starttls(wrap)
             except SMTPError as exc:
                 if exc.reply is not None:
-                    tls.both(host_result, 0, 1, fields(RESULT_STARTTLS_NOT_SUPPORTED, f"smtp-starttls-reply-code-{exc.reply.code}"))
-                raise DeliveryError(f"starttls with {plan.host}: {exc}", permanent=exc.permanent, code=exc.code, enhanced=exc.enhanced, tls=True) from None
+                    tls.both(
+                        host_result,
+                        0,
+                        1,
+                        fields(RESULT_STARTTLS_NOT_SUPPORTED, f"smtp-starttls-reply-code-{exc.reply.code}"),
+                    )
+                raise DeliveryError(
+                    f"starttls with {plan.host}: {exc}",
+                    permanent=exc.permanent,
+                    code=exc.code,
+                    enhanced=exc.enhanced,
+                    tls=True,
+                ) from None
             out.tls = verified["how"]
             try:
                 client.ehlo()
@@ -493,7 +537,9 @@ def _session(engine: Engine, msgs: list[QueueMsg], data: bytes, plan: _HostPlan,
         client.quit()
     except SMTPError as exc:
         client.close()
-        raise DeliveryError(f"smtp with {plan.host}: {exc}", permanent=exc.permanent, code=exc.code, enhanced=exc.enhanced) from None
+        raise DeliveryError(
+            f"smtp with {plan.host}: {exc}", permanent=exc.permanent, code=exc.code, enhanced=exc.enhanced
+        ) from None
     except DeliveryError:
         client.close()
         raise
@@ -517,10 +563,21 @@ def _transactions(client: Client, msgs: list[QueueMsg], data: bytes, out: _Outco
     while pending:
         limit = client.extensions.rcpt_max or len(pending)
         batch, pending = pending[:limit], pending[limit:]
-        results = client.transaction(dq.wire_address(msg.mail_from), [dq.wire_address(r) for r in batch], data, requiretls=msg.require_tls is True)
+        results = client.transaction(
+            dq.wire_address(msg.mail_from),
+            [dq.wire_address(r) for r in batch],
+            data,
+            requiretls=msg.require_tls is True,
+        )
         again = []
         for i, (rcpt, res) in enumerate(zip(batch, results)):
-            if i > 0 and not res.ok and res.reply is not None and res.reply.code in (452, 552) and any(x.ok for x in results):
+            if (
+                i > 0
+                and not res.ok
+                and res.reply is not None
+                and res.reply.code in (452, 552)
+                and any(x.ok for x in results)
+            ):
                 again.append(rcpt)
             else:
                 out.rcpt[rcpt] = res
@@ -540,7 +597,9 @@ def _mtasts(engine: Engine, domain: Domain, tls_required_no: bool) -> tuple[MTAS
     from moxcli.mtasts.fetch import FetchOptions
 
     try:
-        got = mtasts_cache.policy_for_delivery(engine.store, engine.resolver, domain, FetchOptions.from_config(engine.config))
+        got = mtasts_cache.policy_for_delivery(
+            engine.store, engine.resolver, domain, FetchOptions.from_config(engine.config)
+        )
     except mtasts_cache.STSTemporaryError as exc:
         if tls_required_no:
             return None, exc.result, None
@@ -638,22 +697,40 @@ def attempt(engine: Engine, msg_ids: list[int], now: float | None = None) -> lis
             out = _Outcome(error=DeliveryError(str(exc)))
         except OSError as exc:
             out = _Outcome(error=DeliveryError(f"delivery: {exc.strerror or exc}"))
-        except Exception as exc:  # noqa: BLE001 - one broken message must not stop the queue
-            _log.error("unexpected error during delivery attempt", ids=",".join(str(m.id) for m in msgs), err=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            _log.error(
+                "unexpected error during delivery attempt",
+                ids=",".join(str(m.id) for m in msgs),
+                err=f"{type(exc).__name__}: {exc}",
+            )
             out = _Outcome(error=DeliveryError(f"internal error: {type(exc).__name__}: {exc}"))
     return _finish(engine, msgs, out, tls, data, time.monotonic() - t0)
 
 
 def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptResult, DeliveryError | None]:
     """The outcome of one message of a batch: its recipient's reply, else the batch's error."""
-    r = AttemptResult(id=msg.id, recipient=msg.recipient, outcome="delivered", attempt=msg.attempts, host=out.host, ip=out.ip, tls=out.tls, duration=duration)
+    r = AttemptResult(
+        id=msg.id,
+        recipient=msg.recipient,
+        outcome="delivered",
+        attempt=msg.attempts,
+        host=out.host,
+        ip=out.ip,
+        tls=out.tls,
+        duration=duration,
+    )
     rr = out.rcpt.get(msg.recipient)
     err: DeliveryError | None
     if rr is not None:
         r.code, r.enhanced = (rr.reply.code, rr.reply.enhanced) if rr.reply else (0, "")
         if rr.ok:
             return r, None
-        err = DeliveryError(f"recipient {msg.recipient}: {rr.error or 'rejected'}", permanent=rr.permanent, code=r.code, enhanced=r.enhanced)
+        err = DeliveryError(
+            f"recipient {msg.recipient}: {rr.error or 'rejected'}",
+            permanent=rr.permanent,
+            code=r.code,
+            enhanced=r.enhanced,
+        )
     else:
         err = out.error or DeliveryError("not delivered")
         r.code, r.enhanced = err.code, err.enhanced
@@ -667,7 +744,9 @@ def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptR
     return r, DeliveryError(str(err), permanent=permanent, code=err.code, enhanced=err.enhanced)
 
 
-def _finish(engine: Engine, msgs: list[QueueMsg], out: _Outcome, tls: AttemptTLS, data: bytes, duration: float) -> list[AttemptResult]:
+def _finish(
+    engine: Engine, msgs: list[QueueMsg], out: _Outcome, tls: AttemptTLS, data: bytes, duration: float
+) -> list[AttemptResult]:
     cfg = engine.config
     first = msgs[0]
     results = [_result_for(m, out, duration) for m in msgs]
@@ -685,7 +764,18 @@ def _finish(engine: Engine, msgs: list[QueueMsg], out: _Outcome, tls: AttemptTLS
             if result.outcome != "deferred":
                 if result.outcome == "failed":
                     permanent = bool(err and err.permanent)
-                    result.dsn = dsnmod.failure_dsn_in(tx, engine.data_dir, cfg, current, data, result.error, out.host, result.code, result.enhanced, permanent)
+                    result.dsn = dsnmod.failure_dsn_in(
+                        tx,
+                        engine.data_dir,
+                        cfg,
+                        current,
+                        data,
+                        result.error,
+                        out.host,
+                        result.code,
+                        result.enhanced,
+                        permanent,
+                    )
                     if permanent and msg.is_tls_report and not msg.recipient_domain.startswith("["):
                         # Beyond mox (mox issue #295): stop sending reports to an address that refuses them.
                         suppress.suppress_after_failure(tx, "tls", msg.recipient, result.error)
@@ -693,9 +783,21 @@ def _finish(engine: Engine, msgs: list[QueueMsg], out: _Outcome, tls: AttemptTLS
                 continue
             if current.attempts == DELAYED_DSN_AFTER and not (msg.is_tls_report or msg.is_dmarc_report):
                 # mox: after the 5th failed attempt the sender hears that delivery is delayed.
-                until = current.next_attempt + sum(dq.backoff(n) for n in range(current.attempts + 1, dq.max_attempts_of(current)))
+                until = current.next_attempt + sum(
+                    dq.backoff(n) for n in range(current.attempts + 1, dq.max_attempts_of(current))
+                )
                 result.dsn = dsnmod.failure_dsn_in(
-                    tx, engine.data_dir, cfg, current, data, result.error, out.host, result.code, result.enhanced, False, delayed_until=until
+                    tx,
+                    engine.data_dir,
+                    cfg,
+                    current,
+                    data,
+                    result.error,
+                    out.host,
+                    result.code,
+                    result.enhanced,
+                    False,
+                    delayed_until=until,
                 )
             current.in_progress = None
             current.last_error = result.error
@@ -708,5 +810,12 @@ def _finish(engine: Engine, msgs: list[QueueMsg], out: _Outcome, tls: AttemptTLS
     engine.store.update(fn)
     dq.unlink_files(files)
     for result, _ in results:
-        _log.info("delivery attempt", id=result.id, rcpt=result.recipient, outcome=result.outcome, host=result.host, err=result.error)
+        _log.info(
+            "delivery attempt",
+            id=result.id,
+            rcpt=result.recipient,
+            outcome=result.outcome,
+            host=result.host,
+            err=result.error,
+        )
     return [r for r, _ in results]

@@ -14,8 +14,8 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 from pathlib import Path
 
 from moxcli import log
@@ -58,7 +58,7 @@ def _header_block(original: bytes) -> bytes:
 
 
 def _dt(t: float) -> str:
-    return format_datetime(datetime.fromtimestamp(t, timezone.utc))
+    return format_datetime(datetime.fromtimestamp(t, UTC))
 
 
 def compose(

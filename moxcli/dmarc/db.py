@@ -7,9 +7,10 @@ leaves the store as it was.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from moxcli.config import Config
 from moxcli.dmarc.evaluation import Evaluation, EvaluationError, parse_lines
@@ -23,7 +24,9 @@ from moxcli.store import dmarc as dstore
 MAX_FILE = 20 << 20
 
 
-def record_evaluations(store: Store, config: Config, lines: Iterable[bytes | str], source: str = "-", now: float | None = None) -> list[int]:
+def record_evaluations(
+    store: Store, config: Config, lines: Iterable[bytes | str], source: str = "-", now: float | None = None
+) -> list[int]:
     """Validate a JSON-lines batch of evaluations and store all of it in one transaction."""
     if config.no_outgoing_dmarc_reports:
         raise UsageError("no_outgoing_dmarc_reports is set in the config: DMARC evaluations are not recorded")
@@ -83,7 +86,9 @@ def _read(path: Path) -> bytes:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def parse_report_files(paths: list[Path], warn: Callable[[str], None] | None = None, now: float | None = None) -> list[tuple[Path, Feedback, str]]:
+def parse_report_files(
+    paths: list[Path], warn: Callable[[str], None] | None = None, now: float | None = None
+) -> list[tuple[Path, Feedback, str]]:
     """Parse every file (all must be reports); (path, report, policy domain name)."""
     now = time.time() if now is None else now
     out = []
@@ -96,7 +101,9 @@ def parse_report_files(paths: list[Path], warn: Callable[[str], None] | None = N
         try:
             domain = parse_domain(fb.policy.domain).name
         except DomainError as exc:
-            raise CheckFailed(f"{path}: could not parse domain in published policy {fb.policy.domain!r}: {exc}") from None
+            raise CheckFailed(
+                f"{path}: could not parse domain in published policy {fb.policy.domain!r}: {exc}"
+            ) from None
         # spec §6.9 (mox): a report about the future is not genuine.
         if fb.metadata.end > now + 60:
             raise CheckFailed(f"{path}: report has end date in the future ({fb.metadata.end})")
@@ -104,7 +111,9 @@ def parse_report_files(paths: list[Path], warn: Callable[[str], None] | None = N
     return out
 
 
-def import_reports(store: Store, paths: list[Path], warn: Callable[[str], None] | None = None, now: float | None = None) -> list[Imported]:
+def import_reports(
+    store: Store, paths: list[Path], warn: Callable[[str], None] | None = None, now: float | None = None
+) -> list[Imported]:
     """Parse all files, then store the new reports in one transaction (a report with the same
     organization, report id and domain as a stored one is skipped as a duplicate)."""
     added = time.time() if now is None else now
@@ -115,7 +124,14 @@ def import_reports(store: Store, paths: list[Path], warn: Callable[[str], None] 
         seen: set[tuple[str, str, str]] = set()
         for path, fb, domain in parsed:
             key = (fb.metadata.org_name, fb.metadata.report_id, domain)
-            dup = next((r for r in dstore.list_reports(tx, domain) if (r["org_name"], r["report_id"], r["policy_domain"]) == key), None)
+            dup = next(
+                (
+                    r
+                    for r in dstore.list_reports(tx, domain)
+                    if (r["org_name"], r["report_id"], r["policy_domain"]) == key
+                ),
+                None,
+            )
             if dup is not None or key in seen:
                 out.append(Imported(str(path), dup["id"] if dup else 0, domain, key[0], key[1], duplicate=True))
                 continue

@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO
 
 from moxcli.dmarc.interval import INTERVALS, interval_hours
 from moxcli.dmarc.record import RecordError, parse_report_uri
@@ -91,7 +92,7 @@ class Evaluation:
         return d
 
     @classmethod
-    def from_record(cls, rec: dict[str, Any], id: int = 0) -> "Evaluation":
+    def from_record(cls, rec: dict[str, Any], id: int = 0) -> Evaluation:
         return cls(
             policy_domain=rec["policy_domain"],
             evaluated=float(rec["evaluated"]),
@@ -132,7 +133,7 @@ class _Fields:
             return default
         v = self.obj[name]
         # JSON true/false are Python bools, which are ints too.
-        if kind is int and isinstance(v, bool) or not isinstance(v, kind):
+        if (kind is int and isinstance(v, bool)) or not isinstance(v, kind):
             raise self.err(name, f"expected {_json_type(kind.__name__)}, got {json.dumps(v)[:40]}")
         return v
 
@@ -244,12 +245,24 @@ def parse_evaluation(obj: Any, where: str, now: float) -> Evaluation:
     dkim = []
     for i, r in enumerate(_list(f, "dkim_results")):
         rf = _sub(f, "dkim_results", i, r)
-        dkim.append(DKIMResult(_domain(rf, "domain", rf.get("domain", str)), rf.get("selector", str, ""), rf.choice("result", DKIM_RESULTS)))
+        dkim.append(
+            DKIMResult(
+                _domain(rf, "domain", rf.get("domain", str)),
+                rf.get("selector", str, ""),
+                rf.choice("result", DKIM_RESULTS),
+            )
+        )
         rf.done()
     spf = []
     for i, r in enumerate(_list(f, "spf_results")):
         rf = _sub(f, "spf_results", i, r)
-        spf.append(SPFResult(_domain(rf, "domain", rf.get("domain", str)), rf.choice("scope", SPF_SCOPES, "mfrom"), rf.choice("result", SPF_RESULTS)))
+        spf.append(
+            SPFResult(
+                _domain(rf, "domain", rf.get("domain", str)),
+                rf.choice("scope", SPF_SCOPES, "mfrom"),
+                rf.choice("result", SPF_RESULTS),
+            )
+        )
         rf.done()
 
     def opt_domain(name: str) -> str:
@@ -315,4 +328,4 @@ def read_lines(stream: BinaryIO) -> Iterator[bytes]:
 
 def format_time(t: float) -> str:
     """RFC 3339 in UTC with `Z`, as the contract writes it."""
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")

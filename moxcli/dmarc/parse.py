@@ -15,9 +15,9 @@ import email.policy
 import io
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Callable
 from xml.parsers import expat
 
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth
@@ -41,12 +41,12 @@ class Element:
     tag: str
     ns: str = ""
     text: str = ""
-    children: list["Element"] = field(default_factory=list)
+    children: list[Element] = field(default_factory=list)
 
-    def find(self, tag: str) -> "Element | None":
+    def find(self, tag: str) -> Element | None:
         return next((c for c in self.children if c.tag == tag), None)
 
-    def findall(self, tag: str) -> list["Element"]:
+    def findall(self, tag: str) -> list[Element]:
         return [c for c in self.children if c.tag == tag]
 
     def get(self, tag: str) -> str:
@@ -145,7 +145,10 @@ def feedback_from_tree(root: Element) -> Feedback:
                 envelope_from=ids.get("envelope_from"),
                 envelope_to=ids.get("envelope_to"),
                 reasons=[Reason(r.get("type"), r.get("comment")) for r in pe.findall("reason")],
-                dkim_auth=[DKIMAuth(d.get("domain"), d.get("result"), d.get("selector"), d.get("human_result")) for d in auth.findall("dkim")],
+                dkim_auth=[
+                    DKIMAuth(d.get("domain"), d.get("result"), d.get("selector"), d.get("human_result"))
+                    for d in auth.findall("dkim")
+                ],
                 spf_auth=[SPFAuth(s.get("domain"), s.get("result"), s.get("scope")) for s in auth.findall("spf")],
             )
         )

@@ -110,7 +110,12 @@ def parse_record(text: str) -> DMARCRecord:
     # p=none. Reporting only needs rua and ri, so invalid values are ignored (defaults kept)
     # rather than failing the whole record.
     values: dict[str, object] = {}
-    for name, allowed in (("p", ("none", "quarantine", "reject")), ("sp", ("none", "quarantine", "reject")), ("adkim", ("r", "s")), ("aspf", ("r", "s"))):
+    for name, allowed in (
+        ("p", ("none", "quarantine", "reject")),
+        ("sp", ("none", "quarantine", "reject")),
+        ("adkim", ("r", "s")),
+        ("aspf", ("r", "s")),
+    ):
         v = tags.get(name, "").lower()
         if v in allowed:
             values[name] = v

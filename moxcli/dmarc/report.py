@@ -96,7 +96,7 @@ class Feedback:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Feedback":
+    def from_json(cls, d: dict[str, Any]) -> Feedback:
         return cls(
             metadata=Metadata(**d["metadata"]),
             policy=Published(**d["policy"]),

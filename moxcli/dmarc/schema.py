@@ -17,9 +17,24 @@ Model = tuple[tuple[str, int, int], ...]
 
 _7489: dict[str, Model] = {
     "feedback": (("version", 1, 1), ("report_metadata", 1, 1), ("policy_published", 1, 1), ("record", 1, INF)),
-    "report_metadata": (("org_name", 1, 1), ("email", 1, 1), ("extra_contact_info", 0, 1), ("report_id", 1, 1), ("date_range", 1, 1), ("error", 0, INF)),
+    "report_metadata": (
+        ("org_name", 1, 1),
+        ("email", 1, 1),
+        ("extra_contact_info", 0, 1),
+        ("report_id", 1, 1),
+        ("date_range", 1, 1),
+        ("error", 0, INF),
+    ),
     "date_range": (("begin", 1, 1), ("end", 1, 1)),
-    "policy_published": (("domain", 1, 1), ("adkim", 0, 1), ("aspf", 0, 1), ("p", 1, 1), ("sp", 1, 1), ("pct", 1, 1), ("fo", 1, 1)),
+    "policy_published": (
+        ("domain", 1, 1),
+        ("adkim", 0, 1),
+        ("aspf", 0, 1),
+        ("p", 1, 1),
+        ("sp", 1, 1),
+        ("pct", 1, 1),
+        ("fo", 1, 1),
+    ),
     "record": (("row", 1, 1), ("identifiers", 1, 1), ("auth_results", 1, 1)),
     "row": (("source_ip", 1, 1), ("count", 1, 1), ("policy_evaluated", 1, 1)),
     "policy_evaluated": (("disposition", 1, 1), ("dkim", 1, 1), ("spf", 1, 1), ("reason", 0, INF)),
@@ -32,15 +47,39 @@ _7489: dict[str, Model] = {
 
 _9990: dict[str, Model] = {
     **_7489,
-    "feedback": (("version", 0, 1), ("report_metadata", 1, 1), ("policy_published", 1, 1), ("extension", 0, 1), ("record", 1, INF)),
-    "report_metadata": (("org_name", 1, 1), ("email", 1, 1), ("extra_contact_info", 0, 1), ("report_id", 1, 1), ("date_range", 1, 1), ("error", 0, INF), ("generator", 0, 1)),
+    "feedback": (
+        ("version", 0, 1),
+        ("report_metadata", 1, 1),
+        ("policy_published", 1, 1),
+        ("extension", 0, 1),
+        ("record", 1, INF),
+    ),
+    "report_metadata": (
+        ("org_name", 1, 1),
+        ("email", 1, 1),
+        ("extra_contact_info", 0, 1),
+        ("report_id", 1, 1),
+        ("date_range", 1, 1),
+        ("error", 0, INF),
+        ("generator", 0, 1),
+    ),
     "identifiers": (("envelope_to", 0, 1), ("envelope_from", 0, 1), ("header_from", 1, 1)),
     "auth_results": (("dkim", 0, INF), ("spf", 0, 1)),
     "dkim": (("domain", 1, 1), ("selector", 1, 1), ("result", 1, 1), ("human_result", 0, 1)),
     "spf": (("domain", 1, 1), ("scope", 0, 1), ("result", 1, 1), ("human_result", 0, 1)),
 }
 # RFC 9990 §3.1.1.5: order inside policy_published is not prescribed.
-_9990_POLICY = {"domain": (1, 1), "p": (1, 1), "sp": (0, 1), "np": (0, 1), "adkim": (0, 1), "aspf": (0, 1), "fo": (0, 1), "testing": (0, 1), "discovery_method": (0, 1)}
+_9990_POLICY = {
+    "domain": (1, 1),
+    "p": (1, 1),
+    "sp": (0, 1),
+    "np": (0, 1),
+    "adkim": (0, 1),
+    "aspf": (0, 1),
+    "fo": (0, 1),
+    "testing": (0, 1),
+    "discovery_method": (0, 1),
+}
 
 _VALUES_7489 = {
     "policy_evaluated/disposition": ("none", "quarantine", "reject"),
@@ -83,7 +122,15 @@ def _sequence(el: Element, model: Model, path: str, problems: list[str]) -> None
         problems.append(f"{path}: unexpected <{tags[i]}> (wrong order or unknown element)")
 
 
-def _check(el: Element, path: str, models: dict[str, Model], values: dict[str, tuple[str, ...]], fmt: str, problems: list[str], parent: str = "") -> None:
+def _check(
+    el: Element,
+    path: str,
+    models: dict[str, Model],
+    values: dict[str, tuple[str, ...]],
+    fmt: str,
+    problems: list[str],
+    parent: str = "",
+) -> None:
     if fmt == "rfc9990" and el.ns != NS_DMARC2:
         problems.append(f"{path}: element not in namespace {NS_DMARC2}")
     if el.tag == "policy_published" and fmt == "rfc9990":

@@ -74,7 +74,9 @@ def verify_external(resolver: Resolver, policy_domain: Domain, uri: ReportURI) -
         return _overrides(rec.rua, uri, rua_domain, name)
     return Verification(
         False,
-        errors=(f"rua {uri.uri} is external domain that does not opt-in to receiving dmarc records through _report dmarc record",),
+        errors=(
+            f"rua {uri.uri} is external domain that does not opt-in to receiving dmarc records through _report dmarc record",
+        ),
         name=name,
     )
 
@@ -96,7 +98,9 @@ def _overrides(rua: tuple[str, ...], original: ReportURI, rua_domain: Domain, na
         if dom.ascii != rua_domain.ascii:
             return Verification(
                 False,
-                errors=(f"{name}: override rua {u.uri} has a different host than {original.uri}; no report sent to either (RFC 7489 7.1)",),
+                errors=(
+                    f"{name}: override rua {u.uri} has a different host than {original.uri}; no report sent to either (RFC 7489 7.1)",
+                ),
                 name=name,
             )
         same.append(u)
@@ -122,7 +126,10 @@ class RuaCheck:
         return {
             "rua": self.text,
             "status": self.status,
-            "destinations": [{"uri": u.uri, "address": "@".join((u.mailto()[0], u.mailto()[1].ascii)), "max_size": u.max_size} for u in self.uris],
+            "destinations": [
+                {"uri": u.uri, "address": "@".join((u.mailto()[0], u.mailto()[1].ascii)), "max_size": u.max_size}
+                for u in self.uris
+            ],
             "errors": list(self.errors),
             "verification_name": self.name,
         }

@@ -6,8 +6,9 @@ Bulk imports go through moxcli.mail.importer instead (one sync and one commit fo
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from moxcli.errors import UsageError
 from moxcli.mail.flags import flag_names, flags_mask, is_keyword
@@ -50,7 +51,9 @@ def store_message(
         return _add(store_or_tx, data_dir, account, mailbox, data, flag_names(mask), kws, when, [])
     written: list[Path] = []
     try:
-        return store_or_tx.update(lambda tx: _add(tx, data_dir, account, mailbox, data, flag_names(mask), kws, when, written))
+        return store_or_tx.update(
+            lambda tx: _add(tx, data_dir, account, mailbox, data, flag_names(mask), kws, when, written)
+        )
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -58,7 +58,7 @@ def flag_names(mask: int) -> list[str]:
     return [name for bit, name in FLAG_NAMES if mask & bit]
 
 
-def flags_mask(names: "list[str] | tuple[str, ...]") -> int:
+def flags_mask(names: list[str] | tuple[str, ...]) -> int:
     """The mask of flag names (any case); raises ValueError naming an unknown flag."""
     mask = 0
     for name in names:
@@ -180,7 +180,7 @@ def parse_dovecot_keywords(text: str) -> tuple[list[str], list[str]]:
     return [names.get(i, "") for i in range(max(names) + 1)], errors
 
 
-def maildir_flags(info: str, dovecot_keywords: "list[str] | tuple[str, ...]") -> tuple[int, list[str]]:
+def maildir_flags(info: str, dovecot_keywords: list[str] | tuple[str, ...]) -> tuple[int, list[str]]:
     """Flags and keywords of a maildir file name's info part (after ":2,"), spec §8.3.
 
     Lower-case letters index the folder's dovecot-keywords (a = 0); missing entries ignored.

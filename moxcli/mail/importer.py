@@ -28,9 +28,10 @@ import threading
 import time
 import zlib
 from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 from moxcli import log
 from moxcli.errors import CheckFailed, LockHeld, UsageError
@@ -657,7 +658,11 @@ def _import_mbox_source(imp: _Import, mb: int, src: str, stdin: BinaryIO | None)
                 if received is None:
                     received = _date_header_time(header)
                     used = "the Date header" if received is not None else "the import time"
-                    imp.warn(number, position, f"unparsable date in {msg.from_line[:100].decode('utf-8', 'replace')!r}, using {used}")
+                    imp.warn(
+                        number,
+                        position,
+                        f"unparsable date in {msg.from_line[:100].decode('utf-8', 'replace')!r}, using {used}",
+                    )
                     if received is None:
                         received = time.time()
                 imp.input_bytes = base + raw.count

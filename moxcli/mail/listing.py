@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from moxcli.errors import UsageError
 from moxcli.mail.names import MailboxNameError, check_mailbox_name
@@ -20,7 +21,7 @@ def _open(data_dir: Path) -> Store | None:
 
 
 def _time(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def list_accounts(data_dir: Path) -> list[dict[str, Any]]:

@@ -6,9 +6,9 @@ File name rules are pure functions; the rest lists directories and reads files.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from moxcli.mail.flags import parse_dovecot_keywords
 from moxcli.mail.names import maildirpp_folder

@@ -125,6 +125,7 @@ def fetch_failure(exc: Exception) -> FailureDetails:
 
 def valid_row(store: Store, domain: Domain, now: float) -> PolicyRow | None:
     """The cached row with ``valid_end > now``, marking it used (spec §4.5 lookup)."""
+
     def fn(tx):
         row = db.get(tx, domain.name)
         if row is None or row.valid_end <= now:
@@ -156,7 +157,14 @@ def upsert(store: Store, domain: Domain, record_id: str, fetched: Fetched | None
             row = PolicyRow(domain.name, now, valid_end, now, now, backoff, record_id, policy, text)
         else:
             row = dataclasses.replace(
-                row, valid_end=valid_end, last_update=now, last_use=now, backoff=backoff, record_id=record_id, policy=policy, policy_text=text
+                row,
+                valid_end=valid_end,
+                last_update=now,
+                last_use=now,
+                backoff=backoff,
+                record_id=record_id,
+                policy=policy,
+                policy_text=text,
             )
         db.put(tx, row)
         return row
@@ -165,7 +173,11 @@ def upsert(store: Store, domain: Domain, record_id: str, fetched: Fetched | None
 
 
 def policy_for_delivery(
-    store: Store, resolver: Resolver, domain: str | Domain, options: FetchOptions = FetchOptions(), now: float | None = None
+    store: Store,
+    resolver: Resolver,
+    domain: str | Domain,
+    options: FetchOptions = FetchOptions(),
+    now: float | None = None,
 ) -> STSOutcome:
     """The MTA-STS policy to apply for mail to ``domain`` (mox mtastsdb Get, spec §4.5)."""
     d = as_domain(domain)
@@ -192,7 +204,9 @@ def policy_for_delivery(
     except FETCH_ERRORS as exc:
         detail = fetch_failure(exc)
         detail.failure_reason_code += FALLBACK
-        return STSOutcome(row.policy, sts_result(d, row, detail), False, row, record, record_text, error=exc, cached=True)
+        return STSOutcome(
+            row.policy, sts_result(d, row, detail), False, row, record, record_text, error=exc, cached=True
+        )
     row = upsert(store, d, record.id, fetched, now)
     return STSOutcome(row.policy, sts_result(d, row), True, row, record, record_text, fetched)
 
@@ -210,13 +224,19 @@ def _first_contact(store: Store, resolver: Resolver, d: Domain, options: FetchOp
         detail = FailureDetails(RESULT_STS_POLICY_FETCH_ERROR, failure_reason_code=failure_reason(exc))
         raise STSTemporaryError(exc, make_result(POLICY_STS, d.ascii, detail)) from None
     try:
-        fetched = fetch_policy(resolver, d, dataclasses.replace(options, timeout=min(options.timeout, FIRST_FETCH_TIMEOUT)))
+        fetched = fetch_policy(
+            resolver, d, dataclasses.replace(options, timeout=min(options.timeout, FIRST_FETCH_TIMEOUT))
+        )
     except FETCH_ERRORS as exc:
         # RFC 8461 §3.3: without a cached policy, deliver as if MTA-STS were not implemented,
         # and fetch again no sooner than five minutes later.
         row = upsert(store, d, record.id, None, now)
-        return STSOutcome(None, make_result(POLICY_STS, d.ascii, fetch_failure(exc)), True, row, record, record_text, error=exc)
+        return STSOutcome(
+            None, make_result(POLICY_STS, d.ascii, fetch_failure(exc)), True, row, record, record_text, error=exc
+        )
     row = upsert(store, d, record.id, fetched, now)
     if fetched.policy.mode == "none":
-        return STSOutcome(row.policy, make_result(POLICY_NO_POLICY_FOUND, d.ascii), True, row, record, record_text, fetched)
+        return STSOutcome(
+            row.policy, make_result(POLICY_NO_POLICY_FOUND, d.ascii), True, row, record, record_text, fetched
+        )
     return STSOutcome(row.policy, sts_result(d, row), True, row, record, record_text, fetched)

@@ -4,13 +4,21 @@ cache (as delivery sees it) or live, plus linting of record and policy texts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from moxcli.dns import DNSError, Resolver
 from moxcli.domain import Domain
 from moxcli.mtasts.cache import STSTemporaryError, as_domain, policy_for_delivery
-from moxcli.mtasts.errors import DNSLookupError, MultipleRecords, NoPolicy, NoRecord, PolicyFetch, PolicySyntax, RecordSyntax
+from moxcli.mtasts.errors import (
+    DNSLookupError,
+    MultipleRecords,
+    NoPolicy,
+    NoRecord,
+    PolicyFetch,
+    PolicySyntax,
+    RecordSyntax,
+)
 from moxcli.mtasts.fetch import FetchOptions, fetch_policy, policy_url
 from moxcli.mtasts.lookup import lookup_record, record_name
 from moxcli.mtasts.policy import Policy, PolicyParseError, lint, parse_policy
@@ -53,7 +61,11 @@ class MTASTSCheck:
     def to_json(self) -> dict[str, Any]:
         valid_until = None
         if self.valid_until is not None:
-            valid_until = datetime.fromtimestamp(self.valid_until, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+            valid_until = (
+                datetime.fromtimestamp(self.valid_until, UTC)
+                .isoformat(timespec="seconds")
+                .replace("+00:00", "Z")
+            )
         policy = None
         if self.policy is not None:
             p = self.policy.to_json()
@@ -82,7 +94,9 @@ def _record_warnings(text: str, record: Record) -> list[str]:
         out.append("record does not start with exactly 'v=STSv1;': RFC 8461 §3.1 senders discard it (mox accepts it)")
     for k, _ in record.extensions:
         if not k[0].isalnum():
-            out.append(f"key {k!r} does not start with a letter or digit (RFC 8461 §3.1); strict parsers reject the record")
+            out.append(
+                f"key {k!r} does not start with a letter or digit (RFC 8461 §3.1); strict parsers reject the record"
+            )
     return out
 
 
@@ -120,7 +134,11 @@ def _mx_warnings(resolver: Resolver, domain: Domain, policy: Policy) -> list[str
     except DNSError:
         return []
     hosts = [r.exchange.to_text(omit_final_dot=True) for r in answer.records]
-    return [f"MX host {h} does not match the policy's mx patterns (RFC 8461 §4.1)" for h in hosts if h and not policy.matches_mx(h)]
+    return [
+        f"MX host {h} does not match the policy's mx patterns (RFC 8461 §4.1)"
+        for h in hosts
+        if h and not policy.matches_mx(h)
+    ]
 
 
 def _diagnostic_fetch(check: MTASTSCheck, resolver: Resolver, domain: Domain, options: FetchOptions) -> None:
@@ -133,7 +151,9 @@ def _diagnostic_fetch(check: MTASTSCheck, resolver: Resolver, domain: Domain, op
             check.policy_text = exc.text
         return
     check.policy_text = fetched.text
-    check.warnings.append(f"policy at {fetched.url} parses (mode {fetched.policy.mode}) but is not used: the record is unusable")
+    check.warnings.append(
+        f"policy at {fetched.url} parses (mode {fetched.policy.mode}) but is not used: the record is unusable"
+    )
     check.warnings += fetched.warnings
 
 
@@ -191,7 +211,9 @@ def check_cached(store: Store, resolver: Resolver, domain: str, options: FetchOp
             check.temporary = out.error.exit_code == 3
     if out.row is not None and out.row.backoff:
         if out.cached:
-            check.errors.append("a recent policy fetch failed: no policy is used until the back-off ends (try --no-cache)")
+            check.errors.append(
+                "a recent policy fetch failed: no policy is used until the back-off ends (try --no-cache)"
+            )
         check.valid_until = None
         return check
     if isinstance(out.error, (MultipleRecords, RecordSyntax)):
@@ -204,4 +226,3 @@ def check_cached(store: Store, resolver: Resolver, domain: str, options: FetchOp
     check.warnings += out.fetched.warnings if out.fetched else lint(out.policy)
     check.warnings += _mx_warnings(resolver, d, out.policy)
     return check
-

@@ -38,7 +38,7 @@ class FetchOptions:
     timeout: float = 60.0
 
     @classmethod
-    def from_config(cls, cfg, timeout: float = 60.0) -> "FetchOptions":
+    def from_config(cls, cfg, timeout: float = 60.0) -> FetchOptions:
         """From a :class:`moxcli.config.Config`."""
         return cls(cfg.network.https_port, tuple(cfg.tls.ca_files), timeout)
 
@@ -121,7 +121,9 @@ def fetch_policy(resolver: Resolver, domain: Domain, options: FetchOptions = Fet
             return _get(conn, url, deadline)
         except ssl.SSLCertVerificationError as exc:
             result, reason = _tls_failure(exc)
-            raise PolicyFetch(f"{url}: TLS certificate verification failed: {exc.verify_message}", result, reason) from None
+            raise PolicyFetch(
+                f"{url}: TLS certificate verification failed: {exc.verify_message}", result, reason
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             last = exc
             if isinstance(exc, (ssl.SSLError, http.client.HTTPException, TimeoutError)):
@@ -134,13 +136,19 @@ def fetch_policy(resolver: Resolver, domain: Domain, options: FetchOptions = Fet
 
 def _get(conn: _Connection, url: str, deadline: float) -> Fetched:
     # RFC 8461 §3.3: no HTTP caching, no redirects; Host is the policy host without a port.
-    conn.request("GET", PATH, headers={"Host": conn.host, "Connection": "close", "Cache-Control": "no-cache", "User-Agent": "moxcli"})
+    conn.request(
+        "GET",
+        PATH,
+        headers={"Host": conn.host, "Connection": "close", "Cache-Control": "no-cache", "User-Agent": "moxcli"},
+    )
     resp = conn.getresponse()
     if resp.status == 404:
         raise NoPolicy(f"{url}: HTTP 404 not found")
     if resp.status != 200:
         location = resp.getheader("Location")
-        extra = f", redirect to {location} not followed (RFC 8461 §3.3)" if 300 <= resp.status < 400 and location else ""
+        extra = (
+            f", redirect to {location} not followed (RFC 8461 §3.3)" if 300 <= resp.status < 400 and location else ""
+        )
         raise PolicyFetch(f"{url}: HTTP status {resp.status} while status 200 is required{extra}")
     body = bytearray()
     while len(body) <= MAX_POLICY_SIZE:

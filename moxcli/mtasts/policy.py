@@ -163,7 +163,9 @@ def _ext_value(value: str) -> str:
     # RFC 8461 §3.2 sts-policy-ext-value = sts-policy-vchar [*(%x20 / sts-policy-vchar)
     # sts-policy-vchar], with UTF-8 allowed. A TAB ends the value; then only WSP may follow.
     end = 0
-    while end < len(value) and (0x21 <= ord(value[end]) <= 0x7E or ord(value[end]) >= 0x80 or (value[end] == " " and end > 0)):
+    while end < len(value) and (
+        0x21 <= ord(value[end]) <= 0x7E or ord(value[end]) >= 0x80 or (value[end] == " " and end > 0)
+    ):
         end += 1
     v = value[:end].rstrip(" ")
     if not v:
@@ -177,14 +179,22 @@ def lint(policy: Policy, content_type: str = "text/plain") -> list[str]:
     """Warnings about an accepted policy that a stricter sender would treat differently."""
     warnings = []
     if policy.max_age > MAX_AGE_RFC:
-        warnings.append(f"max_age {policy.max_age} is above the RFC 8461 §3.2 maximum of {MAX_AGE_RFC} (mox accepts it)")
+        warnings.append(
+            f"max_age {policy.max_age} is above the RFC 8461 §3.2 maximum of {MAX_AGE_RFC} (mox accepts it)"
+        )
     elif policy.max_age <= 86400:
-        warnings.append(f"max_age {policy.max_age} is one day or less; the recommended period is in weeks (RFC 8461 §3.2)")
+        warnings.append(
+            f"max_age {policy.max_age} is one day or less; the recommended period is in weeks (RFC 8461 §3.2)"
+        )
     if policy.mode == "testing":
-        warnings.append("mode testing: failures are reported but mail is delivered anyway; change to enforce when reports are clean")
+        warnings.append(
+            "mode testing: failures are reported but mail is delivered anyway; change to enforce when reports are clean"
+        )
     elif policy.mode == "none":
         warnings.append("mode none: the domain does not require TLS")
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "text/plain":
-        warnings.append(f"served as {content_type or 'no content type'!r}, not text/plain: RFC 8461 §3.2 senders SHOULD check it (mox does not)")
+        warnings.append(
+            f"served as {content_type or 'no content type'!r}, not text/plain: RFC 8461 §3.2 senders SHOULD check it (mox does not)"
+        )
     return warnings

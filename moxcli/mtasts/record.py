@@ -36,7 +36,11 @@ class Record:
         return "; ".join([f"v={self.version}", f"id={self.id}"] + [f"{k}={v}" for k, v in self.extensions])
 
     def to_json(self) -> dict:
-        return {"version": self.version, "id": self.id, "extensions": [{"key": k, "value": v} for k, v in self.extensions]}
+        return {
+            "version": self.version,
+            "id": self.id,
+            "extensions": [{"key": k, "value": v} for k, v in self.extensions],
+        }
 
 
 class _Parser(TXTScanner):

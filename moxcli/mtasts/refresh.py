@@ -11,14 +11,22 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 from moxcli import log
 from moxcli.dns import Resolver
 from moxcli.domain import parse_domain
-from moxcli.mtasts.errors import DNSLookupError, MultipleRecords, NoPolicy, NoRecord, PolicyFetch, PolicySyntax, RecordSyntax
+from moxcli.mtasts.errors import (
+    DNSLookupError,
+    MultipleRecords,
+    NoPolicy,
+    NoRecord,
+    PolicyFetch,
+    PolicySyntax,
+    RecordSyntax,
+)
 from moxcli.mtasts.fetch import FetchOptions, fetch_policy
 from moxcli.mtasts.lookup import lookup_record
 from moxcli.store import Store
@@ -62,7 +70,9 @@ def _update_if_unchanged(store: Store, old: PolicyRow, new: PolicyRow) -> bool:
     return store.update(fn)
 
 
-def refresh_domain(store: Store, resolver: Resolver, row: PolicyRow, options: FetchOptions, now: Callable[[], float] = time.time) -> Refreshed:
+def refresh_domain(
+    store: Store, resolver: Resolver, row: PolicyRow, options: FetchOptions, now: Callable[[], float] = time.time
+) -> Refreshed:
     """Re-check one cached policy (mox refreshDomain)."""
     d = parse_domain(row.domain)
     record = None
@@ -103,7 +113,9 @@ def refresh_domain(store: Store, resolver: Resolver, row: PolicyRow, options: Fe
     )
     if not _update_if_unchanged(store, row, new):
         return Refreshed(row.domain, "unchanged", "updated concurrently")
-    return Refreshed(row.domain, "updated", f"mode {fetched.policy.mode}, max_age {fetched.policy.max_age}", new.valid_end)
+    return Refreshed(
+        row.domain, "updated", f"mode {fetched.policy.mode}, max_age {fetched.policy.max_age}", new.valid_end
+    )
 
 
 def refresh(

@@ -14,10 +14,11 @@ REQUIRETLS (every reachable MX host offers it).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from moxcli.dane import lookup
 from moxcli.dane.tlsa import TLSA, allowed_names
@@ -51,8 +52,10 @@ class PostureOptions:
     connect: bool = True
 
     @classmethod
-    def from_config(cls, cfg: Any, timeout: float = 10.0, connect: bool = True) -> "PostureOptions":
-        return cls(cfg.network.smtp_port, cfg.network.https_port, tuple(cfg.tls.ca_files), cfg.hostname, timeout, connect)
+    def from_config(cls, cfg: Any, timeout: float = 10.0, connect: bool = True) -> PostureOptions:
+        return cls(
+            cfg.network.smtp_port, cfg.network.https_port, tuple(cfg.tls.ca_files), cfg.hostname, timeout, connect
+        )
 
 
 @dataclass
@@ -160,7 +163,12 @@ class HostPosture:
 def _tlsrpt_json(check: Any) -> dict[str, Any] | None:
     if check is None:
         return None
-    return {"record": check.record_text or None, "valid": check.valid, "errors": check.errors, "warnings": check.warnings}
+    return {
+        "record": check.record_text or None,
+        "valid": check.valid,
+        "errors": check.errors,
+        "warnings": check.warnings,
+    }
 
 
 @dataclass
@@ -266,7 +274,13 @@ def _dnssec_of(exc: DNSError | None, authentic: bool) -> str:
 
 
 def _check_host(
-    resolver: Resolver, dest: lookup.Destinations, domain: str, name: str, pref: int, opts: PostureOptions, cache: HostCache
+    resolver: Resolver,
+    dest: lookup.Destinations,
+    domain: str,
+    name: str,
+    pref: int,
+    opts: PostureOptions,
+    cache: HostCache,
 ) -> HostPosture:
     from moxcli.tlsrpt.lookup import check_tlsrpt
 
@@ -281,9 +295,14 @@ def _check_host(
     h.dane_applies = lookup.dane_applies(dest, ips)
     if h.dane_applies:
         expanded = dest.expanded_authentic and ips.expanded_authentic
-        h.tlsa = cache.get(("tlsa", name, ips.expanded_host, expanded), lambda: lookup.gather_tlsa(resolver, name, expanded, ips.expanded_host))
+        h.tlsa = cache.get(
+            ("tlsa", name, ips.expanded_host, expanded),
+            lambda: lookup.gather_tlsa(resolver, name, expanded, ips.expanded_host),
+        )
         if h.tlsa.records and h.tlsa.error is None:
-            h.names = allowed_names(dest.have_mx, dest.expanded_authentic, expanded, domain, dest.expanded_next_hop, name, h.tlsa.base)
+            h.names = allowed_names(
+                dest.have_mx, dest.expanded_authentic, expanded, domain, dest.expanded_next_hop, name, h.tlsa.base
+            )
     if not opts.connect:
         return h
     roots = load_roots(opts.ca_files)
@@ -291,7 +310,9 @@ def _check_host(
     for ip in h.ips[:MAX_ADDRESSES]:
         probe = cache.get(
             ("probe", ip, sni),
-            lambda ip=ip: starttls_probe(ip, opts.smtp_port, sni, opts.ehlo_name, opts.timeout, force_starttls=bool(h.usable)),
+            lambda ip=ip: starttls_probe(
+                ip, opts.smtp_port, sni, opts.ehlo_name, opts.timeout, force_starttls=bool(h.usable)
+            ),
         )
         a = AddressPosture(ip, probe)
         if probe.tls is not None:
@@ -312,7 +333,11 @@ def _host_findings(p: DomainPosture, h: HostPosture) -> None:
     if h.ips_dnssec == "insecure" and p.mx_dnssec == "secure":
         p.add("warning", s, "addresses are not DNSSEC-signed: DANE cannot apply")
     if h.sts_match is False:
-        p.add("error" if p.sts_mode == "enforce" else "warning", s, f"not covered by the MTA-STS policy (mode {p.sts_mode})")
+        p.add(
+            "error" if p.sts_mode == "enforce" else "warning",
+            s,
+            f"not covered by the MTA-STS policy (mode {p.sts_mode})",
+        )
     if h.tlsa is not None:
         if h.tlsa.error is not None:
             p.add("error", s, f"TLSA lookup failed: {h.tlsa.error} (delivery with DANE is deferred)")
@@ -335,7 +360,11 @@ def _host_findings(p: DomainPosture, h: HostPosture) -> None:
             p.add("error", where, f"certificate does not match the TLSA records ({a.dane.reason})")
         if a.pkix is not None and not a.pkix.ok:
             level = "error" if enforce else "warning" if a.dane is None or not a.dane.verified else "info"
-            p.add(level, where, f"PKIX: {a.pkix.result_type}{' ' + a.pkix.reason if a.pkix.reason else ''}: {a.pkix.message}")
+            p.add(
+                level,
+                where,
+                f"PKIX: {a.pkix.result_type}{' ' + a.pkix.reason if a.pkix.reason else ''}: {a.pkix.message}",
+            )
     if h.tlsrpt is not None and _has_tlsrpt(h.tlsrpt) and not h.tlsrpt.valid:
         p.add("error", s, "host TLSRPT record: " + "; ".join(h.tlsrpt.errors))
 
@@ -390,7 +419,9 @@ def _indicators(p: DomainPosture) -> dict[str, str]:
     return ind
 
 
-def check_domain(resolver: Resolver, domain: str, opts: PostureOptions = PostureOptions(), cache: HostCache | None = None) -> DomainPosture:
+def check_domain(
+    resolver: Resolver, domain: str, opts: PostureOptions = PostureOptions(), cache: HostCache | None = None
+) -> DomainPosture:
     """Check one domain; never raises for what the checked domain does wrong."""
     from moxcli.mtasts.check import check_live
     from moxcli.mtasts.fetch import FetchOptions
@@ -465,7 +496,11 @@ def _check_safely(resolver: Resolver, domain: str, opts: PostureOptions, cache: 
 
 
 def check_domains(
-    resolver: Resolver, domains: Iterable[str], opts: PostureOptions = PostureOptions(), concurrency: int = 16, share_hosts: bool = True
+    resolver: Resolver,
+    domains: Iterable[str],
+    opts: PostureOptions = PostureOptions(),
+    concurrency: int = 16,
+    share_hosts: bool = True,
 ) -> Iterator[DomainPosture]:
     """Check many domains with at most ``concurrency`` at a time; yields in input order.
 

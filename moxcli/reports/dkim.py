@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from moxcli.config import Config, DKIMSelector, DomainConfig
 from moxcli.errors import ConfigError
@@ -63,11 +63,15 @@ def _private_key(sel: DKIMSelector) -> bytes:
     if sel.algorithm == "ed25519":
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise ConfigError(f"{path}: selector {sel.name} is ed25519 but the key is not")
-        raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+        raw = key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
         return base64.b64encode(raw)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigError(f"{path}: selector {sel.name} is rsa but the key is not")
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
 
 
 def check_keys(domain: DomainConfig) -> None:

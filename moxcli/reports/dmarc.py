@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import gzip
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from moxcli import log
 from moxcli.config import Config
@@ -29,9 +30,8 @@ from moxcli.dmarc.verify import RuaCheck, check_domain
 from moxcli.dns import DNSError, Resolver, TemporaryDNSError
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import ConfigError, MoxcliError, UsageError
-from moxcli.store import Store, job_lock
+from moxcli.store import Store, job_lock, suppress
 from moxcli.store import dmarc as dstore
-from moxcli.store import suppress
 
 _log = log.get("dmarcreports")
 
@@ -90,7 +90,15 @@ class DomainResult:
         return d
 
 
-STATUSES = ("queued", "error-report", "nothing-queued", "no-recipients", "no-record", "only-optional", "temporary-error")
+STATUSES = (
+    "queued",
+    "error-report",
+    "nothing-queued",
+    "no-recipients",
+    "no-record",
+    "only-optional",
+    "temporary-error",
+)
 
 
 @dataclass
@@ -114,11 +122,11 @@ class RunResult:
 
 
 def _rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _human(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def hour_end(now: float) -> float:
@@ -153,8 +161,18 @@ def aggregate_records(evals: list[Evaluation], fmt: str) -> list[Record]:
     is the same as comparing their XML, and cheaper."""
     counted: dict[tuple[Any, ...], Record] = {}
     for e in evals:
-        key = (e.source_ip, e.disposition, e.aligned_dkim_pass, e.aligned_spf_pass, e.override_reasons,
-               e.envelope_to, e.envelope_from, e.header_from, e.dkim_results, e.spf_results)
+        key = (
+            e.source_ip,
+            e.disposition,
+            e.aligned_dkim_pass,
+            e.aligned_spf_pass,
+            e.override_reasons,
+            e.envelope_to,
+            e.envelope_from,
+            e.header_from,
+            e.dkim_results,
+            e.spf_results,
+        )
         r = counted.get(key)
         if r is None:
             counted[key] = _to_record(e)
@@ -175,7 +193,9 @@ def date_range(first: Evaluation, end: float) -> tuple[int, int]:
     return int(begin), int(end) - 1
 
 
-def build_feedback(config: Config, domain: Domain, evals: list[Evaluation], report_id: str, end: float, errors: list[str]) -> Feedback:
+def build_feedback(
+    config: Config, domain: Domain, evals: list[Evaluation], report_id: str, end: float, errors: list[str]
+) -> Feedback:
     """The report of a policy domain's evaluations (oldest first) for the period ending at ``end``."""
     from moxcli import __version__
 
@@ -205,12 +225,16 @@ def build_feedback(config: Config, domain: Domain, evals: list[Evaluation], repo
     )
 
 
-def _report_message(config: Config, domain: Domain, fb: Feedback, xml_gz: bytes, end: float, to: list[str], now: float) -> bytes:
+def _report_message(
+    config: Config, domain: Domain, fb: Feedback, xml_gz: bytes, end: float, to: list[str], now: float
+) -> bytes:
     from moxcli.reports.message import compose_report_message
 
     host = parse_domain(config.hostname) if config.hostname != "localhost" else Domain("localhost")
     m = fb.metadata
-    text = BODY.format(domain=domain.log_name, submitter=host.log_name, report_id=m.report_id, begin=_human(m.begin), end=_human(end))
+    text = BODY.format(
+        domain=domain.log_name, submitter=host.log_name, report_id=m.report_id, begin=_human(m.begin), end=_human(end)
+    )
     # RFC 7489 §7.2.1.1 subject and file name: receiver!policy-domain!begin!end.xml.gz
     return compose_report_message(
         from_addr=f"postmaster@{config.hostname}",
@@ -227,7 +251,9 @@ def _report_message(config: Config, domain: Domain, fb: Feedback, xml_gz: bytes,
     )
 
 
-def error_report_message(config: Config, domain: Domain, report_id: str, size: int, recipients: list[Recipient], now: float) -> bytes:
+def error_report_message(
+    config: Config, domain: Domain, report_id: str, size: int, recipients: list[Recipient], now: float
+) -> bytes:
     """RFC 7489 §7.2.2 error report: a text/plain part with the six required fields."""
     from moxcli.reports.message import USER_AGENT, address_header, format_date, message_id, text_part_headers
 
@@ -240,7 +266,9 @@ def error_report_message(config: Config, domain: Domain, report_id: str, size: i
         f"Submitting-URI: {', '.join(r.uri for r in recipients)}\n"
     )
     part_headers, body = text_part_headers(text)
-    head = address_header("From", [f"postmaster@{config.hostname}"]) + address_header("To", [r.address for r in recipients])
+    head = address_header("From", [f"postmaster@{config.hostname}"]) + address_header(
+        "To", [r.address for r in recipients]
+    )
     head += f"Subject: DMARC aggregate reporting error report for {domain.ascii}\r\n".encode()
     rest = [
         ("Message-Id", message_id(config.hostname)),
@@ -328,8 +356,19 @@ def _destinations(resolver: Resolver, policy_domain: str) -> _Destinations:
     return out
 
 
-def _plan_domain(store: Store, config: Config, key: bytes, policy_domain: str, dest: _Destinations, end: float, now: float, dry_run: bool) -> _Plan:
-    result = DomainResult(domain=policy_domain, status=dest.status or "queued", errors=list(dest.errors), kept=dest.temporary)
+def _plan_domain(
+    store: Store,
+    config: Config,
+    key: bytes,
+    policy_domain: str,
+    dest: _Destinations,
+    end: float,
+    now: float,
+    dry_run: bool,
+) -> _Plan:
+    result = DomainResult(
+        domain=policy_domain, status=dest.status or "queued", errors=list(dest.errors), kept=dest.temporary
+    )
     with store.read() as tx:
         rows = [(i, r) for i, r in dstore.evaluations(tx, policy_domain) if _in_period(r, end)]
     evals = sorted((Evaluation.from_record(r, i) for i, r in rows), key=lambda e: (e.evaluated, e.id))
@@ -344,13 +383,20 @@ def _plan_domain(store: Store, config: Config, key: bytes, policy_domain: str, d
         result.status = "only-optional"
         return _Plan(result, ids, cleanup=cleanup)
     first = evals[0]
-    report_id = datetime.fromtimestamp(end, timezone.utc).strftime("%Y%m%d.%H") + "." + received_id(key, first.id)
+    report_id = datetime.fromtimestamp(end, UTC).strftime("%Y%m%d.%H") + "." + received_id(key, first.id)
     fb = build_feedback(config, domain, evals, report_id, end, result.errors)
     xml = build_xml(fb, config.dmarc_report_format)
-    result.report_id, result.begin, result.end, result.records = report_id, fb.metadata.begin, fb.metadata.end, len(fb.records)
+    result.report_id, result.begin, result.end, result.records = (
+        report_id,
+        fb.metadata.begin,
+        fb.metadata.end,
+        len(fb.records),
+    )
     if dry_run:
         result.xml = xml.decode("utf-8")
-    message = _report_message(config, domain, fb, gzip.compress(xml, mtime=0), end, [r.address for r in recipients], now)
+    message = _report_message(
+        config, domain, fb, gzip.compress(xml, mtime=0), end, [r.address for r in recipients], now
+    )
     prefix = _dkim_prefix(config, message)
     result.size = len(prefix) + len(message)
     return _Plan(
@@ -383,11 +429,19 @@ def _queue_plan(tx: Any, data_dir: Path, config: Config, plan: _Plan, due: float
             else:
                 send.append(rcpt)
         mail_from = f"postmaster@{config.hostname}"
-        common = dict(mail_from=mail_from, is_dmarc_report=True, max_attempts=MAX_ATTEMPTS, next_attempt=due, sender_account=config.postmaster.account)
+        common = dict(
+            mail_from=mail_from,
+            is_dmarc_report=True,
+            max_attempts=MAX_ATTEMPTS,
+            next_attempt=due,
+            sender_account=config.postmaster.account,
+        )
         if send:
             r.queued_to = [s.address for s in send]
             if not dry_run:
-                r.queue_ids = enqueue_in(tx, data_dir, recipients=r.queued_to, data=plan.message, prefix=plan.prefix, **common)
+                r.queue_ids = enqueue_in(
+                    tx, data_dir, recipients=r.queued_to, data=plan.message, prefix=plan.prefix, **common
+                )
         if not r.queued_to:
             # RFC 7489 §7.2.2: nothing could take the report: try a short error report to all.
             to = [x for x in plan.recipients if not suppress.is_suppressed(tx, "dmarc", x.address, now)]
@@ -396,7 +450,9 @@ def _queue_plan(tx: Any, data_dir: Path, config: Config, plan: _Plan, due: float
                 r.error_report_to = [x.address for x in to]
                 r.status = "error-report"
                 if not dry_run:
-                    r.queue_ids = enqueue_in(tx, data_dir, recipients=r.error_report_to, data=plan.error_message(to), **common)
+                    r.queue_ids = enqueue_in(
+                        tx, data_dir, recipients=r.error_report_to, data=plan.error_message(to), **common
+                    )
     if plan.cleanup and not dry_run:
         dstore.delete_evaluations(tx, r.domain, plan.ids)
 
@@ -419,7 +475,9 @@ def send_dmarc_reports(
     if config.no_outgoing_dmarc_reports:
         raise UsageError("no_outgoing_dmarc_reports is set in the config: DMARC reports are not sent")
     if config.hostname == "localhost":
-        raise ConfigError(f"{config.path or 'config'}: hostname is not set; DMARC reports are sent from postmaster@<hostname>")
+        raise ConfigError(
+            f"{config.path or 'config'}: hostname is not set; DMARC reports are sent from postmaster@<hostname>"
+        )
     now = time.time() if now is None else now
     end = hour_end(now) if end is None else hour_end(end)
     if dry_run:
@@ -435,10 +493,17 @@ def send_dmarc_reports(
 
 
 def _run(
-    store: Store, data_dir: Path, config: Config, now: float, end: float, dry_run: bool, deliver_now: bool, resolver: Resolver | None
+    store: Store,
+    data_dir: Path,
+    config: Config,
+    now: float,
+    end: float,
+    dry_run: bool,
+    deliver_now: bool,
+    resolver: Resolver | None,
 ) -> RunResult:
     resolver = resolver or Resolver.from_config(config.dns)
-    intervals = intervals_ending_at(datetime.fromtimestamp(end, timezone.utc).hour)
+    intervals = intervals_ending_at(datetime.fromtimestamp(end, UTC).hour)
     run = RunResult(end=end, intervals=intervals, dry_run=dry_run)
     if not dry_run:
         run.stale_removed = store.update(lambda tx: dstore.delete_older_than(tx, end - STALE_SECONDS))
@@ -471,7 +536,17 @@ def _run(
     return run
 
 
-def _queue_domain(store: Store, data_dir: Path, config: Config, run: RunResult, dom: str, plan: _Plan, due_at: float, now: float, dry_run: bool) -> None:
+def _queue_domain(
+    store: Store,
+    data_dir: Path,
+    config: Config,
+    run: RunResult,
+    dom: str,
+    plan: _Plan,
+    due_at: float,
+    now: float,
+    dry_run: bool,
+) -> None:
     """Queue one domain's report and remove its evaluations in one write transaction."""
     if dry_run:
         with store.read() as tx:

@@ -236,7 +236,18 @@ def import_files(store: Store, config: Config, paths: list[Path], now: float | N
                     "report": pf.report.to_json(),
                 },
             )
-            out.append(Imported(rid, pf.path, pf.kind, pf.report.report_id, pf.report.organization_name, stored, skipped, pf.warnings))
+            out.append(
+                Imported(
+                    rid,
+                    pf.path,
+                    pf.kind,
+                    pf.report.report_id,
+                    pf.report.organization_name,
+                    stored,
+                    skipped,
+                    pf.warnings,
+                )
+            )
         return out
 
     return store.update(fn)

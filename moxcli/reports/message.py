@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from moxcli import __version__
 
@@ -174,7 +174,9 @@ def compose_report_message(
     TLS-Required. DMARC: ``multipart/mixed``, ``application/gzip``, no extra headers.
     """
     b = boundary or random_boundary()
-    head = address_header("From", [from_addr]) + address_header("To", list(to_addrs)) + subject_header(subject, smtputf8)
+    head = (
+        address_header("From", [from_addr]) + address_header("To", list(to_addrs)) + subject_header(subject, smtputf8)
+    )
     rest = list(extra_headers) + [
         ("Message-Id", msg_id or message_id(hostname)),
         ("Date", format_date(date)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +54,15 @@ class ScheduleResult:
         return max((j.exit_code for j in self.jobs), default=0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"now": datetime.fromtimestamp(self.now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "dry_run": self.dry_run, "jobs": self.jobs}
+        return {
+            "now": datetime.fromtimestamp(self.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "dry_run": self.dry_run,
+            "jobs": self.jobs,
+        }
 
 
 def _hour_text(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:00Z")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:00Z")
 
 
 def _dmarc_jobs(store: Store, data_dir: Path, config: Config, now: float, dry_run: bool) -> list[Job]:
@@ -87,7 +91,7 @@ def _dmarc_jobs(store: Store, data_dir: Path, config: Config, now: float, dry_ru
 
 
 def _tls_job(store: Store, data_dir: Path, config: Config, now: float, dry_run: bool) -> Job:
-    day = (datetime.fromtimestamp(now, timezone.utc) - timedelta(days=1)).strftime("%Y%m%d")
+    day = (datetime.fromtimestamp(now, UTC) - timedelta(days=1)).strftime("%Y%m%d")
     if config.no_outgoing_tls_reports:
         return Job("tls", day, reason="no_outgoing_tls_reports is set")
     with store.read() as tx:
@@ -105,7 +109,9 @@ def _tls_job(store: Store, data_dir: Path, config: Config, now: float, dry_run: 
     return Job("tls", day, ran=True, result=result)
 
 
-def run_due(store: Store, data_dir: Path, config: Config, *, now: float | None = None, dry_run: bool = False) -> ScheduleResult:
+def run_due(
+    store: Store, data_dir: Path, config: Config, *, now: float | None = None, dry_run: bool = False
+) -> ScheduleResult:
     """Run the DMARC hours not yet done, then the TLS day if not yet done."""
     now = time.time() if now is None else now
     out = ScheduleResult(now, dry_run)
@@ -118,14 +124,29 @@ def run_due(store: Store, data_dir: Path, config: Config, *, now: float | None =
 
 def dmarc_metrics(runs: list[RunResult]) -> list[Metric]:
     """Counters of DMARC report runs; every series present, 0 when nothing happened."""
-    domains = Metric("moxcli_dmarc_report_domains_total", "Policy domains processed, by outcome.", label="status", values=STATUSES)
+    domains = Metric(
+        "moxcli_dmarc_report_domains_total", "Policy domains processed, by outcome.", label="status", values=STATUSES
+    )
     queued = Metric("moxcli_dmarc_reports_queued_total", "Aggregate report messages queued (one per recipient).")
-    error_reports = Metric("moxcli_dmarc_error_reports_queued_total", "RFC 7489 7.2.2 error reports queued (one per recipient).")
-    skipped = Metric("moxcli_dmarc_report_recipients_skipped_total", "Recipients skipped, by reason.", label="reason", values=("suppressed", "too_large"))
+    error_reports = Metric(
+        "moxcli_dmarc_error_reports_queued_total", "RFC 7489 7.2.2 error reports queued (one per recipient)."
+    )
+    skipped = Metric(
+        "moxcli_dmarc_report_recipients_skipped_total",
+        "Recipients skipped, by reason.",
+        label="reason",
+        values=("suppressed", "too_large"),
+    )
     evaluations = Metric("moxcli_dmarc_evaluations_processed_total", "Evaluations of the processed domains.")
-    stale = Metric("moxcli_dmarc_evaluations_stale_removed_total", "Evaluations removed because they were older than 48 hours.")
-    errors = Metric("moxcli_dmarc_report_errors_total", "Errors noted while preparing reports (DNS, authorization, queueing).")
-    last = Metric("moxcli_dmarc_report_last_period_end_seconds", "End of the last period processed (unix time).", type="gauge")
+    stale = Metric(
+        "moxcli_dmarc_evaluations_stale_removed_total", "Evaluations removed because they were older than 48 hours."
+    )
+    errors = Metric(
+        "moxcli_dmarc_report_errors_total", "Errors noted while preparing reports (DNS, authorization, queueing)."
+    )
+    last = Metric(
+        "moxcli_dmarc_report_last_period_end_seconds", "End of the last period processed (unix time).", type="gauge"
+    )
     for run in runs:
         stale.inc(by=run.stale_removed)
         last.set(run.end)
@@ -146,7 +167,12 @@ def write_dmarc_metrics(path: Path, run: RunResult) -> None:
 
 def write_metrics(path: Path, result: ScheduleResult) -> None:
     """Job run counts plus the DMARC counters of this invocation."""
-    ran = Metric("moxcli_report_jobs_run_total", "Report job runs by this invocation, by job.", label="job", values=("dmarc", "tls"))
+    ran = Metric(
+        "moxcli_report_jobs_run_total",
+        "Report job runs by this invocation, by job.",
+        label="job",
+        values=("dmarc", "tls"),
+    )
     for job in result.jobs:
         if job.ran:
             ran.inc(job.name)

@@ -26,11 +26,12 @@ import functools
 import gc
 import gzip
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from moxcli import log
 from moxcli.config import Config, DomainConfig
@@ -39,8 +40,7 @@ from moxcli.errors import CheckFailed, ConfigError, LockHeld, UsageError
 from moxcli.metrics import Metric, write_textfile
 from moxcli.reports import dkim as rdkim
 from moxcli.reports.message import compose_report_message
-from moxcli.store import Store, job_lock
-from moxcli.store import suppress
+from moxcli.store import Store, job_lock, suppress
 from moxcli.store import tlsresults as tstore
 from moxcli.store.env import Txn
 from moxcli.tlsrpt.report import RESULT_TYPES, PackedMerger, Report, packed_json, report_json_text
@@ -57,7 +57,15 @@ STALE_HOURS = 60  # spec §2.3 step 2
 LOCK_NAME = "send-tlsreports"
 RELEASE_EVERY = 64  # policy domains between drops of the store pages read
 
-SKIP_REASONS = ("no-report-requested", "no-tlsrpt-record", "no-mailto-rua", "already-sent", "no-policies", "success-only", "no-results")
+SKIP_REASONS = (
+    "no-report-requested",
+    "no-tlsrpt-record",
+    "no-mailto-rua",
+    "already-sent",
+    "no-policies",
+    "success-only",
+    "no-results",
+)
 ERROR_REASONS = ("dns-temporary", "record-invalid", "local")
 
 TEXT = """Attached is a TLS report with a summary of connection successes and failures
@@ -155,7 +163,7 @@ class SendSummary:
 def _day_start(day: str) -> datetime:
     """Midnight UTC of ``day``; cached: strptime costs ~0.1 ms and every report needs it."""
     try:
-        return datetime.strptime(day, "%Y%m%d").replace(tzinfo=timezone.utc)
+        return datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC)
     except ValueError:
         raise UsageError(f"invalid day {day!r}: expected YYYYMMDD") from None
 
@@ -165,11 +173,15 @@ def submitter_domain(config: Config) -> DomainConfig:
     d = rdkim.walk_configured_domain(config)
     where = f"{config.path}: " if config.path else ""
     if d is None:
-        raise ConfigError(f"{where}no configured domain for hostname {config.hostname} or its parents: TLS reports need a DKIM-signing submitter domain")
+        raise ConfigError(
+            f"{where}no configured domain for hostname {config.hostname} or its parents: TLS reports need a DKIM-signing submitter domain"
+        )
     if d.disabled:
         raise ConfigError(f"{where}domain {d.name} (TLS report submitter for hostname {config.hostname}) is disabled")
     if not d.dkim.sign:
-        raise ConfigError(f"{where}domain {d.name} (TLS report submitter for hostname {config.hostname}) has no DKIM signing configured; TLS reports must be DKIM-signed (RFC 8460 §3)")
+        raise ConfigError(
+            f"{where}domain {d.name} (TLS report submitter for hostname {config.hostname}) has no DKIM signing configured; TLS reports must be DKIM-signed (RFC 8460 §3)"
+        )
     rdkim.check_keys(d)
     return d
 
@@ -186,7 +198,7 @@ def mailto_recipients(ruas: tuple[tuple[str, ...], ...]) -> tuple[list[str], lis
                 continue  # https: and other schemes ignored (mox quirk, spec §2.6)
             opaque = uri.split(":", 1)[1].split("?", 1)[0]
             local, sep, dom = opaque.rpartition("@")
-            if not sep or not local or any(c.isspace() or c in "<>,\"" for c in opaque):
+            if not sep or not local or any(c.isspace() or c in '<>,"' for c in opaque):
                 continue
             try:
                 d = parse_domain(dom)
@@ -279,10 +291,16 @@ class _Job:
 
 def _build(job: _Job, tx: Txn, kind: str, day: str, pdom: str, ruas: list[str]) -> tuple[BuiltReport | None, str]:
     """The report for one key, or None and the skip reason (spec §2.5 steps 4-8)."""
-    recs = tstore.records_for_recipient_domain(tx, day, pdom) if kind == KIND_RCPT else tstore.records_for_policy_domain(tx, day, pdom)
+    recs = (
+        tstore.records_for_recipient_domain(tx, day, pdom)
+        if kind == KIND_RCPT
+        else tstore.records_for_policy_domain(tx, day, pdom)
+    )
     if not recs:
         return None, "no-results"
-    if kind == KIND_RCPT and any(r.get("sent_to_recipient_domain") for r in recs if r["policy_domain"] == r["recipient_domain"]):
+    if kind == KIND_RCPT and any(
+        r.get("sent_to_recipient_domain") for r in recs if r["policy_domain"] == r["recipient_domain"]
+    ):
         return None, "already-sent"
     if kind == KIND_HOST and any(r.get("sent_to_policy_domain") for r in recs):
         return None, "already-sent"
@@ -312,7 +330,14 @@ def _build(job: _Job, tx: Txn, kind: str, day: str, pdom: str, ruas: list[str]) 
     return report, ""
 
 
-def compose(config: Config, submitter: DomainConfig, policy_domain: str, report: BuiltReport, recipients: list[str], now: float | None = None) -> tuple[bytes, bytes]:
+def compose(
+    config: Config,
+    submitter: DomainConfig,
+    policy_domain: str,
+    report: BuiltReport,
+    recipients: list[str],
+    now: float | None = None,
+) -> tuple[bytes, bytes]:
     """The report message (spec §2.7) and its DKIM signature headers (the queue prefix)."""
     pd = _domain(policy_domain)
     sub = parse_domain(submitter.name)
@@ -458,7 +483,15 @@ def _send_key(job: _Job, resolver: Any, kind: str, key: tstore.ReportKey) -> Non
     job.metrics["reports"].inc(kind)
     job.metrics["messages"].inc(by=len(out.queue_ids))
     job.metrics["suppressed"].inc(by=len(out.suppressed))
-    _log.info("tls report", policy_domain=pdom, day=day, kind=kind, recipients=len(out.recipients), suppressed=len(out.suppressed), queued=len(out.queue_ids))
+    _log.info(
+        "tls report",
+        policy_domain=pdom,
+        day=day,
+        kind=kind,
+        recipients=len(out.recipients),
+        suppressed=len(out.suppressed),
+        queued=len(out.queue_ids),
+    )
     if job.on_report is not None:
         job.on_report(out)
     out.built = None
@@ -468,18 +501,41 @@ def _send_key(job: _Job, resolver: Any, kind: str, key: tstore.ReportKey) -> Non
 def new_metrics() -> dict[str, Metric]:
     """The metric families of a run, every label value present at 0."""
     return {
-        "reports": Metric("moxcli_tlsreports_reports_queued_total", "TLS reports composed and queued in the last run.", label="kind", values=(KIND_RCPT, KIND_HOST)),
-        "messages": Metric("moxcli_tlsreports_messages_queued_total", "Report messages queued (one per reporting address) in the last run."),
-        "suppressed": Metric("moxcli_tlsreports_suppressed_total", "Reporting addresses skipped because they are on the suppression list."),
-        "skipped": Metric("moxcli_tlsreports_skipped_total", "Policy domains without a report, by reason.", label="reason", values=SKIP_REASONS),
-        "errors": Metric("moxcli_tlsreports_errors_total", "Policy domains whose report failed, by reason.", label="reason", values=ERROR_REASONS),
+        "reports": Metric(
+            "moxcli_tlsreports_reports_queued_total",
+            "TLS reports composed and queued in the last run.",
+            label="kind",
+            values=(KIND_RCPT, KIND_HOST),
+        ),
+        "messages": Metric(
+            "moxcli_tlsreports_messages_queued_total",
+            "Report messages queued (one per reporting address) in the last run.",
+        ),
+        "suppressed": Metric(
+            "moxcli_tlsreports_suppressed_total",
+            "Reporting addresses skipped because they are on the suppression list.",
+        ),
+        "skipped": Metric(
+            "moxcli_tlsreports_skipped_total",
+            "Policy domains without a report, by reason.",
+            label="reason",
+            values=SKIP_REASONS,
+        ),
+        "errors": Metric(
+            "moxcli_tlsreports_errors_total",
+            "Policy domains whose report failed, by reason.",
+            label="reason",
+            values=ERROR_REASONS,
+        ),
         "failure_sessions": Metric(
             "moxcli_tlsreports_failure_sessions_total",
             "Failed sessions in the queued reports, by RFC 8460 result type.",
             label="result_type",
             values=(*RESULT_TYPES, "other"),
         ),
-        "last_run": Metric("moxcli_tlsreports_last_run_timestamp_seconds", "Unix time the last run finished.", type="gauge"),
+        "last_run": Metric(
+            "moxcli_tlsreports_last_run_timestamp_seconds", "Unix time the last run finished.", type="gauge"
+        ),
     }
 
 
@@ -523,7 +579,7 @@ def send_tls_reports(
     """
     t = time.time() if now is None else now
     if day is None:
-        end = datetime.fromtimestamp(t, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = datetime.fromtimestamp(t, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         day = (end - timedelta(hours=12)).strftime("%Y%m%d")
     else:
         end = _day_start(day) + timedelta(days=1)
@@ -556,7 +612,9 @@ def send_tls_reports(
                 tstore.drop_mapped_pages(store)  # resident memory stays flat on huge tables
                 gc.collect(0)
         if not dry_run and job.cleanup:
-            summary.removed_rows = store.update(lambda tx: sum(tstore.delete_policy_domain(tx, d, p) for d, p in job.cleanup))
+            summary.removed_rows = store.update(
+                lambda tx: sum(tstore.delete_policy_domain(tx, d, p) for d, p in job.cleanup)
+            )
     if deliver_now and not dry_run:
         ids = [i for r in summary.reports for i in r.queue_ids]
         if ids:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 MAX_LINE = 2048  # RFC 5321 4.5.3.1.5 says 512 for replies; be liberal with what servers send
 LINE_TIMEOUT = 30.0  # mox: each line read or write has a 30 s deadline (spec §3.5)
@@ -89,7 +89,7 @@ class Extensions:
         return name.upper() in self.names
 
     @classmethod
-    def parse(cls, lines: list[str]) -> "Extensions":
+    def parse(cls, lines: list[str]) -> Extensions:
         ext = cls()
         for line in lines[1:]:  # the first line is the server's greeting name
             words = line.split()
@@ -168,7 +168,7 @@ class Client:
                 raise SMTPError("reply line too long")
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 raise SMTPError("timeout reading reply") from None
             except OSError as exc:
                 raise SMTPError(f"reading reply: {exc}", tls=self.tls and _is_tls_error(exc)) from exc
@@ -196,7 +196,7 @@ class Client:
     def send(self, data: bytes) -> None:
         try:
             self.sock.sendall(data)
-        except socket.timeout:
+        except TimeoutError:
             raise SMTPError("timeout writing command") from None
         except OSError as exc:
             raise SMTPError(f"writing command: {exc}", tls=self.tls and _is_tls_error(exc)) from exc
@@ -296,7 +296,9 @@ class Client:
         assert data_reply is not None
         if data_reply.code != 354:
             self._reset()
-            return [r if not r.ok else RcptResult(r.recipient, False, data_reply, data_reply.permanent) for r in results]
+            return [
+                r if not r.ok else RcptResult(r.recipient, False, data_reply, data_reply.permanent) for r in results
+            ]
         self.send(dot_stuff(data) + b".\r\n")
         final = self.read_reply()
         if final.code != 250:

@@ -9,10 +9,19 @@ DMARC_REPORT_IN_BY_DOMAIN indexes it by policy domain.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from moxcli.store.env import Txn
-from moxcli.store.schema import DMARC_EVAL, DMARC_REPORT_IN, DMARC_REPORT_IN_BY_DOMAIN, prefix_key, split_key, text_key, u64
+from moxcli.store.schema import (
+    DMARC_EVAL,
+    DMARC_REPORT_IN,
+    DMARC_REPORT_IN_BY_DOMAIN,
+    prefix_key,
+    split_key,
+    text_key,
+    u64,
+)
 
 EVAL_SEQUENCE = "dmarceval"
 REPORT_SEQUENCE = "dmarcreportin"

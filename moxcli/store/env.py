@@ -8,9 +8,10 @@ never block behind a writer (MVCC), and a file that is consistent after a crash 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import lmdb
 import msgpack
@@ -30,7 +31,9 @@ class StoreNeedsMigration(StoreError):
     """A read-only open found an older schema: the caller decides (migrate a copy, or reopen writable)."""
 
     def __init__(self, path: Path, version: int) -> None:
-        super().__init__(f"{path}: store has schema version {version}, this moxcli uses {SCHEMA_VERSION}; it needs a migration")
+        super().__init__(
+            f"{path}: store has schema version {version}, this moxcli uses {SCHEMA_VERSION}; it needs a migration"
+        )
         self.version = version
 
 
@@ -54,7 +57,7 @@ def decode(table: Table, key: bytes, raw: bytes) -> dict[str, Any]:
 class Txn:
     """A read or write transaction; records are dicts, keys are bytes from schema key functions."""
 
-    def __init__(self, store: "Store", txn: lmdb.Transaction, write: bool) -> None:
+    def __init__(self, store: Store, txn: lmdb.Transaction, write: bool) -> None:
         self._store = store
         self._txn = txn
         self.write = write
@@ -88,7 +91,9 @@ class Txn:
     def delete(self, table: Table, key: bytes) -> bool:
         return self._txn.delete(key, db=self._db(table))
 
-    def scan_raw(self, table: Table, prefix: bytes = b"", start: bytes | None = None, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+    def scan_raw(
+        self, table: Table, prefix: bytes = b"", start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Keys and raw values with ``prefix``, in key order (from ``start`` if given)."""
         db = self._db(table)
         if db is None:
@@ -112,7 +117,9 @@ class Txn:
                 yield key, cur.value()
                 ok = cur.next()
 
-    def scan(self, table: Table, prefix: bytes = b"", start: bytes | None = None, reverse: bool = False) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    def scan(
+        self, table: Table, prefix: bytes = b"", start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, dict[str, Any]]]:
         for key, raw in self.scan_raw(table, prefix, start, reverse):
             yield key, decode(table, key, raw)
 
@@ -165,7 +172,9 @@ class Store:
         self._dbs: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, data_dir: Path, readonly: bool = False, map_size: int = DEFAULT_MAP_SIZE, migrate_old: bool = True) -> "Store":
+    def open(
+        cls, data_dir: Path, readonly: bool = False, map_size: int = DEFAULT_MAP_SIZE, migrate_old: bool = True
+    ) -> Store:
         """Open (creating when writable) the store of a data directory.
 
         Read-only opens never create anything and never block behind a writer. A writable open
@@ -320,9 +329,8 @@ class Store:
     def close(self) -> None:
         self._env.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -8,8 +8,8 @@ reader never sees a half-written file. Bulk writers (import) skip the per-file s
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 _DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
 FILES_PER_DIR_SHIFT = 13  # 8192 files per directory

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from moxcli.errors import LockHeld
 
@@ -27,7 +27,9 @@ def job_lock(data_dir: Path, name: str) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise LockHeld(f"{name}: another moxcli process (pid {holder}) holds the lock {path}; try again later") from None
+            raise LockHeld(
+                f"{name}: another moxcli process (pid {holder}) holds the lock {path}; try again later"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path

@@ -8,7 +8,8 @@ Message record: {id, uid, mailbox_id, size, received, flags, keywords}.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from moxcli.errors import StoreError
 from moxcli.store.env import Txn

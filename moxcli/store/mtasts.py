@@ -9,8 +9,9 @@ failed first fetch: act as if there is no policy until ``valid_end``), ``record_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from moxcli.errors import StoreError
 from moxcli.mtasts.policy import Policy, PolicyParseError, parse_mx
@@ -66,13 +67,15 @@ class PolicyRow:
         }
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> "PolicyRow":
+    def from_record(cls, rec: Mapping[str, Any]) -> PolicyRow:
         p = rec["policy"]
         try:
             mx = tuple(parse_mx(m) for m in p.get("mx", []))
         except PolicyParseError as exc:
             raise StoreError(f"table {MTASTS_POLICY.name}: record {rec.get('domain')!r}: {exc}") from None
-        policy = Policy(p["version"], p["mode"], int(p["max_age"]), mx, tuple((k, v) for k, v in p.get("extensions", [])))
+        policy = Policy(
+            p["version"], p["mode"], int(p["max_age"]), mx, tuple((k, v) for k, v in p.get("extensions", []))
+        )
         return cls(
             domain=rec["domain"],
             inserted=float(rec["inserted"]),

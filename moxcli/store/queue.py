@@ -7,8 +7,9 @@ len(prefix) + file size. Times are unix seconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from moxcli.store.env import Txn
 from moxcli.store.schema import QUEUE, from_u64, u64
@@ -48,7 +49,7 @@ class QueueMsg:
         return asdict(self)
 
     @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> "QueueMsg":
+    def from_record(cls, rec: dict[str, Any]) -> QueueMsg:
         known = {k: v for k, v in rec.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 

@@ -28,7 +28,9 @@ class Table:
 
 META = Table("meta", 1, "name (ascii): schema_version, created, sequence counters seq:<name>, job state")
 TLS_RESULT = Table("tlsresult", 1, "day_utc(YYYYMMDD) NUL policy_domain NUL recipient_domain")
-TLS_RESULT_BY_RCPT = Table("tlsresult_rcpt", 1, "day_utc NUL recipient_domain NUL policy_domain -> send_report flag (1 byte)")
+TLS_RESULT_BY_RCPT = Table(
+    "tlsresult_rcpt", 1, "day_utc NUL recipient_domain NUL policy_domain -> send_report flag (1 byte)"
+)
 TLS_SUPPRESS = Table("tlssuppress", 1, "reporting address (lower-case)")
 TLS_REPORT_IN = Table("tlsreportin", 1, "id (u64)")
 TLS_REPORT_IN_BY_DOMAIN = Table("tlsreportin_domain", 1, "policy_domain NUL id (u64) -> empty")

@@ -70,11 +70,15 @@ def _entry(rec: dict[str, Any]) -> SuppressEntry:
     return SuppressEntry(rec["address"], rec.get("inserted", 0.0), rec.get("until"), rec.get("comment", ""))
 
 
-def add(tx: Txn, kind: str, address: str, until: float | None = None, comment: str = "", now: float | None = None) -> SuppressEntry:
+def add(
+    tx: Txn, kind: str, address: str, until: float | None = None, comment: str = "", now: float | None = None
+) -> SuppressEntry:
     """Suppress reports to ``address`` until ``until`` (unix time; None: until removed)."""
     addr = normalize_address(address)
     entry = SuppressEntry(addr, time.time() if now is None else now, until, comment)
-    tx.put(_table(kind), addr.encode(), {"address": addr, "inserted": entry.inserted, "until": until, "comment": comment})
+    tx.put(
+        _table(kind), addr.encode(), {"address": addr, "inserted": entry.inserted, "until": until, "comment": comment}
+    )
     return entry
 
 
@@ -102,4 +106,11 @@ def is_suppressed(tx: Txn, kind: str, address: str, now: float | None = None) ->
 def suppress_after_failure(tx: Txn, kind: str, address: str, reason: str, now: float | None = None) -> SuppressEntry:
     """A report message to ``address`` failed permanently: suppress it for 30 days."""
     t = time.time() if now is None else now
-    return add(tx, kind, address, until=t + FAILURE_SUPPRESS_SECONDS, comment=f"permanent delivery failure: {reason}"[:500], now=t)
+    return add(
+        tx,
+        kind,
+        address,
+        until=t + FAILURE_SUPPRESS_SECONDS,
+        comment=f"permanent delivery failure: {reason}"[:500],
+        now=t,
+    )

@@ -12,7 +12,8 @@ entry per domain gives the same lookups without the copies.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from moxcli.store.env import Txn
 from moxcli.store.schema import TLS_REPORT_IN, TLS_REPORT_IN_BY_DOMAIN, prefix_key, split_key, text_key, u64

@@ -29,9 +29,10 @@ from __future__ import annotations
 import ctypes
 import functools
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from moxcli.domain import DomainError, parse_domain
 from moxcli.store.env import Store, Txn, decode
@@ -82,7 +83,7 @@ class ResultRow:
         return d
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> "ResultRow":
+    def from_record(cls, rec: Mapping[str, Any]) -> ResultRow:
         return cls(
             id=rec["id"],
             day_utc=rec["day_utc"],
@@ -116,7 +117,9 @@ def _flag(send_report: bool) -> bytes:
     return b"\x01" if send_report else b"\x00"
 
 
-def add_results(tx: Txn, day: str, recipient_domain: str, rows: Iterable[Mapping[str, Any]], now: float | None = None) -> None:
+def add_results(
+    tx: Txn, day: str, recipient_domain: str, rows: Iterable[Mapping[str, Any]], now: float | None = None
+) -> None:
     """Record the results of one delivery attempt: insert or merge per row (spec §2.1).
 
     A new (day, policy_domain, recipient_domain) is inserted; an existing one gets the results

@@ -12,8 +12,9 @@ because the sender treats them differently (spec §2.5, §12 item 9):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from moxcli.dns import Answer, BogusDNSError, DNSError, NotFound, Resolver
 from moxcli.domain import Domain, DomainError, parse_domain
@@ -173,7 +174,9 @@ def check_tlsrpt(resolver: Resolver, domain: str) -> TLSRPTCheck:
         answer: Answer = resolver.txt(check.name)
     except NotFound as exc:
         check.dnssec = "secure" if exc.authentic else "insecure"
-        check.errors.append(f"no TLSRPT record at {check.name} ({'no such domain' if exc.nxdomain else 'no TXT records'})")
+        check.errors.append(
+            f"no TLSRPT record at {check.name} ({'no such domain' if exc.nxdomain else 'no TXT records'})"
+        )
         return check
     except BogusDNSError as exc:
         check.dnssec = "bogus"

@@ -209,11 +209,15 @@ def lint(text: str, record: Record) -> tuple[list[str], list[str]]:
         )
     for k, _ in record.extensions:
         if not k[0].isalnum():
-            warnings.append(f"key {k!r} does not start with a letter or digit (RFC 8460 §3); strict parsers reject the record")
+            warnings.append(
+                f"key {k!r} does not start with a letter or digit (RFC 8460 §3); strict parsers reject the record"
+            )
         else:
             warnings.append(f"unknown field {k!r} is ignored by senders")
     if len(record.ruas) > 1:
-        warnings.append("several rua= fields: some senders use only the first; list all addresses in one rua= separated by commas")
+        warnings.append(
+            "several rua= fields: some senders use only the first; list all addresses in one rua= separated by commas"
+        )
     usable = 0
     for uri in record.rua:
         scheme = uri_scheme(uri)

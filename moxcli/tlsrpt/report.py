@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import re
-from json.encoder import encode_basestring as _json_string
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta, timezone
+from json.encoder import encode_basestring as _json_string
+from typing import Any
 
 # RFC 8460 §4.4: the only three policy types.
 POLICY_STS = "sts"
@@ -100,7 +101,7 @@ class FailureDetails:
     additional_information: str = ""
     failure_reason_code: str = ""
 
-    def same_except_count(self, other: "FailureDetails") -> bool:
+    def same_except_count(self, other: FailureDetails) -> bool:
         return (
             self.result_type,
             self.sending_mta_ip,
@@ -163,9 +164,14 @@ class Result:
         """A reason to send a report (spec §2.5 step 8): a failure count or any detail."""
         return self.failure > 0 or bool(self.details)
 
-    def copy(self) -> "Result":
+    def copy(self) -> Result:
         p = self.policy
-        return Result(Policy(p.type, list(p.string), p.domain, list(p.mx_host)), self.success, self.failure, [replace(d) for d in self.details])
+        return Result(
+            Policy(p.type, list(p.string), p.domain, list(p.mx_host)),
+            self.success,
+            self.failure,
+            [replace(d) for d in self.details],
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -178,7 +184,7 @@ class Result:
         }
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "Result":
+    def from_json(cls, obj: dict[str, Any]) -> Result:
         """From a dict with RFC field names (as stored or built); strict about types."""
         warnings: list[str] = []
         return _result(obj, "result", warnings)
@@ -218,7 +224,9 @@ def pack_result(r: Result) -> list[Any]:
 
 def unpack_result(v: list[Any]) -> Result:
     ptype, strings, domain, mx_host, success, failure, details = v
-    return Result(Policy(ptype, list(strings), domain, list(mx_host)), success, failure, [FailureDetails(*d) for d in details])
+    return Result(
+        Policy(ptype, list(strings), domain, list(mx_host)), success, failure, [FailureDetails(*d) for d in details]
+    )
 
 
 def _packed_detail_json(d: list[Any]) -> dict[str, Any]:
@@ -271,8 +279,27 @@ class PackedJSONText:
             + p[1] + '"summary": {' + q[0] + '"total-successful-session-count": %s' + q[1] + '"total-failure-session-count": %s' + q[2] + "}"
             + p[1] + '"failure-details": %s' + p[2] + "}"
         )  # fmt: skip
-        head = "{" + r[0] + '"result-type": %s' + r[1] + '"sending-mta-ip": %s' + r[1] + '"receiving-mx-hostname": %s' + r[1]
-        tail = '"receiving-ip": %s' + r[1] + '"failed-session-count": %s' + r[1] + '"additional-information": %s' + r[1] + '"failure-reason-code": %s' + r[2] + "}"
+        head = (
+            "{"
+            + r[0]
+            + '"result-type": %s'
+            + r[1]
+            + '"sending-mta-ip": %s'
+            + r[1]
+            + '"receiving-mx-hostname": %s'
+            + r[1]
+        )
+        tail = (
+            '"receiving-ip": %s'
+            + r[1]
+            + '"failed-session-count": %s'
+            + r[1]
+            + '"additional-information": %s'
+            + r[1]
+            + '"failure-reason-code": %s'
+            + r[2]
+            + "}"
+        )
         self._detail = head + tail
         # mox quirk, as in FailureDetails.to_json: receiving-mx-helo omitted when empty.
         self._detail_helo = head + '"receiving-mx-helo": %s' + r[1] + tail
@@ -307,7 +334,15 @@ class PackedJSONText:
         if v[6]:
             o, sep, c = self._details_seps
             details = "[" + o + sep.join([self._detail_text(d) for d in v[6]]) + c + "]"
-        return self._policy % (_json_string(v[0]), self._strings(v[1]), _json_string(v[2]), self._strings(v[3]), v[4], v[5], details)
+        return self._policy % (
+            _json_string(v[0]),
+            self._strings(v[1]),
+            _json_string(v[2]),
+            self._strings(v[3]),
+            v[4],
+            v[5],
+            details,
+        )
 
 
 def report_json_text(head: dict[str, Any], policies: list[list[Any]], indent: str | int | None = None) -> str:
@@ -420,14 +455,14 @@ class Report:
         }
 
     @classmethod
-    def from_json(cls, obj: Any) -> "Report":
+    def from_json(cls, obj: Any) -> Report:
         """From an already-decoded dict (e.g. stored); warnings are dropped."""
         return _report(obj, [])
 
 
 def format_time(t: datetime) -> str:
     """RFC 3339 in UTC with ``Z``; fractional seconds only if non-zero (spec §0.3)."""
-    t = t.astimezone(timezone.utc)
+    t = t.astimezone(UTC)
     s = t.strftime("%Y-%m-%dT%H:%M:%S")
     if t.microsecond:
         s += ("." + f"{t.microsecond:06d}").rstrip("0")
@@ -457,14 +492,14 @@ def parse_time(text: str, where: str, warnings: list[str]) -> datetime:
     if zone is None:
         # mox quirk (Microsoft sends this): no timezone, taken as UTC.
         warnings.append(f"{where}: date-time {text!r} has no timezone, taken as UTC")
-        tz = timezone.utc
+        tz = UTC
     elif zone in ("Z", "z"):
-        tz = timezone.utc
+        tz = UTC
     else:
         sign = 1 if zone[0] == "+" else -1
         tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
     try:
-        return datetime(year, mon, day, hh, mm, min(ss, 59), micro, tzinfo=tz).astimezone(timezone.utc)
+        return datetime(year, mon, day, hh, mm, min(ss, 59), micro, tzinfo=tz).astimezone(UTC)
     except ValueError as exc:
         raise ReportError(f"{where}: invalid date-time {text!r}: {exc}") from None
 
@@ -588,7 +623,7 @@ def _report(v: Any, warnings: list[str]) -> Report:
         pol = []
     if not isinstance(pol, list):
         raise ReportError("policies: expected an array")
-    epoch = datetime(1, 1, 1, tzinfo=timezone.utc)
+    epoch = datetime(1, 1, 1, tzinfo=UTC)
     start = dro.get("start-datetime")
     end = dro.get("end-datetime")
     return Report(
