@@ -363,10 +363,10 @@ def dmarcreports_import_cmd(app: AppContext, files: tuple[Path, ...], as_json: b
     Example:
       moxcli dmarcreports import ~/Maildir/.DMARC/cur/* google.com!example.org!1700000000!1700086399.zip
     """
-    from moxcli.dmarc.db import import_reports
+    from moxcli.reports.incoming_dmarc import import_files
 
     with app.open_store() as store:
-        done = import_reports(store, list(files), warn=output.warn)
+        done = import_files(store, app.config(), list(files), warn=output.warn)
     if as_json:
         output.emit_json(done)
         return
@@ -391,7 +391,7 @@ def dmarcreports_list_cmd(app: AppContext, domain: str | None, as_json: bool) ->
     Example:
       moxcli dmarcreports list --domain example.org
     """
-    from moxcli.dmarc.db import list_reports
+    from moxcli.reports.incoming_dmarc import list_reports
 
     with app.open_store(readonly=True) as store:
         reports = list_reports(store, domain)
@@ -433,7 +433,7 @@ def dmarcreports_show_cmd(app: AppContext, report_id: int, as_json: bool) -> Non
     Example:
       moxcli dmarcreports show 3
     """
-    from moxcli.dmarc.db import get_report
+    from moxcli.reports.incoming_dmarc import get_report
 
     with app.open_store(readonly=True) as store:
         summary, fb = get_report(store, report_id)

@@ -93,9 +93,7 @@ def send_tlsreports_cmd(
                         r.report_id,
                         ", ".join(a for a in r.recipients if a not in r.suppressed),
                         ", ".join(r.suppressed),
-                        datetime.fromtimestamp(r.next_attempt, UTC).strftime("%H:%M:%S")
-                        if r.next_attempt
-                        else "",
+                        datetime.fromtimestamp(r.next_attempt, UTC).strftime("%H:%M:%S") if r.next_attempt else "",
                     )
                     for r in summary.reports
                 ],

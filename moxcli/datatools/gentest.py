@@ -404,7 +404,8 @@ def _dmarc(store: Store, config: Any, data_dir: Path, today: float) -> None:
     """DMARC evaluations (for outgoing reports) and one incoming aggregate report."""
     import json
 
-    from moxcli.dmarc.db import import_reports, record_evaluations
+    from moxcli.dmarc.db import record_evaluations
+    from moxcli.reports.incoming_dmarc import import_files as import_dmarc_files
 
     lines = []
     for i, (domain, ip, aligned) in enumerate(
@@ -444,7 +445,7 @@ def _dmarc(store: Store, config: Any, data_dir: Path, today: float) -> None:
         DMARC_REPORT.format(seed=1, begin=int(today - DAY), end=int(today - 1), domain=DOMAIN, selector=SELECTOR)
     )
     try:
-        import_reports(store, [path], now=today)
+        import_dmarc_files(store, config, [path], now=today)
     finally:
         path.unlink()
 

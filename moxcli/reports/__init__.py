@@ -1,2 +1,3 @@
-"""Report jobs and their shared parts: TLS reports (``tls``, ``incoming_tls``), message
-composition (``message``) and DKIM signing (``dkim``), reused by DMARC reports."""
+"""Report jobs and their shared parts: TLS reports (``tls``, ``incoming_tls``), incoming DMARC
+reports (``incoming_dmarc``), message composition (``message``) and DKIM signing (``dkim``),
+reused by DMARC reports."""
