@@ -37,7 +37,34 @@ ROOT = Path(__file__).resolve().parent.parent
 _DELETED_MARK = ".moxcli-bench-import-deleted"  # in the temp directory: when the last run deleted its files
 _RECENTLY_DELETED = 365  # seconds ext4 may keep skipping deleted inodes (60 + 300 when dirty), and a margin
 
-WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "mail", "server", "import", "transport", "security", "report", "delivery", "queue", "policy", "message", "header", "body", "line", "text", "from", "to", "subject", "date"]
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "mail",
+    "server",
+    "import",
+    "transport",
+    "security",
+    "report",
+    "delivery",
+    "queue",
+    "policy",
+    "message",
+    "header",
+    "body",
+    "line",
+    "text",
+    "from",
+    "to",
+    "subject",
+    "date",
+]
 
 CHILD = r"""
 import sys, json

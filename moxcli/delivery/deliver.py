@@ -101,9 +101,7 @@ class AttemptResult:
             "code": self.code,
             "enhanced": self.enhanced,
             "error": self.error,
-            "next_attempt": None
-            if self.next_attempt is None
-            else datetime.fromtimestamp(self.next_attempt, UTC),
+            "next_attempt": None if self.next_attempt is None else datetime.fromtimestamp(self.next_attempt, UTC),
             "dsn": self.dsn,
             "duration": round(self.duration, 3),
         }

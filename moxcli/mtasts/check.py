@@ -62,9 +62,7 @@ class MTASTSCheck:
         valid_until = None
         if self.valid_until is not None:
             valid_until = (
-                datetime.fromtimestamp(self.valid_until, UTC)
-                .isoformat(timespec="seconds")
-                .replace("+00:00", "Z")
+                datetime.fromtimestamp(self.valid_until, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
             )
         policy = None
         if self.policy is not None:
