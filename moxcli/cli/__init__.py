@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from moxcli import __version__
-from moxcli.errors import EXIT_TEMPORARY, MoxcliError
+from moxcli.errors import EXIT_USAGE, MoxcliError
 
 # name -> (module, attribute, short help). Help texts must equal each command's first
 # docstring line (tests/test_cli_frame.py checks it).
@@ -81,21 +81,58 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MoxcliError as exc:
-            click.echo(f"moxcli: {str(exc).translate(_CONTROL)}", err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, exc.code, str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("moxcli: interrupted", err=True)
-            ctx.exit(130)
+            _fail(ctx, "interrupted", "interrupted", 130)
         except OSError as exc:
             if isinstance(exc, BrokenPipeError):
                 ctx.exit(0)
             if exc.filename is None:
                 raise
-            click.echo(f"moxcli: {exc.filename}: {exc.strerror}", err=True)
-            ctx.exit(EXIT_TEMPORARY if isinstance(exc, (TimeoutError, ConnectionError)) else 1)
+            timeout = isinstance(exc, (TimeoutError, ConnectionError))
+            _fail(ctx, "temporary" if timeout else "io", f"{exc.filename}: {exc.strerror}", 3 if timeout else 1)
+
+    def main(self, args: Any = None, prog_name: str | None = None, *a: Any, **kw: Any) -> Any:
+        """Click's usage errors as the documented one line (`moxcli: <command>: <why>`), exit 2.
+
+        Click prints a three-line block (usage, hint, error) otherwise; with --json the error
+        is also a JSON object on stdout.
+        """
+        standalone = kw.pop("standalone_mode", True)
+        try:
+            rv = super().main(args, prog_name, *a, standalone_mode=False, **kw)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help(), err=True)
+            rv = EXIT_USAGE
+        except click.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path.removeprefix("moxcli").strip() if ctx is not None else ""
+            msg = exc.format_message()
+            msg = msg[:1].lower() + msg[1:].rstrip(".")
+            hint = f" (see 'moxcli {where} --help')" if where else " (see 'moxcli --help')"
+            _fail(None, "usage", f"{where + ': ' if where else ''}{msg}{hint}", exc.exit_code, exit_now=False)
+            rv = exc.exit_code
+        except click.exceptions.Abort:
+            _fail(None, "interrupted", "aborted", 1, exit_now=False)
+            rv = 1
+        if not standalone:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
-_CONTROL = {i: f"\\x{i:02x}" for i in list(range(0x20)) + [0x7F]}
+def _fail(ctx: click.Context | None, code: str, message: str, exit_code: int, exit_now: bool = True) -> None:
+    """One line on stderr; with --json also `{"error": {"code", "message"}}` on stdout (docs/json.md)."""
+    from moxcli.cli import output
+
+    line = message.translate(_CONTROL)
+    if output.json_mode():
+        output.emit_error(code, line)
+    click.echo(f"moxcli: {line}", err=True)
+    if exit_now and ctx is not None:
+        ctx.exit(exit_code)
+
+
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

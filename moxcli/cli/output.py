@@ -1,18 +1,35 @@
-"""Rendering for people (rich tables) and scripts (JSON, NDJSON); stderr messages."""
+"""Rendering for people (aligned tables), pipes (TSV, CSV) and scripts (JSON, NDJSON); stderr messages.
+
+The JSON contract (docs/json.md) lives here as helpers every command uses: `rfc3339` for
+times, `day` for UTC days, `finding` for coded findings, `error_object` for errors.
+
+Tables are rendered here without rich: one row per line at full width whatever the terminal
+or pipe (never folded), columns aligned; colour (a bold header) only on a terminal and never
+with NO_COLOR (https://no-color.org). That keeps 1,000 rows fast and start-up light.
+"""
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
+import os
 import sys
-from collections.abc import Iterable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-_CONTROL = {i: f"\\x{i:02x}" for i in list(range(0x20)) + [0x7F]}
+FORMATS = ("table", "tsv", "csv", "json")
+
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
 _CONTROL.update({0x9B: "\\x9b"})
+
+# Set by the --json/--format callbacks so that an error raised later is printed as JSON too.
+_json_mode = False
 
 
 def safe(text: Any) -> str:
@@ -20,11 +37,76 @@ def safe(text: Any) -> str:
     return str(text).translate(_CONTROL)
 
 
+# --- the JSON contract (docs/json.md) -------------------------------------------------------
+
+
+def rfc3339(t: datetime | float | int | None) -> str | None:
+    """A point in time as RFC 3339 UTC with whole seconds (`2026-12-03T04:05:06Z`); None stays None.
+
+    Accepts aware or naive (taken as UTC) datetimes and Unix seconds (int or float).
+    """
+    if t is None:
+        return None
+    if isinstance(t, datetime):
+        dt = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    else:
+        dt = datetime.fromtimestamp(t, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def day(d: date | str | None) -> str | None:
+    """A UTC day as `YYYY-MM-DD`; accepts a date or the store's `YYYYMMDD` text; None stays None."""
+    if d is None:
+        return None
+    if isinstance(d, datetime):
+        d = d.astimezone(UTC).date() if d.tzinfo else d.date()
+    if isinstance(d, date):
+        return d.isoformat()
+    s = str(d)
+    if len(s) == 8 and s.isdigit():
+        return f"{s[:4]}-{s[4:6]}-{s[6:]}"
+    if len(s) == 10 and s[4] == "-" and s[7] == "-":
+        return s
+    raise ValueError(f"not a day: {s!r}")
+
+
+def unknown_as_null(v: Any) -> Any:
+    """`""` (how some stored records say "not known") as None, so JSON says null."""
+    return None if v == "" else v
+
+
+def finding(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """A finding (error, warning, note) in JSON: a stable kebab-case `code` plus a message for people."""
+    return {"code": code, "message": message, **extra}
+
+
+def error_object(code: str, message: str) -> dict[str, Any]:
+    """What `--json` prints on stdout when a command fails: `{"error": {"code", "message"}}`."""
+    return {"error": {"code": code, "message": message}}
+
+
+def json_mode() -> bool:
+    """Whether this run asked for JSON (so that errors are also printed as a JSON object)."""
+    if _json_mode:
+        return True
+    args = sys.argv[1:]
+    if "--" in args:
+        args = args[: args.index("--")]
+    return (
+        "--json" in args
+        or "--format=json" in args
+        or any(a == "--format" and b == "json" for a, b in itertools.pairwise(args))
+    )
+
+
+def set_json_mode(on: bool) -> None:
+    global _json_mode
+    _json_mode = on
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, datetime):
-        if obj.tzinfo is None:
-            obj = obj.replace(tzinfo=UTC)
-        return obj.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return rfc3339(obj)
     if isinstance(obj, date):
         return obj.isoformat()
     if isinstance(obj, (Path,)):
@@ -54,34 +136,153 @@ def emit_ndjson(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def console(stderr: bool = False) -> Any:
-    from rich.console import Console
+def emit_error(code: str, message: str) -> None:
+    """The error object on stdout (for --json runs); the caller prints the one-line message on stderr."""
+    sys.stdout.write(to_json(error_object(code, message), indent=None) + "\n")
+    sys.stdout.flush()
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+# --- --format / --json ----------------------------------------------------------------------
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A rich table on stdout; cells are escaped for control characters and rich markup."""
-    from rich.markup import escape
-    from rich.table import Table
+def _set_format(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if param.name == "as_json" and value:
+        set_json_mode(True)
+    if param.name == "fmt" and value == "json":
+        set_json_mode(True)
+    return value
 
-    t = Table(title=title, title_justify="left", show_lines=False)
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for row in rows:
-        t.add_row(*(escape(safe("" if v is None else v)) for v in row))
-    console().print(t)
+
+def format_options(json_help: str = "Output JSON (keys in docs/json.md); short for --format json.") -> Callable[[F], F]:
+    """`--format table|tsv|csv|json` and `--json`; the command gets `fmt` (one of FORMATS).
+
+    The wrapped function receives `fmt` instead of the two options.
+    """
+
+    def deco(f: F) -> F:
+        import functools
+
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            as_json = kwargs.pop("as_json", False)
+            fmt = kwargs.pop("fmt", None)
+            kwargs["fmt"] = "json" if as_json else (fmt or "table")
+            return f(*args, **kwargs)
+
+        wrapper = click.option("--json", "as_json", is_flag=True, callback=_set_format, help=json_help)(wrapper)
+        wrapper = click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            callback=_set_format,
+            help="Output format: table (aligned, one row per line), tsv, csv or json [default: table].",
+        )(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+def colour(stream: Any = None) -> bool:
+    """Colour only on a terminal, never with NO_COLOR set (to anything non-empty) or TERM=dumb."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    s = stream if stream is not None else sys.stdout
+    try:
+        return bool(s.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _width(s: str) -> int:
+    if s.isascii():
+        return len(s)
+    w = 0
+    for ch in s:
+        if unicodedata.combining(ch):
+            continue
+        w += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+    return w
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return safe(v)
+
+
+def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "table", bold: bool = False) -> str:
+    """The text of a table: aligned columns (one row per line, never folded), TSV or CSV.
+
+    Cells are escaped for control characters (so a tab or newline in a value cannot break a
+    TSV row); None is an empty cell, booleans are yes/no.
+    """
+    cells = [[_cell(v) for v in r] for r in rows]
+    if fmt == "tsv":
+        return "".join("\t".join(r) + "\n" for r in [list(columns), *cells])
+    if fmt == "csv":
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(columns)
+        w.writerows(cells)
+        return buf.getvalue()
+    widths = [_width(c) for c in columns]
+    for r in cells:
+        for i, c in enumerate(r):
+            cw = _width(c)
+            if cw > widths[i]:
+                widths[i] = cw
+    last = len(columns) - 1
+
+    def line(r: Sequence[str]) -> str:
+        parts = []
+        for i, c in enumerate(r):
+            parts.append(c if i == last else c + " " * (widths[i] - _width(c)))
+        return "  ".join(parts).rstrip()
+
+    head = line(list(columns))
+    if bold:
+        head = f"\x1b[1m{head}\x1b[0m"
+    return head + "\n" + "".join(line(r) + "\n" for r in cells)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "table") -> None:
+    """A table on stdout in the chosen format (table, tsv, csv); a title only in table format."""
+    out = sys.stdout
+    text = format_table(columns, rows, fmt, bold=fmt == "table" and colour(out))
+    if title and fmt == "table":
+        text = f"{safe(title)}\n{text}"
+    out.write(text)
+    out.flush()
 
 
 def kv(title: str | None, pairs: Iterable[tuple[str, Any]]) -> None:
-    """Key/value lines for a single object."""
-    from rich.markup import escape
-
-    c = console()
+    """Key/value lines for a single object, one value per line (never wrapped)."""
+    lines = []
     if title:
-        c.print(f"[bold]{escape(safe(title))}[/bold]")
+        t = safe(title)
+        lines.append(f"\x1b[1m{t}\x1b[0m" if colour() else t)
     for k, v in pairs:
-        c.print(f"  {k}: {escape(safe('' if v is None else v))}")
+        lines.append(f"  {k}: {_cell(v)}")
+    sys.stdout.write("".join(x + "\n" for x in lines))
+    sys.stdout.flush()
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console for the few views that draw more than a table (rich honours NO_COLOR and non-TTYs)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, no_color=not colour(sys.stderr if stderr else None))
 
 
 def info(msg: str) -> None:
