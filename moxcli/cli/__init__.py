@@ -98,7 +98,10 @@ class LazyGroup(click.Group):
         Click prints a three-line block (usage, hint, error) otherwise; with --json the error
         is also a JSON object on stdout.
         """
+        from moxcli.cli import output
+
         standalone = kw.pop("standalone_mode", True)
+        output.set_json_mode(False, sys.argv[1:] if args is None else args)
         try:
             rv = super().main(args, prog_name, *a, standalone_mode=False, **kw)
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -106,7 +109,7 @@ class LazyGroup(click.Group):
             rv = EXIT_USAGE
         except click.ClickException as exc:
             ctx = getattr(exc, "ctx", None)
-            where = ctx.command_path.removeprefix("moxcli").strip() if ctx is not None else ""
+            where = " ".join(ctx.command_path.split()[1:]) if ctx is not None else ""
             msg = exc.format_message()
             msg = msg[:1].lower() + msg[1:].rstrip(".")
             hint = f" (see 'moxcli {where} --help')" if where else " (see 'moxcli --help')"

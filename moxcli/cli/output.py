@@ -28,8 +28,10 @@ FORMATS = ("table", "tsv", "csv", "json")
 _CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
 _CONTROL.update({0x9B: "\\x9b"})
 
-# Set by the --json/--format callbacks so that an error raised later is printed as JSON too.
+# Set by the --json/--format callbacks so that an error raised later is printed as JSON too;
+# the arguments of this run (for usage errors raised before any callback ran).
 _json_mode = False
+_argv: list[str] | None = None
 
 
 def safe(text: Any) -> str:
@@ -89,7 +91,7 @@ def json_mode() -> bool:
     """Whether this run asked for JSON (so that errors are also printed as a JSON object)."""
     if _json_mode:
         return True
-    args = sys.argv[1:]
+    args = list(_argv) if _argv is not None else sys.argv[1:]
     if "--" in args:
         args = args[: args.index("--")]
     return (
@@ -99,9 +101,12 @@ def json_mode() -> bool:
     )
 
 
-def set_json_mode(on: bool) -> None:
-    global _json_mode
+def set_json_mode(on: bool, argv: Sequence[str] | None = None) -> None:
+    """Reset at the start of a run (with its arguments); set by --json / --format json."""
+    global _json_mode, _argv
     _json_mode = on
+    if argv is not None:
+        _argv = list(argv)
 
 
 def _default(obj: Any) -> Any:
