@@ -32,6 +32,9 @@ _CONTROL.update({0x9B: "\\x9b"})
 # the arguments of this run (for usage errors raised before any callback ran).
 _json_mode = False
 _argv: list[str] | None = None
+# A whole JSON document was printed: a failure after it (exit 1 for "what was checked is wrong")
+# is told by the document and the exit code, not by a second document.
+_document_printed = False
 
 
 def safe(text: Any) -> str:
@@ -103,10 +106,11 @@ def json_mode() -> bool:
 
 def set_json_mode(on: bool, argv: Sequence[str] | None = None) -> None:
     """Reset at the start of a run (with its arguments); set by --json / --format json."""
-    global _json_mode, _argv
+    global _json_mode, _argv, _document_printed
     _json_mode = on
     if argv is not None:
         _argv = list(argv)
+        _document_printed = False
 
 
 def _default(obj: Any) -> Any:
@@ -132,7 +136,9 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
 
 def emit_json(obj: Any) -> None:
     """One JSON document on stdout."""
+    global _document_printed
     click.echo(to_json(obj))
+    _document_printed = True
 
 
 def emit_ndjson(obj: Any) -> None:
@@ -142,7 +148,12 @@ def emit_ndjson(obj: Any) -> None:
 
 
 def emit_error(code: str, message: str) -> None:
-    """The error object on stdout (for --json runs); the caller prints the one-line message on stderr."""
+    """The error object on stdout (for --json runs); the caller prints the one-line message on stderr.
+
+    Nothing when the command already printed its JSON document (docs/json.md, Errors).
+    """
+    if _document_printed:
+        return
     sys.stdout.write(to_json(error_object(code, message), indent=None) + "\n")
     sys.stdout.flush()
 
