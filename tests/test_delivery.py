@@ -422,8 +422,6 @@ def test_greylisted_then_delivered_via_mx_with_tls_results(env):
         "receiving-mx-helo": srv.greeting,
         "receiving-ip": "127.0.0.1",
         "failed-session-count": 2,
-        "additional-information": "",
-        "failure-reason-code": "",
     }
     summary = {"total-successful-session-count": 0, "total-failure-session-count": 0}
     assert _rows(st) == {

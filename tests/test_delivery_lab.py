@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from conftest import lab_config_text
+from rfc8460_form import rfc8460_form
 
 from moxcli.config import parse_config
 from moxcli.delivery import deliver
@@ -87,7 +88,7 @@ def fd(rtype, reason, mx, ip, helo_host=None, count=1):
     d.update(
         {"receiving-ip": ip, "failed-session-count": count, "additional-information": "", "failure-reason-code": reason}
     )
-    return d
+    return rfc8460_form(d)
 
 
 def test_dane_ee_verified(env):
@@ -235,7 +236,7 @@ def test_bogus_domain_deferred(env):
     assert r["bogus.test"]["summary"] == summary(0, 1)
     (d,) = r["bogus.test"]["failure-details"]
     # unbound says 7 (signature expired) on a fresh lookup, 6 (dnssec bogus) from its cache
-    assert (d["result-type"], d["receiving-mx-hostname"]) == ("validation-failure", "")
+    assert d["result-type"] == "validation-failure" and "receiving-mx-hostname" not in d
     assert d["failure-reason-code"] in ("dns-extended-error-7-signature-expired", "dns-extended-error-6-dnssec-bogus")
 
 
@@ -277,15 +278,17 @@ def test_mtasts_enforce_mx_mismatch_skips_host(env):
     assert set(r) == {"sts.test"}  # the host was never tried
     assert r["sts.test"]["policy"]["mx-host"] == ["*.elsewhere.test"]
     assert r["sts.test"]["summary"] == summary(0, 1)
-    mismatch = {
-        "result-type": "validation-failure",
-        "sending-mta-ip": "",
-        "receiving-mx-hostname": "mx.sts.test",
-        "receiving-ip": "",
-        "failed-session-count": 1,
-        "additional-information": "",
-        "failure-reason-code": "mtasts-policy-mx-mismatch",
-    }
+    mismatch = rfc8460_form(
+        {
+            "result-type": "validation-failure",
+            "sending-mta-ip": "",
+            "receiving-mx-hostname": "mx.sts.test",
+            "receiving-ip": "",
+            "failed-session-count": 1,
+            "additional-information": "",
+            "failure-reason-code": "mtasts-policy-mx-mismatch",
+        }
+    )
     assert r["sts.test"]["failure-details"] == [mismatch]
     # TLS-Required: No: reported, not enforced (RFC 8689 §4.2.2)
     res, msgid = send(env, "mismatch2@sts.test", headers="TLS-Required: No\r\n")
@@ -348,7 +351,7 @@ def test_mtasts_enforce_pkix_failure_is_fatal(env):
     r = results(env, "wrongname.test")
     rd = r["wrongname.test"]
     assert rd["policy"]["policy-type"] == "sts" and rd["summary"] == summary(0, 1)
-    assert [(d["result-type"], d["failure-reason-code"]) for d in rd["failure-details"]] == [
+    assert [(d["result-type"], d.get("failure-reason-code", "")) for d in rd["failure-details"]] == [
         ("sts-policy-fetch-error", "no-mta-sts-dns-txt-record+fallback-to-cached-policy"),
         ("certificate-host-mismatch", ""),
     ]

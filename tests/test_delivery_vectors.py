@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from dns.rdtypes.ANY.MX import MX
 from dns.rdtypes.ANY.TLSA import TLSA
+from rfc8460_form import rfc8460_form
 from test_delivery_tls import RequireTLSServer, _cert
 
 from moxcli.config import parse_config
@@ -122,7 +123,7 @@ def _expected(name: str, spki: bytes) -> list[dict]:
                 "policy_domain": row["PolicyDomain"],
                 "recipient_domain": row["RecipientDomain"],
                 "is_host": row["IsHost"],
-                "results": row["Results"],
+                "results": rfc8460_form(row["Results"]),
             }
         )
     return sorted(out, key=lambda r: r["policy_domain"])

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import ROOT, VECTORS
+from rfc8460_form import rfc8460_form
 from test_report_message import make_dkim_config, verify_all
 
 from moxcli.delivery import queue as dq
@@ -154,7 +155,7 @@ def test_scenario(env, scenario):
     summary = rtls.send_tls_reports(env.store, env.data, cfg, resolver=resolver, now=NOW)
     assert (summary.day_utc == DAY and summary.errors == []) or all(e["reason"] != "local" for e in summary.errors)
     got = queued_reports(env.store, env.data, dkim_dns)
-    want = _subst(scenario["expect_reports_by_recipient"])
+    want = rfc8460_form(_subst(scenario["expect_reports_by_recipient"]))
     assert sorted(got) == sorted(want)
     for addr, reports in want.items():
         assert len(got[addr]) == len(reports), addr

@@ -9,6 +9,7 @@ import pytest
 from conftest import VECTORS
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rfc8460_form import rfc8460_form
 
 from moxcli.tlsrpt import report as rp
 
@@ -49,7 +50,7 @@ def test_report_json_samples(sample):
 def test_merge_vector(case):
     existing = [rp.Result.from_json(r) for r in case["existing"]]
     rp.merge(existing, *[rp.Result.from_json(r) for r in case["add"]])
-    assert [r.to_json() for r in existing] == case["expect"]
+    assert [r.to_json() for r in existing] == rfc8460_form(case["expect"])
 
 
 def test_add_clamps_negative_totals():
@@ -89,18 +90,30 @@ def test_tlsa_policy_string_sorted():
 
 def test_failure_details_json_shape():
     d = rp.FailureDetails(rp.RESULT_STARTTLS_NOT_SUPPORTED, receiving_mx_hostname="mx.example", failed_session_count=1)
-    j = d.to_json()
-    assert list(j) == [
+    # RFC 8460 §4.4: a field without a value is left out ("" is no IP address, host name or URI)
+    assert d.to_json() == {
+        "result-type": "starttls-not-supported",
+        "receiving-mx-hostname": "mx.example",
+        "failed-session-count": 1,
+    }
+    full = rp.FailureDetails("validation-failure", "192.0.2.1", "mx.example", "mx.example ESMTP", "192.0.2.2", 3,
+                             "https://example.org/why", "tls-remote-alert-40")  # fmt: skip
+    assert list(full.to_json()) == [
         "result-type",
         "sending-mta-ip",
         "receiving-mx-hostname",
+        "receiving-mx-helo",
         "receiving-ip",
         "failed-session-count",
         "additional-information",
         "failure-reason-code",
     ]
-    d.receiving_mx_helo = "mx.example ESMTP"
-    assert list(d.to_json())[3] == "receiving-mx-helo"
+    # the packed writer (the report job's fast path) leaves out the same fields
+    packed = rp.pack_result(rp.make_result("sts", "a.example", d, full))
+    assert json.loads(rp.report_json_text({"x": 1}, [packed], "\t"))["policies"][0]["failure-details"] == [
+        d.to_json(),
+        full.to_json(),
+    ]
 
 
 def test_report_json_bytes_shape():

@@ -267,11 +267,11 @@ def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
                     i,
                     d["result-type"],
                     d["failed-session-count"],
-                    d["sending-mta-ip"],
-                    d["receiving-mx-hostname"],
-                    d["receiving-ip"],
-                    d["failure-reason-code"],
-                    d["additional-information"],
+                    d.get("sending-mta-ip", ""),
+                    d.get("receiving-mx-hostname", ""),
+                    d.get("receiving-ip", ""),
+                    d.get("failure-reason-code", ""),
+                    d.get("additional-information", ""),
                 )
                 for i, d in details
             ],

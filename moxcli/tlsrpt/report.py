@@ -121,21 +121,48 @@ class FailureDetails:
         )
 
     def to_json(self) -> dict[str, Any]:
-        # mox quirk (spec §1.3), followed when producing so receivers see what mox sends:
-        # every key is emitted, "" when unknown, except receiving-mx-helo which is omitted
-        # when empty.
-        d: dict[str, Any] = {
-            "result-type": self.result_type,
-            "sending-mta-ip": self.sending_mta_ip,
-            "receiving-mx-hostname": self.receiving_mx_hostname,
-        }
-        if self.receiving_mx_helo:
-            d["receiving-mx-helo"] = self.receiving_mx_helo
-        d["receiving-ip"] = self.receiving_ip
-        d["failed-session-count"] = self.failed_session_count
-        d["additional-information"] = self.additional_information
-        d["failure-reason-code"] = self.failure_reason_code
-        return d
+        return detail_json(
+            [
+                self.result_type,
+                self.sending_mta_ip,
+                self.receiving_mx_hostname,
+                self.receiving_mx_helo,
+                self.receiving_ip,
+                self.failed_session_count,
+                self.additional_information,
+                self.failure_reason_code,
+            ]
+        )
+
+
+# The failure-details keys in RFC 8460 §4.4 order, as positions in a packed detail.
+DETAIL_KEYS = (
+    "result-type",
+    "sending-mta-ip",
+    "receiving-mx-hostname",
+    "receiving-mx-helo",
+    "receiving-ip",
+    "failed-session-count",
+    "additional-information",
+    "failure-reason-code",
+)
+_COUNT = 5
+
+
+def detail_json(d: list[Any]) -> dict[str, Any]:
+    """A packed failure detail as report JSON.
+
+    RFC 8460 §4.4 types sending-mta-ip and receiving-ip as IP addresses, receiving-mx-hostname
+    as a host name and additional-information as a URI; "" is none of those, so a field without
+    a value is left out, as the RFC's Appendix B example does (result-type and
+    failed-session-count always have one). mox quirk (spec §1.3): mox writes "" for every
+    unknown field except receiving-mx-helo; when producing we follow the RFC.
+    """
+    out: dict[str, Any] = {}
+    for i, key in enumerate(DETAIL_KEYS):
+        if i == 0 or i == _COUNT or d[i]:
+            out[key] = d[i]
+    return out
 
 
 @dataclass(slots=True)
@@ -229,23 +256,12 @@ def unpack_result(v: list[Any]) -> Result:
     )
 
 
-def _packed_detail_json(d: list[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"result-type": d[0], "sending-mta-ip": d[1], "receiving-mx-hostname": d[2]}
-    if d[3]:
-        out["receiving-mx-helo"] = d[3]
-    out["receiving-ip"] = d[4]
-    out["failed-session-count"] = d[5]
-    out["additional-information"] = d[6]
-    out["failure-reason-code"] = d[7]
-    return out
-
-
 def packed_json(v: list[Any]) -> dict[str, Any]:
     """The report JSON of a packed result (same as ``unpack_result(v).to_json()``, faster)."""
     return {
         "policy": {"policy-type": v[0], "policy-string": v[1], "policy-domain": v[2], "mx-host": v[3]},
         "summary": {"total-successful-session-count": v[4], "total-failure-session-count": v[5]},
-        "failure-details": [_packed_detail_json(d) for d in v[6]],
+        "failure-details": [detail_json(d) for d in v[6]],
     }
 
 
@@ -279,30 +295,7 @@ class PackedJSONText:
             + p[1] + '"summary": {' + q[0] + '"total-successful-session-count": %s' + q[1] + '"total-failure-session-count": %s' + q[2] + "}"
             + p[1] + '"failure-details": %s' + p[2] + "}"
         )  # fmt: skip
-        head = (
-            "{"
-            + r[0]
-            + '"result-type": %s'
-            + r[1]
-            + '"sending-mta-ip": %s'
-            + r[1]
-            + '"receiving-mx-hostname": %s'
-            + r[1]
-        )
-        tail = (
-            '"receiving-ip": %s'
-            + r[1]
-            + '"failed-session-count": %s'
-            + r[1]
-            + '"additional-information": %s'
-            + r[1]
-            + '"failure-reason-code": %s'
-            + r[2]
-            + "}"
-        )
-        self._detail = head + tail
-        # mox quirk, as in FailureDetails.to_json: receiving-mx-helo omitted when empty.
-        self._detail_helo = head + '"receiving-mx-helo": %s' + r[1] + tail
+        self._detail_seps = r
         self._strings_memo: dict[tuple[str, ...], str] = {}
         self._details_memo: dict[tuple[Any, ...], str] = {}
 
@@ -320,12 +313,14 @@ class PackedJSONText:
         key = tuple(d)
         text = self._details_memo.get(key)
         if text is None:
-            e = _json_string
-            if d[3]:
-                text = self._detail_helo % (e(d[0]), e(d[1]), e(d[2]), e(d[3]), e(d[4]), d[5], e(d[6]), e(d[7]))
-            else:
-                text = self._detail % (e(d[0]), e(d[1]), e(d[2]), e(d[4]), d[5], e(d[6]), e(d[7]))
-            self._details_memo[key] = text
+            # The fields of detail_json: empty ones left out (RFC 8460 §4.4).
+            o, sep, c = self._detail_seps
+            items = [
+                f'"{k}": {d[i] if i == _COUNT else _json_string(d[i])}'
+                for i, k in enumerate(DETAIL_KEYS)
+                if i in (0, _COUNT) or d[i]
+            ]
+            text = self._details_memo[key] = "{" + o + sep.join(items) + c + "}"
         return text
 
     def policy(self, v: list[Any]) -> str:
