@@ -78,6 +78,7 @@ class Evaluation:
     header_from: str
     envelope_from: str = ""
     envelope_to: str = ""
+    helo_domain: str = ""
     optional: bool = False
     interval_hours: int = 24
     override_reasons: tuple[OverrideReason, ...] = ()
@@ -105,6 +106,7 @@ class Evaluation:
             header_from=rec["header_from"],
             envelope_from=rec.get("envelope_from", ""),
             envelope_to=rec.get("envelope_to", ""),
+            helo_domain=rec.get("helo_domain", ""),
             optional=bool(rec.get("optional", False)),
             interval_hours=int(rec.get("interval_hours", 24)),
             override_reasons=tuple(OverrideReason(**r) for r in rec.get("override_reasons", ())),
@@ -283,6 +285,7 @@ def parse_evaluation(obj: Any, where: str, now: float) -> Evaluation:
         override_reasons=tuple(reasons),
         envelope_to=opt_domain("envelope_to"),
         envelope_from=opt_domain("envelope_from"),
+        helo_domain=opt_domain("helo_domain"),
         header_from=_domain(f, "header_from", f.get("header_from", str)),
         dkim_results=tuple(dkim),
         spf_results=tuple(spf),

@@ -221,8 +221,12 @@ def build_xml(fb: Feedback, fmt: str = "rfc7489") -> bytes:
     w.leaf("begin", m.begin)
     w.leaf("end", m.end)
     w.close("date_range")
-    for e in m.errors:
-        w.leaf("error", e)
+    if fmt == "rfc9990":
+        # RFC 9990 Appendix A: at most one <error>; the texts are joined.
+        w.opt("error", "; ".join(m.errors))
+    else:
+        for e in m.errors:
+            w.leaf("error", e)
     if fmt == "rfc9990":
         w.opt("generator", m.generator)
     w.close("report_metadata")

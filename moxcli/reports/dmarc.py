@@ -139,6 +139,17 @@ def _in_period(rec: dict[str, Any], end: float) -> bool:
     return end - STALE_SECONDS <= rec["evaluated"] < end
 
 
+def _spf_auth(e: Evaluation) -> list[SPFAuth]:
+    """The ``<spf>`` results of a row. RFC 7489 Appendix C requires at least one: when no SPF
+    result is known, result ``none`` for the identity SPF checks, the MAIL FROM domain, or the
+    HELO domain for a null reverse-path (RFC 7208 §2.4); with neither known, an empty domain."""
+    if e.spf_results:
+        return [SPFAuth(s.domain, s.result, s.scope) for s in e.spf_results]
+    if not e.envelope_from and e.helo_domain:
+        return [SPFAuth(e.helo_domain, "none", "helo")]
+    return [SPFAuth(e.envelope_from, "none", "mfrom")]
+
+
 def _to_record(e: Evaluation) -> Record:
     return Record(
         source_ip=e.source_ip,
@@ -151,7 +162,7 @@ def _to_record(e: Evaluation) -> Record:
         envelope_to=e.envelope_to,
         reasons=[Reason(r.type, r.comment) for r in e.override_reasons],
         dkim_auth=[DKIMAuth(d.domain, d.result, d.selector) for d in e.dkim_results],
-        spf_auth=[SPFAuth(s.domain, s.result, s.scope) for s in e.spf_results],
+        spf_auth=_spf_auth(e),
     )
 
 
@@ -171,7 +182,7 @@ def aggregate_records(evals: list[Evaluation], fmt: str) -> list[Record]:
             e.envelope_from,
             e.header_from,
             e.dkim_results,
-            e.spf_results,
+            tuple((s.domain, s.result, s.scope) for s in _spf_auth(e)),
         )
         r = counted.get(key)
         if r is None:
@@ -225,12 +236,16 @@ def build_feedback(
     )
 
 
+def _hostname(config: Config) -> Domain:
+    return parse_domain(config.hostname) if config.hostname != "localhost" else Domain("localhost")
+
+
 def _report_message(
     config: Config, domain: Domain, fb: Feedback, xml_gz: bytes, end: float, to: list[str], now: float
 ) -> bytes:
     from moxcli.reports.message import compose_report_message
 
-    host = parse_domain(config.hostname) if config.hostname != "localhost" else Domain("localhost")
+    host = _hostname(config)
     m = fb.metadata
     text = BODY.format(
         domain=domain.log_name, submitter=host.log_name, report_id=m.report_id, begin=_human(m.begin), end=_human(end)
@@ -383,7 +398,15 @@ def _plan_domain(
         result.status = "only-optional"
         return _Plan(result, ids, cleanup=cleanup)
     first = evals[0]
-    report_id = datetime.fromtimestamp(end, UTC).strftime("%Y%m%d.%H") + "." + received_id(key, first.id)
+    # RFC 7489 §7.2.1.1: the subject's Report-ID is a msg-id, <id-left@id-right>; the same id
+    # goes into the XML and the text (RFC 9990 §3.1.4). mox quirk: mox's id has no "@".
+    report_id = (
+        datetime.fromtimestamp(end, UTC).strftime("%Y%m%d.%H")
+        + "."
+        + received_id(key, first.id)
+        + "@"
+        + _hostname(config).ascii
+    )
     fb = build_feedback(config, domain, evals, report_id, end, result.errors)
     xml = build_xml(fb, config.dmarc_report_format)
     result.report_id, result.begin, result.end, result.records = (
@@ -450,8 +473,16 @@ def _queue_plan(tx: Any, data_dir: Path, config: Config, plan: _Plan, due: float
                 r.error_report_to = [x.address for x in to]
                 r.status = "error-report"
                 if not dry_run:
+                    # Signed like the aggregate report (RFC 7489 §7.2.1.1: report messages must
+                    # pass DMARC); mox sends error reports unsigned.
+                    message = plan.error_message(to)
                     r.queue_ids = enqueue_in(
-                        tx, data_dir, recipients=r.error_report_to, data=plan.error_message(to), **common
+                        tx,
+                        data_dir,
+                        recipients=r.error_report_to,
+                        data=message,
+                        prefix=_dkim_prefix(config, message),
+                        **common,
                     )
     if plan.cleanup and not dry_run:
         dstore.delete_evaluations(tx, r.domain, plan.ids)
