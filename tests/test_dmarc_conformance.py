@@ -23,6 +23,7 @@ from test_report_message import make_dkim_config, verify_all
 from moxcli.config import parse_config
 from moxcli.dmarc.db import record_evaluations
 from moxcli.dmarc.parse import parse_report_xml
+from moxcli.dmarc.report import source_ip_text
 from moxcli.dmarc.schema import validate
 from moxcli.reports.dmarc import send_dmarc_reports
 from moxcli.store import Store
@@ -121,3 +122,25 @@ def test_error_report_is_dkim_signed(env):
         re.search(rb"\bd=([^;\s]+)", s).group(1) for s in re.findall(rb"(?s)DKIM-Signature:.*?(?=\r\n\S)", prefix)
     } == {b"mox.example"}
     assert email.utils.parseaddr(m["From"])[1] == "postmaster@mail.mox.example"
+
+
+@pytest.mark.parametrize(
+    "ip,rfc7489,rfc9990",
+    [
+        ("2001:db8::1", "2001:db8:0:0:0:0:0:1", "2001:db8::1"),
+        ("2a02:2770:3:0:21a:4aff:fea1:8a7b", "2a02:2770:3:0:21a:4aff:fea1:8a7b", "2a02:2770:3:0:21a:4aff:fea1:8a7b"),
+        ("::ffff:192.0.2.7", "192.0.2.7", "192.0.2.7"),
+        ("192.0.2.1", "192.0.2.1", "192.0.2.1"),
+    ],
+)
+def test_ipv6_source_ip_in_the_form_each_schema_takes(ip, rfc7489, rfc9990):
+    """RFC 7489 Appendix C's IPAddress pattern: IPv6 only as eight groups; RFC 9990: RFC 3986 IPv6address."""
+    assert source_ip_text(ip, "rfc7489") == rfc7489
+    assert source_ip_text(ip, "rfc9990") == rfc9990
+
+
+def test_ipv6_source_in_report(env):
+    _, [(_, raw)] = _send(env, [vector_eval(hour(), source_ip="2001:db8::25")])
+    xml = report_xml(raw)
+    assert b"<source_ip>2001:db8:0:0:0:0:0:25</source_ip>" in xml
+    assert validate(xml, "rfc7489") == []

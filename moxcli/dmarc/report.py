@@ -6,6 +6,7 @@ element order and value sets of RFC 9990 §3 when that format is configured.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -146,6 +147,25 @@ class _Writer:
             self.leaf(tag, value)
 
 
+def source_ip_text(ip: str, fmt: str) -> str:
+    """``source_ip`` as the format's schema types it.
+
+    RFC 7489 Appendix C's IPAddress pattern takes IPv6 only in the full eight-group form, so
+    RFC 7489 reports write that (without leading zeros); RFC 9990 §3.1.1.8 takes any RFC 3986
+    IPv6address, written in the RFC 5952 form. mox quirk: mox writes the compressed form in
+    RFC 7489 reports too. Anything that is not an IP address is written as it is.
+    """
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if fmt == "rfc7489" and isinstance(addr, ipaddress.IPv6Address):
+        return ":".join(f"{int(group, 16):x}" for group in addr.exploded.split(":"))
+    return str(addr)
+
+
 def record_xml(r: Record, fmt: str = "rfc7489") -> str:
     """One `<record>` as text: the key by which identical rows are counted and records sorted."""
     w = _Writer()
@@ -156,7 +176,7 @@ def record_xml(r: Record, fmt: str = "rfc7489") -> str:
 def _record(w: _Writer, r: Record, fmt: str) -> None:
     w.open("record")
     w.open("row")
-    w.leaf("source_ip", r.source_ip)
+    w.leaf("source_ip", source_ip_text(r.source_ip, fmt))
     w.leaf("count", r.count)
     w.open("policy_evaluated")
     w.leaf("disposition", r.disposition)
