@@ -1,14 +1,25 @@
 """Domain names with an ASCII (A-label) and a Unicode (U-label) form (spec §0.1).
 
-Pure: no I/O. Parsing accepts either form, lower-cases, applies IDNA lookup mapping, and
-rejects a trailing dot and IP addresses.
+Pure: no I/O. Parsing accepts either form, lower-cases, applies the UTS 46 lookup mapping
+(non-transitional, STD3 rules: ``straße`` stays ``straße`` and becomes ``xn--strae-oqa``,
+as in mox, Go's x/net/idna and every current resolver library; Python's own "idna" codec is
+IDNA 2003 and would map it to ``strasse``), validates each label (IDNA 2008 hyphen, joiner,
+combining-mark and bidi rules via the ``idna`` package), and rejects a trailing dot and IP
+addresses. Errors name the offending label.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import unicodedata
 from dataclasses import dataclass
+
+import idna
+
+# Label separators UTS 46 maps to "." (full stop, ideographic, fullwidth, halfwidth ideographic).
+_DOTS = re.compile("[.\u3002\uff0e\uff61]")
+_LDH_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 class DomainError(ValueError):
@@ -38,64 +49,104 @@ class Domain:
         return self.name
 
 
-def _label_ascii(label: str) -> str:
+def _show(label: str) -> str:
+    return repr(label if len(label) <= 40 else label[:40] + "...")
+
+
+def _check_ulabel(label: str, shown: str) -> None:
+    """IDNA 2008 rules for a U-label that UTS 46 already mapped (RFC 5891 §4.2.3, RFC 5892
+    CONTEXTJ, RFC 5893 bidi). Symbols UTS 46 keeps (``☺``) are accepted, as mox does."""
+    if label[2:4] == "--":
+        raise DomainError(f"label {shown}: hyphens in the third and fourth position (RFC 5891 §4.2.3.1)")
+    if unicodedata.category(label[0]).startswith("M"):
+        raise DomainError(f"label {shown}: starts with a combining mark (RFC 5891 §4.2.3.2)")
+    for i, c in enumerate(label):
+        if c in "\u200c\u200d" and not idna.valid_contextj(label, i):
+            raise DomainError(f"label {shown}: joiner U+{ord(c):04X} not allowed here (RFC 5892 Appendix A)")
+    try:
+        idna.check_bidi(label)
+    except idna.IDNAError as exc:
+        raise DomainError(f"label {shown}: {exc} (RFC 5893)") from None
+
+
+def _label(label: str, lax: bool) -> tuple[str, str]:
+    """(A-label or LDH label, U-label or "") of one label as typed."""
+    shown = _show(label)
     if not label:
         raise DomainError("empty label")
-    if len(label) > 63:
-        raise DomainError(f"label {label[:20]!r}... longer than 63 characters")
-    if label.isascii():
-        if label.startswith("xn--"):
-            try:
-                label.encode("ascii").decode("idna")
-            except UnicodeError as exc:
-                raise DomainError(f"invalid A-label {label!r}: {exc}") from None
-        return label
+    if lax and label.isascii() and "_" in label:
+        return label.lower(), ""
     try:
-        return label.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise DomainError(f"invalid label {label!r}: {exc}") from None
+        mapped = idna.uts46_remap(label, std3_rules=True, transitional=False)
+    except idna.IDNAError as exc:
+        raise DomainError(f"label {shown}: {exc}") from None
+    if not mapped:
+        raise DomainError(f"label {shown}: empty after mapping")
+    if mapped.startswith("-") or mapped.endswith("-"):
+        raise DomainError(f"label {shown} starts or ends with a hyphen")
+    if mapped.isascii():
+        if not mapped.startswith("xn--"):
+            if len(mapped) > 63:
+                raise DomainError(f"label {shown} longer than 63 characters")
+            return mapped, ""
+        try:
+            ulabel = mapped[4:].encode("ascii").decode("punycode")
+        except UnicodeError:
+            raise DomainError(f"label {shown}: invalid A-label (bad punycode)") from None
+        try:
+            remapped = idna.uts46_remap(ulabel, std3_rules=True, transitional=False)
+        except idna.IDNAError as exc:
+            raise DomainError(f"label {shown}: invalid A-label: {exc}") from None
+        if not ulabel or ulabel.isascii() or remapped != ulabel:
+            raise DomainError(f"label {shown}: invalid A-label (not a mapped U-label)")
+        _check_ulabel(ulabel, shown)
+        if "xn--" + ulabel.encode("punycode").decode("ascii") != mapped or len(mapped) > 63:
+            raise DomainError(f"label {shown}: invalid A-label")
+        return mapped, ulabel
+    _check_ulabel(mapped, shown)
+    alabel = "xn--" + mapped.encode("punycode").decode("ascii")
+    if len(alabel) > 63:
+        raise DomainError(f"label {shown} longer than 63 characters as an A-label")
+    return alabel, mapped
 
 
 def parse_domain(text: str, lax: bool = False) -> Domain:
-    """Parse a domain in ASCII or Unicode form.
+    """Parse a domain in ASCII or Unicode form (UTS 46 lookup, IDNA 2008 labels).
 
     ``lax`` accepts ASCII names with underscores (MX targets, spec §0.1).
     """
     if not text:
         raise DomainError("empty domain")
-    if text.endswith("."):
+    if _DOTS.fullmatch(text[-1]):
         raise DomainError("trailing dot")
     if len(text) > 253:
         raise DomainError("domain longer than 253 characters")
+    lowered = text.lower()
+    if lowered.isascii() and "xn--" not in lowered and _LDH_NAME.fullmatch(lowered):
+        if lowered.replace(".", "").isdigit():
+            _reject_ip(text)
+        return Domain(lowered)  # fast path: plain LDH names need no IDNA work
+    _reject_ip(text)
+    for c in text:
+        if unicodedata.category(c) in ("Cc", "Zs", "Zl", "Zp") or c in "/\\@":
+            raise DomainError(f"invalid character {c!r}")
+    ascii_labels: list[str] = []
+    unicode_labels: list[str] = []
+    any_idna = False
+    for label in _DOTS.split(unicodedata.normalize("NFC", text)):
+        a, u = _label(label, lax)
+        any_idna = any_idna or bool(u)
+        ascii_labels.append(a)
+        unicode_labels.append(u or a)
+    ascii_name = ".".join(ascii_labels)
+    if len(ascii_name) > 253:
+        raise DomainError("domain longer than 253 characters as A-labels")
+    return Domain(ascii_name, ".".join(unicode_labels) if any_idna else "")
+
+
+def _reject_ip(text: str) -> None:
     try:
         ipaddress.ip_address(text)
     except ValueError:
-        pass
-    else:
-        raise DomainError("IP address is not a domain")
-    lowered = unicodedata.normalize("NFC", text.lower())
-    for c in lowered:
-        if not c.isprintable() or c.isspace() or c in "/\\@":
-            raise DomainError(f"invalid character {c!r}")
-    labels = lowered.split(".")
-    ascii_labels = []
-    for label in labels:
-        if lax and label.isascii() and "_" in label:
-            ascii_labels.append(label)
-            continue
-        a = _label_ascii(label)
-        if a.startswith("-") or a.endswith("-"):
-            raise DomainError(f"label {label!r} starts or ends with a hyphen")
-        if not all(c.isalnum() or c in "-_" for c in a) and not (lax and a.isascii()):
-            raise DomainError(f"invalid characters in label {label!r}")
-        ascii_labels.append(a)
-    ascii_name = ".".join(ascii_labels)
-    if ascii_name.isascii() and "xn--" not in ascii_name:
-        return Domain(ascii_name)
-    try:
-        unicode_name = ".".join(
-            lbl.encode("ascii").decode("idna") if lbl.startswith("xn--") else lbl for lbl in ascii_labels
-        )
-    except UnicodeError as exc:
-        raise DomainError(f"invalid IDNA name: {exc}") from None
-    return Domain(ascii_name, unicode_name)
+        return
+    raise DomainError("IP address is not a domain")
