@@ -102,6 +102,7 @@ def test_json_ndjson_keys_and_second_run(runner, setup):
         "removed_rows",
         "stale_rows",
         "delivered",
+        "warnings",
     }
     assert (s["reports"], s["submitter"], s["dry_run"], s["removed_rows"]) == (2, "mox.example", False, 6)
     assert {k["reason"] for k in s["skipped"]} == {"no-report-requested", "no-tlsrpt-record"}
@@ -195,3 +196,29 @@ def test_deliver_now_with_queue_locked_keeps_reports_queued(runner, setup):
     assert "reports queued, not delivered now" in r.stderr
     with Store.open(data, readonly=True) as store:
         assert len(dq.list_messages(store)) == 4
+
+
+def test_bad_rua_skipped_good_ones_kept(runner, setup, monkeypatch):
+    """A record with one invalid rua URI still gets reports at its good addresses (as mox)."""
+    data, cfg = setup
+    txt = dict(SCENARIOS[0]["dns_txt"])
+    txt["_smtp._tls.xn--74h.example."] = ["v=TLSRPTv1; rua=mailto:bad%zz@xn--74h.example,mailto:good@xn--74h.example"]
+    monkeypatch.setattr(Resolver, "from_config", classmethod(lambda cls, c: FakeResolver(txt)))
+    r = run(runner, data, cfg, "--dry-run", "--json")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    rcpt = next(x for x in lines if x["type"] == "report" and x["policy_domain"] == "☺.example")
+    assert rcpt["recipients"] == ["good@xn--74h.example"]
+    summary = lines[-1]
+    assert summary["errors"] == []
+    assert summary["warnings"] == [
+        {
+            "day_utc": DAY,
+            "policy_domain": "☺.example",
+            "kind": "recipient-domain",
+            "code": "rua-invalid",
+            "rua": "mailto:bad%zz@xn--74h.example",
+            "problem": "invalid percent-escape",
+        }
+    ]
+    assert "mailto:bad%zz@xn--74h.example" in r.stderr and "l=warn" in r.stderr

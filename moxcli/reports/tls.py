@@ -139,6 +139,7 @@ class SendSummary:
     removed_rows: int = 0
     stale_rows: int = 0
     delivered: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def local_errors(self) -> int:
@@ -156,6 +157,7 @@ class SendSummary:
             "removed_rows": self.removed_rows,
             "stale_rows": self.stale_rows,
             "delivered": self.delivered,
+            "warnings": self.warnings,
         }
 
 
@@ -392,6 +394,12 @@ def _lookup(job: _Job, resolver: Any, kind: str, day: str, pdom: str) -> tuple[l
         # A broken record keeps the results for the next run (until the stale cleanup).
         _error(job, kind, day, pdom, "record-invalid", str(exc))
         return None
+    for uri, problem in record.invalid_rua:
+        # Like mox: a URI that does not parse is skipped; the record's other addresses get the report.
+        job.summary.warnings.append(
+            {"day_utc": day, "policy_domain": pdom, "kind": kind, "code": "rua-invalid", "rua": uri, "problem": problem}
+        )
+        _log.warn("skipping invalid rua uri of tlsrpt record", policy_domain=pdom, rua=uri, problem=problem)
     addrs, ruas = mailto_recipients(record.ruas)
     if not addrs:
         _skip(job, kind, day, pdom, "no-mailto-rua")

@@ -42,11 +42,16 @@ class NotTLSRPT(ParseError):
 @dataclass(frozen=True)
 class Record:
     """A parsed record. ``ruas`` keeps every ``rua=`` field as its own list (RFC 8460 §3
-    allows the field to repeat); ``rua`` is all of them flattened, in order."""
+    allows the field to repeat); ``rua`` is all of them flattened, in order.
+
+    ``invalid_rua`` holds (uri, problem) for each URI that does not parse: it is left out of
+    ``ruas`` so that reports still go to the good addresses (as mox sends to every address
+    it can parse); the lint reports each one as an error."""
 
     version: str = VERSION
     ruas: tuple[tuple[str, ...], ...] = ()
     extensions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    invalid_rua: tuple[tuple[str, str], ...] = field(default_factory=tuple, compare=False)
 
     @property
     def rua(self) -> list[str]:
@@ -64,6 +69,7 @@ class Record:
             "version": self.version,
             "ruas": [list(lst) for lst in self.ruas],
             "extensions": [{"key": k, "value": v} for k, v in self.extensions],
+            "invalid_rua": [{"uri": u, "problem": pr} for u, pr in self.invalid_rua],
         }
 
 
@@ -102,30 +108,32 @@ class _Parser(TXTScanner):
             raise self.error("expected a key")
         return self.s[start : self.o]
 
-    def uri(self) -> str:
+    def uri(self) -> tuple[str, str | None, int]:
+        """The next URI, why it does not parse (None if it does), and where it starts."""
         start = self.o
         while self.o < len(self.s) and self.s[self.o] not in ",! \t;":
             self.o += 1
         text = self.s[start : self.o]
         if not text:
             raise self.error("expected a URI")
-        problem = uri_problem(text)
-        if problem:
-            self.o = start
-            raise self.error(f"invalid URI {text!r}: {problem}")
-        return text
+        return text, uri_problem(text), start
 
-    def uri_list(self) -> tuple[str, ...]:
-        # RFC 8460 §3: tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri)
-        uris = [self.uri()]
+    def uri_list(self, invalid: list[tuple[str, str, int]]) -> tuple[str, ...]:
+        # RFC 8460 §3: tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri). The extent of a URI is known
+        # without parsing it, so a bad one is set aside (``invalid``) and the list goes on.
+        uris: list[str] = []
         while True:
-            start = self.o
+            text, problem, start = self.uri()
+            if problem:
+                invalid.append((text, problem, start))
+            else:
+                uris.append(text)
+            mark = self.o
             self.wsp()
             if not self.take(","):
-                self.o = start
+                self.o = mark
                 break
             self.wsp()
-            uris.append(self.uri())
         self.wsp()
         return tuple(uris)
 
@@ -176,12 +184,17 @@ def parse_record(text: str) -> Record:
     p.is_tlsrpt = True
     ruas: list[tuple[str, ...]] = []
     extensions: list[tuple[str, str]] = []
+    invalid: list[tuple[str, str, int]] = []
+    seen_rua = False
     while True:
         k = p.key()
         if not p.take("="):
             raise p.error(f"expected '=' after key {k!r}")
         if k == "rua":
-            ruas.append(p.uri_list())
+            seen_rua = True
+            uris = p.uri_list(invalid)
+            if uris:
+                ruas.append(uris)
         else:
             # RFC 8460 §3: unknown fields SHALL be ignored; we keep them to show them.
             extensions.append((k, p.ext_value()))
@@ -190,8 +203,13 @@ def parse_record(text: str) -> Record:
     if not p.empty():
         raise p.error("leftover characters")
     if not ruas:
+        if seen_rua and invalid:
+            # Not one address is usable: the record is as good as broken (mox rejects it too).
+            text, problem, start = invalid[0]
+            p.o = start
+            raise p.error(f"invalid URI {text!r}: {problem}")
         raise ParseError("missing rua", True)
-    return Record(VERSION, tuple(ruas), tuple(extensions))
+    return Record(VERSION, tuple(ruas), tuple(extensions), tuple((t, pr) for t, pr, _ in invalid))
 
 
 def lint(text: str, record: Record) -> tuple[list[str], list[str]]:
@@ -218,6 +236,8 @@ def lint(text: str, record: Record) -> tuple[list[str], list[str]]:
         warnings.append(
             "several rua= fields: some senders use only the first; list all addresses in one rua= separated by commas"
         )
+    for uri, problem in record.invalid_rua:
+        errors.append(f"rua {uri!r}: invalid URI: {problem}; senders skip it and use the other addresses")
     usable = 0
     for uri in record.rua:
         scheme = uri_scheme(uri)
