@@ -1,10 +1,15 @@
 """DNS lookups with DNSSEC status taken from the resolver's AD bit (spec §0.2, mox's model).
 
-moxcli does no DNSSEC validation itself. Queries set DO (and AD), never CD. An answer is
+moxcli does no DNSSEC validation itself. Queries set DO (and AD), not CD. An answer is
 *secure* only if the resolver is trusted (every server on loopback, or ``trust_ad``) and
 the AD bit is set; *bogus* is SERVFAIL carrying an authentication Extended DNS Error
-(RFC 8914); everything else is *insecure*. CNAME chains are followed as a stub resolver
-does; ``authentic`` covers the whole answer.
+(RFC 8914), or, from a resolver that sends no EDE, a SERVFAIL whose question the resolver
+does answer when asked again with CD set (RFC 4035 3.2.2: the data is there, only its
+validation failed); everything else is *insecure*. CNAME chains are followed as a stub
+resolver does; ``authentic`` covers the whole answer.
+
+Every question and answer is logged at debug level (``--log-level debug``): the transcript
+an operator compares with ``dig``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from moxcli import log
 from moxcli.errors import EXIT_FAILED, TemporaryError
+
+_log = log.get("dns")
 
 # RFC 8914 4 and the IANA registry; names as mox uses them in TLSRPT reason codes.
 EDE_NAMES = {
@@ -96,6 +104,24 @@ class DNSError(TemporaryError):
     def authentication_ede(self) -> ExtendedError | None:
         return next((e for e in self.ede if e.is_authentication), None)
 
+    @property
+    def bogus(self) -> bool:
+        """A DNSSEC validation failure (overridden by :class:`BogusDNSError`)."""
+        return False
+
+    @property
+    def code(self) -> str:
+        """Stable machine code: ``nxdomain``, ``nodata``, ``dnssec-bogus`` or ``dns-error``."""
+        return "dns-error"
+
+    def bogus_reason(self, prefix: str = "dns-extended-error") -> str:
+        """TLSRPT failure reason of a DNSSEC failure: ``<prefix>-<EDE>`` when the resolver sent
+        an authentication EDE (as mox reports it), ``dnssec-bogus`` when it was learnt with CD."""
+        ede = self.authentication_ede
+        if ede is not None:
+            return f"{prefix}-{ede.reason}"
+        return "dnssec-bogus" if self.bogus else ""
+
 
 class NotFound(DNSError):
     """NXDOMAIN or no records of the type; ``authentic`` when the denial was DNSSEC-secure."""
@@ -109,15 +135,34 @@ class NotFound(DNSError):
         self.nxdomain = nxdomain
         self.authentic = authentic
 
+    @property
+    def code(self) -> str:
+        return "nxdomain" if self.nxdomain else "nodata"
+
 
 class TemporaryDNSError(DNSError):
     """SERVFAIL without an authentication EDE, timeout, refused, network error: retry later."""
 
 
 class BogusDNSError(DNSError):
-    """DNSSEC validation failed at the resolver (SERVFAIL with an authentication EDE)."""
+    """DNSSEC validation failed at the resolver: SERVFAIL with an authentication EDE, or a
+    SERVFAIL that an identical query with CD set answers (``via_cd``)."""
 
     exit_code = EXIT_FAILED
+
+    def __init__(
+        self, name: str, rdtype: str, msg: str, ede: Sequence[ExtendedError] = (), via_cd: bool = False
+    ) -> None:
+        super().__init__(name, rdtype, msg, ede)
+        self.via_cd = via_cd
+
+    @property
+    def bogus(self) -> bool:
+        return True
+
+    @property
+    def code(self) -> str:
+        return "dnssec-bogus"
 
 
 @dataclass
@@ -173,24 +218,38 @@ class Resolver:
         """From a :class:`moxcli.config.DNSConfig`."""
         return cls(cfg.resolvers, cfg.trust_ad, cfg.timeout)
 
-    def _exchange(self, qname: dns.name.Name, rdtype: int) -> dns.message.Message:
+    def _exchange(
+        self, qname: dns.name.Name, rdtype: int, deadline: float, checking_disabled: bool = False
+    ) -> dns.message.Message:
+        """One question to the servers in turn, all within ``deadline`` (time.monotonic()):
+        the UDP answer, the TCP retry after truncation and every server share it."""
         q = dns.message.make_query(qname, rdtype, want_dnssec=True, use_edns=0, payload=1232)
         if self.trusted:
             q.flags |= dns.flags.AD
-        q.flags &= ~dns.flags.CD
-        deadline = time.monotonic() + self.timeout
+        if checking_disabled:
+            q.flags |= dns.flags.CD
+        else:
+            q.flags &= ~dns.flags.CD
         last: Exception | None = None
+        qtext = f"{qname.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(rdtype)}"
         for host, port in self.servers:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                per_server = max(min(remaining, self.timeout / max(1, len(self.servers))), 0.5)
+                per_server = min(remaining, max(self.timeout / max(1, len(self.servers)), 0.5))
+                _log.debug("dns question", q=qtext, server=f"{host}:{port}", cd=checking_disabled)
                 r = dns.query.udp(q, host, port=port, timeout=per_server, ignore_unexpected=True)
                 if r.flags & dns.flags.TC:
-                    r = dns.query.tcp(q, host, port=port, timeout=max(deadline - time.monotonic(), 0.5))
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise dns.exception.Timeout
+                    _log.debug("dns answer truncated, retrying over tcp", q=qtext, server=f"{host}:{port}")
+                    r = dns.query.tcp(q, host, port=port, timeout=remaining)
+                _log_answer(qtext, r)
                 return r
-            except (dns.exception.Timeout, OSError, dns.exception.FormError, EOFError) as exc:
+            except (dns.exception.DNSException, OSError, EOFError, ValueError) as exc:
+                _log.debug("dns exchange failed", q=qtext, server=f"{host}:{port}", error=type(exc).__name__)
                 last = exc
         raise TemporaryDNSError(
             qname.to_text(omit_final_dot=True),
@@ -198,42 +257,59 @@ class Resolver:
             f"no answer from {', '.join(f'{h}:{p}' for h, p in self.servers)} ({type(last).__name__ if last else 'timeout'})",
         )
 
+    def _answers_with_cd(self, qname: dns.name.Name, qtype: int, deadline: float) -> bool:
+        """True when the resolver answers the question with checking disabled (NOERROR or
+        NXDOMAIN): its SERVFAIL was then a validation failure, not an outage."""
+        try:
+            r = self._exchange(qname, qtype, deadline, checking_disabled=True)
+        except TemporaryDNSError:
+            return False
+        return r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+
     def query(self, name: str, rdtype: str) -> Answer:
-        """Look up ``name`` (ASCII) for ``rdtype``; raises NotFound, BogusDNSError, TemporaryDNSError."""
+        """Look up ``name`` (ASCII) for ``rdtype``; raises NotFound, BogusDNSError, TemporaryDNSError.
+
+        The whole lookup (including the CD re-ask) keeps one deadline of ``timeout`` seconds.
+        """
         qname = _fqdn(name)
         qtype = dns.rdatatype.from_text(rdtype)
         display = qname.to_text(omit_final_dot=True)
-        for attempt in (1, 2):
-            r = self._exchange(qname, qtype)
-            ede = tuple(
-                ExtendedError(int(o.code), o.text or "") for o in r.options if isinstance(o, dns.edns.EDEOption)
-            )
-            authentic = self.trusted and bool(r.flags & dns.flags.AD)
-            rcode = r.rcode()
-            if rcode == dns.rcode.SERVFAIL:
-                if any(e.is_authentication for e in ede):
-                    raise BogusDNSError(display, rdtype, "DNSSEC validation failed (bogus)" + _ede_text(ede), ede)
-                if attempt == 1:
-                    continue  # re-ask: a first SERVFAIL can be an outage that has passed
-                raise TemporaryDNSError(display, rdtype, "server failure" + _ede_text(ede), ede)
-            if rcode == dns.rcode.NXDOMAIN:
-                raise NotFound(display, rdtype, True, authentic, ede)
-            if rcode != dns.rcode.NOERROR:
-                raise TemporaryDNSError(display, rdtype, dns.rcode.to_text(rcode) + _ede_text(ede), ede)
-            cnames = _cname_chain(r, qname)
-            target = _fqdn(cnames[-1]) if cnames else qname
-            if qtype == dns.rdatatype.CNAME:
-                rrset = r.get_rrset(r.answer, qname, dns.rdataclass.IN, qtype)
-                if rrset is None:
-                    raise NotFound(display, rdtype, False, authentic, ede)
-                return Answer(display, rdtype, list(rrset), authentic, display, [], rrset.ttl)
-            rrset = r.get_rrset(r.answer, target, dns.rdataclass.IN, qtype)
+        deadline = time.monotonic() + self.timeout
+        r = self._exchange(qname, qtype, deadline)
+        ede = tuple(ExtendedError(int(o.code), o.text or "") for o in r.options if isinstance(o, dns.edns.EDEOption))
+        authentic = self.trusted and bool(r.flags & dns.flags.AD)
+        rcode = r.rcode()
+        if rcode == dns.rcode.SERVFAIL:
+            if any(e.is_authentication for e in ede):
+                raise BogusDNSError(display, rdtype, "DNSSEC validation failed (bogus)" + _ede_text(ede), ede)
+            # No EDE (unbound's default, BIND before 9.20): RFC 4035 3.2.2, with CD the
+            # resolver hands out what it has without validating. An answer now means the
+            # data exists and failed validation (bogus, exit 1); no answer is an outage (3).
+            if self._answers_with_cd(qname, qtype, deadline):
+                raise BogusDNSError(
+                    display,
+                    rdtype,
+                    "DNSSEC validation failed (bogus: server failure, answered with checking disabled)"
+                    + _ede_text(ede),
+                    ede,
+                    via_cd=True,
+                )
+            raise TemporaryDNSError(display, rdtype, "server failure" + _ede_text(ede), ede)
+        if rcode == dns.rcode.NXDOMAIN:
+            raise NotFound(display, rdtype, True, authentic, ede)
+        if rcode != dns.rcode.NOERROR:
+            raise TemporaryDNSError(display, rdtype, dns.rcode.to_text(rcode) + _ede_text(ede), ede)
+        cnames = _cname_chain(r, qname)
+        target = _fqdn(cnames[-1]) if cnames else qname
+        if qtype == dns.rdatatype.CNAME:
+            rrset = r.get_rrset(r.answer, qname, dns.rdataclass.IN, qtype)
             if rrset is None:
                 raise NotFound(display, rdtype, False, authentic, ede)
-            return Answer(
-                display, rdtype, list(rrset), authentic, target.to_text(omit_final_dot=True), cnames, rrset.ttl
-            )
-        raise AssertionError("unreachable")
+            return Answer(display, rdtype, list(rrset), authentic, display, [], rrset.ttl)
+        rrset = r.get_rrset(r.answer, target, dns.rdataclass.IN, qtype)
+        if rrset is None:
+            raise NotFound(display, rdtype, False, authentic, ede)
+        return Answer(display, rdtype, list(rrset), authentic, target.to_text(omit_final_dot=True), cnames, rrset.ttl)
 
     def txt(self, name: str) -> Answer:
         return self.query(name, "TXT")
@@ -252,19 +328,48 @@ class Resolver:
         authentic = True
         canonical = name
         found = False
+        nxdomain = False
         for rdtype in ("A", "AAAA"):
             try:
                 a = self.query(name, rdtype)
             except NotFound as exc:
                 authentic = authentic and exc.authentic
+                nxdomain = nxdomain or exc.nxdomain
                 continue
             found = True
             authentic = authentic and a.authentic
             canonical = a.canonical
             addrs.extend(r.address for r in a.records)
         if not found:
-            raise NotFound(name, "A/AAAA", False, authentic)
+            raise NotFound(name, "A/AAAA", nxdomain, authentic)
         return addrs, authentic, canonical
+
+
+def _log_answer(qtext: str, r: dns.message.Message) -> None:
+    """Debug transcript of one answer: rcode, AD, EDE, and each record with its TTL."""
+    if not _log.enabled("debug"):
+        return
+    ede = [f"{int(o.code)}" + (f" {o.text}" if o.text else "") for o in r.options if isinstance(o, dns.edns.EDEOption)]
+    _log.debug(
+        "dns answer",
+        q=qtext,
+        rcode=dns.rcode.to_text(r.rcode()),
+        ad=bool(r.flags & dns.flags.AD),
+        cd=bool(r.flags & dns.flags.CD),
+        ede="; ".join(ede) or "-",
+        answers=len(r.answer),
+    )
+    for rrset in r.answer:
+        for rd in rrset:
+            if rrset.rdtype == dns.rdatatype.RRSIG:
+                continue
+            _log.debug(
+                "dns record",
+                name=rrset.name.to_text(omit_final_dot=True),
+                ttl=rrset.ttl,
+                type=dns.rdatatype.to_text(rrset.rdtype),
+                data=rd.to_text()[:200],
+            )
 
 
 def _cname_chain(r: dns.message.Message, qname: dns.name.Name) -> list[str]:

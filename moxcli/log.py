@@ -54,6 +54,10 @@ class Logger:
         if self._log.isEnabledFor(level):
             self._log.log(level, msg, extra={"fields": fields})
 
+    def enabled(self, level: str) -> bool:
+        """Whether lines at ``level`` are shown: skip building costly debug fields otherwise."""
+        return self._log.isEnabledFor(LEVELS[level])
+
     def debug(self, msg: str, **fields: Any) -> None:
         self._emit(logging.DEBUG, msg, fields)
 

@@ -61,17 +61,18 @@ def test_verify_mx_dane_ta_names(resolver, lab, ca):
     assert rep.hosts[0].addresses[0].dane.record.usage == 2
 
 
-def test_verify_bogus_tlsa_is_temporary(runner, lab_data):
+def test_verify_bogus_tlsa_fails(runner, lab_data):
+    """A bogus TLSA answer is what is wrong with the host: exit 1 (delivery would defer)."""
     r, j = _run(runner, lab_data, "--mx", "dane-bogus.test")
-    assert r.exit_code == 3
+    assert r.exit_code == 1
     h = j["hosts"][0]
     assert h["result_type"] == "dnssec-invalid" and h["reason"] == "extended-dns-error-6-dnssec-bogus"
     assert h["addresses"] == []
 
 
-def test_verify_bogus_zone_is_temporary(runner, lab_data):
+def test_verify_bogus_zone_fails(runner, lab_data):
     r, j = _run(runner, lab_data, "--mx", "bogus.test")
-    assert r.exit_code == 3 and "bogus" in j["error"]
+    assert r.exit_code == 1 and "bogus" in j["error"] and j["mx"]["status"] == "dnssec-bogus"
 
 
 def test_insecure_tlsa_ignored(runner, lab_data):
@@ -109,7 +110,7 @@ def test_verify_host_port_and_usages(runner, lab, lab_data):
 
 def test_verify_nonexistent(runner, lab_data):
     r, j = _run(runner, lab_data, "--mx", "nothing-here.test")
-    assert r.exit_code == 1 and "no records" in j["hosts"][0]["error"]
+    assert r.exit_code == 1 and "no such domain" in j["hosts"][0]["error"]
 
 
 def test_rich_output(runner, lab_data):

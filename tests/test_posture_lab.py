@@ -106,7 +106,7 @@ def test_nonexistent_domain(runner, lab_data):
     r = _check(runner, lab_data, "nothing-here.test")
     assert r.exit_code == 1
     (d,) = _ndjson(r)
-    assert d["status"] == "error" and d["hosts"][0]["error"]
+    assert d["status"] == "nxdomain" and d["hosts"] == []
     assert d["indicators"]["dane"] == "unknown" and d["indicators"]["requiretls"] == "unknown"
 
 

@@ -93,6 +93,13 @@ def domain_cmd(
 
     if not domains and file is None:
         raise UsageError("give DOMAIN... or --file F")
+    from moxcli.domain import DomainError, parse_domain
+
+    for d in domains:  # typed names are checked before any lookup: a typo is a usage error
+        try:
+            parse_domain(d)
+        except DomainError as exc:
+            raise UsageError(f'parsing domain "{d}": {exc}') from None
     cfg = app.config()
     resolver = Resolver.from_config(cfg.dns)
     if resolver.untrusted_reason:
@@ -105,7 +112,7 @@ def domain_cmd(
             output.emit_ndjson(p.to_json())
         else:
             _render(p)
-    if "error" in states:
+    if states & {"error", "nxdomain"}:
         raise SystemExit(EXIT_FAILED)
     if "temporary" in states:
         raise SystemExit(EXIT_TEMPORARY)
@@ -136,8 +143,18 @@ def _render(p: Any) -> None:
     c = output.console()
     c.print(f"[bold]Domain {escape(output.safe(p.domain))}[/bold]")
     pairs: list[tuple[str, Any]] = []
-    if p.mx is not None and p.mx.hosts:
-        pairs.append(("MX", ", ".join(f"{h} ({pref})" if pref >= 0 else f"{h} (no MX)" for h, pref in p.mx.hosts)))
+    if p.nxdomain:
+        pairs.append(("MX", "none: the domain does not exist (NXDOMAIN)"))
+    elif p.mx is not None and p.mx.hosts:
+        pairs.append(
+            (
+                "MX",
+                ", ".join(
+                    f"{h} ({pref})" if pref >= 0 else f"{h} (no MX records: the domain itself, NODATA)"
+                    for h, pref in p.mx.hosts
+                ),
+            )
+        )
     pairs.append(("MX DNSSEC", p.mx_dnssec or "-"))
     m = p.mtasts
     if m is not None:
@@ -166,7 +183,7 @@ def _render(p: Any) -> None:
             rows.append(
                 (
                     h.host,
-                    h.preference,
+                    h.preference if h.preference >= 0 else "-",
                     ", ".join(h.ips) or "-",
                     h.ips_dnssec,
                     _yn(h.sts_match),

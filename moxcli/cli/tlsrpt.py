@@ -18,7 +18,8 @@ from moxcli.errors import EXIT_FAILED, EXIT_TEMPORARY
     "--json",
     "as_json",
     is_flag=True,
-    help="Output JSON: domain, name, cnames, dnssec, records, record, valid, version, rua, extensions, errors, warnings.",
+    help="Output JSON: domain, name, status, cnames, dnssec, records, record, valid, version, rua, invalid_rua, "
+    "extensions, errors, warnings.",
 )
 @click.pass_obj
 def tlsrpt_cmd(app: AppContext, domain: str | None, record_text: str | None, as_json: bool) -> None:
@@ -29,7 +30,8 @@ def tlsrpt_cmd(app: AppContext, domain: str | None, record_text: str | None, as_
     name checks the host's own record (used for DANE results). With --record, checks the
     given text without DNS, before you publish it.
 
-    Exit status: 0 valid, 1 no record or invalid, 3 temporary DNS failure.
+    Exit status: 0 valid, 1 no record, invalid, or DNSSEC-bogus (also from a resolver
+    without Extended DNS Errors: a SERVFAIL is asked again with CD), 3 temporary DNS failure.
 
     \b
     Example:
@@ -63,6 +65,7 @@ def _render(check) -> None:
     pairs = []
     if check.name:
         pairs.append(("name", check.name))
+        pairs.append(("status", check.status))
     if check.cnames:
         pairs.append(("cnames", " -> ".join(check.cnames)))
     if check.dnssec:

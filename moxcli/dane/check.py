@@ -89,6 +89,7 @@ class HostResult:
     result_type: str = ""
     reason: str = ""
     temporary: bool = False
+    code: str = ""
 
     @property
     def status(self) -> str:
@@ -104,7 +105,7 @@ class HostResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "host": self.host,
-            "preference": self.preference,
+            "preference": self.preference if self.preference >= 0 else None,
             "expanded_host": self.expanded_host,
             "ips": self.ips,
             "dnssec": self.dnssec,
@@ -113,6 +114,7 @@ class HostResult:
             "records": [r.record() for r in self.records],
             "names": self.names,
             "status": self.status,
+            "code": self.code or None,
             "error": self.error,
             "result_type": self.result_type,
             "reason": self.reason,
@@ -154,16 +156,19 @@ class DANEReport:
 
 
 def _temporary(exc: DNSError) -> bool:
-    return not isinstance(exc, NotFound)
+    """An outage (exit 3); not-found and DNSSEC-bogus answers are findings (exit 1)."""
+    return not isinstance(exc, NotFound) and not exc.bogus
 
 
 def _tlsa_error(host: HostResult, exc: DNSError) -> None:
     """RFC 7672 §2.1.2: a failed TLSA lookup makes the host unusable (spec §3.4 step 3)."""
     host.error = f"looking up tlsa records: {exc}"
-    host.temporary = True
-    ede = exc.authentication_ede
-    if ede is not None:
-        host.result_type, host.reason = "dnssec-invalid", f"extended-dns-error-{ede.reason}"
+    host.code = exc.code
+    # A bogus answer is what is wrong with the host (exit 1); delivery would still only
+    # defer (RFC 7672 §2.1.2). An outage stays temporary (exit 3).
+    host.temporary = not exc.bogus
+    if exc.bogus:
+        host.result_type, host.reason = "dnssec-invalid", exc.bogus_reason("extended-dns-error")
     else:
         host.result_type = "tlsa-invalid"
         host.reason = f"extended-dns-error-{exc.ede[0].reason}" if exc.ede else ""
@@ -221,6 +226,7 @@ def verify_host(
     h.expanded_host, h.ips, h.dnssec = ips.expanded_host, ips.ips, ips.authentic
     if ips.error is not None:
         h.error, h.temporary = f"resolving ips for {host}: {ips.error}", _temporary(ips.error)
+        h.code = ips.error.code
         return report
     roots = load_roots(tuple(Path(p) for p in ca_files))
     if not ips.cname_authentic:
@@ -287,10 +293,11 @@ def verify_mx(
         ips = lookup.gather_ips(resolver, name)
         h.expanded_host, h.ips, h.dnssec = ips.expanded_host, ips.ips, ips.authentic
         if ips.error is not None:
-            h.error, h.temporary = f"resolving ips for {name}: {ips.error}", isinstance(ips.error, TemporaryDNSError)
-            ede = ips.error.authentication_ede
-            if ede is not None:
-                h.result_type, h.reason = "validation-failure", f"dns-extended-error-{ede.reason}"
+            h.error = f"resolving ips for {name}: {ips.error}"
+            h.code = ips.error.code
+            h.temporary = isinstance(ips.error, TemporaryDNSError)
+            if ips.error.bogus:
+                h.result_type, h.reason = "validation-failure", ips.error.bogus_reason("dns-extended-error")
             continue
         # Where DANE does not apply we still connect: STARTTLS and PKIX are worth showing.
         if insecure_mx:

@@ -62,11 +62,26 @@ class Destinations:
     expanded_next_hop: str = ""
     permanent: bool = False
     error: DNSError | None = None
+    nxdomain: bool = False
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``nxdomain`` (the domain does not exist), ``nodata`` (no MX: the domain
+        itself is the implicit MX), ``dnssec-bogus``, ``null-mx`` or ``dns-error``."""
+        if self.nxdomain:
+            return "nxdomain"
+        if self.error is not None:
+            if self.permanent and "null MX" in str(self.error):
+                return "null-mx"
+            return self.error.code if not isinstance(self.error, NotFound) else "dns-error"
+        return "ok" if self.have_mx else "nodata"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "domain": self.domain,
-            "hosts": [{"host": h, "preference": p} for h, p in self.hosts],
+            "status": self.status,
+            # RFC 5321 §5.1 implicit MX: no preference (mox uses -1 internally)
+            "hosts": [{"host": h, "preference": p if p >= 0 else None} for h, p in self.hosts],
             "have_mx": self.have_mx,
             "orig_authentic": self.orig_authentic,
             "expanded_authentic": self.expanded_authentic,
@@ -120,6 +135,7 @@ def gather_destinations(resolver: Resolver, domain: str) -> Destinations:
         if i == 0:
             d.orig_authentic = d.orig_authentic and exc.authentic
         d.expanded_authentic = d.expanded_authentic and exc.authentic
+        d.nxdomain = exc.nxdomain
         d.hosts = [(name, -1)]
         return d
     except DNSError as exc:

@@ -230,7 +230,12 @@ class _HostPlan:
 
 
 def _ede_reason(exc: DNSError, prefix: str) -> tuple[str, bool]:
-    ede = exc.authentication_ede or (exc.ede[0] if exc.ede else None)
+    """(TLSRPT failure reason, DNSSEC failure?): the EDE as mox reports it; without an EDE a
+    bogus answer found with CD (moxcli.dns) is ``dnssec-bogus``. Delivery still defers
+    (RFC 7672 §2.1.2), but the result says bogus rather than an outage."""
+    if exc.bogus:
+        return exc.bogus_reason(prefix), True
+    ede = exc.ede[0] if exc.ede else None
     if ede is None:
         return "", False
     return f"{prefix}-{ede.reason}", ede.is_authentication
@@ -253,7 +258,7 @@ def deliver_message(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: Atte
     domain = parse_domain(rcpt_dom)
     dests = dane_lookup.gather_destinations(engine.resolver, domain.ascii)
     if dests.error is not None:
-        if dests.error.authentication_ede is not None:
+        if dests.error.bogus:
             reason, _ = _ede_reason(dests.error, "dns-extended-error")
             tls.recipient = make_result(POLICY_NO_POLICY_FOUND, domain.ascii)
             tls.recipient.add(0, 1, detail(RESULT_VALIDATION_FAILURE, reason))
@@ -316,7 +321,7 @@ def _plan_host(
     hips = dane_lookup.gather_ips(engine.resolver, host)
     if hips.error is not None:
         exc = hips.error
-        if exc.authentication_ede is not None:
+        if exc.bogus:
             reason, _ = _ede_reason(exc, "dns-extended-error")
             hr = make_result(POLICY_TLSA, host)
             tls.hosts.append(hr)

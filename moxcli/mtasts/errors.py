@@ -36,7 +36,7 @@ class DNSLookupError(TemporaryError):
     def __init__(self, msg: str, dns_error: DNSError) -> None:
         super().__init__(msg)
         self.dns_error = dns_error
-        if dns_error.authentication_ede is not None:
+        if dns_error.bogus:
             self.exit_code = CheckFailed.exit_code
 
 
@@ -73,8 +73,8 @@ class PolicySyntax(CheckFailed):
 def failure_reason(exc: BaseException) -> str:
     """TLSRPT failure-reason-code for an MTA-STS error (spec §4.5), "" when none applies."""
     dns_error = exc.dns_error if isinstance(exc, DNSLookupError) else exc if isinstance(exc, DNSError) else None
-    if dns_error is not None and dns_error.authentication_ede is not None:
-        return "dns-extended-error-" + dns_error.authentication_ede.reason
+    if dns_error is not None and dns_error.bogus:
+        return dns_error.bogus_reason("dns-extended-error")
     if isinstance(exc, (NoRecord, MultipleRecords, RecordSyntax, DNSLookupError, NoPolicy, PolicyFetch, PolicySyntax)):
         return exc.reason
     return ""

@@ -60,14 +60,24 @@ class PostureOptions:
 
 @dataclass
 class Finding:
-    """``level`` error (exit 1), warning or info; ``subject`` names the domain or host."""
+    """``level`` error (exit 1), warning or info; ``subject`` names the domain or host;
+    ``code`` is a stable machine name (``nxdomain``, ``dnssec-bogus``, ``dane-mismatch``...);
+    ``fix`` what to publish or change, when there is one thing to do."""
 
     level: str
     subject: str
     text: str
+    code: str = ""
+    fix: dict[str, Any] | None = None
 
-    def to_json(self) -> dict[str, str]:
-        return {"level": self.level, "subject": self.subject, "text": self.text}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "code": self.code or None,
+            "subject": self.subject,
+            "text": self.text,
+            "fix": self.fix,
+        }
 
 
 @dataclass
@@ -109,6 +119,7 @@ class HostPosture:
     sts_match: bool | None = None
     tlsrpt: Any = None
     error: str = ""
+    error_code: str = ""
 
     @property
     def usable(self) -> list[TLSA]:
@@ -141,7 +152,7 @@ class HostPosture:
     def to_json(self) -> dict[str, Any]:
         return {
             "host": self.host,
-            "preference": self.preference,
+            "preference": self.preference if self.preference >= 0 else None,
             "ips": self.ips,
             "ips_dnssec": self.ips_dnssec,
             "sts_match": self.sts_match,
@@ -183,8 +194,10 @@ class DomainPosture:
     indicators: dict[str, str] = field(default_factory=dict)
     temporary: bool = False
 
-    def add(self, level: str, subject: str, text: str) -> None:
-        self.findings.append(Finding(level, subject, text))
+    nxdomain: bool = False
+
+    def add(self, level: str, subject: str, text: str, code: str = "", fix: dict[str, Any] | None = None) -> None:
+        self.findings.append(Finding(level, subject, text, code, fix))
 
     @property
     def errors(self) -> list[Finding]:
@@ -192,9 +205,12 @@ class DomainPosture:
 
     @property
     def status(self) -> str:
-        """`temporary` (retry later), `error` (an error-class finding) or `ok`."""
+        """`temporary` (retry later), `nxdomain` (no such domain), `error` (an error-class
+        finding) or `ok`."""
         if self.temporary:
             return "temporary"
+        if self.nxdomain:
+            return "nxdomain"
         return "error" if self.errors else "ok"
 
     @property
@@ -269,7 +285,7 @@ class _NoCache(HostCache):
 
 def _dnssec_of(exc: DNSError | None, authentic: bool) -> str:
     if exc is not None and not isinstance(exc, NotFound):
-        return "bogus" if exc.authentication_ede else "error"
+        return "bogus" if exc.bogus else "error"
     return "secure" if authentic else "insecure"
 
 
@@ -291,6 +307,10 @@ def _check_host(
     h.tlsrpt = cache.get(("tlsrpt", name), lambda: check_tlsrpt(resolver, name))
     if ips.error is not None:
         h.error = f"resolving ips for {name}: {ips.error}"
+        h.error_code = ips.error.code
+        if isinstance(ips.error, NotFound):
+            what = "does not exist (NXDOMAIN)" if ips.error.nxdomain else "has no A/AAAA records (NODATA)"
+            h.error = f"MX host {name} {what}: mail cannot be delivered to it"
         return h
     h.dane_applies = lookup.dane_applies(dest, ips)
     if h.dane_applies:
@@ -327,46 +347,58 @@ def _host_findings(p: DomainPosture, h: HostPosture) -> None:
     s = h.host
     enforce = p.sts_mode in ("enforce", "testing")
     if h.error:
-        p.add("error", s, h.error)
+        p.add("error", s, h.error, h.error_code)
         p.temporary = p.temporary or h.ips_dnssec == "error"
         return
     if h.ips_dnssec == "insecure" and p.mx_dnssec == "secure":
-        p.add("warning", s, "addresses are not DNSSEC-signed: DANE cannot apply")
+        p.add("warning", s, "addresses are not DNSSEC-signed: DANE cannot apply", "ips-insecure")
     if h.sts_match is False:
         p.add(
             "error" if p.sts_mode == "enforce" else "warning",
             s,
             f"not covered by the MTA-STS policy (mode {p.sts_mode})",
+            "mtasts-mx-not-covered",
         )
     if h.tlsa is not None:
         if h.tlsa.error is not None:
-            p.add("error", s, f"TLSA lookup failed: {h.tlsa.error} (delivery with DANE is deferred)")
+            p.add(
+                "error",
+                s,
+                f"TLSA lookup failed: {h.tlsa.error} (delivery with DANE is deferred)",
+                h.tlsa.error.code if h.tlsa.error.bogus else "tlsa-lookup-failed",
+            )
         elif h.tlsa.records and not h.usable:
-            p.add("error", s, "only unusable TLSA records: STARTTLS is required but not authenticated (tlsa-invalid)")
+            p.add(
+                "error",
+                s,
+                "only unusable TLSA records: STARTTLS is required but not authenticated (tlsa-invalid)",
+                "tlsa-unusable",
+            )
         elif h.tlsa.insecure:
-            p.add("info", s, "TLSA records are not DNSSEC-signed and are ignored")
+            p.add("info", s, "TLSA records are not DNSSEC-signed and are ignored", "tlsa-insecure")
     for a in h.addresses:
         where = f"{s} {a.address}"
         pr = a.probe
         if not pr.greeting:
-            p.add("error", where, pr.error or "no SMTP greeting")
+            p.add("error", where, pr.error or "no SMTP greeting", "smtp-no-greeting")
             continue
         if pr.result_type:
-            p.add("error", where, f"{pr.result_type}{' ' + pr.reason if pr.reason else ''}: {pr.error}")
+            p.add("error", where, f"{pr.result_type}{' ' + pr.reason if pr.reason else ''}: {pr.error}", pr.result_type)
             continue
         if pr.error:
-            p.add("warning", where, pr.error)
+            p.add("warning", where, pr.error, "smtp-error")
         if a.dane is not None and not a.dane.verified:
-            p.add("error", where, f"certificate does not match the TLSA records ({a.dane.reason})")
+            p.add("error", where, f"certificate does not match the TLSA records ({a.dane.reason})", "dane-mismatch")
         if a.pkix is not None and not a.pkix.ok:
             level = "error" if enforce else "warning" if a.dane is None or not a.dane.verified else "info"
             p.add(
                 level,
                 where,
                 f"PKIX: {a.pkix.result_type}{' ' + a.pkix.reason if a.pkix.reason else ''}: {a.pkix.message}",
+                "pkix-" + a.pkix.result_type,
             )
     if h.tlsrpt is not None and _has_tlsrpt(h.tlsrpt) and not h.tlsrpt.valid:
-        p.add("error", s, "host TLSRPT record: " + "; ".join(h.tlsrpt.errors))
+        p.add("error", s, "host TLSRPT record: " + "; ".join(h.tlsrpt.errors), "tlsrpt-invalid")
 
 
 def _no_sts(m: Any) -> bool:
@@ -432,7 +464,7 @@ def check_domain(
         d = parse_domain(domain)
     except DomainError as exc:
         p = DomainPosture(domain)
-        p.add("error", domain, f'parsing domain "{domain}": {exc}')
+        p.add("error", domain, f'parsing domain "{domain}": {exc}', "invalid-domain")
         p.indicators = {k: UNKNOWN for k in INDICATORS}
         return p
     p = DomainPosture(d.name)
@@ -441,11 +473,28 @@ def check_domain(
     if dest.error is not None:
         p.mx_dnssec = _dnssec_of(dest.error, False)
         p.temporary = p.mx_dnssec == "error" and not dest.permanent
-        p.add("error", p.domain, f"MX lookup: {dest.error}")
+        p.add("error", p.domain, f"MX lookup: {dest.error}", dest.status)
     else:
         p.mx_dnssec = "secure" if dest.orig_authentic and dest.expanded_authentic else "insecure"
+        if dest.nxdomain:
+            # Nothing else to look at: every other name under a missing domain is missing too.
+            p.nxdomain = True
+            p.add(
+                "error",
+                p.domain,
+                f"the domain does not exist (NXDOMAIN{', DNSSEC-signed' if p.mx_dnssec == 'secure' else ''})",
+                "nxdomain",
+            )
+            p.indicators = {k: UNKNOWN for k in INDICATORS}
+            p.indicators["mx_dnssec"] = IMPLEMENTED if p.mx_dnssec == "secure" else NOT_IMPLEMENTED
+            return p
         if not dest.have_mx:
-            p.add("warning", p.domain, "no MX records: mail goes to the domain's own address (RFC 5321 §5.1)")
+            p.add(
+                "warning",
+                p.domain,
+                "no MX records (NODATA): mail goes to the domain's own address (RFC 5321 §5.1)",
+                "nodata",
+            )
     p.mtasts = check_live(resolver, d.ascii, FetchOptions(opts.https_port, opts.ca_files, opts.timeout))
     p.tlsrpt = check_tlsrpt(resolver, d.ascii)
     if dest.error is None:
@@ -457,27 +506,27 @@ def check_domain(
     m = p.mtasts
     if m.temporary:
         p.temporary = True
-        p.add("error", p.domain, "MTA-STS: " + "; ".join(m.errors))
+        p.add("error", p.domain, "MTA-STS: " + "; ".join(m.errors), "mtasts-temporary")
     elif _no_sts(m):
-        p.add("info", p.domain, "no MTA-STS record")
+        p.add("info", p.domain, "no MTA-STS record", "mtasts-none")
     elif m.errors:
-        p.add("error", p.domain, "MTA-STS: " + "; ".join(m.errors))
+        p.add("error", p.domain, "MTA-STS: " + "; ".join(m.errors), "mtasts-invalid")
     elif p.sts_mode == "testing":
-        p.add("warning", p.domain, "MTA-STS policy is in mode testing: not enforced")
+        p.add("warning", p.domain, "MTA-STS policy is in mode testing: not enforced", "mtasts-testing")
     for w in m.warnings:
-        p.add("warning", p.domain, f"MTA-STS: {w}")
+        p.add("warning", p.domain, f"MTA-STS: {w}", "mtasts-warning")
     t = p.tlsrpt
     if t.dnssec == "bogus":
-        p.add("error", p.domain, "TLSRPT: " + "; ".join(t.errors))
+        p.add("error", p.domain, "TLSRPT: " + "; ".join(t.errors), "dnssec-bogus")
     elif t.temporary:
         p.temporary = True
-        p.add("error", p.domain, "TLSRPT: " + "; ".join(t.errors))
+        p.add("error", p.domain, "TLSRPT: " + "; ".join(t.errors), "dns-error")
     elif _has_tlsrpt(t) and not t.valid:
-        p.add("error", p.domain, "TLSRPT: " + "; ".join(t.errors))
+        p.add("error", p.domain, "TLSRPT: " + "; ".join(t.errors), "tlsrpt-invalid")
     elif not t.valid:
-        p.add("warning", p.domain, "no TLSRPT record: you will not get TLS failure reports")
+        p.add("warning", p.domain, "no TLSRPT record: you will not get TLS failure reports", "tlsrpt-none")
     for w in t.warnings:
-        p.add("warning", p.domain, f"TLSRPT: {w}")
+        p.add("warning", p.domain, f"TLSRPT: {w}", "tlsrpt-warning")
     for h in p.hosts:
         _host_findings(p, h)
     p.indicators = _indicators(p)
@@ -490,7 +539,7 @@ def _check_safely(resolver: Resolver, domain: str, opts: PostureOptions, cache: 
         return check_domain(resolver, domain, opts, cache)
     except (MoxcliError, OSError, ValueError) as exc:
         p = DomainPosture(domain, temporary=isinstance(exc, (OSError, TemporaryError)))
-        p.add("error", domain, f"checking {domain}: {exc}")
+        p.add("error", domain, f"checking {domain}: {exc}", "check-failed")
         p.indicators = {k: UNKNOWN for k in INDICATORS}
         return p
 

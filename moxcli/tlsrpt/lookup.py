@@ -101,10 +101,21 @@ class TLSRPTCheck:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     temporary: bool = False
+    dns_status: str = ""
 
     @property
     def valid(self) -> bool:
         return self.record is not None and not self.errors
+
+    @property
+    def status(self) -> str:
+        """Stable code: ``ok``, ``nxdomain``, ``nodata`` (no TXT, or no TLSRPT among them),
+        ``dnssec-bogus``, ``dns-error`` (temporary) or ``invalid``."""
+        if self.dns_status:
+            return self.dns_status
+        if self.valid:
+            return "ok"
+        return "invalid" if self.record is not None or any(t.startswith("v=TLSRPTv1") for t in self.texts) else "nodata"
 
     def to_json(self) -> dict[str, Any]:
         records = []
@@ -117,6 +128,7 @@ class TLSRPTCheck:
         return {
             "domain": self.domain.name,
             "name": self.name,
+            "status": self.status,
             "cnames": self.cnames,
             "dnssec": self.dnssec,
             "records": records,
@@ -124,6 +136,7 @@ class TLSRPTCheck:
             "valid": self.valid,
             "version": self.record.version if self.record else None,
             "rua": [{"uri": u, "scheme": uri_scheme(u)} for u in self.record.rua] if self.record else [],
+            "invalid_rua": [{"uri": u, "problem": pr} for u, pr in self.record.invalid_rua] if self.record else [],
             "extensions": [{"key": k, "value": v} for k, v in self.record.extensions] if self.record else [],
             "errors": self.errors,
             "warnings": self.warnings,
@@ -174,16 +187,18 @@ def check_tlsrpt(resolver: Resolver, domain: str) -> TLSRPTCheck:
         answer: Answer = resolver.txt(check.name)
     except NotFound as exc:
         check.dnssec = "secure" if exc.authentic else "insecure"
-        check.errors.append(
-            f"no TLSRPT record at {check.name} ({'no such domain' if exc.nxdomain else 'no TXT records'})"
-        )
+        check.dns_status = exc.code
+        what = "NXDOMAIN: no such name" if exc.nxdomain else "NODATA: no TXT records"
+        check.errors.append(f"no TLSRPT record at {check.name} ({what})")
         return check
     except BogusDNSError as exc:
         check.dnssec = "bogus"
+        check.dns_status = exc.code
         check.errors.append(str(exc))
         return check
     except DNSError as exc:
         check.temporary = True
+        check.dns_status = exc.code
         check.errors.append(str(exc))
         return check
     check.texts = answer.texts()
