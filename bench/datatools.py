@@ -7,7 +7,8 @@
 
 A data dir is made with `moxcli gentestdata --messages N`. Each command runs as its own
 process (`moxcli ...`, so start-up counts) with a warm page cache; the figures are wall time and
-peak anonymous memory (RssAnon: heap, not the mapped store file). Memory is measured at N/4 and N messages: flat means the two peaks are close.
+peak anonymous memory (RssAnon: heap, not the mapped store file). Memory is measured at N/4 and N
+messages: flat means the two peaks are close.
 Targets (issue 7): backup <= 0.15x `cp -a`, verifydata <= 3 s, memory flat in N.
 """
 
@@ -101,16 +102,19 @@ def main() -> None:
         ratio = big["backup"]["seconds"] / big["cp_a"]["seconds"]
         print()
         print(
-            f"backup {big['backup']['seconds']:.2f} s = {ratio:.3f}x cp -a ({big['cp_a']['seconds']:.2f} s; target <= 0.15x); "
+            f"backup {big['backup']['seconds']:.2f} s = {ratio:.3f}x cp -a "
+            f"({big['cp_a']['seconds']:.2f} s; target <= 0.15x); "
             f"cp -al {big['cp_al']['seconds']:.2f} s"
         )
         print(
-            f"backup --copy {big['backup_copy']['seconds']:.2f} s against cp -a + sync -f {big['cp_a_sync']['seconds']:.2f} s"
+            f"backup --copy {big['backup_copy']['seconds']:.2f} s against cp -a + sync -f "
+            f"{big['cp_a_sync']['seconds']:.2f} s"
         )
         print(f"verifydata {big['verifydata']['seconds']:.2f} s for {n} messages (target <= 3 s)")
         for name in ("backup", "verifydata"):
             print(
-                f"{name} peak heap {small[name]['anon_mb']:.1f} MB at {n // 4} messages, {big[name]['anon_mb']:.1f} MB at {n}"
+                f"{name} peak heap {small[name]['anon_mb']:.1f} MB at {n // 4} messages, "
+                f"{big[name]['anon_mb']:.1f} MB at {n}"
             )
     finally:
         if not args.keep:

@@ -156,7 +156,11 @@ def main() -> None:
         _wait_port(port)
         data = tmp / "data"
         data.mkdir()
-        text = f'hostname = "mail.moxcli.test"\n[dns]\nresolvers = ["{lab["LAB_DNS"]}"]\n[tls]\nca_files = ["{lab["LAB_CA"]}"]\n[network]\nsmtp_port = {port}\nhttps_port = {lab["LAB_HTTPS_PORT"]}\n'
+        text = (
+            f'hostname = "mail.moxcli.test"\n[dns]\nresolvers = ["{lab["LAB_DNS"]}"]\n'
+            f'[tls]\nca_files = ["{lab["LAB_CA"]}"]\n'
+            f"[network]\nsmtp_port = {port}\nhttps_port = {lab['LAB_HTTPS_PORT']}\n"
+        )
         (data / "moxcli.toml").write_text(text)
         cfg = parse_config(text, data / "moxcli.toml")
         body = b"From: <bench@moxcli.test>\r\nSubject: bench\r\n\r\n" + (b"x" * 76 + b"\r\n") * 26
@@ -182,7 +186,8 @@ def main() -> None:
         smtp = total - sum(TIMES.values())
         print(f"queued {args.count} messages in one transaction: {t_enqueue:.2f} s ({args.count / t_enqueue:.0f}/s)")
         print(
-            f"delivered {delivered}/{len(res)} to {args.domain} (MX 127.0.0.1:{port}, {'plaintext' if args.plaintext else 'STARTTLS'}) in {total:.2f} s"
+            f"delivered {delivered}/{len(res)} to {args.domain} (MX 127.0.0.1:{port}, "
+            f"{'plaintext' if args.plaintext else 'STARTTLS'}) in {total:.2f} s"
         )
         print(f"throughput: {delivered / total:.1f} messages/s, {1000 * total / max(len(res), 1):.1f} ms per message")
         for k, v in (("dns", TIMES["dns"]), ("tls", TIMES["tls"]), ("store", TIMES["store"]), ("smtp+other", smtp)):

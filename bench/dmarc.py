@@ -91,7 +91,8 @@ def main() -> None:
             record_evaluations(store, cfg, batch)
             s = time.perf_counter() - t
             print(
-                f"dmarc record: {args.evaluations} evaluations in {s:.2f} s ({args.evaluations / s:,.0f}/s), one transaction"
+                f"dmarc record: {args.evaluations} evaluations in {s:.2f} s "
+                f"({args.evaluations / s:,.0f}/s), one transaction"
             )
             del batch
             for dry in (True, False):
@@ -117,7 +118,8 @@ def main() -> None:
     fb = parse_report_xml(xml)
     s = time.perf_counter() - t
     print(
-        f"parse: report of {len(fb.records)} records ({len(xml) / 1e6:.1f} MB XML) in {s:.2f} s ({len(xml) / 1e6 / s:.1f} MB/s), peak RSS {rss_mb():.0f} MB"
+        f"parse: report of {len(fb.records)} records ({len(xml) / 1e6:.1f} MB XML) in {s:.2f} s "
+        f"({len(xml) / 1e6 / s:.1f} MB/s), peak RSS {rss_mb():.0f} MB"
     )
 
 

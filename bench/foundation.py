@@ -37,7 +37,8 @@ def startup(runs: int) -> None:
     helpt = _median_ms([moxcli, "--help"], runs)
     sub = _median_ms([moxcli, "check", "--help"], runs)
     print(
-        f"startup: python3 -c pass {bare:.1f} ms; moxcli --help {helpt:.1f} ms; moxcli check --help {sub:.1f} ms (median of {runs})"
+        f"startup: python3 -c pass {bare:.1f} ms; moxcli --help {helpt:.1f} ms; moxcli check --help "
+        f"{sub:.1f} ms (median of {runs})"
     )
 
 
@@ -72,7 +73,8 @@ def store(records: int) -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"store: {records} records inserted in {ins:.2f} s ({records / ins:,.0f}/s, batches of {batch}); "
-            f"scanned+decoded in {scan:.2f} s ({records / scan:,.0f}/s); file {size / 1e6:.0f} MB; peak RSS {rss:.0f} MB"
+            f"scanned+decoded in {scan:.2f} s ({records / scan:,.0f}/s); file {size / 1e6:.0f} MB; "
+            f"peak RSS {rss:.0f} MB"
         )
     finally:
         shutil.rmtree(d)

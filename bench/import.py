@@ -75,7 +75,9 @@ if kind == "mbox":
     r = import_mbox(data, "bench", "Inbox", [src])
 else:
     r = import_maildir(data, "bench", "Inbox", Path(src))
-print(json.dumps({"messages": r.messages, "bytes": r.size, "input": r.input_bytes, "seconds": r.seconds, "warnings": r.warnings_total}))
+print(json.dumps({
+    "messages": r.messages, "bytes": r.size, "input": r.input_bytes, "seconds": r.seconds, "warnings": r.warnings_total
+}))
 """
 
 

@@ -20,6 +20,7 @@ Uses the lab in $LAB_DIR if it runs, else starts one in a temporary directory (a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
@@ -165,10 +166,8 @@ remote-control:
 
     def stop(self) -> None:
         for name in ("unbound.pid", "nsd.pid"):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 os.kill(int((self.dir / name).read_text().split()[0]), signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
         time.sleep(0.3)
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -196,9 +195,12 @@ def _delay_proxy(listen: int, upstream: int, delay: float) -> None:
             finally:
                 up.close()
 
+        tasks: set[asyncio.Task] = set()  # keep a reference: the loop holds tasks only weakly
         while True:
             data, client = await loop.sock_recvfrom(sock, 65535)
-            loop.create_task(relay(data, client))
+            task = loop.create_task(relay(data, client))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     asyncio.run(serve())
 
@@ -262,10 +264,12 @@ def main() -> None:
             rate_seq, rate_par = len(seq_names) / t_seq, len(par_names) / t_par
             print(f"resolver RTT {rtt:g} ms:")
             print(
-                f"  sequential (1 at a time): {len(seq_names)} domains in {t_seq:.2f} s = {rate_seq:.1f} domains/s  {c_seq}"
+                f"  sequential (1 at a time): {len(seq_names)} domains in {t_seq:.2f} s = "
+                f"{rate_seq:.1f} domains/s  {c_seq}"
             )
             print(
-                f"  concurrent ({args.concurrency}): {len(par_names)} domains in {t_par:.2f} s = {rate_par:.1f} domains/s  {c_par}"
+                f"  concurrent ({args.concurrency}): {len(par_names)} domains in {t_par:.2f} s = "
+                f"{rate_par:.1f} domains/s  {c_par}"
             )
             print(f"  speed-up: {rate_par / rate_seq:.1f}x")
             if proxy is not None:

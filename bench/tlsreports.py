@@ -156,10 +156,12 @@ def main() -> None:
         peak = usage.ru_maxrss / 1024
         cpu = usage.ru_utime + usage.ru_stime
         print(
-            f"send-tlsreports --dry-run: {wall:.1f} s wall, {cpu:.1f} s CPU, {args.domains:,} reports, load average {os.getloadavg()[0]:.1f}"
+            f"send-tlsreports --dry-run: {wall:.1f} s wall, {cpu:.1f} s CPU, {args.domains:,} "
+            f"reports, load average {os.getloadavg()[0]:.1f}"
         )
         print(
-            f"  peak RSS {peak:.0f} MB (includes store pages mapped by LMDB), peak anonymous memory {peak_anon / 1024:.0f} MB"
+            f"  peak RSS {peak:.0f} MB (includes store pages mapped by LMDB), peak anonymous memory "
+            f"{peak_anon / 1024:.0f} MB"
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -164,6 +164,11 @@ class _Reader:
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.file.parent / p)
 
+    def required_path(self, name: str) -> Path:
+        path = self.path_value(name, required=True)
+        assert path is not None  # required=True raised otherwise
+        return path
+
     def done(self) -> None:
         for name in self.table:
             if name not in self.used:
@@ -214,7 +219,7 @@ def _dkim(r: _Reader | None) -> DKIMConfig:
                 raise s.error("canonicalization", f"invalid value {canon!r}")
             selectors[sel_name] = DKIMSelector(
                 name=sel_name,
-                private_key_file=s.path_value("private_key_file", required=True),
+                private_key_file=s.required_path("private_key_file"),
                 algorithm=algorithm,
                 hash=hash_name,
                 canonicalization=canon,
@@ -223,9 +228,9 @@ def _dkim(r: _Reader | None) -> DKIMConfig:
             s.done()
         sel_table.done()
     sign = r.str_list("sign") or tuple(selectors)
-    for s in sign:
-        if s not in selectors:
-            raise r.error("sign", f"selector {s!r} is not defined in selectors")
+    for name in sign:
+        if name not in selectors:
+            raise r.error("sign", f"selector {name!r} is not defined in selectors")
     r.done()
     return DKIMConfig(selectors=selectors, sign=sign)
 

@@ -110,7 +110,7 @@ class DNSError(TemporaryError):
         return False
 
     @property
-    def code(self) -> str:
+    def code(self) -> str:  # type: ignore[override]  # read-only here: derived from the error's fields
         """Stable machine code: ``nxdomain``, ``nodata``, ``dnssec-bogus`` or ``dns-error``."""
         return "dns-error"
 
@@ -136,7 +136,7 @@ class NotFound(DNSError):
         self.authentic = authentic
 
     @property
-    def code(self) -> str:
+    def code(self) -> str:  # type: ignore[override]  # read-only here: derived from the error's fields
         return "nxdomain" if self.nxdomain else "nodata"
 
 
@@ -161,7 +161,7 @@ class BogusDNSError(DNSError):
         return True
 
     @property
-    def code(self) -> str:
+    def code(self) -> str:  # type: ignore[override]  # read-only here: derived from the error's fields
         return "dnssec-bogus"
 
 
@@ -198,8 +198,8 @@ class Resolver:
         system_trust = False
         if not servers:
             sys_resolver = dns.resolver.Resolver(configure=True)
-            servers = [(s, sys_resolver.port) for s in sys_resolver.nameservers]
-            system_trust = bool(getattr(sys_resolver, "flags", 0) and sys_resolver.flags & dns.flags.AD)
+            servers = [(str(s), sys_resolver.port or 53) for s in sys_resolver.nameservers]
+            system_trust = bool((sys_resolver.flags or 0) & dns.flags.AD)
             system_trust = system_trust or _resolv_conf_trust_ad()
         self.servers = [(h, p) for h, p in servers]
         if not self.servers:
@@ -210,7 +210,8 @@ class Resolver:
         self.untrusted_reason = (
             None
             if self.trusted
-            else "resolver is not on loopback and trust_ad is not set: DNSSEC status cannot be trusted, treated as insecure"
+            else "resolver is not on loopback and trust_ad is not set: DNSSEC status cannot be "
+            "trusted, treated as insecure"
         )
 
     @classmethod
@@ -219,7 +220,7 @@ class Resolver:
         return cls(cfg.resolvers, cfg.trust_ad, cfg.timeout)
 
     def _exchange(
-        self, qname: dns.name.Name, rdtype: int, deadline: float, checking_disabled: bool = False
+        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, deadline: float, checking_disabled: bool = False
     ) -> dns.message.Message:
         """One question to the servers in turn, all within ``deadline`` (time.monotonic()):
         the UDP answer, the TCP retry after truncation and every server share it."""
@@ -254,10 +255,11 @@ class Resolver:
         raise TemporaryDNSError(
             qname.to_text(omit_final_dot=True),
             dns.rdatatype.to_text(rdtype),
-            f"no answer from {', '.join(f'{h}:{p}' for h, p in self.servers)} ({type(last).__name__ if last else 'timeout'})",
+            f"no answer from {', '.join(f'{h}:{p}' for h, p in self.servers)} "
+            f"({type(last).__name__ if last else 'timeout'})",
         )
 
-    def _answers_with_cd(self, qname: dns.name.Name, qtype: int, deadline: float) -> bool:
+    def _answers_with_cd(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType, deadline: float) -> bool:
         """True when the resolver answers the question with checking disabled (NOERROR or
         NXDOMAIN): its SERVFAIL was then a validation failure, not an outage."""
         try:

@@ -23,7 +23,7 @@ def _quote(value: Any) -> str:
     if text and all(c.isprintable() and c not in ' "=' for c in text):
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else c for c in escaped)
+    escaped = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else c for c in escaped)
     return f'"{escaped}"'
 
 

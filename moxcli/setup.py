@@ -111,7 +111,7 @@ def init_data_dir(
         f"[domains.{_toml_str(dom.ascii)}.dkim]",
         f"sign = [{', '.join(_toml_str(s) for s, _ in selectors)}]",
     ]
-    for (sel, alg), path in zip(selectors, keys):
+    for (sel, alg), path in zip(selectors, keys, strict=True):
         lines += [
             "",
             f"[domains.{_toml_str(dom.ascii)}.dkim.selectors.{_toml_str(sel)}]",
@@ -220,7 +220,8 @@ def dns_records(cfg: Config, domain: str | None = None) -> list[DNSRecord]:
                 f"_mta-sts.{name}",
                 "TXT",
                 _txt(f"v=STSv1; id={_policy_id(name, host)}"),
-                f"MTA-STS (RFC 8461): publish only once https://mta-sts.{name}/.well-known/mta-sts.txt serves a policy with 'mx: {host}'",
+                "MTA-STS (RFC 8461): publish only once "
+                f"https://mta-sts.{name}/.well-known/mta-sts.txt serves a policy with 'mx: {host}'",
             )
         )
     if cfg.host_tlsrpt is not None and host != "localhost":

@@ -195,7 +195,7 @@ def _is_ip(name: str) -> bool:
 def peer_chain(tls: ssl.SSLSocket) -> tuple[x509.Certificate, ...]:
     """The certificates the peer sent, leaf first, unverified."""
     getter = getattr(tls, "get_unverified_chain", None)  # public from Python 3.13
-    raw = getter() if getter is not None else tls._sslobj.get_unverified_chain()  # type: ignore[union-attr]
+    raw = getter() if getter is not None else tls._sslobj.get_unverified_chain()  # type: ignore[attr-defined]
     out = []
     for c in raw or ():
         der = c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
@@ -363,7 +363,8 @@ def pkix_verify(
             False,
             CERTIFICATE_EXPIRED,
             "",
-            f"certificate {which.subject.rfc4514_string()} valid from {which.not_valid_before_utc:%Y-%m-%d} until {which.not_valid_after_utc:%Y-%m-%d}",
+            f"certificate {which.subject.rfc4514_string()} valid from "
+            f"{which.not_valid_before_utc:%Y-%m-%d} until {which.not_valid_after_utc:%Y-%m-%d}",
         )
     # Is the chain fine for a name the certificate does carry? Then only the name is wrong;
     # otherwise that second attempt tells what is wrong with the chain (Go builds the chain
@@ -532,7 +533,7 @@ def starttls_probe(
             p.error, p.result_type, p.reason = str(exc), exc.result_type, exc.reason
             return p
         tls_sock.settimeout(timeout)
-        tls_lines = _Lines(tls_sock)  # type: ignore[arg-type]
+        tls_lines = _Lines(tls_sock)
         try:
             p.extensions_tls = _ehlo(tls_lines, ehlo_name)
             tls_lines.command("QUIT")

@@ -38,7 +38,7 @@ def _walk(cmd: click.Command, path: list[str], ctx: click.Context):
         for name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, name)
             if sub is not None and not sub.hidden:
-                yield from _walk(sub, path + [name], click.Context(sub, info_name=name, parent=ctx))
+                yield from _walk(sub, [*path, name], click.Context(sub, info_name=name, parent=ctx))
 
 
 def man_page(path: list[str], cmd: click.Command, ctx: click.Context) -> str:

@@ -2,7 +2,8 @@
 # Run the whole test suite on a fresh Debian machine with python3.
 # Installs what the tests need when it is missing: the lab's system packages (nsd, unbound,
 # ldnsutils, postfix, nginx; as root with apt-get), a venv in .venv with moxcli and its test
-# extras. Then runs pytest and the upgrade tests. Extra arguments go to pytest.
+# extras. Then runs the static checks (ruff check, ruff format --check, mypy; config in
+# pyproject.toml), pytest and the upgrade tests. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -27,6 +28,11 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# Static checks first: a lint or type error fails fast, before the slow suite.
+.venv/bin/python -m ruff check moxcli tests bench scripts
+.venv/bin/python -m ruff format --check moxcli tests bench scripts
+.venv/bin/python -m mypy
 
 .venv/bin/python -m pytest -q "$@"
 if [ -x scripts/test-upgrades.sh ] && [ $# -eq 0 ]; then

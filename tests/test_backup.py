@@ -138,7 +138,10 @@ def test_cli_json_keys(src, tmp_path, runner):
 
 def test_lock_held(src, tmp_path, runner):
     """A second backup of the same data directory exits 3 at once (moxcli.store.job_lock)."""
-    code = f"import time\nfrom moxcli.store import job_lock\nwith job_lock({str(src)!r}, 'backup'):\n    print('held', flush=True)\n    time.sleep(30)\n"
+    code = (
+        f"import time\nfrom moxcli.store import job_lock\nwith job_lock({str(src)!r}, 'backup'):\n"
+        "    print('held', flush=True)\n    time.sleep(30)\n"
+    )
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "held"
@@ -271,7 +274,10 @@ def test_queue_message_delivered_during_backup(src, tmp_path, monkeypatch):
     """Delivery after the snapshot removes record and file: a warning, and the backup's copy
     of the store drops the record so that the backup verifies."""
     original = Store.copy_to
-    deliver = "import sys\nfrom moxcli.store import Store\nfrom moxcli.delivery.queue import drop\nwith Store.open(sys.argv[1]) as st:\n    drop(st, sys.argv[1], 2)\n"
+    deliver = (
+        "import sys\nfrom moxcli.store import Store\nfrom moxcli.delivery.queue import drop\n"
+        "with Store.open(sys.argv[1]) as st:\n    drop(st, sys.argv[1], 2)\n"
+    )
 
     def copy_then_deliver(self, dest, compact=True):
         original(self, dest, compact)

@@ -11,7 +11,8 @@ def test_help_lists_commands_without_importing_heavy_modules():
     code = (
         "import sys\nfrom moxcli.cli import main\nsys.argv=['moxcli','--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy=[m for m in ('dns.resolver','cryptography','rich','rich.progress','lmdb','msgpack') if m in sys.modules]\n"
+        "heavy=[m for m in ('dns.resolver','cryptography','rich','rich.progress','lmdb','msgpack') "
+        "if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -34,12 +35,12 @@ def test_every_command_help_has_example(runner):
         yield path, cmd
         if hasattr(cmd, "commands") or hasattr(cmd, "list_commands"):
             for n in cmd.list_commands(ctx):
-                yield from walk(cmd.get_command(ctx, n), path + [n])
+                yield from walk(cmd.get_command(ctx, n), [*path, n])
 
     for path, cmd in walk(cli, []):
         if not path:
             continue
-        r = runner.invoke(cli, path + ["--help"])
+        r = runner.invoke(cli, [*path, "--help"])
         assert r.exit_code == 0, path
         if not hasattr(cmd, "list_commands"):
             assert "Example" in r.output, f"moxcli {' '.join(path)} --help has no example"

@@ -161,7 +161,7 @@ def test_makerecord_keys():
     r, _ = t.make_record(3, 1, 0, pkcs1)
     assert r.data == rsakey.public_key().public_bytes(Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     # selector cert: keys are skipped, and with nothing else there is no record
-    with pytest.raises(t.TLSAError, match="^no certificate found in pem file$"):
+    with pytest.raises(t.TLSAError, match=r"^no certificate found in pem file$"):
         t.make_record(3, 0, 1, pkcs8)
     r, notes = t.make_record(3, 0, 1, pkcs8 + _pem(make_pki().leaf))
     assert notes == ['skipping pem type "PRIVATE KEY", certificate is required']

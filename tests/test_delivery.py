@@ -67,7 +67,8 @@ def env(tmp_path, smtpd):
     data = tmp_path / "data"
     data.mkdir()
     cfg = parse_config(
-        f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n[dns]\nresolvers = ["127.0.0.1:9"]\ntimeout = 1\n',
+        f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n[dns]\nresolvers = '
+        '["127.0.0.1:9"]\ntimeout = 1\n',
         data / "moxcli.toml",
     )
     st = Store.open(data)
@@ -209,7 +210,7 @@ def test_connection_refused_is_deferred(env, tmp_path):
 
 
 def test_selection_by_id_domain_and_hold(env):
-    st, data, cfg, srv = env
+    st, data, cfg, _srv = env
     a, b = q.enqueue(
         st,
         data,
@@ -229,7 +230,7 @@ def test_selection_by_id_domain_and_hold(env):
 
 
 def test_crash_during_attempt_keeps_message(env, monkeypatch):
-    st, data, cfg, srv = env
+    st, data, cfg, _srv = env
     (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"crash")
 
     def killed(*a, **k):
@@ -361,7 +362,7 @@ def test_delayed_dsn_after_fifth_failure(env):
         (r,) = deliver.run_queue(st, data, cfg, now=t)
         assert (r.outcome, r.attempt, r.dsn) == ("deferred", n, n == 5)
         t = r.next_attempt + 1
-    ((rec, text),) = _mailbox_messages(st, data, "carol", "Inbox")
+    ((_rec, text),) = _mailbox_messages(st, data, "carol", "Inbox")
     assert b"Action: delayed" in text and b"Status: 4.3.0" in text and b"Will-Retry-Until:" in text
     assert b"Diagnostic-Code: smtp; 451 4.3.0 later" in text
 
@@ -485,7 +486,7 @@ def test_rejected_5xx_via_mx_with_tls_results(env):
 
 
 def test_unexpected_error_defers_and_queue_continues(env, monkeypatch):
-    st, data, cfg, srv = env
+    st, data, cfg, _srv = env
     (a,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@[127.0.0.1]"], data=MSG % b"bug")
     (b,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["y@[127.0.0.1]"], data=MSG % b"bug2")
     real = deliver.deliver_message

@@ -38,7 +38,9 @@ def env(lab, tmp_path):
 def send(env, rcpt: str, headers: str = "", **kw):
     st, data, cfg, _ = env
     msgid = f"{uuid.uuid4().hex}@moxcli.test"
-    body = f"From: <a@moxcli.test>\r\nTo: <{rcpt}>\r\nSubject: lab\r\nMessage-Id: <{msgid}>\r\n{headers}\r\nhello\r\n".encode()
+    body = (
+        f"From: <a@moxcli.test>\r\nTo: <{rcpt}>\r\nSubject: lab\r\nMessage-Id: <{msgid}>\r\n{headers}\r\nhello\r\n"
+    ).encode()
     kw.setdefault("require_tls", q.require_tls_for(body, False))
     ids = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=[rcpt], data=body, **kw)
     (res,) = deliver.run_queue(st, data, cfg, ids=ids)
@@ -50,7 +52,7 @@ def arrived(lab, msgid: str, wait: float = 5.0):
     deadline = time.time() + wait
     while True:
         box = mailbox.Maildir(lab["LAB_MAILDIR"], create=False)
-        for key in box.keys():
+        for key in box.iterkeys():
             try:
                 m = box.get_message(key)
             except FileNotFoundError:
@@ -226,7 +228,7 @@ def test_insecure_domain_ignores_tlsa(env):
 
 
 def test_bogus_domain_deferred(env):
-    res, msgid = send(env, "x@bogus.test")
+    res, _msgid = send(env, "x@bogus.test")
     assert res.outcome == "deferred" and "bogus" in res.error
     m = q.get_message(env[0], res.id)
     assert m.attempts == 1 and m.next_attempt > time.time() + 400
@@ -316,7 +318,7 @@ def test_tls_report_delivery_does_not_trigger_reports(env):
 
 
 def test_requiretls_without_policy_fails_with_dsn(env):
-    st, data, cfg, _ = env
+    st, _data, _cfg, _ = env
     res, msgid = send(env, "x@insecure.test", sender_account="alice", require_tls=True)
     # mox: REQUIRETLS needs DANE or MTA-STS enforce; every host failing so is permanent (spec §3.7)
     assert (res.outcome, res.code, res.enhanced, res.dsn) == ("failed", 554, "5.7.30", True)

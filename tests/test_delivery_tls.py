@@ -118,7 +118,7 @@ def _spki_sha256(tmp_path) -> str:
 
 @pytest.mark.parametrize("setup", [False], indirect=True)
 def test_dane_ee_without_mx_replaces_no_policy_result(setup, tmp_path):
-    st, data, cfg, handler = setup
+    st, data, cfg, _handler = setup
     rec = f"3 1 1 {_spki_sha256(tmp_path)}"
     r, res = _run(st, data, cfg, resolver=SecureResolver([rec]))
     assert (r.outcome, r.tls) == ("delivered", "dane")
@@ -136,7 +136,7 @@ def test_dane_ee_without_mx_replaces_no_policy_result(setup, tmp_path):
 
 @pytest.mark.parametrize("setup", [False], indirect=True)
 def test_dane_all_unusable_requires_starttls_unverified(setup):
-    st, data, cfg, handler = setup
+    st, data, cfg, _handler = setup
     r, res = _run(st, data, cfg, resolver=SecureResolver(["0 0 1 " + "00" * 32]))
     assert (r.outcome, r.tls) == ("delivered", "unverified")
     assert res["policy"] == {"policy-type": "tlsa", "policy-string": [], "policy-domain": "example.org", "mx-host": []}

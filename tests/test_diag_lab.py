@@ -207,9 +207,9 @@ def test_check_domain_nxdomain(runner, lab_data):
 
 def test_check_domain_nodata_mx_host(runner, lab_data):
     """A name without MX records is NODATA: the implicit MX is shown without a preference."""
-    r, j = _json(runner, lab_data, "check", "domain", "--no-connect", "dane-ok.test")
+    _r, j = _json(runner, lab_data, "check", "domain", "--no-connect", "dane-ok.test")
     assert j["mx"]["status"] == "ok" and j["mx"]["hosts"] == [{"host": "mx.dane-ok.test", "preference": 10}]
-    r, j = _json(runner, lab_data, "check", "domain", "--no-connect", "mx.dane-ok.test")
+    _r, j = _json(runner, lab_data, "check", "domain", "--no-connect", "mx.dane-ok.test")
     assert j["mx"]["status"] == "nodata"
     assert j["mx"]["hosts"] == [{"host": "mx.dane-ok.test", "preference": None}]
     assert j["hosts"][0]["preference"] is None and "nodata" in [f["code"] for f in j["findings"]]

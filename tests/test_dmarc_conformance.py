@@ -105,7 +105,7 @@ def test_subject_report_id_is_a_msg_id(env):
 
 
 def test_error_report_is_dkim_signed(env):
-    data, cfg, store, dns = env
+    _data, _cfg, _store, dns = env
     txt = {"_dmarc.sender.example": [f"v=DMARC1; rua={RUA}!1"]}  # 1 byte: nothing fits
     run, msgs = _send(env, [vector_eval(hour())], txt=txt)
     assert run.domains[0].status == "error-report"

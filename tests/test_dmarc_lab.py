@@ -31,7 +31,7 @@ def _wait_for(maildir: str, needle: bytes, timeout: float = 10.0) -> bytes:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         md = mailbox.Maildir(maildir, create=False)
-        for key in md.keys():
+        for key in md.iterkeys():
             try:
                 raw = md.get_bytes(key)
             except (KeyError, FileNotFoundError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -217,10 +218,8 @@ def test_contract_line_limits():
     )
 )
 def test_contract_hostile_input_only_raises_evaluation_error(text):
-    try:
+    with contextlib.suppress(EvaluationError):
         parse_lines([text], now=0)
-    except EvaluationError:
-        pass
 
 
 # Report XML out and back in.
@@ -433,7 +432,8 @@ def _msg(ctype: str, body: bytes) -> bytes:
     return (
         (
             f"From: <a@x.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
-            f"Content-Type: text/plain\r\n\r\nreport\r\n--b\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            "Content-Type: text/plain\r\n\r\nreport\r\n--b\r\nContent-Type: "
+            f"{ctype}\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         ).encode()
         + base64.encodebytes(body)
         + b"\r\n--b--\r\n"
@@ -504,7 +504,5 @@ def test_gzip_and_zip_bombs():
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=400))
 def test_hostile_bytes_only_raise_report_error(data):
-    try:
+    with contextlib.suppress(ReportError):
         parse_file(data)
-    except ReportError:
-        pass

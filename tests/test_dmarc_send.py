@@ -57,7 +57,8 @@ def _recipients(env, kind="aggregate"):
 
 
 SCENARIOS = [
-    # name, evaluation changes, DMARC TXT (None: the scenario's or the typical one), extra TXT, suppress (address, until offset)
+    # name, evaluation changes, DMARC TXT (None: the scenario's or the typical one), extra TXT,
+    # suppress (address, until offset)
     ("typical", {}, None, {}, None),
     ("only-optional", {"optional": True}, TYPICAL, {}, None),
     ("suppressed", {}, TYPICAL, {}, ("dmarcrpt@sender.example", 60)),
@@ -121,16 +122,16 @@ def test_typical_feedback_matches_vector(env):
     assert " ".join(m["Subject"].split()) == (
         f"Report Domain: sender.example Submitter: mail.mox.example Report-ID: <{d.report_id}>"
     )
-    att = [p for p in m.walk() if p.get_content_type() == "application/gzip"][0]
+    att = next(p for p in m.walk() if p.get_content_type() == "application/gzip")
     assert att.get_filename() == f"mail.mox.example!sender.example!{end - 3600}!{end - 1}.xml.gz"
     assert m.get_content_type() == "multipart/mixed"
-    text = [p for p in m.walk() if p.get_content_type() == "text/plain"][0].get_payload(decode=True).decode()
+    text = next(p for p in m.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
     assert f"Report-ID: {d.report_id}" in text and "Period: " in text
 
 
 def test_replacements_follow_rfc_not_mox(env):
     """RFC 7489 §7.1: an override URI with another host means no report to either (mox: sends to same-host ones)."""
-    data, cfg, store = env
+    _data, cfg, store = env
     sc = _scenario("external-authorized-with-replacements")
     end = hour()
     _record(store, cfg, vector_eval(end))
@@ -142,7 +143,7 @@ def test_replacements_follow_rfc_not_mox(env):
 
 def test_replacements_same_host(env):
     """The vector's replacements without the other-host URI: good1 and good2; badsize is too small."""
-    data, cfg, store = env
+    _data, cfg, store = env
     end = hour()
     _record(store, cfg, vector_eval(end))
     records = {
@@ -221,7 +222,7 @@ def test_no_dmarc_record_removes_evaluations(env):
 
 
 def test_interval_not_ending_this_hour_waits(env):
-    data, cfg, store = env
+    _data, cfg, store = env
     end = hour()
     while time.gmtime(end).tm_hour % 24 == 0:
         end -= 3600
@@ -237,7 +238,7 @@ def test_interval_not_ending_this_hour_waits(env):
 
 
 def test_begin_moves_back_by_whole_intervals(env):
-    data, cfg, store = env
+    _data, cfg, store = env
     end = hour()
     ev = vector_eval(end, evaluated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end - 3 * 3600 - 10)))
     _record(store, cfg, ev)
@@ -246,7 +247,7 @@ def test_begin_moves_back_by_whole_intervals(env):
 
 
 def test_stale_evaluations_removed(env):
-    data, cfg, store = env
+    _data, cfg, store = env
     end = hour()
     old = vector_eval(end, evaluated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end - 49 * 3600)), optional=False)
     _record(store, cfg, old)
@@ -327,7 +328,7 @@ def test_crash_between_queue_and_delete_is_atomic(env, monkeypatch):
 
 
 def test_lock_held(env):
-    data, cfg, store = env
+    data, _cfg, _store = env
     with job_lock(data, "dmarcreports"), pytest.raises(LockHeld):
         _run(env, {}, time.time())
 
@@ -387,7 +388,7 @@ def test_dkim_signed_when_hostname_domain_has_key(tmp_path):
     with Store.open(data) as store:
         record_evaluations(store, cfg, [json.dumps(vector_eval(end))])
         send_dmarc_reports(store, data, cfg, now=end + 60, resolver=FakeResolver({"_dmarc.sender.example": [TYPICAL]}))
-        [(m, raw)] = queued(store, data)
+        [(m, _raw)] = queued(store, data)
     assert m.prefix.startswith(b"DKIM-Signature:") and b"d=mox.example" in m.prefix.replace(b"\r\n", b"").replace(
         b" ", b""
     )
@@ -432,7 +433,7 @@ def test_error_report_format(env):
 
 
 def test_non_mailto_and_duplicate_rua(env):
-    data, cfg, store = env
+    _data, cfg, store = env
     end = hour()
     _record(store, cfg, vector_eval(end))
     txt = "v=DMARC1; rua=https://sender.example/dmarc,mailto:dmarcrpt@sender.example,MAILTO:DMARCRPT@SENDER.EXAMPLE"
@@ -460,9 +461,9 @@ def test_idna_policy_domain(env):
     [(_, raw)] = queued(store, data)
     m = email.message_from_bytes(raw, policy=email.policy.compat32)
     assert "Report Domain: xn--74h.example " in " ".join(m["Subject"].split())
-    att = [p for p in m.walk() if p.get_content_type() == "application/gzip"][0]
+    att = next(p for p in m.walk() if p.get_content_type() == "application/gzip")
     assert att.get_filename().startswith("mail.mox.example!xn--74h.example!")
-    text = [p for p in m.walk() if p.get_content_type() == "text/plain"][0].get_payload(decode=True).decode()
+    text = next(p for p in m.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
     assert "Report domain: ☺.example/xn--74h.example" in text
     fb = parse_report_xml(report_xml(raw))
     assert fb.policy.domain == "☺.example" and fb.records[0].header_from == "☺.example"

@@ -52,7 +52,7 @@ def test_nodata(resolver):
 def test_txt_and_ips(resolver):
     a = resolver.txt("_smtp._tls.sts.test")
     assert a.texts() == ["v=TLSRPTv1; rua=mailto:tlsrpt@reports.test"]
-    addrs, authentic, canonical = resolver.ips("mx.notls.test")
+    addrs, authentic, _canonical = resolver.ips("mx.notls.test")
     assert addrs == ["127.0.0.2"] and authentic
 
 

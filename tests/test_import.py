@@ -86,7 +86,7 @@ def test_sample_mbox(data_dir):
     res = import_mbox(data_dir, "mjl", "Inbox", [str(SAMPLES / "importtest.mbox")])
     assert res.messages == 2 and res.account_created and res.mailboxes[0].created
     msgs = messages(data_dir, "mjl", "Inbox")
-    for m, want in zip(msgs, V["mbox_example"]["expect"]):
+    for m, want in zip(msgs, V["mbox_example"]["expect"], strict=True):
         assert set(m["flags"]) == set(want["flags"]) and m["keywords"] == want["keywords"]
     assert msgs[0]["received"] == 1642970515.0 and msgs[1]["received"] == 1642971736.0
     first = message_file(data_dir, "mjl", msgs[0]["id"]).read_bytes()
@@ -308,7 +308,7 @@ def test_error_midway_leaves_account_as_it_was(data_dir, tmp_path):
     (tmp_path / "bad.mbox").write_bytes(b"Subject: not an mbox\n")
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     before = snapshot(data_dir, "acc")
-    with pytest.raises(CheckFailed, match="bad.mbox: not an mbox"):
+    with pytest.raises(CheckFailed, match=r"bad\.mbox: not an mbox"):
         import_mbox(data_dir, "acc", "Other", [str(tmp_path / "a.mbox"), str(tmp_path / "bad.mbox")])
     assert snapshot(data_dir, "acc") == before
     with pytest.raises(CheckFailed):
@@ -329,7 +329,7 @@ def test_bad_gzip_leaves_account_as_it_was(data_dir, tmp_path):
     (tmp_path / "b.mbox.gz").write_bytes(gzip.compress(gen_mbox(50))[:-30] + b"garbage" * 10)
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     before = snapshot(data_dir, "acc")
-    with pytest.raises(CheckFailed, match="b.mbox.gz: bad gzip data"):
+    with pytest.raises(CheckFailed, match=r"b\.mbox\.gz: bad gzip data"):
         import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox"), str(tmp_path / "b.mbox.gz")])
     assert snapshot(data_dir, "acc") == before
 

@@ -49,7 +49,7 @@ def test_inside_callers_transaction_rolls_back_with_it(data_dir):
             assert store_mail.get_account(tx, "acc") is None
         with st.write() as tx:
             rec = store_message(tx, data_dir, "acc", "inbox", b"x\r\n")
-        mb, msgs = _mailbox(st, "acc", "Inbox")
+        _mb, msgs = _mailbox(st, "acc", "Inbox")
         assert [{k: v for k, v in m.items() if k != "_v"} for m in msgs] == [rec]
 
 

@@ -19,7 +19,7 @@ V = json.loads((VECTORS / "import_cases.json").read_text())
 
 
 def utc(*t):
-    return float(calendar.timegm(t + (0, 0, 0)))
+    return float(calendar.timegm((*t, 0, 0, 0)))
 
 
 # -- keywords and flags (spec §8.2, §8.3, §8.5)
@@ -45,7 +45,7 @@ def test_mbox_vector_flags():
     content = V["mbox_example"]["content"].encode()
     msgs = list(iter_mbox(io.BytesIO(content)))
     assert len(msgs) == V["mbox_example"]["count"]
-    for msg, want in zip(msgs, V["mbox_example"]["expect"]):
+    for msg, want in zip(msgs, V["mbox_example"]["expect"], strict=True):
         header = msg.data[: msg.data.find(b"\r\n\r\n") + 2]
         mask, keywords, bad = fl.mbox_header_flags(header)
         assert set(fl.flag_names(mask)) == set(want["flags"])
@@ -319,7 +319,7 @@ def test_hostile_mbox_bytes(data, chunk):
 
 @given(st.text(max_size=200), st.text(alphabet="abcdefghijklmnopqrstuvwxyzPRSTDF:,2!", max_size=30))
 def test_hostile_dovecot_keywords_and_maildir_info(text, info):
-    names, errors = fl.parse_dovecot_keywords(text)
+    names, _errors = fl.parse_dovecot_keywords(text)
     assert len(names) <= 26 and all(n == "" or n == n.lower() for n in names)
     mask, keywords = fl.maildir_flags(info, names)
     assert all(fl.is_keyword(k) for k in keywords) and keywords == sorted(set(keywords))

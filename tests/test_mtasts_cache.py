@@ -19,7 +19,10 @@ from moxcli.store import Store
 from moxcli.store import mtasts as db
 
 NOW = 1_700_000_000.0
-POLICY1 = "version: STSv1\nmode: testing\nmx: mx1.example.com\nmx: mx2.example.com\nmx: mx.backup-example.com\nmax_age: 1296000\n"
+POLICY1 = (
+    "version: STSv1\nmode: testing\nmx: mx1.example.com\nmx: mx2.example.com\nmx: mx.backup-example.com\n"
+    "max_age: 1296000\n"
+)
 POLICY2 = "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmax_age: 360000\r\n"
 
 
@@ -235,7 +238,7 @@ def test_cached_cases(store, fetcher):
     fetcher.by_domain["example.com"] = POLICY1
     out = policy_for_delivery(store, dns, "example.com", now=t)
     assert out.policy.mode == "testing" and out.fresh and not out.cached
-    row = [r for r in list_policies(store) if r.domain == "example.com"][0]
+    row = next(r for r in list_policies(store) if r.domain == "example.com")
     assert (row.record_id, row.valid_end, row.inserted) == ("126", t + 1296000, NOW)
 
 

@@ -26,9 +26,12 @@ def make_dkim_config(
     """A config with an ed25519 and an rsa selector for ``domain``; returns (config, dns TXT map)."""
     ed = ed25519.Ed25519PrivateKey.generate()
     rs = rsa.generate_private_key(65537, 2048)
-    pem = lambda k: k.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+
+    def pem(k):
+        return k.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
     (tmp / "ed.pem").write_bytes(pem(ed))
     (tmp / "rsa.pem").write_bytes(pem(rs))
     ed_pub = base64.b64encode(
@@ -80,7 +83,9 @@ def _compose(**kw) -> bytes:
     args = dict(
         from_addr="postmaster@mox.example",
         to_addrs=["tlsreports@xn--74h.example"],
-        subject="Report Domain: xn--74h.example Submitter: mox.example Report-ID: <20240301.xn--74h.example@mox.example>",
+        subject=(
+            "Report Domain: xn--74h.example Submitter: mox.example Report-ID: <20240301.xn--74h.example@mox.example>"
+        ),
         extra_headers=[
             ("TLS-Report-Domain", "xn--74h.example"),
             ("TLS-Report-Submitter", "mox.example"),
@@ -88,7 +93,11 @@ def _compose(**kw) -> bytes:
         ],
         hostname="mail.mox.example",
         content_type='multipart/report; report-type="tlsrpt"',
-        text="Attached is a TLS report with a summary of connection successes and failures\ndetails about errors encountered. You are receiving this message because your\n\n\nPolicy Domain: ☺.example/xn--74h.example\n",
+        text=(
+            "Attached is a TLS report with a summary of connection successes and failures\ndetails "
+            "about errors encountered. You are receiving this message because your\n\n\nPolicy "
+            "Domain: ☺.example/xn--74h.example\n"
+        ),
         attachment=gzip.compress(b'{\n\t"a": 1\n}\n'),
         attachment_type="application/tlsrpt+gzip",
         filename="mox.example!xn--74h.example!1709251200!1709337599.json.gz",
@@ -117,7 +126,9 @@ def test_message_layout_exact():
         "Content-Type",
     ]
     assert head.startswith(
-        b"From: <postmaster@mox.example>\r\nTo: <tlsreports@xn--74h.example>\r\nSubject: Report Domain: xn--74h.example Submitter: mox.example Report-ID: \r\n\t<20240301.xn--74h.example@mox.example>\r\n"
+        b"From: <postmaster@mox.example>\r\nTo: <tlsreports@xn--74h.example>\r\nSubject: Report "
+        b"Domain: xn--74h.example Submitter: mox.example Report-ID: "
+        b"\r\n\t<20240301.xn--74h.example@mox.example>\r\n"
     )
     assert b'Content-Type: multipart/report; report-type="tlsrpt"; boundary="' + b"ab" * 30 + b'"' in head
     assert re.search(rb"\r\nMessage-Id: <[A-Za-z0-9_-]{22}@mail\.mox\.example>\r\n", head)
@@ -128,9 +139,9 @@ def test_message_layout_exact():
         b + b"\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
     )
     assert (
-        b"\r\n"
-        + b
-        + b"\r\nContent-Disposition: attachment; filename=mox.example!xn--74h.example!1709251200!1709337599.json.gz\r\nContent-Transfer-Encoding: base64\r\nContent-Type: application/tlsrpt+gzip; name=mox.example!xn--74h.example!1709251200!1709337599.json.gz\r\n\r\n"
+        b"\r\n" + b + b"\r\nContent-Disposition: attachment; "
+        b"filename=mox.example!xn--74h.example!1709251200!1709337599.json.gz\r\nContent-Transfer-Encoding: base64\r\n"
+        b"Content-Type: application/tlsrpt+gzip; name=mox.example!xn--74h.example!1709251200!1709337599.json.gz\r\n\r\n"
         in body
     )
     assert body.endswith(b"\r\n" + b + b"--\r\n")
@@ -223,7 +234,7 @@ def test_dkim_no_selectors_is_config_error(tmp_path):
 def test_dkim_bad_key_file(tmp_path):
     cfg, _ = make_dkim_config(tmp_path)
     (tmp_path / "ed.pem").write_text("garbage")
-    with pytest.raises(ConfigError, match="ed.pem: invalid DKIM private key"):
+    with pytest.raises(ConfigError, match=r"ed\.pem: invalid DKIM private key"):
         rdkim.sign_message(rdkim.walk_configured_domain(cfg), _compose())
 
 

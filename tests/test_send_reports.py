@@ -62,7 +62,7 @@ def test_hourly_dmarc_daily_tls(env):
     res = run_due(store, data, cfg, now=DAY + 3600 + 60)
     assert _jobs(res) == [("dmarc", "2026-11-23T01:00Z", True), ("tls", "20261122", False)]
     res = run_due(store, data, cfg, now=DAY + 86400 + 30)
-    assert [j.due for j in res.jobs if j.name == "dmarc"][0] == "2026-11-23T02:00Z"
+    assert next(j.due for j in res.jobs if j.name == "dmarc") == "2026-11-23T02:00Z"
     assert len([j for j in res.jobs if j.name == "dmarc"]) == 23  # catch-up of the missed hours
     assert _jobs(res)[-1] == ("tls", "20261123", True)
 

@@ -11,6 +11,7 @@ import copy
 import email
 import email.policy
 import gzip
+import itertools
 import json
 import subprocess
 import sys
@@ -111,7 +112,7 @@ def queued_reports(store: Store, data_dir: Path, dns: dict | None = None) -> dic
         if dns is not None:
             verify_all(m.prefix, raw[len(m.prefix) :], dns)
         msg = email.message_from_bytes(raw, policy=email.policy.default)
-        att = [p for p in msg.iter_attachments()][0]
+        att = next(iter(msg.iter_attachments()))
         out.setdefault(m.recipient, []).append(json.loads(gzip.decompress(att.get_content())))
     return out
 
@@ -159,7 +160,7 @@ def test_scenario(env, scenario):
     assert sorted(got) == sorted(want)
     for addr, reports in want.items():
         assert len(got[addr]) == len(reports), addr
-        for g, w in zip(got[addr], reports):
+        for g, w in zip(got[addr], reports, strict=True):
             # field by field, so a failure names the field
             assert list(g) == list(w)
             for k in w:
@@ -183,7 +184,7 @@ def test_scenario1_details(env):
     # staggered due times: 2 reports asked for by 3 keys -> 4h/3 capped at 5 min
     msgs = sorted(dq.list_messages(env.store), key=lambda m: m.id)
     dues = sorted({m.next_attempt for m in msgs})
-    assert dues[0] == NOW and all(0 < b - a <= 300 for a, b in zip(dues, dues[1:]))
+    assert dues[0] == NOW and all(0 < b - a <= 300 for a, b in itertools.pairwise(dues))
     reasons = {(s["policy_domain"], s["reason"]) for s in summary.skipped}
     assert ("mailhost.noreport.example", "no-report-requested") in reasons
     assert ("mailhost.notlsrpt.example", "no-tlsrpt-record") in reasons
@@ -194,14 +195,15 @@ def test_scenario1_details(env):
     head = raw[len(msgs[0].prefix) :].split(b"\r\n\r\n")[0].decode()
     assert head.startswith("From: <postmaster@mox.example>\r\nTo: <tlsreports@xn--74h.example>\r\n")
     assert (
-        f"Subject: Report Domain: xn--74h.example Submitter: mox.example Report-ID: \r\n\t<{DAY}.xn--74h.example@mox.example>\r\n"
-        in head
+        "Subject: Report Domain: xn--74h.example Submitter: mox.example Report-ID: "
+        f"\r\n\t<{DAY}.xn--74h.example@mox.example>\r\n" in head
     )
     assert "\r\nTLS-Report-Domain: xn--74h.example\r\nTLS-Report-Submitter: mox.example\r\nTLS-Required: No\r\n" in head
-    host_msg = [m for m in msgs if m.recipient == "tlsreports1@mailhost.xn--74h.example"][0]
+    host_msg = next(m for m in msgs if m.recipient == "tlsreports1@mailhost.xn--74h.example")
     hraw = dq.message_bytes(env.data, host_msg).decode()
     assert (
-        "To: <tlsreports1@mailhost.xn--74h.example>,\r\n\t<tlsreports2@mailhost.xn--74h.example>,\r\n\t<tlsreports3@mailhost.xn--74h.example>\r\n"
+        "To: "
+        "<tlsreports1@mailhost.xn--74h.example>,\r\n\t<tlsreports2@mailhost.xn--74h.example>,\r\n\t<tlsreports3@mailhost.xn--74h.example>\r\n"
         in hraw
     )
     assert "filename=mox.example!mailhost.xn--74h.example!1709251200!1709337599.json.gz" in hraw
@@ -213,8 +215,8 @@ def test_scenario1_details(env):
     )
     assert "Policy Domain: mailhost.☺.example/mailhost.xn--74h.example\nSubmitter: mox.example\n" in text
     assert (
-        f"Report-ID: {DAY}.mailhost.xn--74h.example@mox.example\nPeriod: 2024-03-01 00:00:00 - 2024-03-02 00:00:00 UTC\n"
-        in text
+        f"Report-ID: {DAY}.mailhost.xn--74h.example@mox.example\nPeriod: 2024-03-01 00:00:00 - "
+        "2024-03-02 00:00:00 UTC\n" in text
     )
     with env.store.read() as tx:
         assert tstore.count(tx) == 0
@@ -287,13 +289,13 @@ def test_no_dkim_nothing_sent_results_kept(env):
     d.mkdir()
     cfg, _ = make_dkim_config(d, sign=False)
     load_rows(env.store, _rows("all 6"))
-    with pytest.raises(ConfigError, match="mox.example.*no DKIM signing configured"):
+    with pytest.raises(ConfigError, match=r"mox\.example.*no DKIM signing configured"):
         rtls.send_tls_reports(env.store, env.data, cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW)
     cfg2, _ = make_dkim_config(d, hostname="mail.elsewhere.example")
-    with pytest.raises(ConfigError, match="no configured domain for hostname mail.elsewhere.example"):
+    with pytest.raises(ConfigError, match=r"no configured domain for hostname mail\.elsewhere\.example"):
         rtls.send_tls_reports(env.store, env.data, cfg2, resolver=FakeResolver({}), now=NOW)
     (env.tmp / "ed.pem").write_text("broken")
-    with pytest.raises(ConfigError, match="ed.pem"):
+    with pytest.raises(ConfigError, match=r"ed\.pem"):
         rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver({}), now=NOW)
     assert dq.list_messages(env.store) == []
     with env.store.read() as tx:

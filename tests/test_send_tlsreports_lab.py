@@ -33,7 +33,7 @@ def _wait_messages(maildir: str, submitter: str, n: int, timeout: float = 15.0) 
     while True:
         found = []
         md = mailbox.Maildir(maildir, factory=None, create=False)
-        for key in md.keys():
+        for key in md.iterkeys():
             try:
                 raw = md.get_bytes(key)
             except (KeyError, FileNotFoundError):

@@ -61,7 +61,7 @@ def test_dns_records_cli_json_and_text(runner, tmp_path):
     assert r.exit_code == 0
     recs = json.loads(r.stdout)
     assert recs == init_out["records"]
-    tlsrpt = [x for x in recs if x["name"] == "_smtp._tls.example.org"][0]
+    tlsrpt = next(x for x in recs if x["name"] == "_smtp._tls.example.org")
     assert tlsrpt["value"] == '"v=TLSRPTv1; rua=mailto:tlsreports@example.org"'
     dkim = [x for x in recs if "._domainkey." in x["name"]]
     assert len(dkim) == 2 and dkim[0]["value"].startswith('"v=DKIM1; k=ed25519; p=')
@@ -73,7 +73,7 @@ def test_dns_records_cli_json_and_text(runner, tmp_path):
 
 def test_long_dkim_txt_split_into_255_byte_strings(tmp_path):
     res = init_data_dir(tmp_path, tmp_path / "c.toml", "example.org", "mail.example.org")
-    rsa = [r for r in res.records if "k=rsa" in r.value][0]
+    rsa = next(r for r in res.records if "k=rsa" in r.value)
     parts = rsa.value.split('" "')
     assert len(parts) >= 2 and all(len(p.strip('"')) <= 255 for p in parts)
 

@@ -67,6 +67,9 @@ def test_suppress_after_failure(data_dir):
 
 
 def test_unknown_kind(data_dir):
-    with Store.open(data_dir) as store, store.read() as tx:
-        with pytest.raises(UsageError, match="unknown suppression list"):
-            sp.entries(tx, "spam")
+    with (
+        Store.open(data_dir) as store,
+        store.read() as tx,
+        pytest.raises(UsageError, match="unknown suppression list"),
+    ):
+        sp.entries(tx, "spam")

@@ -149,7 +149,7 @@ def test_all_or_nothing(tmp_path, data_dir):
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")
     with Store.open(data_dir) as store:
-        with pytest.raises(CheckFailed, match="bad.json: invalid JSON.*nothing imported"):
+        with pytest.raises(CheckFailed, match=r"bad\.json: invalid JSON.*nothing imported"):
             inc.import_files(store, Config(), [good, bad])
         assert inc.list_reports(store) == []
 

@@ -130,8 +130,8 @@ LINT = [
 @pytest.mark.parametrize("text,errors,warnings", LINT, ids=[x[0][:50] for x in LINT])
 def test_lint(text, errors, warnings):
     e, w = lint(text, parse_record(text))
-    assert len(e) == len(errors) and all(x in y for x, y in zip(errors, e)), e
-    assert len(w) == len(warnings) and all(x in y for x, y in zip(warnings, w)), w
+    assert len(e) == len(errors) and all(x in y for x, y in zip(errors, e, strict=True)), e
+    assert len(w) == len(warnings) and all(x in y for x, y in zip(warnings, w, strict=True)), w
 
 
 def test_address_without_mailto_is_explained():

@@ -260,7 +260,8 @@ CASES = [
             or _delete(d, schema.TLS_RESULT_BY_RCPT, schema.text_key("20260101", "example.net", "example.net"))
         ),
         [
-            "store/tlsresult/20260101/example.net/example.net: index entry store/tlsresult_rcpt/20260101/example.net/example.net is missing"
+            "store/tlsresult/20260101/example.net/example.net: index entry "
+            "store/tlsresult_rcpt/20260101/example.net/example.net is missing"
         ],
     ),
     (
@@ -272,7 +273,8 @@ CASES = [
             )
         ),
         [
-            "store/tlsresult_rcpt/20260101/example.net/example.net: index value b'\\x00' does not match store/tlsresult/20260101/example.net/example.net (b'\\x01')"
+            "store/tlsresult_rcpt/20260101/example.net/example.net: index value b'\\x00' does not "
+            "match store/tlsresult/20260101/example.net/example.net (b'\\x01')"
         ],
     ),
     (
@@ -320,7 +322,7 @@ def test_problem_detected(good, name, mutate, expected):
     mutate(good)
     got = problems(good)
     assert len(got) == len(expected), got
-    for line, want in zip(got, expected):
+    for line, want in zip(got, expected, strict=True):
         assert re.fullmatch(want[3:], line) if want.startswith("re:") else line == want, line
 
 
@@ -607,7 +609,10 @@ def test_queue_message_delivered_while_verifying(good, monkeypatch):
     import subprocess
     import sys
 
-    deliver = "import sys\nfrom moxcli.store import Store\nfrom moxcli.delivery.queue import drop\nwith Store.open(sys.argv[1]) as st:\n    drop(st, sys.argv[1], 2)\n"
+    deliver = (
+        "import sys\nfrom moxcli.store import Store\nfrom moxcli.delivery.queue import drop\n"
+        "with Store.open(sys.argv[1]) as st:\n    drop(st, sys.argv[1], 2)\n"
+    )
     real = os.path.lexists
 
     def lexists(path):

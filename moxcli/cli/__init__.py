@@ -103,7 +103,8 @@ class LazyGroup(click.Group):
         standalone = kw.pop("standalone_mode", True)
         output.set_json_mode(False, sys.argv[1:] if args is None else args)
         try:
-            rv = super().main(args, prog_name, *a, standalone_mode=False, **kw)
+            # click's own arguments passed through unchanged; its overloads cannot type *a
+            rv = super().main(args, prog_name, *a, standalone_mode=False, **kw)  # type: ignore[call-overload]
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help(), err=True)
             rv = EXIT_USAGE

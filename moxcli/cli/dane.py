@@ -79,7 +79,10 @@ def _usages(text: str | None) -> list[int] | None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Output JSON: target, mode, status, verified, error, mx, hosts (host, ips, dnssec, tlsa_base, tlsa, records, names, status, error, result_type, reason, addresses).",
+    help=(
+        "Output JSON: target, mode, status, verified, error, mx, hosts (host, ips, dnssec, "
+        "tlsa_base, tlsa, records, names, status, error, result_type, reason, addresses)."
+    ),
 )
 @click.pass_obj
 def verify_dane_cmd(

@@ -57,7 +57,10 @@ def _progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] |
     "--json",
     "as_json",
     is_flag=True,
-    help="Output a JSON summary: source, dest, ok, files_linked, files_copied, bytes, store_bytes, seconds, schema_version, warnings, errors.",
+    help=(
+        "Output a JSON summary: source, dest, ok, files_linked, files_copied, bytes, store_bytes, "
+        "seconds, schema_version, warnings, errors."
+    ),
 )
 @click.pass_obj
 def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) -> None:
@@ -100,7 +103,8 @@ def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) ->
     if not res.ok:
         n = len(res.errors)
         raise CheckFailed(
-            f"{res.dest}: backup incomplete ({n} error{'s' if n != 1 else ''}); the list is in {res.dest}/BACKUP-INCOMPLETE"
+            f"{res.dest}: backup incomplete ({n} error{'s' if n != 1 else ''}); the list is in "
+            f"{res.dest}/BACKUP-INCOMPLETE"
         )
 
 
@@ -111,7 +115,10 @@ def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) ->
     "--json",
     "as_json",
     is_flag=True,
-    help="Output JSON: data_dir, ok, problems, warnings (lists of {path, what}), moved ({from, to}), notes, schema_version, migrated_from, counts, seconds.",
+    help=(
+        "Output JSON: data_dir, ok, problems, warnings (lists of {path, what}), moved ({from, to}), "
+        "notes, schema_version, migrated_from, counts, seconds."
+    ),
 )
 @click.pass_obj
 def verifydata_cmd(app: AppContext, directory: Path | None, fix: bool, as_json: bool) -> None:
@@ -144,9 +151,10 @@ def verifydata_cmd(app: AppContext, directory: Path | None, fix: bool, as_json: 
         if res.ok:
             click.echo(f"{res.data_dir}: OK ({_counts(res.counts)}; {res.seconds:.2f} s)")
         else:
-            n = len(res.problems)
+            count = len(res.problems)
             click.echo(
-                f"{res.data_dir}: {n} problem{'s' if n != 1 else ''} ({_counts(res.counts)}; {res.seconds:.2f} s)"
+                f"{res.data_dir}: {count} problem{'s' if count != 1 else ''} "
+                f"({_counts(res.counts)}; {res.seconds:.2f} s)"
             )
     if not res.ok:
         raise CheckFailed(f"{res.data_dir}: {len(res.problems)} problem{'s' if len(res.problems) != 1 else ''} found")

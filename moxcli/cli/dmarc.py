@@ -81,7 +81,10 @@ def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Output a JSON list of evaluations (the record fields plus id); with --stats an object {domain: {count, dispositions, send_report}}.",
+    help=(
+        "Output a JSON list of evaluations (the record fields plus id); with --stats an object "
+        "{domain: {count, dispositions, send_report}}."
+    ),
 )
 @click.pass_obj
 def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bool) -> None:
@@ -141,7 +144,10 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bo
     "--json",
     "as_json",
     is_flag=True,
-    help="Output JSON: domain, found_at, record, dnssec, interval_hours, rua[] {rua, status, destinations[] {uri, address, max_size}, errors, verification_name}.",
+    help=(
+        "Output JSON: domain, found_at, record, dnssec, interval_hours, rua[] "
+        "{rua, status, destinations[] {uri, address, max_size}, errors, verification_name}."
+    ),
 )
 @click.pass_obj
 def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
@@ -209,7 +215,8 @@ def _print_run(run: Any) -> None:
                 click.echo(f"# {d.domain}: report {d.report_id} to {', '.join(d.queued_to) or '-'}")
                 click.echo(d.xml)
     output.table(
-        f"DMARC reports for the period ending {_utc(run.end)} UTC (intervals {', '.join(f'{i}h' for i in run.intervals)})",
+        f"DMARC reports for the period ending {_utc(run.end)} UTC (intervals "
+        f"{', '.join(f'{i}h' for i in run.intervals)})",
         ["domain", "status", "evaluations", "records", "queued to", "error report to", "notes"],
         [
             (
@@ -329,7 +336,8 @@ def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file
                     _print_run(job.result)
                 else:
                     output.info(
-                        f"tls: {len(job.result.reports)} report(s), {len(job.result.errors)} error(s); details: moxcli send-tlsreports --day {job.due} --dry-run"
+                        f"tls: {len(job.result.reports)} report(s), {len(job.result.errors)} "
+                        f"error(s); details: moxcli send-tlsreports --day {job.due} --dry-run"
                     )
             elif job.error:
                 output.warn(f"{job.name}: failed for {job.due}: {job.error}")

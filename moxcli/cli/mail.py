@@ -72,7 +72,7 @@ class _Progress:
         if now - self.last < self.interval:
             return
         self.last = now
-        fields = [
+        line = [
             "l=info m=progress pkg=import",
             f"account={_logfmt(self.account)}",
             f"mailbox={_logfmt(p.mailbox)}",
@@ -83,8 +83,8 @@ class _Progress:
         ]
         eta = _eta(p, rate)
         if eta is not None:
-            fields.append(f"eta={eta:.0f}s")
-        click.echo(" ".join(fields), err=True)
+            line.append(f"eta={eta:.0f}s")
+        click.echo(" ".join(line), err=True)
 
 
 def _eta(p: Any, rate: float) -> float | None:

@@ -35,7 +35,10 @@ def fetch_group() -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Output JSON: domain, record_name, cnames, record, url, policy, policy_text, cached, valid_until, valid, tlsrpt_result, errors, warnings.",
+    help=(
+        "Output JSON: domain, record_name, cnames, record, url, policy, policy_text, cached, "
+        "valid_until, valid, tlsrpt_result, errors, warnings."
+    ),
 )
 @click.pass_obj
 def fetch_mtasts_cmd(
@@ -138,7 +141,10 @@ def mtasts_group() -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Output a JSON list of {domain, mode, mx, max_age, record_id, backoff, valid_end, last_update, last_use, inserted}.",
+    help=(
+        "Output a JSON list of "
+        "{domain, mode, mx, max_age, record_id, backoff, valid_end, last_update, last_use, inserted}."
+    ),
 )
 @click.pass_obj
 def mtasts_list_cmd(app: AppContext, as_json: bool) -> None:

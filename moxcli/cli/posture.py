@@ -59,7 +59,10 @@ def _domains(args: tuple[str, ...], file: Path | None) -> Iterator[str]:
     "--json",
     "as_json",
     is_flag=True,
-    help="NDJSON, one object per domain: domain, mx, mx_dnssec, mtasts, tlsrpt, hosts, indicators, findings, errors, status.",
+    help=(
+        "NDJSON, one object per domain: domain, mx, mx_dnssec, mtasts, tlsrpt, hosts, indicators, "
+        "findings, errors, status."
+    ),
 )
 @click.pass_obj
 def domain_cmd(
@@ -165,7 +168,8 @@ def _render(p: Any) -> None:
             pairs.append(
                 (
                     "MTA-STS",
-                    f"mode {m.policy.mode}, mx {', '.join(str(x) for x in m.policy.mx)}, max_age {m.policy.max_age}; {cover}",
+                    f"mode {m.policy.mode}, mx {', '.join(str(x) for x in m.policy.mx)}, max_age "
+                    f"{m.policy.max_age}; {cover}",
                 )
             )
         elif m.record is None and not m.record_text and (not m.errors or m.errors[0].startswith("no MTA-STS record")):

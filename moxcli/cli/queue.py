@@ -115,7 +115,7 @@ def queue_add_cmd(
     if as_json:
         output.emit_json({"ids": ids, "require_tls": require_tls})
         return
-    for i, rcpt in zip(ids, recipients):
+    for i, rcpt in zip(ids, recipients, strict=True):
         click.echo(f"{i}\t{rcpt}")
 
 
@@ -176,7 +176,12 @@ def queue_list_cmd(app: AppContext, as_json: bool) -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Output JSON: id, base_id, mail_from, recipient, recipient_domain, subject, size, created, require_tls, is_tls_report, is_dmarc_report, sender_account, max_attempts, attempts, next_attempt, last_attempt, last_error, last_code, last_enhanced, hold, in_progress, dialed_ips.",
+    help=(
+        "Output JSON: id, base_id, mail_from, recipient, recipient_domain, subject, size, created, "
+        "require_tls, is_tls_report, is_dmarc_report, sender_account, max_attempts, attempts, "
+        "next_attempt, last_attempt, last_error, last_code, last_enhanced, hold, in_progress, "
+        "dialed_ips."
+    ),
 )
 @click.pass_obj
 def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
@@ -292,7 +297,10 @@ def _attempt_line(r: Any) -> str:
     "--json",
     "as_json",
     is_flag=True,
-    help="NDJSON, one object per attempt: id, recipient, outcome, attempt, host, ip, tls, code, enhanced, error, next_attempt, dsn, duration.",
+    help=(
+        "NDJSON, one object per attempt: id, recipient, outcome, attempt, host, ip, tls, code, "
+        "enhanced, error, next_attempt, dsn, duration."
+    ),
 )
 @click.pass_obj
 def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, as_json: bool) -> None:
@@ -336,7 +344,12 @@ def tlsresults_group() -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Output a JSON list of rows: id, day_utc, policy_domain, recipient_domain, created, updated, is_host, send_report, sent_to_recipient_domain, recipient_domain_reporting_addresses, sent_to_policy_domain, results (RFC 8460 policy results).",
+    help=(
+        "Output a JSON list of rows: id, day_utc, policy_domain, recipient_domain, created, "
+        "updated, is_host, send_report, sent_to_recipient_domain, "
+        "recipient_domain_reporting_addresses, sent_to_policy_domain, results (RFC 8460 policy "
+        "results)."
+    ),
 )
 @click.pass_obj
 def tlsresults_list_cmd(app: AppContext, day: str | None, as_json: bool) -> None:
@@ -363,7 +376,8 @@ def tlsresults_list_cmd(app: AppContext, day: str | None, as_json: bool) -> None
     for r in rows:
         for res in r.results:
             details = ", ".join(
-                f"{d.result_type}{'/' + d.failure_reason_code if d.failure_reason_code else ''} x{d.failed_session_count}"
+                f"{d.result_type}{'/' + d.failure_reason_code if d.failure_reason_code else ''} "
+                f"x{d.failed_session_count}"
                 for d in res.details
             )
             table_rows.append(

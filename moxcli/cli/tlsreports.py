@@ -58,7 +58,8 @@ def send_tlsreports_cmd(
         elif dry_run:
             sup = f" (suppressed: {', '.join(r.suppressed)})" if r.suppressed else ""
             click.echo(
-                f"# {r.kind} report for {output.safe(r.policy_domain)} ({r.day_utc}) to {output.safe(', '.join(r.recipients))}{sup}"
+                f"# {r.kind} report for {output.safe(r.policy_domain)} ({r.day_utc}) to "
+                f"{output.safe(', '.join(r.recipients))}{sup}"
             )
             click.echo(r.report_text(indent=2))
 
@@ -102,11 +103,13 @@ def send_tlsreports_cmd(
             output.warn(f"{e['policy_domain']} ({e['day_utc']}, {e['kind']}): {e['error']}")
         for a in summary.delivered:
             output.info(
-                f"delivery of queue message {a['id']} to {a['recipient']}: {a['outcome']}{': ' + a['error'] if a.get('error') else ''}"
+                f"delivery of queue message {a['id']} to {a['recipient']}: "
+                f"{a['outcome']}{': ' + a['error'] if a.get('error') else ''}"
             )
         verb = "would be queued" if dry_run else "queued"
         output.info(
-            f"{summary.day_utc}: {len(summary.reports)} report(s) {verb}, {len(summary.skipped)} policy domain(s) without report, "
+            f"{summary.day_utc}: {len(summary.reports)} report(s) {verb}, {len(summary.skipped)} "
+            "policy domain(s) without report, "
             f"{len(summary.errors)} error(s), {summary.removed_rows} result row(s) removed, {summary.stale_rows} stale"
         )
     if summary.local_errors:
@@ -126,7 +129,10 @@ def tlsreports_group() -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Output a JSON list of {id, path, kind, report_id, organization_name, policy_domains, skipped_domains, warnings}.",
+    help=(
+        "Output a JSON list of "
+        "{id, path, kind, report_id, organization_name, policy_domains, skipped_domains, warnings}."
+    ),
 )
 @click.pass_obj
 def import_cmd(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:

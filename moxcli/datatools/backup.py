@@ -13,6 +13,7 @@ Restoring is pointing ``--data`` at the backup (or moving it in place) and runni
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -101,7 +102,8 @@ def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: b
         marker = dst / INCOMPLETE_MARKER
         _write(
             marker,
-            f"backup of {src} started {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} by pid {os.getpid()}, not finished\n",
+            f"backup of {src} started {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} by pid "
+            f"{os.getpid()}, not finished\n",
         )
         sync_dir(dst)
         job = _Backup(src, dst, progress, link)
@@ -184,7 +186,8 @@ class _Backup:
             shutil.copyfile(self.src / STORE_DIR / "data.mdb", out / "data.mdb")
             self.res.schema_version = exc.version
             self.res.warnings.append(
-                f"the store has the older schema version {exc.version}: copied as it is, with every file under accounts/ and queue/"
+                f"the store has the older schema version {exc.version}: copied as it is, with every "
+                "file under accounts/ and queue/"
             )
             self.res.store_bytes = (out / "data.mdb").stat().st_size
             return True
@@ -348,10 +351,8 @@ class _Backup:
         if path in self.made_dirs:
             return
         self._mkdirs(os.path.dirname(path))
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
         self.made_dirs.add(path)
 
     def _unreferenced(

@@ -307,7 +307,8 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
                 _Checker(data_dir, res, fix).run(store)
         else:
             res.notes.append(
-                "store checks skipped: the store cannot be read; file checks skipped as well (every file would look unreferenced)"
+                "store checks skipped: the store cannot be read; file checks skipped as well (every "
+                "file would look unreferenced)"
             )
         _check_top(data_dir, res)
     finally:
@@ -650,7 +651,8 @@ class _Checker:
             if mb["messages"] != count or mb["size"] != size:
                 self.res.problem(
                     key_text(MAILBOX, text_key(acc, mb_id)),
-                    f"mailbox {mb.get('name')!r} counters say {mb['messages']} messages / {mb['size']} bytes, its messages add up to {count} / {size}",
+                    f"mailbox {mb.get('name')!r} counters say {mb['messages']} messages / "
+                    f"{mb['size']} bytes, its messages add up to {count} / {size}",
                 )
 
     def _account_files(self) -> None:
@@ -712,7 +714,8 @@ class _Checker:
                     # writer may be about to commit it.
                     self.res.warning(
                         rel,
-                        f"not referenced, id {msg_id} is beyond the last one handed out ({sequence}): left by an aborted or running write",
+                        f"not referenced, id {msg_id} is beyond the last one handed out ({sequence}): "
+                        "left by an aborted or running write",
                     )
                 elif self.fix:
                     self._move(rel)
@@ -784,7 +787,7 @@ def reserved_ids(tx: Txn, res: VerifyResult | None = None) -> dict[str, list[tup
     for key, raw in tx.scan_raw(META, IMPORT_PREFIX.encode()):
         account = key.decode("utf-8", "replace")[len(IMPORT_PREFIX) :]
         try:
-            info = decode(META, key, raw).get("value")
+            info: Any = decode(META, key, raw).get("value")  # malformed shapes raise below
             ranges = [(int(lo), int(hi)) for lo, hi in info["ranges"]]
         except (StoreError, TypeError, ValueError, KeyError, AttributeError):
             if res is not None:

@@ -17,6 +17,7 @@ fell between the server's final 250 and our commit (RFC 5321 §6.1 accepts dupli
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -283,7 +284,8 @@ def deliver_message(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: Atte
             if enforce and not tls_required_no:
                 tls.recipient.add(0, 1)
                 last_error = DeliveryError(
-                    f"mx host {host} does not match enforced mta-sts policy with hosts {', '.join(m.ascii for m in policy.mx)}"
+                    f"mx host {host} does not match enforced mta-sts policy with hosts "
+                    f"{', '.join(m.ascii for m in policy.mx)}"
                 )
                 continue
         plan = _plan_host(engine, msg, domain, dests, host, enforce, tls)
@@ -496,10 +498,8 @@ def _session(
                         fatal = f"pkix verification of {plan.host} failed: {pk.result_type} {pk.message}".strip()
                 if fatal:
                     tls.both(host_result, 0, 1)
-                    try:
+                    with contextlib.suppress(OSError):
                         tsock.close()
-                    except OSError:
-                        pass
                     raise DeliveryError(fatal, tls=True)
                 tls.both(host_result, 1, 0)
                 return tsock
@@ -573,7 +573,7 @@ def _transactions(client: Client, msgs: list[QueueMsg], data: bytes, out: _Outco
             requiretls=msg.require_tls is True,
         )
         again = []
-        for i, (rcpt, res) in enumerate(zip(batch, results)):
+        for i, (rcpt, res) in enumerate(zip(batch, results, strict=True)):
             if (
                 i > 0
                 and not res.ok
@@ -760,7 +760,7 @@ def _finish(
             r = rows(tls, first.recipient_domain, first.is_tls_report, first.is_dmarc_report)
             if r:
                 tlsstore.add_results(tx, tlsstore.day_utc(), first.recipient_domain, r)
-        for msg, (result, err) in zip(msgs, results):
+        for msg, (result, err) in zip(msgs, results, strict=True):
             current = qstore.get(tx, msg.id)
             if current is None:
                 continue  # dropped meanwhile

@@ -8,12 +8,13 @@ Unknown TLDs (such as the lab's `.test`) count as one-label public suffixes.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from moxcli.domain import Domain, parse_domain
 
 
 @lru_cache(maxsize=1)
-def _psl():  # type: ignore[no-untyped-def]
+def _psl() -> Any:
     from publicsuffixlist import PublicSuffixList
 
     return PublicSuffixList(accept_unknown=True)

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
+from typing import cast
 from xml.parsers import expat
 
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth
@@ -248,7 +249,7 @@ def _leaves(msg: Message, depth: int = 0) -> list[Message]:
     if not msg.is_multipart():
         return [msg]
     out: list[Message] = []
-    for part in msg.get_payload():  # type: ignore[union-attr]
+    for part in cast(list[Message], msg.get_payload()):  # multipart: a list of parts
         out.extend(_leaves(part, depth + 1))
         if len(out) > MAX_PARTS:
             raise ReportError(f"message has more than {MAX_PARTS} parts")

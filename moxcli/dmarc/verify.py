@@ -75,7 +75,8 @@ def verify_external(resolver: Resolver, policy_domain: Domain, uri: ReportURI) -
     return Verification(
         False,
         errors=(
-            f"rua {uri.uri} is external domain that does not opt-in to receiving dmarc records through _report dmarc record",
+            f"rua {uri.uri} is external domain that does not opt-in to receiving dmarc records "
+            "through _report dmarc record",
         ),
         name=name,
     )
@@ -99,7 +100,8 @@ def _overrides(rua: tuple[str, ...], original: ReportURI, rua_domain: Domain, na
             return Verification(
                 False,
                 errors=(
-                    f"{name}: override rua {u.uri} has a different host than {original.uri}; no report sent to either (RFC 7489 7.1)",
+                    f"{name}: override rua {u.uri} has a different host than {original.uri}; no "
+                    "report sent to either (RFC 7489 7.1)",
                 ),
                 name=name,
             )

@@ -30,6 +30,7 @@ import zlib
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -261,7 +262,7 @@ class _Import:
         _, account_created = store_mail.ensure_account(tx, self.account)
         recs = []
         results = []
-        parents = []
+        parents: list[str] = []
         for name in self.mailbox_names:
             parents += _missing_parents(tx, self.account, name, self.mailbox_index, parents)
             rec, created = store_mail.ensure_mailbox(tx, self.account, name)
@@ -282,9 +283,9 @@ class _Import:
                 new_keywords[m].update(kws)
             results[m].messages += 1
             results[m].size += self.sizes[i]
-        for rec, kws in zip(recs, new_keywords):
-            if kws:
-                rec["keywords"] = sorted(set(rec.get("keywords", ())) | kws)
+        for rec, new in zip(recs, new_keywords, strict=True):
+            if new:
+                rec["keywords"] = sorted(set(rec.get("keywords", ())) | new)
             store_mail.put_mailbox(tx, self.account, rec)
         store_mail.finish_import(tx, self.account, self.ids[-1] if len(self.ids) else None)
         return results + [MailboxResult(p, True) for p in parents], account_created
@@ -298,7 +299,7 @@ class _Import:
             self.files.cancel()
             # Also the id after the last recorded one: its file may have been half written.
             last = self.next_id - 1 if self.next_id else 0
-            for msg_id in list(self.ids) + [last]:
+            for msg_id in [*list(self.ids), last]:
                 if msg_id:
                     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                         os.unlink(self.msg_root / msg_dir(msg_id) / str(msg_id))
@@ -642,7 +643,7 @@ def _import_mbox_source(imp: _Import, mb: int, src: str, stdin: BinaryIO | None)
     with contextlib.ExitStack() as stack:
         f = (stdin or sys.stdin.buffer) if src == "-" else stack.enter_context(open(src, "rb"))
         raw = _Counting(f)
-        stream: Any = stack.enter_context(gzip.open(raw, "rb")) if _is_gzip(f, src) else raw  # type: ignore[arg-type]
+        stream: Any = stack.enter_context(gzip.open(raw, "rb")) if _is_gzip(f, src) else raw  # type: ignore[call-overload]
         base = imp.input_bytes
         try:
             for msg in iter_mbox(stream):
@@ -780,7 +781,7 @@ def cleanup_interrupted_imports(data_dir: Path, holding: str | None = None) -> l
                     except LockHeld:
                         continue
                 _remove_leftovers(Path(data_dir), account, info)
-                st.update(lambda tx: store_mail.finish_import(tx, account, None))
+                st.update(partial(store_mail.finish_import, account=account, last_used=None))
             cleaned.append(account)
             _log.info("removed files of an interrupted import", account=account, pid=info.get("pid"))
     return cleaned

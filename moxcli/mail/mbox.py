@@ -68,10 +68,7 @@ def from_line_time(line: bytes) -> float | None:
 
 def to_crlf(data: bytes) -> bytes:
     """Every line ends in CRLF: bare LF gets a CR, a last line without line end gets CRLF."""
-    if b"\r" in data:
-        data = _BARE_LF.sub(b"\r\n", data)
-    else:
-        data = data.replace(b"\n", b"\r\n")
+    data = _BARE_LF.sub(b"\r\n", data) if b"\r" in data else data.replace(b"\n", b"\r\n")
     if data and not data.endswith(b"\n"):
         data += b"\r\n"
     return data

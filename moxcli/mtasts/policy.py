@@ -9,6 +9,7 @@ and :func:`lint` says what a strict sender would reject.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from moxcli.domain import Domain, DomainError, parse_domain
 
@@ -70,7 +71,7 @@ class Policy:
         lines += [f"mx: {m}" for m in self.mx]
         return "".join(line + "\n" for line in lines)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "mode": self.mode,
@@ -195,6 +196,7 @@ def lint(policy: Policy, content_type: str = "text/plain") -> list[str]:
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "text/plain":
         warnings.append(
-            f"served as {content_type or 'no content type'!r}, not text/plain: RFC 8461 §3.2 senders SHOULD check it (mox does not)"
+            f"served as {content_type or 'no content type'!r}, not text/plain: RFC 8461 §3.2 senders "
+            "SHOULD check it (mox does not)"
         )
     return warnings

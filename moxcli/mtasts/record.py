@@ -8,6 +8,7 @@ follows the RFC.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from moxcli.txtscan import TXTScanner
 
@@ -35,7 +36,7 @@ class Record:
     def format(self) -> str:
         return "; ".join([f"v={self.version}", f"id={self.id}"] + [f"{k}={v}" for k, v in self.extensions])
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "id": self.id,
@@ -52,7 +53,7 @@ class _Parser(TXTScanner):
         where = self.position()
         return RecordParseError(msg + where, self.is_mtasts)
 
-    def run(self, charset: frozenset, first_underscore: bool, limit: int, what: str) -> str:
+    def run(self, charset: frozenset[str], first_underscore: bool, limit: int, what: str) -> str:
         start = self.o
         while self.o < len(self.s) and self.o - start < limit:
             c = self.s[self.o]

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +265,7 @@ class HostCache:
         with self._lock:
             item = self._items.get(key)
             owner = item is None
-            if owner:
+            if item is None:
                 item = (threading.Event(), [])
                 self._items[key] = item
         event, box = item
@@ -330,8 +331,8 @@ def _check_host(
     for ip in h.ips[:MAX_ADDRESSES]:
         probe = cache.get(
             ("probe", ip, sni),
-            lambda ip=ip: starttls_probe(
-                ip, opts.smtp_port, sni, opts.ehlo_name, opts.timeout, force_starttls=bool(h.usable)
+            partial(
+                starttls_probe, ip, opts.smtp_port, sni, opts.ehlo_name, opts.timeout, force_starttls=bool(h.usable)
             ),
         )
         a = AddressPosture(ip, probe)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -452,7 +453,7 @@ def _queue_plan(tx: Any, data_dir: Path, config: Config, plan: _Plan, due: float
             else:
                 send.append(rcpt)
         mail_from = f"postmaster@{config.hostname}"
-        common = dict(
+        common: dict[str, Any] = dict(
             mail_from=mail_from,
             is_dmarc_report=True,
             max_attempts=MAX_ATTEMPTS,
@@ -554,14 +555,14 @@ def _run(
         # Optional evaluations never trigger a report (spec §6.2, §12 item 19): drop them.
         run.domains.append(DomainResult(domain=dom, status="only-optional", evaluations=len(ids)))
         if not dry_run:
-            store.update(lambda tx, d=dom, i=ids: dstore.delete_evaluations(tx, d, i))
+            store.update(partial(dstore.delete_evaluations, policy_domain=dom, ids=ids))
     between = min(SPREAD_SECONDS / len(flagged), MAX_BETWEEN) if flagged and not deliver_now else 0.0
     key = load_key(data_dir, create=not dry_run)
     # DNS lookups (record, external authorizations) dominate; like mox, they run concurrently.
     # The store is only used from this thread: one transaction per domain, in order.
     with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_LOOKUPS, len(flagged)))) as pool:
         dests = pool.map(lambda dom: _destinations(resolver, dom), flagged)
-        for n, (dom, dest) in enumerate(zip(flagged, dests)):
+        for n, (dom, dest) in enumerate(zip(flagged, dests, strict=True)):
             plan = _plan_domain(store, config, key, dom, dest, end, now, dry_run)
             _queue_domain(store, data_dir, config, run, dom, plan, now + n * between, now, dry_run)
     return run
@@ -584,7 +585,9 @@ def _queue_domain(
             _queue_plan(tx, data_dir, config, plan, due_at, now, True)
     else:
         try:
-            store.update(lambda tx, p=plan, d=due_at: _queue_plan(tx, data_dir, config, p, d, now, False))
+            store.update(
+                partial(_queue_plan, data_dir=data_dir, config=config, plan=plan, due=due_at, now=now, dry_run=False)
+            )
         except (MoxcliError, OSError) as exc:
             # The transaction was aborted: nothing queued, nothing removed; the evaluations
             # are reported at the next matching hour (spec §6.4 step 12: any queue error).

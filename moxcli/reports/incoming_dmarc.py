@@ -56,7 +56,8 @@ def parse_report_files(
     for path in paths:
         data = _read(path)
         try:
-            fb = parse_file(data, (lambda m, p=path: warn(f"{p}: {m}")) if warn else None)
+            on_warn: Callable[[str], None] | None = (lambda m, p=path: warn(f"{p}: {m}")) if warn else None
+            fb = parse_file(data, on_warn)
         except ReportError as exc:
             raise CheckFailed(f"{path}: {exc}") from None
         try:

@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from moxcli.config import Config
 from moxcli.domain import DomainError, parse_domain
@@ -86,7 +86,7 @@ def _find(part: Message, top: bool, warnings: list[str], depth: int) -> Report |
     if not part.is_multipart():
         return _leaf_report(part, warnings) if top else None
     subtype = part.get_content_subtype()
-    for child in part.get_payload():
+    for child in cast(list[Message], part.get_payload()):  # multipart: a list of parts
         if subtype == "report" and part.get_param("report-type") != "tlsrpt":
             raise ReportError(f'unknown report-type parameter "{part.get_param("report-type")}"')
         if child.is_multipart():

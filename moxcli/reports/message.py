@@ -177,7 +177,8 @@ def compose_report_message(
     head = (
         address_header("From", [from_addr]) + address_header("To", list(to_addrs)) + subject_header(subject, smtputf8)
     )
-    rest = list(extra_headers) + [
+    rest = [
+        *list(extra_headers),
         ("Message-Id", msg_id or message_id(hostname)),
         ("Date", format_date(date)),
         ("User-Agent", USER_AGENT),

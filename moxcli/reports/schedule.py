@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from moxcli.config import Config
 from moxcli.errors import MoxcliError
 from moxcli.metrics import Metric, write_textfile
 from moxcli.reports.dmarc import STATUSES, RunResult, hour_end, send_dmarc_reports
-from moxcli.store import Store
+from moxcli.store import Store, Txn
 
 _log = log.get("schedule")
 
@@ -84,7 +85,7 @@ def _dmarc_jobs(store: Store, data_dir: Path, config: Config, now: float, dry_ru
             jobs.append(Job("dmarc", _hour_text(t), reason="failed", error=str(exc), exit_code=exc.exit_code))
             break
         if not dry_run:
-            store.update(lambda tx, v=t: tx.set_meta(DMARC_META, v))
+            store.update(partial(Txn.set_meta, name=DMARC_META, value=t))
         jobs.append(Job("dmarc", _hour_text(t), ran=True, result=run))
         t += 3600
     return jobs

@@ -176,13 +176,15 @@ def submitter_domain(config: Config) -> DomainConfig:
     where = f"{config.path}: " if config.path else ""
     if d is None:
         raise ConfigError(
-            f"{where}no configured domain for hostname {config.hostname} or its parents: TLS reports need a DKIM-signing submitter domain"
+            f"{where}no configured domain for hostname {config.hostname} or its parents: TLS reports "
+            "need a DKIM-signing submitter domain"
         )
     if d.disabled:
         raise ConfigError(f"{where}domain {d.name} (TLS report submitter for hostname {config.hostname}) is disabled")
     if not d.dkim.sign:
         raise ConfigError(
-            f"{where}domain {d.name} (TLS report submitter for hostname {config.hostname}) has no DKIM signing configured; TLS reports must be DKIM-signed (RFC 8460 §3)"
+            f"{where}domain {d.name} (TLS report submitter for hostname {config.hostname}) has no "
+            "DKIM signing configured; TLS reports must be DKIM-signed (RFC 8460 §3)"
         )
     rdkim.check_keys(d)
     return d

@@ -9,6 +9,7 @@ recipient (RFC 5321 §4.2: each RCPT has its own reply; DATA fails them all).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from collections.abc import Callable
@@ -285,7 +286,10 @@ class Client:
             if pipelining and data_reply is not None and data_reply.code == 354:
                 self._abort_data()
             raise SMTPError(f"mail from: {mail_reply}", mail_reply, permanent=mail_reply.permanent)
-        results = [RcptResult(rc, rr.code in (250, 251), rr, rr.permanent) for rc, rr in zip(recipients, rcpt_replies)]
+        results = [
+            RcptResult(rc, rr.code in (250, 251), rr, rr.permanent)
+            for rc, rr in zip(recipients, rcpt_replies, strict=True)
+        ]
         accepted = [r for r in results if r.ok]
         if not accepted:
             if data_reply is not None and data_reply.code == 354:
@@ -324,10 +328,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 def _is_tls_error(exc: OSError) -> bool:

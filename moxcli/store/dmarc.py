@@ -95,6 +95,6 @@ def list_reports(tx: Txn, policy_domain: str | None = None) -> Iterator[dict[str
             yield rec
         return
     for key, _ in tx.scan_raw(DMARC_REPORT_IN_BY_DOMAIN, prefix_key(policy_domain), reverse=True):
-        rec = get_report(tx, int(split_key(key, (1,))[1]))
-        if rec is not None:
-            yield rec
+        found = get_report(tx, int(split_key(key, (1,))[1]))
+        if found is not None:
+            yield found

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import lmdb
 import msgpack
@@ -70,7 +70,7 @@ class Txn:
         if db is None:
             return None
         raw = self._txn.get(key, db=db)
-        return None if raw is None else decode(table, key, raw)
+        return None if raw is None else decode(table, key, cast(bytes, raw))
 
     def exists(self, table: Table, key: bytes) -> bool:
         db = self._db(table)
@@ -86,7 +86,7 @@ class Txn:
 
     def get_raw(self, table: Table, key: bytes) -> bytes | None:
         db = self._db(table)
-        return None if db is None else self._txn.get(key, db=db)
+        return None if db is None else cast(bytes | None, self._txn.get(key, db=db))
 
     def delete(self, table: Table, key: bytes) -> bool:
         return self._txn.delete(key, db=self._db(table))
@@ -103,18 +103,18 @@ class Txn:
                 upper = _prefix_upper(prefix) if prefix else None
                 ok = cur.prev() if upper is not None and cur.set_range(upper) else cur.last()
                 while ok:
-                    key = cur.key()
+                    key = cast(bytes, cur.key())
                     if not key.startswith(prefix):
                         return
-                    yield key, cur.value()
+                    yield key, cast(bytes, cur.value())
                     ok = cur.prev()
                 return
             ok = cur.set_range(max(prefix, start or b"")) if (prefix or start) else cur.first()
             while ok:
-                key = cur.key()
+                key = cast(bytes, cur.key())
                 if not key.startswith(prefix):
                     return
-                yield key, cur.value()
+                yield key, cast(bytes, cur.value())
                 ok = cur.next()
 
     def scan(

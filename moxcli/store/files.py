@@ -7,6 +7,7 @@ reader never sees a half-written file. Bulk writers (import) skip the per-file s
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -78,10 +79,8 @@ def private_dir(path: Path) -> Path:
         missing.append(p)
         p = p.parent
     for d in reversed(missing):
-        try:
+        with contextlib.suppress(FileExistsError):
             d.mkdir(mode=0o700)
-        except FileExistsError:
-            pass
     return path
 
 

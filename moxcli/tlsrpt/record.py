@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from moxcli.txtscan import TXTScanner
 
@@ -64,7 +65,7 @@ class Record:
         parts += [f"{k}={v}" for k, v in self.extensions]
         return "; ".join(parts)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "ruas": [list(lst) for lst in self.ruas],

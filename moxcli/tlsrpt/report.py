@@ -291,8 +291,11 @@ class PackedJSONText:
         self._details_seps = q
         self._list_seps = r
         self._policy = (
-            "{" + p[0] + '"policy": {' + q[0] + '"policy-type": %s' + q[1] + '"policy-string": %s' + q[1] + '"policy-domain": %s' + q[1] + '"mx-host": %s' + q[2] + "}"
-            + p[1] + '"summary": {' + q[0] + '"total-successful-session-count": %s' + q[1] + '"total-failure-session-count": %s' + q[2] + "}"
+            "{" + p[0] + '"policy": {'
+            + q[0] + '"policy-type": %s' + q[1] + '"policy-string": %s' + q[1] + '"policy-domain": %s'
+            + q[1] + '"mx-host": %s' + q[2] + "}"
+            + p[1] + '"summary": {'
+            + q[0] + '"total-successful-session-count": %s' + q[1] + '"total-failure-session-count": %s' + q[2] + "}"
             + p[1] + '"failure-details": %s' + p[2] + "}"
         )  # fmt: skip
         self._detail_seps = r
