@@ -168,7 +168,7 @@ WRITER = textwrap.dedent(
         queued = []
         while True:
             i += 1
-            body = b"Subject: w%d\\r\\n\\r\\n" % i + b"x" * (i % 500)
+            body = b"Subject: w%d\\r\\n\\r\\n" % i + b"x" * (i % 500) + b"\\r\\n"
             msg_id = st.update(lambda tx: add_message(tx, data, "writer", "Inbox", body))
             log.write(f"{{msg_id}}\\n")
             log.flush()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from test_delivery import Handler, _free_port, smtpd  # noqa: F401  (fixture)
 
@@ -33,7 +36,13 @@ def test_add_list_show_hold_release_retry_drop(runner, data_dir):
         input=MSG,
     )
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output) == {"ids": [1, 2], "require_tls": False}
+    assert json.loads(r.output) == {
+        "ids": [1, 2],
+        "require_tls": False,
+        "converted_lf": True,
+        "added_headers": ["Received", "Date", "Message-ID"],
+        "size": (data_dir / "queue" / "a" / "1").stat().st_size,
+    }
     r = run(runner, data_dir, "queue", "list", "--json")
     msgs = json.loads(r.output)
     assert [m["recipient"] for m in msgs] == ["b@example.org", "c@example.net"]
@@ -211,3 +220,62 @@ def test_killed_run_leaves_queue_that_next_run_continues(runner, data_dir, smtpd
     assert json.loads(r.output)["outcome"] == "delivered" and json.loads(r.output)["attempt"] == 2
     assert len(smtpd.messages) == 1
     assert json.loads(run(runner, data_dir, "queue", "list", "--json").output) == []
+
+
+def add(runner, data_dir, data: bytes, *extra):
+    return run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "b@example.org", *extra, input=data)
+
+
+def test_add_converts_bare_lf_and_adds_headers(runner, data_dir):
+    (data_dir / "moxcli.toml").write_text('hostname = "mail.moxcli.test"\n')
+    r = add(runner, data_dir, b"Subject: x\n\n.leading dot\nlast line", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert (out["converted_lf"], out["added_headers"]) == (True, ["Received", "Date", "Message-ID"])
+    queued = (data_dir / "queue" / "a" / "1").read_bytes()
+    head, _, body = queued.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert re.fullmatch(
+        rb"Received: by mail\.moxcli\.test \(moxcli queue add, from userid \d+\); \w{3}, \d\d \w{3} \d{4} [\d:]{8} \+0000",
+        lines[0],
+    )
+    assert lines[1] == b"Subject: x"
+    assert lines[2] == b"Date: " + lines[0].split(b"; ")[1]
+    assert re.fullmatch(rb"Message-ID: <[A-Za-z0-9_-]{22}@mail\.moxcli\.test>", lines[3])
+    assert len(lines) == 4
+    assert body == b".leading dot\r\nlast line\r\n"
+    assert out["size"] == len(queued)
+
+
+def test_add_keeps_existing_date_and_message_id(runner, data_dir):
+    msg = b"Date: Wed, 31 Dec 2025 10:00:00 +0100\r\nMessage-Id: <given@example>\r\n\r\nhi\r\n"
+    r = add(runner, data_dir, msg, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["added_headers"] == ["Received"]
+    queued = (data_dir / "queue" / "a" / "1").read_bytes()
+    assert queued.startswith(b"Received: by localhost (moxcli queue add") and queued.endswith(b"\r\n" + msg)
+
+
+@pytest.mark.parametrize(
+    "data,why",
+    [
+        (
+            b"Subject: x\r\n\r\nA\n.\r\nMAIL FROM:<evil@x.test>\r\n",
+            "bare LF (mixed with CRLF line ends) at byte offset 15 (line 3)",
+        ),
+        (b"Subject: x\r\n\r\nA\r.\r\n", "bare CR at byte offset 15 (line 3)"),
+        (b"Subject: x\n\nA\0\n", "NUL octet at byte offset 13 (line 3)"),
+        (b"Subject: x\n\n" + b"y" * 999 + b"\n", "line longer than 998 octets (999) at byte offset 12 (line 3)"),
+        (b"", "empty message at byte offset 0 (line 1)"),
+    ],
+)
+def test_add_refuses_unsafe_bytes(runner, data_dir, tmp_path, data, why):
+    r = add(runner, data_dir, data)
+    assert r.exit_code == 2
+    assert r.stderr == f"moxcli: stdin: {why}; nothing queued\n"
+    f = tmp_path / "m.eml"
+    f.write_bytes(data)
+    r = run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "b@example.org", str(f))
+    assert (r.exit_code, r.stderr) == (2, f"moxcli: {f}: {why}; nothing queued\n")
+    assert json.loads(run(runner, data_dir, "queue", "list", "--json").output) == []
+    assert not (data_dir / "queue").exists() or not any((data_dir / "queue").rglob("*"))

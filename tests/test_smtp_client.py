@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from moxcli.smtp.client import Client, Extensions, SMTPError, dot_stuff, enhanced_code, parse_reply_line
+from moxcli.smtp.client import Client, Extensions, SMTPError, enhanced_code, parse_reply_line
 
 
 @pytest.mark.parametrize(
@@ -42,19 +42,6 @@ def test_parse_reply_line_malformed(line):
 )
 def test_enhanced_code(code, text, expect):
     assert enhanced_code(code, text) == expect
-
-
-@pytest.mark.parametrize(
-    "data,expect",
-    [
-        (b"a\r\nb\r\n", b"a\r\nb\r\n"),
-        (b"a\r\nb", b"a\r\nb\r\n"),
-        (b".a\r\n.\r\nb\r\n", b"..a\r\n..\r\nb\r\n"),
-        (b"a\n.b\n", b"a\r\n..b\r\n"),  # bare LF message converted
-    ],
-)
-def test_dot_stuff(data, expect):
-    assert dot_stuff(data) == expect
 
 
 def test_extensions_parse():

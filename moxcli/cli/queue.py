@@ -73,7 +73,9 @@ def queue_group() -> None:
     help="Local account that gets the DSN if delivery fails [default: the postmaster account].",
 )
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Give up after this many attempts [default 8].")
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: ids, require_tls.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Output JSON: ids, require_tls, converted_lf, added_headers, size."
+)
 @click.argument("file", type=click.File("rb"), default="-")
 @click.pass_obj
 def queue_add_cmd(
@@ -88,8 +90,11 @@ def queue_add_cmd(
 ) -> None:
     """Queue a message (RFC 5322 file, or stdin) for delivery.
 
-    A `TLS-Required: No` header (RFC 8689) is honoured unless --requiretls is given. Lines
-    ending in a bare LF are converted to CRLF. Nothing is sent until `queue run`.
+    A `TLS-Required: No` header (RFC 8689) is honoured unless --requiretls is given. A file
+    whose lines all end in a bare LF gets CRLF line ends; a bare CR, CRLF mixed with bare LF,
+    a NUL octet or a line over 998 octets is refused (exit 2, with byte offset and line), and
+    nothing is queued. Date: and Message-ID: are added when missing, and a Received: line.
+    Nothing is sent until `queue run`.
 
     \b
     Example:
@@ -98,24 +103,32 @@ def queue_add_cmd(
     from moxcli.delivery import queue as dq
 
     data = file.read()
-    if b"\r\n" not in data:
-        data = data.replace(b"\n", b"\r\n")
-    require_tls = dq.require_tls_for(data, requiretls)
+    name = getattr(file, "name", "")
     with app.open_store() as st:
-        ids = dq.enqueue(
+        res = dq.submit(
             st,
             app.data_dir,
+            hostname=app.config().hostname,
             mail_from=mail_from,
             recipients=list(recipients),
             data=data,
-            require_tls=require_tls,
+            requiretls=requiretls,
             max_attempts=max_attempts,
             sender_account=sender_account,
+            source=name if isinstance(name, str) and name and not name.startswith("<") else "stdin",
         )
     if as_json:
-        output.emit_json({"ids": ids, "require_tls": require_tls})
+        output.emit_json(
+            {
+                "ids": res.ids,
+                "require_tls": res.require_tls,
+                "converted_lf": res.converted_lf,
+                "added_headers": list(res.added_headers),
+                "size": res.size,
+            }
+        )
         return
-    for i, rcpt in zip(ids, recipients, strict=True):
+    for i, rcpt in zip(res.ids, recipients, strict=True):
         click.echo(f"{i}\t{rcpt}")
 
 

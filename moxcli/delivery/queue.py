@@ -21,14 +21,19 @@ False is ``TLS-Required: No`` (RFC 8689 §3; report messages are queued with Fal
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import UsageError
+from moxcli.smtp import msgdata
 from moxcli.store import Store
 from moxcli.store import queue as qstore
 from moxcli.store.env import Txn
@@ -141,7 +146,15 @@ def enqueue_in(
     next_attempt: float | None = None,
     sender_account: str | None = None,
 ) -> list[int]:
-    """Queue ``data`` for each recipient inside ``tx``; returns the new ids (one per recipient)."""
+    """Queue ``data`` for each recipient inside ``tx``; returns the new ids (one per recipient).
+
+    ``prefix + data`` must be canonical (:func:`moxcli.smtp.msgdata.check`): every message
+    the engine queues, an operator's file or a report it composed, passes the same check.
+    """
+    try:
+        msgdata.check(prefix + data)
+    except msgdata.MessageDataError as exc:
+        raise UsageError(f"message not queued: {exc}") from None
     if not recipients:
         raise UsageError("no recipients to queue for")
     if mail_from:
@@ -190,6 +203,69 @@ def enqueue_in(
     for d in linked_dirs:  # the links are durable before the caller commits the records
         sync_dir(d)
     return ids
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What `queue add` did: queue ids, the TLS tri-state, and how the bytes were changed."""
+
+    ids: list[int]
+    require_tls: bool | None
+    converted_lf: bool  # bare-LF line ends were converted to CRLF
+    added_headers: tuple[str, ...]
+    size: int
+
+
+def submit(
+    store: Store,
+    data_dir: Path,
+    *,
+    hostname: str,
+    mail_from: str,
+    recipients: list[str],
+    data: bytes,
+    requiretls: bool = False,
+    max_attempts: int | None = None,
+    sender_account: str | None = None,
+    source: str = "message",
+    now: float | None = None,
+) -> Submitted:
+    """Queue a message file as a submission agent would (`queue add`).
+
+    The bytes are made canonical (:func:`moxcli.smtp.msgdata.normalize`: bare-LF files get
+    CRLF; bare CR, mixed line ends, NUL, lines over 998 octets are refused with
+    :class:`UsageError` naming ``source``, offset and line); ``Date:`` and ``Message-ID:`` are
+    added when missing (RFC 6409 §8.2-§8.3) and a ``Received:`` line for this hop is prepended.
+    """
+    try:
+        canonical = msgdata.normalize(data)
+    except msgdata.MessageDataError as exc:
+        raise UsageError(f"{source}: {exc}; nothing queued") from None
+    t = time.time() if now is None else now
+    try:
+        host = parse_domain(hostname).ascii
+    except DomainError:
+        host = hostname
+    stamp = format_datetime(datetime.fromtimestamp(t, UTC))
+    done = msgdata.complete_header(
+        canonical,
+        hostname=host,
+        date=stamp,
+        message_id=base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),  # spec §0.4
+        received=f"by {host} (moxcli queue add, from userid {os.getuid()}); {stamp}",
+    )
+    require_tls = require_tls_for(done.data, requiretls)
+    ids = enqueue(
+        store,
+        data_dir,
+        mail_from=mail_from,
+        recipients=recipients,
+        data=done.data,
+        require_tls=require_tls,
+        max_attempts=max_attempts,
+        sender_account=sender_account,
+    )
+    return Submitted(ids, require_tls, canonical != data, done.added, len(done.data))
 
 
 def enqueue(store: Store, data_dir: Path, **kwargs: object) -> list[int]:

@@ -15,6 +15,8 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from moxcli.smtp import msgdata
+
 MAX_LINE = 2048  # RFC 5321 4.5.3.1.5 says 512 for replies; be liberal with what servers send
 LINE_TIMEOUT = 30.0  # mox: each line read or write has a 30 s deadline (spec §3.5)
 
@@ -28,6 +30,9 @@ class Reply:
     code: int
     lines: list[str]
     enhanced: str = ""
+    # True for an outcome moxcli decided itself before or instead of asking the server: a DSN
+    # must not attribute it to the remote MTA (RFC 3464 2.3.5, 2.3.6).
+    local: bool = False
 
     @property
     def text(self) -> str:
@@ -131,17 +136,6 @@ def enhanced_code(code: int, text: str) -> str:
     if m and m.group(1) == str(code)[0]:
         return f"{m.group(1)}.{m.group(2)}.{m.group(3)}"
     return ""
-
-
-def dot_stuff(data: bytes) -> bytes:
-    """Message data for DATA: CRLF line ends, leading dots doubled (RFC 5321 4.5.2), CRLF at the end."""
-    if b"\r\n" not in data and b"\n" in data:
-        data = data.replace(b"\n", b"\r\n")
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    if data.startswith(b"."):
-        data = b"." + data
-    return data.replace(b"\r\n.", b"\r\n..")
 
 
 class Client:
@@ -250,19 +244,33 @@ class Client:
         requiretls: bool = False,
     ) -> list[RcptResult]:
         """MAIL, RCPT per recipient, DATA; pipelined when the server offers PIPELINING (RFC 2920)."""
-        params = []
         ext = self.extensions
+
+        def refuse(code: int, enhanced: str, text: str) -> list[RcptResult]:
+            r = Reply(code, [f"{enhanced} {text}"], enhanced, local=True)
+            return [RcptResult(rc, False, r, True) for rc in recipients]
+
+        try:
+            msgdata.check(data)
+        except msgdata.MessageDataError as exc:
+            # Never put non-canonical bytes on the wire: a bare CR or LF could end DATA early
+            # at a lenient server (SMTP smuggling, RFC 5321 2.3.8 and 4.1.1.4).
+            return refuse(554, "5.6.0", f"message not sent: {exc}")
+        params = []
         if ext.size:
             if len(data) > ext.size:
-                r = Reply(552, [f"5.3.4 message size {len(data)} exceeds server limit {ext.size}"], "5.3.4")
-                return [RcptResult(rc, False, r, True) for rc in recipients]
+                return refuse(552, "5.3.4", f"message size {len(data)} exceeds server limit {ext.size}")
             params.append(f"SIZE={len(data)}")
-        if "8BITMIME" in ext and any(b > 127 for b in data):
+        if msgdata.is_8bit(data):
+            # RFC 6152 3: 8-bit data only to a server that announces 8BITMIME, with BODY=8BITMIME.
+            # As mox, no conversion to 7 bit: the message fails with 5.6.3 (RFC 3463:
+            # "conversion required but not supported").
+            if "8BITMIME" not in ext:
+                return refuse(554, "5.6.3", "message has 8-bit data and the server does not announce 8BITMIME")
             params.append("BODY=8BITMIME")
         if not (mail_from + "".join(recipients)).isascii():
             if "SMTPUTF8" not in ext:
-                r = Reply(553, ["5.6.7 non-ASCII addresses and server lacks SMTPUTF8"], "5.6.7")
-                return [RcptResult(rc, False, r, True) for rc in recipients]
+                return refuse(553, "5.6.7", "non-ASCII addresses and server lacks SMTPUTF8")
             params.append("SMTPUTF8")
         if requiretls:
             params.append("REQUIRETLS")
@@ -303,7 +311,7 @@ class Client:
             return [
                 r if not r.ok else RcptResult(r.recipient, False, data_reply, data_reply.permanent) for r in results
             ]
-        self.send(dot_stuff(data) + b".\r\n")
+        self.send(msgdata.dot_stuff(data))
         final = self.read_reply()
         if final.code != 250:
             return [r if not r.ok else RcptResult(r.recipient, False, final, final.permanent) for r in results]
