@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -103,7 +104,7 @@ def test_streamed_stuffing_equals_whole(raw, cuts):
     """Chunked dot-stuffing gives the same bytes, and refuses the same inputs."""
     data = raw.replace(b"\n", b"\r\n") if b"\r" not in raw else raw
     bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
-    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     try:
         whole = msgdata.dot_stuff(data)
     except MessageDataError as exc:
@@ -144,7 +145,8 @@ def complete(data: bytes) -> msgdata.Completed:
         ),
         (
             b"date: Wed, 31 Dec 2025 10:00:00 +0100\r\nMESSAGE-ID: <a@b>\r\n\r\nbody\r\n",
-            b"Received: by mail.example; D\r\ndate: Wed, 31 Dec 2025 10:00:00 +0100\r\nMESSAGE-ID: <a@b>\r\n\r\nbody\r\n",
+            b"Received: by mail.example; D\r\n"
+            b"date: Wed, 31 Dec 2025 10:00:00 +0100\r\nMESSAGE-ID: <a@b>\r\n\r\nbody\r\n",
             ("Received",),
             False,
         ),
