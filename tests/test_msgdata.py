@@ -38,6 +38,7 @@ def test_normalize_converts(data, expect):
     [
         (b"", "empty message", 0, 1),
         (b"a\rb\n", "bare CR", 1, 1),
+        (b"Subject: x\n\nA\rB\n", "bare CR", 13, 3),
         (b"a\r\nb\r", "bare CR", 4, 2),
         (b"a\r\nb\nc\r\n", "bare LF (mixed with CRLF line ends)", 4, 2),
         (b"Subject: x\r\n\r\nA\n.\r\nMAIL FROM:<e@x.test>\r\n", "bare LF (mixed with CRLF line ends)", 15, 3),

@@ -79,11 +79,11 @@ def check(data: bytes) -> None:
 def normalize(data: bytes) -> bytes:
     """The canonical form of a message file, or :class:`MessageDataError`.
 
-    Converted: all-bare-LF input (LF -> CRLF), and a last line without any line end gets
-    one. Refused: a bare CR, CRLF mixed with bare LF, NUL, over-long lines: there is no safe
+    Converted: input without any CRLF gets LF -> CRLF, and a last line without any line end
+    gets one. Refused: a bare CR, CRLF mixed with bare LF, NUL, over-long lines: there is no safe
     guess at what such bytes were meant to be.
     """
-    converted = b"\r" not in data
+    converted = b"\r\n" not in data  # a bare CR in such a file is then reported as itself
     if converted:
         data = data.replace(b"\n", b"\r\n")
     if data and not data.endswith((b"\r", b"\n")):
