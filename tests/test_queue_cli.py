@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from test_delivery import Handler, _free_port, smtpd  # noqa: F401  (fixture)
 
 from moxcli.cli import cli
@@ -236,7 +235,8 @@ def test_add_converts_bare_lf_and_adds_headers(runner, data_dir):
     head, _, body = queued.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     assert re.fullmatch(
-        rb"Received: by mail\.moxcli\.test \(moxcli queue add, from userid \d+\); \w{3}, \d\d \w{3} \d{4} [\d:]{8} \+0000",
+        rb"Received: by mail\.moxcli\.test \(moxcli queue add, from userid \d+\); "
+        rb"\w{3}, \d\d \w{3} \d{4} [\d:]{8} \+0000",
         lines[0],
     )
     assert lines[1] == b"Subject: x"
