@@ -167,8 +167,8 @@ def test_tlsresults_list(runner, data_dir):
     r = run(runner, data_dir, "tlsresults", "list", "--json")
     assert r.exit_code == 0
     (row,) = json.loads(r.output)
-    assert (row["day_utc"], row["policy_domain"], row["is_host"], row["send_report"]) == (
-        "20260301",
+    assert (row["day"], row["policy_domain"], row["is_host"], row["send_report"]) == (
+        "2026-03-01",
         "example.org",
         False,
         True,
@@ -177,8 +177,10 @@ def test_tlsresults_list(runner, data_dir):
     r = run(runner, data_dir, "tlsresults", "list", "--day", "20260301")
     assert r.exit_code == 0 and "example.org" in r.output and "no-policy-found" in r.output
     assert json.loads(run(runner, data_dir, "tlsresults", "list", "--day", "20260302", "--json").output) == []
-    r = run(runner, data_dir, "tlsresults", "list", "--day", "2026-03-01")
-    assert r.exit_code == 2 and "expected YYYYMMDD" in r.output
+    assert json.loads(run(runner, data_dir, "tlsresults", "list", "--day", "2026-03-01", "--json").output) == [row]
+    r = run(runner, data_dir, "tlsresults", "list", "--day", "2026-02-30")
+    assert r.exit_code == 2
+    assert r.stderr == "moxcli: --day '2026-02-30': expected a day as YYYY-MM-DD\n"
 
 
 def test_killed_run_leaves_queue_that_next_run_continues(runner, data_dir, smtpd):  # noqa: F811

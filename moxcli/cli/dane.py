@@ -36,7 +36,7 @@ def _domain(text: str) -> str:
     try:
         return parse_domain(text).ascii
     except DomainError as exc:
-        raise UsageError(f'parsing domain "{text}": {exc}') from None
+        raise UsageError(f'parsing domain "{text}": {exc}', code="bad-domain") from None
 
 
 def _usages(text: str | None) -> list[int] | None:

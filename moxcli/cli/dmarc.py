@@ -170,7 +170,7 @@ def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
     try:
         d = parse_domain(domain)
     except DomainError as exc:
-        raise UsageError(f"invalid domain {domain!r}: {exc}") from None
+        raise UsageError(f"invalid domain {domain!r}: {exc}", code="bad-domain") from None
     check = check_domain(Resolver.from_config(app.config().dns), d)
     if as_json:
         output.emit_json(check)

@@ -17,11 +17,15 @@ import os
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from moxcli.jsonfmt import day, error_object, finding, rfc3339, unknown_as_null
+
+__all__ = ["day", "error_object", "finding", "rfc3339", "unknown_as_null"]
 
 FORMATS = ("table", "tsv", "csv", "json")
 
@@ -42,52 +46,7 @@ def safe(text: Any) -> str:
     return str(text).translate(_CONTROL)
 
 
-# --- the JSON contract (docs/json.md) -------------------------------------------------------
-
-
-def rfc3339(t: datetime | float | int | None) -> str | None:
-    """A point in time as RFC 3339 UTC with whole seconds (`2026-12-03T04:05:06Z`); None stays None.
-
-    Accepts aware or naive (taken as UTC) datetimes and Unix seconds (int or float).
-    """
-    if t is None:
-        return None
-    if isinstance(t, datetime):
-        dt = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-    else:
-        dt = datetime.fromtimestamp(t, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def day(d: date | str | None) -> str | None:
-    """A UTC day as `YYYY-MM-DD`; accepts a date or the store's `YYYYMMDD` text; None stays None."""
-    if d is None:
-        return None
-    if isinstance(d, datetime):
-        d = d.astimezone(UTC).date() if d.tzinfo else d.date()
-    if isinstance(d, date):
-        return d.isoformat()
-    s = str(d)
-    if len(s) == 8 and s.isdigit():
-        return f"{s[:4]}-{s[4:6]}-{s[6:]}"
-    if len(s) == 10 and s[4] == "-" and s[7] == "-":
-        return s
-    raise ValueError(f"not a day: {s!r}")
-
-
-def unknown_as_null(v: Any) -> Any:
-    """`""` (how some stored records say "not known") as None, so JSON says null."""
-    return None if v == "" else v
-
-
-def finding(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    """A finding (error, warning, note) in JSON: a stable kebab-case `code` plus a message for people."""
-    return {"code": code, "message": message, **extra}
-
-
-def error_object(code: str, message: str) -> dict[str, Any]:
-    """What `--json` prints on stdout when a command fails: `{"error": {"code", "message"}}`."""
-    return {"error": {"code": code, "message": message}}
+# --- the JSON contract (docs/json.md): value helpers live in moxcli.jsonfmt (the library uses them too)
 
 
 def json_mode() -> bool:
@@ -308,3 +267,23 @@ def info(msg: str) -> None:
 
 def warn(msg: str) -> None:
     click.echo(f"warning: {safe(msg)}", err=True)
+
+
+def day_arg(option: str, value: str | None) -> str | None:
+    """A `--day` value, `YYYY-MM-DD` (the JSON form) or `YYYYMMDD`, as the store's `YYYYMMDD`.
+
+    An impossible date (2026-13-01) is a usage error (exit 2) naming the option.
+    """
+    if value is None:
+        return None
+    from moxcli.errors import UsageError
+
+    s = value.strip()
+    digits = s.replace("-", "") if len(s) == 10 and s[4] == "-" and s[7] == "-" else s
+    try:
+        if len(digits) != 8 or not digits.isdigit():
+            raise ValueError
+        date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        raise UsageError(f"{option} {value!r}: expected a day as YYYY-MM-DD", code="bad-day") from None
+    return digits

@@ -39,9 +39,9 @@ def _msg_json(m: Any) -> dict[str, Any]:
         "attempts": m.attempts,
         "next_attempt": _time(m.next_attempt),
         "last_attempt": _time(m.last_attempt),
-        "last_error": m.last_error,
-        "last_code": m.last_code,
-        "last_enhanced": m.last_enhanced,
+        "last_error": m.last_error or None,
+        "last_code": m.last_code or None,
+        "last_enhanced": m.last_enhanced or None,
         "hold": m.hold,
         "in_progress": _time(m.in_progress),
         "dialed_ips": m.dialed_ips,
@@ -133,11 +133,9 @@ def queue_add_cmd(
 
 
 @queue_group.command("list")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Output a JSON list of messages (keys as in `queue show --json`)."
-)
+@output.format_options("Output a JSON list of messages (keys as in `queue show --json`).")
 @click.pass_obj
-def queue_list_cmd(app: AppContext, as_json: bool) -> None:
+def queue_list_cmd(app: AppContext, fmt: str) -> None:
     """List queued messages.
 
     \b
@@ -148,10 +146,10 @@ def queue_list_cmd(app: AppContext, as_json: bool) -> None:
 
     with app.open_store(readonly=True) as st:
         msgs = dq.list_messages(st)
-    if as_json:
+    if fmt == "json":
         output.emit_json([_msg_json(m) for m in msgs])
         return
-    if not msgs:
+    if not msgs and fmt == "table":
         output.info("queue is empty")
         return
     output.table(
@@ -176,10 +174,11 @@ def queue_list_cmd(app: AppContext, as_json: bool) -> None:
                     )
                     if x
                 ),
-                m.last_error[:80],
+                m.last_error[:80] if fmt == "table" else m.last_error,
             )
             for m in msgs
         ],
+        fmt,
     )
 
 
@@ -352,37 +351,30 @@ def tlsresults_group() -> None:
 
 
 @tlsresults_group.command("list")
-@click.option("--day", help="Only this UTC day (YYYYMMDD).")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help=(
-        "Output a JSON list of rows: id, day_utc, policy_domain, recipient_domain, created, "
-        "updated, is_host, send_report, sent_to_recipient_domain, "
-        "recipient_domain_reporting_addresses, sent_to_policy_domain, results (RFC 8460 policy "
-        "results)."
-    ),
+@click.option("--day", metavar="YYYY-MM-DD", help="Only this UTC day (YYYY-MM-DD or YYYYMMDD).")
+@output.format_options(
+    "Output a JSON list of rows: id, day, policy_domain, recipient_domain, created, "
+    "updated, is_host, send_report, sent_to_recipient_domain, "
+    "recipient_domain_reporting_addresses, sent_to_policy_domain, results (RFC 8460 policy "
+    "results)."
 )
 @click.pass_obj
-def tlsresults_list_cmd(app: AppContext, day: str | None, as_json: bool) -> None:
+def tlsresults_list_cmd(app: AppContext, day: str | None, fmt: str) -> None:
     """List the recorded TLS results (what the daily TLS reports are made of).
 
     \b
     Example:
       moxcli tlsresults list --day 20260301
     """
-    from moxcli.errors import UsageError
     from moxcli.store import tlsresults
 
-    if day is not None and (len(day) != 8 or not day.isdigit()):
-        raise UsageError(f"--day {day!r}: expected YYYYMMDD")
+    day = output.day_arg("--day", day)
     with app.open_store(readonly=True) as st, st.read() as tx:
         rows = list(tlsresults.iter_rows(tx, day=day))
-    if as_json:
+    if fmt == "json":
         output.emit_json(rows)
         return
-    if not rows:
+    if not rows and fmt == "table":
         output.info("no tls results")
         return
     table_rows = []
@@ -395,7 +387,7 @@ def tlsresults_list_cmd(app: AppContext, day: str | None, as_json: bool) -> None
             )
             table_rows.append(
                 (
-                    r.day_utc,
+                    output.day(r.day_utc),
                     r.policy_domain,
                     r.recipient_domain,
                     "host" if r.is_host else "domain",
@@ -410,4 +402,5 @@ def tlsresults_list_cmd(app: AppContext, day: str | None, as_json: bool) -> None
         None,
         ["day", "policy domain", "recipient domain", "kind", "report", "policy", "ok", "failed", "failure details"],
         table_rows,
+        fmt,
     )

@@ -40,7 +40,7 @@ def list_evaluations(store: Store, policy_domain: str | None = None) -> list[Eva
         try:
             name = parse_domain(policy_domain).name
         except DomainError as exc:
-            raise UsageError(f"invalid domain {policy_domain!r}: {exc}") from None
+            raise UsageError(f"invalid domain {policy_domain!r}: {exc}", code="bad-domain") from None
     with store.read() as tx:
         return [Evaluation.from_record(r, i) for i, r in dstore.evaluations(tx, name)]
 

@@ -282,7 +282,7 @@ def list_reports(store: Store, domain: str | None = None) -> list[dict[str, Any]
         try:
             name = parse_domain(domain, lax=True).name
         except DomainError as exc:
-            raise UsageError(f"invalid domain {domain!r}: {exc}") from None
+            raise UsageError(f"invalid domain {domain!r}: {exc}", code="bad-domain") from None
         recs = [rstore.get(tx, i) for i in reversed(rstore.ids_for_domain(tx, name))]
         return [summary(r) for r in recs if r is not None]
 

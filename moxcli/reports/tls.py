@@ -167,7 +167,7 @@ def _day_start(day: str) -> datetime:
     try:
         return datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC)
     except ValueError:
-        raise UsageError(f"invalid day {day!r}: expected YYYYMMDD") from None
+        raise UsageError(f"invalid day {day!r}: expected YYYYMMDD", code="bad-day") from None
 
 
 def submitter_domain(config: Config) -> DomainConfig:

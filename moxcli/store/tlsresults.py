@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moxcli import jsonfmt
 from moxcli.domain import DomainError, parse_domain
 from moxcli.store.env import Store, Txn, decode
 from moxcli.store.schema import SEP, TLS_RESULT, TLS_RESULT_BY_RCPT, prefix_key, split_key, text_key
@@ -78,9 +79,17 @@ class ResultRow:
         }
 
     def to_json(self) -> dict[str, Any]:
+        """The contract form (docs/json.md): `day` as YYYY-MM-DD, times RFC 3339; results as in RFC 8460."""
         d = self.to_record()
-        d["results"] = [r.to_json() for r in self.results]
-        return d
+        del d["day_utc"]
+        return {
+            "id": d.pop("id"),
+            "day": jsonfmt.day(self.day_utc),
+            **d,
+            "created": jsonfmt.rfc3339(self.created),
+            "updated": jsonfmt.rfc3339(self.updated),
+            "results": [r.to_json() for r in self.results],
+        }
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> ResultRow:

@@ -51,7 +51,7 @@ def to_domain(domain: str | Domain) -> Domain:
         try:
             return parse_domain(domain, lax=True)
         except DomainError as exc:
-            raise UsageError(f"invalid domain {domain!r}: {exc}") from None
+            raise UsageError(f"invalid domain {domain!r}: {exc}", code="bad-domain") from None
 
 
 def select_record(name: str, texts: Sequence[str]) -> tuple[Record, str]:

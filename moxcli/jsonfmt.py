@@ -1,0 +1,54 @@
+"""Values in the JSON contract (docs/json.md): times, days, unknowns, findings, errors.
+
+Pure functions used by library `to_json` methods and the CLI (re-exported by moxcli.cli.output).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+
+def rfc3339(t: datetime | float | int | None) -> str | None:
+    """A point in time as RFC 3339 UTC with whole seconds (`2026-12-03T04:05:06Z`); None stays None.
+
+    Accepts aware or naive (taken as UTC) datetimes and Unix seconds (int or float).
+    """
+    if t is None:
+        return None
+    if isinstance(t, datetime):
+        dt = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    else:
+        dt = datetime.fromtimestamp(t, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def day(d: date | str | None) -> str | None:
+    """A UTC day as `YYYY-MM-DD`; accepts a date or the store's `YYYYMMDD` text; None stays None."""
+    if d is None:
+        return None
+    if isinstance(d, datetime):
+        d = d.astimezone(UTC).date() if d.tzinfo else d.date()
+    if isinstance(d, date):
+        return d.isoformat()
+    s = str(d)
+    if len(s) == 8 and s.isdigit():
+        return f"{s[:4]}-{s[4:6]}-{s[6:]}"
+    if len(s) == 10 and s[4] == "-" and s[7] == "-":
+        return s
+    raise ValueError(f"not a day: {s!r}")
+
+
+def unknown_as_null(v: Any) -> Any:
+    """`""` (how some stored records say "not known") as None, so JSON says null."""
+    return None if v == "" else v
+
+
+def finding(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """A finding (error, warning, note) in JSON: a stable kebab-case `code` plus a message for people."""
+    return {"code": code, "message": message, **extra}
+
+
+def error_object(code: str, message: str) -> dict[str, Any]:
+    """What `--json` prints on stdout when a command fails: `{"error": {"code", "message"}}`."""
+    return {"error": {"code": code, "message": message}}
