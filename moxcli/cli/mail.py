@@ -257,14 +257,9 @@ def account_group() -> None:
 
 
 @account_group.command("list")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print a JSON list of {name, addresses, created, mailboxes, messages, bytes}.",
-)
+@output.format_options("Print a JSON list of {name, addresses, created, mailboxes, messages, bytes}.")
 @click.pass_obj
-def account_list_cmd(app: AppContext, as_json: bool) -> None:
+def account_list_cmd(app: AppContext, fmt: str) -> None:
     """List accounts with their mailbox, message and byte counts.
 
     \b
@@ -274,13 +269,14 @@ def account_list_cmd(app: AppContext, as_json: bool) -> None:
     from moxcli.mail.listing import list_accounts
 
     accounts = list_accounts(app.data_dir)
-    if as_json:
+    if fmt == "json":
         output.emit_json(accounts)
         return
     output.table(
         None,
         ["account", "mailboxes", "messages", "bytes", "created"],
         [(a["name"], a["mailboxes"], a["messages"], a["bytes"], a["created"]) for a in accounts],
+        fmt,
     )
 
 
@@ -291,14 +287,9 @@ def mailbox_group() -> None:
 
 @mailbox_group.command("list")
 @click.argument("account")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print a JSON list of {name, messages, bytes, uidvalidity, uidnext, keywords, special_use}.",
-)
+@output.format_options("Print a JSON list of {name, messages, bytes, uidvalidity, uidnext, keywords, special_use}.")
 @click.pass_obj
-def mailbox_list_cmd(app: AppContext, account: str, as_json: bool) -> None:
+def mailbox_list_cmd(app: AppContext, account: str, fmt: str) -> None:
     """List an account's mailboxes with message and byte counts.
 
     \b
@@ -308,10 +299,10 @@ def mailbox_list_cmd(app: AppContext, account: str, as_json: bool) -> None:
     from moxcli.mail.listing import list_mailboxes
 
     mbs = list_mailboxes(app.data_dir, account)
-    if as_json:
+    if fmt == "json":
         output.emit_json(mbs)
         return
-    output.table(None, ["mailbox", "messages", "bytes"], [(m["name"], m["messages"], m["bytes"]) for m in mbs])
+    output.table(None, ["mailbox", "messages", "bytes"], [(m["name"], m["messages"], m["bytes"]) for m in mbs], fmt)
 
 
 @click.group("message")
@@ -322,11 +313,9 @@ def message_group() -> None:
 @message_group.command("list")
 @click.argument("account")
 @click.argument("mailbox")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print a JSON list of {uid, id, size, received, flags, keywords}."
-)
+@output.format_options("Print a JSON list of {uid, id, size, received, flags, keywords}.")
 @click.pass_obj
-def message_list_cmd(app: AppContext, account: str, mailbox: str, as_json: bool) -> None:
+def message_list_cmd(app: AppContext, account: str, mailbox: str, fmt: str) -> None:
     """List a mailbox's messages: uid, size, received, flags, keywords.
 
     \b
@@ -336,11 +325,12 @@ def message_list_cmd(app: AppContext, account: str, mailbox: str, as_json: bool)
     from moxcli.mail.listing import iter_messages
 
     msgs = iter_messages(app.data_dir, account, mailbox)
-    if as_json:
+    if fmt == "json":
         output.emit_json(list(msgs))
         return
     output.table(
         None,
         ["uid", "size", "received", "flags", "keywords"],
         [(m["uid"], m["size"], m["received"], " ".join(m["flags"]), " ".join(m["keywords"])) for m in msgs],
+        fmt,
     )

@@ -137,17 +137,11 @@ def mtasts_group() -> None:
 
 
 @mtasts_group.command("list")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help=(
-        "Output a JSON list of "
-        "{domain, mode, mx, max_age, record_id, backoff, valid_end, last_update, last_use, inserted}."
-    ),
+@output.format_options(
+    "Output a JSON list of {domain, mode, mx, max_age, record_id, backoff, valid_end, last_update, last_use, inserted}."
 )
 @click.pass_obj
-def mtasts_list_cmd(app: AppContext, as_json: bool) -> None:
+def mtasts_list_cmd(app: AppContext, fmt: str) -> None:
     """Show the cached MTA-STS policies.
 
     Most recently used first. A back-off row records a failed first fetch: until it ends,
@@ -161,7 +155,7 @@ def mtasts_list_cmd(app: AppContext, as_json: bool) -> None:
 
     with app.open_store(readonly=True) as store:
         rows = list_policies(store)
-    if as_json:
+    if fmt == "json":
         output.emit_json([r.to_json() for r in rows])
         return
     output.table(
@@ -180,6 +174,7 @@ def mtasts_list_cmd(app: AppContext, as_json: bool) -> None:
             )
             for r in rows
         ],
+        fmt,
     )
 
 

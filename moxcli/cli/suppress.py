@@ -85,17 +85,15 @@ def _make_group(kind: str, what: str) -> click.Group:
       moxcli suppress {kind} list --json
     """,
     )
-    @click.option(
-        "--json", "as_json", is_flag=True, help="Output a JSON list of {address, inserted, until, comment, active}."
-    )
+    @output.format_options("Output a JSON list of {address, inserted, until, comment, active}.")
     @click.pass_obj
-    def list_cmd(app: AppContext, as_json: bool) -> None:
+    def list_cmd(app: AppContext, fmt: str) -> None:
         from moxcli.store import suppress
 
         with app.open_store() as store, store.read() as tx:
             entries = suppress.entries(tx, kind)
         now = time.time()
-        if as_json:
+        if fmt == "json":
             output.emit_json([{**e.to_json(), "active": e.active(now)} for e in entries])
             return
         output.table(
@@ -105,6 +103,7 @@ def _make_group(kind: str, what: str) -> click.Group:
                 (e.address, _fmt(e.until), "yes" if e.active(now) else "expired", _fmt(e.inserted), e.comment)
                 for e in entries
             ],
+            fmt,
         )
 
     @group.command(

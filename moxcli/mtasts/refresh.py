@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from moxcli import log
+from moxcli import jsonfmt, log
 from moxcli.dns import Resolver
 from moxcli.domain import parse_domain
 from moxcli.mtasts.errors import (
@@ -53,7 +53,12 @@ class Refreshed:
     valid_end: float | None = None
 
     def to_json(self) -> dict:
-        return {"domain": self.domain, "action": self.action, "message": self.message, "valid_end": self.valid_end}
+        return {
+            "domain": self.domain,
+            "action": self.action,
+            "message": self.message,
+            "valid_end": jsonfmt.rfc3339(self.valid_end),
+        }
 
 
 def _update_if_unchanged(store: Store, old: PolicyRow, new: PolicyRow) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from moxcli import jsonfmt
 from moxcli.errors import StoreError
 from moxcli.mtasts.policy import Policy, PolicyParseError, parse_mx
 from moxcli.store.env import Txn
@@ -59,11 +60,11 @@ class PolicyRow:
             "max_age": self.policy.max_age,
             "record_id": self.record_id,
             "backoff": self.backoff,
-            "valid_end": self.valid_end,
-            "last_update": self.last_update,
-            "last_use": self.last_use,
-            "inserted": self.inserted,
-            "policy_text": self.policy_text,
+            "valid_end": jsonfmt.rfc3339(self.valid_end),
+            "last_update": jsonfmt.rfc3339(self.last_update),
+            "last_use": jsonfmt.rfc3339(self.last_use),
+            "inserted": jsonfmt.rfc3339(self.inserted),
+            "policy_text": self.policy_text or None,
         }
 
     @classmethod

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from moxcli import jsonfmt
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import UsageError
 from moxcli.store.env import Txn
@@ -44,7 +45,12 @@ class SuppressEntry:
         return self.until is None or self.until > now
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": self.address, "inserted": self.inserted, "until": self.until, "comment": self.comment}
+        return {
+            "address": self.address,
+            "inserted": jsonfmt.rfc3339(self.inserted),
+            "until": jsonfmt.rfc3339(self.until),
+            "comment": self.comment or None,
+        }
 
 
 def normalize_address(address: str) -> str:
