@@ -121,12 +121,12 @@ def test_send_dry_run_then_real(runner, data, fake_dns, tmp_path):
     out = json.loads(r.stdout)
     d = out["domains"][0]
     assert set(d) == {
-        "domain",
+        "policy_domain",
         "status",
         "evaluations",
         "records",
         "report_id",
-        "begin",
+        "start",
         "end",
         "queued_to",
         "error_report_to",
@@ -186,7 +186,7 @@ def test_import_list_show(runner, data):
         "file",
         "id",
         "policy_domain",
-        "org_name",
+        "organization_name",
         "report_id",
         "duplicate",
     }
@@ -197,11 +197,11 @@ def test_import_list_show(runner, data):
     assert [x["id"] for x in rows] == [3, 2, 1]
     assert set(rows[0]) == {
         "id",
-        "added",
+        "imported",
         "policy_domain",
-        "org_name",
+        "organization_name",
         "report_id",
-        "begin",
+        "start",
         "end",
         "schema",
         "records",

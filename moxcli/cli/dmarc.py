@@ -77,17 +77,12 @@ def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
     is_flag=True,
     help="One line per policy domain: evaluations, dispositions, whether a report will be sent.",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help=(
-        "Output a JSON list of evaluations (the record fields plus id); with --stats an object "
-        "{domain: {count, dispositions, send_report}}."
-    ),
+@output.format_options(
+    "Output a JSON list of evaluations (the record fields plus id); with --stats an object "
+    "{domain: {count, dispositions, send_report}}."
 )
 @click.pass_obj
-def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bool) -> None:
+def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, fmt: str) -> None:
     """List the evaluations waiting for a report.
 
     \b
@@ -101,7 +96,7 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bo
     if stats:
         with app.open_store(readonly=True) as store:
             per_domain = evaluation_stats(store)
-        if as_json:
+        if fmt == "json":
             output.emit_json(per_domain)
         else:
             output.table(
@@ -111,11 +106,12 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bo
                     (d, s["count"], ", ".join(s["dispositions"]), "yes" if s["send_report"] else "no (only optional)")
                     for d, s in per_domain.items()
                 ],
+                fmt,
             )
         return
     with app.open_store(readonly=True) as store:
         evals = list_evaluations(store, domain)
-    if as_json:
+    if fmt == "json":
         output.emit_json([{"id": e.id, **e.to_record(), "evaluated": format_time(e.evaluated)} for e in evals])
         return
     output.table(
@@ -135,6 +131,7 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, as_json: bo
             )
             for e in evals
         ],
+        fmt,
     )
 
 
@@ -358,7 +355,7 @@ def dmarcreports_group() -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Output a JSON list of {file, id, policy_domain, org_name, report_id, duplicate}.",
+    help="Output a JSON list of {file, id, policy_domain, organization_name, report_id, duplicate}.",
 )
 @click.pass_obj
 def dmarcreports_import_cmd(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
@@ -382,7 +379,14 @@ def dmarcreports_import_cmd(app: AppContext, files: tuple[Path, ...], as_json: b
         None,
         ["file", "id", "policy domain", "organization", "report id", ""],
         [
-            (d.file, d.id, d.policy_domain, d.org_name, d.report_id, "duplicate, skipped" if d.duplicate else "stored")
+            (
+                d.file,
+                d.id,
+                d.policy_domain,
+                d.organization_name,
+                d.report_id,
+                "duplicate, skipped" if d.duplicate else "stored",
+            )
             for d in done
         ],
     )
@@ -390,9 +394,9 @@ def dmarcreports_import_cmd(app: AppContext, files: tuple[Path, ...], as_json: b
 
 @dmarcreports_group.command("list")
 @click.option("--domain", help="Only reports about this policy domain.")
-@click.option("--json", "as_json", is_flag=True, help="Output a JSON list of report summaries (see docs).")
+@output.format_options("Output a JSON list of report summaries (see docs).")
 @click.pass_obj
-def dmarcreports_list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
+def dmarcreports_list_cmd(app: AppContext, domain: str | None, fmt: str) -> None:
     """List received DMARC reports, newest first.
 
     \b
@@ -403,7 +407,7 @@ def dmarcreports_list_cmd(app: AppContext, domain: str | None, as_json: bool) ->
 
     with app.open_store(readonly=True) as store:
         reports = list_reports(store, domain)
-    if as_json:
+    if fmt == "json":
         output.emit_json(reports)
         return
     output.table(
@@ -413,8 +417,8 @@ def dmarcreports_list_cmd(app: AppContext, domain: str | None, as_json: bool) ->
             (
                 r["id"],
                 r["policy_domain"],
-                r["org_name"],
-                f"{_utc(r['begin'])} - {_utc(r['end'])}",
+                r["organization_name"],
+                f"{r['start']} - {r['end']}",
                 r["messages"],
                 r["dmarc_pass"],
                 r["dmarc_fail"],
@@ -422,6 +426,7 @@ def dmarcreports_list_cmd(app: AppContext, domain: str | None, as_json: bool) ->
             )
             for r in reports
         ],
+        fmt,
     )
 
 

@@ -169,9 +169,9 @@ def import_cmd(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
 
 @tlsreports_group.command("list")
 @click.option("--domain", help="Only reports about this policy domain.")
-@click.option("--json", "as_json", is_flag=True, help="Output a JSON list (keys in docs/tls-reports.md).")
+@output.format_options("Output a JSON list (keys in docs/tls-reports.md).")
 @click.pass_obj
-def list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
+def list_cmd(app: AppContext, domain: str | None, fmt: str) -> None:
     """List imported TLS reports, newest first.
 
     \b
@@ -182,7 +182,7 @@ def list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
 
     with app.open_store() as store:
         rows = list_reports(store, domain)
-    if as_json:
+    if fmt == "json":
         output.emit_json(rows)
         return
     output.table(
@@ -201,6 +201,7 @@ def list_cmd(app: AppContext, domain: str | None, as_json: bool) -> None:
             )
             for r in rows
         ],
+        fmt,
     )
 
 

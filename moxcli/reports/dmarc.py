@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from moxcli import log
+from moxcli import jsonfmt
 from moxcli.config import Config
 from moxcli.dmarc.evaluation import Evaluation
 from moxcli.dmarc.interval import intervals_ending_at
@@ -85,9 +86,17 @@ class DomainResult:
     xml: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """The contract form (docs/json.md): the period as `start`/`end` times, null for unknown."""
         d = dict(self.__dict__)
         if not self.xml:
             d.pop("xml")
+        known = bool(self.begin or self.end)
+        d.pop("begin")
+        d["policy_domain"] = d.pop("domain")
+        d["report_id"] = self.report_id or None
+        d["start"] = jsonfmt.rfc3339(self.begin) if known else None
+        d["end"] = jsonfmt.rfc3339(self.end) if known else None
+        d["due"] = jsonfmt.rfc3339(self.due) if self.due else None
         return d
 
 

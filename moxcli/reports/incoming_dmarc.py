@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moxcli import jsonfmt
 from moxcli.config import Config
 from moxcli.dmarc.parse import ReportError, parse_file
 from moxcli.dmarc.report import Feedback
@@ -30,7 +31,7 @@ class Imported:
     file: str
     id: int
     policy_domain: str
-    org_name: str
+    organization_name: str
     report_id: str
     duplicate: bool = False
 
@@ -126,12 +127,12 @@ def summary(rec: dict[str, Any]) -> dict[str, Any]:
     passed = sum(r["count"] for r in records if r["dkim"] == "pass" or r["spf"] == "pass")
     return {
         "id": rec["id"],
-        "added": rec["added"],
+        "imported": jsonfmt.rfc3339(rec["added"]),
         "policy_domain": rec["policy_domain"],
-        "org_name": rec["org_name"],
+        "organization_name": rec["org_name"],
         "report_id": rec["report_id"],
-        "begin": rec["begin"],
-        "end": rec["end"],
+        "start": jsonfmt.rfc3339(rec["begin"]),
+        "end": jsonfmt.rfc3339(rec["end"]),
         "schema": rec["schema"],
         "records": len(records),
         "messages": total,

@@ -24,6 +24,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, cast
 
+from moxcli import jsonfmt
 from moxcli.config import Config
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import CheckFailed, UsageError
@@ -263,11 +264,11 @@ def summary(rec: dict[str, Any]) -> dict[str, Any]:
         "report_id": rep.get("report-id", ""),
         "start": rep.get("date-range", {}).get("start-datetime", ""),
         "end": rep.get("date-range", {}).get("end-datetime", ""),
-        "contact_info": rep.get("contact-info", ""),
+        "contact_info": rep.get("contact-info") or None,
         "policy_domains": rec.get("policy_domains", []),
-        "from_domain": rec.get("from_domain", ""),
-        "source": rec.get("source", ""),
-        "imported": rec.get("imported", 0.0),
+        "from_domain": rec.get("from_domain") or None,
+        "source": rec.get("source") or None,
+        "imported": jsonfmt.rfc3339(rec.get("imported")),
         "host_report": rec.get("host_report", False),
         "successful_sessions": sum(p["summary"]["total-successful-session-count"] for p in pols),
         "failed_sessions": sum(p["summary"]["total-failure-session-count"] for p in pols),
