@@ -21,8 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from moxcli import log
-from moxcli import jsonfmt
+from moxcli import jsonfmt, log
 from moxcli.config import Config
 from moxcli.dmarc.evaluation import Evaluation
 from moxcli.dmarc.interval import intervals_ending_at
