@@ -60,7 +60,7 @@ _9990: dict[str, Model] = {
         ("extra_contact_info", 0, 1),
         ("report_id", 1, 1),
         ("date_range", 1, 1),
-        ("error", 0, INF),
+        ("error", 0, 1),  # RFC 9990 Appendix A: at most one
         ("generator", 0, 1),
     ),
     "identifiers": (("envelope_to", 0, 1), ("envelope_from", 0, 1), ("header_from", 1, 1)),
