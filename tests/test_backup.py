@@ -20,6 +20,7 @@ from moxcli.datatools import INCOMPLETE_MARKER, VERSION_FILE
 from moxcli.datatools.backup import backup
 from moxcli.datatools.verify import verify_data
 from moxcli.store import Store, schema
+from moxcli.store.env import seal
 from moxcli.store.files import message_file, queue_file, write_file
 
 
@@ -256,7 +257,8 @@ def test_sigkill_during_backup(data_dir, tmp_path):
 
 def test_bad_records_are_errors_not_crashes(src, tmp_path):
     with Store.open(src) as st, st.write() as tx:
-        tx.put_raw(schema.MESSAGE, schema.text_key("alice", 1, 99), b"\xc1")
+        key = schema.text_key("alice", 1, 99)
+        tx.put_raw(schema.MESSAGE, key, seal(key, b"\xc1"))
         tx.put(schema.MESSAGE, schema.text_key("../evil", 1, 1), {"id": 1, "size": 1})
         tx.put(schema.QUEUE, schema.u64(77), {"id": 77, "size": "big"})
     res = backup(src, tmp_path / "backup")
@@ -316,15 +318,16 @@ def test_backup_of_an_older_schema_store(src, tmp_path, monkeypatch):
     """Before an upgrade: the old store is copied as it is, with all its files."""
     from moxcli.store import migrate
 
-    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
-    monkeypatch.setattr("moxcli.datatools.verify.SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrate.MIGRATIONS, 1, lambda tx: None)
+    now = schema.SCHEMA_VERSION
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", now + 1)
+    monkeypatch.setattr("moxcli.datatools.verify.SCHEMA_VERSION", now + 1)
+    monkeypatch.setitem(migrate.MIGRATIONS, now, lambda tx: None)
     res = backup(src, tmp_path / "backup")
     assert res.ok, res.errors
-    assert res.schema_version == 1
+    assert res.schema_version == now
     assert res.warnings == [
-        "the store has the older schema version 1: copied as it is, with every file under accounts/ and queue/"
+        f"the store has the older schema version {now}: copied as it is, with every file under accounts/ and queue/"
     ]
     v = verify_data(tmp_path / "backup")
-    assert v.ok and v.migrated_from == 1, v.problems
+    assert v.ok and v.migrated_from == now, v.problems
     assert v.counts["message_files"] == 6 and v.counts["queue_files"] == 2

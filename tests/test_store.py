@@ -9,6 +9,7 @@ import pytest
 
 from moxcli.errors import ConfigError, StoreError
 from moxcli.store import Store, StoreNeedsMigration, job_lock, migrate, schema
+from moxcli.store.env import seal
 from moxcli.store.files import message_file, msg_path, parse_msg_path, write_file
 
 
@@ -102,13 +103,14 @@ def test_older_schema_migrated_in_one_transaction(data_dir, monkeypatch):
         rec = tx.get(schema.QUEUE, schema.u64(7))
         tx.put(schema.QUEUE, schema.u64(7), {"new_field": rec["old_field"]})
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrate.MIGRATIONS, 1, step)
+    now = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", now + 1)
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", now + 1)
+    monkeypatch.setitem(migrate.MIGRATIONS, now, step)
     with pytest.raises(StoreNeedsMigration):
         Store.open(data_dir, readonly=True)
     with Store.open(data_dir) as st, st.read() as tx:
-        assert tx.meta("schema_version") == 2
+        assert tx.meta("schema_version") == now + 1
         assert tx.get(schema.QUEUE, schema.u64(7))["new_field"] == "x"
     assert calls == [1]
 
@@ -120,22 +122,26 @@ def test_failed_migration_leaves_old_schema(data_dir, monkeypatch):
         tx.put(schema.QUEUE, schema.u64(1), {"half": True})
         raise StoreError("step failed")
 
-    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrate.MIGRATIONS, 1, step)
+    now = schema.SCHEMA_VERSION
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", now + 1)
+    monkeypatch.setitem(migrate.MIGRATIONS, now, step)
     with pytest.raises(StoreError, match="step failed"):
         Store.open(data_dir)
-    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 1)
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", now)
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
-        assert tx.meta("schema_version") == 1
+        assert tx.meta("schema_version") == now
         assert tx.get(schema.QUEUE, schema.u64(1)) is None
 
 
 def test_undecodable_record_is_a_store_error(data_dir):
     with Store.open(data_dir) as st:
         with st.write() as tx:
-            tx.put_raw(schema.QUEUE, schema.u64(1), b"\xc1garbage")
-            tx.put_raw(schema.QUEUE, schema.u64(2), b"\x81\xa2_v\x63")  # version 99
+            tx.put_raw(schema.QUEUE, schema.u64(1), seal(schema.u64(1), b"\xc1garbage"))
+            tx.put_raw(schema.QUEUE, schema.u64(2), seal(schema.u64(2), b"\x81\xa2_v\x63"))  # version 99
+            tx.put_raw(schema.QUEUE, schema.u64(3), seal(schema.u64(3), b"\x80")[:-1] + b"\x00")
         with st.read() as tx:
+            with pytest.raises(StoreError, match="fails its checksum"):
+                tx.get(schema.QUEUE, schema.u64(3))
             with pytest.raises(StoreError, match="does not decode"):
                 tx.get(schema.QUEUE, schema.u64(1))
             with pytest.raises(StoreError, match="unknown version 99"):

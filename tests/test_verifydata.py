@@ -20,6 +20,7 @@ from moxcli.datatools.verify import IdSet, data_file_problem, verify_data
 from moxcli.delivery.queue import enqueue
 from moxcli.errors import StoreError
 from moxcli.store import Store, migrate, schema
+from moxcli.store.env import seal
 from moxcli.store.files import message_file, queue_file, write_file
 from moxcli.store.mail import ensure_account, ensure_mailbox, put_mailbox
 
@@ -209,12 +210,14 @@ CASES = [
     ),
     (
         "garbage record",
-        lambda d: _put_raw(d, schema.MTASTS_POLICY, b"example.net", b"\xc1garbage"),
+        lambda d: _put_raw(d, schema.MTASTS_POLICY, b"example.net", seal(b"example.net", b"\xc1garbage")),
         ["store/mtasts/example.net: does not decode (msgpack: FormatError)"],
     ),
     (
         "record of a newer version",
-        lambda d: _put_raw(d, schema.TLS_SUPPRESS, b"tlsrpt@example.net", b"\x81\xa2_v\x63"),
+        lambda d: _put_raw(
+            d, schema.TLS_SUPPRESS, b"tlsrpt@example.net", seal(b"tlsrpt@example.net", b"\x81\xa2_v\x63")
+        ),
         ["store/tlssuppress/tlsrpt@example.net: has unknown version 99"],
     ),
     (
@@ -375,14 +378,15 @@ def test_older_schema_verified_on_migrated_copy(good, monkeypatch):
             rec.pop("_v")
             tx.put(schema.QUEUE, key, {**rec, "migrated": True})
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
-    monkeypatch.setattr("moxcli.datatools.verify.SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrate.MIGRATIONS, 1, step)
+    now = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", now + 1)
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", now + 1)
+    monkeypatch.setattr("moxcli.datatools.verify.SCHEMA_VERSION", now + 1)
+    monkeypatch.setitem(migrate.MIGRATIONS, now, step)
     res = verify_data(good)
     assert res.ok, res.problems
-    assert res.migrated_from == 1 and res.schema_version == 2 and calls == [1]
-    assert "schema version 1; verified a copy migrated to version 2" in res.notes[0]
+    assert res.migrated_from == now and res.schema_version == now + 1 and calls == [1]
+    assert f"schema version {now}; verified a copy migrated to version {now + 1}" in res.notes[0]
     assert tree_digest(good) == before
 
 
@@ -390,18 +394,20 @@ def test_failed_migration_is_a_problem(good, monkeypatch):
     def step(tx):
         raise StoreError("step 1 failed")
 
-    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrate.MIGRATIONS, 1, step)
-    assert problems(good) == ["store: migrating a copy from schema version 1 failed: step 1 failed"]
+    now = schema.SCHEMA_VERSION
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", now + 1)
+    monkeypatch.setitem(migrate.MIGRATIONS, now, step)
+    assert problems(good) == [f"store: migrating a copy from schema version {now} failed: step 1 failed"]
 
 
 def test_crashing_migration_step_is_a_problem(good, monkeypatch):
     def step(tx):
         return {}["missing"]
 
-    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrate.MIGRATIONS, 1, step)
-    assert problems(good) == ["store: migrating a copy from schema version 1 failed: KeyError: 'missing'"]
+    now = schema.SCHEMA_VERSION
+    monkeypatch.setattr("moxcli.store.env.SCHEMA_VERSION", now + 1)
+    monkeypatch.setitem(migrate.MIGRATIONS, now, step)
+    assert problems(good) == [f"store: migrating a copy from schema version {now} failed: KeyError: 'missing'"]
 
 
 def test_newer_schema_is_a_problem(good):
@@ -557,7 +563,7 @@ def test_hostile_records_never_crash(data_dir_factory, table, key, record):
         if isinstance(record, bytes):
             tx.put_raw(table, key, record)
         else:
-            tx.put_raw(table, key, msgpack.packb(record, use_bin_type=True))
+            tx.put_raw(table, key, seal(key, msgpack.packb(record, use_bin_type=True)))
     res = verify_data(data)
     for f in res.problems + res.warnings:
         assert "\n" not in str(f)

@@ -39,7 +39,8 @@ from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration, Txn, job_lock
 from moxcli.store import queue as qstore
-from moxcli.store.env import STORE_DIR, decode
+from moxcli.store.datafile import data_file_problem
+from moxcli.store.env import STORE_DIR, StoreDamaged, decode
 from moxcli.store.files import check_account_name, msg_path, parse_msg_path, sync_dir
 from moxcli.store.schema import MESSAGE, QUEUE, Table, from_u64, u64
 
@@ -93,6 +94,9 @@ def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: b
     dst = Path(dest).resolve()
     if not (src / STORE_DIR / "data.mdb").exists():
         raise UsageError(f"{src}: no store here (is --data right?)")
+    why = data_file_problem(src / STORE_DIR / "data.mdb")
+    if why:  # refused before DEST is made: a backup of a damaged store is no backup
+        raise StoreDamaged(f"{src / STORE_DIR / 'data.mdb'}: {why}; run moxcli verifydata")
     if dst == src or dst.is_relative_to(src) or src.is_relative_to(dst):
         raise UsageError(f"{dest}: the backup must not be inside the data directory {src} or contain it")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):

@@ -28,6 +28,7 @@ from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration
 from moxcli.store import queue as qstore
+from moxcli.store.datafile import data_file_problem
 from moxcli.store.env import STORE_DIR, Txn, decode
 from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path
 from moxcli.store.schema import (
@@ -81,7 +82,7 @@ _INT_PARTS: dict[str, tuple[int, ...]] = {
 }
 
 # Index tables hold raw values, not records (schema.py writes their layouts as "key -> value").
-INDEX_TABLES = {t.name for t in TABLES if "->" in t.key_layout}
+INDEX_TABLES = {t.name for t in TABLES if t.is_index}
 
 MESSAGE_SEQUENCE = "message:{account}"  # docs/development.md, data contracts
 # Meta key prefix of an unfinished import (moxcli.store.mail.begin_import; read here record by
@@ -199,48 +200,6 @@ def decode_error(table: Table, key: bytes, exc: StoreError) -> str:
     if what.endswith(": ") and exc.__context__ is not None:
         what = f"{what[:-2]} (msgpack: {type(exc.__context__).__name__})"
     return what
-
-
-# LMDB's meta pages (lmdb.h MDB_meta after the 16-byte page header; 64-bit build): magic,
-# version, address, mapsize, two 48-byte MDB_db (the first's md_pad is the page size),
-# last_pg, txnid.
-_MDB_MAGIC = 0xBEEFC0DE
-_META_HEAD = struct.Struct("<II")
-_META_PSIZE = struct.Struct("<I")
-_META_TAIL = struct.Struct("<QQ")
-
-
-def data_file_problem(path: Path) -> str | None:
-    """Why data.mdb cannot be read safely, or None.
-
-    LMDB maps the file into memory, so a page past the end of a truncated file kills the
-    reading process with SIGBUS; the meta pages say how long the file must be.
-    """
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(160)
-            if len(head) < 160 or _META_HEAD.unpack_from(head, 16) != (_MDB_MAGIC, 1):
-                return f"not an LMDB data file ({size} bytes)"
-            psize = _META_PSIZE.unpack_from(head, 40)[0]
-            if psize < 512 or psize & (psize - 1):
-                return f"meta page has an invalid page size {psize}"
-            f.seek(psize)
-            second = f.read(160)
-    except OSError as exc:
-        return f"cannot read: {exc.strerror}"
-    metas = []
-    for page in (head, second):
-        if len(page) == 160 and _META_HEAD.unpack_from(page, 16) == (_MDB_MAGIC, 1):
-            last_pg, txnid = _META_TAIL.unpack_from(page, 136)
-            metas.append((txnid, last_pg))
-    if not metas:
-        return f"truncated: {size} bytes, shorter than its two meta pages"
-    _txnid, last_pg = max(metas)
-    need = (last_pg + 1) * psize
-    if size < need:
-        return f"truncated: {size} bytes, but its last page ends at byte {need}"
-    return None
 
 
 _PROBE = (

@@ -7,7 +7,10 @@ never block behind a writer (MVCC), and a file that is consistent after a crash 
 
 from __future__ import annotations
 
+import os
+import struct
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,8 +19,9 @@ from typing import Any, TypeVar, cast
 import lmdb
 import msgpack
 
-from moxcli.errors import ConfigError, StoreError
+from moxcli.errors import ConfigError, StoreError, UsageError
 from moxcli.store import migrate
+from moxcli.store.datafile import data_file_problem
 from moxcli.store.schema import META, SCHEMA_VERSION, TABLES, Table
 
 T = TypeVar("T")
@@ -25,6 +29,10 @@ T = TypeVar("T")
 DEFAULT_MAP_SIZE = 1 << 30
 MAX_MAP_SIZE = 1 << 40
 STORE_DIR = "store"
+
+
+class StoreDamaged(UsageError):
+    """The data file cannot be mapped safely (truncated, not LMDB): refused before LMDB sees it."""
 
 
 class StoreNeedsMigration(StoreError):
@@ -37,14 +45,42 @@ class StoreNeedsMigration(StoreError):
         self.version = version
 
 
-def encode(table: Table, record: dict[str, Any]) -> bytes:
-    return msgpack.packb({**record, "_v": table.version}, use_bin_type=True)
+# Every record value ends with a CRC-32 of its key and msgpack payload (schema 2 on): LMDB
+# keeps no checksums, so without it a flipped bit in a record is read as valid data.
+_CRC = struct.Struct(">I")
+
+
+def seal(key: bytes, payload: bytes) -> bytes:
+    """``payload`` with the checksum trailer that :func:`decode` verifies."""
+    return payload + _CRC.pack(zlib.crc32(payload, zlib.crc32(key)))
+
+
+def unseal(key: bytes, raw: bytes) -> bytes | None:
+    """The payload of a sealed value, or None when its checksum does not match."""
+    if len(raw) < _CRC.size:
+        return None
+    payload = raw[: -_CRC.size]
+    if _CRC.unpack(raw[-_CRC.size :])[0] != zlib.crc32(payload, zlib.crc32(key)):
+        return None
+    return payload
+
+
+def encode(table: Table, key: bytes, record: dict[str, Any]) -> bytes:
+    return seal(key, msgpack.packb({**record, "_v": table.version}, use_bin_type=True))
 
 
 def decode(table: Table, key: bytes, raw: bytes) -> dict[str, Any]:
+    """The record of a stored value; StoreError (never another exception) when it is damaged."""
+    payload = unseal(key, raw)
+    if payload is None:
+        raise StoreError(f"table {table.name}: record {key!r} fails its checksum (the store is damaged)")
+    return _unpack(table, key, payload)
+
+
+def _unpack(table: Table, key: bytes, payload: bytes) -> dict[str, Any]:
     try:
-        record = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException) as exc:
+        record = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise StoreError(f"table {table.name}: record {key!r} does not decode: {exc}") from None
     if not isinstance(record, dict):
         raise StoreError(f"table {table.name}: record {key!r} is not a map")
@@ -52,6 +88,11 @@ def decode(table: Table, key: bytes, raw: bytes) -> dict[str, Any]:
     if not isinstance(version, int) or version > table.version or version < 1:
         raise StoreError(f"table {table.name}: record {key!r} has unknown version {version!r}")
     return record
+
+
+def decode_unsealed(table: Table, key: bytes, raw: bytes) -> dict[str, Any]:
+    """A record as schema 1 stored it (no checksum): for reading the schema version and migrating."""
+    return _unpack(table, key, raw)
 
 
 class Txn:
@@ -78,7 +119,7 @@ class Txn:
 
     def put(self, table: Table, key: bytes, record: dict[str, Any], overwrite: bool = True) -> bool:
         """Store a record; with overwrite=False, returns False if the key exists."""
-        return self._txn.put(key, encode(table, record), db=self._db(table), overwrite=overwrite)
+        return self._txn.put(key, encode(table, key, record), db=self._db(table), overwrite=overwrite)
 
     def put_raw(self, table: Table, key: bytes, value: bytes) -> None:
         """Index entries: a key whose value carries no record."""
@@ -181,11 +222,19 @@ class Store:
         of an older schema migrates it in one write transaction; a newer one is refused.
         """
         path = Path(data_dir) / STORE_DIR
+        data_file = path / "data.mdb"
         if readonly:
-            if not (path / "data.mdb").exists():
+            if not data_file.exists():
                 raise StoreError(f"{path}: no store here (is --data right?)")
         else:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if data_file.exists():
+            why = data_file_problem(data_file)
+            if why:
+                raise StoreDamaged(f"{data_file}: {why}; run moxcli verifydata")
+        # A read-only directory (a backup on read-only media) cannot hold LMDB's lock file; with
+        # nothing able to write there, reading without the reader table is safe.
+        lock = not readonly or (path / "lock.mdb").exists() or os.access(path, os.W_OK)
         try:
             env = lmdb.open(
                 str(path),
@@ -193,7 +242,7 @@ class Store:
                 max_dbs=len(TABLES) + 8,
                 subdir=True,
                 readonly=readonly,
-                lock=True,
+                lock=lock,
                 mode=0o600,
                 max_readers=256,
                 metasync=True,
@@ -244,7 +293,19 @@ class Store:
 
     def _read_version(self) -> int | None:
         with self.read() as tx:
-            v = tx.meta("schema_version")
+            key = b"schema_version"
+            raw = tx.get_raw(META, key)
+            if raw is None:
+                return None
+            payload = unseal(key, raw)
+            if payload is None:
+                payload = raw  # schema 1 stored records without a checksum
+            try:
+                v = decode_unsealed(META, key, payload).get("value")
+            except StoreError:
+                v = None
+            if v is None or (payload is raw and v != 1):
+                raise StoreError(f"{self.path}: the schema version record is damaged; run moxcli verifydata")
         if v is not None and not isinstance(v, int):
             raise StoreError(f"{self.path}: schema version record is not a number: {v!r}")
         return v

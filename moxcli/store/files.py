@@ -8,7 +8,9 @@ reader never sees a half-written file. Bulk writers (import) skip the per-file s
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -84,11 +86,27 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def create_temp(directory: Path, name: str) -> tuple[int, Path]:
+    """A new file ``.<name>.tmp<random>`` in ``directory``, mode 0600, open for writing.
+
+    O_EXCL|O_NOFOLLOW: a name planted in advance (a symlink to a file elsewhere, a file of
+    another user) is never opened, so a writer can never be made to overwrite a file outside
+    the data directory; a random part makes the name unguessable (tempfile.mkstemp's rule).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = directory / f".{name}.tmp{secrets.token_hex(6)}"
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(directory))
+
+
 def write_file(path: Path, data: bytes, sync: bool = True) -> None:
     """Write then rename: the final name appears only with complete content."""
     private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, tmp = create_temp(path.parent, path.name)
     try:
         view = memoryview(data)
         while view:

@@ -12,8 +12,27 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from moxcli.store.env import Txn
 
+
+
+def _seal_records(txn: Txn) -> None:
+    """1 -> 2: append the checksum trailer to every record value (index values stay raw).
+
+    The payload is kept byte for byte: a record that was already damaged stays undecodable."""
+    from moxcli.store.env import seal
+    from moxcli.store.schema import TABLES
+
+    for table in TABLES:
+        if table.is_index:
+            continue
+        keys = [key for key, _ in txn.scan_raw(table)]
+        for key in keys:
+            raw = txn.get_raw(table, key)
+            if raw is not None:
+                txn.put_raw(table, key, seal(key, raw))
+
+
 # MIGRATIONS[n] upgrades a store from schema n to n+1.
-MIGRATIONS: dict[int, Callable[[Txn], None]] = {}
+MIGRATIONS: dict[int, Callable[[Txn], None]] = {1: _seal_records}
 
 
 def upgrade(txn: Txn, from_version: int, to_version: int) -> None:

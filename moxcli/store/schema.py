@@ -1,7 +1,8 @@
 """Every record type in the store: its table, key layout and record version.
 
-One LMDB environment holds one named database ("table") per record type. Values are msgpack
-maps carrying their record version under ``_v``; new optional fields need no version bump
+One LMDB environment holds one named database ("table") per record type. Values are
+msgpack maps carrying their record version under ``_v``, followed by a 4-byte CRC-32 of key
+and map (schema 2; ``env.seal``): a damaged record is detected, not read; new optional fields need no version bump
 (readers use defaults), a changed meaning does (and a step in ``migrate.py``).
 
 Keys are built for the range scans the features need. Text parts are UTF-8 and separated by
@@ -14,7 +15,8 @@ import struct
 from dataclasses import dataclass
 
 # Bump when a record's meaning changes; add the step to migrate.MIGRATIONS.
-SCHEMA_VERSION = 1
+# 2: every record value (not index values) ends with a CRC-32 of key and payload (env.seal).
+SCHEMA_VERSION = 2
 
 SEP = b"\x00"
 
@@ -24,6 +26,11 @@ class Table:
     name: str
     version: int
     key_layout: str
+
+    @property
+    def is_index(self) -> bool:
+        """Index tables ("key -> value" layouts) hold raw values, not records."""
+        return "->" in self.key_layout
 
 
 META = Table("meta", 1, "name (ascii): schema_version, created, sequence counters seq:<name>, job state")

@@ -1,0 +1,140 @@
+"""Damaged stores: record checksums, truncated data files refused before LMDB maps them."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moxcli.datatools.gentest import generate
+from moxcli.datatools.verify import verify_data
+from moxcli.errors import StoreError
+from moxcli.store import Store, schema
+from moxcli.store.env import StoreDamaged, decode, seal, unseal
+
+MOXCLI = str(Path(sys.executable).parent / "moxcli")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("gen") / "data"
+    generate(d)
+    return d
+
+
+def test_every_record_is_sealed(generated):
+    with Store.open(generated, readonly=True) as st, st.read() as tx:
+        n = 0
+        for table in schema.TABLES:
+            if table.is_index:
+                continue
+            for key, raw in tx.scan_raw(table):
+                assert unseal(key, raw) is not None, (table.name, key)
+                n += 1
+    assert n > 50
+
+
+def test_any_flipped_bit_of_a_record_fails_its_checksum(generated):
+    """CRC-32 detects every single-bit error: in the value and in the key."""
+    rng = random.Random(3)
+    with Store.open(generated, readonly=True) as st, st.read() as tx:
+        records = [(t, k, v) for t in schema.TABLES if not t.is_index for k, v in tx.scan_raw(t)]
+    for table, key, raw in rng.sample(records, 40):
+        bit = rng.randrange(len(raw) * 8)
+        damaged = bytearray(raw)
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(StoreError, match="fails its checksum"):
+            decode(table, key, bytes(damaged))
+        kbit = rng.randrange(len(key) * 8)
+        other = bytearray(key)
+        other[kbit // 8] ^= 1 << (kbit % 8)
+        with pytest.raises(StoreError, match="fails its checksum"):
+            decode(table, bytes(other), raw)
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x00", b"abc", b"\xff" * 4, os.urandom(64)])
+def test_decode_of_garbage_is_a_store_error(raw):
+    with pytest.raises(StoreError):
+        decode(schema.QUEUE, b"k", raw)
+
+
+def test_a_sealed_non_map_is_a_store_error():
+    with pytest.raises(StoreError, match="not a map"):
+        decode(schema.QUEUE, b"k", seal(b"k", b"\x01"))
+
+
+def _record_bytes(data_file: Path) -> list[int]:
+    """Offsets of record values inside data.mdb (found by their sealed bytes)."""
+    blob = data_file.read_bytes()
+    out = []
+    with Store.open(data_file.parent.parent, readonly=True) as st, st.read() as tx:
+        for table in (schema.MESSAGE, schema.QUEUE, schema.MAILBOX, schema.TLS_RESULT):
+            for _key, raw in tx.scan_raw(table):
+                at = blob.find(raw)
+                if at >= 0:
+                    out.extend(range(at, at + len(raw)))
+    return out
+
+
+def test_bit_flips_in_stored_records_are_found_by_verifydata(generated, tmp_path):
+    """A few random flips inside records (bench/bitflip.py measures the whole file)."""
+    import shutil
+
+    offsets = _record_bytes(generated / "store" / "data.mdb")
+    rng = random.Random(11)
+    for i in range(int(os.environ.get("BITFLIP_TRIALS", "4"))):
+        d = tmp_path / f"t{i}"
+        shutil.copytree(generated, d)
+        f = d / "store" / "data.mdb"
+        blob = bytearray(f.read_bytes())
+        at = rng.choice(offsets)
+        blob[at] ^= 1 << rng.randrange(8)
+        f.write_bytes(blob)
+        res = verify_data(d)
+        assert not res.ok, f"flip at byte {at} passed"
+        assert any("fails its checksum" in p.what or "does not decode" in p.what for p in res.problems), res.problems
+
+
+def _truncate(data: Path) -> None:
+    f = data / "store" / "data.mdb"
+    os.truncate(f, f.stat().st_size // 2)
+
+
+def test_truncated_store_refused_by_open(generated, tmp_path):
+    import shutil
+
+    d = tmp_path / "d"
+    shutil.copytree(generated, d)
+    _truncate(d)
+    for readonly in (True, False):
+        with pytest.raises(StoreDamaged, match=r"truncated: .* run moxcli verifydata"):
+            Store.open(d, readonly=readonly)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["queue", "list"],
+        ["tlsresults", "list"],
+        ["mtasts", "list"],
+        ["account", "list"],
+        ["suppress", "tls", "add", "tlsrpt@example.org"],
+        ["backup", "{tmp}/backup"],
+    ],
+    ids=lambda a: a[0] + "-" + a[1].split("/")[-1],
+)
+def test_truncated_store_is_exit_2_not_sigbus(generated, tmp_path, args):
+    import shutil
+
+    d = tmp_path / "d"
+    shutil.copytree(generated, d)
+    _truncate(d)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    r = subprocess.run([MOXCLI, "--data", str(d), *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "truncated" in lines[0] and "run moxcli verifydata" in lines[0], r.stderr
