@@ -7,16 +7,23 @@ ConfigError naming the key and the file. Relative paths are relative to the conf
 from __future__ import annotations
 
 import ipaddress
+import math
+import os
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from moxcli.domain import DomainError, parse_domain
-from moxcli.errors import ConfigError
+from moxcli.errors import ConfigError, UsageError
 
 DKIM_ALGORITHMS = ("ed25519", "rsa")
+MAX_CONFIG_SIZE = 1 << 20  # a config is a few KB; the cap keeps `--config /dev/zero`-like inputs out
+MAX_DNS_TIMEOUT = 300  # seconds; one lookup never needs longer (a job's lock would be held meanwhile)
+MAX_NAME = 200  # bytes of an account or mailbox name component (account names are directory names)
+MAX_KEY_SIZE = 1 << 16  # a PEM private key: 4096-bit RSA is about 3.3 KB
 DMARC_REPORT_FORMATS = ("rfc7489", "rfc9990")
 
 
@@ -183,17 +190,58 @@ def _domain_name(r: _Reader, name: str, value: str) -> str:
     try:
         return parse_domain(value).ascii
     except DomainError as exc:
-        raise r.error(name, f"invalid domain {value!r}: {exc}") from None
+        raise r.error(name, f"invalid domain {clip(repr(value))}: {exc}") from None
+
+
+def _localpart(r: _Reader, name: str, value: str) -> str:
+    """A localpart that ends up in addresses, DNS zone lines and mail headers: printable, no
+    spaces, no '@' (a quoted localpart is not worth the risk here)."""
+    if not value or len(value.encode()) > 64 or any(not c.isprintable() or c.isspace() or c in '@"\\<>' for c in value):
+        raise r.error(
+            name,
+            f"invalid localpart {clip(repr(value))}: printable characters only, no spaces, @, quotes or <>, at most 64 bytes",
+        )
+    return unicodedata.normalize("NFC", value)
+
+
+def _account(r: _Reader, name: str, value: str) -> str:
+    """Account names become directory names: a name, not a path (NFC, so é is é however typed)."""
+    value = unicodedata.normalize("NFC", value)
+    if (
+        not value
+        or value in (".", "..")
+        or "/" in value
+        or "\\" in value
+        or any(not c.isprintable() for c in value)
+        or len(value.encode()) > MAX_NAME
+    ):
+        raise r.error(
+            name,
+            f"invalid account name {clip(repr(value))}: a name (no / or \\, not . or .., printable, at most {MAX_NAME} bytes)",
+        )
+    return value
+
+
+def _mailbox(r: _Reader, name: str, value: str) -> str:
+    value = unicodedata.normalize("NFC", value)
+    if not value or any(not c.isprintable() for c in value) or len(value.encode()) > MAX_NAME:
+        raise r.error(name, f"invalid mailbox name {clip(repr(value))}: printable, at most {MAX_NAME} bytes")
+    return value
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """Echoed input in an error line, cut to ``limit`` characters."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _destination(r: _Reader | None, default_domain: str) -> ReportDestination | None:
     if r is None:
         return None
     dest = ReportDestination(
-        localpart=r.get("localpart", str, required=True),
+        localpart=_localpart(r, "localpart", r.get("localpart", str, required=True)),
         domain=_domain_name(r, "domain", r.get("domain", str, default_domain)),
-        account=r.get("account", str, required=True),
-        mailbox=r.get("mailbox", str, required=True),
+        account=_account(r, "account", r.get("account", str, required=True)),
+        mailbox=_mailbox(r, "mailbox", r.get("mailbox", str, required=True)),
     )
     r.done()
     return dest
@@ -263,7 +311,9 @@ def parse_config(text: str, file: Path) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{file}: invalid TOML: {clip(str(exc))}") from None
+    except RecursionError:  # tomllib recurses per nesting level of arrays and inline tables
+        raise ConfigError(f"{file}: invalid TOML: nested too deeply") from None
     r = _Reader(file, data)
     hostname_text = r.get("hostname", str, "localhost")
     hostname = _domain_name(r, "hostname", hostname_text) if hostname_text != "localhost" else "localhost"
@@ -272,7 +322,8 @@ def parse_config(text: str, file: Path) -> Config:
     postmaster = Postmaster()
     if pm is not None:
         postmaster = Postmaster(
-            account=pm.get("account", str, "postmaster"), mailbox=pm.get("mailbox", str, "Postmaster")
+            account=_account(pm, "account", pm.get("account", str, "postmaster")),
+            mailbox=_mailbox(pm, "mailbox", pm.get("mailbox", str, "Postmaster")),
         )
         pm.done()
 
@@ -280,9 +331,9 @@ def parse_config(text: str, file: Path) -> Config:
     host_tlsrpt = None
     if ht is not None:
         host_tlsrpt = HostTLSRPT(
-            localpart=ht.get("localpart", str, "tlsreports"),
-            account=ht.get("account", str, postmaster.account),
-            mailbox=ht.get("mailbox", str, "TLSRPT"),
+            localpart=_localpart(ht, "localpart", ht.get("localpart", str, "tlsreports")),
+            account=_account(ht, "account", ht.get("account", str, postmaster.account)),
+            mailbox=_mailbox(ht, "mailbox", ht.get("mailbox", str, "TLSRPT")),
         )
         ht.done()
 
@@ -308,8 +359,10 @@ def parse_config(text: str, file: Path) -> Config:
     if dn is not None:
         resolvers = tuple(_resolver(dn, i, t) for i, t in enumerate(dn.str_list("resolvers")))
         timeout = dn.get("timeout", (int, float), 5.0)
-        if timeout <= 0:
-            raise dn.error("timeout", "must be positive")
+        if not (math.isfinite(timeout) and 0 < timeout <= MAX_DNS_TIMEOUT):
+            raise dn.error(
+                "timeout", f"must be a number of seconds above 0 and at most {MAX_DNS_TIMEOUT}, got {timeout}"
+            )
         dns_cfg = DNSConfig(resolvers=resolvers, trust_ad=dn.get("trust_ad", bool, False), timeout=float(timeout))
         dn.done()
 
@@ -360,14 +413,16 @@ def parse_config(text: str, file: Path) -> Config:
 
 def load_config(file: Path, required: bool = False) -> Config:
     """Read ``file``; a missing optional file gives the defaults (commands that need no config)."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    from moxcli.inputs import read_regular
+
+    if not os.path.lexists(file):
         if required:
-            raise ConfigError(
-                f"{file}: config file not found (create one with `moxcli init DOMAIN --hostname HOST`)"
-            ) from None
+            raise ConfigError(f"{file}: config file not found (create one with `moxcli init DOMAIN --hostname HOST`)")
         return Config()
-    except (OSError, UnicodeDecodeError) as exc:
+    try:
+        text = read_regular(file, MAX_CONFIG_SIZE, "config", too_large=ConfigError).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{file}: cannot read config: {exc}") from None
+    except UsageError as exc:
+        raise ConfigError(str(exc)) from None
     return parse_config(text, file)

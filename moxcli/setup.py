@@ -8,9 +8,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from moxcli.config import Config, load_config
+from moxcli.config import MAX_KEY_SIZE, Config, load_config
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import ConfigError, UsageError
+from moxcli.inputs import read_regular
 from moxcli.store import Store
 from moxcli.store.files import private_dir, write_file
 from moxcli.store.mail import ensure_account, ensure_mailbox
@@ -148,8 +149,10 @@ def _dkim_txt(pem_path: Path, algorithm: str) -> str:
     from cryptography.hazmat.primitives import serialization
 
     try:
-        key = serialization.load_pem_private_key(pem_path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
+        key = serialization.load_pem_private_key(read_regular(pem_path, MAX_KEY_SIZE, "DKIM key"), password=None)
+    except UsageError as exc:
+        raise ConfigError(f"cannot read DKIM private key: {exc}") from None
+    except ValueError as exc:
         raise ConfigError(f"{pem_path}: cannot read DKIM private key: {exc}") from None
     pub = key.public_key()
     if algorithm == "ed25519":

@@ -241,6 +241,7 @@ def record_cmd(usage: str, selector: str, matchtype: str, pemfile: Path) -> None
       moxcli dane record 2 0 1 ca.pem
     """
     from moxcli.dane.tlsa import TLSAError, make_record, parse_mtype, parse_selector, parse_usage
+    from moxcli.inputs import read_regular
 
     try:
         u, warning = parse_usage(usage)
@@ -251,7 +252,7 @@ def record_cmd(usage: str, selector: str, matchtype: str, pemfile: Path) -> None
     if warning:
         output.warn(warning)
     try:
-        rec, notes = make_record(u, s, m, pemfile.read_bytes())
+        rec, notes = make_record(u, s, m, read_regular(pemfile, 1 << 20, "PEM file"))
     except TLSAError as exc:
         for n in exc.notes:
             output.info(n)

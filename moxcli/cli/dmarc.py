@@ -51,18 +51,15 @@ def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
     """
     from moxcli.dmarc.db import record_evaluations
     from moxcli.dmarc.evaluation import read_lines
-    from moxcli.errors import UsageError
 
     config = app.config()
     with app.open_store() as store:
         if str(file) == "-":
             ids = record_evaluations(store, config, read_lines(sys.stdin.buffer), "stdin")
         else:
-            try:
-                f = file.open("rb")
-            except OSError as exc:
-                raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
-            with f:
+            from moxcli.inputs import open_regular
+
+            with open_regular(file) as f:
                 ids = record_evaluations(store, config, read_lines(f), str(file))
     if as_json:
         output.emit_json({"stored": len(ids), "ids": ids})

@@ -75,7 +75,10 @@ def fetch_mtasts_cmd(
         if record_text is not None:
             checks.append(mc.check_record_text(record_text))
         if policy_file is not None:
-            checks.append(mc.check_policy_text(policy_file.read_bytes().decode("utf-8", errors="replace")))
+            from moxcli.inputs import read_regular
+
+            text = read_regular(policy_file, 1 << 20, "policy file").decode("utf-8", errors="replace")
+            checks.append(mc.check_policy_text(text))
         for c in checks:
             if as_json:
                 output.emit_json(c.to_json())

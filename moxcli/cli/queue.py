@@ -76,7 +76,7 @@ def queue_group() -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Output JSON: ids, require_tls, converted_lf, added_headers, size."
 )
-@click.argument("file", type=click.File("rb"), default="-")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default="-")
 @click.pass_obj
 def queue_add_cmd(
     app: AppContext,
@@ -86,7 +86,7 @@ def queue_add_cmd(
     sender_account: str | None,
     max_attempts: int | None,
     as_json: bool,
-    file: Any,
+    file: Path,
 ) -> None:
     """Queue a message (RFC 5322 file, or stdin) for delivery.
 
@@ -102,8 +102,8 @@ def queue_add_cmd(
     """
     from moxcli.delivery import queue as dq
 
-    data = file.read()
-    name = getattr(file, "name", "")
+    data = dq.read_message(file)
+    name = "stdin" if str(file) == "-" else str(file)
     with app.open_store() as st:
         res = dq.submit(
             st,

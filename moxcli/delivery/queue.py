@@ -25,6 +25,7 @@ import base64
 import ipaddress
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -266,6 +267,21 @@ def submit(
         sender_account=sender_account,
     )
     return Submitted(ids, require_tls, canonical != data, done.added, len(done.data))
+
+
+MAX_MESSAGE_SIZE = 100 << 20  # mox's default maximum message size (config MaxMessageSize)
+
+
+def read_message(path: Path) -> bytes:
+    """A message to queue from a regular file or ``-`` (stdin), at most MAX_MESSAGE_SIZE bytes."""
+    from moxcli.inputs import read_regular
+
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(MAX_MESSAGE_SIZE + 1)
+        if len(data) > MAX_MESSAGE_SIZE:
+            raise UsageError(f"stdin: message larger than {MAX_MESSAGE_SIZE} bytes, refused")
+        return data
+    return read_regular(path, MAX_MESSAGE_SIZE, "message")
 
 
 def enqueue(store: Store, data_dir: Path, **kwargs: object) -> list[int]:

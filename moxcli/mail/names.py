@@ -11,6 +11,11 @@ import binascii
 import unicodedata
 
 
+# A name is part of LMDB keys (account NUL name, at most 511 bytes with a 200-byte account).
+MAX_NAME_BYTES = 300
+MAX_LEVELS = 64
+
+
 class MailboxNameError(ValueError):
     """A mailbox name that cannot be used; the message says why."""
 
@@ -35,7 +40,13 @@ def check_mailbox_name(name: str, allow_inbox: bool = True, normalize: bool = Tr
         name = "Inbox" + sep + rest
     if name == "Inbox" and not allow_inbox:
         raise MailboxNameError("special mailbox name Inbox not allowed")
-    if any(_is_control(c) for c in name):
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise MailboxNameError(
+            f"mailbox name {name[:60]!r}... ({len(name)} characters): longer than {MAX_NAME_BYTES} bytes"
+        )
+    if name.count("/") >= MAX_LEVELS:
+        raise MailboxNameError(f"mailbox name {name[:60]!r}...: more than {MAX_LEVELS} levels")
+    if any(_is_control(c) or 0xD800 <= ord(c) <= 0xDFFF for c in name):
         raise MailboxNameError(f"mailbox name {name!r}: control characters not allowed")
     if name.startswith("#"):
         raise MailboxNameError(f"mailbox name {name!r}: mailbox name cannot start with hash")

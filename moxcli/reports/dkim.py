@@ -18,8 +18,9 @@ import base64
 from collections.abc import Sequence
 from pathlib import Path
 
-from moxcli.config import Config, DKIMSelector, DomainConfig
-from moxcli.errors import ConfigError
+from moxcli.config import MAX_KEY_SIZE, Config, DKIMSelector, DomainConfig
+from moxcli.errors import ConfigError, UsageError
+from moxcli.inputs import read_regular
 
 # mox's default signed header set (RFC 6376 §5.4.1 recommendations), without Bcc, which
 # RFC 6376 §5.4 says SHOULD NOT be signed (dkimpy refuses it).
@@ -54,10 +55,11 @@ def _private_key(sel: DKIMSelector) -> bytes:
 
     path: Path = sel.private_key_file
     try:
-        pem = path.read_bytes()
+        pem = read_regular(path, MAX_KEY_SIZE, "DKIM key", too_large=ConfigError)
+    except UsageError as exc:
+        raise ConfigError(f"cannot read DKIM key of selector {sel.name}: {exc}") from None
+    try:
         key = serialization.load_pem_private_key(pem, password=None)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read DKIM key of selector {sel.name}: {exc.strerror}") from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: invalid DKIM private key of selector {sel.name}: {exc}") from None
     if sel.algorithm == "ed25519":

@@ -40,12 +40,9 @@ class Imported:
 
 
 def _read(path: Path) -> bytes:
-    try:
-        if path.stat().st_size > MAX_FILE:
-            raise CheckFailed(f"{path}: larger than {MAX_FILE >> 20} MiB, not a DMARC report")
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    from moxcli.inputs import read_regular
+
+    return read_regular(path, MAX_FILE, "not a DMARC report:", too_large=CheckFailed)
 
 
 def parse_report_files(

@@ -152,14 +152,9 @@ def parse_report_bytes(data: bytes, name: str = "-") -> ParsedFile:
 
 def read_limited(path: Path) -> bytes:
     """Read a file, refusing one larger than the JSON limit (the largest accepted input)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_JSON_SIZE + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from None
-    if len(data) > MAX_JSON_SIZE:
-        raise CheckFailed(f"{path}: larger than {MAX_JSON_SIZE} bytes, refused")
-    return data
+    from moxcli.inputs import read_regular
+
+    return read_regular(path, MAX_JSON_SIZE, "report", too_large=CheckFailed)
 
 
 @dataclass

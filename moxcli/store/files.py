@@ -53,8 +53,8 @@ def check_account_name(name: str) -> str:
     """Account names become directory names: no path tricks, no control characters."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
         raise PathError(f"invalid account name {name!r}")
-    if any(not c.isprintable() for c in name) or len(name.encode()) > 200:
-        raise PathError(f"invalid account name {name!r}")
+    if any(not c.isprintable() or 0xD800 <= ord(c) <= 0xDFFF for c in name) or len(name.encode()) > 200:
+        raise PathError(f"invalid account name {name[:100]!r}")
     return name
 
 

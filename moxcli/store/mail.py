@@ -8,6 +8,7 @@ Message record: {id, uid, mailbox_id, size, received, flags, keywords}.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,8 +23,13 @@ def get_account(tx: Txn, name: str) -> dict[str, Any] | None:
 
 
 def ensure_account(tx: Txn, name: str, address: str | None = None) -> tuple[dict[str, Any], bool]:
-    """The account, created if missing; the bool says whether it was created."""
+    """The account, created if missing; the bool says whether it was created.
+
+    Names are NFC (callers normalise user input): é typed as one or as two code points must
+    not become two accounts."""
     check_account_name(name)
+    if unicodedata.normalize("NFC", name) != name:
+        raise StoreError(f"account name {name!r} is not NFC-normalised")
     acc = get_account(tx, name)
     if acc is not None:
         if address and address not in acc["addresses"]:
@@ -50,8 +56,15 @@ def ensure_mailbox(tx: Txn, account: str, name: str, special_use: str | None = N
     existing = get_mailbox(tx, account, name)
     if existing is not None:
         return existing, False
-    if "/" in name:
-        ensure_mailbox(tx, account, name.rsplit("/", 1)[0])
+    parts = name.split("/")
+    for depth in range(1, len(parts)):  # parents first, without recursion (names can be deep)
+        parent = "/".join(parts[:depth])
+        if get_mailbox(tx, account, parent) is None:
+            _create_mailbox(tx, account, parent, None)
+    return _create_mailbox(tx, account, name, special_use), True
+
+
+def _create_mailbox(tx: Txn, account: str, name: str, special_use: str | None) -> dict[str, Any]:
     mb_id = tx.next_id(f"mailbox:{account}")
     mb = {
         "id": mb_id,
@@ -65,7 +78,7 @@ def ensure_mailbox(tx: Txn, account: str, name: str, special_use: str | None = N
     }
     tx.put(MAILBOX, text_key(account, mb_id), mb)
     tx.put_raw(MAILBOX_BY_NAME, text_key(account, name), u64(mb_id))
-    return mb, True
+    return mb
 
 
 def put_mailbox(tx: Txn, account: str, mailbox: dict[str, Any]) -> None:

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from moxcli.store.env import Txn
 
 
-
 def _seal_records(txn: Txn) -> None:
     """1 -> 2: append the checksum trailer to every record value (index values stay raw).
 

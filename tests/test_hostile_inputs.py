@@ -1,0 +1,155 @@
+"""Hostile local inputs: FIFOs, devices and directories refused by name; caps; config values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moxcli.config import parse_config
+from moxcli.errors import ConfigError, StoreError, UsageError
+from moxcli.inputs import open_regular, read_regular
+from moxcli.mail.names import MailboxNameError, check_mailbox_name
+from moxcli.store import Store
+from moxcli.store.mail import ensure_account, ensure_mailbox, get_mailbox
+
+MOXCLI = str(Path(sys.executable).parent / "moxcli")
+
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    p = tmp_path / "fifo"
+    os.mkfifo(p)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("which", "kind"), [("fifo", "a FIFO"), ("dir", "a directory"), ("/dev/zero", "a character device")]
+)
+def test_open_regular_refuses_by_name(fifo, tmp_path, which, kind):
+    path = {"fifo": fifo, "dir": tmp_path}.get(which, Path(which))
+    with pytest.raises(UsageError, match=f"^{path}: is {kind}, not a regular file$"):
+        open_regular(path)
+
+
+def test_read_regular_cap(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 11)
+    assert read_regular(f, 11) == b"x" * 11
+    with pytest.raises(ConfigError, match="config larger than 10 bytes"):
+        read_regular(f, 10, "config", too_large=ConfigError)
+    link = tmp_path / "link"
+    link.symlink_to(f)
+    assert read_regular(link, 100) == b"x" * 11
+
+
+def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([MOXCLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero", "dir"])
+def test_config_that_is_no_file_is_exit_2(fifo, tmp_path, source):
+    path = {"fifo": str(fifo), "dir": str(tmp_path)}.get(source, source)
+    r = _run("--data", str(tmp_path / "d"), "--config", path, "dns", "records")
+    assert r.returncode == 2, r.stderr
+    if source == "dir":  # click's own check of the option, before moxcli reads anything
+        assert f"File '{path}' is a directory" in r.stderr
+    else:
+        assert r.stderr.count("\n") == 1 and "not a regular file" in r.stderr
+
+
+def _data_with_key(tmp_path: Path, key: str) -> Path:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "moxcli.toml").write_text(
+        f'hostname = "mail.example.org"\n[domains."example.org".dkim.selectors.s1]\nprivate_key_file = "{key}"\n'
+    )
+    return d
+
+
+@pytest.mark.parametrize("key", ["/dev/zero", "fifo"])
+def test_dkim_key_that_is_no_file_is_exit_2(fifo, tmp_path, key):
+    d = _data_with_key(tmp_path, str(fifo) if key == "fifo" else key)
+    r = _run("--data", str(d), "dns", "records")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "not a regular file" in r.stderr
+
+
+def test_report_imports_refuse_fifos(fifo, tmp_path):
+    for cmd in (["tlsreports", "import"], ["dmarcreports", "import"]):
+        r = _run("--data", str(tmp_path / "d"), *cmd, str(fifo))
+        assert r.returncode == 2, (cmd, r.stderr)
+        assert "is a FIFO, not a regular file" in r.stderr
+
+
+def test_queue_add_and_policy_file_refuse_fifos(fifo, tmp_path):
+    r = _run("--data", str(tmp_path / "d"), "queue", "add", "--from", "a@example.org", "--to", "b@example.net", str(fifo))
+    assert r.returncode == 2 and "is a FIFO" in r.stderr, r.stderr
+    r = _run("fetch", "mtasts", "--policy-file", str(fifo))
+    assert r.returncode == 2 and "is a FIFO" in r.stderr, r.stderr
+
+
+def _config(body: str) -> None:
+    parse_config(body, Path("/x/moxcli.toml"))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[dns]\ntimeout = 1e308", "dns.timeout: must be a number of seconds"),
+        ("[dns]\ntimeout = nan", "dns.timeout: must be a number of seconds"),
+        ("[dns]\ntimeout = inf", "dns.timeout: must be a number of seconds"),
+        ("x = " + "[" * 2000 + "]" * 2000, "nested too deeply"),
+        ('[postmaster]\naccount = "../../etc"', "postmaster.account: invalid account name"),
+        ('[postmaster]\naccount = "a/b"', "postmaster.account: invalid account name"),
+        ('[postmaster]\nmailbox = "a\\u0007b"', "postmaster.mailbox: invalid mailbox name"),
+        ('[host_tlsrpt]\nlocalpart = "tls\\r\\nreports"', "host_tlsrpt.localpart: invalid localpart"),
+        (
+            '[domains."example.org".tlsrpt]\nlocalpart = "a b"\naccount = "x"\nmailbox = "y"',
+            "domains.example.org.tlsrpt.localpart: invalid localpart",
+        ),
+    ],
+)
+def test_config_values_validated(body, message):
+    with pytest.raises(ConfigError, match=message) as exc:
+        _config(body)
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 400
+
+
+def test_config_names_are_nfc():
+    nfd = "e\u0301"
+    cfg = parse_config(f'[postmaster]\naccount = "{nfd}"\nmailbox = "M{nfd}"\n', Path("/x/moxcli.toml"))
+    assert cfg.postmaster.account == "\u00e9" and cfg.postmaster.mailbox == "M\u00e9"
+
+
+def test_long_echoed_input_is_clipped():
+    with pytest.raises(ConfigError) as exc:
+        _config(f'[postmaster]\naccount = "{"/" * 100_000}"')
+    assert len(str(exc.value)) < 400
+
+
+def test_mailbox_name_limits():
+    with pytest.raises(MailboxNameError, match="longer than"):
+        check_mailbox_name("x" * 2000)
+    with pytest.raises(MailboxNameError, match="levels"):
+        check_mailbox_name("/".join(["a"] * 100))
+    with pytest.raises(MailboxNameError):
+        check_mailbox_name("a\udc80b")
+
+
+def test_deep_mailbox_created_without_recursion(data_dir, monkeypatch):
+    monkeypatch.setattr(sys, "getrecursionlimit", sys.getrecursionlimit)
+    deep = "/".join(["a"] * 60)
+    with Store.open(data_dir) as st:
+        st.update(lambda tx: ensure_account(tx, "u"))
+        st.update(lambda tx: ensure_mailbox(tx, "u", deep))
+        with st.read() as tx:
+            assert get_mailbox(tx, "u", "a/a/a") is not None and get_mailbox(tx, "u", deep) is not None
+
+
+def test_non_nfc_account_refused_by_the_store(data_dir):
+    with Store.open(data_dir) as st, pytest.raises(StoreError, match="not NFC"):
+        st.update(lambda tx: ensure_account(tx, "e\u0301"))
