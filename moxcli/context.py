@@ -38,6 +38,11 @@ class AppContext:
         return self._config
 
     def open_store(self, readonly: bool = False) -> Store:
+        from moxcli.perms import check_data_dir
+        from moxcli.store.files import private_dir
+
         if not readonly:
-            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return Store.open(self.data_dir, readonly=readonly)
+            private_dir(self.data_dir)
+        store = Store.open(self.data_dir, readonly=readonly)
+        check_data_dir(self.data_dir)
+        return store

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import struct
 import time
 from collections.abc import Callable
@@ -140,7 +141,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    """(Re)write a small file of the backup, 0600 whatever the umask, never through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(fd, 0o600)
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -187,7 +191,7 @@ class _Backup:
             # No current moxcli writes to an older-schema store (a writable open migrates it
             # first), so a plain file copy is consistent. The backup keeps the old schema.
             out.mkdir(mode=0o700)
-            shutil.copyfile(self.src / STORE_DIR / "data.mdb", out / "data.mdb")
+            _copy_file(self.src / STORE_DIR / "data.mdb", out / "data.mdb")
             self.res.schema_version = exc.version
             self.res.warnings.append(
                 f"the store has the older schema version {exc.version}: copied as it is, with every "
@@ -289,8 +293,11 @@ class _Backup:
         This runs once per message: plain strings instead of Path objects, and links made
         relative to cached directory descriptors (no full path lookup per file)."""
         rel_dir, _, name = rel.rpartition("/")
+        src_fd, dst_fd = self._dir_fds(rel_dir)
+        if not stat.S_ISREG(os.stat(name, dir_fd=src_fd, follow_symlinks=False).st_mode):
+            # A symlink (or device, FIFO) planted in the message store: neither followed nor kept.
+            raise OSError(errno.EPERM, "not a regular file (a symlink?), not backed up", rel)
         if self.link:
-            src_fd, dst_fd = self._dir_fds(rel_dir)
             try:
                 os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
                 self.res.files_linked += 1
@@ -315,7 +322,7 @@ class _Backup:
         if fds is not None:
             return fds
         self._mkdirs(self.dst_s + rel_dir)
-        src_fd = os.open(self.src_s + rel_dir, os.O_RDONLY | os.O_DIRECTORY)
+        src_fd = _open_dir_nofollow(self.src, rel_dir)
         try:
             dst_fd = os.open(self.dst_s + rel_dir, os.O_RDONLY | os.O_DIRECTORY)
         except BaseException:
@@ -412,13 +419,13 @@ class _Backup:
                 os.symlink(os.readlink(src), self.dst / rel)
             elif src.is_dir():
                 self._mkdirs((self.dst / rel).parent)
-                (self.dst / rel).mkdir(exist_ok=True, mode=src.stat().st_mode & 0o7777)
+                (self.dst / rel).mkdir(exist_ok=True, mode=0o700)
                 self.made_dirs.add(str(self.dst / rel))
                 for entry in _entries(src):
                     self._copy_entry(f"{rel}/{entry.name}", quiet=True)
             elif src.is_file():
                 self._mkdirs((self.dst / rel).parent)
-                self.res.bytes += _copy_file(src, self.dst / rel, src.stat().st_mode & 0o7777, sync=True)
+                self.res.bytes += _copy_file(src, self.dst / rel, 0o600, sync=True)
                 self.res.files_copied += 1
             else:
                 self.res.warnings.append(f"{rel}: not a regular file, directory or symlink; skipped")
@@ -450,9 +457,33 @@ def _dirs(path: Path) -> list[os.DirEntry[str]]:
     return [e for e in _entries(path) if e.is_dir(follow_symlinks=False)]
 
 
+def _open_dir_nofollow(root: Path, rel_dir: str) -> int:
+    """A descriptor of ``root/rel_dir``, refusing a symlink at any level below root (a planted
+    symlink must not lead a backup out of the data directory)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in rel_dir.split("/"):
+            if not part:
+                continue
+            try:
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise OSError(
+                        errno.ELOOP, "a symlink or not a directory, not followed", f"{root}/{rel_dir}"
+                    ) from None
+                raise
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _copy_file(src: Path, dst: Path, mode: int = 0o600, sync: bool = False) -> int:
     """Copy into a new file (never overwriting one); returns the bytes copied."""
-    with open(src, "rb") as fin:
+    with os.fdopen(os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as fin:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             offset = 0

@@ -67,7 +67,7 @@ def generate(
     rng = random.Random(seed)
     private_dir(data_dir)
     private_dir(data_dir / "tmp")
-    (data_dir / VERSION_FILE).write_text(__version__ + "\n")
+    write_file(data_dir / VERSION_FILE, (__version__ + "\n").encode())
     config_file = data_dir / "moxcli.toml"
     _write_config(data_dir, config_file, seed, extra_config)
     res = GenResult(data_dir, config_file)
@@ -441,8 +441,12 @@ def _dmarc(store: Store, config: Any, data_dir: Path, today: float) -> None:
         )
     record_evaluations(store, config, lines, source="gentestdata", now=today)
     path = data_dir / "tmp" / "dmarc-report.xml"
-    path.write_text(
-        DMARC_REPORT.format(seed=1, begin=int(today - DAY), end=int(today - 1), domain=DOMAIN, selector=SELECTOR)
+    write_file(
+        path,
+        DMARC_REPORT.format(
+            seed=1, begin=int(today - DAY), end=int(today - 1), domain=DOMAIN, selector=SELECTOR
+        ).encode(),
+        sync=False,
     )
     try:
         import_dmarc_files(store, config, [path], now=today)
@@ -508,7 +512,7 @@ def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: floa
     host_report = _tls_report("remote.example", "2026-host-report-1", today - DAY, tlsa_policy, 12, [])
 
     json_path = data_dir / "tmp" / "company-x.example!mox.example.json"
-    json_path.write_text(json.dumps(domain_report, indent=1))
+    write_file(json_path, json.dumps(domain_report, indent=1).encode(), sync=False)
     msg = EmailMessage()
     msg["From"] = "<tlsrpt-noreply@remote.example>"
     msg["To"] = f"<tlsreports@{HOSTNAME}>"
@@ -525,7 +529,7 @@ def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: floa
     msg.set_type("multipart/report")
     msg.set_param("report-type", "tlsrpt")
     eml_path = data_dir / "tmp" / "host-report.eml"
-    eml_path.write_bytes(msg.as_bytes().replace(b"\n", b"\r\n"))
+    write_file(eml_path, msg.as_bytes().replace(b"\n", b"\r\n"), sync=False)
     try:
         import_files(store, config, [json_path, eml_path], now=today)
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from moxcli.store import Store, StoreNeedsMigration
 from moxcli.store import queue as qstore
 from moxcli.store.datafile import data_file_problem
 from moxcli.store.env import STORE_DIR, Txn, decode
-from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path
+from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path, private_dir
 from moxcli.store.schema import (
     ACCOUNT,
     DMARC_EVAL,
@@ -350,6 +351,7 @@ class _Checker:
         self.sequences: dict[str, int] = {}
         self.reserved: dict[str, list[tuple[int, int]]] = {}
         self.vanished: list[int] = []
+        self.real_dirs: dict[str, bool] = {}
         self.bytes = 0
 
     def run(self, store: Store) -> None:
@@ -565,9 +567,33 @@ class _Checker:
                 continue
             self._check_file(rel, size, len(prefix), QUEUE, key)
 
+    def _real_dir(self, rel_dir: str) -> bool:
+        """Whether every level of ``rel_dir`` is a directory, not a symlink (cached)."""
+        ok = self.real_dirs.get(rel_dir)
+        if ok is None:
+            parent, _, _ = rel_dir.rpartition("/")
+            try:
+                mode = os.lstat(self.data_s + rel_dir).st_mode
+                ok = stat.S_ISDIR(mode) and (not parent or self._real_dir(parent))
+            except OSError:
+                ok = True  # missing: the file check below reports it
+            self.real_dirs[rel_dir] = ok
+        return ok
+
     def _check_file(self, rel: str, size: int, prefix: int, table: Table, key: bytes) -> None:
+        rel_dir = rel.rpartition("/")[0]
+        if not self._real_dir(rel_dir):
+            self.res.problem(
+                rel, f"a directory on its path is a symlink, not followed (referenced by {key_text(table, key)})"
+            )
+            return
         try:
-            st = os.stat(self.data_s + rel)
+            st = os.lstat(self.data_s + rel)
+            if not stat.S_ISREG(st.st_mode):
+                self.res.problem(
+                    rel, f"not a regular file (a symlink?), not followed (referenced by {key_text(table, key)})"
+                )
+                return
         except FileNotFoundError:
             self.res.problem(rel, f"missing (referenced by {key_text(table, key)})")
             return
@@ -643,6 +669,9 @@ class _Checker:
     ) -> int:
         """Compare a message directory with the referenced ids; returns the referenced files seen."""
         root = self.data_dir / rel_root
+        if root.is_symlink() or (rel_root.count("/") and not self._real_dir(rel_root.rpartition("/")[0])):
+            self.res.problem(rel_root, "is a symlink, not followed")
+            return 0
         if not root.is_dir():
             return 0
         seen = 0
@@ -688,7 +717,7 @@ class _Checker:
         while dest.exists():
             dest = self.data_dir / MOVED_DIR / f"{rel}.{n}"
             n += 1
-        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(dest.parent)
         os.rename(self.data_dir / rel, dest)
         self.res.moved.append((rel, str(dest.relative_to(self.data_dir))))
 

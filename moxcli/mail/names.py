@@ -10,7 +10,6 @@ import base64
 import binascii
 import unicodedata
 
-
 # A name is part of LMDB keys (account NUL name, at most 511 bytes with a 200-byte account).
 MAX_NAME_BYTES = 300
 MAX_LEVELS = 64

@@ -21,6 +21,7 @@ from pathlib import Path
 from moxcli.config import MAX_KEY_SIZE, Config, DKIMSelector, DomainConfig
 from moxcli.errors import ConfigError, UsageError
 from moxcli.inputs import read_regular
+from moxcli.perms import check_private
 
 # mox's default signed header set (RFC 6376 §5.4.1 recommendations), without Bcc, which
 # RFC 6376 §5.4 says SHOULD NOT be signed (dkimpy refuses it).
@@ -58,6 +59,7 @@ def _private_key(sel: DKIMSelector) -> bytes:
         pem = read_regular(path, MAX_KEY_SIZE, "DKIM key", too_large=ConfigError)
     except UsageError as exc:
         raise ConfigError(f"cannot read DKIM key of selector {sel.name}: {exc}") from None
+    check_private(path, "DKIM private key")
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:

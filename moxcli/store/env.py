@@ -22,6 +22,7 @@ import msgpack
 from moxcli.errors import ConfigError, StoreError, UsageError
 from moxcli.store import migrate
 from moxcli.store.datafile import data_file_problem
+from moxcli.store.files import private_dir
 from moxcli.store.schema import META, SCHEMA_VERSION, TABLES, Table
 
 T = TypeVar("T")
@@ -227,7 +228,7 @@ class Store:
             if not data_file.exists():
                 raise StoreError(f"{path}: no store here (is --data right?)")
         else:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(path)
         if data_file.exists():
             why = data_file_problem(data_file)
             if why:
@@ -373,8 +374,14 @@ class Store:
 
     def copy_to(self, dest: Path, compact: bool = True) -> None:
         """A consistent copy of the whole environment, taken in one read transaction."""
-        dest.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._env.copy(str(dest), compact=compact)
+        private_dir(dest)
+        # Our own new file (0600 whatever the umask, never through a planted symlink);
+        # LMDB's copy-to-path would create it with the umask's mode.
+        fd = os.open(dest / "data.mdb", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            self._env.copyfd(fd, compact=compact)
+        finally:
+            os.close(fd)
 
     def stat(self) -> dict[str, int]:
         """Entries per table, and the environment's size figures."""

@@ -18,8 +18,9 @@ from moxcli.errors import LockHeld
 @contextmanager
 def job_lock(data_dir: Path, name: str) -> Iterator[Path]:
     """Hold the named lock for the block; raise LockHeld at once if another process has it."""
-    locks = Path(data_dir) / "locks"
-    locks.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from moxcli.store.files import private_dir
+
+    locks = private_dir(Path(data_dir) / "locks")
     path = locks / f"{name.replace('/', '_')}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -1,0 +1,52 @@
+"""Warnings about files others can read: the data directory, the store and DKIM keys.
+
+Mail, keys and report data are private. moxcli creates them 0700/0600, but a directory made
+by hand (or a key copied in) may be open to the group or the world, or belong to another
+user; each is warned about once per run, as a log line, without refusing to work.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from moxcli import log
+
+_log = log.get("perms")
+_warned: set[str] = set()
+
+
+def check_private(path: Path | str, what: str) -> str | None:
+    """Warn (once per path and run) when ``path`` is group/world-accessible or not ours.
+
+    Returns the warning text (None when all is well or already warned)."""
+    key = str(path)
+    if key in _warned:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    problems = []
+    if st.st_mode & 0o077:
+        problems.append(
+            f"accessible to {'group and others' if st.st_mode & 0o007 else 'its group'} (mode {stat.S_IMODE(st.st_mode):04o})"
+        )
+    if st.st_uid != os.geteuid():
+        problems.append(f"owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})")
+    if not problems:
+        return None
+    _warned.add(key)
+    fix = "chmod go= " + key if st.st_mode & 0o077 else "chown it to the user running moxcli"
+    text = f"{what} {key} is " + " and ".join(problems) + f"; fix: {fix}"
+    _log.warn(text)
+    return text
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """The data directory and its store."""
+    check_private(data_dir, "data directory")
+    store = Path(data_dir) / "store"
+    check_private(store, "store directory")
+    check_private(store / "data.mdb", "store file")
