@@ -86,7 +86,9 @@ def test_report_imports_refuse_fifos(fifo, tmp_path):
 
 
 def test_queue_add_and_policy_file_refuse_fifos(fifo, tmp_path):
-    r = _run("--data", str(tmp_path / "d"), "queue", "add", "--from", "a@example.org", "--to", "b@example.net", str(fifo))
+    r = _run(
+        "--data", str(tmp_path / "d"), "queue", "add", "--from", "a@example.org", "--to", "b@example.net", str(fifo)
+    )
     assert r.returncode == 2 and "is a FIFO" in r.stderr, r.stderr
     r = _run("fetch", "mtasts", "--policy-file", str(fifo))
     assert r.returncode == 2 and "is a FIFO" in r.stderr, r.stderr

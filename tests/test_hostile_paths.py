@@ -1,0 +1,183 @@
+"""Paths under attack: planted symlinks are never followed by writers, backup or verifydata,
+and every file moxcli writes is private whatever the umask."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moxcli.datatools.backup import backup
+from moxcli.datatools.gentest import generate
+from moxcli.datatools.verify import verify_data
+from moxcli.perms import _warned, check_private
+from moxcli.store.files import msg_path, queue_file, write_file
+
+MOXCLI = str(Path(sys.executable).parent / "moxcli")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("gen") / "data"
+    generate(d)
+    return d
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def test_write_file_never_follows_a_planted_temp_name(tmp_path):
+    """The temp name is random and opened O_EXCL|O_NOFOLLOW: no name can be planted."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    d = tmp_path / "q" / "a"
+    d.mkdir(parents=True)
+    for pid in range(os.getpid() - 2, os.getpid() + 3):  # the old predictable names
+        (d / f".7.tmp{pid}").symlink_to(victim)
+    write_file(d / "7", b"new content")
+    assert victim.read_bytes() == b"precious"
+    assert (d / "7").read_bytes() == b"new content" and stat.S_IMODE((d / "7").stat().st_mode) == 0o600
+
+
+def test_queue_add_does_not_overwrite_through_symlinks(tmp_path):
+    data = tmp_path / "data"
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    path = queue_file(data, 1)
+    path.parent.mkdir(parents=True)
+    for pid in range(1, 4):
+        (path.parent / f".1.tmp{pid}").symlink_to(victim)
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(b"Subject: x\r\n\r\nbody\r\n")
+    r = subprocess.run(
+        [MOXCLI, "--data", str(data), "queue", "add", "--from", "a@example.org", "--to", "b@example.net", str(msg)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert victim.read_bytes() == b"precious" and path.read_bytes().endswith(b"body\r\n")
+
+
+def _first_message(data: Path) -> Path:
+    return next(p for p in sorted((data / "accounts").glob("*/msg/*/*")) if p.is_file())
+
+
+def test_symlinked_message_file_is_not_followed(generated, tmp_path):
+    data = _copy(generated, tmp_path / "data")
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"x" * _first_message(data).stat().st_size)  # same size: only the link betrays it
+    msg = _first_message(data)
+    msg.unlink()
+    msg.symlink_to(secret)
+    rel = str(msg.relative_to(data))
+    res = verify_data(data)
+    assert [p.path for p in res.problems] == [rel]
+    assert "not a regular file (a symlink?), not followed" in res.problems[0].what
+    for copy in (False, True):
+        b = backup(data, tmp_path / f"backup-{copy}", link=not copy)
+        assert not b.ok and any(rel in e and "not backed up" in e for e in b.errors), b.errors
+        assert not (tmp_path / f"backup-{copy}" / rel).exists()
+        assert not os.path.lexists(tmp_path / f"backup-{copy}" / rel)
+
+
+def test_symlinked_message_directory_is_not_followed(generated, tmp_path):
+    data = _copy(generated, tmp_path / "data")
+    msg = _first_message(data)
+    outside = tmp_path / "outside"
+    os.rename(msg.parent, outside)
+    msg.parent.symlink_to(outside)
+    res = verify_data(data)
+    assert not res.ok
+    assert any("symlink, not followed" in p.what for p in res.problems), res.problems
+    for copy in (False, True):
+        b = backup(data, tmp_path / f"backup-{copy}", link=not copy)
+        assert not b.ok
+        assert not (tmp_path / f"backup-{copy}" / msg.relative_to(data)).exists()
+
+
+def test_symlinked_msg_root_is_not_walked(generated, tmp_path):
+    data = _copy(generated, tmp_path / "data")
+    msgdir = _first_message(data).parent.parent
+    (tmp_path / "etc").mkdir()
+    os.rename(msgdir, tmp_path / "etc" / "msg")
+    msgdir.symlink_to(tmp_path / "etc" / "msg")
+    res = verify_data(data)
+    assert any(p.path == str(msgdir.relative_to(data)) and "symlink" in p.what for p in res.problems), res.problems
+
+
+def _modes(root: Path) -> list[str]:
+    """Paths (relative) whose mode gives the group or others any access."""
+    bad = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+                bad.append(f"{p.relative_to(root)} {stat.S_IMODE(st.st_mode):04o}")
+    return bad
+
+
+def test_umask_000_every_written_file_is_private(tmp_path):
+    """Run the writing commands under umask 000: nothing they create is group/world-accessible."""
+    data = tmp_path / "new" / "data"  # parents created too
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(b"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n")
+    evals = tmp_path / "e.jsonl"
+    evals.write_text("")
+    script = f"""
+set -e
+umask 000
+m={MOXCLI}
+$m --data {data} init example.org --hostname mail.example.org >/dev/null
+$m --data {data} queue add --from a@example.org --to b@example.net {msg} >/dev/null
+$m --data {data} suppress tls add tlsrpt@example.net >/dev/null
+$m --data {data} mtasts list >/dev/null
+$m --data {data} backup {tmp_path}/backup >/dev/null
+$m gentestdata {tmp_path}/gen >/dev/null
+$m --data {tmp_path}/gen backup {tmp_path}/gen-backup >/dev/null
+$m --data {tmp_path}/gen backup --copy {tmp_path}/gen-backup-copy >/dev/null
+touch {tmp_path}/gen/accounts/test1/msg/a/999999
+chmod 600 {tmp_path}/gen/accounts/test1/msg/a/999999
+"""
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for root in (
+        tmp_path / "new",
+        tmp_path / "backup",
+        tmp_path / "gen",
+        tmp_path / "gen-backup",
+        tmp_path / "gen-backup-copy",
+    ):
+        assert _modes(root) == [], root
+
+
+def test_warning_for_open_data_dir_and_key(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)
+    _warned.clear()
+    text = check_private(d, "data directory")
+    assert text is not None and "accessible to group and others (mode 0755)" in text
+    assert check_private(d, "data directory") is None  # once per run
+
+
+def test_cli_warns_once_about_world_readable_store_and_key(tmp_path):
+    data = tmp_path / "data"
+    r = subprocess.run(
+        [MOXCLI, "--data", str(data), "init", "example.org", "--hostname", "mail.example.org"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    os.chmod(data, 0o755)
+    r = subprocess.run([MOXCLI, "--data", str(data), "queue", "list"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("data directory") == 1 and "mode 0755" in r.stderr, r.stderr
