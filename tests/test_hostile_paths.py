@@ -15,7 +15,7 @@ from moxcli.datatools.backup import backup
 from moxcli.datatools.gentest import generate
 from moxcli.datatools.verify import verify_data
 from moxcli.perms import _warned, check_private
-from moxcli.store.files import msg_path, queue_file, write_file
+from moxcli.store.files import queue_file, write_file
 
 MOXCLI = str(Path(sys.executable).parent / "moxcli")
 
