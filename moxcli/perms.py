@@ -3,6 +3,8 @@
 Mail, keys and report data are private. moxcli creates them 0700/0600, but a directory made
 by hand (or a key copied in) may be open to the group or the world, or belong to another
 user; each is warned about once per run, as a log line, without refusing to work.
+MOXCLI_QUIET_PERMISSIONS=1 silences them where the modes are deliberate (and in the test
+suite, whose temporary data directories follow the umask).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def check_private(path: Path | str, what: str) -> str | None:
 
     Returns the warning text (None when all is well or already warned)."""
     key = str(path)
-    if key in _warned:
+    if key in _warned or os.environ.get("MOXCLI_QUIET_PERMISSIONS") == "1":
         return None
     try:
         st = os.stat(path)

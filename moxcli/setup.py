@@ -148,6 +148,9 @@ def _parse_written(text: str, file: Path) -> Config:
 def _dkim_txt(pem_path: Path, algorithm: str) -> str:
     from cryptography.hazmat.primitives import serialization
 
+    from moxcli.perms import check_private
+
+    check_private(pem_path, "DKIM private key")
     try:
         key = serialization.load_pem_private_key(read_regular(pem_path, MAX_KEY_SIZE, "DKIM key"), password=None)
     except UsageError as exc:

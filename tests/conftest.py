@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+# Test data directories are made with the umask's mode; tests/test_hostile_paths.py checks the warnings.
+os.environ.setdefault("MOXCLI_QUIET_PERMISSIONS", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "tests" / "lab" / "lab"
 VECTORS = ROOT / "testdata" / "vectors"

@@ -159,7 +159,12 @@ chmod 600 {tmp_path}/gen/accounts/test1/msg/a/999999
         assert _modes(root) == [], root
 
 
-def test_warning_for_open_data_dir_and_key(tmp_path):
+def _loud() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "MOXCLI_QUIET_PERMISSIONS"}
+
+
+def test_warning_for_open_data_dir_and_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("MOXCLI_QUIET_PERMISSIONS")
     d = tmp_path / "d"
     d.mkdir(mode=0o755)
     os.chmod(d, 0o755)
@@ -178,6 +183,12 @@ def test_cli_warns_once_about_world_readable_store_and_key(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     os.chmod(data, 0o755)
-    r = subprocess.run([MOXCLI, "--data", str(data), "queue", "list"], capture_output=True, text=True)
+    key = next((data / "dkim").rglob("*.pem"))
+    os.chmod(key, 0o644)
+    r = subprocess.run([MOXCLI, "--data", str(data), "queue", "list"], capture_output=True, text=True, env=_loud())
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("data directory") == 1 and "mode 0755" in r.stderr, r.stderr
+    r = subprocess.run([MOXCLI, "--data", str(data), "dns", "records"], capture_output=True, text=True, env=_loud())
+    assert r.returncode == 0 and f"DKIM private key {key} is accessible to group and others" in r.stderr, r.stderr
+    r = subprocess.run([MOXCLI, "--data", str(data), "queue", "list"], capture_output=True, text=True)
+    assert "warn" not in r.stderr, r.stderr
