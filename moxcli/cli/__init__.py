@@ -6,6 +6,7 @@ fast (no dnspython, cryptography or rich at start-up).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import sys
@@ -87,10 +88,17 @@ class LazyGroup(click.Group):
         except OSError as exc:
             if isinstance(exc, BrokenPipeError):
                 ctx.exit(0)
-            if exc.filename is None:
+            if exc.filename is None and exc.errno not in _ENVIRONMENT_ERRNOS:
                 raise
             timeout = isinstance(exc, (TimeoutError, ConnectionError))
-            _fail(ctx, "temporary" if timeout else "io", f"{exc.filename}: {exc.strerror}", 3 if timeout else 1)
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            _fail(ctx, "temporary" if timeout else "io", f"{where}{exc.strerror}", 3 if timeout else 1)
+        except Exception as exc:
+            if not type(exc).__module__.startswith("lmdb"):
+                raise
+            # LMDB's own errors (disk full or read-only file system at commit, I/O errors):
+            # the transaction was aborted, nothing is half-written.
+            _fail(ctx, "io", f"store: {exc}", 1)
 
     def main(self, args: Any = None, prog_name: str | None = None, *a: Any, **kw: Any) -> Any:
         """Click's usage errors as the documented one line (`moxcli: <command>: <why>`), exit 2.
@@ -128,7 +136,7 @@ def _fail(ctx: click.Context | None, code: str, message: str, exit_code: int, ex
     """One line on stderr; with --json also `{"error": {"code", "message"}}` on stdout (docs/json.md)."""
     from moxcli.cli import output
 
-    line = message.translate(_CONTROL)
+    line = _clip(message.translate(_CONTROL))
     if output.json_mode():
         output.emit_error(code, line)
     click.echo(f"moxcli: {line}", err=True)
@@ -137,6 +145,16 @@ def _fail(ctx: click.Context | None, code: str, message: str, exit_code: int, ex
 
 
 _CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
+# Errors of the environment rather than of a file named by the user: one line even without a name.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM}
+MAX_ERROR_LINE = 1000
+
+
+def _clip(text: str) -> str:
+    """An error line echoes input (names, values): never more than MAX_ERROR_LINE characters."""
+    if len(text) <= MAX_ERROR_LINE:
+        return text
+    return f"{text[: MAX_ERROR_LINE - 40]}... ({len(text)} characters, cut)"
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

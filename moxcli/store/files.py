@@ -114,9 +114,11 @@ def write_file(path: Path, data: bytes, sync: bool = True) -> None:
             view = view[n:]
         if sync:
             os.fsync(fd)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None  # e.g. ENOSPC: name the file
         raise
     os.close(fd)
     os.replace(tmp, path)

@@ -31,8 +31,11 @@ def job_lock(data_dir: Path, name: str) -> Iterator[Path]:
             raise LockHeld(
                 f"{name}: another moxcli process (pid {holder}) holds the lock {path}; try again later"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # disk full, quota: the pid is only a hint for the "lock held" message; the flock counts
         yield path
     finally:
         os.close(fd)
