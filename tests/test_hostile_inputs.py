@@ -155,3 +155,20 @@ def test_deep_mailbox_created_without_recursion(data_dir, monkeypatch):
 def test_non_nfc_account_refused_by_the_store(data_dir):
     with Store.open(data_dir) as st, pytest.raises(StoreError, match="not NFC"):
         st.update(lambda tx: ensure_account(tx, "e\u0301"))
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["mailto:\r\nBcc: victim@example.net", "mailto:a@example.org\r\nBcc: x@example.net", "mailto:%0D%0ABcc:x@example.net"],
+)
+def test_dmarc_record_refuses_control_characters_in_addresses(runner, data_dir, address):
+    import json
+
+    from test_dmarc_support import hour, vector_eval
+
+    from moxcli.cli import cli
+
+    line = json.dumps(vector_eval(hour(), addresses=[address])) + "\n"
+    r = runner.invoke(cli, ["--data", str(data_dir), "dmarc", "record", "-"], input=line)
+    assert r.exit_code == 2, r.output
+    assert "line 1: addresses[0]" in r.stderr and r.stderr.count("\n") == 1, r.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import urllib.parse
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,7 @@ from functools import lru_cache
 from typing import Any, BinaryIO
 
 from moxcli.dmarc.interval import INTERVALS, interval_hours
-from moxcli.dmarc.record import RecordError, parse_report_uri
+from moxcli.dmarc.record import RecordError, parse_mailto, parse_report_uri
 from moxcli.domain import DomainError, parse_domain
 
 MAX_LINE = 64 * 1024
@@ -214,10 +215,15 @@ def parse_evaluation(obj: Any, where: str, now: float) -> Evaluation:
     for i, a in enumerate(addresses):
         if not isinstance(a, str):
             raise f.err(f"addresses[{i}]", f"expected string, got {json.dumps(a)[:40]}")
+        if any(not c.isprintable() for c in a + urllib.parse.unquote(a)):
+            # An address becomes a mail header (To:) of the report: `mailto:\r\nBcc: ...` must not.
+            raise f.err(f"addresses[{i}]", f"control characters in {json.dumps(a)[:80]}")
         try:
-            parse_report_uri(a)
+            uri = parse_report_uri(a)
+            if uri.uri[:7].lower() == "mailto:":
+                parse_mailto(uri.uri)
         except RecordError as exc:
-            raise f.err(f"addresses[{i}]", str(exc)) from None
+            raise f.err(f"addresses[{i}]", str(exc)[:200]) from None
 
     pp = _sub(f, "policy_published", None, f.get("policy_published", dict))
     p = pp.choice("p", POLICIES)
