@@ -159,7 +159,11 @@ def test_non_nfc_account_refused_by_the_store(data_dir):
 
 @pytest.mark.parametrize(
     "address",
-    ["mailto:\r\nBcc: victim@example.net", "mailto:a@example.org\r\nBcc: x@example.net", "mailto:%0D%0ABcc:x@example.net"],
+    [
+        "mailto:\r\nBcc: victim@example.net",
+        "mailto:a@example.org\r\nBcc: x@example.net",
+        "mailto:%0D%0ABcc:x@example.net",
+    ],
 )
 def test_dmarc_record_refuses_control_characters_in_addresses(runner, data_dir, address):
     import json
@@ -172,3 +176,94 @@ def test_dmarc_record_refuses_control_characters_in_addresses(runner, data_dir, 
     r = runner.invoke(cli, ["--data", str(data_dir), "dmarc", "record", "-"], input=line)
     assert r.exit_code == 2, r.output
     assert "line 1: addresses[0]" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+_TLS = {
+    "organization-name": "Org",
+    "date-range": {"start-datetime": "2026-01-01T00:00:00Z", "end-datetime": "2026-01-01T23:59:59Z"},
+    "contact-info": "tlsrpt@org.example",
+    "report-id": "r1",
+    "policies": [
+        {
+            "policy": {"policy-type": "sts", "policy-domain": "example.org"},
+            "summary": {"total-successful-session-count": 1, "total-failure-session-count": 0},
+        }
+    ],
+}
+
+
+def _tls(**changes) -> bytes:
+    import copy
+    import json
+
+    r = copy.deepcopy(_TLS)
+    summary = r["policies"][0]["summary"]
+    for k, v in changes.items():
+        if k == "success":
+            summary["total-successful-session-count"] = v
+        elif k == "end":
+            r["date-range"]["end-datetime"] = v
+        else:
+            r[k] = v
+    text = json.dumps(r)
+    return text.replace('"__RAW__"', changes.get("raw", '"__RAW__"')).encode()
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        (_tls(success=10**400), "integer of 401 digits"),
+        (_tls(success=2**64), "out of range"),
+        (_tls(success=-1), "out of range"),
+        (_tls(success=1e308), "expected an integer"),
+        (_tls(end="2025-12-31T00:00:00Z"), "end-datetime .* is before start-datetime"),
+        (_tls(**{"report-id": "a\udc80b"}), "lone surrogate"),
+        (_tls(success="__RAW__", raw="9" * 5000), "integer of 5000 digits"),
+    ],
+    ids=["10^400", "2^64", "negative", "1e308", "reversed range", "surrogate", "5000 digits"],
+)
+def test_hostile_tls_report_numbers_rejected(report, message):
+    from moxcli.tlsrpt.report import ReportError, parse_report
+
+    with pytest.raises(ReportError, match=message) as exc:
+        parse_report(report)
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 300
+
+
+def _dmarc(count: str = "1", begin: str = "1700000000", end: str = "1700086399") -> bytes:
+    return (
+        "<feedback><report_metadata><org_name>o</org_name><email>a@o.example</email><report_id>1</report_id>"
+        f"<date_range><begin>{begin}</begin><end>{end}</end></date_range></report_metadata>"
+        "<policy_published><domain>example.org</domain><p>none</p></policy_published>"
+        f"<record><row><source_ip>192.0.2.1</source_ip><count>{count}</count>"
+        "<policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row>"
+        "<identifiers><header_from>example.org</header_from></identifiers></record></feedback>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        (_dmarc(count="1" + "0" * 400), "not a number"),
+        (_dmarc(count=str(2**64)), "out of range"),
+        (_dmarc(count="9" * 5000), "not a number"),
+        (_dmarc(count="-5"), "out of range"),
+        (_dmarc(count="1e308"), "not a number"),
+        (_dmarc(begin="1700086399", end="1700000000"), "end 1700000000 is before begin 1700086399"),
+    ],
+    ids=["10^400", "2^64", "5000 digits", "negative", "1e308", "reversed range"],
+)
+def test_hostile_dmarc_report_numbers_rejected(report, message):
+    from moxcli.dmarc.parse import ReportError, parse_report_xml
+
+    with pytest.raises(ReportError, match=message) as exc:
+        parse_report_xml(report)
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 300
+
+
+def test_good_reports_still_parse():
+    from moxcli.dmarc.parse import parse_report_xml
+    from moxcli.tlsrpt.report import parse_report
+
+    assert parse_report(_tls())[0].policies[0].success == 1
+    assert parse_report_xml(_dmarc()).records[0].count == 1

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import urllib.parse
 import math
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import io
+import math
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -99,16 +100,27 @@ def parse_xml(data: bytes) -> Element:
     return root[0]
 
 
+MAX_INT = 1 << 63  # counts and times are stored as 64-bit integers
+
+
 def _int(text: str, what: str) -> int:
     t = text.strip()
+    if len(t) > 40:  # no count or time has more digits; int() of thousands of digits raises
+        raise ReportError(f"{what}: not a number: {t[:40]!r}... ({len(t)} characters)")
     try:
-        return int(t) if t else 0
+        n = int(t) if t else 0
     except ValueError:
         try:
             # Liberal: some reporters write "1530133200.0".
-            return int(float(t))
+            f = float(t)
+            if not (math.isfinite(f) and abs(f) < MAX_INT):
+                raise ValueError
+            n = int(f)
         except ValueError:
             raise ReportError(f"{what}: not a number: {t[:40]!r}") from None
+    if not 0 <= n < MAX_INT:
+        raise ReportError(f"{what}: out of range 0 to 2^63-1: {t[:40]}")
+    return n
 
 
 def feedback_from_tree(root: Element) -> Feedback:
@@ -127,6 +139,8 @@ def feedback_from_tree(root: Element) -> Feedback:
         errors=[e.text.strip() for e in md.findall("error")],
         generator=md.get("generator"),
     )
+    if meta.end < meta.begin:
+        raise ReportError(f"date_range: end {meta.end} is before begin {meta.begin}")
     pp = root.find("policy_published") or Element("policy_published")
     pol = Published(**{k: pp.get(k) for k in Published.__dataclass_fields__})
     records = []

@@ -516,6 +516,9 @@ def _obj(v: Any, where: str) -> dict[str, Any]:
     return _lower_keys(v)
 
 
+MAX_COUNT = 1 << 63
+
+
 def _str(obj: dict[str, Any], key: str, where: str, warnings: list[str]) -> str:
     v = obj.get(key)
     if v is None:
@@ -524,6 +527,8 @@ def _str(obj: dict[str, Any], key: str, where: str, warnings: list[str]) -> str:
         return ""
     if not isinstance(v, str):
         raise ReportError(f"{where}: {key}: expected a string, got {type(v).__name__}")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in v):  # JSON "\\udc80": no Unicode text
+        raise ReportError(f"{where}: {key}: a lone surrogate (\\u escape) is not text")
     return v
 
 
@@ -532,10 +537,20 @@ def _int(obj: dict[str, Any], key: str, where: str) -> int:
     if v is None:
         return 0
     if isinstance(v, bool) or not isinstance(v, int):
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
-        raise ReportError(f"{where}: {key}: expected an integer, got {v!r}"[:200])
+        if isinstance(v, float) and v.is_integer() and abs(v) < MAX_COUNT:
+            v = int(v)
+        else:
+            raise ReportError(f"{where}: {key}: expected an integer, got {_short(v)}")
+    if not 0 <= v < MAX_COUNT:
+        # Counts are stored as 64-bit integers; a negative count is no count (RFC 8460 §4.4).
+        raise ReportError(f"{where}: {key}: out of range 0 to 2^63-1: {_short(v)}")
     return v
+
+
+def _short(v: Any) -> str:
+    """A value in an error line: huge numbers and strings are cut."""
+    text = repr(v) if not isinstance(v, int) or v.bit_length() < 200 else f"an integer of {v.bit_length()} bits"
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def _str_list(obj: dict[str, Any], key: str, where: str, warnings: list[str]) -> list[str]:
@@ -622,12 +637,16 @@ def _report(v: Any, warnings: list[str]) -> Report:
     if not isinstance(pol, list):
         raise ReportError("policies: expected an array")
     epoch = datetime(1, 1, 1, tzinfo=UTC)
-    start = dro.get("start-datetime")
-    end = dro.get("end-datetime")
+    start_text = dro.get("start-datetime")
+    end_text = dro.get("end-datetime")
+    start = parse_time(start_text, "date-range.start-datetime", warnings) if isinstance(start_text, str) else epoch
+    end = parse_time(end_text, "date-range.end-datetime", warnings) if isinstance(end_text, str) else epoch
+    if end < start:
+        raise ReportError(f"date-range: end-datetime {end_text!r:.40} is before start-datetime {start_text!r:.40}")
     return Report(
         organization_name=_str(o, "organization-name", "report", warnings),
-        start=parse_time(start, "date-range.start-datetime", warnings) if isinstance(start, str) else epoch,
-        end=parse_time(end, "date-range.end-datetime", warnings) if isinstance(end, str) else epoch,
+        start=start,
+        end=end,
         contact_info=_str(o, "contact-info", "report", warnings),
         report_id=_str(o, "report-id", "report", warnings),
         policies=[_result(p, f"policies[{i}]", warnings) for i, p in enumerate(pol)],
@@ -656,6 +675,13 @@ def _check_depth(data: str) -> None:
             depth -= 1
 
 
+def _parse_int(text: str) -> int:
+    """JSON integers: no count needs more than 40 digits, and int() of thousands raises."""
+    if len(text) > 40:
+        raise ReportError(f"integer of {len(text)} digits in the report JSON, refused")
+    return int(text)
+
+
 def parse_report(data: bytes) -> tuple[Report, list[str]]:
     """Parse report JSON (RFC 8460 §4.4) as liberally as mox; returns the report and warnings.
 
@@ -671,7 +697,7 @@ def parse_report(data: bytes) -> tuple[Report, list[str]]:
         raise ReportError(f"report is not UTF-8: {exc}") from None
     _check_depth(text)
     try:
-        obj, end = json.JSONDecoder().raw_decode(text.lstrip())
+        obj, end = json.JSONDecoder(parse_int=_parse_int).raw_decode(text.lstrip())
     except json.JSONDecodeError as exc:
         raise ReportError(f"invalid JSON: {exc}") from None
     except RecursionError:
