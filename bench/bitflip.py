@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from moxcli.datatools.gentest import generate  # noqa: E402
-from moxcli.datatools.verify import verify_data  # noqa: E402
+from moxcli.datatools.gentest import generate
+from moxcli.datatools.verify import verify_data
 
 _PAGE_HEAD = struct.Struct("<QHHHH")  # mp_pgno, mp_pad, mp_flags, mp_lower, mp_upper
 P_BRANCH, P_LEAF, P_OVERFLOW, P_META = 0x01, 0x02, 0x04, 0x08

@@ -199,7 +199,8 @@ def _localpart(r: _Reader, name: str, value: str) -> str:
     if not value or len(value.encode()) > 64 or any(not c.isprintable() or c.isspace() or c in '@"\\<>' for c in value):
         raise r.error(
             name,
-            f"invalid localpart {clip(repr(value))}: printable characters only, no spaces, @, quotes or <>, at most 64 bytes",
+            f"invalid localpart {clip(repr(value))}: "
+            "printable characters only, no spaces, @, quotes or <>, at most 64 bytes",
         )
     return unicodedata.normalize("NFC", value)
 
@@ -217,7 +218,8 @@ def _account(r: _Reader, name: str, value: str) -> str:
     ):
         raise r.error(
             name,
-            f"invalid account name {clip(repr(value))}: a name (no / or \\, not . or .., printable, at most {MAX_NAME} bytes)",
+            f"invalid account name {clip(repr(value))}: "
+            f"a name (no / or \\, not . or .., printable, at most {MAX_NAME} bytes)",
         )
     return value
 

@@ -32,9 +32,8 @@ def check_private(path: Path | str, what: str) -> str | None:
         return None
     problems = []
     if st.st_mode & 0o077:
-        problems.append(
-            f"accessible to {'group and others' if st.st_mode & 0o007 else 'its group'} (mode {stat.S_IMODE(st.st_mode):04o})"
-        )
+        who = "group and others" if st.st_mode & 0o007 else "its group"
+        problems.append(f"accessible to {who} (mode {stat.S_IMODE(st.st_mode):04o})")
     if st.st_uid != os.geteuid():
         problems.append(f"owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})")
     if not problems:
