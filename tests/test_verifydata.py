@@ -19,7 +19,7 @@ from moxcli.datatools import INCOMPLETE_MARKER, VERSION_FILE
 from moxcli.datatools.verify import IdSet, data_file_problem, verify_data
 from moxcli.delivery.queue import enqueue
 from moxcli.errors import StoreError
-from moxcli.store import Store, migrate, schema
+from moxcli.store import Store, job_lock, migrate, schema
 from moxcli.store.env import seal
 from moxcli.store.files import message_file, queue_file, write_file
 from moxcli.store.mail import ensure_account, ensure_mailbox, put_mailbox
@@ -482,12 +482,19 @@ def test_files_of_an_unfinished_import_are_warnings(good):
     with Store.open(good) as st, st.write() as tx:
         store_mail.begin_import(tx, "bob", {"source": "x.mbox"})
         first = store_mail.reserve_message_ids(tx, "bob", 10)
-    write_file(message_file(good, "bob", first + 1), b"imported, not committed")
+    path = message_file(good, "bob", first + 1)
+    write_file(path, b"imported, not committed")
+    warning = f"accounts/bob/msg/a/{first + 1}: not referenced, id {first + 1} is reserved by an unfinished import"
+    res = verify_data(good)
+    assert res.ok and res.moved == [] and [str(w) for w in res.warnings] == [warning]
+    # --fix leaves an import that still runs (it holds its lock) alone ...
+    with job_lock(good, "import-bob"):
+        res = verify_data(good, fix=True)
+    assert res.ok and [str(w) for w in res.warnings] == [warning] and path.exists()
+    # ... and removes what a killed one left, as the next import would.
     res = verify_data(good, fix=True)
-    assert res.ok and res.moved == []
-    assert [str(w) for w in res.warnings] == [
-        f"accounts/bob/msg/a/{first + 1}: not referenced, id {first + 1} is reserved by an unfinished import"
-    ]
+    assert res.ok and res.warnings == [] and not path.exists()
+    assert res.notes == ["removed the files of an interrupted import into account bob"]
 
 
 UPGRADE = Path(__file__).resolve().parent.parent / "testdata" / "upgrade"

@@ -262,6 +262,8 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
     tmp: Path | None = None
     try:
         store, tmp = _open_store(data_dir, res)
+        if store is not None and fix and res.migrated_from is None:
+            store = _remove_interrupted_imports(data_dir, store, res)
         if store is not None:
             with store:
                 _Checker(data_dir, res, fix).run(store)
@@ -276,6 +278,21 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
             shutil.rmtree(tmp, ignore_errors=True)
     res.seconds = time.monotonic() - start
     return res
+
+
+def _remove_interrupted_imports(data_dir: Path, store: Store, res: VerifyResult) -> Store:
+    """--fix: remove what killed imports left (files, directories, their record), as the next
+    import would; an import that still runs holds its lock and is left alone."""
+    with store.read() as tx:
+        pending = reserved_ids(tx)
+    if not pending:
+        return store
+    from moxcli.mail.importer import cleanup_interrupted_imports
+
+    store.close()
+    for account in cleanup_interrupted_imports(data_dir):
+        res.notes.append(f"removed the files of an interrupted import into account {account}")
+    return Store.open(data_dir, readonly=True)
 
 
 def _first_line(path: Path) -> str:
@@ -360,9 +377,9 @@ class _Checker:
             res.schema_version = meta_value(tx, "schema_version")
             self._accounts(tx)
             self.sequences["queue"] = self._sequence(tx, qstore.SEQUENCE)
-            for acc in self.accounts:
-                self.sequences[acc] = self._sequence(tx, MESSAGE_SEQUENCE.format(account=acc))
             self.reserved = reserved_ids(tx, self.res)
+            for acc in self.accounts | set(self.reserved):
+                self.sequences[acc] = self._sequence(tx, MESSAGE_SEQUENCE.format(account=acc))
             self._mailboxes(tx)
             self._mailbox_names(tx)
             self._messages(tx)
@@ -648,6 +665,13 @@ class _Checker:
                 rel = f"accounts/{entry.name}"
                 if not entry.is_dir(follow_symlinks=False):
                     self.res.warning(rel, "not a directory, ignoring")
+                elif entry.name not in self.accounts and entry.name in self.reserved:
+                    # A new account's first import was killed before its commit: only its
+                    # reserved files exist. The next import or verifydata --fix removes them.
+                    self.res.warning(rel, "account directory of an unfinished import (verifydata --fix removes it)")
+                    files += self._walk_ids(
+                        rel + "/msg", IdSet(), self.sequences[entry.name], self.reserved[entry.name]
+                    )
                 elif entry.name not in self.accounts:
                     self.res.problem(rel, "account directory without an account record")
                 else:
