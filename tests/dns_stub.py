@@ -6,6 +6,7 @@ For programs that only use the system resolver (opendkim-testmsg): the test poin
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 
@@ -28,8 +29,22 @@ class DNSStub:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
+    @classmethod
+    def on_free_loopback(cls, port: int, txt: dict[str, bytes]) -> DNSStub:
+        """A stub bound to ``port`` of a random 127.53.x.y address that is free."""
+        for _ in range(50):
+            stub = cls(f"127.53.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}", port, txt)
+            try:
+                stub._sock.bind((stub.host, port))
+            except OSError:
+                stub._sock.close()
+                continue
+            return stub
+        raise OSError(f"no free 127.53.x.y address for port {port}")
+
     def __enter__(self) -> DNSStub:
-        self._sock.bind((self.host, self.port))
+        if self._sock.getsockname()[1] == 0:
+            self._sock.bind((self.host, self.port))
         self._sock.settimeout(0.2)
         self._thread.start()
         return self

@@ -426,6 +426,8 @@ def test_opendkim_testmsg_verifies(gen, opendkim_dns):
     for kind, raw in _all_messages(gen):
         r = opendkim_dns(raw)
         assert r.returncode == 0 and r.stdout == b"" and r.stderr == b"", (kind, r)
+    # the keys came from the stub, i.e. from `moxcli dns records`
+    assert set(opendkim_dns.stub.queries) == set(gen.dkim_txt())
 
 
 def test_opendkim_testmsg_notices_tampering(gen, opendkim_dns):
@@ -437,7 +439,8 @@ def test_opendkim_testmsg_notices_tampering(gen, opendkim_dns):
 @pytest.fixture(scope="session")
 def opendkim_dns(gen, tmp_path_factory):
     """Run opendkim-testmsg with the DKIM keys of `moxcli dns records` in its DNS: in a private
-    mount namespace whose /etc/resolv.conf names a stub server on 127.0.0.153:53."""
+    mount namespace whose /etc/resolv.conf names a stub server on port 53 of a free 127/8
+    address (the system resolver takes no port; several test sessions may run at once)."""
     import os
 
     from dns_stub import DNSStub
@@ -447,7 +450,7 @@ def opendkim_dns(gen, tmp_path_factory):
             pytest.fail("opendkim-testmsg missing (scripts/test.sh installs opendkim-tools)")
         pytest.skip("opendkim-testmsg not installed (Debian package opendkim-tools)")
     d = tmp_path_factory.mktemp("opendkim")
-    with DNSStub("127.0.0.153", 53, gen.dkim_txt()) as stub:
+    with DNSStub.on_free_loopback(53, gen.dkim_txt()) as stub:
         resolv = d / "resolv.conf"
         resolv.write_text(f"nameserver {stub.host}\noptions attempts:1 timeout:2\n")
 
@@ -462,4 +465,5 @@ def opendkim_dns(gen, tmp_path_factory):
                 timeout=30,
             )
 
+        run.stub = stub  # type: ignore[attr-defined]
         yield run
