@@ -178,7 +178,7 @@ def test_dmarc_xml_matches_rfc_schemas(xsd, evals, errors):
                 2,
                 errors=errors,
                 generator="moxcli test",
-            ),  # fmt: skip
+            ),
             Published(pp.domain, pp.p, pp.sp, str(pp.pct), pp.adkim, pp.aspf, discovery_method="psl"),
             aggregate_records(evals, fmt),
         )
