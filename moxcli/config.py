@@ -92,6 +92,14 @@ class TLSConfig:
 
 
 @dataclass(frozen=True)
+class ImapConfig:
+    """Where the password for ``--imap`` imports comes from (never the command line)."""
+
+    password_file: Path | None = None
+    password_env: str = ""
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     smtp_port: int = 25
     https_port: int = 443
@@ -112,6 +120,7 @@ class Config:
     dns: DNSConfig = field(default_factory=DNSConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
 
     @property
     def exists(self) -> bool:
@@ -387,6 +396,16 @@ def parse_config(text: str, file: Path) -> Config:
         net = NetworkConfig(smtp_port=_port(nt, "smtp_port", 25), https_port=_port(nt, "https_port", 443))
         nt.done()
 
+    imap_cfg = ImapConfig()
+    im = r.sub("imap")
+    if im is not None:
+        pw_file = im.path_value("password_file")
+        pw_env = im.get("password_env", str, "")
+        if pw_file is not None and pw_env:
+            raise im.error("password_env", "set password_file or password_env, not both")
+        imap_cfg = ImapConfig(password_file=pw_file, password_env=pw_env)
+        im.done()
+
     fmt = r.get("dmarc_report_format", str, "rfc7489")
     if fmt not in DMARC_REPORT_FORMATS:
         raise r.error("dmarc_report_format", f"must be one of {', '.join(DMARC_REPORT_FORMATS)}, got {fmt!r}")
@@ -408,6 +427,7 @@ def parse_config(text: str, file: Path) -> Config:
         dns=dns_cfg,
         tls=tls_cfg,
         network=net,
+        imap=imap_cfg,
     )
     r.done()
     return cfg

@@ -181,17 +181,11 @@ def test_import_list_show(runner, data):
     gz = _sample("parsedmarc", "aggregate", "fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz")
     r = _invoke(runner, data, "dmarcreports", "import", "--json", str(google), str(r9990), str(gz))
     assert r.exit_code == 0, r.output
-    out = json.loads(r.stdout)
-    assert [x["id"] for x in out] == [1, 2, 3] and set(out[0]) == {
-        "file",
-        "id",
-        "policy_domain",
-        "organization_name",
-        "report_id",
-        "duplicate",
-    }
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["id"] for x in out[:3]] == [1, 2, 3] and [x["outcome"] for x in out[:3]] == ["imported"] * 3
+    assert out[3]["type"] == "summary" and out[3]["imported"] == 3
     r = _invoke(runner, data, "dmarcreports", "import", str(google))
-    assert r.exit_code == 0 and "duplicate" in r.stdout
+    assert r.exit_code == 0 and "0 imported, 1 duplicate" in r.stdout
     r = _invoke(runner, data, "dmarcreports", "list", "--json")
     rows = json.loads(r.stdout)
     assert [x["id"] for x in rows] == [3, 2, 1]
@@ -222,7 +216,7 @@ def test_import_list_show(runner, data):
     assert r.exit_code == 0 and "ueber.net" in r.stdout
 
 
-def test_import_bad_file_stores_nothing(runner, data, tmp_path):
+def test_import_bad_file_rejected_alone(runner, data, tmp_path):
     good = tmp_path / "good.xml"
     from moxcli.dmarc.report import Feedback, Metadata, Published, Record, build_xml
 
@@ -238,9 +232,11 @@ def test_import_bad_file_stores_nothing(runner, data, tmp_path):
     bad = tmp_path / "bad.xml"
     bad.write_bytes(b'<!DOCTYPE x [<!ENTITY a "b">]><feedback>&a;</feedback>')
     r = _invoke(runner, data, "dmarcreports", "import", str(good), str(bad))
-    assert r.exit_code == 1 and "bad.xml" in r.stderr and "Traceback" not in r.output
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"{bad}: rejected: could not parse report: XML document type declarations" in r.stderr
+    assert "2 message(s): 1 imported, 0 duplicate, 0 not a report, 1 rejected" in r.stdout
     r = _invoke(runner, data, "dmarcreports", "list", "--json")
-    assert json.loads(r.stdout) == []
+    assert [x["report_id"] for x in json.loads(r.stdout)] == ["r1"]
     nodomain = tmp_path / "nodomain.xml"
     nodomain.write_bytes(good.read_bytes().replace(b"<domain>example.org</domain>", b"<domain>not a domain</domain>"))
     r = _invoke(runner, data, "dmarcreports", "import", str(nodomain))

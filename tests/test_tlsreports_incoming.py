@@ -11,7 +11,6 @@ from conftest import ROOT, VECTORS
 
 from moxcli.cli import cli
 from moxcli.config import Config, parse_config
-from moxcli.errors import CheckFailed
 from moxcli.reports import incoming_tls as inc
 from moxcli.store import Store
 from moxcli.tlsrpt.report import MAX_JSON_SIZE, ReportError
@@ -130,11 +129,12 @@ def test_storage_cases(tmp_path, data_dir, case):
     f.write_text(json.dumps(_report_with(case["report_policy_domains"])))
     with Store.open(data_dir) as store:
         if not case["ok"]:
-            with pytest.raises(CheckFailed, match=case["error"]):
-                inc.import_files(store, cfg, [f])
+            (out,) = inc.import_files(store, cfg, [f])
+            assert out.outcome == "rejected" and case["error"] in out.reason
             assert inc.list_reports(store) == []
             return
         (imp,) = inc.import_files(store, cfg, [f])
+        assert imp.outcome == "imported"
         assert len(imp.policy_domains) == case["stored_records"]
         rec = inc.get_report(store, imp.id)
         assert rec["host_report"] == bool(case.get("host_report_for"))
@@ -143,15 +143,16 @@ def test_storage_cases(tmp_path, data_dir, case):
         assert inc.list_reports(store, "unknown.xmox.nl") == []
 
 
-def test_all_or_nothing(tmp_path, data_dir):
+def test_bad_file_rejected_alone(tmp_path, data_dir):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(REPORT))
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")
     with Store.open(data_dir) as store:
-        with pytest.raises(CheckFailed, match=r"bad\.json: invalid JSON.*nothing imported"):
-            inc.import_files(store, Config(), [good, bad])
-        assert inc.list_reports(store) == []
+        outs = inc.import_files(store, Config(), [bad, good])
+        assert [o.outcome for o in outs] == ["rejected", "imported"]
+        assert outs[0].reason.startswith("invalid JSON") and outs[0].id is None
+        assert [r["id"] for r in inc.list_reports(store)] == [outs[1].id]
 
 
 def _samples() -> list[Path]:
@@ -187,7 +188,7 @@ def cli_run(runner, data, *args):
 
 def test_cli_import_list_show(runner, data_dir, tmp_path):
     f1 = tmp_path / "a.json.gz"
-    f1.write_bytes(gzip.compress(json.dumps(REPORT).encode()))
+    f1.write_bytes(gzip.compress(json.dumps({**REPORT, "report-id": "other-id"}).encode()))
     f2 = tmp_path / "b.eml"
     f2.write_bytes(V["message_parse_cases"][0]["message"].encode())
     quirky = _report_with(["other.example"])
@@ -197,19 +198,40 @@ def test_cli_import_list_show(runner, data_dir, tmp_path):
     f3.write_text(json.dumps(quirky))
     r = cli_run(runner, data_dir, "import", str(f1), str(f2), str(f3), "--json")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.stdout)
-    assert [o["kind"] for o in out] == ["json.gz", "message", "json"]
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [o["outcome"] for o in out[:3]] == ["imported"] * 3 and [o["id"] for o in out[:3]] == [1, 2, 3]
     assert set(out[0]) == {
-        "id",
-        "path",
+        "type",
+        "source",
+        "outcome",
         "kind",
+        "reason",
+        "id",
         "report_id",
-        "organization_name",
+        "organization",
         "policy_domains",
-        "skipped_domains",
+        "begin",
+        "end",
         "warnings",
     }
-    assert r.stderr.count("warning: ") == 2 and "no timezone" in r.stderr and "mx-host is a string" in r.stderr
+    assert out[0]["begin"] == "2016-04-01T00:00:00Z" and out[0]["reason"] is None
+    assert [len(o["warnings"]) for o in out[:3]] == [0, 0, 2]
+    assert "no timezone" in out[2]["warnings"][0] and "mx-host is a string" in out[2]["warnings"][1]
+    assert out[3] == {
+        "type": "summary",
+        "messages": 3,
+        "imported": 3,
+        "duplicate": 0,
+        "not_a_report": 0,
+        "rejected": 0,
+        "imported_by_kind": {"tls": 3},
+        "moved": 0,
+        "flagged": 0,
+        "seconds": out[3]["seconds"],
+    }
+    r = cli_run(runner, data_dir, "import", str(f3))
+    assert r.exit_code == 0 and r.stderr == ""
+    assert r.stdout == "1 message(s): 0 imported, 1 duplicate, 0 not a report, 0 rejected\n"
     r = cli_run(runner, data_dir, "list", "--json")
     rows = json.loads(r.stdout)
     assert [x["id"] for x in rows] == [3, 2, 1]
@@ -259,7 +281,12 @@ def test_cli_errors(runner, data_dir, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("[[[")
     r = cli_run(runner, data_dir, "import", str(bad))
-    assert r.exit_code == 1 and r.stderr.startswith(f"moxcli: {bad}: invalid JSON") and "Traceback" not in r.output
+    assert (
+        r.exit_code == 1
+        and r.stderr.startswith(f"warning: {bad}: rejected: invalid JSON")
+        and "Traceback" not in r.output
+    )
+    assert r.stderr.endswith("moxcli: 1 message(s) rejected\n")
     r = cli_run(runner, data_dir, "import", str(tmp_path / "missing.json"))
     assert r.exit_code == 2
     big = tmp_path / "big.json"

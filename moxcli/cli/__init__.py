@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run whichever report jobs are due (for an hourly cron line).",
     ),
     "dmarcreports": ("moxcli.cli.dmarc", "dmarcreports_group", "Incoming DMARC aggregate reports: import, list, show."),
+    "reports": ("moxcli.cli.reports", "reports_group", "Incoming TLS and DMARC reports together: import, html."),
     "backup": ("moxcli.cli.data", "backup_cmd", "Make a consistent backup of the data directory."),
     "verifydata": ("moxcli.cli.data", "verifydata_cmd", "Check a data directory for problems."),
     "gentestdata": ("moxcli.cli.data", "gentestdata_cmd", "Generate a deterministic data directory for tests."),

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from moxcli.cli import output
+from moxcli.cli.reports import EPILOG_OUTCOMES, import_options, run_import
 from moxcli.context import AppContext
 
 
@@ -346,47 +347,23 @@ def dmarcreports_group() -> None:
     """Incoming DMARC aggregate reports: import, list, show."""
 
 
-@dmarcreports_group.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Output a JSON list of {file, id, policy_domain, organization_name, report_id, duplicate}.",
-)
+@dmarcreports_group.command("import", epilog=EPILOG_OUTCOMES)
+@import_options
 @click.pass_obj
-def dmarcreports_import_cmd(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
-    """Import received DMARC reports (.eml, .xml, .xml.gz, .zip; RFC 7489 or RFC 9990).
+def dmarcreports_import_cmd(app: AppContext, **opts: Any) -> None:
+    """Import received DMARC reports (.eml, .xml, .xml.gz, .zip; RFC 7489 or RFC 9990), mailboxes.
 
-    Every file is parsed first; if one is not a valid report, nothing is stored (exit 1).
-    A report already stored (same organization, report id and domain) is skipped.
+    Sources: files and directories (walked), --maildir, --mbox, --imap; any mix. A report
+    whose policy domain is not a configured domain (when domains are configured) or that
+    ends in the future is rejected. Re-importing a report (same organisation, report id,
+    date range and policy domain) stores nothing.
 
     \b
     Example:
       moxcli dmarcreports import ~/Maildir/.DMARC/cur/* google.com!example.org!1700000000!1700086399.zip
+      moxcli dmarcreports import --imap imaps://dmarc@imap.example.org/INBOX --archive-folder Done
     """
-    from moxcli.reports.incoming_dmarc import import_files
-
-    with app.open_store() as store:
-        done = import_files(store, app.config(), list(files), warn=output.warn)
-    if as_json:
-        output.emit_json(done)
-        return
-    output.table(
-        None,
-        ["file", "id", "policy domain", "organization", "report id", ""],
-        [
-            (
-                d.file,
-                d.id,
-                d.policy_domain,
-                d.organization_name,
-                d.report_id,
-                "duplicate, skipped" if d.duplicate else "stored",
-            )
-            for d in done
-        ],
-    )
+    run_import(app, ("dmarc",), **opts)
 
 
 @dmarcreports_group.command("list")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
 from moxcli.cli import output
+from moxcli.cli.reports import EPILOG_OUTCOMES, import_options, run_import
 from moxcli.context import AppContext
 from moxcli.errors import CheckFailed
 
@@ -123,48 +125,25 @@ def tlsreports_group() -> None:
     """Incoming TLS reports: import, list, show."""
 
 
-@tlsreports_group.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help=(
-        "Output a JSON list of "
-        "{id, path, kind, report_id, organization_name, policy_domains, skipped_domains, warnings}."
-    ),
-)
+@tlsreports_group.command("import", epilog=EPILOG_OUTCOMES)
+@import_options
 @click.pass_obj
-def import_cmd(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
-    """Import TLS reports from report messages (.eml), .json or .json.gz files.
+def import_cmd(app: AppContext, **opts: Any) -> None:
+    """Import TLS reports: report messages (.eml), .json or .json.gz files, mailboxes.
 
-    Every file is parsed first; if one is not an acceptable report nothing is imported.
-    Quirks of real senders (dates without timezone, mx-host as a string, ...) are accepted
-    with a warning each. A report is stored for the policy domains that are configured
-    domains or the hostname (all of them when no domains are configured).
+    Sources: files and directories (walked), --maildir, --mbox, --imap; any mix. Quirks of
+    real senders (dates without timezone, mx-host as a string, ...) are accepted with a
+    warning each. A report is stored for the policy domains that are configured domains or
+    the hostname (all of them when no domains are configured); a report for none of them is
+    rejected. Re-importing a report (same organisation, report id, date range, policy domains)
+    stores nothing.
 
     \b
     Example:
       moxcli tlsreports import ~/reports/google.eml microsoft!example.org!1673308800!1673395199.json.gz
+      moxcli tlsreports import --maildir ~/Maildir/.TLSRPT --json
     """
-    from moxcli.reports.incoming_tls import import_files
-
-    config = app.config()
-    with app.open_store() as store:
-        done = import_files(store, config, list(files))
-    for imp in done:
-        for w in imp.warnings:
-            output.warn(f"{imp.path}: {w}")
-        if imp.skipped_domains:
-            output.warn(f"{imp.path}: not our domains, skipped: {', '.join(imp.skipped_domains)}")
-    if as_json:
-        output.emit_json([i.to_json() for i in done])
-        return
-    output.table(
-        None,
-        ["id", "file", "organization", "report id", "policy domains"],
-        [(i.id, i.path, i.organization_name, i.report_id, ", ".join(i.policy_domains)) for i in done],
-    )
+    run_import(app, ("tls",), **opts)
 
 
 @tlsreports_group.command("list")

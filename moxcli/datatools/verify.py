@@ -28,7 +28,9 @@ from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
 from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration
+from moxcli.store import dmarc as store_dmarc
 from moxcli.store import queue as qstore
+from moxcli.store import tlsreports as store_tlsreports
 from moxcli.store.datafile import data_file_problem
 from moxcli.store.env import STORE_DIR, Txn, decode
 from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path, private_dir
@@ -37,6 +39,7 @@ from moxcli.store.schema import (
     DMARC_EVAL,
     DMARC_REPORT_IN,
     DMARC_REPORT_IN_BY_DOMAIN,
+    DMARC_REPORT_IN_BY_KEY,
     MAILBOX,
     MAILBOX_BY_NAME,
     MESSAGE,
@@ -46,6 +49,7 @@ from moxcli.store.schema import (
     TABLES,
     TLS_REPORT_IN,
     TLS_REPORT_IN_BY_DOMAIN,
+    TLS_REPORT_IN_BY_KEY,
     TLS_RESULT,
     TLS_RESULT_BY_RCPT,
     Table,
@@ -640,9 +644,9 @@ class _Checker:
                         )
             return
         n = 0
-        for key, _raw in tx.scan_raw(table):
+        for key, raw in tx.scan_raw(table):
             n += 1
-            target = _index_target(table, key)
+            target = _index_target(table, key, raw)
             if target is not None and not tx.exists(*target):
                 self.res.problem(key_text(table, key), f"points to {key_text(*target)}, which does not exist")
         self._count(tx, table, n)
@@ -767,18 +771,29 @@ def _index_keys(table: Table, key: bytes, rec: dict[str, Any]) -> list[tuple[Tab
                     b"\x01" if rec.get("send_report") else b"\x00",
                 )
             ]
+        # The dedupe key entry may point at an older copy of the same report (value None: any).
         if table is TLS_REPORT_IN:
-            return [(TLS_REPORT_IN_BY_DOMAIN, text_key(d, from_u64(key)), None) for d in rec.get("policy_domains", [])]
+            by_domain = [
+                (TLS_REPORT_IN_BY_DOMAIN, text_key(d, from_u64(key)), None) for d in rec.get("policy_domains", [])
+            ]
+            return [*by_domain, (TLS_REPORT_IN_BY_KEY, store_tlsreports.dedupe_key(rec), None)]
         if table is DMARC_REPORT_IN:
-            return [(DMARC_REPORT_IN_BY_DOMAIN, text_key(rec["policy_domain"], from_u64(key)), None)]
+            return [
+                (DMARC_REPORT_IN_BY_DOMAIN, text_key(rec["policy_domain"], from_u64(key)), None),
+                (DMARC_REPORT_IN_BY_KEY, store_dmarc.report_dedupe_key(rec), None),
+            ]
     except (ValueError, TypeError, KeyError, struct.error):
         return []  # a malformed record: its own checks report it
     return []
 
 
-def _index_target(index: Table, key: bytes) -> tuple[Table, bytes] | None:
+def _index_target(index: Table, key: bytes, value: bytes) -> tuple[Table, bytes] | None:
     """The record an index entry points at."""
     try:
+        if index is TLS_REPORT_IN_BY_KEY:
+            return TLS_REPORT_IN, value
+        if index is DMARC_REPORT_IN_BY_KEY:
+            return DMARC_REPORT_IN, value
         if index is TLS_RESULT_BY_RCPT:
             day, rcpt, policy = split_key(key)
             return TLS_RESULT, text_key(str(day), str(policy), str(rcpt))

@@ -2,119 +2,92 @@
 
 The same shape as ``incoming_tls``: ``import_files``, ``list_reports``, ``get_report``,
 ``summary``. Parsing (moxcli.dmarc.parse) follows mox's MIME rules and limits.
-Reports are imported from files by the operator, so no DMARC check of the report message is
-made (mox requires a DMARC pass when it receives reports by SMTP).
+Reports are imported from files and mailboxes by the operator, so no DMARC check of the report
+message is made (mox requires a DMARC pass when it receives reports by SMTP). Importing
+(sources, outcomes, dedupe, batches) is moxcli.reports.incoming; this module is its DMARC kind.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Any
 
 from moxcli import jsonfmt
 from moxcli.config import Config
-from moxcli.dmarc.parse import ReportError, parse_file
+from moxcli.dmarc.parse import NoReport, ReportError, parse_file
 from moxcli.dmarc.report import Feedback
 from moxcli.domain import DomainError, parse_domain
-from moxcli.errors import CheckFailed, UsageError
+from moxcli.errors import UsageError
+from moxcli.reports.incoming import NotAReport, Outcome, Prepared, Rejected, import_messages, iter_paths
 from moxcli.store import Store
 from moxcli.store import dmarc as dstore
+from moxcli.store.env import Txn
 
-MAX_FILE = 20 << 20
-
-
-@dataclass
-class Imported:
-    file: str
-    id: int
-    policy_domain: str
-    organization_name: str
-    report_id: str
-    duplicate: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+KIND = "dmarc"
 
 
-def _read(path: Path) -> bytes:
-    from moxcli.inputs import read_regular
+def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
+    """A report file or message parsed into the record to store (moxcli.reports.incoming).
 
-    return read_regular(path, MAX_FILE, "not a DMARC report:", too_large=CheckFailed)
+    NotAReport for a message without a DMARC report; Rejected (spec §6.9) when the report does
+    not parse, its policy domain does not parse or is not ours (when domains are configured),
+    or it ends more than 60 s in the future.
+    """
+    warnings: list[str] = []
+    try:
+        fb = parse_file(data, warnings.append)
+    except NoReport as exc:
+        raise NotAReport(str(exc)) from None
+    except ReportError as exc:
+        raise Rejected(f"could not parse report: {exc}") from None
+    try:
+        domain = parse_domain(fb.policy.domain)
+    except DomainError as exc:
+        raise Rejected(f"could not parse domain in published policy {fb.policy.domain!r}: {exc}") from None
+    if config.domains and domain.ascii not in config.domains and domain.ascii != config.hostname:
+        raise Rejected(f"published policy domain unrecognized: {domain.name}")
+    # spec §6.9 (mox): a report about the future is not genuine.
+    if fb.metadata.end > now + 60:
+        raise Rejected(f"report has end date in the future ({fb.metadata.end})")
+    record = {
+        "policy_domain": domain.name,
+        "org_name": fb.metadata.org_name,
+        "report_id": fb.metadata.report_id,
+        "begin": fb.metadata.begin,
+        "end": fb.metadata.end,
+        "schema": fb.schema,
+        "source": os.path.basename(name),
+        "added": now,
+        "report": fb.to_json(),
+    }
+    return Prepared(
+        KIND,
+        dstore.report_dedupe_key(record),
+        record,
+        fb.metadata.report_id,
+        fb.metadata.org_name,
+        [domain.name],
+        float(fb.metadata.begin),
+        float(fb.metadata.end),
+        warnings,
+        len(data),
+    )
 
 
-def parse_report_files(
-    paths: list[Path], warn: Callable[[str], None] | None = None, now: float | None = None
-) -> list[tuple[Path, Feedback, str]]:
-    """Parse every file (all must be reports); (path, report, policy domain name)."""
-    now = time.time() if now is None else now
-    out = []
-    for path in paths:
-        data = _read(path)
-        try:
-            on_warn: Callable[[str], None] | None = (lambda m, p=path: warn(f"{p}: {m}")) if warn else None
-            fb = parse_file(data, on_warn)
-        except ReportError as exc:
-            raise CheckFailed(f"{path}: {exc}") from None
-        try:
-            domain = parse_domain(fb.policy.domain).name
-        except DomainError as exc:
-            raise CheckFailed(
-                f"{path}: could not parse domain in published policy {fb.policy.domain!r}: {exc}"
-            ) from None
-        # spec §6.9 (mox): a report about the future is not genuine.
-        if fb.metadata.end > now + 60:
-            raise CheckFailed(f"{path}: report has end date in the future ({fb.metadata.end})")
-        out.append((path, fb, domain))
+def find_duplicate(tx: Txn, key: bytes) -> int | None:
+    return dstore.find_duplicate_report(tx, key)
+
+
+def add(tx: Txn, prepared: Prepared) -> int:
+    return dstore.add_report(tx, prepared.record, prepared.key)
+
+
+def import_files(store: Store, config: Config, paths: list[Path], now: float | None = None) -> list[Outcome]:
+    """Import report files (directories walked); an outcome per file (moxcli.reports.incoming)."""
+    out: list[Outcome] = []
+    import_messages(store, config, iter_paths(paths), (KIND,), out.append, now=now)
     return out
-
-
-def import_files(
-    store: Store,
-    config: Config,
-    paths: list[Path],
-    warn: Callable[[str], None] | None = None,
-    now: float | None = None,
-) -> list[Imported]:
-    """Parse all files, then store the new reports in one transaction (a report with the same
-    organization, report id and domain as a stored one is skipped as a duplicate)."""
-    added = time.time() if now is None else now
-    parsed = parse_report_files(paths, warn, added)
-
-    def store_all(tx: Any) -> list[Imported]:
-        out = []
-        seen: set[tuple[str, str, str]] = set()
-        for path, fb, domain in parsed:
-            key = (fb.metadata.org_name, fb.metadata.report_id, domain)
-            dup = next(
-                (
-                    r
-                    for r in dstore.list_reports(tx, domain)
-                    if (r["org_name"], r["report_id"], r["policy_domain"]) == key
-                ),
-                None,
-            )
-            if dup is not None or key in seen:
-                out.append(Imported(str(path), dup["id"] if dup else 0, domain, key[0], key[1], duplicate=True))
-                continue
-            seen.add(key)
-            rec = {
-                "policy_domain": domain,
-                "org_name": fb.metadata.org_name,
-                "report_id": fb.metadata.report_id,
-                "begin": fb.metadata.begin,
-                "end": fb.metadata.end,
-                "schema": fb.schema,
-                "source": path.name,
-                "added": added,
-                "report": fb.to_json(),
-            }
-            out.append(Imported(str(path), dstore.add_report(tx, rec), domain, key[0], key[1]))
-        return out
-
-    return store.update(store_all)
 
 
 def summary(rec: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,9 @@ longer than 1000 bytes are accepted with a warning (mox refuses them). Every qui
 one warning. Hostile input (too large, gzip bombs, deep nesting, invalid JSON) is refused
 with a ReportError before anything is stored.
 
-Reports are imported from files by the operator, so no DKIM check is made (mox checks DKIM
-when it receives reports by SMTP).
+Reports are imported from files and mailboxes by the operator, so no DKIM check is made (mox
+checks DKIM when it receives reports by SMTP). Importing (sources, outcomes, dedupe, batches)
+is moxcli.reports.incoming; this module is its TLS kind.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
-import time
+import os
 import zlib
 from dataclasses import dataclass, field
 from email.message import Message
@@ -27,9 +28,11 @@ from typing import Any, cast
 from moxcli import jsonfmt
 from moxcli.config import Config
 from moxcli.domain import DomainError, parse_domain
-from moxcli.errors import CheckFailed, UsageError
+from moxcli.errors import UsageError
+from moxcli.reports.incoming import NotAReport, Outcome, Prepared, Rejected, import_messages, iter_paths
 from moxcli.store import Store
 from moxcli.store import tlsreports as rstore
+from moxcli.store.env import Txn
 from moxcli.tlsrpt.report import MAX_JSON_SIZE, Report, ReportError, parse_report
 
 MAX_MESSAGE_SIZE = 15 * 1024 * 1024  # spec §1.6
@@ -150,26 +153,7 @@ def parse_report_bytes(data: bytes, name: str = "-") -> ParsedFile:
     return ParsedFile(name, "message", report, w, from_domain)
 
 
-def read_limited(path: Path) -> bytes:
-    """Read a file, refusing one larger than the JSON limit (the largest accepted input)."""
-    from moxcli.inputs import read_regular
-
-    return read_regular(path, MAX_JSON_SIZE, "report", too_large=CheckFailed)
-
-
-@dataclass
-class Imported:
-    id: int
-    path: str
-    kind: str
-    report_id: str
-    organization_name: str
-    policy_domains: list[str]
-    skipped_domains: list[str]
-    warnings: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(vars(self))
+KIND = "tls"
 
 
 def _domains_for(report: Report, config: Config) -> tuple[list[str], list[str], bool]:
@@ -197,56 +181,63 @@ def _domains_for(report: Report, config: Config) -> tuple[list[str], list[str], 
     return stored, skipped, host_report
 
 
-def import_files(store: Store, config: Config, paths: list[Path], now: float | None = None) -> list[Imported]:
-    """Parse every file, then store them all in one transaction (all or nothing).
+def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
+    """A report file or message parsed into the record to store (moxcli.reports.incoming).
 
-    CheckFailed names the first file that is not an acceptable report.
+    NotAReport for a message without a TLS report; Rejected when the report does not parse,
+    has no policies, or is about none of our domains (spec §1.6).
     """
-    parsed = []
-    for path in paths:
-        data = read_limited(path)
-        try:
-            pf = parse_report_bytes(data, str(path))
-        except ReportError as exc:
-            raise CheckFailed(f"{path}: {exc}; nothing imported") from None
-        if not pf.report.policies:
-            raise CheckFailed(f"{path}: no policies in report; nothing imported")
-        stored, skipped, host_report = _domains_for(pf.report, config)
-        if not stored:
-            raise CheckFailed(f"{path}: no domains in report recognized ({', '.join(skipped)}); nothing imported")
-        parsed.append((pf, stored, skipped, host_report))
-    t = time.time() if now is None else now
+    try:
+        pf = parse_report_bytes(data, name)
+    except NoReport as exc:
+        raise NotAReport(str(exc)) from None
+    except ReportError as exc:
+        raise Rejected(str(exc)) from None
+    rep = pf.report
+    if not rep.policies:
+        raise Rejected("no policies in report")
+    stored, skipped, host_report = _domains_for(rep, config)
+    if not stored:
+        raise Rejected(f"no domains in report recognized ({', '.join(skipped)})")
+    warnings = list(pf.warnings)
+    if skipped:
+        warnings.append(f"not our domains, skipped: {', '.join(skipped)}")
+    record = {
+        "imported": now,
+        "source": os.path.basename(name),
+        "from_domain": pf.from_domain,
+        "policy_domains": stored,
+        "host_report": host_report,
+        "warnings": pf.warnings,
+        "report": rep.to_json(),
+    }
+    return Prepared(
+        KIND,
+        rstore.dedupe_key(record),
+        record,
+        rep.report_id,
+        rep.organization_name,
+        stored,
+        rep.start.timestamp(),
+        rep.end.timestamp(),
+        warnings,
+        len(data),
+    )
 
-    def fn(tx: Any) -> list[Imported]:
-        out = []
-        for pf, stored, skipped, host_report in parsed:
-            rid = rstore.add(
-                tx,
-                {
-                    "imported": t,
-                    "source": Path(pf.path).name,
-                    "from_domain": pf.from_domain,
-                    "policy_domains": stored,
-                    "host_report": host_report,
-                    "warnings": pf.warnings,
-                    "report": pf.report.to_json(),
-                },
-            )
-            out.append(
-                Imported(
-                    rid,
-                    pf.path,
-                    pf.kind,
-                    pf.report.report_id,
-                    pf.report.organization_name,
-                    stored,
-                    skipped,
-                    pf.warnings,
-                )
-            )
-        return out
 
-    return store.update(fn)
+def find_duplicate(tx: Txn, key: bytes) -> int | None:
+    return rstore.find_duplicate(tx, key)
+
+
+def add(tx: Txn, prepared: Prepared) -> int:
+    return rstore.add(tx, prepared.record, prepared.key)
+
+
+def import_files(store: Store, config: Config, paths: list[Path], now: float | None = None) -> list[Outcome]:
+    """Import report files (directories walked); an outcome per file (moxcli.reports.incoming)."""
+    out: list[Outcome] = []
+    import_messages(store, config, iter_paths(paths), (KIND,), out.append, now=now)
+    return out
 
 
 def summary(rec: dict[str, Any]) -> dict[str, Any]:

@@ -3,11 +3,15 @@
 DMARC_EVAL: key `policy_domain NUL id`, record = Evaluation.to_record() (ids from sequence
 `dmarceval`, so they also order rows by arrival). DMARC_REPORT_IN: key `id`, record
 {id, added, policy_domain, org_name, report_id, begin, end, source, schema, report};
-DMARC_REPORT_IN_BY_DOMAIN indexes it by policy domain.
+DMARC_REPORT_IN_BY_DOMAIN indexes it by policy domain. DMARC_REPORT_IN_BY_KEY (schema 2),
+key ``report_dedupe_key(record)``, value ``u64(id)`` of the first report stored with that key:
+the same organisation, report id, date range (begin, end) and policy domain is the same report.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -17,6 +21,8 @@ from moxcli.store.schema import (
     DMARC_EVAL,
     DMARC_REPORT_IN,
     DMARC_REPORT_IN_BY_DOMAIN,
+    DMARC_REPORT_IN_BY_KEY,
+    from_u64,
     prefix_key,
     split_key,
     text_key,
@@ -76,11 +82,39 @@ def count_evaluations(tx: Txn) -> int:
     return tx.count(DMARC_EVAL)
 
 
-def add_report(tx: Txn, record: dict[str, Any]) -> int:
-    """Store a received report (record needs `policy_domain`); returns its id."""
+def report_dedupe_key(record: dict[str, Any]) -> bytes:
+    """The identity of a received report: organisation, report id, date range, policy domain."""
+    parts = [
+        record.get("org_name", ""),
+        record.get("report_id", ""),
+        record.get("begin", 0),
+        record.get("end", 0),
+        record.get("policy_domain", ""),
+    ]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).digest()
+
+
+def find_duplicate_report(tx: Txn, key: bytes) -> int | None:
+    """Id of the received report with this dedupe key, if any."""
+    raw = tx.get_raw(DMARC_REPORT_IN_BY_KEY, key)
+    return None if raw is None else from_u64(raw)
+
+
+def index_report_key(tx: Txn, report_id: int, key: bytes) -> None:
+    """Point the dedupe key at ``report_id`` unless an earlier report holds it."""
+    if tx.get_raw(DMARC_REPORT_IN_BY_KEY, key) is None:
+        tx.put_raw(DMARC_REPORT_IN_BY_KEY, key, u64(report_id))
+
+
+def add_report(tx: Txn, record: dict[str, Any], key: bytes | None = None) -> int:
+    """Store a received report (record needs `policy_domain`); returns its id.
+
+    The dedupe index keeps the first report with a key; callers check find_duplicate_report first.
+    """
     n = tx.next_id(REPORT_SEQUENCE)
     tx.put(DMARC_REPORT_IN, u64(n), {**record, "id": n, "added": record.get("added", time.time())})
     tx.put_raw(DMARC_REPORT_IN_BY_DOMAIN, text_key(record["policy_domain"], n), b"")
+    index_report_key(tx, n, report_dedupe_key(record) if key is None else key)
     return n
 
 

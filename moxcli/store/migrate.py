@@ -30,8 +30,23 @@ def _seal_records(txn: Txn) -> None:
                 txn.put_raw(table, key, seal(key, raw))
 
 
+def _v2_report_dedupe_keys(txn: Txn) -> None:
+    """2 -> 3: incoming reports are deduped by key: index every stored TLS and DMARC report.
+
+    Older stores may hold the same report more than once; every copy is kept (no data is
+    dropped by an upgrade) and the key points at the oldest, so only new imports are deduped.
+    """
+    from moxcli.store import dmarc, tlsreports
+    from moxcli.store.schema import DMARC_REPORT_IN, TLS_REPORT_IN
+
+    for _, rec in txn.scan(TLS_REPORT_IN):
+        tlsreports.index_key(txn, rec["id"], tlsreports.dedupe_key(rec))
+    for _, rec in txn.scan(DMARC_REPORT_IN):
+        dmarc.index_report_key(txn, rec["id"], dmarc.report_dedupe_key(rec))
+
+
 # MIGRATIONS[n] upgrades a store from schema n to n+1.
-MIGRATIONS: dict[int, Callable[[Txn], None]] = {1: _seal_records}
+MIGRATIONS: dict[int, Callable[[Txn], None]] = {1: _seal_records, 2: _v2_report_dedupe_keys}
 
 
 def upgrade(txn: Txn, from_version: int, to_version: int) -> None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 # Bump when a record's meaning changes; add the step to migrate.MIGRATIONS.
 # 2: every record value (not index values) ends with a CRC-32 of key and payload (env.seal).
-SCHEMA_VERSION = 2
+# 3: dedupe-key indexes of incoming TLS and DMARC reports (TLS_REPORT_IN_BY_KEY, DMARC_REPORT_IN_BY_KEY).
+SCHEMA_VERSION = 3
 
 SEP = b"\x00"
 
@@ -41,10 +42,12 @@ TLS_RESULT_BY_RCPT = Table(
 TLS_SUPPRESS = Table("tlssuppress", 1, "reporting address (lower-case)")
 TLS_REPORT_IN = Table("tlsreportin", 1, "id (u64)")
 TLS_REPORT_IN_BY_DOMAIN = Table("tlsreportin_domain", 1, "policy_domain NUL id (u64) -> empty")
+TLS_REPORT_IN_BY_KEY = Table("tlsreportin_key", 1, "sha256 of the report's dedupe key -> id (u64)")
 DMARC_EVAL = Table("dmarceval", 1, "policy_domain NUL id (u64)")
 DMARC_SUPPRESS = Table("dmarcsuppress", 1, "reporting address (lower-case)")
 DMARC_REPORT_IN = Table("dmarcreportin", 1, "id (u64)")
 DMARC_REPORT_IN_BY_DOMAIN = Table("dmarcreportin_domain", 1, "policy_domain NUL id (u64) -> empty")
+DMARC_REPORT_IN_BY_KEY = Table("dmarcreportin_key", 1, "sha256 of the report's dedupe key -> id (u64)")
 MTASTS_POLICY = Table("mtasts", 1, "domain (unicode name)")
 QUEUE = Table("queue", 1, "id (u64)")
 ACCOUNT = Table("account", 1, "account name")
@@ -59,10 +62,12 @@ TABLES: tuple[Table, ...] = (
     TLS_SUPPRESS,
     TLS_REPORT_IN,
     TLS_REPORT_IN_BY_DOMAIN,
+    TLS_REPORT_IN_BY_KEY,
     DMARC_EVAL,
     DMARC_SUPPRESS,
     DMARC_REPORT_IN,
     DMARC_REPORT_IN_BY_DOMAIN,
+    DMARC_REPORT_IN_BY_KEY,
     MTASTS_POLICY,
     QUEUE,
     ACCOUNT,

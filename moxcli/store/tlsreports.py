@@ -8,26 +8,70 @@ parsing), ``report`` (the report JSON, RFC 8460 field names, normalised).
 Index TLS_REPORT_IN_BY_DOMAIN, key ``text_key(policy_domain, id)``, empty value.
 mox stores a copy of the report per recognised policy domain; one record plus an index
 entry per domain gives the same lookups without the copies.
+Index TLS_REPORT_IN_BY_KEY (schema 2), key ``dedupe_key(record)``, value ``u64(id)`` of the
+first report stored with that key: a report is the same report when its organisation,
+report id, date range and the policy domains it was stored for are the same.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from moxcli.store.env import Txn
-from moxcli.store.schema import TLS_REPORT_IN, TLS_REPORT_IN_BY_DOMAIN, prefix_key, split_key, text_key, u64
+from moxcli.store.schema import (
+    TLS_REPORT_IN,
+    TLS_REPORT_IN_BY_DOMAIN,
+    TLS_REPORT_IN_BY_KEY,
+    from_u64,
+    prefix_key,
+    split_key,
+    text_key,
+    u64,
+)
 
 SEQUENCE = "tlsreportin"
 
 
-def add(tx: Txn, record: dict[str, Any]) -> int:
-    """Store a report record (fields above, without ``id``); returns its id."""
+def dedupe_key(record: dict[str, Any]) -> bytes:
+    """The identity of a stored report: organisation, report id, date range, policy domains."""
+    rep = record.get("report", {})
+    dr = rep.get("date-range", {})
+    parts = [
+        rep.get("organization-name", ""),
+        rep.get("report-id", ""),
+        dr.get("start-datetime", ""),
+        dr.get("end-datetime", ""),
+        sorted(record.get("policy_domains", [])),
+    ]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).digest()
+
+
+def find_duplicate(tx: Txn, key: bytes) -> int | None:
+    """Id of the stored report with this dedupe key, if any."""
+    raw = tx.get_raw(TLS_REPORT_IN_BY_KEY, key)
+    return None if raw is None else from_u64(raw)
+
+
+def add(tx: Txn, record: dict[str, Any], key: bytes | None = None) -> int:
+    """Store a report record (fields above, without ``id``); returns its id.
+
+    The dedupe index keeps the first report with a key; callers check find_duplicate first.
+    """
     rid = tx.next_id(SEQUENCE)
     tx.put(TLS_REPORT_IN, u64(rid), {**record, "id": rid})
     for dom in record["policy_domains"]:
         tx.put_raw(TLS_REPORT_IN_BY_DOMAIN, text_key(dom, rid), b"")
+    index_key(tx, rid, dedupe_key(record) if key is None else key)
     return rid
+
+
+def index_key(tx: Txn, rid: int, key: bytes) -> None:
+    """Point the dedupe key at ``rid`` unless an earlier report holds it."""
+    if tx.get_raw(TLS_REPORT_IN_BY_KEY, key) is None:
+        tx.put_raw(TLS_REPORT_IN_BY_KEY, key, u64(rid))
 
 
 def get(tx: Txn, rid: int) -> dict[str, Any] | None:
@@ -50,4 +94,7 @@ def delete(tx: Txn, rid: int) -> bool:
         return False
     for dom in rec.get("policy_domains", []):
         tx.delete(TLS_REPORT_IN_BY_DOMAIN, text_key(dom, rid))
+    key = dedupe_key(rec)
+    if find_duplicate(tx, key) == rid:
+        tx.delete(TLS_REPORT_IN_BY_KEY, key)
     return tx.delete(TLS_REPORT_IN, u64(rid))

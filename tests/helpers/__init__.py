@@ -1,0 +1,1 @@
+"""Shared test helpers (import as ``helpers.<module>``)."""

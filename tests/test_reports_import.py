@@ -1,0 +1,240 @@
+"""Importing report mail: sources (files, directories, maildir, mbox), per-message outcomes,
+dedupe, batches, the `reports import` sorting, the schema-2 migration of dedupe keys."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pytest
+from conftest import ROOT
+from helpers import reportmail as rm
+
+from moxcli.cli import cli
+from moxcli.config import Config, parse_config
+from moxcli.reports import incoming
+from moxcli.reports import incoming_dmarc as idmarc
+from moxcli.reports import incoming_tls as itls
+from moxcli.store import Store
+from moxcli.store import dmarc as dstore
+from moxcli.store import tlsreports as tstore
+
+NOW = rm.BASE + 400 * rm.DAY
+
+
+def _run(runner, data, *args):
+    return runner.invoke(cli, ["--data", str(data), *args], env={"COLUMNS": "200"})
+
+
+def _ndjson(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _maildir(path, mails):
+    for sub in ("new", "cur", "tmp"):
+        (path / sub).mkdir(parents=True)
+    for i, m in enumerate(mails):
+        sub = "new" if i % 2 else "cur"
+        (path / sub / f"{1700000000 + i}.M{i}P1.host{':2,S' if sub == 'cur' else ''}").write_bytes(m)
+    return path
+
+
+def _mbox(path, mails):
+    with open(path, "wb") as f:
+        for m in mails:
+            f.write(b"From reports@example.org Sun Jan 11 06:00:00 2026\n" + m.replace(b"\r\n", b"\n") + b"\n")
+    return path
+
+
+def _messages(mails):
+    return [incoming.Message(f"m{i}", m) for i, m in enumerate(mails)]
+
+
+def test_outcomes_in_order_one_bad_message_does_not_stop_the_others(data_dir):
+    mails = [rm.tls_mail("google", 1), rm.plain_mail(1), rm.broken_tls_mail(2), rm.tls_mail("google", 1)]
+    mails += [rm.dmarc_mail("microsoft", 1)]
+    got = []
+    with Store.open(data_dir) as store:
+        summary = incoming.import_messages(store, Config(), _messages(mails), on_outcome=got.append, now=NOW)
+        assert [o.outcome for o in got] == ["imported", "not-a-report", "rejected", "duplicate", "imported"]
+        assert [o.source for o in got] == ["m0", "m1", "m2", "m3", "m4"]
+        assert got[3].id == got[0].id and got[3].kind == "tls" and got[4].kind == "dmarc"
+        assert "invalid gzip data" in got[2].reason and got[2].id is None
+        assert summary.counts == {"imported": 2, "duplicate": 1, "not-a-report": 1, "rejected": 1}
+        assert summary.imported_by_kind == {"tls": 1, "dmarc": 1} and not summary.ok
+        assert [r["id"] for r in itls.list_reports(store)] == [got[0].id]
+        assert [r["report_id"] for r in idmarc.list_reports(store)] == ["microsoft-1"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 500])
+def test_batches_give_the_same_outcomes(data_dir, batch_size):
+    mails = rm.mailbox(8) + rm.mailbox(3)  # the last 3 repeat the first 3
+    got = []
+    with Store.open(data_dir) as store:
+        incoming.import_messages(
+            store, Config(), _messages(mails), on_outcome=got.append, now=NOW, batch_size=batch_size
+        )
+        assert [o.outcome for o in got] == ["imported"] * 8 + ["duplicate"] * 3
+        assert [o.id for o in got[8:]] == [o.id for o in got[:3]]
+        with store.read() as tx:
+            assert tx.count(tstore.TLS_REPORT_IN) == 4 and tx.count(dstore.DMARC_REPORT_IN) == 4
+
+
+def test_dedupe_key_parts(data_dir):
+    """Same id and organisation but another day or another policy domain: another report."""
+    base = rm.tls_json("google", 1)
+    other_day = json.loads(base)
+    other_day["date-range"]["end-datetime"] = "2026-01-12T00:00:00Z"
+    other_domain = rm.tls_json("google", 1, domain="example.net")
+    other_org = json.loads(base)
+    other_org["organization-name"] = "Not Google"
+    inputs = [base, json.dumps(other_day).encode(), other_domain, json.dumps(other_org).encode(), base]
+    got = []
+    with Store.open(data_dir) as store:
+        incoming.import_messages(store, Config(), _messages(inputs), ("tls",), got.append, now=NOW)
+    assert [o.outcome for o in got] == ["imported"] * 4 + ["duplicate"]
+
+    x = [rm.dmarc_xml("google", 1), rm.dmarc_xml("google", 2), rm.dmarc_xml("google", 1, domain="example.net")]
+    x.append(rm.dmarc_xml("google", 1).replace(b"<org_name>google.com", b"<org_name>other.example"))
+    x.append(rm.dmarc_xml("google", 1))
+    got = []
+    with Store.open(data_dir) as store:
+        incoming.import_messages(store, Config(), _messages(x), ("dmarc",), got.append, now=NOW)
+    assert [o.outcome for o in got] == ["imported"] * 4 + ["duplicate"]
+
+
+def test_kind_restriction_and_domains(tmp_path, data_dir):
+    text = 'hostname = "mail.example.org"\n[domains."example.org"]\n'
+    cfg = parse_config(text, tmp_path / "moxcli.toml")
+    mails = [rm.dmarc_mail("google", 1), rm.tls_mail("google", 1, domain="other.example")]
+    mails.append(rm.dmarc_mail("google", 2, domain="other.example"))
+    got = []
+    with Store.open(data_dir) as store:
+        incoming.import_messages(store, cfg, _messages(mails), ("tls",), got.append, now=NOW)
+        assert [o.outcome for o in got] == ["not-a-report", "rejected", "not-a-report"]
+        assert got[1].reason == "no domains in report recognized (other.example)"
+        got.clear()
+        incoming.import_messages(store, cfg, _messages(mails), ("dmarc", "tls"), got.append, now=NOW)
+        assert [o.outcome for o in got] == ["imported", "rejected", "rejected"]
+        assert got[2].reason == "published policy domain unrecognized: other.example"
+
+
+def test_future_report_rejected(data_dir):
+    got = []
+    with Store.open(data_dir) as store:
+        incoming.import_messages(
+            store, Config(), _messages([rm.dmarc_mail("google", 1)]), on_outcome=got.append, now=rm.BASE
+        )
+    assert got[0].outcome == "rejected" and got[0].reason.startswith("report has end date in the future")
+
+
+def test_cli_maildir_mbox_directory(runner, data_dir, tmp_path):
+    md = _maildir(tmp_path / "Maildir", [*rm.mailbox(6), rm.plain_mail(1)])
+    (md / "tmp" / "in-progress").write_bytes(rm.tls_mail("google", 99))  # tmp/ is never read
+    mbox = _mbox(tmp_path / "reports.mbox", rm.mailbox(8))  # 6 duplicates, 2 new
+    d = tmp_path / "dir"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "r.json").write_bytes(rm.tls_json("microsoft", 50))
+    (d / ".hidden").write_bytes(b"junk")
+    r = _run(runner, data_dir, "reports", "import", "--json", str(d), "--maildir", str(md), "--mbox", str(mbox))
+    assert r.exit_code == 0, r.output
+    out = _ndjson(r.stdout)
+    msgs, summary = out[:-1], out[-1]
+    assert msgs[0]["source"] == str(d / "sub" / "r.json") and msgs[0]["outcome"] == "imported"
+    assert sorted(m["outcome"] for m in msgs[1:8]) == ["imported"] * 6 + ["not-a-report"]
+    assert all(m["source"].startswith(f"{md}/new/") for m in msgs[1:4])
+    assert [m["outcome"] for m in msgs[8:]] == ["duplicate"] * 6 + ["imported"] * 2
+    assert msgs[8]["source"] == f"{mbox}:1"
+    assert summary["messages"] == 16 and summary["duplicate"] == 6 and summary["not_a_report"] == 1
+    assert summary["imported_by_kind"] == {"tls": 5, "dmarc": 4}
+    r = _run(runner, data_dir, "tlsreports", "import", "--maildir", str(md))
+    assert r.exit_code == 0
+    assert r.stdout == "7 message(s): 0 imported, 4 duplicate, 3 not a report, 0 rejected\n"
+    r = _run(runner, data_dir, "dmarcreports", "import", "--mbox", str(mbox), "--list")
+    assert r.exit_code == 0 and r.stdout.count("│ duplicate") == 4 and r.stdout.count("│ not-a-report") == 4
+    assert r.stdout.endswith("8 message(s): 0 imported, 4 duplicate, 4 not a report, 0 rejected\n")
+
+
+def test_cli_exit_codes_and_usage_errors(runner, data_dir, tmp_path):
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(rm.broken_tls_mail(1))
+    good = tmp_path / "good.eml"
+    good.write_bytes(rm.tls_mail("google", 1))
+    r = _run(runner, data_dir, "reports", "import", str(good), str(bad))
+    assert r.exit_code == 1 and f"warning: {bad}: rejected: application/tlsrpt+gzip: invalid gzip" in r.stderr
+    assert r.stdout == "2 message(s): 1 imported, 0 duplicate, 0 not a report, 1 rejected\n"
+    for args, msg in [
+        ((str(tmp_path / "nope"),), "no such file or directory"),
+        (("--maildir", str(tmp_path)), "not a maildir"),
+        (("--mbox", str(good)), 'first line does not start with "From "'),
+        ((str(good), "--archive-folder", "A"), "apply to --imap only"),
+        ((), "nothing to import"),
+        (("--imap", "imaps://:pw@host/INBOX"), "no password in the URL"),
+        (("--imap", "ftp://u@host/"), "not an imap:// or imaps:// URL"),
+        (("--imap", "imaps://u@host/INBOX"), "no IMAP password"),
+    ]:
+        r = _run(runner, data_dir, "reports", "import", *args)
+        assert r.exit_code == 2 and msg in r.stderr and "Traceback" not in r.output, (args, r.output)
+
+
+def test_too_large_input_rejected(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(incoming, "MAX_INPUT", 1000)
+    f = tmp_path / "big.eml"
+    f.write_bytes(rm.tls_mail("google", 1) + b"x" * 1000)
+    (o,) = itls.import_files(Store.open(data_dir), Config(), [f])
+    assert o.outcome == "rejected" and o.reason == "larger than 1000 bytes, refused"
+
+
+def test_v1_store_gets_dedupe_keys(data_dir, tmp_path):
+    """The schema-1 fixture's stored report (it has one DMARC report) is indexed by the migration."""
+    with tarfile.open(ROOT / "testdata" / "upgrade" / "v1.tar.gz") as t:
+        t.extractall(tmp_path, filter="data")
+    data = tmp_path / "data"
+    with Store.open(data) as store:
+        dm = idmarc.list_reports(store)
+        assert len(dm) == 1
+        with store.read() as tx:
+            rec = dstore.get_report(tx, dm[0]["id"])
+            assert dstore.find_duplicate_report(tx, dstore.report_dedupe_key(rec)) == dm[0]["id"]
+
+
+def test_migration_keeps_every_copy_of_a_report_stored_twice(data_dir, monkeypatch):
+    from moxcli.store import migrate, schema
+
+    rec = {"policy_domains": ["example.org"], "report": json.loads(rm.tls_json("google", 1))}
+    with Store.open(data_dir) as store, store.write() as tx:
+        ids = [tstore.add(tx, rec), tstore.add(tx, rec)]
+        tx.delete(schema.TLS_REPORT_IN_BY_KEY, tstore.dedupe_key(rec))
+        tx.set_meta("schema_version", schema.SCHEMA_VERSION - 1)  # the schema before dedupe keys
+    assert migrate.MIGRATIONS[schema.SCHEMA_VERSION - 1].__name__ == "_v2_report_dedupe_keys"
+    with Store.open(data_dir) as store, store.read() as tx:
+        assert tx.meta("schema_version") == schema.SCHEMA_VERSION
+        assert [r["id"] for r in tstore.scan(tx, newest_first=False)] == ids
+        assert tstore.find_duplicate(tx, tstore.dedupe_key(rec)) == ids[0]
+
+
+def test_imap_password_config(tmp_path, monkeypatch):
+    from moxcli.errors import ConfigError
+    from moxcli.reports.imap import parse_url, password
+
+    (tmp_path / "pw").write_text("s3cret\n")
+    cfg = parse_config('[imap]\npassword_file = "pw"\n', tmp_path / "moxcli.toml")
+    assert password(cfg) == "s3cret"
+    cfg = parse_config('[imap]\npassword_env = "MOXCLI_TEST_PW"\n', tmp_path / "moxcli.toml")
+    with pytest.raises(ConfigError, match="MOXCLI_TEST_PW"):
+        password(cfg)
+    monkeypatch.setenv("MOXCLI_TEST_PW", "from-env")
+    assert password(cfg) == "from-env"
+    with pytest.raises(ConfigError, match="not both"):
+        parse_config('[imap]\npassword_file = "pw"\npassword_env = "X"\n', tmp_path / "moxcli.toml")
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_config('[imap]\npassword = "x"\n', tmp_path / "moxcli.toml")
+    u = parse_url("imap://reports%40example.org@127.0.0.1:1143/Reports%20In")
+    assert (u.tls, u.user, u.host, u.port, u.mailbox) == (
+        "starttls",
+        "reports@example.org",
+        "127.0.0.1",
+        1143,
+        "Reports In",
+    )
+    assert parse_url("imaps://u@h").port == 993 and parse_url("imaps://u@h").mailbox == "INBOX"
