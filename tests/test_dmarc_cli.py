@@ -185,7 +185,7 @@ def test_import_list_show(runner, data):
     assert [x["id"] for x in out[:3]] == [1, 2, 3] and [x["outcome"] for x in out[:3]] == ["imported"] * 3
     assert out[3]["type"] == "summary" and out[3]["imported"] == 3
     r = _invoke(runner, data, "dmarcreports", "import", str(google))
-    assert r.exit_code == 0 and "0 imported, 1 duplicate" in r.stdout
+    assert r.exit_code == 0 and "0 imported, 1 duplicate" in r.stderr
     r = _invoke(runner, data, "dmarcreports", "list", "--json")
     rows = json.loads(r.stdout)
     assert [x["id"] for x in rows] == [3, 2, 1]
@@ -234,7 +234,7 @@ def test_import_bad_file_rejected_alone(runner, data, tmp_path):
     r = _invoke(runner, data, "dmarcreports", "import", str(good), str(bad))
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert f"{bad}: rejected: could not parse report: XML document type declarations" in r.stderr
-    assert "2 message(s): 1 imported, 0 duplicate, 0 not a report, 1 rejected" in r.stdout
+    assert "2 message(s): 1 imported, 0 duplicate, 0 not a report, 1 rejected" in r.stderr
     r = _invoke(runner, data, "dmarcreports", "list", "--json")
     assert [x["report_id"] for x in json.loads(r.stdout)] == ["r1"]
     nodomain = tmp_path / "nodomain.xml"

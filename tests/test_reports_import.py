@@ -149,10 +149,12 @@ def test_cli_maildir_mbox_directory(runner, data_dir, tmp_path):
     assert summary["imported_by_kind"] == {"tls": 5, "dmarc": 4}
     r = _run(runner, data_dir, "tlsreports", "import", "--maildir", str(md))
     assert r.exit_code == 0
-    assert r.stdout == "7 message(s): 0 imported, 4 duplicate, 3 not a report, 0 rejected\n"
+    assert r.stdout == "" and r.stderr == "7 message(s): 0 imported, 4 duplicate, 3 not a report, 0 rejected\n"
     r = _run(runner, data_dir, "dmarcreports", "import", "--mbox", str(mbox), "--list")
-    assert r.exit_code == 0 and r.stdout.count("│ duplicate") == 4 and r.stdout.count("│ not-a-report") == 4
-    assert r.stdout.endswith("8 message(s): 0 imported, 4 duplicate, 4 not a report, 0 rejected\n")
+    assert r.exit_code == 0 and r.stdout.count("duplicate") == 4 and r.stdout.count("not-a-report") == 4
+    assert r.stderr == "8 message(s): 0 imported, 4 duplicate, 4 not a report, 0 rejected\n"
+    r = _run(runner, data_dir, "dmarcreports", "import", "--mbox", str(mbox), "--list", "--format", "tsv")
+    assert r.stdout.splitlines()[0].split("\t")[:2] == ["source", "outcome"] and len(r.stdout.splitlines()) == 9
 
 
 def test_cli_exit_codes_and_usage_errors(runner, data_dir, tmp_path):
@@ -162,7 +164,7 @@ def test_cli_exit_codes_and_usage_errors(runner, data_dir, tmp_path):
     good.write_bytes(rm.tls_mail("google", 1))
     r = _run(runner, data_dir, "reports", "import", str(good), str(bad))
     assert r.exit_code == 1 and f"warning: {bad}: rejected: application/tlsrpt+gzip: invalid gzip" in r.stderr
-    assert r.stdout == "2 message(s): 1 imported, 0 duplicate, 0 not a report, 1 rejected\n"
+    assert r.stderr.endswith("2 message(s): 1 imported, 0 duplicate, 0 not a report, 1 rejected\n")
     for args, msg in [
         ((str(tmp_path / "nope"),), "no such file or directory"),
         (("--maildir", str(tmp_path)), "not a maildir"),

@@ -208,13 +208,13 @@ def test_cli_import_list_show(runner, data_dir, tmp_path):
         "reason",
         "id",
         "report_id",
-        "organization",
+        "organization_name",
         "policy_domains",
-        "begin",
+        "start",
         "end",
         "warnings",
     }
-    assert out[0]["begin"] == "2016-04-01T00:00:00Z" and out[0]["reason"] is None
+    assert out[0]["start"] == "2016-04-01T00:00:00Z" and out[0]["reason"] is None
     assert [len(o["warnings"]) for o in out[:3]] == [0, 0, 2]
     assert "no timezone" in out[2]["warnings"][0] and "mx-host is a string" in out[2]["warnings"][1]
     assert out[3] == {
@@ -230,8 +230,8 @@ def test_cli_import_list_show(runner, data_dir, tmp_path):
         "seconds": out[3]["seconds"],
     }
     r = cli_run(runner, data_dir, "import", str(f3))
-    assert r.exit_code == 0 and r.stderr == ""
-    assert r.stdout == "1 message(s): 0 imported, 1 duplicate, 0 not a report, 0 rejected\n"
+    assert r.exit_code == 0 and r.stdout == ""
+    assert r.stderr == "1 message(s): 0 imported, 1 duplicate, 0 not a report, 0 rejected\n"
     r = cli_run(runner, data_dir, "list", "--json")
     rows = json.loads(r.stdout)
     assert [x["id"] for x in rows] == [3, 2, 1]
@@ -286,7 +286,7 @@ def test_cli_errors(runner, data_dir, tmp_path):
         and r.stderr.startswith(f"warning: {bad}: rejected: invalid JSON")
         and "Traceback" not in r.output
     )
-    assert r.stderr.endswith("moxcli: 1 message(s) rejected\n")
+    assert r.stderr.endswith("1 message(s): 0 imported, 0 duplicate, 0 not a report, 1 rejected\n")
     r = cli_run(runner, data_dir, "import", str(tmp_path / "missing.json"))
     assert r.exit_code == 2
     big = tmp_path / "big.json"

@@ -49,13 +49,10 @@ def import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="With --imap: move imported and duplicate messages to this folder (created if missing).",
         ),
         click.option("--mark-seen", is_flag=True, help="With --imap: flag imported and duplicate messages \\Seen."),
-        click.option("--list", "as_list", is_flag=True, help="Also print a table with one row per message."),
-        click.option(
-            "--json",
-            "as_json",
-            is_flag=True,
-            help="Output NDJSON: one object per message (source, outcome, kind, reason, id, report_id, "
-            "organization, policy_domains, begin, end, warnings), then a summary object.",
+        click.option("--list", "as_list", is_flag=True, help="Print one row per message (table, tsv or csv)."),
+        output.format_options(
+            json_help="Output NDJSON: one object per message (source, outcome, kind, reason, id, report_id, "
+            "organization_name, policy_domains, start, end, warnings), then a summary object."
         ),
     ]
     for d in reversed(decorators):
@@ -73,10 +70,10 @@ def run_import(
     archive_folder: str | None,
     mark_seen: bool,
     as_list: bool,
-    as_json: bool,
+    fmt: str,
 ) -> None:
     """Run an import and render its outcomes; exit 1 when a message was rejected."""
-    from moxcli.errors import CheckFailed
+    as_json = fmt == "json"
     from moxcli.reports.incoming import IMPORTED, REJECTED, Outcome, Sources, import_sources
 
     rows: list[Outcome] = []
@@ -117,15 +114,18 @@ def run_import(
                     )
                     for o in rows
                 ],
+                fmt,
             )
         c = summary.counts
         imap_part = f", {summary.moved} moved, {summary.flagged} flagged" if imap else ""
-        click.echo(
+        # docs/json.md: a job's one-line summary is a message (stderr); the rows are data.
+        output.info(
             f"{summary.messages} message(s): {c[IMPORTED]} imported, {c['duplicate']} duplicate, "
             f"{c['not-a-report']} not a report, {c[REJECTED]} rejected{imap_part}"
         )
     if not summary.ok:
-        raise CheckFailed(f"{summary.counts[REJECTED]} message(s) rejected")
+        # Rejected messages are what the import found wrong (exit 1), not an error of the command.
+        click.get_current_context().exit(1)
 
 
 @click.group("reports")

@@ -143,6 +143,10 @@ class ImapSource:
         except imaplib.IMAP4.error as exc:
             conn.shutdown()
             raise ConfigError(f"{self.url.display()}: login failed: {_text(exc)}") from None
+        # The capabilities after login (RFC 3501 §6.2.3: they may change; MOVE and UIDPLUS do).
+        typ, caps = conn.capability()
+        if typ == "OK" and caps and isinstance(caps[-1], bytes):
+            conn.capabilities = tuple(caps[-1].decode("ascii", "replace").upper().split())
         typ, data = conn.select(quote(self.url.mailbox))
         if typ != "OK":
             conn.logout()

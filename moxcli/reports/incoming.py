@@ -78,6 +78,16 @@ class Prepared:
     size: int = 0
 
 
+def _a_label(name: str) -> str:
+    """docs/json.md: domain names in JSON are A-labels."""
+    from moxcli.domain import DomainError, parse_domain
+
+    try:
+        return parse_domain(name, lax=True).ascii
+    except DomainError:
+        return name
+
+
 def rfc3339(t: float | None) -> str | None:
     """docs/json.md: times are RFC 3339 in UTC."""
     if t is None:
@@ -108,9 +118,9 @@ class Outcome:
             "reason": self.reason,
             "id": self.id,
             "report_id": self.report_id,
-            "organization": self.organization,
-            "policy_domains": self.policy_domains,
-            "begin": rfc3339(self.begin),
+            "organization_name": self.organization,
+            "policy_domains": [_a_label(d) for d in self.policy_domains],
+            "start": rfc3339(self.begin),
             "end": rfc3339(self.end),
             "warnings": self.warnings,
         }

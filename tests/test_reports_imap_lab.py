@@ -1,0 +1,123 @@
+"""`reports import --imap` against the lab's Dovecot (implicit TLS and STARTTLS, lab CA): a
+mailbox of a few hundred report mails with a broken one, a duplicate and a non-report mail;
+--archive-folder moves what was imported, --mark-seen flags it, the rest stays."""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import ssl
+
+import pytest
+from conftest import lab_config_text
+from helpers import reportmail as rm
+
+from moxcli.cli import cli
+
+REPORTS = 240
+
+
+def _connect(lab):
+    host, port = lab["LAB_IMAPS"].split(":")
+    conn = imaplib.IMAP4_SSL(host, int(port), ssl_context=ssl.create_default_context(cafile=lab["LAB_CA"]))
+    with open(lab["LAB_IMAP_PASSWORD_FILE"]) as f:
+        conn.login(lab["LAB_IMAP_USER"], f.read().strip())
+    return conn
+
+
+def _reset(conn, mails):
+    """INBOX holds exactly ``mails``; no Archive folder."""
+    conn.delete("Archive")
+    conn.select("INBOX")
+    conn.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")
+    conn.expunge()
+    for m in mails:
+        typ, _ = conn.append("INBOX", None, None, m)
+        assert typ == "OK"
+
+
+def _count(lab, mailbox):
+    """MESSAGES and UNSEEN of a mailbox, seen from a fresh session."""
+    conn = _connect(lab)
+    try:
+        typ, data = conn.status(mailbox, "(MESSAGES UNSEEN)")
+    finally:
+        conn.logout()
+    assert typ == "OK", data
+    words = data[0].decode().split("(")[1].rstrip(")").split()
+    return dict(zip(words[::2], map(int, words[1::2]), strict=True))
+
+
+@pytest.fixture
+def imap_data(lab, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    config = lab_config_text(lab, f'[imap]\npassword_file = "{lab["LAB_IMAP_PASSWORD_FILE"]}"\n')
+    (data / "moxcli.toml").write_text(config)
+    return data
+
+
+def _run(runner, data, *args):
+    return runner.invoke(cli, ["--data", str(data), "reports", "import", *args])
+
+
+def test_imaps_import_archive_then_starttls(lab, runner, imap_data):
+    mails = rm.mailbox(REPORTS)
+    mails[10:10] = [rm.broken_tls_mail(1000), rm.plain_mail(1), mails[3]]  # broken, not a report, duplicate
+    conn = _connect(lab)
+    try:
+        _reset(conn, mails)
+        user = lab["LAB_IMAP_USER"]
+        url = f"imaps://{user}@{lab['LAB_IMAPS']}/INBOX"
+        r = _run(runner, imap_data, "--imap", url, "--archive-folder", "Archive", "--json")
+        assert r.exit_code == 1, r.output
+        out = [json.loads(line) for line in r.stdout.splitlines()]
+        msgs, summary = out[:-1], out[-1]
+        assert len(msgs) == REPORTS + 3
+        assert [m["outcome"] for m in msgs[10:13]] == ["rejected", "not-a-report", "duplicate"]
+        uid = int(msgs[0]["source"].rpartition(";UID=")[2])  # UIDs go on from earlier runs
+        assert msgs[10]["source"] == f"imaps://{user}@{lab['LAB_IMAPS']}/INBOX;UID={uid + 10}"
+        assert "invalid gzip data" in msgs[10]["reason"] and msgs[12]["id"] == msgs[3]["id"]
+        assert summary["imported"] == REPORTS and summary["moved"] == REPORTS + 1 and summary["flagged"] == 0
+        assert summary["imported_by_kind"] == {"tls": REPORTS // 2, "dmarc": REPORTS // 2}
+        assert _count(lab, "INBOX") == {"MESSAGES": 2, "UNSEEN": 2}
+        assert _count(lab, "Archive")["MESSAGES"] == REPORTS + 1
+
+        # STARTTLS; what is left is the broken and the non-report mail: nothing moved or flagged.
+        url = f"imap://{user}@{lab['LAB_IMAP']}/INBOX"
+        r = _run(runner, imap_data, "--imap", url, "--archive-folder", "Archive", "--mark-seen")
+        assert r.exit_code == 1
+        assert r.stderr.endswith(
+            "2 message(s): 0 imported, 0 duplicate, 1 not a report, 1 rejected, 0 moved, 0 flagged\n"
+        )
+        assert _count(lab, "INBOX") == {"MESSAGES": 2, "UNSEEN": 2}
+
+        # A duplicate arriving again is flagged \Seen and stays in INBOX without --archive-folder.
+        conn.append("INBOX", None, None, mails[0])
+        r = _run(runner, imap_data, "--imap", url, "--mark-seen")
+        assert r.stderr.endswith(
+            "3 message(s): 0 imported, 1 duplicate, 1 not a report, 1 rejected, 0 moved, 1 flagged\n"
+        )
+        assert _count(lab, "INBOX") == {"MESSAGES": 3, "UNSEEN": 2}
+    finally:
+        conn.logout()
+
+
+def test_imap_errors(lab, runner, imap_data, tmp_path):
+    user = lab["LAB_IMAP_USER"]
+    url = f"imaps://{user}@{lab['LAB_IMAPS']}/INBOX"
+    r = _run(runner, imap_data, "--imap", url.replace("/INBOX", "/NoSuchFolder"))
+    assert r.exit_code == 2 and "cannot select mailbox" in r.stderr
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password\n")
+    config = lab_config_text(lab, f'[imap]\npassword_file = "{wrong}"\n')
+    (imap_data / "moxcli.toml").write_text(config)
+    r = _run(runner, imap_data, "--imap", url)
+    assert r.exit_code == 2 and "login failed" in r.stderr and "Traceback" not in r.output
+    # Without the lab CA in [tls] ca_files the server's certificate is not trusted.
+    no_ca = f'[imap]\npassword_file = "{lab["LAB_IMAP_PASSWORD_FILE"]}"\n'
+    (imap_data / "moxcli.toml").write_text(no_ca)
+    r = _run(runner, imap_data, "--imap", url)
+    assert r.exit_code == 3 and "TLS certificate not trusted" in r.stderr
+    r = _run(runner, imap_data, "--imap", f"imap://{user}@{lab['LAB_IMAP']}/INBOX")
+    assert r.exit_code == 3 and "TLS certificate not trusted" in r.stderr
