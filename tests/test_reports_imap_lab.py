@@ -28,9 +28,10 @@ def _connect(lab):
 def _reset(conn, mails):
     """INBOX holds exactly ``mails``; no Archive folder."""
     conn.delete("Archive")
-    conn.select("INBOX")
-    conn.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")
-    conn.expunge()
+    typ, data = conn.select("INBOX")
+    if int(data[0]):
+        conn.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")
+        conn.expunge()
     for m in mails:
         typ, _ = conn.append("INBOX", None, None, m)
         assert typ == "OK"

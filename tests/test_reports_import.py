@@ -240,3 +240,14 @@ def test_imap_password_config(tmp_path, monkeypatch):
         "Reports In",
     )
     assert parse_url("imaps://u@h").port == 993 and parse_url("imaps://u@h").mailbox == "INBOX"
+
+
+def test_dmarc_show_json_pct_is_a_number(runner, data_dir, tmp_path):
+    with_pct = tmp_path / "a.xml"
+    with_pct.write_bytes(rm.dmarc_xml("google", 1))
+    without = tmp_path / "b.xml"
+    without.write_bytes(rm.dmarc_xml("google", 2).replace(b"<pct>100</pct>", b""))
+    r = _run(runner, data_dir, "dmarcreports", "import", str(with_pct), str(without))
+    assert r.exit_code == 0, r.output
+    pcts = [json.loads(_run(runner, data_dir, "dmarcreports", "show", i, "--json").stdout) for i in ("1", "2")]
+    assert [p["report"]["policy"]["pct"] for p in pcts] == [100, None]

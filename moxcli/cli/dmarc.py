@@ -420,12 +420,12 @@ def dmarcreports_show_cmd(app: AppContext, report_id: int, as_json: bool) -> Non
     Example:
       moxcli dmarcreports show 3
     """
-    from moxcli.reports.incoming_dmarc import get_report
+    from moxcli.reports.incoming_dmarc import get_report, report_view
 
     with app.open_store(readonly=True) as store:
         summary, fb = get_report(store, report_id)
     if as_json:
-        output.emit_json({**summary, "report": fb})
+        output.emit_json({**summary, "report": report_view(fb)})
         return
     m, p = fb.metadata, fb.policy
     output.kv(

@@ -130,3 +130,13 @@ def get_report(store: Store, report_id: int) -> tuple[dict[str, Any], Feedback]:
     if rec is None:
         raise UsageError(f"DMARC report {report_id}: no such report")
     return summary(rec), Feedback.from_json(rec["report"])
+
+
+def report_view(fb: Feedback) -> dict[str, Any]:
+    """The report for ``show --json``: ``policy.pct`` as a number (null when absent, as in
+    RFC 9990 reports, which dropped it, or not a number), as mox's ``dmarc parsereportmsg``
+    gives it; the stored record keeps the text as received."""
+    d = fb.to_json()
+    pct = d["policy"].get("pct", "").strip()
+    d["policy"]["pct"] = int(pct) if pct.isdigit() else None
+    return d
