@@ -346,6 +346,7 @@ class Sources:
 
 def _check_sources(sources: Sources) -> None:
     """Usage errors before anything is read: missing paths, non-maildirs, IMAP-only options."""
+    from moxcli.inputs import open_regular
     from moxcli.mail.maildir import MaildirError, check_maildir
 
     for p in [*sources.paths, *sources.mboxes]:
@@ -354,6 +355,9 @@ def _check_sources(sources: Sources) -> None:
     for p in sources.mboxes:
         if p.is_dir():
             raise UsageError(f"{p}: is a directory, not an mbox file")
+    for p in [*sources.paths, *sources.mboxes]:
+        if not p.is_dir():
+            open_regular(p).close()  # named on the command line: a FIFO or device is a usage error
     for p in sources.maildirs:
         try:
             check_maildir(p)
