@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import imaplib
 import os
-import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,9 +89,6 @@ def tls_context(config: Config) -> ssl.SSLContext:
 def quote(name: str) -> str:
     """An IMAP quoted string (RFC 3501 §4.3); mailbox names are sent as UTF-8 (RFC 6855 not needed for ASCII)."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_FETCH_UID = re.compile(rb"UID (\d+)")
 
 
 class ImapSource:
@@ -175,7 +171,8 @@ class ImapSource:
     def messages(self) -> Iterator[Message]:
         """Every message of the mailbox (at the time of the search), in UID order."""
         data = self._uid("SEARCH", "ALL")
-        uids = [int(u) for u in (data[0] or b"").split()] if data else []  # type: ignore[union-attr]
+        first = data[0] if data else None
+        uids = [int(u) for u in first.split()] if isinstance(first, bytes) else []
         for uid in sorted(uids):
             source = f"{self.url.display()};UID={uid}"
             fetched = self._uid("FETCH", str(uid), f"(UID BODY.PEEK[]<0.{MAX_INPUT + 1}>)")
