@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
@@ -106,6 +107,15 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
+class QueueConfig:
+    """``[queue]``: ``delay_warning`` in seconds: None = mox's rule (a "delayed" DSN after the
+    5th failed attempt), 0 = never, else once, at the first failed attempt that long after
+    the message was queued."""
+
+    delay_warning: float | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None = None
     hostname: str = "localhost"
@@ -121,6 +131,7 @@ class Config:
     tls: TLSConfig = field(default_factory=TLSConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     imap: ImapConfig = field(default_factory=ImapConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
 
     @property
     def exists(self) -> bool:
@@ -317,6 +328,29 @@ def _port(r: _Reader, name: str, default: int) -> int:
     return value
 
 
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def _duration(r: _Reader, name: str) -> float | None:
+    """A duration: seconds as an integer, or a string such as "4h", "1h30m", "2d", "0"."""
+    value = r.get(name, (int, str), None)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise r.error(name, 'expected a duration such as "4h" or seconds')
+    if isinstance(value, int):
+        if value < 0:
+            raise r.error(name, "must not be negative")
+        return float(value)
+    if value.strip() == "0":
+        return 0.0
+    m = _DURATION.fullmatch(value.strip())
+    if not value.strip() or m is None:
+        raise r.error(name, f'expected a duration such as "4h", "1h30m" or "2d", got {value!r}')
+    d, h, mi, sec = (int(g or 0) for g in m.groups())
+    return float(d * 86400 + h * 3600 + mi * 60 + sec)
+
+
 def parse_config(text: str, file: Path) -> Config:
     """Validate TOML text; ``file`` names the file in errors and anchors relative paths."""
     try:
@@ -406,6 +440,12 @@ def parse_config(text: str, file: Path) -> Config:
         imap_cfg = ImapConfig(password_file=pw_file, password_env=pw_env)
         im.done()
 
+    queue_cfg = QueueConfig()
+    qt = r.sub("queue")
+    if qt is not None:
+        queue_cfg = QueueConfig(delay_warning=_duration(qt, "delay_warning"))
+        qt.done()
+
     fmt = r.get("dmarc_report_format", str, "rfc7489")
     if fmt not in DMARC_REPORT_FORMATS:
         raise r.error("dmarc_report_format", f"must be one of {', '.join(DMARC_REPORT_FORMATS)}, got {fmt!r}")
@@ -428,6 +468,7 @@ def parse_config(text: str, file: Path) -> Config:
         tls=tls_cfg,
         network=net,
         imap=imap_cfg,
+        queue=queue_cfg,
     )
     r.done()
     return cfg

@@ -84,6 +84,11 @@ def test_good_config():
         ("dmarc_report_format = 'v3'", "dmarc_report_format: must be one of"),
         ("quota_message_size = -1", "quota_message_size: must not be negative"),
         ("hostname = ", "invalid TOML"),
+        ("[queue]\ndelay_warning = '4 hours'", "queue.delay_warning: expected a duration such as"),
+        ("[queue]\ndelay_warning = ''", "queue.delay_warning: expected a duration such as"),
+        ("[queue]\ndelay_warning = -5", "queue.delay_warning: must not be negative"),
+        ("[queue]\ndelay_warning = true", "queue.delay_warning: expected a duration"),
+        ("[queue]\nwarn = 1", "queue.warn: unknown key"),
     ],
 )
 def test_bad_config_names_key_and_file(text, message):
@@ -91,6 +96,17 @@ def test_bad_config_names_key_and_file(text, message):
         parse_config(text, FILE)
     assert str(exc.value).startswith(str(FILE) + ": ")
     assert message in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [(None, None), ("0", 0.0), ("4h", 14400.0), ("1h30m", 5400.0), ("2d", 172800.0), ("90s", 90.0)],
+)
+def test_queue_delay_warning(value, seconds):
+    text = "" if value is None else f"[queue]\ndelay_warning = '{value}'\n"
+    assert parse_config(text, FILE).queue.delay_warning == seconds
+    if seconds is not None:
+        assert parse_config(f"[queue]\ndelay_warning = {int(seconds)}\n", FILE).queue.delay_warning == seconds
 
 
 def test_missing_file(tmp_path):

@@ -29,6 +29,7 @@ class Handler:
     def __init__(self) -> None:
         self.script: dict[str, list[str]] = {}
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.mail_options: list[list[str]] = []  # MAIL FROM parameters per message
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         replies = self.script.get(address)
@@ -41,6 +42,7 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        self.mail_options.append(list(envelope.mail_options))
         return "250 2.0.0 queued"
 
 
@@ -306,7 +308,15 @@ def test_dsn_destination_and_format(env):
     m.mail_from = "a@moxcli.test"
     m.attempts = 3
     text = dsn.compose(
-        cfg, m, MSG % b"dsn", "recipient r@example.org: 550 5.1.1 no such user", "mx.example.org", 550, "5.1.1", True
+        cfg,
+        m,
+        MSG % b"dsn",
+        "recipient r@example.org: 550 5.1.1 no such user",
+        "mx.example.org",
+        550,
+        "5.1.1",
+        True,
+        remote_reply="550 5.1.1 no such user",
     )
     import email
 

@@ -68,6 +68,7 @@ def test_add_list_show_hold_release_retry_drop(runner, data_dir):
         "hold",
         "in_progress",
         "dialed_ips",
+        "delayed_dsn",
     }
     assert msgs[0]["subject"] == "cli test" and msgs[0]["require_tls"] is False and msgs[0]["created"].endswith("Z")
     r = run(runner, data_dir, "queue", "list")
@@ -120,6 +121,7 @@ def test_run_ndjson_and_lines(runner, data_dir, smtpd):  # noqa: F811
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in r.output.splitlines()]
     assert [(x["id"], x["outcome"], x["code"]) for x in lines] == [(1, "delivered", 250), (2, "deferred", 451)]
+    assert lines[1]["remote_reply"].startswith("451 ")
     assert set(lines[0]) == {
         "id",
         "recipient",
@@ -131,6 +133,7 @@ def test_run_ndjson_and_lines(runner, data_dir, smtpd):  # noqa: F811
         "code",
         "enhanced",
         "error",
+        "remote_reply",
         "next_attempt",
         "dsn",
         "duration",

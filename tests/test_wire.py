@@ -4,8 +4,11 @@ not announce 8BITMIME."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,144 @@ def test_property_accepted_message_arrives_once_and_equal(runner, smtpd, raw):  
 def test_property_accepted_message_arrives_once_and_equal_long(runner, smtpd, raw):  # noqa: F811
     """The same with more examples (about 8 s); deselect with -m 'not slow'."""
     _one_message_property(runner, smtpd, raw)
+
+
+class MiniSMTP:
+    """A small SMTP server of our own on loopback: announces only ``extensions`` (so it can
+    leave out 8BITMIME), answers RCPT per ``rcpt_replies``, records commands and messages."""
+
+    def __init__(self, extensions: list[str], rcpt_replies: dict[str, str] | None = None) -> None:
+        self.extensions = extensions
+        self.rcpt_replies = rcpt_replies or {}
+        self.commands: list[str] = []
+        self.messages: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as f:
+                self._session(conn, f)
+
+    def _session(self, conn: socket.socket, f) -> None:
+        conn.sendall(b"220 mini.example ESMTP\r\n")
+        for raw in f:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.commands.append(line)
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                lines = ["mini.example", *self.extensions]
+                conn.sendall(
+                    "".join(f"250{'-' if i < len(lines) - 1 else ' '}{x}\r\n" for i, x in enumerate(lines)).encode()
+                )
+            elif verb == "RCPT":
+                addr = line[line.index("<") + 1 : line.rindex(">")]
+                conn.sendall((self.rcpt_replies.get(addr, "250 2.1.5 ok") + "\r\n").encode())
+            elif verb == "DATA":
+                conn.sendall(b"354 go\r\n")
+                data = b""
+                for d in f:
+                    if d == b".\r\n":
+                        break
+                    data += d[1:] if d.startswith(b".") else d
+                self.messages.append(data)
+                conn.sendall(b"250 2.0.0 queued\r\n")
+            elif verb == "QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            elif verb in ("MAIL", "RSET", "NOOP"):
+                conn.sendall(b"250 ok\r\n")
+            else:
+                conn.sendall(b"500 what\r\n")
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the server thread
+        self.sock.close()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def mini():
+    servers: list[MiniSMTP] = []
+
+    def make(extensions: list[str], rcpt_replies: dict[str, str] | None = None) -> MiniSMTP:
+        servers.append(MiniSMTP(extensions, rcpt_replies))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+EIGHT_BIT = "Subject: caf\xe9\n\nna\xefve\n".encode()
+
+
+def test_8bitmime_announced_body_param_sent(runner, tmp_path, mini):
+    srv = mini(["8BITMIME", "PIPELINING"])
+    data = tmp_path / "data"
+    config(data, srv.port)
+    for msg in (EIGHT_BIT, b"Subject: plain\n\nascii\n"):
+        assert (
+            cli_run(
+                runner, data, "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]", input=msg
+            ).exit_code
+            == 0
+        )
+    r = cli_run(runner, data, "queue", "run", "--json")
+    assert [json.loads(x)["outcome"] for x in r.stdout.splitlines()] == ["delivered", "delivered"]
+    mails = [c for c in srv.commands if c.startswith("MAIL")]
+    # RFC 6152 3: BODY=8BITMIME only when the message needs it
+    assert mails == ["MAIL FROM:<a@moxcli.test> BODY=8BITMIME", "MAIL FROM:<a@moxcli.test>"]
+    assert srv.messages[0].endswith(b"\r\n\r\nna\xc3\xafve\r\n")
+
+
+def test_8bitmime_announced_by_aiosmtpd(runner, tmp_path, smtpd):  # noqa: F811
+    data = tmp_path / "data"
+    config(data, smtpd.port)
+    assert (
+        cli_run(
+            runner, data, "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]", input=EIGHT_BIT
+        ).exit_code
+        == 0
+    )
+    r = cli_run(runner, data, "queue", "run", "--json")
+    assert json.loads(r.stdout)["outcome"] == "delivered"
+    ((_frm, _to, content),) = smtpd.messages
+    assert content.endswith(b"\r\n\r\nna\xc3\xafve\r\n")
+    ((size, body),) = smtpd.mail_options
+    assert (size, body) == (f"SIZE={len(content)}", "BODY=8BITMIME")
+
+
+def test_8bit_to_server_without_8bitmime_fails_with_5_6_3(runner, tmp_path, mini):
+    """mox's choice (no 7-bit conversion): the message fails permanently, nothing is sent
+    after EHLO, and the DSN says 5.6.3 as moxcli's own finding, not the server's."""
+    srv = mini(["PIPELINING", "SIZE 100000"])
+    data = tmp_path / "data"
+    config(data, srv.port)
+    r = cli_run(
+        runner,
+        data,
+        "queue",
+        "add",
+        "--from",
+        "a@moxcli.test",
+        "--to",
+        "r@[127.0.0.1]",
+        "--account",
+        "al",
+        input=EIGHT_BIT,
+    )
+    assert r.exit_code == 0
+    r = cli_run(runner, data, "queue", "run", "--json")
+    a = json.loads(r.stdout)
+    assert (a["outcome"], a["code"], a["enhanced"], a["remote_reply"], a["dsn"]) == ("failed", 554, "5.6.3", "", True)
+    assert [c.split(" ")[0] for c in srv.commands] == ["EHLO", "QUIT"]
+    assert srv.messages == []

@@ -45,6 +45,7 @@ def _msg_json(m: Any) -> dict[str, Any]:
         "hold": m.hold,
         "in_progress": _time(m.in_progress),
         "dialed_ips": m.dialed_ips,
+        "delayed_dsn": _time(m.delayed_dsn),
     }
 
 
@@ -192,7 +193,7 @@ def queue_list_cmd(app: AppContext, fmt: str) -> None:
         "Output JSON: id, base_id, mail_from, recipient, recipient_domain, subject, size, created, "
         "require_tls, is_tls_report, is_dmarc_report, sender_account, max_attempts, attempts, "
         "next_attempt, last_attempt, last_error, last_code, last_enhanced, hold, in_progress, "
-        "dialed_ips."
+        "dialed_ips, delayed_dsn."
     ),
 )
 @click.pass_obj
@@ -311,7 +312,7 @@ def _attempt_line(r: Any) -> str:
     is_flag=True,
     help=(
         "NDJSON, one object per attempt: id, recipient, outcome, attempt, host, ip, tls, code, "
-        "enhanced, error, next_attempt, dsn, duration."
+        "enhanced, error, remote_reply, next_attempt, dsn, duration."
     ),
 )
 @click.pass_obj

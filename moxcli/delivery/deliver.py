@@ -38,7 +38,7 @@ from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
 from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import UsageError
-from moxcli.smtp.client import Client, RcptResult, SMTPError
+from moxcli.smtp.client import Client, RcptResult, Reply, SMTPError
 from moxcli.store import Store, suppress
 from moxcli.store import queue as qstore
 from moxcli.store import tlsresults as tlsstore
@@ -86,6 +86,7 @@ class AttemptResult:
     code: int = 0
     enhanced: str = ""
     error: str = ""
+    remote_reply: str = ""  # the server's reply as sent; "" when code/error are moxcli's own
     next_attempt: float | None = None
     dsn: bool = False
     duration: float = 0.0
@@ -102,6 +103,7 @@ class AttemptResult:
             "code": self.code,
             "enhanced": self.enhanced,
             "error": self.error,
+            "remote_reply": self.remote_reply,
             "next_attempt": None if self.next_attempt is None else datetime.fromtimestamp(self.next_attempt, UTC),
             "dsn": self.dsn,
             "duration": round(self.duration, 3),
@@ -111,12 +113,22 @@ class AttemptResult:
 class DeliveryError(Exception):
     """A failed host or message: ``permanent`` decides bounce vs retry; ``tls`` allows fallback."""
 
-    def __init__(self, msg: str, permanent: bool = False, code: int = 0, enhanced: str = "", tls: bool = False) -> None:
+    def __init__(
+        self,
+        msg: str,
+        permanent: bool = False,
+        code: int = 0,
+        enhanced: str = "",
+        tls: bool = False,
+        remote_reply: str = "",
+    ) -> None:
         super().__init__(msg)
         self.permanent = permanent
         self.code = code
         self.enhanced = enhanced
         self.tls = tls
+        # The reply as the remote server sent it; "" when the error (and its code) is ours.
+        self.remote_reply = remote_reply
 
 
 # ------------------------------------------------------------------------- DNS
@@ -520,6 +532,7 @@ def _session(
                     code=exc.code,
                     enhanced=exc.enhanced,
                     tls=True,
+                    remote_reply=_remote(exc.reply),
                 ) from None
             out.tls = verified["how"]
             try:
@@ -541,11 +554,20 @@ def _session(
     except SMTPError as exc:
         client.close()
         raise DeliveryError(
-            f"smtp with {plan.host}: {exc}", permanent=exc.permanent, code=exc.code, enhanced=exc.enhanced
+            f"smtp with {plan.host}: {exc}",
+            permanent=exc.permanent,
+            code=exc.code,
+            enhanced=exc.enhanced,
+            remote_reply=_remote(exc.reply),
         ) from None
     except DeliveryError:
         client.close()
         raise
+
+
+def _remote(reply: Reply | None) -> str:
+    """The reply as the server sent it, "" for none or one moxcli made up (``Reply.local``)."""
+    return "" if reply is None or reply.local else str(reply)
 
 
 def _ip_of(get: Callable[[], Any]) -> str:
@@ -733,6 +755,7 @@ def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptR
             permanent=rr.permanent,
             code=r.code,
             enhanced=r.enhanced,
+            remote_reply=_remote(rr.reply),
         )
     else:
         err = out.error or DeliveryError("not delivered")
@@ -743,8 +766,24 @@ def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptR
         # address family; retry later so the other family gets its turn first.
         permanent = False
     r.error = str(err)
+    r.remote_reply = err.remote_reply
     r.outcome = "failed" if permanent or msg.attempts >= dq.max_attempts_of(msg) else "deferred"
-    return r, DeliveryError(str(err), permanent=permanent, code=err.code, enhanced=err.enhanced)
+    return r, DeliveryError(
+        str(err), permanent=permanent, code=err.code, enhanced=err.enhanced, remote_reply=err.remote_reply
+    )
+
+
+def _delay_warning_due(cfg: Config, msg: QueueMsg) -> bool:
+    """Whether this failed attempt of ``msg`` brings the sender a "delayed" DSN (RFC 3464
+    §2.3.3), once per message and never for reports: by default as mox, after the 5th failed
+    attempt; with ``[queue] delay_warning`` at the first failed attempt that long after the
+    message was queued (0: never)."""
+    if msg.is_tls_report or msg.is_dmarc_report or msg.delayed_dsn is not None:
+        return False
+    wait = cfg.queue.delay_warning
+    if wait is None:
+        return msg.attempts == DELAYED_DSN_AFTER
+    return wait > 0 and (msg.last_attempt or 0.0) - msg.created >= wait
 
 
 def _finish(
@@ -778,14 +817,14 @@ def _finish(
                         result.code,
                         result.enhanced,
                         permanent,
+                        remote_reply=result.remote_reply,
                     )
                     if permanent and msg.is_tls_report and not msg.recipient_domain.startswith("["):
                         # Beyond mox (mox issue #295): stop sending reports to an address that refuses them.
                         suppress.suppress_after_failure(tx, "tls", msg.recipient, result.error)
                 files.append(dq.remove_in(tx, engine.data_dir, msg.id))
                 continue
-            if current.attempts == DELAYED_DSN_AFTER and not (msg.is_tls_report or msg.is_dmarc_report):
-                # mox: after the 5th failed attempt the sender hears that delivery is delayed.
+            if _delay_warning_due(cfg, current):
                 until = current.next_attempt + sum(
                     dq.backoff(n) for n in range(current.attempts + 1, dq.max_attempts_of(current))
                 )
@@ -801,7 +840,9 @@ def _finish(
                     result.enhanced,
                     False,
                     delayed_until=until,
+                    remote_reply=result.remote_reply,
                 )
+                current.delayed_dsn = current.last_attempt
             current.in_progress = None
             current.last_error = result.error
             current.last_code = result.code

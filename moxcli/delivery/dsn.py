@@ -20,6 +20,7 @@ from pathlib import Path
 
 from moxcli import log
 from moxcli.config import Config
+from moxcli.smtp import msgdata
 from moxcli.store.env import Txn
 from moxcli.store.queue import QueueMsg
 
@@ -50,15 +51,30 @@ def destination(config: Config, msg: QueueMsg) -> Destination | None:
 
 
 def _header_block(original: bytes) -> bytes:
+    """The original header with CRLF line ends, whatever the stored bytes are (a queue file
+    of an older version may not be canonical): any CR/LF ends a line, NUL goes, lines are cut
+    at 998 octets, so the DSN itself is always canonical."""
     m = _HEADER_END.search(original)
     head = original[: m.start()] if m else original
-    if b"\r\n" not in head:
-        head = head.replace(b"\n", b"\r\n")
-    return head + b"\r\n"
+    lines = re.split(rb"\r\n|\r|\n", head.replace(b"\0", b"").rstrip(b"\r\n"))
+    return b"".join(ln[: msgdata.MAX_LINE] + b"\r\n" for ln in lines)
 
 
 def _dt(t: float) -> str:
     return format_datetime(datetime.fromtimestamp(t, UTC))
+
+
+def _needs_utf8(*values: str) -> bool:
+    return not all(v.isascii() for v in values)
+
+
+def _subject(text: str) -> str:
+    # RFC 2047 encoded word for a non-ASCII recipient in the subject (the DSN header stays ASCII)
+    if text.isascii():
+        return text
+    from email.header import Header
+
+    return Header(text, "utf-8").encode()
 
 
 def compose(
@@ -72,9 +88,21 @@ def compose(
     permanent: bool,
     now: float | None = None,
     delayed_until: float | None = None,
+    remote_reply: str = "",
 ) -> bytes:
-    """A DSN: multipart/report with text, message/delivery-status and the original header
-    (RFC 3464 §2, RFC 6522). Produced per the RFC: CRLF line ends, 7-bit.
+    """A DSN: multipart/report with text, delivery status and the original header
+    (RFC 3464 §2, RFC 6522), CRLF line ends.
+
+    ``remote_reply`` is the reply as the remote server sent it, "" when the failure is our own
+    (DNS, TLS, policy, a refusal before sending): only then are ``Remote-MTA`` and a
+    ``Diagnostic-Code`` of type ``smtp`` given (RFC 3464 §2.3.5-§2.3.6: both name what the
+    remote MTA reported); our own errors get ``Diagnostic-Code: X-moxcli; ...`` and no
+    ``Remote-MTA``, so a DSN never attributes to a server a code it did not send.
+
+    A non-ASCII recipient (RFC 6533 §3) makes the status part
+    ``message/global-delivery-status`` with address type ``utf-8``, and a non-ASCII original
+    header is returned as ``message/global-headers`` (RFC 6533 §6.3); an ASCII DSN keeps the
+    RFC 3464 types (``message/delivery-status``, ``rfc822``, ``text/rfc822-headers``).
 
     With ``delayed_until`` it is a "delayed" DSN (Action: delayed, RFC 3464 §2.3.3): the
     message stays queued and is tried until then.
@@ -84,8 +112,10 @@ def compose(
     boundary = os.urandom(20).hex()
     msgid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
     status = enhanced or ("5.0.0" if permanent else "4.0.0")
-    safe_error = re.sub(r"[\r\n]+", " ", error).encode("ascii", "replace").decode()
+    safe_error = re.sub(r"[\r\n]+", " ", error).encode("ascii", "replace").decode()[:900]
+    safe_reply = re.sub(r"[\r\n]+", " ", remote_reply).encode("ascii", "replace").decode()[:900]
     rcpt = msg.recipient
+    utf8 = _needs_utf8(rcpt, msg.mail_from)
     if delayed_until is None:
         action, subject = "failed", f"mail delivery failed: {rcpt}"
         text = (
@@ -102,41 +132,48 @@ def compose(
             f"{host} keeps trying until {_dt(delayed_until)}; you need not resend the message.\r\n"
         )
     per_msg = f"Reporting-MTA: dns; {host}\r\nArrival-Date: {_dt(msg.created)}\r\n"
-    per_rcpt = f"Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n"
-    if remote_host:
-        per_rcpt += f"Remote-MTA: dns; {remote_host}\r\n"
-    reply_at = safe_error.find(f"{code} ") if code else -1
-    if reply_at >= 0:
-        per_rcpt += f"Diagnostic-Code: smtp; {safe_error[reply_at:][:900]}\r\n"
+    addr_type = "utf-8" if utf8 else "rfc822"  # RFC 6533 3: utf-8-addr in a global DSN
+    per_rcpt = f"Final-Recipient: {addr_type}; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n"
+    if safe_reply:
+        if remote_host:
+            per_rcpt += f"Remote-MTA: dns; {remote_host}\r\n"
+        per_rcpt += f"Diagnostic-Code: smtp; {safe_reply}\r\n"
+    else:
+        per_rcpt += f"Diagnostic-Code: X-moxcli; {safe_error}\r\n"
     if msg.last_attempt:
         per_rcpt += f"Last-Attempt-Date: {_dt(msg.last_attempt)}\r\n"
     if delayed_until is not None:
         per_rcpt += f"Will-Retry-Until: {_dt(delayed_until)}\r\n"
+    headers = _header_block(original)
     to = msg.mail_from or f"postmaster@{host}"
     parts = [
         f"From: Mail Delivery Subsystem <MAILER-DAEMON@{host}>",
         f"To: <{to}>",
-        f"Subject: {subject}",
+        f"Subject: {_subject(subject)}",
         f"Message-Id: <{msgid}@{host}>",
         f"Date: {_dt(t)}",
         "Auto-Submitted: auto-replied",
         "MIME-Version: 1.0",
-        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
+        f"Content-Type: multipart/report; report-type={'global-delivery-status' if utf8 else 'delivery-status'};"
+        f' boundary="{boundary}"',
         "",
         "This is a MIME-formatted delivery status notification.",
         f"--{boundary}",
-        "Content-Type: text/plain; charset=us-ascii",
+        f"Content-Type: text/plain; charset={'utf-8' if utf8 else 'us-ascii'}",
+        *(["Content-Transfer-Encoding: 8bit"] if utf8 else []),
         "",
         text,
         f"--{boundary}",
-        "Content-Type: message/delivery-status",
+        f"Content-Type: message/{'global-delivery-status' if utf8 else 'delivery-status'}",
+        *(["Content-Transfer-Encoding: 8bit"] if utf8 else []),
         "",
         per_msg + "\r\n" + per_rcpt,
         f"--{boundary}",
-        "Content-Type: text/rfc822-headers",
+        "Content-Type: " + ("text/rfc822-headers" if headers.isascii() else "message/global-headers"),
+        *([] if headers.isascii() else ["Content-Transfer-Encoding: 8bit"]),
         "",
     ]
-    body = "\r\n".join(parts).encode("utf-8") + b"\r\n" + _header_block(original)
+    body = "\r\n".join(parts).encode("utf-8") + b"\r\n" + headers
     return body + f"\r\n--{boundary}--\r\n".encode()
 
 
@@ -152,12 +189,32 @@ def failure_dsn_in(
     enhanced: str,
     permanent: bool,
     delayed_until: float | None = None,
+    remote_reply: str = "",
 ) -> bool:
-    """Compose and store the DSN for ``msg`` in ``tx``; False when there is none to store."""
+    """Compose and store the DSN for ``msg`` in ``tx``; False when there is none to store.
+
+    The DSN passes the same check as every queued message (:func:`msgdata.check`).
+    """
     dest = destination(config, msg)
     if dest is None:
         return False
-    data = compose(config, msg, original, error, remote_host, code, enhanced, permanent, delayed_until=delayed_until)
+    data = compose(
+        config,
+        msg,
+        original,
+        error,
+        remote_host,
+        code,
+        enhanced,
+        permanent,
+        delayed_until=delayed_until,
+        remote_reply=remote_reply,
+    )
+    try:
+        msgdata.check(data)
+    except msgdata.MessageDataError as exc:  # a bug in compose: keep the queue run going
+        _log.error("composed dsn is not canonical, not stored", id=msg.id, err=str(exc))
+        return False
     try:
         from moxcli.mail import deliver as mail_deliver
     except ImportError:

@@ -44,6 +44,7 @@ class QueueMsg:
     in_progress: float | None = None  # set while an attempt runs; a crash leaves it set
     dialed_ips: dict[str, list[str]] = field(default_factory=dict)
     subject: str = ""
+    delayed_dsn: float | None = None  # when the "delayed" DSN was stored (it is sent once)
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
