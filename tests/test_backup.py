@@ -109,7 +109,7 @@ def test_refusals(src, tmp_path, runner):
     r = runner.invoke(cli, ["--data", str(src), "backup", str(src / "inner")])
     assert r.exit_code == 2 and "must not be inside the data directory" in r.stderr
     r = runner.invoke(cli, ["--data", str(tmp_path / "nodata"), "backup", str(tmp_path / "b")])
-    assert r.exit_code == 2 and "no store here" in r.stderr
+    assert r.exit_code == 2 and "no moxcli data directory at" in r.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     r = runner.invoke(cli, ["--data", str(src), "backup", str(empty)])

@@ -92,7 +92,7 @@ def test_import_stdin_and_dry_run(runner, data_dir):
     assert out["dry_run"] and out["messages"] == 2 and out["input_bytes"] == len(MBOX)
     assert "would create account mjl" in r.stderr
     r = run(runner, data_dir, "account", "list", "--json")
-    assert json.loads(r.stdout) == []
+    assert r.exit_code == 2 and json.loads(r.stdout)["error"]["code"] == "no-data-dir"
     r = run(runner, data_dir, "import", "mbox", "mjl", "Inbox", "-", input=MBOX)
     assert r.exit_code == 0 and "imported: 2 messages" in r.stdout
 
@@ -157,6 +157,6 @@ def test_lock_held_is_exit_3(runner, data_dir, mbox):
 
 def test_lists_without_store(runner, tmp_path):
     r = run(runner, tmp_path / "empty", "account", "list", "--json")
-    assert r.exit_code == 0 and json.loads(r.stdout) == []
+    assert r.exit_code == 2 and json.loads(r.stdout)["error"]["code"] == "no-data-dir"
     r = run(runner, tmp_path / "empty", "mailbox", "list", "x")
-    assert r.exit_code == 2 and "no account 'x'" in r.stderr
+    assert r.exit_code == 2 and "no moxcli data directory at" in r.stderr

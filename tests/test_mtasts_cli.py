@@ -107,7 +107,7 @@ def test_list(runner, tmp_path):
 
 def test_list_without_store(runner, tmp_path):
     r = run(runner, tmp_path / "nothing", "mtasts", "list")
-    assert r.exit_code == 1 and "no store" in r.stderr
+    assert r.exit_code == 2 and "no moxcli data directory at" in r.stderr
 
 
 def test_refresh_empty_cache(runner, tmp_path):

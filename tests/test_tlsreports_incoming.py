@@ -295,6 +295,11 @@ def test_cli_errors(runner, data_dir, tmp_path):
     r = cli_run(runner, data_dir, "import", str(big))
     assert r.exit_code == 1 and "larger than" in r.stderr
     r = cli_run(runner, data_dir, "show", "99")
-    assert r.exit_code == 2 and r.stderr == "moxcli: TLS report 99: no such report\n"
+    assert r.exit_code == 2 and r.stderr.startswith("moxcli: no moxcli data directory at")
     r = cli_run(runner, data_dir, "list", "--json")
-    assert json.loads(r.stdout) == []
+    assert json.loads(r.stdout)["error"]["code"] == "no-data-dir"
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(REPORT))
+    assert cli_run(runner, data_dir, "import", str(good)).exit_code == 0
+    r = cli_run(runner, data_dir, "show", "99")
+    assert r.exit_code == 2 and r.stderr == "moxcli: TLS report 99: no such report\n"

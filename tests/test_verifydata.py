@@ -473,7 +473,7 @@ def test_cli_fix(runner, good):
 
 def test_cli_not_a_directory(runner, tmp_path):
     r = runner.invoke(cli, ["verifydata", str(tmp_path / "nope")])
-    assert r.exit_code == 2 and "not a directory" in r.stderr
+    assert r.exit_code == 2 and "no moxcli data directory at" in r.stderr
 
 
 def test_files_of_an_unfinished_import_are_warnings(good):

@@ -81,6 +81,18 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            return self._invoke(ctx)
+        except BaseException as exc:
+            failed = not isinstance(exc, (click.exceptions.Exit, SystemExit)) or bool(
+                getattr(exc, "exit_code", getattr(exc, "code", 0))
+            )
+            remove = getattr(ctx.obj, "remove_created_dir", None)
+            if failed and remove is not None:
+                remove()
+            raise
+
+    def _invoke(self, ctx: click.Context) -> Any:
+        try:
             return super().invoke(ctx)
         except MoxcliError as exc:
             _fail(ctx, exc.code, str(exc), exc.exit_code)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from moxcli.cli import output
-from moxcli.context import AppContext
+from moxcli.context import AppContext, require_store
 from moxcli.errors import CheckFailed
 
 
@@ -81,6 +81,7 @@ def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) ->
     """
     from moxcli.datatools.backup import backup
 
+    app.require_store()
     with _progress(not as_json, "backing up files") as progress:
         res = backup(app.data_dir, dest, progress=progress, link=not always_copy)
     if as_json:
@@ -136,6 +137,7 @@ def verifydata_cmd(app: AppContext, directory: Path | None, fix: bool, as_json: 
     """
     from moxcli.datatools.verify import verify_data
 
+    require_store(directory or app.data_dir)
     res = verify_data(directory or app.data_dir, fix=fix)
     if as_json:
         output.emit_json(res.to_json())

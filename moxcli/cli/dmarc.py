@@ -235,6 +235,14 @@ def _print_run(run: Any) -> None:
         output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
     for a in run.delivered:
         output.info(f"delivery {a['id']} {a['recipient']}: {a['outcome']} {a['error']}".rstrip())
+    # The job summary goes to stderr, as for every job (docs/json.md, Formats): stdout is data.
+    reports = sum(1 for d in run.domains if d.queued_to)
+    errors = sum(len(d.errors) for d in run.domains)
+    verb = "would be queued" if run.dry_run else "queued"
+    output.info(
+        f"{_utc(run.end)} UTC: {reports} report(s) {verb}, {len(run.domains) - reports} policy domain(s) "
+        f"without report, {errors} error(s), {run.stale_removed} stale evaluation(s) removed"
+    )
 
 
 @click.command("send-dmarcreports")

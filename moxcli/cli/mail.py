@@ -268,6 +268,7 @@ def account_list_cmd(app: AppContext, fmt: str) -> None:
     """
     from moxcli.mail.listing import list_accounts
 
+    app.require_store()
     accounts = list_accounts(app.data_dir)
     if fmt == "json":
         output.emit_json(accounts)
@@ -298,6 +299,7 @@ def mailbox_list_cmd(app: AppContext, account: str, fmt: str) -> None:
     """
     from moxcli.mail.listing import list_mailboxes
 
+    app.require_store()
     mbs = list_mailboxes(app.data_dir, account)
     if fmt == "json":
         output.emit_json(mbs)
@@ -324,6 +326,7 @@ def message_list_cmd(app: AppContext, account: str, mailbox: str, fmt: str) -> N
     """
     from moxcli.mail.listing import iter_messages
 
+    app.require_store()
     msgs = iter_messages(app.data_dir, account, mailbox)
     if fmt == "json":
         output.emit_json(list(msgs))

@@ -90,7 +90,7 @@ def _make_group(kind: str, what: str) -> click.Group:
     def list_cmd(app: AppContext, fmt: str) -> None:
         from moxcli.store import suppress
 
-        with app.open_store() as store, store.read() as tx:
+        with app.open_store(readonly=True) as store, store.read() as tx:
             entries = suppress.entries(tx, kind)
         now = time.time()
         if fmt == "json":

@@ -159,7 +159,7 @@ def list_cmd(app: AppContext, domain: str | None, fmt: str) -> None:
     """
     from moxcli.reports.incoming_tls import list_reports
 
-    with app.open_store() as store:
+    with app.open_store(readonly=True) as store:
         rows = list_reports(store, domain)
     if fmt == "json":
         output.emit_json(rows)
@@ -202,7 +202,7 @@ def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
     """
     from moxcli.reports.incoming_tls import get_report
 
-    with app.open_store() as store:
+    with app.open_store(readonly=True) as store:
         rec = get_report(store, report_id)
     if as_json:
         output.emit_json(rec)
