@@ -52,16 +52,22 @@ class AppContext:
         require_store(self.data_dir)
 
     def open_store(self, readonly: bool = False) -> Store:
+        from moxcli.perms import check_data_dir
+        from moxcli.store.files import private_dir
+
         if readonly:
             self.require_store()
-        elif self.created_dir is None:
-            top = self.data_dir / STORE_DIR
-            while not top.parent.exists() and top.parent != top:
-                top = top.parent
-            if not top.exists():
-                self.created_dir = top
-            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return Store.open(self.data_dir, readonly=readonly)
+        else:
+            if self.created_dir is None:
+                top = self.data_dir / STORE_DIR
+                while not top.parent.exists() and top.parent != top:
+                    top = top.parent
+                if not top.exists():
+                    self.created_dir = top
+            private_dir(self.data_dir)
+        store = Store.open(self.data_dir, readonly=readonly)
+        check_data_dir(self.data_dir)
+        return store
 
     def remove_created_dir(self) -> None:
         """After a failed run: remove what open_store created, if nothing was stored in it."""
