@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "queue": ("moxcli.cli.queue", "queue_group", "The outgoing queue: add, list, run deliveries."),
     "tlsresults": ("moxcli.cli.queue", "tlsresults_group", "TLS results recorded by deliveries."),
     "send-tlsreports": ("moxcli.cli.tlsreports", "send_tlsreports_cmd", "Send the daily TLS reports (RFC 8460)."),
-    "tlsreports": ("moxcli.cli.tlsreports", "tlsreports_group", "Incoming TLS reports: import, list, show."),
+    "tlsreports": ("moxcli.cli.tlsreports", "tlsreports_group", "Incoming TLS reports: import, list, show, summary."),
     "suppress": ("moxcli.cli.suppress", "suppress_group", "Suppression lists for TLS and DMARC report addresses."),
     "dmarc": ("moxcli.cli.dmarc", "dmarc_group", "DMARC evaluations: record them for aggregate reports."),
     "send-dmarcreports": (
@@ -44,7 +44,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "send_reports_cmd",
         "Run whichever report jobs are due (for an hourly cron line).",
     ),
-    "dmarcreports": ("moxcli.cli.dmarc", "dmarcreports_group", "Incoming DMARC aggregate reports: import, list, show."),
+    "dmarcreports": (
+        "moxcli.cli.dmarc",
+        "dmarcreports_group",
+        "Incoming DMARC aggregate reports: import, list, show, summary.",
+    ),
     "reports": ("moxcli.cli.reports", "reports_group", "Incoming TLS and DMARC reports together: import, html."),
     "backup": ("moxcli.cli.data", "backup_cmd", "Make a consistent backup of the data directory."),
     "verifydata": ("moxcli.cli.data", "verifydata_cmd", "Check a data directory for problems."),

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from moxcli.cli import output
-from moxcli.cli.reports import EPILOG_OUTCOMES, import_options, run_import
+from moxcli.cli.reports import EPILOG_OUTCOMES, import_options, render_dmarc_summary, run_import, summary_options
 from moxcli.context import AppContext
 
 
@@ -352,7 +352,7 @@ def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file
 
 @click.group("dmarcreports")
 def dmarcreports_group() -> None:
-    """Incoming DMARC aggregate reports: import, list, show."""
+    """Incoming DMARC aggregate reports: import, list, show, summary."""
 
 
 @dmarcreports_group.command("import", epilog=EPILOG_OUTCOMES)
@@ -372,6 +372,28 @@ def dmarcreports_import_cmd(app: AppContext, **opts: Any) -> None:
       moxcli dmarcreports import --imap imaps://dmarc@imap.example.org/INBOX --archive-folder Done
     """
     run_import(app, ("dmarc",), **opts)
+
+
+@dmarcreports_group.command("summary")
+@summary_options
+@click.pass_obj
+def dmarcreports_summary_cmd(
+    app: AppContext, since: str | None, until: str | None, domain: str | None, top: int, fmt: str
+) -> None:
+    """Summarize the received DMARC reports: by day, organization, source IP, disposition, alignment.
+
+    Messages count on the UTC day a report's period begins. Sparklines show the DMARC pass
+    rate and the failures per day.
+
+    \b
+    Example:
+      moxcli dmarcreports summary --since 2026-11-01 --domain example.org --top 10
+    """
+    from moxcli.reports.insight import dmarc_summary, parse_day
+
+    with app.open_store(readonly=True) as store:
+        s = dmarc_summary(store, parse_day("--since", since), parse_day("--until", until), domain, top)
+    render_dmarc_summary(s, fmt)
 
 
 @dmarcreports_group.command("list")

@@ -148,3 +148,118 @@ def reports_import_cmd(app: AppContext, **opts: Any) -> None:
       moxcli reports import --imap imaps://reports@imap.example.org/INBOX --archive-folder Archive
     """
     run_import(app, ("tls", "dmarc"), **opts)
+
+
+def summary_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--since/--until/--domain/--top and the output formats of the summary commands."""
+    decorators = [
+        click.option("--since", metavar="YYYY-MM-DD", help="First UTC day (of the reports' start), inclusive."),
+        click.option("--until", metavar="YYYY-MM-DD", help="Last UTC day, inclusive."),
+        click.option("--domain", help="Only this policy domain."),
+        click.option("--top", type=click.IntRange(0), default=20, show_default=True, help="Rows per ranking (0: all)."),
+        output.format_options(json_help="Output one JSON object (keys in docs); tsv/csv print the per-day rows only."),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def _spark_line(label: str, values: list[float], first: str | None, last: str | None) -> None:
+    from moxcli.reports.insight import sparkline
+
+    if len(values) > 1:
+        click.echo(f"{label} {first} {sparkline(values)} {last}  (max {max(values):g})")
+
+
+def render_tls_summary(s: Any, fmt: str) -> None:
+    if fmt == "json":
+        output.emit_json(s.to_json())
+        return
+    day_cols = ["day", "reports", "successful sessions", "failed sessions"]
+    day_rows = [(d["day"], d["reports"], d["successful_sessions"], d["failed_sessions"]) for d in s.days]
+    if fmt != "table":
+        output.table(None, day_cols, day_rows, fmt)
+        return
+    first, last = (s.days[0]["day"], s.days[-1]["day"]) if s.days else (None, None)
+    click.echo(f"{s.reports} report(s), {s.successful_sessions} successful and {s.failed_sessions} failed session(s)")
+    _spark_line("failed sessions per day:", [d["failed_sessions"] for d in s.days], first, last)
+    _spark_line(
+        "sessions per day:       ", [d["successful_sessions"] + d["failed_sessions"] for d in s.days], first, last
+    )
+    output.table("By day", day_cols, day_rows)
+    output.table(
+        "By reporting organization",
+        ["organization", "reports", "successful sessions", "failed sessions"],
+        [
+            (o["organization_name"], o["reports"], o["successful_sessions"], o["failed_sessions"])
+            for o in s.organizations
+        ],
+    )
+    output.table(
+        "By policy domain",
+        ["policy domain", "successful sessions", "failed sessions"],
+        [(p["policy_domain"], p["successful_sessions"], p["failed_sessions"]) for p in s.policy_domains],
+    )
+    output.table(
+        "By result type",
+        ["result type", "failed sessions"],
+        [(r["result_type"], r["failed_sessions"]) for r in s.result_types],
+    )
+    output.table(
+        "Failing MX hosts",
+        ["receiving mx", "receiving ip", "result type", "failed sessions"],
+        [
+            (h["receiving_mx_hostname"], h["receiving_ip"], h["result_type"], h["failed_sessions"])
+            for h in s.failing_hosts
+        ],
+    )
+
+
+def render_dmarc_summary(s: Any, fmt: str) -> None:
+    if fmt == "json":
+        output.emit_json(s.to_json())
+        return
+    day_cols = ["day", "reports", "messages", "dmarc pass", "dmarc fail", "pass rate"]
+
+    def rate(v: float | None) -> str:
+        return "" if v is None else f"{v * 100:.1f}%"
+
+    day_rows = [
+        (d["day"], d["reports"], d["messages"], d["dmarc_pass"], d["dmarc_fail"], rate(d["pass_rate"])) for d in s.days
+    ]
+    if fmt != "table":
+        output.table(None, day_cols, day_rows, fmt)
+        return
+    first, last = (s.days[0]["day"], s.days[-1]["day"]) if s.days else (None, None)
+    fail = s.messages - s.dmarc_pass
+    click.echo(f"{s.reports} report(s), {s.messages} message(s): {s.dmarc_pass} DMARC pass, {fail} fail")
+    _spark_line("pass rate per day:", [(d["pass_rate"] or 0) * 100 for d in s.days], first, last)
+    _spark_line("failures per day: ", [d["dmarc_fail"] for d in s.days], first, last)
+    output.table("By day", day_cols, day_rows)
+    output.table(
+        "By reporting organization",
+        ["organization", "reports", "messages", "dmarc pass", "dmarc fail"],
+        [
+            (o["organization_name"], o["reports"], o["messages"], o["dmarc_pass"], o["dmarc_fail"])
+            for o in s.organizations
+        ],
+    )
+    output.table(
+        "By source IP (most failures first)",
+        ["source ip", "messages", "dmarc pass", "dmarc fail"],
+        [(r["source_ip"], r["messages"], r["dmarc_pass"], r["dmarc_fail"]) for r in s.source_ips],
+    )
+    output.table(
+        "By disposition", ["disposition", "messages"], [(d["disposition"], d["messages"]) for d in s.dispositions]
+    )
+    a = s.alignment
+    output.table(
+        "DKIM/SPF alignment",
+        ["aligned", "messages"],
+        [
+            ("DKIM and SPF", a["dkim_and_spf"]),
+            ("DKIM only", a["dkim_only"]),
+            ("SPF only", a["spf_only"]),
+            ("neither (DMARC fail)", a["neither"]),
+        ],
+    )

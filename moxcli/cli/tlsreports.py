@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from moxcli.cli import output
-from moxcli.cli.reports import EPILOG_OUTCOMES, import_options, run_import
+from moxcli.cli.reports import EPILOG_OUTCOMES, import_options, render_tls_summary, run_import, summary_options
 from moxcli.context import AppContext
 from moxcli.errors import CheckFailed
 
@@ -122,7 +122,7 @@ def send_tlsreports_cmd(
 
 @click.group("tlsreports")
 def tlsreports_group() -> None:
-    """Incoming TLS reports: import, list, show."""
+    """Incoming TLS reports: import, list, show, summary."""
 
 
 @tlsreports_group.command("import", epilog=EPILOG_OUTCOMES)
@@ -144,6 +144,26 @@ def import_cmd(app: AppContext, **opts: Any) -> None:
       moxcli tlsreports import --maildir ~/Maildir/.TLSRPT --json
     """
     run_import(app, ("tls",), **opts)
+
+
+@tlsreports_group.command("summary")
+@summary_options
+@click.pass_obj
+def summary_cmd(app: AppContext, since: str | None, until: str | None, domain: str | None, top: int, fmt: str) -> None:
+    """Summarize the imported TLS reports: by day, organization, policy domain, result type, MX host.
+
+    Sessions count on the UTC day a report's date range starts. A sparkline shows failed
+    sessions per day.
+
+    \b
+    Example:
+      moxcli tlsreports summary --since 2026-11-01 --domain example.org
+    """
+    from moxcli.reports.insight import parse_day, tls_summary
+
+    with app.open_store(readonly=True) as store:
+        s = tls_summary(store, parse_day("--since", since), parse_day("--until", until), domain, top)
+    render_tls_summary(s, fmt)
 
 
 @tlsreports_group.command("list")

@@ -35,11 +35,24 @@ def tls_json(shape: str, n: int, domain: str = "example.org") -> bytes:
     rep["report-id"] = f"{rep['report-id']}-{n}"
     for p in rep["policies"]:
         p["policy"]["policy-domain"] = domain
+        p["summary"]["total-successful-session-count"] += vary(n, 200)
+        failed = 0
+        for d in p["failure-details"]:
+            d["failed-session-count"] = vary(n + 3, 12) if d["result-type"] != "validation-failure" else vary(n, 4)
+            failed += d["failed-session-count"]
+        p["summary"]["total-failure-session-count"] = failed
     return json.dumps(rep).encode()
+
+
+def vary(n: int, spread: int) -> int:
+    """A deterministic count in 0..spread-1 that changes from report to report (for charts)."""
+    return (n * 7919 + 13) % 97 % spread
 
 
 def dmarc_xml(shape: str, n: int, domain: str = "example.org") -> bytes:
     text = (FIXTURES / f"dmarc-{shape}.xml").read_text()
+    text = text.replace("<count>3</count>", f"<count>{1 + vary(n, 9)}</count>")
+    text = text.replace("<count>40</count>", f"<count>{30 + vary(n + 1, 40)}</count>")
     begin = BASE + n * DAY
     text = text.replace("REPORTID", f"{shape}-{n}").replace("<begin>BEGIN", f"<begin>{begin}")
     text = text.replace("<end>END", f"<end>{begin + DAY - 1}").replace(
