@@ -110,8 +110,9 @@ class DNSError(TemporaryError):
         return False
 
     @property
-    def code(self) -> str:  # type: ignore[override]  # read-only here: derived from the error's fields
-        """Stable machine code: ``nxdomain``, ``nodata``, ``dnssec-bogus`` or ``dns-error``."""
+    def status(self) -> str:
+        """Stable machine code of the outcome: ``nxdomain``, ``nodata``, ``dnssec-bogus`` or
+        ``dns-error`` (``code``, as for every moxcli error, stays the error-object code)."""
         return "dns-error"
 
     def bogus_reason(self, prefix: str = "dns-extended-error") -> str:
@@ -136,7 +137,7 @@ class NotFound(DNSError):
         self.authentic = authentic
 
     @property
-    def code(self) -> str:  # type: ignore[override]  # read-only here: derived from the error's fields
+    def status(self) -> str:
         return "nxdomain" if self.nxdomain else "nodata"
 
 
@@ -161,7 +162,7 @@ class BogusDNSError(DNSError):
         return True
 
     @property
-    def code(self) -> str:  # type: ignore[override]  # read-only here: derived from the error's fields
+    def status(self) -> str:
         return "dnssec-bogus"
 
 

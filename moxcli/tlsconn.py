@@ -13,6 +13,11 @@ Interfaces used by delivery and posture checks:
   ``reason``, ``message`` (spec §1.4 items 1-6; RFC 8461 §4.2 for what PKIX means for MTA-STS).
 - ``starttls_probe(address, port, server_name, ...) -> SMTPProbe``: a small SMTP dialer for
   posture checks: greeting, EHLO, STARTTLS, handshake, EHLO again (REQUIRETLS), QUIT.
+- ``direct_tls_probe(address, port, server_name, ...) -> SMTPProbe``: TLS from the first byte
+  (SMTP submission on 465, HTTPS, IMAPS...), for DANE on any port.
+
+With ``--log-level debug`` the SMTP dialogue is logged line by line (``C:``/``S:``; no message
+bodies are ever sent here, and no secrets) with a summary of each handshake.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509 import verification as xv
 
+from moxcli import log
 from moxcli.errors import MoxcliError
+
+_log = log.get("tls")
 
 # RFC 8460 §4.3 result types used here.
 STARTTLS_NOT_SUPPORTED = "starttls-not-supported"
@@ -140,6 +148,7 @@ class TLSInfo:
     version: str
     cipher: str
     chain: tuple[x509.Certificate, ...]
+    group: str | None = None  # key-exchange group; Python's ssl tells it from 3.14 (SSLSocket.group)
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -150,6 +159,7 @@ class TLSInfo:
             "server_name": self.server_name,
             "version": self.version,
             "cipher": self.cipher,
+            "group": self.group,
             "chain": [cert_summary(c) for c in self.chain],
         }
 
@@ -221,7 +231,20 @@ def handshake(sock: socket.socket, server_name: str, timeout: float = 60.0) -> t
         tls.close()
         raise TLSHandshakeError(server_name or "server", "server sent no certificate", VALIDATION_FAILURE, "")
     cipher = tls.cipher()
-    return tls, TLSInfo(server_name or "", tls.version() or "", cipher[0] if cipher else "", chain)
+    group_of = getattr(tls, "group", None)
+    info = TLSInfo(
+        server_name or "", tls.version() or "", cipher[0] if cipher else "", chain, group_of() if group_of else None
+    )
+    _log.debug(
+        "tls handshake",
+        sni=sni or "-",
+        version=info.version,
+        cipher=info.cipher,
+        group=info.group or "unknown",
+        subject=info.leaf.subject.rfc4514_string(),
+        chain=len(chain),
+    )
+    return tls, info
 
 
 # ---------------------------------------------------------------- PKIX
@@ -422,6 +445,7 @@ class SMTPProbe:
     error: str = ""
     result_type: str = ""
     reason: str = ""
+    mode: str = "starttls"  # or "direct": TLS from the first byte
 
     @property
     def requiretls(self) -> bool:
@@ -432,6 +456,7 @@ class SMTPProbe:
         return {
             "address": self.address,
             "port": self.port,
+            "mode": self.mode,
             "greeting": self.greeting,
             "extensions": self.extensions,
             "starttls_offered": self.starttls_offered,
@@ -463,6 +488,7 @@ class _Lines:
                 self.buf += data
             line, _, self.buf = self.buf.partition(b"\n")
             text = line.rstrip(b"\r").decode("utf-8", errors="replace")
+            _log.debug("S: " + text[:512])
             if len(text) < 3 or not text[:3].isdigit():
                 raise SMTPError(f"malformed reply line {text[:60]!r}")
             lines.append(text[4:])
@@ -470,6 +496,7 @@ class _Lines:
                 return int(text[:3]), lines
 
     def command(self, line: str) -> tuple[int, list[str]]:
+        _log.debug("C: " + line)  # only EHLO/STARTTLS/QUIT: no bodies, no credentials
         self.sock.sendall(line.encode("ascii") + b"\r\n")
         return self.reply()
 
@@ -496,6 +523,7 @@ def starttls_probe(
     failures set ``error`` with an empty result type (RFC 8460 §4.3.4: transient).
     """
     p = SMTPProbe(address, port, server_name)
+    _log.debug("connecting", address=address, port=port, mode="starttls")
     try:
         sock = socket.create_connection((address, port), timeout=timeout)
     except OSError as exc:
@@ -546,4 +574,23 @@ def starttls_probe(
         p.error = f"{address} port {port}: {exc}"
     finally:
         (tls_sock or sock).close()
+    return p
+
+
+def direct_tls_probe(address: str, port: int, server_name: str, timeout: float = 10.0) -> SMTPProbe:
+    """Connect and start TLS at once (no STARTTLS): SMTP submission on 465 (RFC 8314),
+    HTTPS, IMAPS... Never raises for the server's behaviour, like :func:`starttls_probe`."""
+    p = SMTPProbe(address, port, server_name, mode="direct")
+    _log.debug("connecting", address=address, port=port, mode="direct")
+    try:
+        sock = socket.create_connection((address, port), timeout=timeout)
+    except OSError as exc:
+        p.error = f"connect to {address} port {port}: {exc.strerror or exc}"
+        return p
+    try:
+        tls_sock, p.tls = handshake(sock, server_name, timeout)
+        tls_sock.close()
+    except TLSHandshakeError as exc:
+        p.error, p.result_type, p.reason = str(exc), exc.result_type, exc.reason
+        sock.close()
     return p

@@ -102,8 +102,12 @@ def test_pkix_results_without_tlsa(runner, lab_data, host, result_type):
 
 
 def test_verify_host_port_and_usages(runner, lab, lab_data):
-    r, j = _run(runner, lab_data, f"mx.dane-ok.test:{lab['LAB_SMTP_PORT']}", "--usages", "dane-ee")
-    assert r.exit_code == 0 and j["hosts"][0]["addresses"][0]["port"] == int(lab["LAB_SMTP_PORT"])
+    port = lab["LAB_SMTP_PORT"]
+    r, j = _run(runner, lab_data, f"mx.dane-ok.test:{port}", "--tls", "starttls-smtp", "--usages", "dane-ee")
+    assert r.exit_code == 0 and j["hosts"][0]["addresses"][0]["port"] == int(port)
+    assert (
+        j["hosts"][0]["tlsa_base"] == "mx.dane-ok.test" and j["hosts"][0]["addresses"][0]["tls_mode"] == "starttls-smtp"
+    )
     r, j = _run(runner, lab_data, "mx.dane-ok.test", "--usages", "dane-ta")
     assert r.exit_code == 1 and j["hosts"][0]["error"] == "no tlsa records with the allowed usages"
 

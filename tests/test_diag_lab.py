@@ -54,7 +54,7 @@ def test_bogus_library_both_resolvers(lab):
     assert with_ede.value.bogus_reason() == "dns-extended-error-6-dnssec-bogus"
     with pytest.raises(BogusDNSError) as no_ede:
         _resolver(lab, "LAB_DNS_NOEDE").query("_25._tcp.mx.dane-bogus.test", "TLSA")
-    assert no_ede.value.ede == () and no_ede.value.via_cd and no_ede.value.code == "dnssec-bogus"
+    assert no_ede.value.ede == () and no_ede.value.via_cd and no_ede.value.status == "dnssec-bogus"
     assert no_ede.value.bogus_reason() == "dnssec-bogus"
 
 
@@ -104,12 +104,17 @@ class _DNSStub:
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
+        for _ in range(50):  # a UDP and a TCP socket on the same free port
+            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.tcp.bind(("127.0.0.1", 0))
+            self.port = self.tcp.getsockname()[1]
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                self.udp.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                self.tcp.close()
+                self.udp.close()
         self.tcp.listen(4)
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=f, daemon=True) for f in (self._udp, self._tcp)]
@@ -226,7 +231,7 @@ def test_nodata_code(lab):
 
     with pytest.raises(NotFound) as exc:
         _resolver(lab, "LAB_DNS").query("_tls.mx.sts.test", "TXT")
-    assert (exc.value.code, exc.value.nxdomain, exc.value.authentic) == ("nodata", False, True)
+    assert (exc.value.status, exc.value.nxdomain, exc.value.authentic) == ("nodata", False, True)
 
 
 def test_verify_dane_nxdomain_host(runner, lab_data):
@@ -266,3 +271,218 @@ def test_idna2008_lookup_name(lab, caplog):
 
     check = check_tlsrpt(_resolver(lab, "LAB_DNS"), "straße.test")
     assert check.name == "_smtp._tls.xn--strae-oqa.test" and check.status == "nxdomain"
+
+
+# ---------------------------------------------------------------- 4. any-port DANE, 3. fix hints
+
+
+def test_verify_dane_direct_tls_any_port(runner, lab, lab_data):
+    """nginx is a direct-TLS service: TLSA at _PORT._tcp, direct TLS by default (mox dane dial)."""
+    port = lab["LAB_HTTPS_PORT"]
+    r, j = _json(runner, lab_data, "verify", "dane", f"mta-sts.sts.test:{port}")
+    assert r.exit_code == 0, r.output
+    (h,) = j["hosts"]
+    assert h["tlsa"] == [f"3 1 1 {lab['LAB_TLSA_HTTPS_EE']}"]
+    (a,) = h["addresses"]
+    assert (a["tls_mode"], a["starttls"], a["status"], a["fix"]) == ("direct", None, "verified", None)
+    assert a["tls_version"] in ("TLSv1.2", "TLSv1.3") and a["cipher"] and "key_exchange_group" in a
+    assert a["certificate"]["spki_sha256"] == lab["LAB_TLSA_HTTPS_EE"]
+
+
+def test_verify_dane_starttls_on_other_port_needs_tls_option(runner, lab, lab_data):
+    """Postfix on the lab SMTP port speaks STARTTLS: direct TLS (the default off 25/587) fails there."""
+    port = lab["LAB_SMTP_PORT"]
+    r, j = _json(runner, lab_data, "verify", "dane", f"mx.dane-ok.test:{port}")
+    assert r.exit_code == 1
+    assert j["hosts"][0]["addresses"][0]["tls_mode"] == "direct" and j["hosts"][0]["addresses"][0]["result_type"]
+    r, j = _json(runner, lab_data, "verify", "dane", f"mx.dane-ok.test:{port}", "--tls", "starttls-smtp")
+    assert r.exit_code == 0 and j["hosts"][0]["addresses"][0]["starttls"] is True
+
+
+def test_dane_mismatch_fix_hint(runner, lab, lab_data):
+    port = lab["LAB_HTTPS_PORT"]
+    r, j = _json(runner, lab_data, "verify", "dane", f"mta-sts.sts-404.test:{port}")
+    assert r.exit_code == 1
+    (a,) = j["hosts"][0]["addresses"]
+    fix = a["fix"]
+    name = f"_{port}._tcp.mta-sts.sts-404.test"
+    assert fix["tlsa_name"] == name and len(fix["published"]) == 1
+    assert fix["would_match"] == [f"3 1 1 {lab['LAB_TLSA_HTTPS_EE']}", f"2 1 1 {lab['LAB_TLSA_TA']}"]
+    assert fix["publish"][0] == f"{name}. IN TLSA 3 1 1 {lab['LAB_TLSA_HTTPS_EE']}"
+    assert fix["certificate"]["subject"] == "CN=mta-sts.sts.test" and fix["certificate"]["not_after"].endswith("Z")
+    assert (
+        len(fix["certificate"]["cert_sha256"]) == 64 and fix["issuer_certificate"]["spki_sha256"] == lab["LAB_TLSA_TA"]
+    )
+    r = runner.invoke(cli, ["--data", str(lab_data), "verify", "dane", f"mta-sts.sts-404.test:{port}"])
+    assert f"fix: publish: {name}. IN TLSA 3 1 1 {lab['LAB_TLSA_HTTPS_EE']}" in r.stdout
+    assert f"SPKI SHA-256: {lab['LAB_TLSA_HTTPS_EE']}" in r.stdout
+
+
+def test_dane_mx_mismatch_fix_hint(runner, lab, lab_data):
+    r, j = _json(runner, lab_data, "verify", "dane", "--mx", "dane-bad.test")
+    (a,) = j["hosts"][0]["addresses"]
+    assert a["fix"]["tlsa_name"] == "_25._tcp.mx.dane-bad.test"
+    assert a["fix"]["would_match"][0] == f"3 1 1 {lab['LAB_TLSA_EE']}"
+
+
+def test_dane_record_from_host(runner, lab, lab_data):
+    r = runner.invoke(cli, ["--data", str(lab_data), "dane", "record", "--from-host", "mx.dane-ok.test"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == [
+        f"_25._tcp.mx.dane-ok.test. IN TLSA 3 1 1 {lab['LAB_TLSA_EE']}",
+        f"_25._tcp.mx.dane-ok.test. IN TLSA 2 1 1 {lab['LAB_TLSA_TA']}",
+    ]
+    port = lab["LAB_HTTPS_PORT"]
+    r, j = _json(runner, lab_data, "dane", "record", "--from-host", f"mta-sts.sts.test:{port}")
+    assert r.exit_code == 0 and j["records"][0] == f"3 1 1 {lab['LAB_TLSA_HTTPS_EE']}"
+    assert j["tlsa_name"] == f"_{port}._tcp.mta-sts.sts.test"
+    r = runner.invoke(cli, ["--data", str(lab_data), "dane", "record", "--from-host", "mx.notls.test"])
+    assert r.exit_code == 1 and "no TLS" in r.stderr
+    r = runner.invoke(cli, ["--data", str(lab_data), "dane", "record", "3", "--from-host", "mx.dane-ok.test"])
+    assert r.exit_code == 2
+
+
+def test_expiry_warning(runner, lab_data):
+    """Lab certificates are valid for 30 days from the lab start: a 40-day window warns."""
+    r, j = _json(runner, lab_data, "verify", "dane", "--mx", "dane-ok.test")
+    assert j["hosts"][0]["addresses"][0]["warnings"] == []
+    r, j = _json(runner, lab_data, "verify", "dane", "--mx", "dane-ok.test", "--expiry-warning", "40")
+    (w,) = j["hosts"][0]["addresses"][0]["warnings"]
+    assert w.startswith("certificate expires in ") and r.exit_code == 0
+    r, j = _json(runner, lab_data, "verify", "dane", "--mx", "dane-ee-expired.test")
+    assert j["hosts"][0]["addresses"][0]["warnings"][0].startswith("certificate expired at 2020-02-01")
+
+
+def test_check_domain_fix_hints(runner, lab, lab_data):
+    r, j = _json(runner, lab_data, "check", "domain", "dane-bad.test", "--expiry-warning", "40")
+    assert r.exit_code == 1
+    by_code = {f["code"]: f for f in j["findings"]}
+    fix = by_code["dane-mismatch"]["fix"]
+    assert fix["tlsa_name"] == "_25._tcp.mx.dane-bad.test"
+    assert fix["would_match"] == [f"3 1 1 {lab['LAB_TLSA_EE']}", f"2 1 1 {lab['LAB_TLSA_TA']}"]
+    assert by_code["certificate-expiry"]["level"] == "warning"
+    assert by_code["tlsrpt-none-host"]["fix"]["name"] == "_smtp._tls.mx.dane-bad.test"
+    (a,) = j["hosts"][0]["addresses"]
+    assert a["cipher"] and "key_exchange_group" in a and a["certificate"]["spki_sha256"] == lab["LAB_TLSA_EE"]
+    r, j = _json(runner, lab_data, "check", "domain", "dane-ta.test")
+    fix = next(f for f in j["findings"] if f["code"] == "tlsrpt-none")["fix"]
+    assert fix == {
+        "name": "_smtp._tls.dane-ta.test",
+        "type": "TXT",
+        "value": "v=TLSRPTv1; rua=mailto:tlsrpt@dane-ta.test",
+        "zone_line": '_smtp._tls.dane-ta.test. IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@dane-ta.test"',
+    }
+
+
+def test_dmarc_external_rua_fix(runner, lab_data):
+    r, j = _json(runner, lab_data, "dmarc", "lookup", "dane-ok.test")
+    assert r.exit_code == 1
+    (rua,) = j["rua"]
+    assert rua["status"] == "refused"
+    assert rua["fix"]["zone_line"] == 'dane-ok.test._report._dmarc.reports.test. IN TXT "v=DMARC1"'
+    r, j = _json(runner, lab_data, "dmarc", "lookup", "sts.test")
+    assert j["rua"][0]["status"] == "authorized" and j["rua"][0]["fix"] is None
+
+
+# ---------------------------------------------------------------- issue 18: MTA-STS fetch deadline
+
+
+class _HostileHTTPS:
+    """A TLS server with the lab's certificate for mta-sts.sts.test that never finishes:
+    ``handshake`` drips TLS bytes, ``headers`` drips header bytes, ``body`` sends headers
+    and then an endless body, one byte every 0.3 s."""
+
+    def __init__(self, lab, mode: str) -> None:
+        import ssl
+
+        self.mode = mode
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(f"{lab['LAB_DIR']}/ca/https.chain.pem", f"{lab['LAB_DIR']}/ca/https.key")
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _drip(self, conn, data: bytes) -> None:
+        for i in range(len(data)):
+            if self.stop.wait(0.3):
+                return
+            conn.sendall(data[i : i + 1])
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                raw, _ = self.srv.accept()
+            except OSError:
+                continue
+            try:
+                if self.mode == "handshake":
+                    self._drip(raw, b"\x16\x03\x03" + b"\x00" * 10000)
+                    continue
+                raw.settimeout(5)
+                conn = self.ctx.wrap_socket(raw, server_side=True)
+                conn.recv(4096)
+                if self.mode == "headers":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                    self._drip(conn, b"X-Slow: " + b"a" * 10000)
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 60000\r\n\r\n")
+                    self._drip(conn, b"version: STSv1\n" + b"#" * 60000)
+            except OSError:
+                pass
+            finally:
+                raw.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.srv.close()
+
+
+@pytest.mark.parametrize("mode", ["handshake", "headers", "body"])
+def test_mtasts_fetch_keeps_one_deadline(lab, mode):
+    """A server that drips one byte at a time never keeps a fetch past its deadline."""
+    import time
+    from pathlib import Path
+
+    from moxcli.domain import parse_domain
+    from moxcli.mtasts.errors import PolicyFetch
+    from moxcli.mtasts.fetch import FetchOptions, fetch_policy
+
+    srv = _HostileHTTPS(lab, mode)
+    try:
+        options = FetchOptions(srv.port, (Path(lab["LAB_CA"]),), timeout=2.0)
+        t0 = time.monotonic()
+        with pytest.raises(PolicyFetch) as exc:
+            fetch_policy(_resolver(lab, "LAB_DNS"), parse_domain("sts.test"), options)
+        assert time.monotonic() - t0 < 2.0 + 1.5
+        assert "timeout" in str(exc.value) and "one deadline" in str(exc.value)
+    finally:
+        srv.close()
+
+
+def test_debug_transcript(runner, lab_data):
+    """--log-level debug: DNS questions and answers (rcode, AD, EDE, TTL), the SMTP dialogue
+    and the TLS handshake summary, on stderr."""
+    r = runner.invoke(cli, ["--data", str(lab_data), "--log-level", "debug", "verify", "dane", "--mx", "dane-ok.test"])
+    assert r.exit_code == 0
+    err = r.stderr
+    assert 'm="dns question" pkg=dns q="dane-ok.test MX"' in err
+    assert 'm="dns answer" pkg=dns q="dane-ok.test MX" rcode=NOERROR ad=True cd=False ede=- answers=' in err
+    assert 'm="dns record" pkg=dns name=dane-ok.test ttl=' in err and 'data="10 mx.dane-ok.test."' in err
+    assert 'm="C: EHLO mail.moxcli.test"' in err and 'm="C: STARTTLS"' in err and 'm="S: 220 ' in err
+    assert 'm="tls handshake" pkg=tls sni=mx.dane-ok.test version=TLSv1.' in err
+    assert "dns question" not in r.stdout
+    r = runner.invoke(cli, ["--data", str(lab_data), "--log-level", "debug", "check", "tlsrpt", "bogus.test"])
+    assert "rcode=SERVFAIL" in r.stderr and "ede=" in r.stderr
+
+
+def test_debug_transcript_cd_reask(runner, lab, tmp_path):
+    data = _data(tmp_path, lab, "LAB_DNS_NOEDE")
+    r = runner.invoke(cli, ["--data", str(data), "--log-level", "debug", "check", "tlsrpt", "bogus.test"])
+    assert r.exit_code == 1
+    assert "rcode=SERVFAIL ad=False cd=False ede=-" in r.stderr and "cd=True" in r.stderr

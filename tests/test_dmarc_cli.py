@@ -285,7 +285,7 @@ def test_lookup(runner, data, fake_dns):
         {"uri": "mailto:a@ext.example", "address": "a@ext.example", "max_size": 1 << 20}
     ]
     assert out["rua"][1]["verification_name"] == "ext.example._report._dmarc.other.example"
-    assert set(out["rua"][0]) == {"rua", "status", "destinations", "errors", "verification_name"}
+    assert set(out["rua"][0]) == {"rua", "status", "destinations", "errors", "verification_name", "fix"}
     r = _invoke(runner, data, "dmarc", "lookup", "ext.example")
     assert r.exit_code == 0 and "authorized" in r.stdout
 

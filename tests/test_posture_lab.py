@@ -99,7 +99,7 @@ def test_problem_domains(runner, lab_data, domain, exit_code, indicator, finding
     (d,) = _ndjson(r)
     assert d["indicators"][indicator[0]] == indicator[1]
     if finding:
-        assert any(finding in f["text"] for f in d["findings"]), d["findings"]
+        assert any(finding in f["message"] for f in d["findings"]), d["findings"]
 
 
 def test_nonexistent_domain(runner, lab_data):

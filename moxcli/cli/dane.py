@@ -65,11 +65,25 @@ def _usages(text: str | None) -> list[int] | None:
     "--usages", metavar="LIST", help="Only TLSA records of these usages, e.g. dane-ee,dane-ta or 3,2 [default: all]."
 )
 @click.option(
+    "--tls",
+    "tls_mode",
+    type=click.Choice(["starttls-smtp", "direct"]),
+    help="STARTTLS after EHLO, or TLS from the first byte [default: starttls-smtp on 25, 587 and without :PORT; "
+    "direct on any other port].",
+)
+@click.option(
     "--tlsa-port",
     type=click.IntRange(1, 65535),
-    default=25,
+    help="Port in the TLSA name _PORT._tcp.HOST [default: the :PORT given, else 25].",
+)
+@click.option(
+    "--expiry-warning",
+    "expiry_days",
+    type=click.IntRange(0, 3650),
+    default=21,
     show_default=True,
-    help="Port in the TLSA name _PORT._tcp.HOST.",
+    metavar="DAYS",
+    help="Warn about certificates that expire within DAYS days.",
 )
 @click.option("--ehlo", "ehlo_name", metavar="NAME", help="EHLO name [default: config hostname].")
 @click.option(
@@ -79,10 +93,9 @@ def _usages(text: str | None) -> list[int] | None:
     "--json",
     "as_json",
     is_flag=True,
-    help=(
-        "Output JSON: target, mode, status, verified, error, mx, hosts (host, ips, dnssec, "
-        "tlsa_base, tlsa, records, names, status, error, result_type, reason, addresses)."
-    ),
+    help="Output JSON: target, mode, status, verified, error, mx, hosts (host, ips, dnssec, tlsa_base, tlsa, records, "
+    "names, status, code, error, result_type, reason, addresses (tls_mode, tls_version, cipher, key_exchange_group, "
+    "certificate, dane, pkix, warnings, fix)).",
 )
 @click.pass_obj
 def verify_dane_cmd(
@@ -90,7 +103,9 @@ def verify_dane_cmd(
     host: str | None,
     mx_domain: str | None,
     usages: str | None,
-    tlsa_port: int,
+    tls_mode: str | None,
+    tlsa_port: int | None,
+    expiry_days: int,
     ehlo_name: str | None,
     timeout: float,
     as_json: bool,
@@ -98,21 +113,25 @@ def verify_dane_cmd(
     """Verify an SMTP host's certificate with DANE (TLSA) and PKIX, at every address.
 
     Looks up the TLSA records (DNSSEC required, CNAMEs followed as RFC 7672 says), connects
-    to every address, does STARTTLS, and from that one handshake verifies DANE (DANE-EE
-    ignores name and expiry; DANE-TA checks the chain to the matched anchor and the names)
-    and PKIX (system roots plus config [tls] ca_files). Without :PORT, and for MX hosts,
-    the port is config [network] smtp_port (25); TLSA names use _25._tcp regardless.
-    Failures are shown as RFC 8460 result types.
+    to every address, does STARTTLS (or direct TLS), and from that one handshake verifies
+    DANE (DANE-EE ignores name and expiry; DANE-TA checks the chain to the matched anchor
+    and the names) and PKIX (system roots plus config [tls] ca_files). Without :PORT, and
+    for MX hosts, the port is config [network] smtp_port (25), with STARTTLS and TLSA at
+    _25._tcp (mox dane dialmx). With HOST:PORT the TLSA name is _PORT._tcp.HOST and TLS is
+    STARTTLS on 25 and 587, direct on 465 and every other port (mox dane dial HOST:PORT).
+    Failures are shown as RFC 8460 result types; where DANE fails, the TLSA records that
+    would match the served chain are shown (3 1 1 leaf, 2 1 1 issuer).
 
     Exit status: 0 every address verified, 1 any failed, 3 temporary failure.
 
     \b
     Example:
       moxcli verify dane mx.example.org
-      moxcli verify dane mx.example.org:2525 --usages dane-ee
+      moxcli verify dane mx.example.org:465
+      moxcli verify dane mx.example.org:2525 --tls starttls-smtp --usages dane-ee
       moxcli verify dane --mx example.org --json
     """
-    from moxcli.dane.check import TEMPORARY, VERIFIED, verify_host, verify_mx
+    from moxcli.dane.check import STARTTLS_SMTP, TEMPORARY, VERIFIED, default_tls_mode, verify_host, verify_mx
     from moxcli.dns import Resolver
 
     if bool(host) == bool(mx_domain):
@@ -123,10 +142,38 @@ def verify_dane_cmd(
         output.warn(resolver.untrusted_reason)
     ehlo = ehlo_name or cfg.hostname
     if mx_domain:
-        report = verify_mx(resolver, _domain(mx_domain), cfg.network.smtp_port, cfg.tls.ca_files, ehlo, timeout)
+        if tls_mode == "direct" or tlsa_port not in (None, 25):
+            raise UsageError("--mx checks SMTP with STARTTLS and TLSA at _25._tcp; give HOST:PORT for other services")
+        report = verify_mx(
+            resolver,
+            _domain(mx_domain),
+            cfg.network.smtp_port,
+            cfg.tls.ca_files,
+            ehlo,
+            timeout,
+            expiry_days=expiry_days,
+        )
     else:
-        name, port = _split_host_port(host or "", cfg.network.smtp_port)
-        report = verify_host(resolver, _domain(name), port, tlsa_port, _usages(usages), cfg.tls.ca_files, ehlo, timeout)
+        text = host or ""
+        if ":" in text:
+            name, port = _split_host_port(text, 25)
+            mode = tls_mode or default_tls_mode(port)
+            tlsa = tlsa_port or port
+        else:
+            # The SMTP service of HOST: the configured SMTP port (25 unless a lab maps it).
+            name, port, mode, tlsa = text, cfg.network.smtp_port, tls_mode or STARTTLS_SMTP, tlsa_port or 25
+        report = verify_host(
+            resolver,
+            _domain(name),
+            port,
+            tlsa,
+            _usages(usages),
+            cfg.tls.ca_files,
+            ehlo,
+            timeout,
+            tls_mode=mode,
+            expiry_days=expiry_days,
+        )
     if as_json:
         output.emit_json(report.to_json())
     else:
@@ -142,20 +189,27 @@ def _when(dt: Any) -> str:
 
 
 def _address_pairs(a: Any) -> list[tuple[str, str]]:
+    from moxcli.dane.fix import cert_sha256, spki_sha256
     from moxcli.tlsconn import dns_sans
 
     tls = a.probe.tls
-    pairs = [("STARTTLS", "offered" if a.probe.starttls_offered else "not offered")]
+    if a.probe.mode == "starttls":
+        pairs = [("STARTTLS", "offered" if a.probe.starttls_offered else "not offered")]
+    else:
+        pairs = [("TLS", "direct (no STARTTLS)")]
     if tls is not None:
         cert = tls.leaf
         sans = dns_sans(cert)
         pairs += [
-            ("TLS", f"{tls.version} {tls.cipher}"),
+            ("TLS version", f"{tls.version} {tls.cipher} group {tls.group or 'unknown'}"),
             ("subject", cert.subject.rfc4514_string()),
             ("SANs", ", ".join(sans[:4]) + (f" (+{len(sans) - 4} more)" if len(sans) > 4 else "")),
             ("issuer", cert.issuer.rfc4514_string()),
             ("expires", _when(cert.not_valid_after_utc)),
+            ("SPKI SHA-256", spki_sha256(cert)),
+            ("cert SHA-256", cert_sha256(cert)),
         ]
+        pairs += [("warning", w) for w in a.warnings]
     elif a.probe.error:
         pairs.append(("error", a.probe.error))
     if a.pkix is not None:
@@ -170,6 +224,10 @@ def _address_pairs(a: Any) -> list[tuple[str, str]]:
             pairs += [("DANE error", e) for e in a.dane.errors]
     if a.result_type and a.dane is None:
         pairs.append(("result type", f"{a.result_type} {a.reason}".strip()))
+    if a.fix is not None:
+        published = ", ".join(a.fix["published"]) or "none"
+        pairs.append(("published TLSA", f"{a.fix['tlsa_name']}: {published}"))
+        pairs += [("fix: publish", line) for line in a.fix["publish"]]
     pairs.append(("status", a.status))
     return pairs
 
@@ -182,7 +240,7 @@ def _render(report: Any) -> None:
             [
                 ("dnssec", "secure" if d.orig_authentic and d.expanded_authentic else "insecure"),
                 *([("cname-expanded to", d.expanded_next_hop)] if d.expanded_next_hop != report.target else []),
-                ("hosts", ", ".join(f"{h} (pref {p})" if p >= 0 else h for h, p in d.hosts)),
+                ("hosts", ", ".join(f"{h} (pref {p})" if p >= 0 else f"{h} (no MX records)" for h, p in d.hosts)),
             ],
         )
     for h in report.hosts:
@@ -221,11 +279,39 @@ def dane_group() -> None:
 
 
 @dane_group.command("record")
-@click.argument("usage")
-@click.argument("selector")
-@click.argument("matchtype")
-@click.argument("pemfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="CERT.pem")
-def record_cmd(usage: str, selector: str, matchtype: str, pemfile: Path) -> None:
+@click.argument("usage", required=False)
+@click.argument("selector", required=False)
+@click.argument("matchtype", required=False)
+@click.argument("pemfile", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="CERT.pem")
+@click.option(
+    "--from-host",
+    "from_host",
+    metavar="HOST[:PORT]",
+    help="Connect to a live server instead and print the TLSA records that match its chain (ldns-dane create).",
+)
+@click.option(
+    "--tls",
+    "tls_mode",
+    type=click.Choice(["starttls-smtp", "direct"]),
+    help="With --from-host: STARTTLS or direct TLS [default: starttls-smtp on 25, 587 and without :PORT].",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="With --from-host: JSON host, address, port, tlsa_name, records, publish, chain.",
+)
+@click.pass_obj
+def record_cmd(
+    app: AppContext,
+    usage: str | None,
+    selector: str | None,
+    matchtype: str | None,
+    pemfile: Path | None,
+    from_host: str | None,
+    tls_mode: str | None,
+    as_json: bool,
+) -> None:
     """Print a TLSA record for a certificate or key in a PEM file (mox dane makerecord).
 
     USAGE is pkix-ta, pkix-ee, dane-ta, dane-ee or 0-3; SELECTOR cert or spki (0, 1);
@@ -233,15 +319,33 @@ def record_cmd(usage: str, selector: str, matchtype: str, pemfile: Path) -> None
     CERTIFICATE, or for spki also a public or private key. For SMTP publish
     "dane-ee spki sha2-256" (3 1 1) at _25._tcp.<mx host> (RFC 7672 §3.1).
 
-    Exit status: 0 ok, 1 nothing usable in the file, 2 bad arguments.
+    With --from-host HOST[:PORT] (no other arguments) it connects to the server and prints,
+    as zone lines, the 3 1 1 record of the leaf certificate and the 2 1 1 record of the
+    issuer it sends, at _PORT._tcp.HOST (_25._tcp without :PORT; the port connected to is
+    then config [network] smtp_port).
+
+    Exit status: 0 ok, 1 nothing usable in the file (or no TLS at the host), 2 bad
+    arguments, 3 host not reachable.
 
     \b
     Example:
       moxcli dane record dane-ee spki sha2-256 /etc/ssl/mx.pem
       moxcli dane record 2 0 1 ca.pem
+      moxcli dane record --from-host mx.example.org
+      moxcli dane record --from-host mail.example.org:465
     """
     from moxcli.dane.tlsa import TLSAError, make_record, parse_mtype, parse_selector, parse_usage
     from moxcli.inputs import read_regular
+
+    if from_host is not None:
+        if usage or selector or matchtype or pemfile:
+            raise UsageError("--from-host takes no USAGE SELECTOR MATCHTYPE CERT.pem")
+        _record_from_host(app, from_host, tls_mode, as_json)
+        return
+    if not (usage and selector and matchtype and pemfile):
+        raise UsageError("give USAGE SELECTOR MATCHTYPE CERT.pem, or --from-host HOST[:PORT]")
+    if not pemfile.exists():  # what else is wrong with it (a FIFO, a directory) read_regular says
+        raise UsageError(f"{pemfile}: no such file")
 
     try:
         u, warning = parse_usage(usage)
@@ -260,3 +364,28 @@ def record_cmd(usage: str, selector: str, matchtype: str, pemfile: Path) -> None
     for n in notes:
         output.info(n)
     click.echo(rec.record())
+
+
+def _record_from_host(app: AppContext, text: str, tls_mode: str | None, as_json: bool) -> None:
+    from moxcli.dane.check import STARTTLS_SMTP, default_tls_mode, records_from_host
+    from moxcli.dns import Resolver
+
+    cfg = app.config()
+    if ":" in text:
+        name, port = _split_host_port(text, 25)
+        mode, tlsa_port = tls_mode or default_tls_mode(port), port
+    else:
+        name, port, mode, tlsa_port = text, cfg.network.smtp_port, tls_mode or STARTTLS_SMTP, 25
+    served = records_from_host(
+        Resolver.from_config(cfg.dns), _domain(name), port, tlsa_port, mode, cfg.hostname, cfg.dns.timeout * 2
+    )
+    if as_json:
+        output.emit_json(served.to_json())
+        return
+    for i, c in enumerate(served.chain[:2]):
+        output.info(
+            f"{'leaf' if i == 0 else 'issuer'}: {output.safe(c['subject'])} (issuer {output.safe(c['issuer'])}, "
+            f"not after {output.rfc3339(c['not_after'])}, SPKI SHA-256 {c['spki_sha256']})"
+        )
+    for line in served.to_json()["publish"]:
+        click.echo(line)

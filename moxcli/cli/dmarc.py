@@ -141,7 +141,7 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, fmt: str) -
     is_flag=True,
     help=(
         "Output JSON: domain, found_at, record, dnssec, interval_hours, rua[] "
-        "{rua, status, destinations[] {uri, address, max_size}, errors, verification_name}."
+        "{rua, status, destinations[] {uri, address, max_size}, errors, verification_name, fix}."
     ),
 )
 @click.pass_obj
@@ -187,7 +187,7 @@ def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
                     r.text,
                     r.status,
                     ", ".join(u.uri + (f" (max {u.max_size} bytes)" if u.max_size else "") for u in r.uris),
-                    "; ".join(r.errors),
+                    "; ".join(r.errors) + (f"; fix: the destination publishes {r.fix['zone_line']}" if r.fix else ""),
                 )
                 for r in check.rua
             ],

@@ -56,6 +56,15 @@ def _domains(args: tuple[str, ...], file: Path | None) -> Iterator[str]:
 )
 @click.option("--no-connect", is_flag=True, help="DNS and MTA-STS only: do not connect to the MX hosts.")
 @click.option(
+    "--expiry-warning",
+    "expiry_days",
+    type=click.IntRange(0, 3650),
+    default=21,
+    show_default=True,
+    metavar="DAYS",
+    help="Warn about MX certificates that expire within DAYS days.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -72,6 +81,7 @@ def domain_cmd(
     concurrency: int,
     timeout: float,
     no_connect: bool,
+    expiry_days: int,
     as_json: bool,
 ) -> None:
     """Show a domain's TLS posture: MX and DNSSEC, MTA-STS, DANE, TLSRPT, REQUIRETLS.
@@ -102,12 +112,12 @@ def domain_cmd(
         try:
             parse_domain(d)
         except DomainError as exc:
-            raise UsageError(f'parsing domain "{d}": {exc}') from None
+            raise UsageError(f'parsing domain "{d}": {exc}', code="bad-domain") from None
     cfg = app.config()
     resolver = Resolver.from_config(cfg.dns)
     if resolver.untrusted_reason:
         output.warn(resolver.untrusted_reason)
-    opts = PostureOptions.from_config(cfg, timeout, connect=not no_connect)
+    opts = PostureOptions.from_config(cfg, timeout, connect=not no_connect, expiry_days=expiry_days)
     states: set[str] = set()
     for p in check_domains(resolver, _domains(domains, file), opts, concurrency):
         states.add(p.status)

@@ -2,8 +2,10 @@
 
 Two entry points, mox's `dane dial` (spec §5.6) and `dane dialmx` (spec §5.8):
 ``verify_host(resolver, host, ...)`` and ``verify_mx(resolver, domain, ...)``. Each address
-gets ONE STARTTLS handshake from which both the DANE verdict and the PKIX verdict come.
-Unlike mox, every address is tried (an operator wants to know about each one).
+gets ONE handshake (after STARTTLS, or direct TLS for other services) from which both the
+DANE verdict and the PKIX verdict come. Unlike mox, every address is tried (an operator
+wants to know about each one). Where DANE fails or has no records, ``fix`` holds the TLSA
+records that would match the chain served (:mod:`moxcli.dane.fix`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moxcli.dane import fix as dane_fix
 from moxcli.dane import lookup
 from moxcli.dane.tlsa import TLSA, allowed_names
 from moxcli.dane.verify import DANEVerdict, verify
 from moxcli.dns import DNSError, NotFound, Resolver, TemporaryDNSError
-from moxcli.tlsconn import PKIXVerdict, SMTPProbe, cert_summary, load_roots, pkix_verify, starttls_probe
+from moxcli.tlsconn import (
+    PKIXVerdict,
+    SMTPProbe,
+    cert_summary,
+    direct_tls_probe,
+    load_roots,
+    pkix_verify,
+    starttls_probe,
+)
 
 VERIFIED, FAILED, TEMPORARY = "verified", "failed", "temporary"
+STARTTLS_SMTP, DIRECT = "starttls-smtp", "direct"
+EXPIRY_WARNING_DAYS = 21
+
+
+def default_tls_mode(port: int) -> str:
+    """STARTTLS on the SMTP ports 25 and 587 (RFC 3207, RFC 6409), direct TLS elsewhere
+    (465 submissions, RFC 8314; 443, 993, ...), as mox `dane dial` always does direct TLS."""
+    return STARTTLS_SMTP if port in (25, 587) else DIRECT
 
 
 @dataclass
@@ -32,6 +51,8 @@ class AddressResult:
     probe: SMTPProbe
     dane: DANEVerdict | None = None
     pkix: PKIXVerdict | None = None
+    fix: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -59,16 +80,20 @@ class AddressResult:
             "address": self.address,
             "port": self.port,
             "status": self.status,
-            "starttls": self.probe.starttls_offered,
+            "tls_mode": STARTTLS_SMTP if self.probe.mode == "starttls" else DIRECT,
+            "starttls": self.probe.starttls_offered if self.probe.mode == "starttls" else None,
             "tls_version": tls.version if tls else None,
             "cipher": tls.cipher if tls else None,
-            "certificate": cert_summary(tls.leaf) if tls else None,
+            "key_exchange_group": tls.group if tls else None,
+            "certificate": {**cert_summary(tls.leaf), **dane_fix.cert_facts(tls.leaf)} if tls else None,
             "chain": [cert_summary(c) for c in tls.chain] if tls else [],
             "dane": self.dane,
             "pkix": self.pkix,
             "result_type": self.result_type,
             "reason": self.reason,
             "error": self.probe.error,
+            "warnings": self.warnings,
+            "fix": self.fix,
         }
 
 
@@ -163,7 +188,7 @@ def _temporary(exc: DNSError) -> bool:
 def _tlsa_error(host: HostResult, exc: DNSError) -> None:
     """RFC 7672 §2.1.2: a failed TLSA lookup makes the host unusable (spec §3.4 step 3)."""
     host.error = f"looking up tlsa records: {exc}"
-    host.code = exc.code
+    host.code = exc.status
     # A bogus answer is what is wrong with the host (exit 1); delivery would still only
     # defer (RFC 7672 §2.1.2). An outage stays temporary (exit 3).
     host.temporary = not exc.bogus
@@ -174,25 +199,42 @@ def _tlsa_error(host: HostResult, exc: DNSError) -> None:
         host.reason = f"extended-dns-error-{exc.ede[0].reason}" if exc.ede else ""
 
 
-def _connect_all(
-    host: HostResult,
-    port: int,
-    ehlo_name: str,
-    timeout: float,
-    roots: Sequence[Any],
-    now: _dt.datetime | None,
-    pkix_name: str,
-) -> None:
+@dataclass(frozen=True)
+class _Connect:
+    """How to reach the addresses of a host and what to tell about them."""
+
+    port: int
+    ehlo_name: str
+    timeout: float
+    roots: Sequence[Any]
+    now: _dt.datetime | None
+    tls_mode: str = STARTTLS_SMTP
+    tlsa_port: int = 25
+    expiry_days: int = EXPIRY_WARNING_DAYS
+
+
+def _connect_all(host: HostResult, c: _Connect, pkix_name: str, dane_possible: bool = False) -> None:
+    """One handshake per address; ``dane_possible``: DNSSEC would let TLSA records count, so a
+    host without (usable) records also gets a fix hint."""
+    sni = host.names[0] if host.names else pkix_name
     for ip in host.ips:
-        probe = starttls_probe(
-            ip, port, host.names[0] if host.names else pkix_name, ehlo_name, timeout, force_starttls=bool(host.records)
-        )
-        res = AddressResult(ip, port, probe)
+        if c.tls_mode == DIRECT:
+            probe = direct_tls_probe(ip, c.port, sni, c.timeout)
+        else:
+            probe = starttls_probe(ip, c.port, sni, c.ehlo_name, c.timeout, force_starttls=bool(host.records))
+        res = AddressResult(ip, c.port, probe)
         if probe.tls is not None:
             chain = probe.tls.chain
             if host.records:
-                res.dane = verify(chain, host.records, host.names, roots, now)
-            res.pkix = pkix_verify(chain, pkix_name, now=now, roots=roots)
+                res.dane = verify(chain, host.records, host.names, roots=c.roots, now=c.now)
+            res.pkix = pkix_verify(chain, pkix_name, now=c.now, roots=c.roots)
+            if (res.dane is not None and not res.dane.verified) or (res.dane is None and dane_possible):
+                base = host.tlsa.base if host.tlsa is not None and host.tlsa.base else pkix_name
+                published = [r.record() for r in host.tlsa.records] if host.tlsa is not None else []
+                res.fix = dane_fix.dane_fix(chain, dane_fix.tlsa_name(c.tlsa_port, base), published)
+            warning = dane_fix.expiry_warning(chain[0], c.expiry_days, c.now)
+            if warning:
+                res.warnings.append(warning)
         host.addresses.append(res)
 
 
@@ -210,8 +252,11 @@ def verify_host(
     ehlo_name: str = "localhost",
     timeout: float = 10.0,
     now: _dt.datetime | None = None,
+    tls_mode: str = STARTTLS_SMTP,
+    expiry_days: int = EXPIRY_WARNING_DAYS,
 ) -> DANEReport:
-    """mox `dane dial` (spec §5.6) for SMTP with STARTTLS, to every address of ``host``.
+    """mox `dane dial` (spec §5.6) to every address of ``host``: TLSA at ``_<tlsa_port>._tcp``,
+    STARTTLS (``starttls-smtp``) or ``direct`` TLS.
 
     TLSA base = the CNAME-expanded name if the whole CNAME chain was secure, else the host;
     falls back to the host when the expanded name has no secure records. SNI = base;
@@ -226,14 +271,16 @@ def verify_host(
     h.expanded_host, h.ips, h.dnssec = ips.expanded_host, ips.ips, ips.authentic
     if ips.error is not None:
         h.error, h.temporary = f"resolving ips for {host}: {ips.error}", _temporary(ips.error)
-        h.code = ips.error.code
+        h.code = ips.error.status
         return report
-    roots = load_roots(tuple(Path(p) for p in ca_files))
+    conn = _Connect(
+        port, ehlo_name, timeout, load_roots(tuple(Path(p) for p in ca_files)), now, tls_mode, tlsa_port, expiry_days
+    )
     if not ips.cname_authentic:
         # mox dane.Dial: the first CNAME response must be secure (ErrInsecure).
         h.error = f"cname lookup for {host} insecure: dane does not apply"
         h.names = [lookup._ascii(host)]
-        _connect_all(h, port, ehlo_name, timeout, roots, now, lookup._ascii(host))
+        _connect_all(h, conn, lookup._ascii(host))
         return report
     base = ips.expanded_host if ips.expanded_authentic else lookup._ascii(host)
     res = lookup.lookup_tlsa(resolver, base, tlsa_port)
@@ -248,14 +295,15 @@ def verify_host(
         h.error = f"tlsa records for {base} are not dnssec-signed (insecure): dane does not apply"
     elif not res.records:
         h.error = f"no tlsa records at _{tlsa_port}._tcp.{base}"
+        h.code = "no-tlsa"
     else:
         h.records = _usages_filter(res.records, usages)
         if not h.records:
             h.error = "no tlsa records with the allowed usages"
             h.result_type, h.reason = "validation-failure", "dane-no-match"
     # Connect anyway (not for DNS failures): the PKIX result is useful without DANE too.
-    if not h.temporary:
-        _connect_all(h, port, ehlo_name, timeout, roots, now, lookup._ascii(host))
+    if not h.temporary and h.code != "dnssec-bogus":
+        _connect_all(h, conn, lookup._ascii(host), dane_possible=ips.authentic and not res.insecure)
     return report
 
 
@@ -267,6 +315,7 @@ def verify_mx(
     ehlo_name: str = "localhost",
     timeout: float = 10.0,
     now: _dt.datetime | None = None,
+    expiry_days: int = EXPIRY_WARNING_DAYS,
 ) -> DANEReport:
     """mox `dane dialmx` (spec §5.8): the delivery logic, for every MX host and address.
 
@@ -286,7 +335,9 @@ def verify_mx(
         insecure_mx = "initial domain not dnssec-secure"
     elif not dest.expanded_authentic:
         insecure_mx = "expanded domain not dnssec-secure"
-    roots = load_roots(tuple(Path(p) for p in ca_files))
+    conn = _Connect(
+        port, ehlo_name, timeout, load_roots(tuple(Path(p) for p in ca_files)), now, expiry_days=expiry_days
+    )
     for name, pref in dest.hosts:
         h = HostResult(name, pref)
         report.hosts.append(h)
@@ -294,7 +345,7 @@ def verify_mx(
         h.expanded_host, h.ips, h.dnssec = ips.expanded_host, ips.ips, ips.authentic
         if ips.error is not None:
             h.error = f"resolving ips for {name}: {ips.error}"
-            h.code = ips.error.code
+            h.code = ips.error.status
             h.temporary = isinstance(ips.error, TemporaryDNSError)
             if ips.error.bogus:
                 h.result_type, h.reason = "validation-failure", ips.error.bogus_reason("dns-extended-error")
@@ -305,7 +356,7 @@ def verify_mx(
         elif not lookup.dane_applies(dest, ips):
             h.error = f"no dnssec for ips of {name}: dane does not apply"
         if h.error:
-            _connect_all(h, port, ehlo_name, timeout, roots, now, name)
+            _connect_all(h, conn, name)
             continue
         res = lookup.gather_tlsa(resolver, name, dest.expanded_authentic and ips.expanded_authentic, ips.expanded_host)
         h.tlsa = res
@@ -314,7 +365,8 @@ def verify_mx(
             continue
         if not res.records:
             h.error = f"host {ips.expanded_host} has no tlsa records" + (" (insecure)" if res.insecure else "")
-            _connect_all(h, port, ehlo_name, timeout, roots, now, name)
+            h.code = "no-tlsa"
+            _connect_all(h, conn, name, dane_possible=not res.insecure)
             continue
         h.names = allowed_names(
             dest.have_mx,
@@ -329,5 +381,66 @@ def verify_mx(
         if not h.records:
             h.error = "only unusable tlsa records found"
             h.result_type, h.reason = "tlsa-invalid", "all-unusable-records+ignored"
-        _connect_all(h, port, ehlo_name, timeout, roots, now, name)
+            h.code = "tlsa-unusable"
+        _connect_all(h, conn, name, dane_possible=True)
     return report
+
+
+@dataclass
+class ServedRecords:
+    """The TLSA records that match what a live server sends (ldns-dane create)."""
+
+    host: str
+    address: str
+    port: int
+    tlsa_name: str
+    records: list[str]
+    chain: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "address": self.address,
+            "port": self.port,
+            "tlsa_name": self.tlsa_name,
+            "records": self.records,
+            "publish": [f"{self.tlsa_name}. IN TLSA {r}" for r in self.records],
+            "chain": self.chain,
+        }
+
+
+def records_from_host(
+    resolver: Resolver,
+    host: str,
+    port: int,
+    tlsa_port: int,
+    tls_mode: str,
+    ehlo_name: str = "localhost",
+    timeout: float = 10.0,
+) -> ServedRecords:
+    """Connect to the first address of ``host`` and derive `3 1 1` (leaf) and `2 1 1` (issuer,
+    if sent) from its chain. Raises DNS errors, TemporaryError when the server cannot be
+    reached, CheckFailed when it does not do TLS."""
+    from moxcli.errors import CheckFailed, TemporaryError
+
+    ips = lookup.gather_ips(resolver, host)
+    if ips.error is not None:
+        raise ips.error
+    ip = ips.ips[0]
+    if tls_mode == DIRECT:
+        probe = direct_tls_probe(ip, port, host, timeout)
+    else:
+        probe = starttls_probe(ip, port, host, ehlo_name, timeout, force_starttls=True)
+    if probe.tls is None:
+        if probe.result_type:
+            raise CheckFailed(f"{host} ({ip} port {port}): no TLS: {probe.error}")
+        raise TemporaryError(f"{host} ({ip} port {port}): {probe.error}")
+    chain = probe.tls.chain
+    return ServedRecords(
+        host,
+        ip,
+        port,
+        dane_fix.tlsa_name(tlsa_port, lookup._ascii(host)),
+        dane_fix.matching_records(chain),
+        [dane_fix.cert_facts(c) for c in chain],
+    )

@@ -73,7 +73,7 @@ class Destinations:
         if self.error is not None:
             if self.permanent and "null MX" in str(self.error):
                 return "null-mx"
-            return self.error.code if not isinstance(self.error, NotFound) else "dns-error"
+            return self.error.status if not isinstance(self.error, NotFound) else "dns-error"
         return "ok" if self.have_mx else "nodata"
 
     def to_json(self) -> dict[str, Any]:

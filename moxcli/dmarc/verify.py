@@ -124,6 +124,19 @@ class RuaCheck:
     def temporary(self) -> bool:
         return self.status == "temporary-error"
 
+    @property
+    def fix(self) -> dict[str, str] | None:
+        """For a refused external address: the record its domain must publish (RFC 7489 §7.1)."""
+        if self.status != "refused" or not self.name or "different host" in " ".join(self.errors):
+            return None
+        return {
+            "name": self.name,
+            "type": "TXT",
+            "value": "v=DMARC1",
+            "zone_line": f'{self.name}. IN TXT "v=DMARC1"',
+            "who": "the owner of the rua address's domain",
+        }
+
     def to_json(self) -> dict[str, object]:
         return {
             "rua": self.text,
@@ -134,6 +147,7 @@ class RuaCheck:
             ],
             "errors": list(self.errors),
             "verification_name": self.name,
+            "fix": self.fix,
         }
 
 

@@ -4,21 +4,31 @@
 plus ``[tls] ca_files``), no redirects, no HTTP caching, a 64 KiB cap enforced while reading
 and one deadline for the whole exchange. The host's address comes from our resolver and the
 port from ``[network] https_port``; SNI, Host and the certificate check use the name.
+
+The deadline is real: a watchdog shuts the socket down when it passes, so a server that
+drips one byte at a time (in the TLS handshake, the headers or the body) cannot keep a
+fetch alive past it; per-``recv`` socket time-outs alone would not stop that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import os
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from moxcli import log
 from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import Domain
 from moxcli.mtasts.errors import NoPolicy, PolicyFetch, PolicySyntax
 from moxcli.mtasts.policy import Policy, PolicyParseError, lint, parse_policy
+
+_log = log.get("mtasts")
 
 MAX_POLICY_SIZE = 64 * 1024  # RFC 8461 §3.3 suggests 64 KiB
 PATH = "/.well-known/mta-sts.txt"
@@ -80,22 +90,59 @@ def _tls_failure(exc: ssl.SSLCertVerificationError) -> tuple[str, str]:
 class _Connection(http.client.HTTPSConnection):
     """Connects to a given address, but speaks TLS and HTTP for the policy host name."""
 
-    def __init__(self, host: str, address: str, port: int, ctx: ssl.SSLContext, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ctx)
+    def __init__(self, host: str, address: str, port: int, ctx: ssl.SSLContext, deadline: float) -> None:
+        super().__init__(host, port, timeout=max(deadline - time.monotonic(), 0.01), context=ctx)
         self.address = address
         self.ctx = ctx
+        self.deadline = deadline
+        self.fd = -1  # of the TCP socket; wrap_socket() detaches the Python object from it
+        self.done = False
+        self.expired = threading.Event()
+        self._lock = threading.Lock()
+        self._watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _expire(self) -> None:
+        """The deadline passed: end whatever read or handshake is blocked on the socket.
+
+        shutdown() on a duplicate of the descriptor acts on the shared TCP socket, so the
+        blocked SSL read in the other thread sees end-of-file at once."""
+        with self._lock:
+            self.expired.set()
+            if self.fd >= 0 and not self.done:
+                with contextlib.suppress(OSError):
+                    dup = socket.socket(fileno=os.dup(self.fd))
+                    try:
+                        dup.shutdown(socket.SHUT_RDWR)
+                    finally:
+                        dup.close()
 
     def connect(self) -> None:
-        raw = socket.create_connection((self.address, self.port), timeout=self.timeout)
+        _log.debug("https connect", address=self.address, port=self.port, sni=self.host)
+        raw = socket.create_connection((self.address, self.port), timeout=max(self.deadline - time.monotonic(), 0.01))
+        with self._lock:
+            self.fd = raw.fileno()
+            if self.expired.is_set():
+                raw.close()
+                raise TimeoutError("deadline passed while connecting")
         try:
             self.sock = self.ctx.wrap_socket(raw, server_hostname=self.host)
         except BaseException:
             raw.close()
             raise
+        cipher = self.sock.cipher()
+        _log.debug("tls handshake", sni=self.host, version=self.sock.version(), cipher=cipher[0] if cipher else "")
+
+    def close(self) -> None:
+        with self._lock:  # the descriptor may be reused once closed: the watchdog must not touch it
+            self.done = True
+        self._watchdog.cancel()
+        super().close()
 
 
 def fetch_policy(resolver: Resolver, domain: Domain, options: FetchOptions = FetchOptions()) -> Fetched:
-    """GET and parse the policy of ``domain``.
+    """GET and parse the policy of ``domain``, all within ``options.timeout`` seconds.
 
     Raises NoPolicy (no address, 404), PolicyFetch (TLS, network, timeout, other status),
     PolicySyntax (over 64 KiB or unparsable; carries the text).
@@ -113,24 +160,29 @@ def fetch_policy(resolver: Resolver, domain: Domain, options: FetchOptions = Fet
     port_note = "" if options.https_port == 443 else f" (port {options.https_port})"
     last: Exception | None = None
     for address in addresses:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if deadline - time.monotonic() <= 0:
             break
-        conn = _Connection(host, address, options.https_port, ctx, remaining)
+        conn = _Connection(host, address, options.https_port, ctx, deadline)
         try:
             return _get(conn, url, deadline)
-        except ssl.SSLCertVerificationError as exc:
-            result, reason = _tls_failure(exc)
-            raise PolicyFetch(
-                f"{url}: TLS certificate verification failed: {exc.verify_message}", result, reason
-            ) from None
         except (OSError, http.client.HTTPException) as exc:
+            if conn.expired.is_set():
+                last = TimeoutError()
+                break
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                result, reason = _tls_failure(exc)
+                raise PolicyFetch(
+                    f"{url}: TLS certificate verification failed: {exc.verify_message}", result, reason
+                ) from None
             last = exc
             if isinstance(exc, (ssl.SSLError, http.client.HTTPException, TimeoutError)):
                 break  # the server answered badly or too slowly: other addresses won't help in time
         finally:
             conn.close()
-    what = "timeout" if isinstance(last, TimeoutError) or last is None else f"{type(last).__name__}: {last}"
+    if last is None or isinstance(last, TimeoutError):
+        what = f"timeout: no complete answer within {options.timeout:g} s (one deadline for the whole fetch)"
+    else:
+        what = f"{type(last).__name__}: {last}"
     raise PolicyFetch(f"{url}{port_note}: {what}")
 
 
@@ -142,6 +194,7 @@ def _get(conn: _Connection, url: str, deadline: float) -> Fetched:
         headers={"Host": conn.host, "Connection": "close", "Cache-Control": "no-cache", "User-Agent": "moxcli"},
     )
     resp = conn.getresponse()
+    _log.debug("https response", url=url, status=resp.status, content_type=resp.getheader("Content-Type") or "-")
     if resp.status == 404:
         raise NoPolicy(f"{url}: HTTP 404 not found")
     if resp.status != 200:

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from moxcli.dane import fix as dane_fix
 from moxcli.dane import lookup
 from moxcli.dane.tlsa import TLSA, allowed_names
 from moxcli.dane.verify import DANEVerdict, verify
@@ -51,11 +52,20 @@ class PostureOptions:
     ehlo_name: str = "localhost"
     timeout: float = 10.0
     connect: bool = True
+    expiry_days: int = 21
 
     @classmethod
-    def from_config(cls, cfg: Any, timeout: float = 10.0, connect: bool = True) -> PostureOptions:
+    def from_config(
+        cls, cfg: Any, timeout: float = 10.0, connect: bool = True, expiry_days: int = 21
+    ) -> PostureOptions:
         return cls(
-            cfg.network.smtp_port, cfg.network.https_port, tuple(cfg.tls.ca_files), cfg.hostname, timeout, connect
+            cfg.network.smtp_port,
+            cfg.network.https_port,
+            tuple(cfg.tls.ca_files),
+            cfg.hostname,
+            timeout,
+            connect,
+            expiry_days,
         )
 
 
@@ -76,7 +86,7 @@ class Finding:
             "level": self.level,
             "code": self.code or None,
             "subject": self.subject,
-            "text": self.text,
+            "message": self.text,
             "fix": self.fix,
         }
 
@@ -87,6 +97,7 @@ class AddressPosture:
     probe: SMTPProbe
     pkix: PKIXVerdict | None = None
     dane: DANEVerdict | None = None
+    fix: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         tls = self.probe.tls
@@ -95,9 +106,12 @@ class AddressPosture:
             "port": self.probe.port,
             "starttls": self.probe.starttls_offered,
             "tls_version": tls.version if tls else None,
-            "certificate": cert_summary(tls.leaf) if tls else None,
+            "cipher": tls.cipher if tls else None,
+            "key_exchange_group": tls.group if tls else None,
+            "certificate": {**cert_summary(tls.leaf), **dane_fix.cert_facts(tls.leaf)} if tls else None,
             "pkix": self.pkix,
             "dane": self.dane,
+            "fix": self.fix,
             "requiretls": self.probe.requiretls if tls else None,
             "result_type": self.probe.result_type,
             "reason": self.probe.reason,
@@ -194,6 +208,7 @@ class DomainPosture:
     findings: list[Finding] = field(default_factory=list)
     indicators: dict[str, str] = field(default_factory=dict)
     temporary: bool = False
+    expiry_days: int = 21
 
     nxdomain: bool = False
 
@@ -308,7 +323,7 @@ def _check_host(
     h.tlsrpt = cache.get(("tlsrpt", name), lambda: check_tlsrpt(resolver, name))
     if ips.error is not None:
         h.error = f"resolving ips for {name}: {ips.error}"
-        h.error_code = ips.error.code
+        h.error_code = ips.error.status
         if isinstance(ips.error, NotFound):
             what = "does not exist (NXDOMAIN)" if ips.error.nxdomain else "has no A/AAAA records (NODATA)"
             h.error = f"MX host {name} {what}: mail cannot be delivered to it"
@@ -340,6 +355,10 @@ def _check_host(
             a.pkix = pkix_verify(probe.tls.chain, name, roots=roots)
             if h.usable:
                 a.dane = verify(probe.tls.chain, h.usable, h.names, roots)
+                if not a.dane.verified:
+                    published = [r.record() for r in h.tlsa.records] if h.tlsa else []
+                    base = h.tlsa.base if h.tlsa and h.tlsa.base else name
+                    a.fix = dane_fix.dane_fix(probe.tls.chain, dane_fix.tlsa_name(25, base), published)
         h.addresses.append(a)
     return h
 
@@ -354,11 +373,14 @@ def _host_findings(p: DomainPosture, h: HostPosture) -> None:
     if h.ips_dnssec == "insecure" and p.mx_dnssec == "secure":
         p.add("warning", s, "addresses are not DNSSEC-signed: DANE cannot apply", "ips-insecure")
     if h.sts_match is False:
+        fix = _sts_fix(s)
         p.add(
             "error" if p.sts_mode == "enforce" else "warning",
             s,
-            f"not covered by the MTA-STS policy (mode {p.sts_mode})",
+            f"not covered by the MTA-STS policy (mode {p.sts_mode}): add '{fix['policy_line']}' to the policy "
+            f"and change the id: {fix['record']}",
             "mtasts-mx-not-covered",
+            fix,
         )
     if h.tlsa is not None:
         if h.tlsa.error is not None:
@@ -366,7 +388,7 @@ def _host_findings(p: DomainPosture, h: HostPosture) -> None:
                 "error",
                 s,
                 f"TLSA lookup failed: {h.tlsa.error} (delivery with DANE is deferred)",
-                h.tlsa.error.code if h.tlsa.error.bogus else "tlsa-lookup-failed",
+                h.tlsa.error.status if h.tlsa.error.bogus else "tlsa-lookup-failed",
             )
         elif h.tlsa.records and not h.usable:
             p.add(
@@ -389,7 +411,19 @@ def _host_findings(p: DomainPosture, h: HostPosture) -> None:
         if pr.error:
             p.add("warning", where, pr.error, "smtp-error")
         if a.dane is not None and not a.dane.verified:
-            p.add("error", where, f"certificate does not match the TLSA records ({a.dane.reason})", "dane-mismatch")
+            fix = a.fix or {}
+            p.add(
+                "error",
+                where,
+                f"certificate does not match the TLSA records ({a.dane.reason}); published "
+                f"{', '.join(fix.get('published', [])) or 'none'}, would match: {'; '.join(fix.get('publish', []))}",
+                "dane-mismatch",
+                a.fix,
+            )
+        if pr.tls is not None:
+            warning = dane_fix.expiry_warning(pr.tls.leaf, p.expiry_days)
+            if warning:
+                p.add("warning", where, warning, "certificate-expiry")
         if a.pkix is not None and not a.pkix.ok:
             level = "error" if enforce else "warning" if a.dane is None or not a.dane.verified else "info"
             p.add(
@@ -400,6 +434,32 @@ def _host_findings(p: DomainPosture, h: HostPosture) -> None:
             )
     if h.tlsrpt is not None and _has_tlsrpt(h.tlsrpt) and not h.tlsrpt.valid:
         p.add("error", s, "host TLSRPT record: " + "; ".join(h.tlsrpt.errors), "tlsrpt-invalid")
+    elif h.tlsrpt is not None and not _has_tlsrpt(h.tlsrpt) and h.usable:
+        # DANE results are reported to the MX host's own policy domain (RFC 8460 §1.1, §3).
+        fix = _tlsrpt_fix(s)
+        p.add(
+            "info",
+            s,
+            f"no TLSRPT record for the MX host: DANE failure reports cannot reach you; publish {fix['zone_line']}",
+            "tlsrpt-none-host",
+            fix,
+        )
+
+
+def _tlsrpt_fix(domain: str) -> dict[str, Any]:
+    """The record to publish (RFC 8460 §3); the address is a suggestion to adapt."""
+    name = f"_smtp._tls.{domain}"
+    value = f"v=TLSRPTv1; rua=mailto:tlsrpt@{domain}"
+    return {"name": name, "type": "TXT", "value": value, "zone_line": f'{name}. IN TXT "{value}"'}
+
+
+def _sts_fix(host: str) -> dict[str, Any]:
+    """The policy line that covers ``host`` (RFC 8461 §3.2, §4.1) and a new ``id`` for the
+    _mta-sts record: senders refetch the policy only when the id changes (RFC 8461 §3.1)."""
+    import datetime as _dt
+
+    new_id = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return {"policy_line": f"mx: {host}", "id": new_id, "record": f"v=STSv1; id={new_id};"}
 
 
 def _no_sts(m: Any) -> bool:
@@ -468,7 +528,7 @@ def check_domain(
         p.add("error", domain, f'parsing domain "{domain}": {exc}', "invalid-domain")
         p.indicators = {k: UNKNOWN for k in INDICATORS}
         return p
-    p = DomainPosture(d.name)
+    p = DomainPosture(d.name, expiry_days=opts.expiry_days)
     dest = lookup.gather_destinations(resolver, d.ascii)
     p.mx = dest
     if dest.error is not None:
@@ -525,7 +585,14 @@ def check_domain(
     elif _has_tlsrpt(t) and not t.valid:
         p.add("error", p.domain, "TLSRPT: " + "; ".join(t.errors), "tlsrpt-invalid")
     elif not t.valid:
-        p.add("warning", p.domain, "no TLSRPT record: you will not get TLS failure reports", "tlsrpt-none")
+        fix = _tlsrpt_fix(d.ascii)
+        p.add(
+            "warning",
+            p.domain,
+            f"no TLSRPT record: you will not get TLS failure reports; publish {fix['zone_line']}",
+            "tlsrpt-none",
+            fix,
+        )
     for w in t.warnings:
         p.add("warning", p.domain, f"TLSRPT: {w}", "tlsrpt-warning")
     for h in p.hosts:

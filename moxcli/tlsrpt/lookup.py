@@ -187,18 +187,18 @@ def check_tlsrpt(resolver: Resolver, domain: str) -> TLSRPTCheck:
         answer: Answer = resolver.txt(check.name)
     except NotFound as exc:
         check.dnssec = "secure" if exc.authentic else "insecure"
-        check.dns_status = exc.code
+        check.dns_status = exc.status
         what = "NXDOMAIN: no such name" if exc.nxdomain else "NODATA: no TXT records"
         check.errors.append(f"no TLSRPT record at {check.name} ({what})")
         return check
     except BogusDNSError as exc:
         check.dnssec = "bogus"
-        check.dns_status = exc.code
+        check.dns_status = exc.status
         check.errors.append(str(exc))
         return check
     except DNSError as exc:
         check.temporary = True
-        check.dns_status = exc.code
+        check.dns_status = exc.status
         check.errors.append(str(exc))
         return check
     check.texts = answer.texts()
