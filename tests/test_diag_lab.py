@@ -320,6 +320,7 @@ def test_dane_mismatch_fix_hint(runner, lab, lab_data):
 
 def test_dane_mx_mismatch_fix_hint(runner, lab, lab_data):
     r, j = _json(runner, lab_data, "verify", "dane", "--mx", "dane-bad.test")
+    assert r.exit_code == 1
     (a,) = j["hosts"][0]["addresses"]
     assert a["fix"]["tlsa_name"] == "_25._tcp.mx.dane-bad.test"
     assert a["fix"]["would_match"][0] == f"3 1 1 {lab['LAB_TLSA_EE']}"
