@@ -487,3 +487,42 @@ def test_debug_transcript_cd_reask(runner, lab, tmp_path):
     r = runner.invoke(cli, ["--data", str(data), "--log-level", "debug", "check", "tlsrpt", "bogus.test"])
     assert r.exit_code == 1
     assert "rcode=SERVFAIL ad=False cd=False ede=-" in r.stderr and "cd=True" in r.stderr
+
+
+def test_delivery_transcript_has_commands_not_body(lab, tmp_path):
+    import io
+
+    from moxcli import log
+
+    data = _data(tmp_path, lab)
+    cfg = parse_config((data / "moxcli.toml").read_text(), data / "moxcli.toml")
+    stream = io.StringIO()
+    log.setup("debug", stream=stream)
+    try:
+        with Store.open(data) as st:
+            body = f"From: <a@moxcli.test>\r\nTo: <x@dane-ok.test>\r\nMessage-Id: <{uuid.uuid4().hex}@t>\r\n\r\nSECRET-BODY\r\n"
+            ids = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@dane-ok.test"], data=body.encode())
+            (res,) = deliver.run_queue(st, data, cfg, ids=ids)
+    finally:
+        log.setup("warn")
+    out = stream.getvalue()
+    assert res.outcome == "delivered", res.error
+    assert 'm="C: MAIL FROM:<a@moxcli.test>' in out and 'm="C: RCPT TO:<x@dane-ok.test>' in out
+    assert 'm="C: STARTTLS"' in out and 'm="tls handshake" pkg=tls sni=mx.dane-ok.test' in out
+    assert 'm="S: 250 ' in out and "SECRET-BODY" not in out
+
+
+def test_check_tlsrpt_missing_record_fix(runner, lab_data):
+    r, j = _json(runner, lab_data, "check", "tlsrpt", "dane-ta.test")
+    assert r.exit_code == 1 and j["status"] == "nxdomain"
+    assert j["fix"]["zone_line"] == '_smtp._tls.dane-ta.test. IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@dane-ta.test"'
+    r, j = _json(runner, lab_data, "check", "tlsrpt", "sts.test")
+    assert r.exit_code == 0 and j["fix"] is None
+
+
+def test_fetch_mtasts_nxdomain_and_bogus(runner, any_resolver):
+    _, data = any_resolver
+    r = runner.invoke(cli, ["--data", str(data), "fetch", "mtasts", "nosuchdomain.test"])
+    assert r.exit_code == 1 and "(NXDOMAIN: no such name)" in r.stderr
+    r = runner.invoke(cli, ["--data", str(data), "fetch", "mtasts", "bogus.test"])
+    assert r.exit_code == 1 and "bogus" in r.stderr

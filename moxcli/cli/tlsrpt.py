@@ -19,7 +19,7 @@ from moxcli.errors import EXIT_FAILED, EXIT_TEMPORARY
     "as_json",
     is_flag=True,
     help="Output JSON: domain, name, status, cnames, dnssec, records, record, valid, version, rua, invalid_rua, "
-    "extensions, errors, warnings.",
+    "extensions, errors, warnings, fix.",
 )
 @click.pass_obj
 def tlsrpt_cmd(app: AppContext, domain: str | None, record_text: str | None, as_json: bool) -> None:
@@ -82,5 +82,7 @@ def _render(check) -> None:
         output.info(f"other TXT record: {output.safe(t)}")
     for e in check.errors:
         output.info(f"error: {output.safe(e)}")
+    if check.fix is not None:
+        output.info(f"fix: publish {check.fix['zone_line']}")
     for w in check.warnings:
         output.warn(w)

@@ -44,8 +44,9 @@ def lookup_record(resolver: Resolver, domain: Domain) -> tuple[Record, str, list
     name = record_name(domain)
     try:
         answer = resolver.txt(name)
-    except NotFound:
-        raise NoRecord(f"no MTA-STS record at {name}") from None
+    except NotFound as exc:
+        what = "NXDOMAIN: no such name" if exc.nxdomain else "NODATA: no TXT records"
+        raise NoRecord(f"no MTA-STS record at {name} ({what})") from None
     except DNSError as exc:
         raise DNSLookupError(f"MTA-STS record lookup: {exc}", exc) from None
     record, text = select_record(name, answer.texts())

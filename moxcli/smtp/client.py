@@ -15,7 +15,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from moxcli import log
 from moxcli.smtp import msgdata
+
+_log = log.get("smtp")
 
 MAX_LINE = 2048  # RFC 5321 4.5.3.1.5 says 512 for replies; be liberal with what servers send
 LINE_TIMEOUT = 30.0  # mox: each line read or write has a 30 s deadline (spec §3.5)
@@ -158,7 +161,9 @@ class Client:
             i = self._buf.find(b"\n")
             if i >= 0:
                 line, self._buf = self._buf[:i], self._buf[i + 1 :]
-                return line.rstrip(b"\r").decode("utf-8", errors="replace")
+                text = line.rstrip(b"\r").decode("utf-8", errors="replace")
+                _log.debug("S: " + text[:512])  # --log-level debug: the dialogue, replies
+                return text
             if len(self._buf) > MAX_LINE:
                 raise SMTPError("reply line too long")
             try:
@@ -197,6 +202,8 @@ class Client:
             raise SMTPError(f"writing command: {exc}", tls=self.tls and _is_tls_error(exc)) from exc
 
     def command(self, line: str) -> Reply:
+        # Commands only (the message body goes through send()); an AUTH argument is never logged.
+        _log.debug("C: " + ("AUTH ***" if line[:5].upper() == "AUTH " else line))
         self.send(line.encode("utf-8") + b"\r\n")
         return self.read_reply()
 
@@ -278,6 +285,8 @@ class Client:
         rcpt_cmds = [f"RCPT TO:<{r}>" for r in recipients]
         pipelining = "PIPELINING" in ext
         if pipelining:
+            for c in (mail_cmd, *rcpt_cmds, "DATA"):
+                _log.debug("C: " + c, pipelined=True)
             self.send(("\r\n".join([mail_cmd, *rcpt_cmds, "DATA"]) + "\r\n").encode("utf-8"))
             mail_reply = self.read_reply()
             rcpt_replies = [self.read_reply() for _ in rcpt_cmds]
@@ -311,6 +320,7 @@ class Client:
             return [
                 r if not r.ok else RcptResult(r.recipient, False, data_reply, data_reply.permanent) for r in results
             ]
+        _log.debug("C: (message data not shown)", bytes=len(data))
         self.send(msgdata.dot_stuff(data))
         final = self.read_reply()
         if final.code != 250:

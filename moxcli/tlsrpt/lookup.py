@@ -140,7 +140,16 @@ class TLSRPTCheck:
             "extensions": [{"key": k, "value": v} for k, v in self.record.extensions] if self.record else [],
             "errors": self.errors,
             "warnings": self.warnings,
+            "fix": self.fix,
         }
+
+    @property
+    def fix(self) -> dict[str, str] | None:
+        """With no TLSRPT record at all: the record to publish (RFC 8460 §3; adapt the address)."""
+        if self.status not in ("nxdomain", "nodata") or not self.domain.ascii:
+            return None
+        value = f"v=TLSRPTv1; rua=mailto:tlsrpt@{self.domain.ascii}"
+        return {"name": self.name, "type": "TXT", "value": value, "zone_line": f'{self.name}. IN TXT "{value}"'}
 
 
 def _evaluate(check: TLSRPTCheck) -> TLSRPTCheck:
