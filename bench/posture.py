@@ -8,7 +8,9 @@ record. Each domain gets the same checks: MX (+CNAME) with DNSSEC, MTA-STS recor
 domain and MX host, MX host addresses, TLSA, one STARTTLS session with PKIX + DANE verdicts.
 
 The sequential run ("peers": one domain at a time, no sharing) and the concurrent run use
-different but identically shaped domains, so both see a cold resolver cache.
+different but identically shaped domains, so both see a cold resolver cache. A third run
+measures the CLI end to end on another such set: `moxcli check domain --file F --json
+--concurrency N` in a subprocess (start-up, config, NDJSON output included).
 
     .venv/bin/python bench/posture.py                  # 1000 concurrent, 100 sequential, RTT 0 and 20 ms
     .venv/bin/python bench/posture.py --rtt 0          # loopback only
@@ -216,6 +218,33 @@ def _run(resolver, domains, opts, concurrency: int, share: bool) -> tuple[float,
     return time.monotonic() - t, counts
 
 
+def _run_cli(lab: dict[str, str], dns_port: int, names: list[str], concurrency: int) -> tuple[float, dict[str, int]]:
+    """`moxcli check domain --file` in a subprocess, timed from start to exit."""
+    import json
+
+    work = Path(tempfile.mkdtemp(prefix="moxcli-bench-cli-"))
+    try:
+        (work / "domains.txt").write_text("\n".join(names) + "\n")
+        (work / "moxcli.toml").write_text(
+            f'hostname = "bench.moxcli.test"\n[dns]\nresolvers = ["127.0.0.1:{dns_port}"]\ntimeout = 10\n'
+            f'[tls]\nca_files = ["{lab["LAB_CA"]}"]\n'
+            f"[network]\nsmtp_port = {lab['LAB_SMTP_PORT']}\nhttps_port = {lab['LAB_HTTPS_PORT']}\n"
+        )
+        cmd = [str(ROOT / ".venv" / "bin" / "moxcli"), "--data", str(work), "--config", str(work / "moxcli.toml")]
+        cmd += ["check", "domain", "--file", str(work / "domains.txt"), "--json", "--concurrency", str(concurrency)]
+        t = time.monotonic()
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600).stdout
+        elapsed = time.monotonic() - t
+        counts: dict[str, int] = {}
+        for line in out.splitlines():
+            p = json.loads(line)
+            key = f"dane={p['indicators']['dane']} status={p['status']}"
+            counts[key] = counts.get(key, 0) + 1
+        return elapsed, counts
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--domains", type=int, default=1000, help="domains in the concurrent run")
@@ -228,6 +257,9 @@ def main() -> None:
         metavar="MS",
         help="second round with this simulated resolver round-trip time (0: skip)",
     )
+    ap.add_argument(
+        "--cli", type=int, default=1000, help="domains in the CLI run (moxcli check domain --file); 0: skip"
+    )
     ap.add_argument("--proxy", nargs=3, type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.proxy:
@@ -239,7 +271,7 @@ def main() -> None:
 
     lab, own_lab = _lab()
     rounds = [0.0] + ([args.rtt] if args.rtt > 0 else [])
-    per_round = args.domains + args.sequential
+    per_round = args.domains + args.sequential + args.cli
     dns = DNS(per_round * len(rounds), lab["LAB_TLSA_EE"])
     proxy = None
     try:
@@ -257,7 +289,9 @@ def main() -> None:
                 time.sleep(0.5)
             resolver = Resolver([("127.0.0.1", port)], timeout=10)
             names = [f"d{i:05d}.bench" for i in range(k * per_round, (k + 1) * per_round)]
-            seq_names, par_names = names[: args.sequential], names[args.sequential :]
+            seq_names = names[: args.sequential]
+            par_names = names[args.sequential : args.sequential + args.domains]
+            cli_names = names[args.sequential + args.domains :]
             resolver.query("bench", "SOA")  # trust anchor / DNSKEY primed outside the timings
             t_seq, c_seq = _run(resolver, seq_names, opts, 1, False)
             t_par, c_par = _run(resolver, par_names, opts, args.concurrency, True)
@@ -272,6 +306,12 @@ def main() -> None:
                 f"{rate_par:.1f} domains/s  {c_par}"
             )
             print(f"  speed-up: {rate_par / rate_seq:.1f}x")
+            if cli_names:
+                t_cli, c_cli = _run_cli(lab, port, cli_names, args.concurrency)
+                print(
+                    f"  CLI check domain --file ({args.concurrency}): {len(cli_names)} domains in {t_cli:.2f} s = "
+                    f"{len(cli_names) / t_cli:.1f} domains/s  {c_cli}"
+                )
             if proxy is not None:
                 proxy.terminate()
                 proxy.wait(5)
