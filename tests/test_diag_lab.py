@@ -500,7 +500,8 @@ def test_delivery_transcript_has_commands_not_body(lab, tmp_path):
     log.setup("debug", stream=stream)
     try:
         with Store.open(data) as st:
-            body = f"From: <a@moxcli.test>\r\nTo: <x@dane-ok.test>\r\nMessage-Id: <{uuid.uuid4().hex}@t>\r\n\r\nSECRET-BODY\r\n"
+            msgid = f"<{uuid.uuid4().hex}@t>"
+            body = f"From: <a@moxcli.test>\r\nTo: <x@dane-ok.test>\r\nMessage-Id: {msgid}\r\n\r\nSECRET-BODY\r\n"
             ids = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@dane-ok.test"], data=body.encode())
             (res,) = deliver.run_queue(st, data, cfg, ids=ids)
     finally:
