@@ -162,7 +162,7 @@ def test_gather_destinations(case, authentic):
         assert d.permanent is case.get("permanent", False)
         return
     assert d.error is None
-    assert d.hosts == [tuple(h) for h in case["hosts"]] or sorted(d.hosts) == sorted(tuple(h) for h in case["hosts"])
+    assert d.hosts == [tuple(h) for h in case["hosts"]]  # in MX preference order
     if case["expanded"]:
         assert d.expanded_next_hop == case["expanded"]
     if "origAuthentic" in case:
@@ -170,6 +170,19 @@ def test_gather_destinations(case, authentic):
         assert d.expanded_authentic is case["expandedAuthentic"]
     elif not case["domain"].startswith("10."):
         assert d.orig_authentic is authentic and d.expanded_authentic is authentic
+
+
+def test_destinations_in_mx_preference_order():
+    """RFC 5321 5.1: the lowest preference first, whatever order the answer lists them in."""
+    mx = _mx([(20, "b.order.example."), (10, "c.order.example."), (30, "a.order.example."), (5, "d.order.example.")])
+    d = lk.gather_destinations(FakeResolver({("MX", "order.example."): mx}, {}, [], [], True), "order.example")
+    assert d.error is None
+    assert d.hosts == [
+        ("d.order.example", 5),
+        ("c.order.example", 10),
+        ("b.order.example", 20),
+        ("a.order.example", 30),
+    ]
 
 
 def test_destinations_json():

@@ -30,6 +30,7 @@ ZERO_EE = TLSA(3, 1, 1, b"\0" * 32)
 ZERO_TA = TLSA(2, 0, 1, b"\0" * 32)
 CHAIN = [P.leaf, P.inter, P.ca]
 
+EE_EXPIRED = TLSA(3, 1, 1, hashlib.sha256(spki_der(P.expired)).digest())
 CASES = [
     # (id, records, chain, names, roots, verified, record, depth)
     ("ee-sha256", [EE_256], CHAIN, ["localhost"], [], True, EE_256, 0),
@@ -44,16 +45,7 @@ CASES = [
     ("ta-name-check", [TA_256], CHAIN, ["example"], [], False, None, None),
     ("ta-second-name", [TA_256], CHAIN, ["example", "mail.example"], [], True, TA_256, 2),
     ("ta-expired-leaf", [TA_256], [P.expired, P.inter, P.ca], ["localhost"], [], False, None, None),
-    (
-        "ee-expired-leaf",
-        [TLSA(3, 1, 1, hashlib.sha256(spki_der(P.expired)).digest())],
-        [P.expired, P.inter],
-        ["x"],
-        [],
-        True,
-        None,
-        0,
-    ),
+    ("ee-expired-leaf", [EE_EXPIRED], [P.expired, P.inter], ["x"], [], True, EE_EXPIRED, 0),
     ("ee-ignores-name", [EE_256], CHAIN, ["wrong.example"], [], True, EE_256, 0),
     ("ee-truncated", [TLSA(3, 1, 1, EE_256.data[:16])], CHAIN, ["localhost"], [], False, None, None),
     ("ee-truncated-then-valid", [TLSA(3, 1, 1, EE_256.data[:16]), EE_256], CHAIN, ["localhost"], [], True, EE_256, 0),
@@ -74,7 +66,7 @@ def test_verify(cid, records, chain, names, roots, verified, record, depth):
     v = verify(chain, records, names, roots, NOW)
     assert v.verified is verified
     if verified:
-        assert v.depth == depth and (record is None or v.record == record)
+        assert (v.depth, v.record) == (depth, record)
         assert v.result_type == "" and v.reason == ""
     else:
         assert v.result_type == "validation-failure"

@@ -5,9 +5,11 @@ import gzip
 import io
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -150,7 +152,7 @@ def test_gz_stdin_crlf_and_several_files_in_one_import(data_dir, tmp_path, monke
     subjects = [b.split(b"Subject: ")[1].split(b"\r\n")[0] for b in bodies]
     assert subjects == [f"message {i}".encode() for i in (0, 1, 2, 3, 4, 7, 5, 6)]
     for b in bodies:
-        assert b.endswith(b">From quoted\r\n\r\n") or b.endswith(b"From quoted\r\n\r\n")
+        assert b.endswith(b"\r\nFrom quoted\r\n\r\n")  # mboxrd: ">From" unquoted once
         assert b"\r\nFrom quoted\r\n" in b and b"\n" not in b.replace(b"\r\n", b"")
     assert msgs[0]["received"] == 1136214240.0  # Mon Jan  2 15:04:00 2006 UTC
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
@@ -370,25 +372,65 @@ def test_ctrl_c_in_library_leaves_account_as_it_was(data_dir, tmp_path, monkeypa
     check_contract(data_dir, "acc")
 
 
-def _start_cli_import(data_dir: Path, account: str) -> tuple[subprocess.Popen, Path]:
-    """A CLI import reading an mbox from a pipe we keep open: it writes files, then waits."""
-    p = subprocess.Popen(
-        [sys.executable, "-m", "moxcli", "--data", str(data_dir), "import", "mbox", account, "Inbox", "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    p.stdin.write(gen_mbox(300, 1000))
-    p.stdin.flush()
-    msg = data_dir / "accounts" / account / "msg"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if msg.exists() and sum(1 for f in msg.rglob("*") if f.is_file()) >= 200:
-            return p, msg
-        time.sleep(0.05)
-    p.kill()
-    p.wait()
-    pytest.fail("import child wrote no files")
+class _CliImport:
+    """A CLI import reading an mbox from a pipe we keep open: it writes files, then waits.
+
+    Ready when it says so: with --progress-interval 0 it prints a progress line every
+    importer.PROGRESS_EVERY messages, and one more message than that makes it report the
+    last full one, then block reading the pipe. No guess of how long that takes under load.
+    """
+
+    MESSAGES = importer.PROGRESS_EVERY + 1
+    HANG = 300  # seconds: only a guard against a hung child, never reached by a working one
+
+    def __init__(self, data_dir: Path, account: str) -> None:
+        cmd = [sys.executable, "-m", "moxcli", "--data", str(data_dir), "import", "mbox", "--progress-interval", "0"]
+        self.p = subprocess.Popen(
+            [*cmd, account, "Inbox", "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.msg = data_dir / "accounts" / account / "msg"
+        self.stderr = bytearray()
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self.p.stdin is not None
+        self.p.stdin.write(gen_mbox(self.MESSAGES, 1000))
+        self.p.stdin.flush()
+        self._wait_ready()
+
+    def _read(self) -> None:
+        assert self.p.stderr is not None
+        for line in self.p.stderr:
+            self.stderr += line
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _wait_ready(self) -> None:
+        want = f" messages={importer.PROGRESS_EVERY} ".encode()
+        while True:
+            line = self._lines.get(timeout=self.HANG)
+            if line is None:
+                pytest.fail(f"import exited before it was ready: {bytes(self.stderr)!r}")
+            if want in line:
+                break
+        # The writer process writes the files behind the importer: wait until there are some.
+        deadline = time.monotonic() + self.HANG
+        while not (self.msg.exists() and sum(1 for f in self.msg.rglob("*") if f.is_file()) >= 200):
+            if self.p.poll() is not None or time.monotonic() > deadline:
+                self.p.kill()
+                pytest.fail(f"import wrote no files: {bytes(self.stderr)!r}")
+            time.sleep(0.05)
+
+    def finish(self) -> bytes:
+        """Close the input, wait for the exit; the whole stderr."""
+        assert self.p.stdin is not None
+        self.p.stdin.close()
+        self.p.wait(timeout=self.HANG)
+        self._reader.join()
+        return bytes(self.stderr)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -396,10 +438,10 @@ def test_sigint_leaves_account_as_it_was(data_dir, tmp_path, sig):
     (tmp_path / "a.mbox").write_bytes(gen_mbox(3))
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     before = snapshot(data_dir, "acc")
-    p, _ = _start_cli_import(data_dir, "acc")
-    p.send_signal(sig)
-    _, err = p.communicate(timeout=30)
-    assert p.returncode == 130, err
+    imp = _CliImport(data_dir, "acc")
+    imp.p.send_signal(sig)
+    err = imp.finish()
+    assert imp.p.returncode == 130, err
     assert b"moxcli: interrupted" in err and b"Traceback" not in err
     assert snapshot(data_dir, "acc") == before
 
@@ -408,9 +450,9 @@ def test_sigkill_leftovers_are_cleaned_by_next_import(data_dir, tmp_path):
     (tmp_path / "a.mbox").write_bytes(gen_mbox(3))
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     before = snapshot(data_dir, "acc")
-    p, _ = _start_cli_import(data_dir, "acc")
-    p.kill()
-    p.communicate(timeout=30)
+    imp = _CliImport(data_dir, "acc")
+    imp.p.kill()
+    imp.finish()
     left = snapshot(data_dir, "acc")
     assert left["imports"] and len(left["files"]) > len(before["files"])
     # Records never saw the killed import; only files and the in-progress record are left.
@@ -433,11 +475,12 @@ def _gone(pid: int) -> bool:
 )
 def test_sigkill_takes_the_writer_process_along(data_dir):
     """The file writer dies with a killed import: no file can appear after the next cleanup."""
-    p, _ = _start_cli_import(data_dir, "acc")
-    writers = [int(c) for c in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
+    imp = _CliImport(data_dir, "acc")
+    pid = imp.p.pid
+    writers = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     assert writers
-    p.kill()
-    p.communicate(timeout=30)
+    imp.p.kill()
+    imp.finish()
     deadline = time.monotonic() + 10
     while not all(_gone(w) for w in writers) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -445,9 +488,9 @@ def test_sigkill_takes_the_writer_process_along(data_dir):
 
 
 def test_sigkill_of_first_import_removes_account_dir(data_dir):
-    p, _ = _start_cli_import(data_dir, "fresh")
-    p.kill()
-    p.communicate(timeout=30)
+    imp = _CliImport(data_dir, "fresh")
+    imp.p.kill()
+    imp.finish()
     assert (data_dir / "accounts" / "fresh").exists()
     assert cleanup_interrupted_imports(data_dir) == ["fresh"]
     assert not (data_dir / "accounts" / "fresh").exists()
@@ -455,15 +498,15 @@ def test_sigkill_of_first_import_removes_account_dir(data_dir):
 
 
 def test_cleanup_leaves_running_import_alone(data_dir):
-    p, msg = _start_cli_import(data_dir, "busy")
+    imp = _CliImport(data_dir, "busy")
     try:
         assert cleanup_interrupted_imports(data_dir) == []
-        assert any(f.is_file() for f in msg.rglob("*"))
+        assert any(f.is_file() for f in imp.msg.rglob("*"))
     finally:
-        p.communicate(timeout=30)
-    assert p.returncode == 0
+        err = imp.finish()
+    assert imp.p.returncode == 0, err
     check_contract(data_dir, "busy")
-    assert len(messages(data_dir, "busy", "Inbox")) == 300
+    assert len(messages(data_dir, "busy", "Inbox")) == _CliImport.MESSAGES
 
 
 def test_maildir_file_vanishing_is_a_warning(data_dir, tmp_path, monkeypatch):

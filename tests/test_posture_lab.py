@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -154,12 +153,9 @@ def test_concurrency_is_faster_and_equal(lab):
         "expired.test",
         "reports.test",
     ]
-    t0 = time.monotonic()
     seq = [p.to_json() for p in check_domains(resolver, domains, opts, concurrency=1, share_hosts=False)]
-    t1 = time.monotonic()
     par = [p.to_json() for p in check_domains(resolver, domains, opts, concurrency=8)]
-    t2 = time.monotonic()
+    # The same answers either way; how much faster concurrency is, bench/posture.py measures.
     assert [(d["domain"], d["indicators"], d["errors"]) for d in seq] == [
         (d["domain"], d["indicators"], d["errors"]) for d in par
     ]
-    assert t2 - t1 < (t1 - t0) * 1.5  # never much slower; the benchmark measures the real gain

@@ -646,7 +646,8 @@ def test_data_file_problem_never_raises(tmp_path, head, size):
     f = tmp_path / "data.mdb"
     f.write_bytes(head)
     os.truncate(f, max(size, len(head)))
-    assert data_file_problem(f) is None or isinstance(data_file_problem(f), str)
+    problem = data_file_problem(f)
+    assert problem is None or isinstance(problem, str)
 
 
 def test_received_id_key_is_a_known_file(tmp_path):
