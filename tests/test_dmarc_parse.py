@@ -8,9 +8,10 @@ import json
 import zipfile
 
 import pytest
+from helpers.samples import SAMPLES, need_sample
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_dmarc_support import SAMPLES, vector_eval, vectors
+from test_dmarc_support import vector_eval, vectors
 
 from moxcli.dmarc.evaluation import EvaluationError, parse_lines
 from moxcli.dmarc.interval import interval_hours, intervals_ending_at
@@ -333,9 +334,7 @@ def _sample_cases():
 
 @pytest.mark.parametrize("case", _sample_cases(), ids=lambda c: c["file"])
 def test_mox_samples(case):
-    path = SAMPLES / "mox" / "dmarc-reports" / case["file"]
-    if not path.exists():
-        pytest.skip(f"{path} not present (../shared/samples is not checked out here)")
+    path = need_sample(SAMPLES / "mox" / "dmarc-reports" / case["file"])
     fb = parse_message(path.read_bytes())
     m = fb.metadata
     assert (m.org_name, m.email, m.report_id, m.begin, m.end) == (
@@ -383,26 +382,20 @@ PARSEDMARC_OK = [
 
 @pytest.mark.parametrize("name", PARSEDMARC_OK)
 def test_parsedmarc_samples(name):
-    path = SAMPLES / "parsedmarc" / "aggregate" / name
-    if not path.exists():
-        pytest.skip(f"{path} not present (../shared/samples is not checked out here)")
+    path = need_sample(SAMPLES / "parsedmarc" / "aggregate" / name)
     fb = parse_file(path.read_bytes(), warn=lambda m: None)
     assert fb.policy.domain and fb.records and fb.metadata.report_id
 
 
 @pytest.mark.parametrize("name", ["invalid_xml.xml", "ikea.com!example.de!1538690400!1538776800.xml"])
 def test_parsedmarc_invalid_samples(name):
-    path = SAMPLES / "parsedmarc" / "aggregate" / name
-    if not path.exists():
-        pytest.skip(f"{path} not present (../shared/samples is not checked out here)")
+    path = need_sample(SAMPLES / "parsedmarc" / "aggregate" / name)
     with pytest.raises(ReportError):
         parse_file(path.read_bytes())
 
 
 def test_rfc9990_sample_schema():
-    path = SAMPLES / "parsedmarc" / "aggregate" / "rfc9990-sample.xml"
-    if not path.exists():
-        pytest.skip(f"{path} not present (../shared/samples is not checked out here)")
+    path = need_sample(SAMPLES / "parsedmarc" / "aggregate" / "rfc9990-sample.xml")
     fb = parse_file(path.read_bytes())
     assert (
         fb.schema == "rfc9990"

@@ -14,7 +14,6 @@ from typing import Any
 from moxcli.dns import Answer, NotFound, TemporaryDNSError
 
 VECTORS = Path(__file__).resolve().parent.parent / "testdata" / "vectors" / "dmarc_reports.json"
-SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples"
 
 
 def vectors() -> dict[str, Any]:

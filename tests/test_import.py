@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VECTORS
+from conftest import VECTORS
+from helpers.samples import SAMPLES, need_sample
 
 from moxcli.errors import CheckFailed, LockHeld, UsageError
 from moxcli.mail import importer
@@ -24,7 +25,6 @@ from moxcli.store import Store, job_lock
 from moxcli.store import mail as store_mail
 from moxcli.store.files import message_file
 
-SAMPLES = ROOT.parent / "shared" / "samples" / "mox" / "import"
 V = json.loads((VECTORS / "import_cases.json").read_text())
 
 
@@ -83,9 +83,8 @@ def check_contract(data_dir: Path, account: str) -> None:
 
 
 def test_sample_mbox(data_dir):
-    if not SAMPLES.exists():
-        pytest.skip(f"samples not present at {SAMPLES}")
-    res = import_mbox(data_dir, "mjl", "Inbox", [str(SAMPLES / "importtest.mbox")])
+    sample = need_sample(SAMPLES / "mox" / "import" / "importtest.mbox")
+    res = import_mbox(data_dir, "mjl", "Inbox", [str(sample)])
     assert res.messages == 2 and res.account_created and res.mailboxes[0].created
     msgs = messages(data_dir, "mjl", "Inbox")
     for m, want in zip(msgs, V["mbox_example"]["expect"], strict=True):
@@ -98,9 +97,7 @@ def test_sample_mbox(data_dir):
 
 
 def test_sample_maildir(data_dir):
-    if not SAMPLES.exists():
-        pytest.skip(f"samples not present at {SAMPLES}")
-    res = import_maildir(data_dir, "mjl", "maildir", SAMPLES / "importtest.maildir")
+    res = import_maildir(data_dir, "mjl", "maildir", need_sample(SAMPLES / "mox" / "import" / "importtest.maildir"))
     assert res.messages == 2 and res.warnings == []
     assert sorted(m["received"] for m in messages(data_dir, "mjl", "maildir")) == [1642966915.0, 1642968136.0]
     check_contract(data_dir, "mjl")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from helpers.samples import SAMPLES, need_sample
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -591,21 +592,21 @@ def data_dir_factory(tmp_path, monkeypatch):
     return make
 
 
-SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples" / "mox" / "import"
+SAMPLES_IMPORT = SAMPLES / "mox" / "import"
 
 
 def test_imported_samples_verify_and_back_up(runner, data_dir, tmp_path):
     """Real mailboxes (mox's import test data) imported by moxcli pass verifydata and backup."""
-    if not SAMPLES.is_dir():
-        pytest.skip(f"{SAMPLES} not present (the shared samples are available in CI)")
+    need_sample(SAMPLES_IMPORT)
     from moxcli.datatools.backup import backup
 
     r = runner.invoke(
-        cli, ["--data", str(data_dir), "import", "mbox", "alice", "Archive", str(SAMPLES / "importtest.mbox")]
+        cli, ["--data", str(data_dir), "import", "mbox", "alice", "Archive", str(SAMPLES_IMPORT / "importtest.mbox")]
     )
     assert r.exit_code == 0, r.output
     r = runner.invoke(
-        cli, ["--data", str(data_dir), "import", "maildir", "alice", "Maildir", str(SAMPLES / "importtest.maildir")]
+        cli,
+        ["--data", str(data_dir), "import", "maildir", "alice", "Maildir", str(SAMPLES_IMPORT / "importtest.maildir")],
     )
     assert r.exit_code == 0, r.output
     res = verify_data(data_dir)
