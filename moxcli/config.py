@@ -26,6 +26,7 @@ MAX_DNS_TIMEOUT = 300  # seconds; one lookup never needs longer (a job's lock wo
 MAX_NAME = 200  # bytes of an account or mailbox name component (account names are directory names)
 MAX_KEY_SIZE = 1 << 16  # a PEM private key: 4096-bit RSA is about 3.3 KB
 DMARC_REPORT_FORMATS = ("rfc7489", "rfc9990")
+DEFAULT_MAX_MESSAGE_SIZE = 100 << 20  # bytes; mox's default MaxMessageSize (import, queue add)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class Config:
     no_outgoing_dmarc_reports: bool = False
     dmarc_report_format: str = "rfc7489"
     quota_message_size: int = 0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     dns: DNSConfig = field(default_factory=DNSConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -452,6 +454,9 @@ def parse_config(text: str, file: Path) -> Config:
     quota = r.get("quota_message_size", int, 0)
     if quota < 0:
         raise r.error("quota_message_size", "must not be negative")
+    max_size = r.get("max_message_size", int, DEFAULT_MAX_MESSAGE_SIZE)
+    if not 0 < max_size <= 1 << 40:
+        raise r.error("max_message_size", "must be between 1 and 2^40 bytes")
 
     cfg = Config(
         path=file,
@@ -464,6 +469,7 @@ def parse_config(text: str, file: Path) -> Config:
         no_outgoing_dmarc_reports=r.get("no_outgoing_dmarc_reports", bool, False),
         dmarc_report_format=fmt,
         quota_message_size=quota,
+        max_message_size=max_size,
         dns=dns_cfg,
         tls=tls_cfg,
         network=net,

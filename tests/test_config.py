@@ -83,6 +83,8 @@ def test_good_config():
         ("[domains.'a example']", "domains.a example: invalid domain"),
         ("dmarc_report_format = 'v3'", "dmarc_report_format: must be one of"),
         ("quota_message_size = -1", "quota_message_size: must not be negative"),
+        ("max_message_size = 0", "max_message_size: must be between 1 and 2^40 bytes"),
+        ("max_message_size = 1099511627777", "max_message_size: must be between 1 and 2^40 bytes"),
         ("hostname = ", "invalid TOML"),
         ("[queue]\ndelay_warning = '4 hours'", "queue.delay_warning: expected a duration such as"),
         ("[queue]\ndelay_warning = ''", "queue.delay_warning: expected a duration such as"),

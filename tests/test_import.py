@@ -20,7 +20,7 @@ from helpers.samples import SAMPLES, need_sample
 from moxcli.errors import CheckFailed, LockHeld, UsageError
 from moxcli.mail import importer
 from moxcli.mail.deliver import store_message
-from moxcli.mail.importer import cleanup_interrupted_imports, import_maildir, import_mbox
+from moxcli.mail.importer import ImportOptions, cleanup_interrupted_imports, import_maildir, import_mbox
 from moxcli.store import Store, job_lock
 from moxcli.store import mail as store_mail
 from moxcli.store.files import message_file
@@ -201,7 +201,9 @@ def test_warnings_date_keyword_quota(data_dir, tmp_path):
     )
     (tmp_path / "w.mbox").write_bytes(mbox)
     before = time.time()
-    res = import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "w.mbox")], quota=300)
+    res = import_mbox(
+        data_dir, "acc", "Inbox", [str(tmp_path / "w.mbox")], options=ImportOptions(quota=300, ignore_quota=True)
+    )
     assert res.messages == 3
     got = [(w.number, w.position, w.message) for w in res.warnings]
     p = str(tmp_path / "w.mbox")

@@ -24,6 +24,7 @@ IMPORT_KEYS = {
     "dry_run",
     "warnings",
     "warnings_total",
+    "interrupted",
 }
 
 

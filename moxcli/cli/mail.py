@@ -102,20 +102,55 @@ def _logfmt(text: str) -> str:
 
 
 def _run_import(
-    app: AppContext, as_json: bool, interval: float, account: str, fn: Callable[..., Any], **kwargs: Any
+    app: AppContext,
+    as_json: bool,
+    interval: float,
+    account: str,
+    fn: Callable[..., Any],
+    *,
+    dry_run: bool,
+    ignore_quota: bool,
+    **kwargs: Any,
 ) -> None:
-    quota = app.config().quota_message_size
+    """Run an import with SIGINT/SIGTERM stopping it, except once its commit is durable.
+
+    A signal after the commit must not be reported as "interrupted" (exit 130, the code that
+    says nothing was imported): a script would import everything twice.
+    """
+    from moxcli.mail.importer import ImportOptions
+
+    cfg = app.config()
+    committed = False
+    late: list[int] = []
+
+    def mark_committed() -> None:
+        nonlocal committed
+        committed = True
 
     def interrupted(signum: int, frame: Any) -> None:
+        if committed:
+            late.append(signum)
+            return
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, interrupted)
+    old = {s: signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _Progress(interval, account) as progress:
-            res = fn(app.data_dir, account, quota=quota, progress=progress, **kwargs)
+            opts = ImportOptions(
+                dry_run=dry_run,
+                quota=cfg.quota_message_size,
+                ignore_quota=ignore_quota,
+                max_message_size=cfg.max_message_size,
+                progress=progress,
+                on_commit=mark_committed,
+            )
+            res = fn(app.data_dir, account, options=opts, **kwargs)
+        _render_import(res, as_json)
+        if res.interrupted or late:
+            output.info("note: interrupted after the commit: every message above was imported")
     finally:
-        signal.signal(signal.SIGTERM, old)
-    _render_import(res, as_json)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _render_import(res: Any, as_json: bool) -> None:
@@ -148,7 +183,7 @@ def _render_import(res: Any, as_json: bool) -> None:
 _JSON_IMPORT = (
     "Print a JSON summary: account, account_created, mailboxes [{name, created, messages, bytes}], "
     "messages, bytes, input_bytes, seconds, messages_per_second, dry_run, warnings [{number, position, message}], "
-    "warnings_total."
+    "warnings_total, interrupted."
 )
 
 
@@ -162,6 +197,11 @@ def import_group() -> None:
 @click.argument("mailbox")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--dry-run", is_flag=True, help="Parse and report, write nothing.")
+@click.option(
+    "--ignore-quota",
+    is_flag=True,
+    help="Import even when the account goes over quota_message_size (a warning instead of an abort).",
+)
 @click.option(
     "--progress-interval",
     default=5.0,
@@ -177,6 +217,7 @@ def import_mbox_cmd(
     mailbox: str,
     files: tuple[str, ...],
     dry_run: bool,
+    ignore_quota: bool,
     progress_interval: float,
     as_json: bool,
 ) -> None:
@@ -195,7 +236,15 @@ def import_mbox_cmd(
     from moxcli.mail.importer import import_mbox
 
     _run_import(
-        app, as_json, progress_interval, account, import_mbox, mailbox=mailbox, sources=list(files), dry_run=dry_run
+        app,
+        as_json,
+        progress_interval,
+        account,
+        import_mbox,
+        mailbox=mailbox,
+        sources=list(files),
+        dry_run=dry_run,
+        ignore_quota=ignore_quota,
     )
 
 
@@ -207,6 +256,11 @@ def import_mbox_cmd(
     "--recursive", is_flag=True, help="Also import the maildir++ folders (.Folder.Sub) into matching mailboxes."
 )
 @click.option("--dry-run", is_flag=True, help="Parse and report, write nothing.")
+@click.option(
+    "--ignore-quota",
+    is_flag=True,
+    help="Import even when the account goes over quota_message_size (a warning instead of an abort).",
+)
 @click.option(
     "--progress-interval",
     default=5.0,
@@ -223,6 +277,7 @@ def import_maildir_cmd(
     directory: Path,
     recursive: bool,
     dry_run: bool,
+    ignore_quota: bool,
     progress_interval: float,
     as_json: bool,
 ) -> None:
@@ -248,6 +303,7 @@ def import_maildir_cmd(
         directory=directory,
         recursive=recursive,
         dry_run=dry_run,
+        ignore_quota=ignore_quota,
     )
 
 

@@ -18,14 +18,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import email.utils
+import errno
 import fcntl
 import gzip
 import os
 import signal
+import stat
 import struct
 import sys
 import threading
 import time
+import unicodedata
 import zlib
 from array import array
 from collections.abc import Callable, Iterator
@@ -35,10 +38,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from moxcli import log
+from moxcli.config import DEFAULT_MAX_MESSAGE_SIZE
 from moxcli.errors import CheckFailed, LockHeld, UsageError
 from moxcli.mail import maildir as md
 from moxcli.mail.flags import flag_names, maildir_flags, mbox_header_flags
-from moxcli.mail.mbox import MboxError, from_line_time, iter_mbox, to_crlf
+from moxcli.mail.mbox import MboxError, MessageTooLarge, from_line_time, iter_mbox, to_crlf
 from moxcli.mail.names import MailboxNameError, check_mailbox_name
 from moxcli.store import Store, Txn, job_lock
 from moxcli.store import mail as store_mail
@@ -98,6 +102,7 @@ class ImportResult:
     dry_run: bool
     warnings: list[ImportWarning] = field(default_factory=list)
     warnings_total: int = 0
+    interrupted: bool = False  # a signal came during the commit: it was held and everything imported
 
     @property
     def messages_per_second(self) -> float:
@@ -116,21 +121,38 @@ class ImportResult:
             "dry_run": self.dry_run,
             "warnings": [w.to_json() for w in self.warnings],
             "warnings_total": self.warnings_total,
+            "interrupted": self.interrupted,
         }
 
 
 ProgressFn = Callable[[ImportProgress], None]
 
 
+@dataclass(frozen=True)
+class ImportOptions:
+    """How an import runs; the defaults are what the CLI does without options."""
+
+    dry_run: bool = False
+    quota: int = 0  # bytes the account's messages may take in all (quota_message_size), 0: none
+    ignore_quota: bool = False  # --ignore-quota: import past the quota (a warning instead)
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE  # a larger message stops the import
+    progress: ProgressFn | None = None
+    # Called inside the commit's signal-deferred section once the commit is durable: from then
+    # on an interrupt must not be reported as "nothing imported" (the CLI's signal handler asks).
+    on_commit: Callable[[], None] | None = None
+
+
 class _Import:
     """State of one import: reserved ids, files written, small per-message arrays."""
 
-    def __init__(self, data_dir: Path, account: str, dry_run: bool, quota: int, progress: ProgressFn | None) -> None:
+    def __init__(self, data_dir: Path, account: str, opts: ImportOptions) -> None:
         self.data_dir = Path(data_dir)
         self.account = account
-        self.dry_run = dry_run
-        self.quota = quota
-        self.progress_fn = progress
+        self.opts = opts
+        self.dry_run = opts.dry_run
+        self.quota = opts.quota
+        self.progress_fn = opts.progress
+        self.interrupted = False
         self.started = time.monotonic()
         self.store: Store | None = None
         self.committed = False
@@ -168,6 +190,12 @@ class _Import:
         if len(self.warnings) < MAX_WARNINGS:
             self.warnings.append(ImportWarning(number, position, message))
 
+    def too_large(self, position: str, number: int) -> CheckFailed:
+        return CheckFailed(
+            f"{position}: message {number} is larger than max_message_size ({self.opts.max_message_size} bytes); "
+            "nothing was imported"
+        )
+
     def mailbox(self, name: str) -> int:
         i = self.mailbox_index.get(name)
         if i is None:
@@ -196,9 +224,18 @@ class _Import:
     def add(self, mailbox: int, data: bytes, received: float, mask: int, keywords: list[str], position: str) -> None:
         number = len(self.ids) + 1
         size = len(data)
+        if size > self.opts.max_message_size:
+            raise self.too_large(position, number)
         self.total_size += size
         if self.quota and not self.over_quota and self.existing_size + self.total_size > self.quota:
             self.over_quota = True
+            if not self.opts.ignore_quota:
+                # As mox: an import that would take the account over its quota changes nothing.
+                raise CheckFailed(
+                    f"{position}: message {number} takes account {self.account} to "
+                    f"{self.existing_size + self.total_size} bytes, over its quota_message_size of {self.quota} "
+                    "bytes; nothing was imported (--ignore-quota imports anyway)"
+                )
             self.warn(number, position, f"account over quota_message_size of {self.quota} bytes from this message on")
         msg_id = 0 if self.dry_run else self._write(data)
         k = self.kw_index.get(tuple(keywords)) if keywords else 0
@@ -253,9 +290,13 @@ class _Import:
         if len(self.ids):
             paths = (self.msg_root / msg_dir(i) / str(i) for i in self.ids)
             _sync(self.msg_root, paths, many=len(self.ids) >= _SYNCFS_FROM)
-        with _signals_deferred():
+        with _signals_deferred() as pending:
             mailboxes, account_created = self.store.update(self._commit_tx)
             self.committed = True
+            if self.opts.on_commit is not None:
+                self.opts.on_commit()
+        # A signal held during the commit does not undo it: the result says it came.
+        self.interrupted = bool(pending)
         return self._result(mailboxes, account_created)
 
     def _commit_tx(self, tx: Txn) -> tuple[list[MailboxResult], bool]:
@@ -343,6 +384,7 @@ class _Import:
             dry_run=self.dry_run,
             warnings=self.warnings,
             warnings_total=self.warnings_total,
+            interrupted=self.interrupted,
         )
 
 
@@ -456,8 +498,8 @@ class _Files:
         if kill:
             return
         if report:
-            errno, strerror, filename = report.decode("utf-8", "replace").split("\0", 2)
-            raise OSError(int(errno), strerror, filename)
+            code, strerror, filename = report.decode("utf-8", "replace").split("\0", 2)
+            raise OSError(int(code), strerror, filename)
         if os.waitstatus_to_exitcode(status) != 0:
             raise OSError(f"file writer exited with status {os.waitstatus_to_exitcode(status)}")
 
@@ -480,10 +522,10 @@ class _Files:
                     self._write(msg_id, data)
             except Exception as exc:  # handed to the importer, naming the file
                 path = self.msg_root / msg_dir(msg_id) / str(msg_id)
-                errno = getattr(exc, "errno", None) or 0
+                code = getattr(exc, "errno", None) or 0
                 strerror = getattr(exc, "strerror", None) or str(exc)
                 filename = getattr(exc, "filename", None) or str(path)
-                os.write(error_w, f"{errno}\0{strerror}\0{filename}".encode())
+                os.write(error_w, f"{code}\0{strerror}\0{filename}".encode())
                 return 1
         return 0
 
@@ -542,43 +584,43 @@ def _sync(root: Path, paths: Iterator[Path], many: bool) -> None:
 
 
 @contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM while committing or cleaning up, raise KeyboardInterrupt after.
+def _signals_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT/SIGTERM while committing or cleaning up; yields the signals that came.
 
-    A Ctrl-C right after the store commit must not make the abort path delete the files of
-    a committed import.
+    A Ctrl-C during the store commit must neither interrupt it nor make the abort path delete
+    the files of a committed import; the caller decides what a held signal means (after a
+    commit: nothing more to stop; during an abort: the import is already being stopped).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
     old = {s: signal.signal(s, lambda n, _f: pending.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield pending
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    if pending:
-        raise KeyboardInterrupt
 
 
-def _check_names(account: str, mailbox: str) -> str:
+def _check_names(account: str, mailbox: str) -> tuple[str, str]:
+    """The account and mailbox names, checked and NFC-normalised (é typed either way is one name)."""
     try:
-        check_account_name(account)
-        return check_mailbox_name(mailbox, allow_inbox=True)
+        account = check_account_name(unicodedata.normalize("NFC", account))
+        return account, check_mailbox_name(mailbox, allow_inbox=True)
     except (MailboxNameError, PathError) as exc:
         raise UsageError(str(exc)) from None
 
 
 @contextlib.contextmanager
-def _running(data_dir: Path, account: str, dry_run: bool, quota: int, progress: ProgressFn | None) -> Iterator[_Import]:
+def _running(data_dir: Path, account: str, opts: ImportOptions) -> Iterator[_Import]:
     """An import holding the account's job lock; aborted (files removed) unless committed."""
     with contextlib.ExitStack() as stack:
-        if not dry_run:
+        if not opts.dry_run:
             Path(data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
             stack.enter_context(job_lock(data_dir, f"import-{account}"))
             cleanup_interrupted_imports(data_dir, holding=account)
-        imp = _Import(data_dir, account, dry_run, quota, progress)
+        imp = _Import(data_dir, account, opts)
         try:
             imp.begin()
             yield imp
@@ -598,20 +640,24 @@ def import_mbox(
     quota: int = 0,
     progress: ProgressFn | None = None,
     stdin: BinaryIO | None = None,
+    options: ImportOptions | None = None,
 ) -> ImportResult:
-    """Import mbox files (".gz" decompressed, "-" for stdin) into one mailbox, all or nothing."""
-    mailbox = _check_names(account, mailbox)
+    """Import mbox files (".gz" decompressed, "-" for stdin) into one mailbox, all or nothing.
+
+    ``options`` (when given) replaces ``dry_run``, ``quota`` and ``progress``."""
+    opts = options or ImportOptions(dry_run=dry_run, quota=quota, progress=progress)
+    account, mailbox = _check_names(account, mailbox)
     for src in sources:
         if src != "-" and not Path(src).is_file():
             raise UsageError(f"{src}: no such file")
-    with _running(data_dir, account, dry_run, quota, progress) as imp:
+    with _running(data_dir, account, opts) as imp:
         imp.bytes_total = None if "-" in sources else sum(Path(s).stat().st_size for s in sources)
         mb = imp.mailbox(mailbox)
         for src in sources:
             _import_mbox_source(imp, mb, src, stdin)
         imp.report()
         result = imp.commit()
-    _log.info("imported", account=account, mailbox=mailbox, messages=result.messages, dry_run=dry_run)
+    _log.info("imported", account=account, mailbox=mailbox, messages=result.messages, dry_run=opts.dry_run)
     return result
 
 
@@ -646,7 +692,7 @@ def _import_mbox_source(imp: _Import, mb: int, src: str, stdin: BinaryIO | None)
         stream: Any = stack.enter_context(gzip.open(raw, "rb")) if _is_gzip(f, src) else raw  # type: ignore[call-overload]
         base = imp.input_bytes
         try:
-            for msg in iter_mbox(stream):
+            for msg in iter_mbox(stream, max_size=imp.opts.max_message_size):
                 number = len(imp.ids) + 1
                 position = f"{name}:{msg.line}"
                 data = msg.data
@@ -670,6 +716,8 @@ def _import_mbox_source(imp: _Import, mb: int, src: str, stdin: BinaryIO | None)
                 imp.add(mb, data, received, mask, keywords, position)
         except MboxError as exc:
             raise CheckFailed(f"{name}: not an mbox: {exc}") from None
+        except MessageTooLarge as exc:
+            raise imp.too_large(f"{name}:{exc.line}", len(imp.ids) + 1) from None
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise CheckFailed(f"{name}: bad gzip data: {exc}") from None
         imp.input_bytes = base + raw.count
@@ -697,13 +745,16 @@ def import_maildir(
     dry_run: bool = False,
     quota: int = 0,
     progress: ProgressFn | None = None,
+    options: ImportOptions | None = None,
 ) -> ImportResult:
     """Import a maildir (cur/ and new/), with ``recursive`` a maildir++ tree, all or nothing.
 
     Folders ".A.B" go to "<mailbox>/A/B", or to "A/B" when the mailbox is Inbox (maildir++
-    keeps every folder under the inbox; people see them at the top level).
+    keeps every folder under the inbox; people see them at the top level). ``options`` (when
+    given) replaces ``dry_run``, ``quota`` and ``progress``.
     """
-    mailbox = _check_names(account, mailbox)
+    opts = options or ImportOptions(dry_run=dry_run, quota=quota, progress=progress)
+    account, mailbox = _check_names(account, mailbox)
     directory = Path(directory)
     try:
         folders = md.folders(directory, recursive)
@@ -712,14 +763,14 @@ def import_maildir(
         raise UsageError(str(exc)) from None
     except NotADirectoryError:
         raise UsageError(f"{directory}: not a directory") from None
-    with _running(data_dir, account, dry_run, quota, progress) as imp:
+    with _running(data_dir, account, opts) as imp:
         imp.mailboxes_total = len(targets)
         imp.messages_total = sum(md.count_entries(f.path) for f, _ in targets)
         for folder, name in targets:
             _import_folder(imp, imp.mailbox(name), folder)
         imp.report()
         result = imp.commit()
-    _log.info("imported", account=account, mailbox=mailbox, messages=result.messages, dry_run=dry_run)
+    _log.info("imported", account=account, mailbox=mailbox, messages=result.messages, dry_run=opts.dry_run)
     return result
 
 
@@ -737,19 +788,32 @@ def _import_folder(imp: _Import, mb: int, folder: md.Folder) -> None:
     for sub, fname in md.entries(folder.path):
         path = folder.path / sub / fname
         try:
-            fd = os.open(path, os.O_RDONLY)
+            # Never through a symlink (one planted after the listing): only the maildir's own files.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             # A live maildir: the owner's client moved it (new/ -> cur/) or deleted it.
             imp.warn(len(imp.ids) + 1, str(path), "file vanished while importing, skipped")
             continue
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                imp.warn(len(imp.ids) + 1, str(path), "symbolic link, skipped")
+                continue
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         try:
             st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                imp.warn(len(imp.ids) + 1, str(path), "not a regular file, skipped")
+                continue
+            if st.st_size > imp.opts.max_message_size:
+                raise imp.too_large(str(path), len(imp.ids) + 1)
             chunks = []
-            while True:
-                chunk = os.read(fd, max(st.st_size, 1 << 16))
+            left = imp.opts.max_message_size + 1  # a file growing while read still stops at the limit
+            while left > 0:
+                chunk = os.read(fd, min(max(st.st_size, 1 << 16), left))
                 if not chunk:
                     break
                 chunks.append(chunk)
+                left -= len(chunk)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         finally:

@@ -43,6 +43,9 @@ def name_info(name: str) -> str:
 
 def check_maildir(path: Path) -> None:
     for sub in SUBDIRS:
+        if (path / sub).is_symlink():
+            # A cur/ pointing at /etc would import /etc: never leave the tree being imported.
+            raise MaildirError(f"{path / sub}: is a symbolic link, not a maildir directory")
         if not (path / sub).is_dir():
             raise MaildirError(f"{path}: not a maildir: no {sub}/ directory")
 

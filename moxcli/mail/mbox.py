@@ -25,6 +25,15 @@ class MboxError(ValueError):
     """The stream is not an mbox."""
 
 
+class MessageTooLarge(ValueError):
+    """A message is larger than the caller's limit: found while reading, before it is held."""
+
+    def __init__(self, line: int, limit: int) -> None:
+        super().__init__(f"message at line {line} is larger than {limit} bytes")
+        self.line = line
+        self.limit = limit
+
+
 @dataclass(slots=True)
 class MboxMessage:
     data: bytes  # CRLF line ends, one level of ">From " quoting removed
@@ -93,8 +102,11 @@ def unquote_from(data: bytes) -> bytes:
     return b"".join(out)
 
 
-def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[MboxMessage]:
+def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK, max_size: int | None = None) -> Iterator[MboxMessage]:
     """Messages of an mbox stream, in order. An empty stream has none.
+
+    With ``max_size``, a message whose input exceeds it raises :class:`MessageTooLarge` as soon
+    as that much is read, so memory stays bounded by the limit plus one chunk.
 
     A line starting with "From " begins a new message only when the line before it is empty;
     that empty line stays in the previous message (mox quirk, spec §8.2: RFC 4155's default
@@ -132,6 +144,8 @@ def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK) -> Iterator[MboxMessage
                 continue
             if eof:
                 break
+            if max_size is not None and len(buf) - content > max_size:
+                raise MessageTooLarge(line, max_size)
             shift, scanned = start, len(buf)
             eof = _refill(stream, buf, start, chunk_size)
             start = 0
