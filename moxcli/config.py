@@ -129,6 +129,8 @@ class Config:
     dmarc_report_format: str = "rfc7489"
     quota_message_size: int = 0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    archive_max_entries: int = 1_000_000
+    archive_max_ratio: int = 200
     dns: DNSConfig = field(default_factory=DNSConfig)
     tls: TLSConfig = field(default_factory=TLSConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -457,6 +459,12 @@ def parse_config(text: str, file: Path) -> Config:
     max_size = r.get("max_message_size", int, DEFAULT_MAX_MESSAGE_SIZE)
     if not 0 < max_size <= 1 << 40:
         raise r.error("max_message_size", "must be between 1 and 2^40 bytes")
+    max_entries = r.get("archive_max_entries", int, 1_000_000)
+    if not 0 < max_entries <= 1 << 32:
+        raise r.error("archive_max_entries", "must be between 1 and 2^32")
+    max_ratio = r.get("archive_max_ratio", int, 200)
+    if not 1 <= max_ratio <= 100_000:
+        raise r.error("archive_max_ratio", "must be between 1 and 100000")
 
     cfg = Config(
         path=file,
@@ -470,6 +478,8 @@ def parse_config(text: str, file: Path) -> Config:
         dmarc_report_format=fmt,
         quota_message_size=quota,
         max_message_size=max_size,
+        archive_max_entries=max_entries,
+        archive_max_ratio=max_ratio,
         dns=dns_cfg,
         tls=tls_cfg,
         network=net,

@@ -85,6 +85,8 @@ def test_good_config():
         ("quota_message_size = -1", "quota_message_size: must not be negative"),
         ("max_message_size = 0", "max_message_size: must be between 1 and 2^40 bytes"),
         ("max_message_size = 1099511627777", "max_message_size: must be between 1 and 2^40 bytes"),
+        ("archive_max_entries = 0", "archive_max_entries: must be between 1 and 2^32"),
+        ("archive_max_ratio = 0", "archive_max_ratio: must be between 1 and 100000"),
         ("hostname = ", "invalid TOML"),
         ("[queue]\ndelay_warning = '4 hours'", "queue.delay_warning: expected a duration such as"),
         ("[queue]\ndelay_warning = ''", "queue.delay_warning: expected a duration such as"),

@@ -53,7 +53,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "backup": ("moxcli.cli.data", "backup_cmd", "Make a consistent backup of the data directory."),
     "verifydata": ("moxcli.cli.data", "verifydata_cmd", "Check a data directory for problems."),
     "gentestdata": ("moxcli.cli.data", "gentestdata_cmd", "Generate a deterministic data directory for tests."),
-    "import": ("moxcli.cli.mail", "import_group", "Import mbox files or maildirs into an account."),
+    "import": ("moxcli.cli.mail", "import_group", "Import mbox files, maildirs or archives into an account."),
     "account": ("moxcli.cli.mail", "account_group", "Accounts in the store."),
     "mailbox": ("moxcli.cli.mail", "mailbox_group", "Mailboxes of an account."),
     "message": ("moxcli.cli.mail", "message_group", "Messages of a mailbox."),

@@ -1,4 +1,4 @@
-"""`moxcli import mbox|maildir`, `moxcli account list`, `moxcli mailbox list`, `moxcli message list`."""
+"""`moxcli import mbox|maildir|archive`, `moxcli account list`, `moxcli mailbox list`, `moxcli message list`."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ _JSON_IMPORT = (
 
 @click.group("import")
 def import_group() -> None:
-    """Import mbox files or maildirs into an account."""
+    """Import mbox files, maildirs or archives into an account."""
 
 
 @import_group.command("mbox")
@@ -302,6 +302,70 @@ def import_maildir_cmd(
         mailbox=mailbox,
         directory=directory,
         recursive=recursive,
+        dry_run=dry_run,
+        ignore_quota=ignore_quota,
+    )
+
+
+@import_group.command("archive")
+@click.argument("account")
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--skip-prefix",
+    default="",
+    metavar="PATH",
+    help="Leading path inside the archive to drop from mailbox names (e.g. Maildir).",
+)
+@click.option("--dry-run", is_flag=True, help="Parse and report the mailboxes and counts, write nothing.")
+@click.option(
+    "--ignore-quota",
+    is_flag=True,
+    help="Import even when the account goes over quota_message_size (a warning instead of an abort).",
+)
+@click.option(
+    "--progress-interval",
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between progress lines when stderr is not a terminal.",
+)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT)
+@click.pass_obj
+def import_archive_cmd(
+    app: AppContext,
+    account: str,
+    archive: Path,
+    skip_prefix: str,
+    dry_run: bool,
+    ignore_quota: bool,
+    progress_interval: float,
+    as_json: bool,
+) -> None:
+    """Import the mbox files and maildirs in a .zip or .tar[.gz|.bz2|.xz], all or nothing.
+
+    Each "NAME.mbox" becomes mailbox NAME, each maildir (a directory with cur/ and new/)
+    the mailbox of its path (maildir++ ".A.B" elements decoded; the archive's root maildir is
+    Inbox). Hostile archives (absolute or ".." names, links, devices, duplicate or encrypted
+    entries, decompression bombs, too many entries) are refused and nothing changes.
+
+    \b
+    Example:
+      moxcli import archive --dry-run mjl takeout.zip
+      moxcli import archive --skip-prefix Maildir mjl maildir-backup.tgz
+    """
+    from moxcli.mail.archive import ArchiveLimits
+    from moxcli.mail.importer import import_archive
+
+    cfg = app.config()
+    _run_import(
+        app,
+        as_json,
+        progress_interval,
+        account,
+        import_archive,
+        archive=archive,
+        skip_prefix=skip_prefix,
+        limits=ArchiveLimits(cfg.archive_max_entries, cfg.archive_max_ratio),
         dry_run=dry_run,
         ignore_quota=ignore_quota,
     )

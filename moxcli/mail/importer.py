@@ -41,9 +41,11 @@ from moxcli import log
 from moxcli.config import DEFAULT_MAX_MESSAGE_SIZE
 from moxcli.errors import CheckFailed, LockHeld, UsageError
 from moxcli.mail import maildir as md
-from moxcli.mail.flags import flag_names, maildir_flags, mbox_header_flags
+from moxcli.mail.archive import ArchiveError, ArchiveLimits, Entry
+from moxcli.mail.archive import entries as archive_entries
+from moxcli.mail.flags import flag_names, maildir_flags, mbox_header_flags, parse_dovecot_keywords
 from moxcli.mail.mbox import MboxError, MessageTooLarge, from_line_time, iter_mbox, to_crlf
-from moxcli.mail.names import MailboxNameError, check_mailbox_name
+from moxcli.mail.names import MailboxNameError, check_mailbox_name, maildirpp_folder
 from moxcli.store import Store, Txn, job_lock
 from moxcli.store import mail as store_mail
 from moxcli.store.files import PathError, account_dir, check_account_name, msg_dir, sync_files
@@ -238,10 +240,7 @@ class _Import:
                 )
             self.warn(number, position, f"account over quota_message_size of {self.quota} bytes from this message on")
         msg_id = 0 if self.dry_run else self._write(data)
-        k = self.kw_index.get(tuple(keywords)) if keywords else 0
-        if k is None:
-            k = self.kw_index[tuple(keywords)] = len(self.kw_list)
-            self.kw_list.append(tuple(keywords))
+        k = self.keyword_set(keywords)
         self.mb.append(mailbox)
         self.ids.append(msg_id)
         self.sizes.append(size)
@@ -250,6 +249,16 @@ class _Import:
         self.kwsets.append(k)
         if number % PROGRESS_EVERY == 0:
             self.report()
+
+    def keyword_set(self, keywords: list[str]) -> int:
+        """Index of a keyword list in ``kw_list`` (messages share the lists, a few per import)."""
+        if not keywords:
+            return 0
+        k = self.kw_index.get(tuple(keywords))
+        if k is None:
+            k = self.kw_index[tuple(keywords)] = len(self.kw_list)
+            self.kw_list.append(tuple(keywords))
+        return k
 
     def _write(self, data: bytes) -> int:
         """Queue a message file under the next reserved id (no sync: one sync at the end)."""
@@ -692,35 +701,41 @@ def _import_mbox_source(imp: _Import, mb: int, src: str, stdin: BinaryIO | None)
         stream: Any = stack.enter_context(gzip.open(raw, "rb")) if _is_gzip(f, src) else raw  # type: ignore[call-overload]
         base = imp.input_bytes
         try:
-            for msg in iter_mbox(stream, max_size=imp.opts.max_message_size):
-                number = len(imp.ids) + 1
-                position = f"{name}:{msg.line}"
-                data = msg.data
-                hdr_end = data.find(b"\r\n\r\n")
-                header = data if hdr_end < 0 else data[: hdr_end + 2]
-                mask, keywords, bad = mbox_header_flags(header)
-                for word in bad:
-                    imp.warn(number, position, f"invalid keyword {word!r} dropped")
-                received = from_line_time(msg.from_line)
-                if received is None:
-                    received = _date_header_time(header)
-                    used = "the Date header" if received is not None else "the import time"
-                    imp.warn(
-                        number,
-                        position,
-                        f"unparsable date in {msg.from_line[:100].decode('utf-8', 'replace')!r}, using {used}",
-                    )
-                    if received is None:
-                        received = time.time()
-                imp.input_bytes = base + raw.count
-                imp.add(mb, data, received, mask, keywords, position)
-        except MboxError as exc:
-            raise CheckFailed(f"{name}: not an mbox: {exc}") from None
-        except MessageTooLarge as exc:
-            raise imp.too_large(f"{name}:{exc.line}", len(imp.ids) + 1) from None
+            _import_mbox_stream(imp, mb, stream, name, lambda: base + raw.count)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise CheckFailed(f"{name}: bad gzip data: {exc}") from None
         imp.input_bytes = base + raw.count
+
+
+def _import_mbox_stream(imp: _Import, mb: int, stream: Any, name: str, read_so_far: Callable[[], int]) -> None:
+    """The messages of one mbox stream into mailbox ``mb``; ``name`` is for positions."""
+    try:
+        for msg in iter_mbox(stream, max_size=imp.opts.max_message_size):
+            number = len(imp.ids) + 1
+            position = f"{name}:{msg.line}"
+            data = msg.data
+            hdr_end = data.find(b"\r\n\r\n")
+            header = data if hdr_end < 0 else data[: hdr_end + 2]
+            mask, keywords, bad = mbox_header_flags(header)
+            for word in bad:
+                imp.warn(number, position, f"invalid keyword {word!r} dropped")
+            received = from_line_time(msg.from_line)
+            if received is None:
+                received = _date_header_time(header)
+                used = "the Date header" if received is not None else "the import time"
+                imp.warn(
+                    number,
+                    position,
+                    f"unparsable date in {msg.from_line[:100].decode('utf-8', 'replace')!r}, using {used}",
+                )
+                if received is None:
+                    received = time.time()
+            imp.input_bytes = read_so_far()
+            imp.add(mb, data, received, mask, keywords, position)
+    except MboxError as exc:
+        raise CheckFailed(f"{name}: not an mbox: {exc}") from None
+    except MessageTooLarge as exc:
+        raise imp.too_large(f"{name}:{exc.line}", len(imp.ids) + 1) from None
 
 
 def _date_header_time(header: bytes) -> float | None:
@@ -869,3 +884,127 @@ def _remove_leftovers(data_dir: Path, account: str, info: dict[str, Any]) -> Non
         for d in (root, root.parent):
             with contextlib.suppress(OSError):
                 d.rmdir()
+
+
+# -- archives (spec §8.6: mox's web import of .zip and .tgz files)
+
+_MAILDIR_META = ("dovecot", "maildirfolder", "subscriptions", "courierimap")  # name prefixes: not mail
+
+
+@dataclass
+class _ArchiveMailboxes:
+    """Per-mailbox maildir state while an archive streams by: dovecot-keywords may come after
+    the messages that use its letters (mox remembers the letters and applies them later)."""
+
+    keywords: dict[str, list[str]] = field(default_factory=dict)
+    pending: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # mailbox: (message index, info)
+
+    def message_flags(self, imp: _Import, mailbox: str, info: str) -> tuple[int, list[str]]:
+        kws = self.keywords.get(mailbox)
+        if kws is None and any("a" <= c <= "z" for c in info):
+            self.pending.setdefault(mailbox, []).append((len(imp.ids), info))
+        return maildir_flags(info, kws or [])
+
+    def set_keywords(self, imp: _Import, mailbox: str, keywords: list[str]) -> None:
+        self.keywords[mailbox] = keywords
+        for i, info in self.pending.pop(mailbox, []):
+            mask, kws = maildir_flags(info, keywords)
+            imp.flags[i] = mask
+            imp.kwsets[i] = imp.keyword_set(kws)
+
+
+def archive_mailbox(path: str, skip_prefix: str) -> str:
+    """The mailbox of an mbox file (path without ".mbox") or a maildir (the directory above
+    new/ and cur/), after removing ``skip_prefix``. Maildir++ folder elements (".A.B") are
+    decoded as the maildir import does, and the archive's root maildir is Inbox."""
+    parts = path.split("/") if path else []
+    prefix = [p for p in skip_prefix.strip("/").split("/") if p]
+    if prefix and parts[: len(prefix)] == prefix:
+        parts = parts[len(prefix) :]
+    names = []
+    for p in parts:
+        folder = maildirpp_folder(p)
+        names.append(folder if folder is not None else p)
+    return check_mailbox_name("/".join(names) or "Inbox", allow_inbox=True)
+
+
+def import_archive(
+    data_dir: Path,
+    account: str,
+    archive: Path,
+    skip_prefix: str = "",
+    options: ImportOptions | None = None,
+    limits: ArchiveLimits | None = None,
+) -> ImportResult:
+    """Import every mbox file ("*.mbox") and maildir inside a zip or tar archive, each into the
+    mailbox named after its path, all or nothing; never extracted to disk."""
+    opts = options or ImportOptions()
+    account, _ = _check_names(account, "Inbox")
+    archive = Path(archive)
+    if not archive.is_file():
+        raise UsageError(f"{archive}: not a regular file")
+    with _running(data_dir, account, opts) as imp:
+        imp.bytes_total = archive.stat().st_size
+        imp.mailboxes_total = 0
+        state = _ArchiveMailboxes()
+        try:
+            with archive_entries(archive, limits or ArchiveLimits()) as (it, counting):
+                for entry in it:
+                    start = imp.input_bytes
+                    read = (lambda: counting.count) if counting is not None else (lambda start=start: start)
+                    _archive_entry(imp, state, archive, entry, skip_prefix, read)
+                    imp.input_bytes = counting.count if counting is not None else start + entry.compressed
+        except ArchiveError as exc:
+            raise CheckFailed(f"{archive}: {exc}; nothing was imported") from None
+        except MailboxNameError as exc:
+            raise CheckFailed(f"{archive}: {exc}; nothing was imported") from None
+        imp.report()
+        result = imp.commit()
+    _log.info("imported", account=account, archive=str(archive), messages=result.messages, dry_run=opts.dry_run)
+    return result
+
+
+def _archive_entry(
+    imp: _Import, state: _ArchiveMailboxes, archive: Path, entry: Entry, skip_prefix: str, read: Callable[[], int]
+) -> None:
+    parts = entry.name.split("/")
+    base = parts[-1]
+    position = f"{archive}:{entry.name}"
+    parent = parts[-2] if len(parts) > 1 else ""
+    if entry.is_dir:
+        if base in md.SUBDIRS:  # an empty maildir still becomes a mailbox
+            _archive_mailbox_index(imp, archive_mailbox("/".join(parts[:-1]), skip_prefix))
+        return
+    assert entry.stream is not None
+    if base.endswith(".mbox"):
+        if base == ".mbox":
+            imp.warn(0, position, "empty mailbox name for an mbox file, skipped")
+            return
+        mb = _archive_mailbox_index(imp, archive_mailbox(entry.name[: -len(".mbox")], skip_prefix))
+        _import_mbox_stream(imp, mb, entry.stream, position, read)
+    elif parent in md.SUBDIRS and not base.startswith("."):
+        name = archive_mailbox("/".join(parts[:-2]), skip_prefix)
+        mb = _archive_mailbox_index(imp, name)
+        if entry.size > imp.opts.max_message_size:
+            raise imp.too_large(position, len(imp.ids) + 1)
+        data = to_crlf(entry.stream.read(imp.opts.max_message_size + 1))
+        received = md.name_time(base)
+        mask, kws = state.message_flags(imp, name, md.name_info(base))
+        imp.add(mb, data, entry.mtime if received is None else received, mask, kws, position)
+    elif base == "dovecot-keywords":
+        name = archive_mailbox("/".join(parts[:-1]), skip_prefix)
+        text = entry.stream.read(1 << 20).decode("utf-8", "replace")
+        keywords, errors = parse_dovecot_keywords(text)
+        for err in errors:
+            imp.warn(0, position, err)
+        state.set_keywords(imp, name, keywords)
+    elif parent == "tmp" or base.startswith(_MAILDIR_META) or base.startswith("."):
+        return  # deliveries in progress, maildir/IMAP server metadata, dot files: not mail
+    else:
+        imp.warn(0, position, "not an mbox file (*.mbox) or a maildir message, skipped")
+
+
+def _archive_mailbox_index(imp: _Import, name: str) -> int:
+    i = imp.mailbox(name)
+    imp.mailboxes_total = max(imp.mailboxes_total, len(imp.mailbox_names))
+    return i
