@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from moxcli.config import MAX_KEY_SIZE, Config, load_config
+from moxcli.config import MAX_KEY_SIZE, Config, DomainConfig, load_config
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import ConfigError, UsageError
 from moxcli.inputs import read_regular
@@ -22,13 +24,26 @@ DMARC_LOCALPART = "dmarcreports"
 
 @dataclass(frozen=True)
 class DNSRecord:
+    """A record to publish; a placeholder (value None) is one that cannot be known yet.
+
+    A placeholder's zone line is a `;` comment naming the command that makes the record, so
+    the printed zone stays valid for zone parsers (ldns-read-zone, named-checkzone).
+    """
+
     name: str
     type: str
-    value: str
+    value: str | None
     comment: str = ""
 
+    @property
+    def placeholder(self) -> bool:
+        return self.value is None
+
     def zone_line(self) -> str:
-        line = f"{self.name}. {self.type} {self.value}"
+        if self.value is None:
+            line = f"; {self.name}. {self.type} (not known yet)"
+        else:
+            line = f"{self.name}. {self.type} {self.value}"
         return f";; {self.comment}\n{line}" if self.comment else line
 
 
@@ -171,23 +186,58 @@ def _txt(value: str) -> str:
     return " ".join(f'"{c}"' for c in chunks)
 
 
+def mta_sts_policy(host: str) -> str:
+    """The suggested MTA-STS policy file (RFC 8461 §3.2: key/value lines ending in CRLF)."""
+    return f"version: STSv1\r\nmode: enforce\r\nmx: {host}\r\nmax_age: 86400\r\n"
+
+
 def _policy_id(domain: str, host: str) -> str:
     """A stable id that changes exactly when the suggested policy changes (RFC 8461 3.1)."""
-    policy = f"version: STSv1\nmode: enforce\nmx: {host}\nmax_age: 86400\n"
+    policy = mta_sts_policy(host).replace("\r\n", "\n")
     return hashlib.sha256((domain + "\n" + policy).encode()).hexdigest()[:20]
 
 
-def dns_records(cfg: Config, domain: str | None = None) -> list[DNSRecord]:
-    """Records to publish for one configured domain, or all, plus the host's TLSRPT record."""
+def _tlsa_311(cert_file: Path) -> str:
+    """`3 1 1 <sha256 of the SPKI>` of the certificate in a PEM file (RFC 7672 §3.1)."""
+    from moxcli.dane.tlsa import TLSAError, make_record
+
+    try:
+        rec, _notes = make_record(3, 1, 1, read_regular(cert_file, 1 << 20, "PEM file"))
+    except TLSAError as exc:
+        raise UsageError(f"{cert_file}: {exc}") from None
+    return rec.record()
+
+
+def selected_domains(cfg: Config, names: Sequence[str] = ()) -> list[DomainConfig]:
+    """The configured domains named (all without names); UsageError for one not configured."""
     if not cfg.domains:
         raise ConfigError(f"{cfg.path or 'config'}: no domains configured (run `moxcli init DOMAIN --hostname HOST`)")
-    if domain is not None:
-        d = cfg.domain(domain)
+    if not names:
+        return list(cfg.domains.values())
+    out = []
+    for name in names:
+        try:
+            parse_domain(name)
+        except DomainError as exc:
+            raise UsageError(f"invalid domain {name!r}: {exc}", code="bad-domain") from None
+        d = cfg.domain(name)
         if d is None:
-            raise UsageError(f"domain {domain!r} is not configured in {cfg.path}")
-        domains = [d]
-    else:
-        domains = list(cfg.domains.values())
+            raise UsageError(f"domain {name!r} is not configured in {cfg.path}")
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def dns_records(
+    cfg: Config, domain: str | Sequence[str] | None = None, tls_cert: Path | None = None
+) -> list[DNSRecord]:
+    """Records to publish for the named configured domains (or all), plus the host's own.
+
+    The TLSA record of the MX host needs its certificate (`tls_cert`); without it the record
+    is a placeholder.
+    """
+    names = [domain] if isinstance(domain, str) else list(domain or ())
+    domains = selected_domains(cfg, names)
     host = cfg.hostname
     out: list[DNSRecord] = []
     for d in domains:
@@ -239,20 +289,37 @@ def dns_records(cfg: Config, domain: str | None = None) -> list[DNSRecord]:
                 "TLSRPT for the MX host itself: DANE results (RFC 8460 3, RFC 7672)",
             )
         )
-        out.append(
-            DNSRecord(
-                f"_25._tcp.{host}",
-                "TLSA",
-                "3 1 1 <sha256 of the SMTP certificate's public key>",
-                "DANE (RFC 7672), only with DNSSEC; make it with `moxcli dane record 3 1 1 cert.pem`",
+        if tls_cert is not None:
+            out.append(
+                DNSRecord(
+                    f"_25._tcp.{host}",
+                    "TLSA",
+                    _tlsa_311(tls_cert),
+                    f"DANE (RFC 7672), only with DNSSEC: the public key of {tls_cert.name}",
+                )
             )
-        )
+        else:
+            out.append(
+                DNSRecord(
+                    f"_25._tcp.{host}",
+                    "TLSA",
+                    None,
+                    "DANE (RFC 7672), only with DNSSEC; make it with "
+                    "`moxcli dane record 3 1 1 CERT.pem` or `moxcli dns records --tls-cert CERT.pem`",
+                )
+            )
     return out
 
 
-def records_for_data_dir(config_file: Path, domain: str | None) -> list[DNSRecord]:
-    return dns_records(load_config(config_file, required=True), domain)
+def records_for_data_dir(
+    config_file: Path, domain: str | Sequence[str] | None, tls_cert: Path | None = None
+) -> list[DNSRecord]:
+    return dns_records(load_config(config_file, required=True), domain, tls_cert)
 
 
-def record_dict(r: DNSRecord) -> dict[str, str]:
-    return asdict(r)
+def record_dict(r: DNSRecord) -> dict[str, Any]:
+    """The JSON form (docs/json.md): a placeholder has `"value": null, "placeholder": true`."""
+    d: dict[str, Any] = asdict(r)
+    d["comment"] = r.comment or None
+    d["placeholder"] = r.placeholder
+    return d

@@ -1,4 +1,7 @@
+import hashlib
 import json
+import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -74,7 +77,7 @@ def test_dns_records_cli_json_and_text(runner, tmp_path):
 
 def test_long_dkim_txt_split_into_255_byte_strings(tmp_path):
     res = init_data_dir(tmp_path, tmp_path / "c.toml", "example.org", "mail.example.org")
-    rsa = next(r for r in res.records if "k=rsa" in r.value)
+    rsa = next(r for r in res.records if r.value and "k=rsa" in r.value)
     parts = rsa.value.split('" "')
     assert len(parts) >= 2 and all(len(p.strip('"')) <= 255 for p in parts)
 
@@ -82,3 +85,108 @@ def test_long_dkim_txt_split_into_255_byte_strings(tmp_path):
 def test_dns_records_without_config(runner, tmp_path):
     r = runner.invoke(cli, ["--data", str(tmp_path), "dns", "records"])
     assert r.exit_code == 2 and "config file not found" in r.stderr
+
+
+def _two_domains(runner, tmp_path):
+    data = tmp_path / "d"
+    init_data_dir(data, data / "moxcli.toml", "example.org", "mail.example.org")
+    cfg = data / "moxcli.toml"
+    text = cfg.read_text()
+    # a second domain: the [domains."example.org"] table and its sub-tables again, renamed
+    start = text.index('[domains."example.org".')
+    cfg.write_text(
+        text + "\n" + text[start:].replace('"example.org"', '"example.net"').replace("@example.org", "@example.net")
+    )
+    return data
+
+
+def _ldns_read_zone(tmp_path, text):
+    zone = tmp_path / "zone.txt"
+    zone.write_text(text)
+    return subprocess.run(["ldns-read-zone", str(zone)], capture_output=True, text=True)
+
+
+def test_dns_records_output_is_a_valid_zone(runner, tmp_path):
+    data = _two_domains(runner, tmp_path)
+    r = runner.invoke(cli, ["--data", str(data), "dns", "records"])
+    assert r.exit_code == 0, r.output
+    assert "; _25._tcp.mail.example.org. TLSA (not known yet)" in r.stdout
+    assert "moxcli dane record 3 1 1 CERT.pem" in r.stdout
+    parsed = _ldns_read_zone(tmp_path, r.stdout)
+    assert parsed.returncode == 0, parsed.stderr
+    owners = {line.split()[0] for line in parsed.stdout.splitlines() if line and not line.startswith(";")}
+    assert {"example.org.", "example.net.", "_smtp._tls.example.net.", "_smtp._tls.mail.example.org."} <= owners
+    assert not any(line.split()[3] == "TLSA" for line in parsed.stdout.splitlines() if line.strip())
+
+
+def test_dns_records_with_certificate_has_the_tlsa_record(runner, tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    data = _two_domains(runner, tmp_path)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "mail.example.org")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = tmp_path / "mx.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    want = f"3 1 1 {hashlib.sha256(spki).hexdigest()}"
+    r = runner.invoke(cli, ["--data", str(data), "dns", "records", "--tls-cert", str(pem), "example.net"])
+    assert r.exit_code == 0, r.output
+    assert f"_25._tcp.mail.example.org. TLSA {want}" in r.stdout
+    assert "example.org. MX" not in r.stdout.replace("mail.example.org. MX", "")
+    parsed = _ldns_read_zone(tmp_path, r.stdout)
+    assert parsed.returncode == 0, parsed.stderr
+    (tlsa,) = [line.split() for line in parsed.stdout.splitlines() if line.split()[3:4] == ["TLSA"]]
+    assert tlsa[0] == "_25._tcp.mail.example.org." and " ".join(tlsa[4:]).lower() == want
+    r = runner.invoke(cli, ["--data", str(data), "dns", "records", "--tls-cert", str(pem), "--json"])
+    (rec,) = [x for x in json.loads(r.stdout) if x["type"] == "TLSA"]
+    assert rec["value"] == want and rec["placeholder"] is False
+
+
+def test_dns_records_json_placeholder_has_no_value(runner, tmp_path):
+    data = _two_domains(runner, tmp_path)
+    r = runner.invoke(cli, ["--data", str(data), "dns", "records", "--json", "example.org", "example.net"])
+    assert r.exit_code == 0
+    recs = json.loads(r.stdout)
+    (tlsa,) = [x for x in recs if x["placeholder"]]
+    assert tlsa["type"] == "TLSA" and tlsa["value"] is None and "moxcli dane record" in tlsa["comment"]
+    assert all(x["value"] for x in recs if not x["placeholder"])
+    assert {x["name"] for x in recs if x["type"] == "MX"} == {"example.org", "example.net"}
+
+
+def test_dns_records_mta_sts_policy(runner, tmp_path):
+    data = _two_domains(runner, tmp_path)
+    r = runner.invoke(cli, ["--data", str(data), "dns", "records", "--mta-sts-policy", "example.net"])
+    assert r.exit_code == 0
+    assert r.stdout_bytes == b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmax_age: 86400\r\n"
+    assert r.stderr == "serve at https://mta-sts.example.net/.well-known/mta-sts.txt:\n"
+    from moxcli.mtasts.policy import parse_policy
+
+    policy = parse_policy(r.stdout_bytes.decode())
+    assert policy.mode == "enforce" and [str(m) for m in policy.mx] == ["mail.example.org"]
+    r = runner.invoke(cli, ["--data", str(data), "dns", "records", "--mta-sts-policy", "--json"])
+    assert [(x["domain"], x["url"]) for x in json.loads(r.stdout)] == [
+        ("example.org", "https://mta-sts.example.org/.well-known/mta-sts.txt"),
+        ("example.net", "https://mta-sts.example.net/.well-known/mta-sts.txt"),
+    ]
+
+
+@pytest.mark.parametrize("bad", ["bad..example", "sp ace.example"])
+def test_dns_records_bad_domain_is_usage_error(runner, tmp_path, bad):
+    data = _two_domains(runner, tmp_path)
+    r = runner.invoke(cli, ["--data", str(data), "dns", "records", "example.org", bad, "--json"])
+    assert r.exit_code == 2
+    assert json.loads(r.stdout)["error"]["code"] == "bad-domain"
+    assert r.stderr.startswith(f"moxcli: invalid domain {bad!r}")
