@@ -117,6 +117,26 @@ class QueueConfig:
 
 
 @dataclass(frozen=True)
+class DeliveryConfig:
+    """``[delivery]``: how long the SMTP client waits for a server and how much it takes from one.
+
+    The timeouts are deadlines for the whole reply (however slowly it trickles in), as RFC
+    5321 §4.5.3.2 gives them; ``session_timeout`` bounds a whole session (mox: 30 min).
+    """
+
+    greeting_timeout: float = 300.0  # RFC 5321 4.5.3.2.1 initial 220 message: 5 min
+    command_timeout: float = 300.0  # 4.5.3.2.2 MAIL, 4.5.3.2.3 RCPT: 5 min (also EHLO, STARTTLS, RSET)
+    data_init_timeout: float = 120.0  # 4.5.3.2.4 DATA initiation: 2 min
+    data_block_timeout: float = 180.0  # 4.5.3.2.5 data block: each send must progress within 3 min
+    data_end_timeout: float = 600.0  # 4.5.3.2.6 DATA termination: 10 min
+    session_timeout: float = 1800.0  # mox's session deadline (spec §3.5)
+    min_send_rate: int = 1024  # bytes/s the server must at least take while we send the message
+    max_reply_lines: int = 100  # lines in one (multi-line) reply
+    max_reply_bytes: int = 65536  # bytes in one reply
+    max_messages_per_connection: int = 100  # transactions on one connection before a new one
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None = None
     hostname: str = "localhost"
@@ -136,6 +156,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     imap: ImapConfig = field(default_factory=ImapConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @property
     def exists(self) -> bool:
@@ -355,6 +376,31 @@ def _duration(r: _Reader, name: str) -> float | None:
     return float(d * 86400 + h * 3600 + mi * 60 + sec)
 
 
+def _delivery(r: _Reader | None) -> DeliveryConfig:
+    if r is None:
+        return DeliveryConfig()
+    defaults = DeliveryConfig()
+    values: dict[str, Any] = {}
+    for name in defaults.__dataclass_fields__:
+        default = getattr(defaults, name)
+        if isinstance(default, float):
+            v = r.get(name, (int, float), default)
+            # 1e308 or nan would make a deadline that never comes; a day is plenty for any step.
+            if not 0 < v <= 86400:
+                raise r.error(name, f"must be a number of seconds above 0 and at most 86400, got {v!r}")
+            values[name] = float(v)
+        else:
+            v = r.get(name, int, default)
+            if not 0 < v <= 1 << 30:
+                raise r.error(name, f"must be an integer from 1 to {1 << 30}, got {v!r}")
+            values[name] = v
+    if values["max_reply_bytes"] < 512:
+        # RFC 5321 4.5.3.1.5: a reply line alone may be 512 octets.
+        raise r.error("max_reply_bytes", f"must be at least 512, got {values['max_reply_bytes']}")
+    r.done()
+    return DeliveryConfig(**values)
+
+
 def parse_config(text: str, file: Path) -> Config:
     """Validate TOML text; ``file`` names the file in errors and anchors relative paths."""
     try:
@@ -450,6 +496,8 @@ def parse_config(text: str, file: Path) -> Config:
         queue_cfg = QueueConfig(delay_warning=_duration(qt, "delay_warning"))
         qt.done()
 
+    delivery = _delivery(r.sub("delivery"))
+
     fmt = r.get("dmarc_report_format", str, "rfc7489")
     if fmt not in DMARC_REPORT_FORMATS:
         raise r.error("dmarc_report_format", f"must be one of {', '.join(DMARC_REPORT_FORMATS)}, got {fmt!r}")
@@ -485,6 +533,7 @@ def parse_config(text: str, file: Path) -> Config:
         network=net,
         imap=imap_cfg,
         queue=queue_cfg,
+        delivery=delivery,
     )
     r.done()
     return cfg

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from moxcli.config import DeliveryConfig
 from moxcli.smtp.client import Client, Extensions, SMTPError, enhanced_code, parse_reply_line
 
 
@@ -233,7 +234,7 @@ def test_hostile_server_bytes_never_crash(blob):
     try:
         b.sendall(blob)
         b.close()
-        c = Client(a, "c", timeout=2)
+        c = Client(a, "c", DeliveryConfig(command_timeout=2))
         while True:
             try:
                 r = c.read_reply()

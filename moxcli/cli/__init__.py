@@ -17,6 +17,7 @@ import click
 
 from moxcli import __version__
 from moxcli.errors import EXIT_USAGE, MoxcliError
+from moxcli.stop import Interrupted
 
 # name -> (module, attribute, short help). Help texts must equal each command's first
 # docstring line (tests/test_cli_frame.py checks it).
@@ -100,6 +101,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except MoxcliError as exc:
             _fail(ctx, exc.code, str(exc), exc.exit_code)
+        except Interrupted as exc:
+            _fail(ctx, "interrupted", str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail(ctx, "interrupted", "interrupted", 130)
         except OSError as exc:

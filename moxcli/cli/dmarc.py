@@ -285,11 +285,12 @@ def send_dmarcreports_cmd(
       moxcli send-dmarcreports --dry-run
       moxcli send-dmarcreports --json --metrics-file /var/lib/node_exporter/moxcli_dmarc.prom
     """
+    from moxcli import stop
     from moxcli.reports.dmarc import send_dmarc_reports
     from moxcli.reports.schedule import write_dmarc_metrics
 
     config = app.config(required=True)
-    with app.open_store(readonly=False) as store:
+    with stop.handling(), app.open_store(readonly=False) as store:
         run = send_dmarc_reports(
             store, app.data_dir, config, end=_parse_time(end), dry_run=dry_run, deliver_now=deliver_now
         )
@@ -322,10 +323,11 @@ def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file
       0 * * * * moxcli --data /var/lib/moxcli send-reports
       moxcli send-reports --dry-run --json
     """
+    from moxcli import stop
     from moxcli.reports.schedule import run_due, write_metrics
 
     config = app.config(required=True)
-    with app.open_store(readonly=False) as store:
+    with stop.handling(), app.open_store(readonly=False) as store:
         result = run_due(store, app.data_dir, config, dry_run=dry_run)
     if metrics_file is not None:
         write_metrics(metrics_file, result)

@@ -321,29 +321,40 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, as_
 
     One line per attempt: id, recipient, outcome (delivered, deferred or failed), host,
     address, TLS (dane, pkix, unverified or none), reply code, next attempt, error. Exit
-    status is 0 whatever the outcomes (they are in the output); 2 for bad arguments or
-    config, 3 when another `queue run` holds the lock.
+    status is 0 whatever the replies (they are in the output); 2 for bad arguments or
+    config; 3 when another `queue run` holds the lock, when a server broke a deadline or a
+    reply limit, or when SIGTERM/SIGINT stopped the run (the session is ended, the attempt
+    recorded as interrupted; a second signal exits at once).
 
     \b
     Example:
       moxcli queue run
       moxcli queue run --domain example.net --json
     """
+    from moxcli import stop
     from moxcli.delivery.deliver import run_queue
+    from moxcli.errors import TemporaryError
 
     cfg = app.config()
+    stalled = 0
 
     def show(r: Any) -> None:
+        nonlocal stalled
+        stalled += r.stalled
         if as_json:
             output.emit_ndjson(r.to_json())
         else:
             click.echo(_attempt_line(r))
             sys.stdout.flush()
 
-    with app.open_store() as st:
+    with stop.handling(), app.open_store() as st:
         res = run_queue(st, Path(app.data_dir), cfg, ids=list(ids) or None, domain=domain, on_attempt=show)
     if not res and not as_json:
         output.info("nothing to do")
+    if stalled:
+        raise TemporaryError(
+            f"queue run: {stalled} message(s) deferred because a server broke a deadline or a reply limit"
+        )
 
 
 @click.group("tlsresults")

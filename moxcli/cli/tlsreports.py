@@ -43,6 +43,7 @@ def send_tlsreports_cmd(
       moxcli send-tlsreports --dry-run
       moxcli send-tlsreports --metrics-file /var/lib/node_exporter/moxcli_tls.prom
     """
+    from moxcli import stop
     from moxcli.reports.tls import ReportOutcome, send_tls_reports
 
     config = app.config(required=True)
@@ -65,7 +66,7 @@ def send_tlsreports_cmd(
             )
             click.echo(r.report_text(indent=2))
 
-    with app.open_store(readonly=dry_run) as store:
+    with stop.handling(), app.open_store(readonly=dry_run) as store:
         summary = send_tls_reports(
             store,
             app.data_dir,

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from moxcli import log, tlsconn
+from moxcli import log, stop, tlsconn
 from moxcli.config import Config
 from moxcli.dane import lookup as dane_lookup
 from moxcli.dane import tlsa as dane_tlsa
@@ -90,6 +90,7 @@ class AttemptResult:
     next_attempt: float | None = None
     dsn: bool = False
     duration: float = 0.0
+    stalled: bool = False  # deferred because the server broke a deadline or a limit (not in JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +122,7 @@ class DeliveryError(Exception):
         enhanced: str = "",
         tls: bool = False,
         remote_reply: str = "",
+        stalled: bool = False,
     ) -> None:
         super().__init__(msg)
         self.permanent = permanent
@@ -129,6 +131,7 @@ class DeliveryError(Exception):
         self.tls = tls
         # The reply as the remote server sent it; "" when the error (and its code) is ours.
         self.remote_reply = remote_reply
+        self.stalled = stalled  # the server broke a deadline or a reply limit
 
 
 # ------------------------------------------------------------------------- DNS
@@ -228,6 +231,7 @@ class _Outcome:
     tls: str = ""
     dualstack: bool = False
     dialed: dict[str, list[str]] = field(default_factory=dict)
+    interrupted: str = ""  # the stop signal's name when a stop cut the attempt short
 
 
 @dataclass
@@ -256,9 +260,23 @@ def _ede_reason(exc: DNSError, prefix: str) -> tuple[str, bool]:
 
 def deliver_message(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: AttemptTLS) -> _Outcome:
     """One attempt for the messages of one submission to one recipient domain: destinations,
-    policies, hosts in order (spec §3.2-§3.7)."""
+    policies, hosts in order (spec §3.2-§3.7).
+
+    A stop (:class:`moxcli.stop.Interrupted`) ends the session politely and is re-raised with
+    the outcome so far as ``partial`` (recipients a finished transaction already answered).
+    """
+    out = _Outcome(dialed={k: list(v) for k, v in msgs[0].dialed_ips.items()})
+    try:
+        _deliver(engine, msgs, data, tls, out)
+    except stop.Interrupted as exc:
+        out.interrupted = exc.signame
+        exc.partial = out
+        raise
+    return out
+
+
+def _deliver(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: AttemptTLS, out: _Outcome) -> _Outcome:
     msg = msgs[0]
-    out = _Outcome(dialed={k: list(v) for k, v in msg.dialed_ips.items()})
     tls_required_no = msg.require_tls is False
     rcpt_dom = msg.recipient_domain
     if rcpt_dom.startswith("["):
@@ -466,7 +484,7 @@ def _session(
     msg = msgs[0]
     tls_required_no = msg.require_tls is False
     host_result = plan.result if plan.result.policy.type else None
-    client = Client(sock, engine.config.hostname)
+    client = Client(sock, engine.config.hostname, engine.config.delivery)
     local_ip, remote_ip = _ip_of(sock.getsockname), _ip_of(sock.getpeername)
     out.tls = ""
     try:
@@ -559,9 +577,14 @@ def _session(
             code=exc.code,
             enhanced=exc.enhanced,
             remote_reply=_remote(exc.reply),
+            stalled=exc.timeout or exc.limit,
         ) from None
     except DeliveryError:
         client.close()
+        raise
+    except stop.Interrupted:
+        _log.info("stop requested: ending the session", host=plan.host, signal=stop.signal_name())
+        client.abort()
         raise
 
 
@@ -672,17 +695,31 @@ def run_queue(
     """Attempt due messages (or those named by id, due or not; held ones are skipped).
 
     ``on_attempt`` sees each result as soon as it is known (for streaming output).
+
+    Under :func:`moxcli.stop.handling`, a stop signal ends the session in progress politely,
+    records its messages as interrupted (not counted as an attempt, no TLS results), starts no
+    further attempt and raises :class:`moxcli.stop.Interrupted` once all is recorded.
     """
-    with job_lock(data_dir, "queue"):
+    with stop.shielded(), job_lock(data_dir, "queue"):
         eng = engine or Engine(config, CachingResolver.from_config(config.dns), store, Path(data_dir))
         with store.read() as tx:
             todo = _select(tx, ids, domain, time.time() if now is None else now)
         results = []
+        interrupted = 0
         for batch in _batches(todo):
+            if stop.requested():
+                break
             for r in attempt(eng, [m.id for m in batch], now):
                 results.append(r)
+                interrupted += r.outcome == "interrupted"
                 if on_attempt is not None:
                     on_attempt(r)
+        if stop.requested():
+            left = len(todo) - len(results)
+            raise stop.Interrupted(
+                stop.signal_name(),
+                f"{interrupted} message(s) recorded as interrupted, {left} not attempted; run the queue again",
+            )
         return results
 
 
@@ -692,12 +729,15 @@ def attempt(engine: Engine, msg_ids: list[int], now: float | None = None) -> lis
     start = time.time() if now is None else now
     t0 = time.monotonic()
 
+    before: dict[int, tuple[int, float, float | None]] = {}
+
     def begin(tx: Txn) -> list[QueueMsg]:
         out = []
         for msg_id in msg_ids:
             m = qstore.get(tx, msg_id)
             if m is None:
                 continue
+            before[m.id] = (m.attempts, m.next_attempt, m.last_attempt)
             m.attempts += 1
             m.last_attempt = start
             m.next_attempt = start + dq.backoff(m.attempts)
@@ -717,7 +757,12 @@ def attempt(engine: Engine, msg_ids: list[int], now: float | None = None) -> lis
         out = _Outcome(error=DeliveryError(f"reading queued message file: {exc.strerror or exc}"))
     else:
         try:
-            out = deliver_message(engine, msgs, data, tls)
+            # The network part may be cut short by a stop signal; the commits around it may not.
+            with stop.unshielded():
+                out = deliver_message(engine, msgs, data, tls)
+        except stop.Interrupted as exc:
+            out = exc.partial if isinstance(exc.partial, _Outcome) else _Outcome()
+            out.interrupted = exc.signame
         except DNSError as exc:
             out = _Outcome(error=DeliveryError(str(exc)))
         except OSError as exc:
@@ -729,7 +774,7 @@ def attempt(engine: Engine, msg_ids: list[int], now: float | None = None) -> lis
                 err=f"{type(exc).__name__}: {exc}",
             )
             out = _Outcome(error=DeliveryError(f"internal error: {type(exc).__name__}: {exc}"))
-    return _finish(engine, msgs, out, tls, data, time.monotonic() - t0)
+    return _finish(engine, msgs, out, tls, data, time.monotonic() - t0, before)
 
 
 def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptResult, DeliveryError | None]:
@@ -746,6 +791,10 @@ def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptR
     )
     rr = out.rcpt.get(msg.recipient)
     err: DeliveryError | None
+    if rr is None and out.interrupted:
+        r.outcome = "interrupted"
+        r.error = f"interrupted by {out.interrupted}"
+        return r, None
     if rr is not None:
         r.code, r.enhanced = (rr.reply.code, rr.reply.enhanced) if rr.reply else (0, "")
         if rr.ok:
@@ -768,6 +817,7 @@ def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptR
     r.error = str(err)
     r.remote_reply = err.remote_reply
     r.outcome = "failed" if permanent or msg.attempts >= dq.max_attempts_of(msg) else "deferred"
+    r.stalled = err.stalled
     return r, DeliveryError(
         str(err), permanent=permanent, code=err.code, enhanced=err.enhanced, remote_reply=err.remote_reply
     )
@@ -787,7 +837,13 @@ def _delay_warning_due(cfg: Config, msg: QueueMsg) -> bool:
 
 
 def _finish(
-    engine: Engine, msgs: list[QueueMsg], out: _Outcome, tls: AttemptTLS, data: bytes, duration: float
+    engine: Engine,
+    msgs: list[QueueMsg],
+    out: _Outcome,
+    tls: AttemptTLS,
+    data: bytes,
+    duration: float,
+    before: dict[int, tuple[int, float, float | None]],
 ) -> list[AttemptResult]:
     cfg = engine.config
     first = msgs[0]
@@ -795,7 +851,8 @@ def _finish(
     files: list[Path] = []
 
     def fn(tx: Txn) -> None:
-        if not cfg.no_outgoing_tls_reports and not first.recipient_domain.startswith("["):
+        # An interrupted attempt records no TLS results: it says nothing about the server.
+        if not cfg.no_outgoing_tls_reports and not first.recipient_domain.startswith("[") and not out.interrupted:
             r = rows(tls, first.recipient_domain, first.is_tls_report, first.is_dmarc_report)
             if r:
                 tlsstore.add_results(tx, tlsstore.day_utc(), first.recipient_domain, r)
@@ -803,6 +860,16 @@ def _finish(
             current = qstore.get(tx, msg.id)
             if current is None:
                 continue  # dropped meanwhile
+            if result.outcome == "interrupted":
+                # Not an attempt: the retry schedule is where it was, the message due again.
+                current.attempts, current.next_attempt, current.last_attempt = before[msg.id]
+                result.attempt = current.attempts
+                current.in_progress = None
+                current.last_error = result.error
+                current.dialed_ips = out.dialed
+                qstore.put(tx, current)
+                result.next_attempt = current.next_attempt
+                continue
             if result.outcome != "deferred":
                 if result.outcome == "failed":
                     permanent = bool(err and err.permanent)

@@ -12,16 +12,20 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from moxcli import log
+from moxcli import log, stop
+from moxcli.config import DeliveryConfig
 from moxcli.smtp import msgdata
 
 _log = log.get("smtp")
 
 MAX_LINE = 2048  # RFC 5321 4.5.3.1.5 says 512 for replies; be liberal with what servers send
-LINE_TIMEOUT = 30.0  # mox: each line read or write has a 30 s deadline (spec §3.5)
+RECV_SIZE = 4096  # bytes per recv(): with MAX_LINE it bounds the read buffer
+SEND_SIZE = 65536  # bytes per send() of message data (one "data block", RFC 5321 4.5.3.2.5)
+QUIT_GRACE = 1.0  # seconds for QUIT (or a final reply) when a stop is requested
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)")
 
@@ -56,11 +60,21 @@ class Reply:
 class SMTPError(Exception):
     """A failed step: ``reply`` when the server answered, ``permanent`` decides retry or bounce."""
 
-    def __init__(self, msg: str, reply: Reply | None = None, permanent: bool = False, tls: bool = False) -> None:
+    def __init__(
+        self,
+        msg: str,
+        reply: Reply | None = None,
+        permanent: bool = False,
+        tls: bool = False,
+        timeout: bool = False,
+        limit: bool = False,
+    ) -> None:
         super().__init__(msg)
         self.reply = reply
         self.permanent = permanent
         self.tls = tls  # a STARTTLS/TLS failure: the caller may fall back to plaintext (spec §3.7)
+        self.timeout = timeout  # a deadline passed (RFC 5321 4.5.3.2)
+        self.limit = limit  # the server sent more than a reply may hold
 
     @property
     def code(self) -> int:
@@ -142,45 +156,80 @@ def enhanced_code(code: int, text: str) -> str:
 
 
 class Client:
-    """One SMTP session on a connected socket."""
+    """One SMTP session on a connected socket.
 
-    def __init__(self, sock: socket.socket, ehlo_name: str, timeout: float = LINE_TIMEOUT) -> None:
+    Every reply has a deadline for all of its lines (RFC 5321 §4.5.3.2, ``limits``), however
+    slowly it trickles in, and a cap on its lines and bytes; a server that breaks one gets an
+    :class:`SMTPError` with ``timeout``/``limit`` set, never unbounded time or memory. The
+    client also knows when the session may still be ended with QUIT (:meth:`abort`), for a
+    stop in the middle of a session.
+    """
+
+    def __init__(self, sock: socket.socket, ehlo_name: str, limits: DeliveryConfig | None = None) -> None:
         self.sock = sock
         self.ehlo_name = ehlo_name
-        self.timeout = timeout
+        self.limits = limits or DeliveryConfig()
         self.extensions = Extensions()
         self.greeting: Reply | None = None
         self.tls = False
+        self.transactions = 0  # transactions started on this connection
         self._buf = b""
-        self.sock.settimeout(timeout)
+        self._session_deadline = time.monotonic() + self.limits.session_timeout
+        # What the server is in the middle of, for abort(): replies we still wait for, a
+        # write that may be incomplete, message data after its 354.
+        self._awaiting = 0
+        self._writing = False
+        self._in_data = False
 
     # -- low level -------------------------------------------------------------------------
 
-    def _readline(self) -> str:
+    def _deadline(self, timeout: float) -> float:
+        return min(time.monotonic() + timeout, self._session_deadline)
+
+    def _remaining(self, deadline: float, what: str) -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SMTPError(f"timeout {what}", timeout=True)
+        return left
+
+    def _readline(self, deadline: float, what: str) -> str:
         while True:
             i = self._buf.find(b"\n")
             if i >= 0:
                 line, self._buf = self._buf[:i], self._buf[i + 1 :]
+                if len(line) > MAX_LINE:
+                    raise SMTPError("reply line too long", limit=True)
                 text = line.rstrip(b"\r").decode("utf-8", errors="replace")
                 _log.debug("S: " + text[:512])  # --log-level debug: the dialogue, replies
                 return text
             if len(self._buf) > MAX_LINE:
-                raise SMTPError("reply line too long")
+                raise SMTPError("reply line too long", limit=True)
+            self.sock.settimeout(self._remaining(deadline, what))
             try:
-                chunk = self.sock.recv(65536)
+                chunk = self.sock.recv(RECV_SIZE)
             except TimeoutError:
-                raise SMTPError("timeout reading reply") from None
+                raise SMTPError(f"timeout {what}", timeout=True) from None
             except OSError as exc:
                 raise SMTPError(f"reading reply: {exc}", tls=self.tls and _is_tls_error(exc)) from exc
             if not chunk:
                 raise SMTPError("connection closed by server")
             self._buf += chunk
 
-    def read_reply(self) -> Reply:
+    def read_reply(self, timeout: float | None = None, what: str = "") -> Reply:
+        """One reply, complete within ``timeout`` seconds (default: the command timeout)."""
+        t = self.limits.command_timeout if timeout is None else timeout
+        deadline = self._deadline(t)
+        what = f"waiting {t:g} s for the {what or 'reply'}"
         lines: list[str] = []
+        size = 0
         code = 0
         while True:
-            raw = self._readline()
+            raw = self._readline(deadline, what)
+            size += len(raw) + 2
+            if len(lines) >= self.limits.max_reply_lines:
+                raise SMTPError(f"reply has more than {self.limits.max_reply_lines} lines", limit=True)
+            if size > self.limits.max_reply_bytes:
+                raise SMTPError(f"reply is larger than {self.limits.max_reply_bytes} bytes", limit=True)
             try:
                 c, last, text = parse_reply_line(raw)
             except ValueError as exc:
@@ -191,27 +240,52 @@ class Client:
             lines.append(text)
             if last:
                 break
+        self._awaiting = max(self._awaiting - 1, 0)
         return Reply(code, lines, enhanced_code(code, lines[0]))
 
-    def send(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except TimeoutError:
-            raise SMTPError("timeout writing command") from None
-        except OSError as exc:
-            raise SMTPError(f"writing command: {exc}", tls=self.tls and _is_tls_error(exc)) from exc
+    def send(self, data: bytes, timeout: float | None = None, replies: int = 0) -> None:
+        """Write ``data`` (commands expecting ``replies``) within ``timeout`` (default: command)."""
+        deadline = self._deadline(self.limits.command_timeout if timeout is None else timeout)
+        self._awaiting += replies
+        self._write(data, deadline, "writing command")
 
-    def command(self, line: str) -> Reply:
-        # Commands only (the message body goes through send()); an AUTH argument is never logged.
+    def _write(self, data: bytes, deadline: float, what: str, block_timeout: float | None = None) -> None:
+        self._writing = True
+        view = memoryview(data)
+        try:
+            for start in range(0, len(view), SEND_SIZE):
+                # RFC 5321 4.5.3.2.5: each block must be taken within the block timeout; the
+                # overall deadline keeps a peer that takes a byte now and then from holding us.
+                left = self._remaining(deadline, what)
+                self.sock.settimeout(left if block_timeout is None else min(left, block_timeout))
+                self.sock.sendall(view[start : start + SEND_SIZE])
+        except TimeoutError:
+            raise SMTPError(f"timeout {what}", timeout=True) from None
+        except OSError as exc:
+            raise SMTPError(f"{what}: {exc}", tls=self.tls and _is_tls_error(exc)) from exc
+        self._writing = False
+
+    def send_data(self, data: bytes) -> None:
+        """The message data after the 354 (dot-stuffed, with its terminating dot), with the
+        data block timeout per block and a floor of ``min_send_rate`` bytes/s overall."""
+        lim = self.limits
+        deadline = self._deadline(lim.data_block_timeout + len(data) / lim.min_send_rate)
+        self._awaiting += 1
+        self._write(data, deadline, f"sending {len(data)} bytes of message data", lim.data_block_timeout)
+
+    def command(self, line: str, timeout: float | None = None, what: str = "") -> Reply:
+        stop.check()  # no new command once a stop is requested (QUIT goes through quit())
+        # Commands only (the message body goes through send_data()); an AUTH argument is never logged.
         _log.debug("C: " + ("AUTH ***" if line[:5].upper() == "AUTH " else line))
-        self.send(line.encode("utf-8") + b"\r\n")
-        return self.read_reply()
+        self.send(line.encode("utf-8") + b"\r\n", timeout, replies=1)
+        return self.read_reply(timeout, what or f"reply to {line.split(' ', 1)[0]}")
 
     # -- session ---------------------------------------------------------------------------
 
     def read_greeting(self) -> Reply:
         """The 220 greeting (spec §3.5); its text is the TLSRPT receiving-mx-helo."""
-        r = self.read_reply()
+        self._awaiting = 1
+        r = self.read_reply(self.limits.greeting_timeout, "greeting")
         self.greeting = r
         if r.code != 220:
             raise SMTPError(f"greeting: {r}", r, permanent=r.permanent)
@@ -238,8 +312,9 @@ class Client:
         if self._buf:
             # RFC 3207 / CVE-2011-0411: data pipelined before the handshake must not be trusted.
             raise SMTPError("server sent data after its STARTTLS reply", tls=True)
+        self._writing = True  # mid-handshake the session cannot be ended with QUIT
         self.sock = wrap(self.sock)
-        self.sock.settimeout(self.timeout)
+        self._writing = False
         self.tls = True
         return r
 
@@ -251,6 +326,9 @@ class Client:
         requiretls: bool = False,
     ) -> list[RcptResult]:
         """MAIL, RCPT per recipient, DATA; pipelined when the server offers PIPELINING (RFC 2920)."""
+        stop.check()
+        self.transactions += 1
+        lim = self.limits
         ext = self.extensions
 
         def refuse(code: int, enhanced: str, text: str) -> list[RcptResult]:
@@ -287,10 +365,12 @@ class Client:
         if pipelining:
             for c in (mail_cmd, *rcpt_cmds, "DATA"):
                 _log.debug("C: " + c, pipelined=True)
-            self.send(("\r\n".join([mail_cmd, *rcpt_cmds, "DATA"]) + "\r\n").encode("utf-8"))
-            mail_reply = self.read_reply()
-            rcpt_replies = [self.read_reply() for _ in rcpt_cmds]
-            data_reply = self.read_reply()
+            self.send(
+                ("\r\n".join([mail_cmd, *rcpt_cmds, "DATA"]) + "\r\n").encode("utf-8"), replies=len(rcpt_cmds) + 2
+            )
+            mail_reply = self.read_reply(what="reply to MAIL")
+            rcpt_replies = [self.read_reply(what="reply to RCPT") for _ in rcpt_cmds]
+            data_reply = self.read_reply(lim.data_init_timeout, "reply to DATA")
         else:
             mail_reply = self.command(mail_cmd)
             rcpt_replies = []
@@ -298,7 +378,7 @@ class Client:
             if mail_reply.code == 250:
                 rcpt_replies = [self.command(c) for c in rcpt_cmds]
                 if any(r.code in (250, 251) for r in rcpt_replies):
-                    data_reply = self.command("DATA")
+                    data_reply = self.command("DATA", lim.data_init_timeout)
         if mail_reply.code != 250:
             if pipelining and data_reply is not None and data_reply.code == 354:
                 self._abort_data()
@@ -321,8 +401,10 @@ class Client:
                 r if not r.ok else RcptResult(r.recipient, False, data_reply, data_reply.permanent) for r in results
             ]
         _log.debug("C: (message data not shown)", bytes=len(data))
-        self.send(msgdata.dot_stuff(data))
-        final = self.read_reply()
+        self._in_data = True
+        self.send_data(msgdata.dot_stuff(data))
+        final = self._final_reply()
+        self._in_data = False
         if final.code != 250:
             return [r if not r.ok else RcptResult(r.recipient, False, final, final.permanent) for r in results]
         return [r if not r.ok else RcptResult(r.recipient, True, final) for r in results]
@@ -333,14 +415,45 @@ class Client:
 
     def _abort_data(self) -> None:
         # The server accepted DATA though no recipient was accepted: end with an empty message.
-        self.send(b".\r\n")
-        self.read_reply()
+        self._in_data = True
+        self.send(b".\r\n", replies=1)
+        self.read_reply(self.limits.data_end_timeout, "reply to the message data")
+        self._in_data = False
+
+    def _final_reply(self) -> Reply:
+        try:
+            return self.read_reply(self.limits.data_end_timeout, "reply to the message data")
+        except stop.Interrupted as exc:
+            # The data is complete and the server may be delivering it: give its reply a
+            # moment, so that a delivery is recorded as one instead of repeated by the next run.
+            try:
+                return self.read_reply(QUIT_GRACE, "reply to the message data")
+            except (SMTPError, OSError):
+                raise exc from None
 
     def quit(self) -> None:
         """QUIT and close; errors are ignored (the transaction already has its outcome)."""
+        t = QUIT_GRACE if stop.requested() else self.limits.command_timeout
         try:
-            self.send(b"QUIT\r\n")
-            self.read_reply()
+            self.send(b"QUIT\r\n", t, replies=1)
+            self.read_reply(t, "reply to QUIT")
+        except (SMTPError, OSError):
+            pass
+        self.close()
+
+    def abort(self) -> None:
+        """End the session after a stop, within about 2 s: read the replies still due, then QUIT
+        (RFC 5321 4.1.1.10) when the server waits for a command; in the middle of a write or of
+        message data anything sent would be taken as data, so then just close."""
+        try:
+            pending = 0 if self._writing or self._in_data else self._awaiting
+            for _ in range(pending):
+                if self.read_reply(QUIT_GRACE, "pending reply").code == 354:
+                    self._in_data = True
+                    break
+            if not (self._writing or self._in_data):
+                self.send(b"QUIT\r\n", QUIT_GRACE, replies=1)
+                self.read_reply(QUIT_GRACE, "reply to QUIT")
         except (SMTPError, OSError):
             pass
         self.close()

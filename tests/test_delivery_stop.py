@@ -1,0 +1,164 @@
+"""A clean stop: SIGTERM/SIGINT to `moxcli queue run` (a real process) while a server stalls.
+
+The session is ended (QUIT when the server waits for a command, else the connection is
+closed), the attempt is recorded as interrupted (no attempt counted, no TLS results), the
+lock is released, the exit code is 3; a second signal exits at once. Afterwards the store
+passes verifydata and the next run delivers the message exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from smtpstub import NORMAL, STALL_AFTER_DOT, STALL_BANNER, STALL_MAIL, STALL_MID_DATA, stub
+from test_delivery import MXResolver
+
+from moxcli import stop
+from moxcli.cli import cli
+from moxcli.config import parse_config
+from moxcli.delivery import deliver
+from moxcli.delivery import queue as q
+from moxcli.store import Store, tlsresults
+from moxcli.store.lock import job_lock
+
+ROOT = Path(__file__).resolve().parent.parent
+BODY = b"From: <a@moxcli.test>\r\nSubject: stop test\r\n\r\nhello\r\n"
+# Larger than the loopback socket buffers, so that the client blocks in the middle of the data.
+BIG = b"From: <a@moxcli.test>\r\nSubject: big\r\n\r\n" + (b"y" * 76 + b"\r\n") * 80_000
+
+
+def _data_dir(tmp_path: Path, port: int, extra: str = "") -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {port}\n{extra}')
+    return data
+
+
+def _cli(runner, data, *args, input=None):
+    return runner.invoke(cli, ["--data", str(data), *args], input=input, env={"COLUMNS": "300"})
+
+
+def _spawn(data: Path, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-m", "moxcli", "--data", str(data), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    "mode,event,body",
+    [
+        (STALL_AFTER_DOT, "after-dot", BODY),
+        (STALL_MID_DATA, "mid-data", BIG),
+        (STALL_BANNER, "connected", BODY),
+        (STALL_MAIL, "mail", BODY),
+    ],
+    ids=["after-dot", "mid-data", "banner", "mail"],
+)
+def test_signal_during_stalled_session(runner, tmp_path, sig, mode, event, body):
+    with stub([mode, NORMAL]) as srv:
+        data = _data_dir(tmp_path, srv.port)
+        r = _cli(runner, data, "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]", input=body)
+        assert r.exit_code == 0, r.output
+        p = _spawn(data, "queue", "run")
+        try:
+            assert srv.reached[event].wait(60), "the run never got to the stall"
+            p.send_signal(sig)
+            out, err = p.communicate(timeout=60)
+        finally:
+            p.kill()
+            p.wait()
+        assert p.returncode == 3, err
+        assert err.strip().splitlines()[-1].startswith(f"moxcli: interrupted by {sig.name}: 1 message(s) recorded")
+        assert out.startswith("1 r@[127.0.0.1] interrupted attempt=0 ")
+        m = json.loads(_cli(runner, data, "queue", "show", "1", "--json").output)
+        assert (m["attempts"], m["in_progress"], m["last_error"]) == (0, None, f"interrupted by {sig.name}")
+        assert srv.messages == []
+        assert _cli(runner, data, "verifydata").exit_code == 0
+        with job_lock(data, "queue"):  # the killed run released its lock
+            pass
+        r = _cli(runner, data, "queue", "run", "--json")
+        assert r.exit_code == 0, r.output
+        assert [json.loads(x)["outcome"] for x in r.output.splitlines()] == ["delivered"]
+        assert len(srv.messages) == 1 and srv.messages[0].endswith(body[-100:])
+        assert json.loads(_cli(runner, data, "queue", "list", "--json").output) == []
+
+
+def test_second_signal_exits_at_once(runner, tmp_path):
+    with stub([STALL_MAIL, NORMAL]) as srv:
+        data = _data_dir(tmp_path, srv.port)
+        _cli(runner, data, "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]", input=BODY)
+        p = _spawn(data, "--log-level", "info", "queue", "run")
+        try:
+            assert srv.reached["mail"].wait(60)
+            p.send_signal(signal.SIGTERM)
+            # The first signal makes the run end the session: it waits briefly for the replies
+            # still due (the stub never sends them) before it closes.
+            for line in p.stderr:
+                if "stop requested: ending the session" in line:
+                    break
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=60)
+            err = p.stderr.read()
+        finally:
+            p.kill()
+            p.wait()
+        assert p.returncode == 3
+        assert "moxcli: SIGTERM again: exiting at once" in err
+        assert _cli(runner, data, "verifydata").exit_code == 0
+        # Killed mid-attempt, as after a crash: the attempt counted, the message stays queued.
+        m = json.loads(_cli(runner, data, "queue", "show", "1", "--json").output)
+        assert m["attempts"] == 1 and m["in_progress"] is not None
+        r = _cli(runner, data, "queue", "run", "--id", "1", "--json")
+        assert [json.loads(x)["outcome"] for x in r.output.splitlines()] == ["delivered"]
+        assert len(srv.messages) == 1
+
+
+def test_interrupted_attempt_records_no_tls_results_and_later_messages_wait(tmp_path):
+    """In-process: the stop stops the run before the next message; nothing about the
+    interrupted session goes into the TLS results."""
+    with stub([STALL_AFTER_DOT, NORMAL]) as srv:
+        data = _data_dir(tmp_path, srv.port)
+        cfg = parse_config((data / "moxcli.toml").read_text(), data / "moxcli.toml")
+        with Store.open(data) as st:
+            a = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=BODY)
+            b = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["y@example.org"], data=BODY)
+            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            seen = []
+
+            def kill_when_stalled() -> None:
+                if srv.reached["after-dot"].wait(60):
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+            t = threading.Thread(target=kill_when_stalled)
+            t.start()
+            try:
+                with stop.handling(), pytest.raises(stop.Interrupted) as exc:
+                    deliver.run_queue(st, data, cfg, engine=eng, on_attempt=seen.append)
+            finally:
+                t.join()
+            assert str(exc.value) == (
+                "interrupted by SIGTERM: 1 message(s) recorded as interrupted, 1 not attempted; run the queue again"
+            )
+            assert [(r.id, r.outcome, r.attempt) for r in seen] == [(a[0], "interrupted", 0)]
+            with st.read() as tx:
+                assert list(tlsresults.iter_rows(tx)) == []
+            now = time.time()
+            assert [m.id for m in q.list_messages(st) if q.is_due(m, now)] == [a[0], b[0]]
+            res = deliver.run_queue(st, data, cfg, engine=eng)
+            assert [(r.id, r.outcome, r.attempt) for r in res] == [(a[0], "delivered", 1), (b[0], "delivered", 1)]
+            assert len(srv.messages) == 2
