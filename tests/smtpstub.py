@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 NORMAL = "normal"
 STALL_BANNER = "stall-banner"  # accept, never greet
@@ -52,17 +52,13 @@ class StubSMTP:
 
     def close(self) -> None:
         self._closing.set()
-        try:
+        with suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
-        except OSError:
-            pass
         self.listener.close()
         with self._lock:
             for s in self._socks:
-                try:
+                with suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
         for t in self._threads:
             t.join(10)
