@@ -78,12 +78,12 @@ def test_hostile_server_deferred_exit_3(runner, tmp_path, mode, delivery, body, 
         assert r.exit_code == 0, r.output
         p = _run_child(data, "queue", "run", "--json")
         assert p.returncode == 3, p.stderr
-        (line,) = [json.loads(x) for x in p.stdout.splitlines()]
+        line, err = [json.loads(x) for x in p.stdout.splitlines()]
         assert (line["outcome"], line["attempt"]) == ("deferred", 1)
         assert error in line["error"]
-        assert p.stderr.strip().splitlines()[-1] == (
-            "moxcli: queue run: 1 message(s) deferred because a server broke a deadline or a reply limit"
-        )
+        why = "queue run: 1 message(s) deferred because a server broke a deadline or a reply limit"
+        assert err == {"error": {"code": "temporary", "message": why}}
+        assert p.stderr.strip().splitlines()[-1] == f"moxcli: {why}"
         assert srv.messages == []
         # The next attempt (to a well-behaved server) delivers it.
         r = runner.invoke(cli, ["--data", str(data), "queue", "run", "--id", "1", "--json"])
