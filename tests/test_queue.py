@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -148,6 +149,21 @@ def test_enqueue_rejects_bad_input(data_dir):
             q.enqueue(st, data_dir, mail_from="a@example.org", recipients=["bad"], data=MSG)
         with pytest.raises(UsageError, match="max_attempts"):
             q.enqueue(st, data_dir, mail_from="a@example.org", recipients=["b@example.net"], data=MSG, max_attempts=0)
+        # every message the engine queues (reports included) must be canonical
+        for data, prefix, why in [
+            (
+                b"Subject: x\r\n\r\nA\n.\r\nMAIL FROM:<e@x>\r\n",
+                b"",
+                "bare LF (mixed with CRLF line ends) at byte offset 15",
+            ),
+            (b"Subject: x\n\nhi\n", b"", "bare LF at byte offset 10"),
+            (MSG, b"DKIM-Signature: v=1\n", "bare LF (mixed with CRLF line ends) at byte offset 19"),
+            (b"Subject: x\r\n\r\n" + b"y" * 999 + b"\r\n", b"", "line longer than 998 octets (999)"),
+        ]:
+            with pytest.raises(UsageError, match=re.escape(f"message not queued: {why}")):
+                q.enqueue(
+                    st, data_dir, mail_from="a@example.org", recipients=["b@example.net"], data=data, prefix=prefix
+                )
         assert q.list_messages(st) == []
 
 
