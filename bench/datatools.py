@@ -6,9 +6,11 @@
     .venv/bin/python bench/datatools.py --messages N [--keep DIR]
 
 A data dir is made with `moxcli gentestdata --messages N`. Each command runs as its own
-process (`moxcli ...`, so start-up counts) with a warm page cache; the figures are wall time and
-peak anonymous memory (RssAnon: heap, not the mapped store file). Memory is measured at N/4 and N
-messages: flat means the two peaks are close.
+process (`moxcli ...`, so start-up counts) with a warm page cache; the figures are wall time
+and the child's peak RSS (ru_maxrss from wait4, bench/measure.py: every resident page,
+including store pages mapped by LMDB, so an upper bound). The message counts printed are
+the ones verifydata and backup report in their --json output. Memory is measured at N/4 and
+N messages: flat means the two peaks are close.
 Targets (issue 7): backup <= 0.15x `cp -a`, verifydata <= 3 s, memory flat in N.
 """
 
@@ -17,45 +19,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-MOXCLI = str(Path(sys.executable).parent / "moxcli")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-_MEASURE = (
-    "import json, subprocess, sys, time\n"
-    "def anon(pid):\n"
-    "    try:\n"
-    "        for line in open(f'/proc/{pid}/status'):\n"
-    "            if line.startswith('RssAnon:'):\n"
-    "                return int(line.split()[1])\n"
-    "    except OSError:\n"
-    "        pass\n"
-    "    return 0\n"
-    "t = time.perf_counter()\n"
-    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-    "peak = 0\n"
-    "while p.poll() is None:\n"
-    "    peak = max(peak, anon(p.pid))\n"
-    "    time.sleep(0.01)\n"
-    "s = time.perf_counter() - t\n"
-    "err = p.stderr.read().decode()[-500:]\n"
-    "print(json.dumps({'seconds': s, 'anon_mb': peak / 1024, 'rc': p.returncode, 'stderr': err}))\n"
-)
+import measure
+
+MOXCLI = str(Path(sys.executable).parent / "moxcli")
 
 
 def run(cmd: list[str]) -> dict:
-    """Wall time and peak anonymous memory (heap; sampled every 10 ms) of one command.
-
-    RssAnon, not the whole RSS: reading the store maps its file, and those pages are page
-    cache that grows with the store, not memory the process holds."""
-    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, check=True)
-    res = json.loads(out.stdout)
-    if res["rc"] != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed (exit {res['rc']}): {res['stderr']}")
-    return res
+    """Wall time and peak RSS of one command (its own child), and its stdout."""
+    m = measure.run(cmd).check(" ".join(cmd))
+    return {"seconds": m.wall, "rss_mb": m.maxrss_mb, "stdout": m.stdout}
 
 
 def du(path: Path) -> int:
@@ -68,10 +46,18 @@ def one_size(work: Path, messages: int, with_cp: bool) -> dict:
     size = du(data)
     print(f"  gentestdata --messages {messages}: {gen['seconds']:.1f} s, {size / 1e6:.0f} MB")
     out = {"messages": messages, "bytes": size, "gentestdata": gen}
-    out["backup"] = run([MOXCLI, "--data", str(data), "backup", str(work / f"backup-{messages}")])
-    out["backup_copy"] = run([MOXCLI, "--data", str(data), "backup", "--copy", str(work / f"backup-copy-{messages}")])
-    out["verifydata"] = run([MOXCLI, "verifydata", str(data)])
-    out["verifydata_backup"] = run([MOXCLI, "verifydata", str(work / f"backup-{messages}")])
+    out["backup"] = run([MOXCLI, "--data", str(data), "backup", "--json", str(work / f"backup-{messages}")])
+    out["backup_copy"] = run(
+        [MOXCLI, "--data", str(data), "backup", "--copy", "--json", str(work / f"backup-copy-{messages}")]
+    )
+    out["verifydata"] = run([MOXCLI, "verifydata", "--json", str(data)])
+    out["verifydata_backup"] = run([MOXCLI, "verifydata", "--json", str(work / f"backup-{messages}")])
+    checked = json.loads(out["verifydata"]["stdout"])["counts"]
+    copied = json.loads(out["backup"]["stdout"])
+    print(
+        f"  verifydata counted {checked.get('message', 0):,} messages, {checked.get('message_files', 0):,} files; "
+        f"backup linked {copied['files_linked']:,} and copied {copied['files_copied']:,} files"
+    )
     if with_cp:
         out["cp_a"] = run(["cp", "-a", str(data), str(work / f"cp-a-{messages}")])
         out["cp_al"] = run(["cp", "-al", str(data), str(work / f"cp-al-{messages}")])
@@ -81,7 +67,7 @@ def one_size(work: Path, messages: int, with_cp: bool) -> dict:
         )
     for name in ("backup", "backup_copy", "verifydata", "verifydata_backup", "cp_a", "cp_a_sync", "cp_al"):
         if name in out:
-            print(f"  {name:18} {out[name]['seconds']:7.2f} s   peak heap (RssAnon) {out[name]['anon_mb']:6.1f} MB")
+            print(f"  {name:18} {out[name]['seconds']:7.2f} s   peak RSS {out[name]['rss_mb']:6.1f} MB")
     return out
 
 
@@ -111,10 +97,11 @@ def main() -> None:
             f"{big['cp_a_sync']['seconds']:.2f} s"
         )
         print(f"verifydata {big['verifydata']['seconds']:.2f} s for {n} messages (target <= 3 s)")
+        print(measure.load_note())
         for name in ("backup", "verifydata"):
             print(
-                f"{name} peak heap {small[name]['anon_mb']:.1f} MB at {n // 4} messages, "
-                f"{big[name]['anon_mb']:.1f} MB at {n}"
+                f"{name} peak RSS {small[name]['rss_mb']:.1f} MB at {n // 4} messages, "
+                f"{big[name]['rss_mb']:.1f} MB at {n}"
             )
     finally:
         if not args.keep:

@@ -7,20 +7,27 @@
 Figures: `dmarc record` rate (one batch of JSON lines, one transaction), the hourly
 `send-dmarcreports` job (dry run, then the real run that composes, queues and removes), and
 the parse rate of a large aggregate report. DNS answers come from an in-process table after a
-simulated latency (`--dns-ms`, one TXT lookup per domain). Peak RSS is the process's.
+simulated latency (`--dns-ms`, one TXT lookup per domain).
+
+Each phase runs in its own child process (this script with --phase), so each peak RSS is that
+phase's own ru_maxrss (bench/measure.py), not the running maximum of one process. The counts
+printed come from each phase's result (evaluations stored, reports queued), read back from
+the store or the queue directory where they are written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import measure
 
 from moxcli.config import parse_config
 from moxcli.dmarc.db import record_evaluations
@@ -46,10 +53,6 @@ class TableResolver:
         return Answer(name, "TXT", [rec], False, name)
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def lines(n: int, domains: int, end: float):
     for i in range(n):
         d = f"sender{i % domains}.example"
@@ -73,54 +76,112 @@ def lines(n: int, domains: int, end: float):
         )
 
 
+def phase(args: argparse.Namespace) -> dict:
+    """One phase, in this (child) process; what it did, as JSON for the parent."""
+    from moxcli.store import dmarc as dstore
+
+    data = Path(args.data)
+    cfg = parse_config('hostname = "mail.moxcli.example"\n', data / "moxcli.toml")
+    end = args.end
+    if args.phase == "parse":
+        recs = [
+            Record(f"10.0.{i >> 8 & 255}.{i & 255}", i % 9 + 1, "none", "pass", "fail", "example.org", "example.org")
+            for i in range(args.records)
+        ]
+        meta = Metadata("bench", "b@bench.example", "1", 0, 1)
+        xml = build_xml(Feedback(meta, Published("example.org", "none", "none", "100"), recs))
+        t = time.perf_counter()
+        fb = parse_report_xml(xml)
+        return {"seconds": time.perf_counter() - t, "records": len(fb.records), "bytes": len(xml)}
+    with Store.open(data) as store:
+        if args.phase == "record":
+            batch = list(lines(args.evaluations, args.domains, end))
+            t = time.perf_counter()
+            ids = record_evaluations(store, cfg, batch)
+            seconds = time.perf_counter() - t
+            with store.read() as tx:
+                stored = dstore.count_evaluations(tx)
+            return {"seconds": seconds, "returned": len(ids), "stored": stored}
+        dry = args.phase == "dry"
+        t = time.perf_counter()
+        run = send_dmarc_reports(
+            store, data, cfg, now=end + 60, dry_run=dry, resolver=TableResolver(args.dns_ms / 1000)
+        )
+        seconds = time.perf_counter() - t
+        with store.read() as tx:
+            left = dstore.count_evaluations(tx)
+    queue = data / "queue"
+    return {
+        "seconds": seconds,
+        "domains": len(run.domains),
+        "reports": sum(len(d.queued_to) for d in run.domains),
+        "queue_files": sum(1 for p in queue.rglob("*") if p.is_file()) if queue.is_dir() else 0,
+        "evaluations_left": left,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--evaluations", type=int, default=50_000)
     ap.add_argument("--domains", type=int, default=500)
     ap.add_argument("--records", type=int, default=20_000, help="records in the incoming report parsed")
     ap.add_argument("--dns-ms", type=float, default=20.0, help="simulated DNS latency per TXT lookup")
+    ap.add_argument("--phase", choices=["record", "dry", "real", "parse"], help=argparse.SUPPRESS)
+    ap.add_argument("--data", help=argparse.SUPPRESS)
+    ap.add_argument("--end", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.phase:
+        print(json.dumps(phase(args)))
+        return
 
+    end = time.time() // 3600 * 3600
     with tempfile.TemporaryDirectory(prefix="moxcli-bench-dmarc-") as tmp:
-        data = Path(tmp)
-        cfg = parse_config('hostname = "mail.moxcli.example"\n', data / "moxcli.toml")
-        end = time.time() // 3600 * 3600
-        with Store.open(data) as store:
-            batch = list(lines(args.evaluations, args.domains, end))
-            t = time.perf_counter()
-            record_evaluations(store, cfg, batch)
-            s = time.perf_counter() - t
-            print(
-                f"dmarc record: {args.evaluations} evaluations in {s:.2f} s "
-                f"({args.evaluations / s:,.0f}/s), one transaction"
-            )
-            del batch
-            for dry in (True, False):
-                t = time.perf_counter()
-                run = send_dmarc_reports(
-                    store, data, cfg, now=end + 60, dry_run=dry, resolver=TableResolver(args.dns_ms / 1000)
-                )
-                s = time.perf_counter() - t
-                queued = sum(len(d.queued_to) for d in run.domains)
-                print(
-                    f"send-dmarcreports{' --dry-run' if dry else ''}: {len(run.domains)} domains, {queued} reports, "
-                    f"{s:.2f} s ({args.evaluations / s:,.0f} evaluations/s), peak RSS {rss_mb():.0f} MB"
-                )
 
-    recs = [
-        Record(f"10.0.{i >> 8 & 255}.{i & 255}", i % 9 + 1, "none", "pass", "fail", "example.org", "example.org")
-        for i in range(args.records)
-    ]
-    xml = build_xml(
-        Feedback(Metadata("bench", "b@bench.example", "1", 0, 1), Published("example.org", "none", "none", "100"), recs)
-    )
-    t = time.perf_counter()
-    fb = parse_report_xml(xml)
-    s = time.perf_counter() - t
+        def child(name: str) -> tuple[dict, measure.Measured]:
+            cmd = [sys.executable, __file__, "--phase", name, "--data", tmp, "--end", str(end)]
+            cmd += ["--evaluations", str(args.evaluations), "--domains", str(args.domains)]
+            cmd += ["--records", str(args.records), "--dns-ms", str(args.dns_ms)]
+            m = measure.run(cmd).check(f"phase {name}")
+            return json.loads(m.stdout), m
+
+        r, m = child("record")
+        print(
+            f"dmarc record: {r['stored']:,} evaluations stored ({r['returned']:,} ids returned) in "
+            f"{r['seconds']:.2f} s ({r['stored'] / r['seconds']:,.0f}/s), one transaction; "
+            f"process peak RSS {m.maxrss_mb:.0f} MB"
+        )
+        for name, flag in (("dry", " --dry-run"), ("real", "")):
+            r, m = child(name)
+            extra = "" if name == "dry" else f", {r['queue_files']:,} files under queue/"
+            print(
+                f"send-dmarcreports{flag}: {r['domains']:,} domains, {r['reports']:,} reports{extra}, "
+                f"{r['evaluations_left']:,} evaluations left; {r['seconds']:.2f} s "
+                f"({args.evaluations / r['seconds']:,.0f} evaluations/s); process peak RSS {m.maxrss_mb:.0f} MB"
+            )
+    r, m = child_parse(args)
     print(
-        f"parse: report of {len(fb.records)} records ({len(xml) / 1e6:.1f} MB XML) in {s:.2f} s "
-        f"({len(xml) / 1e6 / s:.1f} MB/s), peak RSS {rss_mb():.0f} MB"
+        f"parse: report of {r['records']:,} records ({r['bytes'] / 1e6:.1f} MB XML) in {r['seconds']:.2f} s "
+        f"({r['bytes'] / 1e6 / r['seconds']:.1f} MB/s); process peak RSS {m.maxrss_mb:.0f} MB"
     )
+    print(measure.load_note())
+
+
+def child_parse(args: argparse.Namespace) -> tuple[dict, measure.Measured]:
+    with tempfile.TemporaryDirectory(prefix="moxcli-bench-dmarc-") as tmp:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--phase",
+            "parse",
+            "--data",
+            tmp,
+            "--end",
+            "0",
+            "--records",
+            str(args.records),
+        ]
+        m = measure.run(cmd).check("phase parse")
+        return json.loads(m.stdout), m
 
 
 if __name__ == "__main__":

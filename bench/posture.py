@@ -36,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 LAB = ROOT / "tests" / "lab" / "lab"
 
 
@@ -222,9 +223,12 @@ def _run(resolver, domains, opts, concurrency: int, share: bool) -> tuple[float,
 
 def _run_cli(
     lab: dict[str, str], dns_port: int, names: list[str], concurrency: int
-) -> tuple[float, dict[str, int], float]:
-    """`moxcli check domain --file` in a subprocess, timed from start to exit."""
+) -> tuple[float, dict[str, int], float, float]:
+    """`moxcli check domain --file` in its own child, timed from start to exit: wall time,
+    verdicts counted from its NDJSON output, its CPU time and peak RSS (bench/measure.py)."""
     import json
+
+    import measure
 
     work = Path(tempfile.mkdtemp(prefix="moxcli-bench-cli-"))
     try:
@@ -236,20 +240,16 @@ def _run_cli(
         )
         cmd = [str(ROOT / ".venv" / "bin" / "moxcli"), "--data", str(work), "--config", str(work / "moxcli.toml")]
         cmd += ["check", "domain", "--file", str(work / "domains.txt"), "--json", "--concurrency", str(concurrency)]
-        import resource
-
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.monotonic()
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600).stdout
-        elapsed = time.monotonic() - t
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        m = measure.run(cmd, work / "out.ndjson")
+        if m.returncode not in (0, 1):  # 1: some domain has a finding; the run itself worked
+            m.check("moxcli check domain")
         counts: dict[str, int] = {}
-        for line in out.splitlines():
-            p = json.loads(line)
-            key = f"dane={p['indicators']['dane']} status={p['status']}"
-            counts[key] = counts.get(key, 0) + 1
-        return elapsed, counts, cpu
+        with open(work / "out.ndjson") as f:
+            for line in f:
+                p = json.loads(line)
+                key = f"dane={p['indicators']['dane']} status={p['status']}"
+                counts[key] = counts.get(key, 0) + 1
+        return m.wall, counts, m.cpu, m.maxrss_mb
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -316,11 +316,12 @@ def main() -> None:
             )
             print(f"  speed-up: {rate_par / rate_seq:.1f}x")
             if cli_names:
-                t_cli, c_cli, cpu_cli = _run_cli(lab, port, cli_names, args.concurrency)
+                t_cli, c_cli, cpu_cli, rss_cli = _run_cli(lab, port, cli_names, args.concurrency)
+                done = sum(c_cli.values())  # domains the CLI printed a verdict for
                 print(
-                    f"  CLI check domain --file ({args.concurrency}): {len(cli_names)} domains in {t_cli:.2f} s = "
-                    f"{len(cli_names) / t_cli:.1f} domains/s, CPU {cpu_cli / len(cli_names) * 1000:.1f} ms/domain  "
-                    f"{c_cli}"
+                    f"  CLI check domain --file ({args.concurrency}): {done} of {len(cli_names)} domains in "
+                    f"{t_cli:.2f} s = {done / t_cli:.1f} domains/s, CPU {cpu_cli / max(done, 1) * 1000:.1f} ms/domain, "
+                    f"peak RSS {rss_cli:.0f} MB  {c_cli}"
                 )
             if proxy is not None:
                 proxy.terminate()

@@ -1,25 +1,29 @@
-"""Benchmark: `moxcli send-tlsreports --dry-run` over a large TLS results table.
+"""Benchmark: `moxcli send-tlsreports`, dry run and real run, over a large TLS results table.
 
 Builds a data directory with N TLS results (rows) over P policy domains (MX hosts, each
-serving N/P recipient domains, every row asking for a report), then runs
-`moxcli send-tlsreports --dry-run --json` in a child process (stdout to /dev/null, TLSRPT
-lookups answered by an in-process fake resolver) and prints wall time and the child's peak
-RSS. Default: 100,000 results over 1,000 policy domains; --full: 1,000,000 over 10,000
-(the issue's target: <= 15 s and <= 250 MB, memory not growing with the results).
+serving N/P recipient domains, every row asking for a report), then runs, each phase in its
+own child process (TLSRPT lookups answered by an in-process fake resolver):
+
+1. `send-tlsreports --dry-run --json`: composes every report, writes nothing;
+2. `send-tlsreports --json`: the real run: composes, DKIM-signs (ed25519) and queues every
+   report (message files and queue records), and removes the reported rows.
+
+The counts printed are read from each run's own output (NDJSON: report lines, queue ids)
+and, for the real run, from the queue directory; peak RSS is each child's ru_maxrss.
+Default: 20,000 results over 10,000 policy domains (10,000 reports per run); --full:
+1,000,000 results over 10,000 policy domains.
 
     .venv/bin/python bench/tlsreports.py [--full | --results N --domains P] [--keep DIR]
 
-With --keep DIR naming a data directory an earlier run built, the build is skipped and that
-store is measured again (its results must be of yesterday, UTC).
+With --keep DIR naming a data directory an earlier run built (and no real run emptied), the
+build is skipped and that store is measured again (its results must be of yesterday, UTC).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import resource
+import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import measure  # noqa: E402 (bench/ on the path first)
 
 CONFIG = """hostname = "mail.bench.example"
 [domains."bench.example".dkim]
@@ -108,23 +115,33 @@ def build(data: Path, results: int, domains: int, day: str) -> float:
     return time.monotonic() - t0
 
 
-def _rss_anon(pid: int) -> int:
-    """RssAnon of a process in KiB (its own memory, without file pages mapped from the store)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+def _counts(ndjson: Path) -> tuple[int, int, dict]:
+    """Reports and queued messages as the run printed them (one line per report), and its summary."""
+    reports = queued = 0
+    summary: dict = {}
+    with open(ndjson, "rb") as f:
+        for line in f:
+            obj = json.loads(line)
+            if obj.get("type") == "report":
+                reports += 1
+                queued += len(obj.get("queue_ids") or [])
+            elif obj.get("type") == "summary":
+                summary = obj
+    return reports, queued, summary
+
+
+def _queue_files(data: Path) -> int:
+    q = data / "queue"
+    return sum(1 for p in q.rglob("*") if p.is_file()) if q.is_dir() else 0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="1,000,000 results over 10,000 policy domains")
-    ap.add_argument("--results", type=int, default=100_000)
-    ap.add_argument("--domains", type=int, default=1_000)
+    ap.add_argument("--results", type=int, default=20_000)
+    ap.add_argument("--domains", type=int, default=10_000)
     ap.add_argument("--keep", type=Path, help="build the data directory here and keep it (reused if it exists)")
+    ap.add_argument("--dry-run-only", action="store_true", help="skip the real run (keeps a --keep store reusable)")
     args = ap.parse_args()
     if args.full:
         args.results, args.domains = 1_000_000, 10_000
@@ -139,30 +156,22 @@ def main() -> None:
             secs = build(data, args.results, args.domains, day)
             size = sum(p.stat().st_size for p in (data / "store").iterdir())
             print(f"  built in {secs:.1f} s, store {size / 1e6:.0f} MB")
-        cmd = [sys.executable, "-c", CHILD, "--data", str(data), "send-tlsreports", "--dry-run", "--json"]
-        t0 = time.monotonic()
-        peak_anon = 0
-        with open(os.devnull, "wb") as devnull, tempfile.TemporaryFile() as err:
-            p = subprocess.Popen(cmd, stdout=devnull, stderr=err, cwd=ROOT)
-            while p.poll() is None:
-                peak_anon = max(peak_anon, _rss_anon(p.pid))
-                time.sleep(0.05)
-            wall = time.monotonic() - t0
-            if p.returncode != 0:
-                err.seek(0)
-                print(err.read().decode(errors="replace"), file=sys.stderr)
-                sys.exit(p.returncode)
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak = usage.ru_maxrss / 1024
-        cpu = usage.ru_utime + usage.ru_stime
-        print(
-            f"send-tlsreports --dry-run: {wall:.1f} s wall, {cpu:.1f} s CPU, {args.domains:,} "
-            f"reports, load average {os.getloadavg()[0]:.1f}"
-        )
-        print(
-            f"  peak RSS {peak:.0f} MB (includes store pages mapped by LMDB), peak anonymous memory "
-            f"{peak_anon / 1024:.0f} MB"
-        )
+        phases = [("dry run", ["--dry-run", "--json"])]
+        if not args.dry_run_only:
+            phases.append(("real run (DKIM + queue)", ["--json"]))
+        for name, extra in phases:
+            out = tmp / "out.ndjson"
+            m = measure.run([sys.executable, "-c", CHILD, "--data", str(data), "send-tlsreports", *extra], out)
+            m.check(f"send-tlsreports {' '.join(extra)}")
+            reports, queued, summary = _counts(out)
+            line = f"{name}: {reports:,} reports"
+            if "--dry-run" not in extra:
+                line += f", {queued:,} messages queued ({_queue_files(data):,} files under queue/)"
+            print(
+                f"{line}; {m.wall:.1f} s wall, {m.cpu:.1f} s CPU, peak RSS {m.maxrss_mb:.0f} MB; {measure.load_note()}"
+            )
+            if summary.get("errors"):
+                print(f"  {len(summary['errors'])} errors, first: {summary['errors'][0]}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
