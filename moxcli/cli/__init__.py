@@ -22,8 +22,12 @@ from moxcli.stop import Interrupted
 # name -> (module, attribute, short help). Help texts must equal each command's first
 # docstring line (tests/test_cli_frame.py checks it).
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "init": ("moxcli.cli.setup", "init_cmd", "Create the data directory, config and DKIM keys; print DNS records."),
-    "dns": ("moxcli.cli.setup", "dns_group", "DNS records to publish for the configured domains."),
+    "init": (
+        "moxcli.cli.quickstart",
+        "init_cmd",
+        "Create the data directory, config and DKIM keys; print DNS records.",
+    ),
+    "dns": ("moxcli.cli.quickstart", "dns_group", "DNS records to publish for the configured domains."),
     "check": ("moxcli.cli.check", "check_group", "Check TLSRPT records and a domain's whole TLS posture."),
     "fetch": ("moxcli.cli.mtasts", "fetch_group", "Fetch and validate MTA-STS policies."),
     "verify": ("moxcli.cli.dane", "verify_group", "Verify DANE for SMTP hosts."),

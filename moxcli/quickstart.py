@@ -1,4 +1,5 @@
-"""`moxcli init` (mox's quickstart) and the DNS records to publish for configured domains."""
+"""`moxcli init` (mox's quickstart: data directory, config, DKIM keys, postmaster account) and
+the DNS records to publish for configured domains."""
 
 from __future__ import annotations
 

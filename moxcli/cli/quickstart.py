@@ -11,7 +11,7 @@ from moxcli.context import AppContext
 
 
 def _print_records(records: list, as_json: bool) -> None:
-    from moxcli.setup import record_dict
+    from moxcli.quickstart import record_dict
 
     if as_json:
         output.emit_json([record_dict(r) for r in records])
@@ -36,7 +36,7 @@ def init_cmd(app: AppContext, domain: str, hostname: str, as_json: bool) -> None
     Example:
       moxcli --data /var/lib/moxcli init example.org --hostname mail.example.org
     """
-    from moxcli.setup import init_data_dir, record_dict
+    from moxcli.quickstart import init_data_dir, record_dict
 
     res = init_data_dir(app.data_dir, app.config_path, domain, hostname)
     if as_json:
@@ -100,8 +100,8 @@ def dns_records_cmd(
       moxcli dns records --mta-sts-policy example.org
     """
     if mta_sts_policy:
-        from moxcli.setup import mta_sts_policy as policy_text
-        from moxcli.setup import selected_domains
+        from moxcli.quickstart import mta_sts_policy as policy_text
+        from moxcli.quickstart import selected_domains
 
         cfg = app.config(required=True)
         selected = selected_domains(cfg, domains)
@@ -115,6 +115,6 @@ def dns_records_cmd(
             output.info(f"serve at {u}:")
         click.echo(text, nl=False)
         return
-    from moxcli.setup import records_for_data_dir
+    from moxcli.quickstart import records_for_data_dir
 
     _print_records(records_for_data_dir(app.config_path, domains, tls_cert), as_json)

@@ -8,7 +8,7 @@ import pytest
 from moxcli.cli import cli
 from moxcli.config import load_config
 from moxcli.errors import ConfigError, UsageError
-from moxcli.setup import init_data_dir
+from moxcli.quickstart import init_data_dir
 from moxcli.store import Store
 from moxcli.store.mail import list_accounts, list_mailboxes
 
