@@ -6,7 +6,7 @@
 
 DNS goes through the lab's validating resolver (a running lab from --lab or $LAB_DIR, else a
 private lab is started and stopped); the recipient domain (default reports.test) has a
-DNSSEC-signed MX, so every attempt does the full lookups of spec §3.2-§3.4 (CNAME, MX,
+DNSSEC-signed MX, so every attempt does the full lookups of docs/behaviour-notes.md §3.2-§3.4 (CNAME, MX,
 MTA-STS TXT, host CNAME/A/AAAA, TLSA). The server is aiosmtpd in a subprocess on loopback
 (a sink) with STARTTLS and a self-signed certificate, listening on the configured SMTP port
 for the MX address 127.0.0.1. Prints messages/s and the share of wall time spent in DNS,

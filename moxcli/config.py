@@ -129,7 +129,7 @@ class DeliveryConfig:
     data_init_timeout: float = 120.0  # 4.5.3.2.4 DATA initiation: 2 min
     data_block_timeout: float = 180.0  # 4.5.3.2.5 data block: each send must progress within 3 min
     data_end_timeout: float = 600.0  # 4.5.3.2.6 DATA termination: 10 min
-    session_timeout: float = 1800.0  # mox's session deadline (spec §3.5)
+    session_timeout: float = 1800.0  # mox's session deadline (docs/behaviour-notes.md §3.5)
     min_send_rate: int = 1024  # bytes/s the server must at least take while we send the message
     max_reply_lines: int = 100  # lines in one (multi-line) reply
     max_reply_bytes: int = 65536  # bytes in one reply

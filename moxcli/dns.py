@@ -1,4 +1,4 @@
-"""DNS lookups with DNSSEC status taken from the resolver's AD bit (spec §0.2, mox's model).
+"""DNS lookups with DNSSEC status taken from the resolver's AD bit (docs/behaviour-notes.md §0.2, mox's model).
 
 moxcli does no DNSSEC validation itself. Queries set AD (RFC 6840 §5.7) with EDNS0 but
 without DO, as Go's stub resolver (and so mox) does: the validating resolver still

@@ -1,4 +1,4 @@
-"""Domain names with an ASCII (A-label) and a Unicode (U-label) form (spec §0.1).
+"""Domain names with an ASCII (A-label) and a Unicode (U-label) form (docs/behaviour-notes.md §0.1).
 
 Pure: no I/O. Parsing accepts either form, lower-cases, applies the UTS 46 lookup mapping
 (non-transitional, STD3 rules: ``straße`` stays ``straße`` and becomes ``xn--strae-oqa``,
@@ -113,7 +113,7 @@ def _label(label: str, lax: bool) -> tuple[str, str]:
 def parse_domain(text: str, lax: bool = False) -> Domain:
     """Parse a domain in ASCII or Unicode form (UTS 46 lookup, IDNA 2008 labels).
 
-    ``lax`` accepts ASCII names with underscores (MX targets, spec §0.1).
+    ``lax`` accepts ASCII names with underscores (MX targets, docs/behaviour-notes.md §0.1).
     """
     if not text:
         raise DomainError("empty domain")

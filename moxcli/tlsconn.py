@@ -1,6 +1,6 @@
 """One TLS handshake -> the peer chain; PKIX verdict by us; failures as RFC 8460 result types.
 
-The TLS library is told not to verify (CERT_NONE), as mox does (spec §3.6): from the one
+The TLS library is told not to verify (CERT_NONE), as mox does (docs/behaviour-notes.md §3.6): from the one
 chain read off the connection we compute both the PKIX verdict (here, with
 ``cryptography.x509.verification``) and the DANE verdict (:mod:`moxcli.dane.verify`).
 
@@ -8,9 +8,9 @@ Interfaces used by delivery and posture checks:
 
 - ``handshake(sock, server_name, timeout) -> (ssl_sock, TLSInfo)``: wrap an already connected
   socket (after STARTTLS), TLS >= 1.2, SNI = ``server_name`` (none for IP addresses). Raises
-  :class:`TLSHandshakeError` carrying ``result_type``/``reason`` (spec §1.4, items 7-9).
+  :class:`TLSHandshakeError` carrying ``result_type``/``reason`` (docs/behaviour-notes.md §1.4, items 7-9).
 - ``pkix_verify(chain, hostname, ca_files, now) -> PKIXVerdict`` with ``ok``, ``result_type``,
-  ``reason``, ``message`` (spec §1.4 items 1-6; RFC 8461 §4.2 for what PKIX means for MTA-STS).
+  ``reason``, ``message`` (docs/behaviour-notes.md §1.4 items 1-6; RFC 8461 §4.2 for what PKIX means for MTA-STS).
 - ``starttls_probe(address, port, server_name, ...) -> SMTPProbe``: a small SMTP dialer for
   posture checks: greeting, EHLO, STARTTLS, handshake, EHLO again (REQUIRETLS), QUIT.
 - ``direct_tls_probe(address, port, server_name, ...) -> SMTPProbe``: TLS from the first byte
@@ -48,7 +48,7 @@ CERTIFICATE_EXPIRED = "certificate-expired"
 CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"
 VALIDATION_FAILURE = "validation-failure"
 
-# TLS alert names as mox (Go) prints them, spaces as dashes (spec §1.4; RFC 8446 §6).
+# TLS alert names as mox (Go) prints them, spaces as dashes (docs/behaviour-notes.md §1.4; RFC 8446 §6).
 ALERT_NAMES = {
     0: "close-notify",
     10: "unexpected-message",
@@ -126,7 +126,7 @@ _OPENSSL_ALERTS = {
 
 
 def alert_reason(prefix: str, number: int) -> str:
-    """`tls-remote-alert-70-protocol-version-not-supported` style codes (spec §1.4 item 7, 9)."""
+    """`tls-remote-alert-70-protocol-version-not-supported` style codes (docs/behaviour-notes.md §1.4 item 7, 9)."""
     name = ALERT_NAMES.get(number)
     return f"{prefix}-{number}-{name}" if name else f"{prefix}-{number}"
 
@@ -165,7 +165,7 @@ class TLSInfo:
 
 
 def classify_handshake_error(exc: BaseException) -> tuple[str, str]:
-    """(result type, reason) for an exception raised during the handshake (spec §1.4 7-9)."""
+    """(result type, reason) for an exception raised during the handshake (docs/behaviour-notes.md §1.4 7-9)."""
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return VALIDATION_FAILURE, "io-timeout-during-handshake"
     if isinstance(exc, ssl.SSLError):
@@ -189,8 +189,9 @@ def classify_handshake_error(exc: BaseException) -> tuple[str, str]:
 def _client_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # we verify ourselves: PKIX and DANE from one chain (spec §3.6)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # spec §3.5, RFC 7672 §8.1 asks for >= 1.0; mox uses 1.2
+    ctx.verify_mode = ssl.CERT_NONE  # we verify ourselves: PKIX and DANE from one chain (docs/behaviour-notes.md §3.6)
+    # docs/behaviour-notes.md §3.5: RFC 7672 §8.1 asks for >= 1.0; mox uses 1.2
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
 
 
@@ -252,7 +253,7 @@ def handshake(sock: socket.socket, server_name: str, timeout: float = 60.0) -> t
 
 @dataclass(frozen=True)
 class PKIXVerdict:
-    """``ok``, or the RFC 8460 result type and failure-reason-code of the failure (spec §1.4)."""
+    """``ok``, or the RFC 8460 result type and failure-reason-code of the failure (docs/behaviour-notes.md §1.4)."""
 
     ok: bool
     result_type: str = ""
@@ -339,7 +340,7 @@ def _expired(cert: x509.Certificate, now: _dt.datetime) -> bool:
 
 
 def _not_trusted_reason(message: str) -> str:
-    """Map verifier text to mox's x509 invalid reasons (spec §1.4 item 2); "" = unknown authority."""
+    """Map verifier text to mox's x509 invalid reasons (docs/behaviour-notes.md §1.4 item 2); "" = unknown authority."""
     m = message.lower()
     if "candidates exhausted" in m:
         return ""
@@ -363,7 +364,7 @@ def pkix_verify(
 ) -> PKIXVerdict:
     """PKIX-validate the chain for ``hostname`` against system roots + ``ca_files``.
 
-    Failures are classified in mox's order (spec §1.4): expired, other X.509 problem,
+    Failures are classified in mox's order (docs/behaviour-notes.md §1.4): expired, other X.509 problem,
     host name mismatch, unknown authority, no roots.
     """
     if not chain:
@@ -519,7 +520,7 @@ def starttls_probe(
     """Connect, EHLO, STARTTLS (if offered or forced), handshake, EHLO again, QUIT.
 
     Never raises for the server's behaviour: the outcome is in the returned probe, with
-    RFC 8460 result types for STARTTLS and handshake failures (spec §3.5). Connection
+    RFC 8460 result types for STARTTLS and handshake failures (docs/behaviour-notes.md §3.5). Connection
     failures set ``error`` with an empty result type (RFC 8460 §4.3.4: transient).
     """
     p = SMTPProbe(address, port, server_name)

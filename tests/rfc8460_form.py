@@ -1,6 +1,6 @@
 """The RFC 8460 form of mox's report JSON, for comparing with mox-derived vectors.
 
-mox writes "" for every failure-details field it does not know (spec §1.3); moxcli leaves such
+mox writes "" for every failure-details field it does not know (docs/behaviour-notes.md §1.3); moxcli leaves such
 fields out, as RFC 8460 §4.4 types them (IP address, host name, URI) and its Appendix B
 example does. ``rfc8460_form`` removes the empty strings from every failure-details object.
 """

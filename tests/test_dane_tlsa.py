@@ -1,4 +1,4 @@
-"""dane.tlsa: usable records, text forms, matching, makerecord, allowed DANE-TA names (spec §5)."""
+"""dane.tlsa: usable records, text forms, matching, makerecord, allowed DANE-TA names (docs/behaviour-notes.md §5)."""
 
 from __future__ import annotations
 

@@ -285,7 +285,7 @@ def test_rows_send_report_rules():
     assert {r["send_report"] for r in rows(t, "example.org", False, True)} == {False}  # DMARC report, no failure
     t.both(h, 0, 1, detail("validation-failure", "x"))
     assert {r["send_report"] for r in rows(t, "example.org", False, True)} == {True}  # DMARC report with a failure
-    # no MX, DANE on the domain itself: no second "no policy" result for the same domain (spec §2.2)
+    # no MX, DANE on the domain itself: no second "no policy" result for the same domain (docs/behaviour-notes.md §2.2)
     t2 = AttemptTLS(make_result("no-policy-found", "example.org"), [make_result("tlsa", "example.org")])
     assert [(r["policy_domain"], r["is_host"]) for r in rows(t2, "example.org", False, False)] == [
         ("example.org", True)
@@ -345,7 +345,7 @@ def test_results_recorded_per_attempt_and_off_switch(env, tmp_path):
         rows_ = {r.policy_domain: r for r in tlsresults.iter_rows(tx)}
     assert set(rows_) == {"example.org"}  # the MX host is the domain itself (implicit MX)
     (res,) = rows_["example.org"].results
-    # no STARTTLS offered is a detail without counts (spec §3.5); two attempts, and the host's
+    # no STARTTLS offered is a detail without counts (docs/behaviour-notes.md §3.5); two attempts, and the host's
     # no-policy-found result has the same key as the recipient domain's, so both merge (as in mox)
     assert (res.policy.type, res.success, res.failure) == ("no-policy-found", 0, 0)
     assert [(d.result_type, d.failed_session_count, d.receiving_ip) for d in res.details] == [

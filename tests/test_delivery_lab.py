@@ -1,7 +1,7 @@
 """Delivery against the loopback lab: DANE, PKIX, MTA-STS, DNSSEC, STARTTLS cases.
 
 Each test queues a message with a unique Message-ID, runs the queue for it, looks for it in
-the lab's maildir, and checks the recorded TLS results field by field (spec §3.8).
+the lab's maildir, and checks the recorded TLS results field by field (docs/behaviour-notes.md §3.8).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def test_dane_ee_ignores_name_but_pkix_failure_reported(env):
     r = results(env, "dane-ee-wrongname.test")
     assert r["mx.dane-ee-wrongname.test"]["summary"] == summary(1, 0)
     assert r["mx.dane-ee-wrongname.test"]["failure-details"] == []
-    # spec §3.6: PKIX is always checked; its failure goes to the recipient-domain result only
+    # docs/behaviour-notes.md §3.6: PKIX is always checked; its failure goes to the recipient-domain result only
     assert r["dane-ee-wrongname.test"]["failure-details"] == [
         fd("certificate-host-mismatch", "", "mx.dane-ee-wrongname.test", "127.0.0.3", helo_host="mx.wrongname.test")
     ]
@@ -323,7 +323,7 @@ def test_tls_report_delivery_does_not_trigger_reports(env):
 def test_requiretls_without_policy_fails_with_dsn(env):
     st, _data, _cfg, _ = env
     res, msgid = send(env, "x@insecure.test", sender_account="alice", require_tls=True)
-    # mox: REQUIRETLS needs DANE or MTA-STS enforce; every host failing so is permanent (spec §3.7)
+    # mox: REQUIRETLS needs DANE or MTA-STS enforce; every host failing so is permanent (docs/behaviour-notes.md §3.7)
     assert (res.outcome, res.code, res.enhanced, res.dsn) == ("failed", 554, "5.7.30", True)
     assert arrived(env[3], msgid, wait=0.3) is None
     with st.read() as tx:
@@ -366,7 +366,7 @@ def test_mtasts_enforce_pkix_failure_is_fatal(env):
 def test_mtasts_enforce_starttls_required_even_if_not_offered(env):
     _cache_enforce(env, "notls.test")
     res, msgid = send(env, "x@notls.test")
-    # STARTTLS is sent though not announced; the 5xx reply is permanent (spec §3.5, §12.17)
+    # STARTTLS is sent though not announced; the 5xx reply is permanent (docs/behaviour-notes.md §3.5, §12.17)
     assert (res.outcome, res.dsn) == ("failed", True) and "starttls" in res.error
     assert arrived(env[3], msgid, wait=0.3) is None
     host = results(env, "notls.test")["mx.notls.test"]

@@ -122,7 +122,7 @@ def test_dane_ee_without_mx_replaces_no_policy_result(setup, tmp_path):
     rec = f"3 1 1 {_spki_sha256(tmp_path)}"
     r, res = _run(st, data, cfg, resolver=SecureResolver([rec]))
     assert (r.outcome, r.tls) == ("delivered", "dane")
-    # spec §2.2: delivery straight to a host without MX that has DANE keeps only the tlsa row
+    # docs/behaviour-notes.md §2.2: delivery straight to a host without MX that has DANE keeps only the tlsa row
     assert res["policy"] == {
         "policy-type": "tlsa",
         "policy-string": [rec],
@@ -171,7 +171,7 @@ def test_untrusted_certificate_opportunistic(setup):
     assert (r.outcome, r.tls) == ("delivered", "unverified")
     assert len(handler.messages) == 1
     # host and recipient results share the key (implicit MX): success 1 from each, and the
-    # PKIX failure detail only from the recipient-domain result (spec §3.6, §12.1)
+    # PKIX failure detail only from the recipient-domain result (docs/behaviour-notes.md §3.6, §12.1)
     assert res["summary"] == {"total-successful-session-count": 2, "total-failure-session-count": 0}
     (d,) = res["failure-details"]
     assert d == {
@@ -309,7 +309,7 @@ def test_requiretls_with_dane_delivered(tmp_path):
 
 def test_alert_on_first_read_after_handshake(tmp_path):
     """TLS 1.3 server that wants a client certificate: the client's handshake completes, the
-    server's alert 116 arrives with the first read (spec §3.5: success -1, failure +1), then
+    server's alert 116 arrives with the first read (docs/behaviour-notes.md §3.5: success -1, failure +1), then
     the plaintext fallback delivers."""
     c, k = _cert(tmp_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

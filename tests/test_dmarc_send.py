@@ -1,4 +1,4 @@
-"""The hourly DMARC report job: the send scenarios of spec §6.4 / dmarc_reports.json and more."""
+"""The hourly DMARC report job: the send scenarios of docs/behaviour-notes.md §6.4 / dmarc_reports.json and more."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def test_typical_feedback_matches_vector(env):
     assert validate(xml.encode(), "rfc7489") == []
     fb = parse_report_xml(xml.encode())
     assert fb.metadata.report_id == d.report_id and fb.records[0].count == 1
-    # Queue record: DMARC report flags, sender, attempts (spec §6.4 step 10).
+    # Queue record: DMARC report flags, sender, attempts (docs/behaviour-notes.md §6.4 step 10).
     assert msg.is_dmarc_report and not msg.is_tls_report
     assert msg.mail_from == "postmaster@mail.mox.example" and msg.max_attempts == 5
     m = email.message_from_bytes(raw, policy=email.policy.compat32)
@@ -442,7 +442,7 @@ def test_non_mailto_and_duplicate_rua(env):
 
 
 def test_idna_policy_domain(env):
-    """Domains are stored as Unicode names (spec §0.1); DNS, subject and file name use A-labels."""
+    """Domains are stored as Unicode names (docs/behaviour-notes.md §0.1); DNS, subject and file name use A-labels."""
     data, cfg, store = env
     end = hour()
     _record(

@@ -167,7 +167,7 @@ def test_gzip_recognized_by_magic_bytes(data_dir, tmp_path):
 
 def test_files_follow_the_message_path_layout(data_dir, tmp_path):
     with Store.open(data_dir) as st, st.write() as tx:
-        tx.set_meta("seq:message:acc", 8189)  # the next ids cross into directory "b" (spec §9.2)
+        tx.set_meta("seq:message:acc", 8189)  # the next ids cross into directory "b" (docs/behaviour-notes.md §9.2)
     (tmp_path / "a.mbox").write_bytes(gen_mbox(4))
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     msg = data_dir / "accounts" / "acc" / "msg"

@@ -22,7 +22,7 @@ def utc(*t):
     return float(calendar.timegm((*t, 0, 0, 0)))
 
 
-# -- keywords and flags (spec §8.2, §8.3, §8.5)
+# -- keywords and flags (docs/behaviour-notes.md §8.2, §8.3, §8.5)
 
 
 @pytest.mark.parametrize("word", V["keyword_validity"]["valid"])

@@ -1,5 +1,5 @@
 """The policy cache: Upsert/lookup, the delivery entry point (mox mtastsdb Get) and the
-refresher (spec §4.5, §4.6), with fake DNS and a fake fetcher; time is frozen."""
+refresher (docs/behaviour-notes.md §4.5, §4.6), with fake DNS and a fake fetcher; time is frozen."""
 
 import random
 

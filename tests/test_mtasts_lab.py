@@ -56,7 +56,7 @@ def test_oversize_is_syntax_error(resolver, options):
 
 
 def test_text_html_accepted_with_warning(resolver, options):
-    # mox quirk (spec §4.3): the media type is not checked; we accept and warn.
+    # mox quirk (docs/behaviour-notes.md §4.3): the media type is not checked; we accept and warn.
     f = fetch(resolver, options, "sts-ctype.test")
     assert f.policy.mode == "enforce" and any("text/html" in w for w in f.warnings)
 

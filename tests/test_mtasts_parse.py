@@ -1,4 +1,4 @@
-"""MTA-STS record and policy parsing, formatting, MX matching and record lookup (spec §4.1–4.4)."""
+"""MTA-STS record and policy parsing, formatting, MX matching and record lookup (docs/behaviour-notes.md §4.1–4.4)."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""moxcli.reports.message (spec §0.5, §2.7) and moxcli.reports.dkim (signing, verified with dkimpy)."""
+"""moxcli.reports.message (docs/behaviour-notes.md §0.5, §2.7) and moxcli.reports.dkim (signing, verified
+with dkimpy)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""moxcli.reports.tls: the daily TLS report job, the six scenarios of spec §2.9 and more.
+"""moxcli.reports.tls: the daily TLS report job, the six scenarios of docs/behaviour-notes.md §2.9 and more.
 
 A fake resolver (same interface as moxcli.dns.Resolver for TXT lookups) serves the
 scenario's TLSRPT records; the queued messages are read back, DKIM-verified and their gzip
@@ -191,7 +191,7 @@ def test_scenario1_details(env):
     assert ("mailhost.notlsrpt.example", "no-tlsrpt-record") in reasons
     # the norua row only has SendReport=false rows: not even looked up
     assert "_smtp._tls.mailhost.norua.example." not in resolver.queries
-    # message format of spec §2.7
+    # message format of docs/behaviour-notes.md §2.7
     raw = dq.message_bytes(env.data, msgs[0])
     head = raw[len(msgs[0].prefix) :].split(b"\r\n\r\n")[0].decode()
     assert head.startswith("From: <postmaster@mox.example>\r\nTo: <tlsreports@xn--74h.example>\r\n")

@@ -1,4 +1,4 @@
-"""Incoming TLS reports: message parsing (spec §1.6), quirks, hostile input, storage, CLI."""
+"""Incoming TLS reports: message parsing (docs/behaviour-notes.md §1.6), quirks, hostile input, storage, CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""moxcli.store.tlsresults: insert-or-merge per attempt (spec §2.1), queries for the sender."""
+"""moxcli.store.tlsresults: insert-or-merge per attempt (docs/behaviour-notes.md §2.1), queries for the sender."""
 
 from __future__ import annotations
 

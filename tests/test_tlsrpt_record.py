@@ -1,4 +1,4 @@
-"""TLSRPT record parsing, formatting, linting and lookup (spec §1.1, §1.2)."""
+"""TLSRPT record parsing, formatting, linting and lookup (docs/behaviour-notes.md §1.1, §1.2)."""
 
 import json
 

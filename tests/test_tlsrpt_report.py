@@ -1,4 +1,4 @@
-"""moxcli.tlsrpt.report: JSON model, merge, build, liberal parsing (spec §1.3-1.5)."""
+"""moxcli.tlsrpt.report: JSON model, merge, build, liberal parsing (docs/behaviour-notes.md §1.3-1.5)."""
 
 from __future__ import annotations
 

@@ -652,7 +652,7 @@ def test_data_file_problem_never_raises(tmp_path, head, size):
 
 
 def test_received_id_key_is_a_known_file(tmp_path):
-    """The DMARC report id key (spec §9.1) is part of a data dir, not an unknown file."""
+    """The DMARC report id key (docs/behaviour-notes.md §9.1) is part of a data dir, not an unknown file."""
     from moxcli.datatools.verify import verify_data
     from moxcli.dmarc.receivedid import KEY_FILE, load_key
 

@@ -1,6 +1,6 @@
 """`moxcli verify dane`: look up TLSA, connect to every address, verify DANE and PKIX.
 
-Two entry points, mox's `dane dial` (spec §5.6) and `dane dialmx` (spec §5.8):
+Two entry points, mox's `dane dial` (docs/behaviour-notes.md §5.6) and `dane dialmx` (docs/behaviour-notes.md §5.8):
 ``verify_host(resolver, host, ...)`` and ``verify_mx(resolver, domain, ...)``. Each address
 gets ONE handshake (after STARTTLS, or direct TLS for other services) from which both the
 DANE verdict and the PKIX verdict come. Unlike mox, every address is tried (an operator
@@ -186,7 +186,7 @@ def _temporary(exc: DNSError) -> bool:
 
 
 def _tlsa_error(host: HostResult, exc: DNSError) -> None:
-    """RFC 7672 §2.1.2: a failed TLSA lookup makes the host unusable (spec §3.4 step 3)."""
+    """RFC 7672 §2.1.2: a failed TLSA lookup makes the host unusable (docs/behaviour-notes.md §3.4 step 3)."""
     host.error = f"looking up tlsa records: {exc}"
     host.code = exc.status
     # A bogus answer is what is wrong with the host (exit 1); delivery would still only
@@ -255,7 +255,7 @@ def verify_host(
     tls_mode: str = STARTTLS_SMTP,
     expiry_days: int = EXPIRY_WARNING_DAYS,
 ) -> DANEReport:
-    """mox `dane dial` (spec §5.6) to every address of ``host``: TLSA at ``_<tlsa_port>._tcp``,
+    """mox `dane dial` (docs/behaviour-notes.md §5.6) to every address of ``host``: TLSA at ``_<tlsa_port>._tcp``,
     STARTTLS (``starttls-smtp``) or ``direct`` TLS.
 
     TLSA base = the CNAME-expanded name if the whole CNAME chain was secure, else the host;
@@ -317,7 +317,7 @@ def verify_mx(
     now: _dt.datetime | None = None,
     expiry_days: int = EXPIRY_WARNING_DAYS,
 ) -> DANEReport:
-    """mox `dane dialmx` (spec §5.8): the delivery logic, for every MX host and address.
+    """mox `dane dialmx` (docs/behaviour-notes.md §5.8): the delivery logic, for every MX host and address.
 
     DANE applies only after secure MX and address lookups; usable records only (RFC 7672
     §3.1.3); all-unusable records count as a failure here (delivery would use TLS without

@@ -1,18 +1,18 @@
 """DNS gathering for DANE: destinations (MX), host addresses, TLSA with DNSSEC rules.
 
-mox's smtpclient/gather.go as described in spec §3.2, §3.4 and §5.2 (RFC 7672 §2.1, §2.2).
+mox's smtpclient/gather.go as described in docs/behaviour-notes.md §3.2, §3.4 and §5.2 (RFC 7672 §2.1, §2.2).
 All functions take a :class:`moxcli.dns.Resolver` (or anything with ``query``/``cname``/
 ``ips``) and return plain results; DNS failures are kept in the result (``error``) so that
 callers can map them to TLSRPT result types.
 
 For delivery:
 
-- ``gather_destinations(resolver, domain) -> Destinations`` (spec §3.2)
-- ``gather_ips(resolver, host) -> HostIPs`` (spec §3.4 step 1)
-- ``dane_applies(dest, ips) -> bool`` (spec §3.4 step 2)
-- ``gather_tlsa(resolver, host, expanded_authentic, expanded_host) -> TLSAResult`` (spec §5.2),
+- ``gather_destinations(resolver, domain) -> Destinations`` (docs/behaviour-notes.md §3.2)
+- ``gather_ips(resolver, host) -> HostIPs`` (docs/behaviour-notes.md §3.4 step 1)
+- ``dane_applies(dest, ips) -> bool`` (docs/behaviour-notes.md §3.4 step 2)
+- ``gather_tlsa(resolver, host, expanded_authentic, expanded_host) -> TLSAResult`` (docs/behaviour-notes.md §5.2),
   with ``.usable`` records, ``.base`` domain, ``.dane_required`` and ``.error``;
-  :func:`moxcli.dane.tlsa.allowed_names` gives the DANE-TA names (spec §5.4).
+  :func:`moxcli.dane.tlsa.allowed_names` gives the DANE-TA names (docs/behaviour-notes.md §5.4).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _is_ip(text: str) -> bool:
 
 @dataclass
 class Destinations:
-    """Result of MX gathering for a next-hop domain (spec §3.2)."""
+    """Result of MX gathering for a next-hop domain (docs/behaviour-notes.md §3.2)."""
 
     domain: str
     hosts: list[tuple[str, int]] = field(default_factory=list)
@@ -92,7 +92,7 @@ class Destinations:
 
 
 def gather_destinations(resolver: Resolver, domain: str) -> Destinations:
-    """Follow CNAMEs of ``domain`` (at most 15 hops) and look up its MX (spec §3.2).
+    """Follow CNAMEs of ``domain`` (at most 15 hops) and look up its MX (docs/behaviour-notes.md §3.2).
 
     A null MX (RFC 7505) is a permanent error; no MX means the domain itself with
     preference -1 (RFC 5321 §5.1).
@@ -164,7 +164,7 @@ def gather_destinations(resolver: Resolver, domain: str) -> Destinations:
 
 @dataclass
 class HostIPs:
-    """Addresses of an MX host after explicit CNAME following (spec §3.4 step 1)."""
+    """Addresses of an MX host after explicit CNAME following (docs/behaviour-notes.md §3.4 step 1)."""
 
     host: str
     ips: list[str] = field(default_factory=list)
@@ -234,7 +234,7 @@ def gather_ips(resolver: Resolver, host: str, network: str = "ip") -> HostIPs:
 
 
 def dane_applies(dest: Destinations, ips: HostIPs) -> bool:
-    """DANE applies to an MX host only after secure MX and address lookups (spec §3.4 step 2).
+    """DANE applies to an MX host only after secure MX and address lookups (docs/behaviour-notes.md §3.4 step 2).
 
     mox quirk (RFC 7672 §2.2.2 would still look at the unexpanded name when only later
     address records are insecure): the address response must be secure too.
@@ -283,7 +283,7 @@ def _tlsa_of(rdata: Any) -> TLSA:
 
 
 def lookup_tlsa(resolver: Resolver, host: str, port: int = 25) -> TLSAResult:
-    """TLSA at ``_<port>._tcp.<host>``, following CNAMEs explicitly (at most 10; spec §5.2).
+    """TLSA at ``_<port>._tcp.<host>``, following CNAMEs explicitly (at most 10; docs/behaviour-notes.md §5.2).
 
     An insecure CNAME or TLSA answer means "no DANE" (RFC 7672 §2.1.3); a CNAME at the
     TLSA name does not change the base domain (RFC 7671 §7).
@@ -327,7 +327,7 @@ def lookup_tlsa(resolver: Resolver, host: str, port: int = 25) -> TLSAResult:
 def gather_tlsa(
     resolver: Resolver, host: str, expanded_authentic: bool, expanded_host: str, port: int = 25
 ) -> TLSAResult:
-    """mox GatherTLSA: the secure CNAME target first, then the original host (spec §5.2)."""
+    """mox GatherTLSA: the secure CNAME target first, then the original host (docs/behaviour-notes.md §5.2)."""
     if not expanded_authentic or _same(host, expanded_host):
         return lookup_tlsa(resolver, host, port)
     res = lookup_tlsa(resolver, expanded_host, port)

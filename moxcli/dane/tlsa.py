@@ -1,7 +1,7 @@
 """TLSA records (RFC 6698): fields, text forms, usability for SMTP, matching, makerecord.
 
 Pure: no I/O and nothing of moxcli beyond this package. Also the allowed DANE-TA names
-(RFC 7672 §3.2.2, mox's GatherTLSANames, spec §5.4).
+(RFC 7672 §3.2.2, mox's GatherTLSANames, docs/behaviour-notes.md §5.4).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _parses(selector: int, data: bytes) -> bool:
 
 
 def is_usable(r: TLSA) -> bool:
-    """Usable for SMTP (RFC 7672 §3.1.3, RFC 6698 §4.1; spec §5.2).
+    """Usable for SMTP (RFC 7672 §3.1.3, RFC 6698 §4.1; docs/behaviour-notes.md §5.2).
 
     Only DANE-TA(2)/DANE-EE(3) (PKIX usages treated as unusable, as mox does), selector 0/1,
     and association data that fits the matching type: full data must parse, digests must
@@ -199,7 +199,7 @@ def _pem_blocks(data: bytes) -> tuple[list[tuple[str, bytes]], bool]:
 
 
 def make_record(usage: int, selector: int, mtype: int, pem: bytes) -> tuple[TLSA, list[str]]:
-    """A TLSA record for the first usable PEM block (mox `dane makerecord`, spec §5.9).
+    """A TLSA record for the first usable PEM block (mox `dane makerecord`, docs/behaviour-notes.md §5.9).
 
     Returns the record and the notes about skipped blocks.
     """
@@ -252,9 +252,9 @@ def allowed_names(
     orig_base: str,
     expanded_base: str,
 ) -> list[str]:
-    """Names a DANE-TA certificate may carry; the first is the SNI (RFC 7672 §3.2.2, spec §5.4).
+    """Names a DANE-TA certificate may carry; the first is the SNI (RFC 7672 §3.2.2, docs/behaviour-notes.md §5.4).
 
-    Follows mox's GatherTLSANames including its quirks (documented in spec §5.4): with MX
+    Follows mox's GatherTLSANames including its quirks (documented in docs/behaviour-notes.md §5.4): with MX
     and a secure expanded next hop the unexpanded MX name is accepted too, and the base is
     left out when its expansion was not secure.
     """

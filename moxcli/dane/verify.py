@@ -1,4 +1,4 @@
-"""DANE verification of a peer chain against TLSA records (RFC 6698 §2.1, RFC 7671 §5, spec §5.5).
+"""DANE verification of a peer chain against TLSA records (RFC 6698 §2.1, RFC 7671 §5, docs/behaviour-notes.md §5.5).
 
 ``verify(chain, records, names, roots, now) -> DANEVerdict`` is what delivery calls after
 the handshake (see :func:`moxcli.tlsconn.handshake`), with the usable records and allowed
@@ -26,7 +26,7 @@ class DANEVerdict:
 
     Depth 0 is the leaf; a DANE-TA "2 0 0" anchor that the server did not send has depth
     ``len(chain)``. On failure ``result_type``/``reason`` are the RFC 8460 detail mox
-    records (`validation-failure` / `dane-no-match[+errors]`, spec §3.6) and ``errors``
+    records (`validation-failure` / `dane-no-match[+errors]`, docs/behaviour-notes.md §3.6) and ``errors``
     the per-record problems.
     """
 

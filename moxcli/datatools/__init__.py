@@ -1,4 +1,4 @@
-"""Data tools: backup, verifydata and gentestdata (spec §7).
+"""Data tools: backup, verifydata and gentestdata (docs/behaviour-notes.md §7).
 
 Names shared by the three tools: the version file a backup or generated data dir carries,
 the marker of an unfinished backup, and where ``verifydata --fix`` moves files to.

@@ -2,7 +2,7 @@
 
 The store is copied in ONE LMDB read transaction (compacting), so the copy is the state of
 one moment. Then the copy (not the live store) says which message and queue files belong to
-the backup: those are hard-linked (message files are never changed once written, spec §9.1)
+the backup: those are hard-linked (message files are never changed once written, docs/behaviour-notes.md §9.1)
 or copied. Files created after the snapshot are left out; files the snapshot references but
 that are gone are errors. Until the backup has finished, DEST holds a marker file, so a
 killed or failed backup is recognisable (``verifydata`` reports it).

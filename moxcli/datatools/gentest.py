@@ -1,4 +1,4 @@
-"""gentestdata: a deterministic data directory with every record type (spec §7.3).
+"""gentestdata: a deterministic data directory with every record type (docs/behaviour-notes.md §7.3).
 
 Everything is written through the feature modules' own functions (accounts and messages by
 moxcli.mail, queue by moxcli.delivery, TLS results as delivery records them, MTA-STS rows by

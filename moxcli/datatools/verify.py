@@ -1,4 +1,4 @@
-"""verifydata: check a data directory's store, records and files (spec §7.2).
+"""verifydata: check a data directory's store, records and files (docs/behaviour-notes.md §7.2).
 
 DIR is never changed, except that ``fix=True`` moves unreferenced message and queue files to
 ``DIR/moved/``. A store with an older schema is verified on a migrated copy in a temporary

@@ -1,4 +1,4 @@
-"""Deliver queued messages: MX selection, MTA-STS and DANE, STARTTLS, retries, DSNs (spec §3).
+"""Deliver queued messages: MX selection, MTA-STS and DANE, STARTTLS, retries, DSNs (docs/behaviour-notes.md §3).
 
 ``run_queue(store, data_dir, config, ids=None, domain=None, now=None) -> list[AttemptResult]``
 attempts every due message (or the given ids / recipient domain, due or not when named by
@@ -10,7 +10,7 @@ running the queue at the same time is refused (job lock ``queue``).
 Crash safety: before the SMTP session the attempt is recorded (attempt count up, next
 attempt set by the backoff schedule, ``in_progress`` set) and committed; after it, one write
 transaction removes the message (delivered or failed) or stores the deferral, together with
-the attempt's TLS results (spec §2.2). A crash in between leaves the message queued with its
+the attempt's TLS results (docs/behaviour-notes.md §2.2). A crash in between leaves the message queued with its
 next attempt already scheduled: it is never lost, and it is delivered twice only if the crash
 fell between the server's final 250 and our commit (RFC 5321 §6.1 accepts duplicates over loss).
 """
@@ -63,8 +63,8 @@ if TYPE_CHECKING:
 
 _log = log.get("delivery")
 
-DNS_BUDGET = 30.0  # spec §3.4: DNS + TCP connect per host within 30 s
-HANDSHAKE_TIMEOUT = 60.0  # spec §3.5: handshake 1 min
+DNS_BUDGET = 30.0  # docs/behaviour-notes.md §3.4: DNS + TCP connect per host within 30 s
+HANDSHAKE_TIMEOUT = 60.0  # docs/behaviour-notes.md §3.5: handshake 1 min
 DELAYED_DSN_AFTER = 5  # failed attempts of a normal message before a "delayed" DSN (mox)
 
 MODE_OPPORTUNISTIC = "opportunistic"
@@ -260,7 +260,7 @@ def _ede_reason(exc: DNSError, prefix: str) -> tuple[str, bool]:
 
 def deliver_message(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: AttemptTLS) -> _Outcome:
     """One attempt for the messages of one submission to one recipient domain: destinations,
-    policies, hosts in order (spec §3.2-§3.7).
+    policies, hosts in order (docs/behaviour-notes.md §3.2-§3.7).
 
     A stop (:class:`moxcli.stop.Interrupted`) ends the session politely and is re-raised with
     the outcome so far as ``partial`` (recipients a finished transaction already answered).
@@ -280,7 +280,7 @@ def _deliver(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: AttemptTLS,
     tls_required_no = msg.require_tls is False
     rcpt_dom = msg.recipient_domain
     if rcpt_dom.startswith("["):
-        # Address literal: no MX, no MTA-STS, no DANE, no TLS results (spec §3.2).
+        # Address literal: no MX, no MTA-STS, no DANE, no TLS results (docs/behaviour-notes.md §3.2).
         ip = rcpt_dom[1:-1]
         _try_host(
             engine, msgs, data, _HostPlan(ip, Result(Policy("")), MODE_OPPORTUNISTIC, ips=[ip]), tls, out, enforce=False
@@ -428,7 +428,7 @@ def _try_host(
     enforce: bool,
 ) -> None:
     """Connect to the host's addresses in order and run the session, with the plaintext
-    fallback of spec §3.7."""
+    fallback of docs/behaviour-notes.md §3.7."""
     msg = msgs[0]
     tls_required_no = msg.require_tls is False
     out.error = None
@@ -517,7 +517,7 @@ def _session(
                             host_result.add(0, 0, fields(v.result_type or RESULT_VALIDATION_FAILURE, v.reason))
                         if not tls_required_no:
                             fatal = f"dane verification of {plan.host} failed: {v.reason}"
-                # spec §3.6: PKIX for the SNI name (the MX host, or the TLSA base domain with DANE)
+                # docs/behaviour-notes.md §3.6: PKIX for the SNI name (the MX host, or the TLSA base domain with DANE)
                 pk = tlsconn.pkix_verify(info.chain, plan.sni, engine.config.tls.ca_files)
                 if pk.ok:
                     if verified["how"] != "dane":
@@ -559,7 +559,7 @@ def _session(
                 cause = exc.__cause__
                 if exc.tls and cause is not None:
                     # A TLS error right after the handshake is a TLS failure (plaintext fallback
-                    # rules apply); an alert from the server also corrects the counts (spec §3.5).
+                    # rules apply); an alert from the server also corrects the counts (docs/behaviour-notes.md §3.5).
                     rt, reason = tlsconn.classify_handshake_error(cause)
                     if reason.startswith("tls-remote-alert"):
                         tls.both(host_result, -1, 1, fields(rt, reason))
@@ -605,7 +605,7 @@ def _ip_of(get: Callable[[], Any]) -> str:
 def _transactions(client: Client, msgs: list[QueueMsg], data: bytes, out: _Outcome) -> None:
     """Send the message to all recipients: in chunks of the server's LIMITS RCPTMAX (RFC 9422),
     and again for recipients refused with 452/552 (too many recipients) behind an accepted one
-    (spec §3.7). Each recipient's reply lands in ``out.rcpt``."""
+    (docs/behaviour-notes.md §3.7). Each recipient's reply lands in ``out.rcpt``."""
     msg = msgs[0]
     pending = [m.recipient for m in msgs]
     while pending:
@@ -639,7 +639,7 @@ def _mtasts(engine: Engine, domain: Domain, tls_required_no: bool) -> tuple[MTAS
     """The §4.5 policy-cache Get: (policy or None, recipient-domain result, temporary error).
 
     Fetched for the original recipient domain, never a CNAME target (RFC 8461 §3.4). A
-    temporary error aborts the attempt unless the message has TLS-Required: No (spec §3.3).
+    temporary error aborts the attempt unless the message has TLS-Required: No (docs/behaviour-notes.md §3.3).
     """
     from moxcli.mtasts import cache as mtasts_cache
     from moxcli.mtasts.fetch import FetchOptions

@@ -1,7 +1,7 @@
 """Delivery status notifications (RFC 3464) for messages the queue gives up on.
 
 The DSN goes into the sender's local account (Inbox) rather than out through the queue, as
-mox does. Report messages are handled quietly (spec §2.8, §6.8): the DSN of a DMARC report
+mox does. Report messages are handled quietly (docs/behaviour-notes.md §2.8, §6.8): the DSN of a DMARC report
 goes to ``<postmaster mailbox>/dmarc`` and that of a TLS report to
 ``<postmaster mailbox>/tlsrpt`` of the postmaster account, both flagged ``\\Seen``.
 A message with the null sender gets no DSN (RFC 5321 §4.5.5).

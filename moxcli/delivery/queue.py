@@ -41,7 +41,7 @@ from moxcli.store.env import Txn
 from moxcli.store.files import private_dir, queue_file, sync_dir, write_file
 from moxcli.store.queue import QueueMsg
 
-# mox's schedule (spec §2.8): first attempt at once, then 7.5 min doubling each time.
+# mox's schedule (docs/behaviour-notes.md §2.8): first attempt at once, then 7.5 min doubling each time.
 FIRST_BACKOFF = 450.0
 DEFAULT_MAX_ATTEMPTS = 8
 
@@ -252,7 +252,7 @@ def submit(
         canonical,
         hostname=host,
         date=stamp,
-        message_id=base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),  # spec §0.4
+        message_id=base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),  # docs/behaviour-notes.md §0.4
         received=f"by {host} (moxcli queue add, from userid {os.getuid()}); {stamp}",
     )
     require_tls = require_tls_for(done.data, requiretls)

@@ -1,4 +1,5 @@
-"""TLS results of one delivery attempt (spec §3.8) and which rows get recorded (spec §2.2).
+"""TLS results of one delivery attempt (docs/behaviour-notes.md §3.8) and which rows get recorded
+(docs/behaviour-notes.md §2.2).
 
 A delivery attempt has one recipient-domain result (``sts`` or ``no-policy-found``) and one
 result per MX host tried (``tlsa`` or ``no-policy-found``). The engine adds counts and
@@ -29,7 +30,7 @@ def detail(
     remote_ip: str = "",
     count: int = 1,
 ) -> FailureDetails:
-    """A failure detail with mox's field choices (spec §1.3)."""
+    """A failure detail with mox's field choices (docs/behaviour-notes.md §1.3)."""
     return FailureDetails(
         result_type=result_type,
         sending_mta_ip=local_ip,
@@ -43,7 +44,7 @@ def detail(
 
 
 def empty_result() -> Result:
-    """A result with an empty policy type: never recorded (spec §2.2)."""
+    """A result with an empty policy type: never recorded (docs/behaviour-notes.md §2.2)."""
     return Result(Policy(""))
 
 
@@ -55,18 +56,18 @@ class AttemptTLS:
     hosts: list[Result] = field(default_factory=list)
 
     def both(self, host: Result | None, success: int, failure: int, *details: FailureDetails) -> None:
-        """Add to the recipient-domain result and the host result (spec §3.5)."""
+        """Add to the recipient-domain result and the host result (docs/behaviour-notes.md §3.5)."""
         self.recipient.add(success, failure, *details)
         if host is not None:
             host.add(success, failure, *details)
 
     def failure(self) -> bool:
-        """Any failure count (details alone do not count, spec §2.2)."""
+        """Any failure count (details alone do not count, docs/behaviour-notes.md §2.2)."""
         return self.recipient.failure > 0 or any(h.failure > 0 for h in self.hosts)
 
 
 def rows(tls: AttemptTLS, recipient_domain: str, is_tls_report: bool, is_dmarc_report: bool) -> list[dict[str, Any]]:
-    """Rows for the TLS results table (spec §2.2).
+    """Rows for the TLS results table (docs/behaviour-notes.md §2.2).
 
     ``send_report`` is false for deliveries of TLS reports and, for DMARC report deliveries,
     true only with a failure count (prevents report ping-pong). The recipient-domain

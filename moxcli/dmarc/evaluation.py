@@ -1,6 +1,6 @@
-"""DMARC evaluations (spec §6.1): the JSON-lines contract of `moxcli dmarc record`. Pure.
+"""DMARC evaluations (docs/behaviour-notes.md §6.1): the JSON-lines contract of `moxcli dmarc record`. Pure.
 
-One JSON object per line, snake_case fields of spec §6.1. A batch is validated as a whole:
+One JSON object per line, snake_case fields of docs/behaviour-notes.md §6.1. A batch is validated as a whole:
 the first bad line raises EvaluationError naming the line number and the field.
 Value sets are those of the RFC 7489 Appendix C schema, since these values end up in reports.
 """
@@ -299,7 +299,7 @@ def parse_evaluation(obj: Any, where: str, now: float) -> Evaluation:
     f.done()
     if not math.isfinite(ev.evaluated):
         raise f.err("evaluated", "not a finite time")
-    # A row from the future would never be reported nor expire (spec §6.4 removes rows by age).
+    # A row from the future would never be reported nor expire (docs/behaviour-notes.md §6.4 removes rows by age).
     if ev.evaluated > now + MAX_FUTURE:
         raise f.err("evaluated", f"{format_time(ev.evaluated)} is more than an hour in the future")
     return ev

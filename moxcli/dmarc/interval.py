@@ -1,4 +1,4 @@
-"""Reporting intervals (spec §6.3): which `ri` maps to which period, which periods end when.
+"""Reporting intervals (docs/behaviour-notes.md §6.3): which `ri` maps to which period, which periods end when.
 
 RFC 7489 §6.3: `ri` asks for reports no more than that many seconds apart (default 86400);
 daily reports MUST be supported, hourly SHOULD. RFC 7489 §7.2: periods SHOULD follow hour

@@ -1,4 +1,4 @@
-"""Incoming DMARC aggregate reports: message -> attachment -> XML -> Feedback (spec §6.9). Pure.
+"""Incoming DMARC aggregate reports: message -> attachment -> XML -> Feedback (docs/behaviour-notes.md §6.9). Pure.
 
 Hostile input is expected: the message is limited to 15 MiB and the XML to 20 MiB (mox's
 limits), gzip and zip are decompressed with a bound on the output, and the XML parser refuses
@@ -212,7 +212,7 @@ def gunzip(data: bytes) -> bytes:
 
 
 def unzip(data: bytes) -> bytes:
-    """The single file of a zip archive (spec §6.9: exactly one)."""
+    """The single file of a zip archive (docs/behaviour-notes.md §6.9: exactly one)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             files = [i for i in z.infolist() if not i.is_dir()]
@@ -271,7 +271,7 @@ def _leaves(msg: Message, depth: int = 0) -> list[Message]:
 
 
 def parse_message(data: bytes, warn: Callable[[str], None] | None = None) -> Feedback:
-    """The first report in a message, any MIME structure (spec §6.9); NoReport if none."""
+    """The first report in a message, any MIME structure (docs/behaviour-notes.md §6.9); NoReport if none."""
     if len(data) > MAX_MESSAGE:
         raise ReportError(f"message larger than {MAX_MESSAGE >> 20} MiB")
     msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)

@@ -1,4 +1,4 @@
-"""ReceivedID (spec §0.4): an opaque, unguessable id for a number, used in DMARC report ids.
+"""ReceivedID (docs/behaviour-notes.md §0.4): an opaque, unguessable id for a number, used in DMARC report ids.
 
 16-byte block = 8 random bytes of this installation + n as big-endian u64, AES-encrypted
 with the installation key, base64url without padding (22 characters). The key material is

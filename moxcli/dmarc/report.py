@@ -1,6 +1,6 @@
 """The aggregate report model and its XML (RFC 7489 Appendix C; RFC 9990 `dmarc-2.0`). Pure.
 
-The writer follows mox's element order and omission rules (spec §6.5) for RFC 7489, and the
+The writer follows mox's element order and omission rules (docs/behaviour-notes.md §6.5) for RFC 7489, and the
 element order and value sets of RFC 9990 §3 when that format is configured.
 """
 

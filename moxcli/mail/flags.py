@@ -1,4 +1,4 @@
-"""Message flags and keywords as other mail software stores them (spec §8.2, §8.3, §8.5).
+"""Message flags and keywords as other mail software stores them (docs/behaviour-notes.md §8.2, §8.3, §8.5).
 
 Pure: no I/O, no moxcli imports. Flags are kept as a bit mask while importing (small records)
 and turned into names for the store: IMAP system flags (RFC 9051 2.3.2) and the well-known
@@ -70,7 +70,7 @@ def flags_mask(names: list[str] | tuple[str, ...]) -> int:
 
 
 def is_keyword(word: str) -> bool:
-    """Keyword validity (spec §8.5, RFC 9051 atom without list-wildcards/resp-specials)."""
+    """Keyword validity (docs/behaviour-notes.md §8.5, RFC 9051 atom without list-wildcards/resp-specials)."""
     if not word or word in _BY_LOWER:
         return False
     for c in word:
@@ -91,7 +91,7 @@ def map_keyword(word: str) -> tuple[int, str | None]:
 
 def _header_value(header: bytes, name: bytes, needle: bytes) -> bytes | None:
     """The value of the first header line starting with ``name`` (``needle`` is LF + name;
-    case-sensitive, spec §8.2), with continuation lines joined."""
+    case-sensitive, docs/behaviour-notes.md §8.2), with continuation lines joined."""
     if header.startswith(name):
         i = 0
     else:
@@ -156,7 +156,7 @@ def mbox_header_flags(header: bytes) -> tuple[int, list[str], list[str]]:
 
 
 def parse_dovecot_keywords(text: str) -> tuple[list[str], list[str]]:
-    """A maildir's dovecot-keywords file: (names by index, errors). Best effort (spec §8.3):
+    """A maildir's dovecot-keywords file: (names by index, errors). Best effort (docs/behaviour-notes.md §8.3):
     bad lines are reported and skipped, valid ones used; gaps are empty strings."""
     names: dict[int, str] = {}
     errors: list[str] = []
@@ -181,7 +181,7 @@ def parse_dovecot_keywords(text: str) -> tuple[list[str], list[str]]:
 
 
 def maildir_flags(info: str, dovecot_keywords: list[str] | tuple[str, ...]) -> tuple[int, list[str]]:
-    """Flags and keywords of a maildir file name's info part (after ":2,"), spec §8.3.
+    """Flags and keywords of a maildir file name's info part (after ":2,"), docs/behaviour-notes.md §8.3.
 
     Lower-case letters index the folder's dovecot-keywords (a = 0); missing entries ignored.
     """

@@ -1,6 +1,6 @@
 """Import mbox files and maildirs into an account: all or nothing, fast, bounded memory.
 
-How it stays all-or-nothing (spec §8.1 "abort leaves nothing changed"):
+How it stays all-or-nothing (docs/behaviour-notes.md §8.1 "abort leaves nothing changed"):
   1. a short committed transaction records the import in progress ("import:<account>" in the
      store) and reserves a block of message ids; more blocks as needed;
   2. message files are written to their final paths, unsynced;
@@ -886,7 +886,7 @@ def _remove_leftovers(data_dir: Path, account: str, info: dict[str, Any]) -> Non
                 d.rmdir()
 
 
-# -- archives (spec §8.6: mox's web import of .zip and .tgz files)
+# -- archives (docs/behaviour-notes.md §8.6: mox's web import of .zip and .tgz files)
 
 _MAILDIR_META = ("dovecot", "maildirfolder", "subscriptions", "courierimap")  # name prefixes: not mail
 

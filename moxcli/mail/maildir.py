@@ -1,4 +1,4 @@
-"""Reading maildirs (spec §8.3) and maildir++ trees (mox issue #134): folders, entries, names.
+"""Reading maildirs (docs/behaviour-notes.md §8.3) and maildir++ trees (mox issue #134): folders, entries, names.
 
 File name rules are pure functions; the rest lists directories and reads files.
 """

@@ -1,4 +1,4 @@
-"""Split an mbox byte stream into messages (RFC 4155, spec §8.2), streaming, no MIME parse.
+"""Split an mbox byte stream into messages (RFC 4155, docs/behaviour-notes.md §8.2), streaming, no MIME parse.
 
 Pure: reads from a binary stream it is given, opens nothing. Works on large chunks with
 bytes.find rather than line by line, so a 1 GB mbox costs a few C-level scans.
@@ -109,7 +109,7 @@ def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK, max_size: int | None = 
     as that much is read, so memory stays bounded by the limit plus one chunk.
 
     A line starting with "From " begins a new message only when the line before it is empty;
-    that empty line stays in the previous message (mox quirk, spec §8.2: RFC 4155's default
+    that empty line stays in the previous message (mox quirk, docs/behaviour-notes.md §8.2: RFC 4155's default
     format treats it as framing; we keep it, as mox does, so imports match mox's).
     """
     buf = bytearray()

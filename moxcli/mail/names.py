@@ -1,4 +1,4 @@
-"""Mailbox names (spec §8.5) and maildir++ folder names (modified UTF-7, RFC 3501 5.1.3).
+"""Mailbox names (docs/behaviour-notes.md §8.5) and maildir++ folder names (modified UTF-7, RFC 3501 5.1.3).
 
 Pure: no I/O. Names are '/'-separated hierarchies stored as records, never used as paths, but
 they are still refused when they could be mistaken for one (".", "..", empty elements).

@@ -1,4 +1,4 @@
-"""The MTA-STS policy cache and the delivery engine's entry point (RFC 8461 §3.3, §5; spec §4.5).
+"""The MTA-STS policy cache and the delivery engine's entry point (RFC 8461 §3.3, §5; docs/behaviour-notes.md §4.5).
 
 Delivery calls::
 
@@ -14,9 +14,9 @@ and gets an :class:`STSOutcome`:
   the failure details of the lookup). Delivery adds session counts and MX-mismatch details.
 - ``fresh``: the policy was confirmed against DNS just now.
 
-When the record lookup fails temporarily and no policy is cached (spec §4.5 "any other
+When the record lookup fails temporarily and no policy is cached (docs/behaviour-notes.md §4.5 "any other
 error"), :class:`STSTemporaryError` (a ``moxcli.errors.TemporaryError``) is raised; its
-``result`` is still to be recorded (with total-failure +1, spec §3.3) unless the message has
+``result`` is still to be recorded (with total-failure +1, docs/behaviour-notes.md §3.3) unless the message has
 ``TLS-Required: No``. Store errors propagate.
 """
 
@@ -100,7 +100,7 @@ def as_domain(domain: str | Domain) -> Domain:
 
 
 def policy_lines(row: PolicyRow) -> list[str]:
-    """policy-string of an ``sts`` result: the fetched text's lines (spec §4.5)."""
+    """policy-string of an ``sts`` result: the fetched text's lines (docs/behaviour-notes.md §4.5)."""
     if not row.policy_text:
         return row.policy.format().removesuffix("\n").split("\n")
     text = row.policy_text.removesuffix("\n")
@@ -124,7 +124,7 @@ def fetch_failure(exc: Exception) -> FailureDetails:
 
 
 def valid_row(store: Store, domain: Domain, now: float) -> PolicyRow | None:
-    """The cached row with ``valid_end > now``, marking it used (spec §4.5 lookup)."""
+    """The cached row with ``valid_end > now``, marking it used (docs/behaviour-notes.md §4.5 lookup)."""
 
     def fn(tx):
         row = db.get(tx, domain.name)
@@ -145,7 +145,7 @@ def list_policies(store: Store) -> list[PolicyRow]:
 
 
 def upsert(store: Store, domain: Domain, record_id: str, fetched: Fetched | None, now: float) -> PolicyRow:
-    """Store a fetched policy, or (``fetched`` None) a 5-minute backoff row (spec §4.5 Upsert)."""
+    """Store a fetched policy, or (``fetched`` None) a 5-minute backoff row (docs/behaviour-notes.md §4.5 Upsert)."""
     if fetched is None:
         policy, text, valid_end, backoff = Policy("STSv1", "none", BACKOFF_SECONDS), "", now + BACKOFF_SECONDS, True
     else:
@@ -179,7 +179,7 @@ def policy_for_delivery(
     options: FetchOptions = FetchOptions(),
     now: float | None = None,
 ) -> STSOutcome:
-    """The MTA-STS policy to apply for mail to ``domain`` (mox mtastsdb Get, spec §4.5)."""
+    """The MTA-STS policy to apply for mail to ``domain`` (mox mtastsdb Get, docs/behaviour-notes.md §4.5)."""
     d = as_domain(domain)
     now = time.time() if now is None else now
     row = valid_row(store, d, now)

@@ -187,7 +187,7 @@ def check_live(resolver: Resolver, domain: str, options: FetchOptions) -> MTASTS
 
 
 def check_cached(store: Store, resolver: Resolver, domain: str, options: FetchOptions) -> MTASTSCheck:
-    """The policy as delivery gets it: through the cache, storing what is fetched (spec §4.5)."""
+    """The policy as delivery gets it: through the cache, storing what is fetched (docs/behaviour-notes.md §4.5)."""
     d = as_domain(domain)
     check = MTASTSCheck(d, url=policy_url(d))
     try:

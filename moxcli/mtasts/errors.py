@@ -1,6 +1,6 @@
-"""MTA-STS errors, one class per outcome mox distinguishes (spec §4.1, §4.3).
+"""MTA-STS errors, one class per outcome mox distinguishes (docs/behaviour-notes.md §4.1, §4.3).
 
-``reason`` is the TLSRPT failure-reason-code of each (spec §4.5 TLSReportFailureReason).
+``reason`` is the TLSRPT failure-reason-code of each (docs/behaviour-notes.md §4.5 TLSReportFailureReason).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class PolicySyntax(CheckFailed):
 
 
 def failure_reason(exc: BaseException) -> str:
-    """TLSRPT failure-reason-code for an MTA-STS error (spec §4.5), "" when none applies."""
+    """TLSRPT failure-reason-code for an MTA-STS error (docs/behaviour-notes.md §4.5), "" when none applies."""
     dns_error = exc.dns_error if isinstance(exc, DNSLookupError) else exc if isinstance(exc, DNSError) else None
     if dns_error is not None and dns_error.bogus:
         return dns_error.bogus_reason("dns-extended-error")

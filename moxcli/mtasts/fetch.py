@@ -1,4 +1,4 @@
-"""Fetching the policy over HTTPS (RFC 8461 §3.3, spec §4.3).
+"""Fetching the policy over HTTPS (RFC 8461 §3.3, docs/behaviour-notes.md §4.3).
 
 ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` with PKIX verification (system roots
 plus ``[tls] ca_files``), no redirects, no HTTP caching, a 64 KiB cap enforced while reading

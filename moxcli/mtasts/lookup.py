@@ -1,4 +1,4 @@
-"""The ``_mta-sts.<domain>`` TXT lookup (RFC 8461 §3.1, spec §4.1)."""
+"""The ``_mta-sts.<domain>`` TXT lookup (RFC 8461 §3.1, docs/behaviour-notes.md §4.1)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def record_name(domain: Domain) -> str:
 
 
 def select_record(name: str, texts: Sequence[str]) -> tuple[Record, str]:
-    """The one MTA-STS record among TXT strings (same selection as TLSRPT, spec §1.1).
+    """The one MTA-STS record among TXT strings (same selection as TLSRPT, docs/behaviour-notes.md §1.1).
 
     RFC 8461 §3.1: if the number of MTA-STS records is not one, or it is invalid, behave as
     if there is no policy. A syntax error aborts even when a valid record follows (mox).

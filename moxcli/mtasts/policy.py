@@ -1,6 +1,6 @@
 """The MTA-STS policy file (RFC 8461 §3.2) and MX matching (§4.1). Pure: no I/O.
 
-Parsing follows mox (spec §4.2): case-sensitive keys and values, first ``mode``/``max_age``
+Parsing follows mox (docs/behaviour-notes.md §4.2): case-sensitive keys and values, first ``mode``/``max_age``
 wins, LF or CRLF line endings with at most one after the last line. Where mox is more liberal
 than the RFC (no 31557600 cap on ``max_age``, no check of the media type) we accept like mox
 and :func:`lint` says what a strict sender would reject.
@@ -66,7 +66,7 @@ class Policy:
         return any(m.matches(host) for m in self.mx)
 
     def format(self) -> str:
-        """The policy as mox writes it (spec §4.2): extensions are not written."""
+        """The policy as mox writes it (docs/behaviour-notes.md §4.2): extensions are not written."""
         lines = [f"version: {self.version}", f"mode: {self.mode}", f"max_age: {self.max_age}"]
         lines += [f"mx: {m}" for m in self.mx]
         return "".join(line + "\n" for line in lines)

@@ -1,6 +1,6 @@
 """The ``_mta-sts`` TXT record (RFC 8461 §3.1): parse and format. Pure: no I/O.
 
-Parsing follows mox (spec §4.1), liberal where mox is (``v=STSv1 ;`` and keys starting with
+Parsing follows mox (docs/behaviour-notes.md §4.1), liberal where mox is (``v=STSv1 ;`` and keys starting with
 ``-``/``.`` are accepted) and strict where mox is (a repeated ``id`` is an error). Formatting
 follows the RFC.
 """

@@ -1,4 +1,4 @@
-"""Proactive refresh of cached MTA-STS policies (RFC 8461 §3.3, §10.2; spec §4.6).
+"""Proactive refresh of cached MTA-STS policies (RFC 8461 §3.3, §10.2; docs/behaviour-notes.md §4.6).
 
 Run daily (``moxcli mtasts refresh`` from cron): forget policies unused for 180 days, then
 re-check every policy not updated for 12 hours, spread over ``spread`` seconds so that policy
@@ -133,7 +133,7 @@ def refresh(
     rng: random.Random | None = None,
     on_result: Callable[[Refreshed], None] | None = None,
 ) -> list[Refreshed]:
-    """One refresher run (spec §4.6); returns what happened per domain."""
+    """One refresher run (docs/behaviour-notes.md §4.6); returns what happened per domain."""
     rng = rng or random.Random()
     start = now()
     done: list[Refreshed] = []

@@ -1,6 +1,6 @@
 """The `check domain` library: one view of how mail to a domain is protected in transit.
 
-Per domain: the MX set and its DNSSEC status (spec §3.2), the MTA-STS record and policy and
+Per domain: the MX set and its DNSSEC status (docs/behaviour-notes.md §3.2), the MTA-STS record and policy and
 whether the policy covers every MX (RFC 8461 §4.1), the domain's TLSRPT record (RFC 8460
 §3); per MX host: DNSSEC of its addresses, TLSA present / usable / matching (RFC 7672),
 STARTTLS, PKIX, REQUIRETLS after STARTTLS (RFC 8689), and the host's own TLSRPT record. One

@@ -2,13 +2,13 @@
 
 - ``sign_message(domain_config, message, extra_headers=()) -> bytes``: one ``DKIM-Signature``
   header per selector of the domain's ``sign`` list, concatenated (CRLF-terminated), to be
-  stored as the queue message prefix (spec §0.5: signatures are prepended, not written into
+  stored as the queue message prefix (docs/behaviour-notes.md §0.5: signatures are prepended, not written into
   the file). Each selector signs its configured header list (or :data:`DEFAULT_HEADERS`)
   plus ``extra_headers`` (TLS reports pass ``TLS-Report-Domain`` and ``TLS-Report-Submitter``,
   RFC 8460 §5.3). Raises ConfigError when the domain has no selectors or a key is unusable.
 - ``check_keys(domain_config)``: load every signing key (ConfigError naming the file).
 - ``walk_configured_domain(config) -> DomainConfig | None``: the first configured domain
-  found walking up from the mail hostname (spec §2.5 step 1, §6.6); the caller decides what
+  found walking up from the mail hostname (docs/behaviour-notes.md §2.5 step 1, §6.6); the caller decides what
   a missing or unsigned domain means (TLS reports: not sent; DMARC reports: sent unsigned).
 """
 

@@ -1,4 +1,4 @@
-"""The hourly DMARC aggregate report job (RFC 7489 §7.2; spec §6.3-6.8).
+"""The hourly DMARC aggregate report job (RFC 7489 §7.2; docs/behaviour-notes.md §6.3-6.8).
 
 Run once an hour (cron or `moxcli send-reports`): for the hour that just ended, every policy
 domain whose reporting interval ends then gets a report of the evaluations stored for it.
@@ -176,7 +176,7 @@ def _to_record(e: Evaluation) -> Record:
 
 
 def aggregate_records(evals: list[Evaluation], fmt: str) -> list[Record]:
-    """Identical rows become one record with a count; records sorted by their XML (spec §6.4
+    """Identical rows become one record with a count; records sorted by their XML (docs/behaviour-notes.md §6.4
     steps 4 and 8). Rows are compared by the fields that make up a record, which for RFC 7489
     is the same as comparing their XML, and cheaper."""
     counted: dict[tuple[Any, ...], Record] = {}
@@ -205,7 +205,7 @@ def aggregate_records(evals: list[Evaluation], fmt: str) -> list[Record]:
 
 def date_range(first: Evaluation, end: float) -> tuple[int, int]:
     """(begin, end) in unix seconds: end is the last second of the period; begin is moved back
-    by whole intervals (of the first row) until it covers the first row (spec §6.4 step 5)."""
+    by whole intervals (of the first row) until it covers the first row (docs/behaviour-notes.md §6.4 step 5)."""
     step = first.interval_hours * 3600
     begin = end - step
     while begin > first.evaluated:
@@ -221,7 +221,7 @@ def build_feedback(
 
     fmt = config.dmarc_report_format
     begin, last = date_range(evals[0], end)
-    pp = evals[-1].policy_published  # spec §6.4 step 7: the last row's policy, not a fresh lookup
+    pp = evals[-1].policy_published  # docs/behaviour-notes.md §6.4 step 7: the last row's policy, not a fresh lookup
     return Feedback(
         metadata=Metadata(
             org_name=config.hostname,
@@ -308,7 +308,7 @@ def error_report_message(
 
 def _dkim_prefix(config: Config, message: bytes) -> bytes:
     """DKIM signatures by the first configured domain walking up from the hostname; DMARC
-    reports are sent unsigned when there is no key or signing fails (spec §6.6, §12 item 2)."""
+    reports are sent unsigned when there is no key or signing fails (docs/behaviour-notes.md §6.6, §12 item 2)."""
     from moxcli.reports.dkim import sign_message, walk_configured_domain
 
     dom = walk_configured_domain(config)
@@ -560,7 +560,7 @@ def _run(
             else:
                 optional_only[dom] = [i for i, _ in rows]
     for dom, ids in optional_only.items():
-        # Optional evaluations never trigger a report (spec §6.2, §12 item 19): drop them.
+        # Optional evaluations never trigger a report (docs/behaviour-notes.md §6.2, §12 item 19): drop them.
         run.domains.append(DomainResult(domain=dom, status="only-optional", evaluations=len(ids)))
         if not dry_run:
             store.update(partial(dstore.delete_evaluations, policy_domain=dom, ids=ids))
@@ -598,7 +598,7 @@ def _queue_domain(
             )
         except (MoxcliError, OSError) as exc:
             # The transaction was aborted: nothing queued, nothing removed; the evaluations
-            # are reported at the next matching hour (spec §6.4 step 12: any queue error).
+            # are reported at the next matching hour (docs/behaviour-notes.md §6.4 step 12: any queue error).
             r = plan.result
             r.errors.append(f"queueing: {exc}")
             r.status, r.kept, r.queued_to, r.error_report_to, r.queue_ids = "temporary-error", True, [], [], []

@@ -312,7 +312,7 @@ def iter_paths(paths: Iterable[Path]) -> Iterator[Message]:
 
 
 def iter_maildir(path: Path) -> Iterator[Message]:
-    """The messages of a maildir's new/ and cur/ (spec §8.3)."""
+    """The messages of a maildir's new/ and cur/ (docs/behaviour-notes.md §8.3)."""
     from moxcli.mail.maildir import check_maildir, entries
 
     check_maildir(path)
@@ -321,7 +321,7 @@ def iter_maildir(path: Path) -> Iterator[Message]:
 
 
 def iter_mbox(path: Path) -> Iterator[Message]:
-    """The messages of an mbox file (the importer's reader, spec §8.2), named ``FILE:LINE``."""
+    """The messages of an mbox file (the importer's reader, docs/behaviour-notes.md §8.2), named ``FILE:LINE``."""
     from moxcli.mail.mbox import iter_mbox as split_mbox
 
     with open(path, "rb") as f:

@@ -1,4 +1,4 @@
-"""Incoming DMARC aggregate reports (spec §6.9): parse report files and messages, store, list, show.
+"""Incoming DMARC aggregate reports (docs/behaviour-notes.md §6.9): parse report files and messages, store, list, show.
 
 The same shape as ``incoming_tls``: ``import_files``, ``list_reports``, ``get_report``,
 ``summary``. Parsing (moxcli.dmarc.parse) follows mox's MIME rules and limits.
@@ -30,7 +30,7 @@ KIND = "dmarc"
 def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
     """A report file or message parsed into the record to store (moxcli.reports.incoming).
 
-    NotAReport for a message without a DMARC report; Rejected (spec §6.9) when the report does
+    NotAReport for a message without a DMARC report; Rejected (docs/behaviour-notes.md §6.9) when the report does
     not parse, its policy domain does not parse or is not ours (when domains are configured),
     or it ends more than 60 s in the future.
     """
@@ -47,7 +47,7 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
         raise Rejected(f"could not parse domain in published policy {fb.policy.domain!r}: {exc}") from None
     if config.domains and domain.ascii not in config.domains and domain.ascii != config.hostname:
         raise Rejected(f"published policy domain unrecognized: {domain.name}")
-    # spec §6.9 (mox): a report about the future is not genuine.
+    # docs/behaviour-notes.md §6.9 (mox): a report about the future is not genuine.
     if fb.metadata.end > now + 60:
         raise Rejected(f"report has end date in the future ({fb.metadata.end})")
     record = {

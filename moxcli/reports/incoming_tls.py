@@ -1,4 +1,4 @@
-"""Incoming TLS reports (spec §1.6): parse report messages and JSON files, store, list, show.
+"""Incoming TLS reports (docs/behaviour-notes.md §1.6): parse report messages and JSON files, store, list, show.
 
 Parsing follows mox's MIME rules (a ``application/tlsrpt+json`` or ``+gzip`` leaf, as the
 whole message or directly under ``multipart/report; report-type="tlsrpt"``) and its limits
@@ -35,7 +35,7 @@ from moxcli.store import tlsreports as rstore
 from moxcli.store.env import Txn
 from moxcli.tlsrpt.report import MAX_JSON_SIZE, Report, ReportError, parse_report
 
-MAX_MESSAGE_SIZE = 15 * 1024 * 1024  # spec §1.6
+MAX_MESSAGE_SIZE = 15 * 1024 * 1024  # docs/behaviour-notes.md §1.6
 REPORT_TYPES = ("application/tlsrpt+json", "application/tlsrpt+gzip")
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_MIME_DEPTH = 20
@@ -157,7 +157,7 @@ KIND = "tls"
 
 
 def _domains_for(report: Report, config: Config) -> tuple[list[str], list[str], bool]:
-    """(stored, skipped, host_report): policy domains that are ours (spec §1.6 storage).
+    """(stored, skipped, host_report): policy domains that are ours (docs/behaviour-notes.md §1.6 storage).
 
     Without configured domains (no config), every policy domain is accepted.
     """
@@ -185,7 +185,7 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
     """A report file or message parsed into the record to store (moxcli.reports.incoming).
 
     NotAReport for a message without a TLS report; Rejected when the report does not parse,
-    has no policies, or is about none of our domains (spec §1.6).
+    has no policies, or is about none of our domains (docs/behaviour-notes.md §1.6).
     """
     try:
         pf = parse_report_bytes(data, name)

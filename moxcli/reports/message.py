@@ -1,4 +1,4 @@
-"""Report e-mail composition exactly as mox writes it (spec §0.5, §2.7, §6.6); reused by DMARC.
+"""Report e-mail composition exactly as mox writes it (docs/behaviour-notes.md §0.5, §2.7, §6.6); reused by DMARC.
 
 Pure: no I/O. Everything is bytes with CRLF line endings.
 
@@ -26,7 +26,8 @@ _TSPECIALS = set('()<>@,;:\\"/[]?=')
 
 
 def format_date(t: float | None = None) -> str:
-    """``D Mon YYYY HH:MM:SS ±hhmm`` in local time (spec §0.3): day without leading zero, no weekday."""
+    """``D Mon YYYY HH:MM:SS ±hhmm`` in local time (docs/behaviour-notes.md §0.3): day without leading
+    zero, no weekday."""
     lt = time.localtime(time.time() if t is None else t)
     off = lt.tm_gmtoff // 60
     sign = "+" if off >= 0 else "-"
@@ -35,12 +36,12 @@ def format_date(t: float | None = None) -> str:
 
 
 def message_id(hostname: str) -> str:
-    """``<RANDOM@HOST>``: base64url of 16 random bytes, no padding (spec §0.4)."""
+    """``<RANDOM@HOST>``: base64url of 16 random bytes, no padding (docs/behaviour-notes.md §0.4)."""
     return f"<{base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b'=').decode()}@{hostname}>"
 
 
 def random_boundary() -> str:
-    """60 hex characters (spec §0.5)."""
+    """60 hex characters (docs/behaviour-notes.md §0.5)."""
     return secrets.token_hex(30)
 
 
@@ -125,7 +126,7 @@ def base64_lines(data: bytes) -> bytes:
 
 
 def text_part_headers(text: str) -> tuple[list[tuple[str, str]], bytes]:
-    """Headers and encoded body of a text part (spec §0.5).
+    """Headers and encoded body of a text part (docs/behaviour-notes.md §0.5).
 
     LF becomes CRLF with a final newline; charset us-ascii unless non-ASCII (utf-8);
     quoted-printable when a line exceeds 76 chars, else 8bit for utf-8, else 7bit.
@@ -143,7 +144,7 @@ def text_part_headers(text: str) -> tuple[list[tuple[str, str]], bytes]:
 
 
 def _part(headers: list[tuple[str, str]], body: bytes) -> bytes:
-    # Part headers sorted alphabetically by name (spec §0.5).
+    # Part headers sorted alphabetically by name (docs/behaviour-notes.md §0.5).
     head = "".join(f"{k}: {v}\r\n" for k, v in sorted(headers))
     return head.encode() + b"\r\n" + body
 
@@ -167,7 +168,7 @@ def compose_report_message(
 ) -> bytes:
     """A report message: From, To, Subject, ``extra_headers``, Message-Id, Date, User-Agent,
     MIME-Version, Content-Type (``content_type`` + boundary); then the text part and the
-    base64 attachment ``filename`` of type ``attachment_type`` (spec §2.7 / §6.6).
+    base64 attachment ``filename`` of type ``attachment_type`` (docs/behaviour-notes.md §2.7 / §6.6).
 
     TLS: content_type ``multipart/report; report-type="tlsrpt"``, attachment_type
     ``application/tlsrpt+gzip``, extra headers TLS-Report-Domain, TLS-Report-Submitter,

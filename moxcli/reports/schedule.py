@@ -1,7 +1,7 @@
 """`moxcli send-reports`: run whichever report jobs are due, so one hourly cron line is enough.
 
-DMARC reports are due every whole UTC hour (spec §6.4), TLS reports once per UTC day, after
-00:00, for the previous day (spec §2.3). What ran is remembered in the store's meta records
+DMARC reports are due every whole UTC hour (docs/behaviour-notes.md §6.4), TLS reports once per UTC day, after
+00:00, for the previous day (docs/behaviour-notes.md §2.3). What ran is remembered in the store's meta records
 (`schedule:dmarc:end`, `schedule:tls:day`), so extra runs do nothing and a missed hour is
 caught up (at most 24 hours back, the 48-hour evaluation lifetime bounds what is left).
 """

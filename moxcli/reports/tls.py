@@ -1,4 +1,4 @@
-"""The daily TLS report job (RFC 8460; spec §2.3-2.7): `moxcli send-tlsreports`.
+"""The daily TLS report job (RFC 8460; docs/behaviour-notes.md §2.3-2.7): `moxcli send-tlsreports`.
 
 For the previous UTC day (or a given one) and any older days left over, every policy domain
 with stored TLS results that ask for a report gets an aggregate report at the ``mailto:``
@@ -13,7 +13,7 @@ Better than mox, on purpose:
   rows, so its host reports could go out twice after a crash before the cleanup);
 - a job lock keeps overlapping runs out;
 - instead of sleeping between sends, queued reports get staggered due times (mox's 4 h
-  window, at most 5 min apart, spec §2.4 step 2); ``deliver_now`` delivers at once;
+  window, at most 5 min apart, docs/behaviour-notes.md §2.4 step 2); ``deliver_now`` delivers at once;
 - a report covers the UTC day of its results: rows left over from an older day are reported
   with that day's date range and report id (mox uses the current run's day for them, §2.4);
 - a missing or unusable DKIM key for the submitter domain stops the run before anything is
@@ -49,11 +49,11 @@ _log = log.get("tlsrptsend")
 
 KIND_RCPT = "recipient-domain"
 KIND_HOST = "host"
-SEND_WINDOW = 4 * 3600.0  # spec §2.4 step 2: spread sends over 4 h ...
+SEND_WINDOW = 4 * 3600.0  # docs/behaviour-notes.md §2.4 step 2: spread sends over 4 h ...
 MAX_BETWEEN = 300.0  # ... at most 5 minutes apart
-MAX_ATTEMPTS = 5  # spec §2.5 step 11
-MAX_MESSAGE_SIZE = 100 * 1024 * 1024  # spec §2.7: composing limit
-STALE_HOURS = 60  # spec §2.3 step 2
+MAX_ATTEMPTS = 5  # docs/behaviour-notes.md §2.5 step 11
+MAX_MESSAGE_SIZE = 100 * 1024 * 1024  # docs/behaviour-notes.md §2.7: composing limit
+STALE_HOURS = 60  # docs/behaviour-notes.md §2.3 step 2
 LOCK_NAME = "send-tlsreports"
 RELEASE_EVERY = 64  # policy domains between drops of the store pages read
 
@@ -191,7 +191,7 @@ def submitter_domain(config: Config) -> DomainConfig:
 
 
 def mailto_recipients(ruas: tuple[tuple[str, ...], ...]) -> tuple[list[str], list[str]]:
-    """(addresses, exact mailto rua strings) from every rua list in order (spec §2.5 step 3)."""
+    """(addresses, exact mailto rua strings) from every rua list in order (docs/behaviour-notes.md §2.5 step 3)."""
     from moxcli.tlsrpt.record import uri_scheme
 
     addrs: list[str] = []
@@ -199,7 +199,7 @@ def mailto_recipients(ruas: tuple[tuple[str, ...], ...]) -> tuple[list[str], lis
     for lst in ruas:
         for uri in lst:
             if uri_scheme(uri) != "mailto":
-                continue  # https: and other schemes ignored (mox quirk, spec §2.6)
+                continue  # https: and other schemes ignored (mox quirk, docs/behaviour-notes.md §2.6)
             opaque = uri.split(":", 1)[1].split("?", 1)[0]
             local, sep, dom = opaque.rpartition("@")
             if not sep or not local or any(c.isspace() or c in '<>,"' for c in opaque):
@@ -228,7 +228,7 @@ def _host_policies(recs: list[dict[str, Any]], ruas: list[str]) -> list[list[Any
 
     After the rewrite every policy carries its row's recipient domain, and each row is a
     different recipient domain, so results of different rows never merge: only the results
-    within one row are merged (spec §1.5), which keeps the job linear on huge tables.
+    within one row are merged (docs/behaviour-notes.md §1.5), which keeps the job linear on huge tables.
     """
     out: list[list[Any]] = []
     for rec in recs:
@@ -294,7 +294,7 @@ class _Job:
 
 
 def _build(job: _Job, tx: Txn, kind: str, day: str, pdom: str, ruas: list[str]) -> tuple[BuiltReport | None, str]:
-    """The report for one key, or None and the skip reason (spec §2.5 steps 4-8)."""
+    """The report for one key, or None and the skip reason (docs/behaviour-notes.md §2.5 steps 4-8)."""
     recs = (
         tstore.records_for_recipient_domain(tx, day, pdom)
         if kind == KIND_RCPT
@@ -342,7 +342,7 @@ def compose(
     recipients: list[str],
     now: float | None = None,
 ) -> tuple[bytes, bytes]:
-    """The report message (spec §2.7) and its DKIM signature headers (the queue prefix)."""
+    """The report message (docs/behaviour-notes.md §2.7) and its DKIM signature headers (the queue prefix)."""
     pd = _domain(policy_domain)
     sub = parse_domain(submitter.name)
     start_unix = int(report.start.timestamp())

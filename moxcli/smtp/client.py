@@ -72,7 +72,7 @@ class SMTPError(Exception):
         super().__init__(msg)
         self.reply = reply
         self.permanent = permanent
-        self.tls = tls  # a STARTTLS/TLS failure: the caller may fall back to plaintext (spec §3.7)
+        self.tls = tls  # a STARTTLS/TLS failure: the caller may fall back to plaintext (docs/behaviour-notes.md §3.7)
         self.timeout = timeout  # a deadline passed (RFC 5321 4.5.3.2)
         self.limit = limit  # the server sent more than a reply may hold
 
@@ -101,7 +101,7 @@ class RcptResult:
 
 @dataclass
 class Extensions:
-    """EHLO keywords recognized case-insensitively (spec §3.5)."""
+    """EHLO keywords recognized case-insensitively (docs/behaviour-notes.md §3.5)."""
 
     names: set[str] = field(default_factory=set)
     size: int = 0
@@ -283,7 +283,7 @@ class Client:
     # -- session ---------------------------------------------------------------------------
 
     def read_greeting(self) -> Reply:
-        """The 220 greeting (spec §3.5); its text is the TLSRPT receiving-mx-helo."""
+        """The 220 greeting (docs/behaviour-notes.md §3.5); its text is the TLSRPT receiving-mx-helo."""
         self._awaiting = 1
         r = self.read_reply(self.limits.greeting_timeout, "greeting")
         self.greeting = r
@@ -292,7 +292,7 @@ class Client:
         return r
 
     def ehlo(self) -> Reply:
-        """EHLO, falling back to HELO on 500-504 before TLS only (spec §3.5)."""
+        """EHLO, falling back to HELO on 500-504 before TLS only (docs/behaviour-notes.md §3.5)."""
         r = self.command(f"EHLO {self.ehlo_name}")
         if r.code == 250:
             self.extensions = Extensions.parse(r.lines)

@@ -1,4 +1,4 @@
-"""Message and queue file paths (spec §9.2) and durable file writes.
+"""Message and queue file paths (docs/behaviour-notes.md §9.2) and durable file writes.
 
 Files are written to a temporary name in the same directory, synced, then renamed, so a
 reader never sees a half-written file. Bulk writers (import) skip the per-file sync and call

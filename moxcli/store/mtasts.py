@@ -1,4 +1,4 @@
-"""The MTA-STS policy cache (spec §4.5, mox's mtastsdb PolicyRecord).
+"""The MTA-STS policy cache (docs/behaviour-notes.md §4.5, mox's mtastsdb PolicyRecord).
 
 Table MTASTS_POLICY, key ``text_key(domain)`` (Unicode name). Record fields: ``domain``,
 ``inserted``, ``valid_end``, ``last_update``, ``last_use`` (unix seconds), ``backoff`` (a

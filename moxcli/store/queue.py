@@ -1,7 +1,7 @@
 """Queue records: one outgoing message for one recipient (table QUEUE, key u64(id)).
 
 The message body lives in ``files.queue_file(data_dir, id)``; the record keeps the DKIM
-signature headers as ``prefix`` (prepended when sending, spec §0.5), so ``size`` =
+signature headers as ``prefix`` (prepended when sending, docs/behaviour-notes.md §0.5), so ``size`` =
 len(prefix) + file size. Times are unix seconds.
 """
 

@@ -15,7 +15,7 @@ API (all inside a caller's transaction):
   (going beyond mox, mox issue #295).
 
 Addresses are compared as ``localpart@domain`` with the domain in ASCII, lower-cased
-(spec §2.6); the record key is that normalised form.
+(docs/behaviour-notes.md §2.6); the record key is that normalised form.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def entries(tx: Txn, kind: str) -> list[SuppressEntry]:
 
 
 def is_suppressed(tx: Txn, kind: str, address: str, now: float | None = None) -> bool:
-    """Whether an unexpired entry exists for the address (spec §2.5 step 11)."""
+    """Whether an unexpired entry exists for the address (docs/behaviour-notes.md §2.5 step 11)."""
     try:
         addr = normalize_address(address)
     except UsageError:

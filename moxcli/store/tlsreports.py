@@ -1,4 +1,4 @@
-"""Incoming TLS reports (spec §1.6 storage): one record per imported report, indexed by domain.
+"""Incoming TLS reports (docs/behaviour-notes.md §1.6 storage): one record per imported report, indexed by domain.
 
 Table TLS_REPORT_IN, key ``u64(id)`` (sequence ``tlsreportin``), record fields: ``id``,
 ``imported`` (unix time), ``source`` (file name), ``from_domain`` (domain of the From header,

@@ -1,9 +1,9 @@
-"""Outgoing TLS results (spec §2.1): one row per (day_utc, policy_domain, recipient_domain).
+"""Outgoing TLS results (docs/behaviour-notes.md §2.1): one row per (day_utc, policy_domain, recipient_domain).
 
 Delivery records the results of each attempt with :func:`add_results`; the daily sender
 (`moxcli.reports.tls`) reads them per policy domain and marks them sent.
 
-Row shape passed to :func:`add_results` (one per policy result of an attempt, spec §2.2)::
+Row shape passed to :func:`add_results` (one per policy result of an attempt, docs/behaviour-notes.md §2.2)::
 
     {"policy_domain": "mx.example.org",   # Unicode or ASCII name; stored as Unicode name
      "is_host": True,                     # per-MX-host (DANE / host no-policy-found) result
@@ -47,7 +47,7 @@ _DROP_EVERY = 8192  # index entries read between drops of the store pages (repor
 
 @dataclass(slots=True)
 class ResultRow:
-    """A stored TLS result row (spec §2.1)."""
+    """A stored TLS result row (docs/behaviour-notes.md §2.1)."""
 
     id: int
     day_utc: str
@@ -115,7 +115,7 @@ def day_utc(t: float | None = None) -> str:
 
 
 def _name(domain: str) -> str:
-    """Domains are stored as Unicode names (spec §2.1); MX names may hold '_' (lax)."""
+    """Domains are stored as Unicode names (docs/behaviour-notes.md §2.1); MX names may hold '_' (lax)."""
     try:
         return parse_domain(domain, lax=True).name
     except DomainError:
@@ -129,11 +129,11 @@ def _flag(send_report: bool) -> bytes:
 def add_results(
     tx: Txn, day: str, recipient_domain: str, rows: Iterable[Mapping[str, Any]], now: float | None = None
 ) -> None:
-    """Record the results of one delivery attempt: insert or merge per row (spec §2.1).
+    """Record the results of one delivery attempt: insert or merge per row (docs/behaviour-notes.md §2.1).
 
     A new (day, policy_domain, recipient_domain) is inserted; an existing one gets the results
-    merged (spec §1.5), ``is_host`` overwritten, ``send_report`` OR-ed and ``updated`` set.
-    Rows whose results are all of empty policy type are skipped (spec §2.2).
+    merged (docs/behaviour-notes.md §1.5), ``is_host`` overwritten, ``send_report`` OR-ed and ``updated`` set.
+    Rows whose results are all of empty policy type are skipped (docs/behaviour-notes.md §2.2).
     """
     t = time.time() if now is None else now
     rcpt = _name(recipient_domain)
@@ -171,7 +171,7 @@ def add_results(
 
 @dataclass(frozen=True)
 class ReportKey:
-    """One report to consider (spec §2.4): a policy domain on a day, and whether it is due."""
+    """One report to consider (docs/behaviour-notes.md §2.4): a policy domain on a day, and whether it is due."""
 
     day_utc: str
     policy_domain: str
@@ -179,7 +179,7 @@ class ReportKey:
 
 
 def report_keys(tx: Txn, through_day: str, store: Store | None = None) -> tuple[list[ReportKey], list[ReportKey]]:
-    """Keys of rows with day_utc <= through_day: (recipient-domain keys, host keys) (spec §2.4).
+    """Keys of rows with day_utc <= through_day: (recipient-domain keys, host keys) (docs/behaviour-notes.md §2.4).
 
     Recipient-domain keys come from rows whose policy domain equals the recipient domain, all
     others are host keys; each key's flag ORs the send_report of its rows in that partition.
@@ -265,7 +265,7 @@ def mark_sent_policy_domain(tx: Txn, day: str, policy_domain: str) -> int:
 
 
 def delete_policy_domain(tx: Txn, day: str, policy_domain: str) -> int:
-    """Remove the rows of (day, policy_domain) and their index entries (spec §2.4 step 5)."""
+    """Remove the rows of (day, policy_domain) and their index entries (docs/behaviour-notes.md §2.4 step 5)."""
     pdom = _name(policy_domain)
     keys = [k for k, _ in tx.scan_raw(TLS_RESULT, prefix_key(day, pdom))]
     for k in keys:
@@ -276,7 +276,7 @@ def delete_policy_domain(tx: Txn, day: str, policy_domain: str) -> int:
 
 
 def delete_before(tx: Txn, day: str) -> int:
-    """Remove stale rows: day_utc < day (string compare, spec §2.3)."""
+    """Remove stale rows: day_utc < day (string compare, docs/behaviour-notes.md §2.3)."""
     n = 0
     for table in (TLS_RESULT, TLS_RESULT_BY_RCPT):
         keys = []

@@ -1,8 +1,8 @@
-"""TLSRPT record lookup at ``_smtp._tls.<policy domain>`` (RFC 8460 §3, spec §1.1), and the
+"""TLSRPT record lookup at ``_smtp._tls.<policy domain>`` (RFC 8460 §3, docs/behaviour-notes.md §1.1), and the
 fuller check behind ``moxcli check tlsrpt``.
 
 ``lookup_tlsrpt`` is what the TLS report sender uses; it keeps the error classes apart
-because the sender treats them differently (spec §2.5, §12 item 9):
+because the sender treats them differently (docs/behaviour-notes.md §2.5, §12 item 9):
 
 - no record: ``moxcli.dns.NotFound``
 - DNS trouble: ``moxcli.dns.TemporaryDNSError`` / ``moxcli.dns.BogusDNSError``
@@ -55,7 +55,7 @@ def to_domain(domain: str | Domain) -> Domain:
 
 
 def select_record(name: str, texts: Sequence[str]) -> tuple[Record, str]:
-    """Pick the one TLSRPT record among the TXT strings at ``name`` (spec §1.1 steps 3–6).
+    """Pick the one TLSRPT record among the TXT strings at ``name`` (docs/behaviour-notes.md §1.1 steps 3–6).
 
     Strings that are not TLSRPT are skipped; the first TLSRPT string with a syntax error
     aborts (even if a valid one follows: mox's order-dependent rule); two valid ones are an

@@ -1,6 +1,6 @@
 """TLSRPT DNS records (RFC 8460 §3): parse, format, lint. Pure: no I/O.
 
-Parsing follows mox byte by byte (spec §1.2), including its quirks: we are liberal in what
+Parsing follows mox byte by byte (docs/behaviour-notes.md §1.2), including its quirks: we are liberal in what
 we accept from DNS (a space before ``;``, keys starting with ``-`` or ``.``) and the lint
 warnings tell the operator where a stricter receiver would disagree. Formatting follows the
 RFC (it is what we publish).
@@ -25,7 +25,7 @@ class ParseError(ValueError):
     """The text is not a valid TLSRPT record.
 
     ``is_tlsrpt`` is False when the text did not even get past ``v=TLSRPTv1`` and a ``;``
-    delimiter: such TXT strings are other records and are skipped by lookups (spec §1.1).
+    delimiter: such TXT strings are other records and are skipped by lookups (docs/behaviour-notes.md §1.1).
     """
 
     def __init__(self, msg: str, is_tlsrpt: bool) -> None:
@@ -59,7 +59,7 @@ class Record:
         return [u for lst in self.ruas for u in lst]
 
     def format(self) -> str:
-        """The record text as we publish it: no trailing ``;`` (spec §1.2)."""
+        """The record text as we publish it: no trailing ``;`` (docs/behaviour-notes.md §1.2)."""
         parts = [f"v={self.version}"]
         parts += ["rua=" + ",".join(encode_uri(u) for u in lst) for lst in self.ruas]
         parts += [f"{k}={v}" for k, v in self.extensions]
@@ -171,7 +171,7 @@ def uri_problem(uri: str) -> str | None:
 
 
 def parse_record(text: str) -> Record:
-    """Parse a TLSRPT TXT record (RFC 8460 §3, spec §1.2).
+    """Parse a TLSRPT TXT record (RFC 8460 §3, docs/behaviour-notes.md §1.2).
 
     Raises NotTLSRPT if the text is not a TLSRPT record at all, ParseError (with
     ``is_tlsrpt`` True) for a TLSRPT record with a syntax error.

@@ -6,7 +6,7 @@ the daily sender (building reports) and incoming reports (parsing what others se
 - :class:`Policy`, :class:`FailureDetails`, :class:`Result` (one ``policies[]`` entry) and
   :class:`Report` (the whole document), each with ``to_json()`` / ``from_json()`` using the
   RFC field names in the RFC 8460 §4.4 key order.
-- :func:`merge` (spec §1.5), :meth:`Result.add`, :func:`make_result`, :func:`tlsa_policy`.
+- :func:`merge` (docs/behaviour-notes.md §1.5), :meth:`Result.add`, :func:`make_result`, :func:`tlsa_policy`.
 - :func:`report_json_bytes`: TAB-indented JSON with a final newline, as mox sends it;
   :func:`report_json_text` / :class:`PackedJSONText`: the same text from packed results,
   without the json module (the daily report job on large tables).
@@ -72,7 +72,7 @@ class ReportError(ValueError):
 
 @dataclass(slots=True)
 class Policy:
-    """``policy`` of a result (RFC 8460 §4.4); lists compare in order (spec §1.5)."""
+    """``policy`` of a result (RFC 8460 §4.4); lists compare in order (docs/behaviour-notes.md §1.5)."""
 
     type: str
     string: list[str] = field(default_factory=list)
@@ -155,7 +155,7 @@ def detail_json(d: list[Any]) -> dict[str, Any]:
     RFC 8460 §4.4 types sending-mta-ip and receiving-ip as IP addresses, receiving-mx-hostname
     as a host name and additional-information as a URI; "" is none of those, so a field without
     a value is left out, as the RFC's Appendix B example does (result-type and
-    failed-session-count always have one). mox quirk (spec §1.3): mox writes "" for every
+    failed-session-count always have one). mox quirk (docs/behaviour-notes.md §1.3): mox writes "" for every
     unknown field except receiving-mx-helo; when producing we follow the RFC.
     """
     out: dict[str, Any] = {}
@@ -175,7 +175,7 @@ class Result:
     details: list[FailureDetails] = field(default_factory=list)
 
     def add(self, success: int, failure: int, *details: FailureDetails) -> None:
-        """Add counts and details (spec §1.5): totals clamped at 0, equal details summed."""
+        """Add counts and details (docs/behaviour-notes.md §1.5): totals clamped at 0, equal details summed."""
         # The SMTP client may add -1 success after a TLS alert right after the handshake.
         self.success = max(0, self.success + success)
         self.failure = max(0, self.failure + failure)
@@ -188,7 +188,7 @@ class Result:
                 self.details.append(replace(nd))
 
     def has_failure(self) -> bool:
-        """A reason to send a report (spec §2.5 step 8): a failure count or any detail."""
+        """A reason to send a report (docs/behaviour-notes.md §2.5 step 8): a failure count or any detail."""
         return self.failure > 0 or bool(self.details)
 
     def copy(self) -> Result:
@@ -358,7 +358,7 @@ def report_json_text(head: dict[str, Any], policies: list[list[Any]], indent: st
 
 
 class PackedMerger:
-    """:func:`merge` (spec §1.5) on packed results: many rows, few objects."""
+    """:func:`merge` (docs/behaviour-notes.md §1.5) on packed results: many rows, few objects."""
 
     def __init__(self) -> None:
         self.results: list[list[Any]] = []
@@ -400,7 +400,7 @@ def make_result(policy_type: str, policy_domain: str, *details: FailureDetails) 
 
 
 def tlsa_policy(records: Iterable[tuple[int, int, int, bytes]], base_domain: str) -> Policy:
-    """The ``tlsa`` policy for TLSA records (RFC 8460 §4.5; spec §1.5).
+    """The ``tlsa`` policy for TLSA records (RFC 8460 §4.5; docs/behaviour-notes.md §1.5).
 
     Each record as ``usage selector matchtype lowercasehex``, sorted ascending (mox); the
     policy domain is the TLSA base domain (ASCII).
@@ -414,7 +414,7 @@ def _policy_key(p: Policy) -> tuple[Any, ...]:
 
 
 def merge(results: list[Result], *new: Result, copy: bool = True) -> None:
-    """Merge ``new`` into ``results`` in place (spec §1.5).
+    """Merge ``new`` into ``results`` in place (docs/behaviour-notes.md §1.5).
 
     An equal policy (type, domain, and policy-string and mx-host element-wise in order) gets
     the counts and details added; otherwise it is appended (first appearance order kept), as
@@ -459,7 +459,7 @@ class Report:
 
 
 def format_time(t: datetime) -> str:
-    """RFC 3339 in UTC with ``Z``; fractional seconds only if non-zero (spec §0.3)."""
+    """RFC 3339 in UTC with ``Z``; fractional seconds only if non-zero (docs/behaviour-notes.md §0.3)."""
     t = t.astimezone(UTC)
     s = t.strftime("%Y-%m-%dT%H:%M:%S")
     if t.microsecond:
