@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 import importlib.util
 import sys
 from pathlib import Path
@@ -106,7 +107,12 @@ class LazyGroup(click.Group):
         except MoxcliError as exc:
             _fail(ctx, exc.code, str(exc), exc.exit_code)
         except Interrupted as exc:
-            _fail(ctx, "interrupted", str(exc), exc.exit_code)
+            _fail(ctx, "interrupted", str(exc), exc.exit_code, exit_now=False)
+            # Everything is recorded, the store closed and the locks released by now; exit
+            # without waiting for worker threads still in a DNS lookup (they hold nothing).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.exit_code)
         except KeyboardInterrupt:
             _fail(ctx, "interrupted", "interrupted", 130)
         except OSError as exc:

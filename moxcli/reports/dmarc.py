@@ -568,11 +568,17 @@ def _run(
     key = load_key(data_dir, create=not dry_run)
     # DNS lookups (record, external authorizations) dominate; like mox, they run concurrently.
     # The store is only used from this thread: one transaction per domain, in order.
-    with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_LOOKUPS, len(flagged)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_LOOKUPS, len(flagged))))
+    try:
         dests = pool.map(lambda dom: _destinations(resolver, dom), flagged)
         for n, (dom, dest) in enumerate(zip(flagged, dests, strict=True)):
             plan = _plan_domain(store, config, key, dom, dest, end, now, dry_run)
             _queue_domain(store, data_dir, config, run, dom, plan, now + n * between, now, dry_run)
+    except BaseException:
+        # A stop signal (moxcli.stop.Interrupted) must not wait for lookups still running.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return run
 
 

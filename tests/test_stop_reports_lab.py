@@ -1,0 +1,177 @@
+"""A clean stop of the report senders (real processes, lab DNS): SIGTERM while
+`send-tlsreports --deliver-now` or `send-dmarcreports --deliver-now` is mid-DATA at a stalling
+server, and while `send-reports` waits for a DNS server that never answers. Each exits 3, the
+store passes verifydata, and the next run delivers (or runs the job) exactly once."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import lab_config_text
+from smtpstub import NORMAL, STALL_AFTER_DOT, stub
+from test_delivery_stop import _spawn
+from test_dmarc_support import hour, vector_eval
+from test_report_message import make_dkim_config
+
+from moxcli.cli import cli
+from moxcli.config import parse_config
+from moxcli.dmarc.db import record_evaluations
+from moxcli.store import Store
+from moxcli.store import tlsresults as tstore
+from moxcli.tlsrpt import report as rp
+
+pytestmark = pytest.mark.lab
+
+
+def _config(lab, tmp_path, port: int, extra: str = ""):
+    text = re.sub(r"smtp_port = \d+", f"smtp_port = {port}", lab_config_text(lab)).split("\n", 1)[1]
+    cfg, _ = make_dkim_config(tmp_path, hostname="mail.moxcli.test", domain="moxcli.test", extra=text + extra)
+    data = tmp_path / "data"
+    data.mkdir()
+    return data, cfg
+
+
+def _interrupt_mid_data(srv, p) -> tuple[str, str]:
+    try:
+        assert srv.reached["after-dot"].wait(90), "the run never got to the stall"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+        p.wait()
+    srv.modes = [NORMAL]  # from now on the server behaves
+    return out, err
+
+
+def _queue(runner, data, cfg):
+    r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "queue", "list", "--json"])
+    return json.loads(r.output)
+
+
+def _after(runner, data, cfg, srv, n):
+    r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "verifydata"])
+    assert r.exit_code == 0, r.output
+    queued = _queue(runner, data, cfg)
+    assert len(queued) == n and {m["attempts"] for m in queued} == {0}
+    assert any(m["last_error"] == "interrupted by SIGTERM" for m in queued)
+    assert srv.messages == []
+    r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "queue", "run", "--json"])
+    assert r.exit_code == 0, r.output
+    assert [json.loads(x)["outcome"] for x in r.output.splitlines()] == ["delivered"] * n
+    assert len(srv.messages) == n
+    assert _queue(runner, data, cfg) == []
+
+
+def test_send_tlsreports_deliver_now_stopped_mid_data(lab, runner, tmp_path):
+    with stub([STALL_AFTER_DOT]) as srv:
+        data, cfg = _config(lab, tmp_path, srv.port)
+        day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y%m%d")
+        res = rp.make_result("no-policy-found", "sts.test")
+        res.add(0, 1, rp.FailureDetails("starttls-not-supported", "", "mx.sts.test", "", "127.0.0.1", 1))
+        with Store.open(data) as store, store.write() as tx:
+            tstore.add_results(
+                tx,
+                day,
+                "sts.test",
+                [{"policy_domain": "sts.test", "is_host": False, "send_report": True, "results": [res]}],
+            )
+        p = _spawn(data, "--config", str(cfg.path), "send-tlsreports", "--day", day, "--deliver-now")
+        out, err = _interrupt_mid_data(srv, p)
+        assert p.returncode == 3, err
+        assert err.strip().splitlines()[-1].startswith("moxcli: interrupted by SIGTERM: 1 message(s) recorded")
+        _after(runner, data, cfg, srv, 1)
+        assert b"TLS-Report-Domain: sts.test" in srv.messages[0]
+
+
+def test_send_dmarcreports_deliver_now_stopped_mid_data(lab, runner, tmp_path):
+    with stub([STALL_AFTER_DOT]) as srv:
+        data, cfg = _config(lab, tmp_path, srv.port)
+        end = hour()
+        ev = vector_eval(
+            end,
+            policy_domain="reports.test",
+            addresses=["mailto:dmarc@reports.test"],
+            policy_published={"domain": "reports.test", "p": "reject", "adkim": "r", "aspf": "r"},
+            header_from="reports.test",
+            envelope_from="reports.test",
+        )
+        with Store.open(data) as store:
+            record_evaluations(store, parse_config(cfg.path.read_text(), cfg.path), [json.dumps(ev)])
+        iso = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        p = _spawn(data, "--config", str(cfg.path), "send-dmarcreports", "--end", iso, "--deliver-now")
+        out, err = _interrupt_mid_data(srv, p)
+        assert p.returncode == 3, err
+        assert err.strip().splitlines()[-1].startswith("moxcli: interrupted by SIGTERM: 1 message(s) recorded")
+        _after(runner, data, cfg, srv, 1)
+        assert b"Subject: Report Domain: reports.test" in srv.messages[0]
+
+
+class BlackHoleDNS:
+    """A UDP "resolver" that takes queries and never answers; ``asked`` is set on the first."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.asked = threading.Event()
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.closing.is_set():
+            try:
+                if self.sock.recv(4096):
+                    self.asked.set()
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self.closing.set()
+        self.thread.join(10)
+        self.sock.close()
+
+
+def test_send_reports_stopped_while_dns_stalls(lab, runner, tmp_path):
+    dns = BlackHoleDNS()
+    try:
+        data, cfg = _config(lab, tmp_path, 25)
+        lab_text = cfg.path.read_text()
+        text = re.sub(r'resolvers = \["[^"]*"\]', f'resolvers = ["127.0.0.1:{dns.port}"]', lab_text)
+        cfg.path.write_text(re.sub(r"timeout = 5\n", "timeout = 60\n", text, count=1))
+        ev = vector_eval(
+            hour(),
+            policy_domain="reports.test",
+            addresses=["mailto:dmarc@reports.test"],
+            policy_published={"domain": "reports.test", "p": "reject", "adkim": "r", "aspf": "r"},
+            header_from="reports.test",
+            envelope_from="reports.test",
+        )
+        with Store.open(data) as store:
+            record_evaluations(store, parse_config(cfg.path.read_text(), cfg.path), [json.dumps(ev)])
+        p = _spawn(data, "--config", str(cfg.path), "send-reports")
+        try:
+            assert dns.asked.wait(60), "send-reports never asked the DNS server"
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=60)
+        finally:
+            p.kill()
+            p.wait()
+        assert p.returncode == 3, err
+        assert err.strip().splitlines()[-1] == "moxcli: interrupted by SIGTERM"
+        r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "verifydata"])
+        assert r.exit_code == 0, r.output
+        # Nothing was marked done: the next run (with a working resolver) does the DMARC hour again.
+        cfg.path.write_text(lab_text)
+        r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "send-reports", "--dry-run", "--json"])
+        jobs = json.loads(r.output)["jobs"]
+        assert [(j["name"], j["ran"]) for j in jobs if j["name"] == "dmarc"] == [("dmarc", True)]
+    finally:
+        dns.close()
