@@ -82,7 +82,7 @@ def test_send_tlsreports_deliver_now_stopped_mid_data(lab, runner, tmp_path):
                 [{"policy_domain": "sts.test", "is_host": False, "send_report": True, "results": [res]}],
             )
         p = _spawn(data, "--config", str(cfg.path), "send-tlsreports", "--day", day, "--deliver-now")
-        out, err = _interrupt_mid_data(srv, p)
+        _, err = _interrupt_mid_data(srv, p)
         assert p.returncode == 3, err
         assert err.strip().splitlines()[-1].startswith("moxcli: interrupted by SIGTERM: 1 message(s) recorded")
         _after(runner, data, cfg, srv, 1)
@@ -105,7 +105,7 @@ def test_send_dmarcreports_deliver_now_stopped_mid_data(lab, runner, tmp_path):
             record_evaluations(store, parse_config(cfg.path.read_text(), cfg.path), [json.dumps(ev)])
         iso = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         p = _spawn(data, "--config", str(cfg.path), "send-dmarcreports", "--end", iso, "--deliver-now")
-        out, err = _interrupt_mid_data(srv, p)
+        _, err = _interrupt_mid_data(srv, p)
         assert p.returncode == 3, err
         assert err.strip().splitlines()[-1].startswith("moxcli: interrupted by SIGTERM: 1 message(s) recorded")
         _after(runner, data, cfg, srv, 1)
@@ -160,7 +160,7 @@ def test_send_reports_stopped_while_dns_stalls(lab, runner, tmp_path):
         try:
             assert dns.asked.wait(60), "send-reports never asked the DNS server"
             p.send_signal(signal.SIGTERM)
-            out, err = p.communicate(timeout=60)
+            _, err = p.communicate(timeout=60)
         finally:
             p.kill()
             p.wait()

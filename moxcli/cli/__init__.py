@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import errno
 import importlib
-import os
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
