@@ -306,3 +306,46 @@ def test_cli_errors(runner, data_dir, tmp_path):
     assert cli_run(runner, data_dir, "import", str(good)).exit_code == 0
     r = cli_run(runner, data_dir, "show", "99")
     assert r.exit_code == 2 and r.stderr == "moxcli: TLS report 99: no such report\n"
+
+
+def _outcome(data: bytes):
+    try:
+        report, warnings, from_domain = inc.parse_report_message(data)
+    except ReportError as exc:
+        return type(exc).__name__, str(exc)
+    return report.to_json(), warnings, from_domain
+
+
+def _variants() -> list[bytes]:
+    from helpers import reportmail as rm
+
+    gz = gzip.compress(json.dumps(REPORT).encode())
+    out = [case["message"].encode() for case in V["message_parse_cases"]]
+    out += [rm.tls_mail("google", 1), rm.tls_mail("microsoft", 2), rm.broken_tls_mail(3), rm.plain_mail(4)]
+    out += [
+        _msg("application/tlsrpt+gzip", gz),
+        _msg("application/tlsrpt+json", json.dumps(REPORT).encode(), cte="7bit"),
+        _msg("application/tlsrpt+gzip", gz, outer='multipart/report; report-type="other"'),
+        _msg("application/tlsrpt+gzip", gz, outer="multipart/mixed"),
+        _msg("application/tlsrpt+gzip", gz).replace(b"--b--\r\n", b""),  # no close delimiter
+        _msg("application/tlsrpt+gzip", gz).replace(b"\r\n--b\r\nContent-Type: text/plain", b"\r\n--b \r\n\r\n"),
+        _msg("application/tlsrpt+gzip", gz).replace(b"Subject: r\r\n", b"Subject: r\r\n folded\r\nno colon line\r\n"),
+        _msg("application/tlsrpt+gzip", gz).replace(
+            b"--b\r\nContent-Type: text/plain", b"--bx\r\nContent-Type: text/plain"
+        ),
+    ]
+    return out
+
+
+VARIANTS = _variants()
+
+
+@pytest.mark.parametrize("i", range(len(VARIANTS)))
+def test_fast_split_same_as_full_parser(i, monkeypatch):
+    """The top-level split (_message) decides exactly as the email package's full parse."""
+    import email
+
+    data = VARIANTS[i]
+    fast = _outcome(data)
+    monkeypatch.setattr(inc, "_message", lambda d: email.message_from_bytes(d, policy=email.policy.compat32))
+    assert fast == _outcome(data)

@@ -288,7 +288,9 @@ def read_bounded(path: Path | str) -> Message:
 
     try:
         with open_regular(path) as f:  # a FIFO or device in a mail folder is refused, not read
-            data = f.read(MAX_INPUT + 1)
+            size = os.fstat(f.fileno()).st_size
+            # read(n) allocates n bytes first: ask for the file's size, not for the limit.
+            data = f.read(min(size, MAX_INPUT) + 1)
     except UsageError as exc:
         return Message(str(path), None, str(exc).removeprefix(f"{path}: "))
     except OSError as exc:

@@ -16,6 +16,7 @@ is moxcli.reports.incoming; this module is its TLS kind.
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import email.utils
 import os
@@ -104,6 +105,85 @@ def _find(part: Message, top: bool, warnings: list[str], depth: int) -> Report |
     return None
 
 
+_HEADERS = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+
+
+def _split_multipart(body: bytes, boundary: str) -> list[bytes] | None:
+    """The body parts of a multipart body (RFC 2046 §5.1.1), or None when it is not plainly
+    delimited (no close delimiter, text after a delimiter): then the full parser decides."""
+    delim = b"\r\n--" + boundary.encode("ascii", "surrogateescape")
+    segments = (b"\r\n" + body).split(delim)
+    parts = []
+    for seg in segments[1:]:
+        if seg.startswith(b"--"):
+            return parts
+        nl = seg.find(b"\r\n")
+        if nl < 0 or seg[:nl].strip(b" \t"):
+            return None
+        parts.append(seg[nl + 2 :])
+    return None
+
+
+_TOP_HEADERS = (b"content-type", b"from")
+_PART_HEADERS = (b"content-type", b"content-transfer-encoding")
+
+
+def _only_headers(head: bytes, names: tuple[bytes, ...]) -> bytes | None:
+    """The header fields named (with their folded lines) of a header block, for the header
+    parser; None when a line is neither a field nor a continuation (RFC 5322 §2.2), so the
+    full parser judges that message."""
+    out = []
+    keep = False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                out.append(line)
+            continue
+        name, colon, _ = line.partition(b":")
+        if not colon or not name or b" " in name.rstrip(b" \t"):
+            if line:
+                return None
+            continue
+        keep = name.rstrip(b" \t").lower() in names
+        if keep:
+            out.append(line)
+    return b"\r\n".join(out) + b"\r\n\r\n"
+
+
+def _message(data: bytes) -> Message:
+    """The message for _find. The email package compiles a regular expression for every new
+    MIME boundary and feeds the whole body through its line parser; report messages are one
+    multipart level of small parts, so the top level is split here and only headers are
+    parsed (the email package's own header parser), which is what makes importing 1,000
+    reports take well under a second. Anything else gets the full parser."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return email.message_from_bytes(data, policy=email.policy.compat32)
+    wanted = _only_headers(head, _TOP_HEADERS)
+    if wanted is None:
+        return email.message_from_bytes(data, policy=email.policy.compat32)
+    msg = _HEADERS.parsebytes(wanted)
+    if msg.get_content_maintype() != "multipart":
+        return email.message_from_bytes(data, policy=email.policy.compat32)
+    boundary = msg.get_boundary()
+    parts = _split_multipart(body, boundary) if boundary else None
+    if not parts:
+        return email.message_from_bytes(data, policy=email.policy.compat32)
+    children = []
+    for part in parts:
+        phead, psep, pbody = (b"", b"\r\n", part[2:]) if part[:2] == b"\r\n" else part.partition(b"\r\n\r\n")
+        pwanted = _only_headers(phead, _PART_HEADERS) if psep else None
+        if pwanted is None:
+            return email.message_from_bytes(data, policy=email.policy.compat32)
+        child = _HEADERS.parsebytes(pwanted)
+        child.set_payload(pbody.decode("ascii", "surrogateescape"))
+        if child.get_content_maintype() == "multipart":
+            child = email.message_from_bytes(part, policy=email.policy.compat32)
+        children.append(child)
+    msg.set_payload(children)
+    return msg
+
+
 def parse_report_message(data: bytes) -> tuple[Report, list[str], str]:
     """The TLS report in a message: (report, warnings, From domain). Raises ReportError/NoReport."""
     if len(data) > MAX_MESSAGE_SIZE:
@@ -111,7 +191,7 @@ def parse_report_message(data: bytes) -> tuple[Report, list[str], str]:
     warnings: list[str] = []
     data = _check_lines(data, warnings)
     try:
-        msg = email.message_from_bytes(data, policy=email.policy.compat32)
+        msg = _message(data)
         ct = msg.get("Content-Type")
         if ct is not None and "/" not in ct.split(";")[0]:
             raise ReportError(f"malformed Content-Type {ct[:80]!r}")

@@ -527,7 +527,7 @@ def _str(obj: dict[str, Any], key: str, where: str, warnings: list[str]) -> str:
         return ""
     if not isinstance(v, str):
         raise ReportError(f"{where}: {key}: expected a string, got {type(v).__name__}")
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in v):  # JSON "\\udc80": no Unicode text
+    if not v.isascii() and not _is_text(v):  # JSON "\\udc80": no Unicode text
         raise ReportError(f"{where}: {key}: a lone surrogate (\\u escape) is not text")
     return v
 
@@ -653,25 +653,32 @@ def _report(v: Any, warnings: list[str]) -> Report:
     )
 
 
+def _is_text(v: str) -> bool:
+    """No lone surrogates (only those fail to encode as UTF-8); checked in C, not per character."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# JSON strings (with their escapes) and the brackets outside them.
+_JSON_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
 def _check_depth(data: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before json (recursive) sees it. Strings are
+    skipped by one regular expression scan, so only the brackets are counted in Python."""
+    if data.count("[") + data.count("{") <= MAX_DEPTH:
+        return
     depth = 0
-    in_str = False
-    esc = False
-    for c in data:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "[{":
+    for m in _JSON_STRING_OR_BRACKET.finditer(data):
+        c = m.group()
+        if c in ("[", "{"):
             depth += 1
             if depth > MAX_DEPTH:
                 raise ReportError(f"JSON nested deeper than {MAX_DEPTH} levels")
-        elif c in "]}":
+        elif c in ("]", "}"):
             depth -= 1
 
 

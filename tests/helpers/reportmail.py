@@ -26,12 +26,12 @@ def _day(t: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(t))
 
 
-def tls_json(shape: str, n: int, domain: str = "example.org") -> bytes:
+def tls_json(shape: str, n: int, domain: str = "example.org", day: int | None = None) -> bytes:
     """Report n of a shape ("google" or "microsoft"): day BASE + n days, its own report id."""
     rep = json.loads((FIXTURES / f"tls-{shape}.json").read_text())
-    day = _day(BASE + n * DAY)
+    day_text = _day(BASE + (n if day is None else day) * DAY)
     tz = "Z" if shape == "google" else ""  # Microsoft writes no time zone
-    rep["date-range"] = {"start-datetime": f"{day}T00:00:00{tz}", "end-datetime": f"{day}T23:59:59{tz}"}
+    rep["date-range"] = {"start-datetime": f"{day_text}T00:00:00{tz}", "end-datetime": f"{day_text}T23:59:59{tz}"}
     rep["report-id"] = f"{rep['report-id']}-{n}"
     for p in rep["policies"]:
         p["policy"]["policy-domain"] = domain
@@ -49,11 +49,11 @@ def vary(n: int, spread: int) -> int:
     return (n * 7919 + 13) % 97 % spread
 
 
-def dmarc_xml(shape: str, n: int, domain: str = "example.org") -> bytes:
+def dmarc_xml(shape: str, n: int, domain: str = "example.org", day: int | None = None) -> bytes:
     text = (FIXTURES / f"dmarc-{shape}.xml").read_text()
     text = text.replace("<count>3</count>", f"<count>{1 + vary(n, 9)}</count>")
     text = text.replace("<count>40</count>", f"<count>{30 + vary(n + 1, 40)}</count>")
-    begin = BASE + n * DAY
+    begin = BASE + (n if day is None else day) * DAY
     text = text.replace("REPORTID", f"{shape}-{n}").replace("<begin>BEGIN", f"<begin>{begin}")
     text = text.replace("<end>END", f"<end>{begin + DAY - 1}").replace(
         "<domain>example.org</domain>", f"<domain>{domain}</domain>", 1
@@ -69,12 +69,13 @@ def _head(frm: str, subject: str, ctype: str, msgid: str) -> bytes:
     ).encode()
 
 
-def tls_mail(shape: str, n: int, domain: str = "example.org") -> bytes:
+def tls_mail(shape: str, n: int, domain: str = "example.org", day: int | None = None) -> bytes:
     """multipart/report; report-type=tlsrpt with a text part and an application/tlsrpt+gzip part."""
     frm = "noreply-smtp-tls-reporting@google.com" if shape == "google" else "tlsrpt-noreply@microsoft.com"
     org = "google.com" if shape == "google" else "microsoft.com"
     b = f"==tls-{shape}-{n}=="
-    name = f"{org}!{domain}!{BASE + n * DAY}!{BASE + n * DAY + DAY - 1}!{n}.json.gz"
+    start = BASE + (n if day is None else day) * DAY
+    name = f"{org}!{domain}!{start}!{start + DAY - 1}!{n}.json.gz"
     return (
         _head(
             frm,
@@ -86,16 +87,17 @@ def tls_mail(shape: str, n: int, domain: str = "example.org") -> bytes:
         + f"This is an aggregate TLS report from {org}\r\n".encode()
         + f'--{b}\r\nContent-Type: application/tlsrpt+gzip; name="{name}"\r\n'.encode()
         + f'Content-Disposition: attachment; filename="{name}"\r\nContent-Transfer-Encoding: base64\r\n\r\n'.encode()
-        + _b64(gzip.compress(tls_json(shape, n, domain), mtime=0))
+        + _b64(gzip.compress(tls_json(shape, n, domain, day), mtime=0))
         + f"--{b}--\r\n".encode()
     )
 
 
-def dmarc_mail(shape: str, n: int, domain: str = "example.org") -> bytes:
+def dmarc_mail(shape: str, n: int, domain: str = "example.org", day: int | None = None) -> bytes:
     """Google: the whole message is application/zip. Microsoft: multipart/mixed with a text part
     and an application/gzip .xml.gz part."""
-    xml = dmarc_xml(shape, n, domain)
-    begin, end = BASE + n * DAY, BASE + n * DAY + DAY - 1
+    xml = dmarc_xml(shape, n, domain, day)
+    begin = BASE + (n if day is None else day) * DAY
+    end = begin + DAY - 1
     if shape == "google":
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
