@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 
 missing=""
-for b in nsd unbound unbound-checkconf ldns-signzone ldns-keygen ldns-key2ds postfix postconf nginx dovecot openssl ss setpriv \
+for b in nsd unbound unbound-checkconf ldns-signzone ldns-keygen ldns-key2ds postfix postconf nginx dovecot chromium openssl ss setpriv \
     opendkim-testmsg unshare; do
     command -v "$b" >/dev/null 2>&1 || missing="$missing $b"
 done
@@ -22,7 +22,7 @@ if [ -n "$missing" ]; then
     apt-get update -q >/dev/null
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        nsd unbound ldnsutils postfix nginx dovecot-imapd openssl iproute2 util-linux opendkim-tools >/dev/null
+        nsd unbound ldnsutils postfix nginx dovecot-imapd chromium openssl iproute2 util-linux opendkim-tools >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -263,3 +263,33 @@ def render_dmarc_summary(s: Any, fmt: str) -> None:
             ("neither (DMARC fail)", a["neither"]),
         ],
     )
+
+
+@reports_group.command("html")
+@click.argument("out", metavar="OUT.html", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--since", metavar="YYYY-MM-DD", help="First UTC day (of the reports' start), inclusive.")
+@click.option("--until", metavar="YYYY-MM-DD", help="Last UTC day, inclusive.")
+@click.option("--domain", help="Only this policy domain.")
+@click.pass_obj
+def reports_html_cmd(app: AppContext, out: Path, since: str | None, until: str | None, domain: str | None) -> None:
+    """Write one self-contained HTML page with charts of the TLS and DMARC reports.
+
+    TLS sessions and failures per day (and per policy domain), failure types, failing MX hosts
+    and IPs; DMARC pass rate per day, top failing sources, alignment and dispositions. Inline
+    CSS and SVG only: no script, font or image, nothing loaded from the network; open it in
+    any browser or mail it.
+
+    \b
+    Example:
+      moxcli reports html /var/www/reports/index.html --since 2026-11-01
+    """
+    from moxcli.errors import UsageError
+    from moxcli.reports.html import write_html
+    from moxcli.reports.insight import parse_day
+
+    first, last = parse_day("--since", since), parse_day("--until", until)
+    if not out.absolute().parent.is_dir():
+        raise UsageError(f"{out}: directory {out.absolute().parent} does not exist")
+    with app.open_store(readonly=True) as store:
+        tls, dmarc = write_html(store, out, first, last, domain)
+    output.info(f"wrote {out}: {tls.reports} TLS report(s), {dmarc.reports} DMARC report(s)")

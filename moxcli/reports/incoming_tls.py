@@ -113,7 +113,7 @@ def _split_multipart(body: bytes, boundary: str) -> list[bytes] | None:
     delimited (no close delimiter, text after a delimiter): then the full parser decides."""
     delim = b"\r\n--" + boundary.encode("ascii", "surrogateescape")
     segments = (b"\r\n" + body).split(delim)
-    parts = []
+    parts: list[bytes] = []
     for seg in segments[1:]:
         if seg.startswith(b"--"):
             return parts
@@ -169,7 +169,7 @@ def _message(data: bytes) -> Message:
     parts = _split_multipart(body, boundary) if boundary else None
     if not parts:
         return email.message_from_bytes(data, policy=email.policy.compat32)
-    children = []
+    children: list[Message | str] = []
     for part in parts:
         phead, psep, pbody = (b"", b"\r\n", part[2:]) if part[:2] == b"\r\n" else part.partition(b"\r\n\r\n")
         pwanted = _only_headers(phead, _PART_HEADERS) if psep else None
