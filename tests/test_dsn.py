@@ -15,8 +15,9 @@ from test_delivery import FakeResolver, _mailbox_messages
 from test_wire import MiniSMTP, mini  # noqa: F401  (fixture)
 
 from moxcli.config import parse_config
-from moxcli.delivery import deliver
+from moxcli.delivery import deliver, dsn
 from moxcli.delivery import queue as q
+from moxcli.smtp import msgdata
 from moxcli.store import Store
 
 ACCOUNT = "dsnuser"
@@ -207,3 +208,18 @@ def test_utf8_dsn_with_remote_reply(store, mini):  # noqa: F811
     )
     assert msg.get_payload()[2].get_content_type() == "text/rfc822-headers"
     assert "MAIL FROM:<sender@moxcli.test> SMTPUTF8" in srv.commands
+
+
+def test_dsn_of_non_canonical_original_is_canonical(store):
+    """A queue file from an older version may hold any bytes: the header the DSN returns is
+    made canonical (CR, LF and CRLF end lines, NUL dropped, lines cut at 998 octets)."""
+    st, _data = store
+    mid = queue(store, "r@[127.0.0.1]")
+    m = q.get_message(st, mid)
+    original = b"Subject: a\rX-Bare: b\nX-Nul: c\0d\r\nX-Long: " + b"y" * 1200 + b"\r\n\r\nbody\n.\r\n"
+    eng = engine(store, 9)
+    text = dsn.compose(eng.config, m, original, "smtp with h: 554 5.6.0 message not sent", "h", 554, "5.6.0", True)
+    msgdata.check(text)
+    _msg, fields = check_dsn(text, utf8=False)
+    assert fields["Diagnostic-Code"] == "X-moxcli; smtp with h: 554 5.6.0 message not sent"
+    assert b"\r\nSubject: a\r\nX-Bare: b\r\nX-Nul: cd\r\nX-Long: " + b"y" * 990 + b"\r\n" in text

@@ -266,7 +266,8 @@ def submit(
         max_attempts=max_attempts,
         sender_account=sender_account,
     )
-    return Submitted(ids, require_tls, canonical != data, done.added, len(done.data))
+    converted = b"\n" in data and b"\r\n" not in data
+    return Submitted(ids, require_tls, converted, done.added, len(done.data))
 
 
 MAX_MESSAGE_SIZE = 100 << 20  # mox's default maximum message size (config MaxMessageSize)

@@ -336,7 +336,7 @@ class Client:
             return [RcptResult(rc, False, r, True) for rc in recipients]
 
         try:
-            msgdata.check(data)
+            wire = msgdata.dot_stuff(data)  # checks the bytes first
         except msgdata.MessageDataError as exc:
             # Never put non-canonical bytes on the wire: a bare CR or LF could end DATA early
             # at a lenient server (SMTP smuggling, RFC 5321 2.3.8 and 4.1.1.4).
@@ -402,7 +402,7 @@ class Client:
             ]
         _log.debug("C: (message data not shown)", bytes=len(data))
         self._in_data = True
-        self.send_data(msgdata.dot_stuff(data))
+        self.send_data(wire)
         final = self._final_reply()
         self._in_data = False
         if final.code != 250:
