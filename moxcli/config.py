@@ -86,6 +86,10 @@ class DNSConfig:
     resolvers: tuple[tuple[str, int], ...] = ()
     trust_ad: bool = False
     timeout: float = 5.0
+    # A local DNS data file whose answers take precedence (moxcli/localzone.py); insecure
+    # unless local_zone_secure.
+    local_zone: Path | None = None
+    local_zone_secure: bool = False
 
 
 @dataclass(frozen=True)
@@ -458,7 +462,13 @@ def parse_config(text: str, file: Path) -> Config:
             raise dn.error(
                 "timeout", f"must be a number of seconds above 0 and at most {MAX_DNS_TIMEOUT}, got {timeout}"
             )
-        dns_cfg = DNSConfig(resolvers=resolvers, trust_ad=dn.get("trust_ad", bool, False), timeout=float(timeout))
+        dns_cfg = DNSConfig(
+            resolvers=resolvers,
+            trust_ad=dn.get("trust_ad", bool, False),
+            timeout=float(timeout),
+            local_zone=dn.path_value("local_zone"),
+            local_zone_secure=dn.get("local_zone_secure", bool, False),
+        )
         dn.done()
 
     tls_cfg = TLSConfig()

@@ -37,6 +37,7 @@ import dns.resolver
 
 from moxcli import log
 from moxcli.errors import EXIT_FAILED, TemporaryError
+from moxcli.localzone import LocalZone
 
 _log = log.get("dns")
 
@@ -198,18 +199,29 @@ def _is_loopback(host: str) -> bool:
 class Resolver:
     """A stub resolver over the configured (or system) name servers."""
 
-    def __init__(self, servers: Sequence[tuple[str, int]] = (), trust_ad: bool = False, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        servers: Sequence[tuple[str, int]] = (),
+        trust_ad: bool = False,
+        timeout: float = 5.0,
+        local: LocalZone | None = None,
+    ) -> None:
+        self.local = local
         system_trust = False
         if not servers:
-            sys_resolver = dns.resolver.Resolver(configure=True)
-            servers = [(str(s), sys_resolver.port or 53) for s in sys_resolver.nameservers]
-            system_trust = bool((sys_resolver.flags or 0) & dns.flags.AD)
-            system_trust = system_trust or _resolv_conf_trust_ad()
+            try:
+                sys_resolver = dns.resolver.Resolver(configure=True)
+            except dns.resolver.NoResolverConfiguration:
+                sys_resolver = None
+            if sys_resolver is not None:
+                servers = [(str(s), sys_resolver.port or 53) for s in sys_resolver.nameservers]
+                system_trust = bool((sys_resolver.flags or 0) & dns.flags.AD)
+                system_trust = system_trust or _resolv_conf_trust_ad()
         self.servers = [(h, p) for h, p in servers]
-        if not self.servers:
+        if not self.servers and local is None:
             raise TemporaryError("no DNS servers configured and none in /etc/resolv.conf")
         self.timeout = timeout
-        all_loopback = all(_is_loopback(h) for h, _ in self.servers)
+        all_loopback = bool(self.servers) and all(_is_loopback(h) for h, _ in self.servers)
         self.trusted = trust_ad or system_trust or all_loopback
         self.untrusted_reason = (
             None
@@ -220,8 +232,13 @@ class Resolver:
 
     @classmethod
     def from_config(cls, cfg: Any) -> Resolver:
-        """From a :class:`moxcli.config.DNSConfig`."""
-        return cls(cfg.resolvers, cfg.trust_ad, cfg.timeout)
+        """From a :class:`moxcli.config.DNSConfig` (with its local zone file, if any)."""
+        local = None
+        if getattr(cfg, "local_zone", None) is not None:
+            from moxcli.localzone import load_local_zone
+
+            local = load_local_zone(cfg.local_zone, cfg.local_zone_secure)
+        return cls(cfg.resolvers, cfg.trust_ad, cfg.timeout, local=local)
 
     def _exchange(
         self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, deadline: float, checking_disabled: bool = False
@@ -280,6 +297,10 @@ class Resolver:
         qname = _fqdn(name)
         qtype = dns.rdatatype.from_text(rdtype)
         display = qname.to_text(omit_final_dot=True)
+        if self.local is not None and self.local.covers(qname.canonicalize()):
+            return self._local_answer(qname, qtype, rdtype, display)
+        if not self.servers:
+            raise TemporaryDNSError(display, rdtype, "not in the local zone and no DNS servers configured")
         deadline = time.monotonic() + self.timeout
         r = self._exchange(qname, qtype, deadline)
         ede = tuple(ExtendedError(int(o.code), o.text or "") for o in r.options if isinstance(o, dns.edns.EDEOption))
@@ -316,6 +337,32 @@ class Resolver:
         if rrset is None:
             raise NotFound(display, rdtype, False, authentic, ede)
         return Answer(display, rdtype, list(rrset), authentic, target.to_text(omit_final_dot=True), cnames, rrset.ttl)
+
+    def _local_answer(self, qname: dns.name.Name, qtype: int, rdtype: str, display: str) -> Answer:
+        """The answer from the local zone file (followed CNAMEs may lead back to the resolver)."""
+        assert self.local is not None
+        name = qname.canonicalize()
+        _log.debug("dns answer from local zone", q=f"{display} {rdtype}", file=str(self.local.path))
+        authentic = self.local.secure
+        target = self.local.cname(name)
+        if target is not None and qtype != dns.rdatatype.CNAME:
+            a = self.query(target.to_text(), rdtype)
+            return Answer(
+                display,
+                rdtype,
+                a.records,
+                authentic and a.authentic,
+                a.canonical,
+                [target.to_text(True), *a.cnames],
+                a.ttl,
+            )
+        hit = self.local.lookup(name, qtype)
+        assert hit is not None
+        records, ttl = hit
+        if not records:
+            nxdomain = name not in self.local.owners
+            raise NotFound(display, rdtype, nxdomain, authentic)
+        return Answer(display, rdtype, records, authentic, display, [], ttl)
 
     def txt(self, name: str) -> Answer:
         return self.query(name, "TXT")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,8 +140,55 @@ def _write_config(data_dir: Path, config_file: Path, seed: int, extra: str) -> N
                 'account = "postmaster"',
                 f'mailbox = "{mailbox}"',
             ]
+    if not re.search(r"^\s*\[dns\]", extra, re.M):
+        # Without a resolver of the caller's, DNS answers come from the demo's local zone.
+        write_file(data_dir / LOCAL_ZONE_FILE, _local_zone().encode())
+        lines += [
+            "",
+            "[dns]",
+            "# The demo's DNS data (TLSRPT and MTA-STS records); names below test. and example.",
+            "# are answered from it only, so the demo needs no network.",
+            f'local_zone = "{LOCAL_ZONE_FILE}"',
+        ]
     text = "\n".join(lines) + "\n" + (("\n" + extra.strip() + "\n") if extra.strip() else "")
     write_file(config_file, text.encode())
+
+
+LOCAL_ZONE_FILE = "local-zone.txt"
+
+
+def _local_zone() -> str:
+    """DNS data of the demo's domains: where the TLS results' policy domains want reports.
+
+    `test.` and `example.` (RFC 2606 reserved names) get an SOA, so every name below them is
+    answered from this file (NXDOMAIN when absent): the demo works offline.
+    """
+    from moxcli.domain import parse_domain
+
+    idna = parse_domain(IDNA_DOMAIN).ascii
+    soa = "ns.invalid. hostmaster.invalid. 1 3600 600 86400 300"
+    return "\n".join(
+        [
+            "; written by `moxcli gentestdata`: the demo's DNS data ([dns] local_zone in moxcli.toml)",
+            "$TTL 300",
+            f"test. SOA {soa}",
+            f"example. SOA {soa}",
+            "; recipient domains the demo delivered to, and where they want TLS reports (RFC 8460 §3)",
+            '_smtp._tls.sts.test. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test"',
+            '_mta-sts.sts.test. TXT "v=STSv1; id=20240101T000000"',
+            "mx.sts.test. A 127.0.0.1",
+            '_smtp._tls.dane-ok.test. TXT "v=TLSRPTv1; rua=mailto:tls-reports@dane-ok.test,mailto:tlsrpt@bounces.example"',
+            '_smtp._tls.mx.dane-ok.test. TXT "v=TLSRPTv1; rua=mailto:tlsrpt-host@dane-ok.test"',
+            f'_smtp._tls.{idna}. TXT "v=TLSRPTv1; rua=mailto:tls-reports@{idna}"',
+            "; the demo's own domain and host",
+            f"{DOMAIN}. MX 10 {HOSTNAME}.",
+            f'_smtp._tls.{DOMAIN}. TXT "v=TLSRPTv1; rua=mailto:tlsreports@{DOMAIN}"',
+            f'_mta-sts.{DOMAIN}. TXT "v=STSv1; id=20261201T000000"',
+            f'_smtp._tls.{HOSTNAME}. TXT "v=TLSRPTv1; rua=mailto:tlsreports@{HOSTNAME}"',
+            f"{HOSTNAME}. A 127.0.0.1",
+            "",
+        ]
+    )
 
 
 def _message(sender: str, rcpt: str, subject: str, body: str) -> bytes:
