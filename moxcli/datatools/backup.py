@@ -46,7 +46,7 @@ from moxcli.store.files import check_account_name, msg_path, parse_msg_path, syn
 from moxcli.store.schema import MESSAGE, QUEUE, Table, from_u64, u64
 
 # Copied without a warning besides store, accounts and queue; never copied: locks, tmp.
-QUIET_TOP = {"moxcli.toml", "dkim", RECEIVED_ID_KEY_FILE, MOVED_DIR}
+QUIET_TOP = {"moxcli.toml", "dkim", RECEIVED_ID_KEY_FILE, MOVED_DIR, "local-zone.txt"}
 SKIP_TOP = {"locks", "tmp", STORE_DIR, "accounts", "queue", VERSION_FILE, INCOMPLETE_MARKER}
 
 Progress = Callable[[int, int], None]

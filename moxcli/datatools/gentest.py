@@ -177,7 +177,8 @@ def _local_zone() -> str:
             '_smtp._tls.sts.test. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test"',
             '_mta-sts.sts.test. TXT "v=STSv1; id=20240101T000000"',
             "mx.sts.test. A 127.0.0.1",
-            '_smtp._tls.dane-ok.test. TXT "v=TLSRPTv1; rua=mailto:tls-reports@dane-ok.test,mailto:tlsrpt@bounces.example"',
+            '_smtp._tls.dane-ok.test. TXT "v=TLSRPTv1; '
+            'rua=mailto:tls-reports@dane-ok.test,mailto:tlsrpt@bounces.example"',
             '_smtp._tls.mx.dane-ok.test. TXT "v=TLSRPTv1; rua=mailto:tlsrpt-host@dane-ok.test"',
             f'_smtp._tls.{idna}. TXT "v=TLSRPTv1; rua=mailto:tls-reports@{idna}"',
             "; the demo's own domain and host",

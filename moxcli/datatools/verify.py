@@ -72,6 +72,7 @@ KNOWN_TOP = {
     VERSION_FILE,
     INCOMPLETE_MARKER,
     RECEIVED_ID_KEY_FILE,
+    "local-zone.txt",  # the [dns] local_zone file gentestdata writes
 }
 
 # Positions of u64 parts in each table's key (schema.py key layouts), for readable paths.
