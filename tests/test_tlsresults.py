@@ -199,12 +199,12 @@ def test_day_utc():
     assert tr.day_utc(1709337599) == "20240301"
 
 
-def test_drop_mapped_pages_keeps_reads_working(data_dir):
+def test_drop_read_pages_keeps_reads_working(data_dir):
     with Store.open(data_dir) as store:
         _fill(store)
         with store.read() as tx:
             before = [r.to_json() for r in tr.iter_rows(tx)]
-            tr.drop_mapped_pages(store)  # inside an open read transaction, too
+            store.drop_read_pages()  # inside an open read transaction, too
             assert [r.to_json() for r in tr.iter_rows(tx)] == before
             rcpt, host = tr.report_keys(tx, "20240302", store)
         assert len(rcpt) == 4 and len(host) == 4
@@ -215,5 +215,5 @@ def test_report_keys_dropping_pages_as_it_scans(data_dir, monkeypatch):
     with Store.open(data_dir) as store:
         _fill(store)
         with store.read() as tx:
-            assert tr._store_maps(store) or sys.platform != "linux"
+            assert store.mapped_ranges() or sys.platform != "linux"
             assert tr.report_keys(tx, "99999999", store) == tr.report_keys(tx, "99999999")

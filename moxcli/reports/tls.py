@@ -611,7 +611,7 @@ def send_tls_reports(
             summary.stale_rows = store.update(lambda tx: tstore.delete_before(tx, stale_day))
         with store.read() as tx:
             rcpt_keys, host_keys = tstore.report_keys(tx, day, store)
-        tstore.drop_mapped_pages(store)
+        store.drop_read_pages()
         nsend = sum(1 for k in rcpt_keys + host_keys if k.send_report)
         between = 0.0 if deliver_now else min(SEND_WINDOW / nsend if nsend else SEND_WINDOW, MAX_BETWEEN)
         job = _Job(store, Path(data_dir), config, submitter, dry_run, t, between, summary, on_report, metrics)
@@ -619,7 +619,7 @@ def send_tls_reports(
         for i, (kind, key) in enumerate([(KIND_RCPT, k) for k in rcpt_keys] + [(KIND_HOST, k) for k in host_keys]):
             _send_key(job, resolver, kind, key)
             if i % RELEASE_EVERY == RELEASE_EVERY - 1:
-                tstore.drop_mapped_pages(store)  # resident memory stays flat on huge tables
+                store.drop_read_pages()  # resident memory stays flat on huge tables
                 gc.collect(0)
         if not dry_run and job.cleanup:
             summary.removed_rows = store.update(

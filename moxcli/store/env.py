@@ -7,6 +7,8 @@ never block behind a writer (MVCC), and a file that is consistent after a crash 
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import struct
 import time
@@ -191,6 +193,14 @@ class Txn:
     def peek_id(self, sequence: str) -> int:
         """The last id handed out by a sequence (0 if none)."""
         return int(self.meta("seq:" + sequence, 0))
+
+
+_MADV_DONTNEED = 4  # <sys/mman.h>
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _prefix_upper(prefix: bytes) -> bytes | None:
@@ -393,6 +403,41 @@ class Store:
         out["map_size"] = info["map_size"]
         out["last_pgno"] = info["last_pgno"]
         return out
+
+    def mapped_ranges(self) -> list[tuple[int, int]]:
+        """(address, length) of this process's memory maps of the store file (Linux; elsewhere
+        none). The map does not move while a read transaction is open: find it once, drop often."""
+        target = str(Path(self.path) / "data.mdb")
+        try:
+            text = Path("/proc/self/maps").read_text()
+        except OSError:
+            return []
+        ranges = []
+        for line in text.splitlines():
+            if line.endswith(target):
+                start, end = (int(x, 16) for x in line.split()[0].split("-"))
+                ranges.append((start, end - start))
+        return ranges
+
+    def drop_read_pages(self, ranges: list[tuple[int, int]] | None = None) -> None:
+        """Let go of the store pages this process has read (Linux; elsewhere a no-op).
+
+        LMDB reads through a shared, read-only memory map of the store file: every page read stays
+        in the process's resident set until the map is unmapped, so a job that reads a whole large
+        table looks as big as the table. MADV_DONTNEED drops those pages from the resident set;
+        they stay in the page cache and are mapped again when read (the map is never written
+        through, and pages visible to an open transaction are never reused, so this is safe).
+        ``ranges``: from mapped_ranges(), to skip reading /proc/self/maps on every call.
+        """
+        ranges = self.mapped_ranges() if ranges is None else ranges
+        if not ranges:
+            return
+        try:
+            libc = _libc()
+        except OSError:
+            return
+        for start, length in ranges:
+            libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), _MADV_DONTNEED)
 
     def close(self) -> None:
         self._env.close()

@@ -26,12 +26,9 @@ one byte: the row's send_report flag (so the sender partitions keys without deco
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from moxcli import jsonfmt
@@ -41,7 +38,6 @@ from moxcli.store.schema import SEP, TLS_RESULT, TLS_RESULT_BY_RCPT, prefix_key,
 from moxcli.tlsrpt.report import Result, merge, pack_result, unpack_result
 
 SEQUENCE = "tlsresult"
-_MADV_DONTNEED = 4
 _DROP_EVERY = 8192  # index entries read between drops of the store pages (report_keys)
 
 
@@ -189,11 +185,10 @@ def report_keys(tx: Txn, through_day: str, store: Store | None = None) -> tuple[
     rcpt: dict[tuple[bytes, bytes], bool] = {}
     host: dict[tuple[bytes, bytes], bool] = {}
     limit = through_day.encode()
-    # The map does not move while a read transaction is open: found once, dropped often.
-    ranges = _store_maps(store) if store is not None else []
+    ranges = store.mapped_ranges() if store is not None else []
     for n, (k, v) in enumerate(tx.scan_raw(TLS_RESULT_BY_RCPT)):
-        if ranges and n % _DROP_EVERY == _DROP_EVERY - 1:
-            _drop(ranges)
+        if store is not None and ranges and n % _DROP_EVERY == _DROP_EVERY - 1:
+            store.drop_read_pages(ranges)
         day, rdom, pdom = k.split(SEP)
         if day > limit:
             break
@@ -303,50 +298,6 @@ def iter_rows(tx: Txn, day: str | None = None, policy_domain: str | None = None)
     for _, rec in tx.scan(TLS_RESULT, prefix):
         if pdom is None or rec["policy_domain"] == pdom:
             yield ResultRow.from_record(rec)
-
-
-def drop_mapped_pages(store: Store) -> None:
-    """Let go of the store pages this process has read (Linux; elsewhere a no-op).
-
-    LMDB reads through a shared, read-only memory map of the store file: every page read stays
-    in the process's resident set until the map is unmapped, so a job that reads a whole large
-    table looks as big as the table. MADV_DONTNEED drops those pages from the resident set;
-    they stay in the page cache and are mapped again when read (the map is never written
-    through, and pages visible to an open transaction are never reused, so this is safe).
-    """
-    _drop(_store_maps(store))
-
-
-def _store_maps(store: Store) -> list[tuple[int, int]]:
-    """(address, length) of the memory maps of the store file (Linux; elsewhere none)."""
-    target = str(Path(store.path) / "data.mdb")
-    try:
-        text = Path("/proc/self/maps").read_text()
-    except OSError:
-        return []
-    ranges = []
-    for line in text.splitlines():
-        if line.endswith(target):
-            start, end = (int(x, 16) for x in line.split()[0].split("-"))
-            ranges.append((start, end - start))
-    return ranges
-
-
-@functools.lru_cache(maxsize=1)
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _drop(ranges: list[tuple[int, int]]) -> None:
-    """MADV_DONTNEED over ``ranges`` (see drop_mapped_pages)."""
-    if not ranges:
-        return
-    try:
-        libc = _libc()
-    except OSError:
-        return
-    for start, length in ranges:
-        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), _MADV_DONTNEED)
 
 
 def count(tx: Txn) -> int:
