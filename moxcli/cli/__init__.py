@@ -46,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Send the DMARC aggregate reports that are due.",
     ),
     "send-reports": (
-        "moxcli.cli.dmarc",
+        "moxcli.cli.reports",
         "send_reports_cmd",
         "Run whichever report jobs are due (for an hourly cron line).",
     ),

@@ -1,4 +1,4 @@
-"""`moxcli dmarc`, `send-dmarcreports`, `send-reports` and `dmarcreports`."""
+"""`moxcli dmarc`, `send-dmarcreports` and `dmarcreports`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from typing import Any
 import click
 
 from moxcli.cli import output
-from moxcli.cli.reports import EPILOG_OUTCOMES, import_options, render_dmarc_summary, run_import, summary_options
+from moxcli.cli.reports import (
+    EPILOG_OUTCOMES,
+    import_options,
+    render_dmarc_run,
+    render_dmarc_summary,
+    run_import,
+    summary_options,
+)
+from moxcli.cli.reports import utc_text as _utc
 from moxcli.context import AppContext
-
-
-def _utc(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _parse_time(value: str | None) -> float | None:
@@ -198,53 +202,6 @@ def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
         raise SystemExit(EXIT_FAILED)
 
 
-def _print_run(run: Any) -> None:
-    if not run.domains:
-        output.info(f"no DMARC reports due for the period ending {_utc(run.end)} UTC")
-        if run.stale_removed:
-            output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
-        return
-    if run.dry_run:
-        for d in run.domains:
-            if d.xml:
-                click.echo(f"# {d.domain}: report {d.report_id} to {', '.join(d.queued_to) or '-'}")
-                click.echo(d.xml)
-    output.table(
-        f"DMARC reports for the period ending {_utc(run.end)} UTC (intervals "
-        f"{', '.join(f'{i}h' for i in run.intervals)})",
-        ["domain", "status", "evaluations", "records", "queued to", "error report to", "notes"],
-        [
-            (
-                d.domain,
-                d.status,
-                d.evaluations,
-                d.records,
-                ", ".join(d.queued_to),
-                ", ".join(d.error_report_to),
-                "; ".join(
-                    [f"suppressed {a}" for a in d.suppressed]
-                    + [f"too large for {a}" for a in d.too_large]
-                    + d.errors
-                    + (["evaluations kept for a retry"] if d.kept else [])
-                ),
-            )
-            for d in run.domains
-        ],
-    )
-    if run.stale_removed:
-        output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
-    for a in run.delivered:
-        output.info(f"delivery {a['id']} {a['recipient']}: {a['outcome']} {a['error']}".rstrip())
-    # The job summary goes to stderr, as for every job (docs/json.md, Formats): stdout is data.
-    reports = sum(1 for d in run.domains if d.queued_to)
-    errors = sum(len(d.errors) for d in run.domains)
-    verb = "would be queued" if run.dry_run else "queued"
-    output.info(
-        f"{_utc(run.end)} UTC: {reports} report(s) {verb}, {len(run.domains) - reports} policy domain(s) "
-        f"without report, {errors} error(s), {run.stale_removed} stale evaluation(s) removed"
-    )
-
-
 @click.command("send-dmarcreports")
 @click.option("--dry-run", is_flag=True, help="Print the reports and recipients; queue nothing, change nothing.")
 @click.option(
@@ -299,57 +256,7 @@ def send_dmarcreports_cmd(
     if as_json:
         output.emit_json(run)
     else:
-        _print_run(run)
-
-
-@click.command("send-reports")
-@click.option("--dry-run", is_flag=True, help="Show what is due and the reports; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: now, jobs[] with name, due, ran, reason, result.")
-@click.option(
-    "--metrics-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write Prometheus text-format metrics here (atomically).",
-)
-@click.pass_obj
-def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file: Path | None) -> None:
-    """Run whichever report jobs are due (for an hourly cron line).
-
-    DMARC aggregate reports run for every hour not yet done (catching up at most 24
-    hours); TLS reports run once per UTC day, for the previous day. What ran is remembered
-    in the store, so running it more often than hourly is harmless.
-
-    \b
-    Example:
-      0 * * * * moxcli --data /var/lib/moxcli send-reports
-      moxcli send-reports --dry-run --json
-    """
-    from moxcli import stop
-    from moxcli.reports.schedule import run_due, write_metrics
-
-    config = app.config(required=True)
-    with stop.handling(), app.open_store(readonly=False) as store:
-        result = run_due(store, app.data_dir, config, dry_run=dry_run)
-    if metrics_file is not None:
-        write_metrics(metrics_file, result)
-    if as_json:
-        output.emit_json(result)
-    else:
-        for job in result.jobs:
-            if job.ran:
-                output.info(f"{job.name}: ran for {job.due}")
-                if job.name == "dmarc":
-                    _print_run(job.result)
-                else:
-                    output.info(
-                        f"tls: {len(job.result.reports)} report(s), {len(job.result.errors)} "
-                        f"error(s); details: moxcli send-tlsreports --day {job.due} --dry-run"
-                    )
-            elif job.error:
-                output.warn(f"{job.name}: failed for {job.due}: {job.error}")
-            else:
-                output.info(f"{job.name}: not run: {job.reason}")
-    if result.exit_code:
-        raise SystemExit(result.exit_code)
+        render_dmarc_run(run)
 
 
 @click.group("dmarcreports")

@@ -1,10 +1,11 @@
-"""`moxcli reports import|html`, and the import options `tlsreports import` and
-`dmarcreports import` share."""
+"""`moxcli reports import|html` and `send-reports`; what the report commands share (the
+import options of `tlsreports import` and `dmarcreports import`, summaries, DMARC run output)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -293,3 +294,105 @@ def reports_html_cmd(app: AppContext, out: Path, since: str | None, until: str |
     with app.open_store(readonly=True) as store:
         tls, dmarc = write_html(store, out, first, last, domain)
     output.info(f"wrote {out}: {tls.reports} TLS report(s), {dmarc.reports} DMARC report(s)")
+
+
+def utc_text(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render_dmarc_run(run: Any) -> None:
+    """A DMARC report run (send-dmarcreports, send-reports) for people: table, then the summary on stderr."""
+    if not run.domains:
+        output.info(f"no DMARC reports due for the period ending {utc_text(run.end)} UTC")
+        if run.stale_removed:
+            output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
+        return
+    if run.dry_run:
+        for d in run.domains:
+            if d.xml:
+                click.echo(f"# {d.domain}: report {d.report_id} to {', '.join(d.queued_to) or '-'}")
+                click.echo(d.xml)
+    output.table(
+        f"DMARC reports for the period ending {utc_text(run.end)} UTC (intervals "
+        f"{', '.join(f'{i}h' for i in run.intervals)})",
+        ["domain", "status", "evaluations", "records", "queued to", "error report to", "notes"],
+        [
+            (
+                d.domain,
+                d.status,
+                d.evaluations,
+                d.records,
+                ", ".join(d.queued_to),
+                ", ".join(d.error_report_to),
+                "; ".join(
+                    [f"suppressed {a}" for a in d.suppressed]
+                    + [f"too large for {a}" for a in d.too_large]
+                    + d.errors
+                    + (["evaluations kept for a retry"] if d.kept else [])
+                ),
+            )
+            for d in run.domains
+        ],
+    )
+    if run.stale_removed:
+        output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
+    for a in run.delivered:
+        output.info(f"delivery {a['id']} {a['recipient']}: {a['outcome']} {a['error']}".rstrip())
+    # The job summary goes to stderr, as for every job (docs/json.md, Formats): stdout is data.
+    reports = sum(1 for d in run.domains if d.queued_to)
+    errors = sum(len(d.errors) for d in run.domains)
+    verb = "would be queued" if run.dry_run else "queued"
+    output.info(
+        f"{utc_text(run.end)} UTC: {reports} report(s) {verb}, {len(run.domains) - reports} policy domain(s) "
+        f"without report, {errors} error(s), {run.stale_removed} stale evaluation(s) removed"
+    )
+
+
+@click.command("send-reports")
+@click.option("--dry-run", is_flag=True, help="Show what is due and the reports; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON: now, jobs[] with name, due, ran, reason, result.")
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write Prometheus text-format metrics here (atomically).",
+)
+@click.pass_obj
+def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file: Path | None) -> None:
+    """Run whichever report jobs are due (for an hourly cron line).
+
+    DMARC aggregate reports run for every hour not yet done (catching up at most 24
+    hours); TLS reports run once per UTC day, for the previous day. What ran is remembered
+    in the store, so running it more often than hourly is harmless.
+
+    \b
+    Example:
+      0 * * * * moxcli --data /var/lib/moxcli send-reports
+      moxcli send-reports --dry-run --json
+    """
+    from moxcli import stop
+    from moxcli.reports.schedule import run_due, write_metrics
+
+    config = app.config(required=True)
+    with stop.handling(), app.open_store(readonly=False) as store:
+        result = run_due(store, app.data_dir, config, dry_run=dry_run)
+    if metrics_file is not None:
+        write_metrics(metrics_file, result)
+    if as_json:
+        output.emit_json(result)
+    else:
+        for job in result.jobs:
+            if job.ran:
+                output.info(f"{job.name}: ran for {job.due}")
+                if job.name == "dmarc":
+                    render_dmarc_run(job.result)
+                else:
+                    output.info(
+                        f"tls: {len(job.result.reports)} report(s), {len(job.result.errors)} "
+                        f"error(s); details: moxcli send-tlsreports --day {job.due} --dry-run"
+                    )
+            elif job.error:
+                output.warn(f"{job.name}: failed for {job.due}: {job.error}")
+            else:
+                output.info(f"{job.name}: not run: {job.reason}")
+    if result.exit_code:
+        raise SystemExit(result.exit_code)
