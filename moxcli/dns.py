@@ -139,6 +139,7 @@ class NotFound(DNSError):
         super().__init__(name, rdtype, "no such domain" if nxdomain else "no records", ede)
         self.nxdomain = nxdomain
         self.authentic = authentic
+        self.cnames: list[str] = []  # the CNAME chain the answer followed before the denial
 
     @property
     def status(self) -> str:
@@ -322,11 +323,11 @@ class Resolver:
                     via_cd=True,
                 )
             raise TemporaryDNSError(display, rdtype, "server failure" + _ede_text(ede), ede)
-        if rcode == dns.rcode.NXDOMAIN:
-            raise NotFound(display, rdtype, True, authentic, ede)
-        if rcode != dns.rcode.NOERROR:
+        if rcode != dns.rcode.NOERROR and rcode != dns.rcode.NXDOMAIN:
             raise TemporaryDNSError(display, rdtype, dns.rcode.to_text(rcode) + _ede_text(ede), ede)
         cnames = _cname_chain(r, qname)
+        if rcode == dns.rcode.NXDOMAIN:
+            raise _not_found(display, rdtype, True, authentic, ede, cnames)
         target = _fqdn(cnames[-1]) if cnames else qname
         if qtype == dns.rdatatype.CNAME:
             rrset = r.get_rrset(r.answer, qname, dns.rdataclass.IN, qtype)
@@ -335,7 +336,7 @@ class Resolver:
             return Answer(display, rdtype, list(rrset), authentic, display, [], rrset.ttl)
         rrset = r.get_rrset(r.answer, target, dns.rdataclass.IN, qtype)
         if rrset is None:
-            raise NotFound(display, rdtype, False, authentic, ede)
+            raise _not_found(display, rdtype, False, authentic, ede, cnames)
         return Answer(display, rdtype, list(rrset), authentic, target.to_text(omit_final_dot=True), cnames, rrset.ttl)
 
     def _local_answer(self, qname: dns.name.Name, qtype: int, rdtype: str, display: str) -> Answer:
@@ -396,6 +397,14 @@ class Resolver:
         if not found:
             raise NotFound(name, "A/AAAA", nxdomain, authentic)
         return addrs, authentic, canonical
+
+
+def _not_found(
+    name: str, rdtype: str, nxdomain: bool, authentic: bool, ede: Sequence[ExtendedError], cnames: list[str]
+) -> NotFound:
+    exc = NotFound(name, rdtype, nxdomain, authentic, ede)
+    exc.cnames = cnames
+    return exc
 
 
 def _log_answer(qtext: str, r: dns.message.Message) -> None:

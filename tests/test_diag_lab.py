@@ -467,8 +467,9 @@ class _HostileHTTPS:
 
 @pytest.mark.parametrize("mode", ["handshake", "headers", "body"])
 def test_mtasts_fetch_keeps_one_deadline(lab, mode):
-    """A server that drips one byte at a time never keeps a fetch past its deadline."""
-    import time
+    """A server that drips one byte at a time never keeps a fetch past its deadline: the
+    servers drip for longer than any per-read time-out (10,000 bytes, 0.3 s apart), so only
+    the one deadline for the whole fetch can end it with this error."""
     from pathlib import Path
 
     from moxcli.domain import parse_domain
@@ -478,11 +479,9 @@ def test_mtasts_fetch_keeps_one_deadline(lab, mode):
     srv = _HostileHTTPS(lab, mode)
     try:
         options = FetchOptions(srv.port, (Path(lab["LAB_CA"]),), timeout=2.0)
-        t0 = time.monotonic()
         with pytest.raises(PolicyFetch) as exc:
             fetch_policy(_resolver(lab, "LAB_DNS"), parse_domain("sts.test"), options)
-        assert time.monotonic() - t0 < 2.0 + 1.5
-        assert "timeout" in str(exc.value) and "one deadline" in str(exc.value)
+        assert "timeout: no complete answer within 2 s (one deadline for the whole fetch)" in str(exc.value)
     finally:
         srv.close()
 

@@ -91,16 +91,23 @@ class Destinations:
         }
 
 
-def gather_destinations(resolver: Resolver, domain: str) -> Destinations:
+def gather_destinations(resolver: Resolver, domain: str, fast: bool = False) -> Destinations:
     """Follow CNAMEs of ``domain`` (at most 15 hops) and look up its MX (docs/behaviour-notes.md §3.2).
 
     A null MX (RFC 7505) is a permanent error; no MX means the domain itself with
-    preference -1 (RFC 5321 §5.1).
+    preference -1 (RFC 5321 §5.1). ``fast`` (posture checks, not delivery): ask for the MX
+    first and skip mox's separate CNAME query when the answer shows no CNAME (see _direct).
     """
     if _is_ip(domain):
         return Destinations(domain, [(domain, -1)])
     d = Destinations(domain, orig_authentic=True, expanded_authentic=True)
     name = _ascii(domain)
+    if fast:
+        ans = _direct(resolver, name, "MX")
+        if ans is not None:
+            d.orig_authentic = d.expanded_authentic = ans.authentic
+            d.expanded_next_hop = name
+            return _mx_hosts(d, domain, ans)
     seen: set[str] = set()
     for i in range(17):
         if name in seen:
@@ -144,6 +151,25 @@ def gather_destinations(resolver: Resolver, domain: str) -> Destinations:
     if i == 0:
         d.orig_authentic = d.orig_authentic and ans.authentic
     d.expanded_authentic = d.expanded_authentic and ans.authentic
+    return _mx_hosts(d, domain, ans)
+
+
+def _direct(resolver: Resolver, name: str, rdtype: str) -> Any:
+    """The answer for ``rdtype`` at ``name`` when it came without a CNAME, else None.
+
+    A name that has a CNAME has no other data (RFC 1034 §3.6.2), so an answer without a
+    CNAME chain proves there is none, with the same zone's DNSSEC status as the separate
+    CNAME query mox makes first. Anything else (a CNAME, not found, an error) returns None
+    and the caller takes mox's full path, so only the common case is shortened.
+    """
+    try:
+        ans = resolver.query(name, rdtype)
+    except DNSError:
+        return None
+    return None if ans.cnames else ans
+
+
+def _mx_hosts(d: Destinations, domain: str, ans: Any) -> Destinations:
     d.have_mx = True
     mxs = sorted(ans.records, key=lambda r: r.preference)
     if len(mxs) == 1 and mxs[0].exchange.to_text() == ".":
@@ -189,14 +215,30 @@ class HostIPs:
         }
 
 
-def gather_ips(resolver: Resolver, host: str, network: str = "ip") -> HostIPs:
+def gather_ips(resolver: Resolver, host: str, network: str = "ip", fast: bool = False) -> HostIPs:
     """``authentic`` = first CNAME response AND the address response; ``expanded_authentic``
     = all responses (at most 11 CNAME hops); ``cname_authentic`` = the first CNAME response
-    alone. ``network`` `ip4`/`ip6` keeps one family."""
+    alone. ``network`` `ip4`/`ip6` keeps one family. ``fast``: as in gather_destinations."""
     if _is_ip(host):
         return HostIPs(host, [host], False, False, host)
     h = HostIPs(host, expanded_authentic=True, expanded_host=_ascii(host))
     name = _ascii(host)
+    if fast and network == "ip":
+        a = _direct(resolver, name, "A")
+        if a is not None:
+            h.authentic = h.cname_authentic = h.expanded_authentic = a.authentic
+            h.ips = [r.address for r in a.records]
+            try:
+                aaaa = resolver.query(name, "AAAA")
+            except NotFound as exc:
+                h.authentic = h.expanded_authentic = h.authentic and exc.authentic
+            except DNSError as exc:
+                h.error = exc
+                return h
+            else:
+                h.authentic = h.expanded_authentic = h.authentic and aaaa.authentic
+                h.ips += [r.address for r in aaaa.records]
+            return h
     seen: set[str] = set()
     for i in range(13):
         try:
@@ -282,14 +324,33 @@ def _tlsa_of(rdata: Any) -> TLSA:
     return TLSA(int(rdata.usage), int(rdata.selector), int(rdata.mtype), bytes(rdata.cert))
 
 
-def lookup_tlsa(resolver: Resolver, host: str, port: int = 25) -> TLSAResult:
+def lookup_tlsa(resolver: Resolver, host: str, port: int = 25, fast: bool = False) -> TLSAResult:
     """TLSA at ``_<port>._tcp.<host>``, following CNAMEs explicitly (at most 10; docs/behaviour-notes.md §5.2).
 
     An insecure CNAME or TLSA answer means "no DANE" (RFC 7672 §2.1.3); a CNAME at the
-    TLSA name does not change the base domain (RFC 7671 §7).
+    TLSA name does not change the base domain (RFC 7671 §7). ``fast``: ask for the TLSA
+    first; a not-found or CNAME-free answer ends it as the full path would.
     """
     res = TLSAResult(_ascii(host))
     name = f"_{port}._tcp.{_ascii(host)}"
+    if fast:
+        try:
+            ans = resolver.query(name, "TLSA")
+        except NotFound as exc:
+            if not exc.cnames:  # a denial at the name itself: what the full path ends with too
+                res.insecure = not exc.authentic
+                return res
+            ans = None
+        except DNSError as exc:
+            res.error, res.dane_required = exc, True
+            return res
+        if ans is not None and not ans.cnames:
+            if not ans.authentic:
+                res.insecure = True
+                return res
+            res.records = [_tlsa_of(r) for r in ans.records]
+            res.dane_required = bool(res.records)
+            return res
     for i in range(12):
         try:
             target, authentic = resolver.cname(name)
@@ -325,12 +386,12 @@ def lookup_tlsa(resolver: Resolver, host: str, port: int = 25) -> TLSAResult:
 
 
 def gather_tlsa(
-    resolver: Resolver, host: str, expanded_authentic: bool, expanded_host: str, port: int = 25
+    resolver: Resolver, host: str, expanded_authentic: bool, expanded_host: str, port: int = 25, fast: bool = False
 ) -> TLSAResult:
     """mox GatherTLSA: the secure CNAME target first, then the original host (docs/behaviour-notes.md §5.2)."""
     if not expanded_authentic or _same(host, expanded_host):
-        return lookup_tlsa(resolver, host, port)
-    res = lookup_tlsa(resolver, expanded_host, port)
+        return lookup_tlsa(resolver, host, port, fast)
+    res = lookup_tlsa(resolver, expanded_host, port, fast)
     if res.error is None and not res.records:
-        return lookup_tlsa(resolver, host, port)
+        return lookup_tlsa(resolver, host, port, fast)
     return res

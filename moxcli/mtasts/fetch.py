@@ -214,6 +214,9 @@ def _get(conn: _Connection, url: str, deadline: float) -> Fetched:
         if not chunk:
             break
         body += chunk
+    if conn.expired.is_set():
+        # The watchdog ended the connection: what was read is a fragment, not the policy.
+        raise TimeoutError("the deadline passed while reading the policy")
     content_type = resp.getheader("Content-Type") or ""
     text = body[:MAX_POLICY_SIZE].decode("utf-8", errors="replace")
     if len(body) > MAX_POLICY_SIZE:

@@ -317,7 +317,7 @@ def _check_host(
     from moxcli.tlsrpt.lookup import check_tlsrpt
 
     h = HostPosture(name, pref)
-    ips = cache.get(("ips", name), lambda: lookup.gather_ips(resolver, name))
+    ips = cache.get(("ips", name), lambda: lookup.gather_ips(resolver, name, fast=True))
     h.ips = ips.ips
     h.ips_dnssec = _dnssec_of(ips.error, ips.authentic)
     h.tlsrpt = cache.get(("tlsrpt", name), lambda: check_tlsrpt(resolver, name))
@@ -333,7 +333,7 @@ def _check_host(
         expanded = dest.expanded_authentic and ips.expanded_authentic
         h.tlsa = cache.get(
             ("tlsa", name, ips.expanded_host, expanded),
-            lambda: lookup.gather_tlsa(resolver, name, expanded, ips.expanded_host),
+            lambda: lookup.gather_tlsa(resolver, name, expanded, ips.expanded_host, fast=True),
         )
         if h.tlsa.records and h.tlsa.error is None:
             h.names = allowed_names(
@@ -529,7 +529,7 @@ def check_domain(
         p.indicators = {k: UNKNOWN for k in INDICATORS}
         return p
     p = DomainPosture(d.name, expiry_days=opts.expiry_days)
-    dest = lookup.gather_destinations(resolver, d.ascii)
+    dest = lookup.gather_destinations(resolver, d.ascii, fast=True)
     p.mx = dest
     if dest.error is not None:
         p.mx_dnssec = _dnssec_of(dest.error, False)
