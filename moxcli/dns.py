@@ -347,7 +347,11 @@ class Resolver:
         authentic = self.local.secure
         target = self.local.cname(name)
         if target is not None and qtype != dns.rdatatype.CNAME:
-            a = self.query(target.to_text(), rdtype)
+            try:
+                a = self.query(target.to_text(), rdtype)
+            except NotFound as exc:
+                exc.cnames = [target.to_text(True), *exc.cnames]  # the denial came after a CNAME
+                raise
             return Answer(
                 display,
                 rdtype,
