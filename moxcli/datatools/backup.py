@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from moxcli import __version__
-from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE, syncfs
+from moxcli.datatools import INCOMPLETE_MARKER, VERSION_FILE, layout, syncfs
 from moxcli.datatools.verify import (
     MESSAGE_SEQUENCE,
     IdSet,
@@ -36,7 +36,6 @@ from moxcli.datatools.verify import (
     meta_value,
     reserved_ids,
 )
-from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration, Txn, job_lock
 from moxcli.store import queue as qstore
@@ -44,10 +43,6 @@ from moxcli.store.datafile import data_file_problem
 from moxcli.store.env import STORE_DIR, StoreDamaged, decode
 from moxcli.store.files import check_account_name, msg_path, parse_msg_path, sync_dir
 from moxcli.store.schema import MESSAGE, QUEUE, Table, from_u64, u64
-
-# Copied without a warning besides store, accounts and queue; never copied: locks, tmp.
-QUIET_TOP = {"moxcli.toml", "dkim", RECEIVED_ID_KEY_FILE, MOVED_DIR, "local-zone.txt"}
-SKIP_TOP = {"locks", "tmp", STORE_DIR, "accounts", "queue", VERSION_FILE, INCOMPLETE_MARKER}
 
 Progress = Callable[[int, int], None]
 
@@ -400,9 +395,9 @@ class _Backup:
 
     def _other_files(self) -> None:
         for entry in _entries(self.src):
-            if entry.name in SKIP_TOP:
+            if entry.name in layout.NOT_COPIED_AS_IS:
                 continue
-            self._copy_entry(entry.name, quiet=entry.name in QUIET_TOP)
+            self._copy_entry(entry.name, quiet=entry.name in layout.COPIED_QUIETLY)
 
     def _copy_tree(self, rel: str, quiet: bool) -> None:
         if (self.src / rel).exists():

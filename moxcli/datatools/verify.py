@@ -24,8 +24,7 @@ from typing import Any
 
 from moxcli import __version__
 from moxcli.context import CONFIG_NAME
-from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
-from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
+from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE, layout
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration
 from moxcli.store import dmarc as store_dmarc
@@ -58,22 +57,6 @@ from moxcli.store.schema import (
     text_key,
     u64,
 )
-
-# Top-level entries of a data directory that verifydata knows; anything else is a warning.
-KNOWN_TOP = {
-    STORE_DIR,
-    "accounts",
-    "queue",
-    "locks",
-    "tmp",
-    MOVED_DIR,
-    "dkim",
-    CONFIG_NAME,
-    VERSION_FILE,
-    INCOMPLETE_MARKER,
-    RECEIVED_ID_KEY_FILE,
-    "local-zone.txt",  # the [dns] local_zone file gentestdata writes
-}
 
 # Positions of u64 parts in each table's key (schema.py key layouts), for readable paths.
 _INT_PARTS: dict[str, tuple[int, ...]] = {
@@ -853,7 +836,7 @@ def _check_config(data_dir: Path, res: VerifyResult) -> None:
 def _check_top(data_dir: Path, res: VerifyResult) -> None:
     _check_config(data_dir, res)
     for entry in sorted(os.scandir(data_dir), key=lambda e: e.name):
-        if entry.name not in KNOWN_TOP:
+        if entry.name not in layout.KNOWN:
             res.warning(entry.name, "unrecognized file, ignoring")
     version_file = data_dir / VERSION_FILE
     if version_file.exists():
