@@ -547,3 +547,19 @@ def test_fetch_mtasts_nxdomain_and_bogus(runner, any_resolver):
     assert r.exit_code == 1 and "(NXDOMAIN: no such name)" in r.stderr
     r = runner.invoke(cli, ["--data", str(data), "fetch", "mtasts", "bogus.test"])
     assert r.exit_code == 1 and "bogus" in r.stderr
+
+
+def test_check_domain_file_with_invalid_line_exits_2(runner, lab_data, tmp_path):
+    f = tmp_path / "domains.txt"
+    f.write_text("dane-ok.test\nfo\u200do.test\n")
+    r = runner.invoke(cli, ["--data", str(lab_data), "check", "domain", "--no-connect", "--json", "--file", str(f)])
+    assert r.exit_code == 2
+    ok, bad = (json.loads(line) for line in r.stdout.splitlines())
+    assert ok["status"] == "ok" and bad["status"] == "invalid-domain"
+    assert bad["findings"][0]["code"] == "invalid-domain" and "label 'fo\\u200do'" in bad["findings"][0]["message"]
+
+
+def test_dmarc_lookup_names_the_denial(runner, lab_data):
+    r = runner.invoke(cli, ["--data", str(lab_data), "dmarc", "lookup", "nosuchdomain.test"])
+    assert r.exit_code == 1
+    assert "no DMARC record for nosuchdomain.test (_dmarc.nosuchdomain.test: NXDOMAIN)" in r.stderr

@@ -10,7 +10,7 @@ import click
 
 from moxcli.cli import output
 from moxcli.context import AppContext
-from moxcli.errors import EXIT_FAILED, EXIT_TEMPORARY, UsageError
+from moxcli.errors import EXIT_FAILED, EXIT_TEMPORARY, EXIT_USAGE, UsageError
 
 # green implemented, red not implemented, gray error, blank unknown; the symbol keeps an
 # indicator readable without colours, and every indicator is always shown.
@@ -125,6 +125,8 @@ def domain_cmd(
             output.emit_ndjson(p.to_json())
         else:
             _render(p)
+    if "invalid-domain" in states:
+        raise SystemExit(EXIT_USAGE)  # a --file line that is not a domain name (its finding names the label)
     if states & {"error", "nxdomain"}:
         raise SystemExit(EXIT_FAILED)
     if "temporary" in states:

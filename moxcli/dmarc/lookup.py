@@ -23,10 +23,12 @@ class Lookup:
     authentic: bool
 
 
-def _at(resolver: Resolver, domain: Domain) -> Lookup | None:
+def _at(resolver: Resolver, domain: Domain, denials: list[str] | None = None) -> Lookup | None:
     try:
         answer = resolver.txt(f"_dmarc.{domain.ascii}")
-    except NotFound:
+    except NotFound as exc:
+        if denials is not None:  # named in the error: NXDOMAIN (no such name) or NODATA (no TXT)
+            denials.append(f"_dmarc.{domain.ascii}: {'NXDOMAIN' if exc.nxdomain else 'NODATA'}")
         return None
     found: list[tuple[DMARCRecord, str]] = []
     for text in answer.texts():
@@ -50,11 +52,13 @@ def lookup_record(resolver: Resolver, domain: Domain) -> Lookup:
     Raises NoDMARCRecord (or CheckFailed for a broken record), and the resolver's
     TemporaryDNSError / BogusDNSError.
     """
-    found = _at(resolver, domain)
+    denials: list[str] = []
+    found = _at(resolver, domain, denials)
     if found is None:
         org = organizational_domain(domain)
         if org.ascii != domain.ascii:
-            found = _at(resolver, org)
+            found = _at(resolver, org, denials)
     if found is None:
-        raise NoDMARCRecord(f"no DMARC record for {domain.log_name}")
+        why = f" ({'; '.join(denials)})" if denials else ""
+        raise NoDMARCRecord(f"no DMARC record for {domain.log_name}{why}")
     return found

@@ -211,6 +211,7 @@ class DomainPosture:
     expiry_days: int = 21
 
     nxdomain: bool = False
+    invalid: bool = False  # not a valid domain name (IDNA 2008 / UTS 46): a usage error
 
     def add(self, level: str, subject: str, text: str, code: str = "", fix: dict[str, Any] | None = None) -> None:
         self.findings.append(Finding(level, subject, text, code, fix))
@@ -221,8 +222,10 @@ class DomainPosture:
 
     @property
     def status(self) -> str:
-        """`temporary` (retry later), `nxdomain` (no such domain), `error` (an error-class
-        finding) or `ok`."""
+        """`invalid-domain` (not a domain name), `temporary` (retry later), `nxdomain` (no such
+        domain), `error` (an error-class finding) or `ok`."""
+        if self.invalid:
+            return "invalid-domain"
         if self.temporary:
             return "temporary"
         if self.nxdomain:
@@ -524,7 +527,7 @@ def check_domain(
     try:
         d = parse_domain(domain)
     except DomainError as exc:
-        p = DomainPosture(domain)
+        p = DomainPosture(domain, invalid=True)
         p.add("error", domain, f'parsing domain "{domain}": {exc}', "invalid-domain")
         p.indicators = {k: UNKNOWN for k in INDICATORS}
         return p
