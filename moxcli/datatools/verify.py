@@ -35,7 +35,6 @@ from moxcli.store.env import STORE_DIR, Txn, decode
 from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path, private_dir
 from moxcli.store.schema import (
     ACCOUNT,
-    DMARC_EVAL,
     DMARC_REPORT_IN,
     DMARC_REPORT_IN_BY_DOMAIN,
     DMARC_REPORT_IN_BY_KEY,
@@ -58,19 +57,7 @@ from moxcli.store.schema import (
     u64,
 )
 
-# Positions of u64 parts in each table's key (schema.py key layouts), for readable paths.
-_INT_PARTS: dict[str, tuple[int, ...]] = {
-    QUEUE.name: (0,),
-    TLS_REPORT_IN.name: (0,),
-    DMARC_REPORT_IN.name: (0,),
-    TLS_REPORT_IN_BY_DOMAIN.name: (1,),
-    DMARC_REPORT_IN_BY_DOMAIN.name: (1,),
-    MAILBOX.name: (1,),
-    MESSAGE.name: (1, 2),
-    DMARC_EVAL.name: (1,),
-}
-
-# Index tables hold raw values, not records (schema.py writes their layouts as "key -> value").
+# Index tables hold raw values, not records (their schema.py Table names the value).
 INDEX_TABLES = {t.name for t in TABLES if t.is_index}
 
 MESSAGE_SEQUENCE = "message:{account}"  # docs/development.md, data contracts
@@ -177,7 +164,7 @@ def message_key(key: bytes) -> tuple[str, int, int] | None:
 def key_text(table: Table, key: bytes) -> str:
     """A key as a readable path below store/<table>/."""
     try:
-        parts = split_key(key, _INT_PARTS.get(table.name, ()))
+        parts = split_key(key, table.int_parts)
         return f"{STORE_DIR}/{table.name}/" + "/".join(str(p) for p in parts)
     except (UnicodeDecodeError, struct.error, ValueError):
         return f"{STORE_DIR}/{table.name}/{key.hex()}"
@@ -423,7 +410,7 @@ class _Checker:
 
     def _split(self, table: Table, key: bytes, nparts: int) -> list[str | int] | None:
         try:
-            parts = split_key(key, _INT_PARTS.get(table.name, ()))
+            parts = split_key(key, table.int_parts)
         except (UnicodeDecodeError, struct.error, ValueError):
             parts = []
         if len(parts) != nparts:

@@ -22,38 +22,69 @@ SCHEMA_VERSION = 3
 SEP = b"\x00"
 
 
+TEXT, U64, RAW = "text", "u64", "raw"
+
+
+@dataclass(frozen=True)
+class KeyPart:
+    """One part of a key: TEXT (UTF-8, parts separated by NUL), U64 (8-byte big-endian, so
+    it sorts) or RAW (bytes of a fixed meaning, the whole key)."""
+
+    name: str
+    kind: str = TEXT
+
+
 @dataclass(frozen=True)
 class Table:
+    """A record type: its table, record version, key layout and, for an index table, what
+    its raw value is (index tables hold raw values, not records)."""
+
     name: str
     version: int
-    key_layout: str
+    key: tuple[KeyPart, ...]
+    value: str | None = None
+    note: str = ""
 
     @property
     def is_index(self) -> bool:
-        """Index tables ("key -> value" layouts) hold raw values, not records."""
-        return "->" in self.key_layout
+        return self.value is not None
+
+    @property
+    def int_parts(self) -> tuple[int, ...]:
+        """Positions of the u64 parts (for split_key)."""
+        return tuple(i for i, p in enumerate(self.key) if p.kind == U64)
+
+    @property
+    def key_layout(self) -> str:
+        """The layout as text, for messages: ``account NUL mailbox id (u64) -> value``."""
+        text = " NUL ".join(p.name + (f" ({p.kind})" if p.kind != TEXT else "") for p in self.key)
+        return text + (f" -> {self.value}" if self.value is not None else "") + (f": {self.note}" if self.note else "")
 
 
-META = Table("meta", 1, "name (ascii): schema_version, created, sequence counters seq:<name>, job state")
-TLS_RESULT = Table("tlsresult", 1, "day_utc(YYYYMMDD) NUL policy_domain NUL recipient_domain")
+def _k(*parts: str | tuple[str, str]) -> tuple[KeyPart, ...]:
+    return tuple(KeyPart(p) if isinstance(p, str) else KeyPart(*p) for p in parts)
+
+
+META = Table("meta", 1, _k("name (ascii)"), note="schema_version, created, sequence counters seq:<name>, job state")
+TLS_RESULT = Table("tlsresult", 1, _k("day_utc(YYYYMMDD)", "policy_domain", "recipient_domain"))
 TLS_RESULT_BY_RCPT = Table(
-    "tlsresult_rcpt", 1, "day_utc NUL recipient_domain NUL policy_domain -> send_report flag (1 byte)"
+    "tlsresult_rcpt", 1, _k("day_utc", "recipient_domain", "policy_domain"), value="send_report flag (1 byte)"
 )
-TLS_SUPPRESS = Table("tlssuppress", 1, "reporting address (lower-case)")
-TLS_REPORT_IN = Table("tlsreportin", 1, "id (u64)")
-TLS_REPORT_IN_BY_DOMAIN = Table("tlsreportin_domain", 1, "policy_domain NUL id (u64) -> empty")
-TLS_REPORT_IN_BY_KEY = Table("tlsreportin_key", 1, "sha256 of the report's dedupe key -> id (u64)")
-DMARC_EVAL = Table("dmarceval", 1, "policy_domain NUL id (u64)")
-DMARC_SUPPRESS = Table("dmarcsuppress", 1, "reporting address (lower-case)")
-DMARC_REPORT_IN = Table("dmarcreportin", 1, "id (u64)")
-DMARC_REPORT_IN_BY_DOMAIN = Table("dmarcreportin_domain", 1, "policy_domain NUL id (u64) -> empty")
-DMARC_REPORT_IN_BY_KEY = Table("dmarcreportin_key", 1, "sha256 of the report's dedupe key -> id (u64)")
-MTASTS_POLICY = Table("mtasts", 1, "domain (unicode name)")
-QUEUE = Table("queue", 1, "id (u64)")
-ACCOUNT = Table("account", 1, "account name")
-MAILBOX = Table("mailbox", 1, "account NUL mailbox id (u64)")
-MAILBOX_BY_NAME = Table("mailbox_name", 1, "account NUL mailbox name -> mailbox id (u64)")
-MESSAGE = Table("message", 1, "account NUL mailbox id (u64) NUL uid (u64)")
+TLS_SUPPRESS = Table("tlssuppress", 1, _k("reporting address (lower-case)"))
+TLS_REPORT_IN = Table("tlsreportin", 1, _k(("id", U64)))
+TLS_REPORT_IN_BY_DOMAIN = Table("tlsreportin_domain", 1, _k("policy_domain", ("id", U64)), value="empty")
+TLS_REPORT_IN_BY_KEY = Table("tlsreportin_key", 1, _k(("sha256 of the report's dedupe key", RAW)), value="id (u64)")
+DMARC_EVAL = Table("dmarceval", 1, _k("policy_domain", ("id", U64)))
+DMARC_SUPPRESS = Table("dmarcsuppress", 1, _k("reporting address (lower-case)"))
+DMARC_REPORT_IN = Table("dmarcreportin", 1, _k(("id", U64)))
+DMARC_REPORT_IN_BY_DOMAIN = Table("dmarcreportin_domain", 1, _k("policy_domain", ("id", U64)), value="empty")
+DMARC_REPORT_IN_BY_KEY = Table("dmarcreportin_key", 1, _k(("sha256 of the report's dedupe key", RAW)), value="id (u64)")
+MTASTS_POLICY = Table("mtasts", 1, _k("domain (unicode name)"))
+QUEUE = Table("queue", 1, _k(("id", U64)))
+ACCOUNT = Table("account", 1, _k("account name"))
+MAILBOX = Table("mailbox", 1, _k("account", ("mailbox id", U64)))
+MAILBOX_BY_NAME = Table("mailbox_name", 1, _k("account", "mailbox name"), value="mailbox id (u64)")
+MESSAGE = Table("message", 1, _k("account", ("mailbox id", U64), ("uid", U64)))
 
 TABLES: tuple[Table, ...] = (
     META,
