@@ -261,10 +261,10 @@ def _cache_policy(env, mode: str) -> None:
     """A cached sts.test policy (same id as in DNS) whose mx pattern excludes mx.sts.test."""
     from moxcli.dns import Resolver
     from moxcli.domain import parse_domain
+    from moxcli.mtasts import db as mdb
+    from moxcli.mtasts.db import PolicyRow
     from moxcli.mtasts.lookup import lookup_record
     from moxcli.mtasts.policy import parse_policy
-    from moxcli.store import mtasts as mdb
-    from moxcli.store.mtasts import PolicyRow
 
     st, _, cfg, _ = env
     record = lookup_record(Resolver.from_config(cfg.dns), parse_domain("sts.test"))[0]
@@ -338,9 +338,9 @@ def test_requiretls_server_lacks_extension(env):
 
 def _cache_enforce(env, domain: str) -> None:
     """A cached enforce policy for a domain that publishes none (the cache keeps applying it)."""
+    from moxcli.mtasts import db as mdb
+    from moxcli.mtasts.db import PolicyRow
     from moxcli.mtasts.policy import parse_policy
-    from moxcli.store import mtasts as mdb
-    from moxcli.store.mtasts import PolicyRow
 
     text = f"version: STSv1\nmode: enforce\nmx: mx.{domain}\nmax_age: 86400\n"
     now = time.time()

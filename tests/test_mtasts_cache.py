@@ -8,7 +8,7 @@ import pytest
 from moxcli.dns import NotFound, TemporaryDNSError
 from moxcli.domain import parse_domain
 from moxcli.errors import TemporaryError
-from moxcli.mtasts import cache
+from moxcli.mtasts import cache, db
 from moxcli.mtasts import refresh as refresh_mod
 from moxcli.mtasts.cache import STSTemporaryError, list_policies, policy_for_delivery, upsert
 from moxcli.mtasts.errors import NoPolicy, PolicyFetch, PolicySyntax
@@ -16,7 +16,6 @@ from moxcli.mtasts.fetch import Fetched
 from moxcli.mtasts.policy import parse_policy
 from moxcli.mtasts.refresh import refresh
 from moxcli.store import Store
-from moxcli.store import mtasts as db
 
 NOW = 1_700_000_000.0
 POLICY1 = (

@@ -11,11 +11,11 @@ from moxcli.cli import cli
 from moxcli.dns import Resolver
 from moxcli.domain import parse_domain
 from moxcli.jsonfmt import rfc3339
+from moxcli.mtasts import db
 from moxcli.mtasts.cache import list_policies, policy_for_delivery
 from moxcli.mtasts.errors import NoPolicy, PolicyFetch, PolicySyntax
 from moxcli.mtasts.fetch import FetchOptions, fetch_policy
 from moxcli.store import Store
-from moxcli.store import mtasts as db
 
 pytestmark = pytest.mark.lab
 

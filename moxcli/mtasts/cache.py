@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from moxcli.dns import Resolver
 from moxcli.domain import Domain, DomainError, parse_domain
 from moxcli.errors import TemporaryError, UsageError
+from moxcli.mtasts import db
+from moxcli.mtasts.db import PolicyRow
 from moxcli.mtasts.errors import (
     DNSLookupError,
     MultipleRecords,
@@ -44,8 +46,6 @@ from moxcli.mtasts.lookup import lookup_record
 from moxcli.mtasts.policy import Policy
 from moxcli.mtasts.record import Record
 from moxcli.store import Store
-from moxcli.store import mtasts as db
-from moxcli.store.mtasts import PolicyRow
 from moxcli.tlsrpt.report import (
     POLICY_NO_POLICY_FOUND,
     POLICY_STS,

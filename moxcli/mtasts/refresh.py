@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from moxcli import jsonfmt, log
 from moxcli.dns import Resolver
 from moxcli.domain import parse_domain
+from moxcli.mtasts import db
+from moxcli.mtasts.db import PolicyRow
 from moxcli.mtasts.errors import (
     DNSLookupError,
     MultipleRecords,
@@ -30,8 +32,6 @@ from moxcli.mtasts.errors import (
 from moxcli.mtasts.fetch import FetchOptions, fetch_policy
 from moxcli.mtasts.lookup import lookup_record
 from moxcli.store import Store
-from moxcli.store import mtasts as db
-from moxcli.store.mtasts import PolicyRow
 
 UNUSED_SECONDS = 180 * 86400
 STALE_SECONDS = 12 * 3600

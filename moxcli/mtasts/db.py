@@ -1,4 +1,7 @@
-"""The MTA-STS policy cache (docs/behaviour-notes.md §4.5, mox's mtastsdb PolicyRecord).
+"""The MTA-STS policy cache records (docs/behaviour-notes.md §4.5, mox's mtastsdb PolicyRecord).
+
+The feature encodes and decodes its own records on the generic store (store/ knows no feature
+types).
 
 Table MTASTS_POLICY, key ``text_key(domain)`` (Unicode name). Record fields: ``domain``,
 ``inserted``, ``valid_end``, ``last_update``, ``last_use`` (unix seconds), ``backoff`` (a
