@@ -339,7 +339,7 @@ def test_disk_full_midway_leaves_account_as_it_was(data_dir, tmp_path, monkeypat
     (tmp_path / "a.mbox").write_bytes(gen_mbox(400))
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     before = snapshot(data_dir, "acc")
-    real = importer._Files._write
+    real = importer._ForkFiles._write
     written = []  # in the writer process
 
     def write(self, msg_id, data):
@@ -348,7 +348,7 @@ def test_disk_full_midway_leaves_account_as_it_was(data_dir, tmp_path, monkeypat
         written.append(msg_id)
         real(self, msg_id, data)
 
-    monkeypatch.setattr(importer._Files, "_write", write)
+    monkeypatch.setattr(importer._ForkFiles, "_write", write)
     with pytest.raises(OSError, match="No space left") as exc:
         import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     assert exc.value.filename.startswith(str(data_dir / "accounts" / "acc" / "msg"))  # one-line CLI error

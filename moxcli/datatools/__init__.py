@@ -4,10 +4,10 @@ Names shared by the three tools: the version file a backup or generated data dir
 the marker of an unfinished backup, and where ``verifydata --fix`` moves files to.
 """
 
-import ctypes
-import ctypes.util
 import os
 from pathlib import Path
+
+from moxcli import osdep
 
 VERSION_FILE = "moxcliversion"
 INCOMPLETE_MARKER = "BACKUP-INCOMPLETE"
@@ -15,15 +15,8 @@ MOVED_DIR = "moved"
 
 
 def syncfs(path: Path) -> None:
-    """One sync of the file system holding ``path``, instead of an fsync per file written."""
-    libc_name = ctypes.util.find_library("c")
-    fn = getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None) if libc_name else None
-    if fn is None:
+    """One sync of the file system holding ``path``, instead of an fsync per file written;
+    where there is no syncfs(2), os.sync(); on a system with neither (Windows) nothing, so
+    there a backup's copies are durable only once the system flushes them."""
+    if not osdep.syncfs(path) and hasattr(os, "sync"):
         os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if fn(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)

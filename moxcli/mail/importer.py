@@ -16,12 +16,11 @@ large chunks and only the headers that carry flags are looked at (no MIME parse)
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import email.utils
 import errno
-import fcntl
 import gzip
 import os
+import queue
 import signal
 import stat
 import struct
@@ -37,7 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from moxcli import log
+from moxcli import log, osdep
 from moxcli.config import DEFAULT_MAX_MESSAGE_SIZE
 from moxcli.errors import CheckFailed, LockHeld, UsageError
 from moxcli.mail import maildir as md
@@ -183,7 +182,7 @@ class _Import:
         self.block = _FIRST_BLOCK
         self.acc_dir = account_dir(self.data_dir, account)
         self.msg_root = self.acc_dir / "msg"
-        self.files = _Files(self.acc_dir)
+        self.files: _FileWriter = _ForkFiles(self.acc_dir) if osdep.can_fork() else _ThreadFiles(self.acc_dir)
 
     # -- bookkeeping
 
@@ -397,7 +396,109 @@ class _Import:
         )
 
 
-class _Files:
+class _FileWriter:
+    """Writes message files beside the parser; keeps the list of directories it creates, so
+    cleanup needs nothing back from the writer but an error."""
+
+    def __init__(self, acc_dir: Path) -> None:
+        self.acc_dir = acc_dir
+        self.msg_root = acc_dir / "msg"
+        self.created_dirs: list[Path] = []
+        self._sent_dir = ""  # directory of the last file handed to the writer
+
+    def put(self, msg_id: int, data: bytes) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Wait until every file is written; raise the writer's error if it had one."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop the writer at once (files already written stay: the caller removes them)."""
+        raise NotImplementedError
+
+    def _track_dirs(self, msg_id: int) -> None:
+        name = msg_dir(msg_id)
+        if name != self._sent_dir:
+            self._sent_dir = name
+            path = self.msg_root / name
+            for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
+                if p not in self.created_dirs and not p.is_dir():
+                    self.created_dirs.append(p)
+
+    def _write_path(self, msg_id: int, data: bytes) -> None:
+        """One file by path (the portable way; the forked writer keeps a directory fd open)."""
+        path = self.msg_root / msg_dir(msg_id)
+        for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
+            with contextlib.suppress(FileExistsError):
+                p.mkdir(mode=0o700)
+        fd = os.open(path / str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | osdep.O_BINARY, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
+
+class _ThreadFiles(_FileWriter):
+    """Where there is no fork (Windows): a writer thread fed through a bounded queue.
+
+    Slower than the forked writer (the thread needs the GIL after each system call) but the
+    same contract: files at their final paths, errors raised by finish() or the next put().
+    """
+
+    _QUEUE = 64  # messages in flight
+
+    def __init__(self, acc_dir: Path) -> None:
+        super().__init__(acc_dir)
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(self._QUEUE)
+        self._thread: threading.Thread | None = None
+        self._error: OSError | None = None
+        self._cancelled = False
+
+    def put(self, msg_id: int, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="moxcli-import-writer", daemon=True)
+            self._thread.start()
+        self._track_dirs(msg_id)
+        self._queue.put((msg_id, data))
+
+    def finish(self) -> None:
+        self._join()
+        if self._error is not None:
+            raise self._error
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._join()
+
+    def _join(self) -> None:
+        if self._thread is None:
+            return
+        if self._cancelled:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._queue.get_nowait()
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._cancelled or self._error is not None:
+                continue
+            msg_id, data = item
+            try:
+                self._write_path(msg_id, data)
+            except OSError as exc:
+                path = self.msg_root / msg_dir(msg_id) / str(msg_id)
+                self._error = OSError(exc.errno, exc.strerror, exc.filename or str(path))
+
+
+class _ForkFiles(_FileWriter):
     """Writes message files in a forked writer process, fed through a pipe.
 
     Creating files is most of an import's time on ext4 and is done by the kernel; a writer
@@ -412,10 +513,7 @@ class _Files:
     _HEADER = struct.Struct("<QQ")  # message id, length; then the message bytes
 
     def __init__(self, acc_dir: Path) -> None:
-        self.acc_dir = acc_dir
-        self.msg_root = acc_dir / "msg"
-        self.created_dirs: list[Path] = []
-        self._sent_dir = ""  # parent: directory of the last file sent
+        super().__init__(acc_dir)
         self._dir_name = ""  # writer: directory open as _dir_fd
         self._dir_fd = -1
         self._batch: list[bytes] = []  # header, data, header, data, ...
@@ -427,26 +525,18 @@ class _Files:
     def put(self, msg_id: int, data: bytes) -> None:
         if not self._pid:
             self._start()
-        name = msg_dir(msg_id)
-        if name != self._sent_dir:
-            self._sent_dir = name
-            path = self.msg_root / name
-            for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
-                if p not in self.created_dirs and not p.is_dir():
-                    self.created_dirs.append(p)
+        self._track_dirs(msg_id)
         self._batch += (self._HEADER.pack(msg_id, len(data)), data)
         self._batch_bytes += len(data)
         if len(self._batch) >= 2 * self._BATCH or self._batch_bytes >= self._BATCH_BYTES:
             self._flush()
 
     def finish(self) -> None:
-        """Wait until every file is written; raise the writer's error if it had one."""
         if self._pid:
             self._flush()
             self._stop(kill=False)
 
     def cancel(self) -> None:
-        """Stop the writer at once (files already written stay: the caller removes them)."""
         self._batch = []
         if self._pid:
             self._stop(kill=True)
@@ -454,8 +544,7 @@ class _Files:
     def _start(self) -> None:
         data_r, self._data_fd = os.pipe()
         self._error_fd, error_w = os.pipe()
-        with contextlib.suppress(OSError, AttributeError):  # a larger pipe: fewer wake-ups
-            fcntl.fcntl(self._data_fd, fcntl.F_SETPIPE_SZ, self._BATCH_BYTES)
+        osdep.grow_pipe(self._data_fd, self._BATCH_BYTES)
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the writer: never returns into the importer's code
@@ -516,8 +605,7 @@ class _Files:
         """The writer's loop: a frame per file until the pipe closes; reports one error."""
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to handle
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if sys.platform.startswith("linux"):  # die with the importer (kill -9): no late files
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        osdep.die_with_parent()  # killed with the importer (kill -9): no late files
         if os.getppid() != parent:
             return 1
         msg_id = 0
@@ -574,21 +662,13 @@ def _missing_parents(tx: Txn | None, account: str, name: str, importing: dict[st
 def _sync(root: Path, paths: Iterator[Path], many: bool) -> None:
     """Make the written files durable with one sync before the commit.
 
-    Many files: on Linux one syncfs(2) of the filesystem holding the account; for 200,000
+    Many files: one syncfs(2) of the filesystem holding the account (Linux); for 200,000
     files it takes a fraction of a second where an fsync per file takes minutes. It also
-    flushes other programs' dirty data, which is why small imports (and other systems) fsync
-    each file instead (sync_files).
+    flushes other programs' dirty data, which is why small imports (and systems without
+    syncfs) fsync each file instead (sync_files).
     """
-    if many and sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if libc.syncfs(fd) == 0:
-                return
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), str(root))
-        finally:
-            os.close(fd)
+    if many and osdep.syncfs(root):
+        return
     sync_files(paths)
 
 
@@ -804,7 +884,7 @@ def _import_folder(imp: _Import, mb: int, folder: md.Folder) -> None:
         path = folder.path / sub / fname
         try:
             # Never through a symlink (one planted after the listing): only the maildir's own files.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDONLY | osdep.O_NOFOLLOW | osdep.O_NONBLOCK | osdep.O_BINARY)
         except FileNotFoundError:
             # A live maildir: the owner's client moved it (new/ -> cur/) or deleted it.
             imp.warn(len(imp.ids) + 1, str(path), "file vanished while importing, skipped")

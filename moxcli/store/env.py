@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 import lmdb
 import msgpack
 
+from moxcli import osdep
 from moxcli.errors import ConfigError, StoreError, UsageError
 from moxcli.store import migrate
 from moxcli.store.datafile import data_file_problem
@@ -387,7 +388,8 @@ class Store:
         private_dir(dest)
         # Our own new file (0600 whatever the umask, never through a planted symlink);
         # LMDB's copy-to-path would create it with the umask's mode.
-        fd = os.open(dest / "data.mdb", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | osdep.O_NOFOLLOW | osdep.O_CLOEXEC | osdep.O_BINARY
+        fd = os.open(dest / "data.mdb", flags, 0o600)
         try:
             self._env.copyfd(fd, compact=compact)
         finally:

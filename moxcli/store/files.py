@@ -14,6 +14,9 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+from moxcli import osdep
+from moxcli.osdep import sync_dir
+
 _DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
 FILES_PER_DIR_SHIFT = 13  # 8192 files per directory
 
@@ -93,7 +96,7 @@ def create_temp(directory: Path, name: str) -> tuple[int, Path]:
     another user) is never opened, so a writer can never be made to overwrite a file outside
     the data directory; a random part makes the name unguessable (tempfile.mkstemp's rule).
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | osdep.O_NOFOLLOW | osdep.O_CLOEXEC | osdep.O_BINARY
     for _ in range(100):
         tmp = directory / f".{name}.tmp{secrets.token_hex(6)}"
         try:
@@ -124,14 +127,6 @@ def write_file(path: Path, data: bytes, sync: bool = True) -> None:
     os.replace(tmp, path)
     if sync:
         sync_dir(path.parent)
-
-
-def sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sync_files(paths: Iterable[Path]) -> None:

@@ -1,18 +1,19 @@
 """Job locks: jobs that must not overlap (report senders, import into one account, backup).
 
-An flock on `<data>/locks/<name>.lock`; the kernel drops it when the process dies, so a
-killed job never leaves a stale lock behind.
+A lock (moxcli.osdep.lock_nonblocking: flock, or msvcrt.locking on Windows) on
+`<data>/locks/<name>.lock`; the system drops it when the process dies, so a killed job never
+leaves a stale lock behind.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from moxcli.errors import LockHeld
+from moxcli.osdep import lock_nonblocking
 
 
 @contextmanager
@@ -25,15 +26,17 @@ def job_lock(data_dir: Path, name: str) -> Iterator[Path]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_nonblocking(fd)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.lseek(fd, 0, os.SEEK_SET)
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             raise LockHeld(
                 f"{name}: another moxcli process (pid {holder}) holds the lock {path}; try again later"
             ) from None
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
         except OSError:
             pass  # disk full, quota: the pid is only a hint for the "lock held" message; the flock counts
         yield path
