@@ -251,3 +251,45 @@ def test_dmarc_show_json_pct_is_a_number(runner, data_dir, tmp_path):
     assert r.exit_code == 0, r.output
     pcts = [json.loads(_run(runner, data_dir, "dmarcreports", "show", i, "--json").stdout) for i in ("1", "2")]
     assert [p["report"]["policy"]["pct"] for p in pcts] == [100, None]
+
+
+KILL_CHILD = """
+import os, signal, sys
+from moxcli.reports import incoming_tls
+add = incoming_tls.add
+calls = [0]
+def killing_add(tx, prepared):
+    calls[0] += 1
+    if calls[0] == int(os.environ["KILL_AT"]):
+        os.kill(os.getpid(), signal.SIGKILL)  # in the middle of the second batch's transaction
+    return add(tx, prepared)
+incoming_tls.add = killing_add
+from moxcli.cli import cli
+cli.main(args=sys.argv[1:], prog_name="moxcli")
+"""
+
+
+def test_killed_import_keeps_committed_batches(tmp_path):
+    """SIGKILL inside a batch's transaction: the batches before it stay, the store verifies,
+    and importing again stores the rest and calls the stored ones duplicates."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from moxcli.datatools.verify import verify_data
+    from moxcli.reports.incoming import BATCH_SIZE
+
+    total = BATCH_SIZE * 2 + 100
+    md = _maildir(tmp_path / "md", [rm.tls_mail("google", i, day=i % 300) for i in range(total)])
+    data = tmp_path / "data"
+    args = ["--data", str(data), "tlsreports", "import", "--maildir", str(md)]
+    env = {**os.environ, "KILL_AT": str(BATCH_SIZE + 200), "MOXCLI_QUIET_PERMISSIONS": "1"}
+    r = subprocess.run([sys.executable, "-c", KILL_CHILD, *args], env=env, capture_output=True, timeout=300)
+    assert r.returncode == -signal.SIGKILL
+    with Store.open(data, readonly=True) as store, store.read() as tx:
+        assert tx.count(tstore.TLS_REPORT_IN) == BATCH_SIZE
+    assert verify_data(data).ok
+    r = subprocess.run([sys.executable, "-m", "moxcli", *args, "--json"], env=env, capture_output=True, timeout=300)
+    summary = json.loads(r.stdout.splitlines()[-1])
+    assert (summary["imported"], summary["duplicate"]) == (total - BATCH_SIZE, BATCH_SIZE)

@@ -159,6 +159,15 @@ def _dmarc_report(data: Path) -> None:
         dmarc.add_report(tx, {"policy_domain": "example.org", "org_name": "x", "report_id": "1", "report": {}})
 
 
+DMARC_KEY = {"policy_domain": "example.org", "org_name": "x", "report_id": "1"}
+
+
+def _hexkey(record: dict) -> str:
+    from moxcli.store import dmarc
+
+    return dmarc.report_dedupe_key(record).hex()
+
+
 CASES = [
     # (name, mutation of a good data dir, the exact problem lines)
     (
@@ -285,6 +294,16 @@ CASES = [
         "DMARC report missing from its index",
         lambda d: _dmarc_report(d) or _delete(d, schema.DMARC_REPORT_IN_BY_DOMAIN, schema.text_key("example.org", 1)),
         ["store/dmarcreportin/1: index entry store/dmarcreportin_domain/example.org/1 is missing"],
+    ),
+    (
+        "DMARC report missing from its dedupe index",
+        lambda d: _dmarc_report(d) or _delete(d, schema.DMARC_REPORT_IN_BY_KEY, bytes.fromhex(_hexkey(DMARC_KEY))),
+        [f"store/dmarcreportin/1: index entry store/dmarcreportin_key/{_hexkey(DMARC_KEY)} is missing"],
+    ),
+    (
+        "dedupe key of a report that does not exist",
+        lambda d: _put_raw(d, schema.TLS_REPORT_IN_BY_KEY, b"\x01" * 32, schema.u64(9)),
+        [f"store/tlsreportin_key/{'01' * 32}: points to store/tlsreportin/9, which does not exist"],
     ),
     (
         "incomplete backup",

@@ -162,7 +162,9 @@ def message_key(key: bytes) -> tuple[str, int, int] | None:
 
 
 def key_text(table: Table, key: bytes) -> str:
-    """A key as a readable path below store/<table>/."""
+    """A key as a readable path below store/<table>/ (hex for the digest keys of dedupe indexes)."""
+    if table in (TLS_REPORT_IN_BY_KEY, DMARC_REPORT_IN_BY_KEY):
+        return f"{STORE_DIR}/{table.name}/{key.hex()}"
     try:
         parts = split_key(key, table.int_parts)
         return f"{STORE_DIR}/{table.name}/" + "/".join(str(p) for p in parts)
