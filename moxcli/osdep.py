@@ -59,6 +59,21 @@ def syncfs(path: Path) -> bool:
     return True
 
 
+def has_dir_fds() -> bool:
+    """Directories can be opened and used as anchors (``dir_fd=``): POSIX; Windows has neither,
+    and callers walk by path there, checking each level with lstat."""
+    return hasattr(os, "O_DIRECTORY") and os.open in os.supports_dir_fd and os.link in os.supports_dir_fd
+
+
+def fchmod(fd: int, path: Path, mode: int) -> None:
+    """Set a new file's mode by descriptor where possible (no window for a swapped name), else
+    by path (Windows before Python 3.13 has no fchmod)."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:
+        os.chmod(path, mode)
+
+
 def can_fork() -> bool:
     """A process can fork (the importer's file writer); Windows has no fork."""
     return hasattr(os, "fork") and os.name == "posix"

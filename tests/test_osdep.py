@@ -204,3 +204,42 @@ def test_open_flags_missing_on_the_platform(tmp_path, monkeypatch):
         monkeypatch.undo()
         importlib.reload(osdep)
     assert osdep.O_NOFOLLOW == os.O_NOFOLLOW
+
+
+@pytest.fixture
+def no_dir_fds(monkeypatch):
+    """Directories cannot be opened or used as dir_fd anchors, as on Windows."""
+    monkeypatch.setattr(osdep, "has_dir_fds", lambda: False)
+    monkeypatch.delattr(os, "sendfile")
+    monkeypatch.delattr(os, "fchmod")
+
+
+def test_backup_by_path_where_there_are_no_dir_fds(tmp_path, no_dir_fds):
+    from moxcli.datatools.backup import backup
+    from moxcli.datatools.gentest import generate
+    from moxcli.datatools.verify import verify_data
+
+    data = tmp_path / "data"
+    generate(data)
+    for link in (True, False):
+        dest = tmp_path / f"backup-{link}"
+        res = backup(data, dest, link=link)
+        assert res.ok, res.errors
+        assert (res.files_linked > 0) if link else (res.files_copied > 0)
+        check = verify_data(dest)
+        assert check.ok, check.problems
+
+
+def test_backup_by_path_never_follows_a_symlinked_directory(tmp_path, no_dir_fds):
+    from moxcli.datatools.backup import backup
+    from moxcli.datatools.gentest import generate
+
+    data = tmp_path / "data"
+    generate(data)
+    msg = next(p for p in (data / "accounts").rglob("*") if p.is_file() and p.parent.parent.name == "msg")
+    outside = tmp_path / "outside"
+    os.rename(msg.parent, outside)
+    msg.parent.symlink_to(outside)
+    res = backup(data, tmp_path / "backup")
+    assert not res.ok and any("a symlink or not a directory, not followed" in e for e in res.errors), res.errors
+    assert not os.path.lexists(tmp_path / "backup" / msg.relative_to(data))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moxcli import __version__
+from moxcli import __version__, osdep
 from moxcli.datatools import INCOMPLETE_MARKER, VERSION_FILE, layout, syncfs
 from moxcli.datatools.verify import (
     MESSAGE_SEQUENCE,
@@ -137,9 +137,9 @@ def _describe(exc: BaseException) -> str:
 
 def _write(path: Path, text: str) -> None:
     """(Re)write a small file of the backup, 0600 whatever the umask, never through a symlink."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | osdep.O_NOFOLLOW | osdep.O_BINARY, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        os.fchmod(fd, 0o600)
+        osdep.fchmod(fd, path, 0o600)
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -288,13 +288,27 @@ class _Backup:
         This runs once per message: plain strings instead of Path objects, and links made
         relative to cached directory descriptors (no full path lookup per file)."""
         rel_dir, _, name = rel.rpartition("/")
-        src_fd, dst_fd = self._dir_fds(rel_dir)
-        if not stat.S_ISREG(os.stat(name, dir_fd=src_fd, follow_symlinks=False).st_mode):
+        link: Callable[[], None]
+        if osdep.has_dir_fds():
+            src_fd, dst_fd = self._dir_fds(rel_dir)
+            mode = os.stat(name, dir_fd=src_fd, follow_symlinks=False).st_mode
+
+            def link() -> None:
+                os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+        else:  # Windows: by path, each level checked not to be a link
+            _check_no_links(self.src, rel_dir)
+            self._mkdirs(self.dst_s + rel_dir)
+            mode = os.lstat(self.src_s + rel).st_mode
+
+            def link() -> None:
+                os.link(self.src_s + rel, self.dst_s + rel)
+
+        if not stat.S_ISREG(mode):
             # A symlink (or device, FIFO) planted in the message store: neither followed nor kept.
             raise OSError(errno.EPERM, "not a regular file (a symlink?), not backed up", rel)
         if self.link:
             try:
-                os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+                link()
                 self.res.files_linked += 1
                 return True
             except (FileNotFoundError, FileExistsError):
@@ -337,7 +351,7 @@ class _Backup:
             syncfs(self.dst)
             return
         store_file = self.dst / STORE_DIR / "data.mdb"
-        fd = os.open(store_file, os.O_RDONLY)
+        fd = os.open(store_file, os.O_RDWR)  # Windows' fsync (_commit) needs write access
         try:
             os.fsync(fd)
         finally:
@@ -476,13 +490,28 @@ def _open_dir_nofollow(root: Path, rel_dir: str) -> int:
     return fd
 
 
+def _check_no_links(root: Path, rel_dir: str) -> None:
+    """Where directories cannot be opened: refuse a symlink at any level below root, by lstat
+    (the path-based twin of _open_dir_nofollow)."""
+    path = str(root)
+    for part in rel_dir.split("/"):
+        if not part:
+            continue
+        path += "/" + part
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise OSError(errno.ELOOP, "a symlink or not a directory, not followed", f"{root}/{rel_dir}")
+
+
 def _copy_file(src: Path, dst: Path, mode: int = 0o600, sync: bool = False) -> int:
     """Copy into a new file (never overwriting one); returns the bytes copied."""
-    with os.fdopen(os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as fin:
-        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    flags = os.O_RDONLY | osdep.O_NOFOLLOW | osdep.O_CLOEXEC | osdep.O_BINARY
+    with os.fdopen(os.open(src, flags), "rb") as fin:
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | osdep.O_BINARY, mode)
         try:
             offset = 0
             try:
+                if not hasattr(os, "sendfile"):  # Windows
+                    raise OSError(errno.ENOSYS, "no sendfile")
                 while True:
                     n = os.sendfile(fd, fin.fileno(), offset, 1 << 24)
                     if n == 0:
