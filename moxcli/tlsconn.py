@@ -148,7 +148,7 @@ class TLSInfo:
     version: str
     cipher: str
     chain: tuple[x509.Certificate, ...]
-    group: str | None = None  # key-exchange group; Python's ssl tells it from 3.14 (SSLSocket.group)
+    group: str | None = None  # key-exchange group: only where ssl has SSLSocket.group() (CPython gh-136306)
 
     @property
     def leaf(self) -> x509.Certificate:
