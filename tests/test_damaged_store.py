@@ -138,3 +138,17 @@ def test_truncated_store_is_exit_2_not_sigbus(generated, tmp_path, args):
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "truncated" in lines[0] and "run moxcli verifydata" in lines[0], r.stderr
+
+
+def test_read_only_directory_opened_without_lock_file(generated, tmp_path, monkeypatch):
+    """A directory we cannot write (non-root: EACCES) is read without LMDB's lock file."""
+    import shutil
+
+    d = tmp_path / "d"
+    shutil.copytree(generated, d)
+    (d / "store" / "lock.mdb").unlink()
+    monkeypatch.setattr("moxcli.store.env.os.access", lambda path, mode: False)
+    monkeypatch.setattr("moxcli.datatools.verify.probe_store", lambda d: None)  # a child: not patched
+    res = verify_data(d)
+    assert res.ok, res.problems
+    assert not (d / "store" / "lock.mdb").exists()

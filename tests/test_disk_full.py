@@ -101,3 +101,41 @@ def test_disk_full_is_one_line_and_nothing_half_written(small_fs, tmp_path, name
     finally:
         for p in small_fs.iterdir():
             shutil.rmtree(p, ignore_errors=True)
+
+
+@pytest.fixture
+def readonly_copy(small_fs, tmp_path_factory):
+    """A generated data dir on a file system remounted read-only (a backup on read-only media)."""
+    from moxcli.datatools.gentest import generate
+
+    generate(small_fs / "ro")
+    (small_fs / "ro" / "store" / "lock.mdb").unlink()  # as in a tar of a backup: LMDB cannot create it
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    try:
+        yield small_fs / "ro"
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+        shutil.rmtree(small_fs / "ro", ignore_errors=True)
+
+
+def test_verifydata_of_a_read_only_directory(readonly_copy):
+    r = subprocess.run(
+        [MOXCLI, "verifydata", "--json", str(readonly_copy)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["ok"] is True
+    r = _moxcli(readonly_copy, "queue", "list")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["suppress", "tls", "add", "x@example.net"], ["queue", "run"], ["tlsreports", "import", "/dev/null"]],
+    ids=lambda a: "-".join(a[:2]),
+)
+def test_writers_on_a_read_only_file_system_fail_in_one_line(readonly_copy, args):
+    r = _moxcli(readonly_copy, *args)
+    assert r.returncode in (1, 2), r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("moxcli:")]
+    assert len(lines) == 1, r.stderr
