@@ -152,3 +152,43 @@ def test_read_only_directory_opened_without_lock_file(generated, tmp_path, monke
     res = verify_data(d)
     assert res.ok, res.problems
     assert not (d / "store" / "lock.mdb").exists()
+
+
+_COMMANDS = [
+    ["tlsreports", "list"],
+    ["tlsreports", "show", "1"],
+    ["dmarcreports", "list"],
+    ["dmarcreports", "show", "1"],
+    ["queue", "list"],
+    ["queue", "show", "1"],
+    ["mtasts", "list"],
+    ["tlsresults", "list"],
+    ["suppress", "tls", "list"],
+    ["suppress", "dmarc", "list"],
+    ["account", "list"],
+    ["mailbox", "list", "test1"],
+    ["message", "list", "test1", "Inbox"],
+    ["dmarc", "list"],
+]
+
+
+@pytest.mark.parametrize("table", [t for t in schema.TABLES if not t.is_index and t is not schema.META], ids=str)
+@pytest.mark.parametrize("record", [{"_v": 1}, {"_v": 1, "id": "x", "name": 3, "addresses": None, "report": 5}])
+def test_malformed_records_are_one_line_errors(generated, tmp_path, table, record):
+    """A record that passes its checksum but lacks fields (a foreign writer): no traceback."""
+    import shutil
+
+    import msgpack
+    from click.testing import CliRunner
+
+    from moxcli.cli import cli
+
+    d = tmp_path / "d"
+    shutil.copytree(generated, d)
+    with Store.open(d) as st, st.write() as tx:
+        key = next(k for k, _ in tx.scan_raw(table))
+        tx.put_raw(table, key, seal(key, msgpack.packb(record)))
+    runner = CliRunner()
+    for args in _COMMANDS:
+        r = runner.invoke(cli, ["--data", str(d), *args])
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, repr(r.exception))

@@ -16,6 +16,11 @@ from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import UsageError
 from moxcli.store import Store
 from moxcli.store import dmarc as dstore
+from moxcli.store.env import record_reader
+from moxcli.store.schema import DMARC_EVAL
+
+# A stored evaluation with missing or mistyped fields: one line (StoreError), not a traceback.
+_evaluation = record_reader(DMARC_EVAL)(Evaluation.from_record)
 
 
 def record_evaluations(
@@ -42,7 +47,7 @@ def list_evaluations(store: Store, policy_domain: str | None = None) -> list[Eva
         except DomainError as exc:
             raise UsageError(f"invalid domain {policy_domain!r}: {exc}", code="bad-domain") from None
     with store.read() as tx:
-        return [Evaluation.from_record(r, i) for i, r in dstore.evaluations(tx, name)]
+        return [_evaluation(r, i) for i, r in dstore.evaluations(tx, name)]
 
 
 def evaluation_stats(store: Store) -> dict[str, dict[str, Any]]:

@@ -36,7 +36,7 @@ def list_accounts(data_dir: Path) -> list[dict[str, Any]]:
             out.append(
                 {
                     "name": acc["name"],
-                    "addresses": list(acc.get("addresses", [])),
+                    "addresses": list(acc.get("addresses") or []),
                     "created": _time(acc["created"]),
                     "mailboxes": len(mbs),
                     "messages": sum(m["messages"] for m in mbs),

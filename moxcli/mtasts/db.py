@@ -19,7 +19,7 @@ from typing import Any
 from moxcli import jsonfmt
 from moxcli.errors import StoreError
 from moxcli.mtasts.policy import Policy, PolicyParseError, parse_mx
-from moxcli.store.env import Txn
+from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import MTASTS_POLICY, text_key
 
 
@@ -71,6 +71,7 @@ class PolicyRow:
         }
 
     @classmethod
+    @record_reader(MTASTS_POLICY)
     def from_record(cls, rec: Mapping[str, Any]) -> PolicyRow:
         p = rec["policy"]
         try:

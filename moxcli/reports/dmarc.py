@@ -33,6 +33,8 @@ from moxcli.domain import Domain, parse_domain
 from moxcli.errors import ConfigError, MoxcliError, UsageError
 from moxcli.store import Store, job_lock, suppress
 from moxcli.store import dmarc as dstore
+from moxcli.store.env import record_reader
+from moxcli.store.schema import DMARC_EVAL
 
 _log = log.get("dmarcreports")
 
@@ -395,7 +397,8 @@ def _plan_domain(
     )
     with store.read() as tx:
         rows = [(i, r) for i, r in dstore.evaluations(tx, policy_domain) if _in_period(r, end)]
-    evals = sorted((Evaluation.from_record(r, i) for i, r in rows), key=lambda e: (e.evaluated, e.id))
+    evaluation = record_reader(DMARC_EVAL)(Evaluation.from_record)
+    evals = sorted((evaluation(r, i) for i, r in rows), key=lambda e: (e.evaluated, e.id))
     ids = [e.id for e in evals]
     result.evaluations = len(evals)
     cleanup = not dest.temporary

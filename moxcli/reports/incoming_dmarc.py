@@ -22,7 +22,8 @@ from moxcli.errors import UsageError
 from moxcli.reports.incoming import NotAReport, Outcome, Prepared, Rejected, import_messages, iter_paths
 from moxcli.store import Store
 from moxcli.store import dmarc as dstore
-from moxcli.store.env import Txn
+from moxcli.store.env import Txn, record_reader
+from moxcli.store.schema import DMARC_REPORT_IN
 
 KIND = "dmarc"
 
@@ -90,6 +91,7 @@ def import_files(store: Store, config: Config, paths: list[Path], now: float | N
     return out
 
 
+@record_reader(DMARC_REPORT_IN)
 def summary(rec: dict[str, Any]) -> dict[str, Any]:
     """A stored report as listed: ids, period, message counts by DMARC outcome."""
     records = rec["report"]["records"]
@@ -129,7 +131,7 @@ def get_report(store: Store, report_id: int) -> tuple[dict[str, Any], Feedback]:
         rec = dstore.get_report(tx, report_id)
     if rec is None:
         raise UsageError(f"DMARC report {report_id}: no such report")
-    return summary(rec), Feedback.from_json(rec["report"])
+    return summary(rec), record_reader(DMARC_REPORT_IN)(Feedback.from_json)(rec["report"])
 
 
 def report_view(fb: Feedback) -> dict[str, Any]:

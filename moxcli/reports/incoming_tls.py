@@ -29,11 +29,12 @@ from typing import Any, cast
 from moxcli import jsonfmt
 from moxcli.config import Config
 from moxcli.domain import DomainError, parse_domain
-from moxcli.errors import UsageError
+from moxcli.errors import StoreError, UsageError
 from moxcli.reports.incoming import NotAReport, Outcome, Prepared, Rejected, import_messages, iter_paths
 from moxcli.store import Store
 from moxcli.store import tlsreports as rstore
-from moxcli.store.env import Txn
+from moxcli.store.env import Txn, record_reader
+from moxcli.store.schema import TLS_REPORT_IN
 from moxcli.tlsrpt.report import MAX_JSON_SIZE, Report, ReportError, parse_report
 
 MAX_MESSAGE_SIZE = 15 * 1024 * 1024  # docs/behaviour-notes.md §1.6
@@ -320,6 +321,7 @@ def import_files(store: Store, config: Config, paths: list[Path], now: float | N
     return out
 
 
+@record_reader(TLS_REPORT_IN)
 def summary(rec: dict[str, Any]) -> dict[str, Any]:
     """The list view of a stored report."""
     rep = rec["report"]
@@ -360,6 +362,17 @@ def get_report(store: Store, rid: int) -> dict[str, Any]:
         rec = rstore.get(tx, rid)
     if rec is None:
         raise UsageError(f"TLS report {rid}: no such report")
+    rep = rec.get("report")
+    dr = rep.get("date-range") if isinstance(rep, dict) else None
+    fields = ("organization-name", "report-id", "contact-info")
+    if (
+        not isinstance(dr, dict)
+        or not all(k in rep for k in fields)
+        or not all(k in dr for k in ("start-datetime", "end-datetime"))
+    ):
+        raise StoreError(
+            f"TLS report {rid}: the stored record lacks its report fields (damaged store? run moxcli verifydata)"
+        )
     rec = dict(rec)
     rec.pop("_v", None)
     return rec

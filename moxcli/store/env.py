@@ -73,6 +73,51 @@ def encode(table: Table, key: bytes, record: dict[str, Any]) -> bytes:
     return seal(key, msgpack.packb({**record, "_v": table.version}, use_bin_type=True))
 
 
+class RecordFieldMissing(StoreError, KeyError):
+    """A field a reader needs is not in the record: a damaged (or foreign) store, one line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Record(dict[str, Any]):
+    """A decoded record: a missing field is a StoreError naming table and key, not a KeyError
+    that would end a command with a traceback."""
+
+    table: str = ""
+    key: bytes = b""
+
+    def __missing__(self, field: str) -> Any:
+        raise RecordFieldMissing(
+            f"table {self.table}: record {self.key!r} has no field {field!r} (damaged store? run moxcli verifydata)"
+        )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def record_reader(table: Table) -> Callable[[F], F]:
+    """Turn what a malformed record makes a converter raise (missing or mistyped fields) into
+    a one-line StoreError."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except StoreError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                raise StoreError(
+                    f"table {table.name}: a record has unexpected content ({type(exc).__name__}: {str(exc)[:100]}); "
+                    "run moxcli verifydata"
+                ) from None
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
 def decode(table: Table, key: bytes, raw: bytes) -> dict[str, Any]:
     """The record of a stored value; StoreError (never another exception) when it is damaged."""
     payload = unseal(key, raw)
@@ -91,7 +136,10 @@ def _unpack(table: Table, key: bytes, payload: bytes) -> dict[str, Any]:
     version = record.get("_v")
     if not isinstance(version, int) or version > table.version or version < 1:
         raise StoreError(f"table {table.name}: record {key!r} has unknown version {version!r}")
-    return record
+    out = Record(record)
+    out.table = table.name
+    out.key = key
+    return out
 
 
 def decode_unsealed(table: Table, key: bytes, raw: bytes) -> dict[str, Any]:

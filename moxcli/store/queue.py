@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from moxcli.store.env import Txn
+from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import QUEUE, from_u64, u64
 
 SEQUENCE = "queue"
@@ -50,6 +50,7 @@ class QueueMsg:
         return asdict(self)
 
     @classmethod
+    @record_reader(QUEUE)
     def from_record(cls, rec: dict[str, Any]) -> QueueMsg:
         known = {k: v for k, v in rec.items() if k in cls.__dataclass_fields__}
         return cls(**known)

@@ -33,7 +33,7 @@ from typing import Any
 
 from moxcli import jsonfmt
 from moxcli.domain import DomainError, parse_domain
-from moxcli.store.env import Store, Txn, decode
+from moxcli.store.env import Store, Txn, decode, record_reader
 from moxcli.store.schema import SEP, TLS_RESULT, TLS_RESULT_BY_RCPT, prefix_key, split_key, text_key
 from moxcli.tlsrpt.report import Result, merge, pack_result, unpack_result
 
@@ -88,6 +88,7 @@ class ResultRow:
         }
 
     @classmethod
+    @record_reader(TLS_RESULT)
     def from_record(cls, rec: Mapping[str, Any]) -> ResultRow:
         return cls(
             id=rec["id"],
