@@ -363,7 +363,9 @@ def get_report(store: Store, rid: int) -> dict[str, Any]:
     if rec is None:
         raise UsageError(f"TLS report {rid}: no such report")
     rep = rec.get("report")
-    dr = rep.get("date-range") if isinstance(rep, dict) else None
+    if not isinstance(rep, dict):
+        rep = {}
+    dr = rep.get("date-range")
     fields = ("organization-name", "report-id", "contact-info")
     if (
         not isinstance(dr, dict)
