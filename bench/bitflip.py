@@ -3,15 +3,17 @@
 
     .venv/bin/python bench/bitflip.py                  # 200 flips in a gentestdata store
     .venv/bin/python bench/bitflip.py --trials 1000 --messages 200 --seed 7
+    .venv/bin/python bench/bitflip.py --used-only --trials 500   # only bytes that hold data
 
 A data dir is made with `gentestdata` (and `--messages N` extra messages); each trial copies it,
 flips one random bit of data.mdb, runs `verify_data` and counts a problem as a detection (an
 exception counts as a crash: there must be none). Every flip is classed by where it landed,
 from LMDB's page layout (lmdb.h): the used fields of the meta page, a page header, the node
-pointer array, node data (keys and values), overflow pages, or unused bytes, namely the gap
-between a page's pointers and its nodes and the rest of the meta pages. LMDB never reads
-unused bytes and leaves stale data in them (so they cannot be required to be zero): a flip
-there changes nothing any reader sees and cannot be detected by any reader. The figure that
+pointer array, node data (keys and values), overflow pages, or unused bytes: the gap
+between a page's pointers and its nodes, the rest of the meta pages, the older meta page,
+and free pages (the byte ranges in use come from the page walk of moxcli.store.datafile).
+LMDB never reads unused bytes and leaves stale data in them (so they cannot be required to
+be zero): a flip there changes nothing any reader sees and cannot be detected by any reader. The figure that
 matters is the detection rate over flips in used bytes; the overall rate is printed too.
 """
 
@@ -30,10 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from moxcli.datatools.gentest import generate
 from moxcli.datatools.verify import verify_data
+from moxcli.store.datafile import check_pages
+from moxcli.store.schema import TABLES
 
 _PAGE_HEAD = struct.Struct("<QHHHH")  # mp_pgno, mp_pad, mp_flags, mp_lower, mp_upper
 P_BRANCH, P_LEAF, P_OVERFLOW, P_META = 0x01, 0x02, 0x04, 0x08
-META_USED = 16 + 136 + 16  # page header + MDB_meta up to mm_txnid (64-bit build)
+META_USED = 16 + 136  # page header + MDB_meta up to mm_txnid (64-bit build)
 
 
 def region(data: bytes, offset: int, psize: int) -> str:
@@ -62,6 +66,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--messages", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--used-only", action="store_true", help="flip bits only in used bytes (a tighter figure for them)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="moxcli-bitflip-") as tmp:
@@ -69,12 +74,19 @@ def main() -> None:
         generate(template, messages=args.messages)
         data = (template / "store" / "data.mdb").read_bytes()
         psize = struct.unpack_from("<I", data, 40)[0]
+        checked = check_pages(template / "store" / "data.mdb", frozenset(t.name.encode() for t in TABLES))
+        assert checked is not None and not checked[0], checked
+        used = bytearray(len(data))  # 1 where a byte holds data a reader uses
+        for a, b in checked[1]:
+            used[a:b] = b"\x01" * (b - a)
         seen: Counter[str] = Counter()
         found: Counter[str] = Counter()
         crashes = []
+        used_offsets = [i for i, u in enumerate(used) if u] if args.used_only else []
         for i in range(args.trials):
-            bit = rng.randrange(len(data) * 8)
-            where = region(data, bit // 8, psize)
+            byte = rng.choice(used_offsets) if args.used_only else rng.randrange(len(data))
+            bit = byte * 8 + rng.randrange(8)
+            where = region(data, bit // 8, psize) if used[bit // 8] else "unused"
             seen[where] += 1
             if where == "unused":
                 continue  # nothing reads these bytes: no reader can tell (counted as missed)

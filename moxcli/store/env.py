@@ -443,6 +443,19 @@ class Store:
         finally:
             os.close(fd)
 
+    def check_pages(self) -> list[str] | None:
+        """Problems of the data file's page structure, as of one read transaction (None: the
+        store changed too fast to check; see :func:`datafile.check_pages`)."""
+        from moxcli.store.datafile import check_pages
+
+        names = frozenset(t.name.encode() for t in TABLES)
+        for _ in range(3):
+            with self.read() as tx:
+                got = check_pages(self.path / "data.mdb", names, tx._txn.id())
+            if got is not None:
+                return got[0]
+        return None
+
     def stat(self) -> dict[str, int]:
         """Entries per table, and the environment's size figures."""
         out: dict[str, int] = {}
