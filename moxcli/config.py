@@ -198,8 +198,9 @@ class _Reader:
             return default
         value = self.table[name]
         if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.error(name, f"expected {_toml_type(want)}, got {_toml_type(type(value).__name__)} {value!r}")
+            kinds = (kind,) if isinstance(kind, type) else kind
+            want = " or ".join(_toml_type(k.__name__) for k in kinds)
+            raise self.error(name, f"expected {want}, got {_toml_type(type(value).__name__)} {value!r}")
         return value
 
     def sub(self, name: str, required: bool = False) -> _Reader | None:
