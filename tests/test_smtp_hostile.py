@@ -108,7 +108,7 @@ def test_deadline_defaults_are_rfc_5321():
         ("greeting_timeout = 0", "delivery.greeting_timeout: must be a number of seconds above 0 and at most 86400"),
         ("command_timeout = nan", "delivery.command_timeout: must be a number of seconds above 0"),
         ("data_end_timeout = 1e308", "delivery.data_end_timeout: must be a number of seconds above 0"),
-        ("data_end_timeout = 'x'", "delivery.data_end_timeout: expected int or float, got string 'x'"),
+        ("data_end_timeout = 'x'", "delivery.data_end_timeout: expected integer or float, got string 'x'"),
         ("max_reply_lines = 0", "delivery.max_reply_lines: must be an integer from 1 to"),
         ("max_reply_lines = 1.5", "delivery.max_reply_lines: expected integer, got float 1.5"),
         ("max_reply_bytes = 100", "delivery.max_reply_bytes: must be at least 512"),
