@@ -66,8 +66,8 @@ def build(data: Path, results: int, domains: int, day: str) -> float:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from moxcli.store import Store
-    from moxcli.store import tlsresults as tstore
     from moxcli.tlsrpt import report as rp
+    from moxcli.tlsrpt import resultsdb as tstore
 
     data.mkdir(parents=True)
     key = ed25519.Ed25519PrivateKey.generate()

@@ -16,10 +16,11 @@ from moxcli.delivery import queue as q
 from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
 from moxcli.dns import Answer, NotFound
 from moxcli.errors import LockHeld
-from moxcli.store import Store, suppress, tlsresults
+from moxcli.store import Store, suppress
 from moxcli.store import mail as store_mail
 from moxcli.store.files import message_file, queue_file
 from moxcli.store.lock import job_lock
+from moxcli.tlsrpt import resultsdb as tlsresults
 from moxcli.tlsrpt.report import make_result
 
 

@@ -17,8 +17,9 @@ from rfc8460_form import rfc8460_form
 from moxcli.config import parse_config
 from moxcli.delivery import deliver
 from moxcli.delivery import queue as q
-from moxcli.store import Store, tlsresults
+from moxcli.store import Store
 from moxcli.store import mail as store_mail
+from moxcli.tlsrpt import resultsdb as tlsresults
 
 pytestmark = pytest.mark.lab
 

@@ -26,8 +26,9 @@ from moxcli.cli import cli
 from moxcli.config import parse_config
 from moxcli.delivery import deliver
 from moxcli.delivery import queue as q
-from moxcli.store import Store, tlsresults
+from moxcli.store import Store
 from moxcli.store.lock import job_lock
+from moxcli.tlsrpt import resultsdb as tlsresults
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = b"From: <a@moxcli.test>\r\nSubject: stop test\r\n\r\nhello\r\n"

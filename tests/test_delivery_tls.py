@@ -23,7 +23,8 @@ from moxcli.config import parse_config
 from moxcli.delivery import deliver
 from moxcli.delivery import queue as q
 from moxcli.dns import Answer, NotFound
-from moxcli.store import Store, tlsresults
+from moxcli.store import Store
+from moxcli.tlsrpt import resultsdb as tlsresults
 
 
 def _cert(tmp_path):

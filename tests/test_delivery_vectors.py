@@ -25,7 +25,8 @@ from moxcli.config import parse_config
 from moxcli.delivery import deliver
 from moxcli.delivery import queue as q
 from moxcli.dns import Answer, NotFound
-from moxcli.store import Store, tlsresults
+from moxcli.store import Store
+from moxcli.tlsrpt import resultsdb as tlsresults
 
 SCENARIOS = {
     s["name"]: s for s in json.loads((VECTORS / "tls_results_delivery.json").read_text())["queue_test_scenarios"]

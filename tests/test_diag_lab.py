@@ -16,7 +16,8 @@ from moxcli.config import parse_config
 from moxcli.delivery import deliver
 from moxcli.delivery import queue as q
 from moxcli.dns import BogusDNSError, Resolver, TemporaryDNSError
-from moxcli.store import Store, tlsresults
+from moxcli.store import Store
+from moxcli.tlsrpt import resultsdb as tlsresults
 
 pytestmark = pytest.mark.lab
 

@@ -53,7 +53,8 @@ def test_verifydata_passes(generated):
 def test_every_record_type(generated):
     from moxcli.mtasts import db as mtasts
     from moxcli.store import dmarc as dstore
-    from moxcli.store import mail, queue, suppress, tlsreports, tlsresults
+    from moxcli.store import mail, queue, suppress, tlsreports
+    from moxcli.tlsrpt import resultsdb as tlsresults
 
     with Store.open(generated, readonly=True) as st, st.read() as tx:
         for t in schema.TABLES:

@@ -9,7 +9,8 @@ import pytest
 from test_delivery import Handler, _free_port, smtpd  # noqa: F401  (fixture)
 
 from moxcli.cli import cli
-from moxcli.store import Store, tlsresults
+from moxcli.store import Store
+from moxcli.tlsrpt import resultsdb as tlsresults
 from moxcli.tlsrpt.report import make_result
 
 MSG = b"From: <a@moxcli.test>\nSubject: cli test\nTLS-Required: No\n\nhello\n"

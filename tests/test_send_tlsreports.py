@@ -31,7 +31,7 @@ from moxcli.errors import ConfigError, LockHeld
 from moxcli.reports import tls as rtls
 from moxcli.store import Store, job_lock
 from moxcli.store import suppress as sp
-from moxcli.store import tlsresults as tstore
+from moxcli.tlsrpt import resultsdb as tstore
 
 V = json.loads((VECTORS / "tlsrptsend_scenarios.json").read_text())
 NOW = datetime(2024, 3, 2, 10, 0, tzinfo=UTC).timestamp()
@@ -345,7 +345,7 @@ CRASH = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from moxcli.store import Store
     from moxcli.reports import tls as rtls
-    from moxcli.store import tlsresults as tstore
+    from moxcli.tlsrpt import resultsdb as tstore
     from moxcli.delivery import queue as dq
     from moxcli.config import load_config
     from pathlib import Path

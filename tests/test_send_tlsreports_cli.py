@@ -143,7 +143,7 @@ def test_no_dkim_exit_2_nothing_sent(runner, setup, tmp_path):
     assert r.exit_code == 2
     assert "no DKIM signing configured" in r.stderr and "Traceback" not in r.output
     with Store.open(data, readonly=True) as store, store.read() as tx:
-        from moxcli.store import tlsresults
+        from moxcli.tlsrpt import resultsdb as tlsresults
 
         assert tlsresults.count(tx) == 6
 
@@ -171,7 +171,7 @@ def test_local_error_exit_1(runner, setup, monkeypatch):
     assert r.exit_code == 1
     assert "2 report(s) could not be composed or queued" in r.stderr
     with Store.open(data, readonly=True) as store, store.read() as tx:
-        from moxcli.store import tlsresults
+        from moxcli.tlsrpt import resultsdb as tlsresults
 
         # rows of the failed reports are kept for the next run
         assert {r.policy_domain for r in tlsresults.iter_rows(tx)} == {"☺.example", "mailhost.☺.example"}

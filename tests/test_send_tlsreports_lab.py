@@ -22,8 +22,8 @@ from test_report_message import make_dkim_config, verify_all
 
 from moxcli.cli import cli
 from moxcli.store import Store
-from moxcli.store import tlsresults as tstore
 from moxcli.tlsrpt import report as rp
+from moxcli.tlsrpt import resultsdb as tstore
 
 pytestmark = pytest.mark.lab
 

@@ -23,8 +23,8 @@ from moxcli.cli import cli
 from moxcli.config import parse_config
 from moxcli.dmarc.db import record_evaluations
 from moxcli.store import Store
-from moxcli.store import tlsresults as tstore
 from moxcli.tlsrpt import report as rp
+from moxcli.tlsrpt import resultsdb as tstore
 
 pytestmark = pytest.mark.lab
 

@@ -1,12 +1,12 @@
-"""moxcli.store.tlsresults: insert-or-merge per attempt (docs/behaviour-notes.md §2.1), queries for the sender."""
+"""moxcli.tlsrpt.resultsdb: insert-or-merge per attempt (docs/behaviour-notes.md §2.1), queries for the sender."""
 
 from __future__ import annotations
 
 import sys
 
 from moxcli.store import Store
-from moxcli.store import tlsresults as tr
 from moxcli.tlsrpt import report as rp
+from moxcli.tlsrpt import resultsdb as tr
 
 
 def _sts(success: int, failure: int, *details: rp.FailureDetails) -> rp.Result:

@@ -138,7 +138,7 @@ def _delete(data: Path, table, key: bytes) -> None:
 
 
 def _tls_result(data: Path, domain: str) -> None:
-    from moxcli.store import tlsresults
+    from moxcli.tlsrpt import resultsdb as tlsresults
     from moxcli.tlsrpt.report import make_result
 
     result = make_result("no-policy-found", domain)

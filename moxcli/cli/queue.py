@@ -378,7 +378,7 @@ def tlsresults_list_cmd(app: AppContext, day: str | None, fmt: str) -> None:
     Example:
       moxcli tlsresults list --day 20260301
     """
-    from moxcli.store import tlsresults
+    from moxcli.tlsrpt import resultsdb as tlsresults
 
     day = output.day_arg("--day", day)
     with app.open_store(readonly=True) as st, st.read() as tx:

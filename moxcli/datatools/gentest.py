@@ -348,7 +348,7 @@ def _queue(store: Store, data_dir: Path, today: float) -> None:
 def _tls_results(tx: Txn, today: float) -> None:
     """TLS results of deliveries on the two previous UTC days, as delivery records them."""
     from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
-    from moxcli.store import tlsresults as tstore
+    from moxcli.tlsrpt import resultsdb as tstore
     from moxcli.tlsrpt.report import make_result, tlsa_policy
 
     for n, day_start in enumerate((today - 2 * DAY, today - DAY)):

@@ -749,7 +749,7 @@ def meta_value(tx: Txn, name: str, default: Any = None) -> Any:
 
 def _index_keys(table: Table, key: bytes, rec: dict[str, Any]) -> list[tuple[Table, bytes, bytes | None]]:
     """Index entries a record must have: (index table, key, value or None for any), from the
-    layouts moxcli.store.tlsresults, .tlsreports and .dmarc document."""
+    layouts moxcli.tlsrpt.resultsdb, moxcli.store.tlsreports and .dmarc document."""
     try:
         if table is TLS_RESULT:
             day, policy, rcpt = split_key(key)

@@ -41,10 +41,10 @@ from moxcli.errors import UsageError
 from moxcli.smtp.client import Client, RcptResult, Reply, SMTPError
 from moxcli.store import Store, suppress
 from moxcli.store import queue as qstore
-from moxcli.store import tlsresults as tlsstore
 from moxcli.store.env import Txn
 from moxcli.store.lock import job_lock
 from moxcli.store.queue import QueueMsg
+from moxcli.tlsrpt import resultsdb as tlsstore
 from moxcli.tlsrpt.report import (
     POLICY_NO_POLICY_FOUND,
     POLICY_TLSA,

@@ -4,7 +4,7 @@
 A delivery attempt has one recipient-domain result (``sts`` or ``no-policy-found``) and one
 result per MX host tried (``tlsa`` or ``no-policy-found``). The engine adds counts and
 failure details as the session goes (RFC 8460 §4.3 result types); :func:`rows` turns them
-into the rows :func:`moxcli.store.tlsresults.add_results` stores.
+into the rows :func:`moxcli.tlsrpt.resultsdb.add_results` stores.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ from moxcli.metrics import Metric, write_textfile
 from moxcli.reports import dkim as rdkim
 from moxcli.reports.message import compose_report_message
 from moxcli.store import Store, job_lock, suppress
-from moxcli.store import tlsresults as tstore
 from moxcli.store.env import Txn
+from moxcli.tlsrpt import resultsdb as tstore
 from moxcli.tlsrpt.report import RESULT_TYPES, PackedMerger, Report, packed_json, report_json_text
 
 _log = log.get("tlsrptsend")
