@@ -78,7 +78,8 @@ def test_imaps_import_archive_then_starttls(lab, runner, imap_data):
         assert [m["outcome"] for m in msgs[10:13]] == ["rejected", "not-a-report", "duplicate"]
         uid = int(msgs[0]["source"].rpartition(";UID=")[2])  # UIDs go on from earlier runs
         assert msgs[10]["source"] == f"imaps://{user}@{lab['LAB_IMAPS']}/INBOX;UID={uid + 10}"
-        assert "invalid gzip data" in msgs[10]["reason"] and msgs[12]["id"] == msgs[3]["id"]
+        assert "invalid gzip data" in msgs[10]["reason"] and msgs[10]["reason_code"] == "invalid-report"
+        assert msgs[12]["id"] == msgs[3]["id"] and msgs[11]["reason_code"] is None
         assert summary["imported"] == REPORTS and summary["moved"] == REPORTS + 1 and summary["flagged"] == 0
         assert summary["imported_by_kind"] == {"tls": REPORTS // 2, "dmarc": REPORTS // 2}
         assert _count(lab, "INBOX") == {"MESSAGES": 2, "UNSEEN": 2}

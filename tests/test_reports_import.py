@@ -59,7 +59,7 @@ def test_outcomes_in_order_one_bad_message_does_not_stop_the_others(data_dir):
         assert [o.outcome for o in got] == ["imported", "not-a-report", "rejected", "duplicate", "imported"]
         assert [o.source for o in got] == ["m0", "m1", "m2", "m3", "m4"]
         assert got[3].id == got[0].id and got[3].kind == "tls" and got[4].kind == "dmarc"
-        assert "invalid gzip data" in got[2].reason and got[2].id is None
+        assert "invalid gzip data" in got[2].reason and got[2].id is None and got[2].reason_code == "invalid-report"
         assert summary.counts == {"imported": 2, "duplicate": 1, "not-a-report": 1, "rejected": 1}
         assert summary.imported_by_kind == {"tls": 1, "dmarc": 1} and not summary.ok
         assert [r["id"] for r in itls.list_reports(store)] == [got[0].id]
@@ -113,10 +113,12 @@ def test_kind_restriction_and_domains(tmp_path, data_dir):
         incoming.import_messages(store, cfg, _messages(mails), ("tls",), got.append, now=NOW)
         assert [o.outcome for o in got] == ["not-a-report", "rejected", "not-a-report"]
         assert got[1].reason == "no domains in report recognized (other.example)"
+        assert got[1].reason_code == "not-our-domain"
         got.clear()
         incoming.import_messages(store, cfg, _messages(mails), ("dmarc", "tls"), got.append, now=NOW)
         assert [o.outcome for o in got] == ["imported", "rejected", "rejected"]
         assert got[2].reason == "published policy domain unrecognized: other.example"
+        assert got[2].reason_code == "not-our-domain"
 
 
 def test_future_report_rejected(data_dir):
@@ -126,6 +128,7 @@ def test_future_report_rejected(data_dir):
             store, Config(), _messages([rm.dmarc_mail("google", 1)]), on_outcome=got.append, now=rm.BASE
         )
     assert got[0].outcome == "rejected" and got[0].reason.startswith("report has end date in the future")
+    assert got[0].reason_code == "future-report"
 
 
 def test_cli_maildir_mbox_directory(runner, data_dir, tmp_path):
@@ -184,7 +187,7 @@ def test_too_large_input_rejected(data_dir, tmp_path, monkeypatch):
     f = tmp_path / "big.eml"
     f.write_bytes(rm.tls_mail("google", 1) + b"x" * 1000)
     (o,) = itls.import_files(Store.open(data_dir), Config(), [f])
-    assert o.outcome == "rejected" and o.reason == "larger than 1000 bytes, refused"
+    assert o.outcome == "rejected" and o.reason == "larger than 1000 bytes, refused" and o.reason_code == "too-large"
 
 
 def test_v1_store_gets_dedupe_keys(data_dir, tmp_path):

@@ -209,6 +209,7 @@ def test_cli_import_list_show(runner, data_dir, tmp_path):
         "outcome",
         "kind",
         "reason",
+        "reason_code",
         "id",
         "report_id",
         "organization_name",

@@ -180,7 +180,7 @@ class ImapSource:
             if not isinstance(body, bytes):
                 continue  # expunged meanwhile
             if len(body) > MAX_INPUT:
-                yield Message(source, None, f"larger than {MAX_INPUT} bytes, refused", ref=uid)
+                yield Message(source, None, f"larger than {MAX_INPUT} bytes, refused", ref=uid, error_code="too-large")
             else:
                 yield Message(source, body, ref=uid)
 

@@ -49,7 +49,13 @@ class NotAReport(Exception):
 
 
 class Rejected(Exception):
-    """A report that cannot be stored; the message is the reason."""
+    """A report that cannot be stored; the message is the reason, ``code`` its stable name
+    (docs/tls-reports.md: invalid-report, no-policies, not-our-domain, future-report,
+    too-large, unreadable)."""
+
+    def __init__(self, message: str, code: str = "invalid-report") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -60,6 +66,7 @@ class Message:
     data: bytes | None
     error: str | None = None
     ref: Any = None
+    error_code: str = "unreadable"
 
 
 @dataclass(slots=True)
@@ -101,6 +108,7 @@ class Outcome:
     outcome: str
     kind: str | None = None
     reason: str | None = None
+    reason_code: str | None = None
     id: int | None = None
     report_id: str | None = None
     organization: str | None = None
@@ -116,6 +124,7 @@ class Outcome:
             "outcome": self.outcome,
             "kind": self.kind,
             "reason": self.reason,
+            "reason_code": self.reason_code,
             "id": self.id,
             "report_id": self.report_id,
             "organization_name": self.organization,
@@ -231,14 +240,16 @@ def import_messages(
     for msg in messages:
         item: Prepared | Outcome
         if msg.data is None:
-            item = Outcome(msg.source, REJECTED, reason=msg.error or "cannot be read", ref=msg.ref)
+            item = Outcome(
+                msg.source, REJECTED, reason=msg.error or "cannot be read", reason_code=msg.error_code, ref=msg.ref
+            )
         else:
             try:
                 item = prepare(msg.data, msg.source, config, kinds, t)
             except NotAReport:
                 item = Outcome(msg.source, NOT_A_REPORT, ref=msg.ref)
             except Rejected as exc:
-                item = Outcome(msg.source, REJECTED, reason=str(exc), ref=msg.ref)
+                item = Outcome(msg.source, REJECTED, reason=str(exc), reason_code=exc.code, ref=msg.ref)
             else:
                 pending_bytes += item.size
         pending.append((msg, item))
@@ -296,7 +307,7 @@ def read_bounded(path: Path | str) -> Message:
     except OSError as exc:
         return Message(str(path), None, f"cannot read: {exc.strerror}")
     if len(data) > MAX_INPUT:
-        return Message(str(path), None, f"larger than {MAX_INPUT} bytes, refused")
+        return Message(str(path), None, f"larger than {MAX_INPUT} bytes, refused", error_code="too-large")
     return Message(str(path), data)
 
 
@@ -329,7 +340,9 @@ def iter_mbox(path: Path) -> Iterator[Message]:
     with open(path, "rb") as f:
         for m in split_mbox(f):
             if len(m.data) > MAX_INPUT:
-                yield Message(f"{path}:{m.line}", None, f"larger than {MAX_INPUT} bytes, refused")
+                yield Message(
+                    f"{path}:{m.line}", None, f"larger than {MAX_INPUT} bytes, refused", error_code="too-large"
+                )
             else:
                 yield Message(f"{path}:{m.line}", m.data)
 

@@ -45,12 +45,14 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
     try:
         domain = parse_domain(fb.policy.domain)
     except DomainError as exc:
-        raise Rejected(f"could not parse domain in published policy {fb.policy.domain!r}: {exc}") from None
+        raise Rejected(
+            f"could not parse domain in published policy {fb.policy.domain!r}: {exc}", "invalid-report"
+        ) from None
     if config.domains and domain.ascii not in config.domains and domain.ascii != config.hostname:
-        raise Rejected(f"published policy domain unrecognized: {domain.name}")
+        raise Rejected(f"published policy domain unrecognized: {domain.name}", "not-our-domain")
     # docs/behaviour-notes.md §6.9 (mox): a report about the future is not genuine.
     if fb.metadata.end > now + 60:
-        raise Rejected(f"report has end date in the future ({fb.metadata.end})")
+        raise Rejected(f"report has end date in the future ({fb.metadata.end})", "future-report")
     record = {
         "policy_domain": domain.name,
         "org_name": fb.metadata.org_name,

@@ -276,10 +276,10 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
         raise Rejected(str(exc)) from None
     rep = pf.report
     if not rep.policies:
-        raise Rejected("no policies in report")
+        raise Rejected("no policies in report", "no-policies")
     stored, skipped, host_report = _domains_for(rep, config)
     if not stored:
-        raise Rejected(f"no domains in report recognized ({', '.join(skipped)})")
+        raise Rejected(f"no domains in report recognized ({', '.join(skipped)})", "not-our-domain")
     warnings = list(pf.warnings)
     if skipped:
         warnings.append(f"not our domains, skipped: {', '.join(skipped)}")
