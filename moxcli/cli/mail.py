@@ -187,6 +187,30 @@ _JSON_IMPORT = (
 )
 
 
+def _import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every import takes: --dry-run, --ignore-quota, --progress-interval, --json."""
+    for option in reversed(
+        [
+            click.option("--dry-run", is_flag=True, help="Parse and report the mailboxes and counts, write nothing."),
+            click.option(
+                "--ignore-quota",
+                is_flag=True,
+                help="Import even when the account goes over quota_message_size (a warning instead of an abort).",
+            ),
+            click.option(
+                "--progress-interval",
+                default=5.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="Seconds between progress lines when stderr is not a terminal.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
 @click.group("import")
 def import_group() -> None:
     """Import mbox files, maildirs or archives into an account."""
@@ -196,20 +220,7 @@ def import_group() -> None:
 @click.argument("account")
 @click.argument("mailbox")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--dry-run", is_flag=True, help="Parse and report, write nothing.")
-@click.option(
-    "--ignore-quota",
-    is_flag=True,
-    help="Import even when the account goes over quota_message_size (a warning instead of an abort).",
-)
-@click.option(
-    "--progress-interval",
-    default=5.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds between progress lines when stderr is not a terminal.",
-)
-@click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT)
+@_import_options
 @click.pass_obj
 def import_mbox_cmd(
     app: AppContext,
@@ -255,20 +266,7 @@ def import_mbox_cmd(
 @click.option(
     "--recursive", is_flag=True, help="Also import the maildir++ folders (.Folder.Sub) into matching mailboxes."
 )
-@click.option("--dry-run", is_flag=True, help="Parse and report, write nothing.")
-@click.option(
-    "--ignore-quota",
-    is_flag=True,
-    help="Import even when the account goes over quota_message_size (a warning instead of an abort).",
-)
-@click.option(
-    "--progress-interval",
-    default=5.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds between progress lines when stderr is not a terminal.",
-)
-@click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT)
+@_import_options
 @click.pass_obj
 def import_maildir_cmd(
     app: AppContext,
@@ -316,20 +314,7 @@ def import_maildir_cmd(
     metavar="PATH",
     help="Leading path inside the archive to drop from mailbox names (e.g. Maildir).",
 )
-@click.option("--dry-run", is_flag=True, help="Parse and report the mailboxes and counts, write nothing.")
-@click.option(
-    "--ignore-quota",
-    is_flag=True,
-    help="Import even when the account goes over quota_message_size (a warning instead of an abort).",
-)
-@click.option(
-    "--progress-interval",
-    default=5.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds between progress lines when stderr is not a terminal.",
-)
-@click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT)
+@_import_options
 @click.pass_obj
 def import_archive_cmd(
     app: AppContext,

@@ -428,17 +428,16 @@ class _FileWriter:
 
     def _write_path(self, msg_id: int, data: bytes) -> None:
         """One file by path (the portable way; the forked writer keeps a directory fd open)."""
-        path = self.msg_root / msg_dir(msg_id)
+        path = self._make_dirs(msg_dir(msg_id))
+        _write_all(os.open(path / str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | osdep.O_BINARY, 0o600), data)
+
+    def _make_dirs(self, name: str) -> Path:
+        """The message directory ``name`` and its missing parents (0700); returns its path."""
+        path = self.msg_root / name
         for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
             with contextlib.suppress(FileExistsError):
                 p.mkdir(mode=0o700)
-        fd = os.open(path / str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | osdep.O_BINARY, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        return path
 
 
 class _ThreadFiles(_FileWriter):
@@ -631,19 +630,19 @@ class _ForkFiles(_FileWriter):
         if name != self._dir_name:
             if self._dir_fd >= 0:
                 os.close(self._dir_fd)
-            path = self.msg_root / name
-            for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
-                with contextlib.suppress(FileExistsError):
-                    p.mkdir(mode=0o700)
-            self._dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            self._dir_fd = os.open(self._make_dirs(name), os.O_RDONLY | os.O_DIRECTORY)
             self._dir_name = name
-        fd = os.open(str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=self._dir_fd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        _write_all(os.open(str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=self._dir_fd), data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` to the new file ``fd`` and close it."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _missing_parents(tx: Txn | None, account: str, name: str, importing: dict[str, int], seen: list[str]) -> list[str]:
