@@ -104,6 +104,7 @@ def test_failed_with_remote_reply(store, mini):  # noqa: F811
         "Last-Attempt-Date": rcpt["Last-Attempt-Date"],
     }
     assert msg.get_payload()[2].get_content_type() == "text/rfc822-headers"
+    assert "The last error was (the reply of 127.0.0.1):" in msg.get_payload()[0].get_payload()
     assert all_failures(msg) == (set(), {b"gone@[127.0.0.1]"})
 
 
@@ -134,6 +135,9 @@ def test_failed_of_our_own_has_no_remote_mta(store, mini, case, status, diag):  
     (text,) = dsns(store)
     msg, fields = check_dsn(text, utf8=utf8)
     assert "Remote-MTA" not in fields
+    assert "The last error was (found by mail.moxcli.test, not a reply of a remote server):" in (
+        msg.get_payload()[0].get_payload(decode=True).decode()
+    )
     assert fields["Status"] == status and fields["Action"] == "failed"
     assert fields["Diagnostic-Code"].startswith(diag)
     assert fields["Final-Recipient"] == ("utf-8; " if utf8 else "rfc822; ") + rcpt

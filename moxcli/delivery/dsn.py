@@ -116,11 +116,15 @@ def compose(
     safe_reply = re.sub(r"[\r\n]+", " ", remote_reply).encode("ascii", "replace").decode()[:900]
     rcpt = msg.recipient
     utf8 = _needs_utf8(rcpt, msg.mail_from)
+    if safe_reply:
+        last = f"The last error was (the reply of {remote_host or 'the remote server'})"
+    else:
+        last = f"The last error was (found by {host}, not a reply of a remote server)"
     if delayed_until is None:
         action, subject = "failed", f"mail delivery failed: {rcpt}"
         text = (
             f"Delivery has failed permanently for:\r\n\r\n\t{rcpt}\r\n\r\n"
-            f"after {msg.attempts} attempt(s). The last error was:\r\n\r\n\t{safe_error}\r\n\r\n"
+            f"after {msg.attempts} attempt(s). {last}:\r\n\r\n\t{safe_error}\r\n\r\n"
             f"The message has been removed from the queue of {host}.\r\n"
         )
     else:
@@ -128,7 +132,7 @@ def compose(
         status = enhanced if enhanced.startswith("4.") else "4.0.0"
         text = (
             f"Delivery has been delayed for:\r\n\r\n\t{rcpt}\r\n\r\n"
-            f"after {msg.attempts} attempt(s). The last error was:\r\n\r\n\t{safe_error}\r\n\r\n"
+            f"after {msg.attempts} attempt(s). {last}:\r\n\r\n\t{safe_error}\r\n\r\n"
             f"{host} keeps trying until {_dt(delayed_until)}; you need not resend the message.\r\n"
         )
     per_msg = f"Reporting-MTA: dns; {host}\r\nArrival-Date: {_dt(msg.created)}\r\n"
