@@ -32,14 +32,35 @@ def _median_ms(cmd: list[str], runs: int) -> float:
 
 
 def startup(runs: int) -> None:
+    """Start-up of the commands issue 13 names, against bare Python (and mox when installed).
+
+    Targets: --version <= 1.2x `mox version`; --help and `check tlsrpt --record` <= 2x bare
+    Python; small verifydata/gentestdata <= 1.5x mox. Run on an idle machine: load skews all.
+    """
     moxcli = shutil.which("moxcli", path=str(Path(sys.executable).parent)) or "moxcli"
     bare = _median_ms([sys.executable, "-c", "pass"], runs)
-    helpt = _median_ms([moxcli, "--help"], runs)
-    sub = _median_ms([moxcli, "check", "--help"], runs)
-    print(
-        f"startup: python3 -c pass {bare:.1f} ms; moxcli --help {helpt:.1f} ms; moxcli check --help "
-        f"{sub:.1f} ms (median of {runs})"
-    )
+    rows = [("python3 -c pass", bare)]
+    mox = shutil.which("mox")
+    if mox:
+        rows.append(("mox version", _median_ms([mox, "version"], runs)))
+    rows.append(("moxcli --version", _median_ms([moxcli, "--version"], runs)))
+    rows.append(("moxcli --help", _median_ms([moxcli, "--help"], runs)))
+    rows.append(("moxcli check --help", _median_ms([moxcli, "check", "--help"], runs)))
+    record = ["check", "tlsrpt", "--record", "v=TLSRPTv1; rua=mailto:tls@example.org"]
+    rows.append(("moxcli check tlsrpt --record", _median_ms([moxcli, *record], runs)))
+    d = Path(tempfile.mkdtemp(prefix="moxcli-bench-start-"))
+    try:
+        gen = []
+        for i in range(max(3, runs // 4)):
+            t = time.perf_counter()
+            subprocess.run([moxcli, "gentestdata", str(d / f"g{i}")], stdout=subprocess.DEVNULL, check=True)
+            gen.append((time.perf_counter() - t) * 1000)
+        rows.append(("moxcli gentestdata (small)", statistics.median(gen)))
+        rows.append(("moxcli verifydata (small)", _median_ms([moxcli, "verifydata", str(d / "g0")], runs)))
+    finally:
+        shutil.rmtree(d)
+    for name, ms in rows:
+        print(f"startup: {name:30} {ms:7.1f} ms  {ms / bare:4.1f}x python  (median of {runs})")
 
 
 def store(records: int) -> None:

@@ -1,3 +1,3 @@
-from moxcli.cli import main
+from moxcli.entry import main
 
 main()

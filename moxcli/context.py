@@ -7,10 +7,17 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from moxcli.config import Config, load_config
 from moxcli.errors import UsageError
-from moxcli.store import Store
-from moxcli.store.env import STORE_DIR
+
+if TYPE_CHECKING:
+    from moxcli.store import Store
+
+# The store's directory in a data directory (moxcli.store.env.STORE_DIR; not imported from
+# there so that commands which never open the store do not load lmdb).
+STORE_DIR = "store"
 
 CONFIG_NAME = "moxcli.toml"
 
@@ -53,6 +60,7 @@ class AppContext:
 
     def open_store(self, readonly: bool = False) -> Store:
         from moxcli.perms import check_data_dir
+        from moxcli.store import Store
         from moxcli.store.files import private_dir
 
         if readonly:
@@ -89,6 +97,7 @@ def require_store(data_dir: Path) -> None:
 
 def _store_is_empty(data_dir: Path) -> bool:
     """Nothing but what a new store writes by itself (schema_version and created in meta)."""
+    from moxcli.store import Store
     from moxcli.store.schema import META, TABLES
 
     try:

@@ -86,3 +86,18 @@ def test_python_dash_m_entry_point(tmp_path):
     assert r.returncode == 2
     assert r.stderr.startswith("moxcli: ") and r.stderr.count("\n") == 1
     assert "Traceback" not in r.stderr
+
+
+def test_version_and_record_lint_stay_light():
+    """--version imports no click; `check tlsrpt --record` no dnspython, rich or lmdb (issue 13)."""
+    code = (
+        "import sys\nfrom moxcli.entry import main\nsys.argv=['moxcli','--version']\nmain()\n"
+        "print('CLICK', 'click' in sys.modules)\n"
+        "sys.argv=['moxcli','check','tlsrpt','--record','v=TLSRPTv1; rua=mailto:a@example.org']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', [m for m in ('dns','dns.resolver','rich','lmdb','msgpack','cryptography') if m in sys.modules])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.startswith("moxcli, version ")
+    assert "CLICK False" in r.stdout
+    assert "HEAVY []" in r.stdout, r.stdout

@@ -39,8 +39,10 @@ def test_wheel_installs_man_pages_and_completions(tmp_path):
     man = {p.name for p in (share / "man" / "man1").glob("*.1")}
     assert man == {p.name for p in (ROOT / "man").glob("*.1")}
     assert {"moxcli.1", "moxcli-send-tlsreports.1", "moxcli-dns-records.1"} <= man
-    assert (share / "bash-completion" / "completions" / "moxcli.bash").read_text().startswith(
-        (ROOT / "completions" / "moxcli.bash").read_text()[:40]
+    assert (
+        (share / "bash-completion" / "completions" / "moxcli.bash")
+        .read_text()
+        .startswith((ROOT / "completions" / "moxcli.bash").read_text()[:40])
     )
     assert (share / "zsh" / "site-functions" / "_moxcli").is_file()
     assert (share / "fish" / "vendor_completions.d" / "moxcli.fish").is_file()

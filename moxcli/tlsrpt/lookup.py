@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from moxcli.dns import Answer, BogusDNSError, DNSError, NotFound, Resolver
+from moxcli.dnserrors import Answer, BogusDNSError, DNSError, NotFound
 from moxcli.domain import Domain, DomainError, parse_domain
 from moxcli.errors import CheckFailed, UsageError
 from moxcli.tlsrpt.record import ParseError, Record, lint, parse_record, uri_scheme
+
+if TYPE_CHECKING:
+    from moxcli.dns import Resolver
 
 
 class InvalidRecord(CheckFailed):
