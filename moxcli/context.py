@@ -6,7 +6,6 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from moxcli.config import Config, load_config
