@@ -7,11 +7,13 @@ any other test noticing.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from moxcli.mtasts.record import RecordParseError
 from moxcli.mtasts.record import parse_record as parse_sts
-from moxcli.tlsrpt.record import NotTLSRPT, ParseError
+from moxcli.tlsrpt.record import NotTLSRPT, ParseError, lint, uri_problem, uri_scheme
 from moxcli.tlsrpt.record import parse_record as parse_tlsrpt
 from moxcli.txtscan import TXTScanner
 
@@ -69,6 +71,7 @@ STS_OK = [
     ("v=STSv1; id=" + "a" * 32, "a" * 32, []),
     ("v=STSv1; id=abc; -x=1", "abc", [["-x", "1"]]),
     ("v=STSv1;id=abc;x=~!", "abc", [["x", "~!"]]),
+    ("v=STSv1; id=a; x=\x21\x3a\x3c\x3e\x7e", "a", [["x", "!:<>~"]]),
     ("v=STSv1; x_=1; id=a", "a", [["x_", "1"]]),
     (f"v=STSv1; id=a; {KEY32}=1", "a", [[KEY32, "1"]]),
 ]
@@ -83,6 +86,8 @@ STS_ERRORS = [
     ("v=STSv1; id=abc; x=", True, "expected an extension value at end"),
     ("v=STSv1; id=abc x", True, "leftover characters at position 15"),
     ("v=STSv1; id=ab-c", True, "leftover characters at position 14"),
+    ("v=STSv1; id=a_b", True, "leftover characters at position 13"),
+    ("v=STSv1; id=a; x=a\x7f", True, "leftover characters at position 18"),
     ("v=STSv1; id=abc; x=1=2", True, "leftover characters at position 20"),
     ("v=STSv1; x=1", True, "missing id"),
     ("v=STSv1; id=a; id=b", True, "repeated id field at position 18"),
@@ -122,3 +127,128 @@ def test_scanner_primitives():
 def test_scanner_has_no_error_type_of_its_own():
     with pytest.raises(NotImplementedError):
         TXTScanner("").error("x")
+
+
+URI_PROBLEMS = [
+    # (uri, problem or None): RFC 3986 as Go's url.Parse checks it, plus the scheme mox needs
+    ("mailto:a@b", None),
+    ("%41:x", "no scheme"),
+    ("%zz", "invalid percent-escape"),
+    ("a:%4", "invalid percent-escape"),
+    ("a:%4g", "invalid percent-escape"),
+    ("a:%g4", "invalid percent-escape"),
+    ("a:%41%", "invalid percent-escape"),
+    ("a:b%", "invalid percent-escape"),
+    ("a:%41%42", None),
+    ("a:\x00", "control character"),
+    ("a:\x1f", "control character"),
+    ("a: ", None),
+    ("a:~", None),
+    ("a:\x7f", "control character"),
+    ("a:\x80", None),
+    ("https://[::1", "missing ']' in host"),
+    ("https://[::1]x", "invalid host"),
+    ("https://[::1]", None),
+    ("https://[::1]:8", None),
+    ("https://h:x", "invalid port 'x'"),
+    ("https://h:", None),
+    ("https://h:1", None),
+    ("https://u:p@h/x:y", None),
+    ("https://h/a:b", None),
+    ("https://h?x:y", None),
+    ("https://h#x:y", None),
+    ("https:/h:x", None),
+    ("//h:x", "no scheme"),
+    ("a@b", "no scheme (an e-mail address needs mailto: in front)"),
+    ("a@b:c", "no scheme"),
+    ("1a:b", "no scheme"),
+    ("x+y-z.w:1", None),
+    ("HTTPS:x", None),
+]
+
+
+@pytest.mark.parametrize("uri,problem", URI_PROBLEMS, ids=[repr(c[0]) for c in URI_PROBLEMS])
+def test_uri_problem(uri, problem):
+    assert uri_problem(uri) == problem
+
+
+def test_uri_scheme_is_lower_case():
+    assert (uri_scheme("HTTPS://x:y"), uri_scheme("mailto:a:b")) == ("https", "mailto")
+
+
+LINT = [
+    # (record, errors, warnings)
+    (f"v=TLSRPTv1; rua={A}", [], []),
+    (
+        f"v=TLSRPTv1 ; rua={A}; -x=1; y=2",
+        [],
+        [
+            "record does not start with exactly 'v=TLSRPTv1;': RFC 8460 §3 has receivers discard such records "
+            "when the name has other TXT records (mox accepts it)",
+            "key '-x' does not start with a letter or digit (RFC 8460 §3); strict parsers reject the record",
+            "unknown field 'y' is ignored by senders",
+        ],
+    ),
+    (
+        "v=TLSRPTv1; rua=mailto:@b, mailto:a@, mailto:a, mailto:a@b?subject=x, bad; "
+        "rua=https://h/, http://h/, ftp://h/",
+        [
+            "rua 'bad': invalid URI: no scheme; senders skip it and use the other addresses",
+            "rua 'mailto:@b': not an e-mail address",
+            "rua 'mailto:a@': not an e-mail address",
+            "rua 'mailto:a': not an e-mail address",
+            "rua 'http://h/': RFC 8460 §3 requires https:, senders do not post reports over plain http",
+            "rua 'ftp://h/': scheme ftp: is not mailto: or https: (RFC 8460 §3), senders ignore it",
+        ],
+        [
+            "several rua= fields: some senders use only the first; list all addresses in one rua= separated by commas",
+            "rua 'https://h/': many senders (mox among them) only send reports by mailto:, not https:",
+        ],
+    ),
+    ("v=TLSRPTv1; rua=mailto:a@b?x=@", [], []),
+    ("v=TLSRPTv1; rua=mailto:a@b?x=@b", [], []),
+    (
+        "v=TLSRPTv1; rua=mailto:a",
+        [
+            "rua 'mailto:a': not an e-mail address",
+            "no usable reporting address (mailto: or https:): nobody can send you reports",
+        ],
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize("text,errors,warnings", LINT, ids=[c[0][:50] for c in LINT])
+def test_lint_exact(text, errors, warnings):
+    assert lint(text, parse_tlsrpt(text)) == (errors, warnings)
+
+
+def test_first_invalid_uri_is_named_when_none_is_usable():
+    with pytest.raises(ParseError) as exc:
+        parse_tlsrpt("v=TLSRPTv1; rua=bad1, bad2")
+    assert str(exc.value) == "invalid URI 'bad1': no scheme at position 16"
+    with pytest.raises(ParseError) as exc:
+        parse_tlsrpt("v=TLSRPTv1; rua=")
+    assert str(exc.value) == "expected a URI at end"
+
+
+def test_tlsrpt_record_json_and_identity():
+    r = parse_tlsrpt(f"v=TLSRPTv1; rua={A}, bad; rua=https://h/; x=1")
+    assert r.to_json() == {
+        "version": "TLSRPTv1",
+        "ruas": [[A], ["https://h/"]],
+        "extensions": [{"key": "x", "value": "1"}],
+        "invalid_rua": [{"uri": "bad", "problem": "no scheme"}],
+    }
+    # invalid URIs are reported but are not part of what the record means
+    assert r == parse_tlsrpt(f"v=TLSRPTv1; rua={A}; rua=https://h/; x=1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.version = "x"  # type: ignore[misc]
+
+
+def test_mtasts_record_json_and_identity():
+    r = parse_sts("v=STSv1; id=abc; x=1")
+    assert r.to_json() == {"version": "STSv1", "id": "abc", "extensions": [{"key": "x", "value": "1"}]}
+    assert r.format() == "v=STSv1; id=abc; x=1"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.id = "x"  # type: ignore[misc]
