@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_dmarc_support import hour, vector_eval
+from helpers.dmarc import hour, vector_eval
 
 MOXCLI = str(Path(sys.executable).parent / "moxcli")
 

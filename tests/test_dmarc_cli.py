@@ -7,7 +7,7 @@ import time
 
 import pytest
 from conftest import ROOT
-from test_dmarc_support import FakeResolver, hour, vector_eval
+from helpers.dmarc import FakeResolver, hour, vector_eval
 
 from moxcli.cli import cli
 
@@ -309,7 +309,7 @@ def test_lookup_exit_codes(runner, data, fake_dns, txt, code):
 
 def test_list_stats_vector(runner, data):
     """dmarc_reports.json evaluation_stats_example (mox TestEvaluations)."""
-    from test_dmarc_support import vectors
+    from helpers.dmarc import vectors
 
     v = vectors()["evaluation_stats_example"]
     end = hour()

@@ -17,8 +17,8 @@ import json
 import re
 
 import pytest
-from test_dmarc_support import FakeResolver, hour, queued, report_xml, vector_eval
-from test_report_message import make_dkim_config, verify_all
+from helpers.dkim import make_dkim_config, verify_all
+from helpers.dmarc import FakeResolver, hour, queued, report_xml, vector_eval
 
 from moxcli.config import parse_config
 from moxcli.dmarc.db import record_evaluations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import lab_config_text
-from test_dmarc_support import FakeResolver, hour, report_xml, vector_eval
+from helpers.dmarc import FakeResolver, hour, report_xml, vector_eval
 
 from moxcli.config import parse_config
 from moxcli.delivery.deliver import run_queue

@@ -8,10 +8,10 @@ import json
 import zipfile
 
 import pytest
+from helpers.dmarc import vector_eval, vectors
 from helpers.samples import SAMPLES, need_sample
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_dmarc_support import vector_eval, vectors
 
 from moxcli.dmarc.evaluation import EvaluationError, parse_lines
 from moxcli.dmarc.interval import interval_hours, intervals_ending_at

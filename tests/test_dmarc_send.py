@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from test_dmarc_support import FakeResolver, hour, queued, report_xml, vector_eval, vectors
+from helpers.dmarc import FakeResolver, hour, queued, report_xml, vector_eval, vectors
 
 from moxcli.config import parse_config
 from moxcli.dmarc.db import list_evaluations, record_evaluations

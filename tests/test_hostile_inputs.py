@@ -168,7 +168,7 @@ def test_non_nfc_account_refused_by_the_store(data_dir):
 def test_dmarc_record_refuses_control_characters_in_addresses(runner, data_dir, address):
     import json
 
-    from test_dmarc_support import hour, vector_eval
+    from helpers.dmarc import hour, vector_eval
 
     from moxcli.cli import cli
 

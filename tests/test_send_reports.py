@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from test_dmarc_support import FakeResolver, vector_eval
+from helpers.dmarc import FakeResolver, vector_eval
 
 from moxcli.cli import cli
 from moxcli.config import parse_config

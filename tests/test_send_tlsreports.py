@@ -22,8 +22,8 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import ROOT, VECTORS
+from helpers.dkim import make_dkim_config, verify_all
 from rfc8460_form import rfc8460_form
-from test_report_message import make_dkim_config, verify_all
 
 from moxcli.delivery import queue as dq
 from moxcli.dns import Answer, NotFound, TemporaryDNSError

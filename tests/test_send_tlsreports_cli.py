@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_report_message import make_dkim_config
+from helpers.dkim import make_dkim_config
 from test_send_tlsreports import DAY, SCENARIOS, FakeResolver, _rows, load_rows
 
 from moxcli.cli import cli

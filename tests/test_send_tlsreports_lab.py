@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import lab_config_text
-from test_report_message import make_dkim_config, verify_all
+from helpers.dkim import make_dkim_config, verify_all
 
 from moxcli.cli import cli
 from moxcli.store import Store

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import lab_config_text
+from helpers.dkim import make_dkim_config
+from helpers.dmarc import hour, vector_eval
 from smtpstub import NORMAL, STALL_AFTER_DOT, stub
 from test_delivery_stop import _spawn
-from test_dmarc_support import hour, vector_eval
-from test_report_message import make_dkim_config
 
 from moxcli.cli import cli
 from moxcli.config import parse_config

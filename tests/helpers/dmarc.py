@@ -13,7 +13,7 @@ from typing import Any
 
 from moxcli.dns import Answer, NotFound, TemporaryDNSError
 
-VECTORS = Path(__file__).resolve().parent.parent / "testdata" / "vectors" / "dmarc_reports.json"
+VECTORS = Path(__file__).resolve().parents[2] / "testdata" / "vectors" / "dmarc_reports.json"
 
 
 def vectors() -> dict[str, Any]:
