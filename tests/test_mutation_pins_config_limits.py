@@ -1,0 +1,158 @@
+"""Config defaults and size/time limits (message size, archives, [delivery]) pinned exactly.
+
+Written from the survivors of scripts/mutation.sh on moxcli/config.py: the default message
+size limit (mox's 100 MiB) could have been 1 byte, the RFC 5321 §4.5.3.2 timeouts anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from moxcli import config as c
+from moxcli.config import Config, load_config, parse_config
+from moxcli.errors import ConfigError
+
+FILE = Path("/etc/m/c.toml")
+MIB = 1024 * 1024
+
+
+def test_message_size_and_archive_defaults():
+    for cfg in (Config(), parse_config("", FILE)):
+        assert cfg.max_message_size == 100 * MIB  # mox's default MaxMessageSize
+        assert cfg.quota_message_size == 0
+        assert cfg.archive_max_entries == 1_000_000
+        assert cfg.archive_max_ratio == 200
+
+
+def test_delivery_defaults_are_the_rfc_5321_timeouts():
+    for d in (Config().delivery, parse_config("", FILE).delivery, parse_config("[delivery]\n", FILE).delivery):
+        assert (d.greeting_timeout, d.command_timeout, d.data_init_timeout) == (300.0, 300.0, 120.0)
+        assert (d.data_block_timeout, d.data_end_timeout, d.session_timeout) == (180.0, 600.0, 1800.0)
+        assert (d.min_send_rate, d.max_reply_lines, d.max_reply_bytes, d.max_messages_per_connection) == (
+            1024,
+            100,
+            65536,
+            100,
+        )
+
+
+ACCEPTED = [
+    ("max_message_size = 1", "max_message_size", 1),
+    (f"max_message_size = {1 << 40}", "max_message_size", 1 << 40),
+    ("archive_max_entries = 1", "archive_max_entries", 1),
+    (f"archive_max_entries = {1 << 32}", "archive_max_entries", 1 << 32),
+    ("archive_max_ratio = 1", "archive_max_ratio", 1),
+    ("archive_max_ratio = 100000", "archive_max_ratio", 100000),
+    ("[delivery]\ngreeting_timeout = 86400", "delivery.greeting_timeout", 86400.0),
+    ("[delivery]\ndata_end_timeout = 0.5", "delivery.data_end_timeout", 0.5),
+    ("[delivery]\nmax_reply_bytes = 512", "delivery.max_reply_bytes", 512),
+    (f"[delivery]\nmin_send_rate = {1 << 30}", "delivery.min_send_rate", 1 << 30),
+    ("[delivery]\nmax_messages_per_connection = 1", "delivery.max_messages_per_connection", 1),
+]
+
+
+@pytest.mark.parametrize("text,attr,value", ACCEPTED, ids=[a[0] for a in ACCEPTED])
+def test_accepted(text, attr, value):
+    obj = parse_config(text, FILE)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    assert obj == value
+    assert type(obj) is type(value)
+
+
+REJECTED = [
+    ("max_message_size = 0", "max_message_size: must be between 1 and 2^40 bytes"),
+    (f"max_message_size = {(1 << 40) + 1}", "max_message_size: must be between 1 and 2^40 bytes"),
+    ("archive_max_entries = 0", "archive_max_entries: must be between 1 and 2^32"),
+    (f"archive_max_entries = {(1 << 32) + 1}", "archive_max_entries: must be between 1 and 2^32"),
+    ("archive_max_ratio = 0", "archive_max_ratio: must be between 1 and 100000"),
+    ("archive_max_ratio = 100001", "archive_max_ratio: must be between 1 and 100000"),
+    (
+        "[delivery]\ngreeting_timeout = 0",
+        "delivery.greeting_timeout: must be a number of seconds above 0 and at most 86400, got 0",
+    ),
+    (
+        "[delivery]\nsession_timeout = 86400.5",
+        "delivery.session_timeout: must be a number of seconds above 0 and at most 86400, got 86400.5",
+    ),
+    (
+        "[delivery]\ncommand_timeout = nan",
+        "delivery.command_timeout: must be a number of seconds above 0 and at most 86400, got nan",
+    ),
+    ("[delivery]\nmin_send_rate = 0", f"delivery.min_send_rate: must be an integer from 1 to {1 << 30}, got 0"),
+    (
+        f"[delivery]\nmax_reply_lines = {(1 << 30) + 1}",
+        f"delivery.max_reply_lines: must be an integer from 1 to {1 << 30}, got {(1 << 30) + 1}",
+    ),
+    ("[delivery]\nmax_reply_bytes = 511", "delivery.max_reply_bytes: must be at least 512, got 511"),
+    ("[delivery]\nmax_reply_lines = 1.5", "delivery.max_reply_lines: expected integer, got float 1.5"),
+    ("[delivery]\nbogus = 1", "delivery.bogus: unknown key"),
+]
+
+
+@pytest.mark.parametrize("text,message", REJECTED, ids=[r[1][:60] for r in REJECTED])
+def test_rejected(text, message):
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, FILE)
+    assert str(exc.value) == f"{FILE}: {message}"
+
+
+def test_dkim_selector_defaults():
+    s = c.DKIMSelector("s", Path("/k"))
+    assert (s.algorithm, s.hash, s.canonicalization, s.headers) == ("ed25519", "sha256", "relaxed/relaxed", ())
+    assert c.DKIMConfig().sign == () and dict(c.DKIMConfig().selectors) == {}
+    d = c.DomainConfig("a.example")
+    assert (d.tlsrpt, d.dmarc, d.disabled) == (None, None, False)
+
+
+CONFIG_TYPES = [
+    c.DKIMSelector("s", Path("/k")),
+    c.DKIMConfig(),
+    c.ReportDestination("l", "d", "a", "m"),
+    c.DomainConfig("a.example"),
+    c.Postmaster(),
+    c.HostTLSRPT("l", "a", "m"),
+    c.DNSConfig(),
+    c.TLSConfig(),
+    c.ImapConfig(),
+    c.NetworkConfig(),
+    c.QueueConfig(),
+    c.DeliveryConfig(),
+    Config(),
+]
+
+
+@pytest.mark.parametrize("obj", CONFIG_TYPES, ids=[type(o).__name__ for o in CONFIG_TYPES])
+def test_config_objects_are_immutable(obj):
+    name = dataclasses.fields(obj)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(obj, name, getattr(obj, name))
+
+
+def test_config_file_size_cap(tmp_path):
+    ok = tmp_path / "ok.toml"
+    ok.write_text("#" * (c.MAX_CONFIG_SIZE - 1) + "\n")
+    assert load_config(ok).path == ok
+    big = tmp_path / "big.toml"
+    big.write_text("#" * c.MAX_CONFIG_SIZE + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(big)
+    assert str(big) in str(exc.value)
+    assert c.MAX_CONFIG_SIZE == MIB
+
+
+def test_config_that_is_not_utf8(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_bytes(b"hostname = '\xff'\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(f)
+    assert str(exc.value).startswith(f"{f}: cannot read config: ")
+
+
+def test_key_file_cap_is_64_kib():
+    # read_regular callers (quickstart, DKIM signing) take their PEM cap from here: a 4096-bit
+    # RSA key is about 3.3 KB, so 64 KiB leaves room without reading a stray large file.
+    assert c.MAX_KEY_SIZE == 64 * 1024
