@@ -146,3 +146,38 @@ def test_not_an_mbox(data):
 def test_first_five_bytes_arrive_in_pieces():
     assert _read(b"From a\nx\n", 1) == [(b"x\r\n", 1, b"From a", 9)]
     assert _read(b"From ", 1) == [(b"", 1, b"From ", 5)]
+
+
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+@pytest.mark.parametrize("month", range(1, 13), ids=MONTHS)
+def test_every_month_name(month):
+    stamp = dt.datetime(2024, month, 9, 8, 7, 6, tzinfo=dt.UTC)
+    line = f"From a {stamp:%a} {MONTHS[month - 1]}  9 08:07:06 2024".encode()
+    assert from_line_time(line) == stamp.timestamp()
+
+
+@pytest.mark.parametrize("weekday", ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
+def test_every_weekday_name_is_accepted_as_written(weekday):
+    # mox does not check that the weekday fits the date; neither do we
+    assert from_line_time(f"From a {weekday} Jan  9 08:07:06 2024".encode()) == at(2024, 1, 9, 8, 7, 6)
+
+
+@pytest.mark.parametrize(
+    "line,want",
+    [
+        (b"From \xff@b Mon Jan  9 08:07:06 2024", at(2024, 1, 9, 8, 7, 6)),
+        (b"From a Mon Jan  9 08:07:06 \xff 2024", None),
+        (b"From a Mon Jan  9 08:07:06 A1000 2024", None),
+        (b"From a Mon Jan  9 08:07:06 10000 2024", None),
+    ],
+)
+def test_zone_and_sender_bytes(line, want):
+    assert from_line_time(line) == want
+
+
+def test_messages_take_no_new_attributes():
+    m = next(iter_mbox(io.BytesIO(b"From a\nx\n")))
+    with pytest.raises(AttributeError):
+        m.extra = 1  # type: ignore[attr-defined]
