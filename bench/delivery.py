@@ -2,7 +2,7 @@
 """Delivery benchmark: queue N messages, deliver them to a local SMTP server, time the parts.
 
     .venv/bin/python bench/delivery.py [--count 1000] [--lab DIR] [--domain reports.test] [--plaintext]
-                                       [--no-dns-cache] [--per-message K]
+                                       [--no-dns-cache] [--per-message K] [--cli 1000,5000,10000]
 
 DNS goes through the lab's validating resolver (a running lab from --lab or $LAB_DIR, else a
 private lab is started and stopped); the recipient domain (default reports.test) has a
@@ -136,6 +136,12 @@ def main() -> None:
         default=1,
         help="recipients per queued submission (delivered in one transaction; default 1)",
     )
+    ap.add_argument(
+        "--cli",
+        metavar="SIZES",
+        help="run `moxcli queue run` as a child process for each queue size (e.g. 1000,5000,10000): "
+        "wall time, messages/s and peak RSS (ru_maxrss of the child)",
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
@@ -163,6 +169,9 @@ def main() -> None:
         )
         (data / "moxcli.toml").write_text(text)
         cfg = parse_config(text, data / "moxcli.toml")
+        if args.cli:
+            _cli_runs(tmp, text, args, port)
+            return
         body = b"From: <bench@moxcli.test>\r\nSubject: bench\r\n\r\n" + (b"x" * 76 + b"\r\n") * 26
         with Store.open(data) as st:
             t = time.perf_counter()
@@ -200,6 +209,36 @@ def main() -> None:
         server.wait(10)
         if own_lab:
             subprocess.run([str(LAB), "stop", own_lab], capture_output=True, timeout=60)
+
+
+def _cli_runs(tmp: Path, config_text: str, args: argparse.Namespace, port: int) -> None:
+    """Queue N messages, then time `moxcli queue run` in a child; its peak RSS from wait4()."""
+    body = b"From: <bench@moxcli.test>\r\nSubject: bench\r\n\r\n" + (b"x" * 76 + b"\r\n") * 26
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+    for n in (int(x) for x in args.cli.split(",")):
+        data = tmp / f"data-{n}"
+        data.mkdir()
+        (data / "moxcli.toml").write_text(config_text)
+        with Store.open(data) as st, st.write() as tx:
+            for i in range(0, n, args.per_message):
+                rcpts = [f"r{j}@{args.domain}" for j in range(i, min(i + args.per_message, n))]
+                dq.enqueue_in(tx, data, mail_from="bench@moxcli.test", recipients=rcpts, data=body)
+        out = tmp / f"run-{n}.ndjson"
+        cmd = [sys.executable, "-m", "moxcli", "--data", str(data), "queue", "run", "--json"]
+        t = time.perf_counter()
+        with out.open("wb") as f:
+            child = subprocess.Popen(cmd, stdout=f, stderr=subprocess.DEVNULL, cwd=ROOT)
+            _, status, usage = os.wait4(child.pid, 0)
+        took = time.perf_counter() - t
+        child.returncode = os.waitstatus_to_exitcode(status)
+        lines = out.read_bytes().splitlines()
+        delivered = sum(1 for line in lines if b'"outcome": "delivered"' in line)
+        print(
+            f"{n:>6} queued: delivered {delivered} in {took:.2f} s ({delivered / took:.0f} msg/s),"
+            f" peak RSS {usage.ru_maxrss / 1024:.1f} MB, exit {child.returncode}"
+            f" ({'plaintext' if args.plaintext else 'STARTTLS'}, MX 127.0.0.1:{port})"
+        )
 
 
 if __name__ == "__main__":

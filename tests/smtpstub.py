@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 NORMAL = "normal"
+ONE_MESSAGE = "one-message"  # well-behaved, but closes the connection after one message
 STALL_BANNER = "stall-banner"  # accept, never greet
 STALL_AFTER_DOT = "stall-after-dot"  # take the whole message, never answer the final dot
 STALL_MID_DATA = "stall-mid-data"  # after 354 read a little of the data, then stop reading
@@ -31,6 +32,7 @@ class StubSMTP:
         self.drip = drip
         self.messages: list[bytes] = []  # message data of transactions answered with 250
         self.connections = 0
+        self.commands: list[bytes] = []  # command verbs received, in order, over all connections
         self.reached = {
             name: threading.Event()
             for name in ("connected", "mail", "mid-data", "after-dot", "client-closed", "dripping")
@@ -114,6 +116,8 @@ class StubSMTP:
                 self.reached["client-closed"].set()
                 return
             cmd = line.strip().upper()
+            with self._lock:
+                self.commands.append(cmd.split(b":")[0].split(b" ")[0])
             if cmd.startswith(b"EHLO"):
                 conn.sendall(b"250-stub.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
             elif cmd.startswith(b"MAIL") and mode == STALL_MAIL:
@@ -142,7 +146,10 @@ class StubSMTP:
                     return
                 with self._lock:
                     self.messages.append(data)
+                    self.commands.append(b"(data)")
                 conn.sendall(b"250 2.0.0 queued\r\n")
+                if mode == ONE_MESSAGE:
+                    return
             elif cmd == b"QUIT":
                 conn.sendall(b"221 bye\r\n")
                 return

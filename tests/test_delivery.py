@@ -346,11 +346,12 @@ def test_results_recorded_per_attempt_and_off_switch(env, tmp_path):
         rows_ = {r.policy_domain: r for r in tlsresults.iter_rows(tx)}
     assert set(rows_) == {"example.org"}  # the MX host is the domain itself (implicit MX)
     (res,) = rows_["example.org"].results
-    # no STARTTLS offered is a detail without counts (docs/behaviour-notes.md §3.5); two attempts, and the host's
+    # no STARTTLS offered is a detail without counts (docs/behaviour-notes.md §3.5); two attempts in
+    # one session (kept open for the second message, so one session's detail), and the host's
     # no-policy-found result has the same key as the recipient domain's, so both merge (as in mox)
     assert (res.policy.type, res.success, res.failure) == ("no-policy-found", 0, 0)
     assert [(d.result_type, d.failed_session_count, d.receiving_ip) for d in res.details] == [
-        ("starttls-not-supported", 4, "127.0.0.1")
+        ("starttls-not-supported", 2, "127.0.0.1")
     ]
     off = parse_config(
         f'hostname = "mail.moxcli.test"\nno_outgoing_tls_reports = true\n[network]\nsmtp_port = {srv.port}\n',

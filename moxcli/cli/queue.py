@@ -336,11 +336,12 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, as_
     from moxcli.errors import TemporaryError
 
     cfg = app.config()
-    stalled = 0
+    stalled = attempts = 0
 
     def show(r: Any) -> None:
-        nonlocal stalled
+        nonlocal stalled, attempts
         stalled += r.stalled
+        attempts += 1
         if as_json:
             output.emit_ndjson(r.to_json())
         else:
@@ -348,8 +349,10 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, as_
             sys.stdout.flush()
 
     with stop.handling(), app.open_store() as st:
-        res = run_queue(st, Path(app.data_dir), cfg, ids=list(ids) or None, domain=domain, on_attempt=show)
-    if not res and not as_json:
+        run_queue(
+            st, Path(app.data_dir), cfg, ids=list(ids) or None, domain=domain, on_attempt=show, keep_results=False
+        )
+    if not attempts and not as_json:
         output.info("nothing to do")
     if stalled:
         raise TemporaryError(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 
 _log = log.get("delivery")
 
+MAX_IDLE = 4  # sessions kept open between messages (one per MX host and TLS requirement)
+IDLE_QUIT_TIMEOUT = 10.0  # seconds for the reply to QUIT when ending a kept session
 DNS_BUDGET = 30.0  # docs/behaviour-notes.md §3.4: DNS + TCP connect per host within 30 s
 HANDSHAKE_TIMEOUT = 60.0  # docs/behaviour-notes.md §3.5: handshake 1 min
 DELAYED_DSN_AFTER = 5  # failed attempts of a normal message before a "delayed" DSN (mox)
@@ -204,10 +206,36 @@ class Engine:
     # Addresses that could not be connected to in this run: later messages skip them instead of
     # waiting for the same timeout again (a backlog for a dead host would take hours otherwise).
     unreachable: dict[str, str] = field(default_factory=dict)
+    # Sessions kept open after a transaction, for the next message to the same MX host with the
+    # same TLS requirements (at most MAX_IDLE; RSET before the next transaction).
+    idle: dict[tuple[Any, ...], _Idle] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
         return self.config.network.smtp_port
+
+    def keep(self, key: tuple[Any, ...], client: Client, ip: str, tls: str) -> None:
+        """Keep the session for reuse, or end it when it has carried enough transactions."""
+        if (
+            client.transactions >= self.config.delivery.max_messages_per_connection
+            or stop.requested()
+            or (key not in self.idle and len(self.idle) >= MAX_IDLE)
+        ):
+            client.quit(IDLE_QUIT_TIMEOUT)
+            return
+        old = self.idle.pop(key, None)
+        if old is not None:
+            old.client.quit(IDLE_QUIT_TIMEOUT)
+        self.idle[key] = _Idle(client, ip, tls)
+
+    def close_idle(self) -> None:
+        """End the kept sessions: QUIT (after a stop signal without waiting for the reply)."""
+        idle, self.idle = list(self.idle.values()), {}
+        for i in idle:
+            if stop.requested():
+                i.client.abort(wait=False)
+            else:
+                i.client.quit(IDLE_QUIT_TIMEOUT)
 
     def dial(self, ip: str, timeout: float) -> socket.socket:
         if ip in self.unreachable:
@@ -217,6 +245,13 @@ class Engine:
         except OSError as exc:
             self.unreachable[ip] = str(exc.strerror or exc)
             raise
+
+
+@dataclass
+class _Idle:
+    client: Client
+    ip: str
+    tls: str
 
 
 @dataclass
@@ -434,6 +469,10 @@ def _try_host(
     out.error = None
     out.host, out.ip = plan.host, ""
     ips = order_ips(plan.ips, out.dialed.get(plan.host, []))
+    key = (plan.host, plan.mode, plan.sni, bool(plan.dane_records), enforce, msg.require_tls, msg.is_dmarc_report)
+    idle = engine.idle.pop(key, None)
+    if idle is not None and idle.ip in ips and _reuse(engine, key, idle, msgs, data, plan, out):
+        return
     sock, ip = None, ""
     per_ip = DNS_BUDGET / max(len(ips), 1)
     errors = []
@@ -449,7 +488,7 @@ def _try_host(
     out.dialed.setdefault(plan.host, []).append(ip)
     out.ip = ip
     try:
-        _session(engine, msgs, data, plan, tls, out, sock, enforce)
+        _session(engine, msgs, data, plan, tls, out, sock, enforce, key)
     except DeliveryError as exc:
         out.error = exc
     if out.error is None or not out.error.tls or out.rcpt:
@@ -470,6 +509,58 @@ def _try_host(
             out.error = exc
 
 
+def _reuse(
+    engine: Engine,
+    key: tuple[Any, ...],
+    idle: _Idle,
+    msgs: list[QueueMsg],
+    data: bytes,
+    plan: _HostPlan,
+    out: _Outcome,
+) -> bool:
+    """The next transaction on a kept session (RSET first, RFC 5321 4.1.1.5). False when the
+    session turns out to be gone before any transaction: then a new one is made."""
+    client = idle.client
+    try:
+        r = client.command("RSET")
+        if r.code != 250:
+            raise SMTPError(f"rset: {r}", r)
+    except SMTPError as exc:
+        _log.debug("kept session unusable, connecting again", host=plan.host, err=str(exc))
+        client.close()
+        return False
+    except stop.Interrupted:
+        client.abort()
+        raise
+    out.ip, out.tls = idle.ip, idle.tls
+    out.dialed.setdefault(plan.host, []).append(idle.ip)
+    try:
+        if msgs[0].require_tls is True and "REQUIRETLS" not in client.extensions:
+            raise DeliveryError(f"{plan.host} does not announce REQUIRETLS", code=554, enhanced="5.7.30")
+        _transactions(client, msgs, data, out)
+    except SMTPError as exc:
+        client.close()
+        out.error = DeliveryError(
+            f"smtp with {plan.host}: {exc}",
+            permanent=exc.permanent,
+            code=exc.code,
+            enhanced=exc.enhanced,
+            remote_reply=_remote(exc.reply),
+            stalled=exc.timeout or exc.limit,
+        )
+        return True
+    except DeliveryError as exc:
+        client.close()
+        out.error = exc
+        return True
+    except stop.Interrupted:
+        _log.info("stop requested: ending the session", host=plan.host, signal=stop.signal_name())
+        client.abort()
+        raise
+    engine.keep(key, client, idle.ip, idle.tls)
+    return True
+
+
 def _session(
     engine: Engine,
     msgs: list[QueueMsg],
@@ -479,6 +570,7 @@ def _session(
     out: _Outcome,
     sock: socket.socket,
     enforce: bool,
+    key: tuple[Any, ...] | None = None,
 ) -> None:
     """One SMTP session: greeting, EHLO, STARTTLS per mode with verification, transactions."""
     msg = msgs[0]
@@ -568,7 +660,10 @@ def _session(
         if msg.require_tls is True and "REQUIRETLS" not in client.extensions:
             raise DeliveryError(f"{plan.host} does not announce REQUIRETLS", code=554, enhanced="5.7.30")
         _transactions(client, msgs, data, out)
-        client.quit()
+        if key is None:
+            client.quit()
+        else:
+            engine.keep(key, client, out.ip, out.tls)
     except SMTPError as exc:
         client.close()
         raise DeliveryError(
@@ -658,27 +753,29 @@ def _mtasts(engine: Engine, domain: Domain, tls_required_no: bool) -> tuple[MTAS
 # ------------------------------------------------------------------------- the queue run
 
 
-def _select(tx: Txn, ids: Iterable[int] | None, domain: str | None, now: float) -> list[QueueMsg]:
+def _select(tx: Txn, ids: Iterable[int] | None, domain: str | None, now: float) -> Iterator[tuple[int, int, str]]:
+    """(id, base_id, recipient domain) of the messages to attempt, in queue order."""
     if ids is not None:
-        out = []
         for i in ids:
             m = qstore.get(tx, i)
             if m is None:
                 raise UsageError(f"queue message {i}: no such message")
             if not m.hold:
-                out.append(m)
-        return out
+                yield m.id, m.base_id, m.recipient_domain
+        return
     want = None
     if domain is not None:
         want = parse_domain(domain).name if not domain.startswith("[") else domain
-    return [m for m in qstore.scan(tx) if dq.is_due(m, now) and (want is None or m.recipient_domain == want)]
+    for m in qstore.scan(tx):
+        if dq.is_due(m, now) and (want is None or m.recipient_domain == want):
+            yield m.id, m.base_id, m.recipient_domain
 
 
-def _batches(todo: list[QueueMsg]) -> list[list[QueueMsg]]:
-    """Group the selected messages of one submission and recipient domain, in queue order."""
-    groups: dict[tuple[int, str], list[QueueMsg]] = {}
-    for m in todo:
-        groups.setdefault((m.base_id, m.recipient_domain), []).append(m)
+def _batches(todo: Iterable[tuple[int, int, str]]) -> list[list[int]]:
+    """Group the selected ids of one submission and recipient domain, in queue order."""
+    groups: dict[tuple[int, str], list[int]] = {}
+    for msg_id, base_id, rcpt_domain in todo:
+        groups.setdefault((base_id, rcpt_domain), []).append(msg_id)
     return list(groups.values())
 
 
@@ -691,10 +788,16 @@ def run_queue(
     now: float | None = None,
     on_attempt: Callable[[AttemptResult], None] | None = None,
     engine: Engine | None = None,
+    keep_results: bool = True,
 ) -> list[AttemptResult]:
     """Attempt due messages (or those named by id, due or not; held ones are skipped).
 
-    ``on_attempt`` sees each result as soon as it is known (for streaming output).
+    ``on_attempt`` sees each result as soon as it is known (for streaming output); with
+    ``keep_results`` false the results are not collected (memory stays flat on a big queue)
+    and the list returned is empty.
+
+    Only ids are held for the run; each attempt reads its records and message file, and a
+    session is kept open for the next message to the same MX host (``Engine.keep``).
 
     Under :func:`moxcli.stop.handling`, a stop signal ends the session in progress politely,
     records its messages as interrupted (not counted as an attempt, no TLS results), starts no
@@ -703,22 +806,27 @@ def run_queue(
     with stop.shielded(), job_lock(data_dir, "queue"):
         eng = engine or Engine(config, CachingResolver.from_config(config.dns), store, Path(data_dir))
         with store.read() as tx:
-            todo = _select(tx, ids, domain, time.time() if now is None else now)
+            batches = _batches(_select(tx, ids, domain, time.time() if now is None else now))
+        total = sum(len(b) for b in batches)
         results = []
-        interrupted = 0
-        for batch in _batches(todo):
-            if stop.requested():
-                break
-            for r in attempt(eng, [m.id for m in batch], now):
-                results.append(r)
-                interrupted += r.outcome == "interrupted"
-                if on_attempt is not None:
-                    on_attempt(r)
+        done = interrupted = 0
+        try:
+            for batch in batches:
+                if stop.requested():
+                    break
+                for r in attempt(eng, batch, now):
+                    done += 1
+                    interrupted += r.outcome == "interrupted"
+                    if keep_results:
+                        results.append(r)
+                    if on_attempt is not None:
+                        on_attempt(r)
+        finally:
+            eng.close_idle()
         if stop.requested():
-            left = len(todo) - len(results)
             raise stop.Interrupted(
                 stop.signal_name(),
-                f"{interrupted} message(s) recorded as interrupted, {left} not attempted; run the queue again",
+                f"{interrupted} message(s) recorded as interrupted, {total - done} not attempted; run the queue again",
             )
         return results
 

@@ -431,9 +431,9 @@ class Client:
             except (SMTPError, OSError):
                 raise exc from None
 
-    def quit(self) -> None:
+    def quit(self, timeout: float | None = None) -> None:
         """QUIT and close; errors are ignored (the transaction already has its outcome)."""
-        t = QUIT_GRACE if stop.requested() else self.limits.command_timeout
+        t = QUIT_GRACE if stop.requested() else min(timeout or self.limits.command_timeout, self.limits.command_timeout)
         try:
             self.send(b"QUIT\r\n", t, replies=1)
             self.read_reply(t, "reply to QUIT")
@@ -441,10 +441,11 @@ class Client:
             pass
         self.close()
 
-    def abort(self) -> None:
+    def abort(self, wait: bool = True) -> None:
         """End the session after a stop, within about 2 s: read the replies still due, then QUIT
         (RFC 5321 4.1.1.10) when the server waits for a command; in the middle of a write or of
-        message data anything sent would be taken as data, so then just close."""
+        message data anything sent would be taken as data, so then just close. Without
+        ``wait`` (an idle session) QUIT is sent and the connection closed at once."""
         try:
             pending = 0 if self._writing or self._in_data else self._awaiting
             for _ in range(pending):
@@ -453,7 +454,8 @@ class Client:
                     break
             if not (self._writing or self._in_data):
                 self.send(b"QUIT\r\n", QUIT_GRACE, replies=1)
-                self.read_reply(QUIT_GRACE, "reply to QUIT")
+                if wait:
+                    self.read_reply(QUIT_GRACE, "reply to QUIT")
         except (SMTPError, OSError):
             pass
         self.close()
