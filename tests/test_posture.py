@@ -10,7 +10,7 @@ import pytest
 
 from moxcli.dane.lookup import TLSAResult
 from moxcli.dane.tlsa import TLSA
-from moxcli.posture.check import DomainPosture, HostCache, HostPosture, _indicators
+from moxcli.posture.check import DomainPosture, HostCache, HostPosture, _indicators, apply_delivery_memory
 
 USABLE = TLSA(3, 1, 1, b"\0" * 32)
 UNUSABLE = TLSA(0, 0, 0, b"")
@@ -146,7 +146,24 @@ def _host(tlsa=None, applies=True, matching=None, requiretls=None, sts_match=Non
     ids=list("abcde"),
 )
 def test_indicators(posture, want):
-    assert _indicators(posture) == want
+    # The two "seen" indicators come from our deliveries (the store): unknown here.
+    assert _indicators(posture) == {**want, "starttls_seen": "unknown", "requiretls_seen": "unknown"}
+
+
+@pytest.mark.parametrize(
+    "known,want",
+    [
+        (None, ("unknown", "unknown")),
+        (SimpleNamespace(starttls=True, requiretls=False), ("implemented", "not-implemented")),
+        (SimpleNamespace(starttls=False, requiretls=True), ("not-implemented", "implemented")),
+    ],
+)
+def test_seen_indicators_from_deliveries(known, want):
+    p = DomainPosture("example.org")
+    p.indicators = {"mtasts": "implemented"}
+    apply_delivery_memory(p, known)
+    assert (p.indicators["starttls_seen"], p.indicators["requiretls_seen"]) == want
+    assert p.indicators["mtasts"] == "implemented"
 
 
 def test_enforced_policy_not_covering_an_mx_is_an_error():

@@ -36,6 +36,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "mtasts": ("moxcli.cli.mtasts", "mtasts_group", "The MTA-STS policy cache: list and refresh."),
     "queue": ("moxcli.cli.queue", "queue_group", "The outgoing queue: add, list, run deliveries."),
     "tlsresults": ("moxcli.cli.queue", "tlsresults_group", "TLS results recorded by deliveries."),
+    "domains": (
+        "moxcli.cli.queue",
+        "domains_group",
+        "What deliveries learned about recipient domains: STARTTLS, REQUIRETLS.",
+    ),
     "send-tlsreports": ("moxcli.cli.tlsreports", "send_tlsreports_cmd", "Send the daily TLS reports (RFC 8460)."),
     "tlsreports": ("moxcli.cli.tlsreports", "tlsreports_group", "Incoming TLS reports: import, list, show, summary."),
     "suppress": ("moxcli.cli.suppress", "suppress_group", "Suppression lists for TLS and DMARC report addresses."),

@@ -91,7 +91,8 @@ def domain_cmd(
     STARTTLS, PKIX validity, TLSA records (present, usable, matching) and REQUIRETLS, from
     one handshake per address; the TLSRPT record of the domain and of each MX host. Ends
     with an indicator bar: MTA-STS enforced, MX DNSSEC-signed, DANE on the first MX,
-    TLSRPT, REQUIRETLS (green ✓ implemented, red ✗ not, gray ! error, ? unknown).
+    TLSRPT, REQUIRETLS, and from this data dir's deliveries STARTTLS seen and REQUIRETLS
+    seen (green ✓ implemented, red ✗ not, gray ! error, ? unknown).
 
     Exit status: 0 no error-class finding, 1 any, 3 only temporary failures.
 
@@ -103,6 +104,7 @@ def domain_cmd(
     """
     from moxcli.dns import Resolver
     from moxcli.posture import PostureOptions, check_domains
+    from moxcli.posture.check import apply_delivery_memory
 
     if not domains and file is None:
         raise UsageError("give DOMAIN... or --file F")
@@ -118,8 +120,10 @@ def domain_cmd(
     if resolver.untrusted_reason:
         output.warn(resolver.untrusted_reason)
     opts = PostureOptions.from_config(cfg, timeout, connect=not no_connect, expiry_days=expiry_days)
+    known = _delivery_memory(app)
     states: set[str] = set()
     for p in check_domains(resolver, _domains(domains, file), opts, concurrency):
+        apply_delivery_memory(p, known.get(_name(p.domain)))
         states.add(p.status)
         if as_json:
             output.emit_ndjson(p.to_json())
@@ -131,6 +135,29 @@ def domain_cmd(
         raise SystemExit(EXIT_FAILED)
     if "temporary" in states:
         raise SystemExit(EXIT_TEMPORARY)
+
+
+def _delivery_memory(app: AppContext) -> dict[str, Any]:
+    """What our deliveries learned per recipient domain, when the data dir has a store."""
+    from moxcli.context import require_store
+    from moxcli.delivery.queue import known_domains
+    from moxcli.errors import MoxcliError
+
+    try:
+        require_store(app.data_dir)
+        with app.open_store(readonly=True) as st:
+            return {d.domain: d for d in known_domains(st)}
+    except MoxcliError:
+        return {}  # no store (or not readable): every "seen" indicator shows ?
+
+
+def _name(domain: str) -> str:
+    from moxcli.domain import DomainError, parse_domain
+
+    try:
+        return parse_domain(domain).name
+    except DomainError:
+        return domain
 
 
 def _yn(v: bool | None) -> str:

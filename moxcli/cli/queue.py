@@ -193,7 +193,8 @@ def queue_list_cmd(app: AppContext, fmt: str) -> None:
         "Output JSON: id, base_id, mail_from, recipient, recipient_domain, subject, size, created, "
         "require_tls, is_tls_report, is_dmarc_report, sender_account, max_attempts, attempts, "
         "next_attempt, last_attempt, last_error, last_code, last_enhanced, hold, in_progress, "
-        "dialed_ips, delayed_dsn."
+        "dialed_ips, delayed_dsn, recipient_domain_tls (as in `domains list --json`, null when nothing "
+        "is known)."
     ),
 )
 @click.pass_obj
@@ -207,8 +208,9 @@ def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
     from moxcli.delivery import queue as dq
 
     with app.open_store(readonly=True) as st:
-        m = dq.get_message(st, msg_id)
+        m, known = dq.get_message_and_domain(st, msg_id)
     d = _msg_json(m)
+    d["recipient_domain_tls"] = None if known is None else _domain_json(known)
     if as_json:
         output.emit_json(d)
         return
@@ -219,6 +221,72 @@ def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
         return output.to_json(v, indent=None) if isinstance(v, (dict, bool)) or v is None else v
 
     output.kv(f"queue message {m.id}", [(k, text(v)) for k, v in d.items() if k != "id"])
+
+
+def _domain_json(d: Any) -> dict[str, Any]:
+    return {
+        "domain": d.domain,
+        "starttls": d.starttls,
+        "requiretls": d.requiretls,
+        "updated": _time(d.updated),
+        "host": d.host,
+        "starttls_seen": _time(d.starttls_seen),
+        "requiretls_seen": _time(d.requiretls_seen),
+        "downgraded": _time(d.downgraded),
+    }
+
+
+@click.group("domains")
+def domains_group() -> None:
+    """What deliveries learned about recipient domains: STARTTLS, REQUIRETLS."""
+
+
+@domains_group.command("list")
+@click.argument("domain", required=False)
+@output.format_options(
+    "Output a JSON list: domain, starttls, requiretls, updated, host, starttls_seen, requiretls_seen, downgraded."
+)
+@click.pass_obj
+def domains_list_cmd(app: AppContext, domain: str | None, fmt: str) -> None:
+    """List recipient domains with the last delivery's STARTTLS use and REQUIRETLS offer.
+
+    Recorded at each delivery (spec §3.7, as mox keeps it): `starttls` whether the last
+    delivery used STARTTLS, `requiretls` whether its server offered REQUIRETLS, the times
+    each was last seen, and `downgraded` when a delivery went in plaintext after STARTTLS
+    had been seen (also logged as a warning by `queue run`).
+
+    \b
+    Example:
+      moxcli domains list
+      moxcli domains list example.org --format json
+    """
+    from moxcli.delivery import queue as dq
+
+    with app.open_store(readonly=True) as st:
+        known = dq.known_domains(st, domain)
+    if fmt == "json":
+        output.emit_json([_domain_json(d) for d in known])
+        return
+    if not known and fmt == "table":
+        output.info("no deliveries recorded")
+        return
+    output.table(
+        None,
+        ["domain", "STARTTLS", "REQUIRETLS", "last delivery (UTC)", "MX host", "STARTTLS seen", "downgraded"],
+        [
+            (
+                d.domain,
+                "yes" if d.starttls else "no",
+                "yes" if d.requiretls else "no",
+                _short_time(d.updated),
+                d.host,
+                _short_time(d.starttls_seen),
+                _short_time(d.downgraded),
+            )
+            for d in known
+        ],
+        fmt,
+    )
 
 
 def _each(app: AppContext, ids: tuple[int, ...], action: str) -> None:

@@ -39,7 +39,7 @@ from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import UsageError
 from moxcli.smtp.client import Client, RcptResult, Reply, SMTPError
-from moxcli.store import Store, suppress
+from moxcli.store import Store, domaintls, suppress
 from moxcli.store import queue as qstore
 from moxcli.store.env import Txn
 from moxcli.store.lock import job_lock
@@ -267,6 +267,9 @@ class _Outcome:
     dualstack: bool = False
     dialed: dict[str, list[str]] = field(default_factory=dict)
     interrupted: str = ""  # the stop signal's name when a stop cut the attempt short
+    # The session that ran the transaction: STARTTLS used, REQUIRETLS offered (spec §3.7).
+    session_tls: bool | None = None
+    session_requiretls: bool = False
 
 
 @dataclass
@@ -537,6 +540,7 @@ def _reuse(
     try:
         if msgs[0].require_tls is True and "REQUIRETLS" not in client.extensions:
             raise DeliveryError(f"{plan.host} does not announce REQUIRETLS", code=554, enhanced="5.7.30")
+        out.session_tls, out.session_requiretls = client.tls, "REQUIRETLS" in client.extensions
         _transactions(client, msgs, data, out)
     except SMTPError as exc:
         client.close()
@@ -659,6 +663,7 @@ def _session(
                 raise
         if msg.require_tls is True and "REQUIRETLS" not in client.extensions:
             raise DeliveryError(f"{plan.host} does not announce REQUIRETLS", code=554, enhanced="5.7.30")
+        out.session_tls, out.session_requiretls = client.tls, "REQUIRETLS" in client.extensions
         _transactions(client, msgs, data, out)
         if key is None:
             client.quit()
@@ -931,6 +936,20 @@ def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptR
     )
 
 
+def _remember_domain(tx: Txn, domain: str, out: _Outcome) -> None:
+    """Spec §3.7: the domain's last known STARTTLS/REQUIRETLS support. A delivery in plaintext to
+    a domain that did STARTTLS before is not silent: it is logged and kept as ``downgraded``."""
+    before = domaintls.get(tx, domain)
+    rec = domaintls.record(tx, domain, bool(out.session_tls), out.session_requiretls, out.host, time.time())
+    if not rec.starttls and before is not None and before.starttls_seen is not None:
+        _log.warn(
+            "delivered in plaintext to a domain that did STARTTLS before",
+            domain=domain,
+            host=out.host,
+            starttls_seen=datetime.fromtimestamp(before.starttls_seen, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+
 def _delay_warning_due(cfg: Config, msg: QueueMsg) -> bool:
     """Whether this failed attempt of ``msg`` brings the sender a "delayed" DSN (RFC 3464
     §2.3.3), once per message and never for reports: by default as mox, after the 5th failed
@@ -964,6 +983,8 @@ def _finish(
             r = rows(tls, first.recipient_domain, first.is_tls_report, first.is_dmarc_report)
             if r:
                 tlsstore.add_results(tx, tlsstore.day_utc(), first.recipient_domain, r)
+        if out.session_tls is not None and out.rcpt and not first.recipient_domain.startswith("["):
+            _remember_domain(tx, first.recipient_domain, out)
         for msg, (result, err) in zip(msgs, results, strict=True):
             current = qstore.get(tx, msg.id)
             if current is None:

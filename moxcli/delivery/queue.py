@@ -35,8 +35,9 @@ from pathlib import Path
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import UsageError
 from moxcli.smtp import msgdata
-from moxcli.store import Store
+from moxcli.store import Store, domaintls
 from moxcli.store import queue as qstore
+from moxcli.store.domaintls import DomainTLS
 from moxcli.store.env import Txn
 from moxcli.store.files import private_dir, queue_file, sync_dir, write_file
 from moxcli.store.queue import QueueMsg
@@ -306,6 +307,29 @@ def get_message(store: Store, msg_id: int) -> QueueMsg:
     if msg is None:
         raise UsageError(f"queue message {msg_id}: no such message")
     return msg
+
+
+def get_message_and_domain(store: Store, msg_id: int) -> tuple[QueueMsg, DomainTLS | None]:
+    """A queued message and what deliveries learned about its recipient domain (None: nothing)."""
+    with store.read() as tx:
+        msg = qstore.get(tx, msg_id)
+        known = None if msg is None else domaintls.get(tx, msg.recipient_domain)
+    if msg is None:
+        raise UsageError(f"queue message {msg_id}: no such message")
+    return msg, known
+
+
+def known_domains(store: Store, domain: str | None = None) -> list[DomainTLS]:
+    """The recipient domains deliveries went to, with their last STARTTLS/REQUIRETLS support."""
+    with store.read() as tx:
+        if domain is None:
+            return list(domaintls.scan(tx))
+        try:
+            name = parse_domain(domain).name
+        except DomainError as exc:
+            raise UsageError(f'parsing domain "{domain}": {exc}', code="bad-domain") from None
+        found = domaintls.get(tx, name)
+        return [] if found is None else [found]
 
 
 def remove_in(tx: Txn, data_dir: Path, msg_id: int) -> Path:

@@ -31,13 +31,15 @@ from moxcli.errors import MoxcliError, TemporaryError
 from moxcli.tlsconn import PKIXVerdict, SMTPProbe, cert_summary, load_roots, pkix_verify, starttls_probe
 
 IMPLEMENTED, NOT_IMPLEMENTED, ERROR, UNKNOWN = "implemented", "not-implemented", "error", "unknown"
-INDICATORS = ("mtasts", "mx_dnssec", "dane", "tlsrpt", "requiretls")
+INDICATORS = ("mtasts", "mx_dnssec", "dane", "tlsrpt", "requiretls", "starttls_seen", "requiretls_seen")
 INDICATOR_LABELS = {
     "mtasts": "MTA-STS enforced",
     "mx_dnssec": "MX DNSSEC-signed",
     "dane": "DANE on first MX",
     "tlsrpt": "TLSRPT",
     "requiretls": "REQUIRETLS",
+    "starttls_seen": "STARTTLS seen",
+    "requiretls_seen": "REQUIRETLS seen",
 }
 MAX_ADDRESSES = 4  # per MX host; more addresses rarely differ and each costs a handshake
 
@@ -512,7 +514,20 @@ def _indicators(p: DomainPosture) -> dict[str, str]:
         ind["requiretls"] = UNKNOWN
     else:
         ind["requiretls"] = IMPLEMENTED if all(s for s in states) else NOT_IMPLEMENTED
+    # What our own deliveries saw comes from the store: see apply_delivery_memory.
+    ind["starttls_seen"] = ind["requiretls_seen"] = UNKNOWN
     return ind
+
+
+def apply_delivery_memory(p: DomainPosture, known: Any) -> None:
+    """The two indicators from our deliveries (``moxcli.store.domaintls.DomainTLS`` or None):
+    whether the last delivery to the domain used STARTTLS and whether its server offered
+    REQUIRETLS (spec §3.7); unknown when nothing was delivered there."""
+    if known is None:
+        p.indicators["starttls_seen"] = p.indicators["requiretls_seen"] = UNKNOWN
+        return
+    p.indicators["starttls_seen"] = IMPLEMENTED if known.starttls else NOT_IMPLEMENTED
+    p.indicators["requiretls_seen"] = IMPLEMENTED if known.requiretls else NOT_IMPLEMENTED
 
 
 def check_domain(

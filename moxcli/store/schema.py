@@ -85,6 +85,7 @@ ACCOUNT = Table("account", 1, _k("account name"))
 MAILBOX = Table("mailbox", 1, _k("account", ("mailbox id", U64)))
 MAILBOX_BY_NAME = Table("mailbox_name", 1, _k("account", "mailbox name"), value="mailbox id (u64)")
 MESSAGE = Table("message", 1, _k("account", ("mailbox id", U64), ("uid", U64)))
+RECIPIENT_DOMAIN_TLS = Table("rcptdomaintls", 1, _k("recipient domain (unicode name)"))
 
 TABLES: tuple[Table, ...] = (
     META,
@@ -105,6 +106,7 @@ TABLES: tuple[Table, ...] = (
     MAILBOX,
     MAILBOX_BY_NAME,
     MESSAGE,
+    RECIPIENT_DOMAIN_TLS,
 )
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 
