@@ -296,6 +296,7 @@ def _mail(tx: Txn, data_dir: Path, today: float) -> None:
 def _queue(store: Store, data_dir: Path, today: float) -> None:
     """Queued messages: one plain (two recipients), one held, one after three failed attempts."""
     from moxcli.delivery import queue as dq
+    from moxcli.store import domaintls
     from moxcli.store import queue as qstore
 
     prefix = f"DKIM-Signature: v=1; a=ed25519-sha256; d={DOMAIN}; s={SELECTOR}; h=from:to:subject; bh=; b=\r\n".encode()
@@ -341,6 +342,11 @@ def _queue(store: Store, data_dir: Path, today: float) -> None:
         msg.last_enhanced = "4.7.5"
         msg.dialed_ips = {"mx.sts.test": ["127.0.0.1"]}
         qstore.put(tx, msg)
+        # What earlier deliveries learned about recipient domains (spec §3.7): one over STARTTLS
+        # with REQUIRETLS offered, one that was later delivered in plaintext (a downgrade).
+        domaintls.record(tx, "sts.test", True, True, "mx.sts.test", today - 2 * DAY)
+        domaintls.record(tx, "remote.example", True, False, "mx.remote.example", today - 3 * DAY)
+        domaintls.record(tx, "remote.example", False, False, "mx.remote.example", today - DAY)
 
     store.update(fail)
 
