@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from moxcli.store.env import Txn
+from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import RECIPIENT_DOMAIN_TLS, text_key
 
 
@@ -34,6 +34,7 @@ class DomainTLS:
         return asdict(self)
 
     @classmethod
+    @record_reader(RECIPIENT_DOMAIN_TLS)
     def from_record(cls, rec: dict[str, Any]) -> DomainTLS:
         return cls(**{k: v for k, v in rec.items() if k in cls.__dataclass_fields__})
 
