@@ -254,7 +254,7 @@ def test_show_unknown(runner, data):
 
 
 def test_lookup(runner, data, fake_dns):
-    fake_dns.txt_records.update(
+    fake_dns.add(
         {
             "_dmarc.ext.example": [
                 "v=DMARC1; p=none; rua=mailto:a@ext.example!1m,mailto:b@other.example,mailto:c@temp.example,https://x.example/r,bad"
@@ -299,8 +299,8 @@ def test_lookup(runner, data, fake_dns):
     ],
 )
 def test_lookup_exit_codes(runner, data, fake_dns, txt, code):
-    fake_dns.txt_records.clear()
-    fake_dns.txt_records.update(txt)
+    fake_dns.records.clear()
+    fake_dns.add(txt)
     r = _invoke(runner, data, "dmarc", "lookup", "x.example")
     assert r.exit_code == code, r.output
     r = _invoke(runner, data, "dmarc", "lookup", "not a domain")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from moxcli.dns import Answer, NotFound, TemporaryDNSError
+from helpers.dns import TxtResolver
 
 VECTORS = Path(__file__).resolve().parents[2] / "testdata" / "vectors" / "dmarc_reports.json"
 
@@ -20,29 +20,8 @@ def vectors() -> dict[str, Any]:
     return json.loads(VECTORS.read_text())
 
 
-class _TXT:
-    def __init__(self, text: str) -> None:
-        self.strings = [text.encode()]
-
-
-class FakeResolver:
-    """TXT answers from a dict; a value "TEMP" raises a temporary DNS error. Records queries."""
-
-    def __init__(self, txt: dict[str, list[str] | str]) -> None:
-        self.txt_records = {k.rstrip("."): v for k, v in txt.items()}
-        self.queries: list[str] = []
-
-    def txt(self, name: str) -> Answer:
-        name = name.rstrip(".")
-        self.queries.append(name)
-        v = self.txt_records.get(name)
-        if v == "TEMP":
-            raise TemporaryDNSError(name, "TXT", "server failure")
-        if v is None:
-            raise NotFound(name, "TXT", True, False)
-        if isinstance(v, str):
-            v = [v]
-        return Answer(name, "TXT", [_TXT(t) for t in v], False, name)
+# The DMARC tests' resolver: TXT records from a table, answers not DNSSEC-authentic.
+FakeResolver = TxtResolver
 
 
 def hour(now: float | None = None) -> int:
