@@ -192,3 +192,13 @@ def test_cli_warns_once_about_world_readable_store_and_key(tmp_path):
     assert r.returncode == 0 and f"DKIM private key {key} is accessible to group and others" in r.stderr, r.stderr
     r = subprocess.run([MOXCLI, "--data", str(data), "queue", "list"], capture_output=True, text=True)
     assert "warn" not in r.stderr, r.stderr
+
+
+def test_warning_for_a_data_dir_of_another_user(tmp_path, monkeypatch):
+    monkeypatch.delenv("MOXCLI_QUIET_PERMISSIONS")
+    d = tmp_path / "d"
+    d.mkdir(mode=0o700)
+    os.chown(d, 65534, 65534)  # nobody
+    _warned.clear()
+    text = check_private(d, "data directory")
+    assert text is not None and "owned by uid 65534, not by this user" in text
