@@ -4,6 +4,7 @@
     .venv/bin/python bench/bitflip.py                  # 200 flips in a gentestdata store
     .venv/bin/python bench/bitflip.py --trials 1000 --messages 200 --seed 7
     .venv/bin/python bench/bitflip.py --used-only --trials 500   # only bytes that hold data
+    .venv/bin/python bench/bitflip.py --compact --messages 2000  # a backup's compacted store
 
 A data dir is made with `gentestdata` (and `--messages N` extra messages); each trial copies it,
 flips one random bit of data.mdb, runs `verify_data` and counts a problem as a detection (an
@@ -20,6 +21,7 @@ matters is the detection rate over flips in used bytes; the overall rate is prin
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import struct
@@ -66,12 +68,18 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--messages", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--compact", action="store_true", help="flip bits in a backup of the data dir (compacted store)")
     ap.add_argument("--used-only", action="store_true", help="flip bits only in used bytes (a tighter figure for them)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="moxcli-bitflip-") as tmp:
         template = Path(tmp) / "template"
         generate(template, messages=args.messages)
+        if args.compact:
+            from moxcli.datatools.backup import backup
+
+            backup(template, Path(tmp) / "compacted")
+            template = Path(tmp) / "compacted"
         data = (template / "store" / "data.mdb").read_bytes()
         psize = struct.unpack_from("<I", data, 40)[0]
         checked = check_pages(template / "store" / "data.mdb", frozenset(t.name.encode() for t in TABLES))
@@ -91,9 +99,10 @@ def main() -> None:
             if where == "unused":
                 continue  # nothing reads these bytes: no reader can tell (counted as missed)
             d = Path(tmp) / f"t{i}"
-            shutil.copytree(template, d)
+            shutil.copytree(template, d, copy_function=os.link)  # message files are only read
             damaged = bytearray(data)
             damaged[bit // 8] ^= 1 << (bit % 8)
+            (d / "store" / "data.mdb").unlink()
             (d / "store" / "data.mdb").write_bytes(damaged)
             try:
                 if not verify_data(d).ok:

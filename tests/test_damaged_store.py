@@ -68,16 +68,23 @@ def test_a_sealed_non_map_is_a_store_error():
 
 
 def _record_bytes(data_file: Path) -> list[int]:
-    """Offsets of record values inside data.mdb (found by their sealed bytes)."""
+    """Offsets of live record values inside data.mdb (stale copies in free pages left out)."""
+    from moxcli.store.datafile import check_pages
+
     blob = data_file.read_bytes()
+    checked = check_pages(data_file, frozenset(t.name.encode() for t in schema.TABLES))
+    assert checked is not None
+    used = bytearray(len(blob))
+    for a, b in checked[1]:
+        used[a:b] = b"\x01" * (b - a)
     out = []
     with Store.open(data_file.parent.parent, readonly=True) as st, st.read() as tx:
         for table in (schema.MESSAGE, schema.QUEUE, schema.MAILBOX, schema.TLS_RESULT):
             for _key, raw in tx.scan_raw(table):
                 at = blob.find(raw)
-                # Only records found once: LMDB's freed pages may hold stale copies of a record,
-                # and a flip in one of those changes nothing that is read.
-                if at >= 0 and blob.find(raw, at + 1) < 0:
+                while at >= 0 and not used[at]:
+                    at = blob.find(raw, at + 1)
+                if at >= 0:
                     out.extend(range(at, at + len(raw)))
     return out
 
@@ -98,7 +105,7 @@ def test_bit_flips_in_stored_records_are_found_by_verifydata(generated, tmp_path
         f.write_bytes(blob)
         res = verify_data(d)
         assert not res.ok, f"flip at byte {at} passed"
-        assert any("fails its checksum" in p.what or "does not decode" in p.what for p in res.problems), res.problems
+        assert any("fails its checksum" in p.what for p in res.problems), res.problems
 
 
 def _truncate(data: Path) -> None:

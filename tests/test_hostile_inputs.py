@@ -267,3 +267,14 @@ def test_good_reports_still_parse():
 
     assert parse_report(_tls())[0].policies[0].success == 1
     assert parse_report_xml(_dmarc()).records[0].count == 1
+
+
+def test_error_lines_are_capped(tmp_path):
+    """An echoed 100,000-character input makes a line of at most MAX_ERROR_LINE characters."""
+    from moxcli.cli import MAX_ERROR_LINE
+
+    r = _run("--data", str(tmp_path / "d"), "check", "tlsrpt", "x" * 100_000)
+    assert r.returncode == 2, r.stderr[:200]
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("moxcli: ") and len(lines[0]) <= MAX_ERROR_LINE + 10
+    assert lines[0].endswith("characters, cut)")
