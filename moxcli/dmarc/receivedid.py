@@ -21,13 +21,13 @@ KEY_SIZE = 24
 def load_key(data_dir: Path, create: bool = True) -> bytes:
     """The installation's key material; with ``create=False`` a missing key gives a throwaway one
     (dry runs change nothing)."""
+    from moxcli.inputs import read_regular
+
     path = Path(data_dir) / KEY_FILE
-    try:
-        key = path.read_bytes()
+    if os.path.lexists(path):
+        key = read_regular(path, 1024, "key file")  # a FIFO or device there is refused, not read
         if len(key) == KEY_SIZE:
             return key
-    except FileNotFoundError:
-        pass
     key = os.urandom(KEY_SIZE)
     if create:
         write_file(path, key)
