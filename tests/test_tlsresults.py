@@ -215,5 +215,6 @@ def test_report_keys_dropping_pages_as_it_scans(data_dir, monkeypatch):
     with Store.open(data_dir) as store:
         _fill(store)
         with store.read() as tx:
-            assert store.mapped_ranges() or sys.platform != "linux"
+            if sys.platform == "linux":
+                assert store.mapped_ranges()
             assert tr.report_keys(tx, "99999999", store) == tr.report_keys(tx, "99999999")
