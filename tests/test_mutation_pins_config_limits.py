@@ -156,3 +156,15 @@ def test_key_file_cap_is_64_kib():
     # read_regular callers (quickstart, DKIM signing) take their PEM cap from here: a 4096-bit
     # RSA key is about 3.3 KB, so 64 KiB leaves room without reading a stray large file.
     assert c.MAX_KEY_SIZE == 64 * 1024
+
+
+def test_an_empty_config_file_means_the_built_in_defaults():
+    # Commands without a config file use Config(); one with an empty file must behave the same.
+    assert dataclasses.replace(parse_config("", FILE), path=None) == Config()
+    tables = parse_config("[dns]\n[tls]\n[network]\n[imap]\n[queue]\n[delivery]\n[postmaster]\n", FILE)
+    assert (tables.dns, tables.tls, tables.network) == (c.DNSConfig(), c.TLSConfig(), c.NetworkConfig())
+    assert (tables.imap, tables.queue, tables.delivery) == (c.ImapConfig(), c.QueueConfig(), c.DeliveryConfig())
+    assert tables.postmaster == c.Postmaster()
+    d = parse_config("[domains.'a.example']\n[domains.'a.example'.dkim]\n", FILE).domains["a.example"]
+    assert d == c.DomainConfig("a.example")
+    assert Config().hostname == "localhost" and Config().dmarc_report_format == "rfc7489"
