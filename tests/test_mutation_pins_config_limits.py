@@ -168,3 +168,43 @@ def test_an_empty_config_file_means_the_built_in_defaults():
     d = parse_config("[domains.'a.example']\n[domains.'a.example'.dkim]\n", FILE).domains["a.example"]
     assert d == c.DomainConfig("a.example")
     assert Config().hostname == "localhost" and Config().dmarc_report_format == "rfc7489"
+
+
+def test_input_of_exactly_the_clip_limit_is_echoed_whole():
+    name = "a.." + "b" * 195  # repr() is 200 characters: the limit
+    with pytest.raises(ConfigError) as exc:
+        parse_config(f"hostname = '{name}'", FILE)
+    assert str(exc.value) == f"{FILE}: hostname: invalid domain '{name}': empty label"
+    with pytest.raises(ConfigError) as exc:
+        parse_config(f"hostname = '{name}b'", FILE)
+    assert str(exc.value) == f"{FILE}: hostname: invalid domain '{name}b... (201 characters): empty label"
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        (
+            "localpart",
+            "a b",
+            "invalid localpart 'a b': printable characters only, no spaces, @, quotes or <>, at most 64 bytes",
+        ),
+        (
+            "account",
+            "a/b",
+            "invalid account name 'a/b': a name (no / or \\, not . or .., printable, at most 200 bytes)",
+        ),
+        ("mailbox", "", "invalid mailbox name '': printable, at most 200 bytes"),
+    ],
+)
+def test_report_destination_errors_name_the_field(field, value, message):
+    fields = {"localpart": "x", "account": "a", "mailbox": "m", field: value}
+    text = "[domains.'a.example'.tlsrpt]\n" + "".join(f"{k} = '{v}'\n" for k, v in fields.items())
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, FILE)
+    assert str(exc.value) == f"{FILE}: domains.a.example.tlsrpt.{field}: {message}"
+
+
+@pytest.mark.parametrize("canon", ["relaxed/relaxed", "relaxed/simple", "simple/simple", "simple/relaxed"])
+def test_every_dkim_canonicalization(canon):
+    text = f"[domains.'a.example'.dkim.selectors.s]\nprivate_key_file='k'\ncanonicalization='{canon}'\n"
+    assert parse_config(text, FILE).domains["a.example"].dkim.selectors["s"].canonicalization == canon
