@@ -100,6 +100,8 @@ def test_to_crlf(data, want):
         (b"x>>From a\n", b"x>>From a\n"),
         (b">Fromage\n", b">Fromage\n"),
         (b">From a >From b\n", b"From a >From b\n"),
+        (b">From a\n>", b"From a\n>"),
+        (b">From a\n\n>>", b"From a\n\n>>"),
     ],
 )
 def test_unquote_from(data, want):
