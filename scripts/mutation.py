@@ -430,7 +430,13 @@ def run_child(
     return ("pass" if ok else "fail"), info
 
 
-def run_module(module: str, tree: Path, equivalent: set[str], verbose: bool, exclude: str = "") -> dict:
+def _key_of(label: str) -> str:
+    return re.sub(r"^([^:]+):\d+:", r"\1:", label.strip())
+
+
+def run_module(
+    module: str, tree: Path, equivalent: set[str], verbose: bool, exclude: str = "", only: set[str] | None = None
+) -> dict:
     target = tree / module
     original = target.read_text()
     tests = tests_for(module, tree, exclude)
@@ -451,6 +457,8 @@ def run_module(module: str, tree: Path, equivalent: set[str], verbose: bool, exc
     covered = set(info.get("lines", {}).get(str(target.resolve()), []))
     timeout = max(15.0, base * 2)  # the traced baseline is slower than a mutant run
     mutants = mutants_of(module, original)
+    if only is not None:
+        mutants = [m for m in mutants if m.key in only]
     print(f"{module}: {len(mutants)} mutants, tests: {' '.join(tests)} (baseline {base:.1f}s)")
     killed = 0
     survivors: list[Mutant] = []
@@ -494,6 +502,12 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     ap.add_argument(
+        "--only",
+        metavar="FILE",
+        help="run only the mutants listed in FILE (lines as printed: 'path:line: function: mutation'), "
+        "e.g. the survivors of an earlier run after adding tests",
+    )
+    ap.add_argument(
         "--exclude-tests",
         metavar="GLOB",
         default="",
@@ -517,6 +531,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still remove the temp copy
     equivalent = equivalent_keys()
     json_out = Path(opts.json).resolve() if opts.json else None
+    only = None
+    if opts.only:
+        only = {
+            _key_of(line.replace("SURVIVED", "", 1))
+            for line in Path(opts.only).read_text().splitlines()
+            if line.strip()
+        }
     results = []
     with tempfile.TemporaryDirectory(prefix="moxcli-mutation-") as tmp:
         tree = Path(tmp)
@@ -526,7 +547,7 @@ def main() -> int:
         sys.dont_write_bytecode = True  # a mutant must never be served from a stale .pyc
         os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
         for m in modules:
-            r = run_module(m, tree, equivalent, opts.verbose, opts.exclude_tests)
+            r = run_module(m, tree, equivalent, opts.verbose, opts.exclude_tests, only)
             results.append(r)
             for label in r["survivors"]:
                 print(f"  SURVIVED {label}")
