@@ -58,6 +58,7 @@ FROM_TIMES = [
     (b"From a Mon Jan  2 15:04:05 200x", None),
     (b"From a Mon Jan  2 15:04:05 +10000 2006", None),
     (b"From a Mon Jan  2 15:04:05 +10a0 2006", None),
+    (b"From a Mon Jan  2 15:04:05 +a000 2006", None),
     (b"From a Mon Jan  2 15:04:05 1000 2006", None),
     (b"From a Mon Jan  2 15:04:05 Z1 2006", None),
     (b"From a Mon Jan  2 15:04:05 UTC x 2006", None),
