@@ -138,6 +138,7 @@ MATCHES = [
     ("*.example", "example", False),
     ("*.example", "xexample", False),
     ("*.mail.example", "mail.example", False),
+    ("*.example", "mx_1.example", True),  # MX targets may carry underscores (lax, behaviour-notes §0.1)
 ]
 
 
