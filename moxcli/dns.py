@@ -18,6 +18,7 @@ an operator compares with ``dig``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from typing import Any
 import dns.edns
 import dns.exception
 import dns.flags
+import dns.inet
 import dns.message
 import dns.name
 import dns.query
@@ -34,7 +36,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
-from moxcli import log
+from moxcli import dnswire, log
 from moxcli.dnserrors import (
     AUTHENTICATION_EDE,
     EDE_NAMES,
@@ -122,18 +124,18 @@ class Resolver:
 
     def _exchange(
         self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, deadline: float, checking_disabled: bool = False
-    ) -> dns.message.Message:
+    ) -> dnswire.Reply:
         """One question to the servers in turn, all within ``deadline`` (time.monotonic()):
-        the UDP answer, the TCP retry after truncation and every server share it."""
-        q = dns.message.make_query(qname, rdtype, want_dnssec=False, use_edns=0, payload=1232)
-        if self.trusted:
-            q.flags |= dns.flags.AD
-        if checking_disabled:
-            q.flags |= dns.flags.CD
-        else:
-            q.flags &= ~dns.flags.CD
-        last: Exception | None = None
+        the UDP answer, the TCP retry after truncation and every server share it.
+
+        Queries are built and ordinary answers parsed by :mod:`moxcli.dnswire`; anything
+        else (truncation, EDNS options such as EDE, malformed bytes) goes through dnspython,
+        as every answer used to."""
+        flags = dns.flags.RD | (dns.flags.AD if self.trusted else 0) | (dns.flags.CD if checking_disabled else 0)
         qtext = f"{qname.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(rdtype)}"
+        qkey = qname.to_text().lower()
+        qwire = dnswire.name_wire(qname)
+        last: Exception | None = None
         for host, port in self.servers:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -141,15 +143,23 @@ class Resolver:
             try:
                 per_server = min(remaining, max(self.timeout / max(1, len(self.servers)), 0.5))
                 _log.debug("dns question", q=qtext, server=f"{host}:{port}", cd=checking_disabled)
-                r = dns.query.udp(q, host, port=port, timeout=per_server, ignore_unexpected=True)
-                if r.flags & dns.flags.TC:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise dns.exception.Timeout
-                    _log.debug("dns answer truncated, retrying over tcp", q=qtext, server=f"{host}:{port}")
-                    r = dns.query.tcp(q, host, port=port, timeout=remaining)
-                _log_answer(qtext, r)
-                return r
+                qid = int.from_bytes(os.urandom(2), "big")
+                wire = _udp(dnswire.build_query(qid, flags, qwire, rdtype), host, port=port, timeout=per_server)
+                reply = dnswire.parse_reply(wire, qid, qkey, rdtype)
+                if reply is None:
+                    q = _query_message(qname, rdtype, qid, flags)
+                    r = dns.message.from_wire(wire)
+                    if not q.is_response(r):
+                        raise dns.query.BadResponse
+                    if r.flags & dns.flags.TC:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise dns.exception.Timeout
+                        _log.debug("dns answer truncated, retrying over tcp", q=qtext, server=f"{host}:{port}")
+                        r = dns.query.tcp(q, host, port=port, timeout=remaining)
+                    reply = _reply_of(r)
+                _log_answer(qtext, reply)
+                return reply
             except (dns.exception.DNSException, OSError, EOFError, ValueError) as exc:
                 _log.debug("dns exchange failed", q=qtext, server=f"{host}:{port}", error=type(exc).__name__)
                 last = exc
@@ -167,7 +177,7 @@ class Resolver:
             r = self._exchange(qname, qtype, deadline, checking_disabled=True)
         except TemporaryDNSError:
             return False
-        return r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+        return r.rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
 
     def query(self, name: str, rdtype: str) -> Answer:
         """Look up ``name`` (ASCII) for ``rdtype``; raises NotFound, BogusDNSError, TemporaryDNSError.
@@ -183,9 +193,9 @@ class Resolver:
             raise TemporaryDNSError(display, rdtype, "not in the local zone and no DNS servers configured")
         deadline = time.monotonic() + self.timeout
         r = self._exchange(qname, qtype, deadline)
-        ede = tuple(ExtendedError(int(o.code), o.text or "") for o in r.options if isinstance(o, dns.edns.EDEOption))
+        ede = tuple(ExtendedError(code, text) for code, text in r.ede)
         authentic = self.trusted and bool(r.flags & dns.flags.AD)
-        rcode = r.rcode()
+        rcode = r.rcode
         if rcode == dns.rcode.SERVFAIL:
             if any(e.is_authentication for e in ede):
                 raise BogusDNSError(display, rdtype, "DNSSEC validation failed (bogus)" + _ede_text(ede), ede)
@@ -203,20 +213,23 @@ class Resolver:
                 )
             raise TemporaryDNSError(display, rdtype, "server failure" + _ede_text(ede), ede)
         if rcode != dns.rcode.NOERROR and rcode != dns.rcode.NXDOMAIN:
-            raise TemporaryDNSError(display, rdtype, dns.rcode.to_text(rcode) + _ede_text(ede), ede)
+            raise TemporaryDNSError(
+                display, rdtype, dns.rcode.to_text(dns.rcode.Rcode.make(rcode)) + _ede_text(ede), ede
+            )
         cnames = _cname_chain(r, qname)
         if rcode == dns.rcode.NXDOMAIN:
             raise _not_found(display, rdtype, True, authentic, ede, cnames)
         target = _fqdn(cnames[-1]) if cnames else qname
         if qtype == dns.rdatatype.CNAME:
-            rrset = r.get_rrset(r.answer, qname, dns.rdataclass.IN, qtype)
+            rrset = r.find(qname.to_text().lower(), qtype)
             if rrset is None:
                 raise NotFound(display, rdtype, False, authentic, ede)
-            return Answer(display, rdtype, list(rrset), authentic, display, [], rrset.ttl)
-        rrset = r.get_rrset(r.answer, target, dns.rdataclass.IN, qtype)
+            return Answer(display, rdtype, list(rrset.records), authentic, display, [], rrset.ttl)
+        rrset = r.find(target.to_text().lower(), qtype)
         if rrset is None:
             raise _not_found(display, rdtype, False, authentic, ede, cnames)
-        return Answer(display, rdtype, list(rrset), authentic, target.to_text(omit_final_dot=True), cnames, rrset.ttl)
+        canonical = target.to_text(omit_final_dot=True) if cnames else display
+        return Answer(display, rdtype, list(rrset.records), authentic, canonical, cnames, rrset.ttl)
 
     def _local_answer(self, qname: dns.name.Name, qtype: int, rdtype: str, display: str) -> Answer:
         """The answer from the local zone file (followed CNAMEs may lead back to the resolver)."""
@@ -290,44 +303,92 @@ def _not_found(
     return exc
 
 
-def _log_answer(qtext: str, r: dns.message.Message) -> None:
+def _query_message(qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, qid: int, flags: int) -> dns.message.Message:
+    """The dnspython form of the query :func:`dnswire.build_query` sent: for matching an
+    answer that only dnspython parses, and for the TCP retry."""
+    q = dns.message.make_query(qname, rdtype, want_dnssec=False, use_edns=0, payload=dnswire.EDNS_PAYLOAD)
+    q.id = qid
+    q.flags = flags
+    return q
+
+
+def _reply_of(r: dns.message.Message) -> dnswire.Reply:
+    """The answer section, rcode and EDE of a dnspython message, as :mod:`dnswire` gives them."""
+    answer = [
+        dnswire.RRset(s.name.to_text().lower(), int(s.rdtype), s.ttl, list(s)) for s in r.answer if s.rdclass == 1
+    ]
+    ede = [(int(o.code), o.text or "") for o in r.options if isinstance(o, dns.edns.EDEOption)]
+    return dnswire.Reply(r.flags, int(r.rcode()), answer, ede)
+
+
+def _udp(wire: bytes, where: str, port: int, timeout: float) -> bytes:
+    """Send one datagram to ``where``:``port`` and return the first datagram from there within
+    ``timeout`` seconds; datagrams from elsewhere are ignored (as dnspython's
+    ``ignore_unexpected``). Raises dns.exception.Timeout, OSError, ValueError (not an address)."""
+    family = dns.inet.af_for_address(where)
+    expiration = time.monotonic() + timeout
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.sendto(wire, (where, port))
+        while True:
+            remaining = expiration - time.monotonic()
+            if remaining <= 0:
+                raise dns.exception.Timeout
+            sock.settimeout(remaining)
+            try:
+                data, source = sock.recvfrom(65535)
+            except TimeoutError:
+                raise dns.exception.Timeout from None
+            if source[1] == port and (source[0] == where or _same_address(source[0], where)):
+                return data
+
+
+def _same_address(a: str, b: str) -> bool:
+    """Two spellings of one IP address (``::1`` and ``0::1``)."""
+    try:
+        return ipaddress.ip_address(a.partition("%")[0]) == ipaddress.ip_address(b.partition("%")[0])
+    except ValueError:
+        return False
+
+
+def _log_answer(qtext: str, r: dnswire.Reply) -> None:
     """Debug transcript of one answer: rcode, AD, EDE, and each record with its TTL."""
     if not _log.enabled("debug"):
         return
-    ede = [f"{int(o.code)}" + (f" {o.text}" if o.text else "") for o in r.options if isinstance(o, dns.edns.EDEOption)]
+    ede = [f"{code}" + (f" {text}" if text else "") for code, text in r.ede]
     _log.debug(
         "dns answer",
         q=qtext,
-        rcode=dns.rcode.to_text(r.rcode()),
+        rcode=dns.rcode.to_text(dns.rcode.Rcode.make(r.rcode)),
         ad=bool(r.flags & dns.flags.AD),
         cd=bool(r.flags & dns.flags.CD),
         ede="; ".join(ede) or "-",
         answers=len(r.answer),
     )
     for rrset in r.answer:
-        for rd in rrset:
+        for rd in rrset.records:
             if rrset.rdtype == dns.rdatatype.RRSIG:
                 continue
             _log.debug(
                 "dns record",
-                name=rrset.name.to_text(omit_final_dot=True),
+                name=rrset.name.rstrip(".") or ".",
                 ttl=rrset.ttl,
-                type=dns.rdatatype.to_text(rrset.rdtype),
+                type=dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rrset.rdtype)),
                 data=rd.to_text()[:200],
             )
 
 
-def _cname_chain(r: dns.message.Message, qname: dns.name.Name) -> list[str]:
+def _cname_chain(r: dnswire.Reply, qname: dns.name.Name) -> list[str]:
     chain: list[str] = []
-    current = qname
+    current = qname.to_text().lower()
     seen = set()
     while current not in seen:
         seen.add(current)
-        rrset = next((s for s in r.answer if s.name == current and s.rdtype == dns.rdatatype.CNAME), None)
-        if rrset is None:
+        rrset = r.find(current, dns.rdatatype.CNAME)
+        if rrset is None or not rrset.records:
             break
-        current = rrset[0].target
-        chain.append(current.to_text(omit_final_dot=True))
+        target = rrset.records[0].target
+        current = target.to_text().lower()
+        chain.append(target.to_text(omit_final_dot=True))
     return chain
 
 
