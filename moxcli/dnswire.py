@@ -292,11 +292,11 @@ def parse_reply(wire: bytes, qid: int, qname: str, qtype: int) -> Reply | None:
                 key = (_text(parsed[0]), rdtype)
                 entry = seen.get(key)
                 if entry is None:
-                    entry = (RRset(key[0], rdtype, ttl), set())
+                    entry = (RRset(key[0], rdtype, ttl if ttl <= 0x7FFFFFFF else 0), set())
                     seen[key] = entry
                     answer.append(entry[0])
                 rrset, keys = entry
-                rrset.ttl = min(rrset.ttl, ttl)
+                rrset.ttl = min(rrset.ttl, ttl if ttl <= 0x7FFFFFFF else 0)  # RFC 2181 §8, as dnspython
                 k = _key(rdtype, rd)
                 if k not in keys:  # an rdataset is a set: duplicates collapse
                     keys.add(k)
