@@ -73,7 +73,7 @@ def test_json_ndjson_keys_and_second_run(runner, setup):
     assert [line["type"] for line in lines] == ["report", "report", "summary"]
     assert set(lines[0]) == {
         "type",
-        "day_utc",
+        "day",
         "policy_domain",
         "kind",
         "report_id",
@@ -92,7 +92,7 @@ def test_json_ndjson_keys_and_second_run(runner, setup):
     s = lines[-1]
     assert set(s) == {
         "type",
-        "day_utc",
+        "day",
         "dry_run",
         "disabled",
         "submitter",
@@ -213,7 +213,7 @@ def test_bad_rua_skipped_good_ones_kept(runner, setup, monkeypatch):
     assert summary["errors"] == []
     assert summary["warnings"] == [
         {
-            "day_utc": DAY,
+            "day": f"{DAY[:4]}-{DAY[4:6]}-{DAY[6:]}",
             "policy_domain": "☺.example",
             "kind": "recipient-domain",
             "code": "rua-invalid",

@@ -80,8 +80,8 @@ def dmarc_record_cmd(app: AppContext, file: Path, as_json: bool) -> None:
     help="One line per policy domain: evaluations, dispositions, whether a report will be sent.",
 )
 @output.format_options(
-    "Output a JSON list of evaluations (the record fields plus id); with --stats an object "
-    "{domain: {count, dispositions, send_report}}."
+    "Output a JSON list of evaluations (the record fields plus id); with --stats a list of "
+    "{policy_domain, count, dispositions, send_report}."
 )
 @click.pass_obj
 def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, fmt: str) -> None:
@@ -99,7 +99,8 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, fmt: str) -
         with app.open_store(readonly=True) as store:
             per_domain = evaluation_stats(store)
         if fmt == "json":
-            output.emit_json(per_domain)
+            # a list with policy_domain, not an object keyed by domain (docs/json.md: keys are names)
+            output.emit_json([{"policy_domain": d, **s} for d, s in per_domain.items()])
         else:
             output.table(
                 None,
@@ -114,7 +115,16 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, fmt: str) -
     with app.open_store(readonly=True) as store:
         evals = list_evaluations(store, domain)
     if fmt == "json":
-        output.emit_json([{"id": e.id, **e.to_record(), "evaluated": format_time(e.evaluated)} for e in evals])
+        output.emit_json(
+            [
+                {
+                    "id": e.id,
+                    **{k: output.unknown_as_null(v) for k, v in e.to_record().items()},
+                    "evaluated": format_time(e.evaluated),
+                }
+                for e in evals
+            ]
+        )
         return
     output.table(
         None,

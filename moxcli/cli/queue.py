@@ -44,7 +44,8 @@ def _msg_json(m: Any) -> dict[str, Any]:
         "last_enhanced": m.last_enhanced or None,
         "hold": m.hold,
         "in_progress": _time(m.in_progress),
-        "dialed_ips": m.dialed_ips,
+        # a list, not an object keyed by host name (docs/json.md: keys are names)
+        "dialed_ips": [{"host": h, "ips": ips} for h, ips in m.dialed_ips.items()],
         "delayed_dsn": _time(m.delayed_dsn),
     }
 

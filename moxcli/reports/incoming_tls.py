@@ -377,4 +377,8 @@ def get_report(store: Store, rid: int) -> dict[str, Any]:
         )
     rec = dict(rec)
     rec.pop("_v", None)
+    # docs/json.md: times as RFC 3339, null for unknown
+    rec["imported"] = jsonfmt.rfc3339(rec.get("imported"))
+    for key in ("from_domain", "source"):
+        rec[key] = rec.get(key) or None
     return rec

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from moxcli import log
+from moxcli import jsonfmt, log
 from moxcli.config import Config, DomainConfig
 from moxcli.domain import Domain, DomainError, parse_domain
 from moxcli.errors import CheckFailed, ConfigError, LockHeld, UsageError
@@ -110,14 +110,14 @@ class ReportOutcome:
     def to_json(self, with_report: bool = True) -> dict[str, Any]:
         """The ``--json`` object; ``with_report=False`` leaves out ``report`` (see report_text)."""
         d: dict[str, Any] = {
-            "day_utc": self.day_utc,
+            "day": jsonfmt.day(self.day_utc),
             "policy_domain": self.policy_domain,
             "kind": self.kind,
             "report_id": self.report_id,
             "recipients": self.recipients,
             "suppressed": self.suppressed,
             "queue_ids": self.queue_ids,
-            "next_attempt": self.next_attempt,
+            "next_attempt": jsonfmt.rfc3339(self.next_attempt) if self.next_attempt else None,
             "policies": self.policies,
         }
         if with_report and self.built is not None:
@@ -147,18 +147,27 @@ class SendSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "day_utc": self.day_utc,
+            "day": jsonfmt.day(self.day_utc),
             "dry_run": self.dry_run,
             "disabled": self.disabled,
             "submitter": self.submitter,
             "reports": [r.to_json() for r in self.reports],
-            "skipped": self.skipped,
-            "errors": self.errors,
+            "skipped": [_contract_day(x) for x in self.skipped],
+            "errors": [_contract_day(x) for x in self.errors],
             "removed_rows": self.removed_rows,
             "stale_rows": self.stale_rows,
             "delivered": self.delivered,
-            "warnings": self.warnings,
+            "warnings": [_contract_day(x) for x in self.warnings],
         }
+
+
+def _contract_day(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of the run's lists in the JSON contract: `day` as YYYY-MM-DD (docs/json.md)."""
+    if "day_utc" not in entry:
+        return entry
+    d = {"day": jsonfmt.day(entry["day_utc"])}
+    d.update((k, v) for k, v in entry.items() if k != "day_utc")
+    return d
 
 
 @functools.lru_cache(maxsize=64)

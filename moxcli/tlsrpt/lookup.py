@@ -129,11 +129,12 @@ class TLSRPTCheck:
             except ParseError as exc:
                 records.append({"text": text, "tlsrpt": exc.is_tlsrpt, "error": str(exc) if exc.is_tlsrpt else None})
         return {
-            "domain": self.domain.name,
-            "name": self.name,
+            # docs/json.md: null, not "", when unknown (a --record check has no domain or DNS)
+            "domain": self.domain.name or None,
+            "name": self.name or None,
             "status": self.status,
             "cnames": self.cnames,
-            "dnssec": self.dnssec,
+            "dnssec": self.dnssec or None,
             "records": records,
             "record": self.record_text or None,
             "valid": self.valid,
