@@ -43,3 +43,30 @@ def test_connection_reused_for_consecutive_messages(tmp_path, mode, per_connecti
         assert verbs.count(b"MAIL") == 5 and verbs.count(b"RSET") == 5 - connections
         if mode == NORMAL:
             assert verbs.count(b"QUIT") == connections
+
+
+def test_cached_not_found_is_raised_as_a_new_exception_each_time(monkeypatch):
+    """Raising one cached exception again and again grows its traceback (and keeps every
+    frame alive): the per-run DNS cache made `queue run` grow by ~6 KB per message."""
+    import traceback
+
+    from moxcli.config import DNSConfig
+    from moxcli.dns import NotFound, Resolver
+
+    calls = []
+
+    def query(self, name, rdtype):
+        calls.append(name)
+        raise NotFound(name, rdtype, True, False)
+
+    monkeypatch.setattr(Resolver, "query", query)
+    r = deliver.CachingResolver.from_config(DNSConfig(resolvers=(("127.0.0.1", 9),)))
+    seen = []
+    for _ in range(3):
+        with pytest.raises(NotFound) as e:
+            r.query("x.example", "MX")
+        seen.append(e.value)
+    assert calls == ["x.example"]
+    assert len({id(x) for x in seen}) == 3 and all(x.nxdomain for x in seen)
+    depths = [len(list(traceback.walk_tb(x.__traceback__))) for x in seen[1:]]
+    assert depths[0] == depths[1]

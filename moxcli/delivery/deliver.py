@@ -160,15 +160,23 @@ class CachingResolver(Resolver):
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             if isinstance(hit[1], NotFound):
-                raise hit[1]
+                # A new exception each time: raising one cached instance again and again would
+                # grow its traceback (and keep every frame alive) by one entry per raise.
+                raise _copy_not_found(hit[1])
             return hit[1]
         try:
             ans = super().query(name, rdtype)
         except NotFound as exc:
-            self._cache[key] = (now + self.negative_ttl, exc)
+            self._cache[key] = (now + self.negative_ttl, _copy_not_found(exc))
             raise
         self._cache[key] = (now + min(float(ans.ttl), self.max_ttl), ans)
         return ans
+
+
+def _copy_not_found(exc: NotFound) -> NotFound:
+    new = NotFound(exc.name, exc.rdtype, exc.nxdomain, exc.authentic, exc.ede)
+    new.cnames = list(exc.cnames)
+    return new
 
 
 # ------------------------------------------------------------------------- destinations
