@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian machine with python3.
 # Installs what the tests need when it is missing: the lab's system packages (nsd, unbound,
-# ldnsutils, postfix, nginx; as root with apt-get), a venv in .venv with moxcli and its test
+# ldnsutils, postfix, nginx, dovecot-imapd, chromium, opendkim-tools; as root with apt-get), a venv in .venv with moxcli and its test
 # extras. Then runs the static checks (ruff check, ruff format --check, mypy; config in
 # pyproject.toml), pytest and the upgrade tests. Extra arguments go to pytest.
 set -euo pipefail
