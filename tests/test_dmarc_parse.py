@@ -483,7 +483,7 @@ def test_undefined_entity_and_deep_nesting():
 def test_gzip_and_zip_bombs():
     bomb = gzip.compress(b"<feedback>" + b" " * (MAX_XML + 10) + b"</feedback>")
     assert len(bomb) < 100_000
-    with pytest.raises(ReportError, match="larger than"):
+    with pytest.raises(ReportError, match="gzip: expands more than 200 times"):
         parse_file(bomb)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:

@@ -1,7 +1,8 @@
 """Incoming DMARC aggregate reports: message -> attachment -> XML -> Feedback (docs/behaviour-notes.md §6.9). Pure.
 
 Hostile input is expected: the message is limited to 15 MiB and the XML to 20 MiB (mox's
-limits), gzip and zip are decompressed with a bound on the output, and the XML parser refuses
+limits), gzip and zip are decompressed with a bound on the output and on its ratio to the input
+(moxcli.inflate: a decompression bomb is refused early), and the XML parser refuses
 any document type declaration, so no entity (external, internal or nested) is ever expanded.
 The stdlib's expat is used directly with that refusal (what defusedxml does) rather than adding
 a dependency. Reading is liberal like mox: unknown elements are ignored, both RFC 7489 and
@@ -22,6 +23,7 @@ from email.message import Message
 from typing import cast
 from xml.parsers import expat
 
+from moxcli import inflate
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth
 
 MAX_MESSAGE = 15 << 20
@@ -31,7 +33,15 @@ MAX_PARTS = 200
 
 
 class ReportError(ValueError):
-    """Not a (valid) DMARC aggregate report; the message says why."""
+    """Not a (valid) DMARC aggregate report; the message says why, ``code`` its stable name."""
+
+    code = "invalid-report"
+
+
+class DecompressionBombError(ReportError):
+    """A compressed report expands more than moxcli.inflate allows."""
+
+    code = "decompression-bomb"
 
 
 class NoReport(ReportError):
@@ -190,8 +200,11 @@ def parse_report_xml(data: bytes, warn: Callable[[str], None] | None = None) -> 
     return feedback_from_tree(root)
 
 
-def _bounded(stream: io.BufferedIOBase, limit: int, what: str) -> bytes:
-    data = stream.read(limit + 1)
+def _bounded(stream: io.BufferedIOBase, compressed: int, limit: int, what: str) -> bytes:
+    try:
+        data = inflate.read_member(stream, compressed, limit)
+    except inflate.DecompressionBomb as exc:
+        raise DecompressionBombError(f"{what}: {exc}") from None
     if len(data) > limit:
         raise ReportError(f"{what}: decompressed data larger than {limit >> 20} MiB")
     return data
@@ -201,9 +214,11 @@ def gunzip(data: bytes) -> bytes:
     """The first gzip member, bounded; trailing bytes are ignored (mimecast appends CRLF)."""
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        out = d.decompress(data, MAX_XML + 1)
+        out = inflate.decompress(d, data, MAX_XML)
     except zlib.error as exc:
         raise ReportError(f"invalid gzip data: {exc}") from None
+    except inflate.DecompressionBomb as exc:
+        raise DecompressionBombError(f"gzip: {exc}") from None
     if len(out) > MAX_XML:
         raise ReportError(f"gzip: decompressed data larger than {MAX_XML >> 20} MiB")
     if not d.eof:
@@ -221,8 +236,13 @@ def unzip(data: bytes) -> bytes:
             info = files[0]
             if info.file_size > MAX_XML:
                 raise ReportError(f"zip member {info.filename!r} larger than {MAX_XML >> 20} MiB")
+            if info.file_size >= inflate.RATIO_FROM and info.file_size > inflate.MAX_RATIO * max(info.compress_size, 1):
+                raise DecompressionBombError(
+                    f"zip member {info.filename!r} declares {info.file_size} bytes from {info.compress_size}:"
+                    f" expands more than {inflate.MAX_RATIO} times: a decompression bomb"
+                )
             with z.open(info) as f:
-                return _bounded(f, MAX_XML, "zip")  # type: ignore[arg-type]
+                return _bounded(f, info.compress_size, MAX_XML, "zip")  # type: ignore[arg-type]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
         raise ReportError(f"invalid zip data: {exc}") from None
 

@@ -41,7 +41,7 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
     except NoReport as exc:
         raise NotAReport(str(exc)) from None
     except ReportError as exc:
-        raise Rejected(f"could not parse report: {exc}") from None
+        raise Rejected(f"could not parse report: {exc}", exc.code) from None
     try:
         domain = parse_domain(fb.policy.domain)
     except DomainError as exc:

@@ -26,7 +26,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, cast
 
-from moxcli import jsonfmt
+from moxcli import inflate, jsonfmt
 from moxcli.config import Config
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import StoreError, UsageError
@@ -35,7 +35,7 @@ from moxcli.store import Store
 from moxcli.store import tlsreports as rstore
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import TLS_REPORT_IN
-from moxcli.tlsrpt.report import MAX_JSON_SIZE, Report, ReportError, parse_report
+from moxcli.tlsrpt.report import MAX_JSON_SIZE, DecompressionBombError, Report, ReportError, parse_report
 
 MAX_MESSAGE_SIZE = 15 * 1024 * 1024  # docs/behaviour-notes.md §1.6
 REPORT_TYPES = ("application/tlsrpt+json", "application/tlsrpt+gzip")
@@ -48,12 +48,15 @@ class NoReport(ReportError):
 
 
 def gunzip(data: bytes, where: str = "report") -> bytes:
-    """Decompress gzip, refusing more than 20 MiB of output (gzip bombs) without inflating it all."""
+    """Decompress gzip, refusing more than 20 MiB of output, and a gzip bomb (more than
+    moxcli.inflate's ratio) as soon as it shows, without inflating it all."""
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        out = d.decompress(data, MAX_JSON_SIZE + 1)
+        out = inflate.decompress(d, data, MAX_JSON_SIZE)
     except zlib.error as exc:
         raise ReportError(f"{where}: invalid gzip data: {exc}") from None
+    except inflate.DecompressionBomb as exc:
+        raise DecompressionBombError(f"{where}: {exc}") from None
     if len(out) > MAX_JSON_SIZE or d.unconsumed_tail:
         raise ReportError(f"{where}: decompressed report larger than {MAX_JSON_SIZE} bytes")
     if not d.eof:
@@ -273,7 +276,7 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
     except NoReport as exc:
         raise NotAReport(str(exc)) from None
     except ReportError as exc:
-        raise Rejected(str(exc)) from None
+        raise Rejected(str(exc), exc.code) from None
     rep = pf.report
     if not rep.policies:
         raise Rejected("no policies in report", "no-policies")

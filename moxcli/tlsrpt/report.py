@@ -67,7 +67,15 @@ MAX_DEPTH = 32
 
 
 class ReportError(ValueError):
-    """The report JSON cannot be accepted; the message says why."""
+    """The report JSON cannot be accepted; the message says why, ``code`` its stable name."""
+
+    code = "invalid-report"
+
+
+class DecompressionBombError(ReportError):
+    """A compressed report expands more than moxcli.inflate allows."""
+
+    code = "decompression-bomb"
 
 
 @dataclass(slots=True)
