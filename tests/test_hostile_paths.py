@@ -202,3 +202,30 @@ def test_warning_for_a_data_dir_of_another_user(tmp_path, monkeypatch):
     _warned.clear()
     text = check_private(d, "data directory")
     assert text is not None and "owned by uid 65534, not by this user" in text
+
+
+def test_import_backup_and_verifydata_warn_about_an_open_data_dir(tmp_path):
+    """These open the store themselves (not through the CLI's shared store-open path) and
+    still warn, once, through moxcli.perms.check_data_dir."""
+    data = tmp_path / "data"
+    r = subprocess.run(
+        [MOXCLI, "--data", str(data), "init", "example.org", "--hostname", "mail.example.org"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    os.chmod(data, 0o755)
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(b"From a@example.org Mon Jan  2 15:04:05 2006\nSubject: s\n\nbody\n")
+    warning = f"data directory {data} is accessible to group and others (mode 0755)"
+    for args in (
+        ["import", "mbox", "acc", "Inbox", str(mbox)],
+        ["backup", str(tmp_path / "backup")],
+        ["verifydata"],
+        ["verifydata", str(data)],
+    ):
+        r = subprocess.run([MOXCLI, "--data", str(data), *args], capture_output=True, text=True, env=_loud())
+        assert r.returncode == 0, (args, r.stderr)
+        assert r.stderr.count(warning) == 1, (args, r.stderr)
+    r = subprocess.run([MOXCLI, "--data", str(data), "verifydata"], capture_output=True, text=True)
+    assert r.returncode == 0 and "accessible" not in r.stderr, r.stderr

@@ -80,8 +80,10 @@ def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) ->
       moxcli --data /var/lib/moxcli backup /var/backups/moxcli-2026-01-31
     """
     from moxcli.datatools.backup import backup
+    from moxcli.perms import check_data_dir
 
     app.require_store()
+    check_data_dir(app.data_dir)  # backup opens the store itself, not through app.open_store
     with _progress(not as_json, "backing up files") as progress:
         res = backup(app.data_dir, dest, progress=progress, link=not always_copy)
     if as_json:
@@ -136,8 +138,10 @@ def verifydata_cmd(app: AppContext, directory: Path | None, fix: bool, as_json: 
       moxcli verifydata /var/backups/moxcli-2026-01-31
     """
     from moxcli.datatools.verify import verify_data
+    from moxcli.perms import check_data_dir
 
     require_store(directory or app.data_dir)
+    check_data_dir(directory or app.data_dir)  # verify_data opens the store itself
     res = verify_data(directory or app.data_dir, fix=fix)
     if as_json:
         output.emit_json(res.to_json())

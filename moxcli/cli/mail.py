@@ -118,7 +118,9 @@ def _run_import(
     says nothing was imported): a script would import everything twice.
     """
     from moxcli.mail.importer import ImportOptions
+    from moxcli.perms import check_data_dir
 
+    check_data_dir(app.data_dir)  # the importer opens the store itself, not through app.open_store
     cfg = app.config()
     committed = False
     late: list[int] = []
