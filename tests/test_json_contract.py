@@ -19,6 +19,7 @@ COMMANDS = [
     ("tlsresults-list", False, ["tlsresults", "list", "--day", "2026-12-01"]),
     ("queue-list", False, ["queue", "list"]),
     ("queue-show", False, ["queue", "show", "4"]),
+    ("domains-list", False, ["domains", "list"]),
     ("tlsreports-list", False, ["tlsreports", "list"]),
     ("tlsreports-show", False, ["tlsreports", "show", "1"]),
     ("dmarcreports-list", False, ["dmarcreports", "list"]),
