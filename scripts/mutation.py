@@ -460,7 +460,7 @@ def run_module(
     if only is not None:
         mutants = [m for m in mutants if m.key in only]
     print(f"{module}: {len(mutants)} mutants, tests: {' '.join(tests)} (baseline {base:.1f}s)")
-    killed = 0
+    killed = timeouts = 0
     survivors: list[Mutant] = []
     equivalents: list[Mutant] = []
     try:
@@ -478,6 +478,7 @@ def run_module(
                     survivors.append(m)
             else:
                 killed += 1
+                timeouts += outcome == "timeout"
             if verbose:
                 print(f"  [{n}/{len(mutants)}] {outcome:7} {m.label()}", flush=True)
     finally:
@@ -488,6 +489,7 @@ def run_module(
         "module": module,
         "mutants": len(mutants),
         "killed": killed,
+        "timeouts": timeouts,
         "equivalent": len(equivalents),
         "survived": len(survivors),
         "score": score,
@@ -553,7 +555,8 @@ def main() -> int:
                 print(f"  SURVIVED {label}")
             print(
                 f"{m}: {r['killed']}/{r['mutants'] - r['equivalent']} killed = {r['score']:.1f}%"
-                f" ({r['equivalent']} equivalent, {r['survived']} survived)",
+                f" ({r['equivalent']} equivalent, {r['survived']} survived,"
+                f" {r['timeouts']} of the killed by timeout: re-run those with --only on a quiet machine)",
                 flush=True,
             )
     if len(results) > 1:
