@@ -167,6 +167,7 @@ def test_an_empty_config_file_means_the_built_in_defaults():
     assert tables.postmaster == c.Postmaster()
     d = parse_config("[domains.'a.example']\n[domains.'a.example'.dkim]\n", FILE).domains["a.example"]
     assert d == c.DomainConfig("a.example")
+    assert parse_config("[domains.'a.example']\n", FILE).domains["a.example"].dkim == c.DKIMConfig()
     assert Config().hostname == "localhost" and Config().dmarc_report_format == "rfc7489"
 
 

@@ -65,6 +65,7 @@ ACCEPTED = [
 
 REJECTED = [
     # (policy text, error message)
+    ("version: STSv1\n", "missing mode"),
     ("version: STSv1\nmode: enforce\nmax_age: 86400\nmx: mail.example.com\n\n", "line 5: expected a key"),
     (
         "version: STSv1\nmode: none\nmax_age: 2147483648",
