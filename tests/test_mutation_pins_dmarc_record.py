@@ -5,6 +5,8 @@ Written from the survivors of scripts/mutation.sh on moxcli/dmarc/record.py.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from moxcli.dmarc.interval import DEFAULT_RI
@@ -168,3 +170,10 @@ def test_parse_mailto_errors(uri, message):
     with pytest.raises(RecordError) as exc:
         parse_mailto(uri)
     assert str(exc.value) == message
+
+
+def test_records_are_immutable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parse_record("v=DMARC1; p=none").p = "reject"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parse_report_uri("mailto:a@b").max_size = 1  # type: ignore[misc]
