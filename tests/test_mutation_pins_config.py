@@ -119,6 +119,7 @@ BAD = [
     ),
     ("quota_message_size = true", "quota_message_size: expected integer, got boolean True"),
     ("quota_message_size = -1", "quota_message_size: must not be negative"),
+    ("[queue]\ndelay_warning = -1", "queue.delay_warning: must not be negative"),
     ("no_outgoing_tls_reports = 1", "no_outgoing_tls_reports: expected boolean, got integer 1"),
     (
         "outgoing_tls_reports_for_all_success = 1",

@@ -404,3 +404,20 @@ def test_source_ip_text(ip, rfc7489, rfc9990):
 def test_text_escaping(text, want):
     r = Record("192.0.2.1", 1, "none", "pass", "pass", text)
     assert f"<header_from>{want}</header_from>" in record_xml(r)
+
+
+def test_model_defaults():
+    assert Metadata() == Metadata("", "", "", 0, 0, "", [], "")
+    assert Published() == Published("", "", "", "", "", "", "", "", "", "")
+    assert (Reason("x").comment, SPFAuth("d", "pass").scope) == ("", "")
+    assert (DKIMAuth("d", "pass").selector, DKIMAuth("d", "pass").human_result) == ("", "")
+    r = Record("192.0.2.1", 1, "none", "pass", "pass", "example.org")
+    assert (r.envelope_from, r.envelope_to, r.reasons, r.dkim_auth, r.spf_auth) == ("", "", [], [], [])
+    fb = Feedback(Metadata(), Published())
+    assert (fb.records, fb.version, fb.namespace, fb.schema) == ([], "", "", "rfc7489")
+
+
+@pytest.mark.parametrize("reason", ["local_policy", "mailing_list", "other", "policy_test_mode", "trusted_forwarder"])
+def test_rfc9990_reasons_are_kept(reason):
+    r = Record("192.0.2.1", 1, "none", "pass", "pass", "example.org", reasons=[Reason(reason, "c")])
+    assert f"<type>{reason}</type>\n\t\t\t\t<comment>c</comment>" in record_xml(r, "rfc9990")

@@ -187,3 +187,17 @@ def test_messages_take_no_new_attributes():
     m = next(iter_mbox(io.BytesIO(b"From a\nx\n")))
     with pytest.raises(AttributeError):
         m.extra = 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "data,bodies",
+    [
+        (b"From a\r\n\r\nFrom b\r\n", [b"\r\n", b""]),
+        (b"From a\r\nx\r\n\r\nFrom b\r\n", [b"x\r\n\r\n", b""]),
+        (b"From a\nx\r\nFrom b\n", [b"x\r\nFrom b\r\n"]),
+        (b"From a\n\rFrom b\n", [b"\rFrom b\r\n"]),
+    ],
+)
+def test_empty_line_before_a_separator_with_crlf(data, bodies):
+    for chunk in (1, 2, 4, 1 << 20):
+        assert [m[0] for m in _read(data, chunk)] == bodies
