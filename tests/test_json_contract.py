@@ -105,8 +105,23 @@ def test_command_output_follows_its_schema_and_the_contract(runner, demo, schema
         assert _contract_problems(doc) == []
 
 
+def test_writing_commands_follow_their_schemas(runner, tmp_path, demo):
+    """init, gentestdata and backup write a new directory each; their --json output as above."""
+    runs = [
+        ("init", ["--data", str(tmp_path / "i"), "init", "example.org", "--hostname", "mail.example.org"]),
+        ("gentestdata", ["gentestdata", str(tmp_path / "g")]),
+        ("backup", ["--data", str(demo), "backup", str(tmp_path / "b")]),
+    ]
+    for schema, args in runs:
+        r = runner.invoke(cli, [*args, "--json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        assert [e.message for e in _schema(schema).iter_errors(doc)] == [], schema
+        assert _contract_problems(doc) == [], schema
+
+
 def test_every_schema_is_used_and_valid():
-    used = {name for name, _, _ in COMMANDS} | {"error"}
+    used = {name for name, _, _ in COMMANDS} | {"error", "init", "gentestdata", "backup"}
     on_disk = {p.stem for p in SCHEMAS.glob("*.json")}
     assert on_disk == used
     for name in on_disk:
