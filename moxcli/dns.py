@@ -123,7 +123,12 @@ class Resolver:
         return cls(cfg.resolvers, cfg.trust_ad, cfg.timeout, local=local)
 
     def _exchange(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, deadline: float, checking_disabled: bool = False
+        self,
+        qname: dns.name.Name,
+        rdtype: dns.rdatatype.RdataType,
+        deadline: float,
+        checking_disabled: bool = False,
+        display: str = "",
     ) -> dnswire.Reply:
         """One question to the servers in turn, all within ``deadline`` (time.monotonic()):
         the UDP answer, the TCP retry after truncation and every server share it.
@@ -132,8 +137,9 @@ class Resolver:
         else (truncation, EDNS options such as EDE, malformed bytes) goes through dnspython,
         as every answer used to."""
         flags = dns.flags.RD | (dns.flags.AD if self.trusted else 0) | (dns.flags.CD if checking_disabled else 0)
-        qtext = f"{qname.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(rdtype)}"
-        qkey = qname.to_text().lower()
+        display = display or qname.to_text(omit_final_dot=True)
+        qtext = f"{display} {dns.rdatatype.to_text(rdtype)}"
+        qkey = _key_of(display)
         qwire = dnswire.name_wire(qname)
         last: Exception | None = None
         for host, port in self.servers:
@@ -164,17 +170,19 @@ class Resolver:
                 _log.debug("dns exchange failed", q=qtext, server=f"{host}:{port}", error=type(exc).__name__)
                 last = exc
         raise TemporaryDNSError(
-            qname.to_text(omit_final_dot=True),
+            display,
             dns.rdatatype.to_text(rdtype),
             f"no answer from {', '.join(f'{h}:{p}' for h, p in self.servers)} "
             f"({type(last).__name__ if last else 'timeout'})",
         )
 
-    def _answers_with_cd(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType, deadline: float) -> bool:
+    def _answers_with_cd(
+        self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType, deadline: float, display: str
+    ) -> bool:
         """True when the resolver answers the question with checking disabled (NOERROR or
         NXDOMAIN): its SERVFAIL was then a validation failure, not an outage."""
         try:
-            r = self._exchange(qname, qtype, deadline, checking_disabled=True)
+            r = self._exchange(qname, qtype, deadline, checking_disabled=True, display=display)
         except TemporaryDNSError:
             return False
         return r.rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
@@ -192,7 +200,7 @@ class Resolver:
         if not self.servers:
             raise TemporaryDNSError(display, rdtype, "not in the local zone and no DNS servers configured")
         deadline = time.monotonic() + self.timeout
-        r = self._exchange(qname, qtype, deadline)
+        r = self._exchange(qname, qtype, deadline, display=display)
         ede = tuple(ExtendedError(code, text) for code, text in r.ede)
         authentic = self.trusted and bool(r.flags & dns.flags.AD)
         rcode = r.rcode
@@ -202,7 +210,7 @@ class Resolver:
             # No EDE (unbound's default, BIND before 9.20): RFC 4035 3.2.2, with CD the
             # resolver hands out what it has without validating. An answer now means the
             # data exists and failed validation (bogus, exit 1); no answer is an outage (3).
-            if self._answers_with_cd(qname, qtype, deadline):
+            if self._answers_with_cd(qname, qtype, deadline, display):
                 raise BogusDNSError(
                     display,
                     rdtype,
@@ -216,16 +224,17 @@ class Resolver:
             raise TemporaryDNSError(
                 display, rdtype, dns.rcode.to_text(dns.rcode.Rcode.make(rcode)) + _ede_text(ede), ede
             )
-        cnames = _cname_chain(r, qname)
+        key = _key_of(display)
+        cnames = _cname_chain(r, key)
         if rcode == dns.rcode.NXDOMAIN:
             raise _not_found(display, rdtype, True, authentic, ede, cnames)
         target = _fqdn(cnames[-1]) if cnames else qname
         if qtype == dns.rdatatype.CNAME:
-            rrset = r.find(qname.to_text().lower(), qtype)
+            rrset = r.find(key, qtype)
             if rrset is None:
                 raise NotFound(display, rdtype, False, authentic, ede)
             return Answer(display, rdtype, list(rrset.records), authentic, display, [], rrset.ttl)
-        rrset = r.find(target.to_text().lower(), qtype)
+        rrset = r.find(target.to_text().lower() if cnames else key, qtype)
         if rrset is None:
             raise _not_found(display, rdtype, False, authentic, ede, cnames)
         canonical = target.to_text(omit_final_dot=True) if cnames else display
@@ -377,9 +386,15 @@ def _log_answer(qtext: str, r: dnswire.Reply) -> None:
             )
 
 
-def _cname_chain(r: dnswire.Reply, qname: dns.name.Name) -> list[str]:
+def _key_of(display: str) -> str:
+    """The lower-case name with its final dot (as :class:`dnswire.RRset` names are) of a name
+    printed by ``to_text(omit_final_dot=True)`` (the root prints as ``.`` or ``@``)."""
+    return "." if display in (".", "@") else display.lower() + "."
+
+
+def _cname_chain(r: dnswire.Reply, key: str) -> list[str]:
     chain: list[str] = []
-    current = qname.to_text().lower()
+    current = key
     seen = set()
     while current not in seen:
         seen.add(current)

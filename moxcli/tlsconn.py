@@ -186,7 +186,10 @@ def classify_handshake_error(exc: BaseException) -> tuple[str, str]:
     return VALIDATION_FAILURE, ""
 
 
+@functools.lru_cache(maxsize=1)
 def _client_context() -> ssl.SSLContext:
+    """One context for every handshake of the process: creating one costs more than a
+    handshake's own CPU on loopback, and wrap_socket on a shared context is thread-safe."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # we verify ourselves: PKIX and DANE from one chain (docs/behaviour-notes.md §3.6)
