@@ -30,11 +30,9 @@ import dns.flags
 import dns.inet
 import dns.message
 import dns.name
-import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.resolver
 
 from moxcli import dnswire, log
 from moxcli.dnserrors import (
@@ -92,8 +90,10 @@ class Resolver:
         system_trust = False
         if not servers:
             try:
-                sys_resolver = dns.resolver.Resolver(configure=True)
-            except dns.resolver.NoResolverConfiguration:
+                from dns import resolver as dns_resolver  # here: it imports dns.query and its HTTP stack (DoH), 70 ms
+
+                sys_resolver = dns_resolver.Resolver(configure=True)
+            except dns_resolver.NoResolverConfiguration:
                 sys_resolver = None
             if sys_resolver is not None:
                 servers = [(str(s), sys_resolver.port or 53) for s in sys_resolver.nameservers]
@@ -153,16 +153,18 @@ class Resolver:
                 wire = _udp(dnswire.build_query(qid, flags, qwire, rdtype), host, port=port, timeout=per_server)
                 reply = dnswire.parse_reply(wire, qid, qkey, rdtype)
                 if reply is None:
+                    from dns import query as dns_query  # only here (TCP, BadResponse): it imports an HTTP stack for DoH
+
                     q = _query_message(qname, rdtype, qid, flags)
                     r = dns.message.from_wire(wire)
                     if not q.is_response(r):
-                        raise dns.query.BadResponse
+                        raise dns_query.BadResponse
                     if r.flags & dns.flags.TC:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             raise dns.exception.Timeout
                         _log.debug("dns answer truncated, retrying over tcp", q=qtext, server=f"{host}:{port}")
-                        r = dns.query.tcp(q, host, port=port, timeout=remaining)
+                        r = dns_query.tcp(q, host, port=port, timeout=remaining)
                     reply = _reply_of(r)
                 _log_answer(qtext, reply)
                 return reply
