@@ -56,11 +56,34 @@ def max_attempts_of(msg: QueueMsg) -> int:
     return msg.max_attempts or DEFAULT_MAX_ATTEMPTS
 
 
+# RFC 5321 4.5.3.1.1-3: the sizes every SMTP server must accept, and no more may be sent.
+MAX_LOCALPART = 64  # octets
+MAX_DOMAIN = 255  # octets
+MAX_PATH = 256  # octets of the reverse-path or forward-path, "<" and ">" included
+
+
+def _shown(address: str) -> str:
+    """The address for an error line: at most 80 characters of it (docs/behaviour-notes.md: capped echoes)."""
+    return repr(address) if len(address) <= 80 else repr(address[:80]) + f"... ({len(address)} characters)"
+
+
 def split_address(address: str) -> tuple[str, str]:
-    """(localpart, domain) of ``local@domain``; the domain as Unicode name or ``[ip]``."""
+    """(localpart, domain) of ``local@domain``; the domain as Unicode name or ``[ip]``.
+
+    Addresses moxcli sends must fit RFC 5321 4.5.3.1's limits (a longer one may be refused or
+    cut by any server on the way): a UsageError names the limit."""
     local, sep, dom = address.strip().rpartition("@")
+    # RFC 5321 4.5.3.1.1 and 4.5.3.1.2, checked first so a huge input is not parsed further.
+    if len(local.encode("utf-8", "surrogateescape")) > MAX_LOCALPART:
+        raise UsageError(
+            f"invalid address {_shown(address)}: local-part longer than {MAX_LOCALPART} octets (RFC 5321 4.5.3.1.1)"
+        )
+    if len(dom.encode("utf-8", "surrogateescape")) > MAX_DOMAIN:
+        raise UsageError(
+            f"invalid address {_shown(address)}: domain longer than {MAX_DOMAIN} octets (RFC 5321 4.5.3.1.2)"
+        )
     if not sep or not local or not dom or any(c in address for c in "<> \t\r\n"):
-        raise UsageError(f"invalid address {address!r}: expected localpart@domain")
+        raise UsageError(f"invalid address {_shown(address)}: expected localpart@domain")
     if dom.startswith("[") and dom.endswith("]"):
         literal = dom[1:-1]
         if literal.lower().startswith("ipv6:"):
@@ -68,12 +91,17 @@ def split_address(address: str) -> tuple[str, str]:
         try:
             ip = ipaddress.ip_address(literal)
         except ValueError:
-            raise UsageError(f"invalid address {address!r}: bad address literal") from None
-        return local, f"[{ip}]"
-    try:
-        return local, parse_domain(dom).name
-    except DomainError as exc:
-        raise UsageError(f"invalid address {address!r}: {exc}") from None
+            raise UsageError(f"invalid address {_shown(address)}: bad address literal") from None
+        parts = local, f"[{ip}]"
+    else:
+        try:
+            parts = local, parse_domain(dom).name
+        except DomainError as exc:
+            raise UsageError(f"invalid address {_shown(address)}: {exc}") from None
+    # RFC 5321 4.5.3.1.3: the path as sent, "<" and ">" included.
+    if len(wire_address(address.strip()).encode("utf-8", "surrogateescape")) + 2 > MAX_PATH:
+        raise UsageError(f"invalid address {_shown(address)}: path longer than {MAX_PATH} octets (RFC 5321 4.5.3.1.3)")
+    return parts
 
 
 def wire_address(address: str) -> str:
