@@ -24,6 +24,7 @@ RECORDS = [
     # (text, fields of DMARCRecord other than tags)
     ("v=DMARC1", {}),
     ("V=DMARC1; p=none", {"p": "none"}),
+    ("v\t=\tDMARC1;\tp=none", {"p": "none"}),
     (
         " v = DMARC1 ;P=Quarantine; SP=none; adkim=S; aspf=r; pct=0; ri=3600;"
         " rua=mailto:a@b, ,mailto:c@d ; ruf=mailto:e@f",
