@@ -9,6 +9,8 @@ at most one spf with only scope mfrom, reasons outside §3.1.6 kept as "other" w
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from moxcli.dmarc.report import (
@@ -421,3 +423,16 @@ def test_model_defaults():
 def test_rfc9990_reasons_are_kept(reason):
     r = Record("192.0.2.1", 1, "none", "pass", "pass", "example.org", reasons=[Reason(reason, "c")])
     assert f"<type>{reason}</type>\n\t\t\t\t<comment>c</comment>" in record_xml(r, "rfc9990")
+
+
+def test_json_round_trip():
+    for fb in (FULL, BARE, Feedback(Metadata(), Published(), [RECORD], "1.0", "urn:ietf:params:xml:ns:dmarc-2.0")):
+        d = fb.to_json()
+        assert d["schema"] == fb.schema
+        assert d["metadata"]["org_name"] == fb.metadata.org_name
+        assert d["records"] == [dataclasses.asdict(r) for r in fb.records]
+        assert Feedback.from_json(d) == fb
+    assert Feedback.from_json(FULL.to_json()).records[0].reasons[0] == Reason("forwarded", "via list")
+    legacy = {k: v for k, v in FULL.to_json().items() if k not in ("version", "namespace")}
+    assert Feedback.from_json(legacy) == FULL  # reports stored before version/namespace were kept
+    assert Feedback(Metadata(), Published(), namespace="urn:ietf:params:xml:ns:dmarc-2.0").schema == "rfc9990"
