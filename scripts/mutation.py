@@ -75,6 +75,7 @@ class Mutant:
     func: str
     desc: str
     node_index: int
+    covered_by: tuple[int, int]  # lines whose execution means the mutated code ran
     apply: Callable[[ast.AST, ast.AST, str, int | None], None] = field(repr=False)
 
     @property
@@ -217,17 +218,44 @@ def _ops_for(node: ast.AST, parent: ast.AST | None) -> Iterator[tuple[str, Calla
         yield f"statement deleted: {_short(node)}", lambda n, p, f, x: _replace(p, f, x, ast.Pass())
 
 
+def _statement_lines(tree: ast.AST) -> dict[int, tuple[int, int]]:
+    """id(node) -> lines of the enclosing statement's header (for a compound statement, up to its
+    body). Python reports no line event for the inner lines of a constant folded over several
+    lines (a tuple of strings in a `for` header), so a node counts as run when its statement ran."""
+    spans: dict[int, tuple[int, int]] = {}
+
+    def visit(node: ast.AST, span: tuple[int, int]) -> None:
+        if isinstance(node, ast.stmt):
+            body = getattr(node, "body", None)
+            first = body[0].lineno if isinstance(body, list) and body and isinstance(body[0], ast.stmt) else None
+            end = first - 1 if first and first > node.lineno else (node.end_lineno or node.lineno)
+            span = (node.lineno, end)
+        spans[id(node)] = span
+        for child in ast.iter_child_nodes(node):
+            visit(child, span)
+
+    visit(tree, (1, 1))
+    return spans
+
+
 def mutants_of(path: str, source: str) -> list[Mutant]:
     """Every mutant of one module, in source order; no-op mutants dropped."""
     tree = ast.parse(source)
     skip = _skipped(tree)
+    statement_lines = _statement_lines(tree)
     out: list[Mutant] = []
     seen: dict[str, int] = {}
     for index, (node, parent, _fld, _idx, func) in enumerate(_walk(tree)):
         if id(node) in skip or parent is None:
             continue
+        ops = list(_ops_for(node, parent))
+        if not ops:
+            continue
         where = node.target if isinstance(node, ast.comprehension) else node
-        for desc, apply in _ops_for(node, parent):
+        end = getattr(node, "end_lineno", None) or where.lineno
+        stmt_start, stmt_end = statement_lines.get(id(node), (where.lineno, end))
+        covered_by = (min(where.lineno, stmt_start), max(end, stmt_end))
+        for desc, apply in ops:
             key = f"{func}: {desc}"
             seen[key] = seen.get(key, 0) + 1
             if seen[key] > 1:
@@ -236,10 +264,11 @@ def mutants_of(path: str, source: str) -> list[Mutant]:
                 Mutant(
                     path,
                     where.lineno,
-                    getattr(node, "end_lineno", None) or where.lineno,
+                    end,
                     func,
                     desc,
                     index,
+                    covered_by,
                     apply,
                 )
             )
@@ -466,7 +495,7 @@ def run_module(
     try:
         for n, m in enumerate(mutants, 1):
             src = mutated_source(original, m)
-            if not covered.intersection(range(m.lineno, m.end_lineno + 1)):
+            if not covered.intersection(range(m.covered_by[0], m.covered_by[1] + 1)):
                 outcome = "pass"  # no test executes the line: it survives without a run
             else:
                 target.write_text(src)
