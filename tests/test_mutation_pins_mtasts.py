@@ -223,3 +223,24 @@ def test_lint(mode, max_age, ctype, warnings):
 
 def test_lint_default_content_type_is_text_plain():
     assert lint(Policy("STSv1", "enforce", DAY + 1)) == []
+
+
+@pytest.mark.parametrize(
+    "value,want",
+    [
+        ("!", "!"),  # %x21, the lowest visible character
+        ("~", "~"),  # %x7E, the highest
+        ("\x80", "\x80"),  # UTF-8 (any code point from U+0080) is allowed
+        ("a\x80b", "a\x80b"),
+        ("\x01", None),
+        ("\x7f", None),
+    ],
+)
+def test_extension_value_character_limits(value, want):
+    text = "version: STSv1\nmode: none\nmax_age: 1\nx: " + value
+    if want is None:
+        with pytest.raises(PolicyParseError) as exc:
+            parse_policy(text)
+        assert str(exc.value) == "line 4: empty extension value"
+    else:
+        assert parse_policy(text).extensions == (("x", want),)
