@@ -69,3 +69,13 @@ def test_queue_add_refuses_a_huge_localpart_with_exit_2(data_dir, option):
     assert len(line) < 250 and "\n" not in line
     with Store.open(data_dir) as store, store.read() as tx:
         assert tx.count(QUEUE) == 0
+
+
+def test_dmarc_report_recipients_over_the_limits_are_dropped():
+    from moxcli.dmarc.record import ReportURI
+    from moxcli.dmarc.verify import RuaCheck
+    from moxcli.reports.dmarc import recipients_of
+
+    uris = (ReportURI("mailto:" + "l" * 65 + "@example.net"), ReportURI("mailto:r@example.net"))
+    got = recipients_of((RuaCheck("rua", "authorized", uris),))
+    assert [r.address for r in got] == ["r@example.net"]

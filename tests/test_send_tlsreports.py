@@ -416,7 +416,7 @@ def test_mailto_recipients():
     addrs, ruas = rtls.mailto_recipients(
         (
             ("mailto:a@x.example", "https://h.example/", "MAILTO:b@☺.example?subject=x"),
-            ("mailto:bad", "mailto:c@x.example"),
+            ("mailto:bad", "mailto:c@x.example", "mailto:" + "l" * 65 + "@x.example"),
             ("ftp://x",),
         )
     )

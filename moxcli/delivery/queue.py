@@ -104,6 +104,16 @@ def split_address(address: str) -> tuple[str, str]:
     return parts
 
 
+def sendable(address: str) -> bool:
+    """Whether queueing for ``address`` would accept it (split_address): report senders drop
+    an rua address that is not, rather than fail the report for every address."""
+    try:
+        split_address(address)
+    except UsageError:
+        return False
+    return True
+
+
 def wire_address(address: str) -> str:
     """The address as sent in MAIL/RCPT: an IDN domain in A-labels when the localpart is
     ASCII, so that SMTPUTF8 is only needed for non-ASCII localparts (RFC 6531 §3.2)."""

@@ -324,14 +324,17 @@ def _dkim_prefix(config: Config, message: bytes) -> bytes:
 
 
 def recipients_of(checks: tuple[RuaCheck, ...]) -> list[Recipient]:
-    """The distinct addresses the checked rua elements allow (RFC 7489 §7.1)."""
+    """The distinct addresses the checked rua elements allow (RFC 7489 §7.1), without those
+    queueing would refuse (over RFC 5321 4.5.3.1's sizes)."""
+    from moxcli.delivery.queue import sendable
+
     out: list[Recipient] = []
     seen: set[str] = set()
     for check in checks:
         for u in check.uris:
             local, dom = u.mailto()
             addr = f"{local}@{dom.ascii}"
-            if addr.lower() not in seen:
+            if addr.lower() not in seen and sendable(addr):
                 seen.add(addr.lower())
                 out.append(Recipient(addr, u.uri, u.max_size))
     return out

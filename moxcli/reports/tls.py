@@ -201,6 +201,7 @@ def submitter_domain(config: Config) -> DomainConfig:
 
 def mailto_recipients(ruas: tuple[tuple[str, ...], ...]) -> tuple[list[str], list[str]]:
     """(addresses, exact mailto rua strings) from every rua list in order (docs/behaviour-notes.md §2.5 step 3)."""
+    from moxcli.delivery.queue import sendable
     from moxcli.tlsrpt.record import uri_scheme
 
     addrs: list[str] = []
@@ -217,7 +218,10 @@ def mailto_recipients(ruas: tuple[tuple[str, ...], ...]) -> tuple[list[str], lis
                 d = parse_domain(dom)
             except DomainError:
                 continue
-            addrs.append(f"{local}@{d.ascii}")
+            addr = f"{local}@{d.ascii}"
+            if not sendable(addr):
+                continue  # over RFC 5321 4.5.3.1's sizes: queueing would refuse it
+            addrs.append(addr)
             kept.append(uri)
     return addrs, kept
 
