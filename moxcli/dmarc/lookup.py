@@ -53,12 +53,16 @@ def lookup_record(resolver: Resolver, domain: Domain) -> Lookup:
     TemporaryDNSError / BogusDNSError.
     """
     denials: list[str] = []
+    asked = 1
     found = _at(resolver, domain, denials)
     if found is None:
         org = organizational_domain(domain)
         if org.ascii != domain.ascii:
+            asked += 1
             found = _at(resolver, org, denials)
     if found is None:
         why = f" ({'; '.join(denials)})" if denials else ""
-        raise NoDMARCRecord(f"no DMARC record for {domain.log_name}{why}")
+        # The --json error code: nxdomain only when every name asked does not exist.
+        code = "nxdomain" if len(denials) == asked and all(d.endswith("NXDOMAIN") for d in denials) else "nodata"
+        raise NoDMARCRecord(f"no DMARC record for {domain.log_name}{why}", code=code)
     return found

@@ -44,6 +44,17 @@ class MTASTSCheck:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     temporary: bool = False
+    dns_status: str = ""  # "nxdomain" or "nodata" when the _mta-sts record lookup was denied
+
+    @property
+    def status(self) -> str:
+        """Stable code (docs/json.md): ``ok``, ``nxdomain``, ``nodata`` (no TXT, or no MTA-STS
+        record among them), ``dns-error`` (temporary) or ``invalid``."""
+        if self.dns_status:
+            return self.dns_status
+        if self.temporary:
+            return "dns-error"
+        return "ok" if self.valid else "invalid"
 
     @property
     def valid(self) -> bool:
@@ -70,6 +81,7 @@ class MTASTSCheck:
             policy = {k: p[k] for k in ("version", "mode", "mx", "max_age", "extensions")}
         return {
             "domain": self.domain.name if self.domain else None,
+            "status": self.status,
             "record_name": record_name(self.domain) if self.domain else None,
             "cnames": self.cnames,
             "record": {**self.record.to_json(), "text": self.record_text} if self.record else None,
@@ -163,6 +175,7 @@ def check_live(resolver: Resolver, domain: str, options: FetchOptions) -> MTASTS
         check.record, check.record_text, check.cnames = lookup_record(resolver, d)
     except NoRecord as exc:
         check.errors.append(str(exc))
+        check.dns_status = exc.code if exc.code in ("nxdomain", "nodata") else ""
         return check
     except (MultipleRecords, RecordSyntax) as exc:
         check.errors.append(str(exc))
@@ -205,6 +218,8 @@ def check_cached(store: Store, resolver: Resolver, domain: str, options: FetchOp
         check.valid_until = out.row.valid_end
     if out.error is not None:
         check.errors.append(str(out.error))
+        if isinstance(out.error, NoRecord) and out.error.code in ("nxdomain", "nodata"):
+            check.dns_status = out.error.code
         if isinstance(out.error, DNSLookupError):
             check.temporary = out.error.exit_code == 3
     if out.row is not None and out.row.backoff:

@@ -32,7 +32,7 @@ def select_record(name: str, texts: Sequence[str]) -> tuple[Record, str]:
             raise MultipleRecords(f"{name} has more than one MTA-STS record (RFC 8461 §3.1: treated as none)")
         found = (record, text)
     if found is None:
-        raise NoRecord(f"no MTA-STS record among the TXT records at {name}")
+        raise NoRecord(f"no MTA-STS record among the TXT records at {name}", code="nodata")
     return found
 
 
@@ -46,7 +46,7 @@ def lookup_record(resolver: Resolver, domain: Domain) -> tuple[Record, str, list
         answer = resolver.txt(name)
     except NotFound as exc:
         what = "NXDOMAIN: no such name" if exc.nxdomain else "NODATA: no TXT records"
-        raise NoRecord(f"no MTA-STS record at {name} ({what})") from None
+        raise NoRecord(f"no MTA-STS record at {name} ({what})", code="nxdomain" if exc.nxdomain else "nodata") from None
     except DNSError as exc:
         raise DNSLookupError(f"MTA-STS record lookup: {exc}", exc) from None
     record, text = select_record(name, answer.texts())
