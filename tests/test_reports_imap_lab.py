@@ -123,3 +123,31 @@ def test_imap_errors(lab, runner, imap_data, tmp_path):
     assert r.exit_code == 3 and "TLS certificate not trusted" in r.stderr
     r = _run(runner, imap_data, "--imap", f"imap://{user}@{lab['LAB_IMAP']}/INBOX")
     assert r.exit_code == 3 and "TLS certificate not trusted" in r.stderr
+
+
+def test_imap_transcript_at_debug(lab, imap_data):
+    """--log-level debug: the IMAP dialogue as C:/S: lines, the password masked, no bodies."""
+    import subprocess
+    import sys
+
+    conn = _connect(lab)
+    try:
+        _reset(conn, [rm.plain_mail(7)])
+    finally:
+        conn.logout()
+    url = f"imap://{lab['LAB_IMAP_USER']}@{lab['LAB_IMAP']}/INBOX"
+    args = ["--data", str(imap_data), "--log-level", "debug", "reports", "import", "--imap", url]
+    r = subprocess.run(
+        [sys.executable, "-m", "moxcli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    err = r.stderr
+    with open(lab["LAB_IMAP_PASSWORD_FILE"]) as f:
+        secret = f.read().strip()
+    assert "pkg=imap" in err and 'm="S: * OK' in err and ' STARTTLS"' in err
+    assert ' LOGIN ***"' in err and secret not in err
+    assert " UID FETCH " in err and " BODY[]<0> {" in err  # the literal's size, not its bytes
+    assert "Subject:" not in err

@@ -21,11 +21,15 @@ import os
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from moxcli import log
 from moxcli.config import Config
 from moxcli.errors import ConfigError, TemporaryError, UsageError
 from moxcli.reports.incoming import DUPLICATE, IMPORTED, MAX_INPUT, Message, Outcome
+
+_log = log.get("imap")
 
 TIMEOUT = 30.0
 UID_BATCH = 200  # UIDs per STORE/MOVE command
@@ -91,6 +95,41 @@ def quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _client_line(data: bytes) -> str:
+    """A command as the transcript shows it: LOGIN and AUTHENTICATE without their secrets."""
+    line = data.decode("utf-8", "replace").rstrip("\r\n")
+    tag, _, rest = line.partition(" ")
+    verb = rest.split(" ", 1)[0].upper()
+    if verb in ("LOGIN", "AUTHENTICATE"):
+        return f"{tag} {verb} ***"
+    return line
+
+
+class _Transcript:
+    """C:/S: lines of the IMAP dialogue at --log-level debug (docs/dane-posture.md, Transcripts): each
+    command sent and each response line read. Message bodies are literals, read apart from the
+    lines, so they never appear; LOGIN/AUTHENTICATE arguments are masked."""
+
+    def send(self, data: Any) -> None:
+        if _log.enabled("debug"):
+            _log.debug("C: " + _client_line(bytes(data)))
+        super().send(data)  # type: ignore[misc]
+
+    def _get_line(self) -> bytes:
+        line: bytes = super()._get_line()  # type: ignore[misc]
+        if _log.enabled("debug"):
+            _log.debug("S: " + line.decode("utf-8", "replace"))
+        return line
+
+
+class _IMAP4(_Transcript, imaplib.IMAP4):
+    pass
+
+
+class _IMAP4_SSL(_Transcript, imaplib.IMAP4_SSL):
+    pass
+
+
 class ImapSource:
     """One mailbox of one server, for the duration of an import (use as a context manager)."""
 
@@ -119,11 +158,9 @@ class ImapSource:
         ctx = tls_context(self.config)
         try:
             if self.url.tls == "implicit":
-                conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                    self.url.host, self.url.port, ssl_context=ctx, timeout=self.timeout
-                )
+                conn: imaplib.IMAP4 = _IMAP4_SSL(self.url.host, self.url.port, ssl_context=ctx, timeout=self.timeout)
             else:
-                conn = imaplib.IMAP4(self.url.host, self.url.port, timeout=self.timeout)
+                conn = _IMAP4(self.url.host, self.url.port, timeout=self.timeout)
                 if "STARTTLS" not in conn.capabilities:
                     conn.shutdown()
                     raise TemporaryError(
