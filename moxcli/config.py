@@ -134,6 +134,7 @@ class DeliveryConfig:
     data_block_timeout: float = 180.0  # 4.5.3.2.5 data block: each send must progress within 3 min
     data_end_timeout: float = 600.0  # 4.5.3.2.6 DATA termination: 10 min
     session_timeout: float = 1800.0  # mox's session deadline (docs/behaviour-notes.md §3.5)
+    tls_handshake_timeout: float = 60.0  # the whole TLS handshake after STARTTLS (mox: 1 min)
     min_send_rate: int = 1024  # bytes/s the server must at least take while we send the message
     max_reply_lines: int = 100  # lines in one (multi-line) reply
     max_reply_bytes: int = 65536  # bytes in one reply

@@ -220,6 +220,9 @@ def peer_chain(tls: ssl.SSLSocket) -> tuple[x509.Certificate, ...]:
 def handshake(sock: socket.socket, server_name: str, timeout: float = 60.0) -> tuple[ssl.SSLSocket, TLSInfo]:
     """Wrap a connected socket in TLS (after STARTTLS) and read the peer chain.
 
+    ``timeout`` is a deadline for the **whole** handshake, not for each read (Python >= 3.5
+    applies the socket timeout so, see ``ssl.SSLSocket.do_handshake``): a peer that sends a
+    byte now and then cannot hold the caller longer (the rule of RFC 5321 §4.5.3.2 for replies).
     ``server_name`` is sent as SNI unless it is empty or an IP address (RFC 6066 §3).
     No verification happens here: call :func:`pkix_verify` and/or DANE verify on the chain.
     """
@@ -229,7 +232,10 @@ def handshake(sock: socket.socket, server_name: str, timeout: float = 60.0) -> t
         tls = _client_context().wrap_socket(sock, server_hostname=sni)
     except (OSError, ssl.SSLError) as exc:
         rt, reason = classify_handshake_error(exc)
-        raise TLSHandshakeError(server_name or "server", str(exc) or type(exc).__name__, rt, reason) from None
+        msg = str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            msg = f"timeout: no complete handshake within {timeout:g} s"
+        raise TLSHandshakeError(server_name or "server", msg, rt, reason) from None
     chain = peer_chain(tls)
     if not chain:
         tls.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -22,6 +23,11 @@ DRIP_BANNER = "drip-banner"  # the greeting one byte at a time, ``drip`` seconds
 STALL_MAIL = "stall-mail"  # never answer MAIL
 DRIP_MAIL = "drip-mail"  # well-behaved until MAIL, whose reply drips
 FAT_LINE_BANNER = "fat-line-banner"  # one endless line without LF
+# Announces STARTTLS, answers it with 220, then drips a TLS record that never completes, one
+# byte every ``drip`` seconds, for at most DRIP_TLS_FOR seconds (then closes: a client with a
+# timeout per read, not one deadline for the handshake, sees the connection closed instead).
+DRIP_TLS = "drip-tls"
+DRIP_TLS_FOR = 20.0
 
 
 class StubSMTP:
@@ -119,7 +125,13 @@ class StubSMTP:
             with self._lock:
                 self.commands.append(cmd.split(b":")[0].split(b" ")[0])
             if cmd.startswith(b"EHLO"):
-                conn.sendall(b"250-stub.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                tls = b"250-STARTTLS\r\n" if mode == DRIP_TLS else b""
+                conn.sendall(b"250-stub.test\r\n" + tls + b"250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif cmd == b"STARTTLS" and mode == DRIP_TLS:
+                conn.sendall(b"220 2.0.0 go ahead\r\n")
+                # A TLS handshake record header announcing 16 KiB that never all arrive.
+                self._drip(conn, b"\x16\x03\x03\x40\x00" + b"\x02" * 16384, DRIP_TLS_FOR)
+                return
             elif cmd.startswith(b"MAIL") and mode == STALL_MAIL:
                 self.reached["mail"].set()
                 self._until_closed(conn)
@@ -167,12 +179,14 @@ class StubSMTP:
                 return b"".join(lines)
             lines.append(line[1:] if line.startswith(b"..") else line)
 
-    def _drip(self, conn: socket.socket, text: bytes) -> None:
+    def _drip(self, conn: socket.socket, text: bytes, limit: float | None = None) -> None:
+        """Send ``text`` one byte every ``drip`` seconds, again and again (for ``limit`` seconds)."""
         self.reached["dripping"].set()
+        end = None if limit is None else time.monotonic() + limit
         while not self._closing.is_set():
             for b in text:
                 conn.sendall(bytes([b]))
-                if not self._wait(self.drip):
+                if not self._wait(self.drip) or (end is not None and time.monotonic() > end):
                     return
 
     def _until_closed(self, conn: socket.socket, read: bool = True) -> None:

@@ -7,14 +7,17 @@ from __future__ import annotations
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import lab_config_text
 from smtpstub import (
     DRIP_BANNER,
     DRIP_MAIL,
+    DRIP_TLS,
     ENDLESS_BANNER,
     FAT_LINE_BANNER,
     NORMAL,
@@ -24,9 +27,11 @@ from smtpstub import (
 )
 from test_delivery_stop import BIG, BODY
 
+from moxcli import tlsconn
 from moxcli.cli import cli
 from moxcli.config import DeliveryConfig, parse_config
 from moxcli.errors import ConfigError
+from moxcli.smtp.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 # The store maps 1 GiB of address space; a few hundred MB on top is all the run may take.
@@ -125,3 +130,69 @@ def test_delivery_config_values(tmp_path):
     cfg = parse_config("[delivery]\ngreeting_timeout = 10\nmax_messages_per_connection = 5\n", tmp_path / "c.toml")
     assert cfg.delivery.greeting_timeout == 10.0 and cfg.delivery.max_messages_per_connection == 5
     assert cfg.delivery.data_end_timeout == 600.0
+
+
+def test_tls_handshake_has_one_deadline():
+    """A peer that answers STARTTLS and then sends a byte of its handshake every 0.25 s ends in a
+    timeout at the handshake deadline; a timeout per read would wait until the peer gives up
+    (DRIP_TLS_FOR) and then see the connection closed."""
+    with stub([DRIP_TLS], drip=0.25) as srv:
+        client = Client(socket.create_connection(("127.0.0.1", srv.port), timeout=10), "mail.moxcli.test")
+        client.read_greeting()
+        client.ehlo()
+        assert "STARTTLS" in client.extensions
+        with pytest.raises(tlsconn.TLSHandshakeError) as info:
+            client.starttls(lambda raw: tlsconn.handshake(raw, "stub.test", 1.5)[0])
+        client.close()
+        assert srv.reached["dripping"].is_set()
+    assert (info.value.result_type, info.value.reason) == ("validation-failure", "io-timeout-during-handshake")
+    assert str(info.value) == "tls handshake with stub.test: timeout: no complete handshake within 1.5 s"
+
+
+def test_dripping_handshake_falls_back_to_plaintext(runner, tmp_path):
+    """Opportunistic TLS (an address literal): the handshake deadline passes, the same host is
+    tried in plaintext at once (docs/behaviour-notes.md §3.7) and the message is delivered."""
+    with stub([DRIP_TLS, NORMAL], drip=0.25) as srv:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "moxcli.toml").write_text(
+            f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {srv.port}\n'
+            "[delivery]\ntls_handshake_timeout = 1.5\n"
+        )
+        r = runner.invoke(
+            cli,
+            ["--data", str(data), "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]"],
+            input=BODY,
+        )
+        assert r.exit_code == 0, r.output
+        p = _run_child(data, "--log-level", "info", "queue", "run", "--json")
+        assert p.returncode == 0, p.stderr
+        (line,) = [json.loads(x) for x in p.stdout.splitlines()]
+        assert (line["outcome"], line["tls"], srv.connections) == ("delivered", "", 2)
+        assert "tls failed, retrying in plaintext" in p.stderr
+        assert "no complete handshake within 1.5 s" in p.stderr
+        assert len(srv.messages) == 1
+
+
+@pytest.mark.lab
+def test_dripping_handshake_with_dane_is_deferred_exit_3(runner, lab, tmp_path):
+    """DANE makes STARTTLS mandatory (no plaintext fallback): a handshake that drips past the
+    deadline defers the message, and queue run exits 3 (a server broke a deadline)."""
+    with stub([DRIP_TLS], drip=0.25) as srv:
+        data = tmp_path / "data"
+        data.mkdir()
+        text = lab_config_text(lab, "[delivery]\ntls_handshake_timeout = 1.5\n")
+        text = text.replace(f"smtp_port = {lab['LAB_SMTP_PORT']}", f"smtp_port = {srv.port}")
+        (data / "moxcli.toml").write_text(text)
+        r = runner.invoke(
+            cli,
+            ["--data", str(data), "queue", "add", "--from", "a@moxcli.test", "--to", "r@dane-ok.test"],
+            input=BODY,
+        )
+        assert r.exit_code == 0, r.output
+        p = _run_child(data, "queue", "run", "--json")
+        assert p.returncode == 3, p.stderr
+        line = json.loads(p.stdout.splitlines()[0])
+        assert (line["outcome"], line["attempt"], line["host"]) == ("deferred", 1, "mx.dane-ok.test")
+        assert line["error"] == "tls handshake with mx.dane-ok.test: timeout: no complete handshake within 1.5 s"
+        assert srv.connections == 1 and srv.messages == []

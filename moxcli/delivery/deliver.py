@@ -66,7 +66,6 @@ _log = log.get("delivery")
 MAX_IDLE = 4  # sessions kept open between messages (one per MX host and TLS requirement)
 IDLE_QUIT_TIMEOUT = 10.0  # seconds for the reply to QUIT when ending a kept session
 DNS_BUDGET = 30.0  # docs/behaviour-notes.md §3.4: DNS + TCP connect per host within 30 s
-HANDSHAKE_TIMEOUT = 60.0  # docs/behaviour-notes.md §3.5: handshake 1 min
 DELAYED_DSN_AFTER = 5  # failed attempts of a normal message before a "delayed" DSN (mox)
 
 MODE_OPPORTUNISTIC = "opportunistic"
@@ -607,10 +606,13 @@ def _session(
 
             def wrap(raw: socket.socket) -> socket.socket:
                 try:
-                    tsock, info = tlsconn.handshake(raw, plan.sni, HANDSHAKE_TIMEOUT)
+                    # docs/behaviour-notes.md §3.5: 1 min by default, one deadline for the whole handshake.
+                    limit = client.time_left(engine.config.delivery.tls_handshake_timeout)
+                    tsock, info = tlsconn.handshake(raw, plan.sni, limit)
                 except tlsconn.TLSHandshakeError as exc:
                     tls.both(host_result, 0, 1, fields(exc.result_type, exc.reason))
-                    raise DeliveryError(str(exc), tls=True) from None
+                    timeout = exc.reason == "io-timeout-during-handshake"
+                    raise DeliveryError(str(exc), tls=True, stalled=timeout) from None
                 fatal = ""
                 if plan.dane_records:
                     v = dane_verify.verify(info.chain, plan.dane_records, plan.dane_names)

@@ -186,6 +186,11 @@ class Client:
     def _deadline(self, timeout: float) -> float:
         return min(time.monotonic() + timeout, self._session_deadline)
 
+    def time_left(self, timeout: float) -> float:
+        """``timeout``, or less when the session deadline comes first (for steps outside the
+        client, such as the TLS handshake after STARTTLS)."""
+        return max(min(timeout, self._session_deadline - time.monotonic()), 0.0)
+
     def _remaining(self, deadline: float, what: str) -> float:
         left = deadline - time.monotonic()
         if left <= 0:
