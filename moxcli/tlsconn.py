@@ -11,13 +11,11 @@ Interfaces used by delivery and posture checks:
   :class:`TLSHandshakeError` carrying ``result_type``/``reason`` (docs/behaviour-notes.md §1.4, items 7-9).
 - ``pkix_verify(chain, hostname, ca_files, now) -> PKIXVerdict`` with ``ok``, ``result_type``,
   ``reason``, ``message`` (docs/behaviour-notes.md §1.4 items 1-6; RFC 8461 §4.2 for what PKIX means for MTA-STS).
-- ``starttls_probe(address, port, server_name, ...) -> SMTPProbe``: a small SMTP dialer for
-  posture checks: greeting, EHLO, STARTTLS, handshake, EHLO again (REQUIRETLS), QUIT.
-- ``direct_tls_probe(address, port, server_name, ...) -> SMTPProbe``: TLS from the first byte
-  (SMTP submission on 465, HTTPS, IMAPS...), for DANE on any port.
 
-With ``--log-level debug`` the SMTP dialogue is logged line by line (``C:``/``S:``; no message
-bodies are ever sent here, and no secrets) with a summary of each handshake.
+The SMTP dialogue around the handshake is :mod:`moxcli.smtp`'s: the delivery client
+(:mod:`moxcli.smtp.client`) and the posture probes (:mod:`moxcli.smtp.probe`) both call
+:func:`handshake` from their STARTTLS step. With ``--log-level debug`` each handshake is
+logged with a summary.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ import socket
 import ssl
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -445,177 +443,3 @@ def cert_summary(cert: x509.Certificate) -> dict[str, Any]:
         "not_before": cert.not_valid_before_utc,
         "not_after": cert.not_valid_after_utc,
     }
-
-
-# ---------------------------------------------------------------- STARTTLS dialer
-
-
-class SMTPError(MoxcliError):
-    """The SMTP server did not behave (greeting, EHLO, connection)."""
-
-
-@dataclass
-class SMTPProbe:
-    """What a posture check learns from one SMTP STARTTLS session (RFC 3207, RFC 8689)."""
-
-    address: str
-    port: int
-    server_name: str
-    greeting: str = ""
-    extensions: list[str] = field(default_factory=list)
-    starttls_offered: bool = False
-    starttls_reply: str = ""
-    tls: TLSInfo | None = None
-    extensions_tls: list[str] = field(default_factory=list)
-    error: str = ""
-    result_type: str = ""
-    reason: str = ""
-    mode: str = "starttls"  # or "direct": TLS from the first byte
-
-    @property
-    def requiretls(self) -> bool:
-        """REQUIRETLS is only meaningful after STARTTLS (RFC 8689 §2)."""
-        return "REQUIRETLS" in self.extensions_tls
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "port": self.port,
-            "mode": self.mode,
-            "greeting": self.greeting,
-            "extensions": self.extensions,
-            "starttls_offered": self.starttls_offered,
-            "starttls_reply": self.starttls_reply,
-            "tls": self.tls,
-            "extensions_tls": self.extensions_tls,
-            "requiretls": self.requiretls,
-            "error": self.error,
-            "result_type": self.result_type,
-            "reason": self.reason,
-        }
-
-
-class _Lines:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = b""
-
-    def reply(self) -> tuple[int, list[str]]:
-        """One (possibly multi-line) SMTP reply (RFC 5321 §4.2.1). Reads byte-wise past nothing."""
-        lines: list[str] = []
-        while True:
-            while b"\n" not in self.buf:
-                if len(self.buf) > 65536:
-                    raise SMTPError("reply line too long")
-                data = self.sock.recv(4096)
-                if not data:
-                    raise SMTPError("connection closed by server")
-                self.buf += data
-            line, _, self.buf = self.buf.partition(b"\n")
-            text = line.rstrip(b"\r").decode("utf-8", errors="replace")
-            _log.debug("S: " + text[:512])
-            if len(text) < 3 or not text[:3].isdigit():
-                raise SMTPError(f"malformed reply line {text[:60]!r}")
-            lines.append(text[4:])
-            if text[3:4] != "-":
-                return int(text[:3]), lines
-
-    def command(self, line: str) -> tuple[int, list[str]]:
-        _log.debug("C: " + line)  # only EHLO/STARTTLS/QUIT: no bodies, no credentials
-        self.sock.sendall(line.encode("ascii") + b"\r\n")
-        return self.reply()
-
-
-def _ehlo(lines: _Lines, name: str) -> list[str]:
-    code, text = lines.command(f"EHLO {name}")
-    if code != 250:
-        raise SMTPError(f"EHLO answered {code} {text[0] if text else ''}")
-    return [t.split(" ", 1)[0].upper() for t in text[1:]]
-
-
-def starttls_probe(
-    address: str,
-    port: int,
-    server_name: str,
-    ehlo_name: str = "localhost",
-    timeout: float = 10.0,
-    force_starttls: bool = False,
-) -> SMTPProbe:
-    """Connect, EHLO, STARTTLS (if offered or forced), handshake, EHLO again, QUIT.
-
-    Never raises for the server's behaviour: the outcome is in the returned probe, with
-    RFC 8460 result types for STARTTLS and handshake failures (docs/behaviour-notes.md §3.5). Connection
-    failures set ``error`` with an empty result type (RFC 8460 §4.3.4: transient).
-    """
-    p = SMTPProbe(address, port, server_name)
-    _log.debug("connecting", address=address, port=port, mode="starttls")
-    try:
-        sock = socket.create_connection((address, port), timeout=timeout)
-    except OSError as exc:
-        p.error = f"connect to {address} port {port}: {exc.strerror or exc}"
-        return p
-    sock.settimeout(timeout)
-    tls_sock: ssl.SSLSocket | None = None
-    try:
-        lines = _Lines(sock)
-        code, text = lines.reply()
-        p.greeting = " ".join(text)
-        if code != 220:
-            p.error = f"greeting {code} {p.greeting}"
-            return p
-        p.extensions = _ehlo(lines, ehlo_name)
-        p.starttls_offered = "STARTTLS" in p.extensions
-        if not p.starttls_offered and not force_starttls:
-            p.result_type = STARTTLS_NOT_SUPPORTED
-            p.error = "STARTTLS not offered"
-            lines.command("QUIT")
-            return p
-        code, text = lines.command("STARTTLS")
-        p.starttls_reply = f"{code} {' '.join(text)}"
-        if code != 220:
-            p.result_type, p.reason = STARTTLS_NOT_SUPPORTED, f"smtp-starttls-reply-code-{code}"
-            p.error = f"STARTTLS answered {p.starttls_reply}"
-            return p
-        if lines.buf:
-            p.error = "server sent data after STARTTLS reply (possible injection)"
-            p.result_type = VALIDATION_FAILURE
-            return p
-        try:
-            tls_sock, p.tls = handshake(sock, server_name, timeout)
-        except TLSHandshakeError as exc:
-            p.error, p.result_type, p.reason = str(exc), exc.result_type, exc.reason
-            return p
-        tls_sock.settimeout(timeout)
-        tls_lines = _Lines(tls_sock)
-        try:
-            p.extensions_tls = _ehlo(tls_lines, ehlo_name)
-            tls_lines.command("QUIT")
-        except ssl.SSLError as exc:
-            rt, reason = classify_handshake_error(exc)
-            p.error, p.result_type, p.reason = f"after handshake: {exc}", rt, reason
-    except SMTPError as exc:
-        p.error = str(exc)
-    except (OSError, UnicodeEncodeError) as exc:
-        p.error = f"{address} port {port}: {exc}"
-    finally:
-        (tls_sock or sock).close()
-    return p
-
-
-def direct_tls_probe(address: str, port: int, server_name: str, timeout: float = 10.0) -> SMTPProbe:
-    """Connect and start TLS at once (no STARTTLS): SMTP submission on 465 (RFC 8314),
-    HTTPS, IMAPS... Never raises for the server's behaviour, like :func:`starttls_probe`."""
-    p = SMTPProbe(address, port, server_name, mode="direct")
-    _log.debug("connecting", address=address, port=port, mode="direct")
-    try:
-        sock = socket.create_connection((address, port), timeout=timeout)
-    except OSError as exc:
-        p.error = f"connect to {address} port {port}: {exc.strerror or exc}"
-        return p
-    try:
-        tls_sock, p.tls = handshake(sock, server_name, timeout)
-        tls_sock.close()
-    except TLSHandshakeError as exc:
-        p.error, p.result_type, p.reason = str(exc), exc.result_type, exc.reason
-        sock.close()
-    return p

@@ -10,7 +10,7 @@ import pytest
 from moxcli.cli import cli
 from moxcli.dane.check import verify_host, verify_mx
 from moxcli.dns import Resolver
-from moxcli.tlsconn import starttls_probe
+from moxcli.smtp.probe import starttls_probe
 
 pytestmark = pytest.mark.lab
 

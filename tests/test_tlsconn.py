@@ -1,4 +1,6 @@
-"""tlsconn: PKIX verdicts with RFC 8460 result types, handshake error mapping, a real handshake."""
+"""tlsconn: PKIX verdicts with RFC 8460 result types, handshake error mapping, a real handshake.
+
+The probes that wrap the handshake in an SMTP session are tested in test_smtp_probe.py."""
 
 from __future__ import annotations
 
@@ -9,8 +11,6 @@ import threading
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from hypothesis import given
-from hypothesis import strategies as st
 from test_dane_pki import NOW, make_cert, make_pki
 
 from moxcli import tlsconn as tc
@@ -167,105 +167,3 @@ def test_handshake_not_tls(tmp_path):
     srv.close()
     assert exc.value.result_type == "validation-failure"
     assert exc.value.reason in ("tls-record-header-error", "connection-closed-during-handshake")
-
-
-def test_probe_connection_refused():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    p = tc.starttls_probe("127.0.0.1", port, "localhost", timeout=2)
-    assert p.error and p.result_type == "" and p.tls is None
-
-
-def _scripted_smtp(replies: list[bytes]):
-    """A one-connection server: sends replies[0] at once, then one reply per received line."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    srv.settimeout(5)
-
-    def serve():
-        try:
-            c, _ = srv.accept()
-        except OSError:
-            return
-        with c:
-            c.settimeout(5)
-            c.sendall(replies[0])
-            f = c.makefile("rb")
-            for r in replies[1:]:
-                if not f.readline():
-                    return
-                c.sendall(r)
-            f.readline()
-
-    th = threading.Thread(target=serve, daemon=True)
-    th.start()
-    return srv, th
-
-
-@pytest.mark.parametrize(
-    "replies,result_type,reason,error",
-    [
-        (
-            [b"220 hi\r\n", b"250-x\r\n250 STARTTLS\r\n", b"454 4.7.0 TLS not available\r\n"],
-            "starttls-not-supported",
-            "smtp-starttls-reply-code-454",
-            "STARTTLS answered 454",
-        ),
-        (
-            [b"220 hi\r\n", b"250-x\r\n250 PIPELINING\r\n", b"221 bye\r\n"],
-            "starttls-not-supported",
-            "",
-            "STARTTLS not offered",
-        ),
-        ([b"554 go away\r\n"], "", "", "greeting 554"),
-        ([b"hello\x1b[31m\r\n"], "", "", "malformed reply line"),
-        ([b"220 hi\r\n", b"500 what\r\n"], "", "", "EHLO answered 500"),
-        (
-            [b"220 hi\r\n", b"250-x\r\n250 STARTTLS\r\n", b"220 go ahead\r\n220 injected\r\n"],
-            "validation-failure",
-            "",
-            "after STARTTLS",
-        ),
-    ],
-)
-def test_probe_scripted_servers(replies, result_type, reason, error):
-    srv, th = _scripted_smtp(replies)
-    p = tc.starttls_probe("127.0.0.1", srv.getsockname()[1], "mx.example", timeout=3)
-    srv.close()
-    th.join(5)
-    assert (p.result_type, p.reason) == (result_type, reason)
-    assert error in p.error and p.tls is None
-
-
-class _FakeSock:
-    def __init__(self, data: bytes, chunk: int):
-        self.data, self.chunk = data, max(chunk, 1)
-
-    def recv(self, n):
-        out, self.data = self.data[: self.chunk], self.data[self.chunk :]
-        return out
-
-
-@given(st.binary(max_size=300), st.integers(1, 50))
-def test_reply_parser_hostile(data, chunk):
-    lines = tc._Lines(_FakeSock(data, chunk))
-    try:
-        code, text = lines.reply()
-    except tc.SMTPError:
-        return
-    assert 0 <= code <= 999 and isinstance(text, list)
-
-
-@pytest.mark.parametrize(
-    "data,code,text",
-    [
-        (b"250-a\r\n250-b c\r\n250 d\r\n", 250, ["a", "b c", "d"]),
-        (b"220\n", 220, [""]),
-        (b"220 x\xff\r\n", 220, ["x\ufffd"]),
-    ],
-)
-def test_reply_parser(data, code, text):
-    assert tc._Lines(_FakeSock(data, 3)).reply() == (code, text)

@@ -21,15 +21,8 @@ from moxcli.dane import lookup
 from moxcli.dane.tlsa import TLSA, allowed_names
 from moxcli.dane.verify import DANEVerdict, verify
 from moxcli.dns import DNSError, NotFound, Resolver, TemporaryDNSError
-from moxcli.tlsconn import (
-    PKIXVerdict,
-    SMTPProbe,
-    cert_summary,
-    direct_tls_probe,
-    load_roots,
-    pkix_verify,
-    starttls_probe,
-)
+from moxcli.smtp.probe import SMTPProbe, direct_tls_probe, starttls_probe
+from moxcli.tlsconn import PKIXVerdict, cert_summary, load_roots, pkix_verify
 
 VERIFIED, FAILED, TEMPORARY = "verified", "failed", "temporary"
 STARTTLS_SMTP, DIRECT = "starttls-smtp", "direct"

@@ -28,7 +28,8 @@ from moxcli.dane.verify import DANEVerdict, verify
 from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import MoxcliError, TemporaryError
-from moxcli.tlsconn import PKIXVerdict, SMTPProbe, cert_summary, load_roots, pkix_verify, starttls_probe
+from moxcli.smtp.probe import SMTPProbe, starttls_probe
+from moxcli.tlsconn import PKIXVerdict, cert_summary, load_roots, pkix_verify
 
 IMPLEMENTED, NOT_IMPLEMENTED, ERROR, UNKNOWN = "implemented", "not-implemented", "error", "unknown"
 INDICATORS = ("mtasts", "mx_dnssec", "dane", "tlsrpt", "requiretls", "starttls_seen", "requiretls_seen")

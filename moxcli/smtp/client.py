@@ -104,6 +104,7 @@ class Extensions:
     """EHLO keywords recognized case-insensitively (docs/behaviour-notes.md §3.5)."""
 
     names: set[str] = field(default_factory=set)
+    keywords: list[str] = field(default_factory=list)  # as announced, in the server's order
     size: int = 0
     auth: list[str] = field(default_factory=list)
     limits: dict[str, str] = field(default_factory=dict)
@@ -120,6 +121,7 @@ class Extensions:
                 continue
             kw = words[0].upper()
             ext.names.add(kw)
+            ext.keywords.append(kw)
             if kw == "SIZE" and len(words) > 1 and words[1].isdigit():
                 ext.size = int(words[1])
             elif kw == "AUTH":
@@ -171,6 +173,7 @@ class Client:
         self.limits = limits or DeliveryConfig()
         self.extensions = Extensions()
         self.greeting: Reply | None = None
+        self.starttls_reply: Reply | None = None
         self.tls = False
         self.transactions = 0  # transactions started on this connection
         self._buf = b""
@@ -296,13 +299,14 @@ class Client:
             raise SMTPError(f"greeting: {r}", r, permanent=r.permanent)
         return r
 
-    def ehlo(self) -> Reply:
-        """EHLO, falling back to HELO on 500-504 before TLS only (docs/behaviour-notes.md §3.5)."""
+    def ehlo(self, helo_fallback: bool = True) -> Reply:
+        """EHLO, falling back to HELO on 500-504 before TLS only (docs/behaviour-notes.md §3.5);
+        a probe that only wants to know about STARTTLS does without the fallback."""
         r = self.command(f"EHLO {self.ehlo_name}")
         if r.code == 250:
             self.extensions = Extensions.parse(r.lines)
             return r
-        if r.code in (500, 501, 502, 503, 504) and not self.tls:
+        if helo_fallback and r.code in (500, 501, 502, 503, 504) and not self.tls:
             r = self.command(f"HELO {self.ehlo_name}")
             if r.code == 250:
                 self.extensions = Extensions()
@@ -312,6 +316,7 @@ class Client:
     def starttls(self, wrap: Callable[[socket.socket], socket.socket]) -> Reply:
         """Send STARTTLS; on 220 let ``wrap`` make the TLS socket, then EHLO again (RFC 3207)."""
         r = self.command("STARTTLS")
+        self.starttls_reply = r
         if r.code != 220:
             raise SMTPError(f"starttls: {r}", r, permanent=r.permanent, tls=True)
         if self._buf:
