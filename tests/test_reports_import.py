@@ -208,16 +208,24 @@ def test_v1_store_gets_dedupe_keys(data_dir, tmp_path):
 def test_migration_keeps_every_copy_of_a_report_stored_twice(data_dir, monkeypatch):
     from moxcli.store import migrate, schema
 
-    rec = {"policy_domains": ["example.org"], "report": json.loads(rm.tls_json("google", 1))}
+    rec = tstore.StoredTLSReport(
+        imported=1.0,
+        source="r.json",
+        from_domain="",
+        policy_domains=("example.org",),
+        host_report=False,
+        warnings=(),
+        report=json.loads(rm.tls_json("google", 1)),
+    )
     with Store.open(data_dir) as store, store.write() as tx:
         ids = [tstore.add(tx, rec), tstore.add(tx, rec)]
-        tx.delete(schema.TLS_REPORT_IN_BY_KEY, tstore.dedupe_key(rec))
+        tx.delete(schema.TLS_REPORT_IN_BY_KEY, rec.dedupe_key())
         tx.set_meta("schema_version", schema.SCHEMA_VERSION - 1)  # the schema before dedupe keys
     assert migrate.MIGRATIONS[schema.SCHEMA_VERSION - 1].__name__ == "_v2_report_dedupe_keys"
     with Store.open(data_dir) as store, store.read() as tx:
         assert tx.meta("schema_version") == schema.SCHEMA_VERSION
-        assert [r["id"] for r in tstore.scan(tx, newest_first=False)] == ids
-        assert tstore.find_duplicate(tx, tstore.dedupe_key(rec)) == ids[0]
+        assert [r.id for r in tstore.scan(tx, newest_first=False)] == ids
+        assert tstore.find_duplicate(tx, rec.dedupe_key()) == ids[0]
 
 
 def test_imap_password_config(tmp_path, monkeypatch):

@@ -137,7 +137,7 @@ def test_storage_cases(tmp_path, data_dir, case):
         assert imp.outcome == "imported"
         assert len(imp.policy_domains) == case["stored_records"]
         rec = inc.get_report(store, imp.id)
-        assert rec["host_report"] == bool(case.get("host_report_for"))
+        assert rec.host_report == bool(case.get("host_report_for"))
         for d in imp.policy_domains:
             assert [r["id"] for r in inc.list_reports(store, d)] == [imp.id]
         assert inc.list_reports(store, "unknown.xmox.nl") == []

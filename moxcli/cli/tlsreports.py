@@ -224,20 +224,20 @@ def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
     from moxcli.reports.incoming_tls import get_report
 
     with app.open_store(readonly=True) as store:
-        rec = get_report(store, report_id)
+        stored = get_report(store, report_id)
     if as_json:
-        output.emit_json(rec)
+        output.emit_json(stored.to_json())
         return
-    rep = rec["report"]
+    rep = stored.report
     output.kv(
-        f"TLS report {rec['id']}",
+        f"TLS report {stored.id}",
         [
             ("organization", rep["organization-name"]),
             ("report id", rep["report-id"]),
             ("period", f"{rep['date-range']['start-datetime']} - {rep['date-range']['end-datetime']}"),
             ("contact", rep["contact-info"]),
-            ("from domain", rec.get("from_domain", "")),
-            ("source", rec.get("source", "")),
+            ("from domain", stored.from_domain),
+            ("source", stored.source),
         ],
     )
     output.table(
@@ -283,5 +283,5 @@ def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
                 for i, d in details
             ],
         )
-    for w in rec.get("warnings", []):
+    for w in stored.warnings:
         output.warn(w)

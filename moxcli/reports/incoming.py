@@ -29,6 +29,7 @@ from moxcli.config import Config
 from moxcli.errors import UsageError
 from moxcli.store import Store
 from moxcli.store.env import Txn
+from moxcli.store.tlsreports import StoredTLSReport
 
 IMPORTED = "imported"
 DUPLICATE = "duplicate"
@@ -79,7 +80,7 @@ class Prepared:
 
     kind: str
     key: bytes
-    record: dict[str, Any]
+    record: StoredTLSReport | dict[str, Any]  # the kind's record to store
     report_id: str
     organization: str
     policy_domains: list[str]

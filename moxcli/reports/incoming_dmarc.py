@@ -83,6 +83,7 @@ def find_duplicate(tx: Txn, key: bytes) -> int | None:
 
 
 def add(tx: Txn, prepared: Prepared) -> int:
+    assert isinstance(prepared.record, dict)
     return dstore.add_report(tx, prepared.record, prepared.key)
 
 

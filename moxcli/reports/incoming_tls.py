@@ -286,18 +286,18 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
     warnings = list(pf.warnings)
     if skipped:
         warnings.append(f"not our domains, skipped: {', '.join(skipped)}")
-    record = {
-        "imported": now,
-        "source": os.path.basename(name),
-        "from_domain": pf.from_domain,
-        "policy_domains": stored,
-        "host_report": host_report,
-        "warnings": pf.warnings,
-        "report": rep.to_json(),
-    }
+    record = rstore.StoredTLSReport(
+        imported=now,
+        source=os.path.basename(name),
+        from_domain=pf.from_domain,
+        policy_domains=tuple(stored),
+        host_report=host_report,
+        warnings=tuple(pf.warnings),
+        report=rep.to_json(),
+    )
     return Prepared(
         KIND,
-        rstore.dedupe_key(record),
+        record.dedupe_key(),
         record,
         rep.report_id,
         rep.organization_name,
@@ -314,6 +314,7 @@ def find_duplicate(tx: Txn, key: bytes) -> int | None:
 
 
 def add(tx: Txn, prepared: Prepared) -> int:
+    assert isinstance(prepared.record, rstore.StoredTLSReport)
     return rstore.add(tx, prepared.record, prepared.key)
 
 
@@ -325,29 +326,30 @@ def import_files(store: Store, config: Config, paths: list[Path], now: float | N
 
 
 @record_reader(TLS_REPORT_IN)
-def summary(rec: dict[str, Any]) -> dict[str, Any]:
-    """The list view of a stored report."""
-    rep = rec["report"]
+def summary(stored: rstore.StoredTLSReport) -> dict[str, Any]:
+    """The list view of a stored report (``tlsreports list --json``, docs/json.md)."""
+    rep = stored.report
     pols = rep.get("policies", [])
     return {
-        "id": rec["id"],
+        "id": stored.id,
         "organization_name": rep.get("organization-name", ""),
         "report_id": rep.get("report-id", ""),
         "start": rep.get("date-range", {}).get("start-datetime", ""),
         "end": rep.get("date-range", {}).get("end-datetime", ""),
         "contact_info": rep.get("contact-info") or None,
-        "policy_domains": rec.get("policy_domains", []),
-        "from_domain": rec.get("from_domain") or None,
-        "source": rec.get("source") or None,
-        "imported": jsonfmt.rfc3339(rec.get("imported")),
-        "host_report": rec.get("host_report", False),
+        "policy_domains": list(stored.policy_domains),
+        "from_domain": stored.from_domain or None,
+        "source": stored.source or None,
+        "imported": jsonfmt.rfc3339(stored.imported),
+        "host_report": stored.host_report,
         "successful_sessions": sum(p["summary"]["total-successful-session-count"] for p in pols),
         "failed_sessions": sum(p["summary"]["total-failure-session-count"] for p in pols),
     }
 
 
 def list_reports(store: Store, domain: str | None = None) -> list[dict[str, Any]]:
-    """Stored reports, newest first; with ``domain``, those stored for that policy domain."""
+    """Summaries of the stored reports, newest first; with ``domain``, those stored for that
+    policy domain."""
     with store.read() as tx:
         if domain is None:
             return [summary(r) for r in rstore.scan(tx)]
@@ -359,15 +361,13 @@ def list_reports(store: Store, domain: str | None = None) -> list[dict[str, Any]
         return [summary(r) for r in recs if r is not None]
 
 
-def get_report(store: Store, rid: int) -> dict[str, Any]:
-    """A stored report record (with the report JSON); UsageError when there is none."""
+def get_report(store: Store, rid: int) -> rstore.StoredTLSReport:
+    """A stored report (with the report JSON); UsageError when there is none."""
     with store.read() as tx:
-        rec = rstore.get(tx, rid)
-    if rec is None:
+        stored = rstore.get(tx, rid)
+    if stored is None:
         raise UsageError(f"TLS report {rid}: no such report")
-    rep = rec.get("report")
-    if not isinstance(rep, dict):
-        rep = {}
+    rep = stored.report
     dr = rep.get("date-range")
     fields = ("organization-name", "report-id", "contact-info")
     if (
@@ -378,10 +378,4 @@ def get_report(store: Store, rid: int) -> dict[str, Any]:
         raise StoreError(
             f"TLS report {rid}: the stored record lacks its report fields (damaged store? run moxcli verifydata)"
         )
-    rec = dict(rec)
-    rec.pop("_v", None)
-    # docs/json.md: times as RFC 3339, null for unknown
-    rec["imported"] = jsonfmt.rfc3339(rec.get("imported"))
-    for key in ("from_domain", "source"):
-        rec[key] = rec.get(key) or None
-    return rec
+    return stored

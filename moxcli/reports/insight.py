@@ -129,7 +129,7 @@ class TLSSummary:
         }
 
 
-def _tls_records(store: Store, name: str | None) -> Iterator[dict[str, Any]]:
+def _tls_records(store: Store, name: str | None) -> Iterator[tstore.StoredTLSReport]:
     with store.read() as tx:
         if name is None:
             yield from tstore.scan(tx, newest_first=False)
@@ -160,12 +160,12 @@ def tls_summary(
     by_domain: dict[str, dict[str, int]] = {}
     by_host: dict[tuple[str, str, str], dict[str, int]] = {}
     by_domain_day: dict[str, dict[date, dict[str, int]]] = {}
-    for rec in _tls_records(store, name):
-        rep = rec.get("report", {})
+    for stored in _tls_records(store, name):
+        rep = stored.report
         day = _report_day(rep.get("date-range", {}).get("start-datetime", ""))
         if day is None or not _in_range(day, since, until):
             continue
-        ours = set(rec.get("policy_domains", []))
+        ours = set(stored.policy_domains)
         org = rep.get("organization-name", "")
         counted = False
         for pol in rep.get("policies", []):

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from moxcli.store.env import Txn
+from moxcli import jsonfmt
+from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import (
     TLS_REPORT_IN,
     TLS_REPORT_IN_BY_DOMAIN,
@@ -35,7 +37,62 @@ from moxcli.store.schema import (
 SEQUENCE = "tlsreportin"
 
 
-def dedupe_key(record: dict[str, Any]) -> bytes:
+@dataclass(frozen=True)
+class StoredTLSReport:
+    """One imported TLS report; ``report`` is the report's RFC 8460 JSON document (normalised),
+    kept as the document it is: the store holds the report as received, not a model of it."""
+
+    imported: float | None
+    source: str
+    from_domain: str
+    policy_domains: tuple[str, ...]
+    host_report: bool
+    warnings: tuple[str, ...]
+    report: Mapping[str, Any]
+    id: int = 0  # given by add()
+
+    def to_record(self) -> dict[str, Any]:
+        """The stored map (the field order of the records written before this type existed)."""
+        return {
+            "imported": self.imported,
+            "source": self.source,
+            "from_domain": self.from_domain,
+            "policy_domains": list(self.policy_domains),
+            "host_report": self.host_report,
+            "warnings": list(self.warnings),
+            "report": self.report,
+            "id": self.id,
+        }
+
+    @classmethod
+    @record_reader(TLS_REPORT_IN)
+    def from_record(cls, rec: Mapping[str, Any]) -> StoredTLSReport:
+        report = rec.get("report")
+        return cls(
+            imported=rec.get("imported"),
+            source=rec.get("source") or "",
+            from_domain=rec.get("from_domain") or "",
+            policy_domains=tuple(rec.get("policy_domains", ())),
+            host_report=bool(rec.get("host_report", False)),
+            warnings=tuple(rec.get("warnings", ())),
+            report=report if isinstance(report, dict) else {},
+            id=int(rec["id"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """``tlsreports show --json`` (docs/json.md): times as RFC 3339, null for unknown."""
+        return {
+            **self.to_record(),
+            "imported": jsonfmt.rfc3339(self.imported),
+            "source": self.source or None,
+            "from_domain": self.from_domain or None,
+        }
+
+    def dedupe_key(self) -> bytes:
+        return dedupe_key(self.to_record())
+
+
+def dedupe_key(record: Mapping[str, Any]) -> bytes:
     """The identity of a stored report: organisation, report id, date range, policy domains."""
     rep = record.get("report", {})
     dr = rep.get("date-range", {})
@@ -55,16 +112,16 @@ def find_duplicate(tx: Txn, key: bytes) -> int | None:
     return None if raw is None else from_u64(raw)
 
 
-def add(tx: Txn, record: dict[str, Any], key: bytes | None = None) -> int:
-    """Store a report record (fields above, without ``id``); returns its id.
+def add(tx: Txn, report: StoredTLSReport, key: bytes | None = None) -> int:
+    """Store a report (its ``id`` is ignored); returns the id it is stored under.
 
     The dedupe index keeps the first report with a key; callers check find_duplicate first.
     """
     rid = tx.next_id(SEQUENCE)
-    tx.put(TLS_REPORT_IN, u64(rid), {**record, "id": rid})
-    for dom in record["policy_domains"]:
+    tx.put(TLS_REPORT_IN, u64(rid), {**report.to_record(), "id": rid})
+    for dom in report.policy_domains:
         tx.put_raw(TLS_REPORT_IN_BY_DOMAIN, text_key(dom, rid), b"")
-    index_key(tx, rid, dedupe_key(record) if key is None else key)
+    index_key(tx, rid, report.dedupe_key() if key is None else key)
     return rid
 
 
@@ -74,8 +131,9 @@ def index_key(tx: Txn, rid: int, key: bytes) -> None:
         tx.put_raw(TLS_REPORT_IN_BY_KEY, key, u64(rid))
 
 
-def get(tx: Txn, rid: int) -> dict[str, Any] | None:
-    return tx.get(TLS_REPORT_IN, u64(rid))
+def get(tx: Txn, rid: int) -> StoredTLSReport | None:
+    rec = tx.get(TLS_REPORT_IN, u64(rid))
+    return None if rec is None else StoredTLSReport.from_record(rec)
 
 
 def ids_for_domain(tx: Txn, domain: str) -> list[int]:
@@ -83,18 +141,18 @@ def ids_for_domain(tx: Txn, domain: str) -> list[int]:
     return [int(split_key(k, ints=(1,))[1]) for k, _ in tx.scan_raw(TLS_REPORT_IN_BY_DOMAIN, prefix_key(domain))]
 
 
-def scan(tx: Txn, newest_first: bool = True) -> Iterator[dict[str, Any]]:
+def scan(tx: Txn, newest_first: bool = True) -> Iterator[StoredTLSReport]:
     for _, rec in tx.scan(TLS_REPORT_IN, reverse=newest_first):
-        yield rec
+        yield StoredTLSReport.from_record(rec)
 
 
 def delete(tx: Txn, rid: int) -> bool:
-    rec = get(tx, rid)
-    if rec is None:
+    rep = get(tx, rid)
+    if rep is None:
         return False
-    for dom in rec.get("policy_domains", []):
+    for dom in rep.policy_domains:
         tx.delete(TLS_REPORT_IN_BY_DOMAIN, text_key(dom, rid))
-    key = dedupe_key(rec)
+    key = rep.dedupe_key()
     if find_duplicate(tx, key) == rid:
         tx.delete(TLS_REPORT_IN_BY_KEY, key)
     return tx.delete(TLS_REPORT_IN, u64(rid))

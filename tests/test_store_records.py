@@ -1,0 +1,68 @@
+"""Typed store records: what they write is the documented on-disk map (no migration needed),
+and what they read back is the record they wrote."""
+
+from __future__ import annotations
+
+import pytest
+
+from moxcli.errors import StoreError
+from moxcli.store import Store
+from moxcli.store import tlsreports as tstore
+from moxcli.store.schema import TLS_REPORT_IN, u64
+
+TLS_REPORT = {
+    "organization-name": "Example Org",
+    "date-range": {"start-datetime": "2024-02-26T00:00:00Z", "end-datetime": "2024-02-26T23:59:59Z"},
+    "contact-info": "tlsrpt@example.net",
+    "report-id": "r1",
+    "policies": [],
+}
+
+
+def _tls_report(rid: int = 0) -> tstore.StoredTLSReport:
+    return tstore.StoredTLSReport(
+        imported=1_700_000_000.5,
+        source="r.json",
+        from_domain="example.net",
+        policy_domains=("example.org", "ünicode.example"),
+        host_report=True,
+        warnings=("bare LF",),
+        report=TLS_REPORT,
+        id=rid,
+    )
+
+
+def test_tls_report_map_and_round_trip(data_dir):
+    with Store.open(data_dir) as store, store.write() as tx:
+        rid = tstore.add(tx, _tls_report())
+        raw = dict(tx.get(TLS_REPORT_IN, u64(rid)) or {})
+        got = tstore.get(tx, rid)
+    raw.pop("_v")
+    assert raw == {
+        "imported": 1_700_000_000.5,
+        "source": "r.json",
+        "from_domain": "example.net",
+        "policy_domains": ["example.org", "ünicode.example"],
+        "host_report": True,
+        "warnings": ["bare LF"],
+        "report": TLS_REPORT,
+        "id": rid,
+    }
+    assert got == _tls_report(rid)
+    assert got.to_json()["imported"] == "2023-11-14T22:13:20Z"
+
+
+def test_tls_report_old_record_without_optional_fields(data_dir):
+    """A record with only the fields every version wrote reads with empty defaults."""
+    with Store.open(data_dir) as store, store.write() as tx:
+        tx.put(TLS_REPORT_IN, u64(7), {"id": 7, "policy_domains": ["example.org"], "report": TLS_REPORT})
+        got = tstore.get(tx, 7)
+    assert got == tstore.StoredTLSReport(None, "", "", ("example.org",), False, (), TLS_REPORT, 7)
+    assert got.to_json()["source"] is None and got.to_json()["from_domain"] is None
+
+
+def test_tls_report_damaged_record_is_one_store_error(data_dir):
+    with Store.open(data_dir) as store, store.write() as tx:
+        tx.put(TLS_REPORT_IN, u64(8), {"policy_domains": ["example.org"]})
+        with pytest.raises(StoreError, match=r"table tlsreportin.*run moxcli verifydata"):
+            tstore.get(tx, 8)
