@@ -80,11 +80,11 @@ def test_every_record_type(generated):
         )
         assert len(suppress.entries(tx, "tls")) == 2 and len(suppress.entries(tx, "dmarc")) == 1
         assert len(list(dstore.evaluations(tx))) == 3
-        assert [r["policy_domain"] for r in dstore.list_reports(tx)] == ["mox.example"]
+        assert [r.policy_domain for r in dstore.list_reports(tx)] == ["mox.example"]
         reports = list(tlsreports.scan(tx, newest_first=False))
-        assert [(r["policy_domains"], r["host_report"]) for r in reports] == [
-            (["mox.example"], False),
-            (["mail.mox.example"], True),
+        assert [(r.policy_domains, r.host_report) for r in reports] == [
+            (("mox.example",), False),
+            (("mail.mox.example",), True),
         ]
 
 

@@ -202,7 +202,8 @@ def test_v1_store_gets_dedupe_keys(data_dir, tmp_path):
         assert len(dm) == 1
         with store.read() as tx:
             rec = dstore.get_report(tx, dm[0]["id"])
-            assert dstore.find_duplicate_report(tx, dstore.report_dedupe_key(rec)) == dm[0]["id"]
+            assert rec is not None
+            assert dstore.find_duplicate_report(tx, rec.dedupe_key()) == dm[0]["id"]
 
 
 def test_migration_keeps_every_copy_of_a_report_stored_twice(data_dir, monkeypatch):

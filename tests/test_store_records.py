@@ -7,8 +7,9 @@ import pytest
 
 from moxcli.errors import StoreError
 from moxcli.store import Store
+from moxcli.store import dmarc as dstore
 from moxcli.store import tlsreports as tstore
-from moxcli.store.schema import TLS_REPORT_IN, u64
+from moxcli.store.schema import DMARC_REPORT_IN, TLS_REPORT_IN, u64
 
 TLS_REPORT = {
     "organization-name": "Example Org",
@@ -66,3 +67,48 @@ def test_tls_report_damaged_record_is_one_store_error(data_dir):
         tx.put(TLS_REPORT_IN, u64(8), {"policy_domains": ["example.org"]})
         with pytest.raises(StoreError, match=r"table tlsreportin.*run moxcli verifydata"):
             tstore.get(tx, 8)
+
+
+def _dmarc_report(rid: int = 0) -> dstore.StoredDMARCReport:
+    return dstore.StoredDMARCReport(
+        policy_domain="ünicode.example",
+        org_name="Example Org",
+        report_id="r1",
+        begin=1_700_000_000,
+        end=1_700_086_399,
+        schema="rfc7489",
+        source="r.xml",
+        added=1_700_100_000.25,
+        report={"records": []},
+        id=rid,
+    )
+
+
+def test_dmarc_report_map_and_round_trip(data_dir):
+    with Store.open(data_dir) as store, store.write() as tx:
+        rid = dstore.add_report(tx, _dmarc_report())
+        raw = dict(tx.get(DMARC_REPORT_IN, u64(rid)) or {})
+        got = dstore.get_report(tx, rid)
+        listed = list(dstore.list_reports(tx, "ünicode.example"))
+        assert dstore.find_duplicate_report(tx, _dmarc_report().dedupe_key()) == rid
+    raw.pop("_v")
+    assert raw == {
+        "policy_domain": "ünicode.example",
+        "org_name": "Example Org",
+        "report_id": "r1",
+        "begin": 1_700_000_000,
+        "end": 1_700_086_399,
+        "schema": "rfc7489",
+        "source": "r.xml",
+        "added": 1_700_100_000.25,
+        "report": {"records": []},
+        "id": rid,
+    }
+    assert got == _dmarc_report(rid) and listed == [got]
+
+
+def test_dmarc_report_without_report_map_is_one_store_error(data_dir):
+    with Store.open(data_dir) as store, store.write() as tx:
+        tx.put(DMARC_REPORT_IN, u64(3), {"id": 3, "policy_domain": "example.org", "report": "x"})
+        with pytest.raises(StoreError, match=r"table dmarcreportin.*run moxcli verifydata"):
+            dstore.get_report(tx, 3)

@@ -156,7 +156,7 @@ def _dmarc_report(data: Path) -> None:
     from moxcli.store import dmarc
 
     with Store.open(data) as st, st.write() as tx:
-        dmarc.add_report(tx, {"policy_domain": "example.org", "org_name": "x", "report_id": "1", "report": {}})
+        dmarc.add_report(tx, dmarc.StoredDMARCReport("example.org", "x", "1", 0, 0, "", "", 1.0, {}))
 
 
 DMARC_KEY = {"policy_domain": "example.org", "org_name": "x", "report_id": "1"}

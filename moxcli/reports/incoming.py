@@ -28,6 +28,7 @@ from typing import Any
 from moxcli.config import Config
 from moxcli.errors import UsageError
 from moxcli.store import Store
+from moxcli.store.dmarc import StoredDMARCReport
 from moxcli.store.env import Txn
 from moxcli.store.tlsreports import StoredTLSReport
 
@@ -80,7 +81,7 @@ class Prepared:
 
     kind: str
     key: bytes
-    record: StoredTLSReport | dict[str, Any]  # the kind's record to store
+    record: StoredTLSReport | StoredDMARCReport  # the kind's record to store
     report_id: str
     organization: str
     policy_domains: list[str]

@@ -53,20 +53,20 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
     # docs/behaviour-notes.md §6.9 (mox): a report about the future is not genuine.
     if fb.metadata.end > now + 60:
         raise Rejected(f"report has end date in the future ({fb.metadata.end})", "future-report")
-    record = {
-        "policy_domain": domain.name,
-        "org_name": fb.metadata.org_name,
-        "report_id": fb.metadata.report_id,
-        "begin": fb.metadata.begin,
-        "end": fb.metadata.end,
-        "schema": fb.schema,
-        "source": os.path.basename(name),
-        "added": now,
-        "report": fb.to_json(),
-    }
+    record = dstore.StoredDMARCReport(
+        policy_domain=domain.name,
+        org_name=fb.metadata.org_name,
+        report_id=fb.metadata.report_id,
+        begin=fb.metadata.begin,
+        end=fb.metadata.end,
+        schema=fb.schema,
+        source=os.path.basename(name),
+        added=now,
+        report=fb.to_json(),
+    )
     return Prepared(
         KIND,
-        dstore.report_dedupe_key(record),
+        record.dedupe_key(),
         record,
         fb.metadata.report_id,
         fb.metadata.org_name,
@@ -83,7 +83,7 @@ def find_duplicate(tx: Txn, key: bytes) -> int | None:
 
 
 def add(tx: Txn, prepared: Prepared) -> int:
-    assert isinstance(prepared.record, dict)
+    assert isinstance(prepared.record, dstore.StoredDMARCReport)
     return dstore.add_report(tx, prepared.record, prepared.key)
 
 
@@ -95,20 +95,21 @@ def import_files(store: Store, config: Config, paths: list[Path], now: float | N
 
 
 @record_reader(DMARC_REPORT_IN)
-def summary(rec: dict[str, Any]) -> dict[str, Any]:
-    """A stored report as listed: ids, period, message counts by DMARC outcome."""
-    records = rec["report"]["records"]
+def summary(stored: dstore.StoredDMARCReport) -> dict[str, Any]:
+    """A stored report as listed (``dmarcreports list --json``, docs/json.md): ids, period,
+    message counts by DMARC outcome."""
+    records = stored.report["records"]
     total = sum(r["count"] for r in records)
     passed = sum(r["count"] for r in records if r["dkim"] == "pass" or r["spf"] == "pass")
     return {
-        "id": rec["id"],
-        "imported": jsonfmt.rfc3339(rec["added"]),
-        "policy_domain": rec["policy_domain"],
-        "organization_name": rec["org_name"],
-        "report_id": rec["report_id"],
-        "start": jsonfmt.rfc3339(rec["begin"]),
-        "end": jsonfmt.rfc3339(rec["end"]),
-        "schema": rec["schema"],
+        "id": stored.id,
+        "imported": jsonfmt.rfc3339(stored.added),
+        "policy_domain": stored.policy_domain,
+        "organization_name": stored.org_name,
+        "report_id": stored.report_id,
+        "start": jsonfmt.rfc3339(stored.begin),
+        "end": jsonfmt.rfc3339(stored.end),
+        "schema": stored.schema,
         "records": len(records),
         "messages": total,
         "dmarc_pass": passed,
@@ -131,10 +132,10 @@ def list_reports(store: Store, policy_domain: str | None = None) -> list[dict[st
 def get_report(store: Store, report_id: int) -> tuple[dict[str, Any], Feedback]:
     """A stored report: its summary and the report model; UsageError when there is none."""
     with store.read() as tx:
-        rec = dstore.get_report(tx, report_id)
-    if rec is None:
+        stored = dstore.get_report(tx, report_id)
+    if stored is None:
         raise UsageError(f"DMARC report {report_id}: no such report")
-    return summary(rec), record_reader(DMARC_REPORT_IN)(Feedback.from_json)(rec["report"])
+    return summary(stored), record_reader(DMARC_REPORT_IN)(Feedback.from_json)(stored.report)
 
 
 def report_view(fb: Feedback) -> dict[str, Any]:

@@ -269,15 +269,15 @@ def dmarc_summary(
     by_disp: dict[str, dict[str, int]] = {}
     align = {"dkim_and_spf": 0, "dkim_only": 0, "spf_only": 0, "neither": 0}
     with store.read() as tx:
-        for rec in dstore.list_reports(tx, name):
-            day = datetime.fromtimestamp(int(rec.get("begin", 0)), UTC).date()
+        for stored in dstore.list_reports(tx, name):
+            day = datetime.fromtimestamp(stored.begin, UTC).date()
             if not _in_range(day, since, until):
                 continue
             out.reports += 1
-            org = rec.get("org_name", "")
+            org = stored.org_name
             _counter(by_day, day, reports=1)
             _counter(by_org, org, reports=1)
-            for r in rec.get("report", {}).get("records", []):
+            for r in stored.report.get("records", []):
                 n = int(r.get("count", 0))
                 dkim, spf = r.get("dkim") == "pass", r.get("spf") == "pass"
                 ok = n if (dkim or spf) else 0

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from moxcli.store.env import Txn
+from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import (
     DMARC_EVAL,
     DMARC_REPORT_IN,
@@ -82,7 +82,62 @@ def count_evaluations(tx: Txn) -> int:
     return tx.count(DMARC_EVAL)
 
 
-def report_dedupe_key(record: dict[str, Any]) -> bytes:
+@dataclass(frozen=True)
+class StoredDMARCReport:
+    """One received DMARC aggregate report; ``report`` is the report as
+    ``moxcli.dmarc.report.Feedback.to_json()`` gives it (the feature decodes it; store/ knows no
+    feature types). ``begin``/``end`` are the report's date range, ``added`` when it was stored."""
+
+    policy_domain: str  # Unicode name
+    org_name: str
+    report_id: str
+    begin: int
+    end: int
+    schema: str
+    source: str
+    added: float
+    report: dict[str, Any]
+    id: int = 0  # given by add_report()
+
+    def to_record(self) -> dict[str, Any]:
+        """The stored map (the field order of the records written before this type existed)."""
+        return {
+            "policy_domain": self.policy_domain,
+            "org_name": self.org_name,
+            "report_id": self.report_id,
+            "begin": self.begin,
+            "end": self.end,
+            "schema": self.schema,
+            "source": self.source,
+            "added": self.added,
+            "report": self.report,
+            "id": self.id,
+        }
+
+    @classmethod
+    @record_reader(DMARC_REPORT_IN)
+    def from_record(cls, rec: Mapping[str, Any]) -> StoredDMARCReport:
+        report = rec["report"]
+        if not isinstance(report, dict):
+            raise TypeError("report is not a map")
+        return cls(
+            policy_domain=rec["policy_domain"],
+            org_name=rec.get("org_name", ""),
+            report_id=rec.get("report_id", ""),
+            begin=int(rec.get("begin", 0)),
+            end=int(rec.get("end", 0)),
+            schema=rec.get("schema", ""),
+            source=rec.get("source", ""),
+            added=float(rec.get("added", 0.0)),
+            report=report,
+            id=int(rec["id"]),
+        )
+
+    def dedupe_key(self) -> bytes:
+        return report_dedupe_key(self.to_record())
+
+
+def report_dedupe_key(record: Mapping[str, Any]) -> bytes:
     """The identity of a received report: organisation, report id, date range, policy domain."""
     parts = [
         record.get("org_name", ""),
@@ -106,27 +161,28 @@ def index_report_key(tx: Txn, report_id: int, key: bytes) -> None:
         tx.put_raw(DMARC_REPORT_IN_BY_KEY, key, u64(report_id))
 
 
-def add_report(tx: Txn, record: dict[str, Any], key: bytes | None = None) -> int:
-    """Store a received report (record needs `policy_domain`); returns its id.
+def add_report(tx: Txn, report: StoredDMARCReport, key: bytes | None = None) -> int:
+    """Store a received report (its ``id`` is ignored); returns the id it is stored under.
 
     The dedupe index keeps the first report with a key; callers check find_duplicate_report first.
     """
     n = tx.next_id(REPORT_SEQUENCE)
-    tx.put(DMARC_REPORT_IN, u64(n), {**record, "id": n, "added": record.get("added", time.time())})
-    tx.put_raw(DMARC_REPORT_IN_BY_DOMAIN, text_key(record["policy_domain"], n), b"")
-    index_report_key(tx, n, report_dedupe_key(record) if key is None else key)
+    tx.put(DMARC_REPORT_IN, u64(n), {**report.to_record(), "id": n})
+    tx.put_raw(DMARC_REPORT_IN_BY_DOMAIN, text_key(report.policy_domain, n), b"")
+    index_report_key(tx, n, report.dedupe_key() if key is None else key)
     return n
 
 
-def get_report(tx: Txn, report_id: int) -> dict[str, Any] | None:
-    return tx.get(DMARC_REPORT_IN, u64(report_id))
+def get_report(tx: Txn, report_id: int) -> StoredDMARCReport | None:
+    rec = tx.get(DMARC_REPORT_IN, u64(report_id))
+    return None if rec is None else StoredDMARCReport.from_record(rec)
 
 
-def list_reports(tx: Txn, policy_domain: str | None = None) -> Iterator[dict[str, Any]]:
+def list_reports(tx: Txn, policy_domain: str | None = None) -> Iterator[StoredDMARCReport]:
     """Received reports, newest first; only those about ``policy_domain`` if given."""
     if policy_domain is None:
         for _, rec in tx.scan(DMARC_REPORT_IN, reverse=True):
-            yield rec
+            yield StoredDMARCReport.from_record(rec)
         return
     for key, _ in tx.scan_raw(DMARC_REPORT_IN_BY_DOMAIN, prefix_key(policy_domain), reverse=True):
         found = get_report(tx, int(split_key(key, (1,))[1]))

@@ -48,7 +48,7 @@ class StoredTLSReport:
     policy_domains: tuple[str, ...]
     host_report: bool
     warnings: tuple[str, ...]
-    report: Mapping[str, Any]
+    report: dict[str, Any]
     id: int = 0  # given by add()
 
     def to_record(self) -> dict[str, Any]:
