@@ -254,3 +254,102 @@ def test_page_walk_of_a_churned_store_finds_nothing(tmp_path):
                 assert st.check_pages() == []
         got = check_pages(tmp_path / "store" / "data.mdb", names)
     assert got is not None and got[0] == []
+
+
+def _flip(path: Path, at: int, bit: int = 0) -> None:
+    blob = bytearray(path.read_bytes())
+    blob[at] ^= 1 << bit
+    path.write_bytes(blob)
+
+
+@pytest.mark.parametrize(
+    ("at", "what"),
+    [
+        (4096 + 3000, "meta page 1: the bytes after its fields are not zero"),  # meta 1's unused tail
+        (200, "meta page 0: the bytes after its fields are not zero"),
+        (144 + 1, "transaction ids"),  # the older meta page's txnid: no longer consecutive
+    ],
+)
+def test_meta_page_flips_nothing_reads_are_found(generated, tmp_path, at, what):
+    """LMDB writes only MDB_meta's fields: the rest of both meta pages is zero, and the two
+    pages hold consecutive transaction ids; a flip there is found though nothing reads it."""
+    import shutil
+
+    d = tmp_path / "d"
+    shutil.copytree(generated, d)
+    _flip(d / "store" / "data.mdb", at, 2)
+    res = verify_data(d)
+    assert any(what in p.what for p in res.problems), res.problems
+
+
+def _unread_offsets(data_file: Path) -> list[int]:
+    """Offsets of bytes no LMDB reader reads (page gaps, slack, free pages)."""
+    from moxcli.store.datafile import check_pages
+
+    checked = check_pages(data_file, frozenset(t.name.encode() for t in schema.TABLES))
+    assert checked is not None
+    used = bytearray(data_file.stat().st_size)
+    for a, b in checked[1]:
+        used[a:b] = b"\x01" * (b - a)
+    return [i for i, u in enumerate(used) if not u and i >= 2 * 4096]
+
+
+@pytest.fixture(scope="module")
+def backed_up(generated, tmp_path_factory) -> Path:
+    from moxcli.datatools.backup import backup
+
+    d = tmp_path_factory.mktemp("bak") / "b"
+    assert backup(generated, d).ok
+    return d
+
+
+def test_backup_records_a_digest_that_sha256sum_checks(backed_up):
+    """store.sha256 is in sha256sum's format: a backup can be checked without moxcli."""
+    import shutil
+
+    text = (backed_up / "store.sha256").read_text()
+    assert text.startswith("# moxcli backup: ") and text.endswith("  store/data.mdb\n")
+    if shutil.which("sha256sum"):
+        r = subprocess.run(["sha256sum", "-c", "--strict", "store.sha256"], cwd=backed_up, capture_output=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+    res = verify_data(backed_up)
+    assert res.ok and not res.warnings, res.problems + res.warnings
+
+
+def test_flips_a_backup_store_no_reader_reads_are_found(backed_up, tmp_path):
+    """In a backup even a flip in a byte LMDB never reads is found: its digest no longer matches."""
+    import shutil
+
+    offsets = _unread_offsets(backed_up / "store" / "data.mdb")
+    assert offsets
+    rng = random.Random(21)
+    for i in range(int(os.environ.get("BITFLIP_TRIALS", "3"))):
+        d = tmp_path / f"b{i}"
+        shutil.copytree(backed_up, d)
+        at = rng.choice(offsets)
+        _flip(d / "store" / "data.mdb", at, rng.randrange(8))
+        res = verify_data(d)
+        assert [p.path for p in res.problems] == ["store/data.mdb"], (at, res.problems)
+        assert "differs from the SHA-256 its backup recorded" in res.problems[0].what
+
+
+def test_a_restored_backup_once_written_is_not_held_to_its_digest(backed_up, tmp_path):
+    import shutil
+
+    d = tmp_path / "restored"
+    shutil.copytree(backed_up, d)
+    with Store.open(d) as st, st.write() as tx:
+        tx.put(schema.QUEUE, schema.u64(999_999), {"x": "y"})
+    res = verify_data(d)
+    assert not any(p.path == "store/data.mdb" for p in res.problems), res.problems
+    assert any("written after the backup recorded it" in n for n in res.notes), res.notes
+
+
+def test_a_sum_file_not_written_by_backup_is_a_warning(backed_up, tmp_path):
+    import shutil
+
+    d = tmp_path / "odd"
+    shutil.copytree(backed_up, d)
+    (d / "store.sha256").write_text("nonsense\n")
+    res = verify_data(d)
+    assert [w.path for w in res.warnings] == ["store.sha256"], res.warnings

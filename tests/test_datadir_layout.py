@@ -42,8 +42,11 @@ def test_backup_follows_the_layout(full_data_dir, tmp_path):
     for e in layout.ENTRIES:
         if e.backup == layout.COPY:
             assert e.name in copied, e
-        if e.backup == layout.SKIP and e.name not in (layout.VERSION_FILE,):
+        if e.backup == layout.SKIP and e.name not in (layout.VERSION_FILE, layout.STORE_SUM):
             assert e.name not in copied, e
+    # The backup writes its own version file and store digest, not the source's ("x\n").
+    assert (tmp_path / "b" / layout.VERSION_FILE).read_text() != "x\n"
+    assert (tmp_path / "b" / layout.STORE_SUM).read_text() != "x\n"
     # An unlisted entry is copied, with a warning naming it; listed ones copy quietly.
     assert "stray.txt" in copied
     warned = " ".join(str(w) for w in res.warnings)

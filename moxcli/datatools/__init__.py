@@ -1,7 +1,8 @@
 """Data tools: backup, verifydata and gentestdata (docs/behaviour-notes.md §7).
 
 Names shared by the three tools: the version file a backup or generated data dir carries,
-the marker of an unfinished backup, and where ``verifydata --fix`` moves files to.
+the marker of an unfinished backup, where ``verifydata --fix`` moves files to, and the
+SHA-256 of a backup's store file.
 """
 
 import os
@@ -12,6 +13,7 @@ from moxcli import osdep
 VERSION_FILE = "moxcliversion"
 INCOMPLETE_MARKER = "BACKUP-INCOMPLETE"
 MOVED_DIR = "moved"
+STORE_SUM = "store.sha256"
 
 
 def syncfs(path: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moxcli.context import CONFIG_NAME
-from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE
+from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, STORE_SUM, VERSION_FILE
 from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.store.env import STORE_DIR
 
@@ -42,6 +42,7 @@ ENTRIES = (
     Entry("locks", "job locks (flock files)", SKIP),
     Entry("tmp", "temporary files", SKIP),
     Entry(VERSION_FILE, "the moxcli version that wrote a backup or generated data", SKIP),
+    Entry(STORE_SUM, "the SHA-256 of the store file a backup wrote (each backup writes its own)", SKIP),
     Entry(INCOMPLETE_MARKER, "the marker of an unfinished backup", SKIP),
 )
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from moxcli import __version__
 from moxcli.context import CONFIG_NAME
-from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, VERSION_FILE, layout
+from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, STORE_SUM, VERSION_FILE, layout
+from moxcli.datatools.storesum import STORE_FILE, check_sum
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.store import Store, StoreNeedsMigration
 from moxcli.store import dmarc as store_dmarc
@@ -236,6 +237,14 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
     if marker.exists():
         first = _first_line(marker).rstrip(":")
         res.problem(INCOMPLETE_MARKER, f"this backup is incomplete ({first})" if first else "this backup is incomplete")
+    summed = check_sum(data_dir)
+    if summed is not None:
+        if summed.problem:
+            res.problem(STORE_FILE, summed.problem)
+        if summed.warning:
+            res.warning(STORE_SUM, summed.warning)
+        if summed.note:
+            res.notes.append(summed.note)
     tmp: Path | None = None
     try:
         store, tmp = _open_store(data_dir, res)
@@ -820,6 +829,7 @@ def _str_list(value: Any) -> bool:
 def _check_config(data_dir: Path, res: VerifyResult) -> None:
     """The config in DIR parses and its DKIM keys exist: a restored backup must be usable."""
     from moxcli.config import load_config
+    from moxcli.perms import check_dkim_keys
 
     path = data_dir / CONFIG_NAME
     if not path.exists():
@@ -829,6 +839,7 @@ def _check_config(data_dir: Path, res: VerifyResult) -> None:
     except MoxcliError as exc:
         res.problem(CONFIG_NAME, str(exc).replace(f"{path}: ", ""))
         return
+    check_dkim_keys(cfg)  # a log warning once per run, as for the data directory
     for domain in cfg.domains.values():
         for sel in domain.dkim.selectors.values():
             if not sel.private_key_file.is_file():

@@ -51,6 +51,25 @@ def data_file_problem(path: Path) -> str | None:
     return None
 
 
+def newest_txnid(path: Path) -> int | None:
+    """The transaction id of data.mdb's newest meta page (None: not readable as LMDB's)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(160)
+            if len(head) < 160:
+                return None
+            f.seek(_META_PSIZE.unpack_from(head, 40)[0])
+            second = f.read(160)
+    except (OSError, ValueError, OverflowError):
+        return None
+    ids = [
+        _U64.unpack_from(page, 144)[0]
+        for page in (head, second)
+        if len(page) == 160 and _META_HEAD.unpack_from(page, 16) == (_MDB_MAGIC, 1)
+    ]
+    return max(ids) if ids else None
+
+
 # Page layout (lmdb.h, 64-bit build): header mp_pgno u64, mp_pad u16, mp_flags u16, then
 # mp_lower/mp_upper u16 (tree pages) or mp_pages u32 (overflow pages); node pointers follow.
 # A node: lo u16, hi u16, flags u16, ksize u16, key, data. MDB_db: pad u32, flags u16,
@@ -267,6 +286,41 @@ def check_pages(
                 view.release()
 
 
+_META_END = 16 + 136  # page header + MDB_meta (64-bit build)
+P_META = 0x08
+
+
+def _check_metas(data: memoryview, psize: int, walk: _Walk) -> None:
+    """Both meta pages as LMDB writes them: a flipped bit in the older one, or in the
+    bytes after MDB_meta, is otherwise invisible (nothing reads them until the next commit).
+
+    LMDB creates the two meta pages from zeroed memory and later writes only the MDB_meta
+    fields (mdb_env_init_meta, mdb_env_write_meta), so the rest of each page stays zero;
+    commit N writes meta page N % 2, so the two transaction ids are consecutive (or both 0
+    in a store never written).
+    """
+    txnids = []
+    for n in (0, 1):
+        off = n * psize
+        pgno, pad, flags = struct.unpack_from("<QHH", data, off)
+        magic = _META_HEAD.unpack_from(data, off + 16)
+        if (pgno, pad, flags) != (n, 0, P_META) or magic != (_MDB_MAGIC, 1):
+            walk.problem(f"meta page {n}: invalid header or magic")
+            return
+        address = _U64.unpack_from(data, off + 24)[0]
+        page_size = _META_PSIZE.unpack_from(data, off + 40)[0]
+        if address != 0 or page_size != psize:
+            walk.problem(f"meta page {n}: fixed map address {address:#x} or page size {page_size} (not {psize})")
+        txnids.append(_U64.unpack_from(data, off + 144)[0])
+        if any(data[off + _META_END : off + psize]):
+            walk.problem(f"meta page {n}: the bytes after its fields are not zero, as LMDB writes them")
+        walk.used.append((off, off + 40))
+        walk.used.append((off + 144, off + psize))
+    newest = max(txnids)
+    if newest and (txnids[newest & 1] != newest or txnids[1 - (newest & 1)] != newest - 1):
+        walk.problem(f"meta pages: transaction ids {txnids[0]} and {txnids[1]} are not consecutive")
+
+
 def _check(
     data: memoryview, table_names: frozenset[bytes], txnid: int | None
 ) -> tuple[list[str], list[tuple[int, int]]] | None:
@@ -284,7 +338,8 @@ def _check(
     _txnid, newest, last_pg = max(metas)
     off = newest * psize
     walk = _Walk(data, psize, last_pg, table_names)
-    walk.used.append((off, off + 152))
+    walk.used.append((off, off + _META_END))
+    _check_metas(data, psize, walk)
     address, _mapsize = struct.unpack_from("<QQ", data, off + 24)
     free_db = _DB.unpack_from(data, off + 40)
     main_db = _DB.unpack_from(data, off + 88)
@@ -303,4 +358,6 @@ def _check(
         missing = walk.seen.find(0, 2)
         if missing >= 0:
             walk.problem(f"page {missing} is neither in use nor free")
+    if txnid is not None and txnid not in (_U64.unpack_from(data, n * psize + 144)[0] for n in (0, 1)):
+        return None  # two commits meanwhile: the meta pages were read while being rewritten
     return walk.problems, walk.used
