@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moxcli import log
+
+if TYPE_CHECKING:
+    from moxcli.config import Config
 
 _log = log.get("perms")
 _warned: set[str] = set()
@@ -51,3 +55,12 @@ def check_data_dir(data_dir: Path) -> None:
     store = Path(data_dir) / "store"
     check_private(store, "store directory")
     check_private(store / "data.mdb", "store file")
+
+
+def check_dkim_keys(config: Config) -> None:
+    """The DKIM private keys the config names: one others can read lets them sign as the
+    domain. Commands that copy or check keys warn without signing anything (backup, import,
+    verifydata); signing warns when it reads the key."""
+    for domain in config.domains.values():
+        for sel in domain.dkim.selectors.values():
+            check_private(sel.private_key_file, "DKIM private key")

@@ -229,3 +229,34 @@ def test_import_backup_and_verifydata_warn_about_an_open_data_dir(tmp_path):
         assert r.stderr.count(warning) == 1, (args, r.stderr)
     r = subprocess.run([MOXCLI, "--data", str(data), "verifydata"], capture_output=True, text=True)
     assert r.returncode == 0 and "accessible" not in r.stderr, r.stderr
+
+
+def test_import_backup_and_verifydata_warn_once_about_a_readable_dkim_key(tmp_path):
+    """A DKIM key others can read lets them sign as the domain: the commands that copy or
+    check the data directory warn about it once, as about the directory itself."""
+    data = tmp_path / "data"
+    r = subprocess.run(
+        [MOXCLI, "--data", str(data), "init", "example.org", "--hostname", "mail.example.org"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    key = next((data / "dkim").rglob("*.pem"))
+    os.chmod(key, 0o640)
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(b"From a@example.org Mon Jan  2 15:04:05 2006\nSubject: s\n\nbody\n")
+    warning = f"DKIM private key {key} is accessible to its group (mode 0640)"
+    for args in (
+        ["import", "mbox", "acc", "Inbox", str(mbox)],
+        ["backup", str(tmp_path / "backup")],
+        ["verifydata"],
+        ["verifydata", str(data)],
+    ):
+        r = subprocess.run([MOXCLI, "--data", str(data), *args], capture_output=True, text=True, env=_loud())
+        assert r.returncode == 0, (args, r.stderr)
+        assert r.stderr.count(warning) == 1, (args, r.stderr)
+    os.chmod(key, 0o600)
+    r = subprocess.run(
+        [MOXCLI, "--data", str(data), "backup", str(tmp_path / "b2")], capture_output=True, text=True, env=_loud()
+    )
+    assert r.returncode == 0 and "DKIM" not in r.stderr, r.stderr

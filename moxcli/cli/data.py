@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) ->
 
     app.require_store()
     check_data_dir(app.data_dir)  # backup opens the store itself, not through app.open_store
+    _check_dkim_keys(app)
     with _progress(not as_json, "backing up files") as progress:
         res = backup(app.data_dir, dest, progress=progress, link=not always_copy)
     if as_json:
@@ -109,6 +110,15 @@ def backup_cmd(app: AppContext, dest: Path, always_copy: bool, as_json: bool) ->
             f"{res.dest}: backup incomplete ({n} error{'s' if n != 1 else ''}); the list is in "
             f"{res.dest}/BACKUP-INCOMPLETE"
         )
+
+
+def _check_dkim_keys(app: AppContext) -> None:
+    """Warn about readable DKIM keys of the config (one that does not load: nothing to check)."""
+    from moxcli.errors import MoxcliError
+    from moxcli.perms import check_dkim_keys
+
+    with suppress(MoxcliError):
+        check_dkim_keys(app.config())
 
 
 @click.command("verifydata")

@@ -118,10 +118,11 @@ def _run_import(
     says nothing was imported): a script would import everything twice.
     """
     from moxcli.mail.importer import ImportOptions
-    from moxcli.perms import check_data_dir
+    from moxcli.perms import check_data_dir, check_dkim_keys
 
     check_data_dir(app.data_dir)  # the importer opens the store itself, not through app.open_store
     cfg = app.config()
+    check_dkim_keys(cfg)
     committed = False
     late: list[int] = []
 
