@@ -337,13 +337,28 @@ def _dkim(r: _Reader | None) -> DKIMConfig:
 
 
 def _resolver(r: _Reader, index: int, text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = text, "53"
-    host = host.strip("[]")
+    """A resolver as ``IPv4:port``, ``[IPv6]:port``, or an address alone (port 53).
 
+    An IPv6 address with a port needs the brackets (RFC 3986 3.2.2 host syntax): ``::1:53``
+    is itself an address, so it is read as that address on port 53.
+    """
+    host, port = text, "53"
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if text.startswith("["):
+            inner, sep, rest = text[1:].partition("]")
+            ok = sep and ":" in inner and (rest == "" or rest.startswith(":"))
+            host, port = inner, rest[1:] if rest else "53"
+        else:
+            host, sep, port = text.rpartition(":")
+            ok = bool(sep) and ":" not in host
+        if not ok:
+            raise r.error(f"resolvers[{index}]", f"expected host:port with an IP address, got {text!r}") from None
     try:
         ipaddress.ip_address(host)
+        if not (port.isascii() and port.isdigit()):
+            raise ValueError
         port_num = int(port)
         if not 0 < port_num < 65536:
             raise ValueError

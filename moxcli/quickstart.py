@@ -122,7 +122,7 @@ def init_data_dir(
         'mailbox = "TLSRPT"',
         "",
         "[dns]",
-        '# resolvers = ["127.0.0.1:53"]   # host:port; empty means /etc/resolv.conf',
+        '# resolvers = ["127.0.0.1:53"]   # IPv4:port, [IPv6]:port or an address (port 53); empty: /etc/resolv.conf',
         "trust_ad = false",
         "",
         f"[domains.{_toml_str(dom.ascii)}.dkim]",

@@ -123,3 +123,39 @@ def test_ca_file_relative_to_config(tmp_path):
     (tmp_path / "ca.pem").write_text("x")
     cfg = parse_config("[tls]\nca_files = ['ca.pem']", tmp_path / "c.toml")
     assert cfg.tls.ca_files == (tmp_path / "ca.pem",)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        ("127.0.0.1", ("127.0.0.1", 53)),
+        ("::1", ("::1", 53)),  # a bare IPv6 address: port 53
+        ("[::1]", ("::1", 53)),
+        ("[::1]:5353", ("::1", 5353)),
+        ("2001:db8::53", ("2001:db8::53", 53)),  # an address of its own, not ::db8 port 53
+        ("[2001:db8::1]:53", ("2001:db8::1", 53)),
+    ],
+)
+def test_resolver_forms(text, want):
+    cfg = parse_config(f"[dns]\nresolvers = [{text!r}]\n", Path("m.toml"))
+    assert cfg.dns.resolvers == (want,)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[127.0.0.1]:53",
+        "[::1]x",
+        "[::1]:",
+        "127.0.0.1:",
+        "[::1]:65536",
+        "127.0.0.1:0",
+        "1.2.3.4:+5",
+        "1.2.3.4:\uff15",
+        "::1]:53",
+    ],
+)
+def test_bad_resolver_forms_are_refused_naming_the_entry(text):
+    with pytest.raises(ConfigError, match=r"dns\.resolvers\[0\]: expected host:port with an IP address"):
+        parse_config(f"[dns]\nresolvers = [{text!r}]\n", Path("m.toml"))
