@@ -422,3 +422,33 @@ def test_mailto_recipients():
     )
     assert addrs == ["a@x.example", "b@xn--74h.example", "c@x.example"]
     assert ruas == ["mailto:a@x.example", "MAILTO:b@☺.example?subject=x", "mailto:c@x.example"]
+
+
+def _unicode_names(obj):
+    """The vectors' rows with every A-label name written as U-labels (☺ for xn--74h)."""
+    return json.loads(json.dumps(obj, ensure_ascii=False).replace("xn--74h", "☺"))
+
+
+def test_sent_reports_carry_a_labels_whatever_form_results_were_stored_in(env):
+    """RFC 8460 4.4: policy-domain, mx-host and receiving-mx-hostname are domain names; as
+    mox does, the report we produce writes them as A-labels, also when the results were
+    recorded with U-labels."""
+    rows = _unicode_names(_rows("all 6"))
+    assert "☺.example" in json.dumps(rows, ensure_ascii=False)
+    load_rows(env.store, rows)
+    rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW)
+    got = queued_reports(env.store, env.data, env.dkim_dns)
+    text = json.dumps(got, ensure_ascii=False)
+    assert "☺" not in text
+    domains = {p["policy"]["policy-domain"] for reports in got.values() for r in reports for p in r["policies"]}
+    assert domains == {"xn--74h.example", "mailhost.xn--74h.example", "sharedsender.example"}
+    mx = {h for reports in got.values() for r in reports for p in r["policies"] for h in p["policy"]["mx-host"]}
+    assert mx == {"*.xn--74h.example", "mailhost.xn--74h.example"}
+    hosts = {
+        d["receiving-mx-hostname"]
+        for reports in got.values()
+        for r in reports
+        for p in r["policies"]
+        for d in p.get("failure-details", [])
+    }
+    assert hosts == {"mailhost.xn--74h.example"}

@@ -236,6 +236,25 @@ def _domain(name: str) -> Domain:
         return Domain(name)
 
 
+def _ascii_name(name: str) -> str:
+    """A host name or ``*.`` pattern in A-labels (a name that is no domain stays as it is)."""
+    if name.isascii():
+        return name
+    wild = name.startswith("*.")
+    return ("*." if wild else "") + _domain(name[2:] if wild else name).ascii
+
+
+def _a_labels(v: list[Any]) -> None:
+    """Domain names of a packed policy in A-labels, in place: RFC 8460 4.4 makes
+    policy-domain, mx-host and receiving-mx-hostname domain names, and mox writes A-labels
+    (its tlsrptsend test: ``xn--74h.example``), whatever form the results were stored in."""
+    v[2] = _ascii_name(v[2])
+    v[3] = [_ascii_name(h) for h in v[3]]
+    for d in v[6]:
+        d[2] = _ascii_name(d[2])
+        d[3] = _ascii_name(d[3])
+
+
 def _host_policies(recs: list[dict[str, Any]], ruas: list[str]) -> list[list[Any]]:
     """Spec §2.5 step 7, host report: one policy per recipient domain, deduped by rua list.
 
@@ -331,6 +350,8 @@ def _build(job: _Job, tx: Txn, kind: str, day: str, pdom: str, ruas: list[str]) 
         policies = _host_policies(recs, ruas)
     if not policies:
         return None, "no-policies"
+    for v in policies:
+        _a_labels(v)
     # Spec §2.5 step 8: a failure count or any failure detail makes a report worth sending.
     if not job.config.outgoing_tls_reports_for_all_success and not any(p[5] > 0 or p[6] for p in policies):
         return None, "success-only"
