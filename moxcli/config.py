@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moxcli.addrlimits import domain_size_problem
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import ConfigError, UsageError
 
@@ -296,8 +297,16 @@ def _destination(r: _Reader | None, default_domain: str) -> ReportDestination | 
         account=_account(r, "account", r.get("account", str, required=True)),
         mailbox=_mailbox(r, "mailbox", r.get("mailbox", str, required=True)),
     )
+    _address_size(r, "localpart", dest.localpart, dest.domain)
     r.done()
     return dest
+
+
+def _address_size(r: _Reader, name: str, local: str, domain: str) -> None:
+    """Reports go to and come from this address: it must fit RFC 5321 4.5.3.1's sizes."""
+    why = domain_size_problem(local, parse_domain(domain))
+    if why:
+        raise r.error(name, f"address {clip(repr(local + '@' + domain))} is too long: {why}")
 
 
 def _dkim(r: _Reader | None) -> DKIMConfig:
@@ -451,6 +460,8 @@ def parse_config(text: str, file: Path) -> Config:
             account=_account(ht, "account", ht.get("account", str, postmaster.account)),
             mailbox=_mailbox(ht, "mailbox", ht.get("mailbox", str, "TLSRPT")),
         )
+        if hostname != "localhost":
+            _address_size(ht, "localpart", host_tlsrpt.localpart, hostname)
         ht.done()
 
     domains: dict[str, DomainConfig] = {}

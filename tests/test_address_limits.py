@@ -1,6 +1,7 @@
-"""RFC 5321 4.5.3.1 size limits on the addresses moxcli queues for sending (queue add
---from/--to): local-part 64 octets, domain 255, path 256; exit 2 naming the limit, the
-echoed input capped."""
+"""RFC 5321 4.5.3.1 size limits (local-part 64 octets, domain 255, path 256) wherever an
+address is taken: queue add --from/--to, the config's report destinations, dmarc record's
+addresses, suppress add, and rua addresses when sending reports; exit 2 naming the input
+and the limit, the echoed input capped."""
 
 from __future__ import annotations
 
@@ -79,3 +80,92 @@ def test_dmarc_report_recipients_over_the_limits_are_dropped():
     uris = (ReportURI("mailto:" + "l" * 65 + "@example.net"), ReportURI("mailto:r@example.net"))
     got = recipients_of((RuaCheck("rua", "authorized", uris),))
     assert [r.address for r in got] == ["r@example.net"]
+
+
+LONG_DOMAIN = ".".join([LABEL] * 3) + ".example"  # 199 octets: with a 64-octet localpart, a 266-octet path
+
+
+@pytest.mark.parametrize(
+    ("local", "domain", "why"),
+    [
+        ("x" * 64, "example.org", None),
+        ("x" * 65, "example.org", "local-part longer than 64 octets (RFC 5321 4.5.3.1.1)"),
+        ("x", "a" * 256, "domain longer than 255 octets (RFC 5321 4.5.3.1.2)"),
+        ("x" * 53, LONG_DOMAIN, None),  # 53 + 1 + 199 + 2 = 255
+        ("x" * 54, LONG_DOMAIN, None),  # 256: the limit itself
+        ("x" * 55, LONG_DOMAIN, "path longer than 256 octets (RFC 5321 4.5.3.1.3)"),
+    ],
+)
+def test_size_problem(local, domain, why):
+    from moxcli.addrlimits import size_problem
+
+    assert size_problem(local, domain) == why
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        (
+            f"[domains.'{LONG_DOMAIN}'.tlsrpt]\nlocalpart = '{'x' * 64}'\naccount = 'a'\nmailbox = 'TLS'\n",
+            "tlsrpt.localpart",
+        ),
+        (
+            f"[domains.'{LONG_DOMAIN}'.dmarc]\nlocalpart = '{'x' * 64}'\naccount = 'a'\nmailbox = 'D'\n",
+            "dmarc.localpart",
+        ),
+        (f"hostname = '{LONG_DOMAIN}'\n[host_tlsrpt]\nlocalpart = '{'x' * 64}'\n", "host_tlsrpt.localpart"),
+    ],
+)
+def test_config_report_addresses_over_the_path_limit_are_refused(toml, key):
+    from pathlib import Path
+
+    from moxcli.config import parse_config
+    from moxcli.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        parse_config(toml, Path("m.toml"))
+    text = str(exc.value)
+    assert text.startswith("m.toml: ") and key in text, text
+    assert text.endswith("is too long: path longer than 256 octets (RFC 5321 4.5.3.1.3)"), text
+
+
+def test_config_report_address_at_the_limit_is_accepted():
+    from pathlib import Path
+
+    from moxcli.config import parse_config
+
+    cfg = parse_config(
+        f"[domains.'{LONG_DOMAIN}'.dmarc]\nlocalpart = '{'x' * 54}'\naccount = 'a'\nmailbox = 'D'\n", Path("m.toml")
+    )
+    assert cfg.domain(LONG_DOMAIN).dmarc.address == "x" * 54 + "@" + LONG_DOMAIN
+
+
+def test_dmarc_record_refuses_an_address_over_the_limits(tmp_path, data_dir):
+    import json
+
+    from helpers.dmarc import vector_eval
+
+    line = vector_eval(1_700_000_000, addresses=["mailto:" + "r" * 65 + "@example.org"])
+    f = tmp_path / "ev.jsonl"
+    f.write_text(json.dumps(line) + "\n")
+    r = CliRunner().invoke(cli, ["--data", str(data_dir), "dmarc", "record", str(f)])
+    assert r.exit_code == 2, r.output
+    line = r.output.strip()
+    assert "\n" not in line and "addresses[0]" in line and str(f) in line, line
+    assert line.endswith("is too long: local-part longer than 64 octets (RFC 5321 4.5.3.1.1)"), line
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("x" * 65 + "@example.org", "local-part longer than 64 octets (RFC 5321 4.5.3.1.1)"),
+        ("x" * 64 + "@" + LONG_DOMAIN, "path longer than 256 octets (RFC 5321 4.5.3.1.3)"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["tls", "dmarc"])
+def test_suppress_add_refuses_an_address_over_the_limits(data_dir, kind, address, why):
+    r = CliRunner().invoke(cli, ["--data", str(data_dir), "suppress", kind, "add", address])
+    assert r.exit_code == 2, r.output
+    line = r.output.strip()
+    assert line.startswith("moxcli: invalid address 'xxx") and line.endswith(why), line
+    assert len(line) < 300 and "\n" not in line

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
+from moxcli.addrlimits import MAX_DOMAIN, MAX_LOCALPART, MAX_PATH
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import UsageError
 from moxcli.smtp import msgdata
@@ -54,12 +55,6 @@ def backoff(attempts: int) -> float:
 
 def max_attempts_of(msg: QueueMsg) -> int:
     return msg.max_attempts or DEFAULT_MAX_ATTEMPTS
-
-
-# RFC 5321 4.5.3.1.1-3: the sizes every SMTP server must accept, and no more may be sent.
-MAX_LOCALPART = 64  # octets
-MAX_DOMAIN = 255  # octets
-MAX_PATH = 256  # octets of the reverse-path or forward-path, "<" and ">" included
 
 
 def _shown(address: str) -> str:

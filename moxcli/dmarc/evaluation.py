@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, BinaryIO
 
+from moxcli.addrlimits import domain_size_problem
 from moxcli.dmarc.interval import INTERVALS, interval_hours
 from moxcli.dmarc.record import RecordError, parse_mailto, parse_report_uri
 from moxcli.domain import DomainError, parse_domain
@@ -221,7 +222,11 @@ def parse_evaluation(obj: Any, where: str, now: float) -> Evaluation:
         try:
             uri = parse_report_uri(a)
             if uri.uri[:7].lower() == "mailto:":
-                parse_mailto(uri.uri)
+                local, domain = parse_mailto(uri.uri)
+                # The report is sent to this address: it must fit RFC 5321 4.5.3.1's sizes.
+                why = domain_size_problem(local, domain)
+                if why:
+                    raise f.err(f"addresses[{i}]", f"address {json.dumps(a)[:80]} is too long: {why}")
         except RecordError as exc:
             raise f.err(f"addresses[{i}]", str(exc)[:200]) from None
 

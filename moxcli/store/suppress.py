@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from moxcli import jsonfmt
+from moxcli.addrlimits import domain_size_problem
+from moxcli.config import clip
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import UsageError
 from moxcli.store.env import Txn
@@ -57,11 +59,11 @@ def normalize_address(address: str) -> str:
     """``localpart@domain`` with the domain as ASCII, all lower-cased; UsageError if invalid."""
     local, sep, dom = address.strip().rpartition("@")
     if not sep or not local or not dom or any(c.isspace() or c in "<>" for c in address.strip()):
-        raise UsageError(f"invalid address {address!r}: expected localpart@domain")
+        raise UsageError(f"invalid address {clip(repr(address))}: expected localpart@domain")
     try:
         d = parse_domain(dom)
     except DomainError as exc:
-        raise UsageError(f"invalid address {address!r}: {exc}") from None
+        raise UsageError(f"invalid address {clip(repr(address))}: {exc}") from None
     return f"{local.lower()}@{d.ascii}"
 
 
@@ -81,6 +83,11 @@ def add(
 ) -> SuppressEntry:
     """Suppress reports to ``address`` until ``until`` (unix time; None: until removed)."""
     addr = normalize_address(address)
+    local, _, domain = addr.rpartition("@")
+    # RFC 5321 4.5.3.1: no report could go to a longer one (sizes as queueing counts them).
+    why = domain_size_problem(local, parse_domain(domain))
+    if why:
+        raise UsageError(f"invalid address {clip(repr(address))}: {why}")
     entry = SuppressEntry(addr, time.time() if now is None else now, until, comment)
     tx.put(
         _table(kind), addr.encode(), {"address": addr, "inserted": entry.inserted, "until": until, "comment": comment}
