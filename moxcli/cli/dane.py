@@ -89,13 +89,11 @@ def _usages(text: str | None) -> list[int] | None:
 @click.option(
     "--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True, help="Seconds per connection."
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Output JSON: target, mode, status, verified, error, mx, hosts (host, ips, dnssec, tlsa_base, tlsa, records, "
+@output.format_options(
+    "Output JSON: target, mode, status, verified, error, mx, hosts (host, ips, dnssec, tlsa_base, tlsa, records, "
     "names, status, code, error, result_type, reason, addresses (tls_mode, tls_version, cipher, key_exchange_group, "
     "certificate, dane, pkix, warnings, fix)).",
+    rows="one row per address: host, address, port, status, dane, pkix, result type, problem",
 )
 @click.pass_obj
 def verify_dane_cmd(
@@ -108,7 +106,7 @@ def verify_dane_cmd(
     expiry_days: int,
     ehlo_name: str | None,
     timeout: float,
-    as_json: bool,
+    fmt: str,
 ) -> None:
     """Verify an SMTP host's certificate with DANE (TLSA) and PKIX, at every address.
 
@@ -174,10 +172,15 @@ def verify_dane_cmd(
             tls_mode=mode,
             expiry_days=expiry_days,
         )
-    if as_json:
+    if fmt == "json":
         output.emit_json(report.to_json())
-    else:
+    elif fmt == "table":
         _render(report)
+    else:
+        output.table(None, _ADDRESS_COLUMNS, _address_rows(report), fmt)
+        if report.error:
+            output.info(f"error: {output.safe(report.error)}")
+        output.info(f"{report.target}: {report.status}")
     if report.status == TEMPORARY:
         raise SystemExit(EXIT_TEMPORARY)
     if report.status != VERIFIED:
@@ -230,6 +233,28 @@ def _address_pairs(a: Any) -> list[tuple[str, str]]:
         pairs += [("fix: publish", line) for line in a.fix["publish"]]
     pairs.append(("status", a.status))
     return pairs
+
+
+_ADDRESS_COLUMNS = ["host", "address", "port", "status", "dane", "pkix", "result type", "problem"]
+
+
+def _address_rows(report: Any) -> list[tuple[Any, ...]]:
+    """verify dane as one table (tsv/csv): a row per address, a host without addresses one row."""
+    rows: list[tuple[Any, ...]] = []
+    for h in report.hosts:
+        if not h.addresses:
+            rows.append((h.host, "", "", h.status, "", "", f"{h.result_type or ''} {h.reason or ''}".strip(), h.error))
+        for a in h.addresses:
+            dane = ""
+            if a.dane is not None:
+                dane = "verified" if a.dane.verified else f"{a.dane.result_type} {a.dane.reason}".strip()
+            pkix = ""
+            if a.pkix is not None:
+                pkix = "ok" if a.pkix.ok else f"{a.pkix.result_type} {a.pkix.reason}".strip()
+            problem = a.probe.error or h.error or ""
+            result = f"{a.result_type or ''} {a.reason or ''}".strip()
+            rows.append((h.host, a.address, a.port, a.status, dane, pkix, result, problem))
+    return rows
 
 
 def _render(report: Any) -> None:

@@ -149,17 +149,13 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, fmt: str) -
 
 @dmarc_group.command("lookup")
 @click.argument("domain")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help=(
-        "Output JSON: domain, found_at, record, dnssec, interval_hours, rua[] "
-        "{rua, status, destinations[] {uri, address, max_size}, errors, verification_name, fix}."
-    ),
+@output.format_options(
+    "Output JSON: domain, found_at, record, dnssec, interval_hours, rua[] "
+    "{rua, status, destinations[] {uri, address, max_size}, errors, verification_name, fix}.",
+    rows="one row per rua address",
 )
 @click.pass_obj
-def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
+def dmarc_lookup_cmd(app: AppContext, domain: str, fmt: str) -> None:
     """Show a domain's DMARC record and where its aggregate reports would go.
 
     Looks up the record as the report job does (at the domain, else its organizational
@@ -181,18 +177,19 @@ def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
     except DomainError as exc:
         raise UsageError(f"invalid domain {domain!r}: {exc}", code="bad-domain") from None
     check = check_domain(Resolver.from_config(app.config().dns), d)
-    if as_json:
+    if fmt == "json":
         output.emit_json(check)
     else:
-        output.kv(
-            f"DMARC record for {d.name}",
-            [
-                ("found at", f"_dmarc.{check.found_at.ascii}"),
-                ("record", check.record),
-                ("dnssec", "yes" if check.authentic else "no"),
-                ("report interval", f"{check.to_json()['interval_hours']}h"),
-            ],
-        )
+        if fmt == "table":
+            output.kv(
+                f"DMARC record for {d.name}",
+                [
+                    ("found at", f"_dmarc.{check.found_at.ascii}"),
+                    ("record", check.record),
+                    ("dnssec", "yes" if check.authentic else "no"),
+                    ("report interval", f"{check.to_json()['interval_hours']}h"),
+                ],
+            )
         output.table(
             None,
             ["rua", "status", "reports go to", "notes"],
@@ -205,6 +202,7 @@ def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
                 )
                 for r in check.rua
             ],
+            fmt,
         )
     if any(r.temporary for r in check.rua) and not check.destinations:
         raise SystemExit(EXIT_TEMPORARY)
@@ -225,11 +223,9 @@ def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
     metavar="TIME",
     help="End of the period (RFC 3339, truncated to the hour) [default: the last whole UTC hour].",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Output JSON: end, intervals, dry_run, stale_removed, domains[], delivered[].",
+@output.format_options(
+    "Output JSON: end, intervals, dry_run, stale_removed, domains[], delivered[].",
+    rows="one row per policy domain (also with --dry-run, without the report XML)",
 )
 @click.option(
     "--metrics-file",
@@ -238,7 +234,7 @@ def dmarc_lookup_cmd(app: AppContext, domain: str, as_json: bool) -> None:
 )
 @click.pass_obj
 def send_dmarcreports_cmd(
-    app: AppContext, dry_run: bool, deliver_now: bool, end: str | None, as_json: bool, metrics_file: Path | None
+    app: AppContext, dry_run: bool, deliver_now: bool, end: str | None, fmt: str, metrics_file: Path | None
 ) -> None:
     """Send the DMARC aggregate reports that are due.
 
@@ -263,10 +259,10 @@ def send_dmarcreports_cmd(
         )
     if metrics_file is not None:
         write_dmarc_metrics(metrics_file, run)
-    if as_json:
+    if fmt == "json":
         output.emit_json(run)
     else:
-        render_dmarc_run(run)
+        render_dmarc_run(run, fmt)
 
 
 @click.group("dmarcreports")
@@ -355,14 +351,12 @@ def dmarcreports_list_cmd(app: AppContext, domain: str | None, fmt: str) -> None
 
 @dmarcreports_group.command("show")
 @click.argument("report_id", type=int)
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Output JSON: the summary keys plus report (metadata, policy, records, version, namespace, schema).",
+@output.format_options(
+    "Output JSON: the summary keys plus report (metadata, policy, records, version, namespace, schema).",
+    rows="one row per record",
 )
 @click.pass_obj
-def dmarcreports_show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
+def dmarcreports_show_cmd(app: AppContext, report_id: int, fmt: str) -> None:
     """Show one received DMARC report: metadata, published policy, records.
 
     \b
@@ -373,24 +367,25 @@ def dmarcreports_show_cmd(app: AppContext, report_id: int, as_json: bool) -> Non
 
     with app.open_store(readonly=True) as store:
         summary, fb = get_report(store, report_id)
-    if as_json:
+    if fmt == "json":
         output.emit_json({**summary, "report": report_view(fb)})
         return
     m, p = fb.metadata, fb.policy
-    output.kv(
-        f"DMARC report {summary['id']} ({fb.schema})",
-        [
-            ("organization", m.org_name),
-            ("email", m.email),
-            ("report id", m.report_id),
-            ("period", f"{_utc(m.begin)} - {_utc(m.end)} UTC"),
-            ("errors", "; ".join(m.errors)),
-            (
-                "policy",
-                f"domain {p.domain}, p={p.p}, sp={p.sp}, pct={p.pct}, adkim={p.adkim}, aspf={p.aspf}, fo={p.fo}",
-            ),
-        ],
-    )
+    if fmt == "table":
+        output.kv(
+            f"DMARC report {summary['id']} ({fb.schema})",
+            [
+                ("organization", m.org_name),
+                ("email", m.email),
+                ("report id", m.report_id),
+                ("period", f"{_utc(m.begin)} - {_utc(m.end)} UTC"),
+                ("errors", "; ".join(m.errors)),
+                (
+                    "policy",
+                    f"domain {p.domain}, p={p.p}, sp={p.sp}, pct={p.pct}, adkim={p.adkim}, aspf={p.aspf}, fo={p.fo}",
+                ),
+            ],
+        )
     output.table(
         None,
         ["source ip", "count", "disposition", "dkim", "spf", "header from", "envelope from", "auth results", "reasons"],
@@ -411,4 +406,5 @@ def dmarcreports_show_cmd(app: AppContext, report_id: int, as_json: bool) -> Non
             )
             for r in fb.records
         ],
+        fmt,
     )

@@ -103,7 +103,7 @@ def _logfmt(text: str) -> str:
 
 def _run_import(
     app: AppContext,
-    as_json: bool,
+    fmt: str,
     interval: float,
     account: str,
     fn: Callable[..., Any],
@@ -148,7 +148,7 @@ def _run_import(
                 on_commit=mark_committed,
             )
             res = fn(app.data_dir, account, options=opts, **kwargs)
-        _render_import(res, as_json)
+        _render_import(res, fmt)
         if res.interrupted or late:
             output.info("note: interrupted after the commit: every message above was imported")
     finally:
@@ -156,7 +156,7 @@ def _run_import(
             signal.signal(sig, handler)
 
 
-def _render_import(res: Any, as_json: bool) -> None:
+def _render_import(res: Any, fmt: str) -> None:
     verb = "would create" if res.dry_run else "created"
     if res.account_created:
         output.info(f"{verb} account {output.safe(res.account)}")
@@ -168,19 +168,24 @@ def _render_import(res: Any, as_json: bool) -> None:
         output.warn(f"{where}: {w.message}")
     if res.warnings_total > len(res.warnings):
         output.warn(f"{res.warnings_total - len(res.warnings)} more warnings not shown")
-    if as_json:
+    if fmt == "json":
         output.emit_json(res.to_json())
         return
     output.table(
         None,
         ["mailbox", "messages", "bytes", "created"],
         [(m.name, m.messages, m.size, "yes" if m.created else "") for m in res.mailboxes],
+        fmt,
     )
     what = "parsed (dry run, nothing written)" if res.dry_run else "imported"
-    click.echo(
+    line = (
         f"{what}: {res.messages} messages, {res.size} bytes into account {output.safe(res.account)} "
         f"in {res.seconds:.2f}s ({res.messages_per_second:.0f} messages/s), {res.warnings_total} warnings"
     )
+    if fmt == "table":
+        click.echo(line)
+    else:
+        output.info(line)  # tsv/csv: stdout holds the rows only
 
 
 _JSON_IMPORT = (
@@ -191,7 +196,7 @@ _JSON_IMPORT = (
 
 
 def _import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every import takes: --dry-run, --ignore-quota, --progress-interval, --json."""
+    """The options every import takes: --dry-run, --ignore-quota, --progress-interval, --format/--json."""
     for option in reversed(
         [
             click.option("--dry-run", is_flag=True, help="Parse and report the mailboxes and counts, write nothing."),
@@ -207,7 +212,7 @@ def _import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 metavar="SECONDS",
                 help="Seconds between progress lines when stderr is not a terminal.",
             ),
-            click.option("--json", "as_json", is_flag=True, help=_JSON_IMPORT),
+            output.format_options(_JSON_IMPORT, rows="one row per mailbox"),
         ]
     ):
         fn = option(fn)
@@ -233,7 +238,7 @@ def import_mbox_cmd(
     dry_run: bool,
     ignore_quota: bool,
     progress_interval: float,
-    as_json: bool,
+    fmt: str,
 ) -> None:
     """Import mbox files into a mailbox (created if missing), all or nothing.
 
@@ -251,7 +256,7 @@ def import_mbox_cmd(
 
     _run_import(
         app,
-        as_json,
+        fmt,
         progress_interval,
         account,
         import_mbox,
@@ -280,7 +285,7 @@ def import_maildir_cmd(
     dry_run: bool,
     ignore_quota: bool,
     progress_interval: float,
-    as_json: bool,
+    fmt: str,
 ) -> None:
     """Import a maildir (new/ and cur/) into a mailbox, all or nothing.
 
@@ -296,7 +301,7 @@ def import_maildir_cmd(
 
     _run_import(
         app,
-        as_json,
+        fmt,
         progress_interval,
         account,
         import_maildir,
@@ -327,7 +332,7 @@ def import_archive_cmd(
     dry_run: bool,
     ignore_quota: bool,
     progress_interval: float,
-    as_json: bool,
+    fmt: str,
 ) -> None:
     """Import the mbox files and maildirs in a .zip or .tar[.gz|.bz2|.xz], all or nothing.
 
@@ -347,7 +352,7 @@ def import_archive_cmd(
     cfg = app.config()
     _run_import(
         app,
-        as_json,
+        fmt,
         progress_interval,
         account,
         import_archive,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -189,11 +190,12 @@ def mtasts_list_cmd(app: AppContext, fmt: str) -> None:
     show_default=True,
     help="Spread the refreshes over this many seconds.",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Output NDJSON, one {domain, action, message, valid_end} per domain."
+@output.format_options(
+    "Output NDJSON, one {domain, action, message, valid_end} per domain.",
+    rows="one row per domain, written as it is handled",
 )
 @click.pass_obj
-def mtasts_refresh_cmd(app: AppContext, spread: float, as_json: bool) -> None:
+def mtasts_refresh_cmd(app: AppContext, spread: float, fmt: str) -> None:
     """Refresh cached MTA-STS policies before they expire (run daily from cron).
 
     Forgets policies not used for 180 days, then checks every policy not updated for 12
@@ -212,10 +214,16 @@ def mtasts_refresh_cmd(app: AppContext, spread: float, as_json: bool) -> None:
     from moxcli.store import job_lock
 
     cfg = app.config()
+    as_json = fmt == "json"
+    rows = output.RowStream(["domain", "action", "message", "valid until"], fmt) if fmt in ("tsv", "csv") else None
+    if rows is not None:
+        rows.start()
 
-    def show(r) -> None:
+    def show(r: Any) -> None:
         if as_json:
             output.emit_ndjson(r.to_json())
+        elif rows is not None:
+            rows.write([(r.domain, r.action, r.message, _time(r.valid_end) if r.valid_end else "")])
         else:
             extra = f" (valid until {_time(r.valid_end)})" if r.valid_end else ""
             click.echo(f"{output.safe(r.domain)}: {r.action}: {output.safe(r.message)}{extra}")

@@ -130,11 +130,17 @@ def _set_format(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def format_options(json_help: str = "Output JSON (keys in docs/json.md); short for --format json.") -> Callable[[F], F]:
+def format_options(
+    json_help: str = "Output JSON (keys in docs/json.md); short for --format json.", rows: str | None = None
+) -> Callable[[F], F]:
     """`--format table|tsv|csv|json` and `--json`; the command gets `fmt` (one of FORMATS).
 
-    The wrapped function receives `fmt` instead of the two options.
+    The wrapped function receives `fmt` instead of the two options. ``rows`` says what a
+    tsv/csv row is where the table view shows more than one table (it goes into the help).
     """
+    format_help = "Output format: table (aligned, one row per line), tsv, csv or json [default: table]."
+    if rows:
+        format_help = f"{format_help[:-1]}; tsv/csv: {rows}."
 
     def deco(f: F) -> F:
         import functools
@@ -152,7 +158,7 @@ def format_options(json_help: str = "Output JSON (keys in docs/json.md); short f
             "fmt",
             type=click.Choice(FORMATS),
             callback=_set_format,
-            help="Output format: table (aligned, one row per line), tsv, csv or json [default: table].",
+            help=format_help,
         )(wrapper)
         return wrapper  # type: ignore[return-value]
 
@@ -239,6 +245,29 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         text = f"{safe(title)}\n{text}"
     out.write(text)
     out.flush()
+
+
+class RowStream:
+    """TSV or CSV rows written as they come (a queue run, a refresh, domains checked in parallel):
+    the header before the first row, each row flushed so a pipe sees it at once."""
+
+    def __init__(self, columns: Sequence[str], fmt: str) -> None:
+        self.columns = list(columns)
+        self.fmt = fmt
+        self._started = False
+
+    def start(self) -> None:
+        """The header line (also when no row follows, so a reader always gets the columns)."""
+        if not self._started:
+            self._started = True
+            sys.stdout.write(format_table(self.columns, [], self.fmt))
+            sys.stdout.flush()
+
+    def write(self, rows: Iterable[Sequence[Any]]) -> None:
+        self.start()
+        text = format_table(self.columns, rows, self.fmt)
+        sys.stdout.write(text[text.index("\n") + 1 :])  # without the header line
+        sys.stdout.flush()
 
 
 def kv(title: str | None, pairs: Iterable[tuple[str, Any]]) -> None:

@@ -64,14 +64,11 @@ def _domains(args: tuple[str, ...], file: Path | None) -> Iterator[str]:
     metavar="DAYS",
     help="Warn about MX certificates that expire within DAYS days.",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help=(
-        "NDJSON, one object per domain: domain, mx, mx_dnssec, mtasts, tlsrpt, hosts, indicators, "
-        "findings, errors, status."
-    ),
+@output.format_options(
+    "NDJSON, one object per domain: domain, mx, mx_dnssec, mtasts, tlsrpt, hosts, indicators, findings, "
+    "errors, status.",
+    rows="one row per MX host (a domain without MX hosts: one row), the domain's status first; findings only in "
+    "table and json",
 )
 @click.pass_obj
 def domain_cmd(
@@ -82,7 +79,7 @@ def domain_cmd(
     timeout: float,
     no_connect: bool,
     expiry_days: int,
-    as_json: bool,
+    fmt: str,
 ) -> None:
     """Show a domain's TLS posture: MX and DNSSEC, MTA-STS, DANE, TLSRPT, REQUIRETLS.
 
@@ -122,11 +119,18 @@ def domain_cmd(
     opts = PostureOptions.from_config(cfg, timeout, connect=not no_connect, expiry_days=expiry_days)
     known = _delivery_memory(app)
     states: set[str] = set()
+    rows = output.RowStream(["domain", "status", "MTA-STS", *_HOST_COLUMNS], fmt) if fmt in ("tsv", "csv") else None
+    if rows is not None:
+        rows.start()
     for p in check_domains(resolver, _domains(domains, file), opts, concurrency):
         apply_delivery_memory(p, known.get(_name(p.domain)))
         states.add(p.status)
-        if as_json:
+        if fmt == "json":
             output.emit_ndjson(p.to_json())
+        elif rows is not None:
+            mode = p.mtasts.policy.mode if p.mtasts is not None and p.mtasts.policy is not None else ""
+            head = (p.domain, p.status, mode)
+            rows.write([(*head, *_host_row(h)) for h in p.hosts] or [head + ("",) * len(_HOST_COLUMNS)])
         else:
             _render(p)
     if "invalid-domain" in states:
@@ -179,6 +183,24 @@ def _tlsa_cell(h: Any) -> str:
     return {True: "matches", False: "NO MATCH", None: "usable"}[h.tlsa_matching]
 
 
+_HOST_COLUMNS = ["MX host", "pref", "addresses", "DNSSEC", "in STS", "STARTTLS", "PKIX", "TLSA", "REQUIRETLS", "TLSRPT"]
+
+
+def _host_row(h: Any) -> tuple[Any, ...]:
+    return (
+        h.host,
+        h.preference if h.preference >= 0 else "-",
+        ", ".join(h.ips) or "-",
+        h.ips_dnssec,
+        _yn(h.sts_match),
+        _yn(h.starttls),
+        _yn(h.pkix_valid),
+        _tlsa_cell(h),
+        _yn(h.requiretls),
+        "yes" if h.tlsrpt is not None and h.tlsrpt.valid else "no",
+    )
+
+
 def _render(p: Any) -> None:
     from rich.markup import escape
 
@@ -220,28 +242,7 @@ def _render(p: Any) -> None:
     for k, v in pairs:
         c.print(f"  {k}: {escape(output.safe(v))}")
     if p.hosts:
-        rows = []
-        for h in p.hosts:
-            rows_tlsa = _tlsa_cell(h)
-            rows.append(
-                (
-                    h.host,
-                    h.preference if h.preference >= 0 else "-",
-                    ", ".join(h.ips) or "-",
-                    h.ips_dnssec,
-                    _yn(h.sts_match),
-                    _yn(h.starttls),
-                    _yn(h.pkix_valid),
-                    rows_tlsa,
-                    _yn(h.requiretls),
-                    "yes" if h.tlsrpt is not None and h.tlsrpt.valid else "no",
-                )
-            )
-        output.table(
-            None,
-            ["MX host", "pref", "addresses", "DNSSEC", "in STS", "STARTTLS", "PKIX", "TLSA", "REQUIRETLS", "TLSRPT"],
-            rows,
-        )
+        output.table(None, _HOST_COLUMNS, [_host_row(h) for h in p.hosts])
     for f in p.findings:
         colour = {"error": "red", "warning": "yellow"}.get(f.level, "default")
         c.print(f"  [{colour}]{f.level}[/{colour}] {escape(output.safe(f.subject))}: {escape(output.safe(f.text))}")

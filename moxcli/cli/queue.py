@@ -354,6 +354,40 @@ def queue_retry_cmd(app: AppContext, ids: tuple[int, ...]) -> None:
     _each(app, ids, "retry")
 
 
+_ATTEMPT_COLUMNS = [
+    "id",
+    "recipient",
+    "outcome",
+    "attempt",
+    "host",
+    "ip",
+    "tls",
+    "code",
+    "enhanced",
+    "next attempt (UTC)",
+    "dsn",
+    "error",
+]
+
+
+def _attempt_row(r: Any) -> tuple[Any, ...]:
+    nxt = _short_time(r.next_attempt) if r.next_attempt else ""
+    return (
+        r.id,
+        r.recipient,
+        r.outcome,
+        r.attempt,
+        r.host,
+        r.ip,
+        r.tls or "none",
+        r.code,
+        r.enhanced,
+        nxt,
+        r.dsn,
+        r.error,
+    )
+
+
 def _attempt_line(r: Any) -> str:
     parts = [str(r.id), r.recipient, r.outcome, f"attempt={r.attempt}"]
     if r.host:
@@ -375,17 +409,13 @@ def _attempt_line(r: Any) -> str:
 @queue_group.command("run")
 @click.option("--id", "ids", multiple=True, type=int, help="Attempt this message now, due or not (repeatable).")
 @click.option("--domain", help="Only due messages for this recipient domain.")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help=(
-        "NDJSON, one object per attempt: id, recipient, outcome, attempt, host, ip, tls, code, "
-        "enhanced, error, remote_reply, next_attempt, dsn, duration."
-    ),
+@output.format_options(
+    "NDJSON, one object per attempt: id, recipient, outcome, attempt, host, ip, tls, code, "
+    "enhanced, error, remote_reply, next_attempt, dsn, duration.",
+    rows="one row per attempt, written as it ends",
 )
 @click.pass_obj
-def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, as_json: bool) -> None:
+def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, fmt: str) -> None:
     """Attempt every due message once, then exit (run it from cron or a timer).
 
     One line per attempt: id, recipient, outcome (delivered, deferred or failed), host,
@@ -406,6 +436,10 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, as_
 
     cfg = app.config()
     stalled = attempts = 0
+    as_json = fmt == "json"
+    rows = output.RowStream(_ATTEMPT_COLUMNS, fmt) if fmt in ("tsv", "csv") else None
+    if rows is not None:
+        rows.start()
 
     def show(r: Any) -> None:
         nonlocal stalled, attempts
@@ -413,6 +447,8 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, as_
         attempts += 1
         if as_json:
             output.emit_ndjson(r.to_json())
+        elif rows is not None:
+            rows.write([_attempt_row(r)])
         else:
             click.echo(_attempt_line(r))
             sys.stdout.flush()

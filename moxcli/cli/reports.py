@@ -50,7 +50,9 @@ def import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="With --imap: move imported and duplicate messages to this folder (created if missing).",
         ),
         click.option("--mark-seen", is_flag=True, help="With --imap: flag imported and duplicate messages \\Seen."),
-        click.option("--list", "as_list", is_flag=True, help="Print one row per message (table, tsv or csv)."),
+        click.option(
+            "--list", "as_list", is_flag=True, help="Print one row per message (implied by --format tsv|csv)."
+        ),
         output.format_options(
             json_help="Output NDJSON: one object per message (source, outcome, kind, reason, id, report_id, "
             "organization_name, policy_domains, start, end, warnings), then a summary object."
@@ -75,6 +77,7 @@ def run_import(
 ) -> None:
     """Run an import and render its outcomes; exit 1 when a message was rejected."""
     as_json = fmt == "json"
+    as_list = as_list or fmt in ("tsv", "csv")  # asking for rows is asking for the list
     from moxcli.reports.incoming import IMPORTED, REJECTED, Outcome, Sources, import_sources
 
     rows: list[Outcome] = []
@@ -300,14 +303,14 @@ def utc_text(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def render_dmarc_run(run: Any) -> None:
-    """A DMARC report run (send-dmarcreports, send-reports) for people: table, then the summary on stderr."""
-    if not run.domains:
+def render_dmarc_run(run: Any, fmt: str = "table") -> None:
+    """A DMARC report run (send-dmarcreports, send-reports): table (or TSV/CSV rows), then the summary on stderr."""
+    if not run.domains and fmt == "table":
         output.info(f"no DMARC reports due for the period ending {utc_text(run.end)} UTC")
         if run.stale_removed:
             output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
         return
-    if run.dry_run:
+    if run.dry_run and fmt == "table":
         for d in run.domains:
             if d.xml:
                 click.echo(f"# {d.domain}: report {d.report_id} to {', '.join(d.queued_to) or '-'}")
@@ -333,6 +336,7 @@ def render_dmarc_run(run: Any) -> None:
             )
             for d in run.domains
         ],
+        fmt,
     )
     if run.stale_removed:
         output.info(f"removed {run.stale_removed} evaluation(s) older than 48 hours")
@@ -350,14 +354,17 @@ def render_dmarc_run(run: Any) -> None:
 
 @click.command("send-reports")
 @click.option("--dry-run", is_flag=True, help="Show what is due and the reports; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Output JSON: now, jobs[] with name, due, ran, reason, result.")
+@output.format_options(
+    "Output JSON: now, jobs[] with name, due, ran, reason, result.",
+    rows="one row per job: job, due, ran, reports, errors, note",
+)
 @click.option(
     "--metrics-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write Prometheus text-format metrics here (atomically).",
 )
 @click.pass_obj
-def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file: Path | None) -> None:
+def send_reports_cmd(app: AppContext, dry_run: bool, fmt: str, metrics_file: Path | None) -> None:
     """Run whichever report jobs are due (for an hourly cron line).
 
     DMARC aggregate reports run for every hour not yet done (catching up at most 24
@@ -377,8 +384,10 @@ def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file
         result = run_due(store, app.data_dir, config, dry_run=dry_run)
     if metrics_file is not None:
         write_metrics(metrics_file, result)
-    if as_json:
+    if fmt == "json":
         output.emit_json(result)
+    elif fmt != "table":
+        output.table(None, ["job", "due", "ran", "reports", "errors", "note"], [_job_row(j) for j in result.jobs], fmt)
     else:
         for job in result.jobs:
             if job.ran:
@@ -396,3 +405,15 @@ def send_reports_cmd(app: AppContext, dry_run: bool, as_json: bool, metrics_file
                 output.info(f"{job.name}: not run: {job.reason}")
     if result.exit_code:
         raise SystemExit(result.exit_code)
+
+
+def _job_row(job: Any) -> tuple[Any, ...]:
+    """A send-reports job as a row: what it sent (or would) and what went wrong."""
+    reports: int | None = None
+    errors: int | None = None
+    if job.ran and job.name == "dmarc":
+        reports = sum(1 for d in job.result.domains if d.queued_to)
+        errors = sum(len(d.errors) for d in job.result.domains)
+    elif job.ran:
+        reports, errors = len(job.result.reports), len(job.result.errors)
+    return (job.name, job.due, job.ran, reports, errors, job.error or job.reason)

@@ -24,10 +24,13 @@ from moxcli.errors import CheckFailed
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write Prometheus metrics (textfile collector format) to this file.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Output NDJSON: one object per report, then a summary object.")
+@output.format_options(
+    "Output NDJSON: one object per report, then a summary object.",
+    rows="one row per report (also with --dry-run, without the report texts)",
+)
 @click.pass_obj
 def send_tlsreports_cmd(
-    app: AppContext, day: str | None, dry_run: bool, deliver_now: bool, metrics_file: Path | None, as_json: bool
+    app: AppContext, day: str | None, dry_run: bool, deliver_now: bool, metrics_file: Path | None, fmt: str
 ) -> None:
     """Send the daily TLS reports (RFC 8460).
 
@@ -47,6 +50,7 @@ def send_tlsreports_cmd(
     from moxcli.reports.tls import ReportOutcome, send_tls_reports
 
     config = app.config(required=True)
+    as_json = fmt == "json"
 
     def on_report(r: ReportOutcome) -> None:
         # The report JSON is spliced in as text: the same output as encoding r.to_json(),
@@ -58,7 +62,7 @@ def send_tlsreports_cmd(
                 line = line[:-1] + ', "report": ' + r.report_text() + "}"
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
-        elif dry_run:
+        elif dry_run and fmt == "table":
             sup = f" (suppressed: {', '.join(r.suppressed)})" if r.suppressed else ""
             click.echo(
                 f"# {r.kind} report for {output.safe(r.policy_domain)} ({r.day_utc}) to "
@@ -85,7 +89,7 @@ def send_tlsreports_cmd(
         if summary.disabled:
             output.info("TLS reports are turned off (no_outgoing_tls_reports in the config)")
             return
-        if not dry_run and summary.reports:
+        if summary.reports and (fmt != "table" or not dry_run):
             output.table(
                 None,
                 ["day", "kind", "policy domain", "report id", "queued", "suppressed", "due (UTC)"],
@@ -101,6 +105,7 @@ def send_tlsreports_cmd(
                     )
                     for r in summary.reports
                 ],
+                fmt,
             )
         for e in summary.errors:
             output.warn(f"{e['policy_domain']} ({e['day_utc']}, {e['kind']}): {e['error']}")
@@ -207,14 +212,12 @@ def list_cmd(app: AppContext, domain: str | None, fmt: str) -> None:
 
 @tlsreports_group.command("show")
 @click.argument("report_id", metavar="ID", type=int)
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Output the stored record: id, imported, source, from_domain, policy_domains, host_report, warnings, report.",
+@output.format_options(
+    "Output the stored record: id, imported, source, from_domain, policy_domains, host_report, warnings, report.",
+    rows="one row per failure detail with its policy (a policy without failures: one row)",
 )
 @click.pass_obj
-def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
+def show_cmd(app: AppContext, report_id: int, fmt: str) -> None:
     """Show one imported TLS report: per policy counts and the failure details.
 
     \b
@@ -225,10 +228,15 @@ def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
 
     with app.open_store(readonly=True) as store:
         stored = get_report(store, report_id)
-    if as_json:
+    if fmt == "json":
         output.emit_json(stored.to_json())
         return
     rep = stored.report
+    if fmt != "table":
+        output.table(None, [*_POLICY_COLUMNS, *_DETAIL_COLUMNS[1:]], _flat_rows(rep), fmt)
+        for w in stored.warnings:
+            output.warn(w)
+        return
     output.kv(
         f"TLS report {stored.id}",
         [
@@ -242,46 +250,60 @@ def show_cmd(app: AppContext, report_id: int, as_json: bool) -> None:
     )
     output.table(
         "Policies",
-        ["#", "type", "policy domain", "mx-host", "success", "failure"],
-        [
-            (
-                i,
-                p["policy"]["policy-type"],
-                p["policy"]["policy-domain"],
-                ", ".join(p["policy"]["mx-host"]),
-                p["summary"]["total-successful-session-count"],
-                p["summary"]["total-failure-session-count"],
-            )
-            for i, p in enumerate(rep["policies"], 1)
-        ],
+        _POLICY_COLUMNS,
+        [_policy_row(i, p) for i, p in enumerate(rep["policies"], 1)],
     )
     details = [(i, d) for i, p in enumerate(rep["policies"], 1) for d in p["failure-details"]]
     if details:
         output.table(
             "Failure details",
-            [
-                "#",
-                "result type",
-                "sessions",
-                "sending ip",
-                "receiving mx",
-                "receiving ip",
-                "reason code",
-                "additional information",
-            ],
-            [
-                (
-                    i,
-                    d["result-type"],
-                    d["failed-session-count"],
-                    d.get("sending-mta-ip", ""),
-                    d.get("receiving-mx-hostname", ""),
-                    d.get("receiving-ip", ""),
-                    d.get("failure-reason-code", ""),
-                    d.get("additional-information", ""),
-                )
-                for i, d in details
-            ],
+            _DETAIL_COLUMNS,
+            [(i, *_detail_cells(d)) for i, d in details],
         )
     for w in stored.warnings:
         output.warn(w)
+
+
+_POLICY_COLUMNS = ["#", "type", "policy domain", "mx-host", "success", "failure"]
+_DETAIL_COLUMNS = [
+    "#",
+    "result type",
+    "sessions",
+    "sending ip",
+    "receiving mx",
+    "receiving ip",
+    "reason code",
+    "additional information",
+]
+
+
+def _policy_row(i: int, p: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        i,
+        p["policy"]["policy-type"],
+        p["policy"]["policy-domain"],
+        ", ".join(p["policy"]["mx-host"]),
+        p["summary"]["total-successful-session-count"],
+        p["summary"]["total-failure-session-count"],
+    )
+
+
+def _detail_cells(d: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        d["result-type"],
+        d["failed-session-count"],
+        d.get("sending-mta-ip", ""),
+        d.get("receiving-mx-hostname", ""),
+        d.get("receiving-ip", ""),
+        d.get("failure-reason-code", ""),
+        d.get("additional-information", ""),
+    )
+
+
+def _flat_rows(rep: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """One row per failure detail, its policy's columns repeated (tsv/csv are one table)."""
+    rows = []
+    for i, p in enumerate(rep["policies"], 1):
+        details = p["failure-details"] or [None]
+        rows += [(*_policy_row(i, p), *(_detail_cells(d) if d else ("",) * 7)) for d in details]
+    return rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from moxcli.cli import output
@@ -14,15 +16,13 @@ from moxcli.errors import EXIT_FAILED, EXIT_TEMPORARY
 @click.option(
     "--record", "record_text", metavar="TEXT", help="Lint this record text instead of looking it up (no DNS)."
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Output JSON: domain, name, status, cnames, dnssec, records, record, valid, version, rua, invalid_rua, "
+@output.format_options(
+    "Output JSON: domain, name, status, cnames, dnssec, records, record, valid, version, rua, invalid_rua, "
     "extensions, errors, warnings, fix.",
+    rows="one row per rua address",
 )
 @click.pass_obj
-def tlsrpt_cmd(app: AppContext, domain: str | None, record_text: str | None, as_json: bool) -> None:
+def tlsrpt_cmd(app: AppContext, domain: str | None, record_text: str | None, fmt: str) -> None:
     """Look up and lint the TLSRPT record of a domain or MX host (RFC 8460).
 
     Queries the TXT records at _smtp._tls.DOMAIN (CNAMEs are followed), picks the TLSRPT
@@ -49,19 +49,24 @@ def tlsrpt_cmd(app: AppContext, domain: str | None, record_text: str | None, as_
         from moxcli.dns import Resolver
 
         check = check_tlsrpt(Resolver.from_config(app.config().dns), domain)
-    if as_json:
+    if fmt == "json":
         output.emit_json(check.to_json())
     else:
-        _render(check)
+        _render(check, fmt)
     if check.temporary:
         raise SystemExit(EXIT_TEMPORARY)
     if not check.valid:
         raise SystemExit(EXIT_FAILED)
 
 
-def _render(check) -> None:
+def _render(check: Any, fmt: str) -> None:
     from moxcli.tlsrpt.record import uri_scheme
 
+    if fmt != "table":
+        rua = check.record.rua if check.record is not None else []
+        output.table(None, ["rua", "scheme"], [(u, uri_scheme(u)) for u in rua], fmt)
+        _messages(check)
+        return
     pairs = []
     if check.name:
         pairs.append(("name", check.name))
@@ -77,6 +82,11 @@ def _render(check) -> None:
         output.table(None, ["rua", "scheme"], [(u, uri_scheme(u)) for u in check.record.rua])
         if check.record.extensions:
             output.table(None, ["extension", "value"], check.record.extensions)
+    _messages(check)
+
+
+def _messages(check: Any) -> None:
+    """Other TXT records, errors, the fix and warnings: messages on stderr in every format."""
     other = [t for t in check.texts if t != check.record_text]
     for t in other:
         output.info(f"other TXT record: {output.safe(t)}")
