@@ -78,7 +78,7 @@ def lines(n: int, domains: int, end: float):
 
 def phase(args: argparse.Namespace) -> dict:
     """One phase, in this (child) process; what it did, as JSON for the parent."""
-    from moxcli.store import dmarc as dstore
+    from moxcli.dmarc import db as evaldb
 
     data = Path(args.data)
     cfg = parse_config('hostname = "mail.moxcli.example"\n', data / "moxcli.toml")
@@ -100,7 +100,7 @@ def phase(args: argparse.Namespace) -> dict:
             ids = record_evaluations(store, cfg, batch)
             seconds = time.perf_counter() - t
             with store.read() as tx:
-                stored = dstore.count_evaluations(tx)
+                stored = evaldb.count_evaluations(tx)
             return {"seconds": seconds, "returned": len(ids), "stored": stored}
         dry = args.phase == "dry"
         t = time.perf_counter()
@@ -109,7 +109,7 @@ def phase(args: argparse.Namespace) -> dict:
         )
         seconds = time.perf_counter() - t
         with store.read() as tx:
-            left = dstore.count_evaluations(tx)
+            left = evaldb.count_evaluations(tx)
     queue = data / "queue"
     return {
         "seconds": seconds,

@@ -312,7 +312,7 @@ def test_queue_error_keeps_evaluations(env, monkeypatch):
 
 def test_crash_between_queue_and_delete_is_atomic(env, monkeypatch):
     """An exception after enqueue, inside the transaction, rolls back the queue records too."""
-    import moxcli.store.dmarc as dstore
+    from moxcli.dmarc import db as evaldb
 
     data, cfg, store = env
     end = hour()
@@ -321,7 +321,7 @@ def test_crash_between_queue_and_delete_is_atomic(env, monkeypatch):
     def crash(*a, **kw):
         raise RuntimeError("crash")
 
-    monkeypatch.setattr(dstore, "delete_evaluations", crash)
+    monkeypatch.setattr(evaldb, "delete_evaluations", crash)
     with pytest.raises(RuntimeError):
         _run(env, {"_dmarc.sender.example": [TYPICAL]}, end + 60)
     assert queued(store, data) == [] and len(list_evaluations(store)) == 1

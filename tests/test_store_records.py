@@ -3,13 +3,19 @@ and what they read back is the record they wrote."""
 
 from __future__ import annotations
 
-import pytest
+import json
+from dataclasses import replace
 
+import pytest
+from helpers.dmarc import hour, vector_eval
+
+from moxcli.dmarc import db as evaldb
+from moxcli.dmarc.evaluation import parse_lines
 from moxcli.errors import StoreError
 from moxcli.store import Store
 from moxcli.store import dmarc as dstore
 from moxcli.store import tlsreports as tstore
-from moxcli.store.schema import DMARC_REPORT_IN, TLS_REPORT_IN, u64
+from moxcli.store.schema import DMARC_EVAL, DMARC_REPORT_IN, TLS_REPORT_IN, text_key, u64
 
 TLS_REPORT = {
     "organization-name": "Example Org",
@@ -112,3 +118,36 @@ def test_dmarc_report_without_report_map_is_one_store_error(data_dir):
         tx.put(DMARC_REPORT_IN, u64(3), {"id": 3, "policy_domain": "example.org", "report": "x"})
         with pytest.raises(StoreError, match=r"table dmarcreportin.*run moxcli verifydata"):
             dstore.get_report(tx, 3)
+
+
+def test_dmarc_evaluations_map_and_round_trip(data_dir):
+    """Evaluations are the DMARC feature's own records: Evaluation.to_record() on disk, keyed by
+    policy domain and id; read back as Evaluations with their ids."""
+    end = hour(1_700_000_000)
+    lines = [
+        json.dumps(vector_eval(end)),
+        json.dumps(vector_eval(end, policy_domain="b.example")),
+        json.dumps(vector_eval(end - 10 * 86400)),
+    ]
+    evals = parse_lines(lines, end)
+    with Store.open(data_dir) as store, store.write() as tx:
+        ids = evaldb.add_evaluations(tx, evals)
+        raw = dict(tx.get(DMARC_EVAL, text_key(evals[0].policy_domain, ids[0])) or {})
+        first = list(evaldb.evaluations(tx, evals[0].policy_domain))
+        domains = evaldb.policy_domains(tx)
+        removed = evaldb.delete_older_than(tx, end - 86400)
+        left = [e.id for e in evaldb.evaluations(tx)]
+    raw.pop("_v")
+    assert raw == json.loads(json.dumps(evals[0].to_record()))  # msgpack stores tuples as arrays
+    assert first == [replace(evals[0], id=ids[0]), replace(evals[2], id=ids[2])]
+    assert domains == sorted({evals[0].policy_domain, "b.example"})
+    assert (removed, sorted(left)) == (1, ids[:2])
+
+
+def test_dmarc_evaluation_damaged_record_is_one_store_error(data_dir):
+    with Store.open(data_dir) as store, store.write() as tx:
+        tx.put(DMARC_EVAL, text_key("example.org", 1), {"policy_domain": "example.org"})
+        with pytest.raises(StoreError, match=r"table dmarceval.*run moxcli verifydata"):
+            list(evaldb.evaluations(tx))
+        with pytest.raises(StoreError, match=r"table dmarceval"):
+            evaldb.delete_older_than(tx, 0)

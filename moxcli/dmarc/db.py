@@ -1,13 +1,16 @@
 """DMARC evaluations through the store (the input of outgoing aggregate reports).
 
-A batch is validated first and then committed once, so a bad line leaves the store as it was.
-Received reports live in moxcli.reports.incoming_dmarc.
+The feature encodes and decodes its own records on the generic store (store/ knows no
+feature types): table DMARC_EVAL, key ``text_key(policy_domain, id)``, record
+``Evaluation.to_record()``; ids come from sequence ``dmarceval``, so they also order rows by
+arrival. A batch is validated first and then committed once, so a bad line leaves the store
+as it was. Received reports live in moxcli.reports.incoming_dmarc.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from moxcli.config import Config
@@ -15,12 +18,63 @@ from moxcli.dmarc.evaluation import Evaluation, EvaluationError, parse_lines
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import UsageError
 from moxcli.store import Store
-from moxcli.store import dmarc as dstore
-from moxcli.store.env import record_reader
-from moxcli.store.schema import DMARC_EVAL
+from moxcli.store.env import Txn, record_reader
+from moxcli.store.schema import DMARC_EVAL, prefix_key, split_key, text_key
+
+SEQUENCE = "dmarceval"
 
 # A stored evaluation with missing or mistyped fields: one line (StoreError), not a traceback.
 _evaluation = record_reader(DMARC_EVAL)(Evaluation.from_record)
+
+
+def add_evaluations(tx: Txn, evals: Iterable[Evaluation]) -> list[int]:
+    """Store evaluations (their ``id`` is ignored); returns the ids they are stored under."""
+    ids = []
+    for e in evals:
+        n = tx.next_id(SEQUENCE)
+        tx.put(DMARC_EVAL, text_key(e.policy_domain, n), e.to_record())
+        ids.append(n)
+    return ids
+
+
+def evaluations(tx: Txn, policy_domain: str | None = None) -> Iterator[Evaluation]:
+    """The stored evaluations (with their ids) of one policy domain in id order, or of all
+    (by domain, then id)."""
+    prefix = prefix_key(policy_domain) if policy_domain is not None else b""
+    for key, rec in tx.scan(DMARC_EVAL, prefix):
+        yield _evaluation(rec, int(split_key(key, (1,))[1]))
+
+
+def policy_domains(tx: Txn) -> list[str]:
+    """Distinct policy domains with stored evaluations (skips over each domain's rows)."""
+    out: list[str] = []
+    start = None
+    while True:
+        key = next((k for k, _ in tx.scan_raw(DMARC_EVAL, start=start)), None)
+        if key is None:
+            return out
+        domain = str(split_key(key, (1,))[0])
+        out.append(domain)
+        start = prefix_key(domain)[:-1] + b"\x01"
+
+
+def delete_evaluations(tx: Txn, policy_domain: str, ids: Iterable[int]) -> int:
+    n = 0
+    for i in ids:
+        n += tx.delete(DMARC_EVAL, text_key(policy_domain, i))
+    return n
+
+
+def delete_older_than(tx: Txn, cutoff: float) -> int:
+    """Remove evaluations evaluated before ``cutoff`` (unix seconds)."""
+    stale = [key for key, rec in tx.scan(DMARC_EVAL) if _evaluation(rec).evaluated < cutoff]
+    for k in stale:
+        tx.delete(DMARC_EVAL, k)
+    return len(stale)
+
+
+def count_evaluations(tx: Txn) -> int:
+    return tx.count(DMARC_EVAL)
 
 
 def record_evaluations(
@@ -35,7 +89,7 @@ def record_evaluations(
         raise UsageError(str(exc)) from None
     if not evals:
         return []
-    return store.update(lambda tx: dstore.add_evaluations(tx, [e.to_record() for e in evals]))
+    return store.update(lambda tx: add_evaluations(tx, evals))
 
 
 def list_evaluations(store: Store, policy_domain: str | None = None) -> list[Evaluation]:
@@ -47,7 +101,7 @@ def list_evaluations(store: Store, policy_domain: str | None = None) -> list[Eva
         except DomainError as exc:
             raise UsageError(f"invalid domain {policy_domain!r}: {exc}", code="bad-domain") from None
     with store.read() as tx:
-        return [_evaluation(r, i) for i, r in dstore.evaluations(tx, name)]
+        return list(evaluations(tx, name))
 
 
 def evaluation_stats(store: Store) -> dict[str, dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from moxcli import jsonfmt, log
 from moxcli.config import Config
+from moxcli.dmarc import db as evaldb
 from moxcli.dmarc.evaluation import Evaluation
 from moxcli.dmarc.interval import intervals_ending_at
 from moxcli.dmarc.receivedid import load_key, received_id
@@ -32,9 +33,6 @@ from moxcli.dns import DNSError, Resolver, TemporaryDNSError
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import ConfigError, MoxcliError, UsageError
 from moxcli.store import Store, job_lock, suppress
-from moxcli.store import dmarc as dstore
-from moxcli.store.env import record_reader
-from moxcli.store.schema import DMARC_EVAL
 
 _log = log.get("dmarcreports")
 
@@ -145,9 +143,9 @@ def hour_end(now: float) -> float:
     return float(int(now) // 3600 * 3600)
 
 
-def _in_period(rec: dict[str, Any], end: float) -> bool:
+def _in_period(e: Evaluation, end: float) -> bool:
     """Evaluated before the end and not stale (a dry run sees stale rows that a run removes)."""
-    return end - STALE_SECONDS <= rec["evaluated"] < end
+    return end - STALE_SECONDS <= e.evaluated < end
 
 
 def _spf_auth(e: Evaluation) -> list[SPFAuth]:
@@ -399,9 +397,8 @@ def _plan_domain(
         domain=policy_domain, status=dest.status or "queued", errors=list(dest.errors), kept=dest.temporary
     )
     with store.read() as tx:
-        rows = [(i, r) for i, r in dstore.evaluations(tx, policy_domain) if _in_period(r, end)]
-    evaluation = record_reader(DMARC_EVAL)(Evaluation.from_record)
-    evals = sorted((evaluation(r, i) for i, r in rows), key=lambda e: (e.evaluated, e.id))
+        rows = [e for e in evaldb.evaluations(tx, policy_domain) if _in_period(e, end)]
+    evals = sorted(rows, key=lambda e: (e.evaluated, e.id))
     ids = [e.id for e in evals]
     result.evaluations = len(evals)
     cleanup = not dest.temporary
@@ -500,7 +497,7 @@ def _queue_plan(tx: Any, data_dir: Path, config: Config, plan: _Plan, due: float
                         **common,
                     )
     if plan.cleanup and not dry_run:
-        dstore.delete_evaluations(tx, r.domain, plan.ids)
+        evaldb.delete_evaluations(tx, r.domain, plan.ids)
 
 
 def send_dmarc_reports(
@@ -552,24 +549,24 @@ def _run(
     intervals = intervals_ending_at(datetime.fromtimestamp(end, UTC).hour)
     run = RunResult(end=end, intervals=intervals, dry_run=dry_run)
     if not dry_run:
-        run.stale_removed = store.update(lambda tx: dstore.delete_older_than(tx, end - STALE_SECONDS))
+        run.stale_removed = store.update(lambda tx: evaldb.delete_older_than(tx, end - STALE_SECONDS))
     flagged: list[str] = []
     optional_only: dict[str, list[int]] = {}
     with store.read() as tx:
-        for dom in dstore.policy_domains(tx):
-            rows = [(i, r) for i, r in dstore.evaluations(tx, dom) if _in_period(r, end)]
-            due = [(i, r) for i, r in rows if r.get("interval_hours", 24) in intervals]
+        for dom in evaldb.policy_domains(tx):
+            rows = [e for e in evaldb.evaluations(tx, dom) if _in_period(e, end)]
+            due = [e for e in rows if e.interval_hours in intervals]
             if not due:
                 continue
-            if any(not r.get("optional") for _, r in due):
+            if any(not e.optional for e in due):
                 flagged.append(dom)
             else:
-                optional_only[dom] = [i for i, _ in rows]
+                optional_only[dom] = [e.id for e in rows]
     for dom, ids in optional_only.items():
         # Optional evaluations never trigger a report (docs/behaviour-notes.md §6.2, §12 item 19): drop them.
         run.domains.append(DomainResult(domain=dom, status="only-optional", evaluations=len(ids)))
         if not dry_run:
-            store.update(partial(dstore.delete_evaluations, policy_domain=dom, ids=ids))
+            store.update(partial(evaldb.delete_evaluations, policy_domain=dom, ids=ids))
     between = min(SPREAD_SECONDS / len(flagged), MAX_BETWEEN) if flagged and not deliver_now else 0.0
     key = load_key(data_dir, create=not dry_run)
     # DNS lookups (record, external authorizations) dominate; like mox, they run concurrently.

@@ -1,7 +1,6 @@
-"""DMARC evaluations waiting for a report, and DMARC reports received.
+"""DMARC reports received (the evaluations waiting for a report are moxcli.dmarc.db's).
 
-DMARC_EVAL: key `policy_domain NUL id`, record = Evaluation.to_record() (ids from sequence
-`dmarceval`, so they also order rows by arrival). DMARC_REPORT_IN: key `id`, record
+DMARC_REPORT_IN: key `id`, record
 {id, added, policy_domain, org_name, report_id, begin, end, source, schema, report};
 DMARC_REPORT_IN_BY_DOMAIN indexes it by policy domain. DMARC_REPORT_IN_BY_KEY (schema 2),
 key ``report_dedupe_key(record)``, value ``u64(id)`` of the first report stored with that key:
@@ -12,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import (
-    DMARC_EVAL,
     DMARC_REPORT_IN,
     DMARC_REPORT_IN_BY_DOMAIN,
     DMARC_REPORT_IN_BY_KEY,
@@ -29,57 +27,7 @@ from moxcli.store.schema import (
     u64,
 )
 
-EVAL_SEQUENCE = "dmarceval"
 REPORT_SEQUENCE = "dmarcreportin"
-
-
-def add_evaluations(tx: Txn, records: Iterable[dict[str, Any]]) -> list[int]:
-    """Store evaluation records (each with `policy_domain`); returns their ids."""
-    ids = []
-    for rec in records:
-        n = tx.next_id(EVAL_SEQUENCE)
-        tx.put(DMARC_EVAL, text_key(rec["policy_domain"], n), rec)
-        ids.append(n)
-    return ids
-
-
-def evaluations(tx: Txn, policy_domain: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(id, record) of one policy domain (in id order), or of all (by domain, then id)."""
-    prefix = prefix_key(policy_domain) if policy_domain is not None else b""
-    for key, rec in tx.scan(DMARC_EVAL, prefix):
-        yield int(split_key(key, (1,))[1]), rec
-
-
-def policy_domains(tx: Txn) -> list[str]:
-    """Distinct policy domains with stored evaluations (skips over each domain's rows)."""
-    out: list[str] = []
-    start = None
-    while True:
-        key = next((k for k, _ in tx.scan_raw(DMARC_EVAL, start=start)), None)
-        if key is None:
-            return out
-        domain = str(split_key(key, (1,))[0])
-        out.append(domain)
-        start = prefix_key(domain)[:-1] + b"\x01"
-
-
-def delete_evaluations(tx: Txn, policy_domain: str, ids: Iterable[int]) -> int:
-    n = 0
-    for i in ids:
-        n += tx.delete(DMARC_EVAL, text_key(policy_domain, i))
-    return n
-
-
-def delete_older_than(tx: Txn, cutoff: float) -> int:
-    """Remove evaluations evaluated before ``cutoff`` (unix seconds)."""
-    stale = [k for k, rec in tx.scan(DMARC_EVAL) if rec["evaluated"] < cutoff]
-    for k in stale:
-        tx.delete(DMARC_EVAL, k)
-    return len(stale)
-
-
-def count_evaluations(tx: Txn) -> int:
-    return tx.count(DMARC_EVAL)
 
 
 @dataclass(frozen=True)
