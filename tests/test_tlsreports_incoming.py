@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import VECTORS
 from helpers.samples import SAMPLES, need_sample, sample_files
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moxcli.cli import cli
 from moxcli.config import Config, parse_config
@@ -350,3 +352,41 @@ def test_fast_split_same_as_full_parser(i, monkeypatch):
     fast = _outcome(data)
     monkeypatch.setattr(inc, "_message", lambda d: email.message_from_bytes(d, policy=email.policy.compat32))
     assert fast == _outcome(data)
+
+
+FROM_ATOMS = st.sampled_from(["a", "x.y", "noreply-dmarc", "Google", "Inc.", "=?utf-8?q?x?=", "o'k", "b@c", ",", ";"])
+
+
+@st.composite
+def from_values(draw) -> str:
+    ws = st.sampled_from(["", " ", "\t", "  "])
+    local = ".".join(draw(st.lists(st.sampled_from(["a", "b-c", "x_y", "d+e", "", 'q"r']), min_size=1, max_size=3)))
+    domain = ".".join(draw(st.lists(st.sampled_from(["example", "org", "-x", "a1", ""]), min_size=1, max_size=3)))
+    addr = f"{local}@{domain}"
+    shape = draw(st.integers(0, 3))
+    if shape == 0:
+        return draw(ws) + addr + draw(ws)
+    name = " ".join(draw(st.lists(FROM_ATOMS, max_size=3)))
+    if shape == 1:
+        name = f'"{name}"'
+    elif shape == 2:
+        name = f"({name})"
+    return draw(ws) + name + draw(ws) + f"<{addr}>" + draw(ws)
+
+
+@settings(max_examples=500, deadline=None)
+@given(from_values())
+def test_from_address_as_parseaddr(value):
+    import email.utils
+
+    assert inc.from_address(value) == email.utils.parseaddr(value)[1]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Google <noreply@google.com>", "noreply@google.com", '"A, B" <a@b.example>', "a@b.example (Comment)", ""],
+)
+def test_from_address_examples(value):
+    import email.utils
+
+    assert inc.from_address(value) == email.utils.parseaddr(value)[1]

@@ -25,6 +25,7 @@ from xml.parsers import expat
 
 from moxcli import inflate
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth
+from moxcli.mail.mimescan import Part, scan
 
 MAX_MESSAGE = 15 << 20
 MAX_XML = 20 << 20
@@ -262,6 +263,7 @@ def sniff(data: bytes) -> str:
 _ZIP = ("application/zip", "application/x-zip", "application/x-zip-compressed")
 _GZIP = ("application/gzip", "application/x-gzip", "application/gzip-compressed")
 _XML = ("text/xml", "application/xml")
+_REPORT_TYPES = frozenset(("", "application/octet-stream", *_ZIP, *_GZIP, *_XML))
 
 
 def report_payload(content_type: str, data: bytes) -> bytes | None:
@@ -277,13 +279,13 @@ def report_payload(content_type: str, data: bytes) -> bytes | None:
     return None
 
 
-def _leaves(msg: Message, depth: int = 0) -> list[Message]:
+def _leaves(msg: Message | Part, depth: int = 0) -> list[Message | Part]:
     if depth > 20:
         raise ReportError("MIME structure nested too deeply")
     if not msg.is_multipart():
         return [msg]
-    out: list[Message] = []
-    for part in cast(list[Message], msg.get_payload()):  # multipart: a list of parts
+    out: list[Message | Part] = []
+    for part in cast(list[Message | Part], msg.get_payload()):  # multipart: a list of parts
         out.extend(_leaves(part, depth + 1))
         if len(out) > MAX_PARTS:
             raise ReportError(f"message has more than {MAX_PARTS} parts")
@@ -294,12 +296,15 @@ def parse_message(data: bytes, warn: Callable[[str], None] | None = None) -> Fee
     """The first report in a message, any MIME structure (docs/behaviour-notes.md §6.9); NoReport if none."""
     if len(data) > MAX_MESSAGE:
         raise ReportError(f"message larger than {MAX_MESSAGE >> 20} MiB")
-    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
+    # moxcli.mail.mimescan decides plain report mail as the email package does, faster.
+    msg = scan(data) or email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
     for leaf in _leaves(msg):
+        ctype = leaf.get_content_type() if leaf.get("Content-Type") else ""
+        if ctype not in _REPORT_TYPES:
+            continue  # report_payload would not look at the body
         body = leaf.get_payload(decode=True)
         if not isinstance(body, bytes):
             continue
-        ctype = leaf.get_content_type() if leaf.get("Content-Type") else ""
         payload = report_payload(ctype, body)
         if payload is not None:
             return parse_report_xml(payload, warn)

@@ -16,10 +16,10 @@ is moxcli.reports.incoming; this module is its TLS kind.
 from __future__ import annotations
 
 import email
-import email.parser
 import email.policy
 import email.utils
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from email.message import Message
@@ -30,6 +30,7 @@ from moxcli import inflate, jsonfmt
 from moxcli.config import Config
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import StoreError, UsageError
+from moxcli.mail.mimescan import Part, scan
 from moxcli.reports.incoming import NotAReport, Outcome, Prepared, Rejected, import_messages, iter_paths
 from moxcli.store import Store
 from moxcli.store import tlsreports as rstore
@@ -75,7 +76,7 @@ def _check_lines(data: bytes, warnings: list[str]) -> bytes:
     return data
 
 
-def _leaf_report(part: Message, warnings: list[str]) -> Report | None:
+def _leaf_report(part: Message | Part, warnings: list[str]) -> Report | None:
     ctype = part.get_content_type()
     if ctype not in REPORT_TYPES:
         return None
@@ -89,13 +90,13 @@ def _leaf_report(part: Message, warnings: list[str]) -> Report | None:
     return report
 
 
-def _find(part: Message, top: bool, warnings: list[str], depth: int) -> Report | None:
+def _find(part: Message | Part, top: bool, warnings: list[str], depth: int) -> Report | None:
     if depth > MAX_MIME_DEPTH:
         raise ReportError(f"MIME structure nested deeper than {MAX_MIME_DEPTH} levels")
     if not part.is_multipart():
         return _leaf_report(part, warnings) if top else None
     subtype = part.get_content_subtype()
-    for child in cast(list[Message], part.get_payload()):  # multipart: a list of parts
+    for child in cast(list[Message | Part], part.get_payload()):  # multipart: a list of parts
         if subtype == "report" and part.get_param("report-type") != "tlsrpt":
             raise ReportError(f'unknown report-type parameter "{part.get_param("report-type")}"')
         if child.is_multipart():
@@ -109,83 +110,28 @@ def _find(part: Message, top: bool, warnings: list[str], depth: int) -> Report |
     return None
 
 
-_HEADERS = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+def _message(data: bytes) -> Message | Part:
+    """The message for _find: moxcli.mail.mimescan's quick read where it decides exactly as
+    the email package (report mail nearly always), else the email package's full parse."""
+    return scan(data) or email.message_from_bytes(data, policy=email.policy.compat32)
 
 
-def _split_multipart(body: bytes, boundary: str) -> list[bytes] | None:
-    """The body parts of a multipart body (RFC 2046 §5.1.1), or None when it is not plainly
-    delimited (no close delimiter, text after a delimiter): then the full parser decides."""
-    delim = b"\r\n--" + boundary.encode("ascii", "surrogateescape")
-    segments = (b"\r\n" + body).split(delim)
-    parts: list[bytes] = []
-    for seg in segments[1:]:
-        if seg.startswith(b"--"):
-            return parts
-        nl = seg.find(b"\r\n")
-        if nl < 0 or seg[:nl].strip(b" \t"):
-            return None
-        parts.append(seg[nl + 2 :])
-    return None
+# An address alone or after a display name of atoms, in <>: what reporters send. The address
+# found is then the one email.utils.parseaddr finds (tests/test_tlsreports_incoming.py), which
+# is asked about anything else.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_FROM = re.compile(
+    rf"[ \t]*(?:(?:[A-Za-z0-9 \t!#$%&'*+/=?^_`{{|}}~.-]*|\"[^\"\\\r\n]*\")[ \t]*<({_ATEXT}(?:\.{_ATEXT})*@"
+    rf"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>|({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*))[ \t]*"
+)
 
 
-_TOP_HEADERS = (b"content-type", b"from")
-_PART_HEADERS = (b"content-type", b"content-transfer-encoding")
-
-
-def _only_headers(head: bytes, names: tuple[bytes, ...]) -> bytes | None:
-    """The header fields named (with their folded lines) of a header block, for the header
-    parser; None when a line is neither a field nor a continuation (RFC 5322 §2.2), so the
-    full parser judges that message."""
-    out = []
-    keep = False
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t"):
-            if keep:
-                out.append(line)
-            continue
-        name, colon, _ = line.partition(b":")
-        if not colon or not name or b" " in name.rstrip(b" \t"):
-            if line:
-                return None
-            continue
-        keep = name.rstrip(b" \t").lower() in names
-        if keep:
-            out.append(line)
-    return b"\r\n".join(out) + b"\r\n\r\n"
-
-
-def _message(data: bytes) -> Message:
-    """The message for _find. The email package compiles a regular expression for every new
-    MIME boundary and feeds the whole body through its line parser; report messages are one
-    multipart level of small parts, so the top level is split here and only headers are
-    parsed (the email package's own header parser), which is what makes importing 1,000
-    reports take well under a second. Anything else gets the full parser."""
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep:
-        return email.message_from_bytes(data, policy=email.policy.compat32)
-    wanted = _only_headers(head, _TOP_HEADERS)
-    if wanted is None:
-        return email.message_from_bytes(data, policy=email.policy.compat32)
-    msg = _HEADERS.parsebytes(wanted)
-    if msg.get_content_maintype() != "multipart":
-        return email.message_from_bytes(data, policy=email.policy.compat32)
-    boundary = msg.get_boundary()
-    parts = _split_multipart(body, boundary) if boundary else None
-    if not parts:
-        return email.message_from_bytes(data, policy=email.policy.compat32)
-    children: list[Message | str] = []
-    for part in parts:
-        phead, psep, pbody = (b"", b"\r\n", part[2:]) if part[:2] == b"\r\n" else part.partition(b"\r\n\r\n")
-        pwanted = _only_headers(phead, _PART_HEADERS) if psep else None
-        if pwanted is None:
-            return email.message_from_bytes(data, policy=email.policy.compat32)
-        child = _HEADERS.parsebytes(pwanted)
-        child.set_payload(pbody.decode("ascii", "surrogateescape"))
-        if child.get_content_maintype() == "multipart":
-            child = email.message_from_bytes(part, policy=email.policy.compat32)
-        children.append(child)
-    msg.set_payload(children)
-    return msg
+def from_address(value: Any) -> str:
+    """The address of a From field (a str, or a Header for non-ASCII), as email.utils.parseaddr gives it."""
+    m = _PLAIN_FROM.fullmatch(value) if isinstance(value, str) else None
+    if m:
+        return m.group(1) or m.group(2)
+    return email.utils.parseaddr(value)[1]
 
 
 def parse_report_message(data: bytes) -> tuple[Report, list[str], str]:
@@ -205,7 +151,7 @@ def parse_report_message(data: bytes) -> tuple[Report, list[str], str]:
     if report is None:
         raise NoReport("no TLS report found in message")
     from_domain = ""
-    addr = email.utils.parseaddr(msg.get("From", ""))[1]
+    addr = from_address(msg.get("From", ""))
     if "@" in addr:
         try:
             from_domain = parse_domain(addr.rpartition("@")[2]).name

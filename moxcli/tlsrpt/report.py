@@ -512,6 +512,8 @@ def parse_time(text: str, where: str, warnings: list[str]) -> datetime:
 
 def _lower_keys(obj: dict[str, Any]) -> dict[str, Any]:
     # Go's JSON decoding (mox) matches keys case-insensitively; the first occurrence wins here.
+    if "".join(obj).islower():  # no key has an upper-case letter (reports as sent): as it is
+        return obj
     out: dict[str, Any] = {}
     for k, v in obj.items():
         out.setdefault(k.lower(), v)
@@ -697,6 +699,9 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+_DECODER = json.JSONDecoder(parse_int=_parse_int)  # stateless between calls: one for all
+
+
 def parse_report(data: bytes) -> tuple[Report, list[str]]:
     """Parse report JSON (RFC 8460 §4.4) as liberally as mox; returns the report and warnings.
 
@@ -712,7 +717,7 @@ def parse_report(data: bytes) -> tuple[Report, list[str]]:
         raise ReportError(f"report is not UTF-8: {exc}") from None
     _check_depth(text)
     try:
-        obj, end = json.JSONDecoder(parse_int=_parse_int).raw_decode(text.lstrip())
+        obj, end = _DECODER.raw_decode(text.lstrip())
     except json.JSONDecodeError as exc:
         raise ReportError(f"invalid JSON: {exc}") from None
     except RecursionError:
