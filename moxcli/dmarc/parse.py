@@ -11,21 +11,21 @@ RFC 9990 (`dmarc-2.0` namespace) documents are read, and missing elements are em
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import io
 import math
 import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import Message
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from xml.parsers import expat
 
 from moxcli import inflate
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth
 from moxcli.mail.mimescan import Part, scan
+
+if TYPE_CHECKING:
+    from email.message import Message  # the email package is imported when mimescan declines
 
 MAX_MESSAGE = 15 << 20
 MAX_XML = 20 << 20
@@ -285,7 +285,7 @@ def _leaves(msg: Message | Part, depth: int = 0) -> list[Message | Part]:
     if not msg.is_multipart():
         return [msg]
     out: list[Message | Part] = []
-    for part in cast(list[Message | Part], msg.get_payload()):  # multipart: a list of parts
+    for part in cast("list[Message | Part]", msg.get_payload()):  # multipart: a list of parts
         out.extend(_leaves(part, depth + 1))
         if len(out) > MAX_PARTS:
             raise ReportError(f"message has more than {MAX_PARTS} parts")
@@ -297,7 +297,12 @@ def parse_message(data: bytes, warn: Callable[[str], None] | None = None) -> Fee
     if len(data) > MAX_MESSAGE:
         raise ReportError(f"message larger than {MAX_MESSAGE >> 20} MiB")
     # moxcli.mail.mimescan decides plain report mail as the email package does, faster.
-    msg = scan(data) or email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
+    msg: Message | Part | None = scan(data)
+    if msg is None:
+        import email.parser
+        import email.policy
+
+        msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
     for leaf in _leaves(msg):
         ctype = leaf.get_content_type() if leaf.get("Content-Type") else ""
         if ctype not in _REPORT_TYPES:

@@ -150,8 +150,8 @@ def _fields(head: bytes) -> dict[str, str] | None:
     if not _HEAD.fullmatch(text):
         return None
     out: dict[str, str] = {}
-    for m in _FIELD.finditer(text):
-        out.setdefault(m.group(1).lower(), m.group(2))
+    for name, value in _FIELD.findall(text):
+        out.setdefault(name.lower(), value)
     return out
 
 
@@ -195,11 +195,14 @@ def _leaf(fields: dict[str, str], body: bytes) -> Part | None:
     return leaf
 
 
-def scan(data: bytes) -> Part | None:
+def scan(data: bytes, crlf_checked: bool = False) -> Part | None:
     """The message as a Part whose answers are the email package's (compat32), or None when
-    this module does not decide it (see the module docstring)."""
-    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
-        return None
+    this module does not decide it (see the module docstring). ``crlf_checked``: the caller
+    has made sure that every CR and LF is part of a CRLF."""
+    if not crlf_checked:
+        crlf = data.count(b"\r\n")
+        if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+            return None
     split = _split(data)
     if split is None:
         return None

@@ -15,16 +15,12 @@ is moxcli.reports.incoming; this module is its TLS kind.
 
 from __future__ import annotations
 
-import email
-import email.policy
-import email.utils
 import os
 import re
 import zlib
 from dataclasses import dataclass, field
-from email.message import Message
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from moxcli import inflate, jsonfmt
 from moxcli.config import Config
@@ -37,6 +33,11 @@ from moxcli.store import tlsreports as rstore
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import TLS_REPORT_IN
 from moxcli.tlsrpt.report import MAX_JSON_SIZE, DecompressionBombError, Report, ReportError, parse_report
+
+if TYPE_CHECKING:
+    # The email package is imported only for messages moxcli.mail.mimescan leaves to it
+    # (email.policy and email.utils cost 20 ms of start-up).
+    from email.message import Message
 
 MAX_MESSAGE_SIZE = 15 * 1024 * 1024  # docs/behaviour-notes.md §1.6
 REPORT_TYPES = ("application/tlsrpt+json", "application/tlsrpt+gzip")
@@ -66,12 +67,15 @@ def gunzip(data: bytes, where: str = "report") -> bytes:
 
 
 def _check_lines(data: bytes, warnings: list[str]) -> bytes:
-    if b"\n" in data.replace(b"\r\n", b""):
+    """The message with CRLF line endings only (mimescan.scan's crlf_checked), or ReportError."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf:
         warnings.append("message has bare LF line endings (RFC 5322 requires CRLF), taken as CRLF")
         data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    if b"\r" in data.replace(b"\r\n", b""):
+        crlf = data.count(b"\r\n")
+    if data.count(b"\r") != crlf:
         raise ReportError("message has a bare CR")
-    if any(len(line) > 1000 for line in data.split(b"\r\n")):
+    if len(data) > 1000 and max(map(len, data.split(b"\r\n"))) > 1000:
         warnings.append("message has lines longer than 1000 bytes (RFC 5322 §2.1.1)")
     return data
 
@@ -96,7 +100,7 @@ def _find(part: Message | Part, top: bool, warnings: list[str], depth: int) -> R
     if not part.is_multipart():
         return _leaf_report(part, warnings) if top else None
     subtype = part.get_content_subtype()
-    for child in cast(list[Message | Part], part.get_payload()):  # multipart: a list of parts
+    for child in cast("list[Message | Part]", part.get_payload()):  # multipart: a list of parts
         if subtype == "report" and part.get_param("report-type") != "tlsrpt":
             raise ReportError(f'unknown report-type parameter "{part.get_param("report-type")}"')
         if child.is_multipart():
@@ -113,7 +117,13 @@ def _find(part: Message | Part, top: bool, warnings: list[str], depth: int) -> R
 def _message(data: bytes) -> Message | Part:
     """The message for _find: moxcli.mail.mimescan's quick read where it decides exactly as
     the email package (report mail nearly always), else the email package's full parse."""
-    return scan(data) or email.message_from_bytes(data, policy=email.policy.compat32)
+    scanned = scan(data, crlf_checked=True)  # parse_report_message ran _check_lines
+    if scanned is not None:
+        return scanned
+    import email
+    import email.policy
+
+    return email.message_from_bytes(data, policy=email.policy.compat32)
 
 
 # An address alone or after a display name of atoms, in <>: what reporters send. The address
@@ -131,6 +141,8 @@ def from_address(value: Any) -> str:
     m = _PLAIN_FROM.fullmatch(value) if isinstance(value, str) else None
     if m:
         return m.group(1) or m.group(2)
+    import email.utils
+
     return email.utils.parseaddr(value)[1]
 
 

@@ -491,7 +491,7 @@ def parse_time(text: str, where: str, warnings: list[str]) -> datetime:
     m = _RFC3339.match(text)
     if not m:
         raise ReportError(f"{where}: invalid date-time {text[:64]!r}")
-    year, mon, day, hh, mm, ss = (int(m.group(i)) for i in range(1, 7))
+    year, mon, day, hh, mm, ss = map(int, m.group(1, 2, 3, 4, 5, 6))
     frac = m.group(7) or ""
     micro = int((frac[1:] + "000000")[:6]) if frac else 0
     zone = m.group(8)
@@ -505,7 +505,8 @@ def parse_time(text: str, where: str, warnings: list[str]) -> datetime:
         sign = 1 if zone[0] == "+" else -1
         tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
     try:
-        return datetime(year, mon, day, hh, mm, min(ss, 59), micro, tzinfo=tz).astimezone(UTC)
+        t = datetime(year, mon, day, hh, mm, min(ss, 59), micro, tzinfo=tz)
+        return t if tz is UTC else t.astimezone(UTC)
     except ValueError as exc:
         raise ReportError(f"{where}: invalid date-time {text!r}: {exc}") from None
 
@@ -716,14 +717,15 @@ def parse_report(data: bytes) -> tuple[Report, list[str]]:
     except UnicodeDecodeError as exc:
         raise ReportError(f"report is not UTF-8: {exc}") from None
     _check_depth(text)
+    text = text.lstrip()
     try:
-        obj, end = _DECODER.raw_decode(text.lstrip())
+        obj, end = _DECODER.raw_decode(text)
     except json.JSONDecodeError as exc:
         raise ReportError(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise ReportError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     warnings: list[str] = []
-    if text.lstrip()[end:].strip():
+    if end < len(text) and not text[end:].isspace():
         # mox ignores data after the first JSON value.
         warnings.append("data after the report JSON ignored")
     return _report(obj, warnings), warnings
