@@ -504,3 +504,39 @@ def test_hostile_bytes_only_raise_report_error(data):
     except ReportError:
         return
     assert isinstance(fb, Feedback)
+
+
+def _feedbacks():
+    from helpers import reportmail as rm
+
+    out = [parse_report_xml(rm.dmarc_xml("google", 1)), parse_report_xml(rm.dmarc_xml("microsoft", 2))]
+    rec = Record(
+        "192.0.2.1",
+        3,
+        "none",
+        "pass",
+        "fail",
+        "example.org",
+        "e.example",
+        "t.example",
+        reasons=[Reason("forwarded", "c"), Reason("other")],
+        dkim_auth=[DKIMAuth("example.org", "pass", "s1", "h")],
+        spf_auth=[SPFAuth("example.org", "fail", "mfrom"), SPFAuth("x.example", "none")],
+    )
+    meta = Metadata("org", "a@b.example", "id", 1, 2, "info", ["e1", "e2"], "gen")
+    out.append(Feedback(meta, Published("example.org", "reject", pct="50"), [rec, rec], "2.0", "ns"))
+    return out
+
+
+@pytest.mark.parametrize("fb", _feedbacks())
+def test_feedback_to_json_is_asdict(fb):
+    """to_json builds dataclasses.asdict's dict (plus schema) itself: same keys, order, values,
+    and no list shared with the model."""
+    from dataclasses import asdict
+
+    got = fb.to_json()
+    assert json.dumps(got) == json.dumps({**asdict(fb), "schema": fb.schema})
+    got["metadata"]["errors"].append("x")
+    if got["records"]:
+        got["records"][0]["reasons"].append("x")
+    assert "x" not in fb.metadata.errors and all("x" not in r.reasons for r in fb.records)

@@ -7,7 +7,7 @@ element order and value sets of RFC 9990 §3 when that format is configured.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 NS_DMARC2 = "urn:ietf:params:xml:ns:dmarc-2.0"
@@ -92,9 +92,24 @@ class Feedback:
         return "rfc9990" if self.namespace == NS_DMARC2 else "rfc7489"
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["schema"] = self.schema
-        return d
+        """dataclasses.asdict's dict plus ``schema``, built directly: asdict deep-copies every
+        value, a third of the time importing a report took."""
+        return {
+            "metadata": {**vars(self.metadata), "errors": list(self.metadata.errors)},
+            "policy": dict(vars(self.policy)),
+            "records": [
+                {
+                    **vars(r),
+                    "reasons": [dict(vars(x)) for x in r.reasons],
+                    "dkim_auth": [dict(vars(x)) for x in r.dkim_auth],
+                    "spf_auth": [dict(vars(x)) for x in r.spf_auth],
+                }
+                for r in self.records
+            ],
+            "version": self.version,
+            "namespace": self.namespace,
+            "schema": self.schema,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Feedback:
