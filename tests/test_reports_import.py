@@ -3,6 +3,7 @@ dedupe, batches, the `reports import` sorting, the schema-2 migration of dedupe 
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -353,3 +354,31 @@ def test_importing_many_large_reports_keeps_memory_flat(data_dir, tmp_path):
         assert tx.count(tstore.TLS_REPORT_IN) == 300
     # Peak RSS of the CLI (KiB): 45 MB measured; 16 MiB batches without letting go: 99 MB.
     assert int(r.stdout) < 75 << 10, int(r.stdout)
+
+
+@pytest.mark.parametrize(
+    "data,kind,reason",
+    [
+        (gzip.compress(b'{"organization-name": "' + b" " * (2 << 20) + b'"}'), "tls", "gzip TLS report: expands"),
+        (gzip.compress(b"\xef\xbb\xbf \r\n[" + b" " * (2 << 20) + b"]"), "tls", "gzip TLS report: expands"),
+        (gzip.compress(b"<feedback>" + b" " * (2 << 20) + b"</feedback>"), "dmarc", "could not parse report: gzip:"),
+    ],
+)
+def test_reports_import_names_the_kind_of_a_gzip_bomb(runner, data_dir, tmp_path, data, kind, reason):
+    """`reports import` sorts a gzip file by its decompressed start: a TLS bomb is refused by
+    the TLS parser (its reason), a DMARC bomb by the DMARC parser; kind says which."""
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(data)
+    r = _run(runner, data_dir, "reports", "import", "--json", str(bomb))
+    assert r.exit_code == 1
+    (msg, _summary) = _ndjson(r.stdout)
+    assert msg["outcome"] == "rejected" and msg["reason_code"] == "decompression-bomb"
+    assert msg["kind"] == kind and msg["reason"].startswith(reason) and "a decompression bomb" in msg["reason"]
+
+
+def test_rejected_outcome_names_the_kind_that_refused_it(data_dir):
+    got = []
+    mails = [rm.broken_tls_mail(1), rm.dmarc_mail("google", 1).replace(b"Content-Transfer-Encoding", b"X-No")]
+    with Store.open(data_dir) as store:
+        incoming.import_messages(store, Config(), _messages(mails), on_outcome=got.append, now=NOW)
+    assert [(o.outcome, o.kind) for o in got] == [("rejected", "tls"), ("rejected", "dmarc")]

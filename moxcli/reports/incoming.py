@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,6 +63,7 @@ class Rejected(Exception):
     def __init__(self, message: str, code: str = "invalid-report") -> None:
         super().__init__(message)
         self.code = code
+        self.kind: str | None = None  # the kind whose parser refused it (set by prepare)
 
 
 @dataclass(slots=True)
@@ -180,9 +182,18 @@ def kind_module(kind: str) -> ModuleType:
 
 
 def _looks_tls(data: bytes) -> bool:
-    """Which parser to try first when sorting both kinds (the other is tried next anyway)."""
-    head = data[:1].lstrip()
-    return head in (b"{", b"[") or b"tlsrpt" in data
+    """Which parser to try first when sorting both kinds (the other is tried next anyway, and
+    a rejection is told by the kind tried first): JSON, gzip of JSON, or ``tlsrpt`` in a
+    message is TLS; anything else DMARC."""
+    if data[:2] == b"\x1f\x8b":
+        # Only the first bytes of the decompressed data are looked at (a decompression bomb
+        # gives no more than these here; the parser then refuses it as one).
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:4096], 64)
+        except zlib.error:
+            head = b""
+        return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")
+    return data[:4096].lstrip()[:1] in (b"{", b"[") or b"tlsrpt" in data
 
 
 def prepare(data: bytes, name: str, config: Config, kinds: Sequence[str], now: float) -> Prepared:
@@ -198,6 +209,7 @@ def prepare(data: bytes, name: str, config: Config, kinds: Sequence[str], now: f
         except NotAReport:
             continue
         except Rejected as exc:
+            exc.kind = exc.kind or kind
             first_error = first_error or exc
     if first_error is not None:
         raise first_error
@@ -258,7 +270,9 @@ def import_messages(
             except NotAReport:
                 item = Outcome(msg.source, NOT_A_REPORT, ref=msg.ref)
             except Rejected as exc:
-                item = Outcome(msg.source, REJECTED, reason=str(exc), reason_code=exc.code, ref=msg.ref)
+                item = Outcome(
+                    msg.source, REJECTED, kind=exc.kind, reason=str(exc), reason_code=exc.code, ref=msg.ref
+                )
             else:
                 pending_bytes += item.size
         pending.append((msg.source, msg.ref, item))

@@ -186,7 +186,7 @@ def parse_report_bytes(data: bytes, name: str = "-") -> ParsedFile:
     if data[:2] == GZIP_MAGIC:
         if len(data) > MAX_MESSAGE_SIZE:
             raise ReportError(f"compressed report larger than {MAX_MESSAGE_SIZE} bytes")
-        report, w = parse_report(gunzip(data))
+        report, w = parse_report(gunzip(data, "gzip TLS report"))
         return ParsedFile(name, "json.gz", report, w)
     if data.lstrip()[:1] in (b"{", b"["):
         report, w = parse_report(data)
