@@ -270,9 +270,7 @@ def import_messages(
             except NotAReport:
                 item = Outcome(msg.source, NOT_A_REPORT, ref=msg.ref)
             except Rejected as exc:
-                item = Outcome(
-                    msg.source, REJECTED, kind=exc.kind, reason=str(exc), reason_code=exc.code, ref=msg.ref
-                )
+                item = Outcome(msg.source, REJECTED, kind=exc.kind, reason=str(exc), reason_code=exc.code, ref=msg.ref)
             else:
                 pending_bytes += item.size
         pending.append((msg.source, msg.ref, item))
