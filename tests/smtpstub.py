@@ -28,6 +28,8 @@ FAT_LINE_BANNER = "fat-line-banner"  # one endless line without LF
 # timeout per read, not one deadline for the handshake, sees the connection closed instead).
 DRIP_TLS = "drip-tls"
 DRIP_TLS_FOR = 20.0
+STARTTLS_454 = "starttls-454"  # announces STARTTLS, answers it with 454 (then plaintext goes on)
+STARTTLS_GARBAGE = "starttls-garbage"  # announces STARTTLS, answers 220, then plain text, not TLS
 
 
 class StubSMTP:
@@ -125,12 +127,20 @@ class StubSMTP:
             with self._lock:
                 self.commands.append(cmd.split(b":")[0].split(b" ")[0])
             if cmd.startswith(b"EHLO"):
-                tls = b"250-STARTTLS\r\n" if mode == DRIP_TLS else b""
+                tls = b"250-STARTTLS\r\n" if mode in (DRIP_TLS, STARTTLS_454, STARTTLS_GARBAGE) else b""
                 conn.sendall(b"250-stub.test\r\n" + tls + b"250-PIPELINING\r\n250 8BITMIME\r\n")
             elif cmd == b"STARTTLS" and mode == DRIP_TLS:
                 conn.sendall(b"220 2.0.0 go ahead\r\n")
                 # A TLS handshake record header announcing 16 KiB that never all arrive.
                 self._drip(conn, b"\x16\x03\x03\x40\x00" + b"\x02" * 16384, DRIP_TLS_FOR)
+                return
+            elif cmd == b"STARTTLS" and mode == STARTTLS_454:
+                conn.sendall(b"454 4.7.0 TLS not available now\r\n")
+            elif cmd == b"STARTTLS" and mode == STARTTLS_GARBAGE:
+                conn.sendall(b"220 2.0.0 go ahead\r\n")
+                conn.recv(4096)  # the ClientHello
+                conn.sendall(b"this is not a TLS record\r\n")
+                self._until_closed(conn)
                 return
             elif cmd.startswith(b"MAIL") and mode == STALL_MAIL:
                 self.reached["mail"].set()

@@ -5,16 +5,23 @@ downgrade; shown by `domains list`, `queue show` and the `check domain` bar."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
+import uuid
+from pathlib import Path
 
 import pytest
-from smtpstub import NORMAL, stub
+from smtpstub import NORMAL, STARTTLS_454, STARTTLS_GARBAGE, stub
 from test_delivery import MXResolver
+from test_wire_lab import log_since
 
 from moxcli.cli import cli
 from moxcli.config import parse_config
 from moxcli.delivery import deliver
 from moxcli.delivery import queue as q
 from moxcli.store import Store, domaintls
+from moxcli.tlsrpt import resultsdb as tlsresults
 
 BODY = b"From: <a@moxcli.test>\r\nSubject: memory\r\n\r\nhello\r\n"
 
@@ -23,25 +30,67 @@ def _invoke(runner, data, *args):
     return runner.invoke(cli, ["--data", str(data), *args], env={"COLUMNS": "300"})
 
 
-def test_plaintext_delivery_recorded_and_downgrade_noted(runner, tmp_path, capsys):
+def _config(data, port):
+    (data / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {port}\n')
+    return parse_config((data / "moxcli.toml").read_text(), data / "moxcli.toml")
+
+
+def _recipient_domain_result(st, domain):
+    with st.read() as tx:
+        (row,) = [r for r in tlsresults.iter_rows(tx) if r.policy_domain == domain and not r.is_host]
+    (res,) = row.results
+    return res.to_json()
+
+
+def test_no_plaintext_to_domain_that_did_starttls(runner, tmp_path):
+    """A domain whose last delivery used STARTTLS does not get mail in plaintext from a server
+    that stops announcing STARTTLS: temporary failure (4.7.10, our finding, no MAIL FROM), a
+    starttls-not-supported failure in the TLS results; `TLS-Required: No` allows plaintext and is
+    noted as a downgrade; `domains forget` lets plaintext delivery go on."""
     with stub([NORMAL]) as srv:
         data = tmp_path / "data"
         data.mkdir()
-        (data / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {srv.port}\n')
-        cfg = parse_config((data / "moxcli.toml").read_text(), data / "moxcli.toml")
+        cfg = _config(data, srv.port)
         with Store.open(data) as st:
             with st.write() as tx:  # an earlier delivery to example.org went over STARTTLS
                 domaintls.record(tx, "example.org", True, True, "mx.example.org", 1_000_000.0)
             q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=BODY)
-            (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, MXResolver(), st, data))
+            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            (r,) = deliver.run_queue(st, data, cfg, engine=eng)
+            assert (r.outcome, r.code, r.enhanced, r.remote_reply) == ("deferred", 0, "4.7.10", "")
+            assert r.error == (
+                "mx.example.org does not announce STARTTLS; not delivering in plaintext: the domain did "
+                "STARTTLS before (last 1970-01-12T13:46:40Z; TLS-Required: No in a message allows "
+                "plaintext, `moxcli domains forget` clears the record)"
+            )
+            assert srv.messages == [] and b"MAIL" not in srv.commands
+            assert srv.commands == [b"EHLO", b"QUIT"]
+            res = _recipient_domain_result(st, "example.org")
+            assert res["summary"] == {"total-successful-session-count": 0, "total-failure-session-count": 1}
+            assert [d["result-type"] for d in res["failure-details"]] == ["starttls-not-supported"]
+            with st.read() as tx:
+                d = domaintls.get(tx, "example.org")
+            assert d is not None and (d.starttls, d.updated, d.downgraded) == (True, 1_000_000.0, None)
+
+            # TLS-Required: No (RFC 8689 §4.2.2) delivers in plaintext, and it is noted.
+            q.enqueue(
+                st,
+                data,
+                mail_from="a@moxcli.test",
+                recipients=["y@example.org"],
+                data=b"TLS-Required: No\r\n" + BODY,
+                require_tls=False,
+            )
+            (r,) = deliver.run_queue(st, data, cfg, engine=eng, ids=[2])
             assert (r.outcome, r.tls) == ("delivered", "")
+            assert len(srv.messages) == 1
             with st.read() as tx:
                 d = domaintls.get(tx, "example.org")
             assert d is not None
             assert (d.starttls, d.requiretls, d.host) == (False, False, "mx.example.org")
             assert (d.starttls_seen, d.requiretls_seen) == (1_000_000.0, 1_000_000.0)
             assert d.downgraded == d.updated and d.updated > 1_000_000.0
-            q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["y@example.org"], data=BODY)
+            q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["z@example.org"], data=BODY)
         r = _invoke(runner, data, "domains", "list", "--format", "json")
         assert r.exit_code == 0, r.output
         (row,) = json.loads(r.output)
@@ -57,8 +106,10 @@ def test_plaintext_delivery_recorded_and_downgrade_noted(runner, tmp_path, capsy
         }
         assert (row["domain"], row["starttls"], row["requiretls"]) == ("example.org", False, False)
         assert row["starttls_seen"] == "1970-01-12T13:46:40Z"
-        shown = json.loads(_invoke(runner, data, "queue", "show", "2", "--json").output)
+        shown = json.loads(_invoke(runner, data, "queue", "show", "3", "--json").output)
         assert shown["recipient_domain_tls"] == row
+        listed = json.loads(_invoke(runner, data, "queue", "list", "--json").output)
+        assert [(m["id"], m["recipient_domain_tls"]) for m in listed] == [(1, row), (3, row)]
         r = _invoke(runner, data, "domains", "list")
         assert r.exit_code == 0 and "example.org" in r.output and "1970-01-12 13:46:40" in r.output
         assert json.loads(_invoke(runner, data, "domains", "list", "example.net", "--format", "json").output) == []
@@ -69,6 +120,58 @@ def test_plaintext_delivery_recorded_and_downgrade_noted(runner, tmp_path, capsy
             cli, ["--data", str(tmp_path / "backup"), "domains", "list", "--format", "json"], env={"COLUMNS": "300"}
         )
         assert json.loads(r.output) == [row]
+
+        # The plaintext delivery of a TLS-Required: No message changes nothing for the others:
+        # message 1 stays refused until the domain is forgotten.
+        with Store.open(data) as st:
+            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            (r,) = deliver.run_queue(st, data, cfg, engine=eng, ids=[1])
+            assert (r.outcome, r.enhanced, len(srv.messages)) == ("deferred", "4.7.10", 1)
+        r = _invoke(runner, data, "domains", "forget", "EXAMPLE.org")
+        assert (r.exit_code, r.stdout) == (0, "example.org\tforgotten\n")
+        assert json.loads(_invoke(runner, data, "domains", "list", "--format", "json").output) == []
+        r = _invoke(runner, data, "domains", "forget", "example.org")
+        assert (r.exit_code, r.stderr) == (2, "moxcli: domain example.org: nothing recorded\n")
+        with Store.open(data) as st:
+            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            (r,) = deliver.run_queue(st, data, cfg, engine=eng, ids=[1])
+            assert (r.outcome, r.tls, len(srv.messages)) == ("delivered", "", 2)
+
+
+@pytest.mark.parametrize(
+    ("mode", "want"),
+    [
+        (STARTTLS_454, "starttls with mx.example.org: starttls: 454 4.7.0 TLS not available now; "),
+        (STARTTLS_GARBAGE, "tls handshake with mx.example.org: [SSL: WRONG_VERSION_NUMBER]"),
+    ],
+)
+def test_no_plaintext_fallback_after_tls_failure_to_domain_that_did_starttls(tmp_path, mode, want):
+    """Opportunistic TLS retries a failed STARTTLS in plaintext (behaviour notes §3.7); for a
+    domain whose last delivery used STARTTLS it does not: one connection, deferred."""
+    with stub([mode, NORMAL]) as srv:
+        data = tmp_path / "data"
+        data.mkdir()
+        cfg = _config(data, srv.port)
+        with Store.open(data) as st:
+            q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=BODY)
+            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            (r,) = deliver.run_queue(st, data, cfg, engine=eng)
+            # Nothing known: the same server gets the message in plaintext on a second connection.
+            assert (r.outcome, r.tls, srv.connections, len(srv.messages)) == ("delivered", "", 2, 1)
+        with stub([mode, NORMAL]) as srv:
+            cfg = _config(data, srv.port)
+            with Store.open(data) as st:
+                with st.write() as tx:
+                    domaintls.record(tx, "example.org", True, False, "mx.example.org", 1_000_000.0)
+                q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["y@example.org"], data=BODY)
+                eng = deliver.Engine(cfg, MXResolver(), st, data)
+                (r,) = deliver.run_queue(st, data, cfg, engine=eng)
+                assert (r.outcome, r.enhanced, srv.connections, srv.messages) == ("deferred", "4.7.10", 1, [])
+                assert r.error.startswith(want)
+                assert (
+                    "; not delivering in plaintext: the domain did STARTTLS before (last 1970-01-12T13:46:40Z; "
+                    in r.error
+                )
 
 
 def test_queue_show_unknown_domain_is_null(runner, data_dir):
@@ -100,3 +203,72 @@ def test_starttls_delivery_to_lab_shown_in_check_domain_bar(runner, lab_data):
     assert ind["requiretls_seen"] == ("implemented" if row["requiretls"] else "not-implemented")
     r = _invoke(runner, lab_data, "check", "domain", "reports.test")
     assert "✓ STARTTLS seen" in r.output
+
+
+@pytest.mark.lab
+def test_lab_postfix_without_starttls_gets_nothing_in_plaintext_after_starttls(runner, lab, lab_data):
+    """The lab Postfix for notls.test announces no STARTTLS. With the domain's last delivery
+    recorded as STARTTLS, `queue run` defers (exit 0: a deferral is the run working), Postfix
+    sees EHLO and QUIT only and stores nothing; a `TLS-Required: No` message is delivered in
+    plaintext; after `domains forget` the first one is too."""
+    maildir = Path(lab["LAB_MAILDIR"]) / "new"
+    before = set(maildir.iterdir())
+    log = lab["LAB_POSTFIX_LOG"]
+    log_start = os.path.getsize(log)
+    with Store.open(lab_data) as st, st.write() as tx:
+        domaintls.record(tx, "notls.test", True, False, "mx.notls.test", 1_000_000.0)
+    tag = uuid.uuid4().hex
+    body = f"From: <a@moxcli.test>\r\nSubject: no downgrade {tag}\r\n\r\nhello\r\n".encode()
+    r = runner.invoke(
+        cli, ["--data", str(lab_data), "queue", "add", "--from", "a@moxcli.test", "--to", "x@notls.test"], input=body
+    )
+    assert r.exit_code == 0, r.output
+    r = _invoke(runner, lab_data, "queue", "run", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert (res["outcome"], res["host"], res["ip"], res["enhanced"]) == (
+        "deferred",
+        "mx.notls.test",
+        "127.0.0.2",
+        "4.7.10",
+    )
+    assert res["error"].startswith("mx.notls.test does not announce STARTTLS; not delivering in plaintext")
+    r = _invoke(runner, lab_data, "tlsresults", "list", "--json")
+    (row,) = [x for x in json.loads(r.stdout) if x["policy_domain"] == "notls.test"]
+    (result,) = row["results"]
+    assert result["summary"]["total-failure-session-count"] == 1
+    assert [d["result-type"] for d in result["failure-details"]] == ["starttls-not-supported"]
+
+    r = runner.invoke(
+        cli,
+        ["--data", str(lab_data), "queue", "add", "--from", "a@moxcli.test", "--to", "y@notls.test"],
+        input=body.replace(b"\r\n\r\n", b"\r\nTLS-Required: No\r\n\r\n", 1),
+    )
+    assert r.exit_code == 0, r.output
+    r = _invoke(runner, lab_data, "queue", "run", "--json")
+    assert (json.loads(r.stdout)["outcome"], json.loads(r.stdout)["tls"]) == ("delivered", "")
+    assert _invoke(runner, lab_data, "domains", "forget", "notls.test").exit_code == 0
+    r = _invoke(runner, lab_data, "queue", "retry", "1")
+    assert r.exit_code == 0, r.output
+    r = _invoke(runner, lab_data, "queue", "run", "--json")
+    assert json.loads(r.stdout)["outcome"] == "delivered", r.output
+    (row,) = json.loads(_invoke(runner, lab_data, "domains", "list", "--format", "json").stdout)
+    assert (row["domain"], row["starttls"], row["downgraded"]) == ("notls.test", False, None)
+
+    got = []
+    for _ in range(100):  # Postfix's local delivery finishes after the 250
+        got = [f.read_bytes() for f in set(maildir.iterdir()) - before if tag.encode() in f.read_bytes()]
+        if len(got) == 2:
+            break
+        time.sleep(0.1)
+    assert sorted(re.search(rb"^Delivered-To: (.*)$", g, re.M).group(1) for g in got) == [
+        b"x@notls.test",
+        b"y@notls.test",
+    ]
+    # Postfix's session summaries, in order: the refused session had EHLO and QUIT only.
+    summaries = [
+        ln.split(" disconnect from ", 1)[1].split(" ", 1)[1]
+        for ln in log_since(log, log_start)
+        if " disconnect from " in ln
+    ]
+    assert summaries == ["ehlo=1 quit=1 commands=2"] + ["ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"] * 2

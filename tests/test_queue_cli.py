@@ -70,6 +70,7 @@ def test_add_list_show_hold_release_retry_drop(runner, data_dir):
         "in_progress",
         "dialed_ips",
         "delayed_dsn",
+        "recipient_domain_tls",
     }
     assert msgs[0]["subject"] == "cli test" and msgs[0]["require_tls"] is False and msgs[0]["created"].endswith("Z")
     r = run(runner, data_dir, "queue", "list")
@@ -286,3 +287,52 @@ def test_add_refuses_unsafe_bytes(runner, data_dir, tmp_path, data, why):
     # nothing queued, and the store the failed runs created is gone again
     assert not (data_dir / "store").exists()
     assert not any((data_dir / "queue").rglob("*"))  # no files (a missing directory has none)
+
+
+def test_never_attempted_messages_json_follows_the_schemas(runner, data_dir):
+    """A message that was never attempted (null last_attempt, last_error, ...), one with the
+    null sender, no subject and no sender account: `queue show --json` and `queue list --json`
+    validate against docs/schemas/queue-show.json and queue-list.json and follow the contract
+    (no "" values); `recipient_domain_tls` is null, then the domain's record once one exists."""
+    from test_json_contract import _contract_problems, _schema
+
+    from moxcli.store import domaintls
+
+    r = run(runner, data_dir, "queue", "add", "--from", "", "--to", "b@example.org", input=b"hello\n")
+    assert r.exit_code == 0, r.output
+    r = run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "c@example.net", input=MSG)
+    assert r.exit_code == 0, r.output
+    shown = json.loads(run(runner, data_dir, "queue", "show", "1", "--json").stdout)
+    assert [e.message for e in _schema("queue-show").iter_errors(shown)] == []
+    assert _contract_problems(shown) == []
+    assert (shown["attempts"], shown["last_attempt"], shown["last_error"], shown["last_code"]) == (0, None, None, None)
+    assert (shown["mail_from"], shown["subject"], shown["sender_account"]) == (None, None, None)
+    assert shown["recipient_domain_tls"] is None
+    r = run(runner, data_dir, "queue", "show", "1")
+    assert r.exit_code == 0 and re.search(r"^\s*mail_from: <>$", r.stdout, re.M), r.stdout
+
+    with Store.open(data_dir) as st, st.write() as tx:
+        domaintls.record(tx, "example.net", True, True, "mx.example.net", 1_000_000.0)
+    listed = json.loads(run(runner, data_dir, "queue", "list", "--json").stdout)
+    assert [e.message for e in _schema("queue-list").iter_errors(listed)] == []
+    assert _contract_problems(listed) == []
+    assert [(m["id"], m["subject"], m["recipient_domain_tls"]) for m in listed] == [
+        (1, None, None),
+        (
+            2,
+            "cli test",
+            {
+                "domain": "example.net",
+                "starttls": True,
+                "requiretls": True,
+                "updated": "1970-01-12T13:46:40Z",
+                "host": "mx.example.net",
+                "starttls_seen": "1970-01-12T13:46:40Z",
+                "requiretls_seen": "1970-01-12T13:46:40Z",
+                "downgraded": None,
+            },
+        ),
+    ]
+    shown = json.loads(run(runner, data_dir, "queue", "show", "2", "--json").stdout)
+    assert [e.message for e in _schema("queue-show").iter_errors(shown)] == []
+    assert shown["recipient_domain_tls"] == listed[1]["recipient_domain_tls"]

@@ -21,14 +21,15 @@ def _short_time(t: float | None) -> str:
     return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _msg_json(m: Any) -> dict[str, Any]:
+def _msg_json(m: Any, known: Any) -> dict[str, Any]:
+    """The `queue show --json` object; ``known`` is the recipient domain's DomainTLS or None."""
     return {
         "id": m.id,
         "base_id": m.base_id,
-        "mail_from": m.mail_from,
+        "mail_from": m.mail_from or None,  # null: the null reverse-path <>
         "recipient": m.recipient,
         "recipient_domain": m.recipient_domain,
-        "subject": m.subject,
+        "subject": m.subject or None,
         "size": m.size,
         "created": _time(m.created),
         "require_tls": m.require_tls,
@@ -47,6 +48,7 @@ def _msg_json(m: Any) -> dict[str, Any]:
         # a list, not an object keyed by host name (docs/json.md: keys are names)
         "dialed_ips": [{"host": h, "ips": ips} for h, ips in m.dialed_ips.items()],
         "delayed_dsn": _time(m.delayed_dsn),
+        "recipient_domain_tls": None if known is None else _domain_json(known),
     }
 
 
@@ -147,10 +149,11 @@ def queue_list_cmd(app: AppContext, fmt: str) -> None:
     from moxcli.delivery import queue as dq
 
     with app.open_store(readonly=True) as st:
-        msgs = dq.list_messages(st)
+        listed = dq.list_messages_and_domains(st)
     if fmt == "json":
-        output.emit_json([_msg_json(m) for m in msgs])
+        output.emit_json([_msg_json(m, known) for m, known in listed])
         return
+    msgs = [m for m, _ in listed]
     if not msgs and fmt == "table":
         output.info("queue is empty")
         return
@@ -210,8 +213,7 @@ def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
 
     with app.open_store(readonly=True) as st:
         m, known = dq.get_message_and_domain(st, msg_id)
-    d = _msg_json(m)
-    d["recipient_domain_tls"] = None if known is None else _domain_json(known)
+    d = _msg_json(m, known)
     if as_json:
         output.emit_json(d)
         return
@@ -221,6 +223,7 @@ def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
             return v.strftime("%Y-%m-%d %H:%M:%S UTC")
         return output.to_json(v, indent=None) if isinstance(v, (dict, bool)) or v is None else v
 
+    d["mail_from"] = m.mail_from or "<>"
     output.kv(f"queue message {m.id}", [(k, text(v)) for k, v in d.items() if k != "id"])
 
 
@@ -253,8 +256,9 @@ def domains_list_cmd(app: AppContext, domain: str | None, fmt: str) -> None:
 
     Recorded at each delivery (spec §3.7, as mox keeps it): `starttls` whether the last
     delivery used STARTTLS, `requiretls` whether its server offered REQUIRETLS, the times
-    each was last seen, and `downgraded` when a delivery went in plaintext after STARTTLS
-    had been seen (also logged as a warning by `queue run`).
+    each was last seen, and `downgraded` when a message with `TLS-Required: No` went in
+    plaintext after STARTTLS had been seen. While the last delivery used STARTTLS, `queue run`
+    does not deliver to the domain in plaintext (see `domains forget`).
 
     \b
     Example:
@@ -288,6 +292,27 @@ def domains_list_cmd(app: AppContext, domain: str | None, fmt: str) -> None:
         ],
         fmt,
     )
+
+
+@domains_group.command("forget")
+@click.argument("domain")
+@click.pass_obj
+def domains_forget_cmd(app: AppContext, domain: str) -> None:
+    """Forget what deliveries learned about a recipient domain.
+
+    While a domain's last delivery used STARTTLS, `queue run` refuses to deliver to it in
+    plaintext (temporary failure); forget it when the domain really stopped offering
+    STARTTLS. Exit 2 when nothing was recorded for it.
+
+    \b
+    Example:
+      moxcli domains forget example.org
+    """
+    from moxcli.delivery import queue as dq
+
+    with app.open_store() as st:
+        name = dq.forget_domain(st, domain)
+    click.echo(f"{name}\tforgotten")
 
 
 def _each(app: AppContext, ids: tuple[int, ...], action: str) -> None:

@@ -71,6 +71,9 @@ DELAYED_DSN_AFTER = 5  # failed attempts of a normal message before a "delayed" 
 MODE_OPPORTUNISTIC = "opportunistic"
 MODE_REQUIRED = "required"  # STARTTLS required (sent even when not announced)
 MODE_SKIP = "skip"  # plaintext retry after a TLS failure
+# STARTTLS because the recipient domain did STARTTLS at an earlier delivery: no plaintext
+# (neither when STARTTLS is not announced nor as a fallback after a TLS failure).
+MODE_NO_DOWNGRADE = "no-downgrade"
 
 
 @dataclass
@@ -289,6 +292,7 @@ class _HostPlan:
     sni: str = ""
     ips: list[str] = field(default_factory=list)
     dualstack: bool = False
+    starttls_before: str = ""  # no-downgrade mode: when the domain last did STARTTLS (RFC 3339)
 
 
 def _ede_reason(exc: DNSError, prefix: str) -> tuple[str, bool]:
@@ -349,6 +353,7 @@ def _deliver(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: AttemptTLS,
         out.error = DeliveryError(f"mta-sts policy for {domain.ascii}: {policy_error}")
         return out
     enforce = policy is not None and policy.mode == "enforce"
+    starttls_before = "" if tls_required_no else _starttls_before(engine, rcpt_dom)
 
     last_error: DeliveryError | None = None
     hosts_5730 = 0
@@ -363,7 +368,7 @@ def _deliver(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: AttemptTLS,
                     f"{', '.join(m.ascii for m in policy.mx)}"
                 )
                 continue
-        plan = _plan_host(engine, msg, domain, dests, host, enforce, tls)
+        plan = _plan_host(engine, msg, domain, dests, host, enforce, tls, starttls_before)
         if isinstance(plan, DeliveryError):
             last_error = plan
             if plan.enhanced == "5.7.30":
@@ -390,10 +395,47 @@ def _deliver(engine: Engine, msgs: list[QueueMsg], data: bytes, tls: AttemptTLS,
     return out
 
 
+def _starttls_before(engine: Engine, domain: str) -> str:
+    """When a delivery to the domain last used STARTTLS (RFC 3339 UTC), "" when none did or
+    nothing is known: such a domain is not downgraded to plaintext (``MODE_NO_DOWNGRADE``).
+    The time STARTTLS was last seen counts, not the last delivery: a plaintext delivery of a
+    ``TLS-Required: No`` message in between does not open the way for the others."""
+    with engine.store.read() as tx:
+        known = domaintls.get(tx, domain)
+    if known is None or known.starttls_seen is None:
+        return ""
+    return datetime.fromtimestamp(known.starttls_seen, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _no_downgrade_error(plan: _HostPlan, why: str, code: int = 0, remote_reply: str = "") -> DeliveryError:
+    """The temporary failure of a host that would take the message only in plaintext, from a
+    domain that did STARTTLS before. Our finding, not the server's reply, unless the
+    server refused STARTTLS (then its reply is kept)."""
+    return DeliveryError(
+        f"{why}; not delivering in plaintext: the domain did STARTTLS before (last {plan.starttls_before}; "
+        "TLS-Required: No in a message allows plaintext, `moxcli domains forget` clears the record)",
+        code=code,
+        enhanced="4.7.10",  # RFC 5248 registry: X.7.10 Encryption Needed (temporary here)
+        remote_reply=remote_reply,
+    )
+
+
 def _plan_host(
-    engine: Engine, msg: QueueMsg, domain: Domain, dests: Destinations, host: str, enforce: bool, tls: AttemptTLS
+    engine: Engine,
+    msg: QueueMsg,
+    domain: Domain,
+    dests: Destinations,
+    host: str,
+    enforce: bool,
+    tls: AttemptTLS,
+    starttls_before: str = "",
 ) -> _HostPlan | DeliveryError:
-    """Spec §3.4: addresses, DANE applicability, TLSA, the REQUIRETLS check; records host results."""
+    """Spec §3.4: addresses, DANE applicability, TLSA, the REQUIRETLS check; records host results.
+
+    Beyond mox (which keeps the last known STARTTLS support only as a hint for its webmail):
+    for a domain that did STARTTLS at an earlier delivery (``starttls_before``), opportunistic TLS
+    becomes ``MODE_NO_DOWNGRADE``, so a server that stops offering STARTTLS (or a stripping
+    attacker) does not get the message in plaintext."""
     tls_required_no = msg.require_tls is False
     hips = dane_lookup.gather_ips(engine.resolver, host)
     if hips.error is not None:
@@ -404,9 +446,15 @@ def _plan_host(
             tls.hosts.append(hr)
             tls.both(hr, 0, 1, detail(RESULT_VALIDATION_FAILURE, reason))
         return DeliveryError(f"resolving ips of {host}: {exc}")
-    mode = MODE_REQUIRED if enforce else MODE_OPPORTUNISTIC
+    mode = MODE_REQUIRED if enforce else MODE_NO_DOWNGRADE if starttls_before else MODE_OPPORTUNISTIC
     plan = _HostPlan(
-        host, make_result(POLICY_NO_POLICY_FOUND, host), mode, sni=host, ips=hips.ips, dualstack=hips.dualstack
+        host,
+        make_result(POLICY_NO_POLICY_FOUND, host),
+        mode,
+        sni=host,
+        ips=hips.ips,
+        dualstack=hips.dualstack,
+        starttls_before=starttls_before,
     )
     if dane_lookup.dane_applies(dests, hips):
         expanded_authentic = dests.expanded_authentic and hips.expanded_authentic
@@ -502,6 +550,10 @@ def _try_host(
     except DeliveryError as exc:
         out.error = exc
     if out.error is None or not out.error.tls or out.rcpt:
+        return
+    if plan.mode == MODE_NO_DOWNGRADE:
+        e = out.error
+        out.error = _no_downgrade_error(plan, str(e), e.code, remote_reply=e.remote_reply)
         return
     dmarc = msg.is_dmarc_report
     if (not enforce and plan.mode == MODE_OPPORTUNISTIC and not plan.dane_records and not dmarc) or tls_required_no:
@@ -601,7 +653,13 @@ def _session(
         announced = "STARTTLS" in client.extensions
         if plan.mode == MODE_OPPORTUNISTIC and not announced:
             tls.both(host_result, 0, 0, fields(RESULT_STARTTLS_NOT_SUPPORTED))
-        if (announced and plan.mode == MODE_OPPORTUNISTIC) or plan.mode == MODE_REQUIRED:
+        if plan.mode == MODE_NO_DOWNGRADE and not announced:
+            # A session that cannot have TLS: a failure in the TLS results (behaviour notes §3.8
+            # counts a refused STARTTLS the same way), and no MAIL FROM.
+            tls.both(host_result, 0, 1, fields(RESULT_STARTTLS_NOT_SUPPORTED))
+            client.quit()
+            raise _no_downgrade_error(plan, f"{plan.host} does not announce STARTTLS")
+        if (announced and plan.mode in (MODE_OPPORTUNISTIC, MODE_NO_DOWNGRADE)) or plan.mode == MODE_REQUIRED:
             verified = {"how": "unverified"}
 
             def wrap(raw: socket.socket) -> socket.socket:
@@ -948,12 +1006,13 @@ def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptR
 
 def _remember_domain(tx: Txn, domain: str, out: _Outcome) -> None:
     """Spec §3.7: the domain's last known STARTTLS/REQUIRETLS support. A delivery in plaintext to
-    a domain that did STARTTLS before is not silent: it is logged and kept as ``downgraded``."""
+    a domain that did STARTTLS before (only a ``TLS-Required: No`` message gets one) is logged
+    and kept as ``downgraded``."""
     before = domaintls.get(tx, domain)
     rec = domaintls.record(tx, domain, bool(out.session_tls), out.session_requiretls, out.host, time.time())
     if not rec.starttls and before is not None and before.starttls_seen is not None:
         _log.warn(
-            "delivered in plaintext to a domain that did STARTTLS before",
+            "delivered in plaintext (TLS-Required: No) to a domain that did STARTTLS before",
             domain=domain,
             host=out.host,
             starttls_seen=datetime.fromtimestamp(before.starttls_seen, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

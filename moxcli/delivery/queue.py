@@ -334,6 +334,19 @@ def list_messages(store: Store) -> list[QueueMsg]:
         return list(qstore.scan(tx))
 
 
+def list_messages_and_domains(store: Store) -> list[tuple[QueueMsg, DomainTLS | None]]:
+    """Every queued message with what deliveries learned about its recipient domain (None:
+    nothing yet), read in one transaction."""
+    with store.read() as tx:
+        known: dict[str, DomainTLS | None] = {}
+        out = []
+        for m in qstore.scan(tx):
+            if m.recipient_domain not in known:
+                known[m.recipient_domain] = domaintls.get(tx, m.recipient_domain)
+            out.append((m, known[m.recipient_domain]))
+        return out
+
+
 def get_message(store: Store, msg_id: int) -> QueueMsg:
     with store.read() as tx:
         msg = qstore.get(tx, msg_id)
@@ -363,6 +376,20 @@ def known_domains(store: Store, domain: str | None = None) -> list[DomainTLS]:
             raise UsageError(f'parsing domain "{domain}": {exc}', code="bad-domain") from None
         found = domaintls.get(tx, name)
         return [] if found is None else [found]
+
+
+def forget_domain(store: Store, domain: str) -> str:
+    """Drop what deliveries learned about a recipient domain (its Unicode name is returned),
+    so that a domain that no longer does STARTTLS gets mail in plaintext again. Nothing
+    recorded is a usage error."""
+    try:
+        name = parse_domain(domain).name
+    except DomainError as exc:
+        raise UsageError(f'parsing domain "{domain}": {exc}', code="bad-domain") from None
+    with store.write() as tx:
+        if not domaintls.delete(tx, name):
+            raise UsageError(f"domain {name}: nothing recorded")
+    return name
 
 
 def remove_in(tx: Txn, data_dir: Path, msg_id: int) -> Path:

@@ -61,6 +61,11 @@ def record(tx: Txn, domain: str, starttls: bool, requiretls: bool, host: str, no
     return new
 
 
+def delete(tx: Txn, domain: str) -> bool:
+    """Forget the domain (False: there was no record)."""
+    return tx.delete(RECIPIENT_DOMAIN_TLS, text_key(domain))
+
+
 def scan(tx: Txn) -> Iterator[DomainTLS]:
     """Every recipient domain, by name."""
     for _key, rec in tx.scan(RECIPIENT_DOMAIN_TLS):
