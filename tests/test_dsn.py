@@ -11,14 +11,16 @@ from email.parser import HeaderParser
 
 import pytest
 from flufl.bounce import all_failures
-from test_delivery import FakeResolver, _mailbox_messages
+from smtpstub import NORMAL, STARTTLS_454, STARTTLS_GARBAGE, stub
+from test_delivery import FakeResolver, MXResolver, _mailbox_messages
 from test_wire import MiniSMTP, mini  # noqa: F401  (fixture)
 
 from moxcli.config import parse_config
 from moxcli.delivery import deliver, dsn
 from moxcli.delivery import queue as q
+from moxcli.dns import TemporaryDNSError
 from moxcli.smtp import msgdata
-from moxcli.store import Store
+from moxcli.store import Store, domaintls
 
 ACCOUNT = "dsnuser"
 
@@ -227,3 +229,42 @@ def test_dsn_of_non_canonical_original_is_canonical(store):
     _msg, fields = check_dsn(text, utf8=False)
     assert fields["Diagnostic-Code"] == "X-moxcli; smtp with h: 554 5.6.0 message not sent"
     assert b"\r\nSubject: a\r\nX-Bare: b\r\nX-Nul: cd\r\nX-Long: " + b"y" * 990 + b"\r\n" in text
+
+
+class _ServfailResolver(FakeResolver):
+    """The recipient domain's lookups fail (SERVFAIL): a DNS error of our own."""
+
+    def cname(self, name):
+        raise TemporaryDNSError(name, "CNAME", "server failure")
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "remote", "diag"),
+    [
+        ("dns", "4.0.0", False, "X-moxcli; gathering destinations for example.org: CNAME lookup for example.org: "),
+        ("no-starttls", "4.7.10", False, "X-moxcli; mx.example.org does not announce STARTTLS; not delivering in "),
+        ("tls-handshake", "4.7.10", False, "X-moxcli; tls handshake with mx.example.org: "),
+        ("starttls-refused", "4.7.10", True, "smtp; 454 4.7.0 TLS not available now"),
+    ],
+)
+def test_dsn_of_dns_and_tls_failures(store, case, status, remote, diag):
+    """DNS and TLS failures are our own findings (no Remote-MTA, X-moxcli); a STARTTLS the
+    server refused is its reply (Remote-MTA, smtp). The TLS cases are a domain that did
+    STARTTLS before (no plaintext fallback), on the message's only allowed attempt."""
+    st, data = store
+    mode = {"no-starttls": NORMAL, "tls-handshake": STARTTLS_GARBAGE, "starttls-refused": STARTTLS_454}
+    with stub([mode.get(case, NORMAL)]) as srv:
+        eng = engine(store, srv.port)
+        eng.resolver = _ServfailResolver() if case == "dns" else MXResolver()
+        with st.write() as tx:
+            domaintls.record(tx, "example.org", True, False, "mx.example.org", 1_000_000.0)
+        queue(store, "x@example.org", max_attempts=1)
+        (r,) = deliver.run_queue(st, data, eng.config, engine=eng)
+        assert (r.outcome, r.dsn, bool(r.remote_reply)) == ("failed", True, remote)
+        assert srv.messages == []
+    (text,) = dsns(store)
+    msg, fields = check_dsn(text, utf8=False)
+    assert (fields["Action"], fields["Status"]) == ("failed", status)
+    assert fields["Diagnostic-Code"].startswith(diag)
+    assert fields.get("Remote-MTA") == ("dns; mx.example.org" if remote else None)
+    assert all_failures(msg) == (set(), {b"x@example.org"})

@@ -16,7 +16,7 @@ import pytest
 from conftest import lab_config_text
 from helpers.dkim import make_dkim_config
 from helpers.dmarc import hour, vector_eval
-from smtpstub import NORMAL, STALL_AFTER_DOT, stub
+from smtpstub import NORMAL, STALL_AFTER_DOT, STALL_MAIL, stub
 from test_delivery_stop import _spawn
 
 from moxcli.cli import cli
@@ -37,10 +37,10 @@ def _config(lab, tmp_path, port: int, extra: str = ""):
     return data, cfg
 
 
-def _interrupt_mid_data(srv, p) -> tuple[str, str]:
+def _interrupt_mid_data(srv, p, sig: signal.Signals = signal.SIGTERM) -> tuple[str, str]:
     try:
         assert srv.reached["after-dot"].wait(90), "the run never got to the stall"
-        p.send_signal(signal.SIGTERM)
+        p.send_signal(sig)
         out, err = p.communicate(timeout=60)
     finally:
         p.kill()
@@ -54,12 +54,12 @@ def _queue(runner, data, cfg):
     return json.loads(r.output)
 
 
-def _after(runner, data, cfg, srv, n):
+def _after(runner, data, cfg, srv, n, sig: signal.Signals = signal.SIGTERM):
     r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "verifydata"])
     assert r.exit_code == 0, r.output
     queued = _queue(runner, data, cfg)
     assert len(queued) == n and {m["attempts"] for m in queued} == {0}
-    assert any(m["last_error"] == "interrupted by SIGTERM" for m in queued)
+    assert any(m["last_error"] == f"interrupted by {sig.name}" for m in queued)
     assert srv.messages == []
     r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "queue", "run", "--json"])
     assert r.exit_code == 0, r.output
@@ -68,7 +68,8 @@ def _after(runner, data, cfg, srv, n):
     assert _queue(runner, data, cfg) == []
 
 
-def test_send_tlsreports_deliver_now_stopped_mid_data(lab, runner, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_send_tlsreports_deliver_now_stopped_mid_data(lab, runner, tmp_path, sig):
     with stub([STALL_AFTER_DOT]) as srv:
         data, cfg = _config(lab, tmp_path, srv.port)
         day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y%m%d")
@@ -82,10 +83,10 @@ def test_send_tlsreports_deliver_now_stopped_mid_data(lab, runner, tmp_path):
                 [{"policy_domain": "sts.test", "is_host": False, "send_report": True, "results": [res]}],
             )
         p = _spawn(data, "--config", str(cfg.path), "send-tlsreports", "--day", day, "--deliver-now")
-        _, err = _interrupt_mid_data(srv, p)
+        _, err = _interrupt_mid_data(srv, p, sig)
         assert p.returncode == 3, err
-        assert err.strip().splitlines()[-1].startswith("moxcli: interrupted by SIGTERM: 1 message(s) recorded")
-        _after(runner, data, cfg, srv, 1)
+        assert err.strip().splitlines()[-1].startswith(f"moxcli: interrupted by {sig.name}: 1 message(s) recorded")
+        _after(runner, data, cfg, srv, 1, sig)
         assert b"TLS-Report-Domain: sts.test" in srv.messages[0]
 
 
@@ -110,6 +111,51 @@ def test_send_dmarcreports_deliver_now_stopped_mid_data(lab, runner, tmp_path):
         assert err.strip().splitlines()[-1].startswith("moxcli: interrupted by SIGTERM: 1 message(s) recorded")
         _after(runner, data, cfg, srv, 1)
         assert b"Subject: Report Domain: reports.test" in srv.messages[0]
+
+
+def test_send_dmarcreports_second_signal_exits_at_once(lab, runner, tmp_path):
+    """The first SIGTERM waits (about 1 s) for the MAIL reply the server never sends; a second
+    one exits at once, as after a crash: the attempt counted, the report stays queued, the
+    store passes verifydata and the next queue run delivers it exactly once."""
+    with stub([STALL_MAIL, NORMAL]) as srv:
+        data, cfg = _config(lab, tmp_path, srv.port)
+        end = hour()
+        ev = vector_eval(
+            end,
+            policy_domain="reports.test",
+            addresses=["mailto:dmarc@reports.test"],
+            policy_published={"domain": "reports.test", "p": "reject", "adkim": "r", "aspf": "r"},
+            header_from="reports.test",
+            envelope_from="reports.test",
+        )
+        with Store.open(data) as store:
+            record_evaluations(store, parse_config(cfg.path.read_text(), cfg.path), [json.dumps(ev)])
+        iso = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        p = _spawn(
+            data, "--config", str(cfg.path), "--log-level", "info", "send-dmarcreports", "--end", iso, "--deliver-now"
+        )
+        try:
+            assert srv.reached["mail"].wait(90), "the run never got to MAIL"
+            p.send_signal(signal.SIGTERM)
+            for line in p.stderr:
+                if "stop requested: ending the session" in line:
+                    break
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=60)
+            err = p.stderr.read()
+        finally:
+            p.kill()
+            p.wait()
+        assert p.returncode == 3
+        assert "moxcli: SIGTERM again: exiting at once" in err
+        r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "verifydata"])
+        assert r.exit_code == 0, r.output
+        (m,) = _queue(runner, data, cfg)
+        assert (m["recipient"], m["attempts"]) == ("dmarc@reports.test", 1)
+        r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "queue", "run", "--id", "1", "--json"])
+        assert [json.loads(x)["outcome"] for x in r.stdout.splitlines()] == ["delivered"]
+        assert len(srv.messages) == 1 and b"Subject: Report Domain: reports.test" in srv.messages[0]
+        assert _queue(runner, data, cfg) == []
 
 
 class BlackHoleDNS:
@@ -168,10 +214,15 @@ def test_send_reports_stopped_while_dns_stalls(lab, runner, tmp_path):
         assert err.strip().splitlines()[-1] == "moxcli: interrupted by SIGTERM"
         r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "verifydata"])
         assert r.exit_code == 0, r.output
-        # Nothing was marked done: the next run (with a working resolver) does the DMARC hour again.
+        # Nothing was marked done: the next run (with a working resolver) does the DMARC hour
+        # again and queues its report exactly once; the run after it has nothing left to do.
         cfg.path.write_text(lab_text)
         r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "send-reports", "--dry-run", "--json"])
-        jobs = json.loads(r.output)["jobs"]
+        jobs = json.loads(r.stdout)["jobs"]
         assert [(j["name"], j["ran"]) for j in jobs if j["name"] == "dmarc"] == [("dmarc", True)]
+        for _ in range(2):
+            r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "send-reports", "--json"])
+            assert r.exit_code == 0, r.output
+        assert [m["recipient"] for m in _queue(runner, data, cfg)] == ["dmarc@reports.test"]
     finally:
         dns.close()
