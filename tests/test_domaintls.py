@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from smtpstub import NORMAL, STARTTLS_454, STARTTLS_GARBAGE, stub
+from smtpstub import DRIP_TLS, NORMAL, STARTTLS_454, STARTTLS_GARBAGE, stub
 from test_delivery import MXResolver
 from test_wire_lab import log_since
 
@@ -290,3 +290,22 @@ def test_lab_postfix_without_starttls_gets_nothing_in_plaintext_after_starttls(r
         if " disconnect from " in ln
     ]
     assert summaries == ["ehlo=1 quit=1 commands=2"] + ["ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"] * 2
+
+
+def test_stalled_handshake_to_domain_that_did_starttls_is_a_broken_deadline(tmp_path):
+    """A TLS handshake that breaks its deadline, for a domain that did STARTTLS before: no
+    plaintext retry, deferred with 4.7.10, and still counted as a stalled server (exit 3)."""
+    with stub([DRIP_TLS, NORMAL], drip=0.25) as srv:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "moxcli.toml").write_text(
+            f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {srv.port}\n[delivery]\ntls_handshake_timeout = 1\n'
+        )
+        cfg = parse_config((data / "moxcli.toml").read_text(), data / "moxcli.toml")
+        with Store.open(data) as st:
+            with st.write() as tx:
+                domaintls.record(tx, "example.org", True, False, "mx.example.org", 1_000_000.0)
+            q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=BODY)
+            (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, MXResolver(), st, data))
+        assert (r.outcome, r.enhanced, r.stalled, srv.connections, srv.messages) == ("deferred", "4.7.10", True, 1, [])
+        assert "; not delivering in plaintext: the domain did STARTTLS before" in r.error

@@ -407,7 +407,9 @@ def _starttls_before(engine: Engine, domain: str) -> str:
     return datetime.fromtimestamp(known.starttls_seen, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _no_downgrade_error(plan: _HostPlan, why: str, code: int = 0, remote_reply: str = "") -> DeliveryError:
+def _no_downgrade_error(
+    plan: _HostPlan, why: str, code: int = 0, remote_reply: str = "", stalled: bool = False
+) -> DeliveryError:
     """The temporary failure of a host that would take the message only in plaintext, from a
     domain that did STARTTLS before. Our finding, not the server's reply, unless the
     server refused STARTTLS (then its reply is kept)."""
@@ -417,6 +419,7 @@ def _no_downgrade_error(plan: _HostPlan, why: str, code: int = 0, remote_reply: 
         code=code,
         enhanced="4.7.10",  # RFC 5248 registry: X.7.10 Encryption Needed (temporary here)
         remote_reply=remote_reply,
+        stalled=stalled,
     )
 
 
@@ -553,7 +556,7 @@ def _try_host(
         return
     if plan.mode == MODE_NO_DOWNGRADE:
         e = out.error
-        out.error = _no_downgrade_error(plan, str(e), e.code, remote_reply=e.remote_reply)
+        out.error = _no_downgrade_error(plan, str(e), e.code, remote_reply=e.remote_reply, stalled=e.stalled)
         return
     dmarc = msg.is_dmarc_report
     if (not enforce and plan.mode == MODE_OPPORTUNISTIC and not plan.dane_records and not dmarc) or tls_required_no:
