@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from smtpstub import DRIP_TLS, NORMAL, STARTTLS_454, STARTTLS_GARBAGE, stub
 from test_delivery import MXResolver
+from test_wire import MiniSMTP, mini  # noqa: F401  (fixture)
 from test_wire_lab import log_since
 
 from moxcli.cli import cli
@@ -309,3 +310,37 @@ def test_stalled_handshake_to_domain_that_did_starttls_is_a_broken_deadline(tmp_
             (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, MXResolver(), st, data))
         assert (r.outcome, r.enhanced, r.stalled, srv.connections, srv.messages) == ("deferred", "4.7.10", True, 1, [])
         assert "; not delivering in plaintext: the domain did STARTTLS before" in r.error
+
+
+def test_requiretls_offer_recorded_and_shown(runner, tmp_path, mini):  # noqa: F811
+    """A server that offers REQUIRETLS (RFC 8689) in its EHLO: recorded with its time, shown by
+    `domains list` and as the "REQUIRETLS seen" indicator; a later server without it keeps
+    `requiretls_seen` but says no for the last delivery."""
+    from moxcli.posture.check import DomainPosture, apply_delivery_memory
+
+    offers, plain = mini(["8BITMIME", "REQUIRETLS"]), mini(["8BITMIME"])
+    data = tmp_path / "data"
+    data.mkdir()
+    for n, srv in enumerate((offers, plain)):
+        cfg = _config(data, srv.port)
+        with Store.open(data) as st:
+            q.enqueue(st, data, mail_from="a@moxcli.test", recipients=[f"r{n}@example.org"], data=BODY)
+            (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, MXResolver(), st, data))
+            assert r.outcome == "delivered"
+            with st.read() as tx:
+                known = domaintls.get(tx, "example.org")
+        assert known is not None
+        (row,) = json.loads(_invoke(runner, data, "domains", "list", "--format", "json").stdout)
+        p = DomainPosture("example.org")
+        apply_delivery_memory(p, known)
+        if n == 0:
+            assert (row["starttls"], row["requiretls"], row["starttls_seen"]) == (False, True, None)
+            assert row["requiretls_seen"] == row["updated"]
+            first_seen = row["requiretls_seen"]
+            assert (p.indicators["starttls_seen"], p.indicators["requiretls_seen"]) == (
+                "not-implemented",
+                "implemented",
+            )
+        else:
+            assert (row["requiretls"], row["requiretls_seen"]) == (False, first_seen)
+            assert p.indicators["requiretls_seen"] == "not-implemented"
