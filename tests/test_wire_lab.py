@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -186,3 +187,54 @@ def test_non_canonical_queue_file_is_never_sent(runner, wire_lab):
     (summary,) = disconnects(log_since(log, log_start), "postfix-lenient")
     assert re.search(r" ehlo=2 starttls=1 quit=1 commands=4$", summary), summary
     assert rcpt not in maildir_by_recipient(lab["LAB_MAILDIR"])
+
+
+@pytest.mark.parametrize(
+    ("service", "syslog_name", "queued", "refusal"),
+    [
+        ("LAB_SMTP_LENIENT", "postfix-lenient", 2, None),  # <LF>.<CR><LF> ends the data: smuggled
+        ("LAB_SMTP_STRICT", "postfix-strict", 1, None),  # = yes (normalize): one message
+        ("LAB_SMTP_REJECT", "postfix-reject", 0, "550 5.5.2 mx.reject.test Error: bare <LF> received"),
+    ],
+)
+def test_control_a_careless_client_smuggles_through_the_lenient_postfix(
+    wire_lab, service, syslog_name, queued, refusal
+):
+    """The control for the table above: a raw client that sends the smuggling payload as it is
+    gets a second, forged message into the lab Postfix with its defaults, one message with
+    `smtpd_forbid_bare_newline = yes` and a refusal with `= reject`. So the services differ
+    as the table assumes, and the one moxcli is tested against is really open to smuggling."""
+    _data, lab = wire_lab
+    ip = lab[service].rsplit(":", 1)[0]
+    log = lab.get("LAB_POSTFIX_LOG") or str(Path(lab["LAB_DIR"]) / "log" / "postfix.log")
+    log_start = os.path.getsize(log)
+    tag = uuid.uuid4().hex[:8]
+    payload = SMUGGLE.replace(b"victim@sts.test", f"victim-{tag}@[{ip}]".encode())
+    with socket.create_connection((ip, int(lab["LAB_SMTP_PORT"])), timeout=30) as s:
+        f = s.makefile("rb")
+
+        def reply() -> bytes:
+            while True:
+                line = f.readline()
+                if not line or line[3:4] != b"-":
+                    return line.rstrip(b"\r\n")
+
+        assert reply().startswith(b"220 ")
+        for cmd, code in (
+            ("EHLO raw.test", b"250"),
+            ("MAIL FROM:<a@moxcli.test>", b"250"),
+            (f"RCPT TO:<good-{tag}@[{ip}]>", b"250"),
+            ("DATA", b"354"),
+        ):
+            s.sendall(cmd.encode() + b"\r\n")
+            assert reply()[:3] == code, cmd
+        s.sendall(b"Subject: raw\r\n\r\n" + payload + b"QUIT\r\n")
+        replies = []
+        while (line := reply()) and not line.startswith(b"221 "):
+            replies.append(line.decode())
+    assert sum(r.startswith("250 2.0.0 Ok: queued as ") for r in replies) == queued
+    assert [r for r in replies if r.startswith("5")] == ([refusal] if refusal else [])
+    deadline = time.monotonic() + 10
+    while not disconnects(log_since(log, log_start), syslog_name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(disconnects(log_since(log, log_start), syslog_name)) == 1
