@@ -28,7 +28,6 @@ FAT_LINE_BANNER = "fat-line-banner"  # one endless line without LF
 # timeout per read, not one deadline for the handshake, sees the connection closed instead).
 DRIP_TLS = "drip-tls"
 DRIP_TLS_FOR = 20.0
-HOLD_EHLO = "hold-ehlo"  # answers EHLO only once ``release`` is set, then is well-behaved
 STARTTLS_454 = "starttls-454"  # announces STARTTLS, answers it with 454 (then plaintext goes on)
 STARTTLS_GARBAGE = "starttls-garbage"  # announces STARTTLS, answers 220, then plain text, not TLS
 
@@ -44,9 +43,8 @@ class StubSMTP:
         self.commands: list[bytes] = []  # command verbs received, in order, over all connections
         self.reached = {
             name: threading.Event()
-            for name in ("connected", "ehlo", "mail", "mid-data", "after-dot", "client-closed", "dripping")
+            for name in ("connected", "mail", "mid-data", "after-dot", "client-closed", "dripping")
         }
-        self.release = threading.Event()  # lets a HOLD_EHLO connection answer its EHLO
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -128,13 +126,7 @@ class StubSMTP:
             cmd = line.strip().upper()
             with self._lock:
                 self.commands.append(cmd.split(b":")[0].split(b" ")[0])
-            if cmd.startswith(b"EHLO") and mode == HOLD_EHLO:
-                self.reached["ehlo"].set()
-                while not self.release.wait(0.1):
-                    if self._closing.is_set():
-                        return
-                conn.sendall(b"250-stub.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
-            elif cmd.startswith(b"EHLO"):
+            if cmd.startswith(b"EHLO"):
                 tls = b"250-STARTTLS\r\n" if mode in (DRIP_TLS, STARTTLS_454, STARTTLS_GARBAGE) else b""
                 conn.sendall(b"250-stub.test\r\n" + tls + b"250-PIPELINING\r\n250 8BITMIME\r\n")
             elif cmd == b"STARTTLS" and mode == DRIP_TLS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 
@@ -276,3 +277,27 @@ def test_refused_transaction_is_reset_before_the_next():
         "DATA",
         "QUIT",
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "reply", "received"),
+    [
+        # The server answers and then waits for a command: the session ends with QUIT.
+        ("MAIL FROM:<a@x.test>", b"250 2.1.0 ok\r\n", ["MAIL FROM:<a@x.test>", "QUIT"]),
+        # After 354 anything sent would be message data: the connection is just closed.
+        ("DATA", b"354 go ahead\r\n", ["DATA"]),
+    ],
+)
+def test_abort_reads_the_reply_due_then_quits_only_outside_data(command, reply, received):
+    """A stop in the middle of a session (RFC 5321 4.1.1.10): the reply still due is read, then
+    QUIT when the server waits for a command, else the connection is closed."""
+    verb = command.split(" ", 1)[0].split(":", 1)[0]
+    srv = Scripted(b"220 x\r\n", {verb: [reply], "QUIT": [b"221 bye\r\n"]})
+    c = Client(srv.client_sock, "c")
+    c.read_greeting()
+    c.send(command.encode() + b"\r\n", replies=1)
+    assert select.select([c.sock], [], [], 30)[0], "no reply"  # the reply due is there
+    c.abort()
+    srv.thread.join(30)
+    assert not srv.thread.is_alive()
+    assert srv.received == received
