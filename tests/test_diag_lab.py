@@ -415,7 +415,7 @@ def test_dmarc_external_rua_fix(runner, lab_data):
 class _HostileHTTPS:
     """A TLS server with the lab's certificate for mta-sts.sts.test that never finishes:
     ``handshake`` drips TLS bytes, ``headers`` drips header bytes, ``body`` sends headers
-    and then an endless body, one byte every 0.3 s."""
+    and then an endless body, one byte every 0.3 s; ``flood`` an endless body at full speed."""
 
     def __init__(self, lab, mode: str) -> None:
         import ssl
@@ -454,6 +454,10 @@ class _HostileHTTPS:
                 if self.mode == "headers":
                     conn.sendall(b"HTTP/1.1 200 OK\r\n")
                     self._drip(conn, b"X-Slow: " + b"a" * 10000)
+                elif self.mode == "flood":  # an endless body, as fast as the client reads
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nversion: STSv1\n")
+                    while not self.stop.is_set():
+                        conn.sendall(b"#" * 65536)
                 else:
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 60000\r\n\r\n")
                     self._drip(conn, b"version: STSv1\n" + b"#" * 60000)
@@ -487,6 +491,77 @@ def test_mtasts_fetch_keeps_one_deadline(lab, mode):
         assert "timeout: no complete answer within 2 s (one deadline for the whole fetch)" in str(exc.value)
     finally:
         srv.close()
+
+
+def test_fetch_mtasts_of_a_never_ending_body_ends_in_bounded_memory(lab, tmp_path):
+    """`moxcli fetch mtasts` (a real process under an address-space limit) reads at most
+    64 KiB of a body that never ends and exits 1 with one line."""
+    from helpers.child import run_limited
+
+    srv = _HostileHTTPS(lab, "flood")
+    try:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "moxcli.toml").write_text(lab_config_text(lab).replace(lab["LAB_HTTPS_PORT"], str(srv.port)))
+        p = run_limited(["--data", str(data), "fetch", "mtasts", "--no-cache", "sts.test"])
+    finally:
+        srv.close()
+    assert p.returncode == 1, p.stderr
+    err = p.stderr.strip().splitlines()
+    assert err == ["error: https://mta-sts.sts.test/.well-known/mta-sts.txt: policy is larger than 65536 bytes"]
+    assert "Traceback" not in p.stderr and "MemoryError" not in p.stderr
+
+
+_FETCH_IN_CHILD = """
+import sys
+from pathlib import Path
+from moxcli.dns import Resolver
+from moxcli.domain import parse_domain
+from moxcli.mtasts.errors import PolicyFetch
+from moxcli.mtasts.fetch import FetchOptions, fetch_policy
+host, port, https_port, ca = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+try:
+    options = FetchOptions(https_port, (Path(ca),), 2.0)
+    fetch_policy(Resolver([(host, port)], timeout=5), parse_domain("sts.test"), options)
+except PolicyFetch as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("mode", ["headers", "body"])
+def test_mtasts_fetch_deadline_in_bounded_memory(lab, mode):
+    """The dripping servers of test_mtasts_fetch_keeps_one_deadline, with the fetch in a child
+    process under an address-space limit: it ends with the deadline's error, cleanly."""
+    from helpers.child import run_limited
+
+    host, port = lab["LAB_DNS"].rsplit(":", 1)
+    srv = _HostileHTTPS(lab, mode)
+    try:
+        p = run_limited(["-c", _FETCH_IN_CHILD, host, port, str(srv.port), lab["LAB_CA"]], timeout=60)
+    finally:
+        srv.close()
+    assert p.returncode == 3, p.stderr
+    assert "no complete answer within 2 s (one deadline for the whole fetch)" in p.stdout
+    assert p.stderr == ""
+
+
+@pytest.mark.parametrize("dns_stub", ["garbage", "truncate"], indirect=True)
+def test_hostile_dns_server_ends_a_command_in_bounded_memory(dns_stub, tmp_path):
+    """`moxcli check tlsrpt` against a DNS server answering garbage (or TC, then a TCP answer
+    that never completes), as a real process under an address-space limit: exit 3, one line."""
+    from helpers.child import run_limited
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "moxcli.toml").write_text(f'[dns]\nresolvers = ["127.0.0.1:{dns_stub.port}"]\ntimeout = 2\n')
+    p = run_limited(["--data", str(data), "check", "tlsrpt", "example.test"], timeout=60)
+    assert p.returncode == 3, p.stdout + p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1, p.stderr
+    assert err[0].startswith(
+        f"error: TXT lookup for _smtp._tls.example.test: no answer from 127.0.0.1:{dns_stub.port} ("
+    )
 
 
 def test_debug_transcript(runner, lab_data):
