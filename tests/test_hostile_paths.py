@@ -15,7 +15,7 @@ from moxcli.datatools.backup import backup
 from moxcli.datatools.gentest import generate
 from moxcli.datatools.verify import verify_data
 from moxcli.perms import _warned, check_private
-from moxcli.store.files import queue_file, write_file
+from moxcli.store.files import msg_dir, queue_file, write_file
 
 MOXCLI = str(Path(sys.executable).parent / "moxcli")
 
@@ -260,3 +260,113 @@ def test_import_backup_and_verifydata_warn_once_about_a_readable_dkim_key(tmp_pa
         [MOXCLI, "--data", str(data), "backup", str(tmp_path / "b2")], capture_output=True, text=True, env=_loud()
     )
     assert r.returncode == 0 and "DKIM" not in r.stderr, r.stderr
+
+
+def _init(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    r = subprocess.run(
+        [MOXCLI, "--data", str(data), "init", "example.org", "--hostname", "mail.example.org"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    return data
+
+
+MBOX = b"From a@example.org Mon Jan  2 15:04:05 2006\nSubject: s\n\nbody\n"
+
+
+@pytest.mark.parametrize(
+    ("lock", "args"),
+    [
+        ("queue", ["queue", "run"]),
+        ("backup", ["backup", "{tmp}/backup"]),
+        ("import-acc", ["import", "mbox", "acc", "Inbox", "{tmp}/in.mbox"]),
+        ("mtasts-refresh", ["mtasts", "refresh"]),
+        ("send-tlsreports", ["send-tlsreports"]),
+        ("dmarcreports", ["send-dmarcreports"]),
+    ],
+)
+def test_job_lock_never_follows_a_planted_symlink(tmp_path, lock, args):
+    """Every job that takes a lock opens its lock file O_NOFOLLOW: a symlink planted there
+    (to a file of the user running moxcli) is refused in one line, its target untouched
+    (it used to be truncated and get the pid written into it)."""
+    data = _init(tmp_path)
+    (tmp_path / "in.mbox").write_bytes(MBOX)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (data / "locks").mkdir(mode=0o700, exist_ok=True)
+    (data / "locks" / f"{lock}.lock").symlink_to(victim)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    r = subprocess.run([MOXCLI, "--data", str(data), *argv], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"moxcli: {data / 'locks' / f'{lock}.lock'}: Too many levels of symbolic links"
+    ]
+    assert victim.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("planted", ["message file", "message directory", "account directory"])
+def test_import_never_writes_through_a_planted_symlink(tmp_path, planted):
+    """import writes message files by name: a symlink planted where its next file or
+    directory goes is refused (exit 1, one line), nothing is written through it, and
+    nothing is imported."""
+    data = _init(tmp_path)
+    (tmp_path / "in.mbox").write_bytes(MBOX)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim"
+    victim.write_bytes(b"precious")
+    acc = data / "accounts" / "acc"
+    if planted == "account directory":
+        (data / "accounts").mkdir(mode=0o700)
+        acc.symlink_to(outside)
+    elif planted == "message directory":
+        (acc / "msg").mkdir(mode=0o700, parents=True)
+        (acc / "msg" / msg_dir(1)).symlink_to(outside)
+    else:
+        (acc / "msg" / msg_dir(1)).mkdir(mode=0o700, parents=True)
+        (acc / "msg" / msg_dir(1) / "1").symlink_to(victim)
+    r = subprocess.run(
+        [MOXCLI, "--data", str(data), "import", "mbox", "acc", "Inbox", str(tmp_path / "in.mbox")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("moxcli: "), err
+    assert err[0].endswith(("Too many levels of symbolic links", "a symlink, not followed")), err
+    assert victim.read_bytes() == b"precious" and sorted(p.name for p in outside.iterdir()) == ["victim"]
+    r = subprocess.run([MOXCLI, "--data", str(data), "mailbox", "list", "acc"], capture_output=True, text=True)
+    assert "Inbox" not in r.stdout
+
+
+def test_store_files_that_are_symlinks_are_refused(generated, tmp_path):
+    """LMDB would write data.mdb (or lock.mdb) wherever a planted symlink points."""
+    data = _copy(generated, tmp_path / "data")
+    outside = tmp_path / "outside.mdb"
+    os.rename(data / "store" / "data.mdb", outside)
+    (data / "store" / "data.mdb").symlink_to(outside)
+    before = outside.read_bytes()
+    ev = tmp_path / "ev.jsonl"
+    ev.write_text("")
+    for args in (["dmarc", "record", str(ev)], ["queue", "list"], ["suppress", "tls", "add", "a@example.org"]):
+        r = subprocess.run([MOXCLI, "--data", str(data), *args], capture_output=True, text=True)
+        assert r.returncode != 0, (args, r.stdout)
+        assert r.stderr.strip().splitlines() == [
+            f"moxcli: {data / 'store' / 'data.mdb'}: a symlink, not followed; the store files must be files"
+        ], args
+    assert outside.read_bytes() == before
+
+
+def test_verifydata_fix_never_moves_files_out_through_a_symlink(generated, tmp_path):
+    data = _copy(generated, tmp_path / "data")
+    stray = data / "accounts" / "bob" / "msg" / "0" / "999999"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"unreferenced")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (data / "moved").symlink_to(outside)
+    r = subprocess.run([MOXCLI, "verifydata", "--fix", str(data)], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert list(outside.iterdir()) == [] and stray.read_bytes() == b"unreferenced"

@@ -33,7 +33,7 @@ from moxcli.store import queue as qstore
 from moxcli.store import tlsreports as store_tlsreports
 from moxcli.store.datafile import data_file_problem
 from moxcli.store.env import STORE_DIR, Txn, decode
-from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path, private_dir
+from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path, private_dir, refuse_symlinks
 from moxcli.store.schema import (
     ACCOUNT,
     DMARC_REPORT_IN,
@@ -744,6 +744,7 @@ class _Checker:
             dest = self.data_dir / MOVED_DIR / f"{rel}.{n}"
             n += 1
         private_dir(dest.parent)
+        refuse_symlinks(self.data_dir, dest.parent)  # never move mail out of the data directory
         os.rename(self.data_dir / rel, dest)
         self.res.moved.append((rel, str(dest.relative_to(self.data_dir))))
 

@@ -429,14 +429,19 @@ class _FileWriter:
     def _write_path(self, msg_id: int, data: bytes) -> None:
         """One file by path (the portable way; the forked writer keeps a directory fd open)."""
         path = self._make_dirs(msg_dir(msg_id))
-        _write_all(os.open(path / str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | osdep.O_BINARY, 0o600), data)
+        _write_all(os.open(path / str(msg_id), _NEW_FILE | osdep.O_BINARY, 0o600), data)
 
     def _make_dirs(self, name: str) -> Path:
-        """The message directory ``name`` and its missing parents (0700); returns its path."""
+        """The message directory ``name`` and its missing parents (0700); returns its path.
+
+        A planted symlink among them is refused, never followed: the files would land
+        wherever it points."""
         path = self.msg_root / name
         for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
             with contextlib.suppress(FileExistsError):
                 p.mkdir(mode=0o700)
+            if p.is_symlink():
+                raise OSError(errno.ELOOP, "a symlink, not followed", str(p))
         return path
 
 
@@ -630,9 +635,13 @@ class _ForkFiles(_FileWriter):
         if name != self._dir_name:
             if self._dir_fd >= 0:
                 os.close(self._dir_fd)
-            self._dir_fd = os.open(self._make_dirs(name), os.O_RDONLY | os.O_DIRECTORY)
+            self._dir_fd = os.open(self._make_dirs(name), os.O_RDONLY | os.O_DIRECTORY | osdep.O_NOFOLLOW)
             self._dir_name = name
-        _write_all(os.open(str(msg_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=self._dir_fd), data)
+        _write_all(os.open(str(msg_id), _NEW_FILE, 0o600, dir_fd=self._dir_fd), data)
+
+
+# A message file: a leftover of a killed import is overwritten, a planted symlink never followed.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | osdep.O_NOFOLLOW | osdep.O_CLOEXEC
 
 
 def _write_all(fd: int, data: bytes) -> None:

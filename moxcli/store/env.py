@@ -288,6 +288,9 @@ class Store:
                 raise StoreError(f"{path}: no store here (is --data right?)")
         else:
             private_dir(path)
+        for name in ("data.mdb", "lock.mdb"):
+            if (path / name).is_symlink():  # LMDB would write wherever it points
+                raise StoreError(f"{path / name}: a symlink, not followed; the store files must be files")
         if data_file.exists():
             why = data_file_problem(data_file)
             if why:

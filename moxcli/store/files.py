@@ -89,6 +89,16 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def refuse_symlinks(root: Path, path: Path) -> None:
+    """OSError(ELOOP) when ``path`` or a directory between it and ``root`` is a symlink: a
+    writer must not put files (or move them) wherever a planted link points."""
+    p = Path(path)
+    while p != root and Path(root) in p.parents:
+        if p.is_symlink():
+            raise OSError(errno.ELOOP, "a symlink, not followed", str(p))
+        p = p.parent
+
+
 def create_temp(directory: Path, name: str) -> tuple[int, Path]:
     """A new file ``.<name>.tmp<random>`` in ``directory``, mode 0600, open for writing.
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from moxcli.errors import LockHeld
-from moxcli.osdep import lock_nonblocking
+from moxcli.osdep import O_CLOEXEC, O_NOFOLLOW, lock_nonblocking
 
 
 @contextmanager
@@ -23,7 +23,8 @@ def job_lock(data_dir: Path, name: str) -> Iterator[Path]:
 
     locks = private_dir(Path(data_dir) / "locks")
     path = locks / f"{name.replace('/', '_')}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # Never through a planted symlink (its target would be truncated and get our pid).
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
     try:
         try:
             lock_nonblocking(fd)
