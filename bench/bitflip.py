@@ -5,6 +5,7 @@
     .venv/bin/python bench/bitflip.py --trials 1000 --messages 200 --seed 7
     .venv/bin/python bench/bitflip.py --used-only --trials 500   # only bytes verifydata checks
     .venv/bin/python bench/bitflip.py --compact --messages 2000  # a backup of it
+    .venv/bin/python bench/bitflip.py --compact --no-sum         # a backup without store.sha256
 
 A data dir is made with `gentestdata` (and `--messages N` extra messages); each trial copies it,
 flips one random bit of data.mdb, runs `verify_data` and counts a problem as a detection (an
@@ -73,6 +74,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--compact", action="store_true", help="flip bits in a backup of the data dir (compacted store)")
+    ap.add_argument("--no-sum", action="store_true", help="--compact without store.sha256 (page checks alone)")
     ap.add_argument("--used-only", action="store_true", help="flip bits only in bytes verifydata checks")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -84,6 +86,8 @@ def main() -> None:
 
             backup(template, Path(tmp) / "compacted")
             template = Path(tmp) / "compacted"
+            if args.no_sum:
+                (template / "store.sha256").unlink()
         data = (template / "store" / "data.mdb").read_bytes()
         psize = struct.unpack_from("<I", data, 40)[0]
         checked = check_pages(template / "store" / "data.mdb", frozenset(t.name.encode() for t in TABLES))
