@@ -3,13 +3,16 @@ and every file moxcli writes is private whatever the umask."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from helpers.dmarc import vector_eval
 
 from moxcli.datatools.backup import backup
 from moxcli.datatools.gentest import generate
@@ -18,6 +21,7 @@ from moxcli.perms import _warned, check_private
 from moxcli.store.files import msg_dir, queue_file, write_file
 
 MOXCLI = str(Path(sys.executable).parent / "moxcli")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +135,18 @@ def test_umask_000_every_written_file_is_private(tmp_path):
     msg = tmp_path / "m.eml"
     msg.write_bytes(b"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n")
     evals = tmp_path / "e.jsonl"
-    evals.write_text("")
+    evals.write_text(json.dumps(vector_eval(time.time())) + "\n")
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(b"From a@example.org Mon Jan  2 15:04:05 2006\nSubject: s\n\nbody\n")
+    maildir = tmp_path / "maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "cur" / "1.host:2,S").write_bytes(b"Subject: m\n\nbody\n")
+    reports = ROOT / "testdata" / "reports"
+    dmarc_xml = tmp_path / "dmarc.xml"
+    day = int(time.time()) // 86400 * 86400 - 86400
+    text = (reports / "dmarc-google.xml").read_text()
+    dmarc_xml.write_text(text.replace("REPORTID", "r1").replace("BEGIN", str(day)).replace("END", str(day + 86399)))
     script = f"""
 set -e
 umask 000
@@ -140,6 +155,14 @@ $m --data {data} init example.org --hostname mail.example.org >/dev/null
 $m --data {data} queue add --from a@example.org --to b@example.net {msg} >/dev/null
 $m --data {data} suppress tls add tlsrpt@example.net >/dev/null
 $m --data {data} mtasts list >/dev/null
+$m --data {data} mtasts refresh >/dev/null
+$m --data {data} import mbox acc Inbox {mbox} >/dev/null
+$m --data {data} import maildir acc Archive {maildir} >/dev/null
+$m --data {data} dmarc record {evals} >/dev/null
+$m --data {data} tlsreports import {reports}/tls-google.json >/dev/null
+$m --data {data} dmarcreports import {dmarc_xml} >/dev/null
+$m --data {data} send-tlsreports >/dev/null
+$m --data {data} send-dmarcreports >/dev/null 2>&1 || true
 $m --data {data} backup {tmp_path}/backup >/dev/null
 $m gentestdata {tmp_path}/gen >/dev/null
 $m --data {tmp_path}/gen backup {tmp_path}/gen-backup >/dev/null
@@ -148,7 +171,7 @@ touch {tmp_path}/gen/accounts/test1/msg/a/999999
 chmod 600 {tmp_path}/gen/accounts/test1/msg/a/999999
 """
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr
     for root in (
         tmp_path / "new",
         tmp_path / "backup",
@@ -360,13 +383,19 @@ def test_store_files_that_are_symlinks_are_refused(generated, tmp_path):
 
 
 def test_verifydata_fix_never_moves_files_out_through_a_symlink(generated, tmp_path):
+    """--fix moves an orphaned file to moved/: a moved/ that is a planted symlink is refused,
+    the file stays where it was (moved, it would have left the data directory)."""
+    from moxcli.store import Store, schema
+
     data = _copy(generated, tmp_path / "data")
-    stray = data / "accounts" / "bob" / "msg" / "0" / "999999"
-    stray.parent.mkdir(parents=True, exist_ok=True)
-    stray.write_bytes(b"unreferenced")
+    with Store.open(data) as st, st.write() as tx:
+        assert tx.delete(schema.QUEUE, schema.u64(1))
+    orphan = queue_file(data, 1)
+    assert orphan.exists()
     outside = tmp_path / "outside"
     outside.mkdir()
     (data / "moved").symlink_to(outside)
     r = subprocess.run([MOXCLI, "verifydata", "--fix", str(data)], capture_output=True, text=True)
-    assert r.returncode != 0
-    assert list(outside.iterdir()) == [] and stray.read_bytes() == b"unreferenced"
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"moxcli: {data / 'moved'}: a symlink, not followed"
+    assert list(outside.iterdir()) == [] and orphan.exists()

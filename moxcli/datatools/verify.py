@@ -743,8 +743,8 @@ class _Checker:
         while dest.exists():
             dest = self.data_dir / MOVED_DIR / f"{rel}.{n}"
             n += 1
-        private_dir(dest.parent)
         refuse_symlinks(self.data_dir, dest.parent)  # never move mail out of the data directory
+        private_dir(dest.parent)
         os.rename(self.data_dir / rel, dest)
         self.res.moved.append((rel, str(dest.relative_to(self.data_dir))))
 
