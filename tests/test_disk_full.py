@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,15 @@ COMMANDS = {
     "backup": lambda d, t: _moxcli(d, "backup", str(d.parent / "backup")),
     "mtasts-refresh": lambda d, t: _moxcli(d, "mtasts", "refresh"),
     "send-reports": lambda d, t: _moxcli(d, "send-reports"),
+    "import": lambda d, t: _moxcli(d, "import", "mbox", "acc", "Inbox", str(t / "in.mbox")),
+    "tlsreports-import": lambda d, t: _moxcli(d, "tlsreports", "import", str(REPORTS / "tls-google.json")),
+    "dmarcreports-import": lambda d, t: _moxcli(d, "dmarcreports", "import", str(t / "dmarc.xml")),
+    "init": lambda d, t: _moxcli(d.parent / "new", "init", "example.org", "--hostname", "mail.example.org"),
+    "gentestdata": lambda d, t: subprocess.run(
+        [MOXCLI, "gentestdata", str(d.parent / "gen")], capture_output=True, text=True, timeout=120
+    ),
 }
+REPORTS = Path(__file__).resolve().parent.parent / "testdata" / "reports"
 # Commands that may have nothing to write on this data dir (an empty queue or MTA-STS cache):
 # only no traceback and a passing verifydata are required of them.
 NOTHING_TO_WRITE = {"queue-run", "mtasts-refresh"}
@@ -87,6 +96,14 @@ NOTHING_TO_WRITE = {"queue-run", "mtasts-refresh"}
 def test_disk_full_is_one_line_and_nothing_half_written(small_fs, tmp_path, name):
     data = small_fs / "data"
     (tmp_path / "m.eml").write_bytes(b"Subject: x\r\n\r\n" + b"body line\r\n" * 40_000)
+    (tmp_path / "in.mbox").write_bytes(
+        b"".join(
+            b"From a@example.org Mon Jan  2 15:04:05 2006\nSubject: %d\n\n" % i + b"line\n" * 2000 for i in range(50)
+        )
+    )
+    day = int(time.time()) // 86400 * 86400 - 86400
+    xml = (REPORTS / "dmarc-google.xml").read_text().replace("REPORTID", "r1")
+    (tmp_path / "dmarc.xml").write_text(xml.replace("BEGIN", str(day)).replace("END", str(day + 86399)))
     try:
         r = _moxcli(data, "suppress", "tls", "add", "tlsrpt@example.net")
         assert r.returncode == 0, r.stderr
@@ -100,6 +117,8 @@ def test_disk_full_is_one_line_and_nothing_half_written(small_fs, tmp_path, name
             lines = [line for line in r.stderr.splitlines() if line.startswith("moxcli:")]
             assert len(lines) == 1, r.stderr
             assert "No space left on device" in lines[0], r.stderr
+        if name in ("init", "gentestdata"):  # a new data dir: removed again, not left half made
+            assert sorted(p.name for p in small_fs.iterdir()) == ["data", "filler"]
         shutil.rmtree(filler)
         v = subprocess.run([MOXCLI, "verifydata", str(data)], capture_output=True, text=True, timeout=120)
         assert v.returncode == 0, v.stdout + v.stderr
