@@ -85,6 +85,15 @@ def test_report_imports_refuse_fifos(fifo, tmp_path):
         assert "is a FIFO, not a regular file" in r.stderr
 
 
+@pytest.mark.parametrize(("source", "kind"), [("fifo", "a FIFO"), ("/dev/zero", "a character device")])
+def test_import_mbox_refuses_a_fifo_or_device_by_name(fifo, tmp_path, source, kind):
+    """A FIFO would block the import forever and /dev/zero never end: refused before reading."""
+    path = str(fifo) if source == "fifo" else source
+    r = _run("--data", str(tmp_path / "d"), "import", "mbox", "acc", "Inbox", path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [f"moxcli: {path}: is {kind}, not a regular file"]
+
+
 def test_queue_add_and_policy_file_refuse_fifos(fifo, tmp_path):
     r = _run(
         "--data", str(tmp_path / "d"), "queue", "add", "--from", "a@example.org", "--to", "b@example.net", str(fifo)

@@ -39,6 +39,7 @@ from typing import Any, BinaryIO
 from moxcli import log, osdep
 from moxcli.config import DEFAULT_MAX_MESSAGE_SIZE
 from moxcli.errors import CheckFailed, LockHeld, UsageError
+from moxcli.inputs import open_regular
 from moxcli.mail import maildir as md
 from moxcli.mail.archive import ArchiveError, ArchiveLimits, Entry
 from moxcli.mail.archive import entries as archive_entries
@@ -745,8 +746,8 @@ def import_mbox(
     opts = options or ImportOptions(dry_run=dry_run, quota=quota, progress=progress)
     account, mailbox = _check_names(account, mailbox)
     for src in sources:
-        if src != "-" and not Path(src).is_file():
-            raise UsageError(f"{src}: no such file")
+        if src != "-":  # refused by name: missing, a FIFO (would block), a device (never ends)
+            open_regular(src).close()
     with _running(data_dir, account, opts) as imp:
         imp.bytes_total = None if "-" in sources else sum(Path(s).stat().st_size for s in sources)
         mb = imp.mailbox(mailbox)
@@ -784,7 +785,7 @@ def _is_gzip(f: BinaryIO, name: str) -> bool:
 def _import_mbox_source(imp: _Import, mb: int, src: str, stdin: BinaryIO | None) -> None:
     name = "<stdin>" if src == "-" else src
     with contextlib.ExitStack() as stack:
-        f = (stdin or sys.stdin.buffer) if src == "-" else stack.enter_context(open(src, "rb"))
+        f = (stdin or sys.stdin.buffer) if src == "-" else stack.enter_context(open_regular(src))
         raw = _Counting(f)
         stream: Any = stack.enter_context(gzip.open(raw, "rb")) if _is_gzip(f, src) else raw  # type: ignore[call-overload]
         base = imp.input_bytes
