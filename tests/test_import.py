@@ -284,7 +284,7 @@ def test_bad_names_and_dirs_refused_before_anything(data_dir, tmp_path, mailbox,
 
 
 def test_missing_file_and_bad_account(data_dir, tmp_path):
-    with pytest.raises(UsageError, match="nope.mbox: No such file or directory"):
+    with pytest.raises(UsageError, match=r"nope\.mbox: No such file or directory"):
         import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "nope.mbox")])
     with pytest.raises(UsageError, match="account"):
         import_mbox(data_dir, "../acc", "Inbox", ["-"], stdin=io.BytesIO(b""))
