@@ -3,13 +3,15 @@
 
     .venv/bin/python bench/delivery.py [--count 1000] [--lab DIR] [--domain reports.test] [--plaintext]
                                        [--no-dns-cache] [--per-message K] [--cli 1000,5000,10000]
+                                       [--no-pipelining]
 
 DNS goes through the lab's validating resolver (a running lab from --lab or $LAB_DIR, else a
 private lab is started and stopped); the recipient domain (default reports.test) has a
 DNSSEC-signed MX, so every attempt does the full lookups of docs/behaviour-notes.md §3.2-§3.4 (CNAME, MX,
 MTA-STS TXT, host CNAME/A/AAAA, TLSA). The server is aiosmtpd in a subprocess on loopback
-(a sink) with STARTTLS and a self-signed certificate, listening on the configured SMTP port
-for the MX address 127.0.0.1. Prints messages/s and the share of wall time spent in DNS,
+(a sink, bench/smtpsink.py, that announces PIPELINING as Postfix and mox do; --no-pipelining:
+aiosmtpd's own sink, which does not) with STARTTLS and a self-signed certificate, listening
+on the configured SMTP port for the MX address 127.0.0.1. Prints messages/s and the share of wall time spent in DNS,
 TLS (handshake and verification), the store (commits before/after each attempt) and SMTP.
 """
 
@@ -129,6 +131,7 @@ def main() -> None:
     )
     ap.add_argument("--domain", default="reports.test", help="recipient domain in the lab (its MX must be 127.0.0.1)")
     ap.add_argument("--plaintext", action="store_true", help="server without STARTTLS")
+    ap.add_argument("--no-pipelining", action="store_true", help="server without PIPELINING (aiosmtpd's sink)")
     ap.add_argument("--no-dns-cache", action="store_true", help="do every DNS lookup (no per-run cache)")
     ap.add_argument(
         "--per-message",
@@ -153,11 +156,13 @@ def main() -> None:
         subprocess.run([str(LAB), "start", own_lab], check=True, capture_output=True, timeout=180)
         lab = _lab_env(own_lab)
     port = _free_port()
-    cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink"]
+    sink = "aiosmtpd.handlers.Sink" if args.no_pipelining else "smtpsink.PipeliningSink"
+    cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", sink]
     if not args.plaintext:
         cert, key = _self_signed(tmp)
         cmd += ["--tlscert", str(cert), "--tlskey", str(key), "--no-requiretls"]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")]))
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         _wait_port(port)
         data = tmp / "data"
@@ -196,7 +201,7 @@ def main() -> None:
         print(f"queued {args.count} messages in one transaction: {t_enqueue:.2f} s ({args.count / t_enqueue:.0f}/s)")
         print(
             f"delivered {delivered}/{len(res)} to {args.domain} (MX 127.0.0.1:{port}, "
-            f"{'plaintext' if args.plaintext else 'STARTTLS'}) in {total:.2f} s"
+            f"{_server_kind(args)}) in {total:.2f} s"
         )
         print(f"throughput: {delivered / total:.1f} messages/s, {1000 * total / max(len(res), 1):.1f} ms per message")
         for k, v in (("dns", TIMES["dns"]), ("tls", TIMES["tls"]), ("store", TIMES["store"]), ("smtp+other", smtp)):
@@ -209,6 +214,10 @@ def main() -> None:
         server.wait(10)
         if own_lab:
             subprocess.run([str(LAB), "stop", own_lab], capture_output=True, timeout=60)
+
+
+def _server_kind(args: argparse.Namespace) -> str:
+    return f"{'plaintext' if args.plaintext else 'STARTTLS'}, {'no ' if args.no_pipelining else ''}PIPELINING"
 
 
 def _cli_runs(tmp: Path, config_text: str, args: argparse.Namespace, port: int) -> None:
@@ -237,7 +246,7 @@ def _cli_runs(tmp: Path, config_text: str, args: argparse.Namespace, port: int) 
         print(
             f"{n:>6} queued: delivered {delivered} in {took:.2f} s ({delivered / took:.0f} msg/s),"
             f" peak RSS {usage.ru_maxrss / 1024:.1f} MB, exit {child.returncode}"
-            f" ({'plaintext' if args.plaintext else 'STARTTLS'}, MX 127.0.0.1:{port})"
+            f" ({_server_kind(args)}, MX 127.0.0.1:{port})"
         )
 
 

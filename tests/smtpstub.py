@@ -27,6 +27,7 @@ FAT_LINE_BANNER = "fat-line-banner"  # one endless line without LF
 # byte every ``drip`` seconds, for at most DRIP_TLS_FOR seconds (then closes: a client with a
 # timeout per read, not one deadline for the handshake, sees the connection closed instead).
 DRIP_TLS = "drip-tls"
+REFUSE_RSET = "refuse-rset"  # well-behaved, but answers RSET with 502
 DRIP_TLS_FOR = 20.0
 STARTTLS_454 = "starttls-454"  # announces STARTTLS, answers it with 454 (then plaintext goes on)
 STARTTLS_GARBAGE = "starttls-garbage"  # announces STARTTLS, answers 220, then plain text, not TLS
@@ -149,6 +150,8 @@ class StubSMTP:
             elif cmd.startswith(b"MAIL") and mode == DRIP_MAIL:
                 self._drip(conn, b"250 2.1.0 ok, eventually\r\n")
                 return
+            elif cmd == b"RSET" and mode == REFUSE_RSET:
+                conn.sendall(b"502 5.5.1 no RSET today\r\n")
             elif cmd.startswith((b"MAIL", b"RCPT", b"RSET", b"HELO", b"NOOP")):
                 conn.sendall(b"250 ok\r\n")
             elif cmd == b"DATA":

@@ -367,6 +367,7 @@ class _Checker:
         self.sums: dict[tuple[str, int], list[int]] = {}
         self.message_ids: dict[str, IdSet] = {}
         self.queue_ids = IdSet()
+        self.queue_unlinking: set[int] = set()
         self.sequences: dict[str, int] = {}
         self.reserved: dict[str, list[tuple[int, int]]] = {}
         self.vanished: list[int] = []
@@ -379,6 +380,7 @@ class _Checker:
             res.schema_version = meta_value(tx, "schema_version")
             self._accounts(tx)
             self.sequences["queue"] = self._sequence(tx, qstore.SEQUENCE)
+            self.queue_unlinking = set(qstore.unlinking(tx))
             self.reserved = reserved_ids(tx, self.res)
             for acc in self.accounts | set(self.reserved):
                 self.sequences[acc] = self._sequence(tx, MESSAGE_SEQUENCE.format(account=acc))
@@ -684,7 +686,9 @@ class _Checker:
         self.res.counts["message_files"] = files
 
     def _queue_files(self) -> None:
-        self.res.counts["queue_files"] = self._walk_ids("queue", self.queue_ids, self.sequences["queue"])
+        self.res.counts["queue_files"] = self._walk_ids(
+            "queue", self.queue_ids, self.sequences["queue"], removed=self.queue_unlinking
+        )
 
     def _walk_ids(
         self,
@@ -692,6 +696,7 @@ class _Checker:
         referenced: IdSet,
         sequence: int,
         reserved: tuple[tuple[int, int], ...] | list[tuple[int, int]] = (),
+        removed: set[int] | frozenset[int] = frozenset(),
     ) -> int:
         """Compare a message directory with the referenced ids; returns the referenced files seen."""
         root = self.data_dir / rel_root
@@ -722,6 +727,10 @@ class _Checker:
                     # moxcli.mail.importer reserves ids before writing files; the next import
                     # of the account removes what a killed one left. Never moved: it may run.
                     self.res.warning(rel, f"not referenced, id {msg_id} is reserved by an unfinished import")
+                elif msg_id in removed:
+                    # Its record was deleted and the file noted for unlinking in one commit
+                    # (moxcli.store.queue.note_removed): a run killed before the unlink.
+                    self.res.warning(rel, "not referenced, its record was removed; the next queue run deletes it")
                 elif msg_id > sequence:
                     # Written by a transaction that aborted or has not committed yet: the id
                     # is handed out again and the file overwritten. Never moved: a running

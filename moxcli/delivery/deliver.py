@@ -7,23 +7,29 @@ id), synchronously. Queue records have one recipient each; the due records of on
 with a RCPT per recipient (as mox batches), and each gets its own outcome. Another process
 running the queue at the same time is refused (job lock ``queue``).
 
-Crash safety: before the SMTP session the attempt is recorded (attempt count up, next
-attempt set by the backoff schedule, ``in_progress`` set) and committed; after it, one write
+Crash safety: before its SMTP session an attempt is recorded as begun (attempt count up, next
+attempt set by the backoff schedule, ``in_progress`` set) and committed; after it, a write
 transaction removes the message (delivered or failed) or stores the deferral, together with
-the attempt's TLS results (docs/behaviour-notes.md §2.2). A crash in between leaves the message queued with its
-next attempt already scheduled: it is never lost, and it is delivered twice only if the crash
-fell between the server's final 250 and our commit (RFC 5321 §6.1 accepts duplicates over loss).
+the attempt's TLS results (docs/behaviour-notes.md §2.2). Consecutive attempts share these
+commits (:class:`_Book`: one commit records the outcomes so far and begins the next chunk of
+up to ``MAX_CHUNK`` batches). A crash leaves every message without a recorded outcome queued,
+its attempt counted and its next attempt scheduled (also for the begun ones of the chunk not
+yet attempted): nothing is lost. A message is delivered twice only if the crash fell between
+the server's final 250 and the commit of its outcome, at most the attempts of one chunk (RFC
+5321 §6.1 accepts duplicates over loss; Postfix has the same window).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from moxcli import log, stop, tlsconn
@@ -38,10 +44,11 @@ from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
 from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import UsageError
-from moxcli.smtp.client import Client, RcptResult, Reply, SMTPError
+from moxcli.smtp.client import Client, RcptResult, Reply, SessionGone, SMTPError
 from moxcli.store import Store, domaintls, suppress
 from moxcli.store import queue as qstore
 from moxcli.store.env import Txn
+from moxcli.store.files import queue_file
 from moxcli.store.lock import job_lock
 from moxcli.store.queue import QueueMsg
 from moxcli.tlsrpt import resultsdb as tlsstore
@@ -219,6 +226,9 @@ class Engine:
     # Sessions kept open after a transaction, for the next message to the same MX host with the
     # same TLS requirements (at most MAX_IDLE; RSET before the next transaction).
     idle: dict[tuple[Any, ...], _Idle] = field(default_factory=dict)
+    # MTA-STS answers of this run per recipient domain (expiry, policy, result), as DNS answers
+    # are cached: the policy cache is read (and its last use written) once, not per message.
+    sts: dict[str, tuple[float, MTASTSPolicy | None, Result]] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -583,27 +593,24 @@ def _reuse(
     plan: _HostPlan,
     out: _Outcome,
 ) -> bool:
-    """The next transaction on a kept session (RSET first, RFC 5321 4.1.1.5). False when the
-    session turns out to be gone before any transaction: then a new one is made."""
+    """The next transaction on a kept session (RSET first, RFC 5321 4.1.1.5, pipelined with
+    MAIL when the server allows). False when the session turns out to be gone before any
+    transaction: then a new one is made."""
     client = idle.client
-    try:
-        r = client.command("RSET")
-        if r.code != 250:
-            raise SMTPError(f"rset: {r}", r)
-    except SMTPError as exc:
-        _log.debug("kept session unusable, connecting again", host=plan.host, err=str(exc))
-        client.close()
-        return False
-    except stop.Interrupted:
-        client.abort()
-        raise
     out.ip, out.tls = idle.ip, idle.tls
     out.dialed.setdefault(plan.host, []).append(idle.ip)
     try:
         if msgs[0].require_tls is True and "REQUIRETLS" not in client.extensions:
             raise DeliveryError(f"{plan.host} does not announce REQUIRETLS", code=554, enhanced="5.7.30")
         out.session_tls, out.session_requiretls = client.tls, "REQUIRETLS" in client.extensions
-        _transactions(client, msgs, data, out)
+        _transactions(client, msgs, data, out, reset=True)
+    except SessionGone as exc:
+        _log.debug("kept session unusable, connecting again", host=plan.host, err=str(exc))
+        client.close()
+        out.dialed[plan.host].pop()
+        out.ip = out.tls = ""
+        out.session_tls, out.session_requiretls = None, False
+        return False
     except SMTPError as exc:
         client.close()
         out.error = DeliveryError(
@@ -773,7 +780,7 @@ def _ip_of(get: Callable[[], Any]) -> str:
     return addr[0] if isinstance(addr, tuple) else ""
 
 
-def _transactions(client: Client, msgs: list[QueueMsg], data: bytes, out: _Outcome) -> None:
+def _transactions(client: Client, msgs: list[QueueMsg], data: bytes, out: _Outcome, reset: bool = False) -> None:
     """Send the message to all recipients: in chunks of the server's LIMITS RCPTMAX (RFC 9422),
     and again for recipients refused with 452/552 (too many recipients) behind an accepted one
     (docs/behaviour-notes.md §3.7). Each recipient's reply lands in ``out.rcpt``."""
@@ -787,7 +794,9 @@ def _transactions(client: Client, msgs: list[QueueMsg], data: bytes, out: _Outco
             [dq.wire_address(r) for r in batch],
             data,
             requiretls=msg.require_tls is True,
+            reset=reset,
         )
+        reset = False
         again = []
         for i, (rcpt, res) in enumerate(zip(batch, results, strict=True)):
             if (
@@ -815,6 +824,9 @@ def _mtasts(engine: Engine, domain: Domain, tls_required_no: bool) -> tuple[MTAS
     from moxcli.mtasts import cache as mtasts_cache
     from moxcli.mtasts.fetch import FetchOptions
 
+    hit = engine.sts.get(domain.name)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1], hit[2].copy(), None
     try:
         got = mtasts_cache.policy_for_delivery(
             engine.store, engine.resolver, domain, FetchOptions.from_config(engine.config)
@@ -823,6 +835,9 @@ def _mtasts(engine: Engine, domain: Domain, tls_required_no: bool) -> tuple[MTAS
         if tls_required_no:
             return None, exc.result, None
         return None, exc.result, str(exc)
+    if got.cached or got.row is None:
+        # Not after a fetch made now: its failure would be a back-off row for the next message.
+        engine.sts[domain.name] = (time.monotonic() + CachingResolver.max_ttl, got.policy, got.result.copy())
     return got.policy, got.result, None
 
 
@@ -868,12 +883,14 @@ def run_queue(
 ) -> list[AttemptResult]:
     """Attempt due messages (or those named by id, due or not; held ones are skipped).
 
-    ``on_attempt`` sees each result as soon as it is known (for streaming output); with
+    ``on_attempt`` sees each result as soon as it is recorded (for streaming output); with
     ``keep_results`` false the results are not collected (memory stays flat on a big queue)
     and the list returned is empty.
 
     Only ids are held for the run; each attempt reads its records and message file, and a
-    session is kept open for the next message to the same MX host (``Engine.keep``).
+    session is kept open for the next message to the same MX host (``Engine.keep``). The
+    records are written in few synced commits (:class:`_Book`, crash safety in the module
+    docstring).
 
     Under :func:`moxcli.stop.handling`, a stop signal ends the session in progress politely,
     records its messages as interrupted (not counted as an attempt, no TLS results), starts no
@@ -881,60 +898,240 @@ def run_queue(
     """
     with stop.shielded(), job_lock(data_dir, "queue"):
         eng = engine or Engine(config, CachingResolver.from_config(config.dns), store, Path(data_dir))
+        dq.unlink_leftovers(store, Path(data_dir))
         with store.read() as tx:
             batches = _batches(_select(tx, ids, domain, time.time() if now is None else now))
         total = sum(len(b) for b in batches)
         results = []
-        done = interrupted = 0
+        counts = {"done": 0, "interrupted": 0}
+
+        def recorded(r: AttemptResult) -> None:
+            counts["done"] += 1
+            counts["interrupted"] += r.outcome == "interrupted"
+            if keep_results:
+                results.append(r)
+            if on_attempt is not None:
+                on_attempt(r)
+
+        book = _Book(eng, batches, now, recorded)
         try:
-            for batch in batches:
-                if stop.requested():
-                    break
-                for r in attempt(eng, batch, now):
-                    done += 1
-                    interrupted += r.outcome == "interrupted"
-                    if keep_results:
-                        results.append(r)
-                    if on_attempt is not None:
-                        on_attempt(r)
+            try:
+                for i in range(len(batches)):
+                    if stop.requested():
+                        break
+                    msgs = book.begin(i)
+                    if msgs:
+                        book.attempted(attempt(eng, msgs))
+            except BaseException:
+                # Record what is known (fewer duplicates after the failure) without hiding it.
+                with contextlib.suppress(Exception):
+                    book.close()
+                raise
+            book.close()
         finally:
             eng.close_idle()
         if stop.requested():
             raise stop.Interrupted(
                 stop.signal_name(),
-                f"{interrupted} message(s) recorded as interrupted, {total - done} not attempted; run the queue again",
+                f"{counts['interrupted']} message(s) recorded as interrupted, "
+                f"{total - counts['done']} not attempted; run the queue again",
             )
         return results
 
 
-def attempt(engine: Engine, msg_ids: list[int], now: float | None = None) -> list[AttemptResult]:
-    """One attempt for messages of one submission and recipient domain, recorded before and
-    after (see module docstring); messages that disappeared meanwhile are left out."""
-    start = time.time() if now is None else now
-    t0 = time.monotonic()
+FLUSH_INTERVAL = 0.5  # seconds: attempt outcomes wait at most about this long for their commit
+MAX_CHUNK = 64  # batches begun in one commit (and so outcomes at most one commit records)
 
-    before: dict[int, tuple[int, float, float | None]] = {}
 
-    def begin(tx: Txn) -> list[QueueMsg]:
-        out = []
-        for msg_id in msg_ids:
+@dataclass
+class _Attempted:
+    """An attempt done on the network whose outcome is not committed yet."""
+
+    msgs: list[QueueMsg]
+    out: _Outcome
+    tls: AttemptTLS
+    duration: float
+    at: float = field(default_factory=time.monotonic)
+
+
+class _Book:
+    """The queue records of one run, written in few synced commits.
+
+    Crash safety needs two things of every attempt: that it is recorded as begun (attempt
+    count up, next attempt scheduled) before its session, and that its outcome is recorded
+    after it. Both are grouped: one commit begins a *chunk* of the next batches, and records the
+    outcomes of the attempts since the previous commit; outcomes are also committed when the
+    oldest has waited ``FLUSH_INTERVAL``. The chunk grows with the rate of attempts (to about
+    ``FLUSH_INTERVAL`` worth, at most ``MAX_CHUNK`` batches) and is one batch when attempts are
+    slow, so a fast run makes about one commit per ``MAX_CHUNK`` messages and a slow one about
+    two per message, as before. What a kill costs is in docs/delivery.md ("Crash safety").
+    """
+
+    def __init__(
+        self, engine: Engine, batches: list[list[int]], now: float | None, recorded: Callable[[AttemptResult], None]
+    ) -> None:
+        self.engine = engine
+        self.batches = batches
+        self.now = now
+        self.recorded = recorded
+        self.begun: dict[int, QueueMsg] = {}  # begun, not yet attempted
+        self.before: dict[int, tuple[int, float, float | None]] = {}  # attempts, next, last before begin
+        self.next_batch = 0  # batches[:next_batch] have been begun
+        self.pending: list[_Attempted] = []
+        self.unlinker = _Unlinker(engine.data_dir)
+        self.chunk = 1
+        self.chunk_started = 0.0
+
+    def begin(self, i: int) -> list[QueueMsg]:
+        """The begun records of batch ``i`` (those still queued), committing when it is not begun yet."""
+        if i >= self.next_batch:
+            self._grow_chunk(i)
+            end = min(i + self.chunk, len(self.batches))
+            self._commit(self.batches[i:end])
+            self.next_batch = end
+        return [m for m in (self.begun.pop(msg_id, None) for msg_id in self.batches[i]) if m is not None]
+
+    def attempted(self, a: _Attempted) -> None:
+        self.pending.append(a)
+        if time.monotonic() - self.pending[0].at >= FLUSH_INTERVAL:
+            self._commit([])
+
+    def close(self) -> None:
+        """Record the outcomes still pending, undo the begin of batches never attempted, and
+        forget the files unlinked (one more commit)."""
+        self._commit([])
+        undo, unlinked = list(self.begun), self.unlinker.close()
+        if undo or unlinked:
+
+            def fn(tx: Txn) -> None:
+                self._unbegin(tx, undo)
+                dq.forget_unlinked(tx, unlinked)
+
+            self.engine.store.update(fn)
+            self.begun.clear()
+            for msg_id in undo:
+                self.before.pop(msg_id, None)
+
+    def _grow_chunk(self, i: int) -> None:
+        if i > 0 and self.chunk_started:
+            took = time.monotonic() - self.chunk_started
+            rate = self.chunk / took if took > 0 else float(MAX_CHUNK)
+            self.chunk = max(1, min(MAX_CHUNK, int(rate * FLUSH_INTERVAL)))
+        self.chunk_started = time.monotonic()
+
+    def _commit(self, begin: list[list[int]]) -> None:
+        if not begin and not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        start = time.time() if self.now is None else self.now
+        engine = self.engine
+
+        unlinked = self.unlinker.take_done()
+
+        def fn(tx: Txn) -> tuple[list[tuple[AttemptResult, DeliveryError | None]], list[int], dict[int, QueueMsg]]:
+            if unlinked:
+                dq.forget_unlinked(tx, unlinked)
+            done: list[tuple[AttemptResult, DeliveryError | None]] = []
+            removed: list[int] = []
+            for a in pending:
+                done.extend(_record(tx, engine, a, self.before, removed))
+            begun = {}
+            for batch in begin:
+                for msg_id in batch:
+                    m = qstore.get(tx, msg_id)
+                    if m is None:
+                        continue
+                    self.before[m.id] = (m.attempts, m.next_attempt, m.last_attempt)
+                    m.attempts += 1
+                    m.last_attempt = start
+                    m.next_attempt = start + dq.backoff(m.attempts)
+                    m.in_progress = start
+                    qstore.put(tx, m)
+                    begun[m.id] = m
+            return done, removed, begun
+
+        done, removed, begun = engine.store.update(fn)
+        self.begun.update(begun)
+        self.unlinker.submit(removed)
+        for a in pending:
+            for m in a.msgs:
+                self.before.pop(m.id, None)
+        for result, _ in done:
+            _log.info(
+                "delivery attempt",
+                id=result.id,
+                rcpt=result.recipient,
+                outcome=result.outcome,
+                host=result.host,
+                err=result.error,
+            )
+            self.recorded(result)
+
+    def _unbegin(self, tx: Txn, ids: list[int]) -> None:
+        for msg_id in ids:
             m = qstore.get(tx, msg_id)
-            if m is None:
+            if m is None or msg_id not in self.before:
                 continue
-            before[m.id] = (m.attempts, m.next_attempt, m.last_attempt)
-            m.attempts += 1
-            m.last_attempt = start
-            m.next_attempt = start + dq.backoff(m.attempts)
-            m.in_progress = start
+            m.attempts, m.next_attempt, m.last_attempt = self.before[msg_id]
+            m.in_progress = None
             qstore.put(tx, m)
-            out.append(m)
-        return out
 
-    msgs = engine.store.update(begin)
-    if not msgs:
-        return []
+
+class _Unlinker:
+    """Unlinks the files of removed queue records in a thread. On a busy disk an unlink waits
+    milliseconds for the file system's journal, as long as a whole SMTP transaction on
+    loopback; the run need not wait for it. The ids stay noted in the store until
+    :meth:`take_done` hands them to a commit that forgets them (``dq.forget_unlinked``)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._todo: SimpleQueue[list[int] | None] = SimpleQueue()
+        self._done: list[int] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, msg_ids: list[int]) -> None:
+        if not msg_ids:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="moxcli-queue-unlink", daemon=True)
+            self._thread.start()
+        self._todo.put(msg_ids)
+
+    def take_done(self) -> list[int]:
+        """The ids whose files are gone since the last call."""
+        with self._lock:
+            done, self._done = self._done, []
+        return done
+
+    def close(self) -> list[int]:
+        """Wait for the unlinks still queued; the ids not yet taken."""
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join()
+            self._thread = None
+        return self.take_done()
+
+    def _work(self) -> None:
+        while (msg_ids := self._todo.get()) is not None:
+            gone = []
+            for msg_id in msg_ids:
+                try:
+                    queue_file(self.data_dir, msg_id).unlink(missing_ok=True)
+                except OSError as exc:
+                    # Stays noted: the next queue run tries again (dq.unlink_leftovers).
+                    _log.warn("cannot delete a delivered message's queue file", id=msg_id, err=str(exc))
+                    continue
+                gone.append(msg_id)
+            with self._lock:
+                self._done.extend(gone)
+
+
+def attempt(engine: Engine, msgs: list[QueueMsg]) -> _Attempted:
+    """The network part of one attempt for begun messages of one submission and recipient
+    domain; its outcome is recorded by :class:`_Book`."""
+    t0 = time.monotonic()
     tls = AttemptTLS()
-    data = b""
     try:
         data = dq.message_bytes(engine.data_dir, msgs[0])
     except OSError as exc:
@@ -958,7 +1155,7 @@ def attempt(engine: Engine, msg_ids: list[int], now: float | None = None) -> lis
                 err=f"{type(exc).__name__}: {exc}",
             )
             out = _Outcome(error=DeliveryError(f"internal error: {type(exc).__name__}: {exc}"))
-    return _finish(engine, msgs, out, tls, data, time.monotonic() - t0, before)
+    return _Attempted(msgs, out, tls, time.monotonic() - t0)
 
 
 def _result_for(msg: QueueMsg, out: _Outcome, duration: float) -> tuple[AttemptResult, DeliveryError | None]:
@@ -1035,99 +1232,97 @@ def _delay_warning_due(cfg: Config, msg: QueueMsg) -> bool:
     return wait > 0 and (msg.last_attempt or 0.0) - msg.created >= wait
 
 
-def _finish(
+def _record(
+    tx: Txn,
     engine: Engine,
-    msgs: list[QueueMsg],
-    out: _Outcome,
-    tls: AttemptTLS,
-    data: bytes,
-    duration: float,
+    a: _Attempted,
     before: dict[int, tuple[int, float, float | None]],
-) -> list[AttemptResult]:
+    removed: list[int],
+) -> list[tuple[AttemptResult, DeliveryError | None]]:
+    """Record one attempt's outcome in ``tx``: remove delivered and failed messages (their ids
+    go to ``removed``, the files are unlinked after the commit), store deferrals, DSNs and TLS results."""
     cfg = engine.config
+    msgs, out, tls = a.msgs, a.out, a.tls
     first = msgs[0]
-    results = [_result_for(m, out, duration) for m in msgs]
-    files: list[Path] = []
+    results = [_result_for(m, out, a.duration) for m in msgs]
+    original: list[bytes] = []
 
-    def fn(tx: Txn) -> None:
-        # An interrupted attempt records no TLS results: it says nothing about the server.
-        if not cfg.no_outgoing_tls_reports and not first.recipient_domain.startswith("[") and not out.interrupted:
-            r = rows(tls, first.recipient_domain, first.is_tls_report, first.is_dmarc_report)
-            if r:
-                tlsstore.add_results(tx, tlsstore.day_utc(), first.recipient_domain, r)
-        if out.session_tls is not None and out.rcpt and not first.recipient_domain.startswith("["):
-            _remember_domain(tx, first.recipient_domain, out)
-        for msg, (result, err) in zip(msgs, results, strict=True):
-            current = qstore.get(tx, msg.id)
-            if current is None:
-                continue  # dropped meanwhile
-            if result.outcome == "interrupted":
-                # Not an attempt: the retry schedule is where it was, the message due again.
-                current.attempts, current.next_attempt, current.last_attempt = before[msg.id]
-                result.attempt = current.attempts
-                current.in_progress = None
-                current.last_error = result.error
-                current.dialed_ips = out.dialed
-                qstore.put(tx, current)
-                result.next_attempt = current.next_attempt
-                continue
-            if result.outcome != "deferred":
-                if result.outcome == "failed":
-                    permanent = bool(err and err.permanent)
-                    result.dsn = dsnmod.failure_dsn_in(
-                        tx,
-                        engine.data_dir,
-                        cfg,
-                        current,
-                        data,
-                        result.error,
-                        out.host,
-                        result.code,
-                        result.enhanced,
-                        permanent,
-                        remote_reply=result.remote_reply,
-                    )
-                    if permanent and msg.is_tls_report and not msg.recipient_domain.startswith("["):
-                        # Beyond mox (mox issue #295): stop sending reports to an address that refuses them.
-                        suppress.suppress_after_failure(tx, "tls", msg.recipient, result.error)
-                files.append(dq.remove_in(tx, engine.data_dir, msg.id))
-                continue
-            if _delay_warning_due(cfg, current):
-                until = current.next_attempt + sum(
-                    dq.backoff(n) for n in range(current.attempts + 1, dq.max_attempts_of(current))
-                )
+    def data() -> bytes:
+        """The message for a DSN, read again only when one is made (never kept for the run)."""
+        if not original:
+            try:
+                original.append(dq.message_bytes(engine.data_dir, first))
+            except OSError:
+                original.append(b"")
+        return original[0]
+
+    # An interrupted attempt records no TLS results: it says nothing about the server.
+    if not cfg.no_outgoing_tls_reports and not first.recipient_domain.startswith("[") and not out.interrupted:
+        r = rows(tls, first.recipient_domain, first.is_tls_report, first.is_dmarc_report)
+        if r:
+            tlsstore.add_results(tx, tlsstore.day_utc(), first.recipient_domain, r)
+    if out.session_tls is not None and out.rcpt and not first.recipient_domain.startswith("["):
+        _remember_domain(tx, first.recipient_domain, out)
+    for msg, (result, err) in zip(msgs, results, strict=True):
+        current = qstore.get(tx, msg.id)
+        if current is None:
+            continue  # dropped meanwhile
+        if result.outcome == "interrupted":
+            # Not an attempt: the retry schedule is where it was, the message due again.
+            current.attempts, current.next_attempt, current.last_attempt = before[msg.id]
+            result.attempt = current.attempts
+            current.in_progress = None
+            current.last_error = result.error
+            current.dialed_ips = out.dialed
+            qstore.put(tx, current)
+            result.next_attempt = current.next_attempt
+            continue
+        if result.outcome != "deferred":
+            if result.outcome == "failed":
+                permanent = bool(err and err.permanent)
                 result.dsn = dsnmod.failure_dsn_in(
                     tx,
                     engine.data_dir,
                     cfg,
                     current,
-                    data,
+                    data(),
                     result.error,
                     out.host,
                     result.code,
                     result.enhanced,
-                    False,
-                    delayed_until=until,
+                    permanent,
                     remote_reply=result.remote_reply,
                 )
-                current.delayed_dsn = current.last_attempt
-            current.in_progress = None
-            current.last_error = result.error
-            current.last_code = result.code
-            current.last_enhanced = result.enhanced
-            current.dialed_ips = out.dialed
-            qstore.put(tx, current)
-            result.next_attempt = current.next_attempt
-
-    engine.store.update(fn)
-    dq.unlink_files(files)
-    for result, _ in results:
-        _log.info(
-            "delivery attempt",
-            id=result.id,
-            rcpt=result.recipient,
-            outcome=result.outcome,
-            host=result.host,
-            err=result.error,
-        )
-    return [r for r, _ in results]
+                if permanent and msg.is_tls_report and not msg.recipient_domain.startswith("["):
+                    # Beyond mox (mox issue #295): stop sending reports to an address that refuses them.
+                    suppress.suppress_after_failure(tx, "tls", msg.recipient, result.error)
+            dq.remove_in(tx, engine.data_dir, msg.id)
+            removed.append(msg.id)
+            continue
+        if _delay_warning_due(cfg, current):
+            until = current.next_attempt + sum(
+                dq.backoff(n) for n in range(current.attempts + 1, dq.max_attempts_of(current))
+            )
+            result.dsn = dsnmod.failure_dsn_in(
+                tx,
+                engine.data_dir,
+                cfg,
+                current,
+                data(),
+                result.error,
+                out.host,
+                result.code,
+                result.enhanced,
+                False,
+                delayed_until=until,
+                remote_reply=result.remote_reply,
+            )
+            current.delayed_dsn = current.last_attempt
+        current.in_progress = None
+        current.last_error = result.error
+        current.last_code = result.code
+        current.last_enhanced = result.enhanced
+        current.dialed_ips = out.dialed
+        qstore.put(tx, current)
+        result.next_attempt = current.next_attempt
+    return results

@@ -393,14 +393,37 @@ def forget_domain(store: Store, domain: str) -> str:
 
 
 def remove_in(tx: Txn, data_dir: Path, msg_id: int) -> Path:
-    """Delete the record; returns the file to unlink once the transaction has committed."""
+    """Delete the record; returns the file to unlink once the transaction has committed (the
+    id is noted until :func:`forget_unlinked`, see ``moxcli.store.queue.note_removed``)."""
     qstore.delete(tx, msg_id)
+    qstore.note_removed(tx, [msg_id])
     return queue_file(data_dir, msg_id)
 
 
 def unlink_files(paths: list[Path]) -> None:
     for p in paths:
         p.unlink(missing_ok=True)
+
+
+def forget_unlinked(tx: Txn, msg_ids: list[int]) -> None:
+    """In a later transaction: the files of these removed records are gone."""
+    qstore.unlinked(tx, msg_ids)
+
+
+def unlink_leftovers(store: Store, data_dir: Path) -> None:
+    """Delete the files that a process killed between removing records and unlinking their
+    files left behind (the noted ids), and forget them."""
+    with store.read() as tx:
+        ids = qstore.unlinking(tx)
+    gone = []
+    for msg_id in ids:
+        try:
+            queue_file(data_dir, msg_id).unlink(missing_ok=True)
+        except OSError:
+            continue  # stays noted, tried again next time
+        gone.append(msg_id)
+    if gone:
+        store.update(lambda tx: forget_unlinked(tx, gone))
 
 
 def drop(store: Store, data_dir: Path, msg_id: int) -> QueueMsg:
@@ -414,6 +437,7 @@ def drop(store: Store, data_dir: Path, msg_id: int) -> QueueMsg:
 
     msg, path = store.update(fn)
     unlink_files([path])
+    store.update(lambda tx: forget_unlinked(tx, [msg_id]))
     return msg
 
 

@@ -12,9 +12,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from moxcli.store.env import Txn, record_reader
-from moxcli.store.schema import QUEUE, from_u64, u64
+from moxcli.store.schema import META, QUEUE, from_u64, u64
 
 SEQUENCE = "queue"
+# Meta record: ids whose queue records are deleted and whose files may still exist (they are
+# unlinked after the commit; a kill in between leaves them, see note_removed()).
+UNLINK = "queue:unlink"
 
 
 @dataclass
@@ -77,3 +80,30 @@ def scan(tx: Txn) -> Iterator[QueueMsg]:
 
 def ids(tx: Txn) -> list[int]:
     return [from_u64(k) for k, _ in tx.scan_raw(QUEUE)]
+
+
+def note_removed(tx: Txn, msg_ids: list[int]) -> None:
+    """Note ids whose records ``tx`` deletes and whose files are unlinked once it has committed.
+
+    A kill between the commit and the unlink leaves files without a record: noted, they are
+    known leftovers (verifydata warns, the next queue run deletes them), not lost records.
+    Ids come from a sequence and are never handed out again, so deleting such a file later is safe.
+    """
+    tx.set_meta(UNLINK, [*unlinking(tx), *msg_ids])
+
+
+def unlinking(tx: Txn) -> list[int]:
+    """The ids noted by :func:`note_removed` whose files are not known to be gone."""
+    value = tx.meta(UNLINK, [])
+    return [i for i in value if isinstance(i, int) and not isinstance(i, bool)] if isinstance(value, list) else []
+
+
+def unlinked(tx: Txn, msg_ids: list[int]) -> None:
+    """Forget noted ids whose files have been unlinked."""
+    gone = set(msg_ids)
+    before = unlinking(tx)
+    left = [i for i in before if i not in gone]
+    if left:
+        tx.set_meta(UNLINK, left)
+    elif before or tx.meta(UNLINK) is not None:
+        tx.delete(META, UNLINK.encode())
