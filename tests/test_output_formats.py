@@ -83,6 +83,7 @@ NO_ROWS = {
     "queue hold": "one `ID<tab>hold` line per id",
     "queue release": "one `ID<tab>release` line per id",
     "queue retry": "one `ID<tab>retry` line per id",
+    "domains forget": "one `DOMAIN<tab>forgotten` line",
     "queue show": "one message as key/value lines",
     "suppress dmarc add": "a message",
     "suppress dmarc remove": "a message",
