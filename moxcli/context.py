@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from moxcli.config import Config, load_config
 from moxcli.errors import UsageError
 
 if TYPE_CHECKING:
+    from moxcli.config import Config
     from moxcli.store import Store
 
 # The store's directory in a data directory (moxcli.store.env.STORE_DIR; not imported from
@@ -45,6 +45,8 @@ class AppContext:
 
     def config(self, required: bool = False) -> Config:
         """The parsed config; without a file, defaults (unless ``required``)."""
+        from moxcli.config import load_config  # not at start-up: commands without a config skip tomllib
+
         if self._config is None or (required and not self._config.exists):
             self._config = load_config(self.config_path, required=required)
         return self._config

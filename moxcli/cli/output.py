@@ -10,20 +10,21 @@ with NO_COLOR (https://no-color.org). That keeps 1,000 rows fast and start-up li
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 import os
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any, TypeVar
-
-import click
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from moxcli.jsonfmt import day, error_object, finding, rfc3339, unknown_as_null
+
+if TYPE_CHECKING:
+    import click
+
+# No click, csv or json at import: the click-free fast paths of moxcli.entry render with
+# this module too (docs/development.md, Start-up).
 
 __all__ = ["day", "error_object", "finding", "rfc3339", "unknown_as_null"]
 
@@ -77,8 +78,8 @@ def _default(obj: Any) -> Any:
         return rfc3339(obj)
     if isinstance(obj, date):
         return obj.isoformat()
-    if isinstance(obj, (Path,)):
-        return str(obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     if isinstance(obj, bytes):
@@ -90,19 +91,22 @@ def _default(obj: Any) -> Any:
 
 
 def to_json(obj: Any, indent: int | None = 2) -> str:
+    import json
+
     return json.dumps(obj, ensure_ascii=False, indent=indent, default=_default)
 
 
 def emit_json(obj: Any) -> None:
     """One JSON document on stdout."""
     global _document_printed
-    click.echo(to_json(obj))
+    sys.stdout.write(to_json(obj) + "\n")
+    sys.stdout.flush()
     _document_printed = True
 
 
 def emit_ndjson(obj: Any) -> None:
     """One line of a stream of JSON objects on stdout, flushed so pipes see it at once."""
-    click.echo(to_json(obj, indent=None))
+    sys.stdout.write(to_json(obj, indent=None) + "\n")
     sys.stdout.flush()
 
 
@@ -144,6 +148,8 @@ def format_options(
 
     def deco(f: F) -> F:
         import functools
+
+        import click
 
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -210,6 +216,7 @@ def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str
     if fmt == "tsv":
         return "".join("\t".join(r) + "\n" for r in [list(columns), *cells])
     if fmt == "csv":
+        import csv
         import io
 
         buf = io.StringIO()
@@ -291,11 +298,12 @@ def console(stderr: bool = False) -> Any:
 
 def info(msg: str) -> None:
     """A human-readable note on stderr (never mixed into data on stdout)."""
-    click.echo(msg, err=True)
+    sys.stderr.write(f"{msg}\n")
+    sys.stderr.flush()
 
 
 def warn(msg: str) -> None:
-    click.echo(f"warning: {safe(msg)}", err=True)
+    info(f"warning: {safe(msg)}")
 
 
 def day_arg(option: str, value: str | None) -> str | None:

@@ -25,8 +25,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from moxcli.dns import Resolver
 from moxcli.domain import Domain, DomainError, parse_domain
 from moxcli.errors import TemporaryError, UsageError
 from moxcli.mtasts import db
@@ -57,6 +57,9 @@ from moxcli.tlsrpt.report import (
     make_result,
 )
 from moxcli.tlsrpt.report import Policy as ReportPolicy
+
+if TYPE_CHECKING:
+    from moxcli.dns import Resolver  # type only: dnspython loads when a lookup runs
 
 BACKOFF_SECONDS = 300  # RFC 8461 §3.3: at most one fetch per five minutes after a failure
 FIRST_FETCH_TIMEOUT = 60.0

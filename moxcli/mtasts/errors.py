@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from moxcli.dns import DNSError
+from moxcli.dnserrors import DNSError
 from moxcli.errors import CheckFailed, TemporaryError
 
 

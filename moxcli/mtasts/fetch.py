@@ -21,12 +21,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moxcli import log
-from moxcli.dns import DNSError, NotFound, Resolver
+from moxcli.dnserrors import DNSError, NotFound
 from moxcli.domain import Domain
 from moxcli.mtasts.errors import NoPolicy, PolicyFetch, PolicySyntax
 from moxcli.mtasts.policy import Policy, PolicyParseError, lint, parse_policy
+
+if TYPE_CHECKING:
+    from moxcli.dns import Resolver  # type only: dnspython loads when a lookup runs
 
 _log = log.get("mtasts")
 

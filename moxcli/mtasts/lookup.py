@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from moxcli.dns import DNSError, NotFound, Resolver
+from moxcli.dnserrors import DNSError, NotFound
 from moxcli.domain import Domain
 from moxcli.mtasts.errors import DNSLookupError, MultipleRecords, NoRecord, RecordSyntax
 from moxcli.mtasts.record import Record, RecordParseError, parse_record
+
+if TYPE_CHECKING:
+    from moxcli.dns import Resolver  # type only: dnspython loads when a lookup runs
 
 
 def record_name(domain: Domain) -> str:

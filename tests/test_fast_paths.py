@@ -1,0 +1,125 @@
+"""The calls answered without click (moxcli.cli.fast, moxcli.entry) print exactly what the
+click command prints, exit the same, and really load no click (issue 13, start-up)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from moxcli.cli import cli, fast
+from moxcli.datatools.gentest import generate
+
+VALID = "v=TLSRPTv1; rua=mailto:tls-reports@example.org"
+RECORD_CALLS = [
+    ["--record", VALID],
+    [f"--record={VALID}"],
+    ["--record", "v=TLSRPTv1; rua=https://reports.example.org/tls,mailto:a@example.org"],
+    ["--record", "v=TLSRPTv1; rua=ftp://x"],
+    ["--record", "not a record at all"],
+    ["--record", "v=TLSRPTv1;rua=mailto:a@example.org; ext=1\x1b[31m"],
+    ["--record", VALID, "--json"],
+    ["--json", "--record", "v=TLSRPTv1; rua=ftp://x"],
+    ["--record", VALID, "--format", "tsv"],
+    ["--format=csv", "--record", "v=TLSRPTv1; rua=mailto:a@example.org,mailto:b@example.org"],
+]
+
+
+def _fast(capsys, args):
+    code = fast.run(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+CLICK = "import sys; from moxcli.cli.root import main; sys.argv[0] = 'moxcli'; main()"
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []], ids=repr)
+def test_root_help_is_clicks(columns, args):
+    """In real processes (CliRunner forces click's width to 80): the fast path and click."""
+    env = {"COLUMNS": columns, "PATH": ""}
+    fast_run = subprocess.run([sys.executable, "-m", "moxcli", *args], capture_output=True, text=True, env=env)
+    click_run = subprocess.run([sys.executable, "-c", CLICK, *args], capture_output=True, text=True, env=env)
+    assert fast_run.returncode == click_run.returncode == (2 if not args else 0)
+    assert (fast_run.stdout, fast_run.stderr) == (click_run.stdout, click_run.stderr)
+    assert "Usage: moxcli [OPTIONS] COMMAND [ARGS]..." in fast_run.stdout + fast_run.stderr
+
+
+def test_root_help_is_served_at_80_and_100_columns(capsys, monkeypatch):
+    for columns in ("80", "100", "200"):
+        monkeypatch.setenv("COLUMNS", columns)
+        assert fast.run(["--help"]) == 0
+        assert capsys.readouterr().out.startswith("Usage: moxcli [OPTIONS] COMMAND [ARGS]...")
+
+
+def test_root_help_at_other_widths_is_left_to_click(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    assert fast.run(["--help"]) is None
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("args", RECORD_CALLS, ids=repr)
+def test_check_tlsrpt_record_is_the_commands_output(runner, capsys, args):
+    code, out, err = _fast(capsys, ["check", "tlsrpt", *args])
+    r = runner.invoke(cli, ["check", "tlsrpt", *args])
+    assert code == r.exit_code
+    assert (out, err) == (r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["example.org", "--record", VALID],  # a domain: the record name matters
+        ["--record", VALID, "--record", VALID],
+        ["--record", VALID, "--format", "yaml"],
+        ["--record", VALID, "--json", "--json"],
+        ["--record"],
+        ["--record", "-x"],
+        ["--record", VALID, "--bogus"],
+        ["example.org"],
+        [],
+    ],
+    ids=repr,
+)
+def test_other_check_tlsrpt_shapes_go_to_click(capsys, args):
+    assert fast.run(["check", "tlsrpt", *args]) is None
+    assert capsys.readouterr() == ("", "")
+
+
+PROBE = """
+import sys
+sys.argv = ["moxcli", *sys.argv[1:]]
+from moxcli.entry import main
+try:
+    main()
+except SystemExit:
+    pass
+heavy = ("click", "rich", "dns", "cryptography", "lmdb", "msgpack")
+print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        (["--version"], []),
+        (["--help"], []),
+        (["check", "tlsrpt", "--record", VALID], []),
+        (["check", "tlsrpt", "--record", VALID, "--json"], []),
+        (["check", "--help"], ["click"]),
+        (["gentestdata", "{tmp}/demo"], ["click", "cryptography", "lmdb", "msgpack"]),  # DKIM keys, the store
+        (["verifydata", "{tmp}/demo"], ["click", "lmdb", "msgpack"]),
+    ],
+    ids=repr,
+)
+def test_what_a_real_process_imports(tmp_path, args, want):
+    """The start-up a command pays: no click for the fast paths, no dnspython, rich or
+    cryptography where the command does not use them."""
+    if args[0] == "verifydata":
+        generate(tmp_path / "demo")
+    args = [a.format(tmp=tmp_path) for a in args]
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env={"COLUMNS": "80", "PATH": ""}
+    )
+    assert r.stderr.splitlines()[-1] == repr(want), r.stderr
+    assert r.stdout
