@@ -10,7 +10,6 @@ addresses. Errors name the offending label.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -145,6 +144,10 @@ def parse_domain(text: str, lax: bool = False) -> Domain:
 
 
 def _reject_ip(text: str) -> None:
+    if ":" not in text and text.strip("0123456789."):
+        return  # neither IPv6 (has ":") nor IPv4 (digits and dots): no need to load ipaddress
+    import ipaddress
+
     try:
         ipaddress.ip_address(text)
     except ValueError:

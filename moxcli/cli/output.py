@@ -44,7 +44,9 @@ _document_printed = False
 
 def safe(text: Any) -> str:
     """Text from DNS, certificates or servers, with terminal control characters escaped."""
-    return str(text).translate(_CONTROL)
+    s = str(text)
+    # isprintable() is False for every character _CONTROL maps: most text skips the translate
+    return s if s.isprintable() else s.translate(_CONTROL)
 
 
 # --- the JSON contract (docs/json.md): value helpers live in moxcli.jsonfmt (the library uses them too)
@@ -224,24 +226,21 @@ def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str
         w.writerow(columns)
         w.writerows(cells)
         return buf.getvalue()
-    widths = [_width(c) for c in columns]
-    for r in cells:
-        for i, c in enumerate(r):
-            cw = _width(c)
+    measured = [[(c, _width(c)) for c in r] for r in [list(columns), *cells]]  # each cell measured once
+    widths = [0] * len(columns)
+    for r in measured:
+        for i, (_, cw) in enumerate(r):
             if cw > widths[i]:
                 widths[i] = cw
     last = len(columns) - 1
 
-    def line(r: Sequence[str]) -> str:
-        parts = []
-        for i, c in enumerate(r):
-            parts.append(c if i == last else c + " " * (widths[i] - _width(c)))
-        return "  ".join(parts).rstrip()
+    def line(r: Sequence[tuple[str, int]]) -> str:
+        return "  ".join(c if i == last else c + " " * (widths[i] - cw) for i, (c, cw) in enumerate(r)).rstrip()
 
-    head = line(list(columns))
+    head = line(measured[0])
     if bold:
         head = f"\x1b[1m{head}\x1b[0m"
-    return head + "\n" + "".join(line(r) + "\n" for r in cells)
+    return head + "\n" + "".join(line(r) + "\n" for r in measured[1:])
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "table") -> None:
