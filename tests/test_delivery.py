@@ -118,8 +118,7 @@ def _mailbox_messages(st, data, account, mailbox):
         if mb is None:
             return []
         return [
-            (m, message_file(data, account, m["id"]).read_bytes())
-            for m in store_mail.list_messages(tx, account, mb["id"])
+            (m, message_file(data, account, m.id).read_bytes()) for m in store_mail.list_messages(tx, account, mb.id)
         ]
 
 
@@ -134,7 +133,7 @@ def test_permanent_failure_gives_up_at_once_with_dsn(env):
     assert q.list_messages(st) == [] and not queue_file(data, mid).exists()
     assert srv.messages == []
     ((rec, text),) = _mailbox_messages(st, data, "bob", "Inbox")
-    assert "\\Seen" not in rec.get("flags", [])
+    assert "\\Seen" not in rec.flags
     assert b"Status: 5.1.1" in text and b"Final-Recipient: rfc822; r@[127.0.0.1]" in text
     assert b"Message-Id: <perm@moxcli.test>" in text
 
@@ -183,9 +182,9 @@ def test_report_failure_dsn_quiet_and_suppressed(env):
     after = time.time()
     assert [(r.outcome, r.dsn) for r in res] == [("failed", True), ("failed", True)]
     ((rec, text),) = _mailbox_messages(st, data, "postmaster", "Postmaster/tlsrpt")
-    assert "\\Seen" in rec["flags"] and b"Message-Id: <tlsrpt@moxcli.test>" in text
+    assert "\\Seen" in rec.flags and b"Message-Id: <tlsrpt@moxcli.test>" in text
     ((rec, text),) = _mailbox_messages(st, data, "postmaster", "Postmaster/dmarc")
-    assert "\\Seen" in rec["flags"] and b"Status: 4.0.0" in text
+    assert "\\Seen" in rec.flags and b"Status: 4.0.0" in text
     with st.read() as tx:
         # a permanent refusal suppresses the address for 30 days; the temporary one does not
         assert suppress.is_suppressed(tx, "tls", "rua@example.org")

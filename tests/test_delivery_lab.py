@@ -328,7 +328,7 @@ def test_requiretls_without_policy_fails_with_dsn(env):
     assert (res.outcome, res.code, res.enhanced, res.dsn) == ("failed", 554, "5.7.30", True)
     assert arrived(env[3], msgid, wait=0.3) is None
     with st.read() as tx:
-        assert store_mail.get_mailbox(tx, "alice", "Inbox")["messages"] == 1
+        assert store_mail.get_mailbox(tx, "alice", "Inbox").messages == 1
 
 
 def test_requiretls_server_lacks_extension(env):

@@ -93,11 +93,11 @@ def test_failed_report_dsn_goes_quietly_to_postmaster_dmarc(lab, tmp_path):
         with store.read() as tx:
             mb = mstore.get_mailbox(tx, cfg.postmaster.account, f"{cfg.postmaster.mailbox}/dmarc")
             assert mb is not None, "no DSN mailbox Postmaster/dmarc"
-            msgs = list(mstore.list_messages(tx, cfg.postmaster.account, mb["id"]))
+            msgs = list(mstore.list_messages(tx, cfg.postmaster.account, mb.id))
             inbox = mstore.get_mailbox(tx, cfg.postmaster.account, "Inbox")
     assert len(msgs) == 1
-    assert "\\Seen" in msgs[0]["flags"]
-    assert (inbox or {}).get("messages", 0) == 0  # nothing in the Inbox, if there is one
+    assert "\\Seen" in msgs[0].flags
+    assert (inbox.messages if inbox else 0) == 0  # nothing in the Inbox, if there is one
 
 
 def test_lookup_against_lab_dns(lab_data, runner):

@@ -60,13 +60,13 @@ def test_every_record_type(generated):
     with Store.open(generated, readonly=True) as st, st.read() as tx:
         for t in schema.TABLES:
             assert tx.count(t) > 0, t.name
-        accounts = {a["name"]: a for a in mail.list_accounts(tx)}
-        assert accounts["test2"]["addresses"] == ["☹@☺.example"]
-        uses = {m["name"]: m["special_use"] for m in mail.list_mailboxes(tx, "test1")}
+        accounts = {a.name: a for a in mail.list_accounts(tx)}
+        assert accounts["test2"].addresses == ("☹@☺.example",)
+        uses = {m.name: m.special_use for m in mail.list_mailboxes(tx, "test1")}
         assert uses["Sent"] == "\\Sent" and uses["Junk"] == "\\Junk" and uses["Trash"] == "\\Trash"
         sent = mail.get_mailbox(tx, "test2", "Sent")
-        (msg,) = list(mail.list_messages(tx, "test2", sent["id"]))
-        assert msg["flags"] == ["\\Seen", "\\Answered", "$Forwarded"] and msg["keywords"] == ["sent-by-moxcli"]
+        (msg,) = list(mail.list_messages(tx, "test2", sent.id))
+        assert msg.flags == ["\\Seen", "\\Answered", "$Forwarded"] and msg.keywords == ["sent-by-moxcli"]
         q = list(queue.scan(tx))
         assert [m.hold for m in q].count(True) == 1
         assert any(m.attempts == 3 and m.last_error for m in q)

@@ -51,7 +51,7 @@ def snapshot(data_dir: Path, account: str) -> dict:
         with Store.open(data_dir, readonly=True) as st, st.read() as tx:
             out["account"] = store_mail.get_account(tx, account)
             out["mailboxes"] = list(store_mail.list_mailboxes(tx, account))
-            out["messages"] = [list(store_mail.list_messages(tx, account, mb["id"])) for mb in out["mailboxes"]]
+            out["messages"] = [list(store_mail.list_messages(tx, account, mb.id)) for mb in out["mailboxes"]]
             out["seq"] = tx.meta(f"seq:message:{account}")
             out["imports"] = list(store_mail.unfinished_imports(tx))
     return out
@@ -60,7 +60,7 @@ def snapshot(data_dir: Path, account: str) -> dict:
 def messages(data_dir: Path, account: str, mailbox: str) -> list[dict]:
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
         mb = store_mail.get_mailbox(tx, account, mailbox)
-        return list(store_mail.list_messages(tx, account, mb["id"]))
+        return list(store_mail.list_messages(tx, account, mb.id))
 
 
 def check_contract(data_dir: Path, account: str) -> None:
@@ -68,12 +68,12 @@ def check_contract(data_dir: Path, account: str) -> None:
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
         ids = set()
         for mb in store_mail.list_mailboxes(tx, account):
-            msgs = list(store_mail.list_messages(tx, account, mb["id"]))
-            assert mb["messages"] == len(msgs) and mb["size"] == sum(m["size"] for m in msgs)
-            assert all(m["uid"] < mb["uidnext"] for m in msgs)
+            msgs = list(store_mail.list_messages(tx, account, mb.id))
+            assert mb.messages == len(msgs) and mb.size == sum(m.size for m in msgs)
+            assert all(m.uid < mb.uidnext for m in msgs)
             for m in msgs:
-                assert message_file(data_dir, account, m["id"]).stat().st_size == m["size"]
-                ids.add(m["id"])
+                assert message_file(data_dir, account, m.id).stat().st_size == m.size
+                ids.add(m.id)
         assert tx.meta(f"seq:message:{account}", 0) >= max(ids, default=0)
     files = {int(p.name) for p in (data_dir / "accounts" / account / "msg").rglob("*") if p.is_file()}
     assert files == ids
@@ -88,9 +88,9 @@ def test_sample_mbox(data_dir):
     assert res.messages == 2 and res.account_created and res.mailboxes[0].created
     msgs = messages(data_dir, "mjl", "Inbox")
     for m, want in zip(msgs, V["mbox_example"]["expect"], strict=True):
-        assert set(m["flags"]) == set(want["flags"]) and m["keywords"] == want["keywords"]
-    assert msgs[0]["received"] == 1642970515.0 and msgs[1]["received"] == 1642971736.0
-    first = message_file(data_dir, "mjl", msgs[0]["id"]).read_bytes()
+        assert set(m.flags) == set(want["flags"]) and m.keywords == want["keywords"]
+    assert msgs[0].received == 1642970515.0 and msgs[1].received == 1642971736.0
+    first = message_file(data_dir, "mjl", msgs[0].id).read_bytes()
     assert b"\r\nFrom testing\r\n" in first and first.endswith(b"end\r\n\r\n")
     assert b"\n" not in first.replace(b"\r\n", b"")
     check_contract(data_dir, "mjl")
@@ -99,7 +99,7 @@ def test_sample_mbox(data_dir):
 def test_sample_maildir(data_dir):
     res = import_maildir(data_dir, "mjl", "maildir", need_sample(SAMPLES / "mox" / "import" / "importtest.maildir"))
     assert res.messages == 2 and res.warnings == []
-    assert sorted(m["received"] for m in messages(data_dir, "mjl", "maildir")) == [1642966915.0, 1642968136.0]
+    assert sorted(m.received for m in messages(data_dir, "mjl", "maildir")) == [1642966915.0, 1642968136.0]
     check_contract(data_dir, "mjl")
 
 
@@ -113,12 +113,12 @@ def test_vector_maildir_flags_and_keywords(data_dir, tmp_path):
     (tmp_path / "maildir" / "tmp" / "1.2.3:2,S").write_text("in delivery, ignored")
     res = import_maildir(data_dir, "mjl", "maildir", tmp_path / "maildir")
     assert res.messages == 2
-    got = {m["received"]: m for m in messages(data_dir, "mjl", "maildir")}
+    got = {m.received: m for m in messages(data_dir, "mjl", "maildir")}
     for want in ex["expect"]["messages"]:
         m = got[float(want["received_unix"])]
-        assert set(m["flags"]) == set(want["flags"]) and m["keywords"] == want["keywords"]
+        assert set(m.flags) == set(want["flags"]) and m.keywords == want["keywords"]
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
-        assert store_mail.get_mailbox(tx, "mjl", "maildir")["keywords"] == ex["expect"]["mailbox_keywords"]
+        assert store_mail.get_mailbox(tx, "mjl", "maildir").keywords == ex["expect"]["mailbox_keywords"]
 
 
 # -- formats
@@ -145,13 +145,13 @@ def test_gz_stdin_crlf_and_several_files_in_one_import(data_dir, tmp_path, monke
         gen_mbox(1, 7)
     )
     msgs = messages(data_dir, "acc", "Archive/2006")
-    bodies = [message_file(data_dir, "acc", m["id"]).read_bytes() for m in msgs]
+    bodies = [message_file(data_dir, "acc", m.id).read_bytes() for m in msgs]
     subjects = [b.split(b"Subject: ")[1].split(b"\r\n")[0] for b in bodies]
     assert subjects == [f"message {i}".encode() for i in (0, 1, 2, 3, 4, 7, 5, 6)]
     for b in bodies:
         assert b.endswith(b"\r\nFrom quoted\r\n\r\n")  # mboxrd: ">From" unquoted once
         assert b"\r\nFrom quoted\r\n" in b and b"\n" not in b.replace(b"\r\n", b"")
-    assert msgs[0]["received"] == 1136214240.0  # Mon Jan  2 15:04:00 2006 UTC
+    assert msgs[0].received == 1136214240.0  # Mon Jan  2 15:04:00 2006 UTC
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
         assert store_mail.get_mailbox(tx, "acc", "Archive") is not None  # parent created
     check_contract(data_dir, "acc")
@@ -177,7 +177,7 @@ def test_files_follow_the_message_path_layout(data_dir, tmp_path):
         "b/8192",
         "b/8193",
     ]
-    assert [m["id"] for m in messages(data_dir, "acc", "Inbox")] == [8190, 8191, 8192, 8193]
+    assert [m.id for m in messages(data_dir, "acc", "Inbox")] == [8190, 8191, 8192, 8193]
     check_contract(data_dir, "acc")
 
 
@@ -213,8 +213,8 @@ def test_warnings_date_keyword_quota(data_dir, tmp_path):
     assert got[3][:2] == (3, f"{p}:12") and "quota_message_size of 300" in got[3][2]
     assert res.warnings_total == 4
     msgs = messages(data_dir, "acc", "Inbox")
-    assert msgs[0]["received"] == 1643706000.0 and msgs[0]["keywords"] == ["good"]
-    assert msgs[1]["received"] >= before
+    assert msgs[0].received == 1643706000.0 and msgs[0].keywords == ["good"]
+    assert msgs[1].received >= before
 
 
 def test_recursive_maildirpp_tree(data_dir, tmp_path):
@@ -242,10 +242,10 @@ def test_recursive_maildirpp_tree(data_dir, tmp_path):
     ]
     assert res.messages == 4
     assert [w.message for w in res.warnings] == ["line 2: expected '<index> <name>', got 'bad line'"]
-    assert messages(data_dir, "acc", "Sent")[0]["flags"] == ["\\Seen", "\\Answered", "$Forwarded"]
-    assert messages(data_dir, "acc", "Entwürfe")[0]["flags"] == ["\\Deleted"]
+    assert messages(data_dir, "acc", "Sent")[0].flags == ["\\Seen", "\\Answered", "$Forwarded"]
+    assert messages(data_dir, "acc", "Entwürfe")[0].flags == ["\\Deleted"]
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
-        assert sorted(m["name"] for m in store_mail.list_mailboxes(tx, "acc")) == [
+        assert sorted(m.name for m in store_mail.list_mailboxes(tx, "acc")) == [
             "A",
             "A/B",
             "Entwürfe",
@@ -295,7 +295,7 @@ def test_ids_continue_without_gaps_and_lock_is_exclusive(data_dir, tmp_path):
     import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     with Store.open(data_dir) as st:
         rec = store_message(st, data_dir, "acc", "Inbox", b"x\r\n")
-    assert rec["id"] == 4 and rec["uid"] == 4
+    assert rec.id == 4 and rec.uid == 4
     with job_lock(data_dir, "import-acc"), pytest.raises(LockHeld):
         import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     check_contract(data_dir, "acc")

@@ -72,7 +72,7 @@ def mailboxes(data: Path, account: str) -> dict[str, list[tuple[list[str], list[
     out = {}
     with Store.open(data, readonly=True) as st, st.read() as tx:
         for mb in store_mail.list_mailboxes(tx, account):
-            out[mb["name"]] = [(m["flags"], m["keywords"]) for m in store_mail.list_messages(tx, account, mb["id"])]
+            out[mb.name] = [(m.flags, m.keywords) for m in store_mail.list_messages(tx, account, mb.id)]
     return out
 
 

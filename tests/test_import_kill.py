@@ -50,8 +50,8 @@ def _subjects(data: Path, account: str) -> list[bytes]:
         mb = store_mail.get_mailbox(tx, account, "Inbox")
         if mb is None:
             return []
-        for m in store_mail.list_messages(tx, account, mb["id"]):
-            out += SUBJECT.findall(message_file(data, account, m["id"]).read_bytes())
+        for m in store_mail.list_messages(tx, account, mb.id):
+            out += SUBJECT.findall(message_file(data, account, m.id).read_bytes())
     return out
 
 

@@ -41,7 +41,7 @@ def state(data: Path, account: str) -> tuple:
     with Store.open(data, readonly=True) as st, st.read() as tx:
         return (
             store_mail.get_account(tx, account),
-            [(m["name"], m["messages"], m["size"]) for m in store_mail.list_mailboxes(tx, account)],
+            [(m.name, m.messages, m.size) for m in store_mail.list_mailboxes(tx, account)],
             list(store_mail.unfinished_imports(tx)),
         )
 
@@ -214,7 +214,7 @@ def test_account_names_are_nfc(data_dir, tmp_path):
     import_mbox(data_dir, nfd, "Inbox", [str(src)])
     import_mbox(data_dir, "josé", "Inbox", [str(src)])
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
-        assert [a["name"] for a in store_mail.list_accounts(tx)] == ["josé"]
+        assert [a.name for a in store_mail.list_accounts(tx)] == ["josé"]
     assert sorted(os.listdir(data_dir / "accounts")) == ["josé"]
 
 

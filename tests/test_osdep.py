@@ -96,9 +96,9 @@ def test_import_without_fork_uses_the_writer_thread(data_dir, tmp_path, no_fork)
     assert res.messages == 300
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
         mb = store_mail.get_mailbox(tx, "acc", "Inbox")
-        msgs = list(store_mail.list_messages(tx, "acc", mb["id"]))
+        msgs = list(store_mail.list_messages(tx, "acc", mb.id))
     files = sorted(int(p.name) for p in (data_dir / "accounts" / "acc" / "msg").rglob("*") if p.is_file())
-    assert files == sorted(m["id"] for m in msgs) and len(files) == 300
+    assert files == sorted(m.id for m in msgs) and len(files) == 300
 
 
 def test_writer_thread_error_aborts_with_nothing_left(data_dir, tmp_path, no_fork, monkeypatch):

@@ -27,8 +27,8 @@ def test_init_creates_config_keys_account(tmp_path):
         assert key.stat().st_mode & 0o777 == 0o600
     assert oct(data.stat().st_mode & 0o777) == "0o700"
     with Store.open(data, readonly=True) as st, st.read() as tx:
-        assert [a["name"] for a in list_accounts(tx)] == ["postmaster"]
-        assert {m["name"] for m in list_mailboxes(tx, "postmaster")} == {"Inbox", "Postmaster", "TLSRPT", "DMARC"}
+        assert [a.name for a in list_accounts(tx)] == ["postmaster"]
+        assert {m.name for m in list_mailboxes(tx, "postmaster")} == {"Inbox", "Postmaster", "TLSRPT", "DMARC"}
     types = {(r.name, r.type) for r in res.records}
     assert ("_smtp._tls.mail.example.org", "TXT") in types
     assert ("_smtp._tls.example.org", "TXT") in types

@@ -95,11 +95,11 @@ def test_dmarc_saved_gzip_file():
 def _imported(data_dir, account, mailbox):
     with Store.open(data_dir, readonly=True) as st, st.read() as tx:
         mb = store_mail.get_mailbox(tx, account, mailbox)
-        return list(store_mail.list_messages(tx, account, mb["id"]))
+        return list(store_mail.list_messages(tx, account, mb.id))
 
 
 def _summary(msgs):
-    return [{"flags": sorted(m["flags"]), "keywords": m["keywords"], "received": m["received"]} for m in msgs]
+    return [{"flags": sorted(m.flags), "keywords": m.keywords, "received": m.received} for m in msgs]
 
 
 def test_import_thunderbird_style_mbox(data_dir):

@@ -30,24 +30,24 @@ def add_message(tx, data: Path, account: str, mailbox: str, body: bytes, flags=(
     """A message as the data contract describes it (docs/development.md)."""
     mb, _ = ensure_mailbox(tx, account, mailbox)
     msg_id = tx.next_id(f"message:{account}")
-    uid = mb["uidnext"]
+    uid = mb.uidnext
     write_file(message_file(data, account, msg_id), body, sync=False)
     tx.put(
         schema.MESSAGE,
-        schema.text_key(account, mb["id"], uid),
+        schema.text_key(account, mb.id, uid),
         {
             "id": msg_id,
             "uid": uid,
-            "mailbox_id": mb["id"],
+            "mailbox_id": mb.id,
             "size": len(body),
             "received": 1.0e9 + msg_id,
             "flags": list(flags),
             "keywords": list(keywords),
         },
     )
-    mb["uidnext"] = uid + 1
-    mb["messages"] += 1
-    mb["size"] += len(body)
+    mb.uidnext = uid + 1
+    mb.messages += 1
+    mb.size += len(body)
     put_mailbox(tx, account, mb)
     return msg_id
 
@@ -500,7 +500,7 @@ def test_files_of_an_unfinished_import_are_warnings(good):
     from moxcli.store import mail as store_mail
 
     with Store.open(good) as st, st.write() as tx:
-        store_mail.begin_import(tx, "bob", {"source": "x.mbox"})
+        store_mail.begin_import(tx, "bob", store_mail.ImportRecord(pid=1, started=1.0))
         first = store_mail.reserve_message_ids(tx, "bob", 10)
     path = message_file(good, "bob", first + 1)
     write_file(path, b"imported, not committed")

@@ -619,7 +619,7 @@ def _bulk_messages(store: Store, data_dir: Path, count: int, rng: random.Random,
         def batch(
             tx: Txn, part: list[tuple[str, str, int, int, bool]] = plan[start : start + BATCH], first: int = start
         ) -> None:
-            mailboxes: dict[tuple[str, str], dict[str, Any]] = {}
+            mailboxes: dict[tuple[str, str], store_mail.Mailbox] = {}
             for j, (account, box, msg_id, size, seen) in enumerate(part):
                 if (account, box) not in mailboxes:
                     mailboxes[(account, box)] = store_mail.ensure_mailbox(tx, account, box)[0]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from moxcli.errors import UsageError
 from moxcli.mail.flags import flag_names, flags_mask, is_keyword
@@ -27,7 +26,7 @@ def store_message(
     flags: Iterable[str] = (),
     keywords: Iterable[str] = (),
     received: float | None = None,
-) -> dict[str, Any]:
+) -> store_mail.Message:
     """Add ``data`` as a new message (account and mailbox created if missing); returns its record.
 
     With a Txn the message becomes visible when the caller commits; the file is written and
@@ -70,7 +69,7 @@ def _add(
     keywords: list[str],
     received: float,
     written: list[Path],
-) -> dict[str, Any]:
+) -> store_mail.Message:
     try:
         store_mail.ensure_account(tx, account)
     except PathError as exc:
@@ -81,7 +80,6 @@ def _add(
     write_file(path, data, sync=True)
     written.append(path)
     rec = store_mail.add_message(tx, account, mb, msg_id, len(data), received, flags, keywords)
-    if keywords:
-        mb["keywords"] = sorted(set(mb.get("keywords", ())) | set(keywords))
+    mb.add_keywords(keywords)
     store_mail.put_mailbox(tx, account, mb)
     return rec

@@ -288,7 +288,7 @@ class _Import:
                 self.existing_size = store_mail.account_size(tx, self.account)
         if not self.dry_run:
             assert self.store is not None
-            info = {"pid": os.getpid(), "started": time.time(), "account_dir_existed": self.acc_dir.exists()}
+            info = store_mail.ImportRecord(os.getpid(), time.time(), self.acc_dir.exists())
             self.store.update(lambda tx: store_mail.begin_import(tx, self.account, info))
 
     def commit(self) -> ImportResult:
@@ -334,8 +334,7 @@ class _Import:
             results[m].messages += 1
             results[m].size += self.sizes[i]
         for rec, new in zip(recs, new_keywords, strict=True):
-            if new:
-                rec["keywords"] = sorted(set(rec.get("keywords", ())) | new)
+            rec.add_keywords(new)
             store_mail.put_mailbox(tx, self.account, rec)
         store_mail.finish_import(tx, self.account, self.ids[-1] if len(self.ids) else None)
         return results + [MailboxResult(p, True) for p in parents], account_created
@@ -951,15 +950,15 @@ def cleanup_interrupted_imports(data_dir: Path, holding: str | None = None) -> l
                 _remove_leftovers(Path(data_dir), account, info)
                 st.update(partial(store_mail.finish_import, account=account, last_used=None))
             cleaned.append(account)
-            _log.info("removed files of an interrupted import", account=account, pid=info.get("pid"))
+            _log.info("removed files of an interrupted import", account=account, pid=info.pid)
     return cleaned
 
 
-def _remove_leftovers(data_dir: Path, account: str, info: dict[str, Any]) -> None:
+def _remove_leftovers(data_dir: Path, account: str, info: store_mail.ImportRecord) -> None:
     """Unlink every file in the import's reserved id blocks, then directories left empty."""
     root = account_dir(data_dir, account) / "msg"
     dirs = set()
-    for lo, hi in info.get("ranges", []):
+    for lo, hi in info.ranges:
         for msg_id in range(lo, hi + 1):
             name = msg_dir(msg_id)
             if name not in dirs:
@@ -969,7 +968,7 @@ def _remove_leftovers(data_dir: Path, account: str, info: dict[str, Any]) -> Non
     for name in dirs:
         with contextlib.suppress(OSError):
             (root / name).rmdir()
-    if not info.get("account_dir_existed", True):
+    if not info.account_dir_existed:
         for d in (root, root.parent):
             with contextlib.suppress(OSError):
                 d.rmdir()

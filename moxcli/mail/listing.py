@@ -32,15 +32,15 @@ def list_accounts(data_dir: Path) -> list[dict[str, Any]]:
     out = []
     with st, st.read() as tx:
         for acc in store_mail.list_accounts(tx):
-            mbs = list(store_mail.list_mailboxes(tx, acc["name"]))
+            mbs = list(store_mail.list_mailboxes(tx, acc.name))
             out.append(
                 {
-                    "name": acc["name"],
-                    "addresses": list(acc.get("addresses") or []),
-                    "created": _time(acc["created"]),
+                    "name": acc.name,
+                    "addresses": list(acc.addresses),
+                    "created": _time(acc.created),
                     "mailboxes": len(mbs),
-                    "messages": sum(m["messages"] for m in mbs),
-                    "bytes": sum(m["size"] for m in mbs),
+                    "messages": sum(m.messages for m in mbs),
+                    "bytes": sum(m.size for m in mbs),
                 }
             )
     return out
@@ -49,16 +49,16 @@ def list_accounts(data_dir: Path) -> list[dict[str, Any]]:
 def list_mailboxes(data_dir: Path, account: str) -> list[dict[str, Any]]:
     """Mailboxes of an account, by name: name, messages, bytes, uidvalidity, uidnext, keywords."""
     with _account(data_dir, account) as tx:
-        mbs = sorted(store_mail.list_mailboxes(tx, account), key=lambda m: m["name"])
+        mbs = sorted(store_mail.list_mailboxes(tx, account), key=lambda m: m.name)
         return [
             {
-                "name": m["name"],
-                "messages": m["messages"],
-                "bytes": m["size"],
-                "uidvalidity": m["uidvalidity"],
-                "uidnext": m["uidnext"],
-                "keywords": list(m.get("keywords", [])),
-                "special_use": m.get("special_use"),
+                "name": m.name,
+                "messages": m.messages,
+                "bytes": m.size,
+                "uidvalidity": m.uidvalidity,
+                "uidnext": m.uidnext,
+                "keywords": list(m.keywords),
+                "special_use": m.special_use,
             }
             for m in mbs
         ]
@@ -74,14 +74,14 @@ def iter_messages(data_dir: Path, account: str, mailbox: str) -> Iterator[dict[s
         mb = store_mail.get_mailbox(tx, account, name)
         if mb is None:
             raise UsageError(f"account {account}: no mailbox {name!r}")
-        for m in store_mail.list_messages(tx, account, mb["id"]):
+        for m in store_mail.list_messages(tx, account, mb.id):
             yield {
-                "uid": m["uid"],
-                "id": m["id"],
-                "size": m["size"],
-                "received": _time(m["received"]),
-                "flags": list(m["flags"]),
-                "keywords": list(m["keywords"]),
+                "uid": m.uid,
+                "id": m.id,
+                "size": m.size,
+                "received": _time(m.received),
+                "flags": list(m.flags),
+                "keywords": list(m.keywords),
             }
 
 
