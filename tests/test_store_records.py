@@ -12,10 +12,19 @@ from helpers.dmarc import hour, vector_eval
 from moxcli.dmarc import db as evaldb
 from moxcli.dmarc.evaluation import parse_lines
 from moxcli.errors import StoreError
-from moxcli.store import Store
+from moxcli.store import Store, mail
 from moxcli.store import dmarc as dstore
 from moxcli.store import tlsreports as tstore
-from moxcli.store.schema import DMARC_EVAL, DMARC_REPORT_IN, TLS_REPORT_IN, text_key, u64
+from moxcli.store.schema import (
+    ACCOUNT,
+    DMARC_EVAL,
+    DMARC_REPORT_IN,
+    MAILBOX,
+    MESSAGE,
+    TLS_REPORT_IN,
+    text_key,
+    u64,
+)
 
 TLS_REPORT = {
     "organization-name": "Example Org",
@@ -151,3 +160,70 @@ def test_dmarc_evaluation_damaged_record_is_one_store_error(data_dir):
             list(evaldb.evaluations(tx))
         with pytest.raises(StoreError, match=r"table dmarceval"):
             evaldb.delete_older_than(tx, 0)
+
+
+def test_mail_records_map_and_round_trip(data_dir):
+    """Account, mailbox and message records keep the data contract's maps (docs/development.md)."""
+    with Store.open(data_dir) as store, store.write() as tx:
+        acc, created = mail.ensure_account(tx, "alice", "alice@example.org")
+        again, created_again = mail.ensure_account(tx, "alice", "a2@example.org")
+        mb, _ = mail.ensure_mailbox(tx, "alice", "Lists/x", "\\Archive")
+        msg = mail.add_message(tx, "alice", mb, 7, 100, 1_700_000_000.5, ["\\Seen"], ["work"])
+        fresh_map = dict(tx.get(MAILBOX, text_key("alice", mb.id)) or {})
+        mb.add_keywords(["work"])
+        mail.put_mailbox(tx, "alice", mb)
+        acc_map = dict(tx.get(ACCOUNT, b"alice") or {})
+        mb_map = dict(tx.get(MAILBOX, text_key("alice", mb.id)) or {})
+        msg_map = dict(tx.get(MESSAGE, text_key("alice", mb.id, msg.uid)) or {})
+        names = [m.name for m in mail.list_mailboxes(tx, "alice")]
+        assert mail.get_mailbox(tx, "alice", "Lists/x") == mb
+        assert list(mail.list_messages(tx, "alice", mb.id)) == [msg]
+        assert list(mail.list_accounts(tx)) == [again]
+    for m in (fresh_map, acc_map, mb_map, msg_map):
+        m.pop("_v")
+    assert (created, created_again) == (True, False)
+    assert acc_map == {"name": "alice", "created": acc.created, "addresses": ["alice@example.org", "a2@example.org"]}
+    assert again.addresses == ("alice@example.org", "a2@example.org")
+    assert "keywords" not in fresh_map  # a mailbox without keywords has no such field
+    assert mb_map == {
+        "id": mb.id,
+        "name": "Lists/x",
+        "special_use": "\\Archive",
+        "uidvalidity": mb.uidvalidity,
+        "uidnext": 2,
+        "messages": 1,
+        "size": 100,
+        "created": mb.created,
+        "keywords": ["work"],
+    }
+    assert msg_map == {
+        "id": 7,
+        "uid": 1,
+        "mailbox_id": mb.id,
+        "size": 100,
+        "received": 1_700_000_000.5,
+        "flags": ["\\Seen"],
+        "keywords": ["work"],
+    }
+    assert names == ["Lists", "Lists/x"]
+
+
+def test_import_record_value_and_ranges(data_dir):
+    with Store.open(data_dir) as store, store.write() as tx:
+        mail.begin_import(tx, "bob", mail.ImportRecord(pid=42, started=5.0, account_dir_existed=False))
+        first = mail.reserve_message_ids(tx, "bob", 10)
+        second = mail.reserve_message_ids(tx, "bob", 5)
+        value = tx.meta("import:bob")
+        pending = list(mail.unfinished_imports(tx))
+        mail.finish_import(tx, "bob", None)
+        assert (mail.get_import(tx, "bob"), tx.meta("seq:message:bob")) == (None, None)
+    assert value == {"pid": 42, "started": 5.0, "account_dir_existed": False, "ranges": [[1, 10], [11, 15]]}
+    assert (first, second) == (1, 11)
+    assert pending == [("bob", mail.ImportRecord(42, 5.0, False, ((1, 10), (11, 15))))]
+
+
+def test_damaged_mailbox_record_is_one_store_error(data_dir):
+    with Store.open(data_dir) as store, store.write() as tx:
+        tx.put(MAILBOX, text_key("alice", 1), {"id": 1, "name": "Inbox"})
+        with pytest.raises(StoreError, match=r"table mailbox.*run moxcli verifydata"):
+            list(mail.list_mailboxes(tx, "alice"))
