@@ -314,8 +314,8 @@ def test_stalled_handshake_to_domain_that_did_starttls_is_a_broken_deadline(tmp_
 
 def test_requiretls_offer_recorded_and_shown(runner, tmp_path, mini):  # noqa: F811
     """A server that offers REQUIRETLS (RFC 8689) in its EHLO: recorded with its time, shown by
-    `domains list` and as the "REQUIRETLS seen" indicator; a later server without it keeps
-    `requiretls_seen` but says no for the last delivery."""
+    `domains list` and as the "REQUIRETLS seen" indicator; a later server without it says no
+    for the last delivery and keeps `requiretls_seen` (and the indicator)."""
     from moxcli.posture.check import DomainPosture, apply_delivery_memory
 
     offers, plain = mini(["8BITMIME", "REQUIRETLS"]), mini(["8BITMIME"])
@@ -343,4 +343,4 @@ def test_requiretls_offer_recorded_and_shown(runner, tmp_path, mini):  # noqa: F
             )
         else:
             assert (row["requiretls"], row["requiretls_seen"]) == (False, first_seen)
-            assert p.indicators["requiretls_seen"] == "not-implemented"
+            assert p.indicators["requiretls_seen"] == "implemented"  # seen before

@@ -154,8 +154,13 @@ def test_indicators(posture, want):
     "known,want",
     [
         (None, ("unknown", "unknown")),
-        (SimpleNamespace(starttls=True, requiretls=False), ("implemented", "not-implemented")),
-        (SimpleNamespace(starttls=False, requiretls=True), ("not-implemented", "implemented")),
+        (SimpleNamespace(starttls_seen=1.0, requiretls_seen=None), ("implemented", "not-implemented")),
+        (SimpleNamespace(starttls_seen=None, requiretls_seen=1.0), ("not-implemented", "implemented")),
+        # the last delivery went in plaintext (TLS-Required: No): STARTTLS was still seen before
+        (
+            SimpleNamespace(starttls=False, requiretls=False, starttls_seen=1.0, requiretls_seen=None),
+            ("implemented", "not-implemented"),
+        ),
     ],
 )
 def test_seen_indicators_from_deliveries(known, want):

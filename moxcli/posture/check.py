@@ -522,13 +522,15 @@ def _indicators(p: DomainPosture) -> dict[str, str]:
 
 def apply_delivery_memory(p: DomainPosture, known: Any) -> None:
     """The two indicators from our deliveries (``moxcli.store.domaintls.DomainTLS`` or None):
-    whether the last delivery to the domain used STARTTLS and whether its server offered
-    REQUIRETLS (spec §3.7); unknown when nothing was delivered there."""
+    whether a delivery to the domain used STARTTLS and whether a server offered REQUIRETLS
+    (behaviour notes §3.7), as recorded since the record was made (``domains forget`` drops
+    it); unknown when nothing was delivered there. "STARTTLS seen" is also what keeps the
+    engine from delivering to the domain in plaintext, so the bar says when that applies."""
     if known is None:
         p.indicators["starttls_seen"] = p.indicators["requiretls_seen"] = UNKNOWN
         return
-    p.indicators["starttls_seen"] = IMPLEMENTED if known.starttls else NOT_IMPLEMENTED
-    p.indicators["requiretls_seen"] = IMPLEMENTED if known.requiretls else NOT_IMPLEMENTED
+    p.indicators["starttls_seen"] = IMPLEMENTED if known.starttls_seen is not None else NOT_IMPLEMENTED
+    p.indicators["requiretls_seen"] = IMPLEMENTED if known.requiretls_seen is not None else NOT_IMPLEMENTED
 
 
 def check_domain(
