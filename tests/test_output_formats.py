@@ -212,3 +212,44 @@ def test_rows_through_a_pipe_are_one_line_each(runner, demo, tmp_path, name):
     for row in tsv[1:]:
         cells = [row[i] for i in idx if row[i] and row[i] != "-" and not TIME_OF_DAY.search(row[i])]
         assert _on_one_line(cells, lines), f"{name}: row {row} not on one line of:\n{table.stdout}"
+
+
+@pytest.mark.parametrize(("no_color", "bold"), [("", True), ("1", False)], ids=["terminal", "NO_COLOR"])
+def test_colour_on_a_terminal_only_without_no_color(demo, no_color, bold):
+    """On a real terminal (a pty) the header is bold, unless NO_COLOR is set; never folded."""
+    import pty
+
+    main, child = pty.openpty()
+    env = {**os.environ, "COLUMNS": "40", "TERM": "xterm", "NO_COLOR": no_color, "MOXCLI_DATA": str(demo)}
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", "moxcli", "tlsresults", "list"], stdout=child, stderr=subprocess.PIPE, env=env
+        )
+        os.close(child)
+        chunks = []
+        while True:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and everything was read
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(main)
+    assert p.returncode == 0, p.stderr
+    out = b"".join(chunks).decode()
+    assert out.startswith("\x1b[1mday") == bold
+    assert ("\x1b[" in out) == bold
+    rows = _tsv_rows_of_demo(demo)
+    assert len(out.splitlines()) == len(rows)
+
+
+def _tsv_rows_of_demo(demo):
+    r = subprocess.run(
+        [sys.executable, "-m", "moxcli", "tlsresults", "list", "--format", "tsv"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MOXCLI_DATA": str(demo)},
+    )
+    return r.stdout.splitlines()
