@@ -94,13 +94,15 @@ def test_imaps_import_archive_then_starttls(lab, runner, imap_data):
         )
         assert _count(lab, "INBOX") == {"MESSAGES": 2, "UNSEEN": 2}
 
-        # A duplicate arriving again is flagged \Seen and stays in INBOX without --archive-folder.
+        # A duplicate arriving again and a new report are flagged \Seen and stay in INBOX
+        # without --archive-folder; the broken and the non-report mail stay unseen.
         conn.append("INBOX", None, None, mails[0])
+        conn.append("INBOX", None, None, rm.tls_mail("google", 5000))
         r = _run(runner, imap_data, "--imap", url, "--mark-seen")
         assert r.stderr.endswith(
-            "3 message(s): 0 imported, 1 duplicate, 1 not a report, 1 rejected, 0 moved, 1 flagged\n"
+            "4 message(s): 1 imported, 1 duplicate, 1 not a report, 1 rejected, 0 moved, 2 flagged\n"
         )
-        assert _count(lab, "INBOX") == {"MESSAGES": 3, "UNSEEN": 2}
+        assert _count(lab, "INBOX") == {"MESSAGES": 4, "UNSEEN": 2}
     finally:
         conn.logout()
 

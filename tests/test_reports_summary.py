@@ -129,8 +129,14 @@ def test_dmarc_summary(store):
     assert s.source_ips[0] == {"source_ip": "198.51.100.1", "messages": 3, "dmarc_pass": 0, "dmarc_fail": 3}
     assert s.dispositions == [{"disposition": "none", "messages": 16}, {"disposition": "reject", "messages": 3}]
     assert s.alignment == {"dkim_and_spf": 10, "dkim_only": 4, "spf_only": 2, "neither": 3}
+    assert s.organizations == [
+        {"organization_name": "m.example", "reports": 1, "messages": 7, "dmarc_pass": 4, "dmarc_fail": 3},
+        {"organization_name": "g.example", "reports": 2, "messages": 12, "dmarc_pass": 12, "dmarc_fail": 0},
+    ]
     org = dmarc_summary(store, domain="example.org")
     assert (org.reports, org.messages) == (2, 17)
+    early = dmarc_summary(store, until=parse_day("--until", D1))
+    assert [d["day"] for d in early.days] == [D1] and (early.reports, early.messages) == (1, 10)
     assert dmarc_summary(store, top=1).source_ips == [s.source_ips[0]]
 
 

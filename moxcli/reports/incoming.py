@@ -16,6 +16,7 @@ The report types plug in as modules with ``KIND``, ``prepare(data, name, config,
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import zlib
@@ -93,6 +94,7 @@ class Prepared:
     size: int = 0
 
 
+@functools.lru_cache(maxsize=4096)  # a mailbox's reports name few domains and days
 def _a_label(name: str) -> str:
     """docs/json.md: domain names in JSON are A-labels."""
     from moxcli.domain import DomainError, parse_domain
@@ -103,6 +105,7 @@ def _a_label(name: str) -> str:
         return name
 
 
+@functools.lru_cache(maxsize=4096)
 def rfc3339(t: float | None) -> str | None:
     """docs/json.md: times are RFC 3339 in UTC."""
     if t is None:
