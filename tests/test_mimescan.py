@@ -195,3 +195,63 @@ def test_generated_messages_are_mostly_taken():
 
     found = find(messages(), lambda d: mimescan.scan(d) is not None and mimescan.scan(d).is_multipart())
     assert _same_or_none(found)
+
+
+def _parse_outcomes(data: bytes):
+    """What both report parsers make of a message: the report's JSON, or the error."""
+    from moxcli.dmarc import parse as dparse
+    from moxcli.reports import incoming_tls
+    from moxcli.tlsrpt.report import ReportError as TLSReportError
+
+    out = []
+    try:
+        out.append(dparse.parse_message(data).to_json())
+    except dparse.ReportError as exc:
+        out.append((type(exc).__name__, str(exc)))
+    try:
+        report, warnings, from_domain = incoming_tls.parse_report_message(data)
+        out.append((report.to_json(), warnings, from_domain))
+    except TLSReportError as exc:
+        out.append((type(exc).__name__, str(exc)))
+    return out
+
+
+REPORT_MAILS = [
+    rm.tls_mail("google", 1),
+    rm.tls_mail("microsoft", 2),
+    rm.dmarc_mail("google", 3),
+    rm.dmarc_mail("microsoft", 4),
+    rm.broken_tls_mail(5),
+    rm.dmarc_mail("microsoft", 6).replace(b"application/gzip", b"application/octet-stream"),
+    rm.dmarc_mail("microsoft", 7).replace(b"Content-Type: application/gzip\r\n", b""),
+    rm.tls_mail("google", 8).replace(b'report-type="tlsrpt"', b'report-type="other"'),
+]
+
+
+@pytest.mark.parametrize("data", REPORT_MAILS + [c[0] for c in CASES])
+def test_report_parsers_decide_the_same_without_the_scan(data, monkeypatch):
+    """End to end: the TLS and DMARC parsers give the same report or error whether the scan
+    or the email package read the message."""
+    from moxcli.dmarc import parse as dparse
+    from moxcli.reports import incoming_tls
+
+    fast = _parse_outcomes(data)
+    monkeypatch.setattr(dparse, "scan", lambda d, crlf_checked=False: None)
+    monkeypatch.setattr(incoming_tls, "scan", lambda d, crlf_checked=False: None)
+    assert _parse_outcomes(data) == fast
+
+
+@settings(max_examples=200, deadline=None)
+@given(messages())
+def test_generated_messages_parse_the_same_without_the_scan(data):
+    from unittest import mock
+
+    from moxcli.dmarc import parse as dparse
+    from moxcli.reports import incoming_tls
+
+    fast = _parse_outcomes(data)
+    with (
+        mock.patch.object(dparse, "scan", lambda d, crlf_checked=False: None),
+        mock.patch.object(incoming_tls, "scan", lambda d, crlf_checked=False: None),
+    ):
+        assert _parse_outcomes(data) == fast
