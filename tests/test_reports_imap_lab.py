@@ -107,6 +107,20 @@ def test_imaps_import_archive_then_starttls(lab, runner, imap_data):
         conn.logout()
 
 
+def test_imap_password_from_environment(lab, runner, imap_data, monkeypatch):
+    """[imap] password_env: the login with the variable's password succeeds (the run then stops
+    at the missing folder, exit 2, not at the login); an unset variable is a usage error."""
+    with open(lab["LAB_IMAP_PASSWORD_FILE"]) as f:
+        monkeypatch.setenv("MOXCLI_LAB_IMAP_PASSWORD", f.read().strip())
+    (imap_data / "moxcli.toml").write_text(lab_config_text(lab, '[imap]\npassword_env = "MOXCLI_LAB_IMAP_PASSWORD"\n'))
+    url = f"imaps://{lab['LAB_IMAP_USER']}@{lab['LAB_IMAPS']}/NoSuchFolder"
+    r = _run(runner, imap_data, "--imap", url)
+    assert r.exit_code == 2 and "cannot select mailbox" in r.stderr and "login failed" not in r.stderr
+    monkeypatch.delenv("MOXCLI_LAB_IMAP_PASSWORD")
+    r = _run(runner, imap_data, "--imap", url)
+    assert r.exit_code == 2 and "MOXCLI_LAB_IMAP_PASSWORD" in r.stderr and "Traceback" not in r.output
+
+
 def test_imap_errors(lab, runner, imap_data, tmp_path):
     user = lab["LAB_IMAP_USER"]
     url = f"imaps://{user}@{lab['LAB_IMAPS']}/INBOX"

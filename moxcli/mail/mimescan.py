@@ -142,8 +142,9 @@ class Part:
 
 
 def _fields(head: bytes) -> dict[str, str] | None:
-    """Header fields (first of each name) as compat32 gives their values; None when a line is
-    not a plain field or continuation, or the block is not ASCII."""
+    """Header fields (RFC 5322 §2.2; first of each name) as compat32 gives their values; None
+    when a line is not a plain field or continuation (RFC 5322 §2.2.3 folding), or the block
+    is not ASCII."""
     if not head.isascii():
         return None
     text = head.decode("ascii")
