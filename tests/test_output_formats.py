@@ -253,3 +253,14 @@ def _tsv_rows_of_demo(demo):
         env={**os.environ, "MOXCLI_DATA": str(demo)},
     )
     return r.stdout.splitlines()
+
+
+def test_streamed_rows_without_any_row_print_the_header(runner, demo, tmp_path):
+    data = _copy(demo, tmp_path, "data")
+    first = runner.invoke(cli, ["--data", str(data), "queue", "run", "--format", "tsv"])
+    assert first.exit_code == 0, first.output
+    assert len(first.stdout.splitlines()) > 1
+    again = runner.invoke(cli, ["--data", str(data), "queue", "run", "--format", "tsv"])  # nothing due now
+    assert again.exit_code == 0, again.output
+    assert again.stdout == first.stdout.splitlines(keepends=True)[0]
+    assert again.stderr == "nothing to do\n"

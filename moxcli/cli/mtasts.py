@@ -216,8 +216,6 @@ def mtasts_refresh_cmd(app: AppContext, spread: float, fmt: str) -> None:
     cfg = app.config()
     as_json = fmt == "json"
     rows = output.RowStream(["domain", "action", "message", "valid until"], fmt) if fmt in ("tsv", "csv") else None
-    if rows is not None:
-        rows.start()
 
     def show(r: Any) -> None:
         if as_json:
@@ -232,5 +230,7 @@ def mtasts_refresh_cmd(app: AppContext, spread: float, fmt: str) -> None:
         done = refresh(
             store, Resolver.from_config(cfg.dns), FetchOptions.from_config(cfg), spread=spread, on_result=show
         )
+    if rows is not None:
+        rows.start()  # the header also when no domain was due
     if not as_json:
         output.info(f"{len(done)} domain(s) handled")

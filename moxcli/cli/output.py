@@ -255,7 +255,8 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
 class RowStream:
     """TSV or CSV rows written as they come (a queue run, a refresh, domains checked in parallel):
-    the header before the first row, each row flushed so a pipe sees it at once."""
+    the header before the first row, each row flushed so a pipe sees it at once. Call start()
+    when the run succeeded, so that a run without rows prints the header alone."""
 
     def __init__(self, columns: Sequence[str], fmt: str) -> None:
         self.columns = list(columns)

@@ -120,8 +120,6 @@ def domain_cmd(
     known = _delivery_memory(app)
     states: set[str] = set()
     rows = output.RowStream(["domain", "status", "MTA-STS", *_HOST_COLUMNS], fmt) if fmt in ("tsv", "csv") else None
-    if rows is not None:
-        rows.start()
     for p in check_domains(resolver, _domains(domains, file), opts, concurrency):
         apply_delivery_memory(p, known.get(_name(p.domain)))
         states.add(p.status)
@@ -133,6 +131,8 @@ def domain_cmd(
             rows.write([(*head, *_host_row(h)) for h in p.hosts] or [head + ("",) * len(_HOST_COLUMNS)])
         else:
             _render(p)
+    if rows is not None:
+        rows.start()  # the header also when no domain was given
     if "invalid-domain" in states:
         raise SystemExit(EXIT_USAGE)  # a --file line that is not a domain name (its finding names the label)
     if states & {"error", "nxdomain"}:

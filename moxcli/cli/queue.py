@@ -463,8 +463,6 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, fmt
     stalled = attempts = 0
     as_json = fmt == "json"
     rows = output.RowStream(_ATTEMPT_COLUMNS, fmt) if fmt in ("tsv", "csv") else None
-    if rows is not None:
-        rows.start()
 
     def show(r: Any) -> None:
         nonlocal stalled, attempts
@@ -482,6 +480,8 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, fmt
         run_queue(
             st, Path(app.data_dir), cfg, ids=list(ids) or None, domain=domain, on_attempt=show, keep_results=False
         )
+    if rows is not None:
+        rows.start()  # the header also when nothing was due
     if not attempts and not as_json:
         output.info("nothing to do")
     if stalled:
