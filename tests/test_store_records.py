@@ -22,9 +22,12 @@ from moxcli.store.schema import (
     MAILBOX,
     MESSAGE,
     TLS_REPORT_IN,
+    TLS_RESULT,
     text_key,
     u64,
 )
+from moxcli.tlsrpt import report as rp
+from moxcli.tlsrpt import resultsdb as tlsresults
 
 TLS_REPORT = {
     "organization-name": "Example Org",
@@ -227,3 +230,27 @@ def test_damaged_mailbox_record_is_one_store_error(data_dir):
         tx.put(MAILBOX, text_key("alice", 1), {"id": 1, "name": "Inbox"})
         with pytest.raises(StoreError, match=r"table mailbox.*run moxcli verifydata"):
             list(mail.list_mailboxes(tx, "alice"))
+
+
+def test_tls_result_packed_rows_keep_the_map(data_dir):
+    """The report job's packed rows write back exactly the map ResultRow writes, with only the
+    sent flags changed; unpacked they are the ResultRow."""
+    result = rp.Result(rp.Policy("sts", ["version: STSv1"], "example.org", ["mx.example.org"]), 3, 1, [])
+    row = {"policy_domain": "example.org", "is_host": False, "send_report": True, "results": [result]}
+    with Store.open(data_dir) as store, store.write() as tx:
+        tlsresults.add_results(tx, "20240301", "example.org", [row], now=100.0)
+        key = text_key("20240301", "example.org", "example.org")
+        before = dict(tx.get(TLS_RESULT, key) or {})
+        (packed,) = tlsresults.packed_rows_for_recipient_domain(tx, "20240301", "example.org")
+        (full,) = tlsresults.rows_for_policy_domain(tx, "20240301", "example.org")
+        tlsresults.mark_sent_recipient_domain(tx, "20240301", "example.org", ["mailto:r@example.org"])
+        tlsresults.mark_sent_policy_domain(tx, "20240301", "example.org")
+        after = dict(tx.get(TLS_RESULT, key) or {})
+    assert packed.to_record() == {k: v for k, v in before.items() if k != "_v"}
+    assert packed.unpacked() == full and full.results == [result]
+    assert after == {
+        **before,
+        "sent_to_recipient_domain": True,
+        "recipient_domain_reporting_addresses": ["mailto:r@example.org"],
+        "sent_to_policy_domain": True,
+    }

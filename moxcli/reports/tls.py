@@ -255,7 +255,7 @@ def _a_labels(v: list[Any]) -> None:
         d[3] = _ascii_name(d[3])
 
 
-def _host_policies(recs: list[dict[str, Any]], ruas: list[str]) -> list[list[Any]]:
+def _host_policies(rows: list[tstore.PackedRow], ruas: list[str]) -> list[list[Any]]:
     """Spec §2.5 step 7, host report: one policy per recipient domain, deduped by rua list.
 
     After the rewrite every policy carries its row's recipient domain, and each row is a
@@ -263,14 +263,14 @@ def _host_policies(recs: list[dict[str, Any]], ruas: list[str]) -> list[list[Any
     within one row are merged (docs/behaviour-notes.md §1.5), which keeps the job linear on huge tables.
     """
     out: list[list[Any]] = []
-    for rec in recs:
-        if rec.get("recipient_domain_reporting_addresses", []) == ruas:
+    for row in rows:
+        if row.recipient_domain_reporting_addresses == ruas:
             continue
-        rcpt = rec["recipient_domain"]
+        rcpt = row.recipient_domain
         # A million distinct names would only churn _domain's cache; ASCII names are final.
         rcpt_ascii = rcpt if rcpt.isascii() else _domain(rcpt).ascii
-        is_host = rec.get("is_host")
-        results = rec["results"]  # freshly decoded: rewritten in place
+        is_host = row.is_host
+        results = row.results  # freshly decoded: rewritten in place
         for v in results:
             if is_host:
                 v[3] = [v[2]]
@@ -327,27 +327,25 @@ class _Job:
 
 def _build(job: _Job, tx: Txn, kind: str, day: str, pdom: str, ruas: list[str]) -> tuple[BuiltReport | None, str]:
     """The report for one key, or None and the skip reason (docs/behaviour-notes.md §2.5 steps 4-8)."""
-    recs = (
-        tstore.records_for_recipient_domain(tx, day, pdom)
+    rows = (
+        tstore.packed_rows_for_recipient_domain(tx, day, pdom)
         if kind == KIND_RCPT
-        else tstore.records_for_policy_domain(tx, day, pdom)
+        else tstore.packed_rows_for_policy_domain(tx, day, pdom)
     )
-    if not recs:
+    if not rows:
         return None, "no-results"
-    if kind == KIND_RCPT and any(
-        r.get("sent_to_recipient_domain") for r in recs if r["policy_domain"] == r["recipient_domain"]
-    ):
+    if kind == KIND_RCPT and any(r.sent_to_recipient_domain for r in rows if r.policy_domain == r.recipient_domain):
         return None, "already-sent"
-    if kind == KIND_HOST and any(r.get("sent_to_policy_domain") for r in recs):
+    if kind == KIND_HOST and any(r.sent_to_policy_domain for r in rows):
         return None, "already-sent"
     if kind == KIND_RCPT:
         merger = PackedMerger()
-        for rec in recs:
-            for v in rec["results"]:
+        for row in rows:
+            for v in row.results:
                 merger.add(v)
         policies = merger.results
     else:
-        policies = _host_policies(recs, ruas)
+        policies = _host_policies(rows, ruas)
     if not policies:
         return None, "no-policies"
     for v in policies:

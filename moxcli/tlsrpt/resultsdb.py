@@ -106,6 +106,78 @@ class ResultRow:
         )
 
 
+@dataclass(slots=True)
+class PackedRow:
+    """A stored row with its results still packed (the positional lists of the module doc):
+    the report job merges packed results without making Result objects. Not frozen: the job
+    rewrites the results it just read, and marking a row sent sets its flags."""
+
+    id: int
+    day_utc: str
+    policy_domain: str
+    recipient_domain: str
+    is_host: bool
+    send_report: bool
+    results: list[list[Any]]
+    created: float
+    updated: float
+    sent_to_recipient_domain: bool
+    recipient_domain_reporting_addresses: list[str]
+    sent_to_policy_domain: bool
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "day_utc": self.day_utc,
+            "policy_domain": self.policy_domain,
+            "recipient_domain": self.recipient_domain,
+            "created": self.created,
+            "updated": self.updated,
+            "is_host": self.is_host,
+            "send_report": self.send_report,
+            "sent_to_recipient_domain": self.sent_to_recipient_domain,
+            "recipient_domain_reporting_addresses": list(self.recipient_domain_reporting_addresses),
+            "sent_to_policy_domain": self.sent_to_policy_domain,
+            "results": self.results,
+        }
+
+    @classmethod
+    @record_reader(TLS_RESULT)
+    def from_record(cls, rec: Mapping[str, Any]) -> PackedRow:
+        return cls(
+            rec["id"],
+            rec["day_utc"],
+            rec["policy_domain"],
+            rec["recipient_domain"],
+            bool(rec.get("is_host")),
+            bool(rec.get("send_report")),
+            list(rec.get("results", [])),
+            rec.get("created", 0.0),
+            rec.get("updated", 0.0),
+            bool(rec.get("sent_to_recipient_domain")),
+            list(rec.get("recipient_domain_reporting_addresses", [])),
+            bool(rec.get("sent_to_policy_domain")),
+        )
+
+    @record_reader(TLS_RESULT)
+    def unpacked(self) -> ResultRow:
+        """The row with Result objects."""
+        return ResultRow(
+            id=self.id,
+            day_utc=self.day_utc,
+            policy_domain=self.policy_domain,
+            recipient_domain=self.recipient_domain,
+            is_host=self.is_host,
+            send_report=self.send_report,
+            results=[unpack_result(r) for r in self.results],
+            created=self.created,
+            updated=self.updated,
+            sent_to_recipient_domain=self.sent_to_recipient_domain,
+            recipient_domain_reporting_addresses=list(self.recipient_domain_reporting_addresses),
+            sent_to_policy_domain=self.sent_to_policy_domain,
+        )
+
+
 def day_utc(t: float | None = None) -> str:
     """``YYYYMMDD`` of the UTC day of unix time ``t`` (default now)."""
     return time.strftime("%Y%m%d", time.gmtime(time.time() if t is None else t))
@@ -205,59 +277,59 @@ def _keys(flags: dict[tuple[bytes, bytes], bool]) -> list[ReportKey]:
     return [ReportKey(day.decode(), pdom.decode(), flag) for (day, pdom), flag in sorted(flags.items())]
 
 
-def records_for_recipient_domain(tx: Txn, day: str, recipient_domain: str) -> list[dict[str, Any]]:
-    """Stored records (``results`` packed, see module doc) of a recipient domain on a day, by id.
+def packed_rows_for_recipient_domain(tx: Txn, day: str, recipient_domain: str) -> list[PackedRow]:
+    """Rows (results packed) of a recipient domain on a day, by id.
 
-    The fast path for the report job; :func:`rows_for_recipient_domain` gives objects.
+    The fast path for the report job; :func:`rows_for_recipient_domain` gives Result objects.
     """
     rcpt = _name(recipient_domain)
-    recs = []
+    rows = []
     for k, _ in tx.scan_raw(TLS_RESULT_BY_RCPT, prefix_key(day, rcpt)):
         pdom = k.split(SEP)[2].decode()
         rec = tx.get(TLS_RESULT, text_key(day, pdom, rcpt))
         if rec is not None:
-            recs.append(rec)
-    recs.sort(key=lambda r: r["id"])
-    return recs
+            rows.append(PackedRow.from_record(rec))
+    rows.sort(key=lambda r: r.id)
+    return rows
 
 
-def records_for_policy_domain(tx: Txn, day: str, policy_domain: str) -> list[dict[str, Any]]:
-    """Stored records of a policy domain on a day, by recipient domain name byte-wise."""
-    return [decode(TLS_RESULT, k, v) for k, v in tx.scan_raw(TLS_RESULT, prefix_key(day, _name(policy_domain)))]
+def packed_rows_for_policy_domain(tx: Txn, day: str, policy_domain: str) -> list[PackedRow]:
+    """Rows (results packed) of a policy domain on a day, by recipient domain name byte-wise."""
+    prefix = prefix_key(day, _name(policy_domain))
+    return [PackedRow.from_record(decode(TLS_RESULT, k, v)) for k, v in tx.scan_raw(TLS_RESULT, prefix)]
 
 
 def rows_for_recipient_domain(tx: Txn, day: str, recipient_domain: str) -> list[ResultRow]:
     """All rows of a recipient domain on a day, in insertion order (recipient-domain report)."""
-    return [ResultRow.from_record(r) for r in records_for_recipient_domain(tx, day, recipient_domain)]
+    return [r.unpacked() for r in packed_rows_for_recipient_domain(tx, day, recipient_domain)]
 
 
 def rows_for_policy_domain(tx: Txn, day: str, policy_domain: str) -> list[ResultRow]:
     """All rows of a policy domain on a day, by recipient domain name byte-wise (host report)."""
-    return [ResultRow.from_record(r) for r in records_for_policy_domain(tx, day, policy_domain)]
+    return [r.unpacked() for r in packed_rows_for_policy_domain(tx, day, policy_domain)]
 
 
-def _put_record(tx: Txn, rec: dict[str, Any]) -> None:
-    rec.pop("_v", None)
-    tx.put(TLS_RESULT, text_key(rec["day_utc"], rec["policy_domain"], rec["recipient_domain"]), rec)
+def _put_packed(tx: Txn, row: PackedRow) -> None:
+    tx.put(TLS_RESULT, text_key(row.day_utc, row.policy_domain, row.recipient_domain), row.to_record())
 
 
 def mark_sent_recipient_domain(tx: Txn, day: str, recipient_domain: str, addresses: list[str]) -> int:
     """Spec §2.5 step 10: the recipient-domain report is composed for these mailto rua strings."""
-    recs = records_for_recipient_domain(tx, day, recipient_domain)
-    for rec in recs:
-        rec["sent_to_recipient_domain"] = True
-        rec["recipient_domain_reporting_addresses"] = list(addresses)
-        _put_record(tx, rec)
-    return len(recs)
+    rows = packed_rows_for_recipient_domain(tx, day, recipient_domain)
+    for row in rows:
+        row.sent_to_recipient_domain = True
+        row.recipient_domain_reporting_addresses = list(addresses)
+        _put_packed(tx, row)
+    return len(rows)
 
 
 def mark_sent_policy_domain(tx: Txn, day: str, policy_domain: str) -> int:
     """Spec §2.5 step 10: the host report of this policy domain is composed."""
-    recs = records_for_policy_domain(tx, day, policy_domain)
-    for rec in recs:
-        rec["sent_to_policy_domain"] = True
-        _put_record(tx, rec)
-    return len(recs)
+    rows = packed_rows_for_policy_domain(tx, day, policy_domain)
+    for row in rows:
+        row.sent_to_policy_domain = True
+        _put_packed(tx, row)
+    return len(rows)
 
 
 def delete_policy_domain(tx: Txn, day: str, policy_domain: str) -> int:
