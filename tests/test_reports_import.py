@@ -65,8 +65,8 @@ def test_outcomes_in_order_one_bad_message_does_not_stop_the_others(data_dir):
         assert "invalid gzip data" in got[2].reason and got[2].id is None and got[2].reason_code == "invalid-report"
         assert summary.counts == {"imported": 2, "duplicate": 1, "not-a-report": 1, "rejected": 1}
         assert summary.imported_by_kind == {"tls": 1, "dmarc": 1} and not summary.ok
-        assert [r["id"] for r in itls.list_reports(store)] == [got[0].id]
-        assert [r["report_id"] for r in idmarc.list_reports(store)] == ["microsoft-1"]
+        assert [r.id for r in itls.list_reports(store)] == [got[0].id]
+        assert [r.report_id for r in idmarc.list_reports(store)] == ["microsoft-1"]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 500])
@@ -202,9 +202,9 @@ def test_v1_store_gets_dedupe_keys(data_dir, tmp_path):
         dm = idmarc.list_reports(store)
         assert len(dm) == 1
         with store.read() as tx:
-            rec = dstore.get_report(tx, dm[0]["id"])
+            rec = dstore.get_report(tx, dm[0].id)
             assert rec is not None
-            assert dstore.find_duplicate_report(tx, rec.dedupe_key()) == dm[0]["id"]
+            assert dstore.find_duplicate_report(tx, rec.dedupe_key()) == dm[0].id
 
 
 def test_migration_keeps_every_copy_of_a_report_stored_twice(data_dir, monkeypatch):

@@ -141,7 +141,7 @@ def test_storage_cases(tmp_path, data_dir, case):
         rec = inc.get_report(store, imp.id)
         assert rec.host_report == bool(case.get("host_report_for"))
         for d in imp.policy_domains:
-            assert [r["id"] for r in inc.list_reports(store, d)] == [imp.id]
+            assert [r.id for r in inc.list_reports(store, d)] == [imp.id]
         assert inc.list_reports(store, "unknown.xmox.nl") == []
 
 
@@ -154,7 +154,7 @@ def test_bad_file_rejected_alone(tmp_path, data_dir):
         outs = inc.import_files(store, Config(), [bad, good])
         assert [o.outcome for o in outs] == ["rejected", "imported"]
         assert outs[0].reason.startswith("invalid JSON") and outs[0].id is None
-        assert [r["id"] for r in inc.list_reports(store)] == [outs[1].id]
+        assert [r.id for r in inc.list_reports(store)] == [outs[1].id]
 
 
 def _samples() -> list[Path]:

@@ -334,14 +334,14 @@ def dmarcreports_list_cmd(app: AppContext, domain: str | None, fmt: str) -> None
         ["id", "policy domain", "organization", "period (UTC)", "messages", "dmarc pass", "dmarc fail", "report id"],
         [
             (
-                r["id"],
-                r["policy_domain"],
-                r["organization_name"],
-                f"{r['start']} - {r['end']}",
-                r["messages"],
-                r["dmarc_pass"],
-                r["dmarc_fail"],
-                r["report_id"],
+                r.id,
+                r.policy_domain,
+                r.organization_name,
+                f"{output.rfc3339(r.start)} - {output.rfc3339(r.end)}",
+                r.messages,
+                r.dmarc_pass,
+                r.dmarc_fail,
+                r.report_id,
             )
             for r in reports
         ],
@@ -368,12 +368,12 @@ def dmarcreports_show_cmd(app: AppContext, report_id: int, fmt: str) -> None:
     with app.open_store(readonly=True) as store:
         summary, fb = get_report(store, report_id)
     if fmt == "json":
-        output.emit_json({**summary, "report": report_view(fb)})
+        output.emit_json({**summary.to_json(), "report": report_view(fb)})
         return
     m, p = fb.metadata, fb.policy
     if fmt == "table":
         output.kv(
-            f"DMARC report {summary['id']} ({fb.schema})",
+            f"DMARC report {summary.id} ({fb.schema})",
             [
                 ("organization", m.org_name),
                 ("email", m.email),

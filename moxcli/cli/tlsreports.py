@@ -195,14 +195,14 @@ def list_cmd(app: AppContext, domain: str | None, fmt: str) -> None:
         ["id", "organization", "start", "end", "policy domains", "success", "failure", "report id"],
         [
             (
-                r["id"],
-                r["organization_name"],
-                r["start"],
-                r["end"],
-                ", ".join(r["policy_domains"]),
-                r["successful_sessions"],
-                r["failed_sessions"],
-                r["report_id"],
+                r.id,
+                r.organization_name,
+                r.start,
+                r.end,
+                ", ".join(r.policy_domains),
+                r.successful_sessions,
+                r.failed_sessions,
+                r.report_id,
             )
             for r in rows
         ],

@@ -10,6 +10,7 @@ message is made (mox requires a DMARC pass when it receives reports by SMTP). Im
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,30 +95,63 @@ def import_files(store: Store, config: Config, paths: list[Path], now: float | N
     return out
 
 
+@dataclass(frozen=True)
+class DMARCReportSummary:
+    """A stored report as listed (``dmarcreports list``; JSON keys in docs/dmarc-reports.md)."""
+
+    id: int
+    imported: float
+    policy_domain: str
+    organization_name: str
+    report_id: str
+    start: int  # unix seconds, the report's date range
+    end: int
+    schema: str
+    records: int
+    messages: int
+    dmarc_pass: int
+    dmarc_fail: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "imported": jsonfmt.rfc3339(self.imported),
+            "policy_domain": self.policy_domain,
+            "organization_name": self.organization_name,
+            "report_id": self.report_id,
+            "start": jsonfmt.rfc3339(self.start),
+            "end": jsonfmt.rfc3339(self.end),
+            "schema": self.schema,
+            "records": self.records,
+            "messages": self.messages,
+            "dmarc_pass": self.dmarc_pass,
+            "dmarc_fail": self.dmarc_fail,
+        }
+
+
 @record_reader(DMARC_REPORT_IN)
-def summary(stored: dstore.StoredDMARCReport) -> dict[str, Any]:
-    """A stored report as listed (``dmarcreports list --json``, docs/json.md): ids, period,
-    message counts by DMARC outcome."""
+def summary(stored: dstore.StoredDMARCReport) -> DMARCReportSummary:
+    """A stored report as listed: ids, period, message counts by DMARC outcome."""
     records = stored.report["records"]
     total = sum(r["count"] for r in records)
     passed = sum(r["count"] for r in records if r["dkim"] == "pass" or r["spf"] == "pass")
-    return {
-        "id": stored.id,
-        "imported": jsonfmt.rfc3339(stored.added),
-        "policy_domain": stored.policy_domain,
-        "organization_name": stored.org_name,
-        "report_id": stored.report_id,
-        "start": jsonfmt.rfc3339(stored.begin),
-        "end": jsonfmt.rfc3339(stored.end),
-        "schema": stored.schema,
-        "records": len(records),
-        "messages": total,
-        "dmarc_pass": passed,
-        "dmarc_fail": total - passed,
-    }
+    return DMARCReportSummary(
+        id=stored.id,
+        imported=stored.added,
+        policy_domain=stored.policy_domain,
+        organization_name=stored.org_name,
+        report_id=stored.report_id,
+        start=stored.begin,
+        end=stored.end,
+        schema=stored.schema,
+        records=len(records),
+        messages=total,
+        dmarc_pass=passed,
+        dmarc_fail=total - passed,
+    )
 
 
-def list_reports(store: Store, policy_domain: str | None = None) -> list[dict[str, Any]]:
+def list_reports(store: Store, policy_domain: str | None = None) -> list[DMARCReportSummary]:
     """Stored reports, newest first; with ``policy_domain``, those about that domain."""
     name = None
     if policy_domain is not None:
@@ -129,7 +163,7 @@ def list_reports(store: Store, policy_domain: str | None = None) -> list[dict[st
         return [summary(r) for r in dstore.list_reports(tx, name)]
 
 
-def get_report(store: Store, report_id: int) -> tuple[dict[str, Any], Feedback]:
+def get_report(store: Store, report_id: int) -> tuple[DMARCReportSummary, Feedback]:
     """A stored report: its summary and the report model; UsageError when there is none."""
     with store.read() as tx:
         stored = dstore.get_report(tx, report_id)

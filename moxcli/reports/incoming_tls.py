@@ -283,29 +283,65 @@ def import_files(store: Store, config: Config, paths: list[Path], now: float | N
     return out
 
 
+@dataclass(frozen=True)
+class TLSReportSummary:
+    """The list view of a stored report (``tlsreports list``; JSON keys in docs/tls-reports.md)."""
+
+    id: int
+    organization_name: str
+    report_id: str
+    start: str  # as in the report: RFC 3339
+    end: str
+    contact_info: str | None
+    policy_domains: tuple[str, ...]
+    from_domain: str | None
+    source: str | None
+    imported: float | None
+    host_report: bool
+    successful_sessions: int
+    failed_sessions: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "organization_name": self.organization_name,
+            "report_id": self.report_id,
+            "start": self.start,
+            "end": self.end,
+            "contact_info": self.contact_info,
+            "policy_domains": list(self.policy_domains),
+            "from_domain": self.from_domain,
+            "source": self.source,
+            "imported": jsonfmt.rfc3339(self.imported),
+            "host_report": self.host_report,
+            "successful_sessions": self.successful_sessions,
+            "failed_sessions": self.failed_sessions,
+        }
+
+
 @record_reader(TLS_REPORT_IN)
-def summary(stored: rstore.StoredTLSReport) -> dict[str, Any]:
-    """The list view of a stored report (``tlsreports list --json``, docs/json.md)."""
+def summary(stored: rstore.StoredTLSReport) -> TLSReportSummary:
+    """The list view of a stored report: its ids and period, the session counts."""
     rep = stored.report
     pols = rep.get("policies", [])
-    return {
-        "id": stored.id,
-        "organization_name": rep.get("organization-name", ""),
-        "report_id": rep.get("report-id", ""),
-        "start": rep.get("date-range", {}).get("start-datetime", ""),
-        "end": rep.get("date-range", {}).get("end-datetime", ""),
-        "contact_info": rep.get("contact-info") or None,
-        "policy_domains": list(stored.policy_domains),
-        "from_domain": stored.from_domain or None,
-        "source": stored.source or None,
-        "imported": jsonfmt.rfc3339(stored.imported),
-        "host_report": stored.host_report,
-        "successful_sessions": sum(p["summary"]["total-successful-session-count"] for p in pols),
-        "failed_sessions": sum(p["summary"]["total-failure-session-count"] for p in pols),
-    }
+    return TLSReportSummary(
+        id=stored.id,
+        organization_name=rep.get("organization-name", ""),
+        report_id=rep.get("report-id", ""),
+        start=rep.get("date-range", {}).get("start-datetime", ""),
+        end=rep.get("date-range", {}).get("end-datetime", ""),
+        contact_info=rep.get("contact-info") or None,
+        policy_domains=stored.policy_domains,
+        from_domain=stored.from_domain or None,
+        source=stored.source or None,
+        imported=stored.imported,
+        host_report=stored.host_report,
+        successful_sessions=sum(p["summary"]["total-successful-session-count"] for p in pols),
+        failed_sessions=sum(p["summary"]["total-failure-session-count"] for p in pols),
+    )
 
 
-def list_reports(store: Store, domain: str | None = None) -> list[dict[str, Any]]:
+def list_reports(store: Store, domain: str | None = None) -> list[TLSReportSummary]:
     """Summaries of the stored reports, newest first; with ``domain``, those stored for that
     policy domain."""
     with store.read() as tx:
