@@ -389,7 +389,7 @@ def account_list_cmd(app: AppContext, fmt: str) -> None:
     output.table(
         None,
         ["account", "mailboxes", "messages", "bytes", "created"],
-        [(a["name"], a["mailboxes"], a["messages"], a["bytes"], a["created"]) for a in accounts],
+        [(a.name, a.mailboxes, a.messages, a.bytes, output.rfc3339(a.created)) for a in accounts],
         fmt,
     )
 
@@ -417,7 +417,7 @@ def mailbox_list_cmd(app: AppContext, account: str, fmt: str) -> None:
     if fmt == "json":
         output.emit_json(mbs)
         return
-    output.table(None, ["mailbox", "messages", "bytes"], [(m["name"], m["messages"], m["bytes"]) for m in mbs], fmt)
+    output.table(None, ["mailbox", "messages", "bytes"], [(m.name, m.messages, m.size) for m in mbs], fmt)
 
 
 @click.group("message")
@@ -447,6 +447,6 @@ def message_list_cmd(app: AppContext, account: str, mailbox: str, fmt: str) -> N
     output.table(
         None,
         ["uid", "size", "received", "flags", "keywords"],
-        [(m["uid"], m["size"], m["received"], " ".join(m["flags"]), " ".join(m["keywords"])) for m in msgs],
+        [(m.uid, m.size, output.rfc3339(m.received), " ".join(m.flags), " ".join(m.keywords)) for m in msgs],
         fmt,
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moxcli import jsonfmt
 from moxcli.errors import UsageError
 from moxcli.mail.names import MailboxNameError, check_mailbox_name
 from moxcli.store import Store, Txn
@@ -20,11 +21,29 @@ def _open(data_dir: Path) -> Store | None:
     return Store.open(data_dir, readonly=True)
 
 
-def _time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+@dataclass(frozen=True)
+class AccountSummary:
+    """An account with its totals (``account list``)."""
+
+    name: str
+    addresses: tuple[str, ...]
+    created: float
+    mailboxes: int
+    messages: int
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "addresses": list(self.addresses),
+            "created": jsonfmt.rfc3339(self.created),
+            "mailboxes": self.mailboxes,
+            "messages": self.messages,
+            "bytes": self.bytes,
+        }
 
 
-def list_accounts(data_dir: Path) -> list[dict[str, Any]]:
+def list_accounts(data_dir: Path) -> list[AccountSummary]:
     """Accounts with their totals: name, addresses, created, mailboxes, messages, bytes."""
     st = _open(data_dir)
     if st is None:
@@ -34,38 +53,26 @@ def list_accounts(data_dir: Path) -> list[dict[str, Any]]:
         for acc in store_mail.list_accounts(tx):
             mbs = list(store_mail.list_mailboxes(tx, acc.name))
             out.append(
-                {
-                    "name": acc.name,
-                    "addresses": list(acc.addresses),
-                    "created": _time(acc.created),
-                    "mailboxes": len(mbs),
-                    "messages": sum(m.messages for m in mbs),
-                    "bytes": sum(m.size for m in mbs),
-                }
+                AccountSummary(
+                    acc.name,
+                    acc.addresses,
+                    acc.created,
+                    len(mbs),
+                    sum(m.messages for m in mbs),
+                    sum(m.size for m in mbs),
+                )
             )
     return out
 
 
-def list_mailboxes(data_dir: Path, account: str) -> list[dict[str, Any]]:
-    """Mailboxes of an account, by name: name, messages, bytes, uidvalidity, uidnext, keywords."""
+def list_mailboxes(data_dir: Path, account: str) -> list[store_mail.Mailbox]:
+    """Mailboxes of an account, by name (with message and byte counts, uidvalidity, uidnext, keywords)."""
     with _account(data_dir, account) as tx:
-        mbs = sorted(store_mail.list_mailboxes(tx, account), key=lambda m: m.name)
-        return [
-            {
-                "name": m.name,
-                "messages": m.messages,
-                "bytes": m.size,
-                "uidvalidity": m.uidvalidity,
-                "uidnext": m.uidnext,
-                "keywords": list(m.keywords),
-                "special_use": m.special_use,
-            }
-            for m in mbs
-        ]
+        return sorted(store_mail.list_mailboxes(tx, account), key=lambda m: m.name)
 
 
-def iter_messages(data_dir: Path, account: str, mailbox: str) -> Iterator[dict[str, Any]]:
-    """Messages of a mailbox in UID order: uid, id, size, received (UTC), flags, keywords."""
+def iter_messages(data_dir: Path, account: str, mailbox: str) -> Iterator[store_mail.Message]:
+    """Messages of a mailbox in UID order."""
     try:
         name = check_mailbox_name(mailbox)
     except MailboxNameError as exc:
@@ -74,15 +81,7 @@ def iter_messages(data_dir: Path, account: str, mailbox: str) -> Iterator[dict[s
         mb = store_mail.get_mailbox(tx, account, name)
         if mb is None:
             raise UsageError(f"account {account}: no mailbox {name!r}")
-        for m in store_mail.list_messages(tx, account, mb.id):
-            yield {
-                "uid": m.uid,
-                "id": m.id,
-                "size": m.size,
-                "received": _time(m.received),
-                "flags": list(m.flags),
-                "keywords": list(m.keywords),
-            }
+        yield from store_mail.list_messages(tx, account, mb.id)
 
 
 @contextmanager

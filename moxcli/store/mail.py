@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from moxcli import jsonfmt
 from moxcli.errors import StoreError
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.files import check_account_name
@@ -83,6 +84,18 @@ class Mailbox:
             keywords=list(rec.get("keywords") or ()),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """``mailbox list --json``."""
+        return {
+            "name": self.name,
+            "messages": self.messages,
+            "bytes": self.size,
+            "uidvalidity": self.uidvalidity,
+            "uidnext": self.uidnext,
+            "keywords": list(self.keywords),
+            "special_use": self.special_use,
+        }
+
     def add_keywords(self, keywords: list[str] | set[str]) -> None:
         """Remember keywords used by its messages (sorted, each once)."""
         if keywords:
@@ -111,6 +124,17 @@ class Message:
             "received": self.received,
             "flags": self.flags,
             "keywords": self.keywords,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """``message list --json``: the time received as RFC 3339."""
+        return {
+            "uid": self.uid,
+            "id": self.id,
+            "size": self.size,
+            "received": jsonfmt.rfc3339(self.received),
+            "flags": list(self.flags),
+            "keywords": list(self.keywords),
         }
 
     @classmethod
