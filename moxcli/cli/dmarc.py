@@ -100,14 +100,19 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, fmt: str) -
             per_domain = evaluation_stats(store)
         if fmt == "json":
             # a list with policy_domain, not an object keyed by domain (docs/json.md: keys are names)
-            output.emit_json([{"policy_domain": d, **s} for d, s in per_domain.items()])
+            output.emit_json(per_domain)
         else:
             output.table(
                 None,
                 ["policy domain", "evaluations", "dispositions", "report"],
                 [
-                    (d, s["count"], ", ".join(s["dispositions"]), "yes" if s["send_report"] else "no (only optional)")
-                    for d, s in per_domain.items()
+                    (
+                        s.policy_domain,
+                        s.count,
+                        ", ".join(s.dispositions),
+                        "yes" if s.send_report else "no (only optional)",
+                    )
+                    for s in per_domain
                 ],
                 fmt,
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from moxcli.config import Config
@@ -104,14 +105,36 @@ def list_evaluations(store: Store, policy_domain: str | None = None) -> list[Eva
         return list(evaluations(tx, name))
 
 
-def evaluation_stats(store: Store) -> dict[str, dict[str, Any]]:
-    """Per policy domain: number of evaluations, dispositions seen, and whether a report will be
-    sent (some evaluation is not optional) — mox's EvaluationStats."""
-    out: dict[str, dict[str, Any]] = {}
+@dataclass(frozen=True)
+class EvaluationStats:
+    """What waits for a report about one policy domain (mox's EvaluationStats)."""
+
+    policy_domain: str
+    count: int
+    dispositions: tuple[str, ...]  # in the order first seen
+    send_report: bool  # some evaluation is not optional
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy_domain": self.policy_domain,
+            "count": self.count,
+            "dispositions": list(self.dispositions),
+            "send_report": self.send_report,
+        }
+
+
+def evaluation_stats(store: Store) -> list[EvaluationStats]:
+    """Per policy domain (in domain order): number of evaluations, dispositions seen, and
+    whether a report will be sent (some evaluation is not optional)."""
+    by_domain: dict[str, list[Evaluation]] = {}
     for e in list_evaluations(store):
-        st = out.setdefault(e.policy_domain, {"count": 0, "dispositions": [], "send_report": False})
-        st["count"] += 1
-        if e.disposition not in st["dispositions"]:
-            st["dispositions"].append(e.disposition)
-        st["send_report"] = st["send_report"] or not e.optional
-    return out
+        by_domain.setdefault(e.policy_domain, []).append(e)
+    return [
+        EvaluationStats(
+            domain,
+            len(evals),
+            tuple(dict.fromkeys(e.disposition for e in evals)),
+            any(not e.optional for e in evals),
+        )
+        for domain, evals in by_domain.items()
+    ]
