@@ -159,7 +159,8 @@ def test_8bitmime_announced_body_param_sent(runner, tmp_path, mini):
     srv = mini(["8BITMIME", "PIPELINING"])
     data = tmp_path / "data"
     config(data, srv.port)
-    for msg in (EIGHT_BIT, b"Subject: plain\n\nascii\n"):
+    header_only, body_only = "Subject: caf\xe9\n\nascii\n".encode(), "Subject: plain\n\nna\xefve\n".encode()
+    for msg in (EIGHT_BIT, b"Subject: plain\n\nascii\n", header_only, body_only):
         assert (
             cli_run(
                 runner, data, "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]", input=msg
@@ -167,10 +168,15 @@ def test_8bitmime_announced_body_param_sent(runner, tmp_path, mini):
             == 0
         )
     r = cli_run(runner, data, "queue", "run", "--json")
-    assert [json.loads(x)["outcome"] for x in r.stdout.splitlines()] == ["delivered", "delivered"]
+    assert [json.loads(x)["outcome"] for x in r.stdout.splitlines()] == ["delivered"] * 4
     mails = [c for c in srv.commands if c.startswith("MAIL")]
-    # RFC 6152 3: BODY=8BITMIME only when the message needs it
-    assert mails == ["MAIL FROM:<a@moxcli.test> BODY=8BITMIME", "MAIL FROM:<a@moxcli.test>"]
+    # RFC 6152 3: BODY=8BITMIME only when the message needs it (8-bit in the header or the body)
+    assert mails == [
+        "MAIL FROM:<a@moxcli.test> BODY=8BITMIME",
+        "MAIL FROM:<a@moxcli.test>",
+        "MAIL FROM:<a@moxcli.test> BODY=8BITMIME",
+        "MAIL FROM:<a@moxcli.test> BODY=8BITMIME",
+    ]
     assert srv.messages[0].endswith(b"\r\n\r\nna\xc3\xafve\r\n")
 
 
@@ -191,7 +197,12 @@ def test_8bitmime_announced_by_aiosmtpd(runner, tmp_path, smtpd):  # noqa: F811
     assert (size, body) == (f"SIZE={len(content)}", "BODY=8BITMIME")
 
 
-def test_8bit_to_server_without_8bitmime_fails_with_5_6_3(runner, tmp_path, mini):
+@pytest.mark.parametrize(
+    "msg",
+    [EIGHT_BIT, "Subject: caf\xe9\n\nascii\n".encode(), "Subject: plain\n\nna\xefve\n".encode()],
+    ids=["header-and-body", "header", "body"],
+)
+def test_8bit_to_server_without_8bitmime_fails_with_5_6_3(runner, tmp_path, mini, msg):
     """mox's choice (no 7-bit conversion): the message fails permanently, nothing is sent
     after EHLO, and the DSN says 5.6.3 as moxcli's own finding, not the server's."""
     srv = mini(["PIPELINING", "SIZE 100000"])
@@ -208,7 +219,7 @@ def test_8bit_to_server_without_8bitmime_fails_with_5_6_3(runner, tmp_path, mini
         "r@[127.0.0.1]",
         "--account",
         "al",
-        input=EIGHT_BIT,
+        input=msg,
     )
     assert r.exit_code == 0
     r = cli_run(runner, data, "queue", "run", "--json")
