@@ -48,6 +48,8 @@ for fixture in testdata/upgrade/v*.tar.gz; do
     count=$((count + 1))
     mkdir "$tmp/$name"
     tar -xzf "$fixture" -C "$tmp/$name"
+    # The archive keeps the modes of the umask it was made under; a data dir moxcli writes is 0700/0600.
+    chmod -R go= "$tmp/$name"
     dir="$tmp/$name/data"
     before=$(digest "$dir")
     if ! out=$(moxcli verifydata --json "$dir"); then
