@@ -87,7 +87,11 @@ def _usages(text: str | None) -> list[int] | None:
 )
 @click.option("--ehlo", "ehlo_name", metavar="NAME", help="EHLO name [default: config hostname].")
 @click.option(
-    "--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True, help="Seconds per connection."
+    "--timeout",
+    type=click.FloatRange(0.1, 300),
+    default=10.0,
+    show_default=True,
+    help="Seconds allowed for connecting, for each SMTP reply and for the TLS handshake.",
 )
 @output.format_options(
     "Output JSON: target, mode, status, verified, error, mx, hosts (host, ips, dnssec, tlsa_base, tlsa, records, "
