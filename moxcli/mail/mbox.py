@@ -155,12 +155,27 @@ def iter_mbox(stream: BinaryIO, chunk_size: int = CHUNK, max_size: int | None = 
         if last:
             end = len(buf)
         from_line = bytes(buf[start:content]).rstrip(b"\r\n")
-        raw = bytes(buf[content:end])
-        yield MboxMessage(to_crlf(unquote_from(raw)), line, from_line, end - start)
-        line += buf.count(b"\n", start, end)
+        lines = buf.count(b"\n", start, end)
+        # One copy of the message out of the buffer (a memoryview slice copies nothing), then
+        # the buffer drops it before the consumer gets the message: a big message is held
+        # about twice while it is converted, and once while it is written.
+        data = to_crlf(unquote_from(bytes(memoryview(buf)[content:end])))
+        message = MboxMessage(data, line, from_line, end - start)
+        del data
+        if last:
+            buf = bytearray()
+        elif end > _KEEP:
+            buf = buf[end:]
+            end = 0
+        yield message
+        del message
         if last:
             return
+        line += lines
         start = end
+
+
+_KEEP = 4 * CHUNK  # a buffer holding a message larger than this is replaced by its rest
 
 
 def _refill(stream: BinaryIO, buf: bytearray, start: int, size: int) -> bool:
