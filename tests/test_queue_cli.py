@@ -336,3 +336,15 @@ def test_never_attempted_messages_json_follows_the_schemas(runner, data_dir):
     shown = json.loads(run(runner, data_dir, "queue", "show", "2", "--json").stdout)
     assert [e.message for e in _schema("queue-show").iter_errors(shown)] == []
     assert shown["recipient_domain_tls"] == listed[1]["recipient_domain_tls"]
+
+
+def test_show_prints_lists_as_json_not_python(runner, tmp_path):
+    """`queue show` renders list values (dialed_ips) as JSON, as it does objects, never Python's repr."""
+    from moxcli.datatools.gentest import generate
+
+    demo = tmp_path / "demo"
+    generate(demo)
+    res = runner.invoke(cli, ["--data", str(demo), "queue", "show", "4"])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("  dialed_ips: "))
+    assert json.loads(line.removeprefix("  dialed_ips: ")) == [{"host": "mx.sts.test", "ips": ["127.0.0.1"]}]

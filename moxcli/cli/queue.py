@@ -221,7 +221,7 @@ def queue_show_cmd(app: AppContext, msg_id: int, as_json: bool) -> None:
     def text(v: Any) -> Any:
         if isinstance(v, datetime):
             return v.strftime("%Y-%m-%d %H:%M:%S UTC")
-        return output.to_json(v, indent=None) if isinstance(v, (dict, bool)) or v is None else v
+        return output.to_json(v, indent=None) if isinstance(v, (dict, list, bool)) or v is None else v
 
     d["mail_from"] = m.mail_from or "<>"
     output.kv(f"queue message {m.id}", [(k, text(v)) for k, v in d.items() if k != "id"])
