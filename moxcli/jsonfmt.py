@@ -5,6 +5,7 @@ Pure functions used by library `to_json` methods and the CLI (re-exported by mox
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -47,6 +48,35 @@ def unknown_as_null(v: Any) -> Any:
 def finding(code: str, message: str, **extra: Any) -> dict[str, Any]:
     """A finding (error, warning, note) in JSON: a stable kebab-case `code` plus a message for people."""
     return {"code": code, "message": message, **extra}
+
+
+class Finding(str):
+    """A finding's message for people that carries its stable machine code (docs/json.md, Findings).
+
+    A `str` so that every place people read findings (tables, joined lines, log fields) shows
+    the message unchanged; JSON output turns it into `{"code", "message"}` with `findings_json`.
+    """
+
+    code: str
+
+    def __new__(cls, code: str, message: str) -> Finding:
+        self = super().__new__(cls, message)
+        self.code = code
+        return self
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        return (self.code, str(self))
+
+    def __repr__(self) -> str:
+        return f"Finding({self.code!r}, {str(self)!r})"
+
+    def to_json(self) -> dict[str, Any]:
+        return finding(self.code, str(self))
+
+
+def findings_json(items: Iterable[Finding]) -> list[dict[str, Any]]:
+    """A list of findings as JSON objects (`json.dumps` would write a `str` subclass as a plain string)."""
+    return [finding(f.code, str(f)) for f in items]
 
 
 def error_object(code: str, message: str) -> dict[str, Any]:

@@ -77,7 +77,12 @@ def test_missing_file_fails_and_marks_dest(src, tmp_path, runner):
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     assert doc["ok"] is False
-    assert doc["errors"] == [f"accounts/bob/msg/a/1: missing in {src.resolve()}, but the store references it"]
+    assert doc["errors"] == [
+        {
+            "code": "file-missing",
+            "message": f"accounts/bob/msg/a/1: missing in {src.resolve()}, but the store references it",
+        }
+    ]
     marker = (dest / INCOMPLETE_MARKER).read_text()
     assert (
         marker.startswith(f"backup of {src.resolve()} failed with 1 error:\n")

@@ -182,7 +182,8 @@ def test_servfail_also_with_cd_is_an_outage(runner, lab, tmp_path, dns_stub):
     (data / "moxcli.toml").write_text(lab_config_text(lab).replace(lab["LAB_DNS"], f"127.0.0.1:{dns_stub.port}"))
     r, j = _json(runner, data, "check", "tlsrpt", "example.test")
     assert r.exit_code == 3, r.output
-    assert j["status"] == "dns-error" and "server failure" in j["errors"][0]
+    assert j["status"] == "dns-error" and "server failure" in j["errors"][0]["message"]
+    assert j["errors"][0]["code"] == "dns-error"
 
 
 @pytest.mark.parametrize("dns_stub", ["garbage", "truncate"], indirect=True)
@@ -246,7 +247,8 @@ def test_check_domain_nodata_mx_host(runner, lab_data):
 
 def test_check_tlsrpt_nxdomain_and_nodata(runner, lab_data):
     r, j = _json(runner, lab_data, "check", "tlsrpt", "nosuchdomain.test")
-    assert r.exit_code == 1 and j["status"] == "nxdomain" and "NXDOMAIN" in j["errors"][0]
+    assert r.exit_code == 1 and j["status"] == "nxdomain" and "NXDOMAIN" in j["errors"][0]["message"]
+    assert j["errors"][0]["code"] == "no-record"
 
 
 def test_nodata_code(lab):
@@ -272,7 +274,7 @@ def test_check_tlsrpt_mixed_rua(runner, lab_data):
     assert r.exit_code == 1
     assert j["status"] == "invalid" and j["rua"] == [{"uri": "mailto:tlsrpt@reports.test", "scheme": "mailto"}]
     assert j["invalid_rua"] == [{"uri": "mailto:bad%zz@reports.test", "problem": "invalid percent-escape"}]
-    assert any("bad%zz" in e for e in j["errors"])
+    assert any(e["code"] == "rua-invalid-uri" and "bad%zz" in e["message"] for e in j["errors"])
 
 
 # ---------------------------------------------------------------- 7. IDNA input
@@ -373,9 +375,11 @@ def test_expiry_warning(runner, lab_data):
     assert j["hosts"][0]["addresses"][0]["warnings"] == []
     r, j = _json(runner, lab_data, "verify", "dane", "--mx", "dane-ok.test", "--expiry-warning", "40")
     (w,) = j["hosts"][0]["addresses"][0]["warnings"]
-    assert w.startswith("certificate expires in ") and r.exit_code == 0
+    assert w["code"] == "certificate-expiring" and w["message"].startswith("certificate expires in ")
+    assert r.exit_code == 0
     r, j = _json(runner, lab_data, "verify", "dane", "--mx", "dane-ee-expired.test")
-    assert j["hosts"][0]["addresses"][0]["warnings"][0].startswith("certificate expired at 2020-02-01")
+    (w,) = j["hosts"][0]["addresses"][0]["warnings"]
+    assert w["code"] == "certificate-expired" and w["message"].startswith("certificate expired at 2020-02-01")
 
 
 def test_check_domain_fix_hints(runner, lab, lab_data):

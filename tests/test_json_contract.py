@@ -136,7 +136,7 @@ ERRORS = [
     ("bad-domain", 2, ["dns", "records", "bad..example"], "demo"),
     ("usage", 2, ["queue", "list", "--no-such-option"], "demo"),
     ("usage", 2, ["tlsreports", "show", "not-a-number"], "demo"),
-    ("usage", 2, ["tlsreports", "show", "99"], "demo"),
+    ("not-found", 2, ["tlsreports", "show", "99"], "demo"),
     ("usage", 2, ["check", "tlsrpt"], "demo"),
 ]
 

@@ -161,10 +161,10 @@ def test_cli_no_cache_leaves_cache_alone(runner, lab_data):
 @pytest.mark.parametrize(
     "domain,needle",
     [
-        ("sts-redirect.test", "HTTP status 301"),
-        ("sts-big.test", "larger than 65536"),
-        ("sts-badcert.test", "Hostname mismatch"),
-        ("sts-404.test", "HTTP 404"),
+        ("sts-redirect.test", ("cannot-fetch-policy", "HTTP status 301")),
+        ("sts-big.test", ("policy-syntax-error", "larger than 65536")),
+        ("sts-badcert.test", ("cannot-fetch-policy", "Hostname mismatch")),
+        ("sts-404.test", ("no-policy-served", "HTTP 404")),
     ],
 )
 @pytest.mark.parametrize("mode", [[], ["--no-cache"]])
@@ -174,20 +174,22 @@ def test_cli_policy_host_failures(runner, lab_data, domain, needle, mode):
     r = run(runner, lab_data, "fetch", "mtasts", "--json", *mode, domain)
     assert r.exit_code == 1, r.output
     j = json.loads(r.stdout)
-    assert j["policy"] is None and any(needle in e for e in j["errors"]), j["errors"]
+    assert j["policy"] is None, j
+    assert any(e["code"] == needle[0] and needle[1] in e["message"] for e in j["errors"]), j["errors"]
 
 
 def test_cli_text_html_warns(runner, lab_data):
     r = run(runner, lab_data, "fetch", "mtasts", "--json", "--no-cache", "sts-ctype.test")
     j = json.loads(r.stdout)
-    assert any("text/html" in w for w in j["warnings"]), j
+    assert any(w["code"] == "policy-content-type" and "text/html" in w["message"] for w in j["warnings"]), j
 
 
 def test_cli_no_record(runner, lab_data):
     r = run(runner, lab_data, "fetch", "mtasts", "--json", "notls.test")
     assert r.exit_code == 1
     j = json.loads(r.stdout)
-    assert j["record"] is None and "no MTA-STS record" in j["errors"][0]
+    assert j["record"] is None and "no MTA-STS record" in j["errors"][0]["message"]
+    assert j["errors"][0]["code"] == "no-mta-sts-dns-txt-record"
     assert j["tlsrpt_result"]["policy"]["policy-type"] == "no-policy-found"
 
 
@@ -209,7 +211,7 @@ def test_cli_temporary_dns_exit_3(runner, tmp_path):
         r = run(runner, data, "fetch", "mtasts", "--json", *mode, "sts.test")
         assert r.exit_code == 3, r.output
         j = json.loads(r.stdout)
-        assert "no answer" in j["errors"][0]
+        assert "no answer" in j["errors"][0]["message"] and j["errors"][0]["code"] == "dns-lookup"
     assert json.loads(r.stdout)["tlsrpt_result"] is None
     r = run(runner, data, "fetch", "mtasts", "--json", "sts.test")
     assert json.loads(r.stdout)["tlsrpt_result"]["failure-details"][0]["failure-reason-code"] == "dns-lookup"

@@ -79,7 +79,7 @@ def test_every_lab_domain_kind_reported(gen):
     reports = _tls_reports(gen)
     summary = gen.tls_run[-1]
     # bogus.test: even its TLSRPT record is bogus (SERVFAIL), a temporary error
-    assert [(e["policy_domain"], e["reason"]) for e in summary["errors"]] == [("bogus.test", "dns-temporary")]
+    assert [(e["policy_domain"], e["code"]) for e in summary["errors"]] == [("bogus.test", "dns-temporary")]
     assert summary["reports"] == len(reports) >= 12
     seen = {
         (p["policy"]["policy-type"], d["result-type"])

@@ -216,7 +216,9 @@ def test_bad_rua_skipped_good_ones_kept(runner, setup, monkeypatch):
             "day": f"{DAY[:4]}-{DAY[4:6]}-{DAY[6:]}",
             "policy_domain": "☺.example",
             "kind": "recipient-domain",
-            "code": "rua-invalid",
+            "code": "rua-invalid-uri",
+            "message": "rua 'mailto:bad%zz@xn--74h.example': invalid URI: invalid percent-escape; skipped, "
+            "the record's other addresses get the report",
             "rua": "mailto:bad%zz@xn--74h.example",
             "problem": "invalid percent-escape",
         }

@@ -222,7 +222,9 @@ def test_cli_import_list_show(runner, data_dir, tmp_path):
     }
     assert out[0]["start"] == "2016-04-01T00:00:00Z" and out[0]["reason"] is None
     assert [len(o["warnings"]) for o in out[:3]] == [0, 0, 2]
-    assert "no timezone" in out[2]["warnings"][0] and "mx-host is a string" in out[2]["warnings"][1]
+    assert [w["code"] for w in out[2]["warnings"]] == ["time-without-zone", "string-not-array"]
+    assert "no timezone" in out[2]["warnings"][0]["message"]
+    assert "mx-host is a string" in out[2]["warnings"][1]["message"]
     assert out[3] == {
         "type": "summary",
         "messages": 3,

@@ -40,7 +40,8 @@ def test_no_record_exit_1(runner, lab_data):
     r = run(runner, lab_data, "--json", "insecure.test")
     assert r.exit_code == 1
     j = json.loads(r.stdout)
-    assert j["valid"] is False and j["rua"] == [] and "no TLSRPT record" in j["errors"][0]
+    assert j["valid"] is False and j["rua"] == [] and j["errors"][0]["code"] == "no-record"
+    assert "no TLSRPT record" in j["errors"][0]["message"]
 
 
 def test_bogus_is_failure_not_temporary(runner, lab_data):
@@ -59,7 +60,8 @@ def test_temporary_dns_failure_exit_3(runner, tmp_path):
     (data / "moxcli.toml").write_text(f'[dns]\nresolvers = ["127.0.0.1:{port}"]\ntimeout = 1\n')
     r = run(runner, data, "--json", "sts.test")
     assert r.exit_code == 3
-    assert "no answer" in json.loads(r.stdout)["errors"][0]
+    (err,) = json.loads(r.stdout)["errors"]
+    assert err["code"] == "dns-error" and "no answer" in err["message"]
     r = run(runner, data, "sts.test")
     assert r.exit_code == 3 and "error:" in r.stderr
 
@@ -68,10 +70,10 @@ def test_temporary_dns_failure_exit_3(runner, tmp_path):
     "text,code,needle",
     [
         ("v=TLSRPTv1; rua=mailto:a@example.org", 0, None),
-        ("v=TLSRPTv1; rua=https://example.org/r", 0, "only send reports by mailto"),
-        ("v=TLSRPTv1; rua=a@example.org", 1, "mailto: in front"),
-        ("v=TLSRPTv1", 1, "not a TLSRPT record"),
-        ("v=TLSRPTv1; rua=ftp://x.example/", 1, "scheme ftp"),
+        ("v=TLSRPTv1; rua=https://example.org/r", 0, ("rua-https", "only send reports by mailto")),
+        ("v=TLSRPTv1; rua=a@example.org", 1, ("record-syntax-error", "mailto: in front")),
+        ("v=TLSRPTv1", 1, ("not-tlsrpt", "not a TLSRPT record")),
+        ("v=TLSRPTv1; rua=ftp://x.example/", 1, ("rua-unknown-scheme", "scheme ftp")),
     ],
 )
 def test_record_option_needs_no_dns(runner, tmp_path, text, code, needle):
@@ -81,7 +83,7 @@ def test_record_option_needs_no_dns(runner, tmp_path, text, code, needle):
     j = json.loads(r.stdout)
     assert j["valid"] == (code == 0)
     if needle:
-        assert any(needle in m for m in j["errors"] + j["warnings"]), j
+        assert any(f["code"] == needle[0] and needle[1] in f["message"] for f in j["errors"] + j["warnings"]), j
 
 
 def test_record_option_human_output(runner, tmp_path):

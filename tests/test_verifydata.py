@@ -480,7 +480,11 @@ def test_cli_problems_exit_1(runner, good):
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     assert doc["ok"] is False and doc["problems"] == [
-        {"path": "accounts/bob/msg/a/1", "what": "missing (referenced by store/message/bob/2/1)"}
+        {
+            "code": "file-missing",
+            "message": "missing (referenced by store/message/bob/2/1)",
+            "path": "accounts/bob/msg/a/1",
+        }
     ]
 
 

@@ -21,6 +21,7 @@ from moxcli.dane import lookup
 from moxcli.dane.tlsa import TLSA, allowed_names
 from moxcli.dane.verify import DANEVerdict, verify
 from moxcli.dns import DNSError, NotFound, Resolver, TemporaryDNSError
+from moxcli.jsonfmt import Finding, findings_json
 from moxcli.smtp.probe import SMTPProbe, direct_tls_probe, starttls_probe
 from moxcli.tlsconn import PKIXVerdict, cert_summary, load_roots, pkix_verify
 
@@ -45,7 +46,7 @@ class AddressResult:
     dane: DANEVerdict | None = None
     pkix: PKIXVerdict | None = None
     fix: dict[str, Any] | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -85,7 +86,7 @@ class AddressResult:
             "result_type": self.result_type,
             "reason": self.reason,
             "error": self.probe.error,
-            "warnings": self.warnings,
+            "warnings": findings_json(self.warnings),
             "fix": self.fix,
         }
 

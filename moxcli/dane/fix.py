@@ -17,6 +17,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from moxcli.jsonfmt import Finding
+
 
 def spki_sha256(cert: x509.Certificate) -> str:
     """Hex SHA-256 of the SubjectPublicKeyInfo (TLSA selector 1, matching type 1)."""
@@ -66,13 +68,13 @@ def dane_fix(chain: Sequence[x509.Certificate], name: str, published: Sequence[s
     }
 
 
-def expiry_warning(cert: x509.Certificate, days: int, now: _dt.datetime | None = None) -> str | None:
+def expiry_warning(cert: x509.Certificate, days: int, now: _dt.datetime | None = None) -> Finding | None:
     """A warning when the certificate has expired or expires within ``days`` days."""
     now = now or _dt.datetime.now(_dt.UTC)
     left = cert.not_valid_after_utc - now
     when = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     if left.total_seconds() <= 0:
-        return f"certificate expired at {when}"
+        return Finding("certificate-expired", f"certificate expired at {when}")
     if left <= _dt.timedelta(days=days):
-        return f"certificate expires in {left.days} day(s), at {when}"
+        return Finding("certificate-expiring", f"certificate expires in {left.days} day(s), at {when}")
     return None

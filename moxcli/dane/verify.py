@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.x509 import verification as xv
 
 from moxcli.dane.tlsa import CERT, DANE_EE, DANE_TA, FULL, PKIX_EE, PKIX_TA, TLSA, TLSAError, matches
+from moxcli.jsonfmt import Finding, findings_json
 from moxcli.tlsconn import VALIDATION_FAILURE, verify_chain
 
 
@@ -35,7 +36,7 @@ class DANEVerdict:
     depth: int | None = None
     result_type: str = ""
     reason: str = ""
-    errors: list[str] = field(default_factory=list)
+    errors: list[Finding] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,7 +45,7 @@ class DANEVerdict:
             "depth": self.depth,
             "result_type": self.result_type,
             "reason": self.reason,
-            "errors": self.errors,
+            "errors": findings_json(self.errors),
         }
 
 
@@ -111,8 +112,10 @@ def verify(
     if not records:
         raise TLSAError("verify requires at least one tlsa record")
     if not chain:
-        return DANEVerdict(False, None, None, VALIDATION_FAILURE, "dane-no-match", ["no certificate"])
-    errors: list[str] = []
+        return DANEVerdict(
+            False, None, None, VALIDATION_FAILURE, "dane-no-match", [Finding("no-certificate", "no certificate")]
+        )
+    errors: list[Finding] = []
     for r in records:
         errs: list[str] = []
         depth: int | None = None
@@ -130,7 +133,7 @@ def verify(
                 depth = next((i for i, c in enumerate(path) if matches(r, c)), None)
         if depth is not None:
             return DANEVerdict(True, r, depth)
-        errors.extend(f"{r.descriptive()}: {e}" for e in errs)
+        errors.extend(Finding("chain-invalid", f"{r.descriptive()}: {e}") for e in errs)
     return DANEVerdict(
         False, None, None, VALIDATION_FAILURE, "dane-no-match+errors" if errors else "dane-no-match", errors
     )

@@ -38,6 +38,7 @@ from moxcli.datatools.verify import (
     reserved_ids,
 )
 from moxcli.errors import MoxcliError, StoreError, UsageError
+from moxcli.jsonfmt import Finding, findings_json
 from moxcli.store import Store, StoreNeedsMigration, Txn, job_lock
 from moxcli.store import queue as qstore
 from moxcli.store.datafile import data_file_problem
@@ -58,8 +59,8 @@ class BackupResult:
     store_bytes: int = 0
     seconds: float = 0.0
     schema_version: int | None = None
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+    errors: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,8 +77,8 @@ class BackupResult:
             "store_bytes": self.store_bytes,
             "seconds": round(self.seconds, 3),
             "schema_version": self.schema_version,
-            "warnings": self.warnings,
-            "errors": self.errors,
+            "warnings": findings_json(self.warnings),
+            "errors": findings_json(self.errors),
         }
 
 
@@ -112,7 +113,7 @@ def backup(data_dir: Path, dest: Path, progress: Progress | None = None, link: b
         try:
             job.run()
         except (OSError, MoxcliError) as exc:
-            job.res.errors.append(_describe(exc))
+            job.res.errors.append(Finding("io", _describe(exc)))
         finally:
             job.close()
         if job.res.errors:
@@ -193,8 +194,11 @@ class _Backup:
             _copy_file(self.src / STORE_DIR / "data.mdb", out / "data.mdb")
             self.res.schema_version = exc.version
             self.res.warnings.append(
-                f"the store has the older schema version {exc.version}: copied as it is, with every "
-                "file under accounts/ and queue/"
+                Finding(
+                    "store-old-schema",
+                    f"the store has the older schema version {exc.version}: copied as it is, with every "
+                    "file under accounts/ and queue/",
+                )
             )
             self.res.store_bytes = (out / "data.mdb").stat().st_size
             return True
@@ -220,7 +224,9 @@ class _Backup:
                     msg_id, size = _id_size(rec)
                 except (StoreError, ValueError, struct.error) as exc:
                     why = decode_error(MESSAGE, key, exc) if isinstance(exc, StoreError) else str(exc)
-                    self.res.errors.append(f"{key_text(MESSAGE, key)}: cannot back up its file: {why}")
+                    self.res.errors.append(
+                        Finding("file-path-invalid", f"{key_text(MESSAGE, key)}: cannot back up its file: {why}")
+                    )
                     continue
                 if account not in sequences:
                     sequences[account] = _sequence(tx, MESSAGE_SEQUENCE.format(account=account))
@@ -235,7 +241,9 @@ class _Backup:
                     msg_id, size = from_u64(key), _id_size(rec)[1]
                 except (StoreError, ValueError, struct.error) as exc:
                     why = decode_error(QUEUE, key, exc) if isinstance(exc, StoreError) else str(exc)
-                    self.res.errors.append(f"{key_text(QUEUE, key)}: cannot back up its file: {why}")
+                    self.res.errors.append(
+                        Finding("file-path-invalid", f"{key_text(QUEUE, key)}: cannot back up its file: {why}")
+                    )
                     continue
                 if msg_id <= queue_seq:
                     queue_ids.add(msg_id)
@@ -264,9 +272,11 @@ class _Backup:
             if table is QUEUE:
                 self.vanished.append(from_u64(key))
             else:
-                self.res.errors.append(f"{rel}: missing in {self.src}, but the store references it")
+                self.res.errors.append(
+                    Finding("file-missing", f"{rel}: missing in {self.src}, but the store references it")
+                )
         except OSError as exc:
-            self.res.errors.append(_describe(exc))
+            self.res.errors.append(Finding("io", _describe(exc)))
         self.done += 1
         if self.progress and self.done & 255 == 0:
             self.progress(self.done, self.total)
@@ -280,11 +290,17 @@ class _Backup:
             gone = [i for i in self.vanished if not tx.exists(QUEUE, u64(i))]
         for i in self.vanished:
             if i not in gone:
-                self.res.errors.append(f"queue/{msg_path(i)}: missing in {self.src}, but the store references it")
+                self.res.errors.append(
+                    Finding("file-missing", f"queue/{msg_path(i)}: missing in {self.src}, but the store references it")
+                )
         with Store.open(self.dst) as snap, snap.write() as tx:
             for i in gone:
                 qstore.delete(tx, i)
-                self.res.warnings.append(f"queue/{msg_path(i)}: left the queue during the backup; not in the backup")
+                self.res.warnings.append(
+                    Finding(
+                        "queue-file-left", f"queue/{msg_path(i)}: left the queue during the backup; not in the backup"
+                    )
+                )
 
     def _link_or_copy(self, rel: str) -> bool:
         """Hard-link (or copy) one file; True if linked (caller counts bytes).
@@ -322,7 +338,12 @@ class _Backup:
                 # (protected_hardlinks, file systems without links), EMLINK, ...: copy.
                 self.link = False
                 hint = " (DEST is on another file system than the data directory)" if exc.errno == errno.EXDEV else ""
-                self.res.warnings.append(f"hard-linking {rel} failed: {exc.strerror}{hint}; copying files from now on")
+                self.res.warnings.append(
+                    Finding(
+                        "hard-link-failed",
+                        f"hard-linking {rel} failed: {exc.strerror}{hint}; copying files from now on",
+                    )
+                )
         self._mkdirs(self.dst_s + rel_dir)
         self.res.bytes += _copy_file(Path(self.src_s + rel), Path(self.dst_s + rel))
         self.res.files_copied += 1
@@ -399,11 +420,13 @@ class _Backup:
                 ):
                     continue  # a write in progress, or a file created after the snapshot
                 rel = f"{rel_root}/{name}"
-                self.res.warnings.append(f"{rel}: not referenced by the store, backed up anyway")
+                self.res.warnings.append(
+                    Finding("file-unreferenced", f"{rel}: not referenced by the store, backed up anyway")
+                )
                 try:
                     self._link_or_copy(rel)
                 except OSError as exc:
-                    self.res.errors.append(_describe(exc))
+                    self.res.errors.append(Finding("io", _describe(exc)))
 
     def _account_extras(self, account: str) -> None:
         """Anything in an account directory besides msg/ (copied, with a warning)."""
@@ -425,7 +448,7 @@ class _Backup:
         """Copy a file, symlink or directory tree (other file types are skipped)."""
         src = self.src / rel
         if not quiet:
-            self.res.warnings.append(f"{rel}: unrecognized, backed up anyway")
+            self.res.warnings.append(Finding("file-unrecognized", f"{rel}: unrecognized, backed up anyway"))
         try:
             if src.is_symlink():
                 self._mkdirs((self.dst / rel).parent)
@@ -441,9 +464,11 @@ class _Backup:
                 self.res.bytes += _copy_file(src, self.dst / rel, 0o600, sync=True)
                 self.res.files_copied += 1
             else:
-                self.res.warnings.append(f"{rel}: not a regular file, directory or symlink; skipped")
+                self.res.warnings.append(
+                    Finding("file-skipped", f"{rel}: not a regular file, directory or symlink; skipped")
+                )
         except OSError as exc:
-            self.res.errors.append(_describe(exc))
+            self.res.errors.append(Finding("io", _describe(exc)))
 
 
 def _sequence(tx: Txn, name: str) -> int:

@@ -27,6 +27,7 @@ from moxcli.context import CONFIG_NAME
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, STORE_SUM, VERSION_FILE, layout
 from moxcli.datatools.storesum import STORE_FILE, check_sum
 from moxcli.errors import MoxcliError, StoreError, UsageError
+from moxcli.jsonfmt import Finding, findings_json
 from moxcli.store import Store, StoreNeedsMigration
 from moxcli.store import dmarc as store_dmarc
 from moxcli.store import queue as qstore
@@ -68,9 +69,10 @@ IMPORT_PREFIX = "import:"
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One problem or warning: where (path relative to DIR) and what."""
+class PathFinding:
+    """One problem or warning: a stable ``code`` (docs/data-tools.md), where (path relative to DIR) and what."""
 
+    code: str
     path: str
     what: str
 
@@ -79,16 +81,16 @@ class Finding:
         return _printable(f"{self.path}: {self.what}")
 
     def to_json(self) -> dict[str, str]:
-        return {"path": self.path, "what": self.what}
+        return {"code": self.code, "message": self.what, "path": self.path}
 
 
 @dataclass
 class VerifyResult:
     data_dir: Path
-    problems: list[Finding] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
+    problems: list[PathFinding] = field(default_factory=list)
+    warnings: list[PathFinding] = field(default_factory=list)
     moved: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)
     schema_version: int | None = None
     migrated_from: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -98,11 +100,11 @@ class VerifyResult:
     def ok(self) -> bool:
         return not self.problems
 
-    def problem(self, path: str, what: str) -> None:
-        self.problems.append(Finding(path, what))
+    def problem(self, code: str, path: str, what: str) -> None:
+        self.problems.append(PathFinding(code, path, what))
 
-    def warning(self, path: str, what: str) -> None:
-        self.warnings.append(Finding(path, what))
+    def warning(self, code: str, path: str, what: str) -> None:
+        self.warnings.append(PathFinding(code, path, what))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,7 +113,7 @@ class VerifyResult:
             "problems": [p.to_json() for p in self.problems],
             "warnings": [w.to_json() for w in self.warnings],
             "moved": [{"from": a, "to": b} for a, b in self.moved],
-            "notes": self.notes,
+            "notes": findings_json(self.notes),
             "schema_version": self.schema_version,
             "migrated_from": self.migrated_from,
             "counts": self.counts,
@@ -236,15 +238,19 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
     marker = data_dir / INCOMPLETE_MARKER
     if marker.exists():
         first = _first_line(marker).rstrip(":")
-        res.problem(INCOMPLETE_MARKER, f"this backup is incomplete ({first})" if first else "this backup is incomplete")
+        res.problem(
+            "backup-incomplete",
+            INCOMPLETE_MARKER,
+            f"this backup is incomplete ({first})" if first else "this backup is incomplete",
+        )
     summed = check_sum(data_dir)
     if summed is not None:
         if summed.problem:
-            res.problem(STORE_FILE, summed.problem)
+            res.problem("store-checksum-mismatch", STORE_FILE, summed.problem)
         if summed.warning:
-            res.warning(STORE_SUM, summed.warning)
+            res.warning("store-checksum-unreadable", STORE_SUM, summed.warning)
         if summed.note:
-            res.notes.append(summed.note)
+            res.notes.append(Finding("store-written-after-backup", summed.note))
     tmp: Path | None = None
     try:
         store, tmp = _open_store(data_dir, res)
@@ -256,8 +262,11 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
                 _Checker(data_dir, res, fix).run(store)
         else:
             res.notes.append(
-                "store checks skipped: the store cannot be read; file checks skipped as well (every "
-                "file would look unreferenced)"
+                Finding(
+                    "checks-skipped",
+                    "store checks skipped: the store cannot be read; file checks skipped as well (every "
+                    "file would look unreferenced)",
+                )
             )
         _check_top(data_dir, res)
     finally:
@@ -278,7 +287,9 @@ def _remove_interrupted_imports(data_dir: Path, store: Store, res: VerifyResult)
 
     store.close()
     for account in cleanup_interrupted_imports(data_dir):
-        res.notes.append(f"removed the files of an interrupted import into account {account}")
+        res.notes.append(
+            Finding("import-removed", f"removed the files of an interrupted import into account {account}")
+        )
     return Store.open(data_dir, readonly=True)
 
 
@@ -288,13 +299,17 @@ def _check_pages(store: Store, res: VerifyResult) -> None:
     try:
         problems = store.check_pages()
     except (OSError, ValueError, struct.error, IndexError) as exc:
-        res.problem(f"{STORE_DIR}/data.mdb", f"page structure unreadable: {type(exc).__name__}: {exc}")
+        res.problem(
+            "store-pages-unreadable", f"{STORE_DIR}/data.mdb", f"page structure unreadable: {type(exc).__name__}: {exc}"
+        )
         return
     if problems is None:
-        res.notes.append("page structure not checked: the store changed too fast while verifying")
+        res.notes.append(
+            Finding("pages-not-checked", "page structure not checked: the store changed too fast while verifying")
+        )
         return
     for p in problems:
-        res.problem(f"{STORE_DIR}/data.mdb", f"page structure: {p}")
+        res.problem("store-pages", f"{STORE_DIR}/data.mdb", f"page structure: {p}")
 
 
 def _first_line(path: Path) -> str:
@@ -310,22 +325,22 @@ def _open_store(data_dir: Path, res: VerifyResult) -> tuple[Store | None, Path |
     data_file = data_dir / STORE_DIR / "data.mdb"
     rel = f"{STORE_DIR}/data.mdb"
     if not data_file.exists():
-        res.problem(rel, "missing: no store in this directory")
+        res.problem("store-missing", rel, "missing: no store in this directory")
         return None, None
     why = data_file_problem(data_file)
     if why:
-        res.problem(rel, why)
+        res.problem("store-unreadable", rel, why)
         return None, None
     why = probe_store(data_dir)
     if why:
-        res.problem(rel, why)
+        res.problem("store-unreadable", rel, why)
         return None, None
     try:
         return Store.open(data_dir, readonly=True), None
     except StoreNeedsMigration as exc:
         old = exc.version
     except MoxcliError as exc:
-        res.problem(STORE_DIR, str(exc).replace(str(data_dir / STORE_DIR) + ": ", ""))
+        res.problem("store-unreadable", STORE_DIR, str(exc).replace(str(data_dir / STORE_DIR) + ": ", ""))
         return None, None
     # No current moxcli writes to a store of an older schema (a writable open migrates it
     # first), so a file copy is consistent; the migration runs on the copy only.
@@ -336,7 +351,7 @@ def _open_store(data_dir: Path, res: VerifyResult) -> tuple[Store | None, Path |
         Store.open(tmp).close()
         why = probe_store(tmp)
         if why:
-            res.problem(rel, f"migrated copy: {why}")
+            res.problem("store-migration-failed", rel, f"migrated copy: {why}")
             return None, tmp
         store = Store.open(tmp, readonly=True)
     except OSError as exc:
@@ -344,12 +359,15 @@ def _open_store(data_dir: Path, res: VerifyResult) -> tuple[Store | None, Path |
         raise StoreError(f"{tmp}: cannot make a copy of the store to migrate: {exc.strerror}") from None
     except Exception as exc:  # whatever a migration step raises: this store does not migrate
         what = str(exc) if isinstance(exc, MoxcliError) else f"{type(exc).__name__}: {exc}"
-        res.problem(STORE_DIR, f"migrating a copy from schema version {old} failed: {what}")
+        res.problem("store-migration-failed", STORE_DIR, f"migrating a copy from schema version {old} failed: {what}")
         return None, tmp
     res.migrated_from = old
     res.notes.append(
-        f"the store has schema version {old}; verified a copy migrated to version {SCHEMA_VERSION}. "
-        f"{data_dir} was not changed: the first writable open by this moxcli migrates it (make a backup first)"
+        Finding(
+            "store-migrated-copy",
+            f"the store has schema version {old}; verified a copy migrated to version {SCHEMA_VERSION}. "
+            f"{data_dir} was not changed: the first writable open by this moxcli migrates it (make a backup first)",
+        )
     )
     return store, tmp
 
@@ -405,16 +423,18 @@ class _Checker:
             for msg_id in self.vanished:
                 rel = f"queue/{msg_path(msg_id)}"
                 if tx.exists(QUEUE, u64(msg_id)):
-                    self.res.problem(rel, f"missing (referenced by {key_text(QUEUE, u64(msg_id))})")
+                    self.res.problem("file-missing", rel, f"missing (referenced by {key_text(QUEUE, u64(msg_id))})")
                 else:
-                    self.res.warning(rel, "left the queue while verifying")
+                    self.res.warning("queue-file-left", rel, "left the queue while verifying")
 
     def _sequence(self, tx: Txn, name: str) -> int:
         """The last id a sequence handed out (a broken record counts as 0, reported here or by
         the META decode pass)."""
         value = meta_value(tx, "seq:" + name, 0)
         if not isinstance(value, int) or value < 0:
-            self.res.problem(f"{STORE_DIR}/meta/seq:{name}", f"sequence value {value!r} is not a number")
+            self.res.problem(
+                "sequence-invalid", f"{STORE_DIR}/meta/seq:{name}", f"sequence value {value!r} is not a number"
+            )
             return 0
         return value
 
@@ -426,7 +446,7 @@ class _Checker:
             try:
                 rec = decode(table, key, raw)
             except StoreError as exc:
-                self.res.problem(key_text(table, key), decode_error(table, key, exc))
+                self.res.problem("record-invalid", key_text(table, key), decode_error(table, key, exc))
                 continue
             yield key, rec
         self._count(tx, table, n)
@@ -435,7 +455,11 @@ class _Checker:
         self.res.counts[table.name] = n
         stat = tx.count(table)
         if stat != n:
-            self.res.problem(f"{STORE_DIR}/{table.name}", f"table statistics say {stat} entries but a scan found {n}")
+            self.res.problem(
+                "table-count-mismatch",
+                f"{STORE_DIR}/{table.name}",
+                f"table statistics say {stat} entries but a scan found {n}",
+            )
 
     def _split(self, table: Table, key: bytes, nparts: int) -> list[str | int] | None:
         try:
@@ -443,7 +467,7 @@ class _Checker:
         except (UnicodeDecodeError, struct.error, ValueError):
             parts = []
         if len(parts) != nparts:
-            self.res.problem(key_text(table, key), f"key does not match the layout '{table.key_layout}'")
+            self.res.problem("key-invalid", key_text(table, key), f"key does not match the layout '{table.key_layout}'")
             return None
         return parts
 
@@ -451,11 +475,15 @@ class _Checker:
         for key, rec in self._records(tx, ACCOUNT):
             name = key.decode("utf-8", "replace")
             if rec.get("name") != name:
-                self.res.problem(key_text(ACCOUNT, key), f"record name {rec.get('name')!r} differs from its key")
+                self.res.problem(
+                    "account-name-mismatch",
+                    key_text(ACCOUNT, key),
+                    f"record name {rec.get('name')!r} differs from its key",
+                )
             try:
                 check_account_name(name)
             except PathError as exc:
-                self.res.problem(key_text(ACCOUNT, key), str(exc))
+                self.res.problem("account-invalid", key_text(ACCOUNT, key), str(exc))
                 continue
             self.accounts.add(name)
 
@@ -467,12 +495,12 @@ class _Checker:
             acc, mb_id = parts
             where = key_text(MAILBOX, key)
             if acc not in self.accounts:
-                self.res.problem(where, f"account {acc!r} does not exist")
+                self.res.problem("account-missing", where, f"account {acc!r} does not exist")
             if rec.get("id") != mb_id:
-                self.res.problem(where, f"record id {rec.get('id')!r} differs from its key")
+                self.res.problem("id-mismatch", where, f"record id {rec.get('id')!r} differs from its key")
             for name in ("uidnext", "messages", "size"):
                 if not isinstance(rec.get(name), int):
-                    self.res.problem(where, f"field {name} is {rec.get(name)!r}, not a number")
+                    self.res.problem("field-invalid", where, f"field {name} is {rec.get(name)!r}, not a number")
                     break
             else:
                 self.mailboxes[(str(acc), int(mb_id))] = rec
@@ -488,20 +516,25 @@ class _Checker:
             if parts is None:
                 continue
             if len(raw) != 8:
-                self.res.problem(where, "index value is not a mailbox id")
+                self.res.problem("index-invalid", where, "index value is not a mailbox id")
                 continue
             acc, name = str(parts[0]), parts[1]
             mb = self.mailboxes.get((acc, from_u64(raw)))
             if mb is None:
-                self.res.problem(where, f"points to mailbox id {from_u64(raw)}, which does not exist")
+                self.res.problem(
+                    "mailbox-missing", where, f"points to mailbox id {from_u64(raw)}, which does not exist"
+                )
             elif mb.get("name") != name:
-                self.res.problem(where, f"points to mailbox id {from_u64(raw)}, which is named {mb.get('name')!r}")
+                self.res.problem(
+                    "index-mismatch", where, f"points to mailbox id {from_u64(raw)}, which is named {mb.get('name')!r}"
+                )
             else:
                 named.add((acc, from_u64(raw)))
         self._count(tx, MAILBOX_BY_NAME, n)
         for (acc, mb_id), mb in self.mailboxes.items():
             if (acc, mb_id) not in named:
                 self.res.problem(
+                    "index-entry-missing",
                     key_text(MAILBOX, text_key(acc, mb_id)),
                     f"mailbox {mb.get('name')!r} is missing from the name index",
                 )
@@ -524,22 +557,31 @@ class _Checker:
             acc, mb_id, uid = parsed
             known = acc in self.accounts
             if not known:
-                res.problem(key_text(MESSAGE, key), f"account {acc!r} does not exist")
+                res.problem("account-missing", key_text(MESSAGE, key), f"account {acc!r} does not exist")
             mb = self.mailboxes.get((acc, mb_id))
             if mb is None:
-                res.problem(key_text(MESSAGE, key), f"mailbox id {mb_id} of account {acc!r} does not exist")
+                res.problem(
+                    "mailbox-missing", key_text(MESSAGE, key), f"mailbox id {mb_id} of account {acc!r} does not exist"
+                )
             elif uid >= mb["uidnext"]:
-                res.problem(key_text(MESSAGE, key), f"uid {uid} is not below the mailbox's uidnext {mb['uidnext']}")
+                res.problem(
+                    "uid-invalid",
+                    key_text(MESSAGE, key),
+                    f"uid {uid} is not below the mailbox's uidnext {mb['uidnext']}",
+                )
             if rec.get("uid") != uid or rec.get("mailbox_id") != mb_id:
                 res.problem(
+                    "id-mismatch",
                     key_text(MESSAGE, key),
                     f"record uid {rec.get('uid')!r} / mailbox_id {rec.get('mailbox_id')!r} differ from its key",
                 )
             if not _str_list(rec.get("flags", [])) or not _str_list(rec.get("keywords", [])):
-                res.problem(key_text(MESSAGE, key), "flags and keywords must be lists of text")
+                res.problem("field-invalid", key_text(MESSAGE, key), "flags and keywords must be lists of text")
             msg_id, size = rec.get("id"), rec.get("size")
             if not isinstance(msg_id, int) or msg_id < 1 or not isinstance(size, int) or size < 0:
-                res.problem(key_text(MESSAGE, key), f"id {msg_id!r} / size {size!r} are not valid numbers")
+                res.problem(
+                    "field-invalid", key_text(MESSAGE, key), f"id {msg_id!r} / size {size!r} are not valid numbers"
+                )
                 continue
             if mb is not None:
                 s = self.sums[(acc, mb_id)]
@@ -550,13 +592,16 @@ class _Checker:
             if msg_id > self.sequences[acc]:
                 # The sequence would hand this id out again (and overwrite the file).
                 res.problem(
+                    "id-beyond-sequence",
                     key_text(MESSAGE, key),
                     f"message id {msg_id} is beyond the last id handed out ({self.sequences[acc]})",
                 )
                 continue
             if not self.message_ids.setdefault(acc, IdSet()).add(msg_id):
                 res.problem(
-                    key_text(MESSAGE, key), f"message id {msg_id} is used by another message of account {acc!r}"
+                    "id-duplicate",
+                    key_text(MESSAGE, key),
+                    f"message id {msg_id} is used by another message of account {acc!r}",
                 )
                 continue
             self._check_file(f"accounts/{acc}/msg/{msg_path(msg_id)}", size, 0, MESSAGE, key)
@@ -566,20 +611,24 @@ class _Checker:
         for key, rec in self._records(tx, QUEUE):
             where = key_text(QUEUE, key)
             if len(key) != 8:
-                res.problem(where, "key is not a queue id")
+                res.problem("key-invalid", where, "key is not a queue id")
                 continue
             msg_id = from_u64(key)
             if rec.get("id") != msg_id:
-                res.problem(where, f"record id {rec.get('id')!r} differs from its key")
+                res.problem("id-mismatch", where, f"record id {rec.get('id')!r} differs from its key")
             prefix = rec.get("prefix", b"")
             if isinstance(prefix, str):
                 prefix = prefix.encode("utf-8")
             size = rec.get("size")
             if not isinstance(size, int) or not isinstance(prefix, bytes):
-                res.problem(where, f"size {size!r} or prefix are not valid")
+                res.problem("field-invalid", where, f"size {size!r} or prefix are not valid")
                 continue
             if msg_id > self.sequences["queue"]:
-                res.problem(where, f"queue id {msg_id} is beyond the last id handed out ({self.sequences['queue']})")
+                res.problem(
+                    "id-beyond-sequence",
+                    where,
+                    f"queue id {msg_id} is beyond the last id handed out ({self.sequences['queue']})",
+                )
                 continue
             self.queue_ids.add(msg_id)
             rel = f"queue/{msg_path(msg_id)}"
@@ -605,27 +654,35 @@ class _Checker:
         rel_dir = rel.rpartition("/")[0]
         if not self._real_dir(rel_dir):
             self.res.problem(
-                rel, f"a directory on its path is a symlink, not followed (referenced by {key_text(table, key)})"
+                "symlink-not-followed",
+                rel,
+                f"a directory on its path is a symlink, not followed (referenced by {key_text(table, key)})",
             )
             return
         try:
             st = os.lstat(self.data_s + rel)
             if not stat.S_ISREG(st.st_mode):
                 self.res.problem(
-                    rel, f"not a regular file (a symlink?), not followed (referenced by {key_text(table, key)})"
+                    "symlink-not-followed",
+                    rel,
+                    f"not a regular file (a symlink?), not followed (referenced by {key_text(table, key)})",
                 )
                 return
         except FileNotFoundError:
-            self.res.problem(rel, f"missing (referenced by {key_text(table, key)})")
+            self.res.problem("file-missing", rel, f"missing (referenced by {key_text(table, key)})")
             return
         except OSError as exc:
-            self.res.problem(rel, f"cannot read: {exc.strerror} (referenced by {key_text(table, key)})")
+            self.res.problem(
+                "file-unreadable", rel, f"cannot read: {exc.strerror} (referenced by {key_text(table, key)})"
+            )
             return
         self.bytes += st.st_size
         if prefix + st.st_size != size:
             with_prefix = f" + {prefix} bytes of prefix" if prefix else ""
             self.res.problem(
-                rel, f"file has {st.st_size} bytes{with_prefix}, but {key_text(table, key)} says size {size}"
+                "file-size-mismatch",
+                rel,
+                f"file has {st.st_size} bytes{with_prefix}, but {key_text(table, key)} says size {size}",
             )
 
     def _generic(self, tx: Txn, table: Table) -> None:
@@ -636,9 +693,14 @@ class _Checker:
                 for index, ikey, value in _index_keys(table, key, rec):
                     raw = tx.get_raw(index, ikey)
                     if raw is None:
-                        self.res.problem(key_text(table, key), f"index entry {key_text(index, ikey)} is missing")
+                        self.res.problem(
+                            "index-entry-missing",
+                            key_text(table, key),
+                            f"index entry {key_text(index, ikey)} is missing",
+                        )
                     elif value is not None and raw != value:
                         self.res.problem(
+                            "index-mismatch",
                             key_text(index, ikey),
                             f"index value {raw!r} does not match {key_text(table, key)} ({value!r})",
                         )
@@ -648,7 +710,9 @@ class _Checker:
             n += 1
             target = _index_target(table, key, raw)
             if target is not None and not tx.exists(*target):
-                self.res.problem(key_text(table, key), f"points to {key_text(*target)}, which does not exist")
+                self.res.problem(
+                    "index-target-missing", key_text(table, key), f"points to {key_text(*target)}, which does not exist"
+                )
         self._count(tx, table, n)
 
     def _check_counters(self) -> None:
@@ -656,6 +720,7 @@ class _Checker:
             count, size = self.sums[(acc, mb_id)]
             if mb["messages"] != count or mb["size"] != size:
                 self.res.problem(
+                    "counters-mismatch",
                     key_text(MAILBOX, text_key(acc, mb_id)),
                     f"mailbox {mb.get('name')!r} counters say {mb['messages']} messages / "
                     f"{mb['size']} bytes, its messages add up to {count} / {size}",
@@ -668,16 +733,20 @@ class _Checker:
             for entry in sorted(os.scandir(accounts_dir), key=lambda e: e.name):
                 rel = f"accounts/{entry.name}"
                 if not entry.is_dir(follow_symlinks=False):
-                    self.res.warning(rel, "not a directory, ignoring")
+                    self.res.warning("not-a-directory", rel, "not a directory, ignoring")
                 elif entry.name not in self.accounts and entry.name in self.reserved:
                     # A new account's first import was killed before its commit: only its
                     # reserved files exist. The next import or verifydata --fix removes them.
-                    self.res.warning(rel, "account directory of an unfinished import (verifydata --fix removes it)")
+                    self.res.warning(
+                        "import-leftover",
+                        rel,
+                        "account directory of an unfinished import (verifydata --fix removes it)",
+                    )
                     files += self._walk_ids(
                         rel + "/msg", IdSet(), self.sequences[entry.name], self.reserved[entry.name]
                     )
                 elif entry.name not in self.accounts:
-                    self.res.problem(rel, "account directory without an account record")
+                    self.res.problem("account-dir-orphan", rel, "account directory without an account record")
                 else:
                     ids = self.message_ids.get(entry.name, IdSet())
                     files += self._walk_ids(
@@ -701,7 +770,7 @@ class _Checker:
         """Compare a message directory with the referenced ids; returns the referenced files seen."""
         root = self.data_dir / rel_root
         if root.is_symlink() or (rel_root.count("/") and not self._real_dir(rel_root.rpartition("/")[0])):
-            self.res.problem(rel_root, "is a symlink, not followed")
+            self.res.problem("symlink-not-followed", rel_root, "is a symlink, not followed")
             return 0
         if not root.is_dir():
             return 0
@@ -709,7 +778,7 @@ class _Checker:
         for entry in sorted(os.scandir(root), key=lambda e: e.name):
             rel_dir = f"{rel_root}/{entry.name}"
             if not entry.is_dir(follow_symlinks=False):
-                self.res.warning(rel_dir, "unrecognized file, ignoring")
+                self.res.warning("file-unrecognized", rel_dir, "unrecognized file, ignoring")
                 continue
             for f in sorted(os.scandir(entry.path), key=lambda e: e.name):
                 rel = f"{rel_dir}/{f.name}"
@@ -720,22 +789,29 @@ class _Checker:
                         if f.name.startswith(".")
                         else "not a message file name"
                     )
-                    self.res.warning(rel, f"{what}, ignoring")
+                    self.res.warning("file-unrecognized", rel, f"{what}, ignoring")
                 elif msg_id in referenced:
                     seen += 1
                 elif any(lo <= msg_id <= hi for lo, hi in reserved):
                     # moxcli.mail.importer reserves ids before writing files; the next import
                     # of the account removes what a killed one left. Never moved: it may run.
-                    self.res.warning(rel, f"not referenced, id {msg_id} is reserved by an unfinished import")
+                    self.res.warning(
+                        "import-leftover", rel, f"not referenced, id {msg_id} is reserved by an unfinished import"
+                    )
                 elif msg_id in removed:
                     # Its record was deleted and the file noted for unlinking in one commit
                     # (moxcli.store.queue.note_removed): a run killed before the unlink.
-                    self.res.warning(rel, "not referenced, its record was removed; the next queue run deletes it")
+                    self.res.warning(
+                        "queue-file-removed",
+                        rel,
+                        "not referenced, its record was removed; the next queue run deletes it",
+                    )
                 elif msg_id > sequence:
                     # Written by a transaction that aborted or has not committed yet: the id
                     # is handed out again and the file overwritten. Never moved: a running
                     # writer may be about to commit it.
                     self.res.warning(
+                        "write-leftover",
                         rel,
                         f"not referenced, id {msg_id} is beyond the last one handed out ({sequence}): "
                         "left by an aborted or running write",
@@ -743,7 +819,7 @@ class _Checker:
                 elif self.fix:
                     self._move(rel)
                 else:
-                    self.res.problem(rel, "not referenced by any record (--fix moves it away)")
+                    self.res.problem("file-unreferenced", rel, "not referenced by any record (--fix moves it away)")
         return seen
 
     def _move(self, rel: str) -> None:
@@ -826,7 +902,7 @@ def reserved_ids(tx: Txn, res: VerifyResult | None = None) -> dict[str, list[tup
             ranges = [(int(lo), int(hi)) for lo, hi in info["ranges"]]
         except (StoreError, TypeError, ValueError, KeyError, AttributeError):
             if res is not None:
-                res.problem(key_text(META, key), "record of an unfinished import is malformed")
+                res.problem("import-record-invalid", key_text(META, key), "record of an unfinished import is malformed")
             continue
         out[account] = ranges
     return out
@@ -847,13 +923,14 @@ def _check_config(data_dir: Path, res: VerifyResult) -> None:
     try:
         cfg = load_config(path, required=True)
     except MoxcliError as exc:
-        res.problem(CONFIG_NAME, str(exc).replace(f"{path}: ", ""))
+        res.problem("config-invalid", CONFIG_NAME, str(exc).replace(f"{path}: ", ""))
         return
     check_dkim_keys(cfg)  # a log warning once per run, as for the data directory
     for domain in cfg.domains.values():
         for sel in domain.dkim.selectors.values():
             if not sel.private_key_file.is_file():
                 res.problem(
+                    "dkim-key-missing",
                     CONFIG_NAME,
                     f"domain {domain.name}: DKIM selector {sel.name}: key file {sel.private_key_file} is missing",
                 )
@@ -863,12 +940,15 @@ def _check_top(data_dir: Path, res: VerifyResult) -> None:
     _check_config(data_dir, res)
     for entry in sorted(os.scandir(data_dir), key=lambda e: e.name):
         if entry.name not in layout.KNOWN:
-            res.warning(entry.name, "unrecognized file, ignoring")
+            res.warning("file-unrecognized", entry.name, "unrecognized file, ignoring")
     version_file = data_dir / VERSION_FILE
     if version_file.exists():
         made_by = _first_line(version_file)
         if made_by != __version__:
             res.notes.append(
-                f"this data was written by moxcli {made_by or '(unknown)'}, verified with moxcli {__version__}: "
-                "once this moxcli opens it for writing its store may be upgraded; make a fresh backup then"
+                Finding(
+                    "written-by-other-version",
+                    f"this data was written by moxcli {made_by or '(unknown)'}, verified with moxcli {__version__}: "
+                    "once this moxcli opens it for writing its store may be upgraded; make a fresh backup then",
+                )
             )

@@ -850,7 +850,7 @@ def _select(tx: Txn, ids: Iterable[int] | None, domain: str | None, now: float) 
         for i in ids:
             m = qstore.get(tx, i)
             if m is None:
-                raise UsageError(f"queue message {i}: no such message")
+                raise UsageError(f"queue message {i}: no such message", code="not-found")
             if not m.hold:
                 yield m.id, m.base_id, m.recipient_domain
         return

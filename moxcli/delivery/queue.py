@@ -351,7 +351,7 @@ def get_message(store: Store, msg_id: int) -> QueueMsg:
     with store.read() as tx:
         msg = qstore.get(tx, msg_id)
     if msg is None:
-        raise UsageError(f"queue message {msg_id}: no such message")
+        raise UsageError(f"queue message {msg_id}: no such message", code="not-found")
     return msg
 
 
@@ -361,7 +361,7 @@ def get_message_and_domain(store: Store, msg_id: int) -> tuple[QueueMsg, DomainT
         msg = qstore.get(tx, msg_id)
         known = None if msg is None else domaintls.get(tx, msg.recipient_domain)
     if msg is None:
-        raise UsageError(f"queue message {msg_id}: no such message")
+        raise UsageError(f"queue message {msg_id}: no such message", code="not-found")
     return msg, known
 
 
@@ -432,7 +432,7 @@ def drop(store: Store, data_dir: Path, msg_id: int) -> QueueMsg:
     def fn(tx: Txn) -> tuple[QueueMsg, Path]:
         msg = qstore.get(tx, msg_id)
         if msg is None:
-            raise UsageError(f"queue message {msg_id}: no such message")
+            raise UsageError(f"queue message {msg_id}: no such message", code="not-found")
         return msg, remove_in(tx, data_dir, msg_id)
 
     msg, path = store.update(fn)
@@ -445,7 +445,7 @@ def _modify(store: Store, msg_id: int, **changes: object) -> QueueMsg:
     def fn(tx: Txn) -> QueueMsg:
         msg = qstore.get(tx, msg_id)
         if msg is None:
-            raise UsageError(f"queue message {msg_id}: no such message")
+            raise UsageError(f"queue message {msg_id}: no such message", code="not-found")
         for k, v in changes.items():
             setattr(msg, k, v)
         qstore.put(tx, msg)

@@ -21,6 +21,7 @@ from xml.parsers import expat
 
 from moxcli import inflate
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth
+from moxcli.jsonfmt import Finding
 from moxcli.mail.mimescan import Part, scan
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ def feedback_from_tree(root: Element) -> Feedback:
     return Feedback(meta, pol, records, version=root.get("version"), namespace=root.ns)
 
 
-def parse_report_xml(data: bytes, warn: Callable[[str], None] | None = None) -> Feedback:
+def parse_report_xml(data: bytes, warn: Callable[[Finding], None] | None = None) -> Feedback:
     """Parse report XML. Invalid UTF-8 is replaced (with a warning) rather than refused, as
     several real reporters emit it (parsedmarc's samples); everything else must be well-formed."""
     try:
@@ -202,7 +203,7 @@ def parse_report_xml(data: bytes, warn: Callable[[str], None] | None = None) -> 
             data.decode("utf-8")
         except UnicodeDecodeError:
             if warn:
-                warn("report XML is not valid UTF-8; invalid bytes replaced")
+                warn(Finding("xml-invalid-utf8", "report XML is not valid UTF-8; invalid bytes replaced"))
             text = data.decode("utf-8", errors="replace")
             root = parse_xml(text.encode("utf-8"))
         else:
@@ -301,7 +302,7 @@ def _leaves(msg: Message | Part, depth: int = 0) -> list[Message | Part]:
     return out
 
 
-def parse_message(data: bytes, warn: Callable[[str], None] | None = None) -> Feedback:
+def parse_message(data: bytes, warn: Callable[[Finding], None] | None = None) -> Feedback:
     """The first report in a message, any MIME structure (docs/behaviour-notes.md §6.9); NoReport if none."""
     if len(data) > MAX_MESSAGE:
         raise ReportError(f"message larger than {MAX_MESSAGE >> 20} MiB")
@@ -325,7 +326,7 @@ def parse_message(data: bytes, warn: Callable[[str], None] | None = None) -> Fee
     raise NoReport("no DMARC report found in message")
 
 
-def parse_file(data: bytes, warn: Callable[[str], None] | None = None) -> Feedback:
+def parse_file(data: bytes, warn: Callable[[Finding], None] | None = None) -> Feedback:
     """A report file as operators have them: .xml, .xml.gz, .zip, or a whole message (.eml)."""
     kind = sniff(data)
     if kind != "application/octet-stream":

@@ -16,6 +16,7 @@ from moxcli.dmarc.orgdomain import same_organization
 from moxcli.dmarc.record import NotDMARCRecord, RecordError, ReportURI, parse_record, parse_report_uri
 from moxcli.dns import BogusDNSError, NotFound, Resolver, TemporaryDNSError
 from moxcli.domain import Domain
+from moxcli.jsonfmt import Finding, findings_json
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Verification:
     accepted: bool
     uris: tuple[ReportURI, ...] = ()
     temporary: bool = False
-    errors: tuple[str, ...] = field(default_factory=tuple)
+    errors: tuple[Finding, ...] = field(default_factory=tuple)
     name: str = ""
 
 
@@ -49,7 +50,11 @@ def verify_external(resolver: Resolver, policy_domain: Domain, uri: ReportURI) -
     name = verification_name(policy_domain, rua_domain)
     # RFC 9990 §4 step: give up when the constructed name exceeds DNS length limits.
     if len(name) > 253 or any(len(label) > 63 for label in name.split(".")):
-        return Verification(False, errors=(f"verification name for rua {uri.uri} is too long",), name=name)
+        return Verification(
+            False,
+            errors=(Finding("verification-name-too-long", f"verification name for rua {uri.uri} is too long"),),
+            name=name,
+        )
     try:
         answer = resolver.txt(name)
     except NotFound:
@@ -59,9 +64,11 @@ def verify_external(resolver: Resolver, policy_domain: Domain, uri: ReportURI) -
         return Verification(
             False,
             temporary=temporary,
-            errors=("temporary error checking authorization for report delegation to external address",)
+            errors=(
+                Finding(exc.status, "temporary error checking authorization for report delegation to external address"),
+            )
             if temporary
-            else (f"rua {uri.uri}: authorization lookup failed: {exc}",),
+            else (Finding(exc.status, f"rua {uri.uri}: authorization lookup failed: {exc}"),),
             name=name,
         )
     else:
@@ -75,8 +82,11 @@ def verify_external(resolver: Resolver, policy_domain: Domain, uri: ReportURI) -
     return Verification(
         False,
         errors=(
-            f"rua {uri.uri} is external domain that does not opt-in to receiving dmarc records "
-            "through _report dmarc record",
+            Finding(
+                "external-not-authorized",
+                f"rua {uri.uri} is external domain that does not opt-in to receiving dmarc records "
+                "through _report dmarc record",
+            ),
         ),
         name=name,
     )
@@ -95,13 +105,18 @@ def _overrides(rua: tuple[str, ...], original: ReportURI, rua_domain: Domain, na
             u = parse_report_uri(text)
             _, dom = u.mailto()
         except RecordError as exc:
-            return Verification(False, errors=(f"{name}: invalid override rua: {exc}",), name=name)
+            return Verification(
+                False, errors=(Finding("override-invalid", f"{name}: invalid override rua: {exc}"),), name=name
+            )
         if dom.ascii != rua_domain.ascii:
             return Verification(
                 False,
                 errors=(
-                    f"{name}: override rua {u.uri} has a different host than {original.uri}; no "
-                    "report sent to either (RFC 7489 7.1)",
+                    Finding(
+                        "override-different-host",
+                        f"{name}: override rua {u.uri} has a different host than {original.uri}; no "
+                        "report sent to either (RFC 7489 7.1)",
+                    ),
                 ),
                 name=name,
             )
@@ -117,7 +132,7 @@ class RuaCheck:
     text: str
     status: str
     uris: tuple[ReportURI, ...] = ()
-    errors: tuple[str, ...] = ()
+    errors: tuple[Finding, ...] = ()
     name: str = ""
 
     @property
@@ -127,7 +142,7 @@ class RuaCheck:
     @property
     def fix(self) -> dict[str, str] | None:
         """For a refused external address: the record its domain must publish (RFC 7489 §7.1)."""
-        if self.status != "refused" or not self.name or "different host" in " ".join(self.errors):
+        if self.status != "refused" or not self.name or any(e.code == "override-different-host" for e in self.errors):
             return None
         return {
             "name": self.name,
@@ -145,7 +160,7 @@ class RuaCheck:
                 {"uri": u.uri, "address": "@".join((u.mailto()[0], u.mailto()[1].ascii)), "max_size": u.max_size}
                 for u in self.uris
             ],
-            "errors": list(self.errors),
+            "errors": findings_json(self.errors),
             "verification_name": self.name,
             "fix": self.fix,
         }
@@ -160,7 +175,7 @@ def check_rua(resolver: Resolver, found_at: Domain, text: str) -> RuaCheck:
             return RuaCheck(text, "ignored")
         _, rua_domain = uri.mailto()
     except RecordError as exc:
-        return RuaCheck(text, "invalid", errors=(str(exc),))
+        return RuaCheck(text, "invalid", errors=(Finding("rua-invalid", str(exc)),))
     if same_organization(rua_domain, found_at):
         return RuaCheck(text, "same-organization", (uri,))
     v = verify_external(resolver, found_at, uri)

@@ -63,10 +63,11 @@ _SYNCFS_FROM = 512  # files: from here on one syncfs instead of an fsync per fil
 class ImportWarning:
     number: int  # 1-based message number in the whole import (0: not about one message)
     position: str  # "<file>:<line>" (mbox) or "<dir>/<subdir>/<file>" (maildir)
+    code: str  # stable machine code (docs/json.md, Findings; listed in docs/import.md)
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"number": self.number, "position": self.position, "message": self.message}
+        return {"code": self.code, "message": self.message, "number": self.number, "position": self.position}
 
 
 @dataclass
@@ -187,10 +188,10 @@ class _Import:
 
     # -- bookkeeping
 
-    def warn(self, number: int, position: str, message: str) -> None:
+    def warn(self, number: int, position: str, code: str, message: str) -> None:
         self.warnings_total += 1
         if len(self.warnings) < MAX_WARNINGS:
-            self.warnings.append(ImportWarning(number, position, message))
+            self.warnings.append(ImportWarning(number, position, code, message))
 
     def too_large(self, position: str, number: int) -> CheckFailed:
         return CheckFailed(
@@ -238,7 +239,12 @@ class _Import:
                     f"{self.existing_size + self.total_size} bytes, over its quota_message_size of {self.quota} "
                     "bytes; nothing was imported (--ignore-quota imports anyway)"
                 )
-            self.warn(number, position, f"account over quota_message_size of {self.quota} bytes from this message on")
+            self.warn(
+                number,
+                position,
+                "over-quota",
+                f"account over quota_message_size of {self.quota} bytes from this message on",
+            )
         msg_id = 0 if self.dry_run else self._write(data)
         k = self.keyword_set(keywords)
         self.mb.append(mailbox)
@@ -806,7 +812,7 @@ def _import_mbox_stream(imp: _Import, mb: int, stream: Any, name: str, read_so_f
             header = data if hdr_end < 0 else data[: hdr_end + 2]
             mask, keywords, bad = mbox_header_flags(header)
             for word in bad:
-                imp.warn(number, position, f"invalid keyword {word!r} dropped")
+                imp.warn(number, position, "keyword-invalid", f"invalid keyword {word!r} dropped")
             received = from_line_time(msg.from_line)
             if received is None:
                 received = _date_header_time(header)
@@ -814,6 +820,7 @@ def _import_mbox_stream(imp: _Import, mb: int, stream: Any, name: str, read_so_f
                 imp.warn(
                     number,
                     position,
+                    "date-unparsable",
                     f"unparsable date in {msg.from_line[:100].decode('utf-8', 'replace')!r}, using {used}",
                 )
                 if received is None:
@@ -887,7 +894,7 @@ def _folder_mailbox(mailbox: str, sub: str) -> str:
 def _import_folder(imp: _Import, mb: int, folder: md.Folder) -> None:
     keywords, errors = md.dovecot_keywords(folder.path)
     for err in errors:
-        imp.warn(0, str(folder.path / "dovecot-keywords"), err)
+        imp.warn(0, str(folder.path / "dovecot-keywords"), "dovecot-keywords-invalid", err)
     for sub, fname in md.entries(folder.path):
         path = folder.path / sub / fname
         try:
@@ -895,17 +902,17 @@ def _import_folder(imp: _Import, mb: int, folder: md.Folder) -> None:
             fd = os.open(path, os.O_RDONLY | osdep.O_NOFOLLOW | osdep.O_NONBLOCK | osdep.O_BINARY)
         except FileNotFoundError:
             # A live maildir: the owner's client moved it (new/ -> cur/) or deleted it.
-            imp.warn(len(imp.ids) + 1, str(path), "file vanished while importing, skipped")
+            imp.warn(len(imp.ids) + 1, str(path), "file-vanished", "file vanished while importing, skipped")
             continue
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                imp.warn(len(imp.ids) + 1, str(path), "symbolic link, skipped")
+                imp.warn(len(imp.ids) + 1, str(path), "symlink-skipped", "symbolic link, skipped")
                 continue
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                imp.warn(len(imp.ids) + 1, str(path), "not a regular file, skipped")
+                imp.warn(len(imp.ids) + 1, str(path), "not-a-file", "not a regular file, skipped")
                 continue
             if st.st_size > imp.opts.max_message_size:
                 raise imp.too_large(str(path), len(imp.ids) + 1)
@@ -1066,7 +1073,7 @@ def _archive_entry(
     assert entry.stream is not None
     if base.endswith(".mbox"):
         if base == ".mbox":
-            imp.warn(0, position, "empty mailbox name for an mbox file, skipped")
+            imp.warn(0, position, "mailbox-name-empty", "empty mailbox name for an mbox file, skipped")
             return
         mb = _archive_mailbox_index(imp, archive_mailbox(entry.name[: -len(".mbox")], skip_prefix))
         _import_mbox_stream(imp, mb, entry.stream, position, read)
@@ -1084,12 +1091,12 @@ def _archive_entry(
         text = entry.stream.read(1 << 20).decode("utf-8", "replace")
         keywords, errors = parse_dovecot_keywords(text)
         for err in errors:
-            imp.warn(0, position, err)
+            imp.warn(0, position, "dovecot-keywords-invalid", err)
         state.set_keywords(imp, name, keywords)
     elif parent == "tmp" or base.startswith(_MAILDIR_META) or base.startswith("."):
         return  # deliveries in progress, maildir/IMAP server metadata, dot files: not mail
     else:
-        imp.warn(0, position, "not an mbox file (*.mbox) or a maildir message, skipped")
+        imp.warn(0, position, "file-unrecognized", "not an mbox file (*.mbox) or a maildir message, skipped")
 
 
 def _archive_mailbox_index(imp: _Import, name: str) -> int:

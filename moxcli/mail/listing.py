@@ -80,7 +80,7 @@ def iter_messages(data_dir: Path, account: str, mailbox: str) -> Iterator[store_
     with _account(data_dir, account) as tx:
         mb = store_mail.get_mailbox(tx, account, name)
         if mb is None:
-            raise UsageError(f"account {account}: no mailbox {name!r}")
+            raise UsageError(f"account {account}: no mailbox {name!r}", code="not-found")
         yield from store_mail.list_messages(tx, account, mb.id)
 
 
@@ -92,5 +92,5 @@ def _account(data_dir: Path, account: str) -> Iterator[Txn]:
         raise UsageError(f"no account {account!r} (no store in {data_dir})")
     with st, st.read() as tx:
         if store_mail.get_account(tx, account) is None:
-            raise UsageError(f"no account {account!r}")
+            raise UsageError(f"no account {account!r}", code="not-found")
         yield tx

@@ -9,6 +9,7 @@ from typing import Any
 
 from moxcli.dns import DNSError, Resolver
 from moxcli.domain import Domain
+from moxcli.jsonfmt import Finding, findings_json
 from moxcli.mtasts.cache import STSTemporaryError, as_domain, policy_for_delivery
 from moxcli.mtasts.errors import (
     DNSLookupError,
@@ -18,6 +19,7 @@ from moxcli.mtasts.errors import (
     PolicyFetch,
     PolicySyntax,
     RecordSyntax,
+    failure_reason,
 )
 from moxcli.mtasts.fetch import FetchOptions, fetch_policy, policy_url
 from moxcli.mtasts.lookup import lookup_record, record_name
@@ -41,8 +43,8 @@ class MTASTSCheck:
     cached: bool = False
     valid_until: float | None = None
     result: Result | None = None
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
     temporary: bool = False
     dns_status: str = ""  # "nxdomain" or "nodata" when the _mta-sts record lookup was denied
 
@@ -93,19 +95,35 @@ class MTASTSCheck:
             "valid_until": valid_until,
             "valid": self.valid,
             "tlsrpt_result": self.result.to_json() if self.result else None,
-            "errors": self.errors,
-            "warnings": self.warnings,
+            "errors": findings_json(self.errors),
+            "warnings": findings_json(self.warnings),
         }
 
 
-def _record_warnings(text: str, record: Record) -> list[str]:
+def _exc_finding(exc: BaseException) -> Finding:
+    """An MTA-STS error as a finding; its code is the TLSRPT failure reason of the error class."""
+    if isinstance(exc, STSTemporaryError):
+        return Finding(failure_reason(exc.cause) or exc.cause.reason, str(exc))
+    return Finding(failure_reason(exc) or getattr(exc, "reason", "") or "dns-error", str(exc))
+
+
+def _record_warnings(text: str, record: Record) -> list[Finding]:
     out = []
     if not text.startswith("v=STSv1;"):
-        out.append("record does not start with exactly 'v=STSv1;': RFC 8461 §3.1 senders discard it (mox accepts it)")
+        out.append(
+            Finding(
+                "version-not-first",
+                "record does not start with exactly 'v=STSv1;': RFC 8461 §3.1 senders discard it (mox accepts it)",
+            )
+        )
     for k, _ in record.extensions:
         if not k[0].isalnum():
             out.append(
-                f"key {k!r} does not start with a letter or digit (RFC 8461 §3.1); strict parsers reject the record"
+                Finding(
+                    "bad-extension-key",
+                    f"key {k!r} does not start with a letter or digit (RFC 8461 §3.1); "
+                    "strict parsers reject the record",
+                )
             )
     return out
 
@@ -116,7 +134,7 @@ def check_record_text(text: str) -> MTASTSCheck:
     try:
         check.record = parse_record(text)
     except RecordParseError as exc:
-        check.errors.append(f"record syntax error: {exc}")
+        check.errors.append(Finding(RecordSyntax.reason, f"record syntax error: {exc}"))
         return check
     check.warnings += _record_warnings(text, check.record)
     return check
@@ -128,15 +146,19 @@ def check_policy_text(text: str) -> MTASTSCheck:
     try:
         check.policy = parse_policy(text)
     except PolicyParseError as exc:
-        check.errors.append(f"policy syntax error: {exc}")
+        check.errors.append(Finding(PolicySyntax.reason, f"policy syntax error: {exc}"))
         return check
     check.warnings += lint(check.policy)
     if "\r\n" not in text and "\n" in text:
-        check.warnings.append("lines end in LF; RFC 8461 §3.2's prose says CRLF (its ABNF and senders accept LF)")
+        check.warnings.append(
+            Finding(
+                "policy-lf-lines", "lines end in LF; RFC 8461 §3.2's prose says CRLF (its ABNF and senders accept LF)"
+            )
+        )
     return check
 
 
-def _mx_warnings(resolver: Resolver, domain: Domain, policy: Policy) -> list[str]:
+def _mx_warnings(resolver: Resolver, domain: Domain, policy: Policy) -> list[Finding]:
     if policy.mode == "none":
         return []
     try:
@@ -145,7 +167,7 @@ def _mx_warnings(resolver: Resolver, domain: Domain, policy: Policy) -> list[str
         return []
     hosts = [r.exchange.to_text(omit_final_dot=True) for r in answer.records]
     return [
-        f"MX host {h} does not match the policy's mx patterns (RFC 8461 §4.1)"
+        Finding("mx-not-in-policy", f"MX host {h} does not match the policy's mx patterns (RFC 8461 §4.1)")
         for h in hosts
         if h and not policy.matches_mx(h)
     ]
@@ -156,13 +178,16 @@ def _diagnostic_fetch(check: MTASTSCheck, resolver: Resolver, domain: Domain, op
     try:
         fetched = fetch_policy(resolver, domain, options)
     except _FETCH_ERRORS as exc:
-        check.errors.append(f"policy (fetched for diagnosis only): {exc}")
+        check.errors.append(Finding(exc.reason, f"policy (fetched for diagnosis only): {exc}"))
         if isinstance(exc, PolicySyntax):
             check.policy_text = exc.text
         return
     check.policy_text = fetched.text
     check.warnings.append(
-        f"policy at {fetched.url} parses (mode {fetched.policy.mode}) but is not used: the record is unusable"
+        Finding(
+            "policy-unused",
+            f"policy at {fetched.url} parses (mode {fetched.policy.mode}) but is not used: the record is unusable",
+        )
     )
     check.warnings += fetched.warnings
 
@@ -174,23 +199,23 @@ def check_live(resolver: Resolver, domain: str, options: FetchOptions) -> MTASTS
     try:
         check.record, check.record_text, check.cnames = lookup_record(resolver, d)
     except NoRecord as exc:
-        check.errors.append(str(exc))
+        check.errors.append(_exc_finding(exc))
         check.dns_status = exc.code if exc.code in ("nxdomain", "nodata") else ""
         return check
     except (MultipleRecords, RecordSyntax) as exc:
-        check.errors.append(str(exc))
+        check.errors.append(_exc_finding(exc))
         check.record_text = getattr(exc, "text", "")
         _diagnostic_fetch(check, resolver, d, options)
         return check
     except DNSLookupError as exc:
-        check.errors.append(str(exc))
+        check.errors.append(_exc_finding(exc))
         check.temporary = exc.exit_code == 3
         return check
     check.warnings += _record_warnings(check.record_text, check.record)
     try:
         fetched = fetch_policy(resolver, d, options)
     except _FETCH_ERRORS as exc:
-        check.errors.append(str(exc))
+        check.errors.append(_exc_finding(exc))
         if isinstance(exc, PolicySyntax):
             check.policy_text = exc.text
         return check
@@ -206,7 +231,7 @@ def check_cached(store: Store, resolver: Resolver, domain: str, options: FetchOp
     try:
         out = policy_for_delivery(store, resolver, d, options)
     except STSTemporaryError as exc:
-        check.errors.append(str(exc))
+        check.errors.append(_exc_finding(exc))
         check.temporary = exc.exit_code == 3
         check.result = exc.result
         return check
@@ -217,7 +242,7 @@ def check_cached(store: Store, resolver: Resolver, domain: str, options: FetchOp
     if out.row is not None:
         check.valid_until = out.row.valid_end
     if out.error is not None:
-        check.errors.append(str(out.error))
+        check.errors.append(_exc_finding(out.error))
         if isinstance(out.error, NoRecord) and out.error.code in ("nxdomain", "nodata"):
             check.dns_status = out.error.code
         if isinstance(out.error, DNSLookupError):
@@ -225,7 +250,10 @@ def check_cached(store: Store, resolver: Resolver, domain: str, options: FetchOp
     if out.row is not None and out.row.backoff:
         if out.cached:
             check.errors.append(
-                "a recent policy fetch failed: no policy is used until the back-off ends (try --no-cache)"
+                Finding(
+                    "fetch-backoff",
+                    "a recent policy fetch failed: no policy is used until the back-off ends (try --no-cache)",
+                )
             )
         check.valid_until = None
         return check

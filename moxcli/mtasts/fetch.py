@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from moxcli import log
 from moxcli.dnserrors import DNSError, NotFound
 from moxcli.domain import Domain
+from moxcli.jsonfmt import Finding
 from moxcli.mtasts.errors import NoPolicy, PolicyFetch, PolicySyntax
 from moxcli.mtasts.policy import Policy, PolicyParseError, lint, parse_policy
 
@@ -63,7 +64,7 @@ class Fetched:
     text: str
     url: str
     content_type: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
 
 
 def policy_url(domain: Domain) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moxcli.domain import Domain, DomainError, parse_domain
+from moxcli.jsonfmt import Finding
 
 VERSION = "STSv1"
 MODES = ("enforce", "testing", "none")
@@ -176,27 +177,40 @@ def _ext_value(value: str) -> str:
     return v
 
 
-def lint(policy: Policy, content_type: str = "text/plain") -> list[str]:
+def lint(policy: Policy, content_type: str = "text/plain") -> list[Finding]:
     """Warnings about an accepted policy that a stricter sender would treat differently."""
     warnings = []
     if policy.max_age > MAX_AGE_RFC:
         warnings.append(
-            f"max_age {policy.max_age} is above the RFC 8461 §3.2 maximum of {MAX_AGE_RFC} (mox accepts it)"
+            Finding(
+                "max-age-too-long",
+                f"max_age {policy.max_age} is above the RFC 8461 §3.2 maximum of {MAX_AGE_RFC} (mox accepts it)",
+            )
         )
     elif policy.max_age <= 86400:
         warnings.append(
-            f"max_age {policy.max_age} is one day or less; the recommended period is in weeks (RFC 8461 §3.2)"
+            Finding(
+                "max-age-short",
+                f"max_age {policy.max_age} is one day or less; the recommended period is in weeks (RFC 8461 §3.2)",
+            )
         )
     if policy.mode == "testing":
         warnings.append(
-            "mode testing: failures are reported but mail is delivered anyway; change to enforce when reports are clean"
+            Finding(
+                "mode-testing",
+                "mode testing: failures are reported but mail is delivered anyway; "
+                "change to enforce when reports are clean",
+            )
         )
     elif policy.mode == "none":
-        warnings.append("mode none: the domain does not require TLS")
+        warnings.append(Finding("mode-none", "mode none: the domain does not require TLS"))
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "text/plain":
         warnings.append(
-            f"served as {content_type or 'no content type'!r}, not text/plain: RFC 8461 §3.2 senders "
-            "SHOULD check it (mox does not)"
+            Finding(
+                "policy-content-type",
+                f"served as {content_type or 'no content type'!r}, not text/plain: RFC 8461 §3.2 senders "
+                "SHOULD check it (mox does not)",
+            )
         )
     return warnings

@@ -28,6 +28,7 @@ from moxcli.dane.verify import DANEVerdict, verify
 from moxcli.dns import DNSError, NotFound, Resolver
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import MoxcliError, TemporaryError
+from moxcli.jsonfmt import findings_json
 from moxcli.smtp.probe import SMTPProbe, starttls_probe
 from moxcli.tlsconn import PKIXVerdict, cert_summary, load_roots, pkix_verify
 
@@ -195,8 +196,8 @@ def _tlsrpt_json(check: Any) -> dict[str, Any] | None:
     return {
         "record": check.record_text or None,
         "valid": check.valid,
-        "errors": check.errors,
-        "warnings": check.warnings,
+        "errors": findings_json(check.errors),
+        "warnings": findings_json(check.warnings),
     }
 
 
@@ -254,8 +255,8 @@ class DomainPosture:
                 "mx": [str(x) for x in m.policy.mx] if m.policy else [],
                 "max_age": m.policy.max_age if m.policy else None,
                 "covers_all_mx": _covers_all(self),
-                "errors": m.errors,
-                "warnings": m.warnings,
+                "errors": findings_json(m.errors),
+                "warnings": findings_json(m.warnings),
             },
             "tlsrpt": _tlsrpt_json(self.tlsrpt),
             "hosts": self.hosts,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ from moxcli.dmarc.verify import RuaCheck, check_domain
 from moxcli.dns import DNSError, Resolver, TemporaryDNSError
 from moxcli.domain import Domain, parse_domain
 from moxcli.errors import ConfigError, MoxcliError, UsageError
+from moxcli.jsonfmt import Finding
 from moxcli.store import Store, job_lock, suppress
 
 _log = log.get("dmarcreports")
@@ -77,7 +78,7 @@ class DomainResult:
     error_report_to: list[str] = field(default_factory=list)
     suppressed: list[str] = field(default_factory=list)
     too_large: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[Finding] = field(default_factory=list)
     kept: bool = False
     size: int = 0
     due: float = 0.0
@@ -96,6 +97,7 @@ class DomainResult:
         d["start"] = jsonfmt.rfc3339(self.begin) if known else None
         d["end"] = jsonfmt.rfc3339(self.end) if known else None
         d["due"] = jsonfmt.rfc3339(self.due) if self.due else None
+        d["errors"] = jsonfmt.findings_json(self.errors)
         return d
 
 
@@ -214,7 +216,7 @@ def date_range(first: Evaluation, end: float) -> tuple[int, int]:
 
 
 def build_feedback(
-    config: Config, domain: Domain, evals: list[Evaluation], report_id: str, end: float, errors: list[str]
+    config: Config, domain: Domain, evals: list[Evaluation], report_id: str, end: float, errors: Sequence[str]
 ) -> Feedback:
     """The report of a policy domain's evaluations (oldest first) for the period ending at ``end``."""
     from moxcli import __version__
@@ -357,7 +359,7 @@ class _Destinations:
 
     status: str = ""  # "" when there are recipients, else the DomainResult status
     recipients: list[Recipient] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[Finding] = field(default_factory=list)
     temporary: bool = False
 
 
@@ -368,11 +370,11 @@ def _destinations(resolver: Resolver, policy_domain: str) -> _Destinations:
         check = check_domain(resolver, parse_domain(policy_domain))
     except TemporaryDNSError as exc:
         out.status, out.temporary = "temporary-error", True
-        out.errors.append(str(exc))
+        out.errors.append(Finding(exc.status, str(exc)))
         return out
     except (DNSError, MoxcliError) as exc:
         out.status = "no-record"
-        out.errors.append(str(exc))
+        out.errors.append(Finding(exc.status if isinstance(exc, DNSError) else exc.code, str(exc)))
         return out
     out.recipients = recipients_of(check.rua)
     out.temporary = any(r.temporary for r in check.rua)
@@ -609,7 +611,7 @@ def _queue_domain(
             # The transaction was aborted: nothing queued, nothing removed; the evaluations
             # are reported at the next matching hour (docs/behaviour-notes.md §6.4 step 12: any queue error).
             r = plan.result
-            r.errors.append(f"queueing: {exc}")
+            r.errors.append(Finding("queue-failed", f"queueing: {exc}"))
             r.status, r.kept, r.queued_to, r.error_report_to, r.queue_ids = "temporary-error", True, [], [], []
     r = plan.result
     _log.info("dmarc report", domain=dom, status=r.status, queued=len(r.queued_to), evaluations=r.evaluations)

@@ -29,6 +29,7 @@ from typing import Any
 
 from moxcli.config import Config
 from moxcli.errors import UsageError
+from moxcli.jsonfmt import Finding, findings_json
 from moxcli.store import Store
 from moxcli.store.dmarc import StoredDMARCReport
 from moxcli.store.env import Txn
@@ -90,7 +91,7 @@ class Prepared:
     policy_domains: list[str]
     begin: float | None
     end: float | None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
     size: int = 0
 
 
@@ -126,7 +127,7 @@ class Outcome:
     policy_domains: list[str] = field(default_factory=list)
     begin: float | None = None
     end: float | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
     ref: Any = None
 
     def to_json(self) -> dict[str, Any]:
@@ -142,7 +143,7 @@ class Outcome:
             "policy_domains": [_a_label(d) for d in self.policy_domains],
             "start": rfc3339(self.begin),
             "end": rfc3339(self.end),
-            "warnings": self.warnings,
+            "warnings": findings_json(self.warnings),
         }
 
 

@@ -36,7 +36,7 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
     not parse, its policy domain does not parse or is not ours (when domains are configured),
     or it ends more than 60 s in the future.
     """
-    warnings: list[str] = []
+    warnings: list[jsonfmt.Finding] = []
     try:
         fb = parse_file(data, warnings.append)
     except NoReport as exc:
@@ -168,7 +168,7 @@ def get_report(store: Store, report_id: int) -> tuple[DMARCReportSummary, Feedba
     with store.read() as tx:
         stored = dstore.get_report(tx, report_id)
     if stored is None:
-        raise UsageError(f"DMARC report {report_id}: no such report")
+        raise UsageError(f"DMARC report {report_id}: no such report", code="not-found")
     return summary(stored), record_reader(DMARC_REPORT_IN)(Feedback.from_json)(stored.report)
 
 

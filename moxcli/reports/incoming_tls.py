@@ -26,6 +26,7 @@ from moxcli import inflate, jsonfmt
 from moxcli.config import Config
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import StoreError, UsageError
+from moxcli.jsonfmt import Finding
 from moxcli.mail.mimescan import Part, scan
 from moxcli.reports.incoming import NotAReport, Outcome, Prepared, Rejected, import_messages, iter_paths
 from moxcli.store import Store
@@ -66,21 +67,21 @@ def gunzip(data: bytes, where: str = "report") -> bytes:
     return out
 
 
-def _check_lines(data: bytes, warnings: list[str]) -> bytes:
+def _check_lines(data: bytes, warnings: list[Finding]) -> bytes:
     """The message with CRLF line endings only (mimescan.scan's crlf_checked), or ReportError."""
     crlf = data.count(b"\r\n")
     if data.count(b"\n") != crlf:
-        warnings.append("message has bare LF line endings (RFC 5322 requires CRLF), taken as CRLF")
+        warnings.append(Finding("bare-lf", "message has bare LF line endings (RFC 5322 requires CRLF), taken as CRLF"))
         data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         crlf = data.count(b"\r\n")
     if data.count(b"\r") != crlf:
         raise ReportError("message has a bare CR")
     if len(data) > 1000 and max(map(len, data.split(b"\r\n"))) > 1000:
-        warnings.append("message has lines longer than 1000 bytes (RFC 5322 §2.1.1)")
+        warnings.append(Finding("long-lines", "message has lines longer than 1000 bytes (RFC 5322 §2.1.1)"))
     return data
 
 
-def _leaf_report(part: Message | Part, warnings: list[str]) -> Report | None:
+def _leaf_report(part: Message | Part, warnings: list[Finding]) -> Report | None:
     ctype = part.get_content_type()
     if ctype not in REPORT_TYPES:
         return None
@@ -94,7 +95,7 @@ def _leaf_report(part: Message | Part, warnings: list[str]) -> Report | None:
     return report
 
 
-def _find(part: Message | Part, top: bool, warnings: list[str], depth: int) -> Report | None:
+def _find(part: Message | Part, top: bool, warnings: list[Finding], depth: int) -> Report | None:
     if depth > MAX_MIME_DEPTH:
         raise ReportError(f"MIME structure nested deeper than {MAX_MIME_DEPTH} levels")
     if not part.is_multipart():
@@ -146,11 +147,11 @@ def from_address(value: Any) -> str:
     return email.utils.parseaddr(value)[1]
 
 
-def parse_report_message(data: bytes) -> tuple[Report, list[str], str]:
+def parse_report_message(data: bytes) -> tuple[Report, list[Finding], str]:
     """The TLS report in a message: (report, warnings, From domain). Raises ReportError/NoReport."""
     if len(data) > MAX_MESSAGE_SIZE:
         raise ReportError(f"message larger than {MAX_MESSAGE_SIZE} bytes")
-    warnings: list[str] = []
+    warnings: list[Finding] = []
     data = _check_lines(data, warnings)
     try:
         msg = _message(data)
@@ -168,7 +169,7 @@ def parse_report_message(data: bytes) -> tuple[Report, list[str], str]:
         try:
             from_domain = parse_domain(addr.rpartition("@")[2]).name
         except DomainError:
-            warnings.append(f"From address {addr[:80]!r} has an invalid domain")
+            warnings.append(Finding("from-domain-invalid", f"From address {addr[:80]!r} has an invalid domain"))
     return report, warnings, from_domain
 
 
@@ -177,7 +178,7 @@ class ParsedFile:
     path: str
     kind: str  # message | json | json.gz
     report: Report
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
     from_domain: str = ""
 
 
@@ -243,7 +244,7 @@ def prepare(data: bytes, name: str, config: Config, now: float) -> Prepared:
         raise Rejected(f"no domains in report recognized ({', '.join(skipped)})", "not-our-domain")
     warnings = list(pf.warnings)
     if skipped:
-        warnings.append(f"not our domains, skipped: {', '.join(skipped)}")
+        warnings.append(Finding("not-our-domains", f"not our domains, skipped: {', '.join(skipped)}"))
     record = rstore.StoredTLSReport(
         imported=now,
         source=os.path.basename(name),
@@ -360,7 +361,7 @@ def get_report(store: Store, rid: int) -> rstore.StoredTLSReport:
     with store.read() as tx:
         stored = rstore.get(tx, rid)
     if stored is None:
-        raise UsageError(f"TLS report {rid}: no such report")
+        raise UsageError(f"TLS report {rid}: no such report", code="not-found")
     rep = stored.report
     dr = rep.get("date-range")
     fields = ("organization-name", "report-id", "contact-info")

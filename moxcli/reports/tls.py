@@ -153,12 +153,21 @@ class SendSummary:
             "submitter": self.submitter,
             "reports": [r.to_json() for r in self.reports],
             "skipped": [_contract_day(x) for x in self.skipped],
-            "errors": [_contract_day(x) for x in self.errors],
+            "errors": [_contract_day(_as_finding(x)) for x in self.errors],
             "removed_rows": self.removed_rows,
             "stale_rows": self.stale_rows,
             "delivered": self.delivered,
             "warnings": [_contract_day(x) for x in self.warnings],
         }
+
+
+def _as_finding(entry: dict[str, str]) -> dict[str, str]:
+    """A run error as a finding (docs/json.md, Findings): its `reason` is the `code`, its text the `message`."""
+    return {
+        **{k: v for k, v in entry.items() if k not in ("reason", "error")},
+        "code": entry["reason"],
+        "message": entry["error"],
+    }
 
 
 def _contract_day(entry: dict[str, Any]) -> dict[str, Any]:
@@ -431,7 +440,15 @@ def _lookup(job: _Job, resolver: Any, kind: str, day: str, pdom: str) -> tuple[l
     for uri, problem in record.invalid_rua:
         # Like mox: a URI that does not parse is skipped; the record's other addresses get the report.
         job.summary.warnings.append(
-            {"day_utc": day, "policy_domain": pdom, "kind": kind, "code": "rua-invalid", "rua": uri, "problem": problem}
+            {
+                "day_utc": day,
+                "policy_domain": pdom,
+                "kind": kind,
+                "code": "rua-invalid-uri",
+                "message": f"rua {uri!r}: invalid URI: {problem}; skipped, the record's other addresses get the report",
+                "rua": uri,
+                "problem": problem,
+            }
         )
         _log.warn("skipping invalid rua uri of tlsrpt record", policy_domain=pdom, rua=uri, problem=problem)
     addrs, ruas = mailto_recipients(record.ruas)

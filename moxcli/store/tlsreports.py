@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moxcli import jsonfmt
+from moxcli.jsonfmt import Finding
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import (
     TLS_REPORT_IN,
@@ -47,7 +48,7 @@ class StoredTLSReport:
     from_domain: str
     policy_domains: tuple[str, ...]
     host_report: bool
-    warnings: tuple[str, ...]
+    warnings: tuple[Finding, ...]
     report: dict[str, Any]
     id: int = 0  # given by add()
 
@@ -59,7 +60,7 @@ class StoredTLSReport:
             "from_domain": self.from_domain,
             "policy_domains": list(self.policy_domains),
             "host_report": self.host_report,
-            "warnings": list(self.warnings),
+            "warnings": jsonfmt.findings_json(self.warnings),
             "report": self.report,
             "id": self.id,
         }
@@ -74,7 +75,7 @@ class StoredTLSReport:
             from_domain=rec.get("from_domain") or "",
             policy_domains=tuple(rec.get("policy_domains", ())),
             host_report=bool(rec.get("host_report", False)),
-            warnings=tuple(rec.get("warnings", ())),
+            warnings=tuple(_finding(w) for w in rec.get("warnings", ())),
             report=report if isinstance(report, dict) else {},
             id=int(rec["id"]),
         )
@@ -90,6 +91,13 @@ class StoredTLSReport:
 
     def dedupe_key(self) -> bytes:
         return dedupe_key(self.to_record())
+
+
+def _finding(stored: Any) -> Finding:
+    """A stored warning: `{code, message}`; records imported before moxcli 0.2.0 kept the message only."""
+    if isinstance(stored, dict):
+        return Finding(str(stored.get("code") or "unclassified"), str(stored.get("message", "")))
+    return Finding("unclassified", str(stored))
 
 
 def dedupe_key(record: Mapping[str, Any]) -> bytes:

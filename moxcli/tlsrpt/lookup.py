@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from moxcli.dnserrors import Answer, BogusDNSError, DNSError, NotFound
 from moxcli.domain import Domain, DomainError, parse_domain
 from moxcli.errors import CheckFailed, UsageError
+from moxcli.jsonfmt import Finding, findings_json
 from moxcli.tlsrpt.record import ParseError, Record, lint, parse_record, uri_scheme
 
 if TYPE_CHECKING:
@@ -101,8 +102,8 @@ class TLSRPTCheck:
     record_text: str = ""
     cnames: list[str] = field(default_factory=list)
     dnssec: str = ""
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
     temporary: bool = False
     dns_status: str = ""
 
@@ -142,8 +143,8 @@ class TLSRPTCheck:
             "rua": [{"uri": u, "scheme": uri_scheme(u)} for u in self.record.rua] if self.record else [],
             "invalid_rua": [{"uri": u, "problem": pr} for u, pr in self.record.invalid_rua] if self.record else [],
             "extensions": [{"key": k, "value": v} for k, v in self.record.extensions] if self.record else [],
-            "errors": self.errors,
-            "warnings": self.warnings,
+            "errors": findings_json(self.errors),
+            "warnings": findings_json(self.warnings),
             "fix": self.fix,
         }
 
@@ -161,12 +162,14 @@ def _evaluate(check: TLSRPTCheck) -> TLSRPTCheck:
         check.record, check.record_text = select_record(check.name, check.texts)
     except NotFound:
         if check.texts:
-            check.errors.append(f"no TLSRPT record among the {len(check.texts)} TXT record(s) at {check.name}")
+            check.errors.append(
+                Finding("no-record", f"no TLSRPT record among the {len(check.texts)} TXT record(s) at {check.name}")
+            )
         else:
-            check.errors.append(f"no TLSRPT record at {check.name}")
+            check.errors.append(Finding("no-record", f"no TLSRPT record at {check.name}"))
         return check
     except InvalidRecord as exc:
-        check.errors.append(str(exc))
+        check.errors.append(Finding(exc.reason, str(exc)))
         return check
     errors, warnings = lint(check.record_text, check.record)
     check.errors += errors
@@ -181,7 +184,10 @@ def check_record_text(domain: str | None, text: str) -> TLSRPTCheck:
     try:
         parse_record(text)
     except ParseError as exc:
-        check.errors.append(f"{'' if exc.is_tlsrpt else 'not a TLSRPT record: '}{exc}")
+        if exc.is_tlsrpt:
+            check.errors.append(Finding(RecordSyntax.reason, str(exc)))
+        else:
+            check.errors.append(Finding("not-tlsrpt", f"not a TLSRPT record: {exc}"))
         return check
     return _evaluate(check)
 
@@ -195,24 +201,24 @@ def check_tlsrpt(resolver: Resolver, domain: str) -> TLSRPTCheck:
     d = to_domain(domain)
     check = TLSRPTCheck(d, record_name(d))
     if resolver.untrusted_reason:
-        check.warnings.append(resolver.untrusted_reason)
+        check.warnings.append(Finding("dnssec-untrusted", resolver.untrusted_reason))
     try:
         answer: Answer = resolver.txt(check.name)
     except NotFound as exc:
         check.dnssec = "secure" if exc.authentic else "insecure"
         check.dns_status = exc.status
         what = "NXDOMAIN: no such name" if exc.nxdomain else "NODATA: no TXT records"
-        check.errors.append(f"no TLSRPT record at {check.name} ({what})")
+        check.errors.append(Finding("no-record", f"no TLSRPT record at {check.name} ({what})"))
         return check
     except BogusDNSError as exc:
         check.dnssec = "bogus"
         check.dns_status = exc.status
-        check.errors.append(str(exc))
+        check.errors.append(Finding(exc.status, str(exc)))
         return check
     except DNSError as exc:
         check.temporary = True
         check.dns_status = exc.status
-        check.errors.append(str(exc))
+        check.errors.append(Finding(exc.status, str(exc)))
         return check
     check.texts = answer.texts()
     check.cnames = list(answer.cnames)

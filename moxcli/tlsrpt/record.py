@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from moxcli.jsonfmt import Finding
 from moxcli.txtscan import TXTScanner
 
 VERSION = "TLSRPTv1"
@@ -213,48 +214,77 @@ def parse_record(text: str) -> Record:
     return Record(VERSION, tuple(ruas), tuple(extensions), tuple((t, pr) for t, pr, _ in invalid))
 
 
-def lint(text: str, record: Record) -> tuple[list[str], list[str]]:
+def lint(text: str, record: Record) -> tuple[list[Finding], list[Finding]]:
     """Findings about a record that parsed: (errors, warnings).
 
     Errors mean no sender can deliver a report to it; warnings mean some senders or strict
     parsers will disagree with it.
     """
-    errors: list[str] = []
-    warnings: list[str] = []
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
     if not text.startswith(f"v={VERSION};"):
         warnings.append(
-            f"record does not start with exactly 'v={VERSION};': RFC 8460 §3 has receivers discard such "
-            "records when the name has other TXT records (mox accepts it)"
+            Finding(
+                "version-not-first",
+                f"record does not start with exactly 'v={VERSION};': RFC 8460 §3 has receivers discard such "
+                "records when the name has other TXT records (mox accepts it)",
+            )
         )
     for k, _ in record.extensions:
         if not k[0].isalnum():
             warnings.append(
-                f"key {k!r} does not start with a letter or digit (RFC 8460 §3); strict parsers reject the record"
+                Finding(
+                    "bad-extension-key",
+                    f"key {k!r} does not start with a letter or digit (RFC 8460 §3); strict parsers reject the record",
+                )
             )
         else:
-            warnings.append(f"unknown field {k!r} is ignored by senders")
+            warnings.append(Finding("unknown-field", f"unknown field {k!r} is ignored by senders"))
     if len(record.ruas) > 1:
         warnings.append(
-            "several rua= fields: some senders use only the first; list all addresses in one rua= separated by commas"
+            Finding(
+                "several-rua-fields",
+                "several rua= fields: some senders use only the first; "
+                "list all addresses in one rua= separated by commas",
+            )
         )
     for uri, problem in record.invalid_rua:
-        errors.append(f"rua {uri!r}: invalid URI: {problem}; senders skip it and use the other addresses")
+        errors.append(
+            Finding(
+                "rua-invalid-uri", f"rua {uri!r}: invalid URI: {problem}; senders skip it and use the other addresses"
+            )
+        )
     usable = 0
     for uri in record.rua:
         scheme = uri_scheme(uri)
         if scheme == "mailto":
             addr = uri[len("mailto:") :].split("?", 1)[0]
             if "@" not in addr or addr.startswith("@") or addr.endswith("@"):
-                errors.append(f"rua {uri!r}: not an e-mail address")
+                errors.append(Finding("rua-not-an-address", f"rua {uri!r}: not an e-mail address"))
                 continue
             usable += 1
         elif scheme == "https":
             usable += 1
-            warnings.append(f"rua {uri!r}: many senders (mox among them) only send reports by mailto:, not https:")
+            warnings.append(
+                Finding(
+                    "rua-https", f"rua {uri!r}: many senders (mox among them) only send reports by mailto:, not https:"
+                )
+            )
         elif scheme == "http":
-            errors.append(f"rua {uri!r}: RFC 8460 §3 requires https:, senders do not post reports over plain http")
+            errors.append(
+                Finding(
+                    "rua-http", f"rua {uri!r}: RFC 8460 §3 requires https:, senders do not post reports over plain http"
+                )
+            )
         else:
-            errors.append(f"rua {uri!r}: scheme {scheme}: is not mailto: or https: (RFC 8460 §3), senders ignore it")
+            errors.append(
+                Finding(
+                    "rua-unknown-scheme",
+                    f"rua {uri!r}: scheme {scheme}: is not mailto: or https: (RFC 8460 §3), senders ignore it",
+                )
+            )
     if not usable:
-        errors.append("no usable reporting address (mailto: or https:): nobody can send you reports")
+        errors.append(
+            Finding("no-usable-rua", "no usable reporting address (mailto: or https:): nobody can send you reports")
+        )
     return errors, warnings

@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from json.encoder import encode_basestring as _json_string
 from typing import Any
 
+from moxcli.jsonfmt import Finding
+
 # RFC 8460 §4.4: the only three policy types.
 POLICY_STS = "sts"
 POLICY_TLSA = "tlsa"
@@ -221,7 +223,7 @@ class Result:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Result:
         """From a dict with RFC field names (as stored or built); strict about types."""
-        warnings: list[str] = []
+        warnings: list[Finding] = []
         return _result(obj, "result", warnings)
 
 
@@ -486,7 +488,7 @@ def report_json_bytes(report: Report | dict[str, Any]) -> bytes:
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$")
 
 
-def parse_time(text: str, where: str, warnings: list[str]) -> datetime:
+def parse_time(text: str, where: str, warnings: list[Finding]) -> datetime:
     """RFC 3339 date-time (RFC 8460 §4.4); liberal as mox: without a zone it is UTC, with a warning."""
     m = _RFC3339.match(text)
     if not m:
@@ -497,7 +499,7 @@ def parse_time(text: str, where: str, warnings: list[str]) -> datetime:
     zone = m.group(8)
     if zone is None:
         # mox quirk (Microsoft sends this): no timezone, taken as UTC.
-        warnings.append(f"{where}: date-time {text!r} has no timezone, taken as UTC")
+        warnings.append(Finding("time-without-zone", f"{where}: date-time {text!r} has no timezone, taken as UTC"))
         tz = UTC
     elif zone in ("Z", "z"):
         tz = UTC
@@ -530,11 +532,11 @@ def _obj(v: Any, where: str) -> dict[str, Any]:
 MAX_COUNT = 1 << 63
 
 
-def _str(obj: dict[str, Any], key: str, where: str, warnings: list[str]) -> str:
+def _str(obj: dict[str, Any], key: str, where: str, warnings: list[Finding]) -> str:
     v = obj.get(key)
     if v is None:
         if key in obj:
-            warnings.append(f"{where}: {key} is null, taken as empty")
+            warnings.append(Finding("null-as-empty", f"{where}: {key} is null, taken as empty"))
         return ""
     if not isinstance(v, str):
         raise ReportError(f"{where}: {key}: expected a string, got {type(v).__name__}")
@@ -564,20 +566,20 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:60] + "..."
 
 
-def _str_list(obj: dict[str, Any], key: str, where: str, warnings: list[str]) -> list[str]:
+def _str_list(obj: dict[str, Any], key: str, where: str, warnings: list[Finding]) -> list[str]:
     v = obj.get(key)
     if v is None:
         return []
     if isinstance(v, str):
         # Appendix B's example (erratum 6241) shows mx-host as a bare string; some send that.
-        warnings.append(f"{where}: {key} is a string, not an array")
+        warnings.append(Finding("string-not-array", f"{where}: {key} is a string, not an array"))
         return [v]
     if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
         raise ReportError(f"{where}: {key}: expected an array of strings")
     return list(v)
 
 
-def _policy_strings(obj: dict[str, Any], ptype: str, where: str, warnings: list[str]) -> list[str]:
+def _policy_strings(obj: dict[str, Any], ptype: str, where: str, warnings: list[Finding]) -> list[str]:
     strings = _str_list(obj, "policy-string", where, warnings)
     if ptype != POLICY_TLSA:
         return strings
@@ -590,18 +592,20 @@ def _policy_strings(obj: dict[str, Any], ptype: str, where: str, warnings: list[
             except ValueError:
                 decoded = None
             if isinstance(decoded, str):
-                warnings.append(f"{where}: TLSA policy-string {s[:40]!r} is JSON-encoded, decoded")
+                warnings.append(
+                    Finding("policy-string-json", f"{where}: TLSA policy-string {s[:40]!r} is JSON-encoded, decoded")
+                )
                 out.append(decoded)
                 continue
         out.append(s)
     return out
 
 
-def _details(v: Any, where: str, warnings: list[str]) -> FailureDetails:
+def _details(v: Any, where: str, warnings: list[Finding]) -> FailureDetails:
     o = _obj(v, where)
     ip = o.get("sending-mta-ip")
     if ip == "":
-        warnings.append(f"{where}: sending-mta-ip is empty")
+        warnings.append(Finding("sending-ip-empty", f"{where}: sending-mta-ip is empty"))
     return FailureDetails(
         result_type=_str(o, "result-type", where, warnings),
         sending_mta_ip=_str(o, "sending-mta-ip", where, warnings),
@@ -614,7 +618,7 @@ def _details(v: Any, where: str, warnings: list[str]) -> FailureDetails:
     )
 
 
-def _result(v: Any, where: str, warnings: list[str]) -> Result:
+def _result(v: Any, where: str, warnings: list[Finding]) -> Result:
     o = _obj(v, where)
     p = _obj(o.get("policy") or {}, where + ".policy")
     ptype = _str(p, "policy-type", where + ".policy", warnings)
@@ -638,7 +642,7 @@ def _result(v: Any, where: str, warnings: list[str]) -> Result:
     )
 
 
-def _report(v: Any, warnings: list[str]) -> Report:
+def _report(v: Any, warnings: list[Finding]) -> Report:
     o = _obj(v, "report")
     dr = o.get("date-range")
     dro = _obj(dr, "date-range") if dr is not None else {}
@@ -703,7 +707,7 @@ def _parse_int(text: str) -> int:
 _DECODER = json.JSONDecoder(parse_int=_parse_int)  # stateless between calls: one for all
 
 
-def parse_report(data: bytes) -> tuple[Report, list[str]]:
+def parse_report(data: bytes) -> tuple[Report, list[Finding]]:
     """Parse report JSON (RFC 8460 §4.4) as liberally as mox; returns the report and warnings.
 
     Keys match case-insensitively, unknown keys are ignored, missing keys give empty values,
@@ -724,8 +728,8 @@ def parse_report(data: bytes) -> tuple[Report, list[str]]:
         raise ReportError(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise ReportError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
-    warnings: list[str] = []
+    warnings: list[Finding] = []
     if end < len(text) and not text[end:].isspace():
         # mox ignores data after the first JSON value.
-        warnings.append("data after the report JSON ignored")
+        warnings.append(Finding("trailing-data", "data after the report JSON ignored"))
     return _report(obj, warnings), warnings
