@@ -40,6 +40,21 @@ def day(d: date | str | None) -> str | None:
     raise ValueError(f"not a day: {s!r}")
 
 
+def a_label(name: str) -> str:
+    """A domain name as JSON gives it: A-labels in lower case (`☺.example` -> `xn--74h.example`).
+
+    The store keeps Unicode names (as mox does); a name that does not parse is given as it is.
+    """
+    if name.isascii():
+        return name.lower()
+    from moxcli.domain import DomainError, parse_domain
+
+    try:
+        return parse_domain(name, lax=True).ascii
+    except DomainError:
+        return name
+
+
 def unknown_as_null(v: Any) -> Any:
     """`""` (how some stored records say "not known") as None, so JSON says null."""
     return None if v == "" else v

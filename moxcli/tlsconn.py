@@ -268,7 +268,12 @@ class PKIXVerdict:
     message: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "result_type": self.result_type, "reason": self.reason, "message": self.message}
+        return {
+            "ok": self.ok,
+            "result_type": self.result_type or None,
+            "reason": self.reason or None,
+            "message": self.message or None,
+        }
 
 
 def _system_ca_file() -> str | None:

@@ -89,7 +89,7 @@ def test_json_shape():
         "verified": True,
         "record": EE_256.record(),
         "depth": 0,
-        "result_type": "",
-        "reason": "",
+        "result_type": None,
+        "reason": None,
         "errors": [],
     }

@@ -1,9 +1,16 @@
 """The JSON contract (docs/json.md) over the commands' real output: each validated against its
 schema in docs/schemas/, the value and key rules checked, and error paths as error objects."""
 
+import dataclasses
 import json
 import re
+import shutil
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+import click
 import pytest
 from conftest import ROOT
 from jsonschema import Draft202012Validator
@@ -13,36 +20,147 @@ from moxcli.datatools.gentest import generate
 
 SCHEMAS = ROOT / "docs" / "schemas"
 
-# schema name, NDJSON?, arguments (all run with --json against the gentestdata demo, offline)
-COMMANDS = [
-    ("tlsresults-list", False, ["tlsresults", "list"]),
-    ("tlsresults-list", False, ["tlsresults", "list", "--day", "2026-12-01"]),
-    ("queue-list", False, ["queue", "list"]),
-    ("queue-show", False, ["queue", "show", "4"]),
-    ("domains-list", False, ["domains", "list"]),
-    ("tlsreports-list", False, ["tlsreports", "list"]),
-    ("tlsreports-show", False, ["tlsreports", "show", "1"]),
-    ("dmarcreports-list", False, ["dmarcreports", "list"]),
-    ("dmarcreports-show", False, ["dmarcreports", "show", "1"]),
-    ("dmarc-list", False, ["dmarc", "list"]),
-    ("dmarc-list-stats", False, ["dmarc", "list", "--stats"]),
-    ("mtasts-list", False, ["mtasts", "list"]),
-    ("suppress-list", False, ["suppress", "tls", "list"]),
-    ("suppress-list", False, ["suppress", "dmarc", "list"]),
-    ("account-list", False, ["account", "list"]),
-    ("mailbox-list", False, ["mailbox", "list", "test1"]),
-    ("message-list", False, ["message", "list", "test1", "Inbox"]),
-    ("verifydata", False, ["verifydata"]),
-    ("dns-records", False, ["dns", "records"]),
-    ("dns-records-mta-sts-policy", False, ["dns", "records", "--mta-sts-policy"]),
-    ("send-dmarcreports", False, ["send-dmarcreports", "--dry-run"]),
-    ("send-tlsreports", True, ["send-tlsreports", "--dry-run"]),
-    ("check-tlsrpt", False, ["check", "tlsrpt", "--record", "v=TLSRPTv1; rua=mailto:tls@example.org"]),
-    ("check-tlsrpt", False, ["check", "tlsrpt", "--record", "v=TLSRPTv1; rua=ftp://x"]),
+
+@dataclass(frozen=True)
+class Case:
+    """One `--json` run: the command path (as the registry names it), its schema, arguments.
+
+    ``where``: `demo` (the gentestdata demo, read only), `demo-copy` (a copy of it, for commands
+    that write), `fresh` (an empty directory), `lab` (a data dir whose config points at the lab).
+    ``setup`` lists commands run first (without --json) in the same data directory.
+    """
+
+    command: str
+    schema: str
+    args: tuple[str, ...]
+    where: str = "demo"
+    ndjson: bool = False
+    exit_code: int = 0
+    setup: tuple[tuple[str, ...] | Callable[[Path], None], ...] = ()
+    stdin: str | None = None
+
+
+def age_mtasts_policies(data: Path) -> None:
+    """Cached policies as if fetched a day ago, so that `mtasts refresh` checks them."""
+    from moxcli.mtasts import db
+    from moxcli.store import Store
+
+    with Store.open(data) as store:
+        store.update(
+            lambda tx: [
+                db.put(tx, dataclasses.replace(r, last_update=r.last_update - 86400, valid_end=r.valid_end - 86400))
+                for r in db.rows(tx)
+            ]
+        )
+
+
+REALWORLD = ROOT / "testdata" / "realworld"
+DMARC_EVAL = {
+    "policy_domain": "moxcli.example",
+    "evaluated": "2026-12-02T10:30:00Z",
+    "interval_hours": 24,
+    "addresses": ["mailto:dmarc@moxcli.example"],
+    "policy_published": {"domain": "moxcli.example", "p": "reject", "sp": "reject", "pct": 100},
+    "source_ip": "192.0.2.10",
+    "disposition": "none",
+    "aligned_dkim_pass": True,
+    "aligned_spf_pass": True,
+    "envelope_to": "moxcli.example",
+    "envelope_from": "sender.example",
+    "header_from": "sender.example",
+}
+QUEUED = ("queue", "add", "--from", "postmaster@mail.moxcli.test", "--to", "someone@sts.test", "-")
+
+CASES = [
+    Case("tlsresults list", "tlsresults-list", ("tlsresults", "list")),
+    Case("tlsresults list", "tlsresults-list", ("tlsresults", "list", "--day", "2026-12-01")),
+    Case("queue list", "queue-list", ("queue", "list")),
+    Case("queue show", "queue-show", ("queue", "show", "4")),
+    Case("queue add", "queue-add", QUEUED, "demo-copy", stdin="Subject: hi\r\n\r\nhello\r\n"),
+    Case("queue run", "queue-run", ("queue", "run"), "lab", True, 0, (QUEUED,), "Subject: hi\r\n\r\nhello\r\n"),
+    Case("domains list", "domains-list", ("domains", "list")),
+    Case("tlsreports list", "tlsreports-list", ("tlsreports", "list")),
+    Case("tlsreports show", "tlsreports-show", ("tlsreports", "show", "1")),
+    Case("tlsreports summary", "tlsreports-summary", ("tlsreports", "summary")),
+    Case(
+        "tlsreports import",
+        "reports-import",
+        ("tlsreports", "import", str(REALWORLD / "tlsrpt")),
+        "fresh",
+        True,
+        1,  # expect.json is not a report: rejected
+    ),
+    Case("dmarcreports list", "dmarcreports-list", ("dmarcreports", "list")),
+    Case("dmarcreports show", "dmarcreports-show", ("dmarcreports", "show", "1")),
+    Case("dmarcreports summary", "dmarcreports-summary", ("dmarcreports", "summary")),
+    Case("dmarcreports import", "reports-import", ("dmarcreports", "import", str(REALWORLD / "dmarc")), "fresh", True),
+    Case(
+        "reports import",
+        "reports-import",
+        ("reports", "import", str(REALWORLD / "tlsrpt"), str(REALWORLD / "dmarc")),
+        "fresh",
+        True,
+        1,
+    ),
+    Case("dmarc list", "dmarc-list", ("dmarc", "list")),
+    Case("dmarc list", "dmarc-list-stats", ("dmarc", "list", "--stats")),
+    Case("dmarc record", "dmarc-record", ("dmarc", "record", "-"), "demo-copy", stdin=json.dumps(DMARC_EVAL) + "\n"),
+    Case("dmarc lookup", "dmarc-lookup", ("dmarc", "lookup", "sts.test"), "lab"),
+    Case("dmarc lookup", "dmarc-lookup", ("dmarc", "lookup", "dane-ok.test"), "lab", exit_code=1),
+    Case("mtasts list", "mtasts-list", ("mtasts", "list")),
+    Case(
+        "mtasts refresh",
+        "mtasts-refresh",
+        ("mtasts", "refresh", "--spread", "0"),
+        "lab",
+        True,
+        setup=(("fetch", "mtasts", "sts.test"), age_mtasts_policies),
+    ),
+    Case("fetch mtasts", "fetch-mtasts", ("fetch", "mtasts", "sts.test"), "lab"),
+    Case("fetch mtasts", "fetch-mtasts", ("fetch", "mtasts", "--no-cache", "sts-404.test"), "lab", exit_code=1),
+    Case("fetch mtasts", "fetch-mtasts", ("fetch", "mtasts", "--record", "v=STSv1 ; id=1"), "fresh"),
+    Case("check tlsrpt", "check-tlsrpt", ("check", "tlsrpt", "--record", "v=TLSRPTv1; rua=mailto:tls@example.org")),
+    Case("check tlsrpt", "check-tlsrpt", ("check", "tlsrpt", "--record", "v=TLSRPTv1; rua=ftp://x"), exit_code=1),
+    Case("check tlsrpt", "check-tlsrpt", ("check", "tlsrpt", "sts.test"), "lab"),
+    Case("check tlsrpt", "check-tlsrpt", ("check", "tlsrpt", "rua-mixed.test"), "lab", exit_code=1),
+    Case("check domain", "check-domain", ("check", "domain", "sts.test", "dane-bad.test"), "lab", True, 1),
+    Case("verify dane", "verify-dane", ("verify", "dane", "--mx", "dane-ok.test"), "lab"),
+    Case("verify dane", "verify-dane", ("verify", "dane", "--mx", "dane-bad.test"), "lab", exit_code=1),
+    Case("dane record", "dane-record", ("dane", "record", "--from-host", "mx.dane-ok.test"), "lab"),
+    Case("suppress tls list", "suppress-list", ("suppress", "tls", "list")),
+    Case("suppress dmarc list", "suppress-list", ("suppress", "dmarc", "list")),
+    Case("suppress tls add", "suppress-add", ("suppress", "tls", "add", "tls@example.org"), "demo-copy"),
+    Case("suppress dmarc add", "suppress-add", ("suppress", "dmarc", "add", "d@example.org"), "demo-copy"),
+    Case("account list", "account-list", ("account", "list")),
+    Case("mailbox list", "mailbox-list", ("mailbox", "list", "test1")),
+    Case("message list", "message-list", ("message", "list", "test1", "Inbox")),
+    Case(
+        "import mbox",
+        "import",
+        ("import", "mbox", "bob", "Inbox", str(REALWORLD / "import" / "lakeside.mbox")),
+        "fresh",
+    ),
+    Case(
+        "import maildir",
+        "import",
+        ("import", "maildir", "bob", "Inbox", str(REALWORLD / "import" / "lakeside.maildir")),
+        "fresh",
+    ),
+    Case("import archive", "import", ("import", "archive", "bob", "{archive}"), "fresh"),
+    Case("verifydata", "verifydata", ("verifydata",)),
+    Case("dns records", "dns-records", ("dns", "records")),
+    Case("dns records", "dns-records-mta-sts-policy", ("dns", "records", "--mta-sts-policy")),
+    Case("send-dmarcreports", "send-dmarcreports", ("send-dmarcreports", "--dry-run")),
+    Case("send-tlsreports", "send-tlsreports", ("send-tlsreports", "--dry-run"), ndjson=True),
+    Case("send-reports", "send-reports", ("send-reports", "--dry-run")),
+    Case("init", "init", ("init", "example.org", "--hostname", "mail.example.org"), "fresh"),
+    Case("gentestdata", "gentestdata", ("gentestdata", "{new}")),
+    Case("backup", "backup", ("backup", "{new}")),
 ]
 
+
 # Standard documents embedded whole keep their own keys (docs/json.md, Keys).
-EMBEDDED = {"report", "results", "policy_published", "dkim_results", "spf_results"}
+EMBEDDED = {"report", "results", "policy_published", "dkim_results", "spf_results", "tlsrpt_result"}
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 TIMEISH = re.compile(r"^\d{4}-\d\d-\d\dT")
@@ -77,7 +195,10 @@ def _contract_problems(obj, path=""):
                 out.append(f"{where}: Unix seconds {v}")
             if isinstance(v, str) and re.fullmatch(r"\d{8}", v):
                 out.append(f"{where}: YYYYMMDD {v}")
-            if isinstance(v, str) and TIMEISH.match(v) and not TIME.match(v):
+            names = v if isinstance(v, list) and k.endswith("domains") else [v] if k.endswith("domain") else []
+            if any(isinstance(n, str) and not (n.isascii() and n == n.lower()) for n in names):
+                out.append(f"{where}: domain not an A-label in lower case: {v}")
+            if isinstance(v, str) and TIMEISH.match(v) and not TIME.match(v) and k != "report_id":
                 out.append(f"{where}: time not RFC 3339 UTC whole seconds: {v}")
             out += _contract_problems(v, where)
     elif isinstance(obj, list):
@@ -86,42 +207,78 @@ def _contract_problems(obj, path=""):
     return out
 
 
-def _run(runner, demo, args):
-    return runner.invoke(cli, ["--data", str(demo), *args, "--json"])
+def json_commands() -> set[str]:
+    """Every command that takes --json, walked from the registry (moxcli.cli.COMMANDS)."""
+    found = set()
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), [*path, name])
+        elif any("--json" in p.opts for p in cmd.params if isinstance(p, click.Option)):
+            found.add(" ".join(path))
+
+    walk(cli, [])
+    return found
 
 
-@pytest.mark.parametrize(
-    ("schema", "ndjson", "args"), COMMANDS, ids=lambda x: " ".join(x) if isinstance(x, list) else x
-)
-def test_command_output_follows_its_schema_and_the_contract(runner, demo, schema, ndjson, args):
-    r = _run(runner, demo, args)
-    assert r.exit_code in (0, 1), r.output
-    docs = [json.loads(line) for line in r.stdout.splitlines()] if ndjson else [json.loads(r.stdout)]
+def test_every_json_command_has_a_case():
+    """A command added to the registry with --json fails here until it has a schema and a case."""
+    assert json_commands() == {c.command for c in CASES}
+
+
+def _data_dir(request, case: Case, demo, tmp_path):
+    if case.where == "demo":
+        return demo
+    d = tmp_path / "d"
+    if case.where == "demo-copy":
+        shutil.copytree(demo, d)
+    elif case.where == "lab":
+        d = request.getfixturevalue("lab_data")
+    return d
+
+
+def _arguments(case: Case, tmp_path) -> list[str]:
+    out = []
+    for a in case.args:
+        if a == "{new}":
+            a = str(tmp_path / "new")
+        elif a == "{archive}":
+            a = str(tmp_path / "mail.tar.gz")
+            with tarfile.open(a, "w:gz") as tar:
+                tar.add(REALWORLD / "import" / "lakeside.mbox", arcname="Lists/lakeside.mbox")
+        out.append(a)
+    return out
+
+
+def run_case(request, runner, demo, tmp_path, case: Case) -> list:
+    """The JSON documents a case prints (one, or one per NDJSON line)."""
+    data = _data_dir(request, case, demo, tmp_path)
+    for setup in case.setup:
+        if callable(setup):
+            setup(data)
+            continue
+        r = runner.invoke(cli, ["--data", str(data), *setup], input=case.stdin)
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["--data", str(data), *_arguments(case, tmp_path), "--json"], input=case.stdin)
+    assert r.exit_code == case.exit_code, r.output
+    docs = [json.loads(line) for line in r.stdout.splitlines()] if case.ndjson else [json.loads(r.stdout)]
     assert docs
-    validator = _schema(schema)
-    for doc in docs:
+    return docs
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: " ".join(c.args)[:60])
+def test_command_output_follows_its_schema_and_the_contract(request, runner, demo, tmp_path, case):
+    validator = _schema(case.schema)
+    for doc in run_case(request, runner, demo, tmp_path, case):
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
         assert errors == []
         assert _contract_problems(doc) == []
 
 
-def test_writing_commands_follow_their_schemas(runner, tmp_path, demo):
-    """init, gentestdata and backup write a new directory each; their --json output as above."""
-    runs = [
-        ("init", ["--data", str(tmp_path / "i"), "init", "example.org", "--hostname", "mail.example.org"]),
-        ("gentestdata", ["gentestdata", str(tmp_path / "g")]),
-        ("backup", ["--data", str(demo), "backup", str(tmp_path / "b")]),
-    ]
-    for schema, args in runs:
-        r = runner.invoke(cli, [*args, "--json"])
-        assert r.exit_code == 0, r.output
-        doc = json.loads(r.stdout)
-        assert [e.message for e in _schema(schema).iter_errors(doc)] == [], schema
-        assert _contract_problems(doc) == [], schema
-
-
 def test_every_schema_is_used_and_valid():
-    used = {name for name, _, _ in COMMANDS} | {"error", "init", "gentestdata", "backup"}
+    used = {c.schema for c in CASES} | {"error"}
     on_disk = {p.stem for p in SCHEMAS.glob("*.json")}
     assert on_disk == used
     for name in on_disk:

@@ -112,4 +112,5 @@ def test_list_without_store(runner, tmp_path):
 
 def test_refresh_empty_cache(runner, tmp_path):
     r = run(runner, tmp_path / "d", "mtasts", "refresh", "--spread", "0", "--json")
-    assert r.exit_code == 0 and r.stdout == ""
+    assert r.exit_code == 0
+    assert [json.loads(line) for line in r.stdout.splitlines()] == [{"type": "summary", "domains": 0, "actions": {}}]

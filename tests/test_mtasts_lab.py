@@ -226,9 +226,9 @@ def test_cli_refresh(runner, lab_data):
         store.update(lambda tx: db.put(tx, old))
     r = run(runner, lab_data, "mtasts", "refresh", "--spread", "0", "--json")
     assert r.exit_code == 0, r.output
-    (line,) = r.stdout.splitlines()
-    j = json.loads(line)
+    j, summary = (json.loads(line) for line in r.stdout.splitlines())
     assert j["domain"] == "sts.test" and j["action"] == "extended" and j["valid_end"] > rfc3339(old.valid_end)
+    assert j["type"] == "domain" and summary == {"type": "summary", "domains": 1, "actions": {"extended": 1}}
     r = run(runner, lab_data, "mtasts", "refresh", "--spread", "0")
     assert r.exit_code == 0 and r.stdout == "" and "0 domain(s)" in r.stderr
 

@@ -74,7 +74,7 @@ def test_every_lab_domain_kind_reported(gen):
     outcomes = {q["recipient"].split("@")[1]: (q["outcome"], q["tls"]) for q in gen.queue_run}
     assert outcomes["dane-ok.test"] == ("delivered", "dane")
     assert outcomes["dane-bad.test"][0] == outcomes["dane-bogus.test"][0] == "failed"
-    assert outcomes["notls.test"] == ("delivered", "")
+    assert outcomes["notls.test"] == ("delivered", None)
     assert outcomes["wrongname.test"] == outcomes["expired.test"] == ("delivered", "unverified")
     reports = _tls_reports(gen)
     summary = gen.tls_run[-1]

@@ -54,15 +54,15 @@ def _jobs(res):
 def test_hourly_dmarc_daily_tls(env):
     data, cfg, store = env
     res = run_due(store, data, cfg, now=DAY + 90)
-    assert _jobs(res) == [("dmarc", "2026-11-23T00:00Z", True), ("tls", "20261122", True)]
+    assert _jobs(res) == [("dmarc", "2026-11-23T00:00:00Z", True), ("tls", "20261122", True)]
     assert res.exit_code == 0
     res = run_due(store, data, cfg, now=DAY + 1800)
-    assert _jobs(res) == [("dmarc", "2026-11-23T00:00Z", False), ("tls", "20261122", False)]
+    assert _jobs(res) == [("dmarc", "2026-11-23T00:00:00Z", False), ("tls", "20261122", False)]
     assert "already ran" in res.jobs[0].reason and "already ran" in res.jobs[1].reason
     res = run_due(store, data, cfg, now=DAY + 3600 + 60)
-    assert _jobs(res) == [("dmarc", "2026-11-23T01:00Z", True), ("tls", "20261122", False)]
+    assert _jobs(res) == [("dmarc", "2026-11-23T01:00:00Z", True), ("tls", "20261122", False)]
     res = run_due(store, data, cfg, now=DAY + 86400 + 30)
-    assert next(j.due for j in res.jobs if j.name == "dmarc") == "2026-11-23T02:00Z"
+    assert next(j.due for j in res.jobs if j.name == "dmarc") == "2026-11-23T02:00:00Z"
     assert len([j for j in res.jobs if j.name == "dmarc"]) == 23  # catch-up of the missed hours
     assert _jobs(res)[-1] == ("tls", "20261123", True)
 
@@ -73,7 +73,7 @@ def test_catch_up_is_bounded_and_reports_are_sent(env):
     record_evaluations(store, cfg, [json.dumps(vector_eval(DAY + 5 * 3600))], now=DAY + 5 * 3600)
     res = run_due(store, data, cfg, now=DAY + 5 * 3600 + 10)
     dmarc = [j for j in res.jobs if j.name == "dmarc"]
-    assert [j.due for j in dmarc] == [f"2026-11-23T0{h}:00Z" for h in (1, 2, 3, 4, 5)]
+    assert [j.due for j in dmarc] == [f"2026-11-23T0{h}:00:00Z" for h in (1, 2, 3, 4, 5)]
     assert [d.queued_to for j in dmarc for d in j.result.domains] == [["dmarcrpt@sender.example"]]
     res = run_due(store, data, cfg, now=DAY + 10 * 86400)
     assert len([j for j in res.jobs if j.name == "dmarc"]) == 24

@@ -260,7 +260,7 @@ def test_dry_run_changes_nothing(env):
         dry_run=True,
         on_report=lambda r: seen.append(r.to_json()),
     )
-    assert [r["policy_domain"] for r in seen] == ["☺.example", "mailhost.☺.example"]
+    assert [r["policy_domain"] for r in seen] == ["xn--74h.example", "mailhost.xn--74h.example"]
     assert seen[0]["report"]["report-id"] == f"{DAY}.xn--74h.example@mox.example"
     assert seen[1]["recipients"] == [
         "tlsreports1@mailhost.xn--74h.example",

@@ -224,6 +224,6 @@ def test_8bit_to_server_without_8bitmime_fails_with_5_6_3(runner, tmp_path, mini
     assert r.exit_code == 0
     r = cli_run(runner, data, "queue", "run", "--json")
     a = json.loads(r.stdout)
-    assert (a["outcome"], a["code"], a["enhanced"], a["remote_reply"], a["dsn"]) == ("failed", 554, "5.6.3", "", True)
+    assert (a["outcome"], a["code"], a["enhanced"], a["remote_reply"], a["dsn"]) == ("failed", 554, "5.6.3", None, True)
     assert [c.split(" ")[0] for c in srv.commands] == ["EHLO", "QUIT"]
     assert srv.messages == []

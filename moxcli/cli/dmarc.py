@@ -125,6 +125,7 @@ def dmarc_list_cmd(app: AppContext, domain: str | None, stats: bool, fmt: str) -
                 {
                     "id": e.id,
                     **{k: output.unknown_as_null(v) for k, v in e.to_record().items()},
+                    "policy_domain": output.a_label(e.policy_domain),
                     "evaluated": format_time(e.evaluated),
                 }
                 for e in evals

@@ -191,7 +191,8 @@ def mtasts_list_cmd(app: AppContext, fmt: str) -> None:
     help="Spread the refreshes over this many seconds.",
 )
 @output.format_options(
-    "Output NDJSON, one {domain, action, message, valid_end} per domain.",
+    "Output NDJSON: one {type: domain, domain, action, message, valid_end} per domain, then "
+    "{type: summary, domains, actions}.",
     rows="one row per domain, written as it is handled",
 )
 @click.pass_obj
@@ -219,7 +220,7 @@ def mtasts_refresh_cmd(app: AppContext, spread: float, fmt: str) -> None:
 
     def show(r: Any) -> None:
         if as_json:
-            output.emit_ndjson(r.to_json())
+            output.emit_ndjson({"type": "domain", **r.to_json()})
         elif rows is not None:
             rows.write([(r.domain, r.action, r.message, _time(r.valid_end) if r.valid_end else "")])
         else:
@@ -232,5 +233,10 @@ def mtasts_refresh_cmd(app: AppContext, spread: float, fmt: str) -> None:
         )
     if rows is not None:
         rows.start()  # the header also when no domain was due
-    if not as_json:
+    if as_json:
+        actions: dict[str, int] = {}
+        for r in done:
+            actions[r.action] = actions.get(r.action, 0) + 1
+        output.emit_ndjson({"type": "summary", "domains": len(done), "actions": actions})
+    else:
         output.info(f"{len(done)} domain(s) handled")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from moxcli.jsonfmt import day, error_object, finding, rfc3339, unknown_as_null
+from moxcli.jsonfmt import a_label, day, error_object, finding, rfc3339, unknown_as_null
 
 if TYPE_CHECKING:
     import click
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # No click, csv or json at import: the click-free fast paths of moxcli.entry render with
 # this module too (docs/development.md, Start-up).
 
-__all__ = ["day", "error_object", "finding", "rfc3339", "unknown_as_null"]
+__all__ = ["a_label", "day", "error_object", "finding", "rfc3339", "unknown_as_null"]
 
 FORMATS = ("table", "tsv", "csv", "json")
 

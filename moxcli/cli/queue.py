@@ -28,7 +28,7 @@ def _msg_json(m: Any, known: Any) -> dict[str, Any]:
         "base_id": m.base_id,
         "mail_from": m.mail_from or None,  # null: the null reverse-path <>
         "recipient": m.recipient,
-        "recipient_domain": m.recipient_domain,
+        "recipient_domain": output.a_label(m.recipient_domain),
         "subject": m.subject or None,
         "size": m.size,
         "created": _time(m.created),

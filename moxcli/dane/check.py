@@ -83,9 +83,9 @@ class AddressResult:
             "chain": [cert_summary(c) for c in tls.chain] if tls else [],
             "dane": self.dane,
             "pkix": self.pkix,
-            "result_type": self.result_type,
-            "reason": self.reason,
-            "error": self.probe.error,
+            "result_type": self.result_type or None,
+            "reason": self.reason or None,
+            "error": self.probe.error or None,
             "warnings": findings_json(self.warnings),
             "fix": self.fix,
         }
@@ -125,7 +125,7 @@ class HostResult:
         return {
             "host": self.host,
             "preference": self.preference if self.preference >= 0 else None,
-            "expanded_host": self.expanded_host,
+            "expanded_host": self.expanded_host or None,
             "ips": self.ips,
             "dnssec": self.dnssec,
             "tlsa_base": self.tlsa.base if self.tlsa else None,
@@ -134,9 +134,9 @@ class HostResult:
             "names": self.names,
             "status": self.status,
             "code": self.code or None,
-            "error": self.error,
-            "result_type": self.result_type,
-            "reason": self.reason,
+            "error": self.error or None,
+            "result_type": self.result_type or None,
+            "reason": self.reason or None,
             "addresses": self.addresses,
         }
 
@@ -168,7 +168,7 @@ class DANEReport:
             "mode": self.mode,
             "status": self.status,
             "verified": self.status == VERIFIED,
-            "error": self.error,
+            "error": self.error or None,
             "mx": self.destinations,
             "hosts": self.hosts,
         }

@@ -43,8 +43,8 @@ class DANEVerdict:
             "verified": self.verified,
             "record": self.record.record() if self.record else None,
             "depth": self.depth,
-            "result_type": self.result_type,
-            "reason": self.reason,
+            "result_type": self.result_type or None,
+            "reason": self.reason or None,
             "errors": findings_json(self.errors),
         }
 

@@ -18,6 +18,7 @@ from moxcli.config import Config
 from moxcli.dmarc.evaluation import Evaluation, EvaluationError, parse_lines
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import UsageError
+from moxcli.jsonfmt import a_label
 from moxcli.store import Store
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import DMARC_EVAL, prefix_key, split_key, text_key
@@ -116,7 +117,7 @@ class EvaluationStats:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "policy_domain": self.policy_domain,
+            "policy_domain": a_label(self.policy_domain),  # docs/json.md: A-labels
             "count": self.count,
             "dispositions": list(self.dispositions),
             "send_report": self.send_report,

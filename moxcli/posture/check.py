@@ -117,9 +117,9 @@ class AddressPosture:
             "dane": self.dane,
             "fix": self.fix,
             "requiretls": self.probe.requiretls if tls else None,
-            "result_type": self.probe.result_type,
-            "reason": self.probe.reason,
-            "error": self.probe.error,
+            "result_type": self.probe.result_type or None,
+            "reason": self.probe.reason or None,
+            "error": self.probe.error or None,
         }
 
 
@@ -186,7 +186,7 @@ class HostPosture:
             "requiretls": self.requiretls,
             "tlsrpt": _tlsrpt_json(self.tlsrpt),
             "addresses": self.addresses,
-            "error": self.error,
+            "error": self.error or None,
         }
 
 

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from moxcli import log
+from moxcli import jsonfmt, log
 from moxcli.config import Config
 from moxcli.errors import MoxcliError
 from moxcli.metrics import Metric, write_textfile
@@ -40,7 +40,14 @@ class Job:
     exit_code: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """docs/json.md: `due` is a time (DMARC hour end) or a day (TLS), null for unknown."""
+        d = dict(self.__dict__)
+        if self.name == "tls" and self.due:
+            d["due"] = jsonfmt.day(self.due)
+        d["due"] = d["due"] or None
+        d["reason"] = self.reason or None
+        d["error"] = self.error or None
+        return d
 
 
 @dataclass
@@ -63,7 +70,7 @@ class ScheduleResult:
 
 
 def _hour_text(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:00Z")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
 def _dmarc_jobs(store: Store, data_dir: Path, config: Config, now: float, dry_run: bool) -> list[Job]:

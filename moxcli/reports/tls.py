@@ -111,7 +111,7 @@ class ReportOutcome:
         """The ``--json`` object; ``with_report=False`` leaves out ``report`` (see report_text)."""
         d: dict[str, Any] = {
             "day": jsonfmt.day(self.day_utc),
-            "policy_domain": self.policy_domain,
+            "policy_domain": jsonfmt.a_label(self.policy_domain),
             "kind": self.kind,
             "report_id": self.report_id,
             "recipients": self.recipients,
@@ -171,11 +171,11 @@ def _as_finding(entry: dict[str, str]) -> dict[str, str]:
 
 
 def _contract_day(entry: dict[str, Any]) -> dict[str, Any]:
-    """An entry of the run's lists in the JSON contract: `day` as YYYY-MM-DD (docs/json.md)."""
-    if "day_utc" not in entry:
-        return entry
-    d = {"day": jsonfmt.day(entry["day_utc"])}
+    """An entry of the run's lists in the JSON contract: `day` as YYYY-MM-DD, A-labels (docs/json.md)."""
+    d: dict[str, Any] = {"day": jsonfmt.day(entry["day_utc"])} if "day_utc" in entry else {}
     d.update((k, v) for k, v in entry.items() if k != "day_utc")
+    if "policy_domain" in d:
+        d["policy_domain"] = jsonfmt.a_label(d["policy_domain"])
     return d
 
 

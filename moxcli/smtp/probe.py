@@ -64,9 +64,9 @@ class SMTPProbe:
             "tls": self.tls,
             "extensions_tls": self.extensions_tls,
             "requiretls": self.requiretls,
-            "error": self.error,
-            "result_type": self.result_type,
-            "reason": self.reason,
+            "error": self.error or None,
+            "result_type": self.result_type or None,
+            "reason": self.reason or None,
         }
 
 

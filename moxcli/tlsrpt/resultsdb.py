@@ -82,6 +82,8 @@ class ResultRow:
             "id": d.pop("id"),
             "day": jsonfmt.day(self.day_utc),
             **d,
+            "policy_domain": jsonfmt.a_label(self.policy_domain),
+            "recipient_domain": jsonfmt.a_label(self.recipient_domain),
             "created": jsonfmt.rfc3339(self.created),
             "updated": jsonfmt.rfc3339(self.updated),
             "results": [r.to_json() for r in self.results],
