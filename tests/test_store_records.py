@@ -12,6 +12,7 @@ from helpers.dmarc import hour, vector_eval
 from moxcli.dmarc import db as evaldb
 from moxcli.dmarc.evaluation import parse_lines
 from moxcli.errors import StoreError
+from moxcli.jsonfmt import Finding
 from moxcli.store import Store, mail
 from moxcli.store import dmarc as dstore
 from moxcli.store import tlsreports as tstore
@@ -45,7 +46,7 @@ def _tls_report(rid: int = 0) -> tstore.StoredTLSReport:
         from_domain="example.net",
         policy_domains=("example.org", "ünicode.example"),
         host_report=True,
-        warnings=("bare LF",),
+        warnings=(Finding("bare-lf", "bare LF"),),
         report=TLS_REPORT,
         id=rid,
     )
@@ -63,12 +64,23 @@ def test_tls_report_map_and_round_trip(data_dir):
         "from_domain": "example.net",
         "policy_domains": ["example.org", "ünicode.example"],
         "host_report": True,
-        "warnings": ["bare LF"],
+        "warnings": [{"code": "bare-lf", "message": "bare LF"}],
         "report": TLS_REPORT,
         "id": rid,
     }
     assert got == _tls_report(rid)
+    assert [w.code for w in got.warnings] == ["bare-lf"]
     assert got.to_json()["imported"] == "2023-11-14T22:13:20Z"
+    assert got.to_json()["warnings"] == [{"code": "bare-lf", "message": "bare LF"}]
+
+
+def test_tls_report_warnings_stored_as_text_read_as_unclassified(data_dir):
+    """Records imported before moxcli 0.2.0 kept each warning's message only."""
+    with Store.open(data_dir) as store, store.write() as tx:
+        rec = {"id": 8, "policy_domains": ["example.org"], "warnings": ["bare LF"], "report": TLS_REPORT}
+        tx.put(TLS_REPORT_IN, u64(8), rec)
+        got = tstore.get(tx, 8)
+    assert got.to_json()["warnings"] == [{"code": "unclassified", "message": "bare LF"}]
 
 
 def test_tls_report_old_record_without_optional_fields(data_dir):
