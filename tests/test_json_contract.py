@@ -162,6 +162,16 @@ CASES = [
 # Standard documents embedded whole keep their own keys (docs/json.md, Keys).
 EMBEDDED = {"report", "results", "policy_published", "dkim_results", "spf_results", "tlsrpt_result"}
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+# docs/json.md, Keys: one name for one thing (the names before contract version 1 -> today's).
+RENAMED = {"org_name": "organization_name", "begin": "start", "day_utc": "day", "added": "imported"}
+FINDINGS = {"errors", "warnings", "notes", "problems", "findings"}
+CODE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+def _is_finding(f) -> bool:
+    return isinstance(f, dict) and bool(CODE.match(f.get("code") or "")) and isinstance(f.get("message"), str)
+
+
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 TIMEISH = re.compile(r"^\d{4}-\d\d-\d\dT")
 
@@ -187,8 +197,12 @@ def _contract_problems(obj, path=""):
             where = f"{path}.{k}"
             if not SNAKE.match(k):
                 out.append(f"{where}: key not snake_case")
+            if k in RENAMED:
+                out.append(f"{where}: the same thing is called {RENAMED[k]} everywhere")
             if k in EMBEDDED:
                 continue
+            if k in FINDINGS and isinstance(v, list):
+                out += [f"{where}[]: finding without code and message: {f}" for f in v if not _is_finding(f)]
             if v == "":
                 out.append(f'{where}: "" (unknown is null)')
             if isinstance(v, float) and v > 1e8:
@@ -340,3 +354,27 @@ def test_tables_through_a_pipe_are_one_row_per_line(demo, args, columns):
     assert max(len(line) for line in lines) > 40
     tsv = subprocess.run([*moxcli, *args, "--format", "tsv"], capture_output=True, text=True, env=env).stdout
     assert [len(line.split("\t")) for line in tsv.splitlines()] == [columns] * (1 + len(rows))
+
+
+def test_the_contract_checker_finds_each_kind_of_violation():
+    bad = {
+        "orgName": 1,
+        "org_name": "x",
+        "note": "",
+        "created": 1764734706.5,
+        "day": "20261203",
+        "updated": "2026-12-03T04:05:06.123456+00:00",
+        "policy_domain": "☺.example",
+        "warnings": ["plain text"],
+        "report": {"date-range": ""},
+    }
+    assert _contract_problems(bad) == [
+        ".orgName: key not snake_case",
+        ".org_name: the same thing is called organization_name everywhere",
+        '.note: "" (unknown is null)',
+        ".created: Unix seconds 1764734706.5",
+        ".day: YYYYMMDD 20261203",
+        ".updated: time not RFC 3339 UTC whole seconds: 2026-12-03T04:05:06.123456+00:00",
+        ".policy_domain: domain not an A-label in lower case: ☺.example",
+        ".warnings[]: finding without code and message: plain text",
+    ]

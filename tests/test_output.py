@@ -110,45 +110,6 @@ def test_usage_error_with_json_is_also_an_object_on_stdout(runner, monkeypatch):
     assert r.stderr == f"moxcli: {obj['error']['message']}\n"
 
 
-READ_ONLY = [
-    ["verifydata"],
-    ["backup", "{tmp}/backup"],
-    ["queue", "list"],
-    ["queue", "show", "1"],
-    ["tlsresults", "list"],
-    ["tlsreports", "list"],
-    ["tlsreports", "show", "1"],
-    ["dmarcreports", "list"],
-    ["dmarcreports", "show", "1"],
-    ["dmarc", "list"],
-    ["mtasts", "list"],
-    ["suppress", "tls", "list"],
-    ["account", "list"],
-    ["mailbox", "list", "postmaster"],
-    ["message", "list", "postmaster", "Inbox"],
-]
-
-
-@pytest.mark.parametrize("args", READ_ONLY, ids=lambda a: " ".join(a))
-@pytest.mark.parametrize("kind", ["missing", "empty"])
-def test_read_only_commands_refuse_a_data_dir_without_store(runner, tmp_path, args, kind):
-    data = tmp_path / "typo"
-    if kind == "empty":
-        data.mkdir()
-    args = [a.format(tmp=tmp_path) for a in args]
-    r = runner.invoke(
-        cli, ["--data", str(data), *args, "--json"] if args[0] != "backup" else ["--data", str(data), *args]
-    )
-    assert r.exit_code == 2, r.output
-    assert r.stderr == f"moxcli: no moxcli data directory at {data} (run `moxcli init`, or check --data)\n"
-    assert data.exists() == (kind == "empty")
-    if kind == "empty":
-        assert list(data.iterdir()) == []
-    assert not (tmp_path / "backup").exists()
-    if args[0] != "backup":
-        assert json.loads(r.stdout)["error"]["code"] == "no-data-dir"
-
-
 def test_failed_write_leaves_no_directories_behind(runner, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")

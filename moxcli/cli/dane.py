@@ -138,6 +138,8 @@ def verify_dane_cmd(
 
     if bool(host) == bool(mx_domain):
         raise UsageError("give either HOST[:PORT] or --mx DOMAIN")
+    if mx_domain:
+        mx_domain = _domain(mx_domain)  # a bad name is the one line said, before any warning
     cfg = app.config()
     resolver = Resolver.from_config(cfg.dns)
     if resolver.untrusted_reason:

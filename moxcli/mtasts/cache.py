@@ -99,7 +99,7 @@ def as_domain(domain: str | Domain) -> Domain:
     try:
         return parse_domain(domain)
     except DomainError as exc:
-        raise UsageError(f"invalid domain {domain!r}: {exc}") from None
+        raise UsageError(f"invalid domain {domain!r}: {exc}", code="bad-domain") from None
 
 
 def policy_lines(row: PolicyRow) -> list[str]:
