@@ -378,3 +378,14 @@ def test_the_contract_checker_finds_each_kind_of_violation():
         ".policy_domain: domain not an A-label in lower case: ☺.example",
         ".warnings[]: finding without code and message: plain text",
     ]
+
+
+@pytest.mark.parametrize("command", sorted(json_commands()))
+def test_every_json_command_gives_a_usage_error_as_an_error_object(runner, tmp_path, command):
+    r = runner.invoke(cli, ["--data", str(tmp_path / "d"), *command.split(), "--no-such-option", "--json"])
+    assert r.exit_code == 2
+    obj = json.loads(r.stdout)
+    assert list(_schema("error").iter_errors(obj)) == []
+    assert obj["error"]["code"] == "usage" and "--no-such-option" in obj["error"]["message"]
+    assert r.stderr == f"moxcli: {obj['error']['message']}\n"
+    assert not (tmp_path / "d").exists()
