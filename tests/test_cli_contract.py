@@ -209,3 +209,17 @@ def test_mtasts_refresh_summary_on_stderr_and_last_json_line(runner, tmp_path):
     assert (r.exit_code, r.stdout, r.stderr) == (0, "", "0 domain(s) handled\n")
     r = runner.invoke(cli, ["--data", str(tmp_path / "d"), "mtasts", "refresh", "--spread", "0", "--json"])
     assert json.loads(r.stdout.splitlines()[-1])["type"] == "summary"
+
+
+def test_readme_first_command_is_the_offline_demo():
+    """The README's first command is what tests/test_localzone.py runs offline: gentestdata,
+    then the daily TLS report job as a dry run, which shows the reports and who gets them."""
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    first = readme.split("```sh\n", 1)[1].splitlines()[0]
+    steps = [s.strip() for s in first.split("&&")]
+    assert steps[-2:] == [
+        ".venv/bin/moxcli gentestdata /tmp/moxcli-demo",
+        ".venv/bin/moxcli --data /tmp/moxcli-demo send-tlsreports --dry-run",
+    ]
