@@ -389,3 +389,15 @@ def test_every_json_command_gives_a_usage_error_as_an_error_object(runner, tmp_p
     assert obj["error"]["code"] == "usage" and "--no-such-option" in obj["error"]["message"]
     assert r.stderr == f"moxcli: {obj['error']['message']}\n"
     assert not (tmp_path / "d").exists()
+
+
+def test_a_finding_reads_as_its_message_and_carries_its_code():
+    import pickle
+
+    from moxcli.jsonfmt import Finding, findings_json
+
+    f = Finding("dane-mismatch", "no TLSA record matches")
+    assert f == "no TLSA record matches" and f"MTA-STS: {f}" == "MTA-STS: no TLSA record matches"
+    assert pickle.loads(pickle.dumps(f)).code == "dane-mismatch"
+    assert findings_json([f]) == [{"code": "dane-mismatch", "message": "no TLSA record matches"}]
+    assert json.loads(json.dumps({"errors": findings_json([f])}))["errors"][0]["code"] == "dane-mismatch"
