@@ -55,6 +55,7 @@ OTHERS = {
     "queue release",
     "queue retry",
     "queue run",
+    "domains forget",
     "send-tlsreports",
     "send-dmarcreports",
     "send-reports",
