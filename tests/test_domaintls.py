@@ -265,7 +265,7 @@ def test_lab_postfix_without_starttls_gets_nothing_in_plaintext_after_starttls(r
     )
     assert r.exit_code == 0, r.output
     r = _invoke(runner, lab_data, "queue", "run", "--json")
-    assert (json.loads(r.stdout)["outcome"], json.loads(r.stdout)["tls"]) == ("delivered", "")
+    assert (json.loads(r.stdout)["outcome"], json.loads(r.stdout)["tls"]) == ("delivered", None)
     assert _invoke(runner, lab_data, "domains", "forget", "notls.test").exit_code == 0
     r = _invoke(runner, lab_data, "queue", "retry", "1")
     assert r.exit_code == 0, r.output
