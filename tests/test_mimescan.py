@@ -255,3 +255,14 @@ def test_generated_messages_parse_the_same_without_the_scan(data):
         mock.patch.object(incoming_tls, "scan", lambda d, crlf_checked=False: None),
     ):
         assert _parse_outcomes(data) == fast
+
+
+def test_hostile_parameters_scanned_in_one_pass():
+    """A Content-Type with many semicolons inside quotes: the email package counts the quotes
+    again for every ";" (quadratic); the scan splits in one pass and answers the same."""
+    value = b'multipart/mixed; x="' + b";" * 5000 + b'"; boundary=b'
+    data = b"Content-Type: " + value + b"\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n"
+    assert _same_or_none(data)
+    big = data.replace(b";" * 5000, b";" * 500_000)
+    part = mimescan.scan(big)
+    assert part is not None and part.get_param("boundary") == "b" and part.get_param("x") == ";" * 500_000

@@ -129,11 +129,12 @@ def _message(data: bytes) -> Message | Part:
 
 # An address alone or after a display name of atoms, in <>: what reporters send. The address
 # found is then the one email.utils.parseaddr finds (tests/test_tlsreports_incoming.py), which
-# is asked about anything else.
+# is asked about anything else. Each branch is linear (no two adjacent repeats that can take
+# the same character), so a hostile From of many spaces costs no more than its length.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR = rf"({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
 _PLAIN_FROM = re.compile(
-    rf"[ \t]*(?:(?:[A-Za-z0-9 \t!#$%&'*+/=?^_`{{|}}~.-]*|\"[^\"\\\r\n]*\")[ \t]*<({_ATEXT}(?:\.{_ATEXT})*@"
-    rf"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>|({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*))[ \t]*"
+    rf"(?:[A-Za-z0-9 \t!#$%&'*+/=?^_`{{|}}~.-]*<{_ADDR}>|[ \t]*\"[^\"\\\r\n]*\"[ \t]*<{_ADDR}>|[ \t]*{_ADDR})[ \t]*"
 )
 
 
@@ -141,7 +142,7 @@ def from_address(value: Any) -> str:
     """The address of a From field (a str, or a Header for non-ASCII), as email.utils.parseaddr gives it."""
     m = _PLAIN_FROM.fullmatch(value) if isinstance(value, str) else None
     if m:
-        return m.group(1) or m.group(2)
+        return m.group(1) or m.group(2) or m.group(3)
     import email.utils
 
     return email.utils.parseaddr(value)[1]
