@@ -189,3 +189,48 @@ def test_kill_during_run_loses_nothing_trials(runner, tmp_path):
     rnd = random.Random(11)
     for trial in range(25):
         _kill_trial(runner, tmp_path / str(trial), 120, rnd.randrange(0, 120))
+
+
+def test_tls_rows_merged_per_commit_store_what_one_by_one_stores(tmp_path):
+    """One commit records many attempts: their TLS result rows are merged first and each
+    stored row written once; the table ends up as when every attempt adds its rows itself."""
+    from moxcli.delivery.tlsresults import detail
+    from moxcli.tlsrpt import resultsdb
+    from moxcli.tlsrpt.report import make_result
+
+    def attempt_rows(i: int) -> list[dict]:
+        domain = make_result("no-policy-found", "example.org")
+        host = make_result("no-policy-found", "mx.example.org")
+        if i % 2:
+            domain.add(0, 1, detail("starttls-not-supported", "", mx_host="mx.example.org"))
+            host.add(0, 1, detail("starttls-not-supported", "", mx_host="mx.example.org"))
+        else:
+            domain.add(1, 0)
+            host.add(1, 0)
+        return [
+            {"policy_domain": "example.org", "is_host": False, "send_report": i == 2, "results": [domain]},
+            {"policy_domain": "mx.example.org", "is_host": True, "send_report": False, "results": [host]},
+        ]
+
+    def table(st: Store) -> list[tuple]:
+        with st.read() as tx:
+            return sorted(
+                (r.policy_domain, r.is_host, r.send_report, [x.to_json() for x in r.results])
+                for r in resultsdb.iter_rows(tx)
+            )
+
+    with Store.open(tmp_path / "a") as one, Store.open(tmp_path / "b") as merged:
+        with one.write() as tx:
+            for i in range(5):
+                resultsdb.add_results(tx, "20261203", "example.org", attempt_rows(i))
+        gathered: deliver._TLSRows = {}
+        for i in range(5):
+            deliver._gather_tls_rows(gathered, "20261203", "example.org", attempt_rows(i))
+        with merged.write() as tx:
+            for (day, rcpt), rows in gathered.items():
+                resultsdb.add_results(tx, day, rcpt, rows.values())
+        assert table(merged) == table(one)
+        (domain_row,) = [r for r in table(one) if r[0] == "example.org"]
+        summary = domain_row[3][0]["summary"]
+        assert (summary["total-successful-session-count"], summary["total-failure-session-count"]) == (3, 2)
+        assert domain_row[2] is True

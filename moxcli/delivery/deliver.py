@@ -62,6 +62,7 @@ from moxcli.tlsrpt.report import (
     Policy,
     Result,
     make_result,
+    merge,
     tlsa_policy,
 )
 
@@ -1034,8 +1035,11 @@ class _Book:
                 dq.forget_unlinked(tx, unlinked)
             done: list[tuple[AttemptResult, DeliveryError | None]] = []
             removed: list[int] = []
+            tls_rows: _TLSRows = {}
             for a in pending:
-                done.extend(_record(tx, engine, a, self.before, removed))
+                done.extend(_record(tx, engine, a, self.before, removed, tls_rows))
+            for (day, rcpt_domain), by_policy in tls_rows.items():
+                tlsstore.add_results(tx, day, rcpt_domain, by_policy.values())
             begun = {}
             for batch in begin:
                 for msg_id in batch:
@@ -1233,12 +1237,33 @@ def _delay_warning_due(cfg: Config, msg: QueueMsg) -> bool:
     return wait > 0 and (msg.last_attempt or 0.0) - msg.created >= wait
 
 
+# (day, recipient domain) -> policy domain -> row: the TLS results of the attempts one commit
+# records, merged first, so that each stored row is read and written once per commit.
+_TLSRows = dict[tuple[str, str], dict[str, dict[str, Any]]]
+
+
+def _gather_tls_rows(tls_rows: _TLSRows, day: str, rcpt_domain: str, new: list[dict[str, Any]]) -> None:
+    """Add one attempt's rows (``tlsresults.rows``); merging rows first and the stored row
+    then gives what adding them one by one gives (``resultsdb.add_results``: results merged,
+    ``is_host`` the last, ``send_report`` or-ed)."""
+    by_policy = tls_rows.setdefault((day, rcpt_domain), {})
+    for row in new:
+        have = by_policy.get(row["policy_domain"])
+        if have is None:
+            by_policy[row["policy_domain"]] = {**row, "results": [r.copy() for r in row["results"]]}
+        else:
+            merge(have["results"], *row["results"])
+            have["is_host"] = row["is_host"]
+            have["send_report"] = have["send_report"] or row["send_report"]
+
+
 def _record(
     tx: Txn,
     engine: Engine,
     a: _Attempted,
     before: dict[int, tuple[int, float, float | None]],
     removed: list[int],
+    tls_rows: _TLSRows,
 ) -> list[tuple[AttemptResult, DeliveryError | None]]:
     """Record one attempt's outcome in ``tx``: remove delivered and failed messages (their ids
     go to ``removed``, the files are unlinked after the commit), store deferrals, DSNs and TLS results."""
@@ -1261,7 +1286,7 @@ def _record(
     if not cfg.no_outgoing_tls_reports and not first.recipient_domain.startswith("[") and not out.interrupted:
         r = rows(tls, first.recipient_domain, first.is_tls_report, first.is_dmarc_report)
         if r:
-            tlsstore.add_results(tx, tlsstore.day_utc(), first.recipient_domain, r)
+            _gather_tls_rows(tls_rows, tlsstore.day_utc(), first.recipient_domain, r)
     if out.session_tls is not None and out.rcpt and not first.recipient_domain.startswith("["):
         _remember_domain(tx, first.recipient_domain, out)
     for msg, (result, err) in zip(msgs, results, strict=True):

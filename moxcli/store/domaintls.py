@@ -10,7 +10,7 @@ mox keeps the record per sender account; moxcli has one queue and keeps one per 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from moxcli.store.env import Txn, record_reader
@@ -31,7 +31,7 @@ class DomainTLS:
     downgraded: float | None = None  # last delivery in plaintext after STARTTLS had been seen
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}  # shallow: encoded at once
 
     @classmethod
     @record_reader(RECIPIENT_DOMAIN_TLS)

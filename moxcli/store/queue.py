@@ -8,7 +8,7 @@ len(prefix) + file size. Times are unix seconds.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from moxcli.store.env import Txn, record_reader
@@ -50,7 +50,9 @@ class QueueMsg:
     delayed_dsn: float | None = None  # when the "delayed" DSN was stored (it is sent once)
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow (the record is encoded at once): dataclasses.asdict deep-copies every field,
+        # which was a tenth of queue run's CPU time at hundreds of messages per second.
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     @record_reader(QUEUE)
