@@ -11,8 +11,10 @@ DNSSEC-signed MX, so every attempt does the full lookups of docs/behaviour-notes
 MTA-STS TXT, host CNAME/A/AAAA, TLSA). The server is aiosmtpd in a subprocess on loopback
 (a sink, bench/smtpsink.py, that announces PIPELINING as Postfix and mox do; --no-pipelining:
 aiosmtpd's own sink, which does not) with STARTTLS and a self-signed certificate, listening
-on the configured SMTP port for the MX address 127.0.0.1. Prints messages/s and the share of wall time spent in DNS,
-TLS (handshake and verification), the store (commits before/after each attempt) and SMTP.
+on the configured SMTP port for the MX address 127.0.0.1. Prints messages/s, the share of
+wall time spent in DNS, TLS (handshake and verification), the store (the grouped commits)
+and SMTP, and the CPU time per message of moxcli and of the server (on a shared machine the
+wall-clock rate mostly measures the load of others; the CPU time does not).
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def main() -> None:
         (data / "moxcli.toml").write_text(text)
         cfg = parse_config(text, data / "moxcli.toml")
         if args.cli:
-            _cli_runs(tmp, text, args, port)
+            _cli_runs(tmp, text, args, port, server.pid)
             return
         body = b"From: <bench@moxcli.test>\r\nSubject: bench\r\n\r\n" + (b"x" * 76 + b"\r\n") * 26
         with Store.open(data) as st:
@@ -193,9 +195,11 @@ def main() -> None:
             resolver = TimedResolver.from_config(cfg.dns)
             resolver.cache = not args.no_dns_cache
             engine = deliver.Engine(cfg, resolver, st, data)
-            t = time.perf_counter()
+            t, cpu, server_cpu = time.perf_counter(), time.process_time(), _cpu_seconds(server.pid)
             res = deliver.run_queue(st, data, cfg, engine=engine)
             total = time.perf_counter() - t
+            cpu = time.process_time() - cpu
+            server_cpu = _cpu_seconds(server.pid) - server_cpu
         delivered = sum(1 for r in res if r.outcome == "delivered")
         smtp = total - sum(TIMES.values())
         print(f"queued {args.count} messages in one transaction: {t_enqueue:.2f} s ({args.count / t_enqueue:.0f}/s)")
@@ -204,6 +208,7 @@ def main() -> None:
             f"{_server_kind(args)}) in {total:.2f} s"
         )
         print(f"throughput: {delivered / total:.1f} messages/s, {1000 * total / max(len(res), 1):.1f} ms per message")
+        print(_cpu_line(delivered, cpu, server_cpu))
         for k, v in (("dns", TIMES["dns"]), ("tls", TIMES["tls"]), ("store", TIMES["store"]), ("smtp+other", smtp)):
             print(f"  {k:<11} {v:7.2f} s  {100 * v / total:5.1f} %")
         if delivered != len(res):
@@ -220,8 +225,28 @@ def _server_kind(args: argparse.Namespace) -> str:
     return f"{'plaintext' if args.plaintext else 'STARTTLS'}, {'no ' if args.no_pipelining else ''}PIPELINING"
 
 
-def _cli_runs(tmp: Path, config_text: str, args: argparse.Namespace, port: int) -> None:
-    """Queue N messages, then time `moxcli queue run` in a child; its peak RSS from wait4()."""
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_line(delivered: int, client: float, server: float) -> str:
+    """CPU per message of both sides, and the rate they allow when nothing else wants the CPU:
+    on a shared machine the wall-clock rate mostly says how busy the others are."""
+    n = max(delivered, 1)
+    return (
+        f"  CPU per message: moxcli {1000 * client / n:.2f} ms, server {1000 * server / n:.2f} ms;"
+        f" unloaded at most about {n / max(client + server, 1e-9):.0f} msg/s (one after the other)"
+    )
+
+
+def _cli_runs(tmp: Path, config_text: str, args: argparse.Namespace, port: int, server_pid: int) -> None:
+    """Queue N messages, then time `moxcli queue run` in a child; its peak RSS and CPU time
+    from wait4(), the server's CPU time from /proc."""
     body = b"From: <bench@moxcli.test>\r\nSubject: bench\r\n\r\n" + (b"x" * 76 + b"\r\n") * 26
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
@@ -235,19 +260,21 @@ def _cli_runs(tmp: Path, config_text: str, args: argparse.Namespace, port: int) 
                 dq.enqueue_in(tx, data, mail_from="bench@moxcli.test", recipients=rcpts, data=body)
         out = tmp / f"run-{n}.ndjson"
         cmd = [sys.executable, "-m", "moxcli", "--data", str(data), "queue", "run", "--json"]
-        t = time.perf_counter()
+        t, server_cpu = time.perf_counter(), _cpu_seconds(server_pid)
         with out.open("wb") as f:
             child = subprocess.Popen(cmd, stdout=f, stderr=subprocess.DEVNULL, cwd=ROOT)
             _, status, usage = os.wait4(child.pid, 0)
         took = time.perf_counter() - t
+        server_cpu = _cpu_seconds(server_pid) - server_cpu
         child.returncode = os.waitstatus_to_exitcode(status)
         lines = out.read_bytes().splitlines()
         delivered = sum(1 for line in lines if b'"outcome": "delivered"' in line)
         print(
             f"{n:>6} queued: delivered {delivered} in {took:.2f} s ({delivered / took:.0f} msg/s),"
             f" peak RSS {usage.ru_maxrss / 1024:.1f} MB, exit {child.returncode}"
-            f" ({_server_kind(args)}, MX 127.0.0.1:{port})"
+            f" ({_server_kind(args)}, MX 127.0.0.1:{port}), load {os.getloadavg()[0]:.1f}"
         )
+        print(_cpu_line(delivered, usage.ru_utime + usage.ru_stime, server_cpu) + " (moxcli: with its start-up)")
 
 
 if __name__ == "__main__":
