@@ -20,7 +20,9 @@ from click.testing import CliRunner
 # Test data directories are made with the umask's mode; tests/test_hostile_paths.py checks the warnings.
 os.environ.setdefault("MOXCLI_QUIET_PERMISSIONS", "1")
 
-pytest_plugins = ["open_files_guard"]  # moxcli never renames or removes a file it holds open
+# open_files_guard: moxcli never renames or removes a file it holds open; helpers.smtpd: the
+# `smtpd` and `mini` SMTP server fixtures.
+pytest_plugins = ["open_files_guard", "helpers.smtpd"]
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "tests" / "lab" / "lab"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_verifydata import make_data_dir, tree_digest
+from helpers.datadir import make_data_dir, tree_digest
 
 from moxcli.cli import cli
 from moxcli.datatools import INCOMPLETE_MARKER, VERSION_FILE
@@ -166,7 +166,7 @@ WRITER = textwrap.dedent(
     from moxcli.store import Store
     from moxcli.delivery.queue import drop, enqueue
     from moxcli.store.mail import ensure_account
-    from test_verifydata import add_message
+    from helpers.datadir import add_message
     data, log = Path(sys.argv[1]), open(sys.argv[2], "a")
     with Store.open(data) as st:
         st.update(lambda tx: ensure_account(tx, "writer"))

@@ -6,7 +6,7 @@ import hashlib
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_dane_pki import make_pki
+from helpers.pki import make_pki
 
 from moxcli.cli import cli
 from moxcli.dane.tlsa import spki_der

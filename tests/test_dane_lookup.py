@@ -8,75 +8,23 @@ from types import SimpleNamespace
 import dns.name
 import pytest
 from conftest import VECTORS
+from helpers.dns import FakeResolver
 
 from moxcli.dane import lookup as lk
-from moxcli.dns import Answer, NotFound, TemporaryDNSError
+from moxcli.dns import NotFound, TemporaryDNSError
 
 VEC = json.loads((VECTORS / "dane_cases.json").read_text())
 
 
-def _n(name: str) -> str:
-    return name.rstrip(".").lower()
-
-
-class FakeResolver:
-    """Answers from tables; CNAMEs followed for non-CNAME types as a stub resolver does."""
-
-    def __init__(self, records: dict, cnames: dict, servfail=(), inauthentic=(), authentic=True):
-        self.records = {(t, _n(k)): v for (t, k), v in records.items()}
-        self.cnames = {_n(k): _n(v) for k, v in cnames.items()}
-        self.servfail = {(t, _n(k)) for t, k in servfail}
-        self.inauthentic = {(t, _n(k)) for t, k in inauthentic}
-        self.authentic = authentic
-        self.queries: list[tuple[str, str]] = []
-
-    def _auth(self, rdtype: str, name: str) -> bool:
-        return self.authentic and (rdtype, name) not in self.inauthentic
-
-    def cname(self, name: str):
-        name = _n(name)
-        self.queries.append(("CNAME", name))
-        if ("CNAME", name) in self.servfail:
-            raise TemporaryDNSError(name, "CNAME", "server failure")
-        if name not in self.cnames:
-            raise NotFound(name, "CNAME", True, self._auth("CNAME", name))
-        return self.cnames[name], self._auth("CNAME", name)
-
-    def query(self, name: str, rdtype: str) -> Answer:
-        name = _n(name)
-        self.queries.append((rdtype, name))
-        authentic = True
-        seen = set()
-        chain = []
-        while name in self.cnames and name not in seen:
-            seen.add(name)
-            authentic = authentic and self._auth("CNAME", name)
-            name = self.cnames[name]
-            chain.append(name.rstrip("."))
-        if (rdtype, name) in self.servfail:
-            raise TemporaryDNSError(name, rdtype, "server failure")
-        authentic = authentic and self._auth(rdtype, name)
-        recs = self.records.get((rdtype, name))
-        if not recs:
-            exc = NotFound(name, rdtype, True, authentic)
-            exc.cnames = chain
-            raise exc
-        return Answer(name, rdtype, list(recs), authentic, name, chain)
-
-    def ips(self, name: str):
-        out, auth, found = [], True, False
-        for t in ("A", "AAAA"):
-            try:
-                a = self.query(name, t)
-            except NotFound as exc:
-                auth = auth and exc.authentic
-                continue
-            found = True
-            auth = auth and a.authentic
-            out.extend(r.address for r in a.records)
-        if not found:
-            raise NotFound(name, "A/AAAA", False, auth)
-        return out, auth, name
+def _resolver(records, cnames, servfail=(), inauthentic=(), authentic=True) -> FakeResolver:
+    """The vectors' DNS: ``servfail`` and ``inauthentic`` as (rdtype, name) pairs."""
+    return FakeResolver(
+        records=records,
+        cnames=cnames,
+        temporary=servfail,
+        dnssec={k: False for k in inauthentic},
+        authentic=authentic,
+    )
 
 
 def _tlsa(data_name: str):
@@ -103,7 +51,7 @@ def _expand_ip(entries):
 def tlsa_resolver() -> FakeResolver:
     d = VEC["gather_tlsa"]["dns"]
     recs = {("TLSA", k): _tlsa(v) for k, v in d["tlsa"].items()}
-    return FakeResolver(recs, d["cname"], _split(d["servfail"]), _split(d["inauthentic"]))
+    return _resolver(recs, d["cname"], _split(d["servfail"]), _split(d["inauthentic"]))
 
 
 @pytest.mark.parametrize(
@@ -153,7 +101,7 @@ def dest_resolver(authentic: bool) -> FakeResolver:
     cnames = {k: v for k, v in d["cname"].items() if "N" not in k}
     for i in range(17):
         cnames[f"cnamelimit{i}.example."] = f"cnamelimit{i + 1}.example."
-    return FakeResolver(recs, cnames, _expand_ip(_split(d["servfail"])), _split(d["inauthentic"]), authentic)
+    return _resolver(recs, cnames, _expand_ip(_split(d["servfail"])), _split(d["inauthentic"]), authentic)
 
 
 @pytest.mark.parametrize("fast", [False, True], ids=["mox", "fast"])
@@ -185,7 +133,7 @@ def test_gather_destinations(case, authentic, fast):
 def test_destinations_in_mx_preference_order():
     """RFC 5321 5.1: the lowest preference first, whatever order the answer lists them in."""
     mx = _mx([(20, "b.order.example."), (10, "c.order.example."), (30, "a.order.example."), (5, "d.order.example.")])
-    d = lk.gather_destinations(FakeResolver({("MX", "order.example."): mx}, {}, [], [], True), "order.example")
+    d = lk.gather_destinations(_resolver({("MX", "order.example."): mx}, {}), "order.example")
     assert d.error is None
     assert d.hosts == [
         ("d.order.example", 5),
@@ -204,7 +152,7 @@ def ips_resolver(authentic: bool) -> FakeResolver:
     d = VEC["gather_ips"]["dns"]
     recs = {("A", k): _addr(v) for k, v in d["a"].items()}
     recs.update({("AAAA", k): _addr(v) for k, v in d["aaaa"].items()})
-    return FakeResolver(recs, d["cname"], _expand_ip(_split(d["servfail"])), _split(d["inauthentic"]), authentic)
+    return _resolver(recs, d["cname"], _expand_ip(_split(d["servfail"])), _split(d["inauthentic"]), authentic)
 
 
 @pytest.mark.parametrize("fast", [False, True], ids=["mox", "fast"])
@@ -264,7 +212,7 @@ def _closed_port() -> int:
 def _dial_resolver(cnames, tlsa, inauthentic=()):
     recs = {("A", "example."): _addr("127.0.0.1"), ("A", "localhost."): _addr("127.0.0.1")}
     recs.update({("TLSA", k): [SimpleNamespace(usage=3, selector=1, mtype=1, cert=b"\1" * 32)] for k in tlsa})
-    return FakeResolver(recs, cnames, (), inauthentic)
+    return _resolver(recs, cnames, (), inauthentic)
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from conftest import VECTORS
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from helpers.pki import make_pki
 from hypothesis import given
 from hypothesis import strategies as st
-from test_dane_pki import make_pki
 
 from moxcli.dane import tlsa as t
 

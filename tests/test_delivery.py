@@ -2,67 +2,25 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
 pytest.importorskip("aiosmtpd")
-from aiosmtpd.controller import Controller
+from helpers.datadir import mailbox_messages
+from helpers.dns import example_org_mx, loopback_dns
+from helpers.smtpd import free_port
 
 from moxcli.config import parse_config
 from moxcli.delivery import deliver, dsn
 from moxcli.delivery import queue as q
 from moxcli.delivery.tlsresults import AttemptTLS, detail, rows
-from moxcli.dns import Answer, NotFound
 from moxcli.errors import LockHeld
 from moxcli.store import Store, suppress
-from moxcli.store import mail as store_mail
-from moxcli.store.files import message_file, queue_file
+from moxcli.store.files import queue_file
 from moxcli.store.lock import job_lock
 from moxcli.tlsrpt import resultsdb as tlsresults
 from moxcli.tlsrpt.report import make_result
-
-
-class Handler:
-    """Accepts mail; ``script`` maps a recipient to a list of RCPT replies used in turn."""
-
-    def __init__(self) -> None:
-        self.script: dict[str, list[str]] = {}
-        self.messages: list[tuple[str, list[str], bytes]] = []
-        self.mail_options: list[list[str]] = []  # MAIL FROM parameters per message
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        replies = self.script.get(address)
-        if replies:
-            r = replies.pop(0)
-            if not r.startswith("250"):
-                return r
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-        self.mail_options.append(list(envelope.mail_options))
-        return "250 2.0.0 queued"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtpd():
-    handler = Handler()
-    port = _free_port()
-    ctl = Controller(handler, hostname="127.0.0.1", port=port, ident="test-smtpd", server_hostname="mx.example.org")
-    ctl.start()
-    handler.port = port
-    handler.greeting = "mx.example.org test-smtpd"
-    yield handler
-    ctl.stop()
 
 
 @pytest.fixture
@@ -112,16 +70,6 @@ def test_temporary_then_success(env):
     assert len(srv.messages) == 1
 
 
-def _mailbox_messages(st, data, account, mailbox):
-    with st.read() as tx:
-        mb = store_mail.get_mailbox(tx, account, mailbox)
-        if mb is None:
-            return []
-        return [
-            (m, message_file(data, account, m.id).read_bytes()) for m in store_mail.list_messages(tx, account, mb.id)
-        ]
-
-
 def test_permanent_failure_gives_up_at_once_with_dsn(env):
     st, data, cfg, srv = env
     srv.script["r@[127.0.0.1]"] = ["550 5.1.1 no such user"]
@@ -132,26 +80,10 @@ def test_permanent_failure_gives_up_at_once_with_dsn(env):
     assert (r.outcome, r.code, r.enhanced, r.dsn) == ("failed", 550, "5.1.1", True)
     assert q.list_messages(st) == [] and not queue_file(data, mid).exists()
     assert srv.messages == []
-    ((rec, text),) = _mailbox_messages(st, data, "bob", "Inbox")
+    ((rec, text),) = mailbox_messages(st, data, "bob", "Inbox")
     assert "\\Seen" not in rec.flags
     assert b"Status: 5.1.1" in text and b"Final-Recipient: rfc822; r@[127.0.0.1]" in text
     assert b"Message-Id: <perm@moxcli.test>" in text
-
-
-class FakeResolver:
-    """Every name is insecure, has no CNAME, no MX, no TXT, and the address 127.0.0.1."""
-
-    def cname(self, name):
-        raise NotFound(name, "CNAME", False, False)
-
-    def query(self, name, rdtype):
-        raise NotFound(name, rdtype, False, False)
-
-    def txt(self, name):
-        raise NotFound(name, "TXT", False, False)
-
-    def ips(self, name):
-        return ["127.0.0.1"], False, name
 
 
 def test_report_failure_dsn_quiet_and_suppressed(env):
@@ -178,12 +110,12 @@ def test_report_failure_dsn_quiet_and_suppressed(env):
         max_attempts=1,
     )
     before = time.time()
-    res = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, FakeResolver(), st, data))
+    res = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, loopback_dns(), st, data))
     after = time.time()
     assert [(r.outcome, r.dsn) for r in res] == [("failed", True), ("failed", True)]
-    ((rec, text),) = _mailbox_messages(st, data, "postmaster", "Postmaster/tlsrpt")
+    ((rec, text),) = mailbox_messages(st, data, "postmaster", "Postmaster/tlsrpt")
     assert "\\Seen" in rec.flags and b"Message-Id: <tlsrpt@moxcli.test>" in text
-    ((rec, text),) = _mailbox_messages(st, data, "postmaster", "Postmaster/dmarc")
+    ((rec, text),) = mailbox_messages(st, data, "postmaster", "Postmaster/dmarc")
     assert "\\Seen" in rec.flags and b"Status: 4.0.0" in text
     with st.read() as tx:
         # a permanent refusal suppresses the address for 30 days; the temporary one does not
@@ -206,7 +138,7 @@ def test_max_attempts_then_failed(env):
 
 def test_connection_refused_is_deferred(env, tmp_path):
     st, data, _cfg, _srv = env
-    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {_free_port()}\n', tmp_path / "x.toml")
+    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {free_port()}\n', tmp_path / "x.toml")
     (mid,) = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["r@[127.0.0.1]"], data=MSG % b"refused")
     (r,) = deliver.run_queue(st, data, cfg)
     assert r.outcome == "deferred" and "connecting to 127.0.0.1" in r.error
@@ -337,7 +269,7 @@ def test_dsn_destination_and_format(env):
 
 def test_results_recorded_per_attempt_and_off_switch(env, tmp_path):
     st, data, cfg, srv = env
-    eng = deliver.Engine(cfg, FakeResolver(), st, data)
+    eng = deliver.Engine(cfg, loopback_dns(), st, data)
     q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=MSG % b"rec")
     q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["y@example.org"], data=MSG % b"rec2")
     assert [r.outcome for r in deliver.run_queue(st, data, cfg, engine=eng)] == ["delivered", "delivered"]
@@ -358,7 +290,7 @@ def test_results_recorded_per_attempt_and_off_switch(env, tmp_path):
     )
     q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["z@example.net"], data=MSG % b"off")
     assert [
-        r.outcome for r in deliver.run_queue(st, data, off, engine=deliver.Engine(off, FakeResolver(), st, data))
+        r.outcome for r in deliver.run_queue(st, data, off, engine=deliver.Engine(off, loopback_dns(), st, data))
     ] == ["delivered"]
     with st.read() as tx:
         assert {r.recipient_domain for r in tlsresults.iter_rows(tx)} == {"example.org"}
@@ -375,7 +307,7 @@ def test_delayed_dsn_after_fifth_failure(env):
         (r,) = deliver.run_queue(st, data, cfg, now=t)
         assert (r.outcome, r.attempt, r.dsn) == ("deferred", n, n == 5)
         t = r.next_attempt + 1
-    ((_rec, text),) = _mailbox_messages(st, data, "carol", "Inbox")
+    ((_rec, text),) = mailbox_messages(st, data, "carol", "Inbox")
     assert b"Action: delayed" in text and b"Status: 4.3.0" in text and b"Will-Retry-Until:" in text
     assert b"Diagnostic-Code: smtp; 451 4.3.0 later" in text
 
@@ -383,29 +315,14 @@ def test_delayed_dsn_after_fifth_failure(env):
 def test_policy_rejection_on_first_attempt_to_dual_stack_host_is_retried(env):
     st, data, cfg, srv = env
 
-    class DualStack(FakeResolver):
-        def ips(self, name):
-            return ["127.0.0.1", "::1"], False, name
-
     srv.script["p@example.org"] = ["550 5.7.1 policy", "550 5.7.1 policy"]
     q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["p@example.org"], data=MSG % b"dual")
-    eng = deliver.Engine(cfg, DualStack(), st, data)
+    eng = deliver.Engine(cfg, loopback_dns(any_address=["127.0.0.1", "::1"]), st, data)
     t = time.time()
     (r,) = deliver.run_queue(st, data, cfg, engine=eng, now=t)
     assert (r.outcome, r.enhanced) == ("deferred", "5.7.1")
     (r,) = deliver.run_queue(st, data, cfg, engine=eng, now=t + 1000)
     assert (r.outcome, r.enhanced) == ("failed", "5.7.1")
-
-
-class MXResolver(FakeResolver):
-    """example.org has MX mx.example.org (insecure), which is at 127.0.0.1."""
-
-    def query(self, name, rdtype):
-        if rdtype == "MX" and name == "example.org":
-            import dns.rdata
-
-            return Answer(name, rdtype, [dns.rdata.from_text("IN", "MX", "10 mx.example.org.")], False, name)
-        raise NotFound(name, rdtype, False, False)
 
 
 def _rows(st):
@@ -421,7 +338,7 @@ def test_greylisted_then_delivered_via_mx_with_tls_results(env):
     srv.script["g@example.org"] = ["451 4.7.1 greylisted"]
     body = MSG % b"grey-mx"
     q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["g@example.org"], data=body)
-    eng = deliver.Engine(cfg, MXResolver(), st, data)
+    eng = deliver.Engine(cfg, example_org_mx(), st, data)
     t0 = time.time()
     (r,) = deliver.run_queue(st, data, cfg, engine=eng, now=t0)
     assert (r.outcome, r.host, r.ip, r.code, r.enhanced) == ("deferred", "mx.example.org", "127.0.0.1", 451, "4.7.1")
@@ -485,7 +402,7 @@ def test_rejected_5xx_via_mx_with_tls_results(env):
         data=MSG % b"rej-mx",
         sender_account="dave",
     )
-    (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, MXResolver(), st, data))
+    (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, example_org_mx(), st, data))
     assert (r.outcome, r.code, r.enhanced, r.dsn, r.host) == ("failed", 550, "5.1.1", True, "mx.example.org")
     assert srv.messages == []
     rows_ = _rows(st)
@@ -494,7 +411,7 @@ def test_rejected_5xx_via_mx_with_tls_results(env):
     for _, _, (res,) in rows_.values():
         assert res["summary"] == {"total-successful-session-count": 0, "total-failure-session-count": 0}
         assert [d["result-type"] for d in res["failure-details"]] == ["starttls-not-supported"]
-    ((_, text),) = _mailbox_messages(st, data, "dave", "Inbox")
+    ((_, text),) = mailbox_messages(st, data, "dave", "Inbox")
     assert b"Remote-MTA: dns; mx.example.org" in text and b"Diagnostic-Code: smtp; 550 5.1.1 no such user" in text
 
 
@@ -518,11 +435,11 @@ def test_unexpected_error_defers_and_queue_continues(env, monkeypatch):
 
 def test_unreachable_address_not_dialed_again_in_the_same_run(env, tmp_path):
     st, data, _cfg, _srv = env
-    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {_free_port()}\n', tmp_path / "x.toml")
+    cfg = parse_config(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {free_port()}\n', tmp_path / "x.toml")
     q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["a@[127.0.0.1]"], data=MSG % b"dead")
     q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["b@[127.0.0.1]"], data=MSG % b"dead2")
     dials = []
-    eng = deliver.Engine(cfg, FakeResolver(), st, data)
+    eng = deliver.Engine(cfg, loopback_dns(), st, data)
     real = eng.connect
     eng.connect = lambda ip, port, timeout: (dials.append(ip), real(ip, port, timeout))[1]
     res = deliver.run_queue(st, data, cfg, engine=eng)
@@ -544,7 +461,7 @@ def test_recipients_of_one_submission_share_a_transaction(env):
         data=body,
         sender_account="erin",
     )
-    res = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, FakeResolver(), st, data))
+    res = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, loopback_dns(), st, data))
     assert [(r.id, r.outcome, r.code, r.enhanced) for r in res] == [
         (ids[0], "delivered", 250, "2.0.0"),
         (ids[1], "failed", 550, "5.1.1"),
@@ -553,14 +470,14 @@ def test_recipients_of_one_submission_share_a_transaction(env):
     ]
     assert srv.messages == [("a@moxcli.test", ["ok@example.org"], body), ("a@moxcli.test", ["x@example.net"], body)]
     assert [m.id for m in q.list_messages(st)] == [ids[2]]
-    assert len(_mailbox_messages(st, data, "erin", "Inbox")) == 1  # the DSN for no@
+    assert len(mailbox_messages(st, data, "erin", "Inbox")) == 1  # the DSN for no@
     with st.read() as tx:
         (row,) = [r for r in tlsresults.iter_rows(tx) if r.recipient_domain == "example.org"]
     assert row.results[0].details[0].failed_session_count == 2  # one session (rcpt + host result)
 
 
 def test_rcptmax_chunks_and_452_retried_in_next_transaction(env):
-    from test_smtp_client import Scripted
+    from helpers.smtpd import Scripted
 
     st, data, cfg, _ = env
     srv = Scripted(
@@ -572,7 +489,7 @@ def test_rcptmax_chunks_and_452_retried_in_next_transaction(env):
             ".": [b"250 2.0.0 ok\r\n"] * 3,
         },
     )
-    eng = deliver.Engine(cfg, FakeResolver(), st, data, connect=lambda ip, port, timeout: srv.client_sock)
+    eng = deliver.Engine(cfg, loopback_dns(), st, data, connect=lambda ip, port, timeout: srv.client_sock)
     q.enqueue(
         st,
         data,

@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers.dns import example_org_mx
+from helpers.proc import BIG, BODY, spawn_moxcli
 from smtpstub import NORMAL, STALL_AFTER_DOT, STALL_BANNER, STALL_MAIL, STALL_MID_DATA, stub
-from test_delivery import MXResolver
 
 from moxcli import stop
 from moxcli.cli import cli
@@ -31,9 +30,6 @@ from moxcli.store.lock import job_lock
 from moxcli.tlsrpt import resultsdb as tlsresults
 
 ROOT = Path(__file__).resolve().parent.parent
-BODY = b"From: <a@moxcli.test>\r\nSubject: stop test\r\n\r\nhello\r\n"
-# Larger than the loopback socket buffers, so that the client blocks in the middle of the data.
-BIG = b"From: <a@moxcli.test>\r\nSubject: big\r\n\r\n" + (b"y" * 76 + b"\r\n") * 80_000
 
 
 def _data_dir(tmp_path: Path, port: int, extra: str = "") -> Path:
@@ -45,18 +41,6 @@ def _data_dir(tmp_path: Path, port: int, extra: str = "") -> Path:
 
 def _cli(runner, data, *args, input=None):
     return runner.invoke(cli, ["--data", str(data), *args], input=input, env={"COLUMNS": "300"})
-
-
-def _spawn(data: Path, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen(
-        [sys.executable, "-m", "moxcli", "--data", str(data), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -75,7 +59,7 @@ def test_signal_during_stalled_session(runner, tmp_path, sig, mode, event, body)
         data = _data_dir(tmp_path, srv.port)
         r = _cli(runner, data, "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]", input=body)
         assert r.exit_code == 0, r.output
-        p = _spawn(data, "queue", "run")
+        p = spawn_moxcli(data, "queue", "run")
         try:
             assert srv.reached[event].wait(60), "the run never got to the stall"
             p.send_signal(sig)
@@ -103,7 +87,7 @@ def test_second_signal_exits_at_once(runner, tmp_path):
     with stub([STALL_MAIL, NORMAL]) as srv:
         data = _data_dir(tmp_path, srv.port)
         _cli(runner, data, "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]", input=BODY)
-        p = _spawn(data, "--log-level", "info", "queue", "run")
+        p = spawn_moxcli(data, "--log-level", "info", "queue", "run")
         try:
             assert srv.reached["mail"].wait(60)
             p.send_signal(signal.SIGTERM)
@@ -138,7 +122,7 @@ def test_interrupted_attempt_records_no_tls_results_and_later_messages_wait(tmp_
         with Store.open(data) as st:
             a = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=BODY)
             b = q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["y@example.org"], data=BODY)
-            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            eng = deliver.Engine(cfg, example_org_mx(), st, data)
             seen = []
 
             def kill_when_stalled() -> None:

@@ -16,15 +16,14 @@ import pytest
 from conftest import VECTORS
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from dns.rdtypes.ANY.MX import MX
 from dns.rdtypes.ANY.TLSA import TLSA
+from helpers.dns import FakeResolver, loopback_dns
+from helpers.smtpd import RequireTLSServer, self_signed_cert
 from rfc8460_form import rfc8460_form
-from test_delivery_tls import RequireTLSServer, _cert
 
 from moxcli.config import parse_config
 from moxcli.delivery import deliver
 from moxcli.delivery import queue as q
-from moxcli.dns import Answer, NotFound
 from moxcli.store import Store
 from moxcli.tlsrpt import resultsdb as tlsresults
 
@@ -34,33 +33,14 @@ SCENARIOS = {
 DOMAIN, MXHOST = "mox.example", "mail.mox.example"
 
 
-class Resolver:
+def _dns(authentic: bool, tlsa: list[TLSA], tlsa_authentic: bool) -> FakeResolver:
     """mox.example MX mail.mox.example at 127.0.0.1; DNSSEC status and TLSA per scenario."""
-
-    def __init__(self, authentic: bool, tlsa: list[TLSA], tlsa_authentic: bool) -> None:
-        self.authentic, self.tlsa, self.tlsa_authentic = authentic, tlsa, tlsa_authentic
-
-    def cname(self, name):
-        raise NotFound(name, "CNAME", False, self.authentic)
-
-    def query(self, name, rdtype):
-        if rdtype == "MX" and name == DOMAIN:
-            return Answer(
-                name,
-                rdtype,
-                [MX(dns.rdataclass.IN, dns.rdatatype.MX, 10, dns.name.from_text(MXHOST))],
-                self.authentic,
-                name,
-            )
-        if rdtype == "TLSA" and name == f"_25._tcp.{MXHOST}" and self.tlsa:
-            return Answer(name, rdtype, self.tlsa, self.tlsa_authentic, name)
-        raise NotFound(name, rdtype, False, self.authentic)
-
-    def txt(self, name):
-        raise NotFound(name, "TXT", False, self.authentic)
-
-    def ips(self, name):
-        return ["127.0.0.1"], self.authentic, name
+    records: dict[tuple[str, str], list] = {("MX", DOMAIN): [f"10 {MXHOST}."]}
+    dnssec = {}
+    if tlsa:
+        records[("TLSA", f"_25._tcp.{MXHOST}")] = tlsa
+        dnssec[("TLSA", f"_25._tcp.{MXHOST}")] = tlsa_authentic
+    return loopback_dns(authentic=authentic, records=records, dnssec=dnssec)
 
 
 def _tlsa(usage, selector, mtype, data):
@@ -74,7 +54,7 @@ class GreetingServer(RequireTLSServer):
 
 
 def _run(tmp_path, *, old_tls=False, authentic=False, tlsa=None, tlsa_authentic=True, requiretls=None, header=b""):
-    cert, key = _cert(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     if old_tls:
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
@@ -101,7 +81,7 @@ def _run(tmp_path, *, old_tls=False, authentic=False, tlsa=None, tlsa_authentic=
             require_tls=q.require_tls_for(body, bool(requiretls)),
         )
         (r,) = deliver.run_queue(
-            st, data, cfg, engine=deliver.Engine(cfg, Resolver(authentic, records, tlsa_authentic), st, data)
+            st, data, cfg, engine=deliver.Engine(cfg, _dns(authentic, records, tlsa_authentic), st, data)
         )
         with st.read() as tx:
             rows = [row.to_json() for row in tlsresults.iter_rows(tx)]

@@ -18,7 +18,8 @@ import re
 
 import pytest
 from helpers.dkim import make_dkim_config, verify_all
-from helpers.dmarc import FakeResolver, hour, queued, report_xml, vector_eval
+from helpers.dmarc import hour, queued, report_xml, vector_eval
+from helpers.dns import FakeResolver
 
 from moxcli.config import parse_config
 from moxcli.dmarc.db import record_evaluations

@@ -9,7 +9,8 @@ import re
 import time
 
 import pytest
-from helpers.dmarc import FakeResolver, hour, queued, report_xml, vector_eval, vectors
+from helpers.dmarc import hour, queued, report_xml, vector_eval, vectors
+from helpers.dns import FakeResolver
 
 from moxcli.config import parse_config
 from moxcli.dmarc.db import list_evaluations, record_evaluations

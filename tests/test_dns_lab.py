@@ -24,10 +24,14 @@ def test_insecure_zone_not_authentic(resolver):
 
 
 def test_bogus_zone_has_authentication_ede(resolver):
+    # unbound says 7 (signature expired) when it first validates the zone's key and 6 (DNSSEC
+    # bogus, RFC 8914 4.7) while it keeps the key as bad (val-bogus-ttl, 60 s): so ask twice.
+    with pytest.raises(BogusDNSError):
+        resolver.query("bogus.test", "MX")
     with pytest.raises(BogusDNSError) as exc:
         resolver.query("bogus.test", "MX")
     assert exc.value.authentication_ede is not None
-    assert exc.value.authentication_ede.code in (6, 7)
+    assert exc.value.authentication_ede.code == 6
 
 
 def test_bogus_tlsa_only(resolver):

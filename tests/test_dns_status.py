@@ -4,7 +4,7 @@
 import json
 
 import pytest
-from helpers.dns import TxtResolver
+from helpers.dns import FakeResolver
 
 from moxcli.cli import cli
 from moxcli.dmarc.lookup import NoDMARCRecord, lookup_record
@@ -21,7 +21,7 @@ from moxcli.mtasts.fetch import FetchOptions
     ],
 )
 def test_mtasts_record_denials(txt, status):
-    check = check_live(TxtResolver(txt), "example.org", FetchOptions(443, ()))
+    check = check_live(FakeResolver(txt), "example.org", FetchOptions(443, ()))
     assert check.status == status and check.to_json()["status"] == status and not check.valid
 
 
@@ -35,7 +35,7 @@ def test_mtasts_record_denials(txt, status):
 )
 def test_dmarc_lookup_denial_codes(txt, code):
     with pytest.raises(NoDMARCRecord) as exc:
-        lookup_record(TxtResolver(txt), parse_domain("mail.example.org"))
+        lookup_record(FakeResolver(txt), parse_domain("mail.example.org"))
     assert exc.value.code == code
 
 

@@ -12,10 +12,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers.dns import example_org_mx
+from helpers.proc import log_since
 from smtpstub import DRIP_TLS, NORMAL, STARTTLS_454, STARTTLS_GARBAGE, stub
-from test_delivery import MXResolver
-from test_wire import MiniSMTP, mini  # noqa: F401  (fixture)
-from test_wire_lab import log_since
 
 from moxcli.cli import cli
 from moxcli.config import parse_config
@@ -56,7 +55,7 @@ def test_no_plaintext_to_domain_that_did_starttls(runner, tmp_path):
             with st.write() as tx:  # an earlier delivery to example.org went over STARTTLS
                 domaintls.record(tx, "example.org", True, True, "mx.example.org", 1_000_000.0)
             q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=BODY)
-            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            eng = deliver.Engine(cfg, example_org_mx(), st, data)
             (r,) = deliver.run_queue(st, data, cfg, engine=eng)
             assert (r.outcome, r.code, r.enhanced, r.remote_reply) == ("deferred", 0, "4.7.10", "")
             assert r.error == (
@@ -125,7 +124,7 @@ def test_no_plaintext_to_domain_that_did_starttls(runner, tmp_path):
         # The plaintext delivery of a TLS-Required: No message changes nothing for the others:
         # message 1 stays refused until the domain is forgotten.
         with Store.open(data) as st:
-            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            eng = deliver.Engine(cfg, example_org_mx(), st, data)
             (r,) = deliver.run_queue(st, data, cfg, engine=eng, ids=[1])
             assert (r.outcome, r.enhanced, len(srv.messages)) == ("deferred", "4.7.10", 1)
         r = _invoke(runner, data, "domains", "forget", "EXAMPLE.org")
@@ -134,7 +133,7 @@ def test_no_plaintext_to_domain_that_did_starttls(runner, tmp_path):
         r = _invoke(runner, data, "domains", "forget", "example.org")
         assert (r.exit_code, r.stderr) == (2, "moxcli: domain example.org: nothing recorded\n")
         with Store.open(data) as st:
-            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            eng = deliver.Engine(cfg, example_org_mx(), st, data)
             (r,) = deliver.run_queue(st, data, cfg, engine=eng, ids=[1])
             assert (r.outcome, r.tls, len(srv.messages)) == ("delivered", "", 2)
 
@@ -155,7 +154,7 @@ def test_no_plaintext_fallback_after_tls_failure_to_domain_that_did_starttls(tmp
         cfg = _config(data, srv.port)
         with Store.open(data) as st:
             q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=BODY)
-            eng = deliver.Engine(cfg, MXResolver(), st, data)
+            eng = deliver.Engine(cfg, example_org_mx(), st, data)
             (r,) = deliver.run_queue(st, data, cfg, engine=eng)
             # Nothing known: the same server gets the message in plaintext on a second connection.
             assert (r.outcome, r.tls, srv.connections, len(srv.messages)) == ("delivered", "", 2, 1)
@@ -165,7 +164,7 @@ def test_no_plaintext_fallback_after_tls_failure_to_domain_that_did_starttls(tmp
                 with st.write() as tx:
                     domaintls.record(tx, "example.org", True, False, "mx.example.org", 1_000_000.0)
                 q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["y@example.org"], data=BODY)
-                eng = deliver.Engine(cfg, MXResolver(), st, data)
+                eng = deliver.Engine(cfg, example_org_mx(), st, data)
                 (r,) = deliver.run_queue(st, data, cfg, engine=eng)
                 assert (r.outcome, r.enhanced, srv.connections, srv.messages) == ("deferred", "4.7.10", 1, [])
                 assert r.error.startswith(want)
@@ -307,12 +306,12 @@ def test_stalled_handshake_to_domain_that_did_starttls_is_a_broken_deadline(tmp_
             with st.write() as tx:
                 domaintls.record(tx, "example.org", True, False, "mx.example.org", 1_000_000.0)
             q.enqueue(st, data, mail_from="a@moxcli.test", recipients=["x@example.org"], data=BODY)
-            (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, MXResolver(), st, data))
+            (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, example_org_mx(), st, data))
         assert (r.outcome, r.enhanced, r.stalled, srv.connections, srv.messages) == ("deferred", "4.7.10", True, 1, [])
         assert "; not delivering in plaintext: the domain did STARTTLS before" in r.error
 
 
-def test_requiretls_offer_recorded_and_shown(runner, tmp_path, mini):  # noqa: F811
+def test_requiretls_offer_recorded_and_shown(runner, tmp_path, mini):
     """A server that offers REQUIRETLS (RFC 8689) in its EHLO: recorded with its time, shown by
     `domains list` and as the "REQUIRETLS seen" indicator; a later server without it says no
     for the last delivery and keeps `requiretls_seen` (and the indicator)."""
@@ -325,7 +324,7 @@ def test_requiretls_offer_recorded_and_shown(runner, tmp_path, mini):  # noqa: F
         cfg = _config(data, srv.port)
         with Store.open(data) as st:
             q.enqueue(st, data, mail_from="a@moxcli.test", recipients=[f"r{n}@example.org"], data=BODY)
-            (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, MXResolver(), st, data))
+            (r,) = deliver.run_queue(st, data, cfg, engine=deliver.Engine(cfg, example_org_mx(), st, data))
             assert r.outcome == "delivered"
             with st.read() as tx:
                 known = domaintls.get(tx, "example.org")

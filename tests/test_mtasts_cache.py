@@ -4,15 +4,15 @@ refresher (docs/behaviour-notes.md §4.5, §4.6), with fake DNS and a fake fetch
 import random
 
 import pytest
+from helpers.dns import FakeResolver
 
-from moxcli.dns import NotFound, TemporaryDNSError
 from moxcli.domain import parse_domain
 from moxcli.errors import TemporaryError
 from moxcli.mtasts import cache, db
 from moxcli.mtasts import refresh as refresh_mod
 from moxcli.mtasts.cache import STSTemporaryError, list_policies, policy_for_delivery, upsert
 from moxcli.mtasts.errors import NoPolicy, PolicyFetch, PolicySyntax
-from moxcli.mtasts.fetch import Fetched
+from moxcli.mtasts.fetch import Fetched, FetchOptions
 from moxcli.mtasts.policy import parse_policy
 from moxcli.mtasts.refresh import refresh
 from moxcli.store import Store
@@ -25,25 +25,9 @@ POLICY1 = (
 POLICY2 = "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmax_age: 360000\r\n"
 
 
-class DNS:
-    """TXT records by name; names in ``fail`` answer SERVFAIL."""
-
-    untrusted_reason = None
-
-    def __init__(self, txt=None, fail=()):
-        self.txt_data = dict(txt or {})
-        self.fail = set(fail)
-
-    def txt(self, name):
-        from moxcli.dns import Answer
-
-        if name in self.fail:
-            raise TemporaryDNSError(name, "TXT", "server failure")
-        if name not in self.txt_data:
-            raise NotFound(name, "TXT", True, False)
-        a = Answer(name, "TXT", [], True, name, [], 60)
-        a.texts = lambda: list(self.txt_data[name])
-        return a
+def DNS(txt=None, fail=()):
+    """TXT records by name, DNSSEC-secure; names in ``fail`` answer SERVFAIL."""
+    return FakeResolver(txt, temporary=fail, authentic=True)
 
 
 class Fetcher:
@@ -52,9 +36,11 @@ class Fetcher:
     def __init__(self, by_domain=None):
         self.by_domain = dict(by_domain or {})
         self.calls = []
+        self.timeouts = []
 
     def __call__(self, resolver, domain, options):
         self.calls.append(domain.ascii)
+        self.timeouts.append(options.timeout)
         v = self.by_domain.get(domain.ascii, NoPolicy("no address"))
         if isinstance(v, Exception):
             raise v
@@ -215,25 +201,25 @@ def test_cached_cases(store, fetcher):
     with pytest.raises(STSTemporaryError):
         policy_for_delivery(store, dns, "temperror.example.com", now=t)
     # id changed, refetch fails: cached policy, fallback detail
-    dns.txt_data["_mta-sts.example.com"] = ["v=STSv1; id=125"]
+    dns.add({"_mta-sts.example.com": ["v=STSv1; id=125"]})
     fetcher.by_domain["example.com"] = PolicyFetch("dial failed")
     out = policy_for_delivery(store, dns, "example.com", now=t)
     assert out.policy.mode == "enforce" and not out.fresh
     assert out.result.details[0].failure_reason_code == "cannot-fetch-policy+fallback-to-cached-policy"
     assert out.result.policy.string[1] == "mode: enforce"
     # record removed: cached policy still used
-    del dns.txt_data["_mta-sts.example.com"]
+    dns.remove("_mta-sts.example.com")
     out = policy_for_delivery(store, dns, "example.com", now=t)
     assert out.policy.mode == "enforce" and not out.fresh
     assert out.result.details[0].failure_reason_code == "no-mta-sts-dns-txt-record+fallback-to-cached-policy"
     # DNS down with a cached policy: no error, cached policy
-    dns.fail.add("_mta-sts.example.com")
+    dns.set_failing("_mta-sts.example.com")
     out = policy_for_delivery(store, dns, "example.com", now=t)
     assert out.policy.mode == "enforce"
     assert out.result.details[0].failure_reason_code == "dns-lookup+fallback-to-cached-policy"
     # id changed and fetch works: new policy stored, valid_end from new max_age
-    dns.fail.clear()
-    dns.txt_data["_mta-sts.example.com"] = ["v=STSv1; id=126"]
+    dns.set_failing("_mta-sts.example.com", False)
+    dns.add({"_mta-sts.example.com": ["v=STSv1; id=126"]})
     fetcher.by_domain["example.com"] = POLICY1
     out = policy_for_delivery(store, dns, "example.com", now=t)
     assert out.policy.mode == "testing" and out.fresh and not out.cached
@@ -259,7 +245,14 @@ def test_cached_without_text_is_refetched(store, fetcher):
 def test_policy_string_falls_back_to_formatted_policy(store):
     row = upsert(store, parse_domain("f.example"), "1", fetched(POLICY1), NOW)
     row.policy_text = ""
-    assert cache.policy_lines(row) == parse_policy(POLICY1).format().rstrip("\n").split("\n")
+    assert cache.policy_lines(row) == [
+        "version: STSv1",
+        "mode: testing",
+        "max_age: 1296000",  # as mox writes a policy: max_age before the mx lines
+        "mx: mx1.example.com",
+        "mx: mx2.example.com",
+        "mx: mx.backup-example.com",
+    ]
 
 
 def test_invalid_domain_is_usage_error(store):
@@ -354,3 +347,78 @@ def test_refresh_loses_race_to_delivery(store, fetcher, monkeypatch):
     (r,) = refresh(store, dns, spread=0, now=lambda: T)
     assert r.action == "unchanged"
     assert list_policies(store)[0].record_id == "9"
+
+
+@pytest.mark.parametrize(
+    "given,first,refetch",
+    [(1000.0, 60.0, 30.0), (45.0, 45.0, 30.0), (5.0, 5.0, 5.0)],
+    ids=["capped", "first-contact-as-given", "as-given"],
+)
+def test_fetch_timeouts(store, fetcher, given, first, refetch):
+    """A first fetch waits at most 60 s, a refetch with a cached policy at most 30 s."""
+    dns = DNS({"_mta-sts.x.example": ["v=STSv1; id=1"]})
+    fetcher.by_domain["x.example"] = POLICY2
+    policy_for_delivery(store, dns, "x.example", FetchOptions(timeout=given), now=NOW)
+    dns.add({"_mta-sts.x.example": ["v=STSv1; id=2"]})
+    policy_for_delivery(store, dns, "x.example", FetchOptions(timeout=given), now=NOW + 1)
+    assert fetcher.timeouts == [first, refetch]
+
+
+def test_temporary_error_carries_its_cause(store, fetcher):
+    with pytest.raises(STSTemporaryError) as exc:
+        policy_for_delivery(store, DNS(fail={"_mta-sts.t.example"}), "t.example", now=NOW)
+    cause = exc.value.cause
+    assert type(cause).__name__ == "DNSLookupError" and cause.exit_code == 3
+    assert str(exc.value) == str(cause) != ""
+
+
+def test_a_domain_object_is_taken_as_is(store, fetcher):
+    """The queue passes parsed domains: the same outcome as for the name."""
+    out = policy_for_delivery(store, DNS(), parse_domain("absent.example.com"), now=NOW)
+    assert (out.result.policy.type, out.result.policy.domain) == ("no-policy-found", "absent.example.com")
+    assert (out.record, out.record_text, out.fetched, out.row) == (None, "", None, None)
+
+
+def test_backoff_row_is_an_sts_v1_none_policy(store):
+    row = upsert(store, parse_domain("b.example"), "9", None, NOW)
+    assert (row.policy.version, row.policy.mode, row.policy.max_age, row.policy.mx) == ("STSv1", "none", 300, ())
+
+
+# Every outcome of policy_for_delivery: (cached, fresh) and the counts of its sts result (0: delivery adds them).
+OUTCOMES = [
+    # cached policy, record unchanged
+    ("unchanged", {"_mta-sts.c.example": ["v=STSv1; id=1"]}, (), None, (True, True, "sts")),
+    # cached policy, record gone: the cached policy stays in force
+    ("record-gone", {}, (), None, (True, False, "sts")),
+    # cached policy, record lookup fails temporarily
+    ("dns-down", {}, ("_mta-sts.c.example",), None, (True, False, "sts")),
+    # cached policy, new id, refetch fails
+    ("refetch-fails", {"_mta-sts.c.example": ["v=STSv1; id=2"]}, (), PolicyFetch("500"), (True, False, "sts")),
+    # cached policy, new id, refetched
+    ("refetched", {"_mta-sts.c.example": ["v=STSv1; id=2"]}, (), POLICY1, (False, True, "sts")),
+]
+
+
+@pytest.mark.parametrize("name,txt,fail,fetch,want", OUTCOMES, ids=[o[0] for o in OUTCOMES])
+def test_cached_outcomes(store, fetcher, name, txt, fail, fetch, want):
+    upsert(store, parse_domain("c.example"), "1", fetched(POLICY2), NOW)
+    if fetch is not None:
+        fetcher.by_domain["c.example"] = fetch
+    out = policy_for_delivery(store, DNS(txt, fail=fail), "c.example", now=NOW + 1)
+    assert (out.cached, out.fresh, out.result.policy.type) == want
+    assert (out.result.success, out.result.failure) == (0, 0)
+
+
+def test_first_contact_mode_none_is_fresh_and_not_cached(store, fetcher):
+    fetcher.by_domain["n.example"] = "version: STSv1\nmode: none\nmax_age: 100\n"
+    out = policy_for_delivery(store, DNS({"_mta-sts.n.example": ["v=STSv1; id=1"]}), "n.example", now=NOW)
+    assert (out.fresh, out.cached, out.result.policy.type, out.record.id) == (True, False, "no-policy-found", "1")
+    assert out.record_text == "v=STSv1; id=1"
+
+
+def test_dnssec_failure_keeps_the_exit_code_of_its_cause(store, fetcher):
+    """A bogus record (DNSSEC validation failed) is not temporary: exit 1, as its cause."""
+    with pytest.raises(STSTemporaryError) as exc:
+        policy_for_delivery(store, FakeResolver(bogus=["_mta-sts.b.example"]), "b.example", now=NOW)
+    assert (exc.value.exit_code, exc.value.cause.exit_code) == (1, 1)
+    assert exc.value.result.details[0].failure_reason_code == "dns-extended-error-6-dnssec-bogus"

@@ -4,11 +4,12 @@ import json
 
 import pytest
 from conftest import VECTORS
+from helpers.dns import FakeResolver, vector_dns
 from helpers.samples import SAMPLES, need_sample
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moxcli.dns import Answer, BogusDNSError, ExtendedError, NotFound, TemporaryDNSError
+from moxcli.dns import BogusDNSError, ExtendedError, TemporaryDNSError
 from moxcli.domain import parse_domain
 from moxcli.mtasts.errors import (
     DNSLookupError,
@@ -213,33 +214,10 @@ def test_lint(text, ctype, needles):
     assert len(w) == len(needles) and all(n in x for n, x in zip(needles, w, strict=True)), w
 
 
-class FakeResolver:
-    untrusted_reason = None
-
-    def __init__(self, txt, cname=None, servfail=(), bogus=()):
-        self.data, self.cname, self.servfail, self.bogus = txt, cname or {}, servfail, bogus
-
-    def txt(self, name):
-        fq = name + "."
-        chain = []
-        while fq in self.cname:
-            fq = self.cname[fq]
-            chain.append(fq.rstrip("."))
-        if f"TXT {fq}" in self.servfail:
-            raise TemporaryDNSError(name, "TXT", "server failure")
-        if fq in self.bogus:
-            raise BogusDNSError(name, "TXT", "bogus", [ExtendedError(6)])
-        if fq not in self.data:
-            raise NotFound(name, "TXT", True, False)
-        a = Answer(name, "TXT", [], False, fq.rstrip("."), chain, 60)
-        a.texts = lambda: self.data[fq]
-        return a
-
-
 @pytest.mark.parametrize("case", REC["lookup"]["cases"], ids=lambda c: c["domain"])
 def test_lookup(case):
     lk = REC["lookup"]
-    r = FakeResolver(lk["dns_txt"], lk["dns_cname"], lk["dns_servfail"])
+    r = vector_dns(lk)
     errors = {
         "ErrNoRecord": NoRecord,
         "ErrMultipleRecords": MultipleRecords,
@@ -274,7 +252,7 @@ def test_failure_reasons():
 
 
 def test_bogus_record_lookup():
-    r = FakeResolver({}, bogus=("_mta-sts.b.example.",))
+    r = FakeResolver(bogus=["_mta-sts.b.example"])
     with pytest.raises(DNSLookupError) as exc:
         lookup_record(r, parse_domain("b.example"))
     assert failure_reason(exc.value) == "dns-extended-error-6-dnssec-bogus"

@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from test_dane_pki import NOW, make_pki
+from helpers.pki import NOW, make_pki
 
 from moxcli.dane import tlsa as t
 from moxcli.dane.verify import DANEVerdict, verify

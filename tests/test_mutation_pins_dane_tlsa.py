@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
-from test_dane_pki import make_pki
+from helpers.pki import make_pki
 
 from moxcli.dane import tlsa as t
 
@@ -71,6 +71,30 @@ MAKE_ERRORS = [
     ("empty-cert", b"", 0, 1, "no certificate found in pem file", []),
     ("empty-spki", b"", 1, 1, "no certificate or public or private key found in pem file", []),
     ("selector-2", CERT, 2, 1, "no certificate or public or private key found in pem file", []),
+    (
+        "second-head-instead-of-end",
+        b"-----BEGIN CERTIFICATE-----\nabc\n-----BEGIN CERTIFICATE-----\n",
+        0,
+        1,
+        "no certificate found in pem file (with leftover data from pem file)",
+        [],
+    ),
+    (
+        "empty-type",
+        b"-----BEGIN -----\nabc\n-----END -----\n",
+        0,
+        1,
+        "no certificate found in pem file",
+        ['skipping unrecognized pem type ""'],
+    ),
+    (
+        "non-ascii-type",
+        b"-----BEGIN \xff-----\nabc\n-----END \xef\xbf\xbd-----\n",
+        0,
+        1,
+        "no certificate found in pem file",
+        ['skipping unrecognized pem type "\ufffd"'],
+    ),
     ("mtype-7", CERT, 0, 7, "bad matchtype 7", []),
 ]
 
@@ -99,6 +123,66 @@ def test_pem_blocks_and_leftover():
         False,
     )
     assert t._pem_blocks(b"") == ([], False)
+    # text before the first block alone is leftover too
+    assert t._pem_blocks(b"a-----BEGIN X-----y-----END X-----") == ([("X", b"-----BEGIN X-----y-----END X-----")], True)
+    # a type that is not ASCII is read with replacement characters
+    assert t._pem_blocks(b"-----BEGIN \xff-----y-----END \xef\xbf\xbd-----") == (
+        [("\ufffd", b"-----BEGIN \xff-----y-----END \xef\xbf\xbd-----")],
+        False,
+    )
+
+
+def _block(kind: str) -> bytes:
+    return f"-----BEGIN {kind}-----\nAAAA\n-----END {kind}-----\n".encode()
+
+
+@pytest.mark.parametrize(
+    "kind,note",
+    [
+        ("PUBLIC KEY", 'skipping pem type "PUBLIC KEY", certificate is required'),
+        ("EC PRIVATE KEY", 'skipping pem type "EC PRIVATE KEY", certificate is required'),
+        ("RSA PRIVATE KEY", 'skipping pem type "RSA PRIVATE KEY", certificate is required'),
+        ("RSA PUBLIC KEY", 'skipping pem type "RSA PUBLIC KEY", certificate is required'),
+        ("PRIVATE KEY", 'skipping pem type "PRIVATE KEY", certificate is required'),
+        ("DH PARAMETERS", 'skipping unrecognized pem type "DH PARAMETERS"'),
+    ],
+)
+def test_key_blocks_when_a_certificate_is_required(kind, note):
+    """Selector cert: keys are named as keys in the note (mox), other types as unrecognized."""
+    r, notes = t.make_record(3, 0, 1, _block(kind) + CERT)
+    assert (r.data, notes) == (CERT_HASH, [note])
+
+
+RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_HASH = hashlib.sha256(RSA.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).digest()
+
+
+@pytest.mark.parametrize(
+    "pem",
+    [
+        RSA.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption()),
+        RSA.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()),
+        RSA.public_key().public_bytes(Encoding.PEM, PublicFormat.PKCS1),
+        RSA.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo),
+    ],
+    ids=["RSA PRIVATE KEY", "PRIVATE KEY", "RSA PUBLIC KEY", "PUBLIC KEY"],
+)
+def test_rsa_key_forms_for_spki(pem):
+    assert pem.startswith(b"-----BEGIN ")
+    r, notes = t.make_record(3, 1, 1, pem)
+    assert (r.data, notes) == (RSA_HASH, [])
+
+
+def test_records_are_values():
+    """Frozen: usable in sets and as keys (equal records are one)."""
+    a, b = t.TLSA(3, 1, 1, b"\x01"), t.TLSA(3, 1, 1, b"\x01")
+    assert {a, b} == {a} and hash(a) == hash(b)
+    with pytest.raises(AttributeError):
+        a.usage = 2  # type: ignore[misc]
+
+
+def test_matches_is_false_for_an_unknown_selector():
+    assert t.matches(t.TLSA(3, 7, 1, b"\x01"), P.leaf) is False
 
 
 USAGES = [
@@ -181,7 +265,7 @@ def test_record_forms_and_limits():
 def test_selected_and_association():
     der = P.leaf.public_bytes(Encoding.DER)
     assert t.selected(P.leaf, 0) == der
-    assert t.selected(P.leaf, 1) == t.spki_der(P.leaf)
+    assert t.selected(P.leaf, 1) == P.leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     assert t.selected(P.leaf, 2) is None
     assert t.association(b"x", 0) == b"x"
     assert t.association(b"x", 1) == hashlib.sha256(b"x").digest()

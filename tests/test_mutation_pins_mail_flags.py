@@ -135,6 +135,15 @@ HEADERS = [
     (b"Status: O\nX-Status: F", (4, [], [])),
     (b"X-Mozilla-Keys:\n", (0, [], [])),
     (b"X-Keywords: junk,junk,b,a\n", (64, ["a", "b"], [])),
+    # no space after the colon: the value starts right after it, first line or later
+    (b"Status:R\n", (1, [], [])),
+    (b"X-Keywords:foo\n", (0, ["foo"], [])),
+    (b"Subject: x\nX-Keywords:foo\n", (0, ["foo"], [])),
+    # a header that starts with an empty line, or with a (bad) continuation line
+    (b"\nStatus: R\n", (1, [], [])),
+    (b" folded\nStatus: R", (1, [], [])),
+    # CRLF inside a folded value is removed, not kept in the word
+    (b"X-Keywords: foo\r\n bar\r\n", (0, [], ["foo bar"])),
 ]
 
 

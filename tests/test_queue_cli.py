@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-from test_delivery import Handler, _free_port, smtpd  # noqa: F401  (fixture)
 
 from moxcli.cli import cli
 from moxcli.store import Store
@@ -103,7 +102,7 @@ def test_add_requiretls_and_errors(runner, data_dir, tmp_path):
     assert r.exit_code == 2  # --from is required
 
 
-def test_run_ndjson_and_lines(runner, data_dir, smtpd):  # noqa: F811
+def test_run_ndjson_and_lines(runner, data_dir, smtpd):
     (data_dir / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n')
     smtpd.script["later@[127.0.0.1]"] = ["451 4.7.1 later"]
     run(
@@ -188,7 +187,7 @@ def test_tlsresults_list(runner, data_dir):
     assert r.stderr == "moxcli: --day '2026-02-30': expected a day as YYYY-MM-DD\n"
 
 
-def test_killed_run_leaves_queue_that_next_run_continues(runner, data_dir, smtpd):  # noqa: F811
+def test_killed_run_leaves_queue_that_next_run_continues(runner, data_dir, smtpd):
     """kill -9 during the SMTP session: the message stays queued, the next run delivers it."""
     import os
     import signal

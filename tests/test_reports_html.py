@@ -180,7 +180,7 @@ def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
             idat += body
         pos += 12 + length
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
-    assert depth == 8 and colour in (2, 6) and interlace == 0
+    assert depth == 8 and colour == 2 and interlace == 0  # 8-bit RGB, not interlaced
     bpp = 3 if colour == 2 else 4
     raw = zlib.decompress(idat)
     stride = width * bpp

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from helpers.dmarc import FakeResolver, vector_eval
+from helpers.dmarc import vector_eval
+from helpers.dns import FakeResolver
 
 from moxcli.cli import cli
 from moxcli.config import parse_config

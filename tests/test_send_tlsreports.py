@@ -1,8 +1,7 @@
 """moxcli.reports.tls: the daily TLS report job, the six scenarios of docs/behaviour-notes.md §2.9 and more.
 
-A fake resolver (same interface as moxcli.dns.Resolver for TXT lookups) serves the
-scenario's TLSRPT records; the queued messages are read back, DKIM-verified and their gzip
-JSON compared per address, field by field.
+The fake resolver of tests/helpers/dns.py serves the scenario's TLSRPT records; the queued
+messages are read back, DKIM-verified and their gzip JSON compared per address, field by field.
 """
 
 from __future__ import annotations
@@ -16,15 +15,13 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import ROOT, VECTORS
+from conftest import ROOT
 from helpers.dkim import make_dkim_config, verify_all
-from helpers.dns import TxtResolver
+from helpers.tlsreports import DAY, NOW, SCENARIOS, load_rows, result_rows, secure_dns, subst
 from rfc8460_form import rfc8460_form
 
 from moxcli.delivery import queue as dq
@@ -33,55 +30,6 @@ from moxcli.reports import tls as rtls
 from moxcli.store import Store, job_lock
 from moxcli.store import suppress as sp
 from moxcli.tlsrpt import resultsdb as tstore
-
-V = json.loads((VECTORS / "tlsrptsend_scenarios.json").read_text())
-NOW = datetime(2024, 3, 2, 10, 0, tzinfo=UTC).timestamp()
-DAY = "20240301"
-
-
-# TLSRPT records in these tests are DNSSEC-secure.
-FakeResolver = partial(TxtResolver, authentic=True)
-
-
-def _subst(obj):
-    s = json.dumps(obj, ensure_ascii=False)
-    s = (
-        s.replace("<DAY>", DAY)
-        .replace("<ENDUTC-24h, RFC3339 Z>", "2024-03-01T00:00:00Z")
-        .replace("<ENDUTC-1s, RFC3339 Z>", "2024-03-01T23:59:59Z")
-    )
-    return json.loads(s)
-
-
-def _rows(which: str, success_only: bool = False) -> list[dict]:
-    rows = _subst(V["tls_results_in_db"])
-    if which.startswith("first 2"):
-        rows = rows[:2]
-    if success_only:
-        for r in rows:
-            for res in r["Results"]:
-                res["summary"]["total-failure-session-count"] = 0
-                res["failure-details"] = []
-    return rows
-
-
-def load_rows(store: Store, rows: list[dict]) -> None:
-    with store.write() as tx:
-        for r in rows:
-            tstore.add_results(
-                tx,
-                r["DayUTC"],
-                r["RecipientDomain"],
-                [
-                    {
-                        "policy_domain": r["PolicyDomain"],
-                        "is_host": r["IsHost"],
-                        "send_report": r["SendReport"],
-                        "results": r["Results"],
-                    }
-                ],
-                now=NOW - 3600,
-            )
 
 
 def queued_reports(store: Store, data_dir: Path, dns: dict | None = None) -> dict[str, list[dict]]:
@@ -120,9 +68,6 @@ def _add_suppress(store: Store, entries: list[dict]) -> None:
             sp.add(tx, "tls", e["ReportingAddress"], until=NOW + offsets[e["Until"]], now=NOW - 10)
 
 
-SCENARIOS = V["scenarios"]
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["name"] for s in SCENARIOS])
 def test_scenario(env, scenario):
     idx = SCENARIOS.index(scenario)
@@ -136,14 +81,14 @@ def test_scenario(env, scenario):
         cfg, dkim_dns = make_dkim_config(d, extra="outgoing_tls_reports_for_all_success = true\n")
     else:
         cfg, dkim_dns = env.cfg, env.dkim_dns
-    load_rows(env.store, _rows(scenario["results"], success_only))
+    load_rows(env.store, result_rows(scenario["results"], success_only))
     _add_suppress(env.store, suppress_entries)
-    resolver = FakeResolver(dns_txt)
+    resolver = secure_dns(dns_txt)
     summary = rtls.send_tls_reports(env.store, env.data, cfg, resolver=resolver, now=NOW)
     assert summary.day_utc == DAY
     assert summary.errors == []
     got = queued_reports(env.store, env.data, dkim_dns)
-    want = rfc8460_form(_subst(scenario["expect_reports_by_recipient"]))
+    want = rfc8460_form(subst(scenario["expect_reports_by_recipient"]))
     assert sorted(got) == sorted(want)
     for addr, reports in want.items():
         assert len(got[addr]) == len(reports), addr
@@ -163,8 +108,8 @@ def test_scenario(env, scenario):
 
 
 def test_scenario1_details(env):
-    load_rows(env.store, _rows("all 6"))
-    resolver = FakeResolver(SCENARIOS[0]["dns_txt"])
+    load_rows(env.store, result_rows("all 6"))
+    resolver = secure_dns(SCENARIOS[0]["dns_txt"])
     summary = rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=resolver, now=NOW)
     kinds = [(r.kind, r.policy_domain) for r in summary.reports]
     assert kinds == [("recipient-domain", "☺.example"), ("host", "mailhost.☺.example")]
@@ -211,10 +156,10 @@ def test_scenario1_details(env):
 
 
 def test_temporary_dns_error_drops_rows_syntax_error_keeps(env):
-    rows = [r for r in _rows("all 6") if r["PolicyDomain"] in ("mailhost.notlsrpt.example",)]
+    rows = [r for r in result_rows("all 6") if r["PolicyDomain"] in ("mailhost.notlsrpt.example",)]
     rows.append({**rows[0], "PolicyDomain": "mailhost.broken.example", "RecipientDomain": "broken.example"})
     load_rows(env.store, rows)
-    resolver = FakeResolver(
+    resolver = secure_dns(
         {"_smtp._tls.mailhost.broken.example.": ["v=TLSRPTv1;"]}, temporary={"_smtp._tls.mailhost.notlsrpt.example."}
     )
     summary = rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=resolver, now=NOW)
@@ -227,21 +172,21 @@ def test_temporary_dns_error_drops_rows_syntax_error_keeps(env):
 
 
 def test_stale_rows_removed(env):
-    rows = _rows("all 6")
+    rows = result_rows("all 6")
     old = []
     for day in ("20240226", "20240227", "20240228"):
         for r in rows[:1]:
             old.append({**r, "DayUTC": day, "SendReport": False})
     load_rows(env.store, old)
-    rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver({}), now=NOW, dry_run=True)
+    rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=secure_dns({}), now=NOW, dry_run=True)
     with env.store.read() as tx:
         assert sorted({r.day_utc for r in tstore.iter_rows(tx)}) == ["20240226", "20240227", "20240228"]
-    s = rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver({}), now=NOW, day="20240226")
+    s = rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=secure_dns({}), now=NOW, day="20240226")
     # --day 20240226: end 27th 00:00, stale before 24th: nothing stale; rows through the 26th processed
     assert s.stale_rows == 0
     with env.store.read() as tx:
         assert sorted({r.day_utc for r in tstore.iter_rows(tx)}) == ["20240227", "20240228"]
-    s = rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver({}), now=NOW + 2 * 86400)
+    s = rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=secure_dns({}), now=NOW + 2 * 86400)
     # run on the 4th: stale cutoff is YYYYMMDD(4th 00:00 - 60h) = 20240301
     assert s.stale_rows == 2
     with env.store.read() as tx:
@@ -249,13 +194,13 @@ def test_stale_rows_removed(env):
 
 
 def test_dry_run_changes_nothing(env):
-    load_rows(env.store, _rows("all 6"))
+    load_rows(env.store, result_rows("all 6"))
     seen = []
     s = rtls.send_tls_reports(
         env.store,
         env.data,
         env.cfg,
-        resolver=FakeResolver(SCENARIOS[0]["dns_txt"]),
+        resolver=secure_dns(SCENARIOS[0]["dns_txt"]),
         now=NOW,
         dry_run=True,
         on_report=lambda r: seen.append(r.to_json()),
@@ -276,15 +221,15 @@ def test_no_dkim_nothing_sent_results_kept(env):
     d = env.tmp / "nodkim"
     d.mkdir()
     cfg, _ = make_dkim_config(d, sign=False)
-    load_rows(env.store, _rows("all 6"))
+    load_rows(env.store, result_rows("all 6"))
     with pytest.raises(ConfigError, match=r"mox\.example.*no DKIM signing configured"):
-        rtls.send_tls_reports(env.store, env.data, cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW)
+        rtls.send_tls_reports(env.store, env.data, cfg, resolver=secure_dns(SCENARIOS[0]["dns_txt"]), now=NOW)
     cfg2, _ = make_dkim_config(d, hostname="mail.elsewhere.example")
     with pytest.raises(ConfigError, match=r"no configured domain for hostname mail\.elsewhere\.example"):
-        rtls.send_tls_reports(env.store, env.data, cfg2, resolver=FakeResolver({}), now=NOW)
+        rtls.send_tls_reports(env.store, env.data, cfg2, resolver=secure_dns({}), now=NOW)
     (env.tmp / "ed.pem").write_text("broken")
     with pytest.raises(ConfigError, match=r"ed\.pem"):
-        rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver({}), now=NOW)
+        rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=secure_dns({}), now=NOW)
     assert dq.list_messages(env.store) == []
     with env.store.read() as tx:
         assert tstore.count(tx) == 6
@@ -294,8 +239,8 @@ def test_disabled(env):
     d = env.tmp / "off"
     d.mkdir()
     cfg, _ = make_dkim_config(d, extra="no_outgoing_tls_reports = true\n")
-    load_rows(env.store, _rows("all 6"))
-    s = rtls.send_tls_reports(env.store, env.data, cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW)
+    load_rows(env.store, result_rows("all 6"))
+    s = rtls.send_tls_reports(env.store, env.data, cfg, resolver=secure_dns(SCENARIOS[0]["dns_txt"]), now=NOW)
     assert s.disabled and s.reports == []
     with env.store.read() as tx:
         assert tstore.count(tx) == 6
@@ -303,14 +248,14 @@ def test_disabled(env):
 
 def test_lock_held(env):
     with job_lock(env.data, rtls.LOCK_NAME), pytest.raises(LockHeld):
-        rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver({}), now=NOW)
+        rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=secure_dns({}), now=NOW)
 
 
 def test_metrics_file(env):
-    load_rows(env.store, _rows("all 6"))
+    load_rows(env.store, result_rows("all 6"))
     path = env.tmp / "tls.prom"
     rtls.send_tls_reports(
-        env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW, metrics_file=path
+        env.store, env.data, env.cfg, resolver=secure_dns(SCENARIOS[0]["dns_txt"]), now=NOW, metrics_file=path
     )
     text = path.read_text()
     assert 'moxcli_tlsreports_reports_queued_total{kind="recipient-domain"} 1\n' in text
@@ -336,7 +281,7 @@ CRASH = textwrap.dedent(
     from moxcli.delivery import queue as dq
     from moxcli.config import load_config
     from pathlib import Path
-    from test_send_tlsreports import FakeResolver, SCENARIOS, NOW
+    from helpers.tlsreports import secure_dns, SCENARIOS, NOW
     point = sys.argv[1]
     if point == "after-queue":
         real = dq.enqueue_in
@@ -358,14 +303,14 @@ CRASH = textwrap.dedent(
         Store.update = update
     cfg = load_config(Path(sys.argv[3]))
     with Store.open(Path(sys.argv[2])) as store:
-        rtls.send_tls_reports(store, Path(sys.argv[2]), cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW)
+        rtls.send_tls_reports(store, Path(sys.argv[2]), cfg, resolver=secure_dns(SCENARIOS[0]["dns_txt"]), now=NOW)
     """
 )
 
 
 @pytest.mark.parametrize("point", ["after-queue", "after-first-commit", "before-cleanup"])
 def test_crash_neither_loses_nor_duplicates(env, point):
-    load_rows(env.store, _rows("all 6"))
+    load_rows(env.store, result_rows("all 6"))
     cfg_file = env.cfg.path
     script = env.tmp / "crash.py"
     script.write_text(CRASH.format(tests=str(ROOT / "tests")))
@@ -377,7 +322,7 @@ def test_crash_neither_loses_nor_duplicates(env, point):
         cwd=ROOT,
     )
     assert r.returncode == 9, r.stderr
-    rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW)
+    rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=secure_dns(SCENARIOS[0]["dns_txt"]), now=NOW)
     got = queued_reports(env.store, env.data)
     assert {a: len(v) for a, v in got.items()} == {
         "tlsreports@xn--74h.example": 1,
@@ -393,13 +338,13 @@ def test_day_option_and_bad_day(env):
     from moxcli.errors import UsageError
 
     with pytest.raises(UsageError, match="invalid day"):
-        rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver({}), day="2024-03-01")
-    rows = copy.deepcopy(_rows("all 6"))
+        rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=secure_dns({}), day="2024-03-01")
+    rows = copy.deepcopy(result_rows("all 6"))
     for r in rows:
         r["DayUTC"] = "20240215"
     load_rows(env.store, rows)
     s = rtls.send_tls_reports(
-        env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW, day="20240215"
+        env.store, env.data, env.cfg, resolver=secure_dns(SCENARIOS[0]["dns_txt"]), now=NOW, day="20240215"
     )
     assert [r.report_id for r in s.reports] == [
         "20240215.xn--74h.example@mox.example",
@@ -433,10 +378,10 @@ def test_sent_reports_carry_a_labels_whatever_form_results_were_stored_in(env):
     """RFC 8460 4.4: policy-domain, mx-host and receiving-mx-hostname are domain names; as
     mox does, the report we produce writes them as A-labels, also when the results were
     recorded with U-labels."""
-    rows = _unicode_names(_rows("all 6"))
+    rows = _unicode_names(result_rows("all 6"))
     assert "☺.example" in json.dumps(rows, ensure_ascii=False)
     load_rows(env.store, rows)
-    rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=FakeResolver(SCENARIOS[0]["dns_txt"]), now=NOW)
+    rtls.send_tls_reports(env.store, env.data, env.cfg, resolver=secure_dns(SCENARIOS[0]["dns_txt"]), now=NOW)
     got = queued_reports(env.store, env.data, env.dkim_dns)
     text = json.dumps(got, ensure_ascii=False)
     assert "☺" not in text

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from helpers.dkim import make_dkim_config
-from test_send_tlsreports import DAY, SCENARIOS, FakeResolver, _rows, load_rows
+from helpers.tlsreports import DAY, SCENARIOS, load_rows, result_rows, secure_dns
 
 from moxcli.cli import cli
 from moxcli.config import load_config
@@ -21,9 +21,9 @@ def setup(tmp_path, monkeypatch):
     data.mkdir()
     cfg, _ = make_dkim_config(tmp_path)
     with Store.open(data) as store:
-        rows = _rows("all 6")
+        rows = result_rows("all 6")
         load_rows(store, rows)
-    monkeypatch.setattr(Resolver, "from_config", classmethod(lambda cls, c: FakeResolver(SCENARIOS[0]["dns_txt"])))
+    monkeypatch.setattr(Resolver, "from_config", classmethod(lambda cls, c: secure_dns(SCENARIOS[0]["dns_txt"])))
     return data, cfg.path
 
 
@@ -52,7 +52,7 @@ def test_dry_run_output_equals_json_module(runner, setup):
             store,
             data,
             load_config(cfg),
-            resolver=FakeResolver(SCENARIOS[0]["dns_txt"]),
+            resolver=secure_dns(SCENARIOS[0]["dns_txt"]),
             day=DAY,
             dry_run=True,
             on_report=lambda r: seen.append(r.to_json()),
@@ -203,7 +203,7 @@ def test_bad_rua_skipped_good_ones_kept(runner, setup, monkeypatch):
     data, cfg = setup
     txt = dict(SCENARIOS[0]["dns_txt"])
     txt["_smtp._tls.xn--74h.example."] = ["v=TLSRPTv1; rua=mailto:bad%zz@xn--74h.example,mailto:good@xn--74h.example"]
-    monkeypatch.setattr(Resolver, "from_config", classmethod(lambda cls, c: FakeResolver(txt)))
+    monkeypatch.setattr(Resolver, "from_config", classmethod(lambda cls, c: secure_dns(txt)))
     r = run(runner, data, cfg, "--dry-run", "--json")
     assert r.exit_code == 0, r.output
     lines = [json.loads(line) for line in r.stdout.splitlines()]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
 
 import pytest
+from helpers.smtpd import Scripted
 
 from moxcli.config import DeliveryConfig
 from moxcli.smtp.client import Client, Extensions, SMTPError, enhanced_code, parse_reply_line
@@ -61,47 +61,6 @@ def test_extensions_parse():
     assert "PIPELINING" in ext and "starttls" in ext and "REQUIRETLS" in ext
     assert ext.size == 1000 and ext.auth == ["PLAIN", "LOGIN"] and ext.rcpt_max == 5
     assert "8BITMIME" not in ext
-
-
-class Scripted:
-    """A server on a socketpair answering each command from a script; records what it got."""
-
-    def __init__(self, greeting: bytes, replies: dict[str, list[bytes]]) -> None:
-        self.client_sock, self.server_sock = socket.socketpair()
-        self.replies = {k: list(v) for k, v in replies.items()}
-        self.received: list[str] = []
-        self.data = b""
-        self.server_sock.sendall(greeting)
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        f = self.server_sock.makefile("rb")
-        in_data = False
-        try:
-            for raw in f:
-                if in_data:
-                    if raw == b".\r\n":
-                        in_data = False
-                        self.server_sock.sendall(self.replies["."].pop(0))
-                    else:
-                        self.data += raw
-                    continue
-                line = raw.decode().rstrip("\r\n")
-                self.received.append(line)
-                verb = line.split(" ", 1)[0].split(":", 1)[0].upper()
-                if verb == "RCPT":
-                    verb = "RCPT " + line.split("<", 1)[1].rstrip(">")
-                reply = self.replies.get(verb, [b"250 ok\r\n"]).pop(0) if self.replies.get(verb) else b"250 ok\r\n"
-                self.server_sock.sendall(reply)
-                if verb == "DATA" and reply.startswith(b"354"):
-                    in_data = True
-                if verb == "QUIT":
-                    break
-        except OSError:
-            pass
-        finally:
-            self.server_sock.close()
 
 
 def test_transaction_per_recipient_results():

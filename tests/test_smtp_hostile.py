@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import lab_config_text
+from helpers.proc import BIG, BODY
 from smtpstub import (
     DRIP_BANNER,
     DRIP_MAIL,
@@ -25,7 +26,6 @@ from smtpstub import (
     STALL_MID_DATA,
     stub,
 )
-from test_delivery_stop import BIG, BODY
 
 from moxcli import tlsconn
 from moxcli.cli import cli

@@ -16,8 +16,8 @@ import pytest
 from conftest import lab_config_text
 from helpers.dkim import make_dkim_config
 from helpers.dmarc import hour, vector_eval
+from helpers.proc import spawn_moxcli
 from smtpstub import NORMAL, STALL_AFTER_DOT, STALL_MAIL, stub
-from test_delivery_stop import _spawn
 
 from moxcli.cli import cli
 from moxcli.config import parse_config
@@ -82,7 +82,7 @@ def test_send_tlsreports_deliver_now_stopped_mid_data(lab, runner, tmp_path, sig
                 "sts.test",
                 [{"policy_domain": "sts.test", "is_host": False, "send_report": True, "results": [res]}],
             )
-        p = _spawn(data, "--config", str(cfg.path), "send-tlsreports", "--day", day, "--deliver-now")
+        p = spawn_moxcli(data, "--config", str(cfg.path), "send-tlsreports", "--day", day, "--deliver-now")
         _, err = _interrupt_mid_data(srv, p, sig)
         assert p.returncode == 3, err
         assert err.strip().splitlines()[-1].startswith(f"moxcli: interrupted by {sig.name}: 1 message(s) recorded")
@@ -105,7 +105,7 @@ def test_send_dmarcreports_deliver_now_stopped_mid_data(lab, runner, tmp_path):
         with Store.open(data) as store:
             record_evaluations(store, parse_config(cfg.path.read_text(), cfg.path), [json.dumps(ev)])
         iso = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        p = _spawn(data, "--config", str(cfg.path), "send-dmarcreports", "--end", iso, "--deliver-now")
+        p = spawn_moxcli(data, "--config", str(cfg.path), "send-dmarcreports", "--end", iso, "--deliver-now")
         _, err = _interrupt_mid_data(srv, p)
         assert p.returncode == 3, err
         assert err.strip().splitlines()[-1].startswith("moxcli: interrupted by SIGTERM: 1 message(s) recorded")
@@ -131,7 +131,7 @@ def test_send_dmarcreports_second_signal_exits_at_once(lab, runner, tmp_path):
         with Store.open(data) as store:
             record_evaluations(store, parse_config(cfg.path.read_text(), cfg.path), [json.dumps(ev)])
         iso = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        p = _spawn(
+        p = spawn_moxcli(
             data, "--config", str(cfg.path), "--log-level", "info", "send-dmarcreports", "--end", iso, "--deliver-now"
         )
         try:
@@ -202,7 +202,7 @@ def test_send_reports_stopped_while_dns_stalls(lab, runner, tmp_path):
         )
         with Store.open(data) as store:
             record_evaluations(store, parse_config(cfg.path.read_text(), cfg.path), [json.dumps(ev)])
-        p = _spawn(data, "--config", str(cfg.path), "send-reports")
+        p = spawn_moxcli(data, "--config", str(cfg.path), "send-reports")
         try:
             assert dns.asked.wait(60), "send-reports never asked the DNS server"
             p.send_signal(signal.SIGTERM)

@@ -4,17 +4,13 @@ not announce 8BITMIME."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_delivery import Handler, _free_port, smtpd  # noqa: F401  (fixture)
 
 from moxcli.cli import cli
 from moxcli.store.files import queue_file
@@ -41,7 +37,7 @@ MESSAGES = st.one_of(
 )
 
 
-def _one_message_property(runner, smtpd, raw: bytes) -> None:  # noqa: F811
+def _one_message_property(runner, smtpd, raw: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         config(data, smtpd.port)
@@ -63,7 +59,7 @@ def _one_message_property(runner, smtpd, raw: bytes) -> None:  # noqa: F811
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(MESSAGES)
-def test_property_accepted_message_arrives_once_and_equal(runner, smtpd, raw):  # noqa: F811
+def test_property_accepted_message_arrives_once_and_equal(runner, smtpd, raw):
     """Whatever `queue add` accepts arrives at a real SMTP server as exactly one message whose
     bytes equal the queued (normalised) bytes; whatever it refuses exits 2."""
     _one_message_property(runner, smtpd, raw)
@@ -72,84 +68,9 @@ def test_property_accepted_message_arrives_once_and_equal(runner, smtpd, raw):  
 @pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(MESSAGES)
-def test_property_accepted_message_arrives_once_and_equal_long(runner, smtpd, raw):  # noqa: F811
+def test_property_accepted_message_arrives_once_and_equal_long(runner, smtpd, raw):
     """The same with more examples (about 8 s); deselect with -m 'not slow'."""
     _one_message_property(runner, smtpd, raw)
-
-
-class MiniSMTP:
-    """A small SMTP server of our own on loopback: announces only ``extensions`` (so it can
-    leave out 8BITMIME), answers RCPT per ``rcpt_replies``, records commands and messages."""
-
-    def __init__(self, extensions: list[str], rcpt_replies: dict[str, str] | None = None) -> None:
-        self.extensions = extensions
-        self.rcpt_replies = rcpt_replies or {}
-        self.commands: list[str] = []
-        self.messages: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn, conn.makefile("rb") as f:
-                self._session(conn, f)
-
-    def _session(self, conn: socket.socket, f) -> None:
-        conn.sendall(b"220 mini.example ESMTP\r\n")
-        for raw in f:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.commands.append(line)
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "EHLO":
-                lines = ["mini.example", *self.extensions]
-                conn.sendall(
-                    "".join(f"250{'-' if i < len(lines) - 1 else ' '}{x}\r\n" for i, x in enumerate(lines)).encode()
-                )
-            elif verb == "RCPT":
-                addr = line[line.index("<") + 1 : line.rindex(">")]
-                conn.sendall((self.rcpt_replies.get(addr, "250 2.1.5 ok") + "\r\n").encode())
-            elif verb == "DATA":
-                conn.sendall(b"354 go\r\n")
-                data = b""
-                for d in f:
-                    if d == b".\r\n":
-                        break
-                    data += d[1:] if d.startswith(b".") else d
-                self.messages.append(data)
-                conn.sendall(b"250 2.0.0 queued\r\n")
-            elif verb == "QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            elif verb in ("MAIL", "RSET", "NOOP"):
-                conn.sendall(b"250 ok\r\n")
-            else:
-                conn.sendall(b"500 what\r\n")
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the server thread
-        self.sock.close()
-        self.thread.join(5)
-        assert not self.thread.is_alive()
-
-
-@pytest.fixture
-def mini():
-    servers: list[MiniSMTP] = []
-
-    def make(extensions: list[str], rcpt_replies: dict[str, str] | None = None) -> MiniSMTP:
-        servers.append(MiniSMTP(extensions, rcpt_replies))
-        return servers[-1]
-
-    yield make
-    for s in servers:
-        s.stop()
 
 
 EIGHT_BIT = "Subject: caf\xe9\n\nna\xefve\n".encode()
@@ -180,7 +101,7 @@ def test_8bitmime_announced_body_param_sent(runner, tmp_path, mini):
     assert srv.messages[0].endswith(b"\r\n\r\nna\xc3\xafve\r\n")
 
 
-def test_8bitmime_announced_by_aiosmtpd(runner, tmp_path, smtpd):  # noqa: F811
+def test_8bitmime_announced_by_aiosmtpd(runner, tmp_path, smtpd):
     data = tmp_path / "data"
     config(data, smtpd.port)
     assert (

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import lab_config_text
+from helpers.proc import log_since
 
 from moxcli.cli import cli
 from moxcli.store.files import queue_file
@@ -86,12 +87,6 @@ def maildir_by_recipient(maildir: str) -> dict[str, list[bytes]]:
         if m:
             out.setdefault(m.group(1).decode(), []).append(raw)
     return out
-
-
-def log_since(path: str, offset: int) -> list[str]:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read().decode("utf-8", "replace").splitlines()
 
 
 def summaries(lines: list[str], syslog_name: str) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Helpers of the DMARC tests (no tests here): a scripted resolver, the vector evaluation, queue reading."""
+"""Helpers of the DMARC tests (no tests here): the vector evaluation, queue reading."""
 
 from __future__ import annotations
 
@@ -11,17 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helpers.dns import TxtResolver
-
 VECTORS = Path(__file__).resolve().parents[2] / "testdata" / "vectors" / "dmarc_reports.json"
 
 
 def vectors() -> dict[str, Any]:
     return json.loads(VECTORS.read_text())
-
-
-# The DMARC tests' resolver: TXT records from a table, answers not DNSSEC-authentic.
-FakeResolver = TxtResolver
 
 
 def hour(now: float | None = None) -> int:
@@ -77,3 +71,33 @@ def report_xml(message: bytes) -> bytes:
         if part.get_content_type() == "application/gzip":
             return gzip.decompress(part.get_payload(decode=True))
     raise AssertionError("no gzip attachment")
+
+
+def report_summary(fb: Any) -> dict[str, Any]:
+    """A parsed aggregate report in the shape of the expectation files (the vectors'
+    ``incoming_report_samples`` cases and testdata/realworld/dmarc/expect.json): metadata,
+    published policy (``sp`` None when absent) and the records' main fields."""
+    m, p = fb.metadata, fb.policy
+    return {
+        "org_name": m.org_name,
+        "email": m.email,
+        "report_id": m.report_id,
+        "begin": m.begin,
+        "end": m.end,
+        "policy_domain": p.domain,
+        "p": p.p,
+        "sp": p.sp or None,
+        "pct": p.pct,
+        "adkim": p.adkim,
+        "aspf": p.aspf,
+        "records": [
+            {k: getattr(r, k) for k in ("source_ip", "count", "disposition", "dkim", "spf", "header_from")}
+            for r in fb.records
+        ],
+    }
+
+
+def expected_summary(case: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an expectation case that report_summary produces (cases carry more, e.g. the file name)."""
+    keys = ("org_name", "email", "report_id", "begin", "end", "policy_domain", "p", "sp", "pct", "adkim", "aspf")
+    return {**{k: case[k] for k in keys}, "records": case["records"]}

@@ -1,0 +1,34 @@
+"""moxcli as a child process, and the messages the stop tests send (no tests here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BODY = b"From: <a@moxcli.test>\r\nSubject: stop test\r\n\r\nhello\r\n"
+
+# Larger than the loopback socket buffers, so that the client blocks in the middle of the data.
+BIG = b"From: <a@moxcli.test>\r\nSubject: big\r\n\r\n" + (b"y" * 76 + b"\r\n") * 80_000
+
+
+def spawn_moxcli(data: Path, *args: str) -> subprocess.Popen:
+    """`python -m moxcli --data DATA ARGS` from this checkout, output piped."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-m", "moxcli", "--data", str(data), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def log_since(path: str, offset: int) -> list[str]:
+    """The lines a log file gained after ``offset`` (its size when a test began)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode("utf-8", "replace").splitlines()
