@@ -24,8 +24,8 @@ def test_insecure_zone_not_authentic(resolver):
 
 
 def test_bogus_zone_has_authentication_ede(resolver):
-    # unbound says 7 (signature expired) when it first validates the zone's key and 6 (DNSSEC
-    # bogus, RFC 8914 4.7) while it keeps the key as bad (val-bogus-ttl, 60 s): so ask twice.
+    # unbound says 7 (signature expired) when it first validates an answer and 6 (DNSSEC bogus,
+    # RFC 8914 4.7) while it keeps that answer as bogus (val-bogus-ttl, 60 s): so ask twice.
     with pytest.raises(BogusDNSError):
         resolver.query("bogus.test", "MX")
     with pytest.raises(BogusDNSError) as exc:
