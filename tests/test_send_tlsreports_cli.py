@@ -152,7 +152,20 @@ def test_bad_day_exit_2(runner, setup):
     data, cfg = setup
     r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg), "send-tlsreports", "--day", "yesterday"])
     assert r.exit_code == 2
-    assert r.stderr == "moxcli: invalid day 'yesterday': expected YYYYMMDD\n"
+    assert r.stderr == "moxcli: --day 'yesterday': expected a day as YYYY-MM-DD\n"
+
+
+def test_day_in_both_forms(runner, setup):
+    """--day takes the JSON contract's YYYY-MM-DD as every other --day does, and mox's YYYYMMDD."""
+    data, cfg = setup
+    outs = []
+    for day in (f"{DAY[:4]}-{DAY[4:6]}-{DAY[6:]}", DAY):
+        args = ["--data", str(data), "--config", str(cfg), "send-tlsreports", "--dry-run", "--json", "--day", day]
+        r = runner.invoke(cli, args)
+        assert r.exit_code == 0, r.stderr
+        outs.append(r.stdout)
+    assert outs[0] == outs[1]
+    assert f'"day": "{DAY[:4]}-{DAY[4:6]}-{DAY[6:]}"' in outs[0]
 
 
 def test_missing_config_exit_2(runner, tmp_path):

@@ -16,7 +16,11 @@ from moxcli.errors import CheckFailed
 
 
 @click.command("send-tlsreports")
-@click.option("--day", metavar="YYYYMMDD", help="Report this UTC day (and older leftovers) instead of yesterday.")
+@click.option(
+    "--day",
+    metavar="YYYY-MM-DD",
+    help="Report this UTC day (and older leftovers) instead of yesterday (YYYY-MM-DD or mox's YYYYMMDD).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the reports and their addresses; change and send nothing.")
 @click.option("--deliver-now", is_flag=True, help="Deliver the queued reports at once instead of at staggered times.")
 @click.option(
@@ -75,7 +79,7 @@ def send_tlsreports_cmd(
             store,
             app.data_dir,
             config,
-            day=day,
+            day=output.day_arg("--day", day),
             dry_run=dry_run,
             deliver_now=deliver_now,
             metrics_file=metrics_file,
