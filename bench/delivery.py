@@ -23,6 +23,7 @@ import argparse
 import datetime as dt
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -219,6 +220,8 @@ def main() -> None:
         server.wait(10)
         if own_lab:
             subprocess.run([str(LAB), "stop", own_lab], capture_output=True, timeout=60)
+        # The queues of a --cli run take hundreds of MB (one file per message, 10,000 of them).
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _server_kind(args: argparse.Namespace) -> str:
