@@ -129,7 +129,7 @@ def _check_dkim_keys(app: AppContext) -> None:
     "as_json",
     is_flag=True,
     help=(
-        "Output JSON: data_dir, ok, problems, warnings (lists of {path, what}), moved ({from, to}), "
+        "Output JSON: data_dir, ok, problems, warnings (lists of {code, message, path}), moved ({from, to}), "
         "notes, schema_version, migrated_from, counts, seconds."
     ),
 )
