@@ -170,12 +170,13 @@ def test_dns_records_mta_sts_policy(runner, tmp_path):
     data = _two_domains(runner, tmp_path)
     r = runner.invoke(cli, ["--data", str(data), "dns", "records", "--mta-sts-policy", "example.net"])
     assert r.exit_code == 0
-    assert r.stdout_bytes == b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmax_age: 86400\r\n"
+    assert r.stdout_bytes == b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmax_age: 604800\r\n"
     assert r.stderr == "serve at https://mta-sts.example.net/.well-known/mta-sts.txt:\n"
-    from moxcli.mtasts.policy import parse_policy
+    from moxcli.mtasts.policy import lint, parse_policy
 
     policy = parse_policy(r.stdout_bytes.decode())
     assert policy.mode == "enforce" and [str(m) for m in policy.mx] == ["mail.example.org"]
+    assert lint(policy) == []  # what we suggest passes our own check
     r = runner.invoke(cli, ["--data", str(data), "dns", "records", "--mta-sts-policy", "--json"])
     assert [(x["domain"], x["url"]) for x in json.loads(r.stdout)] == [
         ("example.org", "https://mta-sts.example.org/.well-known/mta-sts.txt"),
