@@ -399,3 +399,20 @@ def test_verifydata_fix_never_moves_files_out_through_a_symlink(generated, tmp_p
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stderr.strip().splitlines()[-1] == f"moxcli: {data / 'moved'}: a symlink, not followed"
     assert list(outside.iterdir()) == [] and orphan.exists()
+
+
+def test_backup_copies_a_symlinked_dkim_dir_as_a_link_with_a_warning(generated, tmp_path):
+    """backup never follows a symlink out of the data directory; a symlinked dkim/ (or any
+    other entry) is copied as the link, and a warning says its target is not in the backup."""
+    import shutil
+
+    data = _copy(generated, tmp_path / "data")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "k.pem").write_text("secret")
+    shutil.rmtree(data / "dkim", ignore_errors=True)  # gentestdata may have made one
+    (data / "dkim").symlink_to(keys)
+    res = backup(data, tmp_path / "b")
+    assert res.ok, res.errors
+    assert os.readlink(tmp_path / "b" / "dkim") == str(keys)
+    assert f"dkim: a symlink to {keys}, copied as a symlink: what it points to is not in the backup" in res.warnings

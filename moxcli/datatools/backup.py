@@ -451,8 +451,14 @@ class _Backup:
             self.res.warnings.append(Finding("file-unrecognized", f"{rel}: unrecognized, backed up anyway"))
         try:
             if src.is_symlink():
+                # Never followed out of the data directory: the link is copied as a link, and
+                # what it points to is not in the backup (a symlinked dkim/ leaves the keys out).
+                target = os.readlink(src)
                 self._mkdirs((self.dst / rel).parent)
-                os.symlink(os.readlink(src), self.dst / rel)
+                os.symlink(target, self.dst / rel)
+                self.res.warnings.append(
+                    f"{rel}: a symlink to {target}, copied as a symlink: what it points to is not in the backup"
+                )
             elif src.is_dir():
                 self._mkdirs((self.dst / rel).parent)
                 (self.dst / rel).mkdir(exist_ok=True, mode=0o700)
