@@ -457,7 +457,10 @@ class _Backup:
                 self._mkdirs((self.dst / rel).parent)
                 os.symlink(target, self.dst / rel)
                 self.res.warnings.append(
-                    f"{rel}: a symlink to {target}, copied as a symlink: what it points to is not in the backup"
+                    Finding(
+                        "symlink-copied",
+                        f"{rel}: a symlink to {target}, copied as a symlink: what it points to is not in the backup",
+                    )
                 )
             elif src.is_dir():
                 self._mkdirs((self.dst / rel).parent)
