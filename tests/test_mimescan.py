@@ -266,3 +266,42 @@ def test_hostile_parameters_scanned_in_one_pass():
     big = data.replace(b";" * 5000, b";" * 500_000)
     part = mimescan.scan(big)
     assert part is not None and part.get_param("boundary") == "b" and part.get_param("x") == ";" * 500_000
+
+
+_CT = b"Content-Type: text/plain; a="
+
+
+@pytest.mark.parametrize(
+    ("field", "want"),
+    [
+        (_CT + b"x" * (mimescan.MAX_FIELD - len(_CT)), None),
+        (_CT + b"x" * (mimescan.MAX_FIELD - len(_CT) + 1), "Content-Type"),
+        (b"X-Long: a" + b"\r\n b" * (mimescan.MAX_FIELD // 4), "X-Long"),
+    ],
+)
+def test_overlong_field(field, want):
+    """The field with its continuation lines counts; exactly MAX_FIELD bytes is still taken."""
+    data = b"From: a@example.org\r\n" + field + b"\r\n\r\nbody\r\n"
+    assert mimescan.overlong_field(data) == want
+
+
+def test_overlong_field_inside_a_part():
+    part_head = b"Content-Type: application/tlsrpt+gzip; n=" + b"x" * mimescan.MAX_FIELD
+    data = b"Content-Type: multipart/report; boundary=b\r\n\r\n--b\r\n" + part_head + b"\r\n\r\nx\r\n--b--\r\n"
+    assert mimescan.overlong_field(data) == "Content-Type"
+
+
+def test_report_mail_the_scan_declines_with_an_overlong_field_is_refused():
+    """A backslash sends the message to the email package, whose parameter split grows faster
+    than the field: a long field is refused with its name instead of parsed."""
+    from moxcli.dmarc import parse as dparse
+    from moxcli.reports import incoming_tls
+
+    params = b'; b="x;y"' * 20_000
+    tls = rm.tls_mail("google", 1).replace(b'report-type="tlsrpt"', b'report-type="tlsrpt"; a="\\\\x"' + params)
+    dmarc = rm.dmarc_mail("google", 1).replace(b"Content-Type: ", b'Content-Type: x="\\\\x"' + params + b"; ", 1)
+    assert mimescan.scan(tls) is None and mimescan.scan(dmarc) is None
+    with pytest.raises(incoming_tls.ReportError, match=r"header field 'Content-Type' longer than 16384 bytes"):
+        incoming_tls.parse_report_message(tls)
+    with pytest.raises(dparse.ReportError, match=r"header field 'Content-Type' longer than 16384 bytes"):
+        dparse.parse_message(dmarc)

@@ -22,7 +22,7 @@ from xml.parsers import expat
 from moxcli import inflate
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth
 from moxcli.jsonfmt import Finding
-from moxcli.mail.mimescan import Part, scan
+from moxcli.mail.mimescan import MAX_FIELD, Part, overlong_field, scan
 
 if TYPE_CHECKING:
     from email.message import Message  # the email package is imported when mimescan declines
@@ -309,6 +309,9 @@ def parse_message(data: bytes, warn: Callable[[Finding], None] | None = None) ->
     # moxcli.mail.mimescan decides plain report mail as the email package does, faster.
     msg: Message | Part | None = scan(data)
     if msg is None:
+        field = overlong_field(data)
+        if field is not None:
+            raise ReportError(f"header field {field[:64]!r} longer than {MAX_FIELD} bytes")
         import email.parser
         import email.policy
 

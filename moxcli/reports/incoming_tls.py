@@ -27,6 +27,7 @@ from moxcli.config import Config
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import StoreError, UsageError
 from moxcli.jsonfmt import Finding
+from moxcli.mail import mimescan
 from moxcli.mail.mimescan import Part, scan
 from moxcli.reports.incoming import NotAReport, Outcome, Prepared, Rejected, import_messages, iter_paths
 from moxcli.store import Store
@@ -121,6 +122,9 @@ def _message(data: bytes) -> Message | Part:
     scanned = scan(data, crlf_checked=True)  # parse_report_message ran _check_lines
     if scanned is not None:
         return scanned
+    field = mimescan.overlong_field(data)
+    if field is not None:
+        raise ReportError(f"header field {field[:64]!r} longer than {mimescan.MAX_FIELD} bytes")
     import email
     import email.policy
 
