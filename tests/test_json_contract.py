@@ -3,7 +3,6 @@ schema in docs/schemas/, the value and key rules checked, and error paths as err
 
 import dataclasses
 import json
-import re
 import shutil
 import tarfile
 from collections.abc import Callable
@@ -13,12 +12,10 @@ from pathlib import Path
 import click
 import pytest
 from conftest import ROOT
-from jsonschema import Draft202012Validator
+from helpers.jsoncontract import SCHEMAS, contract_problems, schema
 
 from moxcli.cli import cli
 from moxcli.datatools.gentest import generate
-
-SCHEMAS = ROOT / "docs" / "schemas"
 
 
 @dataclass(frozen=True)
@@ -159,66 +156,11 @@ CASES = [
 ]
 
 
-# Standard documents embedded whole keep their own keys (docs/json.md, Keys).
-EMBEDDED = {"report", "results", "policy_published", "dkim_results", "spf_results", "tlsrpt_result"}
-SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-# docs/json.md, Keys: one name for one thing (the names before contract version 1 -> today's).
-RENAMED = {"org_name": "organization_name", "begin": "start", "day_utc": "day", "added": "imported"}
-FINDINGS = {"errors", "warnings", "notes", "problems", "findings"}
-CODE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-
-
-def _is_finding(f) -> bool:
-    return isinstance(f, dict) and bool(CODE.match(f.get("code") or "")) and isinstance(f.get("message"), str)
-
-
-TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-TIMEISH = re.compile(r"^\d{4}-\d\d-\d\dT")
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     d = tmp_path_factory.mktemp("contract") / "demo"
     generate(d)
     return d
-
-
-def _schema(name):
-    schema = json.loads((SCHEMAS / f"{name}.json").read_text())
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-def _contract_problems(obj, path=""):
-    """Key and value rules of docs/json.md, outside embedded standard documents."""
-    out = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            where = f"{path}.{k}"
-            if not SNAKE.match(k):
-                out.append(f"{where}: key not snake_case")
-            if k in RENAMED:
-                out.append(f"{where}: the same thing is called {RENAMED[k]} everywhere")
-            if k in EMBEDDED:
-                continue
-            if k in FINDINGS and isinstance(v, list):
-                out += [f"{where}[]: finding without code and message: {f}" for f in v if not _is_finding(f)]
-            if v == "":
-                out.append(f'{where}: "" (unknown is null)')
-            if isinstance(v, float) and v > 1e8:
-                out.append(f"{where}: Unix seconds {v}")
-            if isinstance(v, str) and re.fullmatch(r"\d{8}", v):
-                out.append(f"{where}: YYYYMMDD {v}")
-            names = v if isinstance(v, list) and k.endswith("domains") else [v] if k.endswith("domain") else []
-            if any(isinstance(n, str) and not (n.isascii() and n == n.lower()) for n in names):
-                out.append(f"{where}: domain not an A-label in lower case: {v}")
-            if isinstance(v, str) and TIMEISH.match(v) and not TIME.match(v) and k != "report_id":
-                out.append(f"{where}: time not RFC 3339 UTC whole seconds: {v}")
-            out += _contract_problems(v, where)
-    elif isinstance(obj, list):
-        for v in obj:
-            out += _contract_problems(v, f"{path}[]")
-    return out
 
 
 def json_commands() -> set[str]:
@@ -284,11 +226,11 @@ def run_case(request, runner, demo, tmp_path, case: Case) -> list:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: " ".join(c.args)[:60])
 def test_command_output_follows_its_schema_and_the_contract(request, runner, demo, tmp_path, case):
-    validator = _schema(case.schema)
+    validator = schema(case.schema)
     for doc in run_case(request, runner, demo, tmp_path, case):
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
         assert errors == []
-        assert _contract_problems(doc) == []
+        assert contract_problems(doc) == []
 
 
 def test_every_schema_is_used_and_valid():
@@ -296,7 +238,7 @@ def test_every_schema_is_used_and_valid():
     on_disk = {p.stem for p in SCHEMAS.glob("*.json")}
     assert on_disk == used
     for name in on_disk:
-        _schema(name)
+        schema(name)
 
 
 ERRORS = [
@@ -320,7 +262,7 @@ def test_errors_are_an_object_on_stdout_and_one_line_on_stderr(runner, demo, tmp
     r = runner.invoke(cli, ["--data", str(data), *args, "--json"])
     assert r.exit_code == exit_code
     obj = json.loads(r.stdout)
-    assert list(_schema("error").iter_errors(obj)) == []
+    assert list(schema("error").iter_errors(obj)) == []
     assert obj["error"]["code"] == code
     assert r.stderr.splitlines()[-1] == f"moxcli: {obj['error']['message']}"
 
@@ -368,7 +310,7 @@ def test_the_contract_checker_finds_each_kind_of_violation():
         "warnings": ["plain text"],
         "report": {"date-range": ""},
     }
-    assert _contract_problems(bad) == [
+    assert contract_problems(bad) == [
         ".orgName: key not snake_case",
         ".org_name: the same thing is called organization_name everywhere",
         '.note: "" (unknown is null)',
@@ -385,7 +327,7 @@ def test_every_json_command_gives_a_usage_error_as_an_error_object(runner, tmp_p
     r = runner.invoke(cli, ["--data", str(tmp_path / "d"), *command.split(), "--no-such-option", "--json"])
     assert r.exit_code == 2
     obj = json.loads(r.stdout)
-    assert list(_schema("error").iter_errors(obj)) == []
+    assert list(schema("error").iter_errors(obj)) == []
     assert obj["error"]["code"] == "usage" and "--no-such-option" in obj["error"]["message"]
     assert r.stderr == f"moxcli: {obj['error']['message']}\n"
     assert not (tmp_path / "d").exists()

@@ -293,7 +293,7 @@ def test_never_attempted_messages_json_follows_the_schemas(runner, data_dir):
     null sender, no subject and no sender account: `queue show --json` and `queue list --json`
     validate against docs/schemas/queue-show.json and queue-list.json and follow the contract
     (no "" values); `recipient_domain_tls` is null, then the domain's record once one exists."""
-    from test_json_contract import _contract_problems, _schema
+    from helpers.jsoncontract import contract_problems, schema
 
     from moxcli.store import domaintls
 
@@ -302,8 +302,8 @@ def test_never_attempted_messages_json_follows_the_schemas(runner, data_dir):
     r = run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "c@example.net", input=MSG)
     assert r.exit_code == 0, r.output
     shown = json.loads(run(runner, data_dir, "queue", "show", "1", "--json").stdout)
-    assert [e.message for e in _schema("queue-show").iter_errors(shown)] == []
-    assert _contract_problems(shown) == []
+    assert [e.message for e in schema("queue-show").iter_errors(shown)] == []
+    assert contract_problems(shown) == []
     assert (shown["attempts"], shown["last_attempt"], shown["last_error"], shown["last_code"]) == (0, None, None, None)
     assert (shown["mail_from"], shown["subject"], shown["sender_account"]) == (None, None, None)
     assert shown["recipient_domain_tls"] is None
@@ -313,8 +313,8 @@ def test_never_attempted_messages_json_follows_the_schemas(runner, data_dir):
     with Store.open(data_dir) as st, st.write() as tx:
         domaintls.record(tx, "example.net", True, True, "mx.example.net", 1_000_000.0)
     listed = json.loads(run(runner, data_dir, "queue", "list", "--json").stdout)
-    assert [e.message for e in _schema("queue-list").iter_errors(listed)] == []
-    assert _contract_problems(listed) == []
+    assert [e.message for e in schema("queue-list").iter_errors(listed)] == []
+    assert contract_problems(listed) == []
     assert [(m["id"], m["subject"], m["recipient_domain_tls"]) for m in listed] == [
         (1, None, None),
         (
@@ -333,7 +333,7 @@ def test_never_attempted_messages_json_follows_the_schemas(runner, data_dir):
         ),
     ]
     shown = json.loads(run(runner, data_dir, "queue", "show", "2", "--json").stdout)
-    assert [e.message for e in _schema("queue-show").iter_errors(shown)] == []
+    assert [e.message for e in schema("queue-show").iter_errors(shown)] == []
     assert shown["recipient_domain_tls"] == listed[1]["recipient_domain_tls"]
 
 
