@@ -7,10 +7,12 @@ line) then do not load dnspython (~75 ms).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from moxcli.errors import EXIT_FAILED, TemporaryError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up (docs/development.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 # RFC 8914 4 and the IANA registry; names as mox uses them in TLSRPT reason codes.
 EDE_NAMES = {
@@ -44,10 +46,30 @@ AUTHENTICATION_EDE = frozenset({1, 2, 5, 6, 7, 8, 9, 10, 11, 12})
 TEMPORARY_EDE = frozenset({0, 3, 13, 14, 19, 22, 23})
 
 
-@dataclass(frozen=True)
 class ExtendedError:
+    """One Extended DNS Error (RFC 8914) of a response. Immutable and hashable; a plain class
+    because importing dataclasses costs start-up (docs/development.md, Start-up)."""
+
     code: int
-    text: str = ""
+    text: str
+
+    def __init__(self, code: int, text: str = "") -> None:
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "text", text)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of an ExtendedError")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.code, self.text) == (other.code, other.text)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.text))
+
+    def __repr__(self) -> str:
+        return f"ExtendedError(code={self.code!r}, text={self.text!r})"
 
     @property
     def name(self) -> str:
@@ -142,15 +164,37 @@ class BogusDNSError(DNSError):
         return "dnssec-bogus"
 
 
-@dataclass
 class Answer:
-    name: str
-    rdtype: str
-    records: list[Any]
-    authentic: bool
-    canonical: str
-    cnames: list[str] = field(default_factory=list)
-    ttl: int = 0
+    """The records of one lookup, whether DNSSEC authenticated them, the canonical name and the
+    CNAME chain followed (a plain class: see ExtendedError)."""
+
+    def __init__(
+        self,
+        name: str,
+        rdtype: str,
+        records: list[Any],
+        authentic: bool,
+        canonical: str,
+        cnames: list[str] | None = None,
+        ttl: int = 0,
+    ) -> None:
+        self.name = name
+        self.rdtype = rdtype
+        self.records = records
+        self.authentic = authentic
+        self.canonical = canonical
+        self.cnames: list[str] = cnames if cnames is not None else []
+        self.ttl = ttl
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        return f"Answer({self.__dict__!r})"
 
     def texts(self) -> list[str]:
         """TXT records as strings: character-strings of one record concatenated (RFC 7208 3.3)."""

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
-
-import idna
 
 # Label separators UTS 46 maps to "." (full stop, ideographic, fullwidth, halfwidth ideographic).
 _DOTS = re.compile("[.\u3002\uff0e\uff61]")
@@ -25,10 +22,50 @@ class DomainError(ValueError):
     pass
 
 
-@dataclass(frozen=True, order=True)
 class Domain:
+    """A parsed name: ``ascii`` (A-labels) and ``unicode`` ("" for an all-ASCII name).
+
+    Immutable, hashable, ordered by (ascii, unicode), like the frozen dataclass it was; written
+    out by hand because importing dataclasses costs more start-up than `check tlsrpt --record`
+    may take (docs/development.md, Start-up)."""
+
+    __match_args__ = ("ascii", "unicode")
     ascii: str
-    unicode: str = ""
+    unicode: str
+
+    def __init__(self, ascii: str, unicode: str = "") -> None:
+        object.__setattr__(self, "ascii", ascii)
+        object.__setattr__(self, "unicode", unicode)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a Domain")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of a Domain")
+
+    def _key(self) -> tuple[str, str]:
+        return (self.ascii, self.unicode)
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if other.__class__ is self.__class__ else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __lt__(self, other: Domain) -> bool:
+        return self._key() < other._key() if other.__class__ is self.__class__ else NotImplemented
+
+    def __le__(self, other: Domain) -> bool:
+        return self._key() <= other._key() if other.__class__ is self.__class__ else NotImplemented
+
+    def __gt__(self, other: Domain) -> bool:
+        return self._key() > other._key() if other.__class__ is self.__class__ else NotImplemented
+
+    def __ge__(self, other: Domain) -> bool:
+        return self._key() >= other._key() if other.__class__ is self.__class__ else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Domain(ascii={self.ascii!r}, unicode={self.unicode!r})"
 
     @property
     def name(self) -> str:
@@ -55,6 +92,8 @@ def _show(label: str) -> str:
 def _check_ulabel(label: str, shown: str) -> None:
     """IDNA 2008 rules for a U-label that UTS 46 already mapped (RFC 5891 §4.2.3, RFC 5892
     CONTEXTJ, RFC 5893 bidi). Symbols UTS 46 keeps (``☺``) are accepted, as mox does."""
+    import idna
+
     if label[2:4] == "--":
         raise DomainError(f"label {shown}: hyphens in the third and fourth position (RFC 5891 §4.2.3.1)")
     if unicodedata.category(label[0]).startswith("M"):
@@ -75,6 +114,8 @@ def _label(label: str, lax: bool) -> tuple[str, str]:
         raise DomainError("empty label")
     if lax and label.isascii() and "_" in label:
         return label.lower(), ""
+    import idna  # here, not at the top: an LDH name (the common case) never gets this far
+
     try:
         mapped = idna.uts46_remap(label, std3_rules=True, transitional=False)
     except idna.IDNAError as exc:

@@ -5,9 +5,11 @@ Pure functions used by library `to_json` methods and the CLI (re-exported by mox
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, date, datetime
-from typing import Any
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up (docs/development.md, Start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import date, datetime
+    from typing import Any
 
 
 def rfc3339(t: datetime | float | int | None) -> str | None:
@@ -17,6 +19,8 @@ def rfc3339(t: datetime | float | int | None) -> str | None:
     """
     if t is None:
         return None
+    from datetime import UTC, datetime
+
     if isinstance(t, datetime):
         dt = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
     else:
@@ -28,6 +32,8 @@ def day(d: date | str | None) -> str | None:
     """A UTC day as `YYYY-MM-DD`; accepts a date or the store's `YYYYMMDD` text; None stays None."""
     if d is None:
         return None
+    from datetime import UTC, date, datetime
+
     if isinstance(d, datetime):
         d = d.astimezone(UTC).date() if d.tzinfo else d.date()
     if isinstance(d, date):

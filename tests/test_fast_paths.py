@@ -8,6 +8,8 @@ import pytest
 
 from moxcli.cli import cli, fast
 from moxcli.datatools.gentest import generate
+from moxcli.domain import Domain, parse_domain
+from moxcli.tlsrpt.record import Record, parse_record
 
 VALID = "v=TLSRPTv1; rua=mailto:tls-reports@example.org"
 RECORD_CALLS = [
@@ -123,3 +125,44 @@ def test_what_a_real_process_imports(tmp_path, args, want):
     )
     assert r.stderr.splitlines()[-1] == repr(want), r.stderr
     assert r.stdout
+
+
+STDLIB_PROBE = PROBE.replace(
+    'heavy = ("click", "rich", "dns", "cryptography", "lmdb", "msgpack")',
+    'heavy = ("dataclasses", "datetime", "idna", "inspect", "typing")',
+)
+
+
+@pytest.mark.parametrize("fmt", [[], ["--json"], ["--format", "tsv"]], ids=repr)
+def test_check_tlsrpt_record_loads_no_heavy_stdlib(fmt):
+    """`check tlsrpt --record` must stay within 2x a bare Python start (issue 13): dataclasses
+    (with inspect), typing, datetime and idna each cost a sizeable part of that."""
+    r = subprocess.run(
+        [sys.executable, "-c", STDLIB_PROBE, "check", "tlsrpt", "--record", VALID, *fmt],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "80", "PATH": ""},
+    )
+    assert r.stderr.splitlines()[-1] == "[]", r.stderr
+    assert "mailto:" in r.stdout
+
+
+def test_hand_written_value_classes_keep_their_dataclass_semantics():
+    """Domain and Record are no longer dataclasses (start-up): still equal by value, hashable,
+    ordered (Domain), immutable; Record's equality ignores invalid_rua as before."""
+    d = parse_domain("Straße.Example")  # idna is imported lazily, for such names only
+    assert (d.ascii, d.unicode) == ("xn--strae-oqa.example", "straße.example")
+    assert parse_domain("mail.example.org") == Domain("mail.example.org")
+    assert parse_domain("mail.example.org") != Domain("mail.example.org", "x")
+    assert sorted([Domain("b.example"), Domain("a.example")]) == [Domain("a.example"), Domain("b.example")]
+    assert len({Domain("a.example"), Domain("a.example")}) == 1
+    assert repr(Domain("a.example")) == "Domain(ascii='a.example', unicode='')"
+    with pytest.raises(AttributeError):
+        d.ascii = "x"  # type: ignore[misc]
+    r = parse_record(VALID)
+    assert r == Record(ruas=(("mailto:tls-reports@example.org",),))
+    assert r == Record(ruas=r.ruas, invalid_rua=(("x", "bad"),))
+    assert r != Record(ruas=r.ruas, extensions=(("k", "v"),))
+    assert hash(r) == hash(Record(ruas=r.ruas))
+    with pytest.raises(AttributeError):
+        r.ruas = ()  # type: ignore[misc]

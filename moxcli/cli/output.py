@@ -15,13 +15,16 @@ import os
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from moxcli.jsonfmt import a_label, day, error_object, finding, rfc3339, unknown_as_null
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up (docs/development.md, Start-up)
 if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
     import click
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 # No click, csv or json at import: the click-free fast paths of moxcli.entry render with
 # this module too (docs/development.md, Start-up).
@@ -76,6 +79,8 @@ def set_json_mode(on: bool, argv: Sequence[str] | None = None) -> None:
 
 
 def _default(obj: Any) -> Any:
+    from datetime import date, datetime
+
     if isinstance(obj, datetime):
         return rfc3339(obj)
     if isinstance(obj, date):
@@ -124,8 +129,6 @@ def emit_error(code: str, message: str) -> None:
 
 
 # --- --format / --json ----------------------------------------------------------------------
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _set_format(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -313,6 +316,8 @@ def day_arg(option: str, value: str | None) -> str | None:
     """
     if value is None:
         return None
+    from datetime import date
+
     from moxcli.errors import UsageError
 
     s = value.strip()

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from moxcli.cli import output
 from moxcli.errors import EXIT_FAILED, EXIT_OK, EXIT_TEMPORARY
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up (docs/development.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def show(check: Any, fmt: str) -> int:

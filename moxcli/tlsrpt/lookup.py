@@ -13,8 +13,6 @@ because the sender treats them differently (docs/behaviour-notes.md §2.5, §12 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from moxcli.dnserrors import Answer, BogusDNSError, DNSError, NotFound
 from moxcli.domain import Domain, DomainError, parse_domain
@@ -22,7 +20,10 @@ from moxcli.errors import CheckFailed, UsageError
 from moxcli.jsonfmt import Finding, findings_json
 from moxcli.tlsrpt.record import ParseError, Record, lint, parse_record, uri_scheme
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up (docs/development.md, Start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from moxcli.dns import Resolver
 
 
@@ -91,21 +92,34 @@ def lookup_tlsrpt(resolver: Resolver, domain: str | Domain) -> tuple[Record, str
         raise NotFound(name, "TXT", False, answer.authentic) from None
 
 
-@dataclass
 class TLSRPTCheck:
-    """What ``moxcli check tlsrpt`` reports about one domain."""
+    """What ``moxcli check tlsrpt`` reports about one domain.
 
-    domain: Domain
-    name: str
-    texts: list[str] = field(default_factory=list)
-    record: Record | None = None
-    record_text: str = ""
-    cnames: list[str] = field(default_factory=list)
-    dnssec: str = ""
-    errors: list[Finding] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
-    temporary: bool = False
-    dns_status: str = ""
+    A plain class, not a dataclass: importing dataclasses costs more start-up than
+    `check tlsrpt --record` may take (docs/development.md, Start-up)."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        name: str,
+        texts: list[str] | None = None,
+        record: Record | None = None,
+        record_text: str = "",
+    ) -> None:
+        self.domain = domain
+        self.name = name
+        self.texts: list[str] = texts if texts is not None else []
+        self.record = record
+        self.record_text = record_text
+        self.cnames: list[str] = []
+        self.dnssec = ""
+        self.errors: list[Finding] = []
+        self.warnings: list[Finding] = []
+        self.temporary = False
+        self.dns_status = ""
+
+    def __repr__(self) -> str:
+        return f"TLSRPTCheck({self.__dict__!r})"
 
     @property
     def valid(self) -> bool:

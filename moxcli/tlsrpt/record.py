@@ -9,11 +9,13 @@ RFC (it is what we publish).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
 
 from moxcli.jsonfmt import Finding
 from moxcli.txtscan import TXTScanner
+
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up (docs/development.md, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = "TLSRPTv1"
 
@@ -41,19 +43,54 @@ class NotTLSRPT(ParseError):
         super().__init__(msg, False)
 
 
-@dataclass(frozen=True)
 class Record:
     """A parsed record. ``ruas`` keeps every ``rua=`` field as its own list (RFC 8460 §3
     allows the field to repeat); ``rua`` is all of them flattened, in order.
 
     ``invalid_rua`` holds (uri, problem) for each URI that does not parse: it is left out of
     ``ruas`` so that reports still go to the good addresses (as mox sends to every address
-    it can parse); the lint reports each one as an error."""
+    it can parse); the lint reports each one as an error.
 
-    version: str = VERSION
-    ruas: tuple[tuple[str, ...], ...] = ()
-    extensions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-    invalid_rua: tuple[tuple[str, str], ...] = field(default_factory=tuple, compare=False)
+    Immutable and hashable like the frozen dataclass it was (``invalid_rua`` does not take
+    part in ``==``); written out because importing dataclasses costs more start-up than
+    `check tlsrpt --record` may take (docs/development.md, Start-up)."""
+
+    version: str
+    ruas: tuple[tuple[str, ...], ...]
+    extensions: tuple[tuple[str, str], ...]
+    invalid_rua: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        version: str = VERSION,
+        ruas: tuple[tuple[str, ...], ...] = (),
+        extensions: tuple[tuple[str, str], ...] = (),
+        invalid_rua: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "ruas", ruas)
+        object.__setattr__(self, "extensions", extensions)
+        object.__setattr__(self, "invalid_rua", invalid_rua)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a Record")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of a Record")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.version, self.ruas, self.extensions) == (other.version, other.ruas, other.extensions)
+
+    def __hash__(self) -> int:
+        return hash((self.version, self.ruas, self.extensions))
+
+    def __repr__(self) -> str:
+        return (
+            f"Record(version={self.version!r}, ruas={self.ruas!r}, extensions={self.extensions!r}, "
+            f"invalid_rua={self.invalid_rua!r})"
+        )
 
     @property
     def rua(self) -> list[str]:
