@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Foundation benchmarks: CLI start-up time and store insert/scan rates.
 
-    .venv/bin/python bench/foundation.py [--records 1000000] [--runs 20] [--venv DIR] [--startup-only]
+    .venv/bin/python bench/foundation.py [--records 1000000] [--runs 20] [--venv DIR] [--mox PATH] [--startup-only]
 
 Start-up: median wall and CPU time of the commands issue 13 names against bare
-`python -c pass` in the same run (--venv: another install, e.g. non-editable). Store:
-insert N small records in batched write transactions, then scan them.
+`python -c pass` in the same run (--venv: another install, e.g. non-editable), and with
+--mox (a mox binary; else `mox` on PATH) against `mox version`, `mox gentestdata` and
+`mox verifydata` on its own data. Store: insert N small records in batched write
+transactions, then scan them.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _editable(python: Path) -> bool:
     return subprocess.run([str(python), "-c", code], capture_output=True, text=True).stdout.strip() == "True"
 
 
-def startup(runs: int, venv: Path | None = None) -> None:
+def startup(runs: int, venv: Path | None = None, mox: str | None = None) -> None:
     """Start-up of the commands issue 13 names, against bare Python (and mox when installed).
 
     Targets: --version <= 1.2x `mox version`; --help and `check tlsrpt --record` <= 2x bare
@@ -56,9 +58,11 @@ def startup(runs: int, venv: Path | None = None) -> None:
     print(f"startup: {moxcli} ({install} install); load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     bare = _run_ms([str(python), "-c", "pass"], runs)
     rows = [("python -c pass", bare)]
-    mox = shutil.which("mox")
+    mox = mox or shutil.which("mox")
+    versus: dict[str, str] = {}  # row -> the mox row it is compared with
     if mox:
         rows.append(("mox version", _run_ms([mox, "version"], runs)))
+        versus["moxcli --version"] = "mox version"
     rows.append(("moxcli --version", _run_ms([moxcli, "--version"], runs)))
     rows.append(("moxcli --help", _run_ms([moxcli, "--help"], runs)))
     rows.append(("moxcli check --help", _run_ms([moxcli, "check", "--help"], runs)))
@@ -67,17 +71,25 @@ def startup(runs: int, venv: Path | None = None) -> None:
     d = Path(tempfile.mkdtemp(prefix="moxcli-bench-start-"))
     try:
         n = max(3, runs // 4)
+        if mox:
+            rows.append(("mox gentestdata", _median_of([[mox, "gentestdata", str(d / f"m{i}")] for i in range(n)])))
+            rows.append(("mox verifydata", _run_ms([mox, "verifydata", str(d / "m0")], runs)))
+            versus["moxcli gentestdata (small)"] = "mox gentestdata"
+            versus["moxcli verifydata (small)"] = "mox verifydata"
         rows.append(
             ("moxcli gentestdata (small)", _median_of([[moxcli, "gentestdata", str(d / f"g{i}")] for i in range(n)]))
         )
         rows.append(("moxcli verifydata (small)", _run_ms([moxcli, "verifydata", str(d / "g0")], runs)))
     finally:
         shutil.rmtree(d)
+    measured = dict(rows)
     for name, (wall, cpu) in rows:
-        print(
-            f"startup: {name:30} wall {wall:7.1f} ms {wall / bare[0]:4.1f}x  cpu {cpu:7.1f} ms {cpu / bare[1]:4.1f}x"
-            f"  (x: of python -c pass; median of {runs})"
-        )
+        line = f"startup: {name:30} wall {wall:7.1f} ms {wall / bare[0]:4.1f}x  cpu {cpu:7.1f} ms {cpu / bare[1]:4.1f}x"
+        if name in versus:
+            mwall, mcpu = measured[versus[name]]
+            line += f"  | of {versus[name]}: wall {wall / mwall:4.1f}x cpu {cpu / mcpu:4.1f}x"
+        print(line)
+    print(f"startup: x = ratio to python -c pass (and to the mox call named), medians of {runs}")
 
 
 def _median_of(cmds: list[list[str]]) -> tuple[float, float]:
@@ -129,9 +141,10 @@ def main() -> None:
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--venv", type=Path, help="Measure the moxcli of this venv (e.g. a non-editable `pip install .`).")
+    p.add_argument("--mox", help="A mox binary to compare with (default: mox on PATH, if any).")
     p.add_argument("--startup-only", action="store_true", help="Skip the store benchmark.")
     a = p.parse_args()
-    startup(a.runs, a.venv)
+    startup(a.runs, a.venv, a.mox)
     if not a.startup_only:
         store(a.records)
 

@@ -8,8 +8,6 @@ RFC (it is what we publish).
 
 from __future__ import annotations
 
-import re
-
 from moxcli.jsonfmt import Finding
 from moxcli.txtscan import TXTScanner
 
@@ -20,7 +18,7 @@ if TYPE_CHECKING:
 VERSION = "TLSRPTv1"
 
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -188,13 +186,15 @@ def uri_problem(uri: str) -> str | None:
         if len(uri) < i + 3 or uri[i + 1] not in _HEX or uri[i + 2] not in _HEX:
             return "invalid percent-escape"
         i = uri.find("%", i + 3)
-    m = _SCHEME.match(uri)
-    if not m:
+    # RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" (no re: start-up)
+    scheme, colon, rest = uri.partition(":")
+    if not (colon and scheme[:1].isascii() and scheme[:1].isalpha() and _SCHEME_CHARS.issuperset(scheme)):
         if "@" in uri and ":" not in uri:
             return "no scheme (an e-mail address needs mailto: in front)"
         return "no scheme"
-    rest = uri[m.end() :]
     if rest.startswith("//"):
+        import re
+
         host = re.split(r"[/?#]", rest[2:], maxsplit=1)[0].rpartition("@")[2]
         if host.startswith("["):
             if "]" not in host:
