@@ -7,7 +7,6 @@ never block behind a writer (MVCC), and a file that is consistent after a crash 
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import struct
@@ -16,7 +15,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import lmdb
 import msgpack
@@ -27,6 +26,9 @@ from moxcli.store import migrate
 from moxcli.store.datafile import data_file_problem
 from moxcli.store.files import private_dir
 from moxcli.store.schema import META, SCHEMA_VERSION, TABLES, Table
+
+if TYPE_CHECKING:
+    import ctypes
 
 T = TypeVar("T")
 
@@ -249,6 +251,8 @@ _MADV_DONTNEED = 4  # <sys/mman.h>
 
 @functools.lru_cache(maxsize=1)
 def _libc() -> ctypes.CDLL:
+    import ctypes  # here: only drop_read_pages needs it, and it costs every store-using command start-up
+
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -502,6 +506,8 @@ class Store:
             libc = _libc()
         except OSError:
             return
+        import ctypes
+
         for start, length in ranges:
             libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), _MADV_DONTNEED)
 

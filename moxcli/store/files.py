@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def create_temp(directory: Path, name: str) -> tuple[int, Path]:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | osdep.O_NOFOLLOW | osdep.O_CLOEXEC | osdep.O_BINARY
     for _ in range(100):
-        tmp = directory / f".{name}.tmp{secrets.token_hex(6)}"
+        tmp = directory / f".{name}.tmp{os.urandom(6).hex()}"  # secrets.token_hex, without importing secrets
         try:
             return os.open(tmp, flags, 0o600), tmp
         except FileExistsError:
