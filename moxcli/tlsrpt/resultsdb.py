@@ -59,20 +59,7 @@ class ResultRow:
     sent_to_policy_domain: bool = False
 
     def to_record(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "day_utc": self.day_utc,
-            "policy_domain": self.policy_domain,
-            "recipient_domain": self.recipient_domain,
-            "created": self.created,
-            "updated": self.updated,
-            "is_host": self.is_host,
-            "send_report": self.send_report,
-            "sent_to_recipient_domain": self.sent_to_recipient_domain,
-            "recipient_domain_reporting_addresses": list(self.recipient_domain_reporting_addresses),
-            "sent_to_policy_domain": self.sent_to_policy_domain,
-            "results": [pack_result(r) for r in self.results],
-        }
+        return _stored_map(self, [pack_result(r) for r in self.results])
 
     def to_json(self) -> dict[str, Any]:
         """The contract form (docs/json.md): `day` as YYYY-MM-DD, times RFC 3339; results as in RFC 8460."""
@@ -90,22 +77,8 @@ class ResultRow:
         }
 
     @classmethod
-    @record_reader(TLS_RESULT)
     def from_record(cls, rec: Mapping[str, Any]) -> ResultRow:
-        return cls(
-            id=rec["id"],
-            day_utc=rec["day_utc"],
-            policy_domain=rec["policy_domain"],
-            recipient_domain=rec["recipient_domain"],
-            is_host=bool(rec.get("is_host")),
-            send_report=bool(rec.get("send_report")),
-            results=[unpack_result(r) for r in rec.get("results", [])],
-            created=rec.get("created", 0.0),
-            updated=rec.get("updated", 0.0),
-            sent_to_recipient_domain=bool(rec.get("sent_to_recipient_domain")),
-            recipient_domain_reporting_addresses=list(rec.get("recipient_domain_reporting_addresses", [])),
-            sent_to_policy_domain=bool(rec.get("sent_to_policy_domain")),
-        )
+        return PackedRow.from_record(rec).unpacked()
 
 
 @dataclass(slots=True)
@@ -128,20 +101,7 @@ class PackedRow:
     sent_to_policy_domain: bool
 
     def to_record(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "day_utc": self.day_utc,
-            "policy_domain": self.policy_domain,
-            "recipient_domain": self.recipient_domain,
-            "created": self.created,
-            "updated": self.updated,
-            "is_host": self.is_host,
-            "send_report": self.send_report,
-            "sent_to_recipient_domain": self.sent_to_recipient_domain,
-            "recipient_domain_reporting_addresses": list(self.recipient_domain_reporting_addresses),
-            "sent_to_policy_domain": self.sent_to_policy_domain,
-            "results": self.results,
-        }
+        return _stored_map(self, self.results)
 
     @classmethod
     @record_reader(TLS_RESULT)
@@ -178,6 +138,24 @@ class PackedRow:
             recipient_domain_reporting_addresses=list(self.recipient_domain_reporting_addresses),
             sent_to_policy_domain=self.sent_to_policy_domain,
         )
+
+
+def _stored_map(row: ResultRow | PackedRow, packed_results: list[Any]) -> dict[str, Any]:
+    """The stored map of a row; both views store the same keys (results packed)."""
+    return {
+        "id": row.id,
+        "day_utc": row.day_utc,
+        "policy_domain": row.policy_domain,
+        "recipient_domain": row.recipient_domain,
+        "created": row.created,
+        "updated": row.updated,
+        "is_host": row.is_host,
+        "send_report": row.send_report,
+        "sent_to_recipient_domain": row.sent_to_recipient_domain,
+        "recipient_domain_reporting_addresses": list(row.recipient_domain_reporting_addresses),
+        "sent_to_policy_domain": row.sent_to_policy_domain,
+        "results": packed_results,
+    }
 
 
 def day_utc(t: float | None = None) -> str:
