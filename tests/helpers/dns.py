@@ -15,7 +15,7 @@ from typing import Any
 import dns.name
 import dns.rdata
 
-from moxcli.dns import Answer, BogusDNSError, ExtendedError, NotFound, TemporaryDNSError
+from moxcli.dns import Answer, BogusDNSError, ExtendedError, NotFound, Resolver, TemporaryDNSError
 
 Where = str | tuple[str, str]  # a name (every type) or (rdtype, name)
 
@@ -170,24 +170,8 @@ class FakeResolver:
         self.queries.append(_n(name))
         return self._cname(_n(name))
 
-    def ips(self, name: str) -> tuple[list[str], bool, str]:
-        """A and AAAA addresses as moxcli.dns.Resolver.ips: (addresses, authentic, canonical name)."""
-        addrs: list[str] = []
-        authentic, canonical, found, nxdomain = True, name, False, False
-        for rdtype in ("A", "AAAA"):
-            try:
-                a = self.query(name, rdtype)
-            except NotFound as exc:
-                authentic = authentic and exc.authentic
-                nxdomain = nxdomain or exc.nxdomain
-                continue
-            found = True
-            authentic = authentic and a.authentic
-            canonical = a.canonical
-            addrs.extend(r.address for r in a.records)
-        if not found:
-            raise NotFound(name, "A/AAAA", nxdomain, authentic)
-        return addrs, authentic, canonical
+    # The real resolver's own ips(): it only asks self.query, which this class answers.
+    ips = Resolver.ips
 
 
 def _where(w: Where) -> tuple[str, str]:
