@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moxcli.dane.tlsa import TLSA, usable
-from moxcli.dns import DNSError, NotFound, Resolver, TemporaryDNSError
+from moxcli.dns import Answer, DNSError, NotFound, Resolver, TemporaryDNSError
 from moxcli.domain import DomainError, parse_domain
 
 
@@ -345,12 +345,7 @@ def lookup_tlsa(resolver: Resolver, host: str, port: int = 25, fast: bool = Fals
             res.error, res.dane_required = exc, True
             return res
         if ans is not None and not ans.cnames:
-            if not ans.authentic:
-                res.insecure = True
-                return res
-            res.records = [_tlsa_of(r) for r in ans.records]
-            res.dane_required = bool(res.records)
-            return res
+            return _with_answer(res, ans)
     for i in range(12):
         try:
             target, authentic = resolver.cname(name)
@@ -377,6 +372,11 @@ def lookup_tlsa(resolver: Resolver, host: str, port: int = 25, fast: bool = Fals
     except DNSError as exc:
         res.error, res.dane_required = exc, True
         return res
+    return _with_answer(res, ans)
+
+
+def _with_answer(res: TLSAResult, ans: Answer) -> TLSAResult:
+    """The result of a TLSA answer: insecure means no DANE (RFC 7672 §2.1.3), else its records."""
     if not ans.authentic:
         res.insecure = True
         return res
