@@ -335,3 +335,35 @@ def test_list_stats_vector(runner, data):
 def test_record_endless_line_is_refused(runner, data):
     r = _invoke(runner, data, "dmarc", "record", input="{" + " " * 200_000)
     assert r.exit_code == 2 and "line 1: line longer than 65536 bytes" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("dkim", "spf", "cell"),
+    [
+        (
+            ("example.org", "pass", "s1"),
+            ("example.org", "pass", "mfrom"),
+            "dkim example.org/s1: pass; spf example.org (mfrom): pass",
+        ),
+        (("example.org", "pass", ""), ("example.org", "pass", ""), "dkim example.org: pass; spf example.org: pass"),
+        (None, ("spoof.example", "fail", ""), "spf spoof.example: fail"),
+    ],
+)
+def test_show_auth_results_leave_out_what_the_report_does_not_give(runner, data, tmp_path, dkim, spf, cell):
+    """A DKIM selector or SPF scope the report lacks is left out, not shown as `/` or `()`."""
+    from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Record, SPFAuth, build_xml
+
+    rec = Record("192.0.2.1", 1, "none", "pass", "pass", "example.org")
+    rec.dkim_auth = [DKIMAuth(*dkim)] if dkim else []
+    rec.spf_auth = [SPFAuth(*spf)]
+    f = tmp_path / "r.xml"
+    f.write_bytes(
+        build_xml(
+            Feedback(Metadata("o", "e@o.example", "r1", 1, 2), Published("example.org", "none", "none", "100"), [rec])
+        )
+    )
+    assert _invoke(runner, data, "dmarcreports", "import", str(f)).exit_code == 0
+    r = _invoke(runner, data, "dmarcreports", "show", "1", "--format", "tsv")
+    assert r.exit_code == 0, r.output
+    (row,) = [line.split("\t") for line in r.stdout.splitlines() if line.startswith("192.0.2.1")]
+    assert row[7] == cell

@@ -355,6 +355,14 @@ def dmarcreports_list_cmd(app: AppContext, domain: str | None, fmt: str) -> None
     )
 
 
+def _auth_results(r: Any) -> str:
+    """A record's auth results in one cell. A DKIM selector or an SPF scope that the report does
+    not give is left out, rather than shown as an empty ``/`` or ``()``."""
+    dkim = [f"dkim {d.domain}{'/' + d.selector if d.selector else ''}: {d.result}" for d in r.dkim_auth]
+    spf = [f"spf {s.domain}{' (' + s.scope + ')' if s.scope else ''}: {s.result}" for s in r.spf_auth]
+    return "; ".join(dkim + spf)
+
+
 @dmarcreports_group.command("show")
 @click.argument("report_id", type=int)
 @output.format_options(
@@ -404,10 +412,7 @@ def dmarcreports_show_cmd(app: AppContext, report_id: int, fmt: str) -> None:
                 r.spf,
                 r.header_from,
                 r.envelope_from,
-                "; ".join(
-                    [f"dkim {d.domain}/{d.selector}: {d.result}" for d in r.dkim_auth]
-                    + [f"spf {s.domain} ({s.scope}): {s.result}" for s in r.spf_auth]
-                ),
+                _auth_results(r),
                 "; ".join(f"{x.type}: {x.comment}" if x.comment else x.type for x in r.reasons),
             )
             for r in fb.records
