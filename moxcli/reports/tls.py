@@ -254,9 +254,12 @@ def _ascii_name(name: str) -> str:
 
 
 def _a_labels(v: list[Any]) -> None:
-    """Domain names of a packed policy in A-labels, in place: RFC 8460 4.4 makes
-    policy-domain, mx-host and receiving-mx-hostname domain names, and mox writes A-labels
-    (its tlsrptsend test: ``xn--74h.example``), whatever form the results were stored in."""
+    """Domain names of a packed policy in A-labels, in place, whatever form the results were
+    stored in. Producing, we follow the RFC: RFC 8460 4.4 says of policy-domain that for an
+    IDN it MUST be the Punycode-encoded A-labels, not the U-labels; mx-host,
+    receiving-mx-hostname and receiving-mx-helo are host names and get the same form. mox does
+    the same (tlsrpt/report.go: "ASCII/A-labels", its tlsrptsend test: ``xn--74h.example``).
+    Parsing received reports stays liberal: U-labels are accepted there."""
     v[2] = _ascii_name(v[2])
     v[3] = [_ascii_name(h) for h in v[3]]
     for d in v[6]:
