@@ -287,6 +287,84 @@ def test_damaged_pages_reported_not_crashing(good):
     assert got == ["store: table meta: mdb_dbi_open: MDB_CORRUPTED: Located page was wrong type"]
 
 
+def _crash(signum: int):
+    """A stand-in for walk_pages that dies of ``signum`` (a damaged map: SIGBUS, SIGSEGV)."""
+
+    def walk(data_dir):
+        import faulthandler
+        import signal
+
+        faulthandler.disable()  # pytest's handler would print a traceback first
+        if signum != signal.SIGKILL:
+            signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    return walk
+
+
+@pytest.mark.parametrize("signame", ["SIGBUS", "SIGSEGV", "SIGKILL"])
+def test_reader_crash_is_one_problem_and_the_verifier_survives(good, monkeypatch, signame):
+    """The page probe runs in a forked child: a reader killed by a signal is reported."""
+    import signal
+
+    monkeypatch.setattr("moxcli.datatools.verify.walk_pages", _crash(getattr(signal, signame)))
+    res = verify_data(good)
+    assert [str(p) for p in res.problems] == [
+        f"store/data.mdb: reading its pages crashed the reader ({signame}): the file is damaged"
+    ]
+    assert [n.code for n in res.notes] == ["checks-skipped"]
+
+
+def _raise(exc: BaseException):
+    def walk(data_dir):
+        raise exc
+
+    return walk
+
+
+@pytest.mark.parametrize(
+    "exc,reason",
+    [
+        (SystemExit("table meta: Error: page damaged"), "table meta: Error: page damaged"),
+        (RuntimeError("unexpected"), "RuntimeError: unexpected"),
+        (KeyboardInterrupt(), "KeyboardInterrupt: "),
+    ],
+)
+def test_reader_failure_is_reported_with_its_last_line(good, monkeypatch, exc, reason):
+    monkeypatch.setattr("moxcli.datatools.verify.walk_pages", _raise(exc))
+    assert problems(good) == [f"store/data.mdb: reading its pages failed: {reason.strip()}"]
+
+
+def test_reader_that_hangs_is_killed_at_the_deadline(good, tmp_path, monkeypatch):
+    import time
+
+    from moxcli.datatools import verify
+
+    def hang(data_dir):
+        (tmp_path / "pid").write_text(str(os.getpid()))
+        time.sleep(60)
+
+    monkeypatch.setattr(verify, "walk_pages", hang)
+    t = time.monotonic()
+    assert verify.probe_store(good, timeout=1) == "reading every page took longer than 1 s"
+    assert time.monotonic() - t < 30
+    with pytest.raises(ProcessLookupError):  # killed and reaped: no child left behind
+        os.kill(int((tmp_path / "pid").read_text()), 0)
+
+
+def test_reader_in_a_new_python_where_there_is_no_fork(good, monkeypatch):
+    """Windows has no fork: the probe starts a new interpreter (which sees no monkeypatch)."""
+    from moxcli import osdep
+    from moxcli.datatools import verify
+
+    monkeypatch.setattr(osdep, "can_fork", lambda: False)
+    monkeypatch.setattr(verify, "walk_pages", _raise(RuntimeError("not the child's")))
+    monkeypatch.setattr(os, "fork", None)
+    assert verify.probe_store(good) is None
+    assert verify.probe_store(good, timeout=0.001) == "reading every page took longer than 0 s"
+    assert verify_data(good).ok
+
+
 def test_fix_moves_orphans_only(good):
     _delete(good, schema.QUEUE, schema.u64(1))
     (good / "queue" / "a" / ".3.tmp999").write_bytes(b"partial")

@@ -13,16 +13,16 @@ import shutil
 import signal
 import stat
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moxcli import __version__
+from moxcli import __version__, osdep
 from moxcli.context import CONFIG_NAME
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, STORE_SUM, VERSION_FILE, layout
 from moxcli.datatools.storesum import STORE_FILE, check_sum
@@ -208,7 +208,72 @@ def walk_pages(data_dir: Path) -> int:
 def probe_store(data_dir: Path, timeout: float = 600) -> str | None:
     """Read the whole store in a child process: damaged pages can crash LMDB readers
     (SIGSEGV, SIGBUS) or make them raise, and that must become a reported problem, not a
-    dead verifier or a traceback."""
+    dead verifier or a traceback.
+
+    The child is a fork of this process where there is fork (a few milliseconds: no second
+    interpreter to start and import into), else a new Python (Windows)."""
+    if osdep.can_fork():
+        return _probe_forked(data_dir, timeout)
+    return _probe_spawned(data_dir, timeout)
+
+
+def _probe_forked(data_dir: Path, timeout: float) -> str | None:
+    """The probe in a forked child: it reports a failure on a pipe; a crash is its exit status.
+
+    This process opens no store before the fork (verify_data probes first), so the child's
+    LMDB environment is its own."""
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the verifier's code
+        code = 0
+        try:
+            os.close(report_r)
+            with suppress(MoxcliError):  # the store layer's errors: the in-process checks report them
+                walk_pages(data_dir)
+        except SystemExit as exc:
+            code = 1
+            os.write(report_w, str(exc.code).encode("utf-8", "replace")[:_REPORT_MAX])
+        except BaseException as exc:  # as a new Python would: the exception's last line
+            code = 1
+            os.write(report_w, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:_REPORT_MAX])
+        finally:
+            os._exit(code)
+    os.close(report_w)
+    try:
+        report, finished = _read_until(report_r, time.monotonic() + timeout)
+    finally:
+        os.close(report_r)
+    if not finished:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if not finished:
+        return f"reading every page took longer than {timeout:.0f} s"
+    return _probe_outcome(os.waitstatus_to_exitcode(status), report)
+
+
+_REPORT_MAX = 4096  # bytes of a failure report: below the pipe's buffer, so the child never blocks
+
+
+def _read_until(fd: int, deadline: float) -> tuple[bytes, bool]:
+    """What the child writes to ``fd`` until it exits (end of file), and whether it did by ``deadline``."""
+    import select
+
+    out = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return out, False
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return out, True
+        out += chunk
+
+
+def _probe_spawned(data_dir: Path, timeout: float) -> str | None:
+    """The probe in a new Python process (where there is no fork)."""
+    import subprocess
+
     env = dict(os.environ)
     pkg_root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -216,15 +281,21 @@ def probe_store(data_dir: Path, timeout: float = 600) -> str | None:
         r = subprocess.run([sys.executable, "-c", _PROBE, str(data_dir)], env=env, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return f"reading every page took longer than {timeout:.0f} s"
-    if r.returncode < 0:
+    lines = r.stderr.decode("utf-8", "replace").strip().splitlines()
+    return _probe_outcome(r.returncode, lines[-1].encode() if lines else b"")
+
+
+def _probe_outcome(code: int, report: bytes) -> str | None:
+    """The problem a probe child's exit code (negative: killed by that signal) and report tell."""
+    if code < 0:
         try:
-            name = signal.Signals(-r.returncode).name
+            name = signal.Signals(-code).name
         except ValueError:
-            name = f"signal {-r.returncode}"
+            name = f"signal {-code}"
         return f"reading its pages crashed the reader ({name}): the file is damaged"
-    if r.returncode != 0:
-        lines = r.stderr.decode("utf-8", "replace").strip().splitlines()
-        return f"reading its pages failed: {lines[-1] if lines else f'exit code {r.returncode}'}"
+    if code != 0:
+        last = report.decode("utf-8", "replace").strip()
+        return f"reading its pages failed: {last or f'exit code {code}'}"
     return None
 
 
