@@ -1,6 +1,8 @@
 """The calls answered without click (moxcli.cli.fast, moxcli.entry) print exactly what the
 click command prints, exit the same, and really load no click (issue 13, start-up)."""
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,15 +112,17 @@ print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)
         (["check", "tlsrpt", "--record", VALID], []),
         (["check", "tlsrpt", "--record", VALID, "--json"], []),
         (["check", "--help"], ["click"]),
-        (["gentestdata", "{tmp}/demo"], ["click", "cryptography", "lmdb", "msgpack"]),  # DKIM keys, the store
-        (["verifydata", "{tmp}/demo"], ["click", "lmdb", "msgpack"]),
+        (["gentestdata", "{tmp}/demo"], ["cryptography", "lmdb", "msgpack"]),  # DKIM keys, the store
+        (["verifydata", "{tmp}/demo"], ["lmdb", "msgpack"]),
+        (["verifydata", "{tmp}/demo", "--fix", "--json"], ["lmdb", "msgpack"]),
+        (["gentestdata", "{tmp}/demo2", "--seed", "2"], ["click", "cryptography", "lmdb", "msgpack"]),
     ],
     ids=repr,
 )
 def test_what_a_real_process_imports(tmp_path, args, want):
     """The start-up a command pays: no click for the fast paths, no dnspython, rich or
     cryptography where the command does not use them."""
-    if args[0] == "verifydata":
+    if "verifydata" in args:
         generate(tmp_path / "demo")
     args = [a.format(tmp=tmp_path) for a in args]
     r = subprocess.run(
@@ -172,3 +176,105 @@ def test_hand_written_value_classes_keep_their_dataclass_semantics():
     assert hash(r) == hash(Record(ruas=r.ruas))
     with pytest.raises(AttributeError):
         r.ruas = ()  # type: ignore[misc]
+
+
+_SECONDS = re.compile(r'("seconds": |seconds: |; )[0-9.]+( s\))?')
+
+
+def _same_run(out: str) -> str:
+    """Output with the run's own duration taken out."""
+    return _SECONDS.sub(r"\1N\2", out)
+
+
+@pytest.fixture
+def data_dirs(tmp_path):
+    """Two identical data directories (one for each path: --fix changes them), and a file."""
+    good = tmp_path / "good"
+    generate(good)
+    bad = tmp_path / "bad"
+    generate(bad)
+    (bad / "queue" / "a" / "77").write_bytes(b"unreferenced")  # beyond the sequence: a warning
+    (bad / "accounts" / "test1" / "msg" / "a" / "1").unlink()  # a problem: exit 1
+    (tmp_path / "file").write_text("x")
+    return tmp_path
+
+
+DATA_CALLS = [
+    ["verifydata", "{d}/good"],
+    ["verifydata", "{d}/good", "--json"],
+    ["verifydata", "--json", "{d}/good"],
+    ["--data", "{d}/good", "verifydata"],
+    ["--data={d}/good", "--log-level", "error", "verifydata", "--json"],
+    ["--log-level=debug", "verifydata", "{d}/good", "--fix"],
+    ["verifydata", "{d}/bad"],
+    ["verifydata", "{d}/bad", "--json"],
+    ["verifydata", "{d}/bad", "--fix", "--json"],
+    ["verifydata", "{d}/missing"],
+    ["verifydata", "{d}/missing", "--json"],
+    ["--data", "{d}/missing", "verifydata", "{d}/good"],
+    ["--data", "{d}/missing", "verifydata"],
+    ["verifydata"],  # MOXCLI_DATA
+    ["gentestdata", "{d}/new"],
+    ["gentestdata", "{d}/new", "--json"],
+    ["gentestdata", "{d}/good"],
+    ["gentestdata", "--json", "{d}/good"],
+    ["--data", "{d}/missing", "gentestdata", "{d}/new/deeper"],
+]
+
+
+@pytest.mark.parametrize("args", DATA_CALLS, ids=repr)
+def test_data_tools_are_the_commands_output(data_dirs, runner, capsys, monkeypatch, args):
+    """verifydata and gentestdata without click: the click command's output, errors, exit code
+    and effect, each on its own copy of the data."""
+    monkeypatch.setenv("MOXCLI_DATA", str(data_dirs / "click" / "good"))
+    shutil.copytree(data_dirs, data_dirs / "click", ignore=shutil.ignore_patterns("click"))
+    r = runner.invoke(cli, [a.format(d=data_dirs / "click") for a in args])
+    monkeypatch.setenv("MOXCLI_DATA", str(data_dirs / "good"))
+    code, out, err = _fast(capsys, [a.format(d=data_dirs) for a in args])
+    assert code == r.exit_code, (r.stdout, r.stderr)
+    click_out = (
+        r.stdout.replace(str(data_dirs / "click"), str(data_dirs)),
+        r.stderr.replace(str(data_dirs / "click"), str(data_dirs)),
+    )
+    assert (_same_run(out), err) == (_same_run(click_out[0]), click_out[1])
+    assert sorted(p.relative_to(data_dirs) for p in data_dirs.rglob("*") if "click" not in p.parts) == sorted(
+        p.relative_to(data_dirs / "click") for p in (data_dirs / "click").rglob("*")
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verifydata", "--help"],
+        ["verifydata", "a", "b"],
+        ["verifydata", "--json", "--json"],
+        ["verifydata", "-"],
+        ["verifydata", "--bogus"],
+        ["verifydata", "{d}/file"],
+        ["gentestdata"],
+        ["gentestdata", "{d}/x", "--fix"],
+        ["gentestdata", "{d}/x", "--messages", "5"],
+        ["gentestdata", "{d}/x", "--seed=2"],
+        ["--config", "{d}/c.toml", "verifydata"],
+        ["--data", "{d}/file", "verifydata", "{d}/good"],
+        ["--data", "", "verifydata", "{d}/good"],
+        ["--data", "a", "--data", "b", "verifydata"],
+        ["--log-level", "loud", "verifydata"],
+        ["--data"],
+        ["--", "verifydata"],
+        ["verifydatax"],
+    ],
+    ids=repr,
+)
+def test_other_data_tool_shapes_go_to_click(data_dirs, capsys, args):
+    assert fast.run([a.format(d=data_dirs) for a in args]) is None
+    assert capsys.readouterr() == ("", "")
+    assert not (data_dirs / "x").exists()
+
+
+@pytest.mark.parametrize(("var", "value"), [("MOXCLI_DATA", "{d}/file"), ("MOXCLI_CONFIG", "{d}")])
+def test_data_tools_leave_bad_environment_values_to_click(data_dirs, capsys, monkeypatch, var, value):
+    """click checks --data and --config given by the environment too (usage error, exit 2)."""
+    monkeypatch.setenv(var, value.format(d=data_dirs))
+    assert fast.run(["verifydata", str(data_dirs / "good")]) is None
+    assert capsys.readouterr() == ("", "")

@@ -6,12 +6,11 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 import click
 
 from moxcli.cli import output
-from moxcli.context import AppContext, require_store
+from moxcli.context import AppContext
 from moxcli.errors import CheckFailed
 
 
@@ -147,40 +146,9 @@ def verifydata_cmd(app: AppContext, directory: Path | None, fix: bool, as_json: 
     Example:
       moxcli verifydata /var/backups/moxcli-2026-01-31
     """
-    from moxcli.datatools.verify import verify_data
-    from moxcli.perms import check_data_dir
+    from moxcli.cli.dataview import verifydata
 
-    require_store(directory or app.data_dir)
-    check_data_dir(directory or app.data_dir)  # verify_data opens the store itself
-    res = verify_data(directory or app.data_dir, fix=fix)
-    if as_json:
-        output.emit_json(res.to_json())
-    else:
-        for p in res.problems:
-            click.echo(f"error: {output.safe(p)}")
-        for w in res.warnings:
-            click.echo(f"warning: {output.safe(w)}")
-        for a, b in res.moved:
-            click.echo(f"moved: {output.safe(a)} -> {output.safe(b)}")
-        for n in res.notes:
-            click.echo(f"note: {output.safe(n)}")
-        if res.ok:
-            click.echo(f"{res.data_dir}: OK ({_counts(res.counts)}; {res.seconds:.2f} s)")
-        else:
-            count = len(res.problems)
-            click.echo(
-                f"{res.data_dir}: {count} problem{'s' if count != 1 else ''} "
-                f"({_counts(res.counts)}; {res.seconds:.2f} s)"
-            )
-    if not res.ok:
-        raise CheckFailed(f"{res.data_dir}: {len(res.problems)} problem{'s' if len(res.problems) != 1 else ''} found")
-
-
-def _counts(counts: dict[str, Any]) -> str:
-    records = sum(v for k, v in counts.items() if k not in ("message_files", "queue_files", "message_bytes"))
-    return (
-        f"{records} records, {counts.get('message_files', 0)} message files, {counts.get('queue_files', 0)} queue files"
-    )
+    verifydata(directory or app.data_dir, fix, as_json)
 
 
 @click.command("gentestdata")
@@ -205,12 +173,6 @@ def gentestdata_cmd(directory: Path, messages: int, seed: int, as_json: bool) ->
     Example:
       moxcli gentestdata /tmp/moxcli-test && moxcli --data /tmp/moxcli-test send-tlsreports --dry-run
     """
-    from moxcli.datatools.gentest import generate
+    from moxcli.cli.dataview import gentestdata
 
-    res = generate(directory, messages=messages, seed=seed)
-    if as_json:
-        output.emit_json(res.to_json())
-    else:
-        output.kv(
-            f"generated {res.data_dir}", [(k, v) for k, v in res.counts.items()] + [("seconds", f"{res.seconds:.2f}")]
-        )
+    gentestdata(directory, messages, seed, as_json)

@@ -1,6 +1,7 @@
-"""Argument shapes answered without importing click (issue 13, start-up): the root help and
-`check tlsrpt --record TEXT` (`--version` is answered in moxcli.entry). Click alone costs about twice a bare Python
-start; these are the calls people and scripts make most often in a loop or a shell.
+"""Argument shapes answered without importing click (issue 13, start-up): the root help,
+`check tlsrpt --record TEXT`, `verifydata [DIR]` and `gentestdata DIR` (`--version` is answered
+in moxcli.entry). Click alone costs about twice a bare Python start; these are the calls people
+and scripts make most often in a loop or a shell, and the data tools mox's own are compared with.
 
 Each function returns the exit code when it handled the call, or None: then (and for every
 shape not recognised exactly) the click command runs as usual, with the same output.
@@ -20,7 +21,7 @@ def run(args: list[str]) -> int | None:
         return root_help(to_stderr=not args)
     if args[:2] == ["check", "tlsrpt"]:
         return check_tlsrpt_record(args[2:])
-    return None
+    return data_tool(args)
 
 
 def help_width() -> int:
@@ -88,3 +89,84 @@ def check_tlsrpt_record(args: list[str]) -> int | None:
         # as the click command: a reader that stopped early is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit must not fail again
         return 0
+
+
+LOG_LEVELS = ("debug", "info", "warn", "error")
+DATA_TOOLS = {"verifydata": ("--json", "--fix"), "gentestdata": ("--json",)}
+
+
+def data_tool(args: list[str]) -> int | None:
+    """`[--data D] [--log-level L] verifydata [DIR] [--json] [--fix]` and `[...] gentestdata DIR
+    [--json]` (each flag at most once), as the click commands of moxcli.cli.data run them."""
+    options: dict[str, str] = {}
+    rest = list(args)
+    while rest and rest[0].startswith("--") and rest[0] not in DATA_TOOLS:
+        name, eq, value = rest.pop(0).partition("=")
+        if not eq:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if name not in ("--data", "--log-level") or name in options:
+            return None
+        options[name] = value
+    if not rest or rest[0] not in DATA_TOOLS:
+        return None
+    command, flags = rest[0], DATA_TOOLS[rest[0]]
+    paths: list[str] = []
+    seen: set[str] = set()
+    for a in rest[1:]:
+        if a in flags and a not in seen:
+            seen.add(a)
+        elif a.startswith("-") or paths:
+            return None  # another option, --help, a second argument: click decides
+        else:
+            paths.append(a)
+    log_level = options.get("--log-level", "warn")
+    data = options["--data"] if "--data" in options else os.environ.get("MOXCLI_DATA") or None
+    config = os.environ.get("MOXCLI_CONFIG")
+    if log_level not in LOG_LEVELS or not all(
+        _directory_arg(p) for p in [*paths, *([data] if data is not None else [])]
+    ):
+        return None  # click's usage error
+    if config and os.path.isdir(config):
+        return None  # click's usage error: --config (from the environment) names a directory
+    if command == "gentestdata" and not paths:
+        return None
+    from pathlib import Path
+
+    from moxcli import log
+    from moxcli.cli import dataview, output
+
+    output.set_json_mode(False, args)
+    log.setup(log_level)
+    try:
+        if command == "gentestdata":
+            dataview.gentestdata(Path(paths[0]), 0, 1, "--json" in seen)
+        else:
+            from moxcli.context import default_data_dir
+
+            directory = Path(paths[0]) if paths else Path(data) if data else default_data_dir()
+            dataview.verifydata(directory, "--fix" in seen, "--json" in seen)
+    except (Exception, KeyboardInterrupt) as exc:
+        return _failed(exc)
+    return 0
+
+
+def _directory_arg(value: str) -> bool:
+    """What click.Path(file_okay=False) takes as it is: anything but an existing regular file."""
+    return bool(value) and "\0" not in value and not os.path.isfile(value)
+
+
+def _failed(exc: BaseException) -> int:
+    """The exit code of a failed run, after printing the one-line error (moxcli.cli.failure)."""
+    from moxcli.cli.failure import print_error, reported
+
+    how = reported(exc)
+    if how is None:
+        raise exc
+    code, message, exit_code = how
+    if isinstance(exc, BrokenPipeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit must not fail again
+        return 0
+    print_error(code, message)
+    return exit_code

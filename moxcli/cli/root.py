@@ -6,7 +6,6 @@ no command module, so it stays fast (no dnspython, cryptography or rich at start
 
 from __future__ import annotations
 
-import errno
 import importlib
 import importlib.util
 import os
@@ -18,7 +17,9 @@ import click
 
 from moxcli import __version__
 from moxcli.cli import COMMANDS
-from moxcli.errors import EXIT_USAGE, MoxcliError
+from moxcli.cli.failure import MAX_ERROR_LINE as MAX_ERROR_LINE  # moxcli.cli.MAX_ERROR_LINE
+from moxcli.cli.failure import print_error, reported
+from moxcli.errors import EXIT_USAGE
 from moxcli.stop import Interrupted
 
 
@@ -60,31 +61,21 @@ class LazyGroup(click.Group):
     def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except MoxcliError as exc:
-            _fail(ctx, exc.code, str(exc), exc.exit_code)
-        except Interrupted as exc:
-            _fail(ctx, "interrupted", str(exc), exc.exit_code, exit_now=False)
-            # Everything is recorded, the store closed and the locks released by now; exit
-            # without waiting for worker threads still in a DNS lookup (they hold nothing).
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(exc.exit_code)
-        except KeyboardInterrupt:
-            _fail(ctx, "interrupted", "interrupted", 130)
-        except OSError as exc:
+        except (Exception, KeyboardInterrupt, Interrupted) as exc:
+            how = reported(exc)
+            if how is None:
+                raise
+            code, message, exit_code = how
             if isinstance(exc, BrokenPipeError):
                 ctx.exit(0)
-            if exc.filename is None and exc.errno not in _ENVIRONMENT_ERRNOS:
-                raise
-            timeout = isinstance(exc, (TimeoutError, ConnectionError))
-            where = f"{exc.filename}: " if exc.filename is not None else ""
-            _fail(ctx, "temporary" if timeout else "io", f"{where}{exc.strerror}", 3 if timeout else 1)
-        except Exception as exc:
-            if not type(exc).__module__.startswith("lmdb"):
-                raise
-            # LMDB's own errors (disk full or read-only file system at commit, I/O errors):
-            # the transaction was aborted, nothing is half-written.
-            _fail(ctx, "io", f"store: {exc}", 1)
+            if isinstance(exc, Interrupted):
+                _fail(ctx, code, message, exit_code, exit_now=False)
+                # Everything is recorded, the store closed and the locks released by now; exit
+                # without waiting for worker threads still in a DNS lookup (they hold nothing).
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(exit_code)
+            _fail(ctx, code, message, exit_code)  # raises click's Exit
 
     def main(self, args: Any = None, prog_name: str | None = None, *a: Any, **kw: Any) -> Any:
         """Click's usage errors as the documented one line (`moxcli: <command>: <why>`), exit 2.
@@ -120,27 +111,9 @@ class LazyGroup(click.Group):
 
 def _fail(ctx: click.Context | None, code: str, message: str, exit_code: int, exit_now: bool = True) -> None:
     """One line on stderr; with --json also `{"error": {"code", "message"}}` on stdout (docs/json.md)."""
-    from moxcli.cli import output
-
-    line = _clip(message.translate(_CONTROL))
-    if output.json_mode():
-        output.emit_error(code, line)
-    click.echo(f"moxcli: {line}", err=True)
+    print_error(code, message)
     if exit_now and ctx is not None:
         ctx.exit(exit_code)
-
-
-_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
-# Errors of the environment rather than of a file named by the user: one line even without a name.
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM}
-MAX_ERROR_LINE = 1000
-
-
-def _clip(text: str) -> str:
-    """An error line echoes input (names, values): never more than MAX_ERROR_LINE characters."""
-    if len(text) <= MAX_ERROR_LINE:
-        return text
-    return f"{text[: MAX_ERROR_LINE - 40]}... ({len(text)} characters, cut)"
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
