@@ -117,14 +117,14 @@ def test_file_of_removed_record_left_by_a_kill_is_known_and_deleted(runner, tmp_
     assert path.exists()
     r = runner.invoke(cli, ["--data", str(data), "verifydata"])
     assert r.exit_code == 0, r.output
-    assert f"queue/{path.parent.name}/{path.name}: not referenced, its record was removed" in r.output
+    assert f"queue/{path.parent.name}/{path.name}: not referenced, its record was removed" in r.stdout
     r = runner.invoke(cli, ["--data", str(data), "queue", "run"])
-    assert r.exit_code == 0 and r.output.strip() == "nothing to do"
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "nothing to do\n")
     assert not path.exists()
     with Store.open(data) as st, st.read() as tx:
         assert qstore.unlinking(tx) == [] and tx.meta(qstore.UNLINK) is None
     r = runner.invoke(cli, ["--data", str(data), "verifydata"])
-    assert r.exit_code == 0 and "not referenced" not in r.output
+    assert r.exit_code == 0 and "not referenced" not in r.stdout
 
 
 def _kill_trial(runner, tmp_path: Path, count: int, kill_after: int) -> None:
@@ -155,7 +155,7 @@ def _kill_trial(runner, tmp_path: Path, count: int, kill_after: int) -> None:
 
         r = runner.invoke(cli, ["--data", str(data), "verifydata"])
         assert r.exit_code == 0, r.output
-        queued = json.loads(runner.invoke(cli, ["--data", str(data), "queue", "list", "--json"]).output)
+        queued = json.loads(runner.invoke(cli, ["--data", str(data), "queue", "list", "--json"]).stdout)
         left = {m["id"] for m in queued}
         # Nothing lost: whatever the server did not get is still queued; what was reported
         # delivered (its outcome committed) is not.
@@ -166,8 +166,9 @@ def _kill_trial(runner, tmp_path: Path, count: int, kill_after: int) -> None:
             assert r.exit_code == 0, r.output
             r = runner.invoke(cli, ["--data", str(data), "queue", "run", "--json"])
             assert r.exit_code == 0, r.output
-            assert {json.loads(x)["outcome"] for x in r.output.splitlines()} == {"delivered"}
-        assert json.loads(runner.invoke(cli, ["--data", str(data), "queue", "list", "--json"]).output) == []
+            assert {json.loads(x)["outcome"] for x in r.stdout.splitlines()} == {"delivered"}
+            assert r.stderr.startswith(f"{len(left)} message(s) attempted: {len(left)} delivered, 0 deferred,")
+        assert json.loads(runner.invoke(cli, ["--data", str(data), "queue", "list", "--json"]).stdout) == []
         got = [_body_number(m) for m in srv.messages]
         assert sorted(set(got)) == list(range(count))
         # Duplicates only of messages the server took before the kill, at most one chunk.
@@ -176,7 +177,7 @@ def _kill_trial(runner, tmp_path: Path, count: int, kill_after: int) -> None:
         assert len(dups) <= deliver.MAX_CHUNK
         assert not list((data / "queue").glob("*/*"))
         r = runner.invoke(cli, ["--data", str(data), "verifydata"])
-        assert r.exit_code == 0 and "not referenced" not in r.output
+        assert r.exit_code == 0 and "not referenced" not in r.stdout
 
 
 @pytest.mark.parametrize("kill_after", [1, 12])

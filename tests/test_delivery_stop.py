@@ -68,9 +68,11 @@ def test_signal_during_stalled_session(runner, tmp_path, sig, mode, event, body)
             p.kill()
             p.wait()
         assert p.returncode == 3, err
-        assert err.strip().splitlines()[-1].startswith(f"moxcli: interrupted by {sig.name}: 1 message(s) recorded")
+        summary, error = err.strip().splitlines()[-2:]
+        assert summary == "1 message(s) attempted: 0 delivered, 0 deferred, 0 failed, 1 interrupted, 0 DSN(s) stored"
+        assert error.startswith(f"moxcli: interrupted by {sig.name}: 1 message(s) recorded")
         assert out.startswith("1 r@[127.0.0.1] interrupted attempt=0 ")
-        m = json.loads(_cli(runner, data, "queue", "show", "1", "--json").output)
+        m = json.loads(_cli(runner, data, "queue", "show", "1", "--json").stdout)
         assert (m["attempts"], m["in_progress"], m["last_error"]) == (0, None, f"interrupted by {sig.name}")
         assert srv.messages == []
         assert _cli(runner, data, "verifydata").exit_code == 0
@@ -78,9 +80,9 @@ def test_signal_during_stalled_session(runner, tmp_path, sig, mode, event, body)
             pass
         r = _cli(runner, data, "queue", "run", "--json")
         assert r.exit_code == 0, r.output
-        assert [json.loads(x)["outcome"] for x in r.output.splitlines()] == ["delivered"]
+        assert [json.loads(x)["outcome"] for x in r.stdout.splitlines()] == ["delivered"]
         assert len(srv.messages) == 1 and srv.messages[0].endswith(b"\r\n\r\n" + body.split(b"\r\n\r\n", 1)[1])
-        assert json.loads(_cli(runner, data, "queue", "list", "--json").output) == []
+        assert json.loads(_cli(runner, data, "queue", "list", "--json").stdout) == []
 
 
 def test_second_signal_exits_at_once(runner, tmp_path):
@@ -106,10 +108,10 @@ def test_second_signal_exits_at_once(runner, tmp_path):
         assert "moxcli: SIGTERM again: exiting at once" in err
         assert _cli(runner, data, "verifydata").exit_code == 0
         # Killed mid-attempt, as after a crash: the attempt counted, the message stays queued.
-        m = json.loads(_cli(runner, data, "queue", "show", "1", "--json").output)
+        m = json.loads(_cli(runner, data, "queue", "show", "1", "--json").stdout)
         assert m["attempts"] == 1 and m["in_progress"] is not None
         r = _cli(runner, data, "queue", "run", "--id", "1", "--json")
-        assert [json.loads(x)["outcome"] for x in r.output.splitlines()] == ["delivered"]
+        assert [json.loads(x)["outcome"] for x in r.stdout.splitlines()] == ["delivered"]
         assert len(srv.messages) == 1
 
 

@@ -267,6 +267,8 @@ def test_streamed_rows_without_any_row_print_the_header(runner, demo, tmp_path):
     first = runner.invoke(cli, ["--data", str(data), "queue", "run", "--format", "tsv"])
     assert first.exit_code == 0, first.output
     assert len(first.stdout.splitlines()) > 1
+    attempts = len(first.stdout.splitlines()) - 1  # a row per attempt after the header
+    assert first.stderr.startswith(f"{attempts} message(s) attempted: ")  # the summary: a message
     again = runner.invoke(cli, ["--data", str(data), "queue", "run", "--format", "tsv"])  # nothing due now
     assert again.exit_code == 0, again.output
     assert again.stdout == first.stdout.splitlines(keepends=True)[0]

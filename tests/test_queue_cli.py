@@ -35,7 +35,7 @@ def test_add_list_show_hold_release_retry_drop(runner, data_dir):
         input=MSG,
     )
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output) == {
+    assert json.loads(r.stdout) == {
         "ids": [1, 2],
         "require_tls": False,
         "converted_lf": True,
@@ -43,7 +43,7 @@ def test_add_list_show_hold_release_retry_drop(runner, data_dir):
         "size": (data_dir / "queue" / "a" / "1").stat().st_size,
     }
     r = run(runner, data_dir, "queue", "list", "--json")
-    msgs = json.loads(r.output)
+    msgs = json.loads(r.stdout)
     assert [m["recipient"] for m in msgs] == ["b@example.org", "c@example.net"]
     assert set(msgs[0]) == {
         "id",
@@ -73,29 +73,30 @@ def test_add_list_show_hold_release_retry_drop(runner, data_dir):
     }
     assert msgs[0]["subject"] == "cli test" and msgs[0]["require_tls"] is False and msgs[0]["created"].endswith("Z")
     r = run(runner, data_dir, "queue", "list")
-    assert r.exit_code == 0 and "b@example.org" in r.output and "tls-required-no" in r.output
-    assert run(runner, data_dir, "queue", "hold", "1").output == "1\thold\n"
-    assert json.loads(run(runner, data_dir, "queue", "show", "1", "--json").output)["hold"] is True
+    assert r.exit_code == 0 and "b@example.org" in r.stdout and "tls-required-no" in r.stdout
+    assert run(runner, data_dir, "queue", "hold", "1").stdout == "1\thold\n"
+    assert json.loads(run(runner, data_dir, "queue", "show", "1", "--json").stdout)["hold"] is True
     assert run(runner, data_dir, "queue", "release", "1").exit_code == 0
-    assert run(runner, data_dir, "queue", "retry", "1", "2").output == "1\tretry\n2\tretry\n"
+    assert run(runner, data_dir, "queue", "retry", "1", "2").stdout == "1\tretry\n2\tretry\n"
     r = run(runner, data_dir, "queue", "show", "2")
-    assert r.exit_code == 0 and "c@example.net" in r.output
-    assert run(runner, data_dir, "queue", "drop", "1", "2").output == "1\tdropped\n2\tdropped\n"
-    assert json.loads(run(runner, data_dir, "queue", "list", "--json").output) == []
-    assert "queue is empty" in run(runner, data_dir, "queue", "list").output
+    assert r.exit_code == 0 and "c@example.net" in r.stdout
+    assert run(runner, data_dir, "queue", "drop", "1", "2").stdout == "1\tdropped\n2\tdropped\n"
+    assert json.loads(run(runner, data_dir, "queue", "list", "--json").stdout) == []
+    r = run(runner, data_dir, "queue", "list")
+    assert (r.stdout, r.stderr) == ("", "queue is empty\n")
 
 
 def test_add_requiretls_and_errors(runner, data_dir, tmp_path):
     f = tmp_path / "m.eml"
     f.write_bytes(MSG)
     r = run(runner, data_dir, "queue", "add", "--from", "", "--to", "b@example.org", "--requiretls", "--json", str(f))
-    assert r.exit_code == 0 and json.loads(r.output)["require_tls"] is True
+    assert r.exit_code == 0 and json.loads(r.stdout)["require_tls"] is True
     r = run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "not-an-address", input=MSG)
     assert (
-        r.exit_code == 2 and r.output.strip() == "moxcli: invalid address 'not-an-address': expected localpart@domain"
+        r.exit_code == 2 and r.stderr.strip() == "moxcli: invalid address 'not-an-address': expected localpart@domain"
     )
     r = run(runner, data_dir, "queue", "show", "99")
-    assert r.exit_code == 2 and "queue message 99: no such message" in r.output
+    assert r.exit_code == 2 and "queue message 99: no such message" in r.stderr
     r = run(runner, data_dir, "queue", "drop", "99")
     assert r.exit_code == 2
     r = run(runner, data_dir, "queue", "add", "--to", "b@example.org", input=MSG)
@@ -120,7 +121,8 @@ def test_run_ndjson_and_lines(runner, data_dir, smtpd):
     )
     r = run(runner, data_dir, "queue", "run", "--json")
     assert r.exit_code == 0, r.output
-    lines = [json.loads(x) for x in r.output.splitlines()]
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.stderr == "2 message(s) attempted: 1 delivered, 1 deferred, 0 failed, 0 interrupted, 0 DSN(s) stored\n"
     assert [(x["id"], x["outcome"], x["code"]) for x in lines] == [(1, "delivered", 250), (2, "deferred", 451)]
     assert lines[1]["remote_reply"].startswith("451 ")
     assert set(lines[0]) == {
@@ -140,14 +142,36 @@ def test_run_ndjson_and_lines(runner, data_dir, smtpd):
         "duration",
     }
     r = run(runner, data_dir, "queue", "run")
-    assert r.exit_code == 0 and r.output.strip() == "nothing to do"
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "nothing to do\n")
     r = run(runner, data_dir, "queue", "run", "--id", "2")
     assert r.exit_code == 0
-    assert r.output.startswith(
+    assert r.stdout.startswith(
         "2 later@[127.0.0.1] delivered attempt=2 host=127.0.0.1 ip=127.0.0.1 tls=none code=250 2.0.0"
     )
     r = run(runner, data_dir, "queue", "run", "--id", "7")
-    assert r.exit_code == 2 and "queue message 7: no such message" in r.output
+    assert r.exit_code == 2 and "queue message 7: no such message" in r.stderr
+
+
+def test_run_summary_counts_failures_and_dsns(runner, data_dir, smtpd):
+    """The summary line (stderr) counts each outcome and the DSNs queued; stdout holds the data only."""
+    (data_dir / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n')
+    smtpd.script["gone@[127.0.0.1]"] = ["550 5.1.1 no such user"]
+    smtpd.script["later@[127.0.0.1]"] = ["451 4.7.1 later"]
+    for rcpt in ("gone@[127.0.0.1]", "ok@[127.0.0.1]", "later@[127.0.0.1]"):
+        run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", rcpt, input=MSG)
+    r = run(runner, data_dir, "queue", "run", "--format", "tsv")
+    assert r.exit_code == 0, r.output
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [(x[0], x[2], x[10]) for x in rows] == [
+        ("id", "outcome", "dsn"),
+        ("1", "failed", "yes"),
+        ("2", "delivered", "no"),
+        ("3", "deferred", "no"),
+    ]
+    assert r.stderr == "3 message(s) attempted: 1 delivered, 1 deferred, 1 failed, 0 interrupted, 1 DSN(s) stored\n"
+    # The DSN went to the local sender's mailbox; only the deferred message waits in the queue.
+    listed = json.loads(run(runner, data_dir, "queue", "list", "--json").stdout)
+    assert [m["recipient"] for m in listed] == ["later@[127.0.0.1]"]
 
 
 def test_run_lock_held_exit_3(runner, data_dir):
@@ -155,7 +179,7 @@ def test_run_lock_held_exit_3(runner, data_dir):
 
     with job_lock(data_dir, "queue"):
         r = run(runner, data_dir, "queue", "run")
-    assert r.exit_code == 3 and "another moxcli process" in r.output
+    assert r.exit_code == 3 and "another moxcli process" in r.stderr
 
 
 def test_tlsresults_list(runner, data_dir):
@@ -170,7 +194,7 @@ def test_tlsresults_list(runner, data_dir):
         )
     r = run(runner, data_dir, "tlsresults", "list", "--json")
     assert r.exit_code == 0
-    (row,) = json.loads(r.output)
+    (row,) = json.loads(r.stdout)
     assert (row["day"], row["policy_domain"], row["is_host"], row["send_report"]) == (
         "2026-03-01",
         "example.org",
@@ -179,9 +203,9 @@ def test_tlsresults_list(runner, data_dir):
     )
     assert row["results"][0]["summary"]["total-successful-session-count"] == 1
     r = run(runner, data_dir, "tlsresults", "list", "--day", "20260301")
-    assert r.exit_code == 0 and "example.org" in r.output and "no-policy-found" in r.output
-    assert json.loads(run(runner, data_dir, "tlsresults", "list", "--day", "20260302", "--json").output) == []
-    assert json.loads(run(runner, data_dir, "tlsresults", "list", "--day", "2026-03-01", "--json").output) == [row]
+    assert r.exit_code == 0 and "example.org" in r.stdout and "no-policy-found" in r.stdout
+    assert json.loads(run(runner, data_dir, "tlsresults", "list", "--day", "20260302", "--json").stdout) == []
+    assert json.loads(run(runner, data_dir, "tlsresults", "list", "--day", "2026-03-01", "--json").stdout) == [row]
     r = run(runner, data_dir, "tlsresults", "list", "--day", "2026-02-30")
     assert r.exit_code == 2
     assert r.stderr == "moxcli: --day '2026-02-30': expected a day as YYYY-MM-DD\n"
@@ -216,15 +240,17 @@ def test_killed_run_leaves_queue_that_next_run_continues(runner, data_dir, smtpd
         proc.kill()
         stall.close()
     conn.close()
-    (m,) = json.loads(run(runner, data_dir, "queue", "list", "--json").output)
+    (m,) = json.loads(run(runner, data_dir, "queue", "list", "--json").stdout)
     assert m["attempts"] == 1 and m["in_progress"] is not None and m["next_attempt"] > m["last_attempt"]
     (data_dir / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n')
-    assert run(runner, data_dir, "queue", "run").output.strip() == "nothing to do"  # backoff applies
+    r = run(runner, data_dir, "queue", "run")
+    assert (r.stdout, r.stderr) == ("", "nothing to do\n")  # backoff applies
     run(runner, data_dir, "queue", "retry", "1")
     r = run(runner, data_dir, "queue", "run", "--json")
-    assert json.loads(r.output)["outcome"] == "delivered" and json.loads(r.output)["attempt"] == 2
+    assert json.loads(r.stdout)["outcome"] == "delivered" and json.loads(r.stdout)["attempt"] == 2
+    assert r.stderr == "1 message(s) attempted: 1 delivered, 0 deferred, 0 failed, 0 interrupted, 0 DSN(s) stored\n"
     assert len(smtpd.messages) == 1
-    assert json.loads(run(runner, data_dir, "queue", "list", "--json").output) == []
+    assert json.loads(run(runner, data_dir, "queue", "list", "--json").stdout) == []
 
 
 def add(runner, data_dir, data: bytes, *extra):
@@ -235,7 +261,7 @@ def test_add_converts_bare_lf_and_adds_headers(runner, data_dir):
     (data_dir / "moxcli.toml").write_text('hostname = "mail.moxcli.test"\n')
     r = add(runner, data_dir, b"Subject: x\n\n.leading dot\nlast line", "--json")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert (out["converted_lf"], out["added_headers"]) == (True, ["Received", "Date", "Message-ID"])
     queued = (data_dir / "queue" / "a" / "1").read_bytes()
     head, _, body = queued.partition(b"\r\n\r\n")
@@ -257,7 +283,7 @@ def test_add_keeps_existing_date_and_message_id(runner, data_dir):
     msg = b"Date: Wed, 31 Dec 2025 10:00:00 +0100\r\nMessage-Id: <given@example>\r\n\r\nhi\r\n"
     r = add(runner, data_dir, msg, "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["added_headers"] == ["Received"]
+    assert json.loads(r.stdout)["added_headers"] == ["Received"]
     queued = (data_dir / "queue" / "a" / "1").read_bytes()
     assert queued.startswith(b"Received: by localhost (moxcli queue add") and queued.endswith(b"\r\n" + msg)
 
@@ -345,5 +371,5 @@ def test_show_prints_lists_as_json_not_python(runner, tmp_path):
     generate(demo)
     res = runner.invoke(cli, ["--data", str(demo), "queue", "show", "4"])
     assert res.exit_code == 0, res.output
-    line = next(x for x in res.output.splitlines() if x.startswith("  dialed_ips: "))
+    line = next(x for x in res.stdout.splitlines() if x.startswith("  dialed_ips: "))
     assert json.loads(line.removeprefix("  dialed_ips: ")) == [{"host": "mx.sts.test", "ips": ["127.0.0.1"]}]

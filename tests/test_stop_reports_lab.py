@@ -51,7 +51,7 @@ def _interrupt_mid_data(srv, p, sig: signal.Signals = signal.SIGTERM) -> tuple[s
 
 def _queue(runner, data, cfg):
     r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "queue", "list", "--json"])
-    return json.loads(r.output)
+    return json.loads(r.stdout)
 
 
 def _after(runner, data, cfg, srv, n, sig: signal.Signals = signal.SIGTERM):
@@ -63,7 +63,10 @@ def _after(runner, data, cfg, srv, n, sig: signal.Signals = signal.SIGTERM):
     assert srv.messages == []
     r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "queue", "run", "--json"])
     assert r.exit_code == 0, r.output
-    assert [json.loads(x)["outcome"] for x in r.output.splitlines()] == ["delivered"] * n
+    assert [json.loads(x)["outcome"] for x in r.stdout.splitlines()] == ["delivered"] * n
+    assert (
+        r.stderr == f"{n} message(s) attempted: {n} delivered, 0 deferred, 0 failed, 0 interrupted, 0 DSN(s) stored\n"
+    )
     assert len(srv.messages) == n
     assert _queue(runner, data, cfg) == []
 

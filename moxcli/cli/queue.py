@@ -444,7 +444,9 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, fmt
     """Attempt every due message once, then exit (run it from cron or a timer).
 
     One line per attempt: id, recipient, outcome (delivered, deferred or failed), host,
-    address, TLS (dane, pkix, unverified or none), reply code, next attempt, error. Exit
+    address, TLS (dane, pkix, unverified or none), reply code, next attempt, error. One
+    summary line ends every run on stderr, in every format (counts of delivered, deferred,
+    failed and interrupted messages and of DSNs stored, or "nothing to do"). Exit
     status is 0 whatever the replies (they are in the output); 2 for bad arguments or
     config; 3 when another `queue run` holds the lock, when a server broke a deadline or a
     reply limit, or when SIGTERM/SIGINT stopped the run (the session is ended, the attempt
@@ -456,18 +458,16 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, fmt
       moxcli queue run --domain example.net --json
     """
     from moxcli import stop
-    from moxcli.delivery.deliver import run_queue
+    from moxcli.delivery.deliver import RunTally, run_queue
     from moxcli.errors import TemporaryError
 
     cfg = app.config()
-    stalled = attempts = 0
+    tally = RunTally()
     as_json = fmt == "json"
     rows = output.RowStream(_ATTEMPT_COLUMNS, fmt) if fmt in ("tsv", "csv") else None
 
     def show(r: Any) -> None:
-        nonlocal stalled, attempts
-        stalled += r.stalled
-        attempts += 1
+        tally.add(r)
         if as_json:
             output.emit_ndjson(r.to_json())
         elif rows is not None:
@@ -477,17 +477,31 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, fmt
             sys.stdout.flush()
 
     with stop.handling(), app.open_store() as st:
-        run_queue(
-            st, Path(app.data_dir), cfg, ids=list(ids) or None, domain=domain, on_attempt=show, keep_results=False
-        )
+        try:
+            run_queue(
+                st, Path(app.data_dir), cfg, ids=list(ids) or None, domain=domain, on_attempt=show, keep_results=False
+            )
+        except stop.Interrupted:
+            output.info(_run_summary(tally))  # what got done before the signal; the error line follows
+            raise
     if rows is not None:
         rows.start()  # the header also when nothing was due
-    if not attempts and not as_json:
-        output.info("nothing to do")
-    if stalled:
+    # The job summary is a message on stderr in every format (docs/json.md, "Job summaries").
+    output.info(_run_summary(tally))
+    if tally.stalled:
         raise TemporaryError(
-            f"queue run: {stalled} message(s) deferred because a server broke a deadline or a reply limit"
+            f"queue run: {tally.stalled} message(s) deferred because a server broke a deadline or a reply limit"
         )
+
+
+def _run_summary(tally: Any) -> str:
+    """The one summary line of a `queue run` (docs/delivery.md, "Summary line")."""
+    if not tally.messages:
+        return "nothing to do"
+    return (
+        f"{tally.messages} message(s) attempted: {tally.delivered} delivered, {tally.deferred} deferred, "
+        f"{tally.failed} failed, {tally.interrupted} interrupted, {tally.dsns} DSN(s) stored"
+    )
 
 
 @click.group("tlsresults")

@@ -124,6 +124,36 @@ class AttemptResult:
         }
 
 
+@dataclass
+class RunTally:
+    """How the attempts of one `queue run` ended: its summary line (docs/delivery.md, "Summary line")."""
+
+    delivered: int = 0
+    deferred: int = 0  # temporary failures: the message stays queued for a later attempt
+    failed: int = 0  # permanent failures and given-up messages (a DSN goes to the sender)
+    interrupted: int = 0  # stopped by a signal; not counted as an attempt, due again
+    dsns: int = 0  # DSNs stored for the sender: failure DSNs and delay warnings
+    stalled: int = 0  # deferred because a server broke a deadline or a reply limit
+
+    def add(self, r: AttemptResult) -> None:
+        """Count one attempt's outcome."""
+        if r.outcome == "delivered":
+            self.delivered += 1
+        elif r.outcome == "deferred":
+            self.deferred += 1
+        elif r.outcome == "failed":
+            self.failed += 1
+        else:
+            self.interrupted += 1
+        self.dsns += r.dsn
+        self.stalled += r.stalled
+
+    @property
+    def messages(self) -> int:
+        """Messages the run took up (one output line / NDJSON object each)."""
+        return self.delivered + self.deferred + self.failed + self.interrupted
+
+
 class DeliveryError(Exception):
     """A failed host or message: ``permanent`` decides bounce vs retry; ``tls`` allows fallback."""
 
