@@ -45,6 +45,7 @@ from moxcli.store import Store  # noqa: E402
 
 LAB = ROOT / "tests" / "lab" / "lab"
 TIMES = {"dns": 0.0, "tls": 0.0, "store": 0.0}
+READS = {"count": 0}  # read transactions the run opened (each is an LMDB reader slot and snapshot)
 
 
 def _timed(kind: str, fn):
@@ -54,6 +55,14 @@ def _timed(kind: str, fn):
             return fn(*a, **k)
         finally:
             TIMES[kind] += time.perf_counter() - t
+
+    return wrapper
+
+
+def _counted(fn):
+    def wrapper(*a, **k):
+        READS["count"] += 1
+        return fn(*a, **k)
 
     return wrapper
 
@@ -193,6 +202,7 @@ def main() -> None:
             tlsconn.pkix_verify = _timed("tls", tlsconn.pkix_verify)
             dane_verify.verify = _timed("tls", dane_verify.verify)
             st.update = _timed("store", st.update)
+            st.read = _counted(st.read)
             resolver = TimedResolver.from_config(cfg.dns)
             resolver.cache = not args.no_dns_cache
             engine = deliver.Engine(cfg, resolver, st, data)
@@ -212,6 +222,8 @@ def main() -> None:
         print(_cpu_line(delivered, cpu, server_cpu))
         for k, v in (("dns", TIMES["dns"]), ("tls", TIMES["tls"]), ("store", TIMES["store"]), ("smtp+other", smtp)):
             print(f"  {k:<11} {v:7.2f} s  {100 * v / total:5.1f} %")
+        reads = READS["count"]
+        print(f"  store read transactions: {reads} ({reads / max(len(res), 1):.2f} per message)")
         if delivered != len(res):
             errs = {r.error for r in res if r.outcome != "delivered"}
             print(f"not delivered: {sorted(errs)[:3]}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -343,3 +344,57 @@ def test_requiretls_offer_recorded_and_shown(runner, tmp_path, mini):
         else:
             assert (row["requiretls"], row["requiretls_seen"]) == (False, first_seen)
             assert p.indicators["requiretls_seen"] == "implemented"  # seen before
+
+
+def test_starttls_seen_earlier_in_the_same_run_protects_later_messages(tmp_path, mini, monkeypatch):
+    """The run reads a domain's record once, and what the run itself learns counts at once: after
+    a delivery over STARTTLS, a later message of the same run to a server of the domain that
+    does not announce STARTTLS is deferred (4.7.10), not sent in plaintext, also while that
+    delivery's outcome is not committed yet (outcomes are committed in chunks: here the
+    flush interval is made long, so the chunk's outcomes wait for the end of the run)."""
+    from helpers.smtpd import RequireTLSServer, self_signed_cert
+
+    monkeypatch.setattr(deliver, "FLUSH_INTERVAL", 3600.0)
+    c, k = self_signed_cert(tmp_path)
+    tls_srv, plain = RequireTLSServer(c, k), mini(["8BITMIME"])
+    ports = [plain.port, tls_srv.port]  # x: plaintext (nothing known yet), y: STARTTLS, z: plaintext again
+
+    def run(data, rcpts):
+        data.mkdir()
+        (data / "moxcli.toml").write_text(
+            'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = 25\n[delivery]\nmax_messages_per_connection = 1\n'
+        )
+        cfg = parse_config((data / "moxcli.toml").read_text(), data / "moxcli.toml")
+        with Store.open(data) as st:
+            for rcpt in rcpts:  # one submission each: one attempt each
+                q.enqueue(st, data, mail_from="a@moxcli.test", recipients=[rcpt], data=BODY)
+            eng = deliver.Engine(cfg, example_org_mx(), st, data)
+            eng.connect = lambda ip, port, timeout: socket.create_connection(
+                (ip, ports.pop(0) if ports else plain.port), timeout=timeout
+            )
+            reads = []
+            real_read = st.read
+            st.read = lambda *a, **kw: reads.append(1) or real_read(*a, **kw)
+            results = deliver.run_queue(st, data, cfg, engine=eng)
+            st.read = real_read
+            with st.read() as tx:
+                known = domaintls.get(tx, "example.org")
+        return results, known, len(reads)
+
+    try:
+        results, known, reads = run(tmp_path / "data", ["x@example.org", "y@example.org", "z@example.org"])
+    finally:
+        tls_srv.sock.close()
+    assert [(r.recipient, r.outcome, r.tls, r.enhanced) for r in results] == [
+        ("x@example.org", "delivered", "", "2.0.0"),
+        ("y@example.org", "delivered", "unverified", "2.0.0"),
+        ("z@example.org", "deferred", "", "4.7.10"),
+    ]
+    assert len(plain.messages) == 1
+    assert known is not None and known.starttls and known.starttls_seen is not None
+    seen = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(known.starttls_seen))
+    assert f"the domain did STARTTLS before (last {seen}; " in results[2].error
+    # Read once per domain per run: a run of one message to the domain opens as many read
+    # transactions as this run of three.
+    _, _, reads_one = run(tmp_path / "one", ["w@example.org"])
+    assert reads_one == reads

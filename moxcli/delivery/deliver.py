@@ -261,6 +261,12 @@ class Engine:
     # MTA-STS answers of this run per recipient domain (expiry, policy, result), as DNS answers
     # are cached: the policy cache is read (and its last use written) once, not per message.
     sts: dict[str, tuple[float, MTASTSPolicy | None, Result]] = field(default_factory=dict)
+    # When each recipient domain last did STARTTLS (unix time; None: never), as this run knows it:
+    # read from the store once per domain per run (not once per message), then set by the run's
+    # own deliveries as each attempt ends, before its outcome is committed, so that a later
+    # message of the same run is not downgraded to plaintext either (``MODE_NO_DOWNGRADE``).
+    # A `domains forget` by another process takes effect at the next run.
+    starttls_seen: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -322,6 +328,7 @@ class _Outcome:
     # The session that ran the transaction: STARTTLS used, REQUIRETLS offered (spec §3.7).
     session_tls: bool | None = None
     session_requiretls: bool = False
+    ended: float = 0.0  # unix time the attempt ended: the time the domain's record gets
 
 
 @dataclass
@@ -441,12 +448,23 @@ def _starttls_before(engine: Engine, domain: str) -> str:
     """When a delivery to the domain last used STARTTLS (RFC 3339 UTC), "" when none did or
     nothing is known: such a domain is not downgraded to plaintext (``MODE_NO_DOWNGRADE``).
     The time STARTTLS was last seen counts, not the last delivery: a plaintext delivery of a
-    ``TLS-Required: No`` message in between does not open the way for the others."""
-    with engine.store.read() as tx:
-        known = domaintls.get(tx, domain)
-    if known is None or known.starttls_seen is None:
-        return ""
-    return datetime.fromtimestamp(known.starttls_seen, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ``TLS-Required: No`` message in between does not open the way for the others.
+
+    The store is read once per domain per run (``Engine.starttls_seen``); what the run's own
+    deliveries saw is there as soon as each attempt ends (:func:`_note_starttls`)."""
+    if domain not in engine.starttls_seen:
+        with engine.store.read() as tx:
+            known = domaintls.get(tx, domain)
+        engine.starttls_seen[domain] = None if known is None else known.starttls_seen
+    seen = engine.starttls_seen[domain]
+    return "" if seen is None else datetime.fromtimestamp(seen, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _note_starttls(engine: Engine, domain: str, out: _Outcome) -> None:
+    """Tell the run's later attempts that the domain did STARTTLS (the same rule as the record
+    :func:`_remember_domain` commits later: a transaction ran over STARTTLS)."""
+    if out.session_tls and out.rcpt and not domain.startswith("["):
+        engine.starttls_seen[domain] = out.ended
 
 
 def _no_downgrade_error(
@@ -930,6 +948,7 @@ def run_queue(
     """
     with stop.shielded(), job_lock(data_dir, "queue"):
         eng = engine or Engine(config, CachingResolver.from_config(config.dns), store, Path(data_dir))
+        eng.starttls_seen.clear()  # read afresh by each run (an engine may serve several)
         dq.unlink_leftovers(store, Path(data_dir))
         with store.read() as tx:
             batches = _batches(_select(tx, ids, domain, time.time() if now is None else now))
@@ -1190,6 +1209,8 @@ def attempt(engine: Engine, msgs: list[QueueMsg]) -> _Attempted:
                 err=f"{type(exc).__name__}: {exc}",
             )
             out = _Outcome(error=DeliveryError(f"internal error: {type(exc).__name__}: {exc}"))
+    out.ended = time.time()
+    _note_starttls(engine, msgs[0].recipient_domain, out)
     return _Attempted(msgs, out, tls, time.monotonic() - t0)
 
 
@@ -1244,7 +1265,7 @@ def _remember_domain(tx: Txn, domain: str, out: _Outcome) -> None:
     a domain that did STARTTLS before (only a ``TLS-Required: No`` message gets one) is logged
     and kept as ``downgraded``."""
     before = domaintls.get(tx, domain)
-    rec = domaintls.record(tx, domain, bool(out.session_tls), out.session_requiretls, out.host, time.time())
+    rec = domaintls.record(tx, domain, bool(out.session_tls), out.session_requiretls, out.host, out.ended)
     if not rec.starttls and before is not None and before.starttls_seen is not None:
         _log.warn(
             "delivered in plaintext (TLS-Required: No) to a domain that did STARTTLS before",
