@@ -83,6 +83,26 @@ def test_batches_give_the_same_outcomes(data_dir, batch_size):
             assert tx.count(tstore.TLS_REPORT_IN) == 4 and tx.count(dstore.DMARC_REPORT_IN) == 4
 
 
+def test_batch_gives_the_ids_of_one_transaction_per_report(tmp_path):
+    """Ids reserved once per batch are the ones a transaction per report hands out, and the
+    sequences end where they would."""
+    mails = rm.mailbox(8) + rm.mailbox(3) + [rm.plain_mail(1), rm.broken_tls_mail(2)] + rm.mailbox(12)[8:]
+    runs = {}
+    for batch_size in (1, 500):
+        got = []
+        with Store.open(tmp_path / f"data-{batch_size}") as store:
+            incoming.import_messages(
+                store, Config(), _messages(mails), on_outcome=got.append, now=NOW, batch_size=batch_size
+            )
+            with store.read() as tx:
+                seqs = (tx.peek_id(tstore.SEQUENCE), tx.peek_id(dstore.REPORT_SEQUENCE))
+        runs[batch_size] = ([(o.outcome, o.kind, o.id) for o in got], seqs)
+    assert runs[1] == runs[500]
+    outcomes, seqs = runs[500]
+    assert [o for o, _, _ in outcomes].count("imported") == 12 and seqs == (6, 6)
+    assert [i for _, k, i in outcomes if k == "tls"][:4] == [1, 2, 3, 4]
+
+
 def test_dedupe_key_parts(data_dir):
     """Same id and organisation but another day or another policy domain: another report."""
     base = rm.tls_json("google", 1)
@@ -273,11 +293,11 @@ import os, signal, sys
 from moxcli.reports import incoming_tls
 add = incoming_tls.add
 calls = [0]
-def killing_add(tx, prepared):
+def killing_add(tx, prepared, rid):
     calls[0] += 1
     if calls[0] == int(os.environ["KILL_AT"]):
         os.kill(os.getpid(), signal.SIGKILL)  # in the middle of the second batch's transaction
-    return add(tx, prepared)
+    return add(tx, prepared, rid)
 incoming_tls.add = killing_add
 from moxcli.cli import cli
 cli.main(args=sys.argv[1:], prog_name="moxcli")

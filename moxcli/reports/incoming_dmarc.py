@@ -83,9 +83,13 @@ def find_duplicate(tx: Txn, key: bytes) -> int | None:
     return dstore.find_duplicate_report(tx, key)
 
 
-def add(tx: Txn, prepared: Prepared) -> int:
+SEQUENCE = dstore.REPORT_SEQUENCE
+
+
+def add(tx: Txn, prepared: Prepared, rid: int) -> None:
+    """Store a new report under ``rid`` (reserved from SEQUENCE)."""
     assert isinstance(prepared.record, dstore.StoredDMARCReport)
-    return dstore.add_report(tx, prepared.record, prepared.key)
+    dstore.add_report(tx, prepared.record, prepared.key, rid)
 
 
 def import_files(store: Store, config: Config, paths: list[Path], now: float | None = None) -> list[Outcome]:

@@ -277,9 +277,13 @@ def find_duplicate(tx: Txn, key: bytes) -> int | None:
     return rstore.find_duplicate(tx, key)
 
 
-def add(tx: Txn, prepared: Prepared) -> int:
+SEQUENCE = rstore.SEQUENCE
+
+
+def add(tx: Txn, prepared: Prepared, rid: int) -> None:
+    """Store a new report under ``rid`` (reserved from SEQUENCE)."""
     assert isinstance(prepared.record, rstore.StoredTLSReport)
-    return rstore.add(tx, prepared.record, prepared.key)
+    rstore.add(tx, prepared.record, prepared.key, rid)
 
 
 def import_files(store: Store, config: Config, paths: list[Path], now: float | None = None) -> list[Outcome]:

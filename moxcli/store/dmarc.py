@@ -82,18 +82,22 @@ class StoredDMARCReport:
         )
 
     def dedupe_key(self) -> bytes:
-        return report_dedupe_key(self.to_record())
+        return _dedupe_key(self.org_name, self.report_id, self.begin, self.end, self.policy_domain)
 
 
 def report_dedupe_key(record: Mapping[str, Any]) -> bytes:
     """The identity of a received report: organisation, report id, date range, policy domain."""
-    parts = [
+    return _dedupe_key(
         record.get("org_name", ""),
         record.get("report_id", ""),
         record.get("begin", 0),
         record.get("end", 0),
         record.get("policy_domain", ""),
-    ]
+    )
+
+
+def _dedupe_key(org_name: str, report_id: str, begin: int, end: int, policy_domain: str) -> bytes:
+    parts = [org_name, report_id, begin, end, policy_domain]
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).digest()
 
 
@@ -109,13 +113,17 @@ def index_report_key(tx: Txn, report_id: int, key: bytes) -> None:
         tx.put_raw(DMARC_REPORT_IN_BY_KEY, key, u64(report_id))
 
 
-def add_report(tx: Txn, report: StoredDMARCReport, key: bytes | None = None) -> int:
-    """Store a received report (its ``id`` is ignored); returns the id it is stored under.
+def add_report(tx: Txn, report: StoredDMARCReport, key: bytes | None = None, rid: int | None = None) -> int:
+    """Store a received report (its ``id`` is ignored); returns the id it is stored under:
+    ``rid`` when given (reserved with ``tx.reserve_ids(REPORT_SEQUENCE, n)`` by a caller
+    storing many), else the sequence's next.
 
     The dedupe index keeps the first report with a key; callers check find_duplicate_report first.
     """
-    n = tx.next_id(REPORT_SEQUENCE)
-    tx.put(DMARC_REPORT_IN, u64(n), {**report.to_record(), "id": n})
+    n = tx.next_id(REPORT_SEQUENCE) if rid is None else rid
+    record = report.to_record()
+    record["id"] = n
+    tx.put(DMARC_REPORT_IN, u64(n), record)
     tx.put_raw(DMARC_REPORT_IN_BY_DOMAIN, text_key(report.policy_domain, n), b"")
     index_report_key(tx, n, report.dedupe_key() if key is None else key)
     return n

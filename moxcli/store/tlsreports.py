@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +90,7 @@ class StoredTLSReport:
         }
 
     def dedupe_key(self) -> bytes:
-        return dedupe_key(self.to_record())
+        return _dedupe_key(self.report, self.policy_domains)
 
 
 def _finding(stored: Any) -> Finding:
@@ -102,14 +102,17 @@ def _finding(stored: Any) -> Finding:
 
 def dedupe_key(record: Mapping[str, Any]) -> bytes:
     """The identity of a stored report: organisation, report id, date range, policy domains."""
-    rep = record.get("report", {})
+    return _dedupe_key(record.get("report", {}), record.get("policy_domains", []))
+
+
+def _dedupe_key(rep: Mapping[str, Any], policy_domains: Iterable[str]) -> bytes:
     dr = rep.get("date-range", {})
     parts = [
         rep.get("organization-name", ""),
         rep.get("report-id", ""),
         dr.get("start-datetime", ""),
         dr.get("end-datetime", ""),
-        sorted(record.get("policy_domains", [])),
+        sorted(policy_domains),
     ]
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).digest()
 
@@ -120,13 +123,18 @@ def find_duplicate(tx: Txn, key: bytes) -> int | None:
     return None if raw is None else from_u64(raw)
 
 
-def add(tx: Txn, report: StoredTLSReport, key: bytes | None = None) -> int:
-    """Store a report (its ``id`` is ignored); returns the id it is stored under.
+def add(tx: Txn, report: StoredTLSReport, key: bytes | None = None, rid: int | None = None) -> int:
+    """Store a report (its ``id`` is ignored); returns the id it is stored under: ``rid`` when
+    given (reserved with ``tx.reserve_ids(SEQUENCE, n)`` by a caller storing many), else the
+    sequence's next.
 
     The dedupe index keeps the first report with a key; callers check find_duplicate first.
     """
-    rid = tx.next_id(SEQUENCE)
-    tx.put(TLS_REPORT_IN, u64(rid), {**report.to_record(), "id": rid})
+    if rid is None:
+        rid = tx.next_id(SEQUENCE)
+    record = report.to_record()
+    record["id"] = rid
+    tx.put(TLS_REPORT_IN, u64(rid), record)
     for dom in report.policy_domains:
         tx.put_raw(TLS_REPORT_IN_BY_DOMAIN, text_key(dom, rid), b"")
     index_key(tx, rid, report.dedupe_key() if key is None else key)
