@@ -16,13 +16,14 @@ the daily sender (building reports) and incoming reports (parsing what others se
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from json.encoder import encode_basestring as _json_string
-from typing import Any
+from typing import Any, cast
 
 from moxcli.jsonfmt import Finding
 
@@ -168,10 +169,22 @@ def detail_json(d: list[Any]) -> dict[str, Any]:
     failed-session-count always have one). mox quirk (docs/behaviour-notes.md §1.3): mox writes "" for every
     unknown field except receiving-mx-helo; when producing we follow the RFC.
     """
-    out: dict[str, Any] = {}
-    for i, key in enumerate(DETAIL_KEYS):
-        if i == 0 or i == _COUNT or d[i]:
-            out[key] = d[i]
+    # Straight-line (not a loop over DETAIL_KEYS): this runs for every detail of every
+    # imported and sent report.
+    out: dict[str, Any] = {"result-type": d[0]}
+    if d[1]:
+        out["sending-mta-ip"] = d[1]
+    if d[2]:
+        out["receiving-mx-hostname"] = d[2]
+    if d[3]:
+        out["receiving-mx-helo"] = d[3]
+    if d[4]:
+        out["receiving-ip"] = d[4]
+    out["failed-session-count"] = d[5]
+    if d[6]:
+        out["additional-information"] = d[6]
+    if d[7]:
+        out["failure-reason-code"] = d[7]
     return out
 
 
@@ -468,6 +481,7 @@ class Report:
         return _report(obj, [])
 
 
+@functools.lru_cache(maxsize=1024)  # reports of a mailbox cover few distinct days
 def format_time(t: datetime) -> str:
     """RFC 3339 in UTC with ``Z``; fractional seconds only if non-zero (docs/behaviour-notes.md §0.3)."""
     t = t.astimezone(UTC)
@@ -490,6 +504,16 @@ _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\
 
 def parse_time(text: str, where: str, warnings: list[Finding]) -> datetime:
     """RFC 3339 date-time (RFC 8460 §4.4); liberal as mox: without a zone it is UTC, with a warning."""
+    t, zoned = _parse_time(text, where)
+    if not zoned:
+        # mox quirk (Microsoft sends this): no timezone, taken as UTC.
+        warnings.append(Finding("time-without-zone", f"{where}: date-time {text!r} has no timezone, taken as UTC"))
+    return t
+
+
+@functools.lru_cache(maxsize=1024)  # a mailbox's reports cover few distinct days
+def _parse_time(text: str, where: str) -> tuple[datetime, bool]:
+    """(the time in UTC, whether the text has a zone); ReportError if it is no RFC 3339 time."""
     m = _RFC3339.match(text)
     if not m:
         raise ReportError(f"{where}: invalid date-time {text[:64]!r}")
@@ -497,18 +521,14 @@ def parse_time(text: str, where: str, warnings: list[Finding]) -> datetime:
     frac = m.group(7) or ""
     micro = int((frac[1:] + "000000")[:6]) if frac else 0
     zone = m.group(8)
-    if zone is None:
-        # mox quirk (Microsoft sends this): no timezone, taken as UTC.
-        warnings.append(Finding("time-without-zone", f"{where}: date-time {text!r} has no timezone, taken as UTC"))
-        tz = UTC
-    elif zone in ("Z", "z"):
+    if zone is None or zone in ("Z", "z"):
         tz = UTC
     else:
         sign = 1 if zone[0] == "+" else -1
         tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
     try:
         t = datetime(year, mon, day, hh, mm, min(ss, 59), micro, tzinfo=tz)
-        return t if tz is UTC else t.astimezone(UTC)
+        return (t if tz is UTC else t.astimezone(UTC)), zone is not None
     except ValueError as exc:
         raise ReportError(f"{where}: invalid date-time {text!r}: {exc}") from None
 
@@ -543,6 +563,16 @@ def _str(obj: dict[str, Any], key: str, where: str, warnings: list[Finding]) -> 
     if not v.isascii() and not _is_text(v):  # JSON "\\udc80": no Unicode text
         raise ReportError(f"{where}: {key}: a lone surrogate (\\u escape) is not text")
     return v
+
+
+def _ascii_strs(obj: dict[str, Any], keys: tuple[str, ...]) -> list[Any] | None:
+    """The values of ``keys`` when every one is an ASCII string (reports as sent: no warning,
+    no error possible, so _str has nothing to say), else None: then each is read with _str."""
+    values = [obj.get(k) for k in keys]
+    try:
+        return values if "".join(cast("list[str]", values)).isascii() else None  # join refuses non-strings
+    except TypeError:
+        return None
 
 
 def _int(obj: dict[str, Any], key: str, where: str) -> int:
@@ -601,8 +631,23 @@ def _policy_strings(obj: dict[str, Any], ptype: str, where: str, warnings: list[
     return out
 
 
+_DETAIL_STRS = (
+    "result-type",
+    "sending-mta-ip",
+    "receiving-mx-hostname",
+    "receiving-mx-helo",
+    "receiving-ip",
+    "additional-information",
+    "failure-reason-code",
+)
+
+
 def _details(v: Any, where: str, warnings: list[Finding]) -> FailureDetails:
     o = _obj(v, where)
+    plain = _ascii_strs(o, _DETAIL_STRS)
+    if plain is not None and plain[1] != "":
+        rt, ip, mx, helo, rip, info, code = plain
+        return FailureDetails(rt, ip, mx, helo, rip, _int(o, "failed-session-count", where), info, code)
     ip = o.get("sending-mta-ip")
     if ip == "":
         warnings.append(Finding("sending-ip-empty", f"{where}: sending-mta-ip is empty"))
@@ -658,12 +703,15 @@ def _report(v: Any, warnings: list[Finding]) -> Report:
     end = parse_time(end_text, "date-range.end-datetime", warnings) if isinstance(end_text, str) else epoch
     if end < start:
         raise ReportError(f"date-range: end-datetime {end_text!r:.40} is before start-datetime {start_text!r:.40}")
+    plain = _ascii_strs(o, ("organization-name", "contact-info", "report-id"))
+    if plain is None:
+        plain = [_str(o, k, "report", warnings) for k in ("organization-name", "contact-info", "report-id")]
     return Report(
-        organization_name=_str(o, "organization-name", "report", warnings),
+        organization_name=plain[0],
         start=start,
         end=end,
-        contact_info=_str(o, "contact-info", "report", warnings),
-        report_id=_str(o, "report-id", "report", warnings),
+        contact_info=plain[1],
+        report_id=plain[2],
         policies=[_result(p, f"policies[{i}]", warnings) for i, p in enumerate(pol)],
     )
 
