@@ -162,16 +162,17 @@ class Part:
 def _fields(head: bytes) -> dict[str, str] | None:
     """Header fields (RFC 5322 §2.2; first of each name) as compat32 gives their values; None
     when a line is not a plain field or continuation (RFC 5322 §2.2.3 folding), or the block
-    is not ASCII."""
+    is not ASCII. Line breaks are CRLF only (scan checked)."""
     if not head.isascii():
         return None
     text = head.decode("ascii")
-    if not _HEAD.fullmatch(text):
+    found = _FIELD.findall(text)
+    # Every line must be a field's first line (one per field found) or a continuation line
+    # (space or tab after a line break): what _HEAD matches, counted instead of matched again.
+    lines = text.count("\r\n") + 1
+    if len(found) != lines - text.count("\r\n ") - text.count("\r\n\t") or text[:1] in (" ", "\t"):
         return None
-    out: dict[str, str] = {}
-    for name, value in _FIELD.findall(text):
-        out.setdefault(name.lower(), value)
-    return out
+    return {name.lower(): value for name, value in reversed(found)}  # the first of a name wins
 
 
 def _split(data: bytes) -> tuple[dict[str, str], bytes] | None:
