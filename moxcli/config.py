@@ -28,6 +28,10 @@ MAX_NAME = 200  # bytes of an account or mailbox name component (account names a
 MAX_KEY_SIZE = 1 << 16  # a PEM private key: 4096-bit RSA is about 3.3 KB
 DMARC_REPORT_FORMATS = ("rfc7489", "rfc9990")
 DEFAULT_MAX_MESSAGE_SIZE = 100 << 20  # bytes; mox's default MaxMessageSize (import, queue add)
+# [store] seal_max_size: moxcli.store.seal.DEFAULT_SEAL_MAX_SIZE (not imported from there:
+# reading the config must not load lmdb)
+DEFAULT_SEAL_MAX_SIZE = 64 << 20
+MAX_SEAL_MAX_SIZE = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,14 @@ class QueueConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """``[store]``: ``seal_max_size``: the largest ``data.mdb`` (bytes) a writer seals for
+    verifydata (moxcli/store/seal.py); 0 = never."""
+
+    seal_max_size: int = DEFAULT_SEAL_MAX_SIZE
+
+
+@dataclass(frozen=True)
 class DeliveryConfig:
     """``[delivery]``: how long the SMTP client waits for a server and how much it takes from one.
 
@@ -163,6 +175,7 @@ class Config:
     imap: ImapConfig = field(default_factory=ImapConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
     def exists(self) -> bool:
@@ -536,6 +549,15 @@ def parse_config(text: str, file: Path) -> Config:
 
     delivery = _delivery(r.sub("delivery"))
 
+    store_cfg = StoreConfig()
+    sc = r.sub("store")
+    if sc is not None:
+        seal_max = sc.get("seal_max_size", int, DEFAULT_SEAL_MAX_SIZE)
+        if not 0 <= seal_max <= MAX_SEAL_MAX_SIZE:
+            raise sc.error("seal_max_size", f"must be between 0 (no seal) and 2^40 bytes, got {seal_max}")
+        store_cfg = StoreConfig(seal_max_size=seal_max)
+        sc.done()
+
     fmt = r.get("dmarc_report_format", str, "rfc7489")
     if fmt not in DMARC_REPORT_FORMATS:
         raise r.error("dmarc_report_format", f"must be one of {', '.join(DMARC_REPORT_FORMATS)}, got {fmt!r}")
@@ -572,6 +594,7 @@ def parse_config(text: str, file: Path) -> Config:
         imap=imap_cfg,
         queue=queue_cfg,
         delivery=delivery,
+        store=store_cfg,
     )
     r.done()
     return cfg

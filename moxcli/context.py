@@ -74,7 +74,10 @@ class AppContext:
                 if not top.exists():
                     self.created_dir = top
             private_dir(self.data_dir)
-        store = Store.open(self.data_dir, readonly=readonly)
+        if readonly:
+            store = Store.open(self.data_dir, readonly=True)
+        else:  # a writer seals the store when it closes it, up to [store] seal_max_size
+            store = Store.open(self.data_dir, seal_max_size=self.config().store.seal_max_size)
         check_data_dir(self.data_dir)
         return store
 

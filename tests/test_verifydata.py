@@ -251,7 +251,11 @@ CASES = [
     (
         "truncated store",
         lambda d: os.truncate(d / "store" / "data.mdb", 5 * 4096),
-        [r"re:store/data.mdb: truncated: 20480 bytes, but its last page ends at byte \d+"],
+        [
+            r"re:store/data.mdb: changed on disk since its last commit \(transaction \d+; store.sha256\): damaged; "
+            "restore from a backup",
+            r"re:store/data.mdb: truncated: 20480 bytes, but its last page ends at byte \d+",
+        ],
     ),
     (
         "not a store",
@@ -284,7 +288,10 @@ def test_damaged_pages_reported_not_crashing(good):
     got = problems(good)
     # Every page after the two meta pages is junk: the main database's root, read first to open
     # the first table (meta), is no longer a branch or leaf page.
-    assert got == ["store: table meta: mdb_dbi_open: MDB_CORRUPTED: Located page was wrong type"]
+    # The seal (the file's digest at the last commit) no longer matches, either.
+    assert len(got) == 2, got
+    assert re.fullmatch(r"store/data.mdb: changed on disk since its last commit \(transaction \d+; .*", got[0])
+    assert got[1] == "store: table meta: mdb_dbi_open: MDB_CORRUPTED: Located page was wrong type"
 
 
 def _crash(signum: int):

@@ -144,6 +144,7 @@ def _run_import(
                 quota=cfg.quota_message_size,
                 ignore_quota=ignore_quota,
                 max_message_size=cfg.max_message_size,
+                seal_max_size=cfg.store.seal_max_size,
                 progress=progress,
                 on_commit=mark_committed,
             )

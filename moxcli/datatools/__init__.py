@@ -2,18 +2,19 @@
 
 Names shared by the three tools: the version file a backup or generated data dir carries,
 the marker of an unfinished backup, where ``verifydata --fix`` moves files to, and the
-SHA-256 of a backup's store file.
+seal of the store file (its SHA-256, moxcli.store.seal), which a backup writes as well.
 """
 
 import os
 from pathlib import Path
 
 from moxcli import osdep
+from moxcli.store.seal import SEAL_FILE
 
 VERSION_FILE = "moxcliversion"
 INCOMPLETE_MARKER = "BACKUP-INCOMPLETE"
 MOVED_DIR = "moved"
-STORE_SUM = "store.sha256"
+STORE_SUM = SEAL_FILE
 
 
 def syncfs(path: Path) -> None:

@@ -27,7 +27,6 @@ from typing import Any
 
 from moxcli import __version__, osdep
 from moxcli.datatools import INCOMPLETE_MARKER, STORE_SUM, VERSION_FILE, layout, syncfs
-from moxcli.datatools.storesum import sum_text
 from moxcli.datatools.verify import (
     MESSAGE_SEQUENCE,
     IdSet,
@@ -45,6 +44,7 @@ from moxcli.store.datafile import data_file_problem
 from moxcli.store.env import STORE_DIR, StoreDamaged, decode
 from moxcli.store.files import check_account_name, msg_path, parse_msg_path, sync_dir
 from moxcli.store.schema import MESSAGE, QUEUE, Table, from_u64, u64
+from moxcli.store.seal import seal_text
 
 Progress = Callable[[int, int], None]
 
@@ -166,8 +166,8 @@ class _Backup:
     def run(self) -> None:
         old = self._copy_store()
         # The whole file's digest: verifydata finds any flipped bit of a backup's store
-        # file with it, also in the bytes no LMDB reader reads (moxcli/datatools/storesum.py).
-        _write(self.dst / STORE_SUM, sum_text(self.dst))
+        # file with it, also in the bytes no LMDB reader reads (moxcli/store/seal.py).
+        _write(self.dst / STORE_SUM, seal_text(self.dst, kind="backup"))
         _write(self.dst / VERSION_FILE, __version__ + "\n")
         if old:
             self._copy_tree("accounts", quiet=True)
@@ -293,7 +293,7 @@ class _Backup:
                 self.res.errors.append(
                     Finding("file-missing", f"queue/{msg_path(i)}: missing in {self.src}, but the store references it")
                 )
-        with Store.open(self.dst) as snap, snap.write() as tx:
+        with Store.open(self.dst, seal_max_size=0) as snap, snap.write() as tx:
             for i in gone:
                 qstore.delete(tx, i)
                 self.res.warnings.append(
@@ -301,6 +301,7 @@ class _Backup:
                         "queue-file-left", f"queue/{msg_path(i)}: left the queue during the backup; not in the backup"
                     )
                 )
+        _write(self.dst / STORE_SUM, seal_text(self.dst, kind="backup"))  # the write removed it
 
     def _link_or_copy(self, rel: str) -> bool:
         """Hard-link (or copy) one file; True if linked (caller counts bytes).

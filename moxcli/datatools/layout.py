@@ -42,7 +42,7 @@ ENTRIES = (
     Entry("locks", "job locks (flock files)", SKIP),
     Entry("tmp", "temporary files", SKIP),
     Entry(VERSION_FILE, "the moxcli version that wrote a backup or generated data", SKIP),
-    Entry(STORE_SUM, "the SHA-256 of the store file a backup wrote (each backup writes its own)", SKIP),
+    Entry(STORE_SUM, "the seal: SHA-256 of the store file at its last commit (each backup writes its own)", SKIP),
     Entry(INCOMPLETE_MARKER, "the marker of an unfinished backup", SKIP),
 )
 

@@ -25,7 +25,6 @@ from typing import Any
 from moxcli import __version__, osdep
 from moxcli.context import CONFIG_NAME
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, STORE_SUM, VERSION_FILE, layout
-from moxcli.datatools.storesum import STORE_FILE, check_sum
 from moxcli.errors import MoxcliError, StoreError, UsageError
 from moxcli.jsonfmt import Finding, findings_json
 from moxcli.store import Store, StoreNeedsMigration
@@ -58,6 +57,7 @@ from moxcli.store.schema import (
     text_key,
     u64,
 )
+from moxcli.store.seal import STORE_FILE, check_seal
 
 # Index tables hold raw values, not records (their schema.py Table names the value).
 INDEX_TABLES = {t.name for t in TABLES if t.is_index}
@@ -314,14 +314,15 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
             INCOMPLETE_MARKER,
             f"this backup is incomplete ({first})" if first else "this backup is incomplete",
         )
-    summed = check_sum(data_dir)
-    if summed is not None:
-        if summed.problem:
-            res.problem("store-checksum-mismatch", STORE_FILE, summed.problem)
-        if summed.warning:
-            res.warning("store-checksum-unreadable", STORE_SUM, summed.warning)
-        if summed.note:
-            res.notes.append(Finding("store-written-after-backup", summed.note))
+    sealed = check_seal(data_dir)
+    if sealed is not None:
+        if sealed.problem:
+            res.problem("store-checksum-mismatch", STORE_FILE, sealed.problem)
+        if sealed.warning:
+            res.warning("store-checksum-unreadable", STORE_SUM, sealed.warning)
+        if sealed.note:
+            code = "store-written-after-backup" if sealed.kind == "backup" else "store-seal-stale"
+            res.notes.append(Finding(code, sealed.note))
     tmp: Path | None = None
     try:
         store, tmp = _open_store(data_dir, res)

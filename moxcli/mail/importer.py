@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from moxcli import log, osdep
-from moxcli.config import DEFAULT_MAX_MESSAGE_SIZE
+from moxcli.config import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SEAL_MAX_SIZE
 from moxcli.errors import CheckFailed, LockHeld, UsageError
 from moxcli.inputs import open_regular
 from moxcli.mail import maildir as md
@@ -139,6 +139,7 @@ class ImportOptions:
     quota: int = 0  # bytes the account's messages may take in all (quota_message_size), 0: none
     ignore_quota: bool = False  # --ignore-quota: import past the quota (a warning instead)
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE  # a larger message stops the import
+    seal_max_size: int = DEFAULT_SEAL_MAX_SIZE  # [store] seal_max_size (moxcli.store.seal)
     progress: ProgressFn | None = None
     # Called inside the commit's signal-deferred section once the commit is durable: from then
     # on an interrupt must not be reported as "nothing imported" (the CLI's signal handler asks).
@@ -288,7 +289,7 @@ class _Import:
                 self.store = Store.open(self.data_dir, readonly=True)
         else:
             self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.store = Store.open(self.data_dir)
+            self.store = Store.open(self.data_dir, seal_max_size=self.opts.seal_max_size)
         if self.store is not None:
             with self.store.read() as tx:
                 self.existing_size = store_mail.account_size(tx, self.account)
@@ -722,7 +723,7 @@ def _running(data_dir: Path, account: str, opts: ImportOptions) -> Iterator[_Imp
         if not opts.dry_run:
             Path(data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
             stack.enter_context(job_lock(data_dir, f"import-{account}"))
-            cleanup_interrupted_imports(data_dir, holding=account)
+            cleanup_interrupted_imports(data_dir, holding=account, seal_max_size=opts.seal_max_size)
         imp = _Import(data_dir, account, opts)
         try:
             imp.begin()
@@ -935,7 +936,9 @@ def _import_folder(imp: _Import, mb: int, folder: md.Folder) -> None:
         imp.add(mb, data, st.st_mtime if received is None else received, mask, kws, str(path))
 
 
-def cleanup_interrupted_imports(data_dir: Path, holding: str | None = None) -> list[str]:
+def cleanup_interrupted_imports(
+    data_dir: Path, holding: str | None = None, seal_max_size: int = DEFAULT_SEAL_MAX_SIZE
+) -> list[str]:
     """Remove what killed imports left behind (their files, their record); returns the accounts.
 
     An import whose process still runs holds its job lock and is left alone; ``holding`` names
@@ -944,7 +947,7 @@ def cleanup_interrupted_imports(data_dir: Path, holding: str | None = None) -> l
     if not (Path(data_dir) / "store" / "data.mdb").exists():
         return []
     cleaned = []
-    with Store.open(data_dir) as st:
+    with Store.open(data_dir, seal_max_size=seal_max_size) as st:
         with st.read() as tx:
             pending = list(store_mail.unfinished_imports(tx))
         for account, info in pending:

@@ -26,6 +26,7 @@ from moxcli.store import migrate
 from moxcli.store.datafile import data_file_problem
 from moxcli.store.files import private_dir
 from moxcli.store.schema import META, SCHEMA_VERSION, TABLES, Table
+from moxcli.store.seal import DEFAULT_SEAL_MAX_SIZE, remove_seal, write_seal
 
 if TYPE_CHECKING:
     import ctypes
@@ -278,20 +279,30 @@ def _prefix_upper(prefix: bytes) -> bytes | None:
 class Store:
     """One LMDB environment at ``<data>/store``: open with :meth:`open`."""
 
-    def __init__(self, env: lmdb.Environment, path: Path, readonly: bool) -> None:
+    def __init__(
+        self, env: lmdb.Environment, path: Path, readonly: bool, seal_max_size: int = DEFAULT_SEAL_MAX_SIZE
+    ) -> None:
         self._env = env
         self.path = path
         self.readonly = readonly
+        self.seal_max_size = seal_max_size
+        self._committed = False  # a write transaction was committed: seal the store on close
         self._dbs: dict[str, Any] = {}
 
     @classmethod
     def open(
-        cls, data_dir: Path, readonly: bool = False, map_size: int = DEFAULT_MAP_SIZE, migrate_old: bool = True
+        cls,
+        data_dir: Path,
+        readonly: bool = False,
+        map_size: int = DEFAULT_MAP_SIZE,
+        migrate_old: bool = True,
+        seal_max_size: int = DEFAULT_SEAL_MAX_SIZE,
     ) -> Store:
         """Open (creating when writable) the store of a data directory.
 
         Read-only opens never create anything and never block behind a writer. A writable open
         of an older schema migrates it in one write transaction; a newer one is refused.
+        ``seal_max_size``: the largest data file :meth:`close` seals (0: none; moxcli.store.seal).
         """
         path = Path(data_dir) / STORE_DIR
         data_file = path / "data.mdb"
@@ -325,7 +336,7 @@ class Store:
             )
         except lmdb.Error as exc:
             raise StoreError(f"{path}: cannot open store: {exc}") from None
-        store = cls(env, path, readonly)
+        store = cls(env, path, readonly, seal_max_size)
         try:
             store._init_schema(migrate_old)
         except BaseException:
@@ -350,6 +361,8 @@ class Store:
                 raise StoreNeedsMigration(self.path, version)
             return
         with self._env.begin(write=True) as txn:
+            if any(txn.get(t.name.encode()) is None for t in TABLES):  # creating a table is a write
+                self._unseal()
             for t in TABLES:
                 self._dbs[t.name] = self._env.open_db(t.name.encode(), txn=txn, create=True)
         version = self._read_version()
@@ -416,6 +429,7 @@ class Store:
         txn = self._begin(True)
         try:
             yield Txn(self, txn, True)
+            self._unseal()
         except BaseException:
             txn.abort()
             raise
@@ -519,8 +533,39 @@ class Store:
         for start, length in ranges:
             libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), _MADV_DONTNEED)
 
+    def _unseal(self) -> None:
+        """Before a commit (under the writer lock): the seal no longer applies once LMDB
+        writes a page, which it does before the meta page with the new transaction id."""
+        remove_seal(self.path.parent)
+        self._committed = True
+
+    def seal(self) -> bool:
+        """Record the data file's digest for verifydata, unless it is over ``seal_max_size``
+        (then the seal stays removed). Holds LMDB's writer lock meanwhile: no commit can change
+        the file while it is hashed. True when sealed. An error (disk full, read-only file
+        system) leaves the store unsealed: a seal is a check, never a reason for a command to fail.
+        """
+        data_file = self.path / "data.mdb"
+        txn = self._begin(True)
+        try:
+            if not 0 < data_file.stat().st_size <= self.seal_max_size:
+                remove_seal(self.path.parent)
+                return False
+            write_seal(self.path.parent)
+            return True
+        except OSError:
+            return False
+        finally:
+            txn.abort()
+
     def close(self) -> None:
-        self._env.close()
+        """Close the environment; seal the store first if this process committed to it."""
+        try:
+            if self._committed and not self.readonly:
+                self._committed = False
+                self.seal()
+        finally:
+            self._env.close()
 
     def __enter__(self) -> Store:
         return self
