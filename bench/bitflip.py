@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """How many random bit flips in `store/data.mdb` does `moxcli verifydata` detect?
 
-    .venv/bin/python bench/bitflip.py                  # 200 flips in a gentestdata store
+    .venv/bin/python bench/bitflip.py                  # 200 flips in a (sealed) gentestdata store
+    .venv/bin/python bench/bitflip.py --no-seal        # the same store without its seal
     .venv/bin/python bench/bitflip.py --trials 1000 --messages 200 --seed 7
     .venv/bin/python bench/bitflip.py --used-only --trials 500   # only bytes verifydata checks
     .venv/bin/python bench/bitflip.py --compact --messages 2000  # a backup of it
@@ -16,7 +17,10 @@ the node pointer array, node data (keys and values), overflow pages, and the byt
 reads: the gap between a page's pointers and its nodes, the slack after an overflow value,
 and free pages. LMDB leaves stale data in those (so they cannot be required to hold any
 value): in a live store a flip there changes nothing any reader sees and no reader can
-detect it. `--compact` flips bits in a backup, whose store file's SHA-256 verifydata checks.
+detect it, except by the seal: every writer records the whole file's SHA-256 in
+`store.sha256` (moxcli/store/seal.py), which verifydata compares. A gentestdata store is
+sealed as any store written by moxcli (`--no-seal` removes it: the page checks alone).
+`--compact` flips bits in a backup, which carries the same digest.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--compact", action="store_true", help="flip bits in a backup of the data dir (compacted store)")
     ap.add_argument("--no-sum", action="store_true", help="--compact without store.sha256 (page checks alone)")
+    ap.add_argument("--no-seal", action="store_true", help="without the live store's seal (page checks alone)")
     ap.add_argument("--used-only", action="store_true", help="flip bits only in bytes verifydata checks")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -88,6 +93,8 @@ def main() -> None:
             template = Path(tmp) / "compacted"
             if args.no_sum:
                 (template / "store.sha256").unlink()
+        elif args.no_seal:
+            (template / "store.sha256").unlink()
         data = (template / "store" / "data.mdb").read_bytes()
         psize = struct.unpack_from("<I", data, 40)[0]
         checked = check_pages(template / "store" / "data.mdb", frozenset(t.name.encode() for t in TABLES))
@@ -121,7 +128,9 @@ def main() -> None:
         checked_seen = sum(n for w, n in seen.items() if w not in UNREAD)
         checked_found = sum(n for w, n in found.items() if w not in UNREAD)
     total = sum(found.values())
-    print(f"data.mdb: {len(data)} bytes, {args.trials} flips, seed {args.seed}")
+    kind = "backup" if args.compact else "live store"
+    sealed = "without store.sha256" if args.no_seal or args.no_sum else "with store.sha256"
+    print(f"data.mdb ({kind}, {sealed}): {len(data)} bytes, {args.trials} flips, seed {args.seed}")
     for where in sorted(seen):
         print(f"  {where:15} {found[where]:5} of {seen[where]:5} detected")
     rate = 100 * checked_found / max(checked_seen, 1)

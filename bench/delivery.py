@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/delivery.py [--count 1000] [--lab DIR] [--domain reports.test] [--plaintext]
                                        [--no-dns-cache] [--per-message K] [--cli 1000,5000,10000]
-                                       [--no-pipelining]
+                                       [--no-pipelining] [--seal-max-size BYTES]
 
 DNS goes through the lab's validating resolver (a running lab from --lab or $LAB_DIR, else a
 private lab is started and stopped); the recipient domain (default reports.test) has a
@@ -157,6 +157,11 @@ def main() -> None:
         help="run `moxcli queue run` as a child process for each queue size (e.g. 1000,5000,10000): "
         "wall time, messages/s and peak RSS (ru_maxrss of the child)",
     )
+    ap.add_argument(
+        "--seal-max-size",
+        type=int,
+        help="[store] seal_max_size of the data dir (0: no seal; the store is sealed at the end of queue run)",
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
@@ -184,6 +189,8 @@ def main() -> None:
             f'[tls]\nca_files = ["{lab["LAB_CA"]}"]\n'
             f"[network]\nsmtp_port = {port}\nhttps_port = {lab['LAB_HTTPS_PORT']}\n"
         )
+        if args.seal_max_size is not None:
+            text += f"[store]\nseal_max_size = {args.seal_max_size}\n"
         (data / "moxcli.toml").write_text(text)
         cfg = parse_config(text, data / "moxcli.toml")
         if args.cli:
