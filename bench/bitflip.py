@@ -41,6 +41,7 @@ from moxcli.datatools.gentest import generate
 from moxcli.datatools.verify import verify_data
 from moxcli.store.datafile import check_pages
 from moxcli.store.schema import TABLES
+from moxcli.store.seal import check_seal
 
 _PAGE_HEAD = struct.Struct("<QHHHH")  # mp_pgno, mp_pad, mp_flags, mp_lower, mp_upper
 P_BRANCH, P_LEAF, P_OVERFLOW, P_META = 0x01, 0x02, 0x04, 0x08
@@ -95,6 +96,9 @@ def main() -> None:
                 (template / "store.sha256").unlink()
         elif args.no_seal:
             (template / "store.sha256").unlink()
+        if not (args.no_seal or args.no_sum):
+            sealed = check_seal(template)
+            assert sealed is not None and not (sealed.problem or sealed.note or sealed.warning), sealed
         data = (template / "store" / "data.mdb").read_bytes()
         psize = struct.unpack_from("<I", data, 40)[0]
         checked = check_pages(template / "store" / "data.mdb", frozenset(t.name.encode() for t in TABLES))

@@ -19,6 +19,7 @@ from moxcli.context import CONFIG_NAME
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, STORE_SUM, VERSION_FILE
 from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.store.env import STORE_DIR
+from moxcli.store.seal import VOID_FILE
 
 OWN_STEP, COPY, SKIP = "own-step", "copy", "skip"
 
@@ -43,6 +44,7 @@ ENTRIES = (
     Entry("tmp", "temporary files", SKIP),
     Entry(VERSION_FILE, "the moxcli version that wrote a backup or generated data", SKIP),
     Entry(STORE_SUM, "the seal: SHA-256 of the store file at its last commit (each backup writes its own)", SKIP),
+    Entry(VOID_FILE, "a seal set aside by a commit (its writer was killed before sealing again)", SKIP),
     Entry(INCOMPLETE_MARKER, "the marker of an unfinished backup", SKIP),
 )
 

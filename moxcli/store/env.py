@@ -26,7 +26,7 @@ from moxcli.store import migrate
 from moxcli.store.datafile import data_file_problem
 from moxcli.store.files import private_dir
 from moxcli.store.schema import META, SCHEMA_VERSION, TABLES, Table
-from moxcli.store.seal import DEFAULT_SEAL_MAX_SIZE, remove_seal, write_seal
+from moxcli.store.seal import DEFAULT_SEAL_MAX_SIZE, discard_leftovers, remove_seal, write_seal
 
 if TYPE_CHECKING:
     import ctypes
@@ -550,6 +550,7 @@ class Store:
         try:
             if not 0 < data_file.stat().st_size <= self.seal_max_size:
                 remove_seal(self.path.parent)
+                discard_leftovers(self.path.parent)
                 return False
             write_seal(self.path.parent)
             return True

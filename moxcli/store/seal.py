@@ -42,7 +42,8 @@ DEFAULT_SEAL_MAX_SIZE = 64 << 20
 
 KINDS = ("seal", "backup")  # who wrote it: the last writer of a live store, or backup
 _TXN_LINE = re.compile(r"^# moxcli (seal|backup): .* at LMDB transaction (\d+)\b")
-_TEMP_PREFIX = f".{SEAL_FILE}.tmp"  # moxcli.store.files.create_temp's names
+VOID_FILE = f".{SEAL_FILE}.void"  # a seal set aside before a commit (see remove_seal)
+_LEFTOVER_PREFIX = f".{SEAL_FILE}."  # VOID_FILE, and moxcli.store.files.create_temp's names
 _SUM_LINE = re.compile(r"^([0-9a-f]{64})  " + re.escape(STORE_FILE) + r"$")
 
 
@@ -69,20 +70,31 @@ def seal_text(data_dir: Path, kind: str = "seal") -> str:
 
 def write_seal(data_dir: Path) -> None:
     """Seal the store of ``data_dir`` (temp file, fsync, rename; 0600). The caller holds
-    LMDB's writer lock, so the temporary files of a sealer killed earlier can go."""
-    with os.scandir(data_dir) as entries:
-        for entry in entries:
-            if entry.name.startswith(_TEMP_PREFIX):
-                Path(entry.path).unlink(missing_ok=True)
+    LMDB's writer lock, so the set-aside seal and the temporary files of a sealer killed
+    earlier can go."""
+    discard_leftovers(data_dir)
     write_file(data_dir / SEAL_FILE, seal_text(data_dir).encode())
 
 
+def discard_leftovers(data_dir: Path) -> None:
+    """Delete VOID_FILE and temporary files of killed sealers (under the writer lock)."""
+    with os.scandir(data_dir) as entries:
+        for entry in entries:
+            if entry.name.startswith(_LEFTOVER_PREFIX):
+                Path(entry.path).unlink(missing_ok=True)
+
+
 def remove_seal(data_dir: Path) -> None:
-    """Remove the seal before a commit changes the file (under the writer lock). Durable
+    """Take the seal away before a commit changes the file (under the writer lock). Durable
     before the commit's own sync: after a power loss the seal must not come back while the
-    commit's pages do."""
+    commit's pages do.
+
+    Renamed to VOID_FILE rather than deleted: deleting it would free a block of a full file
+    system, which the commit would then fill part way, and LMDB reports such a short write as
+    EIO instead of ENOSPC (mdb_page_flush). The next seal deletes it.
+    """
     try:
-        os.unlink(data_dir / SEAL_FILE)
+        os.replace(data_dir / SEAL_FILE, data_dir / VOID_FILE)
     except FileNotFoundError:
         return
     sync_dir(data_dir)
