@@ -16,7 +16,7 @@ from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import ConfigError, UsageError
 from moxcli.inputs import read_regular
 from moxcli.store import Store
-from moxcli.store.files import private_dir, write_file
+from moxcli.store.files import ensure_dir, private_dir, write_file
 from moxcli.store.mail import ensure_account, ensure_mailbox
 
 TLSRPT_LOCALPART = "tlsreports"
@@ -93,13 +93,13 @@ def init_data_dir(
     private_dir(data_dir)
     year = time.gmtime(now if now is not None else time.time()).tm_year
     selectors = [(f"{year}a", "ed25519"), (f"{year}b", "rsa")]
-    key_dir = private_dir(data_dir / "dkim" / dom.ascii)
+    key_dir = ensure_dir(data_dir, data_dir / "dkim" / dom.ascii)
     keys = []
     for sel, alg in selectors:
         path = key_dir / f"{sel}.{alg}.pem"
         if path.exists():
             raise ConfigError(f"{path}: DKIM key already exists; not overwriting it")
-        write_file(path, _generate_key(alg))
+        write_file(path, _generate_key(alg), root=data_dir)
         keys.append(path)
 
     def rel(p: Path) -> str:
@@ -150,8 +150,8 @@ def init_data_dir(
         ensure_account(tx, "postmaster", f"postmaster@{dom.ascii}")
         for mb in ("Inbox", "Postmaster", "TLSRPT", "DMARC"):
             ensure_mailbox(tx, "postmaster", mb)
-    private_dir(config_file.parent)
-    write_file(config_file, text.encode())
+    inside = config_file.parent == data_dir or data_dir in config_file.parents
+    write_file(config_file, text.encode(), root=data_dir if inside else None)
     return InitResult(data_dir, config_file, dom.name, host.ascii, tuple(keys), tuple(dns_records(cfg_check)))
 
 

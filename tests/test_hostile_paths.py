@@ -312,8 +312,9 @@ MBOX = b"From a@example.org Mon Jan  2 15:04:05 2006\nSubject: s\n\nbody\n"
 )
 def test_job_lock_never_follows_a_planted_symlink(tmp_path, lock, args):
     """Every job that takes a lock opens its lock file O_NOFOLLOW: a symlink planted there
-    (to a file of the user running moxcli) is refused in one line, its target untouched
-    (it used to be truncated and get the pid written into it)."""
+    (to a file of the user running moxcli) is refused in one line naming the lock, exit 2
+    (the data directory needs fixing), its target untouched (it used to be truncated and get
+    the pid written into it)."""
     data = _init(tmp_path)
     (tmp_path / "in.mbox").write_bytes(MBOX)
     victim = tmp_path / "victim"
@@ -322,18 +323,16 @@ def test_job_lock_never_follows_a_planted_symlink(tmp_path, lock, args):
     (data / "locks" / f"{lock}.lock").symlink_to(victim)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
     r = subprocess.run([MOXCLI, "--data", str(data), *argv], capture_output=True, text=True)
-    assert r.returncode == 1, r.stderr
-    assert r.stderr.strip().splitlines() == [
-        f"moxcli: {data / 'locks' / f'{lock}.lock'}: Too many levels of symbolic links"
-    ]
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [f"moxcli: {data / 'locks' / f'{lock}.lock'}: a symlink, not followed"]
     assert victim.read_bytes() == b"precious"
 
 
 @pytest.mark.parametrize("planted", ["message file", "message directory", "account directory"])
 def test_import_never_writes_through_a_planted_symlink(tmp_path, planted):
     """import writes message files by name: a symlink planted where its next file or
-    directory goes is refused (exit 1, one line), nothing is written through it, and
-    nothing is imported."""
+    directory goes is refused (exit 2, one line naming it), nothing is written through it,
+    and nothing is imported."""
     data = _init(tmp_path)
     (tmp_path / "in.mbox").write_bytes(MBOX)
     outside = tmp_path / "outside"
@@ -344,21 +343,22 @@ def test_import_never_writes_through_a_planted_symlink(tmp_path, planted):
     if planted == "account directory":
         (data / "accounts").mkdir(mode=0o700)
         acc.symlink_to(outside)
+        link = acc
     elif planted == "message directory":
         (acc / "msg").mkdir(mode=0o700, parents=True)
-        (acc / "msg" / msg_dir(1)).symlink_to(outside)
+        link = acc / "msg" / msg_dir(1)
+        link.symlink_to(outside)
     else:
         (acc / "msg" / msg_dir(1)).mkdir(mode=0o700, parents=True)
-        (acc / "msg" / msg_dir(1) / "1").symlink_to(victim)
+        link = acc / "msg" / msg_dir(1) / "1"
+        link.symlink_to(victim)
     r = subprocess.run(
         [MOXCLI, "--data", str(data), "import", "mbox", "acc", "Inbox", str(tmp_path / "in.mbox")],
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 1, r.stderr
-    err = r.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("moxcli: "), err
-    assert err[0].endswith(("Too many levels of symbolic links", "a symlink, not followed")), err
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [f"moxcli: {link}: a symlink, not followed"]
     assert victim.read_bytes() == b"precious" and sorted(p.name for p in outside.iterdir()) == ["victim"]
     r = subprocess.run([MOXCLI, "--data", str(data), "mailbox", "list", "acc"], capture_output=True, text=True)
     assert "Inbox" not in r.stdout
@@ -396,8 +396,8 @@ def test_verifydata_fix_never_moves_files_out_through_a_symlink(generated, tmp_p
     outside.mkdir()
     (data / "moved").symlink_to(outside)
     r = subprocess.run([MOXCLI, "verifydata", "--fix", str(data)], capture_output=True, text=True)
-    assert r.returncode == 1, r.stdout + r.stderr
-    assert r.stderr.strip().splitlines()[-1] == f"moxcli: {data / 'moved'}: a symlink, not followed"
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [f"moxcli: {data / 'moved'}: a symlink, not followed"]
     assert list(outside.iterdir()) == [] and orphan.exists()
 
 
@@ -418,3 +418,114 @@ def test_backup_copies_a_symlinked_dkim_dir_as_a_link_with_a_warning(generated, 
     (w,) = [w for w in res.warnings if w.startswith("dkim:")]
     assert w == f"dkim: a symlink to {keys}, copied as a symlink: what it points to is not in the backup"
     assert w.code == "symlink-copied"
+
+
+def _tree(root: Path) -> dict[str, bytes | str]:
+    """Every entry below ``root``: file contents, or ``dir``/``link``, to compare before and after."""
+    out: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            out[rel] = "link" if p.is_symlink() else "dir" if p.is_dir() else p.read_bytes()
+    return out
+
+
+def _inputs(tmp_path: Path) -> dict[str, str]:
+    import zipfile
+
+    msg = tmp_path / "m.eml"
+    msg.write_bytes(b"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n")
+    (tmp_path / "in.mbox").write_bytes(MBOX)
+    maildir = tmp_path / "maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "cur" / "1.host:2,S").write_bytes(b"Subject: m\n\nbody\n")
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as zf:
+        zf.writestr("x.mbox", MBOX)
+    ev = tmp_path / "ev.jsonl"
+    ev.write_text(json.dumps(vector_eval(time.time())) + "\n")
+    return {
+        "msg": str(msg),
+        "mbox": str(tmp_path / "in.mbox"),
+        "maildir": str(maildir),
+        "zip": str(tmp_path / "a.zip"),
+    } | {
+        "ev": str(ev),
+        "tmp": str(tmp_path),
+    }
+
+
+QUEUE_ADD = ["queue", "add", "--from", "a@example.org", "--to", "b@example.net", "--to", "c@example.net", "{msg}"]
+
+
+@pytest.mark.parametrize(
+    ("planted", "args"),
+    [
+        ("queue", QUEUE_ADD),
+        ("queue/a", QUEUE_ADD),
+        ("queue", ["send-tlsreports"]),
+        ("queue", ["send-reports"]),
+        ("accounts", ["import", "mbox", "acc", "Inbox", "{mbox}"]),
+        ("accounts/test1", ["import", "maildir", "test1", "Other", "{maildir}"]),
+        ("accounts/test1/msg", ["import", "archive", "test1", "{zip}"]),
+        ("accounts/test1/msg/a", ["import", "mbox", "test1", "Inbox", "{mbox}"]),
+        ("store", ["dmarc", "record", "{ev}"]),
+        ("store", ["suppress", "tls", "add", "x@example.org"]),
+        ("locks", ["queue", "run"]),
+        ("locks", ["backup", "{tmp}/backup"]),
+        ("locks", ["mtasts", "refresh"]),
+        ("locks", ["send-tlsreports"]),
+        ("locks", ["send-dmarcreports"]),
+        ("locks", ["send-reports"]),
+        ("locks", ["import", "mbox", "acc", "Inbox", "{mbox}"]),
+    ],
+)
+def test_writers_never_follow_a_symlinked_directory_in_the_data_dir(generated, tmp_path, planted, args):
+    """O_NOFOLLOW guards only the last component of a path: a directory of the data dir
+    (queue/, an account, msg/, a message directory, store/, locks/) replaced by a symlink to
+    a directory outside must not lead a writer there. Every writer walks from the data
+    directory one level at a time (moxcli.store.files.open_dir): one line naming the link,
+    exit 2, and the directory outside exactly as it was."""
+    data = _copy(generated, tmp_path / "data")
+    (data / "locks").mkdir(mode=0o700, exist_ok=True)
+    outside = tmp_path / "outside"
+    os.rename(data / planted, outside)  # the real content, moved out: the link leads to it
+    (data / planted).symlink_to(outside)
+    before = _tree(outside)
+    inputs = _inputs(tmp_path)
+    argv = [a.format(**inputs) for a in args]
+    r = subprocess.run([MOXCLI, "--data", str(data), *argv], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.strip().splitlines() == [f"moxcli: {data / planted}: a symlink, not followed"]
+    assert _tree(outside) == before
+
+
+def test_json_error_code_of_a_planted_symlink(generated, tmp_path):
+    data = _copy(generated, tmp_path / "data")
+    (data / "locks").mkdir(mode=0o700, exist_ok=True)
+    (data / "locks" / "queue.lock").symlink_to(tmp_path / "nowhere")
+    r = subprocess.run([MOXCLI, "--data", str(data), "queue", "run", "--json"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert json.loads(r.stdout) == {
+        "error": {"code": "symlink", "message": f"{data / 'locks' / 'queue.lock'}: a symlink, not followed"}
+    }
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_verifydata_fix_never_moves_into_a_symlinked_subdirectory_of_moved(generated, tmp_path):
+    """moved/ itself may exist from an earlier --fix; a symlink one level below it is refused too."""
+    from moxcli.store import Store, schema
+
+    data = _copy(generated, tmp_path / "data")
+    with Store.open(data) as st, st.write() as tx:
+        assert tx.delete(schema.QUEUE, schema.u64(1))
+    orphan = queue_file(data, 1)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (data / "moved").mkdir(mode=0o700)
+    (data / "moved" / "queue").symlink_to(outside)
+    r = subprocess.run([MOXCLI, "verifydata", "--fix", str(data)], capture_output=True, text=True)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [f"moxcli: {data / 'moved' / 'queue'}: a symlink, not followed"]
+    assert list(outside.iterdir()) == [] and orphan.exists()

@@ -243,3 +243,55 @@ def test_backup_by_path_never_follows_a_symlinked_directory(tmp_path, no_dir_fds
     res = backup(data, tmp_path / "backup")
     assert not res.ok and any("a symlink or not a directory, not followed" in e for e in res.errors), res.errors
     assert not os.path.lexists(tmp_path / "backup" / msg.relative_to(data))
+
+
+@pytest.mark.parametrize("dir_fds", [True, False])
+def test_writers_refuse_a_symlinked_directory_with_and_without_dir_fds(tmp_path, monkeypatch, dir_fds):
+    """The fd walk (POSIX) and the lstat walk (no dir fds, as on Windows) refuse the same
+    planted symlinks: write_file, link_file, move_file, unlink_files, ensure_dir and job_lock."""
+    from moxcli.store.files import ensure_dir, link_file, move_file, unlink_files, write_file
+
+    if not dir_fds:
+        monkeypatch.setattr(osdep, "has_dir_fds", lambda: False)
+    data = tmp_path / "data"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_bytes(b"precious")
+    write_file(data / "queue" / "a" / "1", b"one", root=data)
+    assert (data / "queue" / "a" / "1").read_bytes() == b"one"
+    assert oct((data / "queue").stat().st_mode & 0o777) == oct(0o700)
+    (data / "accounts").symlink_to(outside)
+    (data / "locks").symlink_to(outside)
+    link = str(data / "accounts")
+    calls = [
+        lambda: write_file(data / "accounts" / "x" / "msg" / "a" / "1", b"x", root=data),
+        lambda: ensure_dir(data, data / "accounts" / "x"),
+        lambda: link_file(data / "queue" / "a" / "1", data / "accounts" / "1", data),
+        lambda: move_file(data, data / "queue" / "a" / "1", data / "accounts" / "1"),
+        lambda: unlink_files(data, [data / "accounts" / "keep"]),
+    ]
+    for call in calls:
+        with pytest.raises(OSError) as exc:
+            call()
+        assert (exc.value.errno, exc.value.strerror, exc.value.filename) == (
+            errno.ELOOP,
+            "a symlink, not followed",
+            link,
+        )
+    with pytest.raises(OSError) as exc, job_lock(data, "queue"):
+        pass
+    assert (exc.value.errno, exc.value.filename) == (errno.ELOOP, str(data / "locks"))
+    assert sorted(p.name for p in outside.iterdir()) == ["keep"] and (outside / "keep").read_bytes() == b"precious"
+    assert (data / "queue" / "a" / "1").read_bytes() == b"one"
+
+
+def test_import_without_dir_fds_or_fork_refuses_a_symlinked_account(data_dir, tmp_path, no_fork, no_dir_fds):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (data_dir / "accounts").mkdir(parents=True, mode=0o700)
+    (data_dir / "accounts" / "acc").symlink_to(outside)
+    (tmp_path / "a.mbox").write_bytes(mbox(3))
+    with pytest.raises(OSError) as exc:
+        import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
+    assert (exc.value.errno, exc.value.filename) == (errno.ELOOP, str(data_dir / "accounts" / "acc"))
+    assert list(outside.iterdir()) == []

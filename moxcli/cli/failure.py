@@ -37,6 +37,10 @@ def reported(exc: BaseException) -> tuple[str, str, int] | None:
     if isinstance(exc, OSError):
         if exc.filename is None and exc.errno not in ENVIRONMENT_ERRNOS:
             return None
+        if exc.errno == errno.ELOOP and exc.filename is not None:
+            # A symlink where moxcli needs its own directory or file (planted, or a loop):
+            # never followed; the data directory needs fixing, not a retry (exit 2).
+            return "symlink", f"{exc.filename}: {exc.strerror}", 2
         timeout = isinstance(exc, (TimeoutError, ConnectionError))
         where = f"{exc.filename}: " if exc.filename is not None else ""
         return ("temporary" if timeout else "io"), f"{where}{exc.strerror}", (3 if timeout else 1)

@@ -22,7 +22,7 @@ from moxcli import __version__
 from moxcli.datatools import VERSION_FILE
 from moxcli.errors import UsageError
 from moxcli.store import Store, Txn
-from moxcli.store.files import message_file, private_dir, write_file
+from moxcli.store.files import ensure_dir, message_file, private_dir, write_file
 
 DOMAIN = "mox.example"
 IDNA_DOMAIN = "☺.example"  # xn--74h.example
@@ -67,8 +67,8 @@ def generate(
     today = now - now % DAY
     rng = random.Random(seed)
     private_dir(data_dir)
-    private_dir(data_dir / "tmp")
-    write_file(data_dir / VERSION_FILE, (__version__ + "\n").encode())
+    ensure_dir(data_dir, data_dir / "tmp")
+    write_file(data_dir / VERSION_FILE, (__version__ + "\n").encode(), root=data_dir)
     config_file = data_dir / "moxcli.toml"
     _write_config(data_dir, config_file, seed, extra_config)
     res = GenResult(data_dir, config_file)
@@ -122,7 +122,7 @@ def _write_config(data_dir: Path, config_file: Path, seed: int, extra: str) -> N
     for name in (DOMAIN, IDNA_DOMAIN):
         ascii_name = parse_domain(name).ascii
         key = data_dir / "dkim" / ascii_name / f"{SELECTOR}.ed25519.pem"
-        write_file(key, _dkim_key(seed, ascii_name))
+        write_file(key, _dkim_key(seed, ascii_name), root=data_dir)
         lines += [
             "",
             f'[domains."{ascii_name}".dkim]',
@@ -142,7 +142,7 @@ def _write_config(data_dir: Path, config_file: Path, seed: int, extra: str) -> N
             ]
     if not re.search(r"^\s*\[dns\]", extra, re.M):
         # Without a resolver of the caller's, DNS answers come from the demo's local zone.
-        write_file(data_dir / LOCAL_ZONE_FILE, _local_zone().encode())
+        write_file(data_dir / LOCAL_ZONE_FILE, _local_zone().encode(), root=data_dir)
         lines += [
             "",
             "[dns]",
@@ -151,7 +151,7 @@ def _write_config(data_dir: Path, config_file: Path, seed: int, extra: str) -> N
             f'local_zone = "{LOCAL_ZONE_FILE}"',
         ]
     text = "\n".join(lines) + "\n" + (("\n" + extra.strip() + "\n") if extra.strip() else "")
-    write_file(config_file, text.encode())
+    write_file(config_file, text.encode(), root=data_dir)
 
 
 LOCAL_ZONE_FILE = "local-zone.txt"
@@ -502,6 +502,7 @@ def _dmarc(store: Store, config: Any, data_dir: Path, today: float) -> None:
             seed=1, begin=int(today - DAY), end=int(today - 1), domain=DOMAIN, selector=SELECTOR
         ).encode(),
         sync=False,
+        root=data_dir,
     )
     try:
         import_dmarc_files(store, config, [path], now=today)
@@ -567,7 +568,7 @@ def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: floa
     host_report = _tls_report("remote.example", "2026-host-report-1", today - DAY, tlsa_policy, 12, [])
 
     json_path = data_dir / "tmp" / "company-x.example!mox.example.json"
-    write_file(json_path, json.dumps(domain_report, indent=1).encode(), sync=False)
+    write_file(json_path, json.dumps(domain_report, indent=1).encode(), sync=False, root=data_dir)
     msg = EmailMessage()
     msg["From"] = "<tlsrpt-noreply@remote.example>"
     msg["To"] = f"<tlsreports@{HOSTNAME}>"
@@ -584,7 +585,7 @@ def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: floa
     msg.set_type("multipart/report")
     msg.set_param("report-type", "tlsrpt")
     eml_path = data_dir / "tmp" / "host-report.eml"
-    write_file(eml_path, msg.as_bytes().replace(b"\n", b"\r\n"), sync=False)
+    write_file(eml_path, msg.as_bytes().replace(b"\n", b"\r\n"), sync=False, root=data_dir)
     try:
         import_files(store, config, [json_path, eml_path], now=today)
     finally:
@@ -610,7 +611,9 @@ def _bulk_messages(store: Store, data_dir: Path, count: int, rng: random.Random,
         next_ids[account] += 1
         head = f"From: <bulk@remote.example>\r\nTo: <{account}@{DOMAIN}>\r\nSubject: bulk {i}\r\n\r\n".encode()
         size = len(head) + min(int(rng.expovariate(1 / 8000)), len(filler))
-        write_file(message_file(data_dir, account, msg_id), head + filler[: size - len(head)], sync=False)
+        write_file(
+            message_file(data_dir, account, msg_id), head + filler[: size - len(head)], sync=False, root=data_dir
+        )
         plan.append((account, boxes[i % len(boxes)], msg_id, size, rng.random() < 0.7))
     syncfs(data_dir)
 

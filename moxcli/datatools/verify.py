@@ -33,7 +33,7 @@ from moxcli.store import queue as qstore
 from moxcli.store import tlsreports as store_tlsreports
 from moxcli.store.datafile import data_file_problem
 from moxcli.store.env import STORE_DIR, Txn, decode
-from moxcli.store.files import PathError, check_account_name, msg_path, parse_msg_path, private_dir, refuse_symlinks
+from moxcli.store.files import PathError, check_account_name, move_file, msg_path, parse_msg_path
 from moxcli.store.schema import (
     ACCOUNT,
     DMARC_REPORT_IN,
@@ -900,9 +900,7 @@ class _Checker:
         while dest.exists():
             dest = self.data_dir / MOVED_DIR / f"{rel}.{n}"
             n += 1
-        refuse_symlinks(self.data_dir, dest.parent)  # never move mail out of the data directory
-        private_dir(dest.parent)
-        os.rename(self.data_dir / rel, dest)
+        move_file(self.data_dir, self.data_dir / rel, dest)  # never out of the data directory
         self.res.moved.append((rel, str(dest.relative_to(self.data_dir))))
 
 

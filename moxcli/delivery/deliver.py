@@ -48,7 +48,7 @@ from moxcli.smtp.client import Client, RcptResult, Reply, SessionGone, SMTPError
 from moxcli.store import Store, domaintls, suppress
 from moxcli.store import queue as qstore
 from moxcli.store.env import Txn
-from moxcli.store.files import queue_file
+from moxcli.store.files import queue_file, unlink_files
 from moxcli.store.lock import job_lock
 from moxcli.store.queue import QueueMsg
 from moxcli.tlsrpt import resultsdb as tlsstore
@@ -1171,7 +1171,7 @@ class _Unlinker:
             gone = []
             for msg_id in msg_ids:
                 try:
-                    queue_file(self.data_dir, msg_id).unlink(missing_ok=True)
+                    unlink_files(self.data_dir, [queue_file(self.data_dir, msg_id)])
                 except OSError as exc:
                     # Stays noted: the next queue run tries again (dq.unlink_leftovers).
                     _log.warn("cannot delete a delivered message's queue file", id=msg_id, err=str(exc))

@@ -40,7 +40,7 @@ from moxcli.store import Store, domaintls
 from moxcli.store import queue as qstore
 from moxcli.store.domaintls import DomainTLS
 from moxcli.store.env import Txn
-from moxcli.store.files import private_dir, queue_file, sync_dir, write_file
+from moxcli.store.files import link_file, queue_file, sync_dir, unlink_files, write_file
 from moxcli.store.queue import QueueMsg
 
 # mox's schedule (docs/behaviour-notes.md §2.8): first attempt at once, then 7.5 min doubling each time.
@@ -207,12 +207,10 @@ def enqueue_in(
         msg_id = tx.next_id(qstore.SEQUENCE)
         path = queue_file(data_dir, msg_id)
         if first_path is None:
-            write_file(path, data)
+            write_file(path, data, root=data_dir)
             first_path = path
         else:
-            private_dir(path.parent)
-            path.unlink(missing_ok=True)
-            os.link(first_path, path)
+            link_file(first_path, path, data_dir)
             linked_dirs.add(path.parent)
         ids.append(msg_id)
         qstore.put(
@@ -400,11 +398,6 @@ def remove_in(tx: Txn, data_dir: Path, msg_id: int) -> Path:
     return queue_file(data_dir, msg_id)
 
 
-def unlink_files(paths: list[Path]) -> None:
-    for p in paths:
-        p.unlink(missing_ok=True)
-
-
 def forget_unlinked(tx: Txn, msg_ids: list[int]) -> None:
     """In a later transaction: the files of these removed records are gone."""
     qstore.unlinked(tx, msg_ids)
@@ -418,7 +411,7 @@ def unlink_leftovers(store: Store, data_dir: Path) -> None:
     gone = []
     for msg_id in ids:
         try:
-            queue_file(data_dir, msg_id).unlink(missing_ok=True)
+            unlink_files(data_dir, [queue_file(data_dir, msg_id)])
         except OSError:
             continue  # stays noted, tried again next time
         gone.append(msg_id)
@@ -436,7 +429,7 @@ def drop(store: Store, data_dir: Path, msg_id: int) -> QueueMsg:
         return msg, remove_in(tx, data_dir, msg_id)
 
     msg, path = store.update(fn)
-    unlink_files([path])
+    unlink_files(data_dir, [path])
     store.update(lambda tx: forget_unlinked(tx, [msg_id]))
     return msg
 

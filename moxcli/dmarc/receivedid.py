@@ -30,7 +30,7 @@ def load_key(data_dir: Path, create: bool = True) -> bytes:
             return key
     key = os.urandom(KEY_SIZE)
     if create:
-        write_file(path, key)
+        write_file(path, key, root=data_dir)
     return key
 
 

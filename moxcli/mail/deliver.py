@@ -14,7 +14,7 @@ from moxcli.mail.flags import flag_names, flags_mask, is_keyword
 from moxcli.mail.names import MailboxNameError, check_mailbox_name
 from moxcli.store import Store, Txn
 from moxcli.store import mail as store_mail
-from moxcli.store.files import PathError, message_file, write_file
+from moxcli.store.files import PathError, message_file, unlink_files, write_file
 
 
 def store_message(
@@ -54,8 +54,7 @@ def store_message(
             lambda tx: _add(tx, data_dir, account, mailbox, data, flag_names(mask), kws, when, written)
         )
     except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
+        unlink_files(data_dir, written)
         raise
 
 
@@ -77,7 +76,7 @@ def _add(
     mb, _ = store_mail.ensure_mailbox(tx, account, mailbox)
     msg_id = tx.next_id(f"message:{account}")
     path = message_file(data_dir, account, msg_id)
-    write_file(path, data, sync=True)
+    write_file(path, data, sync=True, root=data_dir)
     written.append(path)
     rec = store_mail.add_message(tx, account, mb, msg_id, len(data), received, flags, keywords)
     mb.add_keywords(keywords)

@@ -48,7 +48,18 @@ from moxcli.mail.mbox import MboxError, MessageTooLarge, from_line_time, iter_mb
 from moxcli.mail.names import MailboxNameError, check_mailbox_name, maildirpp_folder
 from moxcli.store import Store, Txn, job_lock
 from moxcli.store import mail as store_mail
-from moxcli.store.files import PathError, account_dir, check_account_name, msg_dir, sync_files
+from moxcli.store.files import (
+    FILES_PER_DIR_SHIFT,
+    PathError,
+    account_dir,
+    check_account_name,
+    ensure_dir,
+    msg_dir,
+    open_dir,
+    symlink_refused,
+    sync_files,
+    unlink_files,
+)
 
 _log = log.get("import")
 
@@ -355,10 +366,9 @@ class _Import:
             self.files.cancel()
             # Also the id after the last recorded one: its file may have been half written.
             last = self.next_id - 1 if self.next_id else 0
-            for msg_id in [*list(self.ids), last]:
-                if msg_id:
-                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                        os.unlink(self.msg_root / msg_dir(msg_id) / str(msg_id))
+            paths = [self.msg_root / msg_dir(i) / str(i) for i in [*list(self.ids), last] if i]
+            with contextlib.suppress(OSError):  # a planted symlink: left for verifydata, never followed
+                unlink_files(self.data_dir, paths)
             for d in reversed(self.files.created_dirs):
                 with contextlib.suppress(OSError):
                     d.rmdir()
@@ -436,20 +446,18 @@ class _FileWriter:
     def _write_path(self, msg_id: int, data: bytes) -> None:
         """One file by path (the portable way; the forked writer keeps a directory fd open)."""
         path = self._make_dirs(msg_dir(msg_id))
-        _write_all(os.open(path / str(msg_id), _NEW_FILE | osdep.O_BINARY, 0o600), data)
+        try:
+            fd = os.open(path / str(msg_id), _NEW_FILE | osdep.O_BINARY, 0o600)
+        except OSError as exc:
+            raise _file_error(exc, path / str(msg_id)) from None
+        _write_all(fd, data)
 
     def _make_dirs(self, name: str) -> Path:
         """The message directory ``name`` and its missing parents (0700); returns its path.
 
-        A planted symlink among them is refused, never followed: the files would land
-        wherever it points."""
-        path = self.msg_root / name
-        for p in (self.acc_dir.parent, self.acc_dir, self.msg_root, path):
-            with contextlib.suppress(FileExistsError):
-                p.mkdir(mode=0o700)
-            if p.is_symlink():
-                raise OSError(errno.ELOOP, "a symlink, not followed", str(p))
-        return path
+        A planted symlink among them (accounts/, the account, msg/, the directory) is refused,
+        never followed: the files would land wherever it points."""
+        return ensure_dir(self.acc_dir.parent.parent, self.msg_root / name)
 
 
 class _ThreadFiles(_FileWriter):
@@ -642,13 +650,26 @@ class _ForkFiles(_FileWriter):
         if name != self._dir_name:
             if self._dir_fd >= 0:
                 os.close(self._dir_fd)
-            self._dir_fd = os.open(self._make_dirs(name), os.O_RDONLY | os.O_DIRECTORY | osdep.O_NOFOLLOW)
+            self._dir_fd = -1
+            self._dir_fd = open_dir(self.acc_dir.parent.parent, self.msg_root / name)
             self._dir_name = name
-        _write_all(os.open(str(msg_id), _NEW_FILE, 0o600, dir_fd=self._dir_fd), data)
+        try:
+            fd = os.open(str(msg_id), _NEW_FILE, 0o600, dir_fd=self._dir_fd)
+        except OSError as exc:
+            raise _file_error(exc, self.msg_root / name / str(msg_id)) from None
+        _write_all(fd, data)
 
 
 # A message file: a leftover of a killed import is overwritten, a planted symlink never followed.
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | osdep.O_NOFOLLOW | osdep.O_CLOEXEC
+
+
+def _file_error(exc: OSError, path: Path) -> OSError:
+    """A message file's open error naming the whole path; a symlink planted as the file is the
+    planted-symlink error."""
+    if exc.errno in (errno.ELOOP, errno.EMLINK):
+        return symlink_refused(path)
+    return OSError(exc.errno, exc.strerror, str(path))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -967,14 +988,11 @@ def cleanup_interrupted_imports(
 def _remove_leftovers(data_dir: Path, account: str, info: store_mail.ImportRecord) -> None:
     """Unlink every file in the import's reserved id blocks, then directories left empty."""
     root = account_dir(data_dir, account) / "msg"
-    dirs = set()
+    dirs = {msg_dir(i) for lo, hi in info.ranges for i in (lo, hi)}
     for lo, hi in info.ranges:
-        for msg_id in range(lo, hi + 1):
-            name = msg_dir(msg_id)
-            if name not in dirs:
-                dirs.add(name)
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                os.unlink(root / name / str(msg_id))
+        dirs.update(msg_dir(i) for i in range(lo, hi + 1, 1 << FILES_PER_DIR_SHIFT))
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        unlink_files(data_dir, (root / msg_dir(i) / str(i) for lo, hi in info.ranges for i in range(lo, hi + 1)))
     for name in dirs:
         with contextlib.suppress(OSError):
             (root / name).rmdir()

@@ -22,6 +22,7 @@ Better than mox, on purpose:
 
 from __future__ import annotations
 
+import errno
 import functools
 import gc
 import gzip
@@ -527,6 +528,8 @@ def _send_key(job: _Job, resolver: Any, kind: str, key: tstore.ReportKey) -> Non
         else:
             out, report, reason = job.store.update(fn)
     except (ConfigError, UsageError, CheckFailed, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+            raise  # a planted symlink in the data directory: every report would fail; stop (exit 2)
         # Composing, signing or queueing failed: the transaction is rolled back, rows kept.
         _error(job, kind, day, pdom, "local", str(exc))
         return

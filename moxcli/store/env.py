@@ -24,7 +24,7 @@ from moxcli import osdep
 from moxcli.errors import ConfigError, StoreError, UsageError
 from moxcli.store import migrate
 from moxcli.store.datafile import data_file_problem
-from moxcli.store.files import private_dir
+from moxcli.store.files import ensure_dir, private_dir
 from moxcli.store.schema import META, SCHEMA_VERSION, TABLES, Table
 from moxcli.store.seal import DEFAULT_SEAL_MAX_SIZE, discard_leftovers, remove_seal, write_seal
 
@@ -310,7 +310,7 @@ class Store:
             if not data_file.exists():
                 raise StoreError(f"{path}: no store here (is --data right?)")
         else:
-            private_dir(path)
+            ensure_dir(Path(data_dir), path)  # store/ a planted symlink: refused, not followed
         for name in ("data.mdb", "lock.mdb"):
             if (path / name).is_symlink():  # LMDB would write wherever it points
                 raise StoreError(f"{path / name}: a symlink, not followed; the store files must be files")

@@ -7,6 +7,7 @@ leaves a stale lock behind.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,12 +20,29 @@ from moxcli.osdep import O_CLOEXEC, O_NOFOLLOW, lock_nonblocking
 @contextmanager
 def job_lock(data_dir: Path, name: str) -> Iterator[Path]:
     """Hold the named lock for the block; raise LockHeld at once if another process has it."""
-    from moxcli.store.files import private_dir
+    from moxcli import osdep
+    from moxcli.store.files import ensure_dir, open_dir, symlink_refused
 
-    locks = private_dir(Path(data_dir) / "locks")
+    locks = Path(data_dir) / "locks"
     path = locks / f"{name.replace('/', '_')}.lock"
-    # Never through a planted symlink (its target would be truncated and get our pid).
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+    # Never through a planted symlink, neither the lock file (its target would be truncated and
+    # get our pid) nor locks/ itself: a symlink there is refused in one line naming it, exit 2.
+    flags = os.O_RDWR | os.O_CREAT | O_NOFOLLOW | O_CLOEXEC
+    dfd = open_dir(Path(data_dir), locks) if osdep.has_dir_fds() else None
+    if dfd is None:
+        ensure_dir(Path(data_dir), locks)
+    try:
+        if dfd is not None:
+            fd = os.open(path.name, flags, 0o600, dir_fd=dfd)
+        else:
+            fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: FreeBSD's O_NOFOLLOW answer
+            raise symlink_refused(path) from None
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        if dfd is not None:
+            os.close(dfd)
     try:
         try:
             lock_nonblocking(fd)
