@@ -132,8 +132,12 @@ def open_dir(root: Path, path: Path, create: bool = True) -> int:
             except FileNotFoundError:
                 if not create:
                     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(cur)) from None
-                with contextlib.suppress(FileExistsError):
+                try:
                     os.mkdir(part, 0o700, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                except OSError as exc:  # ENOSPC, EROFS, EACCES: name the whole path
+                    raise OSError(exc.errno, exc.strerror, str(cur)) from None
                 nxt = _open_level(fd, part, cur)
             except OSError as exc:
                 raise _level_error(fd, part, cur, exc) from None
@@ -251,6 +255,8 @@ def write_file(path: Path, data: bytes, sync: bool = True, root: Path | None = N
                 break
             except FileExistsError:
                 continue
+            except OSError as exc:  # ENOSPC, EROFS, EACCES: name the file, not the temp name
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
         else:
             raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
         try:
@@ -262,7 +268,11 @@ def write_file(path: Path, data: bytes, sync: bool = True, root: Path | None = N
                 raise OSError(exc.errno, exc.strerror, str(path)) from None  # e.g. ENOSPC: name the file
             raise
         os.close(fd)
-        os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        try:
+            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except OSError as exc:
+            os.unlink(tmp, dir_fd=dfd)
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         if sync:
             os.fsync(dfd)
     finally:
@@ -302,7 +312,10 @@ def link_file(src: Path, dst: Path, root: Path) -> None:
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(dst.name, dir_fd=dfd)
-            os.link(src.name, dst.name, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+            try:
+                os.link(src.name, dst.name, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(dst)) from None
         finally:
             if dfd != sfd:
                 os.close(dfd)

@@ -30,12 +30,9 @@ def job_lock(data_dir: Path, name: str) -> Iterator[Path]:
     flags = os.O_RDWR | os.O_CREAT | O_NOFOLLOW | O_CLOEXEC
     dfd = open_dir(Path(data_dir), locks) if osdep.has_dir_fds() else None
     if dfd is None:
-        ensure_dir(Path(data_dir), locks)
+        ensure_dir(Path(data_dir), locks)  # no dir fds (Windows): levels checked by lstat
     try:
-        if dfd is not None:
-            fd = os.open(path.name, flags, 0o600, dir_fd=dfd)
-        else:
-            fd = os.open(path, flags, 0o600)
+        fd = os.open(path if dfd is None else path.name, flags, 0o600, dir_fd=dfd)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: FreeBSD's O_NOFOLLOW answer
             raise symlink_refused(path) from None
