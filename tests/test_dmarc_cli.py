@@ -118,12 +118,14 @@ def test_send_dry_run_then_real(runner, data, fake_dns, tmp_path):
     out = json.loads(r.stdout)
     assert set(out) == {"end", "intervals", "dry_run", "stale_removed", "domains", "delivered"}
     assert out["dry_run"] is True and out["domains"][0]["xml"].startswith("<?xml")
+    assert list(out["domains"][0])[:1] + list(out["domains"][0])[-1:] == ["policy_domain", "xml"]
     metrics = tmp_path / "m.prom"
     r = _invoke(runner, data, "send-dmarcreports", "--json", "--metrics-file", str(metrics))
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     d = out["domains"][0]
-    assert set(d) == {
+    # The order docs/dmarc-reports.md lists them in: the policy domain first, start before end.
+    assert list(d) == [
         "policy_domain",
         "status",
         "evaluations",
@@ -140,7 +142,7 @@ def test_send_dry_run_then_real(runner, data, fake_dns, tmp_path):
         "size",
         "due",
         "queue_ids",
-    }
+    ]
     assert d["status"] == "queued" and d["queued_to"] == ["dmarcrpt@sender.example"] and d["queue_ids"]
     text = metrics.read_text()
     assert 'moxcli_dmarc_report_domains_total{status="queued"} 1' in text

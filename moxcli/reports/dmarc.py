@@ -87,18 +87,29 @@ class DomainResult:
     xml: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """The contract form (docs/json.md): the period as `start`/`end` times, null for unknown."""
-        d = dict(self.__dict__)
-        if not self.xml:
-            d.pop("xml")
+        """The contract form (docs/json.md): the policy domain first, the period as `start`/`end`
+        times, null for unknown; keys in the order docs/dmarc-reports.md lists them."""
         known = bool(self.begin or self.end)
-        d.pop("begin")
-        d["policy_domain"] = d.pop("domain")
-        d["report_id"] = self.report_id or None
-        d["start"] = jsonfmt.rfc3339(self.begin) if known else None
-        d["end"] = jsonfmt.rfc3339(self.end) if known else None
-        d["due"] = jsonfmt.rfc3339(self.due) if self.due else None
-        d["errors"] = jsonfmt.findings_json(self.errors)
+        d: dict[str, Any] = {
+            "policy_domain": self.domain,
+            "status": self.status,
+            "evaluations": self.evaluations,
+            "records": self.records,
+            "report_id": self.report_id or None,
+            "start": jsonfmt.rfc3339(self.begin) if known else None,
+            "end": jsonfmt.rfc3339(self.end) if known else None,
+            "queued_to": self.queued_to,
+            "error_report_to": self.error_report_to,
+            "suppressed": self.suppressed,
+            "too_large": self.too_large,
+            "errors": jsonfmt.findings_json(self.errors),
+            "kept": self.kept,
+            "size": self.size,
+            "due": jsonfmt.rfc3339(self.due) if self.due else None,
+            "queue_ids": self.queue_ids,
+        }
+        if self.xml:
+            d["xml"] = self.xml
         return d
 
 
