@@ -17,16 +17,23 @@ def test_wheel_installs_man_pages_and_completions(tmp_path):
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, src / rel)
     dist = tmp_path / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", dist, src],
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", dist, src],
         check=True,
         capture_output=True,
+        text=True,
     )
+    # The metadata is in the form setuptools wants (PEP 639 license expression, no license
+    # classifier): it prints no deprecation warning about it.
+    assert "SetuptoolsDeprecationWarning" not in build.stdout + build.stderr
     (wheel,) = dist.glob("moxcli-*.whl")
     with zipfile.ZipFile(wheel) as z:
-        assert any(n.endswith(".dist-info/LICENSE") and b"MIT License" in z.read(n) for n in z.namelist())
+        licenses = [n for n in z.namelist() if n.endswith(".dist-info/licenses/LICENSE")]  # PEP 639 place
+        assert len(licenses) == 1 and b"MIT License" in z.read(licenses[0])
         meta = next(z.read(n).decode() for n in z.namelist() if n.endswith(".dist-info/METADATA"))
-    assert "Classifier: License :: OSI Approved :: MIT License" in meta
+    assert "License-Expression: MIT" in meta.splitlines()
+    assert "License-File: LICENSE" in meta.splitlines()
+    assert [line for line in meta.splitlines() if line.startswith("Classifier: License ::")] == []
     # moxcli has no public home yet: no project URL rather than another project's (docs: README.md, docs/, man pages)
     assert [line for line in meta.splitlines() if line.startswith(("Project-URL:", "Home-page:"))] == []
     assert "Summary: Command-line toolkit for mail-server operators" in meta
