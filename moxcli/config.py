@@ -358,6 +358,9 @@ def _dkim(r: _Reader | None) -> DKIMConfig:
     return DKIMConfig(selectors=selectors, sign=sign)
 
 
+RESOLVER_FORMS = "an IP address (port 53), IPv4:port or [IPv6]:port"
+
+
 def _resolver(r: _Reader, index: int, text: str) -> tuple[str, int]:
     """A resolver as ``IPv4:port``, ``[IPv6]:port``, or an address alone (port 53).
 
@@ -376,7 +379,7 @@ def _resolver(r: _Reader, index: int, text: str) -> tuple[str, int]:
             host, sep, port = text.rpartition(":")
             ok = bool(sep) and ":" not in host
         if not ok:
-            raise r.error(f"resolvers[{index}]", f"expected host:port with an IP address, got {text!r}") from None
+            raise r.error(f"resolvers[{index}]", f"expected {RESOLVER_FORMS}, got {text!r}") from None
     try:
         ipaddress.ip_address(host)
         if not (port.isascii() and port.isdigit()):
@@ -385,7 +388,7 @@ def _resolver(r: _Reader, index: int, text: str) -> tuple[str, int]:
         if not 0 < port_num < 65536:
             raise ValueError
     except ValueError:
-        raise r.error(f"resolvers[{index}]", f"expected host:port with an IP address, got {text!r}") from None
+        raise r.error(f"resolvers[{index}]", f"expected {RESOLVER_FORMS}, got {text!r}") from None
     return host, port_num
 
 
@@ -473,8 +476,7 @@ def parse_config(text: str, file: Path) -> Config:
             account=_account(ht, "account", ht.get("account", str, postmaster.account)),
             mailbox=_mailbox(ht, "mailbox", ht.get("mailbox", str, "TLSRPT")),
         )
-        if hostname != "localhost":
-            _address_size(ht, "localpart", host_tlsrpt.localpart, hostname)
+        _address_size(ht, "localpart", host_tlsrpt.localpart, hostname)
         ht.done()
 
     domains: dict[str, DomainConfig] = {}

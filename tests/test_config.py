@@ -66,7 +66,10 @@ def test_good_config():
         ("hostnme = 'x'", "hostnme: unknown key"),
         ("hostname = 3", "hostname: expected string, got integer 3"),
         ("hostname = 'bad..name'", "hostname: invalid domain"),
-        ("[dns]\nresolvers = ['localhost:53']", "dns.resolvers[0]: expected host:port with an IP address"),
+        (
+            "[dns]\nresolvers = ['localhost:53']",
+            "dns.resolvers[0]: expected an IP address (port 53), IPv4:port or [IPv6]:port, got 'localhost:53'",
+        ),
         ("[dns]\nresolvers = ['127.0.0.1:99999']", "dns.resolvers[0]"),
         ("[dns]\ntrust_ad = 'yes'", "dns.trust_ad: expected boolean"),
         ("[dns]\nbogus = 1", "dns.bogus: unknown key"),
@@ -147,6 +150,9 @@ def test_resolver_forms(text, want):
     [
         "[127.0.0.1]:53",
         "[::1]x",
+        "[::1]x53",  # after the ] comes : and the port, nothing else
+        "::ffff:127.0.0.1:53",  # an IPv6 address with a port needs the brackets
+        "1:2:3:4:5:6:7:8:53",
         "[::1]:",
         "127.0.0.1:",
         "[::1]:65536",
@@ -157,5 +163,7 @@ def test_resolver_forms(text, want):
     ],
 )
 def test_bad_resolver_forms_are_refused_naming_the_entry(text):
-    with pytest.raises(ConfigError, match=r"dns\.resolvers\[0\]: expected host:port with an IP address"):
+    with pytest.raises(
+        ConfigError, match=r"dns\.resolvers\[0\]: expected an IP address \(port 53\), IPv4:port or \[IPv6\]:port, got "
+    ):
         parse_config(f"[dns]\nresolvers = [{text!r}]\n", Path("m.toml"))

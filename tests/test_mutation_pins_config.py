@@ -94,15 +94,15 @@ BAD = [
     ("[dns]\ntimeout='5'", "dns.timeout: expected integer or float, got string '5'"),
     (
         "[dns]\nresolvers=['127.0.0.1:0']",
-        "dns.resolvers[0]: expected host:port with an IP address, got '127.0.0.1:0'",
+        "dns.resolvers[0]: expected an IP address (port 53), IPv4:port or [IPv6]:port, got '127.0.0.1:0'",
     ),
     (
         "[dns]\nresolvers=['127.0.0.1:65536']",
-        "dns.resolvers[0]: expected host:port with an IP address, got '127.0.0.1:65536'",
+        "dns.resolvers[0]: expected an IP address (port 53), IPv4:port or [IPv6]:port, got '127.0.0.1:65536'",
     ),
     (
         "[dns]\nresolvers=['127.0.0.1', 'x:1']",
-        "dns.resolvers[1]: expected host:port with an IP address, got 'x:1'",
+        "dns.resolvers[1]: expected an IP address (port 53), IPv4:port or [IPv6]:port, got 'x:1'",
     ),
     ("[dns]\nresolvers=[1]", "dns.resolvers[0]: expected string, got 1"),
     ("[dns]\nresolvers='127.0.0.1'", "dns.resolvers: expected array, got string '127.0.0.1'"),
@@ -128,6 +128,20 @@ BAD = [
     ("no_outgoing_dmarc_reports = 1", "no_outgoing_dmarc_reports: expected boolean, got integer 1"),
     ("dmarc_report_format = 'v3'", "dmarc_report_format: must be one of rfc7489, rfc9990, got 'v3'"),
     ("hostname = 'a..b'", "hostname: invalid domain 'a..b': empty label"),
+    ("hostname = ''", "hostname: invalid domain '': empty domain"),
+    ("x = " + "[" * 5000 + "]" * 5000, "invalid TOML: nested too deeply"),
+    ("[host_tlsrpt]\naccount='a/b'", f"host_tlsrpt.account: invalid account name 'a/b': {ACCOUNT_RULE}"),
+    ("[host_tlsrpt]\nmailbox=''", "host_tlsrpt.mailbox: invalid mailbox name '': printable, at most 200 bytes"),
+    ("[dns]\nlocal_zone = 1", "dns.local_zone: expected string, got integer 1"),
+    ("[dns]\nlocal_zone_secure = 1", "dns.local_zone_secure: expected boolean, got integer 1"),
+    (
+        f"[domains.'a.example'.tlsrpt]\nlocalpart='{'x' * 64}'\ndomain='{'a' * 63}.{'b' * 63}.{'c' * 63}.example'\n"
+        "account='a'\nmailbox='m'",
+        "domains.a.example.tlsrpt.localpart: address "
+        + (f"'{'x' * 64}@{'a' * 63}.{'b' * 63}.{'c' * 63}.example'"[:200] + "... (266 characters)")
+        + " is too long:"
+        " path longer than 256 octets (RFC 5321 4.5.3.1.3)",
+    ),
     ("hostname = ", "invalid TOML: Invalid value (at end of document)"),
 ]
 
@@ -269,3 +283,20 @@ def test_domain_lookup():
     assert cfg.domain("A.Example") is cfg.domains["a.example"]
     assert cfg.domain("b.example") is None
     assert cfg.domain("bad..name") is None
+
+
+def test_local_zone_is_a_path_next_to_the_config():
+    cfg = parse_config("[dns]\nlocal_zone = 'zone.txt'\nlocal_zone_secure = true\n", FILE)
+    assert (cfg.dns.local_zone, cfg.dns.local_zone_secure) == (Path("/etc/m/zone.txt"), True)
+    cfg = parse_config("[dns]\nlocal_zone = '/srv/z.txt'\n", FILE)
+    assert (cfg.dns.local_zone, cfg.dns.local_zone_secure) == (Path("/srv/z.txt"), False)
+
+
+def test_a_config_file_over_the_size_cap_is_refused_as_a_config(tmp_path):
+    from moxcli.config import MAX_CONFIG_SIZE, load_config
+
+    big = tmp_path / "c.toml"
+    big.write_bytes(b"#" * (MAX_CONFIG_SIZE + 1))
+    with pytest.raises(ConfigError) as exc:
+        load_config(big)
+    assert str(exc.value) == f"{big}: config larger than {MAX_CONFIG_SIZE} bytes, refused"

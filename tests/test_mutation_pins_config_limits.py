@@ -31,6 +31,7 @@ def test_delivery_defaults_are_the_rfc_5321_timeouts():
     for d in (Config().delivery, parse_config("", FILE).delivery, parse_config("[delivery]\n", FILE).delivery):
         assert (d.greeting_timeout, d.command_timeout, d.data_init_timeout) == (300.0, 300.0, 120.0)
         assert (d.data_block_timeout, d.data_end_timeout, d.session_timeout) == (180.0, 600.0, 1800.0)
+        assert d.tls_handshake_timeout == 60.0  # mox: one minute for the whole handshake
         assert (d.min_send_rate, d.max_reply_lines, d.max_reply_bytes, d.max_messages_per_connection) == (
             1024,
             100,
