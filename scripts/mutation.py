@@ -370,6 +370,19 @@ class FastFirst:
                 )
 
 
+class Retrace:
+    """pytest plugin for the traced baseline: Python drops a trace function that raises, as
+    one does when a test recurses to the limit (deeply nested TOML, JSON, XML); without this,
+    every later test would go untraced and its lines' mutants would "survive" without a run."""
+
+    def __init__(self, tracer: Callable) -> None:
+        self.tracer = tracer
+
+    def pytest_runtest_setup(self, item: object) -> None:
+        if sys.gettrace() is None:
+            sys.settrace(self.tracer)
+
+
 def run_child(
     args: list[str], timeout: float, trace_files: list[str] | None = None, quiet: bool = True
 ) -> tuple[str, dict]:
@@ -406,7 +419,10 @@ def run_child(
                 sys.settrace(glob_trace)
             import pytest
 
-            rc = int(pytest.main(args, plugins=[FastFirst()]))
+            plugins: list[object] = [FastFirst()]
+            if trace_files:
+                plugins.append(Retrace(glob_trace))
+            rc = int(pytest.main(args, plugins=plugins))
             sys.settrace(None)
             root = str(Path.cwd())
             info = {
@@ -495,8 +511,11 @@ def run_module(
     try:
         for n, m in enumerate(mutants, 1):
             src = mutated_source(original, m)
-            if not covered.intersection(range(m.covered_by[0], m.covered_by[1] + 1)):
-                outcome = "pass"  # no test executes the line: it survives without a run
+            if only is None and not covered.intersection(range(m.covered_by[0], m.covered_by[1] + 1)):
+                # No test executes the line: it survives without a run. Mutants asked for by
+                # --only always run (a line reached only after a test's RecursionError, which
+                # stops the tracer for that test, counts as not executed).
+                outcome = "pass"
             else:
                 target.write_text(src)
                 outcome, _ = run_child(args, timeout)
