@@ -1,4 +1,4 @@
-"""The TOML configuration: read with tomllib, validated into frozen dataclasses.
+"""The TOML configuration: read with tomllib, validated into frozen value classes (moxcli.values).
 
 Key names are a contract (scripts write them). Unknown keys and bad values raise
 ConfigError naming the key and the file. Relative paths are relative to the config file.
@@ -13,13 +13,13 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from moxcli.addrlimits import domain_size_problem
 from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import ConfigError, UsageError
+from moxcli.values import dataclass, field, fields
 
 DKIM_ALGORITHMS = ("ed25519", "rsa")
 MAX_CONFIG_SIZE = 1 << 20  # a config is a few KB; the cap keeps `--config /dev/zero`-like inputs out
@@ -427,7 +427,7 @@ def _delivery(r: _Reader | None) -> DeliveryConfig:
         return DeliveryConfig()
     defaults = DeliveryConfig()
     values: dict[str, Any] = {}
-    for name in defaults.__dataclass_fields__:
+    for name in fields(DeliveryConfig):
         default = getattr(defaults, name)
         if isinstance(default, float):
             v = r.get(name, (int, float), default)

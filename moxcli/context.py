@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from moxcli.errors import UsageError
+from moxcli.values import dataclass, field
 
 if TYPE_CHECKING:
     from moxcli.config import Config
@@ -88,6 +87,8 @@ class AppContext:
             return
         if (self.data_dir / STORE_DIR / "data.mdb").exists() and not _store_is_empty(self.data_dir):
             return
+        import shutil
+
         shutil.rmtree(top, ignore_errors=True)
 
 

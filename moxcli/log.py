@@ -3,19 +3,27 @@
     l=info m="queued report" pkg=tlsrptsend domain=example.org
 
 Library code calls ``log.get("pkg").info("message", key=value)``; the CLI sets the level once.
+
+The logging module (about 4 ms of start-up with what it imports) is imported at the first
+line that is printed, or at once if something else imported it already: until then nothing
+but setup() can have configured moxcli's loggers, so setup()'s level alone decides what
+is printed, and setup() is applied when logging is first needed.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from typing import Any
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
-_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40  # logging's levels
+LEVELS = {"debug": DEBUG, "info": INFO, "warn": WARNING, "error": ERROR}
+_NAMES = {DEBUG: "debug", INFO: "info", WARNING: "warn", ERROR: "error"}
 
-_root = logging.getLogger("moxcli")
+# setup(): the level asked for (logging's default for a logger nobody configured: WARNING),
+# and its arguments while they wait for the logging module.
+_level = WARNING
+_pending: tuple[int, Any, bool] | None = None
 
 
 def _quote(value: Any) -> str:
@@ -27,48 +35,73 @@ def _quote(value: Any) -> str:
     return f'"{escaped}"'
 
 
-class _LogfmtFormatter(logging.Formatter):
-    def __init__(self, with_time: bool) -> None:
-        super().__init__()
-        self.with_time = with_time
+def _format(record: Any, with_time: bool) -> str:
+    parts = []
+    if with_time:
+        parts.append("t=" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)))
+    parts.append("l=" + _NAMES.get(record.levelno, "info"))
+    parts.append("m=" + _quote(record.getMessage()))
+    parts.append("pkg=" + record.name.removeprefix("moxcli."))
+    for key, value in getattr(record, "fields", {}).items():
+        parts.append(f"{key}={_quote(value)}")
+    return " ".join(parts)
 
-    def format(self, record: logging.LogRecord) -> str:
-        parts = []
-        if self.with_time:
-            parts.append("t=" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)))
-        parts.append("l=" + _NAMES.get(record.levelno, "info"))
-        parts.append("m=" + _quote(record.getMessage()))
-        parts.append("pkg=" + record.name.removeprefix("moxcli."))
-        for key, value in getattr(record, "fields", {}).items():
-            parts.append(f"{key}={_quote(value)}")
-        return " ".join(parts)
+
+def _logging() -> Any:
+    """The logging module, with a waiting setup() applied."""
+    global _pending
+    import logging
+
+    if _pending is not None:
+        level, stream, with_time = _pending
+        _pending = None
+
+        class LogfmtFormatter(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return _format(record, with_time)
+
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(LogfmtFormatter())
+        root = logging.getLogger("moxcli")
+        root.handlers[:] = [handler]
+        root.setLevel(level)
+        root.propagate = False
+    return logging
 
 
 class Logger:
     """A named logger taking structured key=value fields."""
 
     def __init__(self, pkg: str) -> None:
-        self._log = logging.getLogger("moxcli." + pkg)
+        self._name = "moxcli." + pkg
+
+    def _shown(self, level: int) -> Any:
+        """The logging logger when a line at ``level`` is printed, else None."""
+        if level < _level and "logging" not in sys.modules:
+            return None  # nothing else configured logging: setup()'s level decides
+        logger = _logging().getLogger(self._name)
+        return logger if logger.isEnabledFor(level) else None
 
     def _emit(self, level: int, msg: str, fields: dict[str, Any]) -> None:
-        if self._log.isEnabledFor(level):
-            self._log.log(level, msg, extra={"fields": fields})
+        logger = self._shown(level)
+        if logger is not None:
+            logger.log(level, msg, extra={"fields": fields})
 
     def enabled(self, level: str) -> bool:
         """Whether lines at ``level`` are shown: skip building costly debug fields otherwise."""
-        return self._log.isEnabledFor(LEVELS[level])
+        return self._shown(LEVELS[level]) is not None
 
     def debug(self, msg: str, **fields: Any) -> None:
-        self._emit(logging.DEBUG, msg, fields)
+        self._emit(DEBUG, msg, fields)
 
     def info(self, msg: str, **fields: Any) -> None:
-        self._emit(logging.INFO, msg, fields)
+        self._emit(INFO, msg, fields)
 
     def warn(self, msg: str, **fields: Any) -> None:
-        self._emit(logging.WARNING, msg, fields)
+        self._emit(WARNING, msg, fields)
 
     def error(self, msg: str, **fields: Any) -> None:
-        self._emit(logging.ERROR, msg, fields)
+        self._emit(ERROR, msg, fields)
 
 
 def get(pkg: str) -> Logger:
@@ -77,8 +110,8 @@ def get(pkg: str) -> Logger:
 
 def setup(level: str = "warn", stream: Any = None, with_time: bool = False) -> None:
     """Route moxcli's log lines to stderr at ``level`` (debug, info, warn, error)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(_LogfmtFormatter(with_time))
-    _root.handlers[:] = [handler]
-    _root.setLevel(LEVELS[level])
-    _root.propagate = False
+    global _level, _pending
+    _level = LEVELS[level]
+    _pending = (_level, stream or sys.stderr, with_time)
+    if "logging" in sys.modules:
+        _logging()

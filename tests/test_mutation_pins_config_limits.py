@@ -6,12 +6,12 @@ size limit (mox's 100 MiB) could have been 1 byte, the RFC 5321 §4.5.3.2 timeou
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
 from moxcli import config as c
+from moxcli import values
 from moxcli.config import Config, load_config, parse_config
 from moxcli.errors import ConfigError
 
@@ -128,8 +128,8 @@ CONFIG_TYPES = [
 
 @pytest.mark.parametrize("obj", CONFIG_TYPES, ids=[type(o).__name__ for o in CONFIG_TYPES])
 def test_config_objects_are_immutable(obj):
-    name = dataclasses.fields(obj)[0].name
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    name = values.fields(type(obj))[0]
+    with pytest.raises(AttributeError):
         setattr(obj, name, getattr(obj, name))
 
 
@@ -161,7 +161,7 @@ def test_key_file_cap_is_64_kib():
 
 def test_an_empty_config_file_means_the_built_in_defaults():
     # Commands without a config file use Config(); one with an empty file must behave the same.
-    assert dataclasses.replace(parse_config("", FILE), path=None) == Config()
+    assert values.replace(parse_config("", FILE), path=None) == Config()
     tables = parse_config("[dns]\n[tls]\n[network]\n[imap]\n[queue]\n[delivery]\n[postmaster]\n", FILE)
     assert (tables.dns, tables.tls, tables.network) == (c.DNSConfig(), c.TLSConfig(), c.NetworkConfig())
     assert (tables.imap, tables.queue, tables.delivery) == (c.ImapConfig(), c.QueueConfig(), c.DeliveryConfig())

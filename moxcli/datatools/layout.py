@@ -13,13 +13,12 @@ entry not listed that backup finds is copied with a warning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from moxcli.context import CONFIG_NAME
 from moxcli.datatools import INCOMPLETE_MARKER, MOVED_DIR, STORE_SUM, VERSION_FILE
 from moxcli.dmarc.receivedid import KEY_FILE as RECEIVED_ID_KEY_FILE
 from moxcli.store.env import STORE_DIR
 from moxcli.store.seal import VOID_FILE
+from moxcli.values import dataclass
 
 OWN_STEP, COPY, SKIP = "own-step", "copy", "skip"
 

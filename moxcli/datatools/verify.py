@@ -9,16 +9,12 @@ ids are kept as one bit per id.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import stat
 import struct
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +54,7 @@ from moxcli.store.schema import (
     u64,
 )
 from moxcli.store.seal import STORE_FILE, check_seal
+from moxcli.values import dataclass, field
 
 # Index tables hold raw values, not records (their schema.py Table names the value).
 INDEX_TABLES = {t.name for t in TABLES if t.is_index}
@@ -245,7 +242,7 @@ def _probe_forked(data_dir: Path, timeout: float) -> str | None:
         os.close(report_r)
     if not finished:
         with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, 9)  # SIGKILL (the signal module's enums cost start-up)
     _, status = os.waitpid(pid, 0)
     if not finished:
         return f"reading every page took longer than {timeout:.0f} s"
@@ -288,6 +285,8 @@ def _probe_spawned(data_dir: Path, timeout: float) -> str | None:
 def _probe_outcome(code: int, report: bytes) -> str | None:
     """The problem a probe child's exit code (negative: killed by that signal) and report tell."""
     if code < 0:
+        import signal
+
         try:
             name = signal.Signals(-code).name
         except ValueError:
@@ -343,6 +342,8 @@ def verify_data(data_dir: Path, fix: bool = False) -> VerifyResult:
         _check_top(data_dir, res)
     finally:
         if tmp is not None:
+            import shutil
+
             shutil.rmtree(tmp, ignore_errors=True)
     res.seconds = time.monotonic() - start
     return res
@@ -416,6 +417,9 @@ def _open_store(data_dir: Path, res: VerifyResult) -> tuple[Store | None, Path |
         return None, None
     # No current moxcli writes to a store of an older schema (a writable open migrates it
     # first), so a file copy is consistent; the migration runs on the copy only.
+    import shutil
+    import tempfile
+
     tmp = Path(tempfile.mkdtemp(prefix="moxcli-verify-"))
     try:
         (tmp / STORE_DIR).mkdir(mode=0o700)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from moxcli.store.env import Txn, record_reader
@@ -26,6 +25,7 @@ from moxcli.store.schema import (
     text_key,
     u64,
 )
+from moxcli.values import dataclass
 
 REPORT_SEQUENCE = "dmarcreportin"
 

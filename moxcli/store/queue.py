@@ -8,11 +8,11 @@ len(prefix) + file size. Times are unix seconds.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import META, QUEUE, from_u64, u64
+from moxcli.values import dataclass, field, fields
 
 SEQUENCE = "queue"
 # Meta record: ids whose queue records are deleted and whose files may still exist (they are
@@ -52,12 +52,12 @@ class QueueMsg:
     def to_record(self) -> dict[str, Any]:
         # Shallow (the record is encoded at once): dataclasses.asdict deep-copies every field,
         # which was a tenth of queue run's CPU time at hundreds of messages per second.
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {name: getattr(self, name) for name in fields(QueueMsg)}
 
     @classmethod
     @record_reader(QUEUE)
     def from_record(cls, rec: dict[str, Any]) -> QueueMsg:
-        known = {k: v for k, v in rec.items() if k in cls.__dataclass_fields__}
+        known = {k: v for k, v in rec.items() if k in fields(cls)}
         return cls(**known)
 
 

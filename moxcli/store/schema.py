@@ -12,7 +12,8 @@ NUL (domains and addresses never contain NUL); integers are 8-byte big-endian so
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from moxcli.values import dataclass
 
 # Bump when a record's meaning changes; add the step to migrate.MIGRATIONS.
 # 2: every record value (not index values) ends with a CRC-32 of key and payload (env.seal).

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from moxcli import jsonfmt
@@ -34,6 +33,7 @@ from moxcli.store.schema import (
     text_key,
     u64,
 )
+from moxcli.values import dataclass
 
 SEQUENCE = "tlsreportin"
 
