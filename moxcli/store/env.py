@@ -496,6 +496,10 @@ class Store:
         out["last_pgno"] = info["last_pgno"]
         return out
 
+    def used_bytes(self) -> int:
+        """Bytes of the data file in use (up to its last page): what its map can make resident."""
+        return (int(self._env.info()["last_pgno"]) + 1) * int(self._env.stat()["psize"])
+
     def mapped_ranges(self) -> list[tuple[int, int]]:
         """(address, length) of this process's memory maps of the store file (Linux; elsewhere
         none). The map does not move while a read transaction is open: find it once, drop often."""

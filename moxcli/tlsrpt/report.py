@@ -765,7 +765,8 @@ def parse_report(data: bytes) -> tuple[Report, list[Finding]]:
     if len(data) > MAX_JSON_SIZE:
         raise ReportError(f"report JSON larger than {MAX_JSON_SIZE} bytes")
     try:
-        text = data.decode("utf-8-sig")
+        # utf-8-sig without its Python codec module (the BOM is taken off here).
+        text = (data[3:] if data[:3] == b"\xef\xbb\xbf" else data).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ReportError(f"report is not UTF-8: {exc}") from None
     _check_depth(text)
