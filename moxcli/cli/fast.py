@@ -1,7 +1,9 @@
 """Argument shapes answered without importing click (issue 13, start-up): the root help,
-`check tlsrpt --record TEXT`, `verifydata [DIR]` and `gentestdata DIR` (`--version` is answered
-in moxcli.entry). Click alone costs about twice a bare Python start; these are the calls people
-and scripts make most often in a loop or a shell, and the data tools mox's own are compared with.
+`check tlsrpt --record TEXT`, `verifydata [DIR]`, `gentestdata DIR` and the report imports
+(`tlsreports|dmarcreports|reports import` of files, directories, maildirs and mbox files;
+issue 14, speed); `--version` is answered in moxcli.entry. Click alone costs about twice a
+bare Python start; these are the calls people and scripts make most often in a loop or a
+shell, and the ones mox's own are compared with.
 
 Each function returns the exit code when it handled the call, or None: then (and for every
 shape not recognised exactly) the click command runs as usual, with the same output.
@@ -21,6 +23,10 @@ def run(args: list[str]) -> int | None:
         return root_help(to_stderr=not args)
     if args[:2] == ["check", "tlsrpt"]:
         return check_tlsrpt_record(args[2:])
+    if "import" in args:
+        code = report_import(args)
+        if code is not None:
+            return code
     return data_tool(args)
 
 
@@ -170,3 +176,99 @@ def _failed(exc: BaseException) -> int:
         return 0
     print_error(code, message)
     return exit_code
+
+
+IMPORT_COMMANDS = {"tlsreports": ("tls",), "dmarcreports": ("dmarc",), "reports": ("tls", "dmarc")}
+
+
+def report_import(args: list[str]) -> int | None:
+    """`[--data D] [--config F] [--log-level L] tlsreports|dmarcreports|reports import [--json]
+    [--maildir DIR]... [--mbox FILE]... [PATH]...` (options in any order, each global option
+    and --json at most once), as the click commands run them (moxcli.cli.importview).
+    Anything else (--imap, --list, --format, --help, ...) is left to click."""
+    options: dict[str, str] = {}
+    rest = list(args)
+    while rest and rest[0].startswith("--"):
+        name, eq, value = rest.pop(0).partition("=")
+        if not eq:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if name not in ("--data", "--config", "--log-level") or name in options:
+            return None
+        options[name] = value
+    if len(rest) < 2 or rest[0] not in IMPORT_COMMANDS or rest[1] != "import":
+        return None
+    sources: dict[str, list[str]] = {"": [], "--maildir": [], "--mbox": []}
+    as_json = False
+    items = rest[2:]
+    while items:
+        a = items.pop(0)
+        name, eq, value = a.partition("=")
+        if a == "--json" and not as_json:
+            as_json = True
+            continue
+        if name in ("--maildir", "--mbox"):
+            if not eq:
+                if not items:
+                    return None
+                value = items.pop(0)
+            sources[name].append(value)
+        elif a.startswith("-"):
+            return None  # another option, a repeated --json, --help: click decides
+        else:
+            sources[""].append(a)
+    data = options.get("--data", os.environ.get("MOXCLI_DATA") or None)
+    config = options.get("--config", os.environ.get("MOXCLI_CONFIG") or None)
+    log_level = options.get("--log-level", "warn")
+    checks = [(p, True, True) for p in sources[""]]
+    checks += [(p, False, True) for p in sources["--maildir"]]
+    checks += [(p, True, False) for p in sources["--mbox"]]
+    checks += [(p, False, True) for p in [data] if p is not None]
+    checks += [(p, True, False) for p in [config] if p is not None]
+    if log_level not in LOG_LEVELS or not all(_click_path(*c) for c in checks):
+        return None  # click's usage error
+    from pathlib import Path
+
+    from moxcli import log
+    from moxcli.cli import importview, output
+    from moxcli.context import AppContext, default_data_dir
+
+    output.set_json_mode(as_json, args)
+    log.setup(log_level)
+    app = AppContext(data_dir=Path(data) if data else default_data_dir(), config_file=Path(config) if config else None)
+    try:
+        code = importview.run_import(
+            app,
+            IMPORT_COMMANDS[rest[0]],
+            [Path(p) for p in sources[""]],
+            [Path(p) for p in sources["--maildir"]],
+            [Path(p) for p in sources["--mbox"]],
+            None,
+            None,
+            False,
+            False,
+            "json" if as_json else "table",
+        )
+    except (Exception, KeyboardInterrupt) as exc:
+        app.remove_created_dir()  # as the click group: a failed run leaves no directories
+        return _failed(exc)
+    if code:
+        app.remove_created_dir()
+    return code
+
+
+def _click_path(value: str, file_okay: bool, dir_okay: bool) -> bool:
+    """Whether click.Path(file_okay, dir_okay) takes ``value`` as it is (it does not need to
+    exist; an existing one must be of an allowed kind and readable)."""
+    if not value or "\0" in value or value.startswith("-"):
+        return False
+    try:
+        st = os.stat(value)
+    except OSError:
+        return True
+    import stat
+
+    if (not file_okay and stat.S_ISREG(st.st_mode)) or (not dir_okay and stat.S_ISDIR(st.st_mode)):
+        return False
+    return os.access(value, os.R_OK)

@@ -3,7 +3,6 @@ import options of `tlsreports import` and `dmarcreports import`, summaries, DMAR
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,73 +62,13 @@ def import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def run_import(
-    app: AppContext,
-    kinds: Sequence[str],
-    paths: tuple[Path, ...],
-    maildirs: tuple[Path, ...],
-    mboxes: tuple[Path, ...],
-    imap: str | None,
-    archive_folder: str | None,
-    mark_seen: bool,
-    as_list: bool,
-    fmt: str,
-) -> None:
-    """Run an import and render its outcomes; exit 1 when a message was rejected."""
-    as_json = fmt == "json"
-    as_list = as_list or fmt in ("tsv", "csv")  # asking for rows is asking for the list
-    from moxcli.reports.incoming import IMPORTED, REJECTED, Outcome, Sources, import_sources
+def run_import(app: AppContext, kinds: Sequence[str], **opts: Any) -> None:
+    """The import commands' body (moxcli.cli.importview, shared with the click-free fast path)."""
+    from moxcli.cli.importview import run_import as run
 
-    rows: list[Outcome] = []
-
-    def on_outcome(o: Outcome) -> None:
-        if as_json:
-            sys.stdout.write(output.to_json({"type": "message", **o.to_json()}, indent=None) + "\n")
-            return
-        if o.outcome == IMPORTED:  # a duplicate's quirks were told when it was imported
-            for w in o.warnings:
-                output.warn(f"{o.source}: {w}")
-        if o.outcome == REJECTED:
-            output.warn(f"{o.source}: rejected: {o.reason}")
-        if as_list:
-            rows.append(o)
-
-    sources = Sources(paths, maildirs, mboxes, imap, archive_folder, mark_seen)
-    config = app.config()
-    with app.open_store() as store:
-        summary = import_sources(store, config, sources, kinds, on_outcome)
-    if as_json:
-        output.emit_ndjson({"type": "summary", **summary.to_json()})
-    else:
-        if as_list:
-            output.table(
-                None,
-                ["source", "outcome", "kind", "id", "organization", "report id", "policy domains", "reason"],
-                [
-                    (
-                        o.source,
-                        o.outcome,
-                        o.kind or "",
-                        o.id if o.id is not None else "",
-                        o.organization or "",
-                        o.report_id or "",
-                        ", ".join(o.policy_domains),
-                        o.reason or "",
-                    )
-                    for o in rows
-                ],
-                fmt,
-            )
-        c = summary.counts
-        imap_part = f", {summary.moved} moved, {summary.flagged} flagged" if imap else ""
-        # docs/json.md: a job's one-line summary is a message (stderr); the rows are data.
-        output.info(
-            f"{summary.messages} message(s): {c[IMPORTED]} imported, {c['duplicate']} duplicate, "
-            f"{c['not-a-report']} not a report, {c[REJECTED]} rejected{imap_part}"
-        )
-    if not summary.ok:
-        # Rejected messages are what the import found wrong (exit 1), not an error of the command.
-        click.get_current_context().exit(1)
+    code = run(app, kinds, **opts)
+    if code:
+        click.get_current_context().exit(code)
 
 
 @click.group("reports")
