@@ -23,6 +23,7 @@ from moxcli.values import dataclass, field, fields
 
 DKIM_ALGORITHMS = ("ed25519", "rsa")
 MAX_CONFIG_SIZE = 1 << 20  # a config is a few KB; the cap keeps `--config /dev/zero`-like inputs out
+MAX_MTASTS_FETCH_TIMEOUT = 600  # seconds; RFC 8461 sets no limit, mox uses 1 min
 MAX_DNS_TIMEOUT = 300  # seconds; one lookup never needs longer (a job's lock would be held meanwhile)
 MAX_NAME = 200  # bytes of an account or mailbox name component (account names are directory names)
 MAX_KEY_SIZE = 1 << 16  # a PEM private key: 4096-bit RSA is about 3.3 KB
@@ -126,6 +127,15 @@ class QueueConfig:
 
 
 @dataclass(frozen=True)
+class MTASTSConfig:
+    """``[mtasts]``: ``fetch_timeout``, one deadline in seconds for a whole policy fetch (address
+    lookup, connect, TLS, request, the body however slowly it comes), wherever a policy is
+    fetched: ``fetch mtasts``, ``check domain``, ``mtasts refresh``, delivery."""
+
+    fetch_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     """``[store]``: ``seal_max_size``: the largest ``data.mdb`` (bytes) a writer seals for
     verifydata (moxcli/store/seal.py); 0 = never."""
@@ -175,6 +185,7 @@ class Config:
     imap: ImapConfig = field(default_factory=ImapConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    mtasts: MTASTSConfig = field(default_factory=MTASTSConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
@@ -551,6 +562,19 @@ def parse_config(text: str, file: Path) -> Config:
 
     delivery = _delivery(r.sub("delivery"))
 
+    mtasts_cfg = MTASTSConfig()
+    mt = r.sub("mtasts")
+    if mt is not None:
+        fetch_timeout = mt.get("fetch_timeout", (int, float), MTASTSConfig.fetch_timeout)
+        # 1e308 or nan would make a deadline that never comes (a job's lock held meanwhile).
+        if isinstance(fetch_timeout, bool) or not 0 < fetch_timeout <= MAX_MTASTS_FETCH_TIMEOUT:
+            raise mt.error(
+                "fetch_timeout",
+                f"must be a number of seconds above 0 and at most {MAX_MTASTS_FETCH_TIMEOUT}, got {fetch_timeout!r}",
+            )
+        mtasts_cfg = MTASTSConfig(fetch_timeout=float(fetch_timeout))
+        mt.done()
+
     store_cfg = StoreConfig()
     sc = r.sub("store")
     if sc is not None:
@@ -596,6 +620,7 @@ def parse_config(text: str, file: Path) -> Config:
         imap=imap_cfg,
         queue=queue_cfg,
         delivery=delivery,
+        mtasts=mtasts_cfg,
         store=store_cfg,
     )
     r.done()

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from conftest import lab_config_text
+from helpers.hostile_https import HostileHTTPS
 
 from moxcli.cli import cli
 from moxcli.config import parse_config
@@ -416,66 +417,6 @@ def test_dmarc_external_rua_fix(runner, lab_data):
 # ---------------------------------------------------------------- issue 18: MTA-STS fetch deadline
 
 
-class _HostileHTTPS:
-    """A TLS server with the lab's certificate for mta-sts.sts.test that never finishes:
-    ``handshake`` drips TLS bytes, ``headers`` drips header bytes, ``body`` sends headers
-    and then an endless body, one byte every 0.3 s; ``flood`` an endless body at full speed."""
-
-    def __init__(self, lab, mode: str) -> None:
-        import ssl
-
-        self.mode = mode
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(f"{lab['LAB_DIR']}/ca/https.chain.pem", f"{lab['LAB_DIR']}/ca/https.key")
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(4)
-        self.srv.settimeout(0.2)
-        self.port = self.srv.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _drip(self, conn, data: bytes) -> None:
-        for i in range(len(data)):
-            if self.stop.wait(0.3):
-                return
-            conn.sendall(data[i : i + 1])
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                raw, _ = self.srv.accept()
-            except OSError:
-                continue
-            try:
-                if self.mode == "handshake":
-                    self._drip(raw, b"\x16\x03\x03" + b"\x00" * 10000)
-                    continue
-                raw.settimeout(5)
-                conn = self.ctx.wrap_socket(raw, server_side=True)
-                conn.recv(4096)
-                if self.mode == "headers":
-                    conn.sendall(b"HTTP/1.1 200 OK\r\n")
-                    self._drip(conn, b"X-Slow: " + b"a" * 10000)
-                elif self.mode == "flood":  # an endless body, as fast as the client reads
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nversion: STSv1\n")
-                    while not self.stop.is_set():
-                        conn.sendall(b"#" * 65536)
-                else:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 60000\r\n\r\n")
-                    self._drip(conn, b"version: STSv1\n" + b"#" * 60000)
-            except OSError:
-                pass
-            finally:
-                raw.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.srv.close()
-
-
 @pytest.mark.parametrize("mode", ["handshake", "headers", "body"])
 def test_mtasts_fetch_keeps_one_deadline(lab, mode):
     """A server that drips one byte at a time never keeps a fetch past its deadline: the
@@ -487,7 +428,7 @@ def test_mtasts_fetch_keeps_one_deadline(lab, mode):
     from moxcli.mtasts.errors import PolicyFetch
     from moxcli.mtasts.fetch import FetchOptions, fetch_policy
 
-    srv = _HostileHTTPS(lab, mode)
+    srv = HostileHTTPS(lab, mode)
     try:
         options = FetchOptions(srv.port, (Path(lab["LAB_CA"]),), timeout=2.0)
         with pytest.raises(PolicyFetch) as exc:
@@ -502,7 +443,7 @@ def test_fetch_mtasts_of_a_never_ending_body_ends_in_bounded_memory(lab, tmp_pat
     64 KiB of a body that never ends and exits 1 with one line."""
     from helpers.child import run_limited
 
-    srv = _HostileHTTPS(lab, "flood")
+    srv = HostileHTTPS(lab, "flood")
     try:
         data = tmp_path / "data"
         data.mkdir()
@@ -540,7 +481,7 @@ def test_mtasts_fetch_deadline_in_bounded_memory(lab, mode):
     from helpers.child import run_limited
 
     host, port = lab["LAB_DNS"].rsplit(":", 1)
-    srv = _HostileHTTPS(lab, mode)
+    srv = HostileHTTPS(lab, mode)
     try:
         p = run_limited(["-c", _FETCH_IN_CHILD, host, port, str(srv.port), lab["LAB_CA"]], timeout=60)
     finally:

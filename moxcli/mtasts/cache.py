@@ -62,7 +62,8 @@ if TYPE_CHECKING:
     from moxcli.dns import Resolver  # type only: dnspython loads when a lookup runs
 
 BACKOFF_SECONDS = 300  # RFC 8461 §3.3: at most one fetch per five minutes after a failure
-FIRST_FETCH_TIMEOUT = 60.0
+# A refetch while a delivery waits, with a cached policy to fall back on, takes at most this long
+# (or [mtasts] fetch_timeout when that is shorter); a first fetch takes fetch_timeout.
 REFETCH_TIMEOUT = 30.0
 FALLBACK = "+fallback-to-cached-policy"
 
@@ -227,9 +228,7 @@ def _first_contact(store: Store, resolver: Resolver, d: Domain, options: FetchOp
         detail = FailureDetails(RESULT_STS_POLICY_FETCH_ERROR, failure_reason_code=failure_reason(exc))
         raise STSTemporaryError(exc, make_result(POLICY_STS, d.ascii, detail)) from None
     try:
-        fetched = fetch_policy(
-            resolver, d, dataclasses.replace(options, timeout=min(options.timeout, FIRST_FETCH_TIMEOUT))
-        )
+        fetched = fetch_policy(resolver, d, options)
     except FETCH_ERRORS as exc:
         # RFC 8461 §3.3: without a cached policy, deliver as if MTA-STS were not implemented,
         # and fetch again no sooner than five minutes later.

@@ -46,16 +46,20 @@ _NOT_TRUSTED = {2, 18, 19, 20, 21, 27, 28}
 
 @dataclass(frozen=True)
 class FetchOptions:
-    """How to reach policy hosts: from config ``[network] https_port`` and ``[tls] ca_files``."""
+    """How to reach policy hosts: from config ``[network] https_port`` and ``[tls] ca_files``;
+    ``timeout`` is the one deadline of a whole fetch (``[mtasts] fetch_timeout``)."""
 
     https_port: int = 443
     ca_files: tuple[Path, ...] = ()
     timeout: float = 60.0
 
     @classmethod
-    def from_config(cls, cfg, timeout: float = 60.0) -> FetchOptions:
-        """From a :class:`moxcli.config.Config`."""
-        return cls(cfg.network.https_port, tuple(cfg.tls.ca_files), timeout)
+    def from_config(cls, cfg, timeout: float | None = None) -> FetchOptions:
+        """From a :class:`moxcli.config.Config`; the deadline is ``[mtasts] fetch_timeout``
+        unless ``timeout`` is given."""
+        return cls(
+            cfg.network.https_port, tuple(cfg.tls.ca_files), cfg.mtasts.fetch_timeout if timeout is None else timeout
+        )
 
 
 @dataclass

@@ -36,7 +36,6 @@ from moxcli.store import Store
 UNUSED_SECONDS = 180 * 86400
 STALE_SECONDS = 12 * 3600
 SPREAD_SECONDS = 3 * 3600
-REFRESH_TIMEOUT = 60.0
 WORKERS = 8
 
 _log = log.get("mtasts")
@@ -155,7 +154,6 @@ def refresh(
         if on_result:
             on_result(r)
     rng.shuffle(due)
-    options = dataclasses.replace(options, timeout=min(options.timeout, REFRESH_TIMEOUT))
     interval = spread / (len(due) - 1) if len(due) > 1 else 0.0
     pending: list[Future] = []
 

@@ -57,6 +57,7 @@ class PostureOptions:
     timeout: float = 10.0
     connect: bool = True
     expiry_days: int = 21
+    mtasts_timeout: float = 60.0  # [mtasts] fetch_timeout: the policy fetch ends at the sooner of the two
 
     @classmethod
     def from_config(
@@ -70,6 +71,7 @@ class PostureOptions:
             timeout,
             connect,
             expiry_days,
+            cfg.mtasts.fetch_timeout,
         )
 
 
@@ -578,7 +580,8 @@ def check_domain(
                 "no MX records (NODATA): mail goes to the domain's own address (RFC 5321 §5.1)",
                 "nodata",
             )
-    p.mtasts = check_live(resolver, d.ascii, FetchOptions(opts.https_port, opts.ca_files, opts.timeout))
+    fetch = FetchOptions(opts.https_port, opts.ca_files, min(opts.timeout, opts.mtasts_timeout))
+    p.mtasts = check_live(resolver, d.ascii, fetch)
     p.tlsrpt = check_tlsrpt(resolver, d.ascii)
     if dest.error is None:
         for name, pref in dest.hosts:
