@@ -121,6 +121,28 @@ def test_backoff_schedule():
     assert sum(q.backoff(n) for n in range(1, 5)) == 6750
 
 
+def test_change_applies_to_all_ids_or_none(data_dir):
+    """`queue hold|release|retry|drop ID...`: one transaction; a missing id changes nothing."""
+    with Store.open(data_dir) as st:
+        a, b = q.enqueue(st, data_dir, mail_from="", recipients=["a@example.net", "b@example.net"], data=MSG)
+        q.change(st, data_dir, [a, b, a], "hold")  # an id given twice counts once
+        assert [q.get_message(st, i).hold for i in (a, b)] == [True, True]
+        with pytest.raises(UsageError, match="queue message 99: no such message") as exc:
+            q.change(st, data_dir, [a, 99], "release")
+        assert exc.value.code == "not-found"
+        assert [q.get_message(st, i).hold for i in (a, b)] == [True, True]
+        q.change(st, data_dir, [b], "retry", now=100.0)
+        assert (q.get_message(st, b).hold, q.get_message(st, b).next_attempt) == (False, 100.0)
+        with pytest.raises(UsageError, match="queue message 99: no such message"):
+            q.change(st, data_dir, [a, 99], "drop")
+        assert queue_file(data_dir, a).exists()
+        q.change(st, data_dir, [a, b, b], "drop")
+        assert not queue_file(data_dir, a).exists() and not queue_file(data_dir, b).exists()
+        assert q.list_messages_and_domains(st) == []
+        with pytest.raises(ValueError, match="unknown queue action 'bounce'"):
+            q.change(st, data_dir, [], "bounce")
+
+
 def test_hold_release_retry_drop(data_dir):
     with Store.open(data_dir) as st:
         (mid,) = q.enqueue(st, data_dir, mail_from="", recipients=["b@example.net"], data=MSG, next_attempt=5000.0)

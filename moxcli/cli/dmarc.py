@@ -364,7 +364,7 @@ def _auth_results(r: Any) -> str:
 
 
 @dmarcreports_group.command("show")
-@click.argument("report_id", type=int)
+@click.argument("report_id", metavar="ID", type=int)
 @output.format_options(
     "Output JSON: the summary keys plus report (metadata, policy, records, version, namespace, schema).",
     rows="one row per record",

@@ -316,15 +316,13 @@ def domains_forget_cmd(app: AppContext, domain: str) -> None:
 
 
 def _each(app: AppContext, ids: tuple[int, ...], action: str) -> None:
+    """All of the ids or none: an unknown id changes nothing (exit 2 naming it)."""
     from moxcli.delivery import queue as dq
 
     with app.open_store() as st:
-        for i in ids:
-            if action == "drop":
-                dq.drop(st, app.data_dir, i)
-            else:
-                getattr(dq, action)(st, i)
-            click.echo(f"{i}\t{action if action != 'drop' else 'dropped'}")
+        dq.change(st, app.data_dir, list(ids), action)
+    for i in dict.fromkeys(ids):
+        click.echo(f"{i}\t{action if action != 'drop' else 'dropped'}")
 
 
 @queue_group.command("drop")

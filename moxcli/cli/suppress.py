@@ -123,7 +123,7 @@ def _make_group(kind: str, what: str) -> click.Group:
         with app.open_store() as store:
             removed = store.update(lambda tx: suppress.remove(tx, kind, address))
         if not removed:
-            raise UsageError(f"{address}: not on the {kind} suppression list")
+            raise UsageError(f"{address}: not on the {kind} suppression list", code="not-found")
         output.info(f"removed {address} from the {kind} suppression list")
 
     return group

@@ -386,7 +386,7 @@ def forget_domain(store: Store, domain: str) -> str:
         raise UsageError(f'parsing domain "{domain}": {exc}', code="bad-domain") from None
     with store.write() as tx:
         if not domaintls.delete(tx, name):
-            raise UsageError(f"domain {name}: nothing recorded")
+            raise UsageError(f"domain {name}: nothing recorded", code="not-found")
     return name
 
 
@@ -445,6 +445,40 @@ def _modify(store: Store, msg_id: int, **changes: object) -> QueueMsg:
         return msg
 
     return store.update(fn)
+
+
+ACTIONS = ("drop", "hold", "release", "retry")
+
+
+def change(store: Store, data_dir: Path, msg_ids: list[int], action: str, now: float | None = None) -> None:
+    """Apply ``action`` (one of ACTIONS) to every message in one transaction: when one id does
+    not exist nothing is changed, and the error names it (docs/json.md, `not-found`). An id
+    given twice counts once."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown queue action {action!r}")
+    at = time.time() if now is None else now
+    ids = list(dict.fromkeys(msg_ids))
+
+    def fn(tx: Txn) -> list[Path]:
+        msgs = []
+        for msg_id in ids:
+            msg = qstore.get(tx, msg_id)
+            if msg is None:
+                raise UsageError(f"queue message {msg_id}: no such message", code="not-found")
+            msgs.append(msg)
+        if action == "drop":
+            return [remove_in(tx, data_dir, m.id) for m in msgs]
+        for m in msgs:
+            m.hold = action == "hold"
+            if action == "retry":
+                m.next_attempt = at
+            qstore.put(tx, m)
+        return []
+
+    paths = store.update(fn)
+    if paths:
+        unlink_files(data_dir, paths)
+        store.update(lambda tx: forget_unlinked(tx, ids))
 
 
 def hold(store: Store, msg_id: int) -> QueueMsg:
