@@ -86,6 +86,7 @@ def test_the_seal_is_in_sha256sum_format(data):
     [
         "read-only open",
         "writable open, no write",
+        "writable open by another process",
         "empty write transaction",
         "map growth",
         "verifydata",
@@ -102,6 +103,9 @@ def test_what_does_not_change_the_file_keeps_the_seal_valid(data, tmp_path, acti
             tx.meta("schema_version")
     elif action == "writable open, no write":
         Store.open(data).close()
+    elif action == "writable open by another process":
+        code = f"from moxcli.store import Store; Store.open({str(data)!r}).close()"
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     elif action == "empty write transaction":
         with Store.open(data) as st, st.write() as tx:
             tx.meta("schema_version")
@@ -118,6 +122,22 @@ def test_what_does_not_change_the_file_keeps_the_seal_valid(data, tmp_path, acti
     assert (data / "store" / "data.mdb").read_bytes() == file_before
     assert (data / SEAL_FILE).read_bytes() == seal_before  # an empty write transaction seals the same file again
     _seal_txn(data)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_migration_seals_the_store_it_migrated(tmp_path, version):
+    """An upgrade fixture (a backup of an older schema, with its digest): the migration's write
+    transaction sets the digest aside, and the seal after it holds."""
+    import tarfile
+
+    with tarfile.open(ROOT / "testdata" / "upgrade" / f"v{version}.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    data = tmp_path / "data"
+    before = newest_txnid(data / "store" / "data.mdb")
+    Store.open(data).close()
+    assert _seal_txn(data) == newest_txnid(data / "store" / "data.mdb") > before
+    assert (data / SEAL_FILE).read_text().startswith("# moxcli seal: ")
+    assert verify_data(data).ok
 
 
 def test_random_flips_anywhere_in_a_sealed_store_are_found(generated, tmp_path):
