@@ -229,6 +229,20 @@ def test_a_seal_written_while_hashing_is_no_false_alarm(data):
     assert got is not None and got.problem is None and got.note, got
 
 
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_a_seal_that_is_not_a_regular_file_is_a_warning_never_followed_nor_waited_on(data, kind):
+    seal = data / SEAL_FILE
+    seal.unlink()
+    if kind == "fifo":
+        os.mkfifo(seal)
+    else:
+        (data.parent / "elsewhere").write_text("x")
+        seal.symlink_to(data.parent / "elsewhere")
+    res = verify_data(data)
+    assert [w.path for w in res.warnings] == [SEAL_FILE], res.warnings
+    assert res.warnings[0].what.startswith("cannot read: "), res.warnings
+
+
 def test_leftovers_are_removed_by_the_next_seal(data):
     left = [data / f".{SEAL_FILE}.tmp0123456789ab", data / VOID_FILE]
     for f in left:

@@ -25,11 +25,14 @@ the data directory checks it.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from moxcli import osdep
 from moxcli.osdep import sync_dir
 from moxcli.store.datafile import newest_txnid
 from moxcli.store.files import write_file
@@ -159,8 +162,12 @@ def check_seal(data_dir: Path) -> SealCheck | None:
 
 
 def _read_seal(path: Path) -> str:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read(4096)
+    """At most 4 KiB of a regular file: never through a symlink, never waiting on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | osdep.O_NOFOLLOW | osdep.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return f.read(4096).decode("utf-8", "replace")
 
 
 def _stale(seal: SealCheck) -> str:
