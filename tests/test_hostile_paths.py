@@ -529,3 +529,65 @@ def test_verifydata_fix_never_moves_into_a_symlinked_subdirectory_of_moved(gener
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.strip().splitlines() == [f"moxcli: {data / 'moved' / 'queue'}: a symlink, not followed"]
     assert list(outside.iterdir()) == [] and orphan.exists()
+
+
+OTHER_USER_COMMANDS = [
+    ["queue", "list"],
+    ["queue", "add", "--from", "a@example.org", "--to", "b@example.net", "{msg}"],
+    ["dmarc", "record", "{ev}"],
+    ["import", "mbox", "acc", "Inbox", "{mbox}"],
+    ["backup", "{tmp}/backup"],
+    ["verifydata"],
+    ["mtasts", "list"],
+]
+
+
+@pytest.mark.parametrize("args", OTHER_USER_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_cli_warns_once_about_a_data_dir_of_another_user(tmp_path, args):
+    """A data directory that belongs to another user (here: nobody, uid 65534; the suite
+    runs as root, which can still use it): exactly one warning line naming it, and the
+    command does its work (exit 0)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the data directory to another user")
+    data = _init(tmp_path)
+    os.chown(data, 65534, 65534)
+    inputs = _inputs(tmp_path)
+    argv = [a.format(**inputs) for a in args]
+    r = subprocess.run([MOXCLI, "--data", str(data), *argv], capture_output=True, text=True, env=_loud())
+    assert r.returncode == 0, r.stderr
+    warning = f"data directory {data} is owned by uid 65534, not by this user (uid 0); fix: chown it to the user"
+    lines = [line for line in r.stderr.splitlines() if str(data) in line]
+    assert len(lines) == 1 and warning in lines[0], r.stderr
+    assert "store" not in lines[0]
+
+
+def test_cli_runner_warns_once_about_a_data_dir_of_another_user(tmp_path, monkeypatch, runner):
+    """The same in-process (CliRunner): one warning line, once per run, though import checks
+    the data directory itself and again when it opens the store."""
+    from moxcli.cli import cli
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the data directory to another user")
+    monkeypatch.delenv("MOXCLI_QUIET_PERMISSIONS")
+    data = _init(tmp_path)
+    os.chown(data, 65534, 65534)
+    inputs = _inputs(tmp_path)
+    for args in (["import", "mbox", "acc", "Inbox", inputs["mbox"]], ["queue", "list"]):
+        _warned.clear()  # one run each
+        r = runner.invoke(cli, ["--data", str(data), *args])
+        assert r.exit_code == 0, r.output
+        lines = [line for line in r.stderr.splitlines() if str(data) in line]
+        assert len(lines) == 1 and "owned by uid 65534, not by this user" in lines[0], r.stderr
+
+
+def test_cli_warns_once_each_about_an_open_store_directory_and_file(tmp_path):
+    data = _init(tmp_path)
+    os.chmod(data / "store", 0o755)
+    os.chmod(data / "store" / "data.mdb", 0o644)
+    for args in (["queue", "list"], ["suppress", "tls", "add", "x@example.org"], ["verifydata"]):
+        r = subprocess.run([MOXCLI, "--data", str(data), *args], capture_output=True, text=True, env=_loud())
+        assert r.returncode == 0, r.stderr
+        lines = [line for line in r.stderr.splitlines() if str(data) in line]
+        assert len(lines) == 2, (args, r.stderr)
+        assert f"store directory {data / 'store'} is accessible to group and others (mode 0755)" in lines[0]
+        assert f"store file {data / 'store' / 'data.mdb'} is accessible to group and others (mode 0644)" in lines[1]
