@@ -40,12 +40,11 @@ def _fill(fs: Path) -> Path:
     """Fill the file system: blocks and inodes."""
     filler = fs / "filler"
     filler.mkdir()
-    with open(filler / "big", "wb") as f:
+    with open(filler / "big", "wb", buffering=0) as f:  # unbuffered: nothing left to fail at close
         chunk = b"\0" * (1 << 16)
         try:
             while True:
                 f.write(chunk)
-                f.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     n = 0
@@ -178,3 +177,55 @@ def test_writers_on_a_read_only_file_system_fail_in_one_line(readonly_copy, args
     assert r.returncode == 1, r.stderr
     (line,) = r.stderr.splitlines()
     assert line == f"moxcli: {readonly_copy}/store: cannot open store: {readonly_copy}/store: Read-only file system"
+
+
+def _zip(path: Path, mbox: bytes) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a.mbox", mbox)
+
+
+PAST_THE_LOCK = {
+    "import-mbox": ("import-acc", lambda d, t: _moxcli(d, "import", "mbox", "acc", "Inbox", str(t / "in.mbox"))),
+    "import-maildir": ("import-acc", lambda d, t: _moxcli(d, "import", "maildir", "acc", "Box", str(t / "maildir"))),
+    "import-archive": ("import-acc", lambda d, t: _moxcli(d, "import", "archive", "acc", str(t / "a.zip"))),
+    "backup": ("backup", lambda d, t: _moxcli(d, "backup", str(d.parent / "backup"))),
+    "backup-copy": ("backup", lambda d, t: _moxcli(d, "backup", "--copy", str(d.parent / "backup"))),
+    "send-tlsreports": ("send-tlsreports", lambda d, t: _moxcli(d, "send-tlsreports")),
+}
+
+
+@pytest.mark.parametrize("name", list(PAST_THE_LOCK))
+def test_disk_full_past_the_lock_is_one_line_and_nothing_half_written(small_fs, tmp_path, name):
+    """As above, with the job's lock file made before the disk fills: the command gets past
+    its lock and meets the full disk where it writes its data (message files, the backup's
+    store copy and files, the report queue)."""
+    data = small_fs / "data"
+    mbox = b"".join(
+        b"From a@example.org Mon Jan  2 15:04:05 2006\nSubject: %d\n\n" % i + b"line\n" * 2000 for i in range(50)
+    )
+    (tmp_path / "in.mbox").write_bytes(mbox)
+    _zip(tmp_path / "a.zip", mbox)
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / "maildir" / sub).mkdir(parents=True)
+    for i in range(50):
+        (tmp_path / "maildir" / "cur" / f"{i}.host:2,S").write_bytes(b"Subject: m\n\n" + b"line\n" * 2000)
+    lock, command = PAST_THE_LOCK[name]
+    try:
+        from moxcli.datatools.gentest import generate
+
+        generate(data)
+        (data / "locks").mkdir(mode=0o700, exist_ok=True)
+        (data / "locks" / f"{lock}.lock").touch(mode=0o600)
+        filler = _fill(small_fs)
+        r = command(data, tmp_path)
+        assert r.returncode == 1, r.stderr
+        assert len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stderr.startswith("moxcli: ") and r.stderr.endswith(NO_SPACE + "\n"), r.stderr
+        shutil.rmtree(filler)
+        v = subprocess.run([MOXCLI, "verifydata", str(data)], capture_output=True, text=True, timeout=120)
+        assert v.returncode == 0, v.stdout + v.stderr
+    finally:
+        for p in small_fs.iterdir():
+            shutil.rmtree(p, ignore_errors=True)

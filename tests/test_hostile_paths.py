@@ -142,6 +142,11 @@ def test_umask_000_every_written_file_is_private(tmp_path):
     for sub in ("cur", "new", "tmp"):
         (maildir / sub).mkdir(parents=True)
     (maildir / "cur" / "1.host:2,S").write_bytes(b"Subject: m\n\nbody\n")
+    archive = tmp_path / "a.zip"
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("Sub.mbox", mbox.read_bytes())
     reports = ROOT / "testdata" / "reports"
     dmarc_xml = tmp_path / "dmarc.xml"
     day = int(time.time()) // 86400 * 86400 - 86400
@@ -169,9 +174,19 @@ $m --data {tmp_path}/gen backup {tmp_path}/gen-backup >/dev/null
 $m --data {tmp_path}/gen backup --copy {tmp_path}/gen-backup-copy >/dev/null
 touch {tmp_path}/gen/accounts/test1/msg/a/999999
 chmod 600 {tmp_path}/gen/accounts/test1/msg/a/999999
+$m --data {data} import archive acc {archive} >/dev/null
+$m --data {tmp_path}/gen send-reports >/dev/null
+$m --data {tmp_path}/gen dmarc record {evals} >/dev/null
 """
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+    from moxcli.store import Store, schema
+
+    with Store.open(tmp_path / "gen") as st, st.write() as tx:  # queue message 1's file: unreferenced
+        assert tx.delete(schema.QUEUE, schema.u64(1))
+    r = subprocess.run(["bash", "-c", f"umask 000; {MOXCLI} verifydata --fix {tmp_path}/gen"], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "gen" / "moved" / "queue" / "a" / "1").is_file()
     for root in (
         tmp_path / "new",
         tmp_path / "backup",

@@ -11,7 +11,6 @@ the queued reports get staggered due times (45 minutes spread, at most 5 minutes
 
 from __future__ import annotations
 
-import errno
 import gzip
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from moxcli.domain import Domain, parse_domain
 from moxcli.errors import ConfigError, MoxcliError, UsageError
 from moxcli.jsonfmt import Finding
 from moxcli.store import Store, job_lock, suppress
+from moxcli.store.files import STOP_ERRNOS
 
 _log = log.get("dmarcreports")
 
@@ -620,8 +620,8 @@ def _queue_domain(
                 partial(_queue_plan, data_dir=data_dir, config=config, plan=plan, due=due_at, now=now, dry_run=False)
             )
         except (MoxcliError, OSError) as exc:
-            if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
-                raise  # a planted symlink in the data directory: every report would fail; stop (exit 2)
+            if isinstance(exc, OSError) and exc.errno in STOP_ERRNOS:
+                raise  # the data directory is unusable (a planted symlink, disk full): every report would fail
             # The transaction was aborted: nothing queued, nothing removed; the evaluations
             # are reported at the next matching hour (docs/behaviour-notes.md §6.4 step 12: any queue error).
             r = plan.result

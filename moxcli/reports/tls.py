@@ -22,7 +22,6 @@ Better than mox, on purpose:
 
 from __future__ import annotations
 
-import errno
 import functools
 import gc
 import gzip
@@ -43,6 +42,7 @@ from moxcli.reports import dkim as rdkim
 from moxcli.reports.message import compose_report_message
 from moxcli.store import Store, job_lock, suppress
 from moxcli.store.env import Txn
+from moxcli.store.files import STOP_ERRNOS
 from moxcli.tlsrpt import resultsdb as tstore
 from moxcli.tlsrpt.report import RESULT_TYPES, PackedMerger, Report, packed_json, report_json_text
 
@@ -528,8 +528,8 @@ def _send_key(job: _Job, resolver: Any, kind: str, key: tstore.ReportKey) -> Non
         else:
             out, report, reason = job.store.update(fn)
     except (ConfigError, UsageError, CheckFailed, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
-            raise  # a planted symlink in the data directory: every report would fail; stop (exit 2)
+        if isinstance(exc, OSError) and exc.errno in STOP_ERRNOS:
+            raise  # the data directory is unusable (a planted symlink, disk full): every report would fail
         # Composing, signing or queueing failed: the transaction is rolled back, rows kept.
         _error(job, kind, day, pdom, "local", str(exc))
         return

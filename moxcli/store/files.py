@@ -90,6 +90,11 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+# Errors of the data directory itself: a job that writes many things stops at the first one
+# instead of failing item by item (a planted symlink; a full, over-quota or read-only disk).
+STOP_ERRNOS = frozenset({errno.ELOOP, errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
 def symlink_refused(path: Path | str) -> OSError:
     """The error for a planted symlink (or other non-directory) where a writer needs a
     directory of its own: ELOOP, which the CLI reports in one line, exit 2."""
