@@ -177,7 +177,7 @@ def test_local_error_exit_1(runner, setup, monkeypatch):
     data, cfg = setup
 
     def boom(*a, **k):
-        raise OSError(28, "No space left on device")
+        raise OSError(13, "Permission denied")
 
     monkeypatch.setattr("moxcli.delivery.queue.enqueue_in", boom)
     r = run(runner, data, cfg)
@@ -188,6 +188,26 @@ def test_local_error_exit_1(runner, setup, monkeypatch):
 
         # rows of the failed reports are kept for the next run
         assert {r.policy_domain for r in tlsresults.iter_rows(tx)} == {"☺.example", "mailhost.☺.example"}
+
+
+def test_disk_full_stops_the_run_in_one_line(runner, setup, monkeypatch):
+    """A full disk fails every report alike: the run stops at the first one (one line, exit 1)
+    instead of logging the same error per report; the rows stay for the next run."""
+    data, cfg = setup
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device", str(data / "queue" / "a" / "1"))
+
+    monkeypatch.setattr("moxcli.delivery.queue.enqueue_in", full)
+    r = run(runner, data, cfg)
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[-1] == f"moxcli: {data / 'queue' / 'a' / '1'}: No space left on device"
+    assert "could not be composed" not in r.stderr
+    with Store.open(data, readonly=True) as store, store.read() as tx:
+        from moxcli.tlsrpt import resultsdb as tlsresults
+
+        # nothing removed: the next run handles every domain again
+        assert {"☺.example", "mailhost.☺.example"} <= {r.policy_domain for r in tlsresults.iter_rows(tx)}
 
 
 def test_disabled_message(runner, tmp_path, setup):
