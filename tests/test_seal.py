@@ -263,6 +263,19 @@ def test_no_seal_above_the_size_cap_and_the_old_one_removed(data, cap):
     assert verify_data(data).ok
 
 
+def test_verifydata_fix_honours_seal_max_size(data):
+    """--fix removes a killed import's record: a write, sealed only up to DIR's config's size."""
+    from moxcli.store import mail as store_mail
+
+    with Store.open(data) as st, st.write() as tx:
+        store_mail.begin_import(tx, "bob", store_mail.ImportRecord(pid=1, started=1.0))
+    (data / "moxcli.toml").write_text((data / "moxcli.toml").read_text() + "\n[store]\nseal_max_size = 0\n")
+    assert (data / SEAL_FILE).exists()
+    res = verify_data(data, fix=True)
+    assert res.ok and res.notes == ["removed the files of an interrupted import into account bob"], res.notes
+    assert not (data / SEAL_FILE).exists()
+
+
 def test_seal_max_size_from_the_config_reaches_the_writers(data):
     """`queue add` (through AppContext.open_store) and `import` honour [store] seal_max_size."""
     cfg = data / "moxcli.toml"

@@ -359,7 +359,7 @@ def _remove_interrupted_imports(data_dir: Path, store: Store, res: VerifyResult)
     from moxcli.mail.importer import cleanup_interrupted_imports
 
     store.close()
-    for account in cleanup_interrupted_imports(data_dir):
+    for account in cleanup_interrupted_imports(data_dir, seal_max_size=_seal_max_size(data_dir)):
         res.notes.append(
             Finding("import-removed", f"removed the files of an interrupted import into account {account}")
         )
@@ -984,6 +984,17 @@ def reserved_ids(tx: Txn, res: VerifyResult | None = None) -> dict[str, list[tup
 
 def _str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _seal_max_size(data_dir: Path) -> int:
+    """``[store] seal_max_size`` of DIR's config for --fix's writes (a config that does not
+    load is a problem reported by _check_config; the default then)."""
+    from moxcli.config import DEFAULT_SEAL_MAX_SIZE, load_config
+
+    try:
+        return load_config(data_dir / CONFIG_NAME).store.seal_max_size
+    except MoxcliError:
+        return DEFAULT_SEAL_MAX_SIZE
 
 
 def _check_config(data_dir: Path, res: VerifyResult) -> None:
