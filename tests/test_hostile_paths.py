@@ -606,3 +606,30 @@ def test_cli_warns_once_each_about_an_open_store_directory_and_file(tmp_path):
         assert len(lines) == 2, (args, r.stderr)
         assert f"store directory {data / 'store'} is accessible to group and others (mode 0755)" in lines[0]
         assert f"store file {data / 'store' / 'data.mdb'} is accessible to group and others (mode 0644)" in lines[1]
+
+
+def test_local_delivery_never_writes_through_a_symlinked_account(generated, tmp_path):
+    """DSNs and report copies delivered to a local account (moxcli.mail.deliver.store_message)
+    write by the same fd walk: a symlinked msg/ is refused, nothing is stored or written outside."""
+    import errno
+
+    from moxcli.mail.deliver import store_message
+    from moxcli.store import Store
+    from moxcli.store import mail as store_mail
+
+    data = _copy(generated, tmp_path / "data")
+    msg_root = data / "accounts" / "postmaster" / "msg"
+    msg_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    outside = tmp_path / "outside"
+    os.rename(msg_root, outside)
+    msg_root.symlink_to(outside)
+    before = _tree(outside)
+    with Store.open(data) as store:
+        with store.read() as tx:
+            count = store_mail.account_size(tx, "postmaster")
+        with pytest.raises(OSError) as exc:
+            store_message(store, data, "postmaster", "Postmaster", b"Subject: dsn\r\n\r\nbody\r\n")
+        with store.read() as tx:
+            assert store_mail.account_size(tx, "postmaster") == count
+    assert (exc.value.errno, exc.value.filename) == (errno.ELOOP, str(msg_root))
+    assert _tree(outside) == before
