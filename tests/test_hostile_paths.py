@@ -633,3 +633,22 @@ def test_local_delivery_never_writes_through_a_symlinked_account(generated, tmp_
             assert store_mail.account_size(tx, "postmaster") == count
     assert (exc.value.errno, exc.value.filename) == (errno.ELOOP, str(msg_root))
     assert _tree(outside) == before
+
+
+@pytest.mark.parametrize("planted", ["dkim", "dkim/example.org", "store"])
+def test_init_never_writes_keys_or_store_through_a_symlink(tmp_path, planted):
+    data = tmp_path / "data"
+    (data / "dkim").mkdir(parents=True, mode=0o700)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if (data / planted).exists():
+        os.rmdir(data / planted)
+    (data / planted).symlink_to(outside)
+    r = subprocess.run(
+        [MOXCLI, "--data", str(data), "init", "example.org", "--hostname", "mail.example.org"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [f"moxcli: {data / planted}: a symlink, not followed"]
+    assert list(outside.iterdir()) == []
