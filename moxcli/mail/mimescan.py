@@ -112,12 +112,14 @@ class Part:
         self,
         fields: dict[str, str],
         body: bytes,
-        params: list[tuple[str, str]],
+        params: list[tuple[str, str]] | None,
         parts: list[Part] | None = None,
     ) -> None:
         self._fields = fields
         self._body = body
-        self._params = params  # of Content-Type, [] without one
+        # Of Content-Type ([] without one); None: not split yet (scan made sure _params decides
+        # it), split when a parameter is asked for: most parts are never asked.
+        self._params = params
         self._parts = parts
         value = fields.get("content-type")
         ctype = "text/plain" if value is None else value.partition(";")[0].strip().lower()
@@ -133,14 +135,18 @@ class Part:
         return self._type
 
     def get_content_maintype(self) -> str:
-        return self.get_content_type().split("/")[0]
+        return self._type.partition("/")[0]
 
     def get_content_subtype(self) -> str:
-        return self.get_content_type().split("/")[1]
+        return self._type.partition("/")[2]
 
     def get_param(self, param: str) -> str | None:
+        params = self._params
+        if params is None:
+            value = self._fields.get("content-type")
+            params = self._params = [] if value is None else _params(value) or []
         param = param.lower()
-        for k, v in self._params:
+        for k, v in params:
             if k.lower() == param:
                 # decode_params unquotes and quotes again, get_param unquotes: once in all.
                 return _unquote(v)
@@ -154,9 +160,20 @@ class Part:
         if cte == "quoted-printable":
             return quopri.decodestring(self._body)
         if cte == "base64":
-            value, _defects = _decode_b(b"".join(self._body.splitlines()))
+            # The email package joins the body's splitlines(); scan took only messages whose
+            # line breaks are all CRLF, so taking those out is the same.
+            value, _defects = _decode_b(self._body.replace(b"\r\n", b""))
             return bytes(value)
         return self._body
+
+
+def _decided(ctype: str | None) -> list[tuple[str, str]] | bool:
+    """Whether _params decides a Content-Type value (True, or its parameters when they had to
+    be split to tell), or False. Only a backslash or an RFC 2231 "*" can make it decline."""
+    if ctype is None or ("\\" not in ctype and "*" not in ctype):
+        return True
+    params = _params(ctype)
+    return False if params is None else params
 
 
 def _fields(head: bytes) -> dict[str, str] | None:
@@ -203,14 +220,14 @@ def _multipart_bodies(body: bytes, boundary: str) -> list[bytes] | None:
 
 
 def _leaf(fields: dict[str, str], body: bytes) -> Part | None:
-    ctype = fields.get("content-type")
-    params = [] if ctype is None else _params(ctype)
-    if params is None:
+    decided = _decided(fields.get("content-type"))
+    if decided is False:
         return None
-    leaf = Part(fields, body, params)
-    if leaf.get_content_type().startswith(("multipart/", "message/")):
+    leaf = Part(fields, body, None if decided is True else decided)
+    if leaf._type.startswith(("multipart/", "message/")):
         return None
-    if fields.get("content-transfer-encoding", "").lower() in _UUENCODE:
+    cte = fields.get("content-transfer-encoding")
+    if cte is not None and cte.lower() in _UUENCODE:
         return None
     return leaf
 
@@ -227,12 +244,11 @@ def scan(data: bytes, crlf_checked: bool = False) -> Part | None:
     if split is None:
         return None
     fields, body = split
-    ctype = fields.get("content-type")
-    params = [] if ctype is None else _params(ctype)
-    if params is None:
+    decided = _decided(fields.get("content-type"))
+    if decided is False:
         return None
-    top = Part(fields, body, params)
-    if top.get_content_maintype() != "multipart":
+    top = Part(fields, body, None if decided is True else decided)
+    if not top._type.startswith("multipart/"):
         return _leaf(fields, body)
     if top.get_content_type() == "multipart/digest":
         return None  # digest parts default to message/rfc822
@@ -254,4 +270,5 @@ def scan(data: bytes, crlf_checked: bool = False) -> Part | None:
         if leaf is None:
             return None
         parts.append(leaf)
-    return Part(fields, body, params, parts)
+    top._parts = parts
+    return top

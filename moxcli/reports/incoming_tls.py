@@ -102,9 +102,10 @@ def _find(part: Message | Part, top: bool, warnings: list[Finding], depth: int) 
     if not part.is_multipart():
         return _leaf_report(part, warnings) if top else None
     subtype = part.get_content_subtype()
-    for child in cast("list[Message | Part]", part.get_payload()):  # multipart: a list of parts
-        if subtype == "report" and part.get_param("report-type") != "tlsrpt":
-            raise ReportError(f'unknown report-type parameter "{part.get_param("report-type")}"')
+    children = cast("list[Message | Part]", part.get_payload())  # multipart: a list of parts
+    if subtype == "report" and children and part.get_param("report-type") != "tlsrpt":
+        raise ReportError(f'unknown report-type parameter "{part.get_param("report-type")}"')
+    for child in children:
         if child.is_multipart():
             found = _find(child, False, warnings, depth + 1)
         elif subtype == "report":
