@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import io
 import math
+import operator
 import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from xml.parsers import expat
 
@@ -57,16 +58,12 @@ class Element:
     import time)."""
 
     __slots__ = ("children", "ns", "tag", "text")
-    tail = ""  # as an ElementTree element's: ``text`` here holds all the element's own text
 
     def __init__(self, tag: str, ns: str = "") -> None:
         self.tag = tag
         self.ns = ns
         self.text = ""
         self.children: list[Element] = []
-
-    def __iter__(self) -> Iterator[Element]:
-        return iter(self.children)
 
     def find(self, tag: str) -> Element | None:
         for c in self.children:
@@ -76,6 +73,12 @@ class Element:
 
     def findall(self, tag: str) -> list[Element]:
         return [c for c in self.children if c.tag == tag]
+
+    def findtext(self, tag: str, default: str = "") -> str:
+        """The text of the first child named ``tag`` (as ElementTree's findtext; the text is
+        all of the child's own character data), ``default`` without one."""
+        c = self.find(tag)
+        return default if c is None else c.text
 
     def get(self, tag: str) -> str:
         c = self.find(tag)
@@ -152,98 +155,104 @@ def _int(text: str, what: str) -> int:
 
 class _Tree(Protocol):
     """What feedback_from_tree reads of an element: this module's Element, or an
-    xml.etree.ElementTree element whose tags are local names (``_fast_tree``)."""
+    xml.etree.ElementTree element with local names and no text after a child (``_fast_tree``)."""
 
     @property
     def tag(self) -> str: ...
     @property
     def text(self) -> str | None: ...
-    @property
-    def tail(self) -> str | None: ...
 
     def find(self, tag: str) -> Any: ...
     def findall(self, tag: str) -> list[Any]: ...
-    def __iter__(self) -> Iterator[Any]: ...
+    def findtext(self, tag: str, default: str = "") -> str: ...
 
 
 _NONE = Element("")  # an absent element: no text, no children
 
 
-def _text(el: _Tree) -> str:
-    """The element's own character data, stripped: its text and (ElementTree) the tails of
-    its children, as parse_xml's Element collects it."""
-    text = el.text or ""
-    for child in el:
-        if child.tail:
-            text += child.tail
-    return text.strip()
-
-
-def _get(el: _Tree, tag: str) -> str:
-    child = el.find(tag)
-    return "" if child is None else _text(child)
-
-
-def _child(el: _Tree, tag: str) -> _Tree:
-    child = el.find(tag)
-    return _NONE if child is None else child
-
-
 def feedback_from_tree(root: _Tree, namespace: str | None = None) -> Feedback:
     """The report model of a `<feedback>` tree (either schema); ``namespace`` is the root's
-    (an Element's own ``ns`` when not given)."""
+    (an Element's own ``ns`` when not given). Texts are an element's own character data,
+    stripped; a missing element is empty."""
     if root.tag != "feedback":
         raise ReportError(f"root element is <{root.tag}>, expected <feedback>")
-    md = _child(root, "report_metadata")
-    dr = _child(md, "date_range")
+    md = root.find("report_metadata")
+    md = _NONE if md is None else md
+    dr = md.find("date_range")
+    dr = _NONE if dr is None else dr
     meta = Metadata(
-        org_name=_get(md, "org_name"),
-        email=_get(md, "email"),
-        report_id=_get(md, "report_id"),
-        begin=_int(_get(dr, "begin"), "date_range/begin"),
-        end=_int(_get(dr, "end"), "date_range/end"),
-        extra_contact_info=_get(md, "extra_contact_info"),
-        errors=[_text(e) for e in md.findall("error")],
-        generator=_get(md, "generator"),
+        org_name=md.findtext("org_name", "").strip(),
+        email=md.findtext("email", "").strip(),
+        report_id=md.findtext("report_id", "").strip(),
+        begin=_int(dr.findtext("begin", ""), "date_range/begin"),
+        end=_int(dr.findtext("end", ""), "date_range/end"),
+        extra_contact_info=md.findtext("extra_contact_info", "").strip(),
+        errors=[(e.text or "").strip() for e in md.findall("error")],
+        generator=md.findtext("generator", "").strip(),
     )
     if meta.end < meta.begin:
         raise ReportError(f"date_range: end {meta.end} is before begin {meta.begin}")
-    pp = _child(root, "policy_published")
-    pol = Published(*[_get(pp, k) for k in _PUBLISHED])
+    pp = root.find("policy_published")
+    pp = _NONE if pp is None else pp
+    pol = Published(*[pp.findtext(k, "").strip() for k in _PUBLISHED])
     records = []
     for i, rec in enumerate(root.findall("record"), 1):
-        row = _child(rec, "row")
-        pe = _child(row, "policy_evaluated")
-        ids = _child(rec, "identifiers")
-        auth = _child(rec, "auth_results")
+        row = rec.find("row")
+        row = _NONE if row is None else row
+        pe = row.find("policy_evaluated")
+        pe = _NONE if pe is None else pe
+        ids = rec.find("identifiers")
+        ids = _NONE if ids is None else ids
+        auth = rec.find("auth_results")
+        auth = _NONE if auth is None else auth
         records.append(
             Record(
-                source_ip=_get(row, "source_ip"),
-                count=_int(_get(row, "count"), f"record {i} count"),
-                disposition=_get(pe, "disposition"),
-                dkim=_get(pe, "dkim"),
-                spf=_get(pe, "spf"),
-                header_from=_get(ids, "header_from"),
-                envelope_from=_get(ids, "envelope_from"),
-                envelope_to=_get(ids, "envelope_to"),
-                reasons=[Reason(_get(r, "type"), _get(r, "comment")) for r in pe.findall("reason")],
-                dkim_auth=[
-                    DKIMAuth(_get(d, "domain"), _get(d, "result"), _get(d, "selector"), _get(d, "human_result"))
+                row.findtext("source_ip", "").strip(),
+                _int(row.findtext("count", ""), f"record {i} count"),
+                pe.findtext("disposition", "").strip(),
+                pe.findtext("dkim", "").strip(),
+                pe.findtext("spf", "").strip(),
+                ids.findtext("header_from", "").strip(),
+                ids.findtext("envelope_from", "").strip(),
+                ids.findtext("envelope_to", "").strip(),
+                [
+                    Reason(r.findtext("type", "").strip(), r.findtext("comment", "").strip())
+                    for r in pe.findall("reason")
+                ],
+                [
+                    DKIMAuth(
+                        d.findtext("domain", "").strip(),
+                        d.findtext("result", "").strip(),
+                        d.findtext("selector", "").strip(),
+                        d.findtext("human_result", "").strip(),
+                    )
                     for d in auth.findall("dkim")
                 ],
-                spf_auth=[SPFAuth(_get(s, "domain"), _get(s, "result"), _get(s, "scope")) for s in auth.findall("spf")],
+                [
+                    SPFAuth(
+                        s.findtext("domain", "").strip(),
+                        s.findtext("result", "").strip(),
+                        s.findtext("scope", "").strip(),
+                    )
+                    for s in auth.findall("spf")
+                ],
             )
         )
     if namespace is None:
         namespace = cast(Element, root).ns
-    return Feedback(meta, pol, records, version=_get(root, "version"), namespace=namespace)
+    return Feedback(meta, pol, records, version=root.findtext("version", "").strip(), namespace=namespace)
 
 
 _PUBLISHED = tuple(Published.__dataclass_fields__)  # in the dataclass's field order
 
 # The XML declaration's encoding, when it has one (XML 1.0 §4.3.3).
 _XML_DECL_ENCODING = re.compile(rb"""<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']""")
-FAST_XML_MAX = 256 << 10  # larger documents take parse_xml (its depth check stops a deep one early)
+FAST_XML_MAX = 256 << 10
+_TAIL = operator.attrgetter("tail")
+# Character data other than XML white space right after an end tag or an empty element's tag.
+_TEXT_AFTER_CHILD = re.compile(
+    rb"(?:</[^>]*>|/>)[ \t\r\n]*[^< \t\r\n]"
+)  # larger documents take parse_xml (its depth check stops a deep one early)
 
 
 def _fast_tree(data: bytes) -> tuple[Any, str] | None:
@@ -253,8 +262,10 @@ def _fast_tree(data: bytes) -> tuple[Any, str] | None:
 
     Taken only when no DTD can be there: the document is UTF-8, ASCII or Latin-1 (a declared
     encoding of those or none, no UTF-16/32 byte order mark) and holds no ``<!DOCTYPE``, so no
-    entity can be declared (an entity reference is then an error, and parse_xml decides it).
-    The depth limit and the size limit are checked as parse_xml checks them."""
+    entity can be declared (an entity reference is then an error, and parse_xml decides it);
+    and only when no element has text after a child element, so that an element's text is all
+    its character data, as in parse_xml's tree. The depth limit and the size limit are checked
+    as parse_xml checks them."""
     if len(data) > FAST_XML_MAX or b"<!DOCTYPE" in data:
         return None
     start = data[3:4] if data[:3] == b"\xef\xbb\xbf" else data[:1]
@@ -272,6 +283,11 @@ def _fast_tree(data: bytes) -> tuple[Any, str] | None:
         root = parser.close()
     except ParseError:
         return None  # parse_xml gives the error (or reads invalid UTF-8 with a warning)
+    # Text after a child element is the child's tail in ElementTree, its parent's text in
+    # parse_xml's tree; only white space there (which the texts' strip() takes off) reads the same.
+    tails = "".join(filter(None, map(_TAIL, root.iter())))
+    if tails and not tails.isspace():
+        return None
     level = [root]
     for _ in range(MAX_DEPTH):
         level = [child for el in level for child in el]
