@@ -19,6 +19,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Callable
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from xml.parsers import expat
 
@@ -271,10 +272,13 @@ def _fast_tree(data: bytes) -> tuple[Any, str] | None:
     start = data[3:4] if data[:3] == b"\xef\xbb\xbf" else data[:1]
     if start not in (b"<", b" ", b"\t", b"\r", b"\n"):
         return None  # UTF-16 or UTF-32 (with or without a byte order mark), or not XML
-    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml"):
-        decl = _XML_DECL_ENCODING.match(data.lstrip(b"\xef\xbb\xbf \t\r\n"))
+    body = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    names_from = 0  # where a namespace declaration or an xml: name can be, past the XML declaration
+    if body.startswith(b"<?xml"):
+        decl = _XML_DECL_ENCODING.match(body)
         if decl is not None and decl.group(1).lower() not in (b"utf-8", b"us-ascii", b"iso-8859-1"):
             return None
+        names_from = body.find(b"?>") + 1
     from xml.etree.ElementTree import ParseError, XMLParser
 
     parser = XMLParser()
@@ -290,7 +294,7 @@ def _fast_tree(data: bytes) -> tuple[Any, str] | None:
         return None
     level = [root]
     for _ in range(MAX_DEPTH):
-        level = [child for el in level for child in el]
+        level = list(chain.from_iterable(level))  # the next level's elements
         if not level:
             break
     else:
@@ -298,7 +302,7 @@ def _fast_tree(data: bytes) -> tuple[Any, str] | None:
     namespace = ""
     if root.tag[:1] == "{":
         namespace = root.tag[1 : root.tag.rindex("}")]
-    if b"xmlns" in data or b"xml:" in data:
+    if body.find(b"xml", names_from) >= 0:  # xmlns= or xml:, or the word in a text
         # parse_xml compares local names only (any namespace): the same here.
         for el in root.iter():
             el.tag = el.tag.rpartition("}")[2]
