@@ -109,8 +109,7 @@ def find_duplicate_report(tx: Txn, key: bytes) -> int | None:
 
 def index_report_key(tx: Txn, report_id: int, key: bytes) -> None:
     """Point the dedupe key at ``report_id`` unless an earlier report holds it."""
-    if tx.get_raw(DMARC_REPORT_IN_BY_KEY, key) is None:
-        tx.put_raw(DMARC_REPORT_IN_BY_KEY, key, u64(report_id))
+    tx.put_raw(DMARC_REPORT_IN_BY_KEY, key, u64(report_id), overwrite=False)
 
 
 def add_report(tx: Txn, report: StoredDMARCReport, key: bytes | None = None, rid: int | None = None) -> int:

@@ -176,9 +176,10 @@ class Txn:
         """Store a record; with overwrite=False, returns False if the key exists."""
         return self._txn.put(key, encode(table, key, record), db=self._db(table), overwrite=overwrite)
 
-    def put_raw(self, table: Table, key: bytes, value: bytes) -> None:
-        """Index entries: a key whose value carries no record."""
-        self._txn.put(key, value, db=self._db(table))
+    def put_raw(self, table: Table, key: bytes, value: bytes, overwrite: bool = True) -> bool:
+        """Index entries: a key whose value carries no record. With overwrite=False, an
+        existing key is kept (one lookup, not a get and a put): returns False then."""
+        return bool(self._txn.put(key, value, db=self._db(table), overwrite=overwrite))
 
     def get_raw(self, table: Table, key: bytes) -> bytes | None:
         db = self._db(table)

@@ -143,8 +143,7 @@ def add(tx: Txn, report: StoredTLSReport, key: bytes | None = None, rid: int | N
 
 def index_key(tx: Txn, rid: int, key: bytes) -> None:
     """Point the dedupe key at ``rid`` unless an earlier report holds it."""
-    if tx.get_raw(TLS_REPORT_IN_BY_KEY, key) is None:
-        tx.put_raw(TLS_REPORT_IN_BY_KEY, key, u64(rid))
+    tx.put_raw(TLS_REPORT_IN_BY_KEY, key, u64(rid), overwrite=False)
 
 
 def get(tx: Txn, rid: int) -> StoredTLSReport | None:
