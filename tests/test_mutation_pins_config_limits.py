@@ -210,3 +210,56 @@ def test_report_destination_errors_name_the_field(field, value, message):
 def test_every_dkim_canonicalization(canon):
     text = f"[domains.'a.example'.dkim.selectors.s]\nprivate_key_file='k'\ncanonicalization='{canon}'\n"
     assert parse_config(text, FILE).domains["a.example"].dkim.selectors["s"].canonicalization == canon
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("", 64 << 20),  # the default: stores up to 64 MiB are sealed
+        ("[store]\n", 64 << 20),
+        ("[store]\nseal_max_size = 0", 0),  # never seal
+        (f"[store]\nseal_max_size = {1 << 40}", 1 << 40),
+    ],
+)
+def test_seal_max_size_default_and_bounds(text, want):
+    assert parse_config(text, FILE).store.seal_max_size == want
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("[store]\nseal_max_size = -1", "store.seal_max_size: must be between 0 (no seal) and 2^40 bytes, got -1"),
+        (
+            f"[store]\nseal_max_size = {(1 << 40) + 1}",
+            f"store.seal_max_size: must be between 0 (no seal) and 2^40 bytes, got {(1 << 40) + 1}",
+        ),
+        ("[store]\nseal_max_size = '1'", "store.seal_max_size: expected integer, got string '1'"),
+        ("[store]\nseal = 1", "store.seal: unknown key"),
+    ],
+)
+def test_seal_max_size_refused(text, error):
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, FILE)
+    assert str(exc.value) == f"{FILE}: {error}"
+
+
+@pytest.mark.parametrize(("value", "want"), [("0.5", 0.5), ("1", 1.0), ("600", 600.0)])
+def test_mtasts_fetch_timeout_accepted(value, want):
+    assert parse_config(f"[mtasts]\nfetch_timeout = {value}", FILE).mtasts.fetch_timeout == want
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "600.5"])
+def test_mtasts_fetch_timeout_refused(value):
+    with pytest.raises(ConfigError) as exc:
+        parse_config(f"[mtasts]\nfetch_timeout = {value}", FILE)
+    assert str(exc.value) == (
+        f"{FILE}: mtasts.fetch_timeout: must be a number of seconds above 0 and at most 600, got {value}"
+    )
+
+
+def test_store_config_is_a_frozen_value():
+    """Config parts are values shared by every command of a run: none can be changed in place."""
+    store = parse_config("[store]\nseal_max_size = 0", FILE).store
+    with pytest.raises(AttributeError, match="cannot assign to field 'seal_max_size'"):
+        store.seal_max_size = 1  # type: ignore[misc]
+    assert hash(store) == hash(c.StoreConfig(seal_max_size=0))

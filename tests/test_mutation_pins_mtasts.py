@@ -244,3 +244,17 @@ def test_extension_value_character_limits(value, want):
         assert str(exc.value) == "line 4: empty extension value"
     else:
         assert parse_policy(text).extensions == (("x", want),)
+
+
+def test_as_domain_refuses_a_bad_name_as_a_usage_error_with_its_code():
+    """A bad recipient domain is exit 2 with the JSON code `bad-domain` (docs/json.md)."""
+    from moxcli.domain import Domain
+    from moxcli.errors import UsageError
+    from moxcli.mtasts.cache import as_domain
+
+    d = Domain("example.org")
+    assert as_domain(d) is d
+    assert as_domain("Example.ORG") == d
+    with pytest.raises(UsageError) as exc:
+        as_domain("a..b")
+    assert (str(exc.value), exc.value.code) == ("invalid domain 'a..b': empty label", "bad-domain")
