@@ -249,7 +249,7 @@ def test_backup_by_path_never_follows_a_symlinked_directory(tmp_path, no_dir_fds
 def test_writers_refuse_a_symlinked_directory_with_and_without_dir_fds(tmp_path, monkeypatch, dir_fds):
     """The fd walk (POSIX) and the lstat walk (no dir fds, as on Windows) refuse the same
     planted symlinks: write_file, link_file, move_file, unlink_files, ensure_dir and job_lock."""
-    from moxcli.store.files import ensure_dir, link_file, move_file, unlink_files, write_file
+    from moxcli.store.files import ensure_dir, link_file, move_file, remove_empty_dir, unlink_files, write_file
 
     if not dir_fds:
         monkeypatch.setattr(osdep, "has_dir_fds", lambda: False)
@@ -269,7 +269,9 @@ def test_writers_refuse_a_symlinked_directory_with_and_without_dir_fds(tmp_path,
         lambda: link_file(data / "queue" / "a" / "1", data / "accounts" / "1", data),
         lambda: move_file(data, data / "queue" / "a" / "1", data / "accounts" / "1"),
         lambda: unlink_files(data, [data / "accounts" / "keep"]),
+        lambda: remove_empty_dir(data, data / "accounts" / "empty"),
     ]
+    (outside / "empty").mkdir()
     for call in calls:
         with pytest.raises(OSError) as exc:
             call()
@@ -281,7 +283,8 @@ def test_writers_refuse_a_symlinked_directory_with_and_without_dir_fds(tmp_path,
     with pytest.raises(OSError) as exc, job_lock(data, "queue"):
         pass
     assert (exc.value.errno, exc.value.filename) == (errno.ELOOP, str(data / "locks"))
-    assert sorted(p.name for p in outside.iterdir()) == ["keep"] and (outside / "keep").read_bytes() == b"precious"
+    assert sorted(p.name for p in outside.iterdir()) == ["empty", "keep"]
+    assert (outside / "keep").read_bytes() == b"precious"
     assert (data / "queue" / "a" / "1").read_bytes() == b"one"
 
 

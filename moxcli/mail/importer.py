@@ -56,6 +56,7 @@ from moxcli.store.files import (
     ensure_dir,
     msg_dir,
     open_dir,
+    remove_empty_dir,
     symlink_refused,
     sync_files,
     unlink_files,
@@ -370,8 +371,8 @@ class _Import:
             with contextlib.suppress(OSError):  # a planted symlink: left for verifydata, never followed
                 unlink_files(self.data_dir, paths)
             for d in reversed(self.files.created_dirs):
-                with contextlib.suppress(OSError):
-                    d.rmdir()
+                with contextlib.suppress(OSError):  # a planted symlink: left, never followed
+                    remove_empty_dir(self.data_dir, d)
             self.store.update(lambda tx: store_mail.finish_import(tx, self.account, None))
 
     def close(self) -> None:
@@ -994,12 +995,10 @@ def _remove_leftovers(data_dir: Path, account: str, info: store_mail.ImportRecor
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         unlink_files(data_dir, (root / msg_dir(i) / str(i) for lo, hi in info.ranges for i in range(lo, hi + 1)))
     for name in dirs:
-        with contextlib.suppress(OSError):
-            (root / name).rmdir()
+        remove_empty_dir(data_dir, root / name)
     if not info.account_dir_existed:
         for d in (root, root.parent):
-            with contextlib.suppress(OSError):
-                d.rmdir()
+            remove_empty_dir(data_dir, d)
 
 
 # -- archives (docs/behaviour-notes.md §8.6: mox's web import of .zip and .tgz files)

@@ -349,6 +349,30 @@ def move_file(root: Path, src: Path, dst: Path) -> None:
         os.close(sfd)
 
 
+def remove_empty_dir(root: Path, path: Path) -> bool:
+    """Remove the directory ``path`` inside ``root`` if it is empty; False when it is not (or is
+    gone). Its parent is reached without following a symlink, so a cleanup never removes a
+    directory elsewhere."""
+    if not osdep.has_dir_fds():
+        refuse_symlinks(root, path)
+        try:
+            path.rmdir()
+        except OSError:
+            return False
+        return True
+    try:
+        dfd = open_dir(root, path.parent, create=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    try:
+        os.rmdir(path.name, dir_fd=dfd)
+    except OSError:
+        return False
+    finally:
+        os.close(dfd)
+    return True
+
+
 def unlink_files(root: Path, paths: Iterable[Path]) -> None:
     """Remove files inside ``root`` (missing ones are fine), each directory opened once without
     following a symlink: a planted link must not make a cleanup delete files elsewhere
