@@ -18,11 +18,12 @@ mutated packets). Pure: no I/O.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
 import dns.ipv6
 import dns.name
+
+from moxcli.values import dataclass, field
 
 TYPE_A, TYPE_NS, TYPE_CNAME, TYPE_SOA, TYPE_MX, TYPE_TXT, TYPE_AAAA, TYPE_OPT, TYPE_TLSA = (
     1,

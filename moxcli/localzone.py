@@ -12,7 +12,6 @@ Pure parsing here; moxcli.dns consults it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from moxcli.errors import ConfigError
+from moxcli.values import dataclass, field
 
 MAX_LOCAL_ZONE = 4 << 20
 

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from moxcli.inputs import read_regular
 from moxcli.store import Store
 from moxcli.store.files import ensure_dir, private_dir, write_file
 from moxcli.store.mail import ensure_account, ensure_mailbox
+from moxcli.values import asdict, dataclass
 
 TLSRPT_LOCALPART = "tlsreports"
 DMARC_LOCALPART = "dmarcreports"

@@ -27,7 +27,6 @@ import socket
 import ssl
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from cryptography.x509 import verification as xv
 
 from moxcli import log
 from moxcli.errors import MoxcliError
+from moxcli.values import dataclass
 
 _log = log.get("tls")
 

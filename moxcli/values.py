@@ -12,11 +12,12 @@ constructor calls are checked as before); at run time the decorator below makes 
 with the same behaviour for what moxcli uses: fields in annotation order with defaults and
 ``field(default=..., default_factory=..., repr=...)``, keyword or positional construction,
 ``__eq__`` by value within the same class, ``frozen=True`` (assignment raises
-AttributeError, hashable by value) or mutable (unhashable, as a dataclass with eq), a repr
-like the dataclass's, and ``__match_args__``. Not supported, and refused when declared:
-``__post_init__``, ``order``, ``slots``, ``kw_only``, ``InitVar``/``ClassVar`` fields and
-inheritance from another value class. ``replace(obj, **changes)`` and ``fields(cls)`` stand
-in for the dataclasses functions.
+AttributeError, hashable by value) or mutable (unhashable, as a dataclass with eq),
+``slots=True`` (a new class with ``__slots__``, as dataclasses makes it), a repr like the
+dataclass's, and ``__match_args__``. Not supported, and refused when declared:
+``__post_init__``, ``order``, ``kw_only``, ``InitVar``/``ClassVar`` fields and inheritance
+from another value class. ``replace(obj, **changes)``, ``fields(cls)`` and ``asdict(obj)``
+stand in for the dataclasses functions.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 else:
-    __all__ = ["dataclass", "field", "fields", "replace"]
+    __all__ = ["asdict", "dataclass", "field", "fields", "replace"]
 
     _MISSING = object()
 
@@ -47,13 +48,13 @@ else:
             raise ValueError("cannot specify both default and default_factory")
         return _Field(default, default_factory, repr)
 
-    def dataclass(cls: Any = None, /, *, frozen: bool = False) -> Any:
-        """``@dataclass`` or ``@dataclass(frozen=True)``: see the module docstring."""
+    def dataclass(cls: Any = None, /, *, frozen: bool = False, slots: bool = False) -> Any:
+        """``@dataclass``, ``@dataclass(frozen=True, slots=True)``: see the module docstring."""
         if cls is None:
-            return lambda c: _make(c, frozen)
-        return _make(cls, frozen)
+            return lambda c: _make(c, frozen, slots)
+        return _make(cls, frozen, slots)
 
-    def _make(cls: Any, frozen: bool) -> Any:
+    def _make(cls: Any, frozen: bool, slots: bool) -> Any:
         for base in cls.__mro__[1:]:
             if "__value_fields__" in base.__dict__:
                 raise TypeError(f"{cls.__qualname__}: value classes do not inherit fields")
@@ -72,11 +73,10 @@ else:
             spec = cls.__dict__.get(name, _MISSING)
             if not isinstance(spec, _Field):
                 spec = _Field(spec, _MISSING, True)
-            elif spec.default is not _MISSING:
+            if name in cls.__dict__:
+                delattr(cls, name)
+            if spec.default is not _MISSING and not slots:
                 setattr(cls, name, spec.default)  # as dataclasses: the default is a class attribute
-            else:
-                if name in cls.__dict__:
-                    delattr(cls, name)
             if spec.default_factory is not _MISSING:
                 defaulted = True
                 env[f"_factory_{name}"] = spec.default_factory
@@ -95,10 +95,21 @@ else:
             names.append(name)
             if spec.repr:
                 shown.append(name)
-            body.append(f"    _d[{name!r}] = {value}")
-        source = f"def __init__(self, {', '.join(params)}):\n    _d = self.__dict__\n" + (
-            "\n".join(body) if body else "    pass"
-        )
+            if not slots:
+                body.append(f"    _d[{name!r}] = {value}")
+            elif frozen:
+                body.append(f"    _set(self, {name!r}, {value})")
+            else:
+                body.append(f"    self.{name} = {value}")
+        if slots:
+            ns = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+            ns["__slots__"] = tuple(names)
+            qualname = cls.__qualname__
+            cls = type(cls)(cls.__name__, cls.__bases__, ns)
+            cls.__qualname__ = qualname
+            env["_set"] = object.__setattr__
+        start = "    pass\n" if slots else "    _d = self.__dict__\n"
+        source = f"def __init__(self, {', '.join(params)}):\n{start}" + "\n".join(body)
         exec(source, env)  # one small function per class: the only code generated
         init = env["__init__"]
         init.__qualname__ = f"{cls.__qualname__}.__init__"
@@ -114,13 +125,19 @@ else:
             cls.__delattr__ = _frozen_delattr
             if "__hash__" not in cls.__dict__:
                 cls.__hash__ = _hash
+            if slots:  # pickle and copy set slot state with setattr otherwise
+                cls.__getstate__ = _values
+                cls.__setstate__ = _set_state
         elif "__hash__" not in cls.__dict__:
             cls.__hash__ = None  # mutable with value equality: unhashable, as a dataclass
         return cls
 
     def _values(obj: Any) -> tuple[Any, ...]:
-        d = obj.__dict__
-        return tuple(d[n] for n in obj.__value_fields__)
+        return tuple([getattr(obj, n) for n in obj.__value_fields__])
+
+    def _set_state(obj: Any, state: tuple[Any, ...]) -> None:
+        for name, value in zip(obj.__value_fields__, state, strict=True):
+            object.__setattr__(obj, name, value)
 
     def _eq(self: Any, other: Any) -> Any:
         if other.__class__ is not self.__class__:
@@ -131,8 +148,8 @@ else:
         return hash(_values(self))
 
     def _repr(self: Any) -> str:
-        d = self.__dict__
-        return f"{self.__class__.__qualname__}({', '.join(f'{n}={d[n]!r}' for n in self.__value_repr__)})"
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__value_repr__)
+        return f"{self.__class__.__qualname__}({shown})"
 
     def _frozen_setattr(self: Any, name: str, value: Any) -> None:
         raise AttributeError(f"cannot assign to field {name!r}")
@@ -152,5 +169,21 @@ def replace(obj: T, **changes: Any) -> T:
     unknown = set(changes) - set(names)
     if unknown:
         raise TypeError(f"{type(obj).__qualname__} has no field {sorted(unknown)[0]!r}")
-    d = obj.__dict__
-    return type(obj)(**{n: changes[n] if n in changes else d[n] for n in names})
+    return type(obj)(**{n: changes[n] if n in changes else getattr(obj, n) for n in names})
+
+
+def asdict(obj: Any) -> Any:
+    """A value object as a dict, recursively through value objects, lists, tuples and dicts;
+    other values deep-copied (dataclasses.asdict)."""
+    names = getattr(type(obj), "__value_fields__", None)
+    if names is not None:
+        return {n: asdict(getattr(obj, n)) for n in names}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a named tuple: positional
+        return type(obj)(*[asdict(v) for v in obj])
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(asdict(v) for v in obj)
+    if isinstance(obj, dict):
+        return type(obj)((asdict(k), asdict(v)) for k, v in obj.items())
+    import copy
+
+    return copy.deepcopy(obj)

@@ -509,9 +509,9 @@ def _feedbacks():
 
 @pytest.mark.parametrize("fb", _feedbacks())
 def test_feedback_to_json_is_asdict(fb):
-    """to_json builds dataclasses.asdict's dict (plus schema) itself: same keys, order, values,
-    and no list shared with the model."""
-    from dataclasses import asdict
+    """to_json builds asdict's dict (plus schema) itself: same keys, order, values, and no
+    list shared with the model."""
+    from moxcli.values import asdict
 
     got = fb.to_json()
     assert json.dumps(got) == json.dumps({**asdict(fb), "schema": fb.schema})

@@ -109,6 +109,27 @@ def test_config_loads_with_dkim_keys(generated):
         assert sel.private_key_file.exists() and d.tlsrpt and d.dmarc
 
 
+def test_dkim_keys_are_what_cryptography_writes_for_the_seed(generated):
+    """The keys are written without the cryptography package (start-up): byte for byte the PEM
+    it writes for the same seed-derived Ed25519 key, and they load and sign."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    for domain in ("mox.example", "xn--74h.example"):
+        pem = (generated / "dkim" / domain / "gentest.ed25519.pem").read_bytes()
+        raw = hashlib.sha256(f"moxcli gentestdata 1 {domain} gentest".encode()).digest()
+        key = ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+        want = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        assert pem == want
+        loaded = serialization.load_pem_private_key(pem, None)
+        assert isinstance(loaded, ed25519.Ed25519PrivateKey)
+        key.public_key().verify(loaded.sign(b"m"), b"m")
+
+
 def test_more_messages(tmp_path):
     res = generate(tmp_path / "big", messages=3000, now=NOW)
     assert res.counts["message"] == 3008

@@ -1,7 +1,6 @@
 """The JSON contract (docs/json.md) over the commands' real output: each validated against its
 schema in docs/schemas/, the value and key rules checked, and error paths as error objects."""
 
-import dataclasses
 import json
 import shutil
 import tarfile
@@ -14,6 +13,7 @@ import pytest
 from conftest import ROOT
 from helpers.jsoncontract import SCHEMAS, contract_problems, schema
 
+from moxcli import values
 from moxcli.cli import cli
 from moxcli.datatools.gentest import generate
 
@@ -45,7 +45,7 @@ def age_mtasts_policies(data: Path) -> None:
     with Store.open(data) as store:
         store.update(
             lambda tx: [
-                db.put(tx, dataclasses.replace(r, last_update=r.last_update - 86400, valid_end=r.valid_end - 86400))
+                db.put(tx, values.replace(r, last_update=r.last_update - 86400, valid_end=r.valid_end - 86400))
                 for r in db.rows(tx)
             ]
         )

@@ -13,6 +13,7 @@ import pytest
 from conftest import lab_config_text
 from helpers.hostile_https import HostileHTTPS
 
+from moxcli import values
 from moxcli.config import ConfigError, parse_config
 
 MOXCLI = str(Path(sys.executable).parent / "moxcli")
@@ -125,7 +126,6 @@ def test_delivery_policy_fetch_uses_the_configured_deadline(lab, dripping):
 def test_mtasts_refresh_ends_each_fetch_at_the_configured_deadline(lab, dripping):
     """A cached policy due for a refresh whose record id changed is fetched again: from the
     dripping server, the refresh ends at fetch_timeout and keeps the cached policy."""
-    import dataclasses
 
     from moxcli.mtasts import db
 
@@ -141,7 +141,7 @@ def test_mtasts_refresh_ends_each_fetch_at_the_configured_deadline(lab, dripping
 
     with Store.open(dripping) as store, store.write() as tx:
         (row,) = list(db.rows(tx))
-        db.put(tx, dataclasses.replace(row, record_id="old", last_update=row.last_update - 86400))
+        db.put(tx, values.replace(row, record_id="old", last_update=row.last_update - 86400))
     r = subprocess.run(
         [MOXCLI, "--data", str(dripping), "mtasts", "refresh", "--spread", "0", "--json"],
         capture_output=True,

@@ -1,12 +1,12 @@
 """MTA-STS against the lab: real DNSSEC-signed records, nginx policy hosts, the cache."""
 
-import dataclasses
 import json
 import socket
 from pathlib import Path
 
 import pytest
 
+from moxcli import values
 from moxcli.cli import cli
 from moxcli.dns import Resolver
 from moxcli.domain import parse_domain
@@ -69,7 +69,7 @@ def test_bad_certificate(resolver, options):
 
 def test_untrusted_without_lab_ca(resolver, options):
     with pytest.raises(PolicyFetch) as exc:
-        fetch(resolver, dataclasses.replace(options, ca_files=()), "sts.test")
+        fetch(resolver, values.replace(options, ca_files=()), "sts.test")
     assert exc.value.tls_result == "certificate-not-trusted"
 
 
@@ -86,7 +86,7 @@ def test_connection_refused(resolver, options):
     port = s.getsockname()[1]
     s.close()
     with pytest.raises(PolicyFetch) as exc:
-        fetch(resolver, dataclasses.replace(options, https_port=port), "sts.test")
+        fetch(resolver, values.replace(options, https_port=port), "sts.test")
     assert f"port {port}" in str(exc.value)
 
 
@@ -101,7 +101,7 @@ def test_cache_lifecycle(tmp_path, resolver, options):
         out = policy_for_delivery(store, resolver, "sts.test", options, now=row.last_update + 60)
         assert out.cached and out.fresh and list_policies(store)[0].valid_end == row.valid_end
         # id changed in the cache's view: fetched again, new id stored
-        store.update(lambda tx: db.put(tx, dataclasses.replace(row, record_id="older")))
+        store.update(lambda tx: db.put(tx, values.replace(row, record_id="older")))
         out = policy_for_delivery(store, resolver, "sts.test", options, now=row.last_update + 120)
         assert not out.cached and out.fresh
         assert list_policies(store)[0].record_id == "20240101T000000"
@@ -109,7 +109,7 @@ def test_cache_lifecycle(tmp_path, resolver, options):
 
 def test_cache_backoff_row_after_failed_fetch(tmp_path, resolver, options):
     with Store.open(tmp_path / "d") as store:
-        untrusting = dataclasses.replace(options, ca_files=())
+        untrusting = values.replace(options, ca_files=())
         out = policy_for_delivery(store, resolver, "sts.test", untrusting)
         assert out.policy is None
         assert [(d.result_type, d.failure_reason_code) for d in out.result.details] == [
@@ -222,7 +222,7 @@ def test_cli_refresh(runner, lab_data):
     with Store.open(lab_data) as store:
         (row,) = list_policies(store)
         day = 86400
-        old = dataclasses.replace(row, last_update=row.last_update - day, valid_end=row.valid_end - day)
+        old = values.replace(row, last_update=row.last_update - day, valid_end=row.valid_end - day)
         store.update(lambda tx: db.put(tx, old))
     r = run(runner, lab_data, "mtasts", "refresh", "--spread", "0", "--json")
     assert r.exit_code == 0, r.output
@@ -239,7 +239,7 @@ def test_silent_server_times_out(resolver, options):
     srv.listen(1)  # connections complete in the kernel, nothing ever answers
     try:
         with pytest.raises(PolicyFetch) as exc:
-            fetch(resolver, dataclasses.replace(options, https_port=srv.getsockname()[1], timeout=1), "sts.test")
+            fetch(resolver, values.replace(options, https_port=srv.getsockname()[1], timeout=1), "sts.test")
         assert "timeout" in str(exc.value).lower()
     finally:
         srv.close()

@@ -9,10 +9,9 @@ at most one spf with only scope mfrom, reasons outside §3.1.6 kept as "other" w
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
+from moxcli import values
 from moxcli.dmarc.report import (
     DKIMAuth,
     Feedback,
@@ -430,7 +429,7 @@ def test_json_round_trip():
         d = fb.to_json()
         assert d["schema"] == fb.schema
         assert d["metadata"]["org_name"] == fb.metadata.org_name
-        assert d["records"] == [dataclasses.asdict(r) for r in fb.records]
+        assert d["records"] == [values.asdict(r) for r in fb.records]
         assert Feedback.from_json(d) == fb
     assert Feedback.from_json(FULL.to_json()).records[0].reasons[0] == Reason("forwarded", "via list")
     legacy = {k: v for k, v in FULL.to_json().items() if k not in ("version", "namespace")}

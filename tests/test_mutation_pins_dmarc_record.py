@@ -5,8 +5,6 @@ Written from the survivors of scripts/mutation.sh on moxcli/dmarc/record.py.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from moxcli.dmarc.interval import DEFAULT_RI
@@ -178,7 +176,7 @@ def test_parse_mailto_errors(uri, message):
 
 
 def test_records_are_immutable():
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         parse_record("v=DMARC1; p=none").p = "reject"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         parse_report_uri("mailto:a@b").max_size = 1  # type: ignore[misc]

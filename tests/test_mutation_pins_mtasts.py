@@ -7,8 +7,6 @@ last field, max_age up to 2^31-1, a TAB ends an extension value.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from moxcli.domain import parse_domain
@@ -175,9 +173,9 @@ def test_format_and_json():
         "extensions": [{"key": "x", "value": "y z"}],
     }
     assert Policy("STSv1", "none", 1).mx == () and Policy("STSv1", "none", 1).extensions == ()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         p.mode = "none"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         p.mx[0].wildcard = False  # type: ignore[misc]
 
 

@@ -4,7 +4,6 @@ and what they read back is the record they wrote."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 from helpers.dmarc import hour, vector_eval
@@ -29,6 +28,7 @@ from moxcli.store.schema import (
 )
 from moxcli.tlsrpt import report as rp
 from moxcli.tlsrpt import resultsdb as tlsresults
+from moxcli.values import replace
 
 TLS_REPORT = {
     "organization-name": "Example Org",

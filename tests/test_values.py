@@ -39,13 +39,27 @@ def _declare(decorate, field):
     class Empty:
         pass
 
-    return Point, Bag, Empty
+    @decorate(slots=True)
+    class Slotted:
+        name: str
+        points: list[Point] = field(default_factory=list)
+        count: int = 0
+
+    @decorate(frozen=True, slots=True)
+    class FrozenSlotted:
+        a: int
+        b: tuple[int, ...] = (1,)
+
+    return Point, Bag, Empty, Slotted, FrozenSlotted
 
 
 REAL = _declare(dataclasses.dataclass, dataclasses.field)
 OURS = _declare(values.dataclass, values.field)
 # Module-level classes for pickle (which finds a class by its qualified name).
 Pickled = values.dataclass(frozen=True)(type("Pickled", (), {"__annotations__": {"a": "int"}, "__module__": __name__}))
+PickledSlots = values.dataclass(frozen=True, slots=True)(
+    type("PickledSlots", (), {"__annotations__": {"a": "int", "b": "str"}, "__module__": __name__})
+)
 
 
 CALLS = [
@@ -108,6 +122,33 @@ def test_class_without_fields():
     assert OURS[2]() == OURS[2]() and repr(OURS[2]()) == repr(REAL[2]()) == "_declare.<locals>.Empty()"
     with pytest.raises(TypeError):
         OURS[2](1)
+
+
+def test_slots_classes_behave_as_the_dataclasses():
+    real, ours = REAL[3]("n", [REAL[0](1)]), OURS[3]("n", [OURS[0](1)])
+    assert repr(ours) == repr(real)
+    assert not hasattr(ours, "__dict__") and OURS[3].__slots__ == REAL[3].__slots__ == ("name", "points", "count")
+    ours.count += 1
+    assert ours == OURS[3]("n", [OURS[0](1)], 1) and OURS[3].__hash__ is None
+    with pytest.raises(AttributeError):
+        ours.other = 1  # type: ignore[attr-defined]
+    assert values.asdict(ours) == dataclasses.asdict(REAL[3]("n", [REAL[0](1)], 1))
+    frozen = OURS[4](2)
+    assert repr(frozen) == repr(REAL[4](2)) and hash(frozen) == hash(OURS[4](2)) and frozen.b == (1,)
+    with pytest.raises(AttributeError):
+        frozen.a = 3  # type: ignore[misc]
+    assert copy.copy(frozen) == frozen and copy.deepcopy(frozen) == frozen
+    assert pickle.loads(pickle.dumps(PickledSlots(1, "x"))) == PickledSlots(1, "x")
+
+
+def test_asdict_is_the_dataclasses_one():
+    real = REAL[1]("a", [1, 2], "s")
+    real.items.append(REAL[0](3, tags=("t",)))  # type: ignore[arg-type]
+    ours = OURS[1]("a", [1, 2], "s")
+    ours.items.append(OURS[0](3, tags=("t",)))  # type: ignore[arg-type]
+    got = values.asdict(ours)
+    assert got == dataclasses.asdict(real)
+    assert got["items"] is not ours.items  # copies, not the object's own lists
 
 
 def test_replace_fields_copy_and_pickle():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from moxcli.dns import DNSError, NotFound, Resolver, TemporaryDNSError
 from moxcli.jsonfmt import Finding, findings_json
 from moxcli.smtp.probe import SMTPProbe, direct_tls_probe, starttls_probe
 from moxcli.tlsconn import PKIXVerdict, cert_summary, load_roots, pkix_verify
+from moxcli.values import dataclass, field
 
 VERIFIED, FAILED, TEMPORARY = "verified", "failed", "temporary"
 STARTTLS_SMTP, DIRECT = "starttls-smtp", "direct"

@@ -18,12 +18,12 @@ For delivery:
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import Any
 
 from moxcli.dane.tlsa import TLSA, usable
 from moxcli.dns import Answer, DNSError, NotFound, Resolver, TemporaryDNSError
 from moxcli.domain import DomainError, parse_domain
+from moxcli.values import dataclass, field
 
 
 class GatherError(DNSError):

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from moxcli.values import dataclass
 
 # RFC 6698 §2.1.1, §2.1.2, §2.1.3 and RFC 7218 acronyms (lower-case, as mox prints them).
 PKIX_TA, PKIX_EE, DANE_TA, DANE_EE = 0, 1, 2, 3

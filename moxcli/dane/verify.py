@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
@@ -19,6 +18,7 @@ from cryptography.x509 import verification as xv
 from moxcli.dane.tlsa import CERT, DANE_EE, DANE_TA, FULL, PKIX_EE, PKIX_TA, TLSA, TLSAError, matches
 from moxcli.jsonfmt import Finding, findings_json
 from moxcli.tlsconn import VALIDATION_FAILURE, verify_chain
+from moxcli.values import dataclass, field
 
 
 @dataclass

@@ -21,7 +21,6 @@ import stat
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from moxcli.store.env import STORE_DIR, StoreDamaged, decode
 from moxcli.store.files import check_account_name, msg_path, parse_msg_path, sync_dir
 from moxcli.store.schema import MESSAGE, QUEUE, Table, from_u64, u64
 from moxcli.store.seal import seal_text
+from moxcli.values import dataclass, field
 
 Progress = Callable[[int, int], None]
 

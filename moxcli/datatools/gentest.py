@@ -14,7 +14,6 @@ import hashlib
 import random
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from moxcli.datatools import VERSION_FILE
 from moxcli.errors import UsageError
 from moxcli.store import Store, Txn
 from moxcli.store.files import ensure_dir, message_file, private_dir, write_file
+from moxcli.values import dataclass, field
 
 DOMAIN = "mox.example"
 IDNA_DOMAIN = "☺.example"  # xn--74h.example
@@ -91,16 +91,20 @@ def generate(
     return res
 
 
+# RFC 8410 §7: an Ed25519 private key in PKCS #8 is this DER prefix and the 32-byte key.
+_ED25519_PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
+
+
 def _dkim_key(seed: int, domain: str) -> bytes:
-    """An Ed25519 key derived from the seed: the same data dir every time (test data only)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
+    """An Ed25519 key derived from the seed: the same data dir every time (test data only).
+
+    PEM of the PKCS #8 encoding, byte for byte what the cryptography package writes for it
+    (tests/test_gentestdata.py), without importing it (start-up)."""
+    import base64
 
     raw = hashlib.sha256(f"moxcli gentestdata {seed} {domain} {SELECTOR}".encode()).digest()
-    key = ed25519.Ed25519PrivateKey.from_private_bytes(raw)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    der = base64.b64encode(_ED25519_PKCS8_PREFIX + raw)  # 64 characters: one PEM line
+    return b"-----BEGIN PRIVATE KEY-----\n" + der + b"\n-----END PRIVATE KEY-----\n"
 
 
 def _write_config(data_dir: Path, config_file: Path, seed: int, extra: str) -> None:

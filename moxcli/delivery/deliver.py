@@ -26,7 +26,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from queue import SimpleQueue
@@ -65,6 +64,7 @@ from moxcli.tlsrpt.report import (
     merge,
     tlsa_policy,
 )
+from moxcli.values import dataclass, field
 
 if TYPE_CHECKING:
     from moxcli.mtasts.policy import Policy as MTASTSPolicy

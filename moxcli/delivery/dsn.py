@@ -13,7 +13,6 @@ import base64
 import os
 import re
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from moxcli.config import Config
 from moxcli.smtp import msgdata
 from moxcli.store.env import Txn
 from moxcli.store.queue import QueueMsg
+from moxcli.values import dataclass
 
 _log = log.get("dsn")
 

@@ -27,7 +27,6 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -42,6 +41,7 @@ from moxcli.store.domaintls import DomainTLS
 from moxcli.store.env import Txn
 from moxcli.store.files import link_file, queue_file, sync_dir, unlink_files, write_file
 from moxcli.store.queue import QueueMsg
+from moxcli.values import dataclass
 
 # mox's schedule (docs/behaviour-notes.md §2.8): first attempt at once, then 7.5 min doubling each time.
 FIRST_BACKOFF = 450.0

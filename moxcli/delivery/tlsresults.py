@@ -9,7 +9,6 @@ into the rows :func:`moxcli.tlsrpt.resultsdb.add_results` stores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from moxcli.tlsrpt.report import (
@@ -19,6 +18,7 @@ from moxcli.tlsrpt.report import (
     Policy,
     Result,
 )
+from moxcli.values import dataclass, field
 
 
 def detail(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from moxcli.config import Config
@@ -22,6 +21,7 @@ from moxcli.jsonfmt import a_label
 from moxcli.store import Store
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import DMARC_EVAL, prefix_key, split_key, text_key
+from moxcli.values import dataclass
 
 SEQUENCE = "dmarceval"
 

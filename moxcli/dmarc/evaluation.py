@@ -12,7 +12,6 @@ import json
 import math
 import urllib.parse
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, BinaryIO
@@ -21,6 +20,7 @@ from moxcli.addrlimits import domain_size_problem
 from moxcli.dmarc.interval import INTERVALS, interval_hours
 from moxcli.dmarc.record import RecordError, parse_mailto, parse_report_uri
 from moxcli.domain import DomainError, parse_domain
+from moxcli.values import asdict, dataclass, field
 
 MAX_LINE = 64 * 1024
 MAX_FUTURE = 3600

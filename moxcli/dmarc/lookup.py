@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from moxcli.dmarc.orgdomain import organizational_domain
 from moxcli.dmarc.record import DMARCRecord, NotDMARCRecord, RecordError, parse_record
 from moxcli.dns import NotFound, Resolver
 from moxcli.domain import Domain
 from moxcli.errors import CheckFailed
+from moxcli.values import dataclass
 
 
 class NoDMARCRecord(CheckFailed):

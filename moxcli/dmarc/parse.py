@@ -27,6 +27,7 @@ from moxcli import inflate
 from moxcli.dmarc.report import DKIMAuth, Feedback, Metadata, Published, Reason, Record, SPFAuth
 from moxcli.jsonfmt import Finding
 from moxcli.mail.mimescan import MAX_FIELD, Part, overlong_field, scan
+from moxcli.values import fields
 
 if TYPE_CHECKING:
     from email.message import Message  # the email package is imported when mimescan declines
@@ -244,7 +245,7 @@ def feedback_from_tree(root: _Tree, namespace: str | None = None) -> Feedback:
     return Feedback(meta, pol, records, version=root.findtext("version", "").strip(), namespace=namespace)
 
 
-_PUBLISHED = tuple(Published.__dataclass_fields__)  # in the dataclass's field order
+_PUBLISHED = fields(Published)  # in the class's field order
 
 # The XML declaration's encoding, when it has one (XML 1.0 §4.3.3).
 _XML_DECL_ENCODING = re.compile(rb"""<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']""")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass, field
 
 from moxcli.dmarc.interval import DEFAULT_RI
 from moxcli.domain import Domain, DomainError, parse_domain
+from moxcli.values import dataclass, field
 
 
 class RecordError(ValueError):

@@ -7,8 +7,9 @@ element order and value sets of RFC 9990 §3 when that format is configured.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import Any
+
+from moxcli.values import dataclass, field
 
 NS_DMARC2 = "urn:ietf:params:xml:ns:dmarc-2.0"
 FORMATS = ("rfc7489", "rfc9990")

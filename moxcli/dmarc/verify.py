@@ -8,8 +8,6 @@ organization agrees, by publishing `v=DMARC1` at `<policy domain>._report._dmarc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from moxcli.dmarc.interval import interval_hours
 from moxcli.dmarc.lookup import lookup_record
 from moxcli.dmarc.orgdomain import same_organization
@@ -17,6 +15,7 @@ from moxcli.dmarc.record import NotDMARCRecord, RecordError, ReportURI, parse_re
 from moxcli.dns import BogusDNSError, NotFound, Resolver, TemporaryDNSError
 from moxcli.domain import Domain
 from moxcli.jsonfmt import Finding, findings_json
+from moxcli.values import dataclass, field
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol
+
+from moxcli.values import dataclass
 
 # What decompressors raise for damaged or truncated data (bz2 raises a plain OSError without errno).
 _DATA_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError)

@@ -31,7 +31,6 @@ import unicodedata
 import zlib
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -61,6 +60,7 @@ from moxcli.store.files import (
     sync_files,
     unlink_files,
 )
+from moxcli.values import dataclass, field
 
 _log = log.get("import")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from moxcli.errors import UsageError
 from moxcli.mail.names import MailboxNameError, check_mailbox_name
 from moxcli.store import Store, Txn
 from moxcli.store import mail as store_mail
+from moxcli.values import dataclass
 
 
 def _open(data_dir: Path) -> Store | None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from moxcli.mail.flags import parse_dovecot_keywords
 from moxcli.mail.names import maildirpp_folder
+from moxcli.values import dataclass
 
 SUBDIRS = ("new", "cur")  # new/ first, then cur/; tmp/ holds deliveries in progress: ignored
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
+
+from moxcli.values import dataclass
 
 CHUNK = 1 << 20
 

@@ -22,11 +22,10 @@ error"), :class:`STSTemporaryError` (a ``moxcli.errors.TemporaryError``) is rais
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from moxcli import values
 from moxcli.domain import Domain, DomainError, parse_domain
 from moxcli.errors import TemporaryError, UsageError
 from moxcli.mtasts import db
@@ -57,6 +56,7 @@ from moxcli.tlsrpt.report import (
     make_result,
 )
 from moxcli.tlsrpt.report import Policy as ReportPolicy
+from moxcli.values import dataclass
 
 if TYPE_CHECKING:
     from moxcli.dns import Resolver  # type only: dnspython loads when a lookup runs
@@ -160,7 +160,7 @@ def upsert(store: Store, domain: Domain, record_id: str, fetched: Fetched | None
         if row is None:
             row = PolicyRow(domain.name, now, valid_end, now, now, backoff, record_id, policy, text)
         else:
-            row = dataclasses.replace(
+            row = values.replace(
                 row,
                 valid_end=valid_end,
                 last_update=now,
@@ -204,7 +204,7 @@ def policy_for_delivery(
         # Spec §4.5: an unchanged id does not extend valid_end (the refresher does).
         return STSOutcome(row.policy, sts_result(d, row), True, row, record, record_text, cached=True)
     try:
-        fetched = fetch_policy(resolver, d, dataclasses.replace(options, timeout=min(options.timeout, REFETCH_TIMEOUT)))
+        fetched = fetch_policy(resolver, d, values.replace(options, timeout=min(options.timeout, REFETCH_TIMEOUT)))
     except FETCH_ERRORS as exc:
         detail = fetch_failure(exc)
         detail.failure_reason_code += FALLBACK

@@ -3,7 +3,6 @@ cache (as delivery sees it) or live, plus linting of record and policy texts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from moxcli.mtasts.policy import Policy, PolicyParseError, lint, parse_policy
 from moxcli.mtasts.record import Record, RecordParseError, parse_record
 from moxcli.store import Store
 from moxcli.tlsrpt.report import Result
+from moxcli.values import dataclass, field
 
 _FETCH_ERRORS = (NoPolicy, PolicyFetch, PolicySyntax)
 

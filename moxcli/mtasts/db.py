@@ -13,7 +13,6 @@ failed first fetch: act as if there is no policy until ``valid_end``), ``record_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from moxcli import jsonfmt
@@ -21,6 +20,7 @@ from moxcli.errors import StoreError
 from moxcli.mtasts.policy import Policy, PolicyParseError, parse_mx
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import MTASTS_POLICY, text_key
+from moxcli.values import dataclass
 
 
 @dataclass

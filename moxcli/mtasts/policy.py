@@ -8,11 +8,11 @@ and :func:`lint` says what a strict sender would reject.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from moxcli.domain import Domain, DomainError, parse_domain
 from moxcli.jsonfmt import Finding
+from moxcli.values import dataclass, field
 
 VERSION = "STSv1"
 MODES = ("enforce", "testing", "none")

@@ -7,10 +7,10 @@ follows the RFC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from moxcli.txtscan import TXTScanner
+from moxcli.values import dataclass
 
 VERSION = "STSv1"
 

@@ -8,14 +8,12 @@ fetches it again when the id changed, so that a policy does not expire between d
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
-from moxcli import jsonfmt, log
+from moxcli import jsonfmt, log, values
 from moxcli.dns import Resolver
 from moxcli.domain import parse_domain
 from moxcli.mtasts import db
@@ -32,6 +30,7 @@ from moxcli.mtasts.errors import (
 from moxcli.mtasts.fetch import FetchOptions, fetch_policy
 from moxcli.mtasts.lookup import lookup_record
 from moxcli.store import Store
+from moxcli.values import dataclass
 
 UNUSED_SECONDS = 180 * 86400
 STALE_SECONDS = 12 * 3600
@@ -93,7 +92,7 @@ def refresh_domain(
         _log.info("mta-sts record lookup failed, fetching policy anyway", domain=row.domain, err=str(exc))
     t = now()
     if record is not None and record.id == row.record_id:
-        new = dataclasses.replace(row, last_update=t, valid_end=t + row.policy.max_age)
+        new = values.replace(row, last_update=t, valid_end=t + row.policy.max_age)
         if not _update_if_unchanged(store, row, new):
             return Refreshed(row.domain, "unchanged", "updated concurrently")
         return Refreshed(row.domain, "extended", f"id {record.id} unchanged", new.valid_end)
@@ -106,7 +105,7 @@ def refresh_domain(
     t = now()
     # mox leaves the stored policy text as it was; we store the new text with the new policy
     # so that TLS reports we produce show the policy actually in force (RFC 8460 §4.4).
-    new = dataclasses.replace(
+    new = values.replace(
         row,
         last_update=t,
         valid_end=t + fetched.policy.max_age,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from moxcli.errors import MoxcliError, TemporaryError
 from moxcli.jsonfmt import findings_json
 from moxcli.smtp.probe import SMTPProbe, starttls_probe
 from moxcli.tlsconn import PKIXVerdict, cert_summary, load_roots, pkix_verify
+from moxcli.values import dataclass, field
 
 IMPLEMENTED, NOT_IMPLEMENTED, ERROR, UNKNOWN = "implemented", "not-implemented", "error", "unknown"
 INDICATORS = ("mtasts", "mx_dnssec", "dane", "tlsrpt", "requiretls", "starttls_seen", "requiretls_seen")
@@ -537,7 +537,10 @@ def apply_delivery_memory(p: DomainPosture, known: Any) -> None:
 
 
 def check_domain(
-    resolver: Resolver, domain: str, opts: PostureOptions = PostureOptions(), cache: HostCache | None = None
+    resolver: Resolver,
+    domain: str,
+    opts: PostureOptions = PostureOptions(),  # noqa: B008 (a frozen value class, moxcli.values)
+    cache: HostCache | None = None,
 ) -> DomainPosture:
     """Check one domain; never raises for what the checked domain does wrong."""
     from moxcli.mtasts.check import check_live
@@ -640,7 +643,7 @@ def _check_safely(resolver: Resolver, domain: str, opts: PostureOptions, cache: 
 def check_domains(
     resolver: Resolver,
     domains: Iterable[str],
-    opts: PostureOptions = PostureOptions(),
+    opts: PostureOptions = PostureOptions(),  # noqa: B008 (a frozen value class, moxcli.values)
     concurrency: int = 16,
     share_hosts: bool = True,
 ) -> Iterator[DomainPosture]:

@@ -15,7 +15,6 @@ import gzip
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -35,6 +34,7 @@ from moxcli.errors import ConfigError, MoxcliError, UsageError
 from moxcli.jsonfmt import Finding
 from moxcli.store import Store, job_lock, suppress
 from moxcli.store.files import STOP_ERRNOS
+from moxcli.values import dataclass, field
 
 _log = log.get("dmarcreports")
 

@@ -20,7 +20,6 @@ import imaplib
 import os
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +27,7 @@ from moxcli import log
 from moxcli.config import Config
 from moxcli.errors import ConfigError, TemporaryError, UsageError
 from moxcli.reports.incoming import DUPLICATE, IMPORTED, MAX_INPUT, Message, Outcome
+from moxcli.values import dataclass
 
 _log = log.get("imap")
 

@@ -25,7 +25,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -38,6 +37,7 @@ from moxcli.store import Store
 from moxcli.store.dmarc import StoredDMARCReport
 from moxcli.store.env import Txn
 from moxcli.store.tlsreports import StoredTLSReport
+from moxcli.values import dataclass, field
 
 IMPORTED = "imported"
 DUPLICATE = "duplicate"

@@ -10,7 +10,6 @@ message is made (mox requires a DMARC pass when it receives reports by SMTP). Im
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from moxcli.store import Store
 from moxcli.store import dmarc as dstore
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import DMARC_REPORT_IN
+from moxcli.values import dataclass
 
 KIND = "dmarc"
 

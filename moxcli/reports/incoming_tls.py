@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -35,6 +34,7 @@ from moxcli.store import tlsreports as rstore
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import TLS_REPORT_IN
 from moxcli.tlsrpt.report import MAX_JSON_SIZE, DecompressionBombError, Report, ReportError, parse_report
+from moxcli.values import dataclass, field
 
 if TYPE_CHECKING:
     # The email package is imported only for messages moxcli.mail.mimescan leaves to it

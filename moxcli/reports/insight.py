@@ -10,7 +10,6 @@ adds every report into the groupings. A report counts on the UTC day its date ra
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from moxcli.errors import UsageError
 from moxcli.store import Store
 from moxcli.store import dmarc as dstore
 from moxcli.store import tlsreports as tstore
+from moxcli.values import dataclass, field
 
 SPARK = "▁▂▃▄▅▆▇█"
 

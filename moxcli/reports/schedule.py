@@ -9,7 +9,6 @@ caught up (at most 24 hours back, the 48-hour evaluation lifetime bounds what is
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -21,6 +20,7 @@ from moxcli.errors import MoxcliError
 from moxcli.metrics import Metric, write_textfile
 from moxcli.reports.dmarc import STATUSES, RunResult, hour_end, send_dmarc_reports
 from moxcli.store import Store, Txn
+from moxcli.values import dataclass, field
 
 _log = log.get("schedule")
 

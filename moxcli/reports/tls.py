@@ -28,7 +28,6 @@ import gzip
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from moxcli.store.env import Txn
 from moxcli.store.files import STOP_ERRNOS
 from moxcli.tlsrpt import resultsdb as tstore
 from moxcli.tlsrpt.report import RESULT_TYPES, PackedMerger, Report, packed_json, report_json_text
+from moxcli.values import dataclass, field
 
 _log = log.get("tlsrptsend")
 

@@ -14,11 +14,11 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from moxcli import log, stop
 from moxcli.config import DeliveryConfig
 from moxcli.smtp import msgdata
+from moxcli.values import dataclass, field
 
 _log = log.get("smtp")
 

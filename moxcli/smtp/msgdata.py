@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+
+from moxcli.values import dataclass
 
 MAX_LINE = 998  # RFC 5322 2.1.1: octets per line, excluding the CRLF
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-from dataclasses import dataclass, field
 from typing import Any
 
 from moxcli import log
@@ -25,6 +24,7 @@ from moxcli.tlsconn import (
     classify_handshake_error,
     handshake,
 )
+from moxcli.values import dataclass, field
 
 _log = log.get("tls")
 

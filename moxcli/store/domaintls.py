@@ -10,11 +10,11 @@ mox keeps the record per sender account; moxcli has one queue and keeps one per 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.schema import RECIPIENT_DOMAIN_TLS, text_key
+from moxcli.values import dataclass, fields
 
 
 @dataclass
@@ -31,12 +31,12 @@ class DomainTLS:
     downgraded: float | None = None  # last delivery in plaintext after STARTTLS had been seen
 
     def to_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}  # shallow: encoded at once
+        return {name: getattr(self, name) for name in fields(DomainTLS)}  # shallow: encoded at once
 
     @classmethod
     @record_reader(RECIPIENT_DOMAIN_TLS)
     def from_record(cls, rec: dict[str, Any]) -> DomainTLS:
-        return cls(**{k: v for k, v in rec.items() if k in cls.__dataclass_fields__})
+        return cls(**{k: v for k, v in rec.items() if k in fields(cls)})
 
 
 def get(tx: Txn, domain: str) -> DomainTLS | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moxcli import jsonfmt
@@ -20,6 +19,7 @@ from moxcli.errors import StoreError
 from moxcli.store.env import Txn, record_reader
 from moxcli.store.files import check_account_name
 from moxcli.store.schema import ACCOUNT, MAILBOX, MAILBOX_BY_NAME, MESSAGE, META, from_u64, prefix_key, text_key, u64
+from moxcli.values import dataclass, field, replace
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ import errno
 import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from moxcli import osdep
 from moxcli.osdep import sync_dir
 from moxcli.store.datafile import newest_txnid
 from moxcli.store.files import write_file
+from moxcli.values import dataclass
 
 SEAL_FILE = "store.sha256"  # in the data directory, beside store/
 STORE_FILE = "store/data.mdb"  # relative to the data directory (moxcli.store.env.STORE_DIR)

@@ -21,7 +21,6 @@ Addresses are compared as ``localpart@domain`` with the domain in ASCII, lower-c
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from moxcli import jsonfmt
@@ -31,6 +30,7 @@ from moxcli.domain import DomainError, parse_domain
 from moxcli.errors import UsageError
 from moxcli.store.env import Txn
 from moxcli.store.schema import DMARC_SUPPRESS, TLS_SUPPRESS, Table
+from moxcli.values import dataclass
 
 KINDS: dict[str, Table] = {"tls": TLS_SUPPRESS, "dmarc": DMARC_SUPPRESS}
 FAILURE_SUPPRESS_SECONDS = 30 * 24 * 3600

@@ -20,12 +20,12 @@ import functools
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from json.encoder import encode_basestring as _json_string
 from typing import Any, cast
 
 from moxcli.jsonfmt import Finding
+from moxcli.values import dataclass, field, replace
 
 # RFC 8460 §4.4: the only three policy types.
 POLICY_STS = "sts"

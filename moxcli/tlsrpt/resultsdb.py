@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from moxcli import jsonfmt
@@ -36,6 +35,7 @@ from moxcli.domain import DomainError, parse_domain
 from moxcli.store.env import Store, Txn, decode, record_reader
 from moxcli.store.schema import SEP, TLS_RESULT, TLS_RESULT_BY_RCPT, prefix_key, split_key, text_key
 from moxcli.tlsrpt.report import Result, merge, pack_result, unpack_result
+from moxcli.values import dataclass, field
 
 SEQUENCE = "tlsresult"
 _DROP_EVERY = 8192  # index entries read between drops of the store pages (report_keys)
