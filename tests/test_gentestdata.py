@@ -130,6 +130,35 @@ def test_dkim_keys_are_what_cryptography_writes_for_the_seed(generated):
         key.public_key().verify(loaded.sign(b"m"), b"m")
 
 
+@pytest.mark.parametrize("size", [0, 20, 57, 300, 5000])
+def test_report_message_is_what_the_email_package_writes(size):
+    """gentestdata writes the host report's mail itself (start-up): the bytes of the
+    EmailMessage it was built with before, but for the boundary (random there, fixed here)."""
+    import gzip
+    import random
+    import re
+    from email.message import EmailMessage
+
+    from moxcli.datatools.gentest import HOSTNAME, REPORT_BOUNDARY, _report_message
+
+    attachment = gzip.compress(random.Random(size).randbytes(size), mtime=0)
+    msg = EmailMessage()
+    msg["From"] = "<tlsrpt-noreply@remote.example>"
+    msg["To"] = f"<tlsreports@{HOSTNAME}>"
+    msg["Subject"] = f"Report Domain: {HOSTNAME} Submitter: remote.example Report-ID: <2026-host-report-1>"
+    msg["TLS-Report-Domain"] = HOSTNAME
+    msg["TLS-Report-Submitter"] = "remote.example"
+    msg.set_content("A TLS report about the MX host, see the attachment.")
+    msg.add_attachment(
+        attachment, maintype="application", subtype="tlsrpt+gzip", filename="remote.example!mail.mox.example.json.gz"
+    )
+    msg.set_type("multipart/report")
+    msg.set_param("report-type", "tlsrpt")
+    want = msg.as_bytes().replace(b"\n", b"\r\n")
+    want = re.sub(rb"={15}\d+==", REPORT_BOUNDARY.encode(), want)
+    assert _report_message(attachment) == want
+
+
 def test_more_messages(tmp_path):
     res = generate(tmp_path / "big", messages=3000, now=NOW)
     assert res.counts["message"] == 3008

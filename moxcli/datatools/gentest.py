@@ -11,7 +11,6 @@ the two days before it, so that `send-tlsreports --dry-run` has something to rep
 from __future__ import annotations
 
 import hashlib
-import random
 import re
 import time
 from pathlib import Path
@@ -65,7 +64,6 @@ def generate(
     start = time.monotonic()
     now = time.time() if now is None else now
     today = now - now % DAY
-    rng = random.Random(seed)
     private_dir(data_dir)
     ensure_dir(data_dir, data_dir / "tmp")
     write_file(data_dir / VERSION_FILE, (__version__ + "\n").encode(), root=data_dir)
@@ -85,7 +83,7 @@ def generate(
         _dmarc(store, config, data_dir, today)
         _incoming_tls_reports(store, config, data_dir, today)
         if messages:
-            _bulk_messages(store, data_dir, messages, rng, today)
+            _bulk_messages(store, data_dir, messages, seed, today)
         res.counts = {k: v for k, v in store.stat().items() if k not in ("map_size", "last_pgno")}
     res.seconds = time.monotonic() - start
     return res
@@ -544,7 +542,6 @@ def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: floa
     gzipped attachment of a report message (RFC 8460 §5.3), imported as operators do."""
     import gzip
     import json
-    from email.message import EmailMessage
 
     from moxcli.reports.incoming_tls import import_files
 
@@ -573,23 +570,9 @@ def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: floa
 
     json_path = data_dir / "tmp" / "company-x.example!mox.example.json"
     write_file(json_path, json.dumps(domain_report, indent=1).encode(), sync=False, root=data_dir)
-    msg = EmailMessage()
-    msg["From"] = "<tlsrpt-noreply@remote.example>"
-    msg["To"] = f"<tlsreports@{HOSTNAME}>"
-    msg["Subject"] = f"Report Domain: {HOSTNAME} Submitter: remote.example Report-ID: <2026-host-report-1>"
-    msg["TLS-Report-Domain"] = HOSTNAME
-    msg["TLS-Report-Submitter"] = "remote.example"
-    msg.set_content("A TLS report about the MX host, see the attachment.")
-    msg.add_attachment(
-        gzip.compress(json.dumps(host_report).encode(), mtime=0),
-        maintype="application",
-        subtype="tlsrpt+gzip",
-        filename="remote.example!mail.mox.example.json.gz",
-    )
-    msg.set_type("multipart/report")
-    msg.set_param("report-type", "tlsrpt")
+    msg = _report_message(gzip.compress(json.dumps(host_report).encode(), mtime=0))
     eml_path = data_dir / "tmp" / "host-report.eml"
-    write_file(eml_path, msg.as_bytes().replace(b"\n", b"\r\n"), sync=False, root=data_dir)
+    write_file(eml_path, msg, sync=False, root=data_dir)
     try:
         import_files(store, config, [json_path, eml_path], now=today)
     finally:
@@ -597,12 +580,57 @@ def _incoming_tls_reports(store: Store, config: Any, data_dir: Path, today: floa
         eml_path.unlink()
 
 
-def _bulk_messages(store: Store, data_dir: Path, count: int, rng: random.Random, today: float) -> None:
+REPORT_BOUNDARY = "===============gentestdata-report=="
+
+
+def _report_message(attachment: bytes) -> bytes:
+    """The host report's mail (RFC 8460 §5.3), as the email package writes it (its
+    EmailMessage with set_content and add_attachment; tests/test_gentestdata.py compares),
+    with a fixed boundary: written directly, as the email package costs start-up."""
+    import base64
+
+    lines = [
+        "From: <tlsrpt-noreply@remote.example>",
+        f"To: <tlsreports@{HOSTNAME}>",
+        f"Subject: Report Domain: {HOSTNAME} Submitter: remote.example Report-ID:",
+        " <2026-host-report-1>",
+        f"TLS-Report-Domain: {HOSTNAME}",
+        "TLS-Report-Submitter: remote.example",
+        "MIME-Version: 1.0",
+        'Content-Type: multipart/report; report-type="tlsrpt";',
+        f' boundary="{REPORT_BOUNDARY}"',
+        "",
+        f"--{REPORT_BOUNDARY}",
+        'Content-Type: text/plain; charset="utf-8"',
+        "Content-Transfer-Encoding: 7bit",
+        "",
+        "A TLS report about the MX host, see the attachment.",
+        "",
+        f"--{REPORT_BOUNDARY}",
+        "Content-Type: application/tlsrpt+gzip",
+        "Content-Transfer-Encoding: base64",
+        "Content-Disposition: attachment;",
+        f' filename="remote.example!{HOSTNAME}.json.gz"',
+        "MIME-Version: 1.0",
+        "",
+        *base64.encodebytes(attachment).decode().splitlines(),
+        "",
+        f"--{REPORT_BOUNDARY}--",
+        "",
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def _bulk_messages(store: Store, data_dir: Path, count: int, seed: int, today: float) -> None:
     """Many messages for benchmarks: all files written unsynced, ONE file-system sync, then
     the records in batched commits (nobody else uses a new data dir, so the ids the
     sequences will hand out are known before the files are written)."""
+    import random
+
     from moxcli.datatools import syncfs
     from moxcli.store import mail as store_mail
+
+    rng = random.Random(seed)
 
     accounts = [("test1", ["Inbox", "Archive", "Lists/moxcli"]), ("test2", ["Inbox", "Sent"])]
     with store.read() as tx:

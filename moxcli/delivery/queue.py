@@ -28,7 +28,6 @@ import re
 import sys
 import time
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
 
 from moxcli.addrlimits import MAX_DOMAIN, MAX_LOCALPART, MAX_PATH
@@ -279,6 +278,8 @@ def submit(
         host = parse_domain(hostname).ascii
     except DomainError:
         host = hostname
+    from email.utils import format_datetime  # not at import: enqueue alone needs no email package
+
     stamp = format_datetime(datetime.fromtimestamp(t, UTC))
     done = msgdata.complete_header(
         canonical,

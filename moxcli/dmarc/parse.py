@@ -16,7 +16,6 @@ import math
 import operator
 import re
 import struct
-import zipfile
 import zlib
 from collections.abc import Callable
 from itertools import chain
@@ -421,6 +420,8 @@ def unzip(data: bytes) -> bytes:
     plain = _unzip_plain(data)
     if plain is not None:
         return plain
+    import zipfile  # with shutil, bz2 and lzma: only for archives the quick read leaves to it
+
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             files = [i for i in z.infolist() if not i.is_dir()]
