@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _WINDOWS_LOCK_OFFSET = 1 << 30
@@ -23,6 +25,41 @@ O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
 O_BINARY: int = getattr(os, "O_BINARY", 0)
 
 
+# Set while deferred_syncs() is in force: fsync() is then a no-op.
+_syncs_deferred = False
+
+
+def fsync(fd: int) -> None:
+    """os.fsync of a file or directory moxcli wrote, unless deferred_syncs() is in force."""
+    if not _syncs_deferred:
+        os.fsync(fd)
+
+
+def syncs_deferred() -> bool:
+    """Whether deferred_syncs() is in force (the store then commits without syncing too)."""
+    return _syncs_deferred
+
+
+@contextmanager
+def deferred_syncs(path: Path) -> Iterator[None]:
+    """Writes skip their fsyncs (and store commits theirs); one sync of the file system
+    holding ``path`` at the end, when the block succeeded.
+
+    Only for a directory nothing else uses before the block ends (gentestdata's new data
+    directory): a killed process leaves what it wrote as complete as with the syncs (the
+    page cache keeps it; files are still written to a temporary name and renamed, commits
+    still commit); only a system crash before the end can lose writes, of a directory that
+    was not finished anyway. Where there is no syncfs(2), os.sync(); on Windows nothing."""
+    global _syncs_deferred
+    _syncs_deferred = True
+    try:
+        yield
+    finally:
+        _syncs_deferred = False
+    if not syncfs(path) and hasattr(os, "sync"):
+        os.sync()
+
+
 def can_sync_dir() -> bool:
     """Directories can be opened and fsync'd (POSIX); on Windows a rename is durable without."""
     return os.name == "posix" and hasattr(os, "O_DIRECTORY")
@@ -31,6 +68,8 @@ def can_sync_dir() -> bool:
 def sync_dir(path: Path) -> None:
     """Make a create or rename in ``path`` durable; a no-op where directories cannot be synced."""
     if not can_sync_dir():
+        return
+    if _syncs_deferred:
         return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -298,3 +298,61 @@ def test_import_without_dir_fds_or_fork_refuses_a_symlinked_account(data_dir, tm
         import_mbox(data_dir, "acc", "Inbox", [str(tmp_path / "a.mbox")])
     assert (exc.value.errno, exc.value.filename) == (errno.ELOOP, str(data_dir / "accounts" / "acc"))
     assert list(outside.iterdir()) == []
+
+
+def test_deferred_syncs_skip_fsyncs_and_sync_once_at_the_end(tmp_path, monkeypatch):
+    synced, fsyncs = [], []
+    monkeypatch.setattr(osdep, "syncfs", lambda path: synced.append(path) or True)
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    from moxcli.store.files import write_file
+
+    with osdep.deferred_syncs(tmp_path):
+        assert osdep.syncs_deferred()
+        write_file(tmp_path / "a" / "f", b"x", root=tmp_path)
+        osdep.sync_dir(tmp_path)
+        with Store.open(tmp_path) as st:
+            assert st._env.flags()["sync"] is False and st._env.flags()["metasync"] is False
+            st.update(lambda tx: tx.set_meta("k", 1))
+        assert fsyncs == [] and synced == []
+    assert synced == [tmp_path] and not osdep.syncs_deferred()
+    assert (tmp_path / "a" / "f").read_bytes() == b"x"
+    write_file(tmp_path / "g", b"y", root=tmp_path)
+    assert len(fsyncs) == 2  # the file and its directory: syncing again
+    with Store.open(tmp_path) as st:
+        assert st._env.flags()["sync"] is True
+
+
+def test_deferred_syncs_do_not_sync_after_a_failure(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(osdep, "syncfs", lambda path: synced.append(path) or True)
+    with pytest.raises(ValueError), osdep.deferred_syncs(tmp_path):
+        raise ValueError("failed")
+    assert synced == [] and not osdep.syncs_deferred()
+
+
+def test_deferred_syncs_fall_back_to_sync_without_syncfs(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(osdep, "syncfs", lambda path: False)
+    monkeypatch.setattr(os, "sync", lambda: calls.append("sync"))
+    with osdep.deferred_syncs(tmp_path):
+        pass
+    assert calls == ["sync"]
+    monkeypatch.delattr(os, "sync")
+    with osdep.deferred_syncs(tmp_path):  # Windows: neither
+        pass
+    assert calls == ["sync"]
+
+
+def test_gentestdata_syncs_once(tmp_path, monkeypatch):
+    """A new data directory: no fsync per file or commit, one file-system sync at the end."""
+    from moxcli.datatools.gentest import generate
+    from moxcli.datatools.verify import verify_data
+
+    synced, fsyncs = [], []
+    monkeypatch.setattr(osdep, "syncfs", lambda path: synced.append(path) or True)
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    generate(tmp_path / "g", messages=20)
+    assert fsyncs == [] and synced == [tmp_path / "g"]
+    assert verify_data(tmp_path / "g").ok

@@ -236,7 +236,7 @@ def _write_fd(fd: int, data: bytes, sync: bool) -> None:
         n = os.write(fd, view)
         view = view[n:]
     if sync:
-        os.fsync(fd)
+        osdep.fsync(fd)
 
 
 def write_file(path: Path, data: bytes, sync: bool = True, root: Path | None = None) -> None:
@@ -279,7 +279,7 @@ def write_file(path: Path, data: bytes, sync: bool = True, root: Path | None = N
             os.unlink(tmp, dir_fd=dfd)
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         if sync:
-            os.fsync(dfd)
+            osdep.fsync(dfd)
     finally:
         os.close(dfd)
 
@@ -404,7 +404,7 @@ def sync_files(paths: Iterable[Path]) -> None:
     for p in paths:
         fd = os.open(p, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            osdep.fsync(fd)
         finally:
             os.close(fd)
         dirs.add(p.parent)
