@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers.dns import example_org_mx
-from helpers.proc import BIG, BODY, spawn_moxcli
+from helpers.proc import BIG, BODY, WIDE_QUIT_GRACE, spawn_moxcli
 from smtpstub import NORMAL, STALL_AFTER_DOT, STALL_BANNER, STALL_MAIL, STALL_MID_DATA, stub
 
 from moxcli import stop
@@ -89,27 +89,30 @@ def test_second_signal_exits_at_once(runner, tmp_path):
     with stub([STALL_MAIL, NORMAL]) as srv:
         data = _data_dir(tmp_path, srv.port)
         _cli(runner, data, "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]", input=BODY)
-        p = spawn_moxcli(data, "--log-level", "info", "queue", "run")
+        p = spawn_moxcli(data, "--log-level", "info", "queue", "run", env=WIDE_QUIT_GRACE)
         try:
             assert srv.reached["mail"].wait(60)
             p.send_signal(signal.SIGTERM)
-            # The first signal makes the run end the session: it waits briefly for the replies
-            # still due (the stub never sends them) before it closes.
+            # The first signal makes the run end the session: it waits for the replies still
+            # due (the stub never sends them) before it closes; the wide grace keeps it waiting
+            # there until the second signal, however slow this test is to send it.
+            before = []
             for line in p.stderr:
+                before.append(line)
                 if "stop requested: ending the session" in line:
                     break
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=60)
-            err = p.stderr.read()
+            err = "".join(before) + p.stderr.read()
         finally:
             p.kill()
             p.wait()
-        assert p.returncode == 3
-        assert "moxcli: SIGTERM again: exiting at once" in err
+        assert p.returncode == 3, err
+        assert err.strip().splitlines()[-1] == "moxcli: SIGTERM again: exiting at once", err
         assert _cli(runner, data, "verifydata").exit_code == 0
         # Killed mid-attempt, as after a crash: the attempt counted, the message stays queued.
         m = json.loads(_cli(runner, data, "queue", "show", "1", "--json").stdout)
-        assert m["attempts"] == 1 and m["in_progress"] is not None
+        assert (m["attempts"], m["in_progress"] is not None) == (1, True), err
         r = _cli(runner, data, "queue", "run", "--id", "1", "--json")
         assert [json.loads(x)["outcome"] for x in r.stdout.splitlines()] == ["delivered"]
         assert len(srv.messages) == 1
@@ -149,3 +152,30 @@ def test_interrupted_attempt_records_no_tls_results_and_later_messages_wait(tmp_
             res = deliver.run_queue(st, data, cfg, engine=eng)
             assert [(r.id, r.outcome, r.attempt) for r in res] == [(a[0], "delivered", 1), (b[0], "delivered", 1)]
             assert len(srv.messages) == 2
+
+
+@pytest.mark.parametrize(
+    "value,grace",
+    [
+        (None, 1.0),
+        ("300", 300.0),
+        ("0.5", 0.5),
+        ("600", 600.0),
+        ("0", 1.0),
+        ("-3", 1.0),
+        ("601", 1.0),
+        ("nan", 1.0),
+        ("inf", 1.0),
+        ("x", 1.0),
+        ("", 1.0),
+    ],
+)
+def test_quit_grace_test_knob(monkeypatch, value, grace):
+    """MOXCLI_TEST_QUIT_GRACE widens the stop's wait for the server; nonsense is ignored."""
+    from moxcli.smtp import client
+
+    if value is None:
+        monkeypatch.delenv("MOXCLI_TEST_QUIT_GRACE", raising=False)
+    else:
+        monkeypatch.setenv("MOXCLI_TEST_QUIT_GRACE", value)
+    assert client._quit_grace() == grace

@@ -14,9 +14,17 @@ BODY = b"From: <a@moxcli.test>\r\nSubject: stop test\r\n\r\nhello\r\n"
 BIG = b"From: <a@moxcli.test>\r\nSubject: big\r\n\r\n" + (b"y" * 76 + b"\r\n") * 80_000
 
 
-def spawn_moxcli(data: Path, *args: str) -> subprocess.Popen:
-    """`python -m moxcli --data DATA ARGS` from this checkout, output piped."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+# For a test that sends a second signal while the first one's stop waits for the server (the
+# QUIT grace, 1 s by default): so long that a loaded machine cannot make the test miss it. The
+# stalling stub never answers, so only the second signal ends such a run before the test's
+# own timeout.
+WIDE_QUIT_GRACE = {"MOXCLI_TEST_QUIT_GRACE": "300"}
+
+
+def spawn_moxcli(data: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`python -m moxcli --data DATA ARGS` from this checkout, output piped; ``env`` is added
+    to the environment."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.Popen(
         [sys.executable, "-m", "moxcli", "--data", str(data), *args],
         stdout=subprocess.PIPE,
