@@ -229,3 +229,30 @@ def test_disk_full_past_the_lock_is_one_line_and_nothing_half_written(small_fs, 
     finally:
         for p in small_fs.iterdir():
             shutil.rmtree(p, ignore_errors=True)
+
+
+def test_queue_run_with_due_messages_on_a_full_disk(small_fs, tmp_path):
+    """A due message and no space for the run's first commit: the summary line (0 attempted, not
+    "nothing to do"), then the one error line; the store stays consistent."""
+    data = small_fs / "data"
+    (tmp_path / "m.eml").write_bytes(b"Subject: x\r\n\r\nbody\r\n")
+    try:
+        r = _moxcli(data, "suppress", "tls", "add", "tlsrpt@example.net")  # makes the data directory
+        assert r.returncode == 0, r.stderr
+        (data / "moxcli.toml").write_text('hostname = "mail.mox.example"\n')
+        assert _moxcli(data, "queue", "run").stderr == "nothing to do\n"  # makes locks/ and its lock file
+        r = _moxcli(data, "queue", "add", "--from", "a@example.org", "--to", "b@[127.0.0.1]", str(tmp_path / "m.eml"))
+        assert r.returncode == 0, r.stderr
+        filler = _fill(small_fs)
+        r = _moxcli(data, "queue", "run")
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.splitlines() == [
+            "0 message(s) attempted: 0 delivered, 0 deferred, 0 failed, 0 interrupted, 0 DSN(s) stored",
+            "moxcli: store: mdb_txn_commit: " + NO_SPACE,
+        ]
+        shutil.rmtree(filler)
+        v = subprocess.run([MOXCLI, "verifydata", str(data)], capture_output=True, text=True, timeout=120)
+        assert v.returncode == 0, v.stdout + v.stderr
+    finally:
+        for p in small_fs.iterdir():
+            shutil.rmtree(p, ignore_errors=True)

@@ -373,3 +373,52 @@ def test_show_prints_lists_as_json_not_python(runner, tmp_path):
     assert res.exit_code == 0, res.output
     line = next(x for x in res.stdout.splitlines() if x.startswith("  dialed_ips: "))
     assert json.loads(line.removeprefix("  dialed_ips: ")) == [{"host": "mx.sts.test", "ips": ["127.0.0.1"]}]
+
+
+def test_run_summary_before_an_unexpected_error(runner, data_dir, smtpd, monkeypatch):
+    """An error mid-run (here disk full while attempting the second message) ends the run with
+    the summary of what got done, then the one error line."""
+    import errno
+    import os
+
+    from moxcli.delivery import deliver
+
+    (data_dir / "moxcli.toml").write_text(f'hostname = "mail.moxcli.test"\n[network]\nsmtp_port = {smtpd.port}\n')
+    for rcpt in ("one@[127.0.0.1]", "two@[127.0.0.1]", "three@[127.0.0.1]"):
+        run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", rcpt, input=MSG)
+    real, calls = deliver.attempt, []
+
+    def attempt(engine, msgs):
+        calls.append([m.recipient for m in msgs])
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(data_dir / "queue"))
+        return real(engine, msgs)
+
+    monkeypatch.setattr(deliver, "attempt", attempt)
+    r = run(runner, data_dir, "queue", "run", "--json")
+    assert calls == [["one@[127.0.0.1]"], ["two@[127.0.0.1]"]]
+    delivered, error = (json.loads(x) for x in r.stdout.splitlines())  # with --json the error is an object too
+    assert (delivered["recipient"], delivered["outcome"]) == ("one@[127.0.0.1]", "delivered")
+    assert error["error"]["code"] == "io"
+    assert r.stderr.splitlines() == [
+        "1 message(s) attempted: 1 delivered, 0 deferred, 0 failed, 0 interrupted, 0 DSN(s) stored",
+        f"moxcli: {data_dir / 'queue'}: No space left on device",
+    ]
+    assert r.exit_code == 1
+
+
+def test_run_error_before_the_first_attempt_is_not_nothing_to_do(runner, data_dir, monkeypatch):
+    """Due messages and an error before any attempt: the summary says 0 attempted, not "nothing to do"."""
+    from moxcli.delivery import deliver
+    from moxcli.errors import StoreError
+
+    def attempt(engine, msgs):
+        raise StoreError("mdb_txn_commit: No space left on device")
+
+    monkeypatch.setattr(deliver, "attempt", attempt)
+    run(runner, data_dir, "queue", "add", "--from", "a@moxcli.test", "--to", "r@[127.0.0.1]", input=MSG)
+    r = run(runner, data_dir, "queue", "run")
+    assert r.stderr.splitlines() == [
+        "0 message(s) attempted: 0 delivered, 0 deferred, 0 failed, 0 interrupted, 0 DSN(s) stored",
+        "moxcli: mdb_txn_commit: No space left on device",
+    ]

@@ -474,27 +474,43 @@ def queue_run_cmd(app: AppContext, ids: tuple[int, ...], domain: str | None, fmt
             click.echo(_attempt_line(r))
             sys.stdout.flush()
 
+    selected: list[int] = []  # the number of messages the run selected, once it began
+
+    def start(n: int) -> None:
+        selected.append(n)
+
     with stop.handling(), app.open_store() as st:
         try:
             run_queue(
-                st, Path(app.data_dir), cfg, ids=list(ids) or None, domain=domain, on_attempt=show, keep_results=False
+                st,
+                Path(app.data_dir),
+                cfg,
+                ids=list(ids) or None,
+                domain=domain,
+                on_attempt=show,
+                keep_results=False,
+                on_start=start,
             )
-        except stop.Interrupted:
-            output.info(_run_summary(tally))  # what got done before the signal; the error line follows
+        except (stop.Interrupted, Exception):
+            # What got done before the signal or the error (disk full, a store error); the error
+            # line follows. An error before the run began (the lock held, say) has no summary.
+            if selected:
+                output.info(_run_summary(tally, selected[0]))
             raise
     if rows is not None:
         rows.start()  # the header also when nothing was due
     # The job summary is a message on stderr in every format (docs/json.md, "Job summaries").
-    output.info(_run_summary(tally))
+    output.info(_run_summary(tally, selected[0] if selected else 0))
     if tally.stalled:
         raise TemporaryError(
             f"queue run: {tally.stalled} message(s) deferred because a server broke a deadline or a reply limit"
         )
 
 
-def _run_summary(tally: Any) -> str:
-    """The one summary line of a `queue run` (docs/delivery.md, "Summary line")."""
-    if not tally.messages:
+def _run_summary(tally: Any, selected: int) -> str:
+    """The one summary line of a `queue run` (docs/delivery.md, "Summary line"): "nothing to do"
+    only when no message was due (not when an error or a signal came before the first attempt)."""
+    if not tally.messages and not selected:
         return "nothing to do"
     return (
         f"{tally.messages} message(s) attempted: {tally.delivered} delivered, {tally.deferred} deferred, "

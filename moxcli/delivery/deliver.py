@@ -930,12 +930,15 @@ def run_queue(
     on_attempt: Callable[[AttemptResult], None] | None = None,
     engine: Engine | None = None,
     keep_results: bool = True,
+    on_start: Callable[[int], None] | None = None,
 ) -> list[AttemptResult]:
     """Attempt due messages (or those named by id, due or not; held ones are skipped).
 
-    ``on_attempt`` sees each result as soon as it is recorded (for streaming output); with
-    ``keep_results`` false the results are not collected (memory stays flat on a big queue)
-    and the list returned is empty.
+    ``on_attempt`` sees each result as soon as it is recorded (for streaming output);
+    ``on_start`` gets the number of messages selected once the run holds the lock and has
+    selected them (from then on an error ends a run that took place: the CLI prints its
+    summary line before the error); with ``keep_results`` false the results are not collected
+    (memory stays flat on a big queue) and the list returned is empty.
 
     Only ids are held for the run; each attempt reads its records and message file, and a
     session is kept open for the next message to the same MX host (``Engine.keep``). The
@@ -953,6 +956,8 @@ def run_queue(
         with store.read() as tx:
             batches = _batches(_select(tx, ids, domain, time.time() if now is None else now))
         total = sum(len(b) for b in batches)
+        if on_start is not None:
+            on_start(total)
         results = []
         counts = {"done": 0, "interrupted": 0}
 
