@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+import warnings
 
 import pytest
 
@@ -35,8 +36,11 @@ def _server(tmp_path, old_tls: bool | None):
     if old_tls:
         # only TLS 1.0/1.1: our client (TLS >= 1.2) gets alert 70 from the server
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        with warnings.catch_warnings():
+            # Deliberately old TLS (the fallback under test): Python deprecates these versions.
+            warnings.filterwarnings("ignore", r"ssl\.TLSVersion\.TLSv1(_1)? is deprecated", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     handler = Handler()
     port = free_port()
     ctl = Controller(handler, hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=False)
@@ -151,8 +155,11 @@ def test_handshake_failure_falls_back_to_plaintext(tmp_path):
     c, k = self_signed_cert(tmp_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = ssl.TLSVersion.TLSv1
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with warnings.catch_warnings():
+        # Deliberately old TLS (the fallback under test): Python deprecates these versions.
+        warnings.filterwarnings("ignore", r"ssl\.TLSVersion\.TLSv1(_1)? is deprecated", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     srv = RequireTLSServer(c, k, ctx=ctx, sessions=2)
     data = tmp_path / "data"
     data.mkdir()

@@ -171,6 +171,12 @@ def _zip_bytes(entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
+def _zip_with_duplicate_name() -> bytes:
+    """The hostile archive: one name twice. zipfile warns while writing it; that is deliberate."""
+    with pytest.warns(UserWarning, match="Duplicate name: 'a.mbox'"):
+        return _zip_bytes([("a.mbox", MBOX), ("a.mbox", MBOX)])
+
+
 def _symlink_info(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name)
     info.external_attr = (stat.S_IFLNK | 0o777) << 16
@@ -241,7 +247,7 @@ HOSTILE = {
     "zip traversal": ("zip", lambda: _zip_bytes([("../evil.mbox", MBOX)]), "path traversal"),
     "zip absolute": ("zip", lambda: _zip_bytes([("/etc/evil.mbox", MBOX)]), "absolute path"),
     "zip symlink": ("zip", lambda: _zip_bytes([(_symlink_info("link.mbox"), b"/etc/passwd")]), "symbolic link"),
-    "zip duplicate": ("zip", lambda: _zip_bytes([("a.mbox", MBOX), ("a.mbox", MBOX)]), "the same name twice"),
+    "zip duplicate": ("zip", lambda: _zip_with_duplicate_name(), "the same name twice"),
     "zip encrypted": ("zip", _encrypted_zip, "encrypted"),
     "zip too many": ("zip", lambda: _zip_bytes([(f"{i}.mbox", MBOX) for i in range(5)]), "more than the limit of 4"),
     "zip bomb ratio": ("zip", lambda: _zip_bytes([("z.mbox", b"\0" * (8 << 20))]), "decompression bomb"),
