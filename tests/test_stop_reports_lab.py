@@ -166,7 +166,7 @@ def test_send_dmarcreports_second_signal_exits_at_once(lab, runner, tmp_path):
         r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "verifydata"])
         assert r.exit_code == 0, r.output
         (m,) = _queue(runner, data, cfg)
-        assert (m["recipient"], m["attempts"]) == ("dmarc@reports.test", 1), err
+        assert (m["recipient"], m["attempts"]) == ("dmarc@reports.test", 1), (m, err)
         r = runner.invoke(cli, ["--data", str(data), "--config", str(cfg.path), "queue", "run", "--id", "1", "--json"])
         assert [json.loads(x)["outcome"] for x in r.stdout.splitlines()] == ["delivered"]
         assert len(srv.messages) == 1 and b"Subject: Report Domain: reports.test" in srv.messages[0]
