@@ -241,6 +241,7 @@ def test_cli_sigterm_after_commit_exits_0(data_dir, tmp_path):
     src = tmp_path / "in.mbox"
     src.write_bytes(mbox_of([10] * 5))
     ready = tmp_path / "committed"
+    sent = tmp_path / "signal-sent"
     code = (
         "import os, signal, sys, time\n"
         "from moxcli.mail import importer\n"
@@ -248,7 +249,11 @@ def test_cli_sigterm_after_commit_exits_0(data_dir, tmp_path):
         "def commit_tx(self, tx):\n"
         "    r = real(self, tx)\n"
         f"    open({str(ready)!r}, 'w').close()\n"
-        "    time.sleep(3)\n"  # the test's SIGTERM comes here, held by the commit section
+        # The test's SIGTERM comes here, held by the commit section: wait for it (a loaded
+        # machine may take longer than any fixed sleep to send it), at most 60 s.
+        f"    deadline = time.monotonic() + 60\n"
+        f"    while not os.path.exists({str(sent)!r}) and time.monotonic() < deadline:\n"
+        "        time.sleep(0.01)\n"
         "    return r\n"
         "importer._Import._commit_tx = commit_tx\n"
         "from moxcli.cli import main\n"
@@ -265,6 +270,7 @@ def test_cli_sigterm_after_commit_exits_0(data_dir, tmp_path):
         assert time.monotonic() < deadline and p.poll() is None, p.communicate()
         time.sleep(0.01)
     p.send_signal(signal.SIGTERM)
+    sent.touch()
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     assert json.loads(out)["interrupted"] is True and json.loads(out)["messages"] == 5

@@ -169,13 +169,14 @@ WRITER = textwrap.dedent(
     from moxcli.store import Store, schema
     st = Store.open(Path(sys.argv[1]))
     n = 0
-    print("ready", flush=True)
     while True:
         with st.write() as tx:
             for i in range(200):
                 tx.put(schema.QUEUE, schema.u64(n + i), {"payload": "x" * 500})
             n += 200
             tx.set_meta("written", n)
+        if n == 200:
+            print("ready", flush=True)  # one batch committed: the kill below finds some written
     """
 )
 
@@ -184,6 +185,8 @@ def test_killed_writer_leaves_consistent_store(data_dir):
     """SIGKILL mid-transaction: the store opens and no half-written batch is visible."""
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data_dir)], stdout=subprocess.PIPE)
     try:
+        # "ready" comes after the first commit (a loaded machine may need longer than any sleep
+        # for it); the writer goes on committing, so the kill most likely falls mid-transaction.
         assert proc.stdout.readline().strip() == b"ready"
         time.sleep(0.8)
         os.kill(proc.pid, signal.SIGKILL)
