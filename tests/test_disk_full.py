@@ -193,7 +193,19 @@ PAST_THE_LOCK = {
     "backup": ("backup", lambda d, t: _moxcli(d, "backup", str(d.parent / "backup"))),
     "backup-copy": ("backup", lambda d, t: _moxcli(d, "backup", "--copy", str(d.parent / "backup"))),
     "send-tlsreports": ("send-tlsreports", lambda d, t: _moxcli(d, "send-tlsreports")),
+    "send-dmarcreports": ("dmarcreports", lambda d, t: _moxcli(d, "send-dmarcreports", "--end", _iso(hour()))),
+    "queue-drop": (None, lambda d, t: _moxcli(d, "queue", "drop", "1")),
 }
+# What each command needs in the generated store before the disk fills: an evaluation due for
+# a DMARC report (send-dmarcreports), a queued message (queue drop: gentestdata's queue holds
+# messages already).
+PREPARE = {
+    "send-dmarcreports": lambda d: _moxcli(d, "dmarc", "record", "-", input=json.dumps(vector_eval(hour())) + "\n"),
+}
+
+
+def _iso(t: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 @pytest.mark.parametrize("name", list(PAST_THE_LOCK))
@@ -216,8 +228,12 @@ def test_disk_full_past_the_lock_is_one_line_and_nothing_half_written(small_fs, 
         from moxcli.datatools.gentest import generate
 
         generate(data)
-        (data / "locks").mkdir(mode=0o700, exist_ok=True)
-        (data / "locks" / f"{lock}.lock").touch(mode=0o600)
+        if name in PREPARE:
+            prepared = PREPARE[name](data)
+            assert prepared.returncode == 0, prepared.stderr
+        if lock is not None:
+            (data / "locks").mkdir(mode=0o700, exist_ok=True)
+            (data / "locks" / f"{lock}.lock").touch(mode=0o600)
         filler = _fill(small_fs)
         r = command(data, tmp_path)
         assert r.returncode == 1, r.stderr
