@@ -278,3 +278,47 @@ def test_data_tools_leave_bad_environment_values_to_click(data_dirs, capsys, mon
     monkeypatch.setenv(var, value.format(d=data_dirs))
     assert fast.run(["verifydata", str(data_dirs / "good")]) is None
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verifydata", "{d}/good"],
+        ["--data", "{d}/good", "verifydata"],
+        ["gentestdata", "{d}/new"],
+        ["verifydata", "{d}/good", "--json"],
+    ],
+    ids=repr,
+)
+def test_data_tools_leave_unreadable_paths_to_click(data_dirs, runner, capsys, monkeypatch, args):
+    """click.Path refuses an existing path the user cannot read (exit 2): the fast path leaves
+    it to click. (root reads everything, so os.access is made to say no for the directory.)"""
+    import os
+
+    denied = str(data_dirs / "good")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **kw: str(p) != denied and real_access(p, mode, *a, **kw))
+    argv = [a.format(d=data_dirs) for a in args]
+    if args[0] == "gentestdata":
+        monkeypatch.setenv("MOXCLI_DATA", denied)
+    assert fast.run(argv) is None
+    assert capsys.readouterr() == ("", "")
+    r = runner.invoke(cli, argv)
+    assert r.exit_code == 2 and "is not readable" in r.stderr, r.stderr
+    assert not (data_dirs / "new").exists()
+
+
+def test_data_tools_leave_an_unreadable_config_to_click(data_dirs, runner, capsys, monkeypatch):
+    import os
+
+    config = data_dirs / "good" / "moxcli.toml"
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, *a, **kw: str(p) != str(config) and real_access(p, mode, *a, **kw)
+    )
+    monkeypatch.setenv("MOXCLI_CONFIG", str(config))
+    argv = ["verifydata", str(data_dirs / "good")]
+    assert fast.run(argv) is None
+    assert capsys.readouterr() == ("", "")
+    r = runner.invoke(cli, argv)
+    assert r.exit_code == 2 and "is not readable" in r.stderr, r.stderr

@@ -131,11 +131,11 @@ def data_tool(args: list[str]) -> int | None:
     data = options["--data"] if "--data" in options else os.environ.get("MOXCLI_DATA") or None
     config = os.environ.get("MOXCLI_CONFIG")
     if log_level not in LOG_LEVELS or not all(
-        _directory_arg(p) for p in [*paths, *([data] if data is not None else [])]
+        _click_path(p, file_okay=False, dir_okay=True) for p in [*paths, *([data] if data is not None else [])]
     ):
         return None  # click's usage error
-    if config and os.path.isdir(config):
-        return None  # click's usage error: --config (from the environment) names a directory
+    if config and not _click_path(config, file_okay=True, dir_okay=False):
+        return None  # click's usage error: --config (from the environment) is a directory or unreadable
     if command == "gentestdata" and not paths:
         return None
     from pathlib import Path
@@ -156,11 +156,6 @@ def data_tool(args: list[str]) -> int | None:
     except (Exception, KeyboardInterrupt) as exc:
         return _failed(exc)
     return 0
-
-
-def _directory_arg(value: str) -> bool:
-    """What click.Path(file_okay=False) takes as it is: anything but an existing regular file."""
-    return bool(value) and "\0" not in value and not os.path.isfile(value)
 
 
 def _failed(exc: BaseException) -> int:
