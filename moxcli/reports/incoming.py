@@ -24,7 +24,6 @@ import stat
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -32,6 +31,7 @@ from typing import Any
 
 from moxcli.config import Config
 from moxcli.errors import UsageError
+from moxcli.gcpause import cyclic_gc_paused
 from moxcli.jsonfmt import Finding, findings_json
 from moxcli.store import Store
 from moxcli.store.dmarc import StoredDMARCReport
@@ -238,24 +238,6 @@ def prepare(data: bytes, name: str, config: Config, kinds: Sequence[str], now: f
     raise NotAReport()
 
 
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Python's cycle collector off while messages are parsed (back on, if it was, after).
-
-    A batch's records are many small containers that live until its commit, and the collector
-    would scan them again and again (a tenth of a report's import). They hold no reference
-    cycles, so reference counting frees them; each batch collects the young generation in case
-    a parser (the email package's) left cyclic garbage.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def import_messages(
     store: Store,
     config: Config,
@@ -300,7 +282,7 @@ def import_messages(
             store.drop_read_pages()  # the dedupe lookups' store pages
 
     t = time.time() if now is None else now
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         for msg in messages:
             item: Prepared | Outcome
             if msg.data is None:

@@ -26,8 +26,7 @@ import functools
 import gc
 import gzip
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from moxcli import jsonfmt, log
 from moxcli.config import Config, DomainConfig
 from moxcli.domain import Domain, DomainError, parse_domain
 from moxcli.errors import CheckFailed, ConfigError, LockHeld, UsageError
+from moxcli.gcpause import cyclic_gc_paused
 from moxcli.metrics import Metric, write_textfile
 from moxcli.reports import dkim as rdkim
 from moxcli.reports.message import compose_report_message
@@ -604,25 +604,6 @@ def new_metrics() -> dict[str, Metric]:
     }
 
 
-@contextmanager
-def _without_cyclic_gc() -> Iterator[None]:
-    """Turn Python's cycle collector off for the job, back on (if it was) afterwards.
-
-    The job decodes millions of small containers (rows); those of a policy domain live long
-    enough to be promoted, and the collector then keeps re-scanning every object of the
-    process: a quarter of the run on a million rows. The rows hold no reference cycles, so
-    reference counting frees them all the same; the job collects the young generation every
-    RELEASE_EVERY policy domains in case something else made cyclic garbage.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def send_tls_reports(
     store: Store,
     data_dir: Path,
@@ -660,7 +641,7 @@ def send_tls_reports(
         from moxcli.dns import Resolver
 
         resolver = Resolver.from_config(config.dns)
-    with job_lock(data_dir, LOCK_NAME), _without_cyclic_gc():
+    with job_lock(data_dir, LOCK_NAME), cyclic_gc_paused():
         stale_day = (end - timedelta(hours=STALE_HOURS)).strftime("%Y%m%d")
         if not dry_run:
             summary.stale_rows = store.update(lambda tx: tstore.delete_before(tx, stale_day))
