@@ -193,3 +193,42 @@ def test_send_tlsreports_dry_run_in_the_lab(lab, tmp_path, runner):
     assert "# recipient-domain report for sts.test" in r.stdout and "to tlsrpt@reports.test" in r.stdout
     assert "# host report for mx.sts.test" in r.stdout
     assert "4 report(s) would be queued" in r.output
+
+
+def _kill_trials(tmp_path: Path, trials: int) -> None:
+    """SIGKILL `moxcli gentestdata` at random points: DIR is then absent or complete (verifydata
+    passes), never half made; the only other leftover is the hidden work directory beside it,
+    and a new run into DIR succeeds."""
+    import os
+    import random
+    import signal
+    import sys
+    import time
+
+    moxcli = str(Path(sys.executable).parent / "moxcli")
+    rng = random.Random(7)
+    for i in range(trials):
+        parent = tmp_path / f"t{i}"
+        parent.mkdir()
+        target = parent / "data"
+        p = subprocess.Popen([moxcli, "gentestdata", "--messages", "3000", str(target)], stdout=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 1.0))
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        leftovers = sorted(x.name for x in parent.iterdir() if x.name != "data")
+        assert set(leftovers) <= {f".data.gentestdata-{p.pid}"}, leftovers
+        if target.exists():
+            assert verify_data(target).problems == []
+        else:
+            r = subprocess.run([moxcli, "gentestdata", str(target)], capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+            assert verify_data(target).problems == []
+
+
+def test_killed_gentestdata_leaves_no_half_made_data_dir(tmp_path):
+    _kill_trials(tmp_path, 3)
+
+
+@pytest.mark.slow
+def test_killed_gentestdata_leaves_no_half_made_data_dir_many(tmp_path):
+    _kill_trials(tmp_path, 30)

@@ -11,7 +11,9 @@ the two days before it, so that `send-tlsreports --dry-run` has something to rep
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,30 @@ def generate(
         raise UsageError(f"--messages must not be negative, got {messages}")
     start = time.monotonic()
     now = time.time() if now is None else now
+    # Built in a hidden sibling and renamed into place when complete: a kill at any point
+    # leaves DIR as it was (absent or empty), never a half-made data dir verifydata rejects;
+    # the store and files hold no absolute path, so the rename moves nothing but the name.
+    parent = data_dir.parent
+    work = parent / f".{data_dir.name}.gentestdata-{os.getpid()}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        res = _generate_into(work, messages, seed, now, extra_config)
+        if data_dir.exists():
+            data_dir.rmdir()  # empty (checked above); a directory cannot be renamed over one everywhere
+        os.rename(work, data_dir)
+        osdep.sync_dir(parent)
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise OSError(exc.errno, exc.strerror, str(data_dir)) from None  # the name the user gave
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    res.data_dir, res.config_file = data_dir, data_dir / res.config_file.name
+    res.seconds = time.monotonic() - start
+    return res
+
+
+def _generate_into(data_dir: Path, messages: int, seed: int, now: float, extra_config: str = "") -> GenResult:
     today = now - now % DAY
     # Nothing else uses the new directory until it is complete: one sync at the end instead
     # of one per file and commit (osdep.deferred_syncs says why a kill loses nothing).
@@ -88,7 +114,6 @@ def generate(
             if messages:
                 _bulk_messages(store, data_dir, messages, seed, today)
             res.counts = {k: v for k, v in store.stat().items() if k not in ("map_size", "last_pgno")}
-    res.seconds = time.monotonic() - start
     return res
 
 
