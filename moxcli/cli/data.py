@@ -140,7 +140,10 @@ def verifydata_cmd(app: AppContext, directory: Path | None, fix: bool, as_json: 
     decodes under its version, records agree with each other (messages, mailboxes and their
     counters, accounts, queue), and message and queue files match their records (missing,
     unreferenced, wrong size). A store with an older schema is checked on a migrated copy.
-    Exit code 1 when there is any problem. --fix moves unreferenced files to DIR/moved/.
+    While no commit came after the store's seal (store.sha256, written by every writer up
+    to [store] seal_max_size, and by backup), data.mdb must hash to it: any changed byte,
+    even one LMDB never reads, is a problem. Exit code 1 when there is any problem. --fix
+    moves unreferenced files to DIR/moved/.
 
     \b
     Example:
