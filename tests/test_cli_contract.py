@@ -9,6 +9,7 @@ import json
 
 import click
 import pytest
+from helpers.commands import leaf_commands
 
 from moxcli.cli import cli
 from moxcli.datatools.gentest import generate
@@ -74,23 +75,8 @@ OTHERS = {
 }
 
 
-def leaf_commands() -> set[str]:
-    found = set()
-
-    def walk(cmd: click.Command, path: list[str]) -> None:
-        if isinstance(cmd, click.Group):
-            ctx = click.Context(cmd)
-            for name in cmd.list_commands(ctx):
-                walk(cmd.get_command(ctx, name), [*path, name])
-        else:
-            found.add(" ".join(path))
-
-    walk(cli, [])
-    return found
-
-
 def test_every_command_is_classified():
-    assert set(READ_ONLY) | OTHERS == leaf_commands()
+    assert set(READ_ONLY) | OTHERS == set(leaf_commands())
     assert not set(READ_ONLY) & OTHERS
 
 

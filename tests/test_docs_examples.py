@@ -5,6 +5,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers.commands import leaf_commands
 
 from moxcli.config import parse_config
 
@@ -49,23 +50,6 @@ def test_readme_config_example_has_every_section():
     assert cfg.dns.local_zone == Path("/etc/moxcli/local-zone.txt")
 
 
-def _leaf_commands() -> set[str]:
-    import click
-
-    from moxcli.cli import cli
-
-    def walk(cmd: click.Command, path: list[str], ctx: click.Context):
-        if isinstance(cmd, click.Group):
-            for name in cmd.list_commands(ctx):
-                sub = cmd.get_command(ctx, name)
-                if sub is not None and not sub.hidden:
-                    yield from walk(sub, [*path, name], click.Context(sub, info_name=name, parent=ctx))
-        else:
-            yield " ".join(path)
-
-    return set(walk(cli, [], click.Context(cli, info_name="moxcli")))
-
-
 def _index_commands() -> set[str]:
     """The commands the README's index names: `moxcli a b|c`, `x list`, `suppress tls|dmarc add|list`."""
     text = (ROOT / "README.md").read_text()
@@ -83,14 +67,14 @@ def _index_commands() -> set[str]:
 
 
 def test_readme_command_index_names_every_command():
-    leaves = _leaf_commands()
+    leaves = set(leaf_commands(include_hidden=False))
     assert {"send-tlsreports", "queue run", "suppress dmarc remove", "import archive"} <= leaves
     missing = sorted(c for c in leaves if c not in _index_commands())
     assert missing == []
 
 
 def test_readme_command_index_names_only_real_commands():
-    leaves = _leaf_commands()
+    leaves = set(leaf_commands(include_hidden=False))
     groups = {" ".join(c.split()[:n]) for c in leaves for n in range(1, len(c.split()))}
     index = _index_commands()
     # an index entry is a command, a group, or a command followed by a word of its synopsis

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import pytest
 from conftest import ROOT
+from helpers.commands import leaf_commands
 from helpers.jsoncontract import SCHEMAS, contract_problems, schema
 
 from moxcli import values
@@ -165,18 +166,11 @@ def demo(tmp_path_factory):
 
 def json_commands() -> set[str]:
     """Every command that takes --json, walked from the registry (moxcli.cli.COMMANDS)."""
-    found = set()
-
-    def walk(cmd: click.Command, path: list[str]) -> None:
-        if isinstance(cmd, click.Group):
-            ctx = click.Context(cmd)
-            for name in cmd.list_commands(ctx):
-                walk(cmd.get_command(ctx, name), [*path, name])
-        elif any("--json" in p.opts for p in cmd.params if isinstance(p, click.Option)):
-            found.add(" ".join(path))
-
-    walk(cli, [])
-    return found
+    return {
+        name
+        for name, cmd in leaf_commands().items()
+        if any("--json" in p.opts for p in cmd.params if isinstance(p, click.Option))
+    }
 
 
 def test_every_json_command_has_a_case():
