@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers.proc import moxcli_peak_rss
 
 from moxcli.cli import cli
 from moxcli.errors import CheckFailed, UsageError
@@ -145,19 +146,7 @@ def test_gzip_bomb_mbox_is_refused_in_bounded_memory(data_dir, tmp_path):
         for _ in range(200):
             f.write(block)
     (data_dir / "moxcli.toml").write_text(f"max_message_size = {32 << 20}\n")
-    # A small parent runs the CLI, so the child's ru_maxrss is not the forked test process's.
-    measure = (
-        "import resource, subprocess, sys\n"
-        "r = subprocess.run([sys.executable, '-m', 'moxcli'] + sys.argv[1:], capture_output=True)\n"
-        "sys.stderr.buffer.write(r.stderr)\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        "sys.exit(r.returncode)\n"
-    )
-    r = subprocess.run(
-        [sys.executable, "-c", measure, "--data", str(data_dir), "import", "mbox", "acc", "Inbox", str(src)],
-        capture_output=True,
-        timeout=300,
-    )
+    r = moxcli_peak_rss("--data", str(data_dir), "import", "mbox", "acc", "Inbox", str(src), timeout=300)
     assert r.returncode == 1, r.stderr
     assert f"is larger than max_message_size ({32 << 20} bytes)".encode() in r.stderr
     assert b"Traceback" not in r.stderr
@@ -305,18 +294,7 @@ def runner() -> CliRunner:
 def _peak_rss_kib(data_dir: Path, src: Path, account: str) -> int:
     """Peak RSS of `moxcli import mbox` (a small parent runs it, so the child's ru_maxrss is not
     the forked test process's)."""
-    measure = (
-        "import resource, subprocess, sys\n"
-        "r = subprocess.run([sys.executable, '-m', 'moxcli'] + sys.argv[1:], capture_output=True)\n"
-        "sys.stderr.buffer.write(r.stderr)\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        "sys.exit(r.returncode)\n"
-    )
-    r = subprocess.run(
-        [sys.executable, "-c", measure, "--data", str(data_dir), "import", "mbox", account, "Inbox", str(src)],
-        capture_output=True,
-        timeout=300,
-    )
+    r = moxcli_peak_rss("--data", str(data_dir), "import", "mbox", account, "Inbox", str(src), timeout=300)
     assert r.returncode == 0, r.stderr
     return int(r.stdout)
 

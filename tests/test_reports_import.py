@@ -12,6 +12,7 @@ import tarfile
 import pytest
 from conftest import ROOT
 from helpers import reportmail as rm
+from helpers.proc import moxcli_peak_rss
 
 from moxcli.cli import cli
 from moxcli.config import Config, parse_config
@@ -309,8 +310,6 @@ def test_killed_import_keeps_committed_batches(tmp_path):
     and importing again stores the rest and calls the stored ones duplicates."""
     import os
     import signal
-    import subprocess
-    import sys
 
     from moxcli.datatools.verify import verify_data
     from moxcli.reports.incoming import BATCH_SIZE
@@ -355,19 +354,7 @@ def test_importing_many_large_reports_keeps_memory_flat(data_dir, tmp_path):
     src.mkdir()
     for i in range(300):
         (src / f"r{i:03d}.json").write_bytes(_large_tls_report(i, 500))
-    # A small parent runs the CLI, so the child's ru_maxrss is not the forked test process's.
-    measure = (
-        "import resource, subprocess, sys\n"
-        "r = subprocess.run([sys.executable, '-m', 'moxcli'] + sys.argv[1:], capture_output=True)\n"
-        "sys.stderr.buffer.write(r.stderr)\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        "sys.exit(r.returncode)\n"
-    )
-    r = subprocess.run(
-        [sys.executable, "-c", measure, "--data", str(data_dir), "tlsreports", "import", str(src)],
-        capture_output=True,
-        timeout=600,
-    )
+    r = moxcli_peak_rss("--data", str(data_dir), "tlsreports", "import", str(src), timeout=600)
     assert r.returncode == 0, r.stderr
     assert b"300 message(s): 300 imported, 0 duplicate, 0 not a report, 0 rejected" in r.stderr
     with Store.open(data_dir) as store, store.read() as tx:

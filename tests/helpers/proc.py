@@ -40,3 +40,19 @@ def log_since(path: str, offset: int) -> list[str]:
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read().decode("utf-8", "replace").splitlines()
+
+
+# A small parent runs the CLI, so the child's ru_maxrss is not the forked test process's.
+_PEAK_RSS = (
+    "import resource, subprocess, sys\n"
+    "r = subprocess.run([sys.executable, '-m', 'moxcli'] + sys.argv[1:], capture_output=True)\n"
+    "sys.stderr.buffer.write(r.stderr)\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(r.returncode)\n"
+)
+
+
+def moxcli_peak_rss(*args: str, timeout: float) -> subprocess.CompletedProcess[bytes]:
+    """`moxcli ARGS` in a child of a small parent: its stderr and exit code, and on stdout
+    the child's peak RSS in KiB."""
+    return subprocess.run([sys.executable, "-c", _PEAK_RSS, *args], capture_output=True, timeout=timeout)
