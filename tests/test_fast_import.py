@@ -15,6 +15,7 @@ import sys
 
 import pytest
 from helpers import reportmail as rm
+from helpers.proc import import_probe
 
 from moxcli.cli import cli, fast
 from moxcli.reports import incoming_dmarc as idmarc
@@ -168,17 +169,7 @@ def test_unreadable_source_goes_to_click(capsys, sources):
     assert fast.run(["reports", "import", str(sources / "file")]) is None
 
 
-PROBE = """
-import sys
-sys.argv = ["moxcli", *sys.argv[1:]]
-from moxcli.entry import main
-try:
-    main()
-except SystemExit:
-    pass
-heavy = ("click", "rich", "dns", "cryptography", "email.parser", "ctypes", "moxcli.mail.mbox")
-print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)
-"""
+PROBE = import_probe("click", "rich", "dns", "cryptography", "email.parser", "ctypes", "moxcli.mail.mbox")
 
 
 def test_a_real_import_process_loads_no_click(sources):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.proc import import_probe
 
 from moxcli.cli import cli, fast
 from moxcli.datatools.gentest import generate
@@ -91,17 +92,7 @@ def test_other_check_tlsrpt_shapes_go_to_click(capsys, args):
     assert capsys.readouterr() == ("", "")
 
 
-PROBE = """
-import sys
-sys.argv = ["moxcli", *sys.argv[1:]]
-from moxcli.entry import main
-try:
-    main()
-except SystemExit:
-    pass
-heavy = ("click", "rich", "dns", "cryptography", "lmdb", "msgpack")
-print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)
-"""
+PROBE = import_probe("click", "rich", "dns", "cryptography", "lmdb", "msgpack")
 
 
 @pytest.mark.parametrize(
@@ -132,10 +123,7 @@ def test_what_a_real_process_imports(tmp_path, args, want):
     assert r.stdout
 
 
-STDLIB_PROBE = PROBE.replace(
-    'heavy = ("click", "rich", "dns", "cryptography", "lmdb", "msgpack")',
-    'heavy = ("dataclasses", "datetime", "idna", "inspect", "re", "typing")',
-)
+STDLIB_PROBE = import_probe("dataclasses", "datetime", "idna", "inspect", "re", "typing")
 
 
 @pytest.mark.parametrize(

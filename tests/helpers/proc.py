@@ -56,3 +56,19 @@ def moxcli_peak_rss(*args: str, timeout: float) -> subprocess.CompletedProcess[b
     """`moxcli ARGS` in a child of a small parent: its stderr and exit code, and on stdout
     the child's peak RSS in KiB."""
     return subprocess.run([sys.executable, "-c", _PEAK_RSS, *args], capture_output=True, timeout=timeout)
+
+
+def import_probe(*heavy: str) -> str:
+    """A `python -c` script that runs moxcli with its own arguments (`sys.argv[1:]`) and then
+    prints, as its last stderr line, which of the ``heavy`` modules the call imported."""
+    return (
+        "import sys\n"
+        'sys.argv = ["moxcli", *sys.argv[1:]]\n'
+        "from moxcli.entry import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = {heavy!r}\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
