@@ -6,17 +6,13 @@ Scripted servers on loopback play each misbehaviour; one does a real STARTTLS ha
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import socket
 import ssl
 import threading
 from collections.abc import Callable
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from helpers.smtpd import self_signed_cert
 
 from moxcli.smtp.probe import direct_tls_probe, starttls_probe
 
@@ -142,27 +138,9 @@ def test_probe_greeting_deadline():
 @pytest.fixture(scope="module")
 def server_tls(tmp_path_factory) -> ssl.SSLContext:
     """A server context with a self-signed certificate for mx.example."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx.example")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("mx.example")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    d = tmp_path_factory.mktemp("tls")
-    (d / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("tls"), "mx.example")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(d / "cert.pem", d / "key.pem")
+    ctx.load_cert_chain(cert, key)
     return ctx
 
 

@@ -66,10 +66,10 @@ def smtpd():
     ctl.stop()
 
 
-def self_signed_cert(tmp_path):
-    """A self-signed certificate for example.org, valid today: (cert PEM path, key PEM path)."""
+def self_signed_cert(tmp_path, host: str = "example.org"):
+    """A self-signed certificate for ``host``, valid today: (cert PEM path, key PEM path)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.org")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -79,7 +79,7 @@ def self_signed_cert(tmp_path):
         .serial_number(1)
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("example.org")]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
         .sign(key, hashes.SHA256())
     )
     c, k = tmp_path / "c.pem", tmp_path / "k.pem"
