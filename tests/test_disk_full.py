@@ -57,6 +57,13 @@ def _fill(fs: Path) -> Path:
     return filler
 
 
+def _free_and_verify(filler: Path, data: Path) -> None:
+    """Give the space back, then the data dir must pass verifydata: nothing half written."""
+    shutil.rmtree(filler)
+    v = subprocess.run([MOXCLI, "verifydata", str(data)], capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
 def _moxcli(data: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [MOXCLI, "--data", str(data), *args], capture_output=True, text=True, input=input, timeout=120
@@ -134,9 +141,7 @@ def test_disk_full_is_one_line_and_nothing_half_written(small_fs, tmp_path, name
             assert len(r.stderr.splitlines()) == 1, r.stderr
         if name in ("init", "gentestdata"):  # a new data dir: removed again, not left half made
             assert sorted(p.name for p in small_fs.iterdir()) == ["data", "filler"]
-        shutil.rmtree(filler)
-        v = subprocess.run([MOXCLI, "verifydata", str(data)], capture_output=True, text=True, timeout=120)
-        assert v.returncode == 0, v.stdout + v.stderr
+        _free_and_verify(filler, data)
     finally:
         for p in small_fs.iterdir():
             shutil.rmtree(p, ignore_errors=True)
@@ -239,9 +244,7 @@ def test_disk_full_past_the_lock_is_one_line_and_nothing_half_written(small_fs, 
         assert r.returncode == 1, r.stderr
         assert len(r.stderr.splitlines()) == 1, r.stderr
         assert r.stderr.startswith("moxcli: ") and r.stderr.endswith(NO_SPACE + "\n"), r.stderr
-        shutil.rmtree(filler)
-        v = subprocess.run([MOXCLI, "verifydata", str(data)], capture_output=True, text=True, timeout=120)
-        assert v.returncode == 0, v.stdout + v.stderr
+        _free_and_verify(filler, data)
     finally:
         for p in small_fs.iterdir():
             shutil.rmtree(p, ignore_errors=True)
@@ -266,9 +269,7 @@ def test_queue_run_with_due_messages_on_a_full_disk(small_fs, tmp_path):
             "0 message(s) attempted: 0 delivered, 0 deferred, 0 failed, 0 interrupted, 0 DSN(s) stored",
             "moxcli: store: mdb_txn_commit: " + NO_SPACE,
         ]
-        shutil.rmtree(filler)
-        v = subprocess.run([MOXCLI, "verifydata", str(data)], capture_output=True, text=True, timeout=120)
-        assert v.returncode == 0, v.stdout + v.stderr
+        _free_and_verify(filler, data)
     finally:
         for p in small_fs.iterdir():
             shutil.rmtree(p, ignore_errors=True)
