@@ -213,13 +213,7 @@ def test_warning_for_open_data_dir_and_key(tmp_path, monkeypatch):
 
 
 def test_cli_warns_once_about_world_readable_store_and_key(tmp_path):
-    data = tmp_path / "data"
-    r = subprocess.run(
-        [MOXCLI, "--data", str(data), "init", "example.org", "--hostname", "mail.example.org"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
+    data = _init(tmp_path)
     os.chmod(data, 0o755)
     key = next((data / "dkim").rglob("*.pem"))
     os.chmod(key, 0o644)
@@ -245,13 +239,7 @@ def test_warning_for_a_data_dir_of_another_user(tmp_path, monkeypatch):
 def test_import_backup_and_verifydata_warn_about_an_open_data_dir(tmp_path):
     """These open the store themselves (not through the CLI's shared store-open path) and
     still warn, once, through moxcli.perms.check_data_dir."""
-    data = tmp_path / "data"
-    r = subprocess.run(
-        [MOXCLI, "--data", str(data), "init", "example.org", "--hostname", "mail.example.org"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
+    data = _init(tmp_path)
     os.chmod(data, 0o755)
     mbox = tmp_path / "in.mbox"
     mbox.write_bytes(b"From a@example.org Mon Jan  2 15:04:05 2006\nSubject: s\n\nbody\n")
@@ -272,13 +260,7 @@ def test_import_backup_and_verifydata_warn_about_an_open_data_dir(tmp_path):
 def test_import_backup_and_verifydata_warn_once_about_a_readable_dkim_key(tmp_path):
     """A DKIM key others can read lets them sign as the domain: the commands that copy or
     check the data directory warn about it once, as about the directory itself."""
-    data = tmp_path / "data"
-    r = subprocess.run(
-        [MOXCLI, "--data", str(data), "init", "example.org", "--hostname", "mail.example.org"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
+    data = _init(tmp_path)
     key = next((data / "dkim").rglob("*.pem"))
     os.chmod(key, 0o640)
     mbox = tmp_path / "in.mbox"
